@@ -1,0 +1,254 @@
+"""The ``customer-ai`` command: run, check, explain and backtest instances without Airflow.
+
+Exit status: 0 success; 1 the model failed the quality gate (without ``--allow-poor``); 2 bad input (instance
+file, events, too little data), with a message that says what is wrong and where.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_POOR, EXIT_INPUT = 0, 1, 2
+
+
+class UsageError(ValueError):
+    """A command-line argument that cannot be used."""
+
+
+def _as_of(text: str):  # noqa: ANN202 - pandas is imported lazily
+    from customer_ai.windows import as_of_timestamp
+
+    try:
+        return as_of_timestamp(text)
+    except ValueError as exc:
+        raise UsageError(f"--as-of: {exc}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="customer-ai",
+        description="Calibrated propensity scores with influential factors, from an event log and a goal.",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress messages on stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("instance", type=Path, help="instance YAML file")
+        sub.add_argument(
+            "--home",
+            type=Path,
+            default=None,
+            help="folder for artifacts and the embedded store (default: $CUSTOMER_AI_HOME or ~/.customer-ai)",
+        )
+        sub.add_argument(
+            "--store",
+            default=None,
+            help="profile store address, e.g. sqlite:///path/store.sqlite "
+            "(default: $CUSTOMER_AI_STORE or <home>/store.sqlite)",
+        )
+
+    run = commands.add_parser("run", help="train as of a date and score every eligible profile")
+    common(run)
+    run.add_argument("--as-of", required=True, help="as-of date YYYY-MM-DD (UTC midnight)")
+    run.add_argument("--events", type=Path, help="canonical event file (.parquet/.csv) replacing the instance's")
+    run.add_argument("--scores-out", type=Path, help="also write the scores here (.csv or .parquet)")
+    run.add_argument("--allow-poor", action="store_true", help="exit 0 even if the model fails the quality gate")
+    run.add_argument("--top", type=int, default=5, help="profiles to print with their factors (default 5)")
+
+    check = commands.add_parser("check", help="validate an instance file (and its event file, if present)")
+    check.add_argument("instance", type=Path, help="instance YAML file")
+    check.add_argument("--events", type=Path, help="canonical event file to check the conditions against")
+
+    explain = commands.add_parser("explain", help="print one profile's score and influential factors")
+    common(explain)
+    explain.add_argument("profile_id", help="the profile")
+    explain.add_argument("--as-of", help="a past as-of date (default: the current score)")
+
+    backtest = commands.add_parser("backtest", help="score past dates and measure against what happened")
+    backtest.add_argument("instance", type=Path, help="instance YAML file")
+    backtest.add_argument("--as-of", action="append", required=True, help="as-of date; repeat for several")
+    backtest.add_argument("--events", type=Path, help="canonical event file replacing the instance's")
+    backtest.add_argument("--json-out", type=Path, help="write all metrics as JSON here")
+    return parser
+
+
+def _home(args: argparse.Namespace) -> Path:
+    from customer_ai.artifacts import default_home
+
+    return args.home if args.home is not None else default_home()
+
+
+def _store(args: argparse.Namespace):  # noqa: ANN202 - returns the store type, imported lazily
+    from customer_ai.store import open_store
+
+    return open_store(args.store or os.environ.get("CUSTOMER_AI_STORE"), _home(args))
+
+
+def _print_profile(row: dict, out=sys.stdout) -> None:  # noqa: ANN001
+    print(
+        f"  {row['profile_id']:>10}  probability {row['probability']:.3f}  score {row['score']:>3}  "
+        f"percentile {row['percentile']:>3}  bucket {row['bucket']}",
+        file=out,
+    )
+    for factor in row["factors"]:
+        sign = "+" if factor["contribution"] > 0 else "-"
+        print(
+            f"      {sign} {factor['description']}  ({factor['contribution']:+.3f}, {factor['importance']})",
+            file=out,
+        )
+
+
+def _write_scores(scores, path: Path) -> None:  # noqa: ANN001
+    out = scores.copy()
+    out["factors"] = [json.dumps(f, ensure_ascii=False) for f in out["factors"]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".parquet":
+        out.to_parquet(path, index=False)
+    elif path.suffix.lower() == ".csv":
+        out.to_csv(path, index=False)
+    else:
+        raise UsageError(f"--scores-out {path}: use a .csv or .parquet file name")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from customer_ai import pipeline
+    from customer_ai.spec import load_spec
+
+    spec = load_spec(args.instance)
+    as_of = _as_of(args.as_of)
+    if args.scores_out is not None and args.scores_out.suffix.lower() not in (".csv", ".parquet"):
+        raise UsageError(f"--scores-out {args.scores_out}: use a .csv or .parquet file name")
+    events = pipeline.load_events(spec, args.events)
+    store = _store(args)
+    result = pipeline.run(spec, as_of, events=events, home=_home(args), store=store)
+    if args.scores_out is not None:
+        _write_scores(result.scores, args.scores_out)
+    meta = result.metadata
+    metrics = meta["validation"]["metrics"]
+    print(f"{spec.name} as of {meta['as_of']}: {meta['goal']}")
+    print(
+        f"model {meta['model_version']}: {meta['quality']['status']} ({meta['quality']['reason']}); "
+        f"validation {meta['validation']['snapshot']}: ROC AUC {metrics['roc_auc']:.3f}, "
+        f"PR AUC {metrics['pr_auc']:.3f}, Brier {metrics['brier']:.3f}, "
+        f"top-decile lift {metrics['top_decile_lift']:.2f}"
+    )
+    buckets = ", ".join(f"{k} {v:,}" for k, v in meta["buckets"].items())
+    print(f"scored {meta['scored_profiles']:,} profiles ({buckets})")
+    print(f"artifacts: {result.artifact_dir}")
+    if result.quality == "ok":
+        print(f"store: {store}")
+    if args.scores_out is not None:
+        print(f"scores: {args.scores_out}")
+    if args.top > 0 and len(result.scores):
+        print(f"top {min(args.top, len(result.scores))} profiles:")
+        top = result.scores.sort_values(["probability", "profile_id"], ascending=[False, True]).head(args.top)
+        for row in top.to_dict("records"):
+            _print_profile(row)
+    if result.quality != "ok":
+        print(f"warning: the model is poor: {meta['quality']['reason']}", file=sys.stderr)
+        return EXIT_OK if args.allow_poor else EXIT_POOR
+    return EXIT_OK
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from customer_ai.spec import load_spec
+
+    spec = load_spec(args.instance)
+    print(f"{args.instance}: ok: {spec.name} ({spec.propensity}): {spec.goal_in_words()}")
+    source = args.events or (spec.resolve(spec.events.path) if spec.events.path else None)
+    if source is not None and Path(source).exists():
+        from customer_ai.conditions import ConditionError, where_mask
+        from customer_ai.events import load_event_file
+
+        events = load_event_file(source, None if args.events else spec.events.columns)
+        patterns = [p.where for p in spec.goal.events + spec.eligibility.events + spec.eligibility.exclude]
+        patterns += [c.where for c in spec.custom_events]
+        for where in patterns:
+            try:
+                hits = int(where_mask(events, where).sum())
+            except ConditionError as exc:
+                raise ConditionError(f"{args.instance}: {exc}") from None
+            if hits == 0:
+                print(f"warning: no event matches {[c.model_dump() for c in where]}", file=sys.stderr)
+        print(
+            f"{source}: {len(events):,} events, {events['profile_id'].nunique():,} profiles, "
+            f"{events['timestamp'].min():%Y-%m-%d} .. {events['timestamp'].max():%Y-%m-%d}"
+        )
+    return EXIT_OK
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from customer_ai.spec import load_spec
+
+    spec = load_spec(args.instance)
+    store = _store(args)
+    scores = store.read_scores(spec.name, as_of=args.as_of, profile_id=args.profile_id)
+    if scores.empty:
+        when = f"as of {args.as_of}" if args.as_of else "currently"
+        print(f"profile {args.profile_id!r} has no {spec.name} score {when} in {store}", file=sys.stderr)
+        return EXIT_INPUT
+    row = scores.iloc[0].to_dict()
+    print(f"{spec.name} as of {row['as_of']} (model {row['model_version']}): {spec.goal_in_words()}")
+    _print_profile(row)
+    return EXIT_OK
+
+
+def _cmd_backtest(args: argparse.Namespace) -> int:
+    from customer_ai import pipeline
+    from customer_ai.backtest import backtest, format_markdown
+    from customer_ai.spec import load_spec
+
+    spec = load_spec(args.instance)
+    dates = [_as_of(d) for d in args.as_of]
+    events = pipeline.load_events(spec, args.events)
+    attributes = pipeline.load_attributes(spec)
+    results = [backtest(spec, events, as_of, attributes) for as_of in dates]
+    print(format_markdown(spec, results))
+    if args.json_out is not None:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(results, indent=2) + "\n")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="[customer-ai %(asctime)s] %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    handlers = {"run": _cmd_run, "check": _cmd_check, "explain": _cmd_explain, "backtest": _cmd_backtest}
+    from customer_ai.backtest import GoalWindowOpenError
+    from customer_ai.conditions import ConditionError
+    from customer_ai.events import EventsError
+    from customer_ai.pipeline import InsufficientDataError
+    from customer_ai.spec import SpecError
+
+    input_errors = (
+        SpecError,
+        EventsError,
+        ConditionError,
+        InsufficientDataError,
+        GoalWindowOpenError,
+        UsageError,
+        NotImplementedError,
+    )
+    try:
+        return handlers[args.command](args)
+    except input_errors as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Quality of probabilities against outcomes: ranking, calibration, lift and gains.
+
+Ties are handled as a random order would on average: a decile boundary that cuts through a group of equal
+scores takes the group's positive rate for the part it includes, so coarse baselines (counts, days) are not
+flattered or punished by an arbitrary tie-break.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+__all__ = [
+    "calibration_error",
+    "classification_metrics",
+    "gains_table",
+    "paired_auc_difference",
+    "quality_verdict",
+    "top_fraction_lift",
+]
+
+
+def _positives_in_top(score: np.ndarray, label: np.ndarray, k: float) -> float:
+    """Return the expected positives among the ``k`` highest scores, tie groups shared pro rata."""
+    order = np.argsort(-score, kind="stable")
+    sorted_score, sorted_label = score[order], label[order]
+    boundaries = np.flatnonzero(np.diff(sorted_score)) + 1
+    starts = np.concatenate([[0], boundaries])
+    ends = np.concatenate([boundaries, [len(score)]])
+    group_positives = np.add.reduceat(sorted_label, starts) if len(score) else np.array([])
+    taken = np.clip(k - starts, 0, ends - starts)
+    return float(np.sum(group_positives * taken / (ends - starts)))
+
+
+def top_fraction_lift(score: np.ndarray, label: np.ndarray, fraction: float = 0.1) -> float:
+    """Return the positive rate among the top ``fraction`` of scores divided by the overall positive rate."""
+    score = np.asarray(score, dtype="float64")
+    label = np.asarray(label, dtype="float64")
+    if len(label) == 0 or label.sum() == 0:
+        return float("nan")
+    base = label.mean()
+    k = fraction * len(label)
+    return float(_positives_in_top(score, label, k) / k / base)
+
+
+def calibration_error(probability: np.ndarray, label: np.ndarray, bins: int = 10) -> float:
+    """Return the expected calibration error over ``bins`` equal-width probability bins.
+
+    ``sum_b (n_b / n) * |mean predicted_b - observed rate_b|``.
+    """
+    probability = np.asarray(probability, dtype="float64")
+    label = np.asarray(label, dtype="float64")
+    which = np.minimum((probability * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in np.unique(which):
+        inside = which == b
+        total += inside.sum() * abs(probability[inside].mean() - label[inside].mean())
+    return float(total / len(label))
+
+
+def classification_metrics(probability: np.ndarray, label: np.ndarray) -> dict[str, float]:
+    """Return ROC AUC, PR AUC, log loss, Brier score, calibration error and top-decile lift.
+
+    Parameters
+    ----------
+    probability : numpy.ndarray
+        Predicted probabilities of the goal.
+    label : numpy.ndarray
+        0/1 outcomes.
+
+    Returns
+    -------
+    dict
+        ``n``, ``positive_rate``, ``roc_auc``, ``pr_auc``, ``log_loss``, ``brier``, ``calibration_error``,
+        ``top_decile_lift``, ``mean_probability``.
+    """
+    probability = np.asarray(probability, dtype="float64")
+    label = np.asarray(label, dtype="int64")
+    clipped = np.clip(probability, 1e-12, 1 - 1e-12)
+    both_classes = 0 < label.sum() < len(label)
+    return {
+        "n": int(len(label)),
+        "positive_rate": float(label.mean()),
+        "mean_probability": float(probability.mean()),
+        "roc_auc": float(roc_auc_score(label, probability)) if both_classes else float("nan"),
+        "pr_auc": float(average_precision_score(label, probability)) if both_classes else float("nan"),
+        "log_loss": float(-np.mean(label * np.log(clipped) + (1 - label) * np.log(1 - clipped))),
+        "brier": float(np.mean((probability - label) ** 2)),
+        "calibration_error": calibration_error(probability, label),
+        "top_decile_lift": top_fraction_lift(probability, label, 0.1),
+    }
+
+
+def gains_table(score: np.ndarray, label: np.ndarray, groups: int = 10) -> pd.DataFrame:
+    """Return lift and cumulative gains by decile (group 1 holds the highest scores).
+
+    Columns: ``decile``, ``share`` (fraction of profiles up to this decile), ``positive_rate`` (in the decile),
+    ``lift`` (decile rate / overall rate), ``cumulative_gain`` (share of all positives captured so far).
+    """
+    score = np.asarray(score, dtype="float64")
+    label = np.asarray(label, dtype="float64")
+    n, total = len(label), label.sum()
+    cuts = [_positives_in_top(score, label, n * g / groups) for g in range(groups + 1)]
+    rows = []
+    for g in range(1, groups + 1):
+        inside = cuts[g] - cuts[g - 1]
+        size = n / groups
+        rate = inside / size
+        rows.append(
+            {
+                "decile": g,
+                "share": g / groups,
+                "positive_rate": rate,
+                "lift": rate / (total / n) if total else float("nan"),
+                "cumulative_gain": cuts[g] / total if total else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _rank_auc(label: np.ndarray, score: np.ndarray) -> float:
+    """Return ROC AUC by the rank-sum formula (ties count one half), fast enough to bootstrap."""
+    ranks = rankdata(score)
+    positives = label.sum()
+    negatives = len(label) - positives
+    return float((ranks[label == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def paired_auc_difference(
+    label: np.ndarray, score_a: np.ndarray, score_b: np.ndarray, resamples: int = 1000, seed: int = 0
+) -> dict[str, float]:
+    """Return ROC AUC of ``a`` minus that of ``b`` on the same profiles, with a paired bootstrap 95% interval.
+
+    Parameters
+    ----------
+    label : numpy.ndarray
+        0/1 outcomes.
+    score_a, score_b : numpy.ndarray
+        Two scorers' scores for the same profiles.
+    resamples : int, default 1000
+        Bootstrap resamples (profiles drawn with replacement, the same draw for both scorers).
+    seed : int, default 0
+        Seed of the resampling.
+
+    Returns
+    -------
+    dict
+        ``difference``, ``low``, ``high`` (2.5% and 97.5% percentiles of the resampled differences).
+    """
+    label = np.asarray(label, dtype="int64")
+    score_a = np.asarray(score_a, dtype="float64")
+    score_b = np.asarray(score_b, dtype="float64")
+    rng = np.random.default_rng(seed)
+    differences = []
+    for _ in range(resamples):
+        pick = rng.integers(0, len(label), len(label))
+        if 0 < label[pick].sum() < len(pick):
+            differences.append(_rank_auc(label[pick], score_a[pick]) - _rank_auc(label[pick], score_b[pick]))
+    low, high = np.percentile(differences, [2.5, 97.5]) if differences else (float("nan"), float("nan"))
+    return {
+        "difference": float(roc_auc_score(label, score_a) - roc_auc_score(label, score_b)),
+        "low": float(low),
+        "high": float(high),
+    }
+
+
+def quality_verdict(metrics: dict[str, float], min_auc: float) -> tuple[str, str]:
+    """Return ``("ok" | "poor", reason)`` from validation metrics and the AUC threshold."""
+    auc = metrics.get("roc_auc", float("nan"))
+    if not np.isfinite(auc):
+        return "poor", "validation ROC AUC is undefined (only one class in the validation snapshot)"
+    if auc < min_auc:
+        return "poor", f"validation ROC AUC {auc:.3f} is below the quality gate of {min_auc:.2f}"
+    return "ok", f"validation ROC AUC {auc:.3f} meets the quality gate of {min_auc:.2f}"

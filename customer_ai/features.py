@@ -1,0 +1,412 @@
+"""Point-in-time features: per profile, computed only from events in ``[as_of - lookback, as_of)``.
+
+Everything is vectorised with group-bys over the events in the window; there is no per-profile Python loop.
+Which event types and categorical columns become features is decided once, from the training data, and kept
+in a :class:`FeaturePlan` so that scoring builds exactly the same columns.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from customer_ai.conditions import where_mask
+from customer_ai.events import CANONICAL_COLUMNS
+from customer_ai.spec import Condition, InstanceSpec
+from customer_ai.windows import in_window
+
+__all__ = [
+    "COUNT_WINDOWS",
+    "FeatureInfo",
+    "FeaturePlan",
+    "build_features",
+    "count_windows",
+    "feature_infos",
+    "plan_features",
+    "ratio_windows",
+]
+
+COUNT_WINDOWS = (7, 30, 90, 365)
+MAX_CATEGORIES = 50
+_DAY = pd.Timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """What a feature means, in words.
+
+    ``template`` is formatted with ``value`` (already rendered as text by ``style``); ``missing`` is used when
+    the profile has no value (for example no such event in the lookback).
+    """
+
+    name: str
+    template: str
+    missing: str
+    style: str = "int"  # int | days | money | ratio | number | text
+    categorical: bool = False
+    fill: float | None = None  # value for profiles without events (counts are 0, "days since" stays missing)
+
+    def describe(self, value: object) -> str:
+        """Return the readable text for one profile's value, e.g. "3 purchase events in the last 30 days"."""
+        if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+            return self.missing
+        return self.template.format(value=_render(value, self.style))
+
+
+def _render(value: object, style: str) -> str:
+    if style == "text":
+        return str(value)
+    number = float(value)  # type: ignore[arg-type]
+    if style == "int":
+        return f"{number:,.0f}"
+    if style == "days":
+        return f"{number:,.0f}" if number >= 10 else f"{number:,.1f}"
+    if style == "money":
+        return f"{number:,.2f}"
+    if style == "ratio":
+        return f"{number:.0%}"
+    return f"{number:,.2f}"
+
+
+def count_windows(lookback: int) -> list[int]:
+    """Return the count windows in days: 7/30/90/365 below the lookback, then the lookback itself."""
+    return [w for w in COUNT_WINDOWS if w < lookback] + [lookback]
+
+
+def ratio_windows(lookback: int) -> list[tuple[int, int]]:
+    """Return (recent, longer) window pairs for activity ratios: 30 of 90 days, 90 of the lookback."""
+    points = [w for w in (30, 90) if w < lookback] + [lookback]
+    return list(zip(points, points[1:], strict=False))
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    return slug or "event"
+
+
+@dataclass
+class FeaturePlan:
+    """Which features an instance builds; learned from training data and stored with the model.
+
+    Attributes
+    ----------
+    lookback_days : int
+        Features see events in ``[as_of - lookback_days, as_of)``.
+    event_types : list of str
+        Event types that get their own features (the most frequent ones).
+    valued_sources : list of str
+        Feature prefixes (event type slugs or custom event names) whose events carry a ``value``.
+    categorical_columns : dict
+        Extra event column -> categories; the profile's most frequent value becomes a categorical feature.
+    profile_columns : dict
+        Profile attribute -> categories (empty list for numeric attributes).
+    """
+
+    lookback_days: int
+    event_types: list[str] = field(default_factory=list)
+    valued_sources: list[str] = field(default_factory=list)
+    categorical_columns: dict[str, list[str]] = field(default_factory=dict)
+    profile_columns: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """Return the plan as JSON-ready data."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FeaturePlan:
+        """Rebuild a plan saved with :meth:`to_dict`."""
+        return cls(**data)
+
+
+def _sources(plan: FeaturePlan, spec: InstanceSpec) -> list[tuple[str, str, list]]:
+    """Return (feature prefix, words, where-conditions) for every event type and custom event."""
+    custom = [(c.name, c.name.replace("_", " "), list(c.where)) for c in spec.custom_events]
+    taken = {name for name, _, _ in custom}
+    by_type = [
+        (_slug(t), t, [Condition(field="event_type", op="eq", value=t)])
+        for t in plan.event_types
+        if _slug(t) not in taken
+    ]
+    return by_type + custom
+
+
+def plan_features(
+    events: pd.DataFrame, spec: InstanceSpec, before: pd.Timestamp, profiles: pd.DataFrame | None = None
+) -> FeaturePlan:
+    """Decide which features to build, looking only at events strictly before ``before``.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        Canonical events.
+    spec : InstanceSpec
+        The instance (custom events, caps, lookback).
+    before : pandas.Timestamp
+        Only events before this date are looked at (the model's as-of date).
+    profiles : pandas.DataFrame, optional
+        Static profile attributes indexed by ``profile_id``.
+
+    Returns
+    -------
+    FeaturePlan
+    """
+    past = events.loc[(events["timestamp"] < before).to_numpy()]
+    counts = past["event_type"].value_counts()
+    top = counts.sort_index().sort_values(ascending=False, kind="stable")
+    # "add to cart" and "add-to-cart" would share feature names: keep the more frequent one
+    top = top[~pd.Index([_slug(str(t)) for t in top.index]).duplicated()]
+    event_types = [str(t) for t in top.index[: spec.training.max_event_types]]
+    plan = FeaturePlan(lookback_days=spec.eligibility.lookback_days, event_types=event_types)
+    for prefix, _, where in _sources(plan, spec):
+        if past.loc[where_mask(past, where), "value"].notna().any():
+            plan.valued_sources.append(prefix)
+    for column in past.columns:
+        if column in CANONICAL_COLUMNS or not _is_text(past[column]):
+            continue
+        values = past[column].dropna().astype(str).unique()
+        if 1 < len(values) <= MAX_CATEGORIES:
+            plan.categorical_columns[str(column)] = sorted(values)
+    if profiles is not None:
+        for column in profiles.columns:
+            if _is_text(profiles[column]):
+                plan.profile_columns[str(column)] = sorted(profiles[column].dropna().astype(str).unique())
+            else:
+                plan.profile_columns[str(column)] = []
+    return plan
+
+
+def _is_text(column: pd.Series) -> bool:
+    return (
+        pd.api.types.is_string_dtype(column.dtype)
+        or isinstance(column.dtype, pd.CategoricalDtype)
+        or column.dtype == object
+    )
+
+
+def feature_infos(plan: FeaturePlan, spec: InstanceSpec) -> list[FeatureInfo]:
+    """Return the features the plan builds, in column order, with their descriptions."""
+    lookback = plan.lookback_days
+    windows = count_windows(lookback)
+    infos: list[FeatureInfo] = []
+    for prefix, words, _ in _sources(plan, spec):
+        for w in windows:
+            infos.append(
+                FeatureInfo(
+                    f"{prefix}_count_{w}d",
+                    f"{{value}} {words} events in the last {w} days",
+                    "",
+                    "int",
+                    fill=0.0,
+                )
+            )
+        none = f"no {words} in the last {lookback} days"
+        infos.append(FeatureInfo(f"{prefix}_days_since_last", f"last {words} {{value}} days ago", none, "days"))
+        infos.append(FeatureInfo(f"{prefix}_days_since_first", f"first {words} {{value}} days ago", none, "days"))
+        if prefix in plan.valued_sources:
+            infos.append(
+                FeatureInfo(
+                    f"{prefix}_value_sum",
+                    f"{words} value of {{value}} in the last {lookback} days",
+                    none,
+                    "money",
+                )
+            )
+            infos.append(FeatureInfo(f"{prefix}_value_mean", f"average {words} value of {{value}}", none, "money"))
+    none = f"no activity in the last {lookback} days"
+    infos += [
+        FeatureInfo("tenure_days", f"first seen {{value}} days ago (looking back {lookback} days)", none, "days"),
+        FeatureInfo("days_since_last_event", "last activity {value} days ago", none, "days"),
+        FeatureInfo(
+            "active_days",
+            f"active on {{value}} distinct days in the last {lookback} days",
+            none,
+            "int",
+            fill=0.0,
+        ),
+        FeatureInfo("gap_mean_days", "on average {value} days between active days", "only one active day", "days"),
+        FeatureInfo(
+            "gap_std_days",
+            "gaps between active days vary by {value} days",
+            "fewer than three active days",
+            "days",
+        ),
+    ]
+    infos += [
+        FeatureInfo(
+            f"activity_ratio_{recent}_{longer}",
+            f"{{value}} of the last {longer} days' events fell in the last {recent} days",
+            f"no events in the last {longer} days",
+            "ratio",
+        )
+        for recent, longer in ratio_windows(lookback)
+    ]
+    for column in plan.categorical_columns:
+        words = column.replace("_", " ")
+        infos.append(
+            FeatureInfo(
+                f"{_slug(column)}_most_frequent",
+                f"most often {words} {{value}}",
+                f"{words} unknown",
+                "text",
+                categorical=True,
+            )
+        )
+    for column, categories in plan.profile_columns.items():
+        words = column.replace("_", " ")
+        infos.append(
+            FeatureInfo(
+                f"profile_{_slug(column)}",
+                f"{words} is {{value}}",
+                f"{words} unknown",
+                "text" if categories else "number",
+                categorical=bool(categories),
+            )
+        )
+    return infos
+
+
+def _source_features(
+    window_events: pd.DataFrame,
+    age: np.ndarray,
+    mask: np.ndarray,
+    prefix: str,
+    *,
+    windows: Sequence[int],
+    valued: bool,
+) -> pd.DataFrame:
+    hits = window_events.loc[mask, ["profile_id", "value"]].copy()
+    hit_age = age[mask]
+    columns = {}
+    for w in windows:
+        # the longest window is the whole lookback, whose first instant (age == lookback) is inside it
+        inside = hit_age < w if w < windows[-1] else np.ones(len(hit_age), dtype=bool)
+        hits[f"{prefix}_count_{w}d"] = inside.astype("int64")
+        columns[f"{prefix}_count_{w}d"] = "sum"
+    hits[f"{prefix}_days_since_last"] = hit_age
+    hits[f"{prefix}_days_since_first"] = hit_age
+    columns[f"{prefix}_days_since_last"] = "min"
+    columns[f"{prefix}_days_since_first"] = "max"
+    grouped = hits.groupby("profile_id", sort=False)
+    result = grouped.agg(columns)
+    if valued:
+        result[f"{prefix}_value_sum"] = grouped["value"].sum(min_count=1)
+        result[f"{prefix}_value_mean"] = grouped["value"].mean()
+    return result
+
+
+def _activity_features(window_events: pd.DataFrame, age: np.ndarray, lookback: int) -> pd.DataFrame:
+    frame = pd.DataFrame({"profile_id": window_events["profile_id"].to_numpy(), "age": age})
+    frame["day"] = np.floor(age).astype("int64")
+    grouped = frame.groupby("profile_id", sort=False)
+    result = pd.DataFrame(
+        {
+            "tenure_days": grouped["age"].max(),
+            "days_since_last_event": grouped["age"].min(),
+            "active_days": grouped["day"].nunique(),
+        }
+    )
+    days = frame[["profile_id", "day"]].drop_duplicates().sort_values(["profile_id", "day"])
+    days["gap"] = days.groupby("profile_id", sort=False)["day"].diff()
+    gaps = days.dropna(subset=["gap"]).groupby("profile_id", sort=False)["gap"]
+    result["gap_mean_days"] = gaps.mean()
+    result["gap_std_days"] = gaps.std(ddof=1)
+    for recent, longer in ratio_windows(lookback):
+        count_recent = (frame["age"] < recent).groupby(frame["profile_id"], sort=False).sum()
+        count_longer = (
+            (frame["age"] < longer).groupby(frame["profile_id"], sort=False).sum()
+            if longer < lookback
+            else grouped.size()
+        )
+        result[f"activity_ratio_{recent}_{longer}"] = (count_recent / count_longer.where(count_longer > 0)).astype(
+            "float64"
+        )
+    return result
+
+
+def _most_frequent(window_events: pd.DataFrame, column: str) -> pd.Series:
+    pairs = window_events[["profile_id", column]].dropna()
+    counts = pairs.groupby(["profile_id", column], sort=True, observed=True).size().reset_index(name="n")
+    counts = counts.sort_values(["profile_id", "n"], ascending=[True, False], kind="stable")
+    first = counts.drop_duplicates("profile_id")
+    return pd.Series(first[column].astype(str).to_numpy(), index=first["profile_id"].to_numpy())
+
+
+def build_features(
+    events: pd.DataFrame,
+    as_of: pd.Timestamp,
+    profiles: pd.Index,
+    spec: InstanceSpec,
+    plan: FeaturePlan,
+    *,
+    attributes: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Return the feature matrix of ``profiles`` at ``as_of``.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        Canonical events; only those in ``[as_of - plan.lookback_days, as_of)`` are used.
+    as_of : pandas.Timestamp
+        The as-of date (UTC).
+    profiles : pandas.Index
+        Profile ids, the rows of the result in this order.
+    spec : InstanceSpec
+        The instance (custom events).
+    plan : FeaturePlan
+        Which features to build.
+    attributes : pandas.DataFrame, optional
+        Static profile attributes indexed by ``profile_id``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``profile_id``; counts are 0 and "days since" is missing for profiles without such events;
+        categorical features use a fixed pandas ``category`` dtype.
+    """
+    lookback = plan.lookback_days
+    window = in_window(events["timestamp"], as_of - pd.Timedelta(days=lookback), as_of)
+    window_events = events.loc[window]
+    window_events = window_events.loc[window_events["profile_id"].isin(profiles).to_numpy()]
+    age = ((as_of - window_events["timestamp"]) / _DAY).to_numpy(dtype="float64")
+
+    parts = [
+        _source_features(
+            window_events,
+            age,
+            where_mask(window_events, where),
+            prefix,
+            windows=count_windows(lookback),
+            valued=prefix in plan.valued_sources,
+        )
+        for prefix, _, where in _sources(plan, spec)
+    ]
+    parts.append(_activity_features(window_events, age, lookback))
+    for column in plan.categorical_columns:
+        parts.append(_most_frequent(window_events, column).rename(f"{_slug(column)}_most_frequent").to_frame())
+    matrix = pd.concat(parts, axis=1).reindex(pd.Index(profiles, name="profile_id"))
+
+    if attributes is not None:
+        for column in plan.profile_columns:
+            matrix[f"profile_{_slug(column)}"] = attributes[column].reindex(matrix.index).to_numpy()
+    infos = feature_infos(plan, spec)
+    for info in infos:
+        if info.fill is not None:
+            matrix[info.name] = matrix[info.name].fillna(info.fill)
+    for column, categories in _categorical_names(plan).items():
+        values = matrix[column].astype("object")
+        known = values.where(values.isin(categories))  # a value unseen in training becomes missing
+        matrix[column] = pd.Categorical(known, categories=categories)
+    numeric = [i.name for i in infos if not i.categorical]
+    matrix[numeric] = matrix[numeric].astype("float64")
+    return matrix[[i.name for i in infos]]
+
+
+def _categorical_names(plan: FeaturePlan) -> dict[str, list[str]]:
+    names = {f"{_slug(c)}_most_frequent": cats for c, cats in plan.categorical_columns.items()}
+    names.update({f"profile_{_slug(c)}": cats for c, cats in plan.profile_columns.items() if cats})
+    return names

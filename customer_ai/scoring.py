@@ -1,0 +1,66 @@
+"""From calibrated probability to what a marketer reads: score, percentile and bucket.
+
+- ``score``: the probability in percent, rounded to an integer 0-100 ("a score of 30 means about 30 in 100
+  such profiles reach the goal").  Because probabilities are calibrated, scores of different runs and
+  instances with the same goal window mean the same thing.
+- ``percentile``: 1-100, the share of profiles scored in the same run whose probability is at or below this
+  one, rounded up; tied probabilities share a percentile and the top profiles have 100.
+- ``bucket``: ``low`` below the ``medium`` threshold, ``high`` at or above the ``high`` threshold, else
+  ``medium`` (thresholds on the score).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["bucket_of", "percentile_of", "score_of", "score_frame"]
+
+
+def score_of(probability: np.ndarray) -> np.ndarray:
+    """Return integer scores 0-100 (probability in percent, halves rounded up)."""
+    return np.floor(np.asarray(probability, dtype="float64") * 100 + 0.5).astype("int64").clip(0, 100)
+
+
+def percentile_of(probability: np.ndarray) -> np.ndarray:
+    """Return percentiles 1-100 among the given probabilities (ties share the higher percentile)."""
+    probability = pd.Series(np.asarray(probability, dtype="float64"))
+    if probability.empty:
+        return np.array([], dtype="int64")
+    at_or_below = probability.rank(method="max", pct=True).to_numpy()
+    return np.ceil(np.round(at_or_below * 100, 9)).astype("int64").clip(1, 100)
+
+
+def bucket_of(score: np.ndarray, medium: float, high: float) -> np.ndarray:
+    """Return ``low``/``medium``/``high`` for scores: low < medium <= medium-bucket < high <= high."""
+    score = np.asarray(score, dtype="float64")
+    return np.where(score >= high, "high", np.where(score >= medium, "medium", "low")).astype(object)
+
+
+def score_frame(profile_ids: pd.Index, probability: np.ndarray, buckets: dict[str, float]) -> pd.DataFrame:
+    """Return the per-profile score columns.
+
+    Parameters
+    ----------
+    profile_ids : pandas.Index
+        The scored profiles.
+    probability : numpy.ndarray
+        Calibrated probabilities of the goal, aligned with ``profile_ids``.
+    buckets : dict
+        ``{"medium": threshold, "high": threshold}`` on the score.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``profile_id``, ``probability``, ``score``, ``percentile``, ``bucket``.
+    """
+    score = score_of(probability)
+    return pd.DataFrame(
+        {
+            "profile_id": np.asarray(profile_ids, dtype=object).astype(str),
+            "probability": np.asarray(probability, dtype="float64"),
+            "score": score,
+            "percentile": percentile_of(probability),
+            "bucket": bucket_of(score, buckets["medium"], buckets["high"]),
+        }
+    )

@@ -1,0 +1,198 @@
+"""Run artifacts: atomic folder writes, reload, model version and the home folder."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from customer_ai import artifacts
+from customer_ai.model import PlattCalibration, TrainedModel, fit_model
+
+AS_OF = pd.Timestamp("2024-01-31", tz="UTC")
+
+
+def tiny_problem(n: int, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
+    x = rng.normal(size=n)
+    channel = rng.choice(["app", "shop", "web"], size=n)
+    logit = 2 * x + np.where(channel == "web", 1.0, -0.5)
+    label = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return pd.DataFrame({"x": x, "channel": pd.Categorical(channel, categories=["app", "shop", "web"])}), label
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[TrainedModel, pd.DataFrame]:
+    rng = np.random.default_rng(2)
+    train_x, train_y = tiny_problem(400, rng)
+    valid_x, valid_y = tiny_problem(200, rng)
+    return fit_model(train_x, train_y, valid_x, valid_y, params={"num_threads": 1}), valid_x
+
+
+def metadata_of(model: TrainedModel, **extra: object) -> dict:
+    return {
+        "instance": "unit",
+        "as_of": "2024-01-31",
+        "features": {"names": model.features, "categorical": model.categorical},
+        "parameters": model.params,
+        "calibration": {"slope": model.calibration.slope, "intercept": model.calibration.intercept},
+        "label_counts": {"positives": 12, "negatives": 388},
+        **extra,
+    }
+
+
+def scores_of() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "profile_id": ["p1", "p2"],
+            "probability": [0.25, 0.75],
+            "score": [25, 75],
+            "factors": [
+                [{"feature": "x", "description": "café visits", "value": 1.5, "contribution": 0.2}],
+                [],
+            ],
+        }
+    )
+
+
+def hidden_entries(parent: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
+
+
+def test_run_dir_layout(tmp_path):
+    assert artifacts.run_dir(tmp_path, "churn", AS_OF) == tmp_path / "artifacts" / "churn" / "2024-01-31"
+
+
+def test_write_and_load_round_trip(tmp_path, trained):
+    model, valid_x = trained
+    folder = artifacts.run_dir(tmp_path, "unit", AS_OF)
+    metadata = metadata_of(model)
+    scores = scores_of()
+    extra = {"training_set": pd.DataFrame({"label": [1, 0]}, index=pd.Index(["p1", "p2"], name="profile_id"))}
+
+    assert artifacts.write_run(folder, model, metadata, scores, extra) == folder
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "metadata.json",
+        "model.txt",
+        "scores.parquet",
+        "training_set.parquet",
+    ]
+
+    loaded, loaded_metadata = artifacts.load_run(folder)
+    assert loaded_metadata == json.loads(json.dumps(metadata))
+    assert loaded_metadata["parameters"] == model.params
+    assert loaded.features == ["x", "channel"]
+    assert loaded.categorical == ["channel"]
+    assert loaded.calibration == model.calibration
+    np.testing.assert_array_equal(loaded.predict_proba(valid_x), model.predict_proba(valid_x))
+    np.testing.assert_allclose(loaded.contributions(valid_x), model.contributions(valid_x), rtol=0, atol=1e-12)
+
+    stored = pd.read_parquet(folder / "scores.parquet")
+    assert stored["profile_id"].tolist() == ["p1", "p2"]
+    assert stored["factors"].tolist() == [
+        '[{"feature": "x", "description": "café visits", "value": 1.5, "contribution": 0.2}]',
+        "[]",
+    ]
+    assert [json.loads(f) for f in stored["factors"]] == scores["factors"].tolist()
+    assert isinstance(scores["factors"].iloc[0], list)  # the caller's frame is left as it was
+
+    training_set = pd.read_parquet(folder / "training_set.parquet")
+    pd.testing.assert_frame_equal(training_set, extra["training_set"])
+
+
+def test_scores_without_factors_are_stored_as_is(tmp_path, trained):
+    model, _ = trained
+    folder = tmp_path / "run"
+    artifacts.write_run(folder, model, metadata_of(model), pd.DataFrame({"profile_id": ["p1"], "score": [3]}), {})
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(folder / "scores.parquet"), pd.DataFrame({"profile_id": ["p1"], "score": [3]})
+    )
+
+
+def test_writing_twice_replaces_the_folder(tmp_path, trained):
+    model, _ = trained
+    folder = artifacts.run_dir(tmp_path, "unit", AS_OF)
+    artifacts.write_run(folder, model, metadata_of(model, attempt=1), scores_of(), {"old": pd.DataFrame({"a": [1]})})
+    artifacts.write_run(folder, model, metadata_of(model, attempt=2), scores_of()[:1], {})
+
+    assert artifacts.load_run(folder)[1]["attempt"] == 2
+    assert not (folder / "old.parquet").exists()
+    assert len(pd.read_parquet(folder / "scores.parquet")) == 1
+    assert [p.name for p in folder.parent.iterdir()] == ["2024-01-31"]  # no staging or retired folders
+
+
+def test_failed_write_leaves_previous_run_intact(tmp_path, trained):
+    model, _ = trained
+    folder = artifacts.run_dir(tmp_path, "unit", AS_OF)
+    artifacts.write_run(folder, model, metadata_of(model, attempt=1), scores_of(), {})
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    unwritable = pd.DataFrame({"thing": [object()]})
+    with pytest.raises(Exception, match="object"):
+        artifacts.write_run(folder, model, metadata_of(model, attempt=2), scores_of(), {"bad": unwritable})
+
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert artifacts.load_run(folder)[1]["attempt"] == 1
+    assert hidden_entries(folder.parent) == []
+
+
+def test_failed_first_write_leaves_nothing(tmp_path, trained):
+    model, _ = trained
+    folder = artifacts.run_dir(tmp_path, "unit", AS_OF)
+    with pytest.raises(Exception, match="object"):
+        artifacts.write_run(folder, model, metadata_of(model), scores_of(), {"bad": pd.DataFrame({"t": [object()]})})
+    assert list(folder.parent.iterdir()) == []
+
+
+def test_model_version_format_and_stability(tmp_path, trained):
+    model, _ = trained
+    version = artifacts.model_version(model, AS_OF)
+    assert re.fullmatch(r"20240131-[0-9a-f]{10}", version)
+    assert artifacts.model_version(model, AS_OF) == version
+
+    later = artifacts.model_version(model, pd.Timestamp("2024-03-01"))
+    assert later == "20240301-" + version.split("-")[1]
+
+    folder = artifacts.write_run(tmp_path / "run", model, metadata_of(model), scores_of(), {})
+    assert artifacts.model_version(artifacts.load_run(folder)[0], AS_OF) == version
+
+
+def test_model_version_changes_with_calibration(trained):
+    model, _ = trained
+    recalibrated = TrainedModel(
+        booster=model.booster,
+        calibration=PlattCalibration(model.calibration.slope, model.calibration.intercept + 0.01),
+        features=model.features,
+        categorical=model.categorical,
+    )
+    assert artifacts.model_version(recalibrated, AS_OF) != artifacts.model_version(model, AS_OF)
+
+
+def test_default_home_honours_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("CUSTOMER_AI_HOME", str(tmp_path / "ai-home"))
+    assert artifacts.default_home() == tmp_path / "ai-home"
+
+
+def test_default_home_expands_user(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("CUSTOMER_AI_HOME", "~/custom")
+    assert artifacts.default_home() == tmp_path / "custom"
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_default_home_falls_back_to_user_folder(monkeypatch, tmp_path, value):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    if value is None:
+        monkeypatch.delenv("CUSTOMER_AI_HOME", raising=False)
+    else:
+        monkeypatch.setenv("CUSTOMER_AI_HOME", value)
+    assert artifacts.default_home() == tmp_path / ".customer-ai"
+
+
+def test_package_versions_names_python_and_dependencies():
+    versions = artifacts.package_versions()
+    assert {"python", "lightgbm", "pandas", "numpy", "customer-ai"} <= set(versions)
+    assert versions["lightgbm"][0].isdigit()

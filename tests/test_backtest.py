@@ -1,0 +1,88 @@
+"""Back-tests: baselines' inputs, the open-window guard and the Markdown table."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_events, make_spec, ts
+
+from customer_ai.backtest import GoalWindowOpenError, backtest, baseline_signals, format_markdown
+
+T = ts("2011-06-01")
+
+
+def test_baseline_signals_use_goal_events_before_the_as_of_date_only() -> None:
+    events = make_events(
+        [
+            ("a", "2011-05-22", "purchase"),
+            ("a", "2011-05-29", "purchase"),
+            ("a", "2011-06-01", "purchase"),  # at T: not seen
+            ("b", "2010-04-27", "purchase"),  # 400 days before T: outside the lookback
+            ("c", "2011-05-31", "visit"),  # not a goal event
+        ]
+    )
+    signals = baseline_signals(events, make_spec(), T, pd.Index(["a", "b", "c"]))
+    assert signals["recency"].tolist() == pytest.approx([-math.log1p(3), -math.log1p(366), -math.log1p(366)])
+    assert signals["frequency"].tolist() == pytest.approx([math.log1p(2), 0.0, 0.0])
+
+
+def test_backtest_refuses_a_date_whose_goal_window_is_still_open() -> None:
+    events = make_events([("a", "2011-05-01", "purchase"), ("a", "2011-06-20", "purchase")])
+    with pytest.raises(GoalWindowOpenError, match="its goal window ends 2011-07-01 but the events end 2011-06-20"):
+        backtest(make_spec(), events, T)
+
+
+def test_format_markdown_has_a_row_per_date_and_scorer() -> None:
+    metrics = {
+        "roc_auc": 0.75,
+        "pr_auc": 0.5,
+        "log_loss": 0.5,
+        "brier": 0.2,
+        "calibration_error": 0.01,
+        "top_decile_lift": 2.5,
+        "positive_rate": 0.3,
+        "mean_probability": 0.31,
+    }
+    gain = {"difference": 0.05, "low": 0.01, "high": 0.09}
+    results = [
+        {
+            "as_of": "2011-09-01",
+            "eligible": 1234,
+            "model": metrics,
+            "recency": metrics,
+            "frequency": metrics,
+            "model_vs": {"recency": gain, "frequency": gain},
+        }
+    ]
+    table = format_markdown(make_spec(), results)
+    lines = table.splitlines()
+    assert lines[0] == "### unit: purchase occurs within 30 days"
+    assert lines[4] == (
+        "| 2011-09-01 | **model** | 1,234 | 0.750 | 0.500 | 0.500 | 0.200 | 0.010 | 2.50 | 0.300 | 0.310 |"
+    )
+    assert [line.split(" | ")[1] for line in lines[4:7]] == ["**model**", "baseline: recency", "baseline: frequency"]
+    assert lines[-1] == "- 2011-09-01: recency +0.050 [+0.010, +0.090], frequency +0.050 [+0.010, +0.090]"
+
+
+def test_backtest_scores_every_eligible_profile_against_real_outcomes() -> None:
+    rng = np.random.default_rng(3)
+    rows = []
+    for customer in range(300):
+        rate = rng.gamma(0.8, 1 / 30)
+        for day in np.sort(rng.uniform(0, 540, size=rng.poisson(rate * 540))):
+            rows.append((f"c{customer}", ts("2010-01-01") + pd.Timedelta(days=float(day)), "purchase", 10.0))
+    events = make_events(rows)
+    spec = make_spec(training={"snapshots": 4, "min_positives": 20, "min_negatives": 20})
+    as_of = ts("2011-05-01")
+    result = backtest(spec, events, as_of)
+    eligible = events[(events.timestamp < as_of) & (events.timestamp >= as_of - pd.Timedelta(days=365))]
+    assert result["eligible"] == eligible["profile_id"].nunique()
+    assert set(result) == {"as_of", "eligible", "validation", "model", "recency", "frequency", "model_vs"}
+    gain = result["model_vs"]["recency"]
+    assert gain["low"] <= gain["difference"] <= gain["high"]
+    assert gain["difference"] == pytest.approx(result["model"]["roc_auc"] - result["recency"]["roc_auc"])
+    assert result["model"]["n"] == result["recency"]["n"] == result["eligible"]
+    assert result["model"]["roc_auc"] > 0.6

@@ -1,0 +1,275 @@
+"""End to end: the `customer-ai` command on a slice of the real online-retail data, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import RETAIL_EVENTS, ROOT
+
+pytestmark = pytest.mark.e2e
+
+AS_OF = "2011-10-01"
+
+
+def _cli(*args: str, home: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "customer_ai.cli", *args],
+        capture_output=True,
+        text=True,
+        env={"CUSTOMER_AI_HOME": str(home), "PATH": "/usr/bin:/bin"},
+        cwd=ROOT,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with half of the real customers' events and a repurchase instance over them."""
+    folder = tmp_path_factory.mktemp("e2e")
+    events = pd.read_parquet(RETAIL_EVENTS)
+    keep = events["profile_id"].map(lambda p: int(p) % 2 == 0)
+    events.loc[keep].to_parquet(folder / "events.parquet", index=False)
+    instance = yaml.safe_load((ROOT / "instances" / "repurchase_30d.yaml").read_text())
+    instance["events"] = {"path": "events.parquet"}
+    instance["profiles"]["path"] = str(ROOT / "examples" / "online_retail" / "profiles.parquet")
+    instance["training"].update({"min_positives": 200, "min_negatives": 200})
+    (folder / "instance.yaml").write_text(yaml.safe_dump(instance))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def first_run(workspace: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    home = workspace / "home"
+    result = _cli(
+        "run",
+        str(workspace / "instance.yaml"),
+        "--as-of",
+        AS_OF,
+        "--scores-out",
+        str(workspace / "scores.csv"),
+        home=home,
+    )
+    return result, home
+
+
+def test_run_writes_scores_for_every_eligible_profile(workspace: Path, first_run: tuple) -> None:
+    result, home = first_run
+    assert result.returncode == 0, result.stderr
+    scores = pd.read_csv(workspace / "scores.csv", dtype={"profile_id": str})
+    events = pd.read_parquet(workspace / "events.parquet")
+    as_of = pd.Timestamp(AS_OF, tz="UTC")
+    window = events[(events.timestamp >= as_of - pd.Timedelta(days=365)) & (events.timestamp < as_of)]
+    eligible = set(window.loc[window.event_type == "purchase", "profile_id"])
+    assert set(scores["profile_id"]) == eligible
+    assert scores["profile_id"].is_unique
+    for column in ("profile_id", "probability", "score", "percentile", "bucket", "propensity", "as_of"):
+        assert column in scores.columns
+    assert scores["probability"].between(0, 1).all()
+    assert scores["percentile"].between(1, 100).all()
+    assert scores["percentile"].max() == 100
+    assert set(scores["bucket"]) <= {"low", "medium", "high"}
+    assert (scores["score"] == (scores["probability"] * 100 + 0.5).astype(int)).all()
+    assert (scores["as_of"] == AS_OF).all()
+    factors = json.loads(scores.sort_values("probability").iloc[-1]["factors"])
+    assert 1 <= len(factors) <= 5
+    assert set(factors[0]) == {"feature", "description", "value", "contribution", "importance"}
+    assert "progress" not in result.stdout
+    assert "building point-in-time features" in result.stderr  # progress goes to stderr
+
+
+def test_run_writes_artifacts_with_metadata(first_run: tuple) -> None:
+    _, home = first_run
+    folder = home / "artifacts" / "repurchase_30d" / AS_OF
+    assert {p.name for p in folder.iterdir()} == {
+        "model.txt",
+        "metadata.json",
+        "scores.parquet",
+        "training_set.parquet",
+    }
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["as_of"] == AS_OF
+    assert meta["windows"]["snapshots"] == [
+        "2011-09-01",
+        "2011-08-02",
+        "2011-07-03",
+        "2011-06-03",
+        "2011-05-04",
+        "2011-04-04",
+    ]
+    assert meta["quality"]["status"] == "ok"
+    assert meta["validation"]["metrics"]["roc_auc"] > 0.65
+    for key in ("roc_auc", "pr_auc", "log_loss", "brier", "top_decile_lift"):
+        assert key in meta["validation"]["metrics"]
+    assert meta["versions"]["lightgbm"].startswith("4.")
+    assert len(meta["spec_hash"]) == 16
+    assert meta["label_counts"]["positives"] >= 200
+    assert "purchase_count_30d" in meta["features"]["names"]
+
+
+def test_run_fills_the_embedded_store(first_run: tuple, workspace: Path) -> None:
+    _, home = first_run
+    scores = pd.read_csv(workspace / "scores.csv", dtype={"profile_id": str})
+    with sqlite3.connect(home / "store.sqlite") as connection:
+        current = connection.execute("SELECT COUNT(*) FROM customer_ai_scores").fetchone()[0]
+        runs = connection.execute("SELECT as_of, status FROM customer_ai_runs").fetchall()
+    assert current == len(scores)
+    assert runs == [(AS_OF, "ok")]
+
+
+def test_running_twice_gives_the_same_scores(workspace: Path, first_run: tuple) -> None:
+    _, home = first_run
+    again = _cli(
+        "run",
+        str(workspace / "instance.yaml"),
+        "--as-of",
+        AS_OF,
+        "--scores-out",
+        str(workspace / "again.parquet"),
+        home=workspace / "home2",
+    )
+    assert again.returncode == 0, again.stderr
+    first = pd.read_csv(workspace / "scores.csv", dtype={"profile_id": str})
+    second = pd.read_parquet(workspace / "again.parquet")
+    pd.testing.assert_frame_equal(
+        first[["profile_id", "probability", "score", "percentile", "bucket"]],
+        second[["profile_id", "probability", "score", "percentile", "bucket"]],
+        check_exact=False,
+        rtol=1e-12,
+    )
+    assert (first["model_version"] == second["model_version"]).all()
+
+
+def test_explain_prints_one_profile(first_run: tuple, workspace: Path) -> None:
+    _, home = first_run
+    scores = pd.read_csv(workspace / "scores.csv", dtype={"profile_id": str})
+    top = scores.sort_values(["probability", "profile_id"], ascending=[False, True]).iloc[0]
+    result = _cli("explain", str(workspace / "instance.yaml"), top["profile_id"], home=home)
+    assert result.returncode == 0, result.stderr
+    assert f"probability {top['probability']:.3f}" in result.stdout
+    assert json.loads(top["factors"])[0]["description"] in result.stdout
+    missing = _cli("explain", str(workspace / "instance.yaml"), "no-such-profile", home=home)
+    assert missing.returncode == 2
+    assert "'no-such-profile' has no repurchase_30d score" in missing.stderr
+
+
+def test_poor_model_exits_non_zero_unless_allowed(workspace: Path) -> None:
+    instance = yaml.safe_load((workspace / "instance.yaml").read_text())
+    instance["training"]["min_auc"] = 0.99
+    path = workspace / "strict.yaml"
+    path.write_text(yaml.safe_dump(instance))
+    home = workspace / "home-poor"
+    poor = _cli("run", str(path), "--as-of", AS_OF, home=home)
+    assert poor.returncode == 1
+    assert "below the quality gate of 0.99" in poor.stderr
+    meta = json.loads((home / "artifacts" / "repurchase_30d" / AS_OF / "metadata.json").read_text())
+    assert meta["quality"]["status"] == "poor"
+    assert (
+        not (home / "store.sqlite").exists()
+        or sqlite3.connect(home / "store.sqlite").execute("SELECT COUNT(*) FROM customer_ai_scores").fetchone()[0] == 0
+    )
+    allowed = _cli("run", str(path), "--as-of", AS_OF, "--allow-poor", home=home)
+    assert allowed.returncode == 0
+
+
+def test_insufficient_data_names_counts_and_thresholds(workspace: Path) -> None:
+    instance = yaml.safe_load((workspace / "instance.yaml").read_text())
+    instance["training"]["min_positives"] = 1_000_000
+    path = workspace / "greedy.yaml"
+    path.write_text(yaml.safe_dump(instance))
+    result = _cli("run", str(path), "--as-of", AS_OF, home=workspace / "home-greedy")
+    assert result.returncode == 2
+    assert "insufficient data for repurchase_30d" in result.stderr
+    assert "at least 1,000,000 positive" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_events_option_replaces_the_source(workspace: Path) -> None:
+    events = pd.read_parquet(workspace / "events.parquet")
+    csv = workspace / "canonical.csv"
+    subset = events[events["profile_id"].map(lambda p: int(p) % 4 == 0)]
+    subset[["profile_id", "timestamp", "event_type", "value"]].to_csv(csv, index=False)
+    instance = yaml.safe_load((workspace / "instance.yaml").read_text())
+    instance["training"].update({"min_positives": 50, "min_negatives": 50})
+    path = workspace / "small.yaml"
+    path.write_text(yaml.safe_dump(instance))
+    out = workspace / "small-scores.parquet"
+    result = _cli(
+        "run",
+        str(path),
+        "--as-of",
+        AS_OF,
+        "--events",
+        str(csv),
+        "--scores-out",
+        str(out),
+        "--allow-poor",
+        home=workspace / "home-csv",
+    )
+    assert result.returncode == 0, result.stderr
+    scores = pd.read_parquet(out)
+    assert set(scores["profile_id"]) <= set(subset["profile_id"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "{instance}", "--as-of", "someday"], "--as-of: not a date: 'someday'"),
+        (["run", "{instance}", "--as-of", AS_OF, "--scores-out", "x.txt"], "use a .csv or .parquet file name"),
+        (["run", "missing.yaml", "--as-of", AS_OF], "missing.yaml: cannot read the instance file"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(workspace: Path, args: list[str], message: str) -> None:
+    args = [a.format(instance=workspace / "instance.yaml") for a in args]
+    result = _cli(*args, home=workspace / "home-bad")
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_validates_the_file_and_its_events(workspace: Path) -> None:
+    result = _cli("check", str(workspace / "instance.yaml"), home=workspace)
+    assert result.returncode == 0, result.stderr
+    assert "ok: repurchase_30d (conversion): purchase occurs within 30 days" in result.stdout
+    bad = workspace / "bad.yaml"
+    bad.write_text((workspace / "instance.yaml").read_text().replace("window_days: 30", "window_days: 0"))
+    broken = _cli("check", str(bad), home=workspace)
+    assert broken.returncode == 2
+    assert f"{bad}: goal.window_days: Input should be greater than or equal to 1" in broken.stderr
+
+
+def test_check_rejects_a_condition_on_an_unknown_field(workspace: Path) -> None:
+    instance = yaml.safe_load((workspace / "instance.yaml").read_text())
+    instance["custom_events"].append({"name": "web", "where": [{"field": "channel", "op": "eq", "value": "web"}]})
+    path = workspace / "channel.yaml"
+    path.write_text(yaml.safe_dump(instance))
+    result = _cli("check", str(path), home=workspace)
+    assert result.returncode == 2
+    assert "condition on field 'channel': the events have no such column" in result.stderr
+
+
+def test_backtest_prints_model_and_baselines(workspace: Path) -> None:
+    result = _cli(
+        "-q",
+        "backtest",
+        str(workspace / "instance.yaml"),
+        "--as-of",
+        "2011-09-01",
+        "--json-out",
+        str(workspace / "bt.json"),
+        home=workspace,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| 2011-09-01 | **model** |" in result.stdout
+    assert "| 2011-09-01 | baseline: recency |" in result.stdout
+    metrics = json.loads((workspace / "bt.json").read_text())[0]
+    assert metrics["model"]["roc_auc"] > metrics["recency"]["roc_auc"]
+    late = _cli("-q", "backtest", str(workspace / "instance.yaml"), "--as-of", "2011-11-20", home=workspace)
+    assert late.returncode == 2
+    assert "its goal window ends 2011-12-20 but the events end 2011-12-09" in late.stderr

@@ -1,0 +1,166 @@
+"""Ranking, calibration, lift and gains on tiny arrays with values worked out by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from customer_ai.evaluation import (
+    calibration_error,
+    classification_metrics,
+    gains_table,
+    quality_verdict,
+    top_fraction_lift,
+)
+
+
+@pytest.mark.parametrize(
+    ("score", "label", "fraction", "expected"),
+    [
+        # the top 1 cuts a tie of two profiles holding one positive: 0.5 expected positives / 1 / base 0.25
+        ([1, 1, 0, 0], [1, 0, 0, 0], 0.25, 2.0),
+        ([1, 1, 0, 0], [1, 0, 0, 0], 0.5, 2.0),
+        # a tie-break in favour of the positive would have given 4.0
+        ([0, 1, 1, 0], [0, 0, 1, 0], 0.25, 2.0),
+        ([4, 3, 2, 1], [1, 0, 1, 0], 0.25, 2.0),
+        ([4, 3, 2, 1], [1, 0, 1, 0], 0.5, 1.0),
+        ([4, 3, 2, 1], [0, 1, 0, 1], 0.5, 1.0),
+        ([4, 3, 2, 1], [0, 0, 0, 1], 0.75, 0.0),
+        # k = 0.4 of the top profile (a positive), base 0.5
+        ([3, 2, 1, 0], [1, 1, 0, 0], 0.1, 2.0),
+        # all tied: the top fraction has the base rate
+        ([5, 5, 5, 5, 5], [1, 0, 0, 1, 0], 0.2, 1.0),
+        ([1, 2, 3, 4], [1, 1, 1, 1], 0.25, 1.0),
+    ],
+)
+def test_top_fraction_lift(score, label, fraction, expected):
+    assert top_fraction_lift(np.array(score), np.array(label), fraction) == pytest.approx(expected)
+
+
+def test_top_fraction_lift_undefined_without_positives():
+    assert math.isnan(top_fraction_lift(np.array([0.3, 0.2]), np.array([0, 0]), 0.5))
+
+
+@pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_top_fraction_lift_undefined_when_empty():
+    assert math.isnan(top_fraction_lift(np.array([]), np.array([]), 0.5))
+
+
+def test_calibration_error_by_hand():
+    # bin 0: |0.05 - 0| * 1; bin 1: |0.15 - 0.5| * 2; bin 9: |0.95 - 1| * 1  -> (0.05 + 0.7 + 0.05) / 4
+    probability = np.array([0.05, 0.15, 0.15, 0.95])
+    assert calibration_error(probability, np.array([0, 1, 0, 1])) == pytest.approx(0.2)
+
+
+def test_calibration_error_puts_one_in_the_last_bin():
+    # 1.0 joins 0.9 in bin 9: mean 0.95 vs rate 0.5, over both profiles
+    assert calibration_error(np.array([0.9, 1.0]), np.array([1, 0])) == pytest.approx(0.45)
+
+
+def test_calibration_error_with_coarse_bins():
+    # bins=2: [0.1, 0.3] vs rate 0.5 -> 0.3 * 2; [0.6, 0.8] vs rate 0.5 -> 0.2 * 2  -> 1.0 / 4
+    probability = np.array([0.1, 0.3, 0.6, 0.8])
+    assert calibration_error(probability, np.array([0, 1, 1, 0]), bins=2) == pytest.approx(0.25)
+
+
+def test_calibration_error_zero_when_bins_match_rates():
+    assert calibration_error(np.array([0.25] * 4), np.array([1, 0, 0, 0])) == pytest.approx(0.0)
+
+
+def test_classification_metrics_exact():
+    probability = np.array([0.8, 0.6, 0.4, 0.2])
+    label = np.array([1, 0, 1, 0])
+    metrics = classification_metrics(probability, label)
+    assert set(metrics) == {
+        "n",
+        "positive_rate",
+        "mean_probability",
+        "roc_auc",
+        "pr_auc",
+        "log_loss",
+        "brier",
+        "calibration_error",
+        "top_decile_lift",
+    }
+    assert metrics["n"] == 4
+    assert metrics["positive_rate"] == pytest.approx(0.5)
+    assert metrics["mean_probability"] == pytest.approx(0.5)
+    assert metrics["roc_auc"] == pytest.approx(0.75)  # 3 of 4 positive/negative pairs ordered correctly
+    assert metrics["pr_auc"] == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
+    assert metrics["log_loss"] == pytest.approx(-(math.log(0.8) + math.log(0.4)) / 2)
+    assert metrics["brier"] == pytest.approx((0.04 + 0.36 + 0.36 + 0.04) / 4)
+    assert metrics["calibration_error"] == pytest.approx((0.2 + 0.6 + 0.6 + 0.2) / 4)
+    assert metrics["top_decile_lift"] == pytest.approx(2.0)
+    assert all(isinstance(value, float) for key, value in metrics.items() if key != "n")
+
+
+def test_classification_metrics_log_loss_is_finite_for_certain_mistakes():
+    metrics = classification_metrics(np.array([0.0, 1.0]), np.array([1, 0]))
+    assert metrics["log_loss"] == pytest.approx(-math.log(1e-12))
+    assert metrics["brier"] == pytest.approx(1.0)
+    assert metrics["roc_auc"] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("label", [[0, 0, 0], [1, 1, 1]])
+def test_classification_metrics_single_class_has_undefined_auc(label):
+    metrics = classification_metrics(np.array([0.2, 0.5, 0.9]), np.array(label))
+    assert math.isnan(metrics["roc_auc"])
+    assert math.isnan(metrics["pr_auc"])
+    assert math.isfinite(metrics["brier"])
+    assert metrics["positive_rate"] == pytest.approx(float(label[0]))
+
+
+def test_gains_table_exact():
+    score = np.arange(10, 0, -1, dtype=float)
+    label = np.array([1, 1, 0, 1, 0, 0, 0, 0, 0, 0])
+    table = gains_table(score, label, groups=5)
+    assert list(table.columns) == ["decile", "share", "positive_rate", "lift", "cumulative_gain"]
+    assert table["decile"].tolist() == [1, 2, 3, 4, 5]
+    assert table["share"].tolist() == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    assert table["positive_rate"].tolist() == pytest.approx([1.0, 0.5, 0.0, 0.0, 0.0])
+    assert table["lift"].tolist() == pytest.approx([1 / 0.3, 0.5 / 0.3, 0.0, 0.0, 0.0])
+    assert table["cumulative_gain"].tolist() == pytest.approx([2 / 3, 1.0, 1.0, 1.0, 1.0])
+
+
+def test_gains_table_cumulative_gain_ends_at_one_and_lifts_average_to_one():
+    rng = np.random.default_rng(3)
+    score = rng.integers(0, 7, size=137).astype(float)  # many ties, n not a multiple of 10
+    label = (rng.random(137) < 0.3).astype(int)
+    table = gains_table(score, label)
+    assert len(table) == 10
+    assert table["cumulative_gain"].iloc[-1] == pytest.approx(1.0)
+    assert table["cumulative_gain"].is_monotonic_increasing
+    assert table["lift"].mean() == pytest.approx(1.0)
+
+
+def test_gains_table_all_tied_scores_give_flat_lift():
+    table = gains_table(np.zeros(20), np.array([1, 0, 0, 0] * 5))
+    assert table["lift"].tolist() == pytest.approx([1.0] * 10)
+    assert table["cumulative_gain"].tolist() == pytest.approx([g / 10 for g in range(1, 11)])
+
+
+def test_gains_table_without_positives_is_nan():
+    table = gains_table(np.array([0.3, 0.2, 0.1]), np.array([0, 0, 0]), groups=3)
+    assert table["lift"].isna().all()
+    assert table["cumulative_gain"].isna().all()
+    assert table["positive_rate"].tolist() == pytest.approx([0.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize(
+    ("metrics", "expected"),
+    [
+        ({"roc_auc": 0.8}, ("ok", "validation ROC AUC 0.800 meets the quality gate of 0.70")),
+        ({"roc_auc": 0.7}, ("ok", "validation ROC AUC 0.700 meets the quality gate of 0.70")),
+        ({"roc_auc": 0.6543}, ("poor", "validation ROC AUC 0.654 is below the quality gate of 0.70")),
+        (
+            {"roc_auc": float("nan")},
+            ("poor", "validation ROC AUC is undefined (only one class in the validation snapshot)"),
+        ),
+        ({}, ("poor", "validation ROC AUC is undefined (only one class in the validation snapshot)")),
+    ],
+)
+def test_quality_verdict(metrics, expected):
+    assert quality_verdict(metrics, min_auc=0.7) == expected

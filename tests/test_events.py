@@ -1,0 +1,419 @@
+"""Tests for customer_ai.events: canonical columns, types, time zones, sorting, file loading and profiles."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ts
+
+from customer_ai.events import CANONICAL_COLUMNS, EventsError, canonicalize, load_event_file, load_profiles
+
+
+def raw(**columns: list) -> pd.DataFrame:
+    return pd.DataFrame(columns)
+
+
+def one_event(**changes: list) -> pd.DataFrame:
+    columns = {"profile_id": ["a"], "timestamp": ["2011-01-01"], "event_type": ["purchase"]}
+    columns.update(changes)
+    return pd.DataFrame(columns)
+
+
+# --- canonicalize -----------------------------------------------------------------------------------------------
+
+
+def test_canonicalize_with_column_mapping() -> None:
+    frame = raw(
+        customer=[17850.0, 13047.0],
+        ts=["2011-06-01T01:00:00+01:00", "2011-06-01 00:30"],
+        event_type=["purchase", "view"],
+        value=["12.5", None],
+        country=["UK", "France"],
+    )
+    events = canonicalize(frame, {"profile_id": "customer", "timestamp": "ts"}, source="t.csv")
+    assert list(events.columns) == ["profile_id", "timestamp", "event_type", "value", "country"]
+    assert events["profile_id"].tolist() == ["17850", "13047"]
+    assert events["timestamp"].tolist() == [ts("2011-06-01 00:00"), ts("2011-06-01 00:30")]
+    assert events["event_type"].tolist() == ["purchase", "view"]
+    assert events["value"].iloc[0] == 12.5
+    assert np.isnan(events["value"].iloc[1])
+    assert events["country"].tolist() == ["UK", "France"]
+    assert list(events.index) == [0, 1]
+
+
+def test_canonicalize_does_not_modify_its_input() -> None:
+    frame = raw(customer=[1.0], ts=["2011-01-01"], event_type=["x"])
+    before = frame.copy()
+    canonicalize(frame, {"profile_id": "customer", "timestamp": "ts"})
+    pd.testing.assert_frame_equal(frame, before)
+
+
+def test_canonical_dtypes() -> None:
+    events = canonicalize(one_event(value=[3]))
+    assert str(events["timestamp"].dtype) == "datetime64[us, UTC]"
+    assert events["value"].dtype == np.float64
+    assert pd.api.types.is_string_dtype(events["profile_id"].dtype)
+    assert pd.api.types.is_string_dtype(events["event_type"].dtype)
+    assert CANONICAL_COLUMNS == ("profile_id", "timestamp", "event_type", "value")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2011-06-01T01:00:00+01:00", "2011-06-01 00:00"),
+        ("2011-06-01T00:00:00Z", "2011-06-01 00:00"),
+        ("2011-05-31T20:00:00-04:00", "2011-06-01 00:00"),
+        ("2011-06-01 00:00:00", "2011-06-01 00:00"),
+        ("2011-06-01", "2011-06-01 00:00"),
+        ("2011-06-01T13:45:30.250", "2011-06-01 13:45:30.250"),
+    ],
+)
+def test_timestamp_strings_become_utc(text: str, expected: str) -> None:
+    assert canonicalize(one_event(timestamp=[text]))["timestamp"].tolist() == [ts(expected)]
+
+
+def test_mixed_naive_and_aware_strings() -> None:
+    events = canonicalize(
+        raw(profile_id=["a", "b"], timestamp=["2011-06-01T03:00:00+02:00", "2011-06-01 02:00"], event_type=["x", "x"])
+    )
+    assert events["timestamp"].tolist() == [ts("2011-06-01 01:00"), ts("2011-06-01 02:00")]
+
+
+def test_naive_datetime_column_taken_as_utc() -> None:
+    stamps = pd.to_datetime(["2011-06-01 10:00"])
+    assert stamps.tz is None
+    events = canonicalize(one_event(timestamp=stamps))
+    assert events["timestamp"].tolist() == [ts("2011-06-01 10:00")]
+
+
+def test_aware_datetime_column_converted_to_utc() -> None:
+    stamps = pd.to_datetime(["2011-06-01 10:00", "2011-01-01 10:00"]).tz_localize("Europe/London")
+    events = canonicalize(raw(profile_id=["summer", "winter"], timestamp=stamps, event_type=["x", "x"]))
+    assert events["profile_id"].tolist() == ["winter", "summer"]
+    assert events["timestamp"].tolist() == [ts("2011-01-01 10:00"), ts("2011-06-01 09:00")]
+    assert str(events["timestamp"].dtype) == "datetime64[us, UTC]"
+
+
+@pytest.mark.parametrize(
+    ("ids", "expected"),
+    [
+        ([17850.0, 13047.0], ["17850", "13047"]),
+        ([17850, 13047], ["17850", "13047"]),
+        (["C17850", "007"], ["C17850", "007"]),
+        ([1.5, 2.0], ["1.5", "2.0"]),
+    ],
+)
+def test_profile_ids_become_strings(ids: list, expected: list[str]) -> None:
+    frame = raw(profile_id=ids, timestamp=["2011-01-01", "2011-01-01"], event_type=["x", "x"])
+    assert sorted(canonicalize(frame)["profile_id"].tolist()) == sorted(expected)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["12.5", "3"], [12.5, 3.0]),
+        ([12, 3], [12.0, 3.0]),
+        (["-1e2", " 7 "], [-100.0, 7.0]),
+    ],
+)
+def test_values_parsed_as_float(values: list, expected: list[float]) -> None:
+    frame = raw(profile_id=["a", "b"], timestamp=["2011-01-01", "2011-01-02"], event_type=["x", "x"], value=values)
+    events = canonicalize(frame)
+    assert events["value"].dtype == np.float64
+    assert events["value"].tolist() == expected
+
+
+def test_missing_value_cells_become_nan() -> None:
+    frame = raw(profile_id=["a", "b"], timestamp=["2011-01-01", "2011-01-02"], event_type=["x", "x"], value=["1", None])
+    assert canonicalize(frame)["value"].isna().tolist() == [False, True]
+
+
+def test_missing_value_column_is_all_nan() -> None:
+    events = canonicalize(raw(profile_id=["a", "b"], timestamp=["2011-01-01", "2011-01-02"], event_type=["x", "y"]))
+    assert list(events.columns) == ["profile_id", "timestamp", "event_type", "value"]
+    assert events["value"].dtype == np.float64
+    assert events["value"].isna().tolist() == [True, True]
+
+
+def test_extra_columns_kept_after_canonical_ones() -> None:
+    frame = raw(channel=["web"], event_type=["x"], store=[7], timestamp=["2011-01-01"], value=[1.0], profile_id=["a"])
+    events = canonicalize(frame)
+    assert list(events.columns) == ["profile_id", "timestamp", "event_type", "value", "channel", "store"]
+    assert events["channel"].tolist() == ["web"]
+    assert events["store"].tolist() == [7]
+
+
+def test_sorted_by_timestamp_then_profile_id() -> None:
+    frame = raw(
+        profile_id=["b", "a", "c", "a", "b"],
+        timestamp=["2011-01-02", "2011-01-02", "2011-01-01", "2011-01-03", "2011-01-01"],
+        event_type=["e1", "e2", "e3", "e4", "e5"],
+    )
+    events = canonicalize(frame)
+    assert events["event_type"].tolist() == ["e5", "e3", "e2", "e1", "e4"]
+    assert events["profile_id"].tolist() == ["b", "c", "a", "b", "a"]
+    assert list(events.index) == [0, 1, 2, 3, 4]
+
+
+def test_sort_is_stable_for_ties() -> None:
+    frame = raw(profile_id=["a", "a", "a"], timestamp=["2011-01-01"] * 3, event_type=["first", "second", "third"])
+    assert canonicalize(frame)["event_type"].tolist() == ["first", "second", "third"]
+
+
+def test_sorting_uses_utc_instant_not_local_text() -> None:
+    frame = raw(
+        profile_id=["paris", "london"],
+        timestamp=["2011-06-01T01:30:00+02:00", "2011-06-01T00:00:00+01:00"],
+        event_type=["x", "x"],
+    )
+    events = canonicalize(frame)
+    assert events["profile_id"].tolist() == ["london", "paris"]
+    assert events["timestamp"].tolist() == [ts("2011-05-31 23:00"), ts("2011-05-31 23:30")]
+
+
+def test_empty_frame() -> None:
+    frame = raw(profile_id=[], timestamp=[], event_type=[])
+    events = canonicalize(frame)
+    assert len(events) == 0
+    assert list(events.columns) == ["profile_id", "timestamp", "event_type", "value"]
+
+
+# --- canonicalize errors ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dropped", ["profile_id", "timestamp", "event_type"])
+def test_missing_required_column(dropped: str) -> None:
+    frame = one_event().drop(columns=[dropped])
+    with pytest.raises(EventsError, match=re.escape(f"t.csv: missing required column(s) ['{dropped}']")):
+        canonicalize(frame, source="t.csv")
+
+
+def test_missing_required_columns_listed_with_available_columns() -> None:
+    frame = raw(customer=["a"], event_type=["x"])
+    with pytest.raises(EventsError) as info:
+        canonicalize(frame, source="t.csv")
+    assert str(info.value) == (
+        "t.csv: missing required column(s) ['profile_id', 'timestamp']; map them with events.columns "
+        "(columns: customer, event_type)"
+    )
+
+
+def test_mapping_names_a_missing_column() -> None:
+    with pytest.raises(EventsError) as info:
+        canonicalize(one_event(), {"profile_id": "customer", "timestamp": "timestamp"}, source="t.csv")
+    assert str(info.value) == (
+        "t.csv: the column mapping names columns the data does not have: profile_id <- 'customer' "
+        "(columns: profile_id, timestamp, event_type)"
+    )
+
+
+def test_null_ids_give_count_and_rows() -> None:
+    frame = raw(profile_id=[1, None, 3, None], timestamp=["2011-01-01"] * 4, event_type=["x"] * 4)
+    with pytest.raises(EventsError) as info:
+        canonicalize(frame, source="t.csv")
+    assert str(info.value) == (
+        "t.csv: column 'profile_id' is empty on 2 of 4 rows (rows 1, 3); drop or fill those rows first"
+    )
+
+
+def test_many_null_ids_show_five_rows() -> None:
+    frame = raw(profile_id=[None] * 7 + ["a"], timestamp=["2011-01-01"] * 8, event_type=["x"] * 8)
+    with pytest.raises(EventsError, match=re.escape("empty on 7 of 8 rows (rows 0, 1, 2, 3, 4 ...)")):
+        canonicalize(frame)
+
+
+@pytest.mark.parametrize("column", ["timestamp", "event_type"])
+def test_null_timestamp_or_event_type(column: str) -> None:
+    frame = raw(profile_id=["a", "b"], timestamp=["2011-01-01", "2011-01-02"], event_type=["x", "y"])
+    frame.loc[1, column] = None
+    with pytest.raises(EventsError, match=re.escape(f"events: column '{column}' is empty on 1 of 2 rows (rows 1)")):
+        canonicalize(frame)
+
+
+def test_unparseable_timestamps() -> None:
+    frame = raw(profile_id=["a", "b", "c"], timestamp=["2011-01-01", "yesterday", "31/12/2011"], event_type=["x"] * 3)
+    with pytest.raises(EventsError) as info:
+        canonicalize(frame, source="t.csv")
+    assert str(info.value) == (
+        "t.csv: column 'timestamp' has 2 values that are not ISO 8601 dates (rows 1, 2, e.g. 'yesterday')"
+    )
+
+
+def test_non_numeric_values() -> None:
+    frame = raw(
+        profile_id=["a", "b", "c"], timestamp=["2011-01-01"] * 3, event_type=["x"] * 3, value=["1", "12,5", "n/a"]
+    )
+    with pytest.raises(EventsError) as info:
+        canonicalize(frame, source="t.csv")
+    assert str(info.value) == "t.csv: column 'value' has 2 non-numeric values (rows 1, 2, e.g. '12,5')"
+
+
+# --- load_event_file --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def raw_log() -> pd.DataFrame:
+    return raw(
+        customer=["17850", "13047", "17850"],
+        ts=["2011-06-02T09:00:00Z", "2011-06-01T01:00:00+01:00", "2011-06-01T08:00:00"],
+        event_type=["purchase", "view", "cancellation"],
+        value=[12.5, None, -3.0],
+        country=["UK", "France", "UK"],
+    )
+
+
+def expected_log() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "profile_id": ["13047", "17850", "17850"],
+            "timestamp": [ts("2011-06-01 00:00"), ts("2011-06-01 08:00"), ts("2011-06-02 09:00")],
+            "event_type": ["view", "cancellation", "purchase"],
+            "value": [np.nan, -3.0, 12.5],
+            "country": ["France", "UK", "UK"],
+        }
+    )
+
+
+def check_log(events: pd.DataFrame) -> None:
+    expected = expected_log()
+    assert list(events.columns) == list(expected.columns)
+    assert events["value"].tolist() == pytest.approx(expected["value"].tolist(), nan_ok=True)
+    for column in ["profile_id", "timestamp", "event_type", "country"]:
+        assert events[column].tolist() == expected[column].tolist(), column
+    assert str(events["timestamp"].dtype) == "datetime64[us, UTC]"
+
+
+def test_load_csv_round_trip(tmp_path: Path, raw_log: pd.DataFrame) -> None:
+    path = tmp_path / "events.csv"
+    raw_log.to_csv(path, index=False)
+    check_log(load_event_file(path, {"profile_id": "customer", "timestamp": "ts"}))
+
+
+def test_load_parquet_round_trip(tmp_path: Path, raw_log: pd.DataFrame) -> None:
+    path = tmp_path / "events.parquet"
+    raw_log.to_parquet(path, index=False)
+    check_log(load_event_file(str(path), {"profile_id": "customer", "timestamp": "ts"}))
+
+
+def test_load_parquet_with_datetime_and_float_ids(tmp_path: Path) -> None:
+    path = tmp_path / "events.parquet"
+    stamps = pd.to_datetime(["2011-06-01 10:00", "2011-06-01 09:00"]).tz_localize("Europe/Paris")
+    raw(profile_id=[17850.0, 13047.0], timestamp=stamps, event_type=["x", "y"]).to_parquet(path)
+    events = load_event_file(path)
+    assert events["profile_id"].tolist() == ["13047", "17850"]
+    assert events["timestamp"].tolist() == [ts("2011-06-01 07:00"), ts("2011-06-01 08:00")]
+
+
+def test_load_csv_keeps_profile_id_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text("profile_id,timestamp,event_type,value\n007,2011-01-02,purchase,12.5\n12,2011-01-01,view,\n")
+    events = load_event_file(path)
+    assert events["profile_id"].tolist() == ["12", "007"]
+    assert events["value"].isna().tolist() == [True, False]
+
+
+def test_load_uppercase_extension(tmp_path: Path) -> None:
+    path = tmp_path / "EVENTS.CSV"
+    path.write_text("profile_id,timestamp,event_type\na,2011-01-01,x\n")
+    assert load_event_file(path)["profile_id"].tolist() == ["a"]
+
+
+def test_load_error_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text("profile_id,timestamp,event_type\na,2011-01-01,x\nb,soon,x\n")
+    with pytest.raises(EventsError, match=re.escape(f"{path}: column 'timestamp' has 1 values")):
+        load_event_file(path)
+
+
+def test_load_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere.parquet"
+    with pytest.raises(EventsError, match=re.escape(f"{path}: file not found")):
+        load_event_file(path)
+
+
+@pytest.mark.parametrize("name", ["events.txt", "events.json", "events"])
+def test_load_wrong_extension(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_text("profile_id,timestamp,event_type\na,2011-01-01,x\n")
+    suffix = Path(name).suffix
+    with pytest.raises(
+        EventsError, match=re.escape(f"{path}: unsupported file type {suffix!r} (use .parquet or .csv)")
+    ):
+        load_event_file(path)
+
+
+# --- load_profiles ----------------------------------------------------------------------------------------------
+
+
+def test_load_profiles_parquet(tmp_path: Path) -> None:
+    path = tmp_path / "profiles.parquet"
+    raw(profile_id=[17850.0, 13047.0], country=["UK", "France"], age=[30, 40]).to_parquet(path)
+    profiles = load_profiles(path, ["country"])
+    assert profiles.index.name == "profile_id"
+    assert profiles.index.tolist() == ["17850", "13047"]
+    assert list(profiles.columns) == ["country"]
+    assert profiles.loc["13047", "country"] == "France"
+
+
+def test_load_profiles_csv_with_id_column(tmp_path: Path) -> None:
+    path = tmp_path / "profiles.csv"
+    path.write_text("customer,country,age\nC1,UK,30\nC2,France,40\n")
+    profiles = load_profiles(path, ["age", "country"], id_column="customer")
+    assert profiles.index.name == "profile_id"
+    assert profiles.index.tolist() == ["C1", "C2"]
+    assert list(profiles.columns) == ["age", "country"]
+    assert profiles["age"].tolist() == [30, 40]
+
+
+def test_load_profiles_duplicate_ids(tmp_path: Path) -> None:
+    path = tmp_path / "profiles.parquet"
+    raw(profile_id=["1", "2", "1"], country=["UK", "France", "Spain"]).to_parquet(path)
+    with pytest.raises(EventsError) as info:
+        load_profiles(path, ["country"])
+    assert (
+        str(info.value) == f"{path}: 2 rows share a profile_id (e.g. '1'); the profile file needs one row per profile"
+    )
+
+
+def test_load_profiles_duplicates_after_id_normalisation(tmp_path: Path) -> None:
+    path = tmp_path / "profiles.parquet"
+    raw(profile_id=[5.0, 6.0, 5.0], country=["UK", "France", "Spain"]).to_parquet(path)
+    with pytest.raises(EventsError, match=re.escape("2 rows share a profile_id (e.g. '5')")):
+        load_profiles(path, ["country"])
+
+
+@pytest.mark.parametrize(
+    ("attributes", "id_column", "missing"),
+    [(["age"], "profile_id", "['age']"), (["country"], "customer", "['customer']")],
+)
+def test_load_profiles_missing_column(tmp_path: Path, attributes: list[str], id_column: str, missing: str) -> None:
+    path = tmp_path / "profiles.parquet"
+    raw(profile_id=["1"], country=["UK"]).to_parquet(path)
+    with pytest.raises(EventsError) as info:
+        load_profiles(path, attributes, id_column=id_column)
+    assert str(info.value) == f"{path}: missing profile column(s) {missing} (columns: profile_id, country)"
+
+
+def test_load_profiles_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "profiles.csv"
+    with pytest.raises(EventsError, match=re.escape(f"{path}: file not found")):
+        load_profiles(path, ["country"])
+
+
+def test_csv_ids_keep_leading_zeros_when_mapped(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text("customer,ts,event_type\n007,2011-01-01T00:00:00Z,purchase\n")
+    events = load_event_file(path, {"profile_id": "customer", "timestamp": "ts"})
+    assert events["profile_id"].tolist() == ["007"]
+    profiles_path = tmp_path / "profiles.csv"
+    profiles_path.write_text("customer,country\n007,France\n")
+    assert load_profiles(profiles_path, ["country"], id_column="customer").index.tolist() == ["007"]
+
+
+def test_numeric_timestamps_are_refused_not_guessed() -> None:
+    with pytest.raises(EventsError, match=r"column 'timestamp' holds numbers \(int64\); convert epoch values"):
+        canonicalize(raw(profile_id=["a"], timestamp=[1293840000], event_type=["purchase"]))

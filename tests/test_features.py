@@ -1,0 +1,596 @@
+"""Point-in-time features: window boundaries, exact values, the feature plan and the descriptions."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_events, make_spec, ts
+
+from customer_ai.features import (
+    FeatureInfo,
+    FeaturePlan,
+    build_features,
+    count_windows,
+    feature_infos,
+    plan_features,
+    ratio_windows,
+)
+from customer_ai.spec import InstanceSpec
+
+T = ts("2011-09-01")
+US = pd.Timedelta(microseconds=1)
+
+
+def ago(days: float) -> pd.Timestamp:
+    """Return the moment ``days`` days before ``T``."""
+    return T - pd.Timedelta(days=days)
+
+
+def features(
+    rows: list[tuple],
+    profiles: list[str],
+    spec: InstanceSpec | None = None,
+    *,
+    attributes: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Plan on the events before ``T`` and build the features of ``profiles`` at ``T``."""
+    spec = spec or make_spec()
+    events = make_events(rows)
+    plan = plan_features(events, spec, T, attributes)
+    return build_features(events, T, pd.Index(profiles), spec, plan, attributes=attributes)
+
+
+def row(matrix: pd.DataFrame, profile: str) -> dict:
+    return matrix.loc[profile].to_dict()
+
+
+def assert_nan(value: object) -> None:
+    assert isinstance(value, float)
+    assert math.isnan(value)
+
+
+# --- the lookback window -------------------------------------------------------------------------------------------
+
+
+def test_event_at_as_of_is_not_a_feature() -> None:
+    matrix = features([("a", ago(1), "purchase", 5.0), ("a", T, "purchase", 100.0)], ["a"])
+    a = row(matrix, "a")
+    assert a["purchase_count_7d"] == 1
+    assert a["purchase_count_365d"] == 1
+    assert a["purchase_value_sum"] == 5.0
+    assert a["purchase_days_since_last"] == 1.0
+    assert a["active_days"] == 1
+
+
+def test_profile_with_only_an_event_at_as_of_has_empty_features() -> None:
+    matrix = features([("a", ago(3), "purchase", 1.0), ("b", T, "purchase", 100.0)], ["a", "b"])
+    b = row(matrix, "b")
+    assert b["purchase_count_365d"] == 0
+    assert b["active_days"] == 0
+    for name in ("purchase_days_since_last", "purchase_value_sum", "tenure_days", "days_since_last_event"):
+        assert_nan(b[name])
+
+
+def test_event_exactly_at_lookback_start_is_a_feature() -> None:
+    matrix = features([("a", ago(365), "purchase", 7.0), ("a", ago(10), "purchase", 3.0)], ["a"])
+    a = row(matrix, "a")
+    assert a["purchase_days_since_first"] == 365.0
+    assert a["purchase_value_sum"] == 10.0
+    assert a["purchase_value_mean"] == 5.0
+    assert a["tenure_days"] == 365.0
+    assert a["active_days"] == 2
+    assert a["activity_ratio_90_365"] == 0.5
+
+
+def test_event_a_microsecond_before_lookback_start_is_not_a_feature() -> None:
+    matrix = features([("a", ago(365) - US, "purchase", 7.0), ("a", ago(10), "purchase", 3.0)], ["a"])
+    a = row(matrix, "a")
+    assert a["purchase_days_since_first"] == 10.0
+    assert a["purchase_value_sum"] == 3.0
+    assert a["tenure_days"] == 10.0
+    assert a["active_days"] == 1
+    assert a["activity_ratio_90_365"] == 1.0
+
+
+def test_lookback_follows_the_plan() -> None:
+    spec = make_spec(eligibility={"lookback_days": 30})
+    matrix = features([("a", ago(30), "view"), ("a", ago(30) - US, "view"), ("a", ago(2), "view")], ["a"], spec)
+    assert list(matrix.columns[:4]) == [
+        "view_count_7d",
+        "view_count_30d",
+        "view_days_since_last",
+        "view_days_since_first",
+    ]
+    assert row(matrix, "a")["view_days_since_first"] == 30.0
+    assert row(matrix, "a")["tenure_days"] == 30.0
+    assert row(matrix, "a")["view_count_30d"] == 2  # the lookback's first instant is inside its longest count
+    assert not [c for c in matrix.columns if c.startswith("activity_ratio")]  # no ratio fits in 30 days
+
+
+@pytest.mark.parametrize(
+    ("lookback", "windows", "ratios"),
+    [
+        (365, [7, 30, 90, 365], [(30, 90), (90, 365)]),
+        (180, [7, 30, 90, 180], [(30, 90), (90, 180)]),
+        (60, [7, 30, 60], [(30, 60)]),
+        (30, [7, 30], []),
+        (5, [5], []),
+    ],
+)
+def test_count_and_ratio_windows_fit_the_lookback(lookback: int, windows: list, ratios: list) -> None:
+    assert count_windows(lookback) == windows
+    assert ratio_windows(lookback) == ratios
+
+
+def test_event_exactly_at_lookback_start_counts_in_the_longest_window() -> None:
+    matrix = features([("a", ago(365), "purchase", 10.0), ("a", ago(31), "purchase", 5.0)], ["a"])
+    a = row(matrix, "a")
+    assert a["purchase_count_365d"] == 2
+    assert a["purchase_count_90d"] == 1
+    assert a["activity_ratio_90_365"] == 0.5
+
+
+def test_event_types_with_the_same_slug_keep_the_more_frequent() -> None:
+    events = make_events([("a", ago(3), "add to cart"), ("a", ago(2), "add-to-cart"), ("b", ago(2), "add-to-cart")])
+    spec = make_spec()
+    plan = plan_features(events, spec, T)
+    assert plan.event_types == ["add-to-cart"]
+    matrix = build_features(events, T, pd.Index(["a", "b"]), spec, plan)
+    assert row(matrix, "a")["add_to_cart_count_7d"] == 1
+
+
+def test_future_events_do_not_change_features() -> None:
+    past = [
+        ("a", ago(3), "purchase", 10.0, {"channel": "web"}),
+        ("a", ago(40), "view", None, {"channel": "app"}),
+        ("b", ago(100), "view", None, {"channel": "web"}),
+    ]
+    future = [
+        ("a", T, "purchase", 99.0, {"channel": "app"}),
+        ("a", T + pd.Timedelta(days=1), "view", None, {"channel": "app"}),
+        ("b", T + pd.Timedelta(hours=1), "purchase", 1.0, {"channel": "app"}),
+    ]
+    spec = make_spec()
+    plan = plan_features(make_events(past), spec, T)
+    profiles = pd.Index(["a", "b"])
+    without = build_features(make_events(past), T, profiles, spec, plan)
+    with_future = build_features(make_events(past + future), T, profiles, spec, plan)
+    pd.testing.assert_frame_equal(without, with_future)
+
+
+# --- per event type ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("age", "counts"),
+    [
+        (0.001, (1, 1, 1, 1)),
+        (6.5, (1, 1, 1, 1)),
+        (7.0, (0, 1, 1, 1)),  # age < 7 is required: exactly 7 days before T is not in the last 7 days
+        (29.9, (0, 1, 1, 1)),
+        (30.0, (0, 0, 1, 1)),
+        (89.5, (0, 0, 1, 1)),
+        (90.0, (0, 0, 0, 1)),
+        (364.5, (0, 0, 0, 1)),
+    ],
+)
+def test_count_windows_exclude_their_start(age: float, counts: tuple[int, int, int, int]) -> None:
+    matrix = features([("a", ago(age), "purchase")], ["a"])
+    a = row(matrix, "a")
+    assert (
+        a["purchase_count_7d"],
+        a["purchase_count_30d"],
+        a["purchase_count_90d"],
+        a["purchase_count_365d"],
+    ) == counts
+
+
+def test_counts_and_days_since_exact_values() -> None:
+    rows = [
+        ("a", ago(0.25), "purchase", 10.0),
+        ("a", ago(12), "purchase", 20.0),
+        ("a", ago(12), "purchase", None),  # no value: not in the sum nor the mean
+        ("a", ago(40.5), "purchase", 60.0),
+        ("a", ago(200), "view"),
+        ("a", ago(3), "view"),
+    ]
+    a = row(features(rows, ["a"]), "a")
+    assert (a["purchase_count_7d"], a["purchase_count_30d"], a["purchase_count_90d"]) == (1, 3, 4)
+    assert a["purchase_count_365d"] == 4
+    assert a["purchase_days_since_last"] == pytest.approx(0.25)
+    assert a["purchase_days_since_first"] == pytest.approx(40.5)
+    assert a["purchase_value_sum"] == pytest.approx(90.0)
+    assert a["purchase_value_mean"] == pytest.approx(30.0)
+    assert (a["view_count_7d"], a["view_count_30d"], a["view_count_90d"], a["view_count_365d"]) == (1, 1, 1, 2)
+    assert a["view_days_since_last"] == pytest.approx(3.0)
+    assert a["view_days_since_first"] == pytest.approx(200.0)
+
+
+def test_days_since_keeps_fractions_of_a_day() -> None:
+    a = row(features([("a", T - pd.Timedelta(hours=36), "purchase")], ["a"]), "a")
+    assert a["purchase_days_since_last"] == pytest.approx(1.5)
+    assert a["days_since_last_event"] == pytest.approx(1.5)
+
+
+def test_value_features_only_for_sources_with_values() -> None:
+    matrix = features([("a", ago(5), "purchase", 12.5), ("a", ago(6), "view")], ["a"])
+    assert "purchase_value_sum" in matrix.columns
+    assert "purchase_value_mean" in matrix.columns
+    assert not any(c.startswith("view_value") for c in matrix.columns)
+
+
+def test_value_sum_is_missing_when_the_profiles_events_have_no_value() -> None:
+    matrix = features([("a", ago(5), "purchase", 12.5), ("b", ago(5), "purchase")], ["a", "b"])
+    assert row(matrix, "b")["purchase_count_7d"] == 1
+    assert_nan(row(matrix, "b")["purchase_value_sum"])
+    assert_nan(row(matrix, "b")["purchase_value_mean"])
+
+
+def test_profile_without_the_event_type_has_zero_counts_and_missing_days() -> None:
+    matrix = features([("a", ago(5), "purchase", 12.5), ("b", ago(5), "view")], ["a", "b"])
+    b = row(matrix, "b")
+    assert [b[f"purchase_count_{w}d"] for w in (7, 30, 90, 365)] == [0, 0, 0, 0]
+    for name in ("purchase_days_since_last", "purchase_days_since_first", "purchase_value_sum", "purchase_value_mean"):
+        assert_nan(b[name])
+
+
+def test_event_type_slug_names_the_columns() -> None:
+    matrix = features([("a", ago(1), "Add To Cart"), ("a", ago(2), "Add To Cart")], ["a"])
+    assert row(matrix, "a")["add_to_cart_count_7d"] == 2
+
+
+# --- activity ----------------------------------------------------------------------------------------------------
+
+
+def test_activity_exact_values() -> None:
+    rows = [
+        ("a", ago(0.5), "view"),
+        ("a", ago(0.75), "purchase"),  # same day offset as 0.5
+        ("a", ago(3.2), "view"),
+        ("a", ago(10.0), "view"),
+    ]
+    a = row(features(rows, ["a"]), "a")
+    assert a["tenure_days"] == pytest.approx(10.0)
+    assert a["days_since_last_event"] == pytest.approx(0.5)
+    assert a["active_days"] == 3  # day offsets 0, 3, 10
+    assert a["gap_mean_days"] == pytest.approx(5.0)  # gaps 3 and 7
+    assert a["gap_std_days"] == pytest.approx(math.sqrt(8.0))
+
+
+@pytest.mark.parametrize(
+    ("ages", "active_days"),
+    [
+        ((0.9, 1.1), 2),  # different day offsets (0 and 1) although 0.2 days apart
+        ((1.1, 1.9), 1),
+        ((2.0, 2.999), 1),
+        ((2.0, 3.0), 2),
+    ],
+)
+def test_active_days_count_distinct_day_offsets(ages: tuple[float, ...], active_days: int) -> None:
+    a = row(features([("a", ago(x), "view") for x in ages], ["a"]), "a")
+    assert a["active_days"] == active_days
+
+
+def test_gaps_need_two_and_three_active_days() -> None:
+    rows = [
+        ("one", ago(1.2), "view"),
+        ("one", ago(1.5), "view"),
+        ("two", ago(1.5), "view"),
+        ("two", ago(5.5), "view"),
+    ]
+    matrix = features(rows, ["one", "two"])
+    one, two = row(matrix, "one"), row(matrix, "two")
+    assert one["active_days"] == 1
+    assert_nan(one["gap_mean_days"])
+    assert_nan(one["gap_std_days"])
+    assert two["active_days"] == 2
+    assert two["gap_mean_days"] == pytest.approx(4.0)
+    assert_nan(two["gap_std_days"])
+
+
+def test_activity_ratios() -> None:
+    rows = [
+        ("a", ago(5), "view"),
+        ("a", ago(30), "view"),  # not in the last 30 days, in the last 90
+        ("a", ago(50), "purchase"),
+        ("a", ago(90), "view"),  # not in the last 90 days
+        ("a", ago(200), "view"),
+        ("old", ago(200), "view"),
+    ]
+    matrix = features(rows, ["a", "old", "none"])
+    a, old, none = row(matrix, "a"), row(matrix, "old"), row(matrix, "none")
+    assert a["activity_ratio_30_90"] == pytest.approx(1 / 3)
+    assert a["activity_ratio_90_365"] == pytest.approx(3 / 5)
+    assert_nan(old["activity_ratio_30_90"])  # no events in the last 90 days
+    assert old["activity_ratio_90_365"] == 0.0
+    assert_nan(none["activity_ratio_30_90"])
+    assert_nan(none["activity_ratio_90_365"])
+
+
+def test_profile_without_events_gets_a_row() -> None:
+    matrix = features([("a", ago(5), "view")], ["a", "ghost"])
+    ghost = row(matrix, "ghost")
+    assert ghost["view_count_365d"] == 0
+    assert ghost["active_days"] == 0
+    for name in ("tenure_days", "days_since_last_event", "gap_mean_days", "view_days_since_last"):
+        assert_nan(ghost[name])
+
+
+def test_rows_follow_the_profiles_argument() -> None:
+    rows = [("a", ago(1), "view"), ("b", ago(2), "view"), ("b", ago(3), "view"), ("zz", ago(1), "view")]
+    matrix = features(rows, ["c", "b", "a"])
+    assert list(matrix.index) == ["c", "b", "a"]
+    assert matrix.index.name == "profile_id"
+    assert matrix["view_count_7d"].tolist() == [0.0, 2.0, 1.0]
+    assert (matrix.dtypes == "float64").all()
+
+
+def test_events_of_other_profiles_are_ignored() -> None:
+    rows = [("a", ago(1), "view"), ("b", ago(2), "view")]
+    alone = features(rows, ["a"])
+    assert list(alone.index) == ["a"]
+    pd.testing.assert_series_equal(alone.loc["a"], features(rows, ["a", "b"]).loc["a"])
+
+
+# --- categorical columns and profile attributes -------------------------------------------------------------------
+
+
+def test_most_frequent_categorical_value() -> None:
+    rows = [
+        ("a", ago(1), "view", None, {"country": "UK"}),
+        ("a", ago(2), "view", None, {"country": "FR"}),
+        ("a", ago(3), "view", None, {"country": "UK"}),
+        ("a", ago(4), "view", None, {}),  # missing: not counted
+        ("a", ago(5), "view", None, {}),
+        ("b", ago(1), "view", None, {"country": "DE"}),
+        ("none", ago(1), "view", None, {}),
+    ]
+    matrix = features(rows, ["a", "b", "none", "ghost"])
+    column = matrix["country_most_frequent"]
+    assert isinstance(column.dtype, pd.CategoricalDtype)
+    assert list(column.cat.categories) == ["DE", "FR", "UK"]
+    assert column.iloc[:2].tolist() == ["UK", "DE"]
+    assert column.iloc[2:].isna().all()
+
+
+def test_most_frequent_tie_goes_to_the_alphabetically_first_value() -> None:
+    rows = [
+        ("older_uk", ago(10), "view", None, {"country": "UK"}),
+        ("older_uk", ago(1), "view", None, {"country": "FR"}),
+        ("older_fr", ago(10), "view", None, {"country": "FR"}),
+        ("older_fr", ago(1), "view", None, {"country": "UK"}),
+    ]
+    matrix = features(rows, ["older_uk", "older_fr"])
+    assert matrix["country_most_frequent"].tolist() == ["FR", "FR"]
+
+
+def test_categorical_uses_the_plans_categories_at_scoring() -> None:
+    spec = make_spec()
+    training = make_events(
+        [("a", ago(40), "view", None, {"channel": "web"}), ("b", ago(40), "view", None, {"channel": "app"})]
+    )
+    plan = plan_features(training, spec, ago(30))
+    assert plan.categorical_columns == {"channel": ["app", "web"]}
+    scoring = make_events(
+        [
+            ("a", ago(2), "view", None, {"channel": "web"}),
+            ("b", ago(2), "view", None, {"channel": "email"}),  # never seen in training
+        ]
+    )
+    matrix = build_features(scoring, T, pd.Index(["a", "b"]), spec, plan)
+    column = matrix["channel_most_frequent"]
+    assert list(column.cat.categories) == ["app", "web"]
+    assert column.iloc[0] == "web"
+    assert pd.isna(column.iloc[1])
+
+
+def test_profile_attributes_are_joined() -> None:
+    attributes = pd.DataFrame(
+        {"loyalty_tier": ["gold", "silver", "bronze"], "age": [31, 47, 22]},
+        index=pd.Index(["a", "b", "c"], name="profile_id"),
+    )
+    spec = make_spec()
+    events = make_events([("a", ago(1), "view"), ("b", ago(2), "view"), ("d", ago(3), "view")])
+    plan = plan_features(events, spec, T, attributes)
+    assert plan.profile_columns == {"loyalty_tier": ["bronze", "gold", "silver"], "age": []}
+    scoring_attributes = attributes.assign(loyalty_tier=["gold", "platinum", "silver"])
+    matrix = build_features(events, T, pd.Index(["d", "a", "b"]), spec, plan, attributes=scoring_attributes)
+    tier, age = matrix["profile_loyalty_tier"], matrix["profile_age"]
+    assert isinstance(tier.dtype, pd.CategoricalDtype)
+    assert list(tier.cat.categories) == ["bronze", "gold", "silver"]
+    assert pd.isna(tier["d"])  # no attributes
+    assert tier["a"] == "gold"
+    assert pd.isna(tier["b"])  # platinum is not a category of the plan
+    assert age.dtype == "float64"
+    assert_nan(age["d"])
+    assert age[["a", "b"]].tolist() == [31.0, 47.0]
+    assert list(matrix.columns[-2:]) == ["profile_loyalty_tier", "profile_age"]
+
+
+# --- custom events -----------------------------------------------------------------------------------------------
+
+
+def test_custom_event_gets_its_own_features() -> None:
+    spec = make_spec(
+        custom_events=[
+            {
+                "name": "big_purchase",
+                "where": [
+                    {"field": "event_type", "op": "eq", "value": "purchase"},
+                    {"field": "value", "op": "gte", "value": 50},
+                ],
+            }
+        ]
+    )
+    rows = [("a", ago(2), "purchase", 80.0), ("a", ago(20), "purchase", 10.0), ("a", ago(100), "purchase", 50.0)]
+    matrix = features(rows, ["a"], spec)
+    a = row(matrix, "a")
+    assert (a["purchase_count_30d"], a["purchase_count_365d"]) == (2, 3)
+    assert (a["big_purchase_count_7d"], a["big_purchase_count_90d"], a["big_purchase_count_365d"]) == (1, 1, 2)
+    assert a["big_purchase_days_since_first"] == 100.0
+    assert a["big_purchase_value_sum"] == 130.0
+    assert list(matrix.columns[: 8 + 4]) == [
+        *[f"purchase_{s}" for s in ("count_7d", "count_30d", "count_90d", "count_365d")],
+        *[f"purchase_{s}" for s in ("days_since_last", "days_since_first", "value_sum", "value_mean")],
+        *[f"big_purchase_count_{w}d" for w in (7, 30, 90, 365)],
+    ]
+
+
+def test_custom_event_named_like_an_event_type_replaces_it() -> None:
+    spec = make_spec(
+        custom_events=[
+            {"name": "purchase", "where": [{"field": "event_type", "op": "in", "value": ["buy", "purchase"]}]}
+        ]
+    )
+    rows = [("a", ago(2), "purchase"), ("a", ago(3), "buy"), ("a", ago(4), "view"), ("a", ago(5), "view")]
+    matrix = features(rows, ["a"], spec)
+    assert list(matrix.columns).count("purchase_count_7d") == 1
+    a = row(matrix, "a")
+    assert a["purchase_count_7d"] == 2  # purchase and buy
+    assert a["buy_count_7d"] == 1
+    assert a["purchase_days_since_first"] == 3.0
+    # event types first (view, buy), then the custom events
+    prefixes = [c.removesuffix("_count_7d") for c in matrix.columns if c.endswith("_count_7d")]
+    assert prefixes == ["view", "buy", "purchase"]
+
+
+# --- the plan ----------------------------------------------------------------------------------------------------
+
+
+def test_plan_caps_event_types_by_frequency() -> None:
+    spec = make_spec(training={"max_event_types": 2})
+    rows = [
+        *[("a", ago(d), "view") for d in (1, 2, 3)],
+        *[("a", ago(d), "purchase") for d in (1, 2)],
+        *[("a", ago(d), "cart") for d in (1, 2)],  # ties with purchase: alphabetical order decides
+        ("a", ago(1), "refund"),
+        *[("a", T + pd.Timedelta(days=d), "refund") for d in (0, 1, 2, 3)],  # after the plan date: not counted
+    ]
+    plan = plan_features(make_events(rows), spec, T)
+    assert plan.event_types == ["view", "cart"]
+    matrix = features(rows, ["a"], spec)
+    assert not any(c.startswith(("purchase_", "refund_")) for c in matrix.columns)
+
+
+def test_plan_only_looks_before_its_date() -> None:
+    rows = [
+        ("a", ago(10), "view", None, {"channel": "web"}),
+        ("a", ago(9), "view", None, {"channel": "app"}),
+        ("a", T, "refund", 5.0, {"channel": "email"}),
+        ("a", T + pd.Timedelta(days=3), "view", 7.0, {"channel": "shop"}),
+    ]
+    plan = plan_features(make_events(rows), make_spec(), T)
+    assert plan.event_types == ["view"]
+    assert plan.valued_sources == []
+    assert plan.categorical_columns == {"channel": ["app", "web"]}
+    assert plan.lookback_days == 365
+
+
+def test_plan_sees_events_older_than_the_lookback() -> None:
+    plan = plan_features(make_events([("a", ago(1000), "view", 3.0)]), make_spec(), T)
+    assert plan.event_types == ["view"]
+    assert plan.valued_sources == ["view"]
+
+
+@pytest.mark.parametrize(("distinct", "kept"), [(1, False), (2, True), (50, True), (51, False)])
+def test_plan_categorical_cardinality(distinct: int, kept: bool) -> None:
+    rows = [("a", ago(1 + i / 100), "view", None, {"sku": f"s{i:02d}"}) for i in range(distinct)]
+    rows.append(("b", ago(1), "view", None, {"sku": "s00"}))
+    plan = plan_features(make_events(rows), make_spec(), T)
+    assert ("sku" in plan.categorical_columns) is kept
+    if kept:
+        assert len(plan.categorical_columns["sku"]) == distinct
+
+
+def test_plan_skips_numeric_extra_columns() -> None:
+    rows = [("a", ago(1), "view", None, {"quantity": 1}), ("a", ago(2), "view", None, {"quantity": 3})]
+    assert plan_features(make_events(rows), make_spec(), T).categorical_columns == {}
+
+
+def test_feature_plan_round_trip() -> None:
+    plan = FeaturePlan(
+        lookback_days=180,
+        event_types=["view", "purchase"],
+        valued_sources=["purchase"],
+        categorical_columns={"country": ["FR", "UK"]},
+        profile_columns={"tier": ["gold"], "age": []},
+    )
+    data = json.loads(json.dumps(plan.to_dict()))
+    assert data["lookback_days"] == 180
+    assert data["categorical_columns"] == {"country": ["FR", "UK"]}
+    assert FeaturePlan.from_dict(data) == plan
+
+
+# --- descriptions ------------------------------------------------------------------------------------------------
+
+
+def test_feature_infos_match_the_built_columns() -> None:
+    spec = make_spec(custom_events=[{"name": "big_purchase", "where": [{"field": "value", "op": "gt", "value": 100}]}])
+    attributes = pd.DataFrame({"tier": ["gold", "silver"], "age": [30, 40]}, index=pd.Index(["a", "b"]))
+    events = make_events(
+        [
+            ("a", ago(1), "purchase", 150.0, {"country": "FR"}),
+            ("b", ago(2), "view", None, {"country": "UK"}),
+        ]
+    )
+    plan = plan_features(events, spec, T, attributes)
+    matrix = build_features(events, T, pd.Index(["a", "b"]), spec, plan, attributes=attributes)
+    infos = feature_infos(plan, spec)
+    assert [i.name for i in infos] == list(matrix.columns)
+    categorical = [i.name for i in infos if i.categorical]
+    assert categorical == ["country_most_frequent", "profile_tier"]
+    assert [c for c in matrix.columns if isinstance(matrix[c].dtype, pd.CategoricalDtype)] == categorical
+
+
+def _info(name: str) -> FeatureInfo:
+    spec = make_spec()
+    plan = FeaturePlan(
+        lookback_days=365,
+        event_types=["purchase"],
+        valued_sources=["purchase"],
+        categorical_columns={"country": ["FR"]},
+        profile_columns={"tier": ["gold"], "age": []},
+    )
+    return {i.name: i for i in feature_infos(plan, spec)}[name]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "text"),
+    [
+        ("purchase_count_30d", 3.0, "3 purchase events in the last 30 days"),
+        ("purchase_count_365d", 1234.0, "1,234 purchase events in the last 365 days"),
+        ("purchase_days_since_last", 12.0, "last purchase 12 days ago"),
+        ("purchase_days_since_last", 2.5, "last purchase 2.5 days ago"),
+        ("purchase_days_since_last", np.nan, "no purchase in the last 365 days"),
+        ("purchase_days_since_first", None, "no purchase in the last 365 days"),
+        ("purchase_value_sum", 1234.5, "purchase value of 1,234.50 in the last 365 days"),
+        ("purchase_value_mean", np.nan, "no purchase in the last 365 days"),
+        ("tenure_days", 40.0, "first seen 40 days ago (looking back 365 days)"),
+        ("active_days", 4.0, "active on 4 distinct days in the last 365 days"),
+        ("gap_mean_days", np.nan, "only one active day"),
+        ("gap_std_days", np.nan, "fewer than three active days"),
+        ("activity_ratio_30_90", 0.75, "75% of the last 90 days' events fell in the last 30 days"),
+        ("activity_ratio_90_365", np.nan, "no events in the last 365 days"),
+        ("country_most_frequent", "FR", "most often country FR"),
+        ("country_most_frequent", np.nan, "country unknown"),
+        ("profile_tier", "gold", "tier is gold"),
+        ("profile_tier", pd.NA, "tier unknown"),
+        ("profile_age", 41.0, "age is 41.00"),
+    ],
+)
+def test_describe(name: str, value: object, text: str) -> None:
+    assert _info(name).describe(value) == text
+
+
+def test_describe_uses_the_event_type_and_custom_event_words() -> None:
+    spec = make_spec(custom_events=[{"name": "big_purchase", "where": [{"field": "value", "op": "gt", "value": 1}]}])
+    plan = FeaturePlan(lookback_days=90, event_types=["add to cart"])
+    infos = {i.name: i for i in feature_infos(plan, spec)}
+    assert infos["add_to_cart_count_7d"].describe(2.0) == "2 add to cart events in the last 7 days"
+    assert infos["big_purchase_days_since_last"].describe(float("nan")) == "no big purchase in the last 90 days"
+    assert "add_to_cart_count_365d" not in infos
+    assert "add_to_cart_count_90d" in infos

@@ -1,0 +1,98 @@
+"""Score, percentile and bucket from calibrated probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from customer_ai.scoring import bucket_of, percentile_of, score_frame, score_of
+
+
+@pytest.mark.parametrize(
+    ("probability", "expected"),
+    [(0.125, 13), (0.124, 12), (0.0, 0), (1.0, 100), (0.3, 30), (0.999, 100), (0.004, 0), (0.5049, 50)],
+)
+def test_score_of_rounds_halves_up(probability, expected):
+    assert score_of(np.array([probability])).tolist() == [expected]
+
+
+def test_score_of_is_int64_and_clipped():
+    result = score_of(np.array([-0.2, 0.5, 1.3]))
+    assert result.dtype == np.int64
+    assert result.tolist() == [0, 50, 100]
+
+
+def test_score_of_accepts_lists():
+    assert score_of([0.01, 0.995001]).tolist() == [1, 100]
+
+
+@pytest.mark.parametrize(
+    ("probability", "expected"),
+    [
+        ([0.1, 0.2, 0.3, 0.4], [25, 50, 75, 100]),
+        ([0.4, 0.1, 0.3, 0.2], [100, 25, 75, 50]),  # aligned with the input order
+        ([0.7], [100]),
+        ([0.5, 0.5, 0.1], [100, 100, 34]),  # ties share the higher percentile; 1/3 rounds up
+        ([0.2, 0.2, 0.2, 0.2], [100, 100, 100, 100]),
+        ([0.3, 0.1, 0.2], [100, 34, 67]),
+        # k/10 * 100 is not exact in floating point (0.3 * 100 = 30.000000000000004) but must not round up
+        (list(range(10)), [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]),
+    ],
+)
+def test_percentile_of(probability, expected):
+    result = percentile_of(np.array(probability, dtype=float))
+    assert result.dtype == np.int64
+    assert result.tolist() == expected
+
+
+def test_percentile_of_spans_one_to_hundred():
+    result = percentile_of(np.linspace(0, 1, 1000))
+    assert result.min() == 1
+    assert result.max() == 100
+    assert np.all(np.diff(result) >= 0)
+    # every percentile holds the same number of profiles
+    assert np.bincount(result, minlength=101)[1:].tolist() == [10] * 100
+
+
+def test_percentile_of_empty():
+    result = percentile_of(np.array([]))
+    assert result.dtype == np.int64
+    assert result.shape == (0,)
+
+
+@pytest.mark.parametrize(
+    ("score", "expected"),
+    [(0, "low"), (29, "low"), (30, "medium"), (69, "medium"), (70, "high"), (100, "high")],
+)
+def test_bucket_of_boundaries(score, expected):
+    assert bucket_of(np.array([score]), medium=30, high=70).tolist() == [expected]
+
+
+def test_bucket_of_float_thresholds_and_dtype():
+    result = bucket_of(np.array([12, 13, 40, 41]), medium=12.5, high=40.5)
+    assert result.dtype == object
+    assert result.tolist() == ["low", "medium", "medium", "high"]
+
+
+def test_score_frame_columns_dtypes_and_values():
+    frame = score_frame(pd.Index([101, 7, 42]), np.array([0.125, 0.7, 0.05]), {"medium": 10, "high": 70})
+    assert list(frame.columns) == ["profile_id", "probability", "score", "percentile", "bucket"]
+    assert frame["probability"].dtype == np.float64
+    assert frame["score"].dtype == np.int64
+    assert frame["percentile"].dtype == np.int64
+    # object under pandas 2, the default string dtype under pandas 3
+    assert pd.api.types.is_string_dtype(frame["profile_id"])
+    assert pd.api.types.is_string_dtype(frame["bucket"])
+    assert frame["profile_id"].tolist() == ["101", "7", "42"]
+    assert frame["probability"].tolist() == [0.125, 0.7, 0.05]
+    assert frame["score"].tolist() == [13, 70, 5]
+    assert frame["percentile"].tolist() == [67, 100, 34]
+    assert frame["bucket"].tolist() == ["medium", "high", "low"]
+    assert frame.index.tolist() == [0, 1, 2]
+
+
+def test_score_frame_empty():
+    frame = score_frame(pd.Index([]), np.array([]), {"medium": 10, "high": 70})
+    assert list(frame.columns) == ["profile_id", "probability", "score", "percentile", "bucket"]
+    assert len(frame) == 0

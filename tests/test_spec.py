@@ -1,0 +1,574 @@
+"""Tests for customer_ai.spec: loading, defaults, path resolution, hashing and error messages."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+from conftest import BASE_SPEC, make_spec
+
+from customer_ai.spec import InstanceSpec, SpecError, load_spec, parse_spec
+
+EXAMPLE_YAML = """\
+name: repurchase_30d
+description: Will a recently active customer buy again within 30 days?
+propensity: conversion
+events:
+  path: examples/online_retail/events.parquet
+  columns: {profile_id: customer, timestamp: ts}
+goal:
+  occurrence: will_occur
+  match: any
+  events:
+    - where: [{field: event_type, op: eq, value: purchase}]
+    - where: [{field: event_type, op: eq, value: purchase}, {field: value, op: gte, value: 50}]
+  window_days: 30
+eligibility:
+  lookback_days: 365
+  match: any
+  events:
+    - where: [{field: event_type, op: eq, value: purchase}]
+  exclude:
+    - where: [{field: event_type, op: eq, value: test_order}]
+profiles:
+  path: examples/online_retail/profiles.parquet
+  columns: [country]
+custom_events:
+  - name: cancellation
+    where: [{field: event_type, op: eq, value: cancellation}]
+training:
+  snapshots: 6
+  snapshot_every_days: 30
+  min_positives: 500
+  min_negatives: 500
+output:
+  factors: 5
+  buckets: {medium: 25, high: 75}
+schedule: "@weekly"
+"""
+
+MINIMAL_YAML = """\
+name: minimal
+propensity: churn
+events: {table: events}
+goal:
+  occurrence: will_not_occur
+  events: [{where: [{field: event_type, op: eq, value: purchase}]}]
+  window_days: 60
+"""
+
+
+def write(folder: Path, text: str, name: str = "instance.yaml") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def goal_with(*conditions: dict, **changes: object) -> dict:
+    goal = copy.deepcopy(BASE_SPEC["goal"])
+    goal["events"] = [{"where": list(conditions)}]
+    goal.update(changes)
+    return goal
+
+
+def where_of(spec: InstanceSpec, pattern: int = 0) -> list[tuple[str, str, object]]:
+    return [(c.field, c.op, c.value) for c in spec.goal.events[pattern].where]
+
+
+# --- loading the example ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> InstanceSpec:
+    return load_spec(write(tmp_path, EXAMPLE_YAML))
+
+
+def test_example_top_level_values(example: InstanceSpec, tmp_path: Path) -> None:
+    assert example.name == "repurchase_30d"
+    assert example.description == "Will a recently active customer buy again within 30 days?"
+    assert example.propensity == "conversion"
+    assert example.schedule == "@weekly"
+    assert example.base_dir == tmp_path.resolve()
+
+
+def test_example_events_source(example: InstanceSpec) -> None:
+    assert example.events.path == "examples/online_retail/events.parquet"
+    assert example.events.table is None
+    assert example.events.connection is None
+    assert example.events.columns == {"profile_id": "customer", "timestamp": "ts"}
+
+
+def test_example_goal(example: InstanceSpec) -> None:
+    goal = example.goal
+    assert goal.occurrence == "will_occur"
+    assert goal.match == "any"
+    assert goal.window_days == 30
+    assert len(goal.events) == 2
+    assert where_of(example, 0) == [("event_type", "eq", "purchase")]
+    assert where_of(example, 1) == [("event_type", "eq", "purchase"), ("value", "gte", 50)]
+
+
+def test_example_eligibility(example: InstanceSpec) -> None:
+    eligibility = example.eligibility
+    assert eligibility.lookback_days == 365
+    assert eligibility.match == "any"
+    assert [[(c.field, c.op, c.value) for c in p.where] for p in eligibility.events] == [
+        [("event_type", "eq", "purchase")]
+    ]
+    assert [[(c.field, c.op, c.value) for c in p.where] for p in eligibility.exclude] == [
+        [("event_type", "eq", "test_order")]
+    ]
+
+
+def test_example_profiles_and_custom_events(example: InstanceSpec) -> None:
+    assert example.profiles is not None
+    assert example.profiles.path == "examples/online_retail/profiles.parquet"
+    assert example.profiles.columns == ["country"]
+    assert example.profiles.id_column == "profile_id"
+    assert [c.name for c in example.custom_events] == ["cancellation"]
+    assert [(c.field, c.op, c.value) for c in example.custom_events[0].where] == [("event_type", "eq", "cancellation")]
+
+
+def test_example_training_and_output(example: InstanceSpec) -> None:
+    training = example.training
+    assert (training.snapshots, training.snapshot_every_days) == (6, 30)
+    assert (training.min_positives, training.min_negatives) == (500, 500)
+    assert training.min_auc == 0.65
+    assert training.max_event_types == 10
+    assert training.seed == 42
+    assert example.output.factors == 5
+    assert example.output.buckets == {"medium": 25.0, "high": 75.0}
+
+
+def test_defaults_when_sections_are_left_out(tmp_path: Path) -> None:
+    spec = load_spec(write(tmp_path, MINIMAL_YAML))
+    assert spec.description == ""
+    assert spec.goal.match == "any"
+    assert spec.eligibility.lookback_days == 365
+    assert spec.eligibility.match == "any"
+    assert spec.eligibility.events == []
+    assert spec.eligibility.exclude == []
+    assert spec.profiles is None
+    assert spec.custom_events == []
+    assert spec.training.snapshots == 6
+    assert spec.training.snapshot_every_days == 30
+    assert spec.training.min_positives == 500
+    assert spec.training.min_negatives == 500
+    assert spec.training.min_auc == 0.65
+    assert spec.output.factors == 5
+    assert spec.output.buckets == {"medium": 25.0, "high": 75.0}
+    assert spec.schedule == "@weekly"
+    assert spec.events.table == "events"
+    assert spec.events.path is None
+    assert spec.events.columns == {}
+
+
+def test_parse_spec_without_base_dir_uses_current_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = parse_spec(copy.deepcopy(BASE_SPEC))
+    assert spec.base_dir == Path.cwd()
+    assert spec.resolve("events.parquet") == tmp_path.resolve() / "events.parquet"
+
+
+def test_spec_is_frozen(example: InstanceSpec) -> None:
+    with pytest.raises(ValueError, match="frozen"):
+        example.name = "other"  # type: ignore[misc]
+
+
+# --- paths ------------------------------------------------------------------------------------------------------
+
+
+def test_relative_paths_resolve_against_the_file_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    instance = write(tmp_path / "instances", EXAMPLE_YAML)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    spec = load_spec(instance)
+    folder = (tmp_path / "instances").resolve()
+    assert spec.resolve(spec.events.path) == folder / "examples" / "online_retail" / "events.parquet"
+    assert spec.profiles is not None
+    assert spec.resolve(spec.profiles.path) == folder / "examples" / "online_retail" / "profiles.parquet"
+    assert spec.resolve("../data/e.csv") == tmp_path.resolve() / "data" / "e.csv"
+
+
+def test_relative_file_name_resolves_against_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path / "sub", EXAMPLE_YAML)
+    monkeypatch.chdir(tmp_path)
+    spec = load_spec("sub/instance.yaml")
+    assert spec.base_dir == (tmp_path / "sub").resolve()
+    assert spec.resolve("e.csv") == (tmp_path / "sub" / "e.csv").resolve()
+
+
+def test_absolute_path_is_kept(example: InstanceSpec, tmp_path: Path) -> None:
+    absolute = tmp_path / "other" / "events.csv"
+    assert example.resolve(str(absolute)) == absolute
+
+
+def test_home_path_is_expanded(example: InstanceSpec) -> None:
+    assert example.resolve("~/events.csv") == Path.home() / "events.csv"
+
+
+# --- hash -------------------------------------------------------------------------------------------------------
+
+
+def test_spec_hash_is_short_hex_and_repeatable(example: InstanceSpec, tmp_path: Path) -> None:
+    digest = example.spec_hash()
+    assert re.fullmatch(r"[0-9a-f]{16}", digest)
+    assert example.spec_hash() == digest
+    assert load_spec(tmp_path / "instance.yaml").spec_hash() == digest
+
+
+def test_spec_hash_ignores_the_file_location(tmp_path: Path) -> None:
+    first = load_spec(write(tmp_path / "a", EXAMPLE_YAML))
+    second = load_spec(write(tmp_path / "b" / "deeper", EXAMPLE_YAML, name="renamed.yaml"))
+    assert first.base_dir != second.base_dir
+    assert first.spec_hash() == second.spec_hash()
+
+
+def test_spec_hash_ignores_key_order(tmp_path: Path) -> None:
+    reordered = MINIMAL_YAML.replace("name: minimal\n", "") + "name: minimal\n"
+    assert load_spec(write(tmp_path / "a", MINIMAL_YAML)).spec_hash() == (
+        load_spec(write(tmp_path / "b", reordered)).spec_hash()
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("  window_days: 30\n", "  window_days: 31\n"),
+        ("value: 50}", "value: 60}"),
+        ("occurrence: will_occur", "occurrence: will_not_occur"),
+        ("occurrence: will_occur\n  match: any", "occurrence: will_occur\n  match: all"),
+    ],
+    ids=["window_days", "threshold", "occurrence", "match"],
+)
+def test_spec_hash_changes_with_the_goal(tmp_path: Path, old: str, new: str) -> None:
+    assert EXAMPLE_YAML.count(old) == 1
+    original = load_spec(write(tmp_path / "a", EXAMPLE_YAML))
+    changed = load_spec(write(tmp_path / "b", EXAMPLE_YAML.replace(old, new)))
+    assert changed.goal != original.goal
+    assert changed.spec_hash() != original.spec_hash()
+
+
+# --- goal in words ----------------------------------------------------------------------------------------------
+
+
+def test_goal_in_words_for_the_example(example: InstanceSpec) -> None:
+    assert example.goal_in_words() == "purchase or (purchase with value >= 50) occurs within 30 days"
+
+
+def test_goal_in_words_single_event(spec: InstanceSpec) -> None:
+    assert spec.goal_in_words() == "purchase occurs within 30 days"
+
+
+@pytest.mark.parametrize(
+    ("condition", "words"),
+    [
+        ({"field": "event_type", "op": "ne", "value": "view"}, "event_type != view"),
+        ({"field": "event_type", "op": "in", "value": ["a", "b"]}, "event_type in ['a', 'b']"),
+        ({"field": "event_type", "op": "not_in", "value": ["a"]}, "event_type not in ['a']"),
+        ({"field": "value", "op": "gt", "value": 5}, "value > 5"),
+        ({"field": "value", "op": "lt", "value": 5}, "value < 5"),
+        ({"field": "value", "op": "lte", "value": 5}, "value <= 5"),
+        ({"field": "page", "op": "contains", "value": "cart"}, "page contains cart"),
+        ({"field": "coupon", "op": "exists"}, "coupon is set"),
+        ({"field": "coupon", "op": "exists", "value": True}, "coupon is set"),
+        ({"field": "coupon", "op": "exists", "value": False}, "coupon is empty"),
+    ],
+)
+def test_goal_in_words_operators(condition: dict, words: str) -> None:
+    spec = make_spec(goal=goal_with(condition, occurrence="will_not_occur", window_days=60))
+    assert spec.goal_in_words() == f"{words} does not occur within 60 days"
+
+
+def test_goal_in_words_match_all() -> None:
+    goal = goal_with({"field": "event_type", "op": "eq", "value": "purchase"}, match="all", window_days=7)
+    goal["events"].append({"where": [{"field": "event_type", "op": "eq", "value": "review"}]})
+    assert make_spec(goal=goal).goal_in_words() == "purchase and review occurs within 7 days"
+
+
+# --- errors from parse_spec -------------------------------------------------------------------------------------
+
+
+def spec_error(**overrides: object) -> str:
+    with pytest.raises(SpecError) as info:
+        make_spec(**overrides)
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("Repurchase", "String should match pattern '^[a-z0-9_]+$'"),
+        ("re-purchase", "String should match pattern '^[a-z0-9_]+$'"),
+        ("two words", "String should match pattern '^[a-z0-9_]+$'"),
+        ("", "String should match pattern '^[a-z0-9_]+$'"),
+        ("a" * 64, "String should have at most 63 characters"),
+    ],
+)
+def test_bad_name(name: str, reason: str) -> None:
+    assert spec_error(name=name) == f"unit.yaml: name: {reason}"
+
+
+@pytest.mark.parametrize("name", ["repurchase_30d", "a" * 63, "30d"])
+def test_good_name(name: str) -> None:
+    assert make_spec(name=name).name == name
+
+
+def test_name_with_trailing_newline_is_rejected() -> None:
+    assert spec_error(name="abc\n").startswith("unit.yaml: name: String should match pattern")
+
+
+def test_unknown_propensity() -> None:
+    assert spec_error(propensity="upsell") == "unit.yaml: propensity: Input should be 'conversion' or 'churn'"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "location"),
+    [
+        ({"nmae": "x"}, "nmae"),
+        ({"goal": goal_with({"field": "event_type", "op": "eq", "value": "x"}, windw_days=3)}, "goal.windw_days"),
+        (
+            {"goal": goal_with({"field": "event_type", "op": "eq", "value": "x", "vlaue": 1})},
+            "goal.events[0].where[0].vlaue",
+        ),
+        ({"events": {"path": "e.csv", "colums": {}}}, "events.colums"),
+        ({"training": {"snapshot": 3}}, "training.snapshot"),
+        ({"output": {"factor": 3}}, "output.factor"),
+    ],
+)
+def test_unknown_key(overrides: dict, location: str) -> None:
+    message = spec_error(**overrides)
+    assert message == f"unit.yaml: {location}: unknown key (check its spelling and indentation)"
+
+
+def test_missing_required_key() -> None:
+    data = copy.deepcopy(BASE_SPEC)
+    del data["goal"]
+    with pytest.raises(SpecError, match=r"^unit\.yaml: goal: Field required$"):
+        parse_spec(data, source="unit.yaml")
+
+
+@pytest.mark.parametrize(
+    ("condition", "reason"),
+    [
+        ({"field": "event_type", "op": "in", "value": "purchase"}, "operator 'in' needs a non-empty list as value"),
+        ({"field": "event_type", "op": "not_in", "value": []}, "operator 'not_in' needs a non-empty list as value"),
+        ({"field": "event_type", "op": "exists", "value": "yes"}, "operator 'exists' takes true, false or no value"),
+        ({"field": "event_type", "op": "exists", "value": 1}, "operator 'exists' takes true, false or no value"),
+        ({"field": "event_type", "op": "eq"}, "operator 'eq' needs a value"),
+        ({"field": "value", "op": "gte", "value": None}, "operator 'gte' needs a value"),
+        ({"field": "event_type", "op": "contains", "value": 5}, "operator 'contains' needs a string value"),
+        ({"field": "event_type", "op": "eq", "value": ["a"]}, "operator 'eq' needs a single value, not a list"),
+        ({"field": "event_type", "op": "ne", "value": {"a": 1}}, "operator 'ne' needs a single value, not a dict"),
+    ],
+)
+def test_condition_value_must_fit_operator(condition: dict, reason: str) -> None:
+    # Errors raised by the condition's own check are reported at the condition, not at its ``value`` key.
+    assert spec_error(goal=goal_with(condition)) == f"unit.yaml: goal.events[0].where[0]: {reason}"
+
+
+def test_condition_error_names_the_right_index() -> None:
+    goal = goal_with({"field": "event_type", "op": "eq", "value": "purchase"})
+    goal["events"].append(
+        {"where": [{"field": "event_type", "op": "eq", "value": "purchase"}, {"field": "value", "op": "gte"}]}
+    )
+    assert spec_error(goal=goal) == "unit.yaml: goal.events[1].where[1]: operator 'gte' needs a value"
+
+
+def test_unknown_operator() -> None:
+    message = spec_error(goal=goal_with({"field": "event_type", "op": "like", "value": "x"}))
+    assert message.startswith("unit.yaml: goal.events[0].where[0].op: Input should be 'eq', 'ne', 'in'")
+
+
+def test_empty_field_name() -> None:
+    message = spec_error(goal=goal_with({"field": "", "op": "eq", "value": "x"}))
+    assert message.startswith("unit.yaml: goal.events[0].where[0].field: String should have at least 1 character")
+
+
+def test_empty_where_and_empty_goal_events() -> None:
+    assert spec_error(goal=goal_with()).startswith("unit.yaml: goal.events[0].where: List should have at least 1 item")
+    goal = copy.deepcopy(BASE_SPEC["goal"])
+    goal["events"] = []
+    assert spec_error(goal=goal).startswith("unit.yaml: goal.events: List should have at least 1 item")
+
+
+@pytest.mark.parametrize("window_days", [0, 3651])
+def test_window_days_range(window_days: int) -> None:
+    message = spec_error(goal=goal_with({"field": "event_type", "op": "eq", "value": "x"}, window_days=window_days))
+    assert message.startswith("unit.yaml: goal.window_days: Input should be")
+
+
+def test_condition_in_eligibility_and_custom_events_locations() -> None:
+    bad = {"field": "event_type", "op": "in", "value": "x"}
+    assert spec_error(eligibility={"exclude": [{"where": [bad]}]}).startswith(
+        "unit.yaml: eligibility.exclude[0].where[0]: operator 'in'"
+    )
+    assert spec_error(custom_events=[{"name": "c", "where": [bad]}]).startswith(
+        "unit.yaml: custom_events[0].where[0]: operator 'in'"
+    )
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        {"path": "events.parquet", "table": "events"},
+        {},
+        {"columns": {"profile_id": "customer"}},
+    ],
+    ids=["both", "neither", "columns-only"],
+)
+def test_events_needs_exactly_one_source(events: dict) -> None:
+    assert spec_error(events=events) == (
+        "unit.yaml: events: give exactly one of 'path' (a .parquet or .csv file) or 'table'"
+    )
+
+
+@pytest.mark.parametrize("path", ["events.txt", "events.json", "events"])
+def test_events_path_extension(path: str) -> None:
+    assert spec_error(events={"path": path}) == f"unit.yaml: events: path '{path}' must end in .parquet or .csv"
+
+
+@pytest.mark.parametrize("path", ["events.CSV", "data/Events.Parquet"])
+def test_events_path_extension_is_case_insensitive(path: str) -> None:
+    assert make_spec(events={"path": path}).events.path == path
+
+
+def test_table_source_is_accepted() -> None:
+    spec = make_spec(events={"table": "public.events", "connection": "postgresql://db/x"})
+    assert (spec.events.table, spec.events.connection, spec.events.path) == ("public.events", "postgresql://db/x", None)
+
+
+def test_non_canonical_column_key() -> None:
+    message = spec_error(events={"path": "e.csv", "columns": {"customer": "profile_id", "ts": "timestamp"}})
+    assert message.startswith("unit.yaml: events.columns: ")
+    assert "['customer', 'ts'] are not canonical" in message
+    assert "(use ['event_type', 'profile_id', 'timestamp', 'value'])" in message
+
+
+@pytest.mark.parametrize(
+    ("buckets", "reason"),
+    [
+        ({"medium": 75, "high": 75}, "the 'medium' threshold must be below the 'high' threshold"),
+        ({"medium": 80, "high": 20}, "the 'medium' threshold must be below the 'high' threshold"),
+        ({"medium": 10}, "buckets needs both 'medium' and 'high' score thresholds"),
+    ],
+)
+def test_bucket_thresholds(buckets: dict, reason: str) -> None:
+    assert spec_error(output={"buckets": buckets}) == f"unit.yaml: output.buckets: {reason}"
+
+
+@pytest.mark.parametrize(
+    ("buckets", "location"),
+    [({"medium": 0, "high": 50}, "output.buckets.medium"), ({"medium": 50, "high": 100}, "output.buckets.high")],
+)
+def test_bucket_thresholds_strictly_between_0_and_100(buckets: dict, location: str) -> None:
+    assert spec_error(output={"buckets": buckets}).startswith(f"unit.yaml: {location}: Input should be")
+
+
+def test_duplicate_custom_event_names() -> None:
+    where = [{"field": "event_type", "op": "eq", "value": "x"}]
+    custom = [
+        {"name": "cancel", "where": where},
+        {"name": "refund", "where": where},
+        {"name": "cancel", "where": where},
+    ]
+    assert spec_error(custom_events=custom) == (
+        "unit.yaml: custom_events: custom event names must be unique; repeated: ['cancel']"
+    )
+
+
+@pytest.mark.parametrize("name", ["Cancel", "1cancel", "_cancel", "c" * 41])
+def test_custom_event_name_rules(name: str) -> None:
+    where = [{"field": "event_type", "op": "eq", "value": "x"}]
+    assert spec_error(custom_events=[{"name": name, "where": where}]).startswith("unit.yaml: custom_events[0].name: ")
+
+
+def test_profiles_need_columns() -> None:
+    assert spec_error(profiles={"path": "p.csv", "columns": []}).startswith(
+        "unit.yaml: profiles.columns: List should have at least 1 item"
+    )
+
+
+def test_several_problems_one_line_each() -> None:
+    lines = spec_error(name="Bad", propensity="upsell").splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("unit.yaml: name: ")
+    assert lines[1].startswith("unit.yaml: propensity: ")
+
+
+@pytest.mark.parametrize("data", [None, [], ["name", "x"], "name: x", 3])
+def test_non_mapping_data(data: object) -> None:
+    with pytest.raises(SpecError, match=r"^unit\.yaml: the file must hold a mapping of keys"):
+        parse_spec(data, source="unit.yaml")
+
+
+# --- errors from load_spec --------------------------------------------------------------------------------------
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere.yaml"
+    with pytest.raises(
+        SpecError, match=re.escape(f"{path}: cannot read the instance file (No such file or directory)")
+    ):
+        load_spec(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("name: x\ngoal: [a, b\n", "at line 3, column 1: expected ',' or ']'"),
+        ("name: x\n  propensity: churn\n", "at line 2, column 13: mapping values are not allowed here"),
+        ("name: x\n\tpropensity: churn\n", "at line 2, column 1: found character '\\t' that cannot start any token"),
+    ],
+)
+def test_invalid_yaml(tmp_path: Path, text: str, where: str) -> None:
+    path = write(tmp_path, text, name="broken.yaml")
+    with pytest.raises(SpecError, match=re.escape(f"{path}: not valid YAML {where}")):
+        load_spec(path)
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "", "just a string\n", "42\n"])
+def test_non_mapping_document(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, text, name="odd.yaml")
+    with pytest.raises(SpecError, match=re.escape(f"{path}: the file must hold a mapping of keys (name, propensity")):
+        load_spec(path)
+
+
+def test_load_spec_errors_name_the_file_and_field(tmp_path: Path) -> None:
+    path = write(tmp_path, EXAMPLE_YAML.replace("op: gte, value: 50", "op: gte"), name="unit.yaml")
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert str(info.value) == f"{path}: goal.events[1].where[1]: operator 'gte' needs a value"
+    assert "unit.yaml: goal.events[1].where[1]" in str(info.value)
+
+
+def test_load_spec_unknown_key_from_file(tmp_path: Path) -> None:
+    path = write(tmp_path, EXAMPLE_YAML.replace("  window_days: 30\n", "  windowdays: 30\n"))
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    lines = str(info.value).splitlines()
+    assert f"{path}: goal.windowdays: unknown key (check its spelling and indentation)" in lines
+    assert f"{path}: goal.window_days: Field required" in lines
+
+
+def test_spec_hash_ignores_description_and_schedule_but_not_the_window() -> None:
+    base = make_spec()
+    assert make_spec(description="other words", schedule="@daily").spec_hash() == base.spec_hash()
+    goal = copy.deepcopy(BASE_SPEC["goal"]) | {"window_days": 60}
+    assert make_spec(goal=goal).spec_hash() != base.spec_hash()
+
+
+def test_a_key_repeated_in_the_file_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: first\nname: second\n")
+    with pytest.raises(SpecError, match=r"line 2, column 1: key 'name' appears twice in the same mapping"):
+        load_spec(path)
+
+
+def test_base_dir_cannot_be_set_from_the_file() -> None:
+    data = copy.deepcopy(BASE_SPEC) | {"base_dir": "/etc"}
+    with pytest.raises(SpecError, match=r"unit.yaml: base_dir: unknown key"):
+        parse_spec(data, source="unit.yaml")
