@@ -1,9 +1,12 @@
-"""Run artifacts: the model file, its metadata and the scores, in one folder per (instance, as-of).
+"""Artifacts on disk: one folder per run, one immutable folder per trained model.
 
-Layout: ``<home>/artifacts/<instance>/<YYYY-MM-DD>/`` holding ``model.txt`` (LightGBM), ``metadata.json``
-(versions, spec hash, windows, label counts, features, parameters, calibration, metrics) and
-``scores.parquet``.  A folder is written beside its final place and renamed into it, so a reader never
-sees half a run.
+- Run folder ``<home>/artifacts/<instance>/<YYYY-MM-DD>/``: what a run as of that date read and produced
+  (``events.parquet``, ``training_set.parquet``, ``plan.json``, ``model.json``, ``scores.parquet``,
+  ``validation/*.json``, ``metadata.json``).  Each file is written beside its final name and renamed into
+  place, so a reader never sees half a file; a re-run of the same date starts from an empty folder.
+- Model folder ``<home>/models/<instance>/<model_version>/``: ``model.txt`` (LightGBM) and ``model.json``
+  (versions, hashes, windows, label counts, features, parameters, calibration, validation metrics, quality).
+  The version is a content hash, so a folder never changes once written; runs refer to it by version.
 """
 
 from __future__ import annotations
@@ -24,11 +27,16 @@ from customer_ai.model import PlattCalibration, TrainedModel
 
 __all__ = [
     "default_home",
-    "load_run",
+    "load_model",
+    "model_dir",
     "model_version",
     "package_versions",
+    "read_json",
+    "reset_dir",
     "run_dir",
-    "write_run",
+    "save_model",
+    "write_frame",
+    "write_json",
 ]
 
 _PACKAGES = ("customer-ai", "lightgbm", "pandas", "numpy", "pyarrow", "scikit-learn", "scipy", "pydantic")
@@ -55,6 +63,11 @@ def run_dir(home: Path, instance: str, as_of: pd.Timestamp) -> Path:
     return Path(home) / "artifacts" / instance / f"{as_of:%Y-%m-%d}"
 
 
+def model_dir(home: Path, instance: str, version: str) -> Path:
+    """Return the folder of one trained model."""
+    return Path(home) / "models" / instance / version
+
+
 def model_version(model: TrainedModel, as_of: pd.Timestamp) -> str:
     """Return a version id from the as-of date and a hash of the model and its calibration."""
     digest = hashlib.sha256(model.booster.model_to_string(num_iteration=model.best_iteration).encode())
@@ -62,63 +75,91 @@ def model_version(model: TrainedModel, as_of: pd.Timestamp) -> str:
     return f"{as_of:%Y%m%d}-{digest.hexdigest()[:10]}"
 
 
-def write_run(
-    folder: Path, model: TrainedModel, metadata: dict, scores: pd.DataFrame, extra: dict[str, pd.DataFrame]
-) -> Path:
-    """Write a run's artifacts into ``folder`` atomically (replacing an earlier run of the same date).
+def _replace_atomically(path: Path, write: callable) -> Path:  # type: ignore[valid-type]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, staging = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    os.close(handle)
+    try:
+        write(Path(staging))
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+    return path
 
-    Parameters
-    ----------
-    folder : pathlib.Path
-        Final folder, see :func:`run_dir`.
-    model : TrainedModel
-        The model.
-    metadata : dict
-        JSON-ready metadata.
-    scores : pandas.DataFrame
-        Scores; a ``factors`` column of lists is stored as JSON text.
-    extra : dict
-        More frames to store as ``<name>.parquet`` (e.g. the training set).
 
-    Returns
-    -------
-    pathlib.Path
-        ``folder``.
-    """
+def write_json(path: Path, data: object) -> Path:
+    """Write JSON (sorted keys, indented) atomically; return the path."""
+    text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+    return _replace_atomically(path, lambda staging: staging.write_text(text, encoding="utf-8"))
+
+
+def read_json(path: Path) -> dict:
+    """Read a JSON file written by :func:`write_json`."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def write_frame(path: Path, frame: pd.DataFrame, index: bool = False) -> Path:
+    """Write a frame as Parquet atomically; a ``factors`` column of lists is stored as JSON text."""
+    stored = frame
+    if "factors" in frame.columns and len(frame) and not isinstance(frame["factors"].iloc[0], str):
+        stored = frame.copy()
+        stored["factors"] = [json.dumps(f, ensure_ascii=False) for f in frame["factors"]]
+    return _replace_atomically(path, lambda staging: stored.to_parquet(staging, index=index))
+
+
+def reset_dir(folder: Path) -> Path:
+    """Empty ``folder`` (creating it if needed) so that a run starts from nothing; return it."""
     folder = Path(folder)
+    if folder.exists():
+        retired = folder.with_name(f".{folder.name}-old-{os.getpid()}")
+        folder.rename(retired)
+        shutil.rmtree(retired, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def save_model(home: Path, instance: str, model: TrainedModel, metadata: dict) -> Path:
+    """Store a trained model under its version, atomically; an existing folder of that version is kept.
+
+    ``metadata`` must hold ``model_version``; the calibration, features and parameters are added here.
+    """
+    folder = model_dir(home, instance, metadata["model_version"])
+    if (folder / "model.json").exists():
+        return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
         model.booster.save_model(staging / "model.txt", num_iteration=model.best_iteration)
-        (staging / "metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True, default=str) + "\n")
-        stored = scores.copy()
-        if "factors" in stored.columns:
-            stored["factors"] = [json.dumps(f, ensure_ascii=False) for f in stored["factors"]]
-        stored.to_parquet(staging / "scores.parquet", index=False)
-        for name, frame in extra.items():
-            frame.to_parquet(staging / f"{name}.parquet")
-        if folder.exists():
-            retired = folder.with_name(f".{folder.name}-old-{os.getpid()}")
-            folder.rename(retired)
+        full = {
+            **metadata,
+            "calibration": {"slope": model.calibration.slope, "intercept": model.calibration.intercept},
+            "parameters": model.params,
+            "best_iteration": model.best_iteration,
+        }
+        full.setdefault("features", {}).update({"names": model.features, "categorical": model.categorical})
+        write_json(staging / "model.json", full)
+        try:
             staging.rename(folder)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            staging.rename(folder)
+        except OSError:  # another process stored the same version first
+            if not (folder / "model.json").exists():
+                raise
+            shutil.rmtree(staging, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return folder
 
 
-def load_run(folder: Path) -> tuple[TrainedModel, dict]:
-    """Load the model and metadata written by :func:`write_run`."""
+def load_model(folder: Path) -> tuple[TrainedModel, dict]:
+    """Load a model stored with :func:`save_model`; return it with its metadata."""
     folder = Path(folder)
-    metadata = json.loads((folder / "metadata.json").read_text())
+    metadata = read_json(folder / "model.json")
     booster = lgb.Booster(model_file=str(folder / "model.txt"))
-    calibration = PlattCalibration(**metadata["calibration"])
     model = TrainedModel(
         booster=booster,
-        calibration=calibration,
+        calibration=PlattCalibration(**metadata["calibration"]),
         features=metadata["features"]["names"],
         categorical=metadata["features"]["categorical"],
         params=metadata["parameters"],

@@ -1,7 +1,8 @@
 """The ``customer-ai`` command: run, check, explain and backtest instances without Airflow.
 
 Exit status: 0 success; 1 the model failed the quality gate (without ``--allow-poor``); 2 bad input (instance
-file, events, too little data), with a message that says what is wrong and where.
+file, events, too little data), with a message that says what is wrong and where; 3 the profile store cannot be
+reached.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_POOR, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_POOR, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
 
 class UsageError(ValueError):
@@ -72,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("profile_id", help="the profile")
     explain.add_argument("--as-of", help="a past as-of date (default: the current score)")
 
+    show = commands.add_parser("show", help="print an instance's latest run and its top profiles from the store")
+    common(show)
+    show.add_argument("--as-of", help="require the latest run to be this date (YYYY-MM-DD)")
+    show.add_argument("--top", type=int, default=5, help="profiles to print with their factors (default 5)")
+
     backtest = commands.add_parser("backtest", help="score past dates and measure against what happened")
     backtest.add_argument("instance", type=Path, help="instance YAML file")
     backtest.add_argument("--as-of", action="append", required=True, help="as-of date; repeat for several")
@@ -118,17 +124,35 @@ def _write_scores(scores, path: Path) -> None:  # noqa: ANN001
         raise UsageError(f"--scores-out {path}: use a .csv or .parquet file name")
 
 
+def _events_dsn(spec) -> str | None:  # noqa: ANN001
+    """Return the database address of a table event source, from the spec or the environment."""
+    if spec.events.table is None:
+        return None
+    connection = spec.events.connection
+    if connection and "://" in connection:
+        return connection
+    names = [f"CUSTOMER_AI_CONN_{connection.upper()}", f"AIRFLOW_CONN_{connection.upper()}"] if connection else []
+    names.append("CUSTOMER_AI_EVENTS_DSN")
+    for name in names:
+        if os.environ.get(name):
+            return os.environ[name]
+    raise UsageError(
+        f"instance {spec.name}: events come from table {spec.events.table!r}; set one of {', '.join(names)} "
+        "to its postgresql:// address"
+    )
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    from customer_ai import pipeline
+    from customer_ai import steps
     from customer_ai.spec import load_spec
 
     spec = load_spec(args.instance)
     as_of = _as_of(args.as_of)
     if args.scores_out is not None and args.scores_out.suffix.lower() not in (".csv", ".parquet"):
         raise UsageError(f"--scores-out {args.scores_out}: use a .csv or .parquet file name")
-    events = pipeline.load_events(spec, args.events)
     store = _store(args)
-    result = pipeline.run(spec, as_of, events=events, home=_home(args), store=store)
+    dsn = None if args.events else _events_dsn(spec)
+    result = steps.run(spec, as_of, _home(args), store, events_path=args.events, dsn=dsn)
     if args.scores_out is not None:
         _write_scores(result.scores, args.scores_out)
     meta = result.metadata
@@ -143,7 +167,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     buckets = ", ".join(f"{k} {v:,}" for k, v in meta["buckets"].items())
     print(f"scored {meta['scored_profiles']:,} profiles ({buckets})")
     print(f"artifacts: {result.artifact_dir}")
-    if result.quality == "ok":
+    if result.written_to_store:
         print(f"store: {store}")
     if args.scores_out is not None:
         print(f"scores: {args.scores_out}")
@@ -153,7 +177,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for row in top.to_dict("records"):
             _print_profile(row)
     if result.quality != "ok":
-        print(f"warning: the model is poor: {meta['quality']['reason']}", file=sys.stderr)
+        print(
+            f"warning: the model is poor: {meta['quality']['reason']}; scores not written to the store", file=sys.stderr
+        )
         return EXIT_OK if args.allow_poor else EXIT_POOR
     return EXIT_OK
 
@@ -201,6 +227,39 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_show(args: argparse.Namespace) -> int:
+    from customer_ai.artifacts import read_json, run_dir
+    from customer_ai.spec import load_spec
+
+    spec = load_spec(args.instance)
+    store = _store(args)
+    runs = store.read_runs(spec.name)
+    if runs.empty:
+        print(f"{spec.name} has no runs in {store}", file=sys.stderr)
+        return EXIT_INPUT
+    latest = runs.iloc[-1]
+    if args.as_of is not None and str(latest["as_of"]) != str(_as_of(args.as_of).date()):
+        print(f"{spec.name}: the latest run in {store} is as of {latest['as_of']}, not {args.as_of}", file=sys.stderr)
+        return EXIT_INPUT
+    print(f"{spec.name}: {spec.goal_in_words()}")
+    print(
+        f"latest run as of {latest['as_of']}: {latest['status']} ({latest['reason']}), model {latest['model_version']}"
+    )
+    folder = run_dir(_home(args), spec.name, _as_of(str(latest["as_of"])))
+    if (folder / "metadata.json").exists():
+        meta = read_json(folder / "metadata.json")
+        buckets = ", ".join(f"{k} {v:,}" for k, v in meta["buckets"].items())
+        print(f"scored {meta['scored_profiles']:,} profiles ({buckets})")
+    print(f"artifacts: {folder}")
+    print(f"store: {store}")
+    scores = store.read_scores(spec.name)
+    if args.top > 0 and len(scores):
+        print(f"top {min(args.top, len(scores))} profiles:")
+        for row in scores.head(args.top).to_dict("records"):
+            _print_profile(row)
+    return EXIT_OK if latest["status"] == "ok" else EXIT_POOR
+
+
 def _cmd_backtest(args: argparse.Namespace) -> int:
     from customer_ai import pipeline
     from customer_ai.backtest import backtest, format_markdown
@@ -227,27 +286,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
-    handlers = {"run": _cmd_run, "check": _cmd_check, "explain": _cmd_explain, "backtest": _cmd_backtest}
+    handlers = {
+        "run": _cmd_run,
+        "check": _cmd_check,
+        "explain": _cmd_explain,
+        "show": _cmd_show,
+        "backtest": _cmd_backtest,
+    }
     from customer_ai.backtest import GoalWindowOpenError
     from customer_ai.conditions import ConditionError
     from customer_ai.events import EventsError
     from customer_ai.pipeline import InsufficientDataError
     from customer_ai.spec import SpecError
+    from customer_ai.validation import DataValidationError
 
     input_errors = (
         SpecError,
         EventsError,
+        DataValidationError,
         ConditionError,
         InsufficientDataError,
         GoalWindowOpenError,
         UsageError,
         NotImplementedError,
     )
+    from customer_ai.store import StoreUnavailableError
+
     try:
         return handlers[args.command](args)
     except input_errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    except StoreUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
 
 
 if __name__ == "__main__":

@@ -172,5 +172,5 @@ def quality_verdict(metrics: dict[str, float], min_auc: float) -> tuple[str, str
     if not np.isfinite(auc):
         return "poor", "validation ROC AUC is undefined (only one class in the validation snapshot)"
     if auc < min_auc:
-        return "poor", f"validation ROC AUC {auc:.3f} is below the quality gate of {min_auc:.2f}"
-    return "ok", f"validation ROC AUC {auc:.3f} meets the quality gate of {min_auc:.2f}"
+        return "poor", f"validation ROC AUC {auc:.3f} is below the quality gate of {min_auc:g}"
+    return "ok", f"validation ROC AUC {auc:.3f} meets the quality gate of {min_auc:g}"

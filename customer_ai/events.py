@@ -1,4 +1,4 @@
-"""Canonical events: load a Parquet or CSV event log, rename its columns, normalise types and time zone.
+"""Canonical events: load a Parquet/CSV event log or a PostgreSQL table, rename columns, normalise types and time zone.
 
 Canonical columns: ``profile_id`` (string), ``timestamp`` (UTC), ``event_type`` (string), ``value`` (float,
 may be missing).  Any other column is kept and can be used in conditions and as a categorical feature.
@@ -11,7 +11,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["CANONICAL_COLUMNS", "EventsError", "canonicalize", "load_event_file", "load_profiles"]
+__all__ = [
+    "CANONICAL_COLUMNS",
+    "EventsError",
+    "canonicalize",
+    "load_event_file",
+    "load_event_table",
+    "load_profiles",
+]
 
 CANONICAL_COLUMNS = ("profile_id", "timestamp", "event_type", "value")
 _REQUIRED = ("profile_id", "timestamp", "event_type")
@@ -180,3 +187,179 @@ def load_profiles(path: str | Path, attributes: list[str], id_column: str = "pro
             "the profile file needs one row per profile"
         )
     return frame.set_index("profile_id")
+
+
+# PostgreSQL type oids -> the pandas dtype a column gets, whatever rows a chunk holds (other types stay objects)
+_PG_DTYPES = {
+    16: "boolean",  # bool
+    20: "Int64",  # int8
+    21: "Int64",  # int2
+    23: "Int64",  # int4
+    700: "float64",  # float4
+    701: "float64",  # float8
+    1700: "float64",  # numeric
+    18: "str",  # char
+    19: "str",  # name
+    25: "str",  # text
+    1042: "str",  # bpchar
+    1043: "str",  # varchar
+    2950: "str",  # uuid
+    1082: "datetime64[us]",  # date
+    1114: "datetime64[us]",  # timestamp (naive: UTC)
+    1184: "datetime64[us, UTC]",  # timestamptz
+}
+_PG_TIME_TYPES = (1082, 1114, 1184)  # date, timestamp, timestamptz
+_PG_TIMESTAMP = 1114
+
+
+def _utc_bound(value: object) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _table_columns(cursor: object, relation: object, table: str, source: str) -> list[tuple[str, int, str]]:
+    """Return (name, type oid, dtype) of the table's columns, in order; EventsError when there is no such table."""
+    cursor.execute("SELECT to_regclass(%s)::oid", (relation.as_string(cursor.connection),))
+    oid = cursor.fetchone()[0]
+    if oid is None:
+        raise EventsError(f"{source}: table {table!r} not found (or not visible to this user)")
+    cursor.execute(
+        "SELECT a.attname, CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END, t.typtype "
+        "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+        "WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        (oid,),
+    )
+    return [(name, oid, _PG_DTYPES.get(oid, "str" if kind == "e" else "object")) for name, oid, kind in cursor]
+
+
+def _check_table_columns(
+    catalog: list[tuple[str, int, str]], columns: dict[str, str], ts_column: str, bounded: bool, source: str
+) -> None:
+    types = {name: oid for name, oid, _ in catalog}
+    listing = ", ".join(types)
+    missing = [f"{canon} <- {column!r}" for canon, column in columns.items() if column not in types]
+    if missing:
+        raise EventsError(
+            f"{source}: the column mapping names columns the table does not have: {', '.join(missing)} "
+            f"(columns: {listing})"
+        )
+    if bounded and ts_column not in types:
+        raise EventsError(f"{source}: no timestamp column {ts_column!r} (columns: {listing})")
+    if bounded and types[ts_column] not in _PG_TIME_TYPES:
+        raise EventsError(
+            f"{source}: column {ts_column!r} is not a timestamp, timestamptz or date column; "
+            "time bounds cannot be applied on the server"
+        )
+
+
+def _table_chunk(rows: list[tuple], catalog: list[tuple[str, int, str]]) -> pd.DataFrame:
+    names = [name for name, _, _ in catalog]
+    frame = pd.DataFrame.from_records(rows, columns=names)
+    for name, _, dtype in catalog:
+        column = frame[name].astype("object")
+        if dtype.startswith("datetime64"):
+            frame[name] = pd.to_datetime(column, utc=dtype.endswith("UTC]")).astype(dtype)
+        elif dtype != "object":
+            frame[name] = column.where(column.notna(), None).astype(dtype)
+    return frame
+
+
+def _table_frame(chunks: list[pd.DataFrame], catalog: list[tuple[str, int, str]]) -> pd.DataFrame:
+    frame = pd.concat(chunks, ignore_index=True) if chunks else _table_chunk([], catalog)
+    for name, _, dtype in catalog:  # plain dtypes when nothing is missing, as files give
+        if dtype in ("Int64", "boolean") and not frame[name].isna().any():
+            frame[name] = frame[name].astype("int64" if dtype == "Int64" else "bool")
+    return frame
+
+
+def load_event_table(
+    dsn: str,
+    table: str,
+    columns: dict[str, str] | None = None,
+    *,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+    chunk_rows: int = 100_000,
+) -> pd.DataFrame:
+    """Load events from a PostgreSQL table (or view) into canonical events.
+
+    Only rows with ``start <= timestamp < end`` are read (each bound optional): the filter runs on the server
+    and rows are streamed through a server-side cursor, ``chunk_rows`` at a time.  Every column of the table is
+    returned (extra columns are kept); integer and boolean columns holding missing values become nullable
+    pandas integers and booleans, numerics become floats.
+
+    Parameters
+    ----------
+    dsn : str
+        libpq address of the database: ``postgresql://user:password@host:port/dbname`` or ``key=value`` pairs.
+    table : str
+        ``schema.name`` or ``name`` (found through the search path); names are taken verbatim (case-sensitive).
+    columns : dict, optional
+        Mapping from canonical names to the table's column names, e.g. ``{"timestamp": "occurred_at"}``.
+    start, end : pandas.Timestamp, optional
+        Half-open time bounds on the mapped timestamp column; naive bounds are taken as UTC.  The column may be
+        ``timestamptz``, ``timestamp`` (naive values are UTC) or ``date``.
+    chunk_rows : int, default 100000
+        Rows fetched per round trip.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Canonical events, see :func:`canonicalize`.
+
+    Raises
+    ------
+    EventsError
+        When the database cannot be reached, the table or a mapped column does not exist, the timestamp column
+        is not a time, or the rows are not valid events.
+    """
+    import psycopg2  # noqa: PLC0415 - only deployments reading events from a database need the driver
+    import psycopg2.extensions  # noqa: PLC0415
+    from psycopg2 import sql  # noqa: PLC0415
+
+    from customer_ai.store import mask_password, postgres_location  # noqa: PLC0415
+
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+    source = f"postgresql table {table}"
+    schema, _, name = table.partition(".") if "." in table else ("", "", table)
+    relation = sql.Identifier(schema, name) if schema else sql.Identifier(name)
+    columns = columns or {}
+    ts_column = columns.get("timestamp", "timestamp")
+    bounds = {k: _utc_bound(v) for k, v in (("start", start), ("end", end)) if v is not None}
+    try:
+        given = psycopg2.extensions.parse_dsn(dsn)
+    except psycopg2.ProgrammingError:
+        raise EventsError(f"{source}: invalid database address {mask_password(dsn)!r}") from None
+    defaults = {"connect_timeout": 5, "application_name": "customer-ai events"}
+    try:
+        connection = psycopg2.connect(dsn, **{k: v for k, v in defaults.items() if k not in given})
+    except psycopg2.OperationalError as exc:
+        raise EventsError(
+            f"{source}: cannot connect to {postgres_location(dsn)}: {' '.join(str(exc).split())}"
+        ) from exc
+    try:
+        connection.set_session(readonly=True)
+        with connection.cursor() as cursor:
+            cursor.execute("SET TIME ZONE 'UTC'")  # naive timestamps are UTC; timestamptz values come back in UTC
+            catalog = _table_columns(cursor, relation, table, source)
+        _check_table_columns(catalog, columns, ts_column, bool(bounds), source)
+        query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(sql.Identifier(c[0]) for c in catalog), relation)
+        if bounds:
+            tests = {"start": "{} >= %(start)s", "end": "{} < %(end)s"}
+            query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(
+                sql.SQL(tests[k]).format(sql.Identifier(ts_column)) for k in bounds
+            )
+        naive = {c[0]: c[1] for c in catalog}.get(ts_column) == _PG_TIMESTAMP
+        params = {k: (v.tz_localize(None) if naive else v).to_pydatetime() for k, v in bounds.items()}
+        chunks = []
+        with connection.cursor(name="customer_ai_events") as cursor:
+            cursor.itersize = chunk_rows
+            cursor.execute(query, params)
+            while rows := cursor.fetchmany(chunk_rows):
+                chunks.append(_table_chunk(rows, catalog))
+    except psycopg2.Error as exc:
+        raise EventsError(f"{source}: {' '.join(str(exc).split())}") from exc
+    finally:
+        connection.close()
+    return canonicalize(_table_frame(chunks, catalog), columns, source=source)

@@ -1,21 +1,19 @@
-"""The steps of a run as plain functions, each taking the spec and an as-of date.
+"""The modeling computations of a run, in memory: training set, model, scores with factors.
 
-``run`` chains them: load events -> training set (labels and point-in-time features at every snapshot) ->
-train and calibrate -> quality gate -> score every eligible profile with its factors -> write artifacts and
-the profile store.  Scoring is a pure function of (spec, model, events before the as-of date, profiles).
+:mod:`customer_ai.steps` wraps them into the file-based steps that Airflow tasks and the command chain; the
+back-test calls them directly.  Scoring is a pure function of (spec, model, events before the as-of date,
+profiles), so any subset of profiles can be scored on its own.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from customer_ai import artifacts
-from customer_ai.evaluation import classification_metrics, quality_verdict
+from customer_ai.evaluation import classification_metrics
 from customer_ai.events import load_event_file, load_profiles
 from customer_ai.explain import top_factors
 from customer_ai.features import FeaturePlan, build_features, feature_infos, plan_features
@@ -24,17 +22,15 @@ from customer_ai.model import TrainedModel, fit_model
 from customer_ai.progress import logger, step
 from customer_ai.scoring import score_frame
 from customer_ai.spec import InstanceSpec
-from customer_ai.store import SQLiteStore
 from customer_ai.windows import training_snapshots
 
 __all__ = [
+    "CALIBRATION_NOTE",
     "InsufficientDataError",
-    "RunResult",
     "TrainingSet",
     "build_training_set",
     "load_attributes",
     "load_events",
-    "run",
     "score_profiles",
     "train_model",
 ]
@@ -88,21 +84,6 @@ class TrainingSet:
         return out
 
 
-@dataclass
-class RunResult:
-    """What a run produced."""
-
-    scores: pd.DataFrame
-    metadata: dict
-    artifact_dir: Path
-    store: SQLiteStore | None
-
-    @property
-    def quality(self) -> str:
-        """``ok`` or ``poor``."""
-        return self.metadata["quality"]["status"]
-
-
 def load_events(spec: InstanceSpec, events_path: str | Path | None = None) -> pd.DataFrame:
     """Load the instance's events, or a canonical event file that replaces them.
 
@@ -120,8 +101,8 @@ def load_events(spec: InstanceSpec, events_path: str | Path | None = None) -> pd
             events = load_event_file(spec.resolve(spec.events.path), spec.events.columns)
         else:
             raise NotImplementedError(
-                f"instance {spec.name}: events from a database table ({spec.events.table}) are read by the "
-                "Airflow integration; for the command, export them to Parquet and pass --events"
+                f"instance {spec.name}: events from a database table ({spec.events.table}) are read one run "
+                "window at a time (customer-ai run, Airflow); here, export them to a file and pass --events"
             )
         info["events"] = len(events)
         info["profiles"] = int(events["profile_id"].nunique())
@@ -257,125 +238,3 @@ def score_profiles(
         contributions = model.contributions(features) if len(features) else np.zeros((0, features.shape[1] + 1))
         scores["factors"] = top_factors(features, contributions, feature_infos(plan, spec), spec.output.factors)
     return scores, features
-
-
-def run(
-    spec: InstanceSpec,
-    as_of: pd.Timestamp,
-    events: pd.DataFrame | None = None,
-    home: Path | None = None,
-    store: SQLiteStore | None = None,
-) -> RunResult:
-    """Train on what happened before ``as_of`` and score every profile eligible at ``as_of``.
-
-    A model that fails the quality gate is still written to the artifacts (so it can be inspected) and
-    marked ``poor``; its scores are not written to the store.
-
-    Parameters
-    ----------
-    spec : InstanceSpec
-        The instance.
-    as_of : pandas.Timestamp
-        The as-of date (UTC).
-    events : pandas.DataFrame, optional
-        Canonical events; loaded from the spec when omitted.
-    home : pathlib.Path, optional
-        Folder for artifacts; :func:`customer_ai.artifacts.default_home` when omitted.
-    store : SQLiteStore, optional
-        Profile store to write to; nothing is written to a store when omitted.
-
-    Returns
-    -------
-    RunResult
-    """
-    home = Path(home) if home is not None else artifacts.default_home()
-    events = load_events(spec) if events is None else events
-    attributes = load_attributes(spec)
-    training_set = build_training_set(spec, events, as_of, attributes)
-    model, metrics = train_model(spec, training_set)
-    status, reason = quality_verdict(metrics, spec.training.min_auc)
-    version = artifacts.model_version(model, as_of)
-    scores, _ = score_profiles(spec, model, training_set.plan, events, as_of, attributes=attributes)
-    scores.insert(scores.columns.get_loc("factors"), "model_version", version)
-    metadata = _metadata(
-        spec=spec,
-        as_of=as_of,
-        training_set=training_set,
-        model=model,
-        metrics=metrics,
-        status=status,
-        reason=reason,
-        version=version,
-        scores=scores,
-    )
-    with step("writing artifacts"):
-        folder = artifacts.write_run(
-            artifacts.run_dir(home, spec.name, as_of),
-            model,
-            metadata,
-            scores,
-            {"training_set": pd.concat([training_set.labels, training_set.features], axis=1)},
-        )
-    if store is not None and status == "ok":
-        with step(f"writing {len(scores):,} scores to {store}"):
-            store.write_run(
-                spec.name,
-                f"{as_of:%Y-%m-%d}",
-                scores,
-                {"model_version": version, "status": status, "reason": reason, "metrics": metrics},
-            )
-    elif store is not None:
-        logger.warning("model is poor (%s): scores kept in %s, not written to the store", reason, folder)
-    return RunResult(scores=scores, metadata=metadata, artifact_dir=folder, store=store)
-
-
-def _metadata(
-    *,
-    spec: InstanceSpec,
-    as_of: pd.Timestamp,
-    training_set: TrainingSet,
-    model: TrainedModel,
-    metrics: dict,
-    status: str,
-    reason: str,
-    version: str,
-    scores: pd.DataFrame,
-) -> dict:
-    infos = feature_infos(training_set.plan, spec)
-    counts = training_set.counts()
-    return {
-        "instance": spec.name,
-        "description": spec.description,
-        "propensity": spec.propensity,
-        "goal": spec.goal_in_words(),
-        "spec": spec.model_dump(mode="json"),
-        "spec_hash": spec.spec_hash(),
-        "as_of": f"{as_of:%Y-%m-%d}",
-        "model_version": version,
-        "created_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "versions": artifacts.package_versions(),
-        "windows": {
-            "features": f"[as_of - {spec.eligibility.lookback_days} days, as_of)",
-            "label": f"[as_of, as_of + {spec.goal.window_days} days)",
-            "snapshots": [c["as_of"] for c in counts],
-        },
-        "label_counts": {
-            "snapshots": counts,
-            "positives": sum(c["positives"] for c in counts),
-            "negatives": sum(c["negatives"] for c in counts),
-        },
-        "features": {
-            "names": model.features,
-            "categorical": model.categorical,
-            "descriptions": {i.name: i.template for i in infos},
-            "plan": training_set.plan.to_dict(),
-        },
-        "parameters": model.params,
-        "best_iteration": model.best_iteration,
-        "calibration": {"slope": model.calibration.slope, "intercept": model.calibration.intercept},
-        "calibration_method": {"method": "platt", "why": CALIBRATION_NOTE},
-        "validation": {"snapshot": counts[0]["as_of"], "metrics": metrics},
-        "quality": {"status": status, "reason": reason, "min_auc": spec.training.min_auc},
-        "scored_profiles": len(scores),
-        "buckets": {b: int((scores["bucket"] == b).sum()) for b in ("low", "medium", "high")},
-    }

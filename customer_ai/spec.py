@@ -7,6 +7,7 @@ a file; everything else takes an :class:`InstanceSpec`.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from pathlib import Path
@@ -147,6 +148,15 @@ class TrainingSettings(_Strict):
     min_auc: Annotated[float, Field(ge=0.0, le=1.0)] = 0.65
     max_event_types: Annotated[int, Field(ge=1, le=200)] = 10
     seed: int = 42
+    retrain_every_days: Annotated[int, Field(ge=0, le=3650)] = 30
+
+
+class ValidationSettings(_Strict):
+    """Extra Great Expectations suites (JSON files) run after the built-in ones, per stage."""
+
+    events: list[str] = Field(default_factory=list)
+    training_set: list[str] = Field(default_factory=list)
+    scores: list[str] = Field(default_factory=list)
 
 
 class OutputSettings(_Strict):
@@ -180,7 +190,9 @@ class InstanceSpec(_Strict):
     custom_events: list[CustomEvent] = Field(default_factory=list)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     output: OutputSettings = Field(default_factory=OutputSettings)
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
     schedule: str | None = "@weekly"
+    start_date: dt.date = dt.date(2010, 1, 1)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @field_validator("custom_events")
@@ -203,6 +215,22 @@ class InstanceSpec(_Strict):
         The file's location, the description and the schedule do not change the model and are left out.
         """
         payload = json.dumps(self.model_dump(mode="json", exclude={"description", "schedule"}), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def model_hash(self) -> str:
+        """Return a short hash of what a trained model depends on; a model is reused only if it matches.
+
+        Leaves out what only affects scheduling, validation, outputs and the quality gate.
+        """
+        exclude = {
+            "description": True,
+            "schedule": True,
+            "start_date": True,
+            "validation": True,
+            "output": True,
+            "training": {"retrain_every_days", "min_auc"},
+        }
+        payload = json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def goal_in_words(self) -> str:

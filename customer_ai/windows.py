@@ -11,7 +11,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-__all__ = ["as_of_timestamp", "in_window", "training_snapshots"]
+__all__ = ["as_of_timestamp", "history_start", "in_window", "training_snapshots"]
 
 
 def as_of_timestamp(value: str | dt.date | dt.datetime | pd.Timestamp) -> pd.Timestamp:
@@ -52,3 +52,15 @@ def training_snapshots(as_of: pd.Timestamp, window_days: int, snapshots: int, ev
 def in_window(timestamps: pd.Series, start: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:
     """Return which ``timestamps`` lie in the half-open window ``[start, end)``."""
     return ((timestamps >= start) & (timestamps < end)).to_numpy(dtype=bool)
+
+
+def history_start(
+    as_of: pd.Timestamp, lookback_days: int, window_days: int, snapshots: int, every_days: int
+) -> pd.Timestamp:
+    """Return the earliest instant a run as of ``as_of`` reads: the lookback start of its oldest snapshot.
+
+    The oldest training snapshot is ``as_of - window_days - (snapshots - 1) * every_days``; its features look back
+    ``lookback_days`` from there.  A run needs events in ``[history_start, as_of)`` and nothing else.
+    """
+    oldest = training_snapshots(as_of, window_days, snapshots, every_days)[-1]
+    return oldest - pd.Timedelta(days=lookback_days)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import copy
+import os
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from customer_ai.events import canonicalize
 from customer_ai.spec import InstanceSpec, parse_spec
+
+# anything that imports Airflow in the test process gets a throwaway home instead of creating ~/airflow
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="customer-ai-tests-airflow-"))
 
 ROOT = Path(__file__).resolve().parents[1]
 RETAIL_EVENTS = ROOT / "examples" / "online_retail" / "events.parquet"
@@ -56,3 +62,18 @@ def ts(text: str) -> pd.Timestamp:
 @pytest.fixture
 def spec() -> InstanceSpec:
     return make_spec()
+
+
+def synthetic_events(customers: int = 600, seed: int = 7, start: str = "2010-01-01", days: float = 730) -> pd.DataFrame:
+    """Return purchases of customers buying at steady personal rates (a learnable signal), canonical."""
+    rng = np.random.default_rng(seed)
+    origin = ts(start)
+    rows = []
+    for customer in range(customers):
+        rate = rng.gamma(0.8, 1 / 40)  # purchases per day
+        for day in np.sort(rng.uniform(0, days, size=rng.poisson(rate * days))):
+            rows.append(
+                (f"c{customer:03d}", origin + pd.Timedelta(days=float(day)), "purchase", float(rng.gamma(2, 20)))
+            )
+    frame = pd.DataFrame(rows, columns=["profile_id", "timestamp", "event_type", "value"])
+    return canonicalize(frame, source="synthetic")

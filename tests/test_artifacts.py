@@ -66,31 +66,45 @@ def test_run_dir_layout(tmp_path):
     assert artifacts.run_dir(tmp_path, "churn", AS_OF) == tmp_path / "artifacts" / "churn" / "2024-01-31"
 
 
-def test_write_and_load_round_trip(tmp_path, trained):
+def test_model_dir_layout(tmp_path):
+    assert artifacts.model_dir(tmp_path, "churn", "20240131-abc") == tmp_path / "models" / "churn" / "20240131-abc"
+
+
+def test_save_and_load_model_round_trip(tmp_path, trained):
     model, valid_x = trained
-    folder = artifacts.run_dir(tmp_path, "unit", AS_OF)
-    metadata = metadata_of(model)
-    scores = scores_of()
-    extra = {"training_set": pd.DataFrame({"label": [1, 0]}, index=pd.Index(["p1", "p2"], name="profile_id"))}
+    version = artifacts.model_version(model, AS_OF)
+    folder = artifacts.save_model(tmp_path, "unit", model, metadata_of(model, model_version=version))
 
-    assert artifacts.write_run(folder, model, metadata, scores, extra) == folder
-    assert sorted(p.name for p in folder.iterdir()) == [
-        "metadata.json",
-        "model.txt",
-        "scores.parquet",
-        "training_set.parquet",
-    ]
-
-    loaded, loaded_metadata = artifacts.load_run(folder)
-    assert loaded_metadata == json.loads(json.dumps(metadata))
-    assert loaded_metadata["parameters"] == model.params
+    assert folder == tmp_path / "models" / "unit" / version
+    assert sorted(p.name for p in folder.iterdir()) == ["model.json", "model.txt"]
+    loaded, meta = artifacts.load_model(folder)
+    assert meta["model_version"] == version
+    assert meta["parameters"] == json.loads(json.dumps(model.params))
+    assert meta["best_iteration"] == model.best_iteration
+    assert meta["label_counts"] == {"positives": 12, "negatives": 388}
     assert loaded.features == ["x", "channel"]
     assert loaded.categorical == ["channel"]
     assert loaded.calibration == model.calibration
+    assert loaded.best_iteration == model.best_iteration  # a booster read from a file reports -1 itself
     np.testing.assert_array_equal(loaded.predict_proba(valid_x), model.predict_proba(valid_x))
     np.testing.assert_allclose(loaded.contributions(valid_x), model.contributions(valid_x), rtol=0, atol=1e-12)
+    assert artifacts.model_version(loaded, AS_OF) == version
+    assert hidden_entries(folder.parent) == []
 
-    stored = pd.read_parquet(folder / "scores.parquet")
+
+def test_saving_a_version_twice_keeps_the_first(tmp_path, trained):
+    model, _ = trained
+    version = artifacts.model_version(model, AS_OF)
+    artifacts.save_model(tmp_path, "unit", model, metadata_of(model, model_version=version, attempt=1))
+    artifacts.save_model(tmp_path, "unit", model, metadata_of(model, model_version=version, attempt=2))
+    assert artifacts.read_json(artifacts.model_dir(tmp_path, "unit", version) / "model.json")["attempt"] == 1
+    assert hidden_entries(tmp_path / "models" / "unit") == []
+
+
+def test_write_frame_stores_factors_as_json_text(tmp_path):
+    scores = scores_of()
+    path = artifacts.write_frame(tmp_path / "run" / "scores.parquet", scores)
+    stored = pd.read_parquet(path)
     assert stored["profile_id"].tolist() == ["p1", "p2"]
     assert stored["factors"].tolist() == [
         '[{"feature": "x", "description": "café visits", "value": 1.5, "contribution": 0.2}]',
@@ -98,66 +112,40 @@ def test_write_and_load_round_trip(tmp_path, trained):
     ]
     assert [json.loads(f) for f in stored["factors"]] == scores["factors"].tolist()
     assert isinstance(scores["factors"].iloc[0], list)  # the caller's frame is left as it was
-
-    training_set = pd.read_parquet(folder / "training_set.parquet")
-    pd.testing.assert_frame_equal(training_set, extra["training_set"])
-
-
-def test_scores_without_factors_are_stored_as_is(tmp_path, trained):
-    model, _ = trained
-    folder = tmp_path / "run"
-    artifacts.write_run(folder, model, metadata_of(model), pd.DataFrame({"profile_id": ["p1"], "score": [3]}), {})
-    pd.testing.assert_frame_equal(
-        pd.read_parquet(folder / "scores.parquet"), pd.DataFrame({"profile_id": ["p1"], "score": [3]})
-    )
+    plain = pd.DataFrame({"profile_id": ["p1"], "score": [3]})
+    pd.testing.assert_frame_equal(pd.read_parquet(artifacts.write_frame(tmp_path / "plain.parquet", plain)), plain)
 
 
-def test_writing_twice_replaces_the_folder(tmp_path, trained):
-    model, _ = trained
-    folder = artifacts.run_dir(tmp_path, "unit", AS_OF)
-    artifacts.write_run(folder, model, metadata_of(model, attempt=1), scores_of(), {"old": pd.DataFrame({"a": [1]})})
-    artifacts.write_run(folder, model, metadata_of(model, attempt=2), scores_of()[:1], {})
-
-    assert artifacts.load_run(folder)[1]["attempt"] == 2
-    assert not (folder / "old.parquet").exists()
-    assert len(pd.read_parquet(folder / "scores.parquet")) == 1
-    assert [p.name for p in folder.parent.iterdir()] == ["2024-01-31"]  # no staging or retired folders
-
-
-def test_failed_write_leaves_previous_run_intact(tmp_path, trained):
-    model, _ = trained
-    folder = artifacts.run_dir(tmp_path, "unit", AS_OF)
-    artifacts.write_run(folder, model, metadata_of(model, attempt=1), scores_of(), {})
-    before = {p.name: p.read_bytes() for p in folder.iterdir()}
-
-    unwritable = pd.DataFrame({"thing": [object()]})
+def test_failed_write_leaves_the_previous_file_intact(tmp_path):
+    path = artifacts.write_frame(tmp_path / "scores.parquet", pd.DataFrame({"a": [1]}))
+    before = path.read_bytes()
     with pytest.raises(Exception, match="object"):
-        artifacts.write_run(folder, model, metadata_of(model, attempt=2), scores_of(), {"bad": unwritable})
-
-    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
-    assert artifacts.load_run(folder)[1]["attempt"] == 1
-    assert hidden_entries(folder.parent) == []
+        artifacts.write_frame(path, pd.DataFrame({"thing": [object()]}))
+    assert path.read_bytes() == before
+    assert hidden_entries(tmp_path) == []
 
 
-def test_failed_first_write_leaves_nothing(tmp_path, trained):
-    model, _ = trained
+def test_json_round_trip_is_atomic_and_sorted(tmp_path):
+    path = artifacts.write_json(tmp_path / "a" / "meta.json", {"b": 1, "a": [1, 2]})
+    assert path.read_text() == '{\n  "a": [\n    1,\n    2\n  ],\n  "b": 1\n}\n'
+    assert artifacts.read_json(path) == {"a": [1, 2], "b": 1}
+
+
+def test_reset_dir_empties_a_run_folder(tmp_path):
     folder = artifacts.run_dir(tmp_path, "unit", AS_OF)
-    with pytest.raises(Exception, match="object"):
-        artifacts.write_run(folder, model, metadata_of(model), scores_of(), {"bad": pd.DataFrame({"t": [object()]})})
-    assert list(folder.parent.iterdir()) == []
+    artifacts.write_json(folder / "old.json", {})
+    assert artifacts.reset_dir(folder) == folder
+    assert list(folder.iterdir()) == []
+    assert [p.name for p in folder.parent.iterdir()] == ["2024-01-31"]  # no retired folder left behind
 
 
-def test_model_version_format_and_stability(tmp_path, trained):
+def test_model_version_format_and_stability(trained):
     model, _ = trained
     version = artifacts.model_version(model, AS_OF)
     assert re.fullmatch(r"20240131-[0-9a-f]{10}", version)
     assert artifacts.model_version(model, AS_OF) == version
-
     later = artifacts.model_version(model, pd.Timestamp("2024-03-01"))
     assert later == "20240301-" + version.split("-")[1]
-
-    folder = artifacts.write_run(tmp_path / "run", model, metadata_of(model), scores_of(), {})
-    assert artifacts.model_version(artifacts.load_run(folder)[0], AS_OF) == version
 
 
 def test_model_version_changes_with_calibration(trained):

@@ -7,9 +7,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_events, make_spec, ts
 
 from customer_ai.backtest import GoalWindowOpenError, backtest, baseline_signals, format_markdown
+
+from conftest import make_events, make_spec, ts
 
 T = ts("2011-06-01")
 

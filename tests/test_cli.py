@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+
 from conftest import RETAIL_EVENTS, ROOT
 
 pytestmark = pytest.mark.e2e
@@ -88,14 +89,24 @@ def test_run_writes_artifacts_with_metadata(first_run: tuple) -> None:
     _, home = first_run
     folder = home / "artifacts" / "repurchase_30d" / AS_OF
     assert {p.name for p in folder.iterdir()} == {
-        "model.txt",
+        "events.parquet",
         "metadata.json",
+        "model.json",
+        "plan.json",
         "scores.parquet",
         "training_set.parquet",
+        "validation",
     }
     meta = json.loads((folder / "metadata.json").read_text())
     assert meta["as_of"] == AS_OF
-    assert meta["windows"]["snapshots"] == [
+    assert meta["quality"]["status"] == "ok"
+    assert meta["validation"]["metrics"]["roc_auc"] > 0.65
+    for key in ("roc_auc", "pr_auc", "log_loss", "brier", "top_decile_lift"):
+        assert key in meta["validation"]["metrics"]
+    assert meta["versions"]["lightgbm"].startswith("4.")
+    assert len(meta["spec_hash"]) == 16
+    model = json.loads((home / "models" / "repurchase_30d" / meta["model_version"] / "model.json").read_text())
+    assert model["windows"]["snapshots"] == [
         "2011-09-01",
         "2011-08-02",
         "2011-07-03",
@@ -103,14 +114,11 @@ def test_run_writes_artifacts_with_metadata(first_run: tuple) -> None:
         "2011-05-04",
         "2011-04-04",
     ]
-    assert meta["quality"]["status"] == "ok"
-    assert meta["validation"]["metrics"]["roc_auc"] > 0.65
-    for key in ("roc_auc", "pr_auc", "log_loss", "brier", "top_decile_lift"):
-        assert key in meta["validation"]["metrics"]
-    assert meta["versions"]["lightgbm"].startswith("4.")
-    assert len(meta["spec_hash"]) == 16
-    assert meta["label_counts"]["positives"] >= 200
-    assert "purchase_count_30d" in meta["features"]["names"]
+    assert model["label_counts"]["positives"] >= 200
+    assert "purchase_count_30d" in model["features"]["names"]
+    assert model["features"]["descriptions"]["purchase_count_30d"] == "{value} purchase events in the last 30 days"
+    assert model["calibration_method"]["method"] == "platt"
+    assert (home / "models" / "repurchase_30d" / meta["model_version"] / "model.txt").exists()
 
 
 def test_run_fills_the_embedded_store(first_run: tuple, workspace: Path) -> None:

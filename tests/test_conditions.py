@@ -7,10 +7,11 @@ import datetime
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_events
 
 from customer_ai.conditions import ConditionError, condition_mask, patterns_mask, where_mask
 from customer_ai.spec import Condition, EventPattern
+
+from conftest import make_events
 
 T, F = True, False
 

@@ -152,9 +152,9 @@ def test_gains_table_without_positives_is_nan():
 @pytest.mark.parametrize(
     ("metrics", "expected"),
     [
-        ({"roc_auc": 0.8}, ("ok", "validation ROC AUC 0.800 meets the quality gate of 0.70")),
-        ({"roc_auc": 0.7}, ("ok", "validation ROC AUC 0.700 meets the quality gate of 0.70")),
-        ({"roc_auc": 0.6543}, ("poor", "validation ROC AUC 0.654 is below the quality gate of 0.70")),
+        ({"roc_auc": 0.8}, ("ok", "validation ROC AUC 0.800 meets the quality gate of 0.7")),
+        ({"roc_auc": 0.7}, ("ok", "validation ROC AUC 0.700 meets the quality gate of 0.7")),
+        ({"roc_auc": 0.6543}, ("poor", "validation ROC AUC 0.654 is below the quality gate of 0.7")),
         (
             {"roc_auc": float("nan")},
             ("poor", "validation ROC AUC is undefined (only one class in the validation snapshot)"),

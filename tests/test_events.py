@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ts
 
 from customer_ai.events import CANONICAL_COLUMNS, EventsError, canonicalize, load_event_file, load_profiles
+
+from conftest import ts
 
 
 def raw(**columns: list) -> pd.DataFrame:

@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_events, make_spec, ts
 
 from customer_ai.features import (
     FeatureInfo,
@@ -20,6 +19,8 @@ from customer_ai.features import (
     ratio_windows,
 )
 from customer_ai.spec import InstanceSpec
+
+from conftest import make_events, make_spec, ts
 
 T = ts("2011-09-01")
 US = pd.Timedelta(microseconds=1)

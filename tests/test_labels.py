@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import make_events, make_spec, ts
 
 from customer_ai.labels import build_labels, eligible_profiles, goal_reached
+
+from conftest import make_events, make_spec, ts
 
 T = ts("2011-09-01")
 US = pd.Timedelta(microseconds=1)

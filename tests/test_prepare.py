@@ -6,6 +6,7 @@ import importlib.util
 
 import pandas as pd
 import pytest
+
 from conftest import RETAIL_EVENTS, ROOT
 
 FOLDER = ROOT / "examples" / "online_retail"

@@ -7,9 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import BASE_SPEC, make_spec
 
 from customer_ai.spec import InstanceSpec, SpecError, load_spec, parse_spec
+
+from conftest import BASE_SPEC, make_spec
 
 EXAMPLE_YAML = """\
 name: repurchase_30d

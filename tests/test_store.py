@@ -1,15 +1,31 @@
-"""The SQLite profile store: current scores, history, runs and all-or-nothing writes."""
+"""The profile stores: current scores, history, runs and all-or-nothing writes.
+
+The behaviour tests run on both stores (the ``store`` fixture): the embedded SQLite file and PostgreSQL on the
+real server named by ``$CUSTOMER_AI_TEST_POSTGRES`` (default: database ``test`` on 127.0.0.1), in a schema of
+this module's own (``test_store_<random hex>``) dropped at the end.  PostgreSQL-only behaviour (COPY, locks,
+migrations, lost connections) is in test_store_postgres.py, which reuses the helpers below.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 import re
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+import psycopg2
 import pytest
+from psycopg2 import sql
 
-from customer_ai.store import SQLiteStore, open_store
+from customer_ai.store import PostgresStore, SQLiteStore, open_store
+
+PG_DSN = os.environ.get("CUSTOMER_AI_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+TABLES = ("customer_ai_scores", "customer_ai_score_history", "customer_ai_runs")
 
 FACTOR = {"feature": "purchase_count_30d", "description": "3 purchases in the last 30 days", "value": 3}
 
@@ -34,9 +50,51 @@ def run(version: str = "20240201-aaaaaaaaaa", **metrics: float) -> dict:
     return {"model_version": version, "status": "ok", "reason": "fine", "metrics": metrics}
 
 
-@pytest.fixture
-def store(tmp_path) -> SQLiteStore:
-    return SQLiteStore(tmp_path / "nested" / "store.sqlite")
+@contextmanager
+def admin() -> Iterator[psycopg2.extensions.connection]:
+    """A plain autocommit connection to the test database, for setting up and checking from outside a store."""
+    connection = psycopg2.connect(PG_DSN, connect_timeout=5)
+    connection.autocommit = True
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+@contextmanager
+def schemas(prefix: str) -> Iterator[Callable[[], str]]:
+    """Yield a factory of fresh schema names ``<prefix>_<random hex>_<n>``; drop every one of them at the end."""
+    base = f"{prefix}_{secrets.token_hex(4)}"
+    made: list[str] = []
+
+    def fresh() -> str:
+        made.append(f"{base}_{len(made)}")
+        return made[-1]
+
+    try:
+        yield fresh
+    finally:
+        with admin() as connection, connection.cursor() as cursor:
+            for name in made:
+                cursor.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="module")
+def pg_schema() -> Iterator[str]:
+    with schemas("test_store") as fresh:
+        yield fresh()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path) -> SQLiteStore | PostgresStore:
+    if request.param == "sqlite":
+        return SQLiteStore(tmp_path / "nested" / "store.sqlite")
+    schema = request.getfixturevalue("pg_schema")
+    opened = PostgresStore(PG_DSN, schema)
+    opened.count_rows("")  # creates the tables on first use
+    with admin() as connection, connection.cursor() as cursor:
+        cursor.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(sql.Identifier(schema, t) for t in TABLES)))
+    return opened
 
 
 def counts(current: int, history: int, runs: int) -> dict[str, int]:
@@ -66,7 +124,13 @@ def test_write_then_read_scores(store):
     assert frame["percentile"].tolist() == [2, 1, 3]
     assert frame["factors"].tolist() == [[], [{**FACTOR, "contribution": 0.5}], []]
     assert store.count_rows("unit") == counts(3, 3, 1)
-    assert store.path.exists()
+    assert list(frame["factors"][1][0]) == ["feature", "description", "value", "contribution"]  # key order kept
+
+
+def test_sqlite_store_creates_its_folder(tmp_path):
+    opened = SQLiteStore(tmp_path / "a" / "b" / "store.sqlite")
+    opened.write_run("unit", "2024-02-01", scores({"p1": 0.2}), run())
+    assert opened.path.exists()
 
 
 def test_read_scores_filters(store):
@@ -138,13 +202,20 @@ def _incomplete_run(frame: pd.DataFrame, run_row: dict) -> tuple[pd.DataFrame, d
     return frame, {k: v for k, v in run_row.items() if k != "status"}
 
 
+def _run_without_model_version(frame: pd.DataFrame, run_row: dict) -> tuple[pd.DataFrame, dict]:
+    return frame, {**run_row, "model_version": None}
+
+
 @pytest.mark.parametrize(
     ("spoil", "error"),
     [
-        (_duplicate_profile, "UNIQUE constraint failed"),  # fails inserting history
+        # fails inserting history (PostgreSQL: moving the staged rows into history)
+        (_duplicate_profile, "UNIQUE constraint failed|duplicate key value violates unique constraint"),
         (_nan_probability, r"missing values in \['probability'\]; nothing written"),  # checked before writing
         (_none_profile, r"missing values in \['profile_id'\]"),
-        (_incomplete_run, "status"),  # fails after the scores were replaced, on the run row
+        (_incomplete_run, "status"),  # refused before writing
+        # the database refuses the run row, the last statement, after history and current scores were replaced
+        (_run_without_model_version, 'NOT NULL constraint failed|null value in column "model_version"'),
     ],
 )
 @pytest.mark.parametrize("as_of", ["2024-01-01", "2024-02-01"])
@@ -214,10 +285,16 @@ def test_open_store_relative_sqlite_uri():
     assert open_store("sqlite:///data/scores.sqlite", Path("/unused")).path == Path("data/scores.sqlite")
 
 
-@pytest.mark.parametrize("uri", ["postgresql://user@host/db", "sqlite://scores.sqlite", "/tmp/store.sqlite"])
+@pytest.mark.parametrize("uri", ["mysql://user@host/db", "sqlite://scores.sqlite", "/tmp/store.sqlite"])
 def test_open_store_rejects_unsupported_addresses(tmp_path, uri):
     with pytest.raises(ValueError, match=re.escape(f"unsupported store address {uri!r}")):
         open_store(uri, tmp_path)
+
+
+def test_open_store_masks_the_password_of_an_unsupported_address(tmp_path):
+    with pytest.raises(ValueError, match=re.escape("'mysql://user:***@host/db'")) as caught:
+        open_store("mysql://user:hunter2@host/db", tmp_path)
+    assert "hunter2" not in str(caught.value)
 
 
 def test_backfill_after_a_newer_run_that_scored_nobody_keeps_current_empty(store) -> None:
@@ -226,3 +303,192 @@ def test_backfill_after_a_newer_run_that_scored_nobody_keeps_current_empty(store
     assert store.read_scores("unit").empty
     assert store.read_scores("unit", as_of="2024-01-01")["profile_id"].tolist() == ["p1"]
     assert store.read_runs("unit")["as_of"].tolist() == ["2024-01-01", "2024-02-01"]
+
+
+# --- behaviour shared by both stores: which run is current, record_run, latest_run -----------------------------
+
+
+def frames(store, instance: str = "unit", dates: tuple[str, ...] = ("2024-01-01",)) -> list[pd.DataFrame]:
+    return [store.read_scores(instance), *(store.read_scores(instance, as_of=d) for d in dates)]
+
+
+def assert_frames_equal(before: list[pd.DataFrame], after: list[pd.DataFrame]) -> None:
+    for old, new in zip(before, after, strict=True):
+        pd.testing.assert_frame_equal(old, new)
+
+
+def poor(version: str = "v9", **metrics: float) -> dict:
+    return {"model_version": version, "status": "poor", "reason": "validation ROC AUC 0.55 < 0.65", "metrics": metrics}
+
+
+def test_poor_run_recorded_after_an_ok_run_keeps_scores_and_history(store):
+    store.write_run("unit", "2024-01-01", scores({"p1": 0.2, "p2": 0.9}, "v1"), run("v1", roc_auc=0.8))
+    before = frames(store)
+    store.record_run("unit", "2024-02-01", poor("v2", roc_auc=0.55))
+
+    assert_frames_equal(before, frames(store))
+    assert store.read_scores("unit", as_of="2024-02-01").empty
+    assert store.count_rows("unit") == counts(2, 2, 2)
+    latest = store.latest_run("unit", status=None)
+    written_at = latest.pop("written_at")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", written_at)
+    assert latest == {
+        "instance": "unit",
+        "as_of": "2024-02-01",
+        "model_version": "v2",
+        "status": "poor",
+        "reason": "validation ROC AUC 0.55 < 0.65",
+        "metrics": {"roc_auc": 0.55},
+        "scored_profiles": 0,
+    }
+    ok = store.latest_run("unit")
+    assert (ok["as_of"], ok["model_version"], ok["status"], ok["metrics"], ok["scored_profiles"]) == (
+        "2024-01-01",
+        "v1",
+        "ok",
+        {"roc_auc": 0.8},
+        2,
+    )
+    assert store.latest_run("unit", status="poor")["as_of"] == "2024-02-01"
+    assert store.latest_run("unit", status="failed") is None
+    assert store.latest_run("other") is None
+    assert store.latest_run("other", status=None) is None
+    runs = store.read_runs("unit")
+    assert runs["status"].tolist() == ["ok", "poor"]
+    assert runs["scored_profiles"].tolist() == [2, 0]
+
+
+def test_only_ok_runs_decide_which_as_of_is_current(store):
+    store.write_run("unit", "2024-01-01", scores({"p1": 0.2, "p2": 0.9}, "v1"), run("v1"))
+    store.record_run("unit", "2024-03-01", poor("v3"))
+    # older than the poor run, newer than every ok run: its scores become current
+    store.write_run("unit", "2024-02-01", scores({"p2": 0.4, "p3": 0.6}, "v2"), run("v2"))
+    current = store.read_scores("unit")
+    assert current["profile_id"].tolist() == ["p3", "p2"]
+    assert set(current["as_of"]) == {"2024-02-01"}
+    assert store.latest_run("unit")["as_of"] == "2024-02-01"
+    assert store.latest_run("unit", status=None)["as_of"] == "2024-03-01"
+    assert store.count_rows("unit") == counts(2, 4, 3)
+    # a backfill older than the newest ok run still only fills history
+    store.write_run("unit", "2023-12-01", scores({"p9": 0.5}, "v0"), run("v0"))
+    assert store.read_scores("unit")["profile_id"].tolist() == ["p3", "p2"]
+    assert store.read_scores("unit", as_of="2023-12-01")["profile_id"].tolist() == ["p9"]
+
+
+def test_written_run_that_is_not_ok_fills_history_but_not_current(store):
+    store.write_run("unit", "2024-01-01", scores({"p1": 0.2}, "v1"), run("v1"))
+    store.write_run("unit", "2024-02-01", scores({"p2": 0.7}, "v2"), {**run("v2"), "status": "poor"})
+    assert store.read_scores("unit")["profile_id"].tolist() == ["p1"]
+    assert store.read_scores("unit", as_of="2024-02-01")["profile_id"].tolist() == ["p2"]
+    assert store.latest_run("unit")["as_of"] == "2024-01-01"
+    assert store.read_runs("unit")["scored_profiles"].tolist() == [1, 1]
+
+
+def test_record_run_on_a_new_instance_and_repeated(store):
+    store.record_run("unit", "2024-02-01", {**poor("v1"), "status": "failed", "reason": "events missing"})
+    assert store.count_rows("unit") == counts(0, 0, 1)
+    assert store.latest_run("unit") is None
+    store.record_run("unit", "2024-02-01", poor("v2"))  # the same as-of date: its run row is replaced
+    assert store.count_rows("unit") == counts(0, 0, 1)
+    latest = store.latest_run("unit", status=None)
+    assert (latest["status"], latest["model_version"], latest["metrics"]) == ("poor", "v2", {})
+    # a poor run does not count: the first ok run of an older date becomes current
+    store.write_run("unit", "2024-01-01", scores({"p1": 0.2}), run())
+    assert store.read_scores("unit")["profile_id"].tolist() == ["p1"]
+
+
+def test_record_run_refuses_an_ok_run(store):
+    with pytest.raises(ValueError, match="record_run is for runs that wrote no scores"):
+        store.record_run("unit", "2024-02-01", run())
+    assert store.count_rows("unit") == counts(0, 0, 0)
+
+
+def test_latest_ok_run_is_the_newest_as_of_not_the_last_written(store):
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.2}, "v2"), run("v2"))
+    store.write_run("unit", "2024-01-01", scores({"p1": 0.3}, "v1"), run("v1"))
+    assert store.latest_run("unit")["model_version"] == "v2"
+
+
+@pytest.mark.parametrize(
+    "as_of", ["2024-02-01", dt.date(2024, 2, 1), pd.Timestamp("2024-02-01", tz="UTC"), dt.datetime(2024, 2, 1, 13)]
+)
+def test_as_of_dates_are_stored_as_iso_text(store, as_of):
+    store.write_run("unit", as_of, scores({"p1": 0.2}), run())
+    assert store.read_scores("unit")["as_of"].tolist() == ["2024-02-01"]
+    assert store.read_scores("unit", as_of=as_of)["profile_id"].tolist() == ["p1"]
+    assert store.read_runs("unit")["as_of"].tolist() == ["2024-02-01"]
+
+
+@pytest.mark.parametrize("as_of", ["2024-13-01", "yesterday", "2024/02/01"])
+def test_bad_as_of_dates_are_refused(store, as_of):
+    with pytest.raises(ValueError, match=re.escape(f"as-of date {as_of!r} is not a date")):
+        store.write_run("unit", as_of, scores({"p1": 0.2}), run())
+    with pytest.raises(ValueError, match="is not a date"):
+        store.record_run("unit", as_of, poor())
+    assert store.count_rows("unit") == counts(0, 0, 0)
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.2}), run())
+    assert store.read_scores("unit", as_of=as_of).empty  # reading a date that is not one finds nothing
+
+
+def test_empty_reads_have_the_same_dtypes_as_full_ones(store):
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.2}), run(roc_auc=0.7))
+    for full, empty in (
+        (store.read_scores("unit"), store.read_scores("none")),
+        (store.read_runs("unit"), store.read_runs("none")),
+    ):
+        assert empty.empty
+        assert empty.dtypes.to_dict() == full.dtypes.to_dict()
+    assert store.read_scores("unit").dtypes.astype(str).to_dict() == {
+        "instance": "str",
+        "profile_id": "str",
+        "as_of": "str",
+        "probability": "float64",
+        "score": "int64",
+        "percentile": "int64",
+        "bucket": "str",
+        "propensity": "str",
+        "model_version": "str",
+        "factors": "object",
+    }
+    assert store.read_runs("unit")["scored_profiles"].dtype == "int64"
+
+
+HOSTILE_INSTANCES = [
+    "it's; DROP TABLE customer_ai_scores; --",
+    'quo"ted\\ %s %(x)s {schema}',
+    "ünïcødé 🚀 客户",
+    "tab\tnew\nline,comma",
+]
+HOSTILE_PROFILES = [
+    "",
+    "NULL",
+    "\\N",
+    "\\.",
+    '"',
+    "a,b",
+    " spaced ",
+    "x'); DELETE FROM t; --",
+    "é",
+    "🚀",
+    "line\nbreak",
+]
+
+
+@pytest.mark.parametrize("instance", HOSTILE_INSTANCES)
+def test_hostile_names_are_stored_verbatim(store, instance):
+    probabilities = dict.fromkeys(HOSTILE_PROFILES, 0.5)
+    written = scores(probabilities, version="v'1;")
+    written["bucket"] = ['lo"w'] * len(written)
+    store.write_run(instance, "2024-02-01", written, {**run("v'1;"), "reason": "ok'; --"})
+    frame = store.read_scores(instance)
+    assert frame["profile_id"].tolist() == sorted(HOSTILE_PROFILES)  # equal probabilities: profile id, byte order
+    assert frame["instance"].tolist() == [instance] * len(HOSTILE_PROFILES)
+    assert set(frame["bucket"]) == {'lo"w'}
+    assert set(frame["model_version"]) == {"v'1;"}
+    for profile in HOSTILE_PROFILES:
+        assert store.read_scores(instance, profile_id=profile)["profile_id"].tolist() == [profile]
+    assert store.read_runs(instance)["reason"].tolist() == ["ok'; --"]
+    assert store.count_rows(instance) == counts(len(HOSTILE_PROFILES), len(HOSTILE_PROFILES), 1)
+    assert store.count_rows("unit") == counts(0, 0, 0)
+    store.record_run(instance, "2024-03-01", poor("v'2"))
+    assert store.latest_run(instance, status=None)["model_version"] == "v'2"

@@ -6,9 +6,10 @@ import datetime as dt
 
 import pandas as pd
 import pytest
-from conftest import ts
 
 from customer_ai.windows import as_of_timestamp, in_window, training_snapshots
+
+from conftest import ts
 
 US = pd.Timedelta(microseconds=1)
 

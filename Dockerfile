@@ -1,0 +1,23 @@
+# customer-ai with Airflow 3: the image every docker-compose service runs.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    AIRFLOW_HOME=/opt/airflow \
+    CUSTOMER_AI_HOME=/opt/customer-ai-home \
+    AIRFLOW__CORE__DAGS_FOLDER=/opt/customer-ai/dags \
+    AIRFLOW__CORE__PLUGINS_FOLDER=/opt/customer-ai/plugins \
+    AIRFLOW__CORE__LOAD_EXAMPLES=False \
+    CUSTOMER_AI_INSTANCES=/opt/customer-ai/instances \
+    CUSTOMER_AI_EXPECTATIONS=/opt/customer-ai/expectations \
+    GX_ANALYTICS_ENABLED=False
+
+WORKDIR /opt/customer-ai
+COPY pyproject.toml README.md ./
+COPY customer_ai ./customer_ai
+RUN pip install . && mkdir -p "$AIRFLOW_HOME" "$CUSTOMER_AI_HOME"
+COPY dags ./dags
+COPY plugins ./plugins
+COPY expectations ./expectations
+COPY instances ./instances
+COPY examples ./examples

@@ -1,0 +1,1 @@
+"""Airflow operators around the customer-ai run steps (the modeling package never imports Airflow)."""

@@ -1,0 +1,202 @@
+"""Thin operators: each stores its arguments and, in ``execute``, calls one step of :mod:`customer_ai.steps`.
+
+Every task works "as of" its run's date: the data interval end (the logical date for manual runs) at
+midnight UTC, so a backfill reproduces what would have been scored then.  Heavy imports (pandas, LightGBM,
+Great Expectations) happen inside ``execute``, never when the DAG file is parsed.  Bad data and a poor model
+fail their task at once (no retries: retrying cannot fix them); infrastructure errors (a database that is
+down) are retried with back-off.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+__all__ = [
+    "BuildTrainingSetOperator",
+    "CustomerAIOperator",
+    "EnrichProfilesOperator",
+    "InvalidInstanceOperator",
+    "PublishScoresOperator",
+    "QualityGateOperator",
+    "ScoreProfilesOperator",
+    "TrainModelOperator",
+    "ValidateEventsOperator",
+    "ValidateScoresOperator",
+    "as_of_from_context",
+]
+
+
+def as_of_from_context(context: Any):  # noqa: ANN201 - a pandas Timestamp, imported lazily
+    """Return the run's as-of date: data interval end, else logical date, else run_after; midnight UTC."""
+    from customer_ai.windows import as_of_timestamp
+
+    instant = context.get("data_interval_end") or context.get("logical_date") or context["dag_run"].run_after
+    return as_of_timestamp(instant.astimezone(dt.UTC).date())
+
+
+class CustomerAIOperator(BaseOperator):
+    """Base of the step operators.
+
+    Parameters
+    ----------
+    instance_path : str
+        The instance YAML file; it is loaded again at run time (cheap) so the task uses what the DAG showed.
+    """
+
+    ui_color = "#e8f1fb"
+    template_fields: Sequence[str] = ()
+
+    def __init__(self, *, instance_path: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.instance_path = instance_path
+
+    def execute(self, context: Any) -> dict:
+        """Load the spec and the as-of date, then run this operator's step."""
+        from customer_ai.artifacts import default_home
+        from customer_ai.spec import load_spec
+
+        spec = load_spec(self.instance_path)
+        as_of = as_of_from_context(context)
+        self.log.info("%s as of %s (%s)", spec.name, f"{as_of:%Y-%m-%d}", self.instance_path)
+        return self.run_step(spec, as_of, default_home(), context)
+
+    def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001
+        """Run the step; subclasses implement it."""
+        raise NotImplementedError
+
+    @staticmethod
+    def open_store(home):  # noqa: ANN001, ANN205
+        """Return the profile store configured for Airflow (see :mod:`customer_ai_airflow.connections`)."""
+        from customer_ai.store import open_store
+        from customer_ai_airflow.connections import store_address
+
+        address, schema = store_address()
+        return open_store(address, home, schema)
+
+
+def _fail_on(errors: tuple[type[BaseException], ...], call, *args: Any, **kwargs: Any) -> dict:  # noqa: ANN001
+    """Run ``call``; turn the given (data) errors into a failure that is not retried."""
+    try:
+        return call(*args, **kwargs)
+    except errors as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+class ValidateEventsOperator(CustomerAIOperator):
+    """Load the events, validate them with Great Expectations and keep the run's window."""
+
+    def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
+        from customer_ai import steps
+        from customer_ai.conditions import ConditionError
+        from customer_ai.events import EventsError
+        from customer_ai.validation import DataValidationError
+        from customer_ai_airflow.connections import events_dsn
+
+        dsn = events_dsn(spec.events.connection) if spec.events.table else None
+        errors = (EventsError, DataValidationError, ConditionError)
+        return _fail_on(errors, steps.validate_events, spec, as_of, home, dsn=dsn)
+
+
+class BuildTrainingSetOperator(CustomerAIOperator):
+    """Build and validate the training set, unless retraining is not due (params.force_retrain forces it)."""
+
+    def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
+        from customer_ai import steps
+        from customer_ai.pipeline import InsufficientDataError
+        from customer_ai.validation import DataValidationError
+
+        force = bool(context["params"].get("force_retrain", False))
+        errors = (InsufficientDataError, DataValidationError)
+        return _fail_on(errors, steps.build_training_set_step, spec, as_of, home, force_retrain=force)
+
+
+class TrainModelOperator(CustomerAIOperator):
+    """Train and calibrate a model, or point the run at the model being reused."""
+
+    def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
+        from customer_ai import steps
+
+        return steps.train(spec, as_of, home)
+
+
+class QualityGateOperator(CustomerAIOperator):
+    """Stop the run when the model is poor; the store keeps the previous scores and records why."""
+
+    def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
+        from customer_ai import steps
+
+        min_auc = context["params"].get("min_auc")
+        store = self.open_store(home)
+        return _fail_on(
+            (steps.QualityGateError,),
+            steps.quality_gate,
+            spec,
+            as_of,
+            home,
+            store,
+            min_auc=None if min_auc is None else float(min_auc),
+        )
+
+
+class ScoreProfilesOperator(CustomerAIOperator):
+    """Score every eligible profile with its influential factors (params.factors sets how many)."""
+
+    def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
+        from customer_ai import steps
+
+        factors = context["params"].get("factors")
+        return steps.score(spec, as_of, home, factors=None if factors is None else int(factors))
+
+
+class ValidateScoresOperator(CustomerAIOperator):
+    """Validate the scores with Great Expectations before anything is written to the store."""
+
+    def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
+        from customer_ai import steps
+        from customer_ai.validation import DataValidationError
+
+        return _fail_on((DataValidationError,), steps.validate_scores, spec, as_of, home)
+
+
+class EnrichProfilesOperator(CustomerAIOperator):
+    """Write scores, history and the run row to the profile store in one transaction (retried when it fails)."""
+
+    def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
+        from customer_ai import steps
+
+        return steps.enrich_profiles(spec, as_of, home, self.open_store(home))
+
+
+class PublishScoresOperator(CustomerAIOperator):
+    """Write the run's metadata; its outlet Asset tells downstream DAGs that fresh scores are in the store."""
+
+    def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
+        from customer_ai import steps
+
+        summary = steps.publish(spec, as_of, home)
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra = {
+                "as_of": summary["as_of"],
+                "model_version": summary["model_version"],
+                "scored_profiles": summary["scored_profiles"],
+            }
+        return summary
+
+
+class InvalidInstanceOperator(BaseOperator):
+    """Stands in for an instance file that cannot be loaded: running it fails with the file's error."""
+
+    ui_color = "#f8d7da"
+
+    def __init__(self, *, message: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.message = message
+
+    def execute(self, context: Any) -> None:
+        """Fail with the instance file's error."""
+        raise AirflowFailException(self.message)

@@ -1,0 +1,92 @@
+"""Helpers to run real Airflow (CLI and DagBag) in subprocesses with a throwaway AIRFLOW_HOME."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from conftest import ROOT
+
+AIRFLOW = Path(sys.executable).with_name("airflow")
+
+
+def airflow_env(tmp: Path, instances: Path, **extra: str) -> dict[str, str]:
+    """Return an environment for Airflow on embedded SQLite, with the project's dags and plugins."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW", "CUSTOMER_AI", "PYTEST")) and key != "PYTHONPATH"
+    }
+    env.update(
+        {
+            "AIRFLOW_HOME": str(tmp / "airflow"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "CUSTOMER_AI_INSTANCES": str(instances),
+            "CUSTOMER_AI_HOME": str(tmp / "home"),
+            "CUSTOMER_AI_RETRY_DELAY_SECONDS": "1",
+            "GX_ANALYTICS_ENABLED": "False",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def run_airflow(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the ``airflow`` command; never raises on a non-zero exit."""
+    return subprocess.run(
+        [str(AIRFLOW), *args], env=env, capture_output=True, text=True, timeout=timeout, check=False, cwd=ROOT
+    )
+
+
+def migrate(env: dict[str, str]) -> None:
+    """Create the Airflow metadata database (SQLite) of this environment."""
+    result = run_airflow(env, "db", "migrate")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+_DAGBAG_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from airflow.dag_processing.dagbag import DagBag
+    bag = DagBag(dag_folder=sys.argv[1])
+    out = {"import_errors": {str(k): v for k, v in bag.import_errors.items()}, "dags": {}}
+    for dag_id, dag in bag.dags.items():
+        out["dags"][dag_id] = {
+            "tasks": {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks},
+            "schedule": str(dag.schedule) if dag.schedule is not None else None,
+            "catchup": dag.catchup,
+            "tags": sorted(dag.tags),
+            "params": {k: dag.params.get_param(k).value for k in dag.params.keys()},
+            "description": dag.description,
+            "doc_md": dag.doc_md,
+            "start_date": dag.start_date.isoformat() if dag.start_date else None,
+            "max_active_runs": dag.max_active_runs,
+            "retries": {t.task_id: t.retries for t in dag.tasks},
+            "outlets": {t.task_id: [getattr(o, "uri", str(o)) for o in t.outlets] for t in dag.tasks},
+        }
+    print("JSON:" + json.dumps(out))
+    """
+)
+
+
+def dagbag(env: dict[str, str]) -> dict:
+    """Load the project's DAG folder with Airflow's DagBag in a subprocess; return what it found."""
+    result = subprocess.run(
+        [sys.executable, "-c", _DAGBAG_SCRIPT, str(ROOT / "dags")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(line for line in result.stdout.splitlines() if line.startswith("JSON:"))
+    return json.loads(line.removeprefix("JSON:"))

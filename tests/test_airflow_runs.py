@@ -1,0 +1,214 @@
+"""Real DAG runs: `airflow dags test` on Airflow's SQLite metadata DB, scores in the real PostgreSQL (or SQLite)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import psycopg2
+import pytest
+import yaml
+from airflow_support import airflow_env, migrate, run_airflow
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.airflow
+
+DAG = "customer_ai__repurchase_30d"
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
+
+
+def write_instance(folder: Path, events: Path | None = None, **changes: object) -> Path:
+    """Write the repurchase example instance with absolute paths (and optional changes) into ``folder``."""
+    spec = yaml.safe_load((ROOT / "instances" / "repurchase_30d.yaml").read_text())
+    spec["events"]["path"] = str(events or ROOT / "examples" / "online_retail" / "events.parquet")
+    spec["profiles"]["path"] = str(ROOT / "examples" / "online_retail" / "profiles.parquet")
+    spec.update(changes)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "repurchase_30d.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def pg_store_connection(schema: str, port: int = 5432) -> str:
+    return json.dumps(
+        {
+            "conn_type": "postgres",
+            "host": "127.0.0.1",
+            "port": port,
+            "login": "postgres",
+            "schema": "test",
+            "extra": {"schema": schema},
+        }
+    )
+
+
+def counts(schema: str) -> dict[str, int]:
+    with psycopg2.connect(**PG) as connection, connection.cursor() as cursor:
+        result = {}
+        for table in ("customer_ai_scores", "customer_ai_score_history", "customer_ai_runs"):
+            cursor.execute(f'SELECT COUNT(*) FROM "{schema}"."{table}"')  # noqa: S608 - test-made identifiers
+            result[table] = cursor.fetchone()[0]
+    return result
+
+
+def query(schema: str, sql: str) -> list[tuple]:
+    with psycopg2.connect(**PG) as connection, connection.cursor() as cursor:
+        cursor.execute(sql.format(schema=schema))
+        return cursor.fetchall()
+
+
+def dags_test(env: dict[str, str], date: str, *extra: str) -> str:
+    result = run_airflow(env, "dags", "test", DAG, date, *extra)
+    output = result.stdout + result.stderr
+    return output if result.returncode == 0 else f"EXIT {result.returncode}\n{output}"
+
+
+def eligible_at(as_of: str) -> set[str]:
+    events = pd.read_parquet(ROOT / "examples" / "online_retail" / "events.parquet")
+    when = pd.Timestamp(as_of, tz="UTC")
+    window = events[(events.timestamp >= when - pd.Timedelta(days=365)) & (events.timestamp < when)]
+    return set(window.loc[window.event_type == "purchase", "profile_id"])
+
+
+@pytest.fixture(scope="module")
+def pg_schema() -> Iterator[str]:
+    schema = f"test_dag_{uuid.uuid4().hex[:8]}"
+    yield schema
+    with psycopg2.connect(**PG) as connection, connection.cursor() as cursor:
+        cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="module")
+def pg_env(tmp_path_factory: pytest.TempPathFactory, pg_schema: str) -> dict[str, str]:
+    tmp = tmp_path_factory.mktemp("airflow_pg")
+    env = airflow_env(tmp, tmp / "instances", AIRFLOW_CONN_CUSTOMER_AI_STORE=pg_store_connection(pg_schema))
+    write_instance(tmp / "instances")
+    migrate(env)
+    return env
+
+
+@pytest.fixture(scope="module")
+def first_date(pg_env: dict[str, str], pg_schema: str) -> dict[str, int]:
+    output = dags_test(pg_env, "2011-10-02")
+    assert not output.startswith("EXIT"), output[-6000:]
+    return counts(pg_schema)
+
+
+def test_a_run_lands_scores_history_and_run_rows(first_date: dict[str, int], pg_schema: str) -> None:
+    eligible = eligible_at("2011-10-02")
+    assert first_date == {
+        "customer_ai_scores": len(eligible),
+        "customer_ai_score_history": len(eligible),
+        "customer_ai_runs": 1,
+    }
+    stored = {row[0] for row in query(pg_schema, 'SELECT profile_id FROM "{schema}".customer_ai_scores')}
+    assert stored == eligible
+    (run,) = query(pg_schema, 'SELECT as_of, status FROM "{schema}".customer_ai_runs')
+    assert (str(run[0]), run[1]) == ("2011-10-02", "ok")
+
+
+def test_the_same_date_again_changes_no_row_counts(first_date: dict[str, int], pg_env: dict, pg_schema: str) -> None:
+    output = dags_test(pg_env, "2011-10-02")
+    assert not output.startswith("EXIT"), output[-6000:]
+    assert counts(pg_schema) == first_date
+
+
+def test_three_dates_leave_three_history_rows_from_earlier_data_only(
+    first_date: dict[str, int], pg_env: dict, pg_schema: str
+) -> None:
+    for date in ("2011-10-09", "2011-10-16"):
+        output = dags_test(pg_env, date)
+        assert not output.startswith("EXIT"), output[-6000:]
+    per_date = query(pg_schema, 'SELECT as_of, COUNT(*) FROM "{schema}".customer_ai_score_history GROUP BY as_of')
+    assert {str(d): n for d, n in per_date} == {
+        "2011-10-02": len(eligible_at("2011-10-02")),
+        "2011-10-09": len(eligible_at("2011-10-09")),
+        "2011-10-16": len(eligible_at("2011-10-16")),
+    }
+    always = eligible_at("2011-10-02") & eligible_at("2011-10-09") & eligible_at("2011-10-16")
+    rows = query(pg_schema, 'SELECT profile_id, COUNT(*) FROM "{schema}".customer_ai_score_history GROUP BY profile_id')
+    history = dict(rows)
+    assert all(history[p] == 3 for p in always)
+    current = query(pg_schema, 'SELECT DISTINCT as_of FROM "{schema}".customer_ai_scores')
+    assert [str(d) for (d,) in current] == ["2011-10-16"]
+    home = Path(pg_env["CUSTOMER_AI_HOME"])
+    for date in ("2011-10-02", "2011-10-09", "2011-10-16"):
+        folder = home / "artifacts" / "repurchase_30d" / date
+        seen = pd.read_parquet(folder / "events.parquet", columns=["timestamp"])
+        assert seen["timestamp"].max() < pd.Timestamp(date, tz="UTC")
+        model = json.loads((folder / "model.json").read_text())
+        assert model["as_of"] <= date
+    reused = json.loads((home / "artifacts" / "repurchase_30d" / "2011-10-16" / "metadata.json").read_text())
+    assert reused["model_reused"] is True  # retraining is due every 30 days
+    assert reused["model_trained_as_of"] == "2011-10-02"
+
+
+def test_a_poor_model_keeps_the_previous_scores(first_date: dict[str, int], pg_env: dict, pg_schema: str) -> None:
+    before = query(pg_schema, 'SELECT profile_id, as_of, probability FROM "{schema}".customer_ai_scores ORDER BY 1')
+    output = dags_test(pg_env, "2011-10-23", "-c", json.dumps({"min_auc": 0.99, "force_retrain": True}))
+    assert output.startswith("EXIT 1")
+    assert "below the quality gate of 0.99" in output
+    assert "up_for_retry" not in output  # a poor model is not retried
+    assert "the previous scores are kept" in output
+    after = query(pg_schema, 'SELECT profile_id, as_of, probability FROM "{schema}".customer_ai_scores ORDER BY 1')
+    assert after == before
+    status = query(pg_schema, "SELECT status FROM \"{schema}\".customer_ai_runs WHERE as_of = '2011-10-23'")
+    assert status == [("poor",)]
+
+
+def test_bad_events_stop_before_training_with_a_readable_summary(tmp_path: Path) -> None:
+    events = pd.read_parquet(ROOT / "examples" / "online_retail" / "events.parquet")
+    future = events.iloc[:3].assign(timestamp=pd.Timestamp("2099-01-01", tz="UTC"))
+    bad = tmp_path / "bad_events.parquet"
+    pd.concat([events, future]).to_parquet(bad, index=False)
+    env = airflow_env(tmp_path, tmp_path / "instances")
+    write_instance(tmp_path / "instances", events=bad)
+    migrate(env)
+    output = dags_test(env, "2011-10-02")
+    assert output.startswith("EXIT 1")
+    assert "events: 1 of 11 expectations failed" in output
+    assert "- expect_column_max_to_be_between on timestamp: observed 2099-01-01 00:00:00+00:00" in output
+    assert "up_for_retry" not in output  # bad data is not retried
+    home = Path(env["CUSTOMER_AI_HOME"])
+    folder = home / "artifacts" / "repurchase_30d" / "2011-10-02"
+    assert (folder / "validation" / "events.json").exists()
+    assert not (folder / "training_set.parquet").exists()
+    assert not (home / "models").exists()
+
+
+def test_an_unreachable_store_fails_enrichment_after_retries_and_writes_nothing(tmp_path: Path) -> None:
+    env = airflow_env(
+        tmp_path,
+        tmp_path / "instances",
+        AIRFLOW_CONN_CUSTOMER_AI_STORE=pg_store_connection("never", port=1),
+        CUSTOMER_AI_RETRIES="1",
+    )
+    write_instance(tmp_path / "instances")
+    migrate(env)
+    output = dags_test(env, "2011-10-02")
+    assert output.startswith("EXIT 1")
+    message = "cannot connect to the PostgreSQL profile store at host=127.0.0.1 port=1 dbname=test"
+    assert output.count(message) == 2  # the first try and its retry
+    assert output.index("new_state=up_for_retry") < output.index("new_state=failed")
+    folder = Path(env["CUSTOMER_AI_HOME"]) / "artifacts" / "repurchase_30d" / "2011-10-02"
+    assert (folder / "scores.parquet").exists()  # everything up to the write ran
+    assert not (folder / "metadata.json").exists()  # publish never ran
+
+
+def test_the_same_run_on_the_embedded_sqlite_store(tmp_path: Path) -> None:
+    env = airflow_env(tmp_path, tmp_path / "instances")
+    write_instance(tmp_path / "instances")
+    migrate(env)
+    output = dags_test(env, "2011-10-02")
+    assert not output.startswith("EXIT"), output[-6000:]
+    store = Path(env["CUSTOMER_AI_HOME"]) / "store.sqlite"
+    with sqlite3.connect(store) as connection:
+        scores = connection.execute("SELECT COUNT(*) FROM customer_ai_scores").fetchone()[0]
+        runs = connection.execute("SELECT as_of, status FROM customer_ai_runs").fetchall()
+    assert scores == len(eligible_at("2011-10-02"))
+    assert runs == [("2011-10-02", "ok")]

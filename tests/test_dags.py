@@ -1,0 +1,132 @@
+"""DAG integrity: one DAG per instance file, tasks and dependencies as specified, bad files isolated."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from airflow_support import airflow_env, dagbag
+
+from conftest import ROOT
+
+TASKS = [
+    "validate_events",
+    "build_training_set",
+    "train",
+    "quality_gate",
+    "score",
+    "validate_scores",
+    "enrich_profiles",
+    "publish",
+]
+
+
+@pytest.fixture(scope="module")
+def example_bag(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("dagbag")
+    return dagbag(airflow_env(tmp, ROOT / "instances"))
+
+
+def test_every_example_instance_loads_without_import_errors(example_bag: dict) -> None:
+    assert example_bag["import_errors"] == {}
+    assert sorted(example_bag["dags"]) == ["customer_ai__churn_60d", "customer_ai__repurchase_30d"]
+
+
+def test_tasks_form_the_specified_chain(example_bag: dict) -> None:
+    tasks = example_bag["dags"]["customer_ai__repurchase_30d"]["tasks"]
+    assert sorted(tasks) == sorted(TASKS)
+    for upstream, downstream in zip(TASKS, TASKS[1:], strict=False):
+        assert tasks[upstream] == [downstream]
+    assert tasks["publish"] == []
+
+
+def test_dag_settings_come_from_the_instance(example_bag: dict) -> None:
+    dag = example_bag["dags"]["customer_ai__churn_60d"]
+    assert dag["schedule"] == "@weekly"
+    assert dag["catchup"] is False
+    assert dag["tags"] == ["churn", "customer-ai"]
+    assert dag["params"] == {"force_retrain": False, "factors": 5, "min_auc": 0.65}
+    assert dag["start_date"] == "2010-01-01T00:00:00+00:00"
+    assert dag["max_active_runs"] == 1
+    assert dag["retries"]["enrich_profiles"] == 2
+    assert dag["retries"]["quality_gate"] == 0
+    assert dag["outlets"]["publish"] == ["customer_ai://churn_60d/scores"]
+    assert dag["description"] == "customer-ai churn: purchase does not occur within 60 days"
+    assert "purchase does not occur within 60 days" in dag["doc_md"]
+    assert "instances/churn_60d.yaml" in dag["doc_md"]
+
+
+def test_start_date_can_be_overridden(tmp_path: Path) -> None:
+    bag = dagbag(airflow_env(tmp_path, ROOT / "instances", CUSTOMER_AI_START_DATE="2011-06-05"))
+    assert bag["dags"]["customer_ai__repurchase_30d"]["start_date"] == "2011-06-05T00:00:00+00:00"
+
+
+def test_a_broken_instance_shows_its_own_error_and_hides_nothing(tmp_path: Path) -> None:
+    instances = tmp_path / "instances"
+    instances.mkdir()
+    for name in ("repurchase_30d.yaml", "churn_60d.yaml"):
+        text = (ROOT / "instances" / name).read_text().replace("../examples", str(ROOT / "examples"))
+        (instances / name).write_text(text)
+    broken = yaml.safe_load((instances / "churn_60d.yaml").read_text())
+    broken["name"] = "broken_goal"
+    broken["goal"]["window_days"] = 0
+    (instances / "broken_goal.yaml").write_text(yaml.safe_dump(broken))
+    (instances / "not_yaml.yml").write_text("name: [unclosed\n")
+    duplicate = yaml.safe_load((instances / "churn_60d.yaml").read_text())
+    (instances / "zz_duplicate.yaml").write_text(yaml.safe_dump(duplicate))
+
+    bag = dagbag(airflow_env(tmp_path, instances))
+    assert bag["import_errors"] == {}
+    assert sorted(bag["dags"]) == [
+        "customer_ai__broken_goal",
+        "customer_ai__churn_60d",
+        "customer_ai__not_yaml",
+        "customer_ai__repurchase_30d",
+        "customer_ai__zz_duplicate",
+    ]
+    invalid = bag["dags"]["customer_ai__broken_goal"]
+    assert invalid["tags"] == ["customer-ai", "invalid"]
+    assert invalid["tasks"] == {"instance_file_is_invalid": []}
+    assert invalid["description"].startswith("INVALID instance file: ")
+    assert "broken_goal.yaml: goal.window_days: Input should be greater than or equal to 1" in invalid["description"]
+    assert "goal.window_days" in invalid["doc_md"]
+    assert "not valid YAML at line" in bag["dags"]["customer_ai__not_yaml"]["description"]
+    assert "'churn_60d' is already used by" in bag["dags"]["customer_ai__zz_duplicate"]["description"]
+    assert bag["dags"]["customer_ai__churn_60d"]["tasks"]["publish"] == []
+
+
+def test_parsing_the_dag_file_imports_nothing_heavy(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import runpy, sys
+        import airflow.sdk  # the baseline every DAG file pays
+        before = set(sys.modules)
+        runpy.run_path(sys.argv[1])
+        heavy = ("pandas", "lightgbm", "great_expectations", "sklearn", "scipy", "pyarrow", "numpy", "psycopg2")
+        print(sorted({m.split(".")[0] for m in set(sys.modules) - before} & set(heavy)))
+        """
+    )
+    env = airflow_env(tmp_path, ROOT / "instances")
+    env["PYTHONPATH"] = str(ROOT / "plugins")
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(ROOT / "dags" / "customer_ai_dags.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_an_empty_instances_folder_gives_no_dags(tmp_path: Path) -> None:
+    empty = tmp_path / "none"
+    empty.mkdir()
+    shutil.rmtree(empty / "x", ignore_errors=True)
+    bag = dagbag(airflow_env(tmp_path, empty))
+    assert bag == {"import_errors": {}, "dags": {}}

@@ -1,0 +1,75 @@
+"""docker-compose.yml: what can be checked without a Docker engine."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from airflow_support import airflow_env, run_airflow
+
+from conftest import ROOT
+
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+
+
+def test_services_are_the_airflow_3_components_and_postgres() -> None:
+    assert sorted(SERVICES) == [
+        "airflow-apiserver",
+        "airflow-dag-processor",
+        "airflow-init",
+        "airflow-scheduler",
+        "airflow-triggerer",
+        "postgres",
+    ]
+    commands = {name: service.get("command") for name, service in SERVICES.items()}
+    assert commands["airflow-apiserver"][:2] == ["airflow", "api-server"]
+    assert commands["airflow-init"] == ["airflow", "db", "migrate"]
+
+
+def test_every_referenced_file_exists() -> None:
+    for name, service in SERVICES.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / source).exists(), f"{name}: {source}"
+        if "build" in service:
+            assert (ROOT / service["build"] / "Dockerfile").exists()
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for line in dockerfile.splitlines():
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                assert (ROOT / source).exists(), line
+
+
+def test_airflow_settings_name_real_options() -> None:
+    package = Path(importlib.util.find_spec("airflow").origin).parent  # found, not imported: no ~/airflow made
+    template = yaml.safe_load((package / "config_templates" / "config.yml").read_text())
+    environment = SERVICES["airflow-apiserver"]["environment"]
+    dockerfile_env = re.findall(r"(AIRFLOW__\w+)=", (ROOT / "Dockerfile").read_text())
+    for key in [*environment, *dockerfile_env]:
+        if key.startswith("AIRFLOW__"):
+            _, section, option = key.split("__", 2)
+            assert option.lower() in template[section.lower()]["options"], key
+
+
+def test_store_connection_gives_a_postgres_address() -> None:
+    from customer_ai_airflow.connections import connection_dsn
+
+    raw = json.loads(SERVICES["airflow-apiserver"]["environment"]["AIRFLOW_CONN_CUSTOMER_AI_STORE"])
+    connection = type("Connection", (), {**raw, "extra_dejson": raw["extra"]})
+    assert connection_dsn(connection) == "postgresql://airflow:airflow@postgres:5432/customer_ai"
+    assert raw["extra"] == {"schema": "customer_ai"}
+
+
+@pytest.mark.parametrize(
+    "service", ["airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"]
+)
+def test_the_same_commands_run_outside_docker(service: str, tmp_path: Path) -> None:
+    command = SERVICES[service]["command"]
+    result = run_airflow(airflow_env(tmp_path, ROOT / "instances"), *command[1:2], "--help")
+    assert result.returncode == 0, result.stderr[-2000:]

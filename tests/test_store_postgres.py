@@ -1,0 +1,420 @@
+"""The PostgreSQL profile store on the real server: types, migrations, COPY, locks, lost connections, addresses.
+
+The behaviour both stores share (round trip, re-runs, backfills, record_run, latest_run, refused rows, hostile
+names) is tested once for both in test_store.py.  Every schema made here is named ``test_store_pg_<random
+hex>_<n>`` and dropped at the end of the module.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pandas as pd
+import psycopg2
+import pytest
+from psycopg2 import sql
+from psycopg2.extensions import make_dsn
+from test_store import PG_DSN, admin, counts, poor, run, schemas, scores
+
+from customer_ai.store import PostgresStore, StoreUnavailableError, mask_password, open_store, postgres_location
+
+
+@pytest.fixture(scope="module")
+def fresh_schema() -> Iterator[Callable[[], str]]:
+    with schemas("test_store_pg") as fresh:
+        yield fresh
+
+
+@pytest.fixture
+def store(fresh_schema) -> PostgresStore:
+    opened = PostgresStore(PG_DSN, fresh_schema())
+    opened.count_rows("unit")  # creates the schema and its tables
+    return opened
+
+
+def query(statement: str | sql.Composable, params: tuple = ()) -> list[tuple]:
+    with admin() as connection, connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 15.0) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def snapshot(store: PostgresStore, instance: str = "unit") -> list[pd.DataFrame]:
+    return [store.read_scores(instance), store.read_scores(instance, as_of="2024-01-01"), store.read_runs(instance)]
+
+
+def assert_unchanged(before: list[pd.DataFrame], store: PostgresStore) -> None:
+    for old, new in zip(before, snapshot(store), strict=True):
+        pd.testing.assert_frame_equal(old, new)
+
+
+class Writer(threading.Thread):
+    """Runs one store call in a thread and keeps its exception."""
+
+    def __init__(self, call: Callable[[], None]) -> None:
+        super().__init__(daemon=True)
+        self.call = call
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            self.error = exc
+
+
+def block_inserts_into_scores(schema: str, key: int) -> None:
+    """Make every INSERT into the schema's current scores wait for advisory lock ``key`` (held by the test)."""
+    function = sql.Identifier(schema, "wait_for_test")
+    query(
+        sql.SQL(
+            "CREATE FUNCTION {} () RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN PERFORM pg_advisory_xact_lock({}); RETURN NULL; END $$"
+        ).format(function, sql.Literal(key))
+    )
+    query(
+        sql.SQL("CREATE TRIGGER wait_for_test BEFORE INSERT ON {} FOR EACH STATEMENT EXECUTE FUNCTION {} ()").format(
+            sql.Identifier(schema, "customer_ai_scores"), function
+        )
+    )
+
+
+def backend_waiting(application_name: str) -> int | None:
+    """Return the pid of the backend with this application name while it waits for a lock."""
+    rows = query(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'",
+        (application_name,),
+    )
+    return rows[0][0] if rows else None
+
+
+# --- tables, types, JSONB ---------------------------------------------------------------------------------------
+
+
+def test_tables_and_column_types(store):
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.2, "p2": 0.9}), run(roc_auc=0.8, brier=0.1))
+    types = dict(
+        query(
+            "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = %s",
+            (store.schema,),
+        )
+    )
+    for table in ("customer_ai_scores", "customer_ai_score_history"):
+        assert types[f"{table}.as_of"] == "date"
+        assert types[f"{table}.probability"] == "double precision"
+        assert types[f"{table}.score"] == "integer"
+        assert types[f"{table}.factors"] == "jsonb"
+    assert types["customer_ai_runs.metrics"] == "jsonb"
+    assert types["customer_ai_runs.written_at"] == "timestamp with time zone"
+    history = sql.Identifier(store.schema, "customer_ai_score_history")
+    rows = query(
+        sql.SQL(
+            "SELECT profile_id, jsonb_typeof(factors), factors -> 0 ->> 'feature', "
+            "(factors -> 0 ->> 'contribution')::float FROM {} ORDER BY profile_id"
+        ).format(history)
+    )
+    assert rows == [("p1", "array", "purchase_count_30d", 0.5), ("p2", "array", None, None)]
+    metrics = query(sql.SQL("SELECT metrics FROM {}").format(sql.Identifier(store.schema, "customer_ai_runs")))
+    assert metrics == [({"brier": 0.1, "roc_auc": 0.8},)]
+    assert store.read_runs("unit")["metrics"].tolist() == ['{"brier": 0.1, "roc_auc": 0.8}']
+
+
+def test_values_json_cannot_hold_are_stored_as_null(store):
+    written = scores({"p1": 0.2})
+    written.at[0, "factors"] = [{"feature": "f", "value": float("nan"), "contribution": float("inf")}]
+    store.write_run("unit", "2024-02-01", written, run(roc_auc=float("nan"), lift=2.0))
+    assert store.read_scores("unit")["factors"].tolist() == [[{"feature": "f", "value": None, "contribution": None}]]
+    assert store.latest_run("unit")["metrics"] == {"lift": 2.0, "roc_auc": None}
+
+
+def test_a_large_write_round_trips_exactly(store):
+    rng = random.Random(7)
+    probabilities = {f"profile-{i:05d}": rng.random() for i in range(12_000)}
+    written = scores(probabilities)
+    written["factors"] = [[{"feature": f"f{i % 7}", "description": f'«{i}», "q"', "value": i}] for i in range(12_000)]
+    store.write_run("unit", "2024-02-01", written, run())
+    read = store.read_scores("unit")
+    expected = written.sort_values(["probability", "profile_id"], ascending=[False, True]).reset_index(drop=True)
+    assert read["profile_id"].tolist() == expected["profile_id"].tolist()
+    assert read["probability"].tolist() == expected["probability"].tolist()  # doubles survive COPY bit for bit
+    assert read["factors"].tolist() == expected["factors"].tolist()
+    assert store.count_rows("unit") == counts(12_000, 12_000, 1)
+
+
+# --- migrations -------------------------------------------------------------------------------------------------
+
+
+def test_migrations_are_recorded_and_idempotent(fresh_schema):
+    schema = fresh_schema()
+    PostgresStore(PG_DSN, schema).count_rows("unit")
+    first = PostgresStore(PG_DSN, schema)
+    first.write_run("unit", "2024-02-01", scores({"p1": 0.2}), run())
+    again = PostgresStore(PG_DSN, schema)  # opening twice migrates nothing and keeps the rows
+    assert again.count_rows("unit") == counts(1, 1, 1)
+    versions = query(
+        sql.SQL("SELECT version, description FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version"))
+    )
+    assert versions == [(1, "scores, score history and runs tables")]
+    # tables already there without a version row (created twice): migration 1 applies cleanly again
+    query(sql.SQL("DELETE FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version")))
+    assert PostgresStore(PG_DSN, schema).count_rows("unit") == counts(1, 1, 1)
+    assert len(query(sql.SQL("SELECT * FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version")))) == 1
+
+
+def test_processes_starting_at_once_migrate_once(fresh_schema):
+    schema = fresh_schema()
+    barrier = threading.Barrier(6)
+
+    def start() -> None:
+        barrier.wait()
+        PostgresStore(PG_DSN, schema).count_rows("unit")
+
+    threads = [Writer(start) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert [t.error for t in threads] == [None] * 6
+    versions = query(sql.SQL("SELECT version FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version")))
+    assert versions == [(1,)]
+
+
+def test_a_schema_newer_than_the_code_is_refused(fresh_schema):
+    schema = fresh_schema()
+    PostgresStore(PG_DSN, schema).count_rows("unit")
+    query(
+        sql.SQL("INSERT INTO {} (version, description) VALUES (99, 'from the future')").format(
+            sql.Identifier(schema, "customer_ai_schema_version")
+        )
+    )
+    with pytest.raises(RuntimeError, match="is at version 99, newer than this customer-ai understands"):
+        PostgresStore(PG_DSN, schema).count_rows("unit")
+
+
+def test_a_hostile_schema_name_is_only_an_identifier(fresh_schema):
+    schema = fresh_schema() + '"; DROP SCHEMA public; --'
+    opened = PostgresStore(PG_DSN, schema)
+    opened.write_run("unit", "2024-02-01", scores({"p1": 0.2}), run())
+    assert opened.count_rows("unit") == counts(1, 1, 1)
+    assert query("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,)) == [(1,)]
+    query(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+def test_schema_names_are_checked():
+    with pytest.raises(ValueError, match="needs a schema name"):
+        PostgresStore(PG_DSN, "")
+    with pytest.raises(ValueError, match="longer than PostgreSQL's 63 bytes"):
+        PostgresStore(PG_DSN, "s" * 64)
+
+
+# --- failures in the middle of a write --------------------------------------------------------------------------
+
+
+def test_a_bad_row_in_the_copy_leaves_previous_rows_intact(store):
+    store.write_run("unit", "2024-01-01", scores({"p1": 0.2, "p2": 0.9}, "v1"), run("v1"))
+    before = snapshot(store)
+    with pytest.raises(psycopg2.DataError, match="0x00"):  # PostgreSQL text cannot hold a NUL character
+        store.write_run("unit", "2024-02-01", scores({"p3": 0.1, "bad\x00id": 0.5}, "v2"), run("v2"))
+    assert_unchanged(before, store)
+    assert store.count_rows("unit") == counts(2, 2, 1)
+
+
+def test_a_connection_killed_mid_write_leaves_previous_rows_intact(store):
+    store.write_run("unit", "2024-01-01", scores({"p1": 0.2, "p2": 0.9}, "v1"), run("v1", roc_auc=0.8))
+    before = snapshot(store)
+    key = random.randrange(1, 2**31)
+    block_inserts_into_scores(store.schema, key)
+    holder = psycopg2.connect(PG_DSN)
+    holder.autocommit = True
+    try:
+        holder.cursor().execute("SELECT pg_advisory_lock(%s)", (key,))
+        writing = PostgresStore(make_dsn(PG_DSN, application_name=f"killed-{key}"), store.schema)
+        writer = Writer(lambda: writing.write_run("unit", "2024-02-01", scores({"p3": 0.4}, "v2"), run("v2")))
+        writer.start()
+        # the writer has replaced history and deleted the old current scores, uncommitted, and waits to insert
+        pid = wait_for(lambda: backend_waiting(f"killed-{key}"), "the writer to wait inside its transaction")
+        assert query("SELECT pg_terminate_backend(%s)", (pid,)) == [(True,)]
+        writer.join(30)
+    finally:
+        holder.close()
+    assert isinstance(writer.error, psycopg2.OperationalError)
+    assert re.search("terminating connection|server closed the connection", str(writer.error))
+    assert_unchanged(before, store)
+    assert store.count_rows("unit") == counts(2, 2, 1)
+    # nothing is left locked: the next write goes through (the trigger waits for nobody now)
+    store.write_run("unit", "2024-02-01", scores({"p3": 0.4}, "v2"), run("v2"))
+    assert store.read_scores("unit")["profile_id"].tolist() == ["p3"]
+    assert store.count_rows("unit") == counts(1, 3, 2)
+
+
+# --- concurrent writers -----------------------------------------------------------------------------------------
+
+
+def test_concurrent_writers_of_one_instance_queue_up(store):
+    key = random.randrange(1, 2**31)
+    block_inserts_into_scores(store.schema, key)
+    holder = psycopg2.connect(PG_DSN)
+    holder.autocommit = True
+
+    def writer(name: str, as_of: str, probabilities: dict, version: str) -> Writer:
+        opened = PostgresStore(make_dsn(PG_DSN, application_name=f"{name}-{key}"), store.schema)
+        return Writer(lambda: opened.write_run("unit", as_of, scores(probabilities, version), run(version)))
+
+    try:
+        holder.cursor().execute("SELECT pg_advisory_lock(%s)", (key,))
+        newer = writer("newer", "2024-02-01", {"p2": 0.4, "p3": 0.6}, "v2")
+        newer.start()
+        wait_for(lambda: backend_waiting(f"newer-{key}"), "the newer write to hold the instance lock")
+        older = writer("older", "2024-01-01", {"p1": 0.2, "p2": 0.9}, "v1")
+        older.start()
+        pid = wait_for(lambda: backend_waiting(f"older-{key}"), "the older write to queue")
+        # the older write waits for the instance's writer lock, not for rows or the test's lock
+        waits = query(
+            "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks "
+            "WHERE pid = %s AND NOT granted AND locktype = 'advisory' AND objsubid = 1",
+            (pid,),
+        )
+        assert waits == query("SELECT hashtext('unit')::bigint")
+        holder.cursor().execute("SELECT pg_advisory_unlock(%s)", (key,))
+        newer.join(30)
+        older.join(30)
+    finally:
+        holder.close()
+    assert (newer.error, older.error) == (None, None)
+    current = store.read_scores("unit")
+    assert current["profile_id"].tolist() == ["p3", "p2"]
+    assert current["probability"].tolist() == [0.6, 0.4]
+    assert set(current["as_of"]) == {"2024-02-01"}
+    assert store.read_scores("unit", as_of="2024-01-01")["probability"].tolist() == [0.9, 0.2]
+    assert store.count_rows("unit") == counts(2, 4, 2)
+
+
+def test_many_concurrent_writers_end_consistent(store):
+    dates = [f"2024-0{m}-01" for m in range(1, 7)]
+    written = {d: {f"{d}-p{i}": round(0.1 * (i + 1), 2) for i in range(m + 1)} for m, d in enumerate(dates)}
+    jobs = [(d, "ok") for d in dates] * 2 + [(d, "poor") for d in dates[::2]]
+    random.Random(3).shuffle(jobs)
+    barrier = threading.Barrier(len(jobs))
+
+    def job(as_of: str, status: str) -> Callable[[], None]:
+        def call() -> None:
+            barrier.wait()
+            if status == "ok":
+                store.write_run("unit", as_of, scores(written[as_of], as_of), run(as_of))
+            else:
+                store.record_run("unit", as_of, poor(as_of))
+
+        return call
+
+    threads = [Writer(job(*j)) for j in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert [t.error for t in threads] == [None] * len(threads)
+    runs = store.read_runs("unit")
+    assert runs["as_of"].tolist() == dates
+    assert set(runs["status"]) <= {"ok", "poor"}
+    assert runs.iloc[-1]["status"] == "ok"  # 2024-06-01 only ever gets ok runs: it is current
+    current = store.read_scores("unit")
+    assert set(current["as_of"]) == {"2024-06-01"}
+    assert sorted(current["profile_id"]) == sorted(written["2024-06-01"])
+    assert set(current["model_version"]) == {"2024-06-01"}
+    for as_of, probabilities in written.items():
+        assert sorted(store.read_scores("unit", as_of=as_of)["profile_id"]) == sorted(probabilities)
+    assert store.count_rows("unit") == counts(6, sum(len(p) for p in written.values()), len(dates))
+
+
+# --- addresses and unreachable servers --------------------------------------------------------------------------
+
+
+def test_an_unreachable_server_fails_fast_without_the_password():
+    started = time.monotonic()
+    unreachable = PostgresStore("postgresql://postgres:s3cret-pw@127.0.0.1:1/test", "whatever")
+    with pytest.raises(StoreUnavailableError) as caught:
+        unreachable.read_scores("unit")
+    assert time.monotonic() - started < 4
+    assert isinstance(caught.value, ConnectionError)
+    message = str(caught.value)
+    assert message.startswith("cannot connect to the PostgreSQL profile store at host=127.0.0.1 port=1 dbname=test: ")
+    assert "s3cret" not in message
+    assert "s3cret" not in repr(unreachable)
+    assert isinstance(caught.value.__cause__, psycopg2.OperationalError)
+
+
+def test_a_server_that_never_answers_times_out_after_five_seconds():
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts TCP connections, never speaks
+        port = silent.getsockname()[1]
+        hanging = PostgresStore(f"postgresql://postgres:pw@127.0.0.1:{port}/test", "whatever")
+        attempt = Writer(lambda: hanging.count_rows("unit"))
+        started = time.monotonic()
+        attempt.start()
+        attempt.join(20)
+        elapsed = time.monotonic() - started
+    assert not attempt.is_alive()
+    assert isinstance(attempt.error, StoreUnavailableError)
+    assert 4 <= elapsed < 10
+    assert "timeout" in str(attempt.error)
+    assert "pw@" not in str(attempt.error)
+
+
+@pytest.mark.parametrize(
+    ("address", "masked"),
+    [
+        (
+            "postgresql://u:pa:ss@w@db.example:6432/x?sslmode=require",
+            "postgresql://u:***@db.example:6432/x?sslmode=require",
+        ),
+        ("postgres://u@h/x", "postgres://u@h/x"),
+        ("postgresql://h/x?user=u&password=secret", "postgresql://h/x?user=u&password=***"),
+        ("host=h password='se cret' dbname=x", "host=h password=*** dbname=x"),
+        ("host=h password=secret dbname=x", "host=h password=*** dbname=x"),
+        ("mysql://u:secret@h/x", "mysql://u:***@h/x"),
+    ],
+)
+def test_mask_password(address, masked):
+    assert mask_password(address) == masked
+
+
+def test_postgres_location():
+    assert postgres_location("postgresql://u:secret@db.example:6432/x") == "host=db.example port=6432 dbname=x"
+    assert postgres_location("host=h password=secret dbname=x") == "host=h port=5432 dbname=x"
+
+
+def test_repr_never_shows_the_password():
+    store = PostgresStore("postgresql://u:secret@h:5433/x", "s")
+    assert repr(store) == "PostgresStore('postgresql://u:***@h:5433/x', schema='s')"
+    assert str(store) == repr(store)
+    assert repr(PostgresStore("host=h password=secret", "s")) == "PostgresStore('host=h password=***', schema='s')"
+
+
+@pytest.mark.parametrize("uri", ["postgresql://u:secret@h/x", "postgres://u@h/x"])
+def test_open_store_postgres_schema_from_argument_env_or_default(tmp_path, monkeypatch, uri):
+    monkeypatch.delenv("CUSTOMER_AI_STORE_SCHEMA", raising=False)
+    opened = open_store(uri, tmp_path)
+    assert isinstance(opened, PostgresStore)
+    assert (opened.dsn, opened.schema) == (uri, "customer_ai")
+    monkeypatch.setenv("CUSTOMER_AI_STORE_SCHEMA", "from_env")
+    assert open_store(uri, tmp_path).schema == "from_env"
+    assert open_store(uri, tmp_path, schema="from_argument").schema == "from_argument"
+
+
+def test_open_store_round_trip_on_the_server(fresh_schema, tmp_path):
+    opened = open_store(PG_DSN, tmp_path, schema=fresh_schema())
+    opened.write_run("unit", "2024-02-01", scores({"p1": 0.2}), run())
+    assert opened.read_scores("unit")["profile_id"].tolist() == ["p1"]
