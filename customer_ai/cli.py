@@ -164,7 +164,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"PR AUC {metrics['pr_auc']:.3f}, Brier {metrics['brier']:.3f}, "
         f"top-decile lift {metrics['top_decile_lift']:.2f}"
     )
-    buckets = ", ".join(f"{k} {v:,}" for k, v in meta["buckets"].items())
+    buckets = ", ".join(f"{k} {meta['buckets'][k]:,}" for k in ("low", "medium", "high"))
     print(f"scored {meta['scored_profiles']:,} profiles ({buckets})")
     print(f"artifacts: {result.artifact_dir}")
     if result.written_to_store:
@@ -243,12 +243,12 @@ def _cmd_show(args: argparse.Namespace) -> int:
         return EXIT_INPUT
     print(f"{spec.name}: {spec.goal_in_words()}")
     print(
-        f"latest run as of {latest['as_of']}: {latest['status']} ({latest['reason']}), model {latest['model_version']}"
+        f"latest run as of {latest['as_of']}, model {latest['model_version']}: {latest['status']}: {latest['reason']}"
     )
     folder = run_dir(_home(args), spec.name, _as_of(str(latest["as_of"])))
     if (folder / "metadata.json").exists():
         meta = read_json(folder / "metadata.json")
-        buckets = ", ".join(f"{k} {v:,}" for k, v in meta["buckets"].items())
+        buckets = ", ".join(f"{k} {meta['buckets'][k]:,}" for k in ("low", "medium", "high"))
         print(f"scored {meta['scored_profiles']:,} profiles ({buckets})")
     print(f"artifacts: {folder}")
     print(f"store: {store}")

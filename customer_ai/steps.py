@@ -361,7 +361,7 @@ def enrich_profiles(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, store: 
     scores = read_scores(spec, as_of, home)
     meta = artifacts.read_json(folder / "model.json")
     status, reason = quality_verdict(meta["validation"]["metrics"], spec.training.min_auc)
-    reason += f" (model trained as of {meta['as_of']}{', reused' if meta.get('reused') else ''})"
+    reason += f"; model trained as of {meta['as_of']}{', reused' if meta.get('reused') else ''}"
     with step(f"writing {len(scores):,} scores to {store}"):
         store.write_run(  # type: ignore[attr-defined]
             spec.name,

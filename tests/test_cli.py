@@ -281,3 +281,23 @@ def test_backtest_prints_model_and_baselines(workspace: Path) -> None:
     late = _cli("-q", "backtest", str(workspace / "instance.yaml"), "--as-of", "2011-11-20", home=workspace)
     assert late.returncode == 2
     assert "its goal window ends 2011-12-20 but the events end 2011-12-09" in late.stderr
+
+
+def test_show_prints_the_latest_run_and_top_profiles(first_run: tuple, workspace: Path) -> None:
+    _, home = first_run
+    result = _cli("show", str(workspace / "instance.yaml"), "--as-of", AS_OF, "--top", "2", home=home)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "repurchase_30d: purchase occurs within 30 days"
+    assert lines[1].startswith(f"latest run as of {AS_OF}, model ")
+    assert ": ok: validation ROC AUC " in lines[1]
+    assert lines[2].startswith("scored ")
+    assert "(low " in lines[2]
+    assert lines[3] == f"artifacts: {home / 'artifacts' / 'repurchase_30d' / AS_OF}"
+    assert lines[5] == "top 2 profiles:"
+    other = _cli("show", str(workspace / "instance.yaml"), "--as-of", "2011-11-01", home=home)
+    assert other.returncode == 2
+    assert f"the latest run in SQLiteStore('{home / 'store.sqlite'}') is as of {AS_OF}, not 2011-11-01" in other.stderr
+    empty = _cli("show", str(workspace / "instance.yaml"), home=workspace / "nowhere")
+    assert empty.returncode == 2
+    assert "repurchase_30d has no runs in" in empty.stderr
