@@ -212,3 +212,41 @@ def test_the_same_run_on_the_embedded_sqlite_store(tmp_path: Path) -> None:
         runs = connection.execute("SELECT as_of, status FROM customer_ai_runs").fetchall()
     assert scores == len(eligible_at("2011-10-02"))
     assert runs == [("2011-10-02", "ok")]
+
+
+def test_events_from_a_postgres_table_read_only_the_runs_window(tmp_path: Path, pg_schema: str) -> None:
+    events = pd.read_parquet(ROOT / "examples" / "online_retail" / "events.parquet")
+    table = f"{pg_schema}_events"
+    with psycopg2.connect(**PG) as connection, connection.cursor() as cursor:
+        cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{pg_schema}"')
+        cursor.execute(
+            f'CREATE TABLE "{pg_schema}"."{table}" (customer text, occurred_at timestamptz, event_type text, '
+            "value double precision, country text)"
+        )
+        rows = events[["profile_id", "timestamp", "event_type", "value", "country"]].itertuples(index=False)
+        cursor.executemany(f'INSERT INTO "{pg_schema}"."{table}" VALUES (%s, %s, %s, %s, %s)', list(rows))
+    spec = yaml.safe_load((ROOT / "instances" / "repurchase_30d.yaml").read_text())
+    spec["events"] = {
+        "table": f"{pg_schema}.{table}",
+        "connection": "warehouse",
+        "columns": {"profile_id": "customer", "timestamp": "occurred_at"},
+    }
+    spec["profiles"]["path"] = str(ROOT / "examples" / "online_retail" / "profiles.parquet")
+    (tmp_path / "instances").mkdir()
+    (tmp_path / "instances" / "repurchase_30d.yaml").write_text(yaml.safe_dump(spec))
+    warehouse = json.dumps(
+        {"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres", "schema": "test"}
+    )
+    env = airflow_env(tmp_path, tmp_path / "instances", AIRFLOW_CONN_WAREHOUSE=warehouse)
+    migrate(env)
+    output = dags_test(env, "2011-10-02")
+    assert not output.startswith("EXIT"), output[-6000:]
+    home = Path(env["CUSTOMER_AI_HOME"])
+    seen = pd.read_parquet(home / "artifacts" / "repurchase_30d" / "2011-10-02" / "events.parquet")
+    # the run's window starts 2010-04-05 (before the data), so it must hold exactly the events before the as-of date
+    assert seen["timestamp"].max() < pd.Timestamp("2011-10-02", tz="UTC")
+    expected = events[events["timestamp"] < pd.Timestamp("2011-10-02", tz="UTC")]
+    assert len(seen) == len(expected)
+    with sqlite3.connect(home / "store.sqlite") as connection:
+        scores = connection.execute("SELECT COUNT(*) FROM customer_ai_scores").fetchone()[0]
+    assert scores == len(eligible_at("2011-10-02"))

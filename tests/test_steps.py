@@ -158,3 +158,29 @@ def test_missing_earlier_step_names_what_to_run(events_file: Path, tmp_path: Pat
     spec = make(events_file)
     with pytest.raises(FileNotFoundError, match="run the validate_events step"):
         steps.build_training_set_step(spec, AS_OF, tmp_path)
+
+
+def test_a_users_own_suite_from_the_instance_runs_after_the_built_in_one(events_file: Path, tmp_path: Path) -> None:
+    suite = {
+        "name": "our_scores_rules",
+        "expectations": [
+            {"type": "expect_column_max_to_be_between", "kwargs": {"column": "probability", "max_value": 0.5}},
+        ],
+    }
+    (tmp_path / "our_scores_rules.json").write_text(json.dumps(suite))
+    spec = make(events_file).model_copy(
+        update={
+            "validation": make(events_file).validation.model_copy(update={"scores": ["our_scores_rules.json"]}),
+            "base_dir": tmp_path,
+        }
+    )
+    steps.validate_events(spec, AS_OF, tmp_path)
+    steps.build_training_set_step(spec, AS_OF, tmp_path)
+    steps.train(spec, AS_OF, tmp_path)
+    steps.score(spec, AS_OF, tmp_path)
+    with pytest.raises(DataValidationError) as caught:
+        steps.validate_scores(spec, AS_OF, tmp_path)
+    summary = str(caught.value)
+    assert "scores: all 18 expectations passed" in summary
+    assert "our_scores_rules: 1 of 1 expectations failed" in summary
+    assert "- expect_column_max_to_be_between on probability: observed 0." in summary
