@@ -355,12 +355,18 @@ def validate_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict
     )
 
 
-def enrich_profiles(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, store: object) -> dict:
-    """Write the run's scores, history and run row to the profile store in one transaction."""
+def enrich_profiles(
+    spec: InstanceSpec, as_of: pd.Timestamp, home: Path, store: object, *, min_auc: float | None = None
+) -> dict:
+    """Write the run's scores, history and run row to the profile store in one transaction.
+
+    ``min_auc`` is the gate the run passed (the trigger's value, else ``training.min_auc``), quoted in the reason.
+    """
     folder = _folder(spec, as_of, home)
     scores = read_scores(spec, as_of, home)
     meta = artifacts.read_json(folder / "model.json")
-    status, reason = quality_verdict(meta["validation"]["metrics"], spec.training.min_auc)
+    threshold = spec.training.min_auc if min_auc is None else min_auc
+    _, reason = quality_verdict(meta["validation"]["metrics"], threshold)
     reason += f"; model trained as of {meta['as_of']}{', reused' if meta.get('reused') else ''}"
     with step(f"writing {len(scores):,} scores to {store}"):
         store.write_run(  # type: ignore[attr-defined]

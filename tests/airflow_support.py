@@ -9,9 +9,34 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pandas as pd
+import yaml
+
 from conftest import ROOT
 
 AIRFLOW = Path(sys.executable).with_name("airflow")
+DAG = "customer_ai__repurchase_30d"
+EXAMPLES = ROOT / "examples" / "online_retail"
+
+
+def write_instance(folder: Path, events: Path | None = None, name: str = "repurchase_30d", **changes: object) -> Path:
+    """Write an example instance (``instances/<name>.yaml``) with absolute paths and optional changes."""
+    spec = yaml.safe_load((ROOT / "instances" / f"{name}.yaml").read_text())
+    spec["events"]["path"] = str(events or EXAMPLES / "events.parquet")
+    spec["profiles"]["path"] = str(EXAMPLES / "profiles.parquet")
+    spec.update(changes)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def eligible_at(as_of: str) -> set[str]:
+    """Return the example customers with a purchase in the 365 days before ``as_of`` (both examples' rule)."""
+    events = pd.read_parquet(EXAMPLES / "events.parquet")
+    when = pd.Timestamp(as_of, tz="UTC")
+    window = events[(events.timestamp >= when - pd.Timedelta(days=365)) & (events.timestamp < when)]
+    return set(window.loc[window.event_type == "purchase", "profile_id"])
 
 
 def airflow_env(tmp: Path, instances: Path, **extra: str) -> dict[str, str]:

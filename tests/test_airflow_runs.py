@@ -12,26 +12,13 @@ import pandas as pd
 import psycopg2
 import pytest
 import yaml
-from airflow_support import airflow_env, migrate, run_airflow
+from airflow_support import DAG, airflow_env, eligible_at, migrate, run_airflow, write_instance
 
 from conftest import ROOT
 
 pytestmark = pytest.mark.airflow
 
-DAG = "customer_ai__repurchase_30d"
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
-
-
-def write_instance(folder: Path, events: Path | None = None, **changes: object) -> Path:
-    """Write the repurchase example instance with absolute paths (and optional changes) into ``folder``."""
-    spec = yaml.safe_load((ROOT / "instances" / "repurchase_30d.yaml").read_text())
-    spec["events"]["path"] = str(events or ROOT / "examples" / "online_retail" / "events.parquet")
-    spec["profiles"]["path"] = str(ROOT / "examples" / "online_retail" / "profiles.parquet")
-    spec.update(changes)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "repurchase_30d.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
 
 
 def pg_store_connection(schema: str, port: int = 5432) -> str:
@@ -66,13 +53,6 @@ def dags_test(env: dict[str, str], date: str, *extra: str) -> str:
     result = run_airflow(env, "dags", "test", DAG, date, *extra)
     output = result.stdout + result.stderr
     return output if result.returncode == 0 else f"EXIT {result.returncode}\n{output}"
-
-
-def eligible_at(as_of: str) -> set[str]:
-    events = pd.read_parquet(ROOT / "examples" / "online_retail" / "events.parquet")
-    when = pd.Timestamp(as_of, tz="UTC")
-    window = events[(events.timestamp >= when - pd.Timedelta(days=365)) & (events.timestamp < when)]
-    return set(window.loc[window.event_type == "purchase", "profile_id"])
 
 
 @pytest.fixture(scope="module")

@@ -79,6 +79,12 @@ class CustomerAIOperator(BaseOperator):
         return open_store(address, home, schema)
 
 
+def _param(context: Any, name: str, kind: type) -> Any:  # noqa: ANN401 - int, float or bool
+    """Return the run's parameter ``name`` converted to ``kind``, or None when the run has none."""
+    value = context["params"].get(name)
+    return None if value is None else kind(value)
+
+
 def _fail_on(errors: tuple[type[BaseException], ...], call, *args: Any, **kwargs: Any) -> dict:  # noqa: ANN001
     """Run ``call``; turn the given (data) errors into a failure that is not retried."""
     try:
@@ -110,7 +116,7 @@ class BuildTrainingSetOperator(CustomerAIOperator):
         from customer_ai.pipeline import InsufficientDataError
         from customer_ai.validation import DataValidationError
 
-        force = bool(context["params"].get("force_retrain", False))
+        force = bool(_param(context, "force_retrain", bool))
         errors = (InsufficientDataError, DataValidationError)
         return _fail_on(errors, steps.build_training_set_step, spec, as_of, home, force_retrain=force)
 
@@ -130,17 +136,9 @@ class QualityGateOperator(CustomerAIOperator):
     def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
         from customer_ai import steps
 
-        min_auc = context["params"].get("min_auc")
         store = self.open_store(home)
-        return _fail_on(
-            (steps.QualityGateError,),
-            steps.quality_gate,
-            spec,
-            as_of,
-            home,
-            store,
-            min_auc=None if min_auc is None else float(min_auc),
-        )
+        min_auc = _param(context, "min_auc", float)
+        return _fail_on((steps.QualityGateError,), steps.quality_gate, spec, as_of, home, store, min_auc=min_auc)
 
 
 class ScoreProfilesOperator(CustomerAIOperator):
@@ -149,8 +147,7 @@ class ScoreProfilesOperator(CustomerAIOperator):
     def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
         from customer_ai import steps
 
-        factors = context["params"].get("factors")
-        return steps.score(spec, as_of, home, factors=None if factors is None else int(factors))
+        return steps.score(spec, as_of, home, factors=_param(context, "factors", int))
 
 
 class ValidateScoresOperator(CustomerAIOperator):
@@ -169,7 +166,8 @@ class EnrichProfilesOperator(CustomerAIOperator):
     def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
         from customer_ai import steps
 
-        return steps.enrich_profiles(spec, as_of, home, self.open_store(home))
+        min_auc = _param(context, "min_auc", float)
+        return steps.enrich_profiles(spec, as_of, home, self.open_store(home), min_auc=min_auc)
 
 
 class PublishScoresOperator(CustomerAIOperator):

@@ -1,0 +1,339 @@
+"""End to end as a user would: a real local Airflow (api-server, scheduler, dag-processor) and its REST API.
+
+The services share one throwaway AIRFLOW_HOME with SQLite metadata and the LocalExecutor (Airflow 3's defaults);
+scores go to the embedded SQLite store.  The test logs in like the UI (``POST /auth/token``), unpauses the DAG and
+triggers it with a logical date and a form parameter, waits for the run, then checks the store and the Asset event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+import pandas as pd
+import psutil
+import pytest
+from airflow_support import AIRFLOW, DAG, airflow_env, eligible_at, migrate, run_airflow, write_instance
+
+pytestmark = pytest.mark.airflow
+
+AS_OF = "2011-10-02"
+ASSET_URI = "customer_ai://repurchase_30d/scores"
+STARTUP_TIMEOUT = 120.0  # services healthy and the DAG parsed
+RUN_TIMEOUT = 300.0  # about 1 minute on a loaded 2-core machine
+T = TypeVar("T")
+
+
+def free_ports(count: int) -> list[int]:
+    """Return ``count`` distinct free localhost ports (the sockets are held together so they differ)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
+def tail(path: Path, chars: int = 2500) -> str:
+    text = path.read_text(errors="replace") if path.exists() else "(no file)"
+    return text[-chars:]
+
+
+class Airflow:
+    """Background Airflow services sharing one environment, and a REST client for their API server."""
+
+    def __init__(self, env: dict[str, str], url: str, logs: Path, password: str) -> None:
+        self.env = env
+        self.url = url
+        self.logs = logs
+        self.password = password
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.client = httpx.Client(base_url=url, timeout=30)
+
+    def start(self, name: str, *args: str) -> None:
+        with (self.logs / f"{name}.out").open("wb") as out, (self.logs / f"{name}.err").open("wb") as err:
+            self.processes[name] = subprocess.Popen(  # noqa: S603 - the venv's airflow command
+                [str(AIRFLOW), name, *args],
+                env=self.env,
+                cwd=self.logs,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,  # its own process group, ended as a whole
+            )
+
+    def stop(self) -> None:
+        """SIGTERM every service's process group (scheduler first), then SIGKILL what is left."""
+        self.client.close()
+        order = sorted(self.processes.items(), key=lambda item: item[0] != "scheduler")
+        family: list[psutil.Process] = []
+        for _, process in order:
+            with contextlib.suppress(psutil.Error):
+                family.extend(psutil.Process(process.pid).children(recursive=True))  # task runners setpgid
+        for _, process in order:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for _, process in order:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        for _, process in order:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=30)
+        for child in family:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+
+    def diagnostics(self) -> str:
+        parts = []
+        for name, process in self.processes.items():
+            state = "running" if process.poll() is None else f"exited {process.returncode}"
+            parts.append(f"--- {name} ({state}) stdout ---\n{tail(self.logs / f'{name}.out')}")
+            parts.append(f"--- {name} stderr ---\n{tail(self.logs / f'{name}.err')}")
+        return "\n".join(parts)
+
+    def wait_for(self, what: str, check: Callable[[], T | None], timeout: float) -> T:
+        """Poll ``check`` until it returns a value; fail early if a service died, or at the deadline."""
+        deadline = time.monotonic() + timeout
+        while True:
+            dead = {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
+            assert not dead, f"Airflow services exited {dead} while waiting for {what}\n{self.diagnostics()}"
+            with contextlib.suppress(httpx.TransportError):
+                value = check()
+                if value is not None:
+                    return value
+            assert time.monotonic() < deadline, f"no {what} after {timeout:.0f}s\n{self.diagnostics()}"
+            time.sleep(1)
+
+    def login(self) -> None:
+        """Get a JWT like the UI's login form does, and send it with every later request."""
+        response = self.client.post("/auth/token", json={"username": "admin", "password": self.password})
+        assert response.status_code == 201, response.text
+        self.client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    def get(self, path: str, **params: Any) -> httpx.Response:
+        return self.client.get(f"/api/v2{path}", params=params)
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
+    """One set of services for the module's tests; each test drives its own DAG, so they do not interact."""
+    tmp_path = tmp_path_factory.mktemp("airflow_services")
+    api_port, log_port = free_ports(2)
+    url = f"http://127.0.0.1:{api_port}"
+    password = secrets.token_urlsafe(16)
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text(json.dumps({"admin": password}))
+    env = airflow_env(
+        tmp_path,
+        tmp_path / "instances",
+        AIRFLOW__CORE__EXECUTOR="LocalExecutor",
+        AIRFLOW__CORE__AUTH_MANAGER="airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
+        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",  # Airflow's default: the user unpauses the DAG
+        AIRFLOW__API__HOST="127.0.0.1",
+        AIRFLOW__API__PORT=str(api_port),
+        AIRFLOW__API__BASE_URL=url,
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{url}/execution/",
+        AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_urlsafe(64),
+        AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(log_port),
+        # only the run this test triggers: no scheduled run of the current week (no data then) competing with
+        # it for the DAG's single active run
+        AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
+    )
+    write_instance(tmp_path / "instances")
+    write_instance(tmp_path / "instances", name="churn_60d")
+    migrate(env)
+    logs = tmp_path / "services"
+    logs.mkdir()
+    services = Airflow(env, url, logs, password)
+    try:
+        services.start("api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1")
+        services.start("scheduler")
+        services.start("dag-processor")  # no deferrable operators: no triggerer
+        yield services
+    finally:
+        services.stop()
+
+
+def healthy(airflow: Airflow) -> dict | None:
+    response = airflow.get("/monitor/health")
+    if response.status_code != 200:
+        return None
+    health = response.json()
+    parts = ("metadatabase", "scheduler", "dag_processor")
+    return health if all(health.get(part, {}).get("status") == "healthy" for part in parts) else None
+
+
+def log_line(entry: object) -> str:
+    """Return a structured task log entry as text, with the exceptions it carries."""
+    if not isinstance(entry, dict):
+        return str(entry)
+    text = f"{entry.get('level', '')} {entry.get('event', '')}".strip()
+    for error in entry.get("error_detail") or []:
+        text += f"\n  {error.get('exc_type')}: {error.get('exc_value')}"
+    return text
+
+
+def task_report(airflow: Airflow, run_path: str) -> str:
+    """Return the run's task states and, for each task that did not succeed, the end of its log."""
+    response = airflow.get(f"{run_path}/taskInstances")
+    if response.status_code != 200:
+        return f"taskInstances: HTTP {response.status_code} {response.text[-1000:]}"
+    lines = []
+    for ti in response.json()["task_instances"]:
+        lines.append(f"{ti['task_id']}: {ti['state']} (try {ti['try_number']})")
+        if ti["state"] != "success" and ti["try_number"]:
+            log = airflow.client.get(
+                f"/api/v2{run_path}/taskInstances/{ti['task_id']}/logs/{ti['try_number']}",
+                headers={"Accept": "application/json"},
+            )
+            if log.status_code == 200:
+                lines.append("\n".join(log_line(entry) for entry in log.json().get("content", []))[-4000:])
+            else:
+                lines.append(f"logs: HTTP {log.status_code} {log.text[-1000:]}")
+    return "\n".join(lines)
+
+
+def test_a_run_triggered_through_the_rest_api_scores_with_the_form_parameter(airflow: Airflow) -> None:
+    started = time.monotonic()
+    deadline = started + STARTUP_TIMEOUT
+    airflow.wait_for("healthy api-server, scheduler and dag-processor", lambda: healthy(airflow), STARTUP_TIMEOUT)
+    airflow.login()
+
+    def parsed() -> dict | None:
+        response = airflow.get(f"/dags/{DAG}")
+        return response.json() if response.status_code == 200 else None
+
+    try:
+        dag = airflow.wait_for(f"DAG {DAG} parsed", parsed, deadline - time.monotonic())
+    except AssertionError as exc:
+        errors = airflow.get("/importErrors")
+        raise AssertionError(f"{exc}\nimport errors: {errors.text[-3000:]}") from None
+    assert dag["is_paused"] is True
+    assert not dag["has_import_errors"]
+
+    # what the UI's trigger form does: unpause, then POST the run with the logical date and the form's conf
+    response = airflow.client.patch(f"/api/v2/dags/{DAG}", json={"is_paused": False})
+    assert response.status_code == 200, response.text
+    assert response.json()["is_paused"] is False
+    response = airflow.client.post(
+        f"/api/v2/dags/{DAG}/dagRuns", json={"logical_date": f"{AS_OF}T00:00:00Z", "conf": {"factors": 2}}
+    )
+    assert response.status_code == 200, response.text
+    run = response.json()
+    assert run["conf"] == {"factors": 2}
+    assert run["run_type"] == "manual"
+    assert run["data_interval_end"].startswith(AS_OF)  # the as-of date of every task
+    run_id = run["dag_run_id"]
+    run_path = f"/dags/{DAG}/dagRuns/{quote(run_id, safe='')}"
+
+    def finished() -> str | None:
+        response = airflow.get(run_path)
+        assert response.status_code == 200, response.text
+        state = response.json()["state"]
+        return state if state in ("success", "failed") else None
+
+    try:
+        state = airflow.wait_for(f"end of run {run_id}", finished, RUN_TIMEOUT)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\ntasks:\n{task_report(airflow, run_path)}") from None
+    assert state == "success", f"run {run_id} failed:\n{task_report(airflow, run_path)}\n{airflow.diagnostics()}"
+    response = airflow.get(f"{run_path}/taskInstances")
+    states = {ti["task_id"]: ti["state"] for ti in response.json()["task_instances"]}
+    assert set(states.values()) == {"success"}, states
+    assert len(states) == 8
+    assert airflow.get(f"/dags/{DAG}/dagRuns").json()["total_entries"] == 1  # no scheduled run besides it
+
+    store = Path(airflow.env["CUSTOMER_AI_HOME"]) / "store.sqlite"
+    with contextlib.closing(sqlite3.connect(store)) as connection:
+        rows = connection.execute("SELECT instance, profile_id, as_of, factors FROM customer_ai_scores").fetchall()
+        runs = connection.execute("SELECT as_of, status FROM customer_ai_runs").fetchall()
+    eligible = eligible_at(AS_OF)
+    assert len(rows) == len(eligible)
+    assert {row[1] for row in rows} == eligible
+    assert {(row[0], row[2]) for row in rows} == {("repurchase_30d", AS_OF)}
+    assert runs == [(AS_OF, "ok")]
+    sizes = [len(json.loads(row[3])) for row in rows]
+    assert max(sizes) == 2  # at most the form's factors=2 (not the instance's 5), and some profile has 2
+
+    response = airflow.get("/assets/events", source_dag_id=DAG, source_run_id=run_id)
+    assert response.status_code == 200, response.text
+    events = [event for event in response.json()["asset_events"] if event["uri"] == ASSET_URI]
+    assert len(events) == 1, response.text
+    assert events[0]["source_task_id"] == "publish"
+    assert events[0]["extra"]["as_of"] == AS_OF
+    assert events[0]["extra"]["scored_profiles"] == len(eligible)
+    print(f"Airflow services: run {run_id} checked {time.monotonic() - started:.0f}s after start")
+
+
+CHURN = "customer_ai__churn_60d"
+WEEKS = ["2011-10-02", "2011-10-09", "2011-10-16"]
+
+
+def test_a_backfill_rescores_week_by_week_from_earlier_data_only(airflow: Airflow) -> None:
+    airflow.wait_for("healthy api-server, scheduler and dag-processor", lambda: healthy(airflow), STARTUP_TIMEOUT)
+    airflow.login()
+    airflow.wait_for(
+        f"DAG {CHURN} parsed", lambda: airflow.get(f"/dags/{CHURN}").status_code == 200 or None, STARTUP_TIMEOUT
+    )
+    response = airflow.client.patch(f"/api/v2/dags/{CHURN}", json={"is_paused": False})
+    assert response.status_code == 200, response.text
+
+    # what a user types: three weekly runs, each as of its Sunday
+    created = run_airflow(
+        airflow.env, "backfill", "create", "--dag-id", CHURN, "--from-date", WEEKS[0], "--to-date", WEEKS[-1]
+    )
+    assert created.returncode == 0, created.stderr[-3000:]
+
+    def all_finished() -> list[dict] | None:
+        runs = airflow.get(f"/dags/{CHURN}/dagRuns").json()["dag_runs"]
+        done = [r for r in runs if r["state"] in ("success", "failed")]
+        return runs if len(runs) == len(WEEKS) and len(done) == len(WEEKS) else None
+
+    runs = airflow.wait_for("the backfill's three runs", all_finished, RUN_TIMEOUT * 2)
+    failed = [r for r in runs if r["state"] != "success"]
+    reports = "\n".join(
+        task_report(airflow, f"/dags/{CHURN}/dagRuns/{quote(r['dag_run_id'], safe='')}") for r in failed
+    )
+    assert not failed, reports
+    assert sorted(r["run_type"] for r in runs) == ["backfill"] * 3
+    assert sorted(r["logical_date"][:10] for r in runs) == WEEKS
+
+    home = Path(airflow.env["CUSTOMER_AI_HOME"])
+    with contextlib.closing(sqlite3.connect(home / "store.sqlite")) as connection:
+        per_date = dict(
+            connection.execute(
+                "SELECT as_of, COUNT(*) FROM customer_ai_score_history WHERE instance = 'churn_60d' GROUP BY as_of"
+            ).fetchall()
+        )
+        per_profile = dict(
+            connection.execute(
+                "SELECT profile_id, COUNT(*) FROM customer_ai_score_history WHERE instance = 'churn_60d' "
+                "GROUP BY profile_id"
+            ).fetchall()
+        )
+        current = connection.execute(
+            "SELECT DISTINCT as_of FROM customer_ai_scores WHERE instance = 'churn_60d'"
+        ).fetchall()
+    assert per_date == {week: len(eligible_at(week)) for week in WEEKS}
+    always = set.intersection(*(eligible_at(week) for week in WEEKS))
+    assert {per_profile[p] for p in always} == {3}  # one history row per profile per as-of date
+    assert current == [(WEEKS[-1],)]
+    for week in WEEKS:
+        seen = pd.read_parquet(home / "artifacts" / "churn_60d" / week / "events.parquet", columns=["timestamp"])
+        assert seen["timestamp"].max() < pd.Timestamp(week, tz="UTC")  # each week saw only its past
