@@ -193,6 +193,7 @@ class InstanceSpec(_Strict):
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
     schedule: str | None = "@weekly"
     start_date: dt.date = dt.date(2010, 1, 1)
+    catchup: bool = False
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @field_validator("custom_events")
@@ -226,6 +227,7 @@ class InstanceSpec(_Strict):
             "description": True,
             "schedule": True,
             "start_date": True,
+            "catchup": True,
             "validation": True,
             "output": True,
             "training": {"retrain_every_days", "min_auc"},

@@ -92,7 +92,7 @@ def build_dag(spec: InstanceSpec, path: Path) -> DAG:
         description=f"customer-ai {spec.propensity}: {spec.goal_in_words()}",
         schedule=spec.schedule,
         start_date=_start_date(spec.start_date),
-        catchup=False,
+        catchup=spec.catchup,
         max_active_runs=1,
         tags=[*TAGS, spec.propensity],
         default_args=_default_args(),

@@ -66,6 +66,18 @@ def test_start_date_can_be_overridden(tmp_path: Path) -> None:
     assert bag["dags"]["customer_ai__repurchase_30d"]["start_date"] == "2011-06-05T00:00:00+00:00"
 
 
+def test_catchup_and_schedule_come_from_the_file(tmp_path: Path) -> None:
+    instances = tmp_path / "instances"
+    instances.mkdir()
+    spec = yaml.safe_load((ROOT / "instances" / "churn_60d.yaml").read_text())
+    spec.update({"catchup": True, "schedule": "0 6 * * 1", "start_date": "2011-01-03"})
+    (instances / "churn_60d.yaml").write_text(yaml.safe_dump(spec))
+    dag = dagbag(airflow_env(tmp_path, instances))["dags"]["customer_ai__churn_60d"]
+    assert dag["catchup"] is True
+    assert dag["schedule"] == "0 6 * * 1"
+    assert dag["start_date"] == "2011-01-03T00:00:00+00:00"
+
+
 def test_a_broken_instance_shows_its_own_error_and_hides_nothing(tmp_path: Path) -> None:
     instances = tmp_path / "instances"
     instances.mkdir()
