@@ -1,0 +1,154 @@
+"""The embedded profile store: a SQLite file (the default, ``<home>/store.sqlite``)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+from customer_ai.store.base import (
+    _RUN_COLUMNS,
+    _SCORE_COLUMNS,
+    _json_default,
+    _RunValues,
+    _ScoreRow,
+    _Store,
+    _Writer,
+)
+
+__all__ = ["SQLiteStore"]
+
+_SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS customer_ai_scores (
+    instance TEXT NOT NULL, profile_id TEXT NOT NULL, as_of TEXT NOT NULL,
+    probability REAL NOT NULL, score INTEGER NOT NULL, percentile INTEGER NOT NULL, bucket TEXT NOT NULL,
+    propensity TEXT NOT NULL, model_version TEXT NOT NULL, factors TEXT NOT NULL,
+    PRIMARY KEY (instance, profile_id)
+);
+CREATE TABLE IF NOT EXISTS customer_ai_score_history (
+    instance TEXT NOT NULL, profile_id TEXT NOT NULL, as_of TEXT NOT NULL,
+    probability REAL NOT NULL, score INTEGER NOT NULL, percentile INTEGER NOT NULL, bucket TEXT NOT NULL,
+    propensity TEXT NOT NULL, model_version TEXT NOT NULL, factors TEXT NOT NULL,
+    PRIMARY KEY (instance, profile_id, as_of)
+);
+CREATE TABLE IF NOT EXISTS customer_ai_runs (
+    instance TEXT NOT NULL, as_of TEXT NOT NULL, model_version TEXT NOT NULL, status TEXT NOT NULL,
+    reason TEXT NOT NULL, metrics TEXT NOT NULL, scored_profiles INTEGER NOT NULL,
+    written_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+    PRIMARY KEY (instance, as_of)
+);
+"""
+_SQLITE_INSERT = f"({', '.join(_SCORE_COLUMNS)}) VALUES ({', '.join('?' for _ in _SCORE_COLUMNS)})"
+
+
+class _SQLiteWriter(_Writer):
+    def __init__(self, connection: sqlite3.Connection, instance: str, as_of: str, rows: list[_ScoreRow] | None):
+        self.connection = connection
+        self.instance = instance
+        self.as_of = as_of
+        self.rows = [
+            (instance, r.profile_id, as_of, r.probability, r.score, r.percentile, r.bucket, r.propensity)
+            + (r.model_version, json.dumps(r.factors, ensure_ascii=False, default=_json_default))
+            for r in rows or []
+        ]
+
+    def replace_history(self) -> None:
+        self.connection.execute(
+            "DELETE FROM customer_ai_score_history WHERE instance = ? AND as_of = ?", (self.instance, self.as_of)
+        )
+        self.connection.executemany(f"INSERT INTO customer_ai_score_history {_SQLITE_INSERT}", self.rows)
+
+    def newest_ok(self) -> str | None:
+        return self.connection.execute(
+            "SELECT MAX(as_of) FROM customer_ai_runs WHERE instance = ? AND status = 'ok'", (self.instance,)
+        ).fetchone()[0]
+
+    def replace_current(self) -> None:
+        self.connection.execute("DELETE FROM customer_ai_scores WHERE instance = ?", (self.instance,))
+        self.connection.executemany(f"INSERT INTO customer_ai_scores {_SQLITE_INSERT}", self.rows)
+
+    def upsert_run(self, values: _RunValues, scored_profiles: int) -> None:
+        self.connection.execute(
+            "INSERT OR REPLACE INTO customer_ai_runs "
+            "(instance, as_of, model_version, status, reason, metrics, scored_profiles) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                self.instance,
+                self.as_of,
+                values.model_version,
+                values.status,
+                values.reason,
+                json.dumps(values.metrics, sort_keys=True, default=_json_default),
+                scored_profiles,
+            ),
+        )
+
+
+class SQLiteStore(_Store):
+    """Profile store in a SQLite file (the embedded default).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The database file; its folder is created if needed.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(sqlite3.connect(self.path, timeout=60)) as connection:
+            connection.executescript(_SQLITE_SCHEMA)
+            yield connection
+
+    @contextmanager
+    def _writing(self, instance: str, as_of: str, rows: list[_ScoreRow] | None) -> Iterator[_SQLiteWriter]:
+        with self._connect() as connection:
+            connection.execute("BEGIN IMMEDIATE")  # one writer at a time for the whole file
+            try:
+                yield _SQLiteWriter(connection, instance, as_of, rows)
+                connection.commit()
+            except BaseException:
+                connection.rollback()
+                raise
+
+    def _select_scores(self, instance: str, as_of: str | None, profile_id: str | None) -> list[tuple]:
+        table = "customer_ai_scores" if as_of is None else "customer_ai_score_history"
+        query = f"SELECT {', '.join(_SCORE_COLUMNS)} FROM {table} WHERE instance = ?"
+        params: list = [instance]
+        if as_of is not None:
+            query += " AND as_of = ?"
+            params.append(as_of)
+        if profile_id is not None:
+            query += " AND profile_id = ?"
+            params.append(profile_id)
+        with self._connect() as connection:
+            rows = connection.execute(query + " ORDER BY probability DESC, profile_id", params).fetchall()
+        return [(*row[:-1], json.loads(row[-1])) for row in rows]
+
+    def _select_runs(self, instance: str, status: str | None, latest: bool) -> list[tuple]:
+        query = f"SELECT {', '.join(_RUN_COLUMNS)} FROM customer_ai_runs WHERE instance = ?"
+        params: list = [instance]
+        if status is not None:
+            query += " AND status = ?"
+            params.append(status)
+        query += " ORDER BY as_of DESC LIMIT 1" if latest else " ORDER BY as_of"
+        with self._connect() as connection:
+            return connection.execute(query, params).fetchall()
+
+    def count_rows(self, instance: str) -> dict[str, int]:
+        """Return the row counts of the three tables for one instance."""
+        counts = {}
+        with self._connect() as connection:
+            for table in ("customer_ai_scores", "customer_ai_score_history", "customer_ai_runs"):
+                counts[table] = connection.execute(
+                    f"SELECT COUNT(*) FROM {table} WHERE instance = ?",
+                    (instance,),
+                ).fetchone()[0]
+        return counts
