@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import platform
 import shutil
@@ -23,6 +22,7 @@ from pathlib import Path
 import lightgbm as lgb
 import pandas as pd
 
+from customer_ai.files import read_json, reset_dir, write_frame, write_json
 from customer_ai.model import PlattCalibration, TrainedModel
 
 __all__ = [
@@ -73,51 +73,6 @@ def model_version(model: TrainedModel, as_of: pd.Timestamp) -> str:
     digest = hashlib.sha256(model.booster.model_to_string(num_iteration=model.best_iteration).encode())
     digest.update(repr((model.calibration.slope, model.calibration.intercept)).encode())
     return f"{as_of:%Y%m%d}-{digest.hexdigest()[:10]}"
-
-
-def _replace_atomically(path: Path, write: callable) -> Path:  # type: ignore[valid-type]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    os.close(handle)
-    try:
-        write(Path(staging))
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_json(path: Path, data: object) -> Path:
-    """Write JSON (sorted keys, indented) atomically; return the path."""
-    text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
-    return _replace_atomically(path, lambda staging: staging.write_text(text, encoding="utf-8"))
-
-
-def read_json(path: Path) -> dict:
-    """Read a JSON file written by :func:`write_json`."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
-def write_frame(path: Path, frame: pd.DataFrame, index: bool = False) -> Path:
-    """Write a frame as Parquet atomically; a ``factors`` column of lists is stored as JSON text."""
-    stored = frame
-    if "factors" in frame.columns and len(frame) and not isinstance(frame["factors"].iloc[0], str):
-        stored = frame.copy()
-        stored["factors"] = [json.dumps(f, ensure_ascii=False) for f in frame["factors"]]
-    return _replace_atomically(path, lambda staging: stored.to_parquet(staging, index=index))
-
-
-def reset_dir(folder: Path) -> Path:
-    """Empty ``folder`` (creating it if needed) so that a run starts from nothing; return it."""
-    folder = Path(folder)
-    if folder.exists():
-        retired = folder.with_name(f".{folder.name}-old-{os.getpid()}")
-        folder.rename(retired)
-        shutil.rmtree(retired, ignore_errors=True)
-    folder.mkdir(parents=True)
-    return folder
 
 
 def save_model(home: Path, instance: str, model: TrainedModel, metadata: dict) -> Path:

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from customer_ai.files import write_json
+
 __all__ = [
     "STAGES",
     "DataValidationError",
@@ -488,13 +490,6 @@ def _run_suites(frame: pd.DataFrame, stage: str, suites: list[tuple[Path, Any]],
         project_manager.set_project(previous)
 
 
-def _write_json(path: Path, document: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.tmp")
-    staging.write_text(json.dumps(_jsonable(document), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    staging.replace(path)
-
-
 def validate_frame(
     frame: pd.DataFrame,
     stage: str,
@@ -595,21 +590,24 @@ def validate_frame(
         lines.append(f"full results: {result_path}")
     summary = "\n".join(lines)
     if result_path is not None:
-        _write_json(
+        write_json(
             Path(result_path),
-            {
-                **report,
-                "summary": summary,
-                "rows": len(frame),
-                "columns": columns,
-                "left_out_columns": left_out,
-                "parameters": values,
-                "failures": failures,
-                "results": [
-                    {"suite": o.suite_name, "path": str(path), **o.to_json_dict()}
-                    for (path, _), o in zip(suites, outcomes, strict=True)
-                ],
-            },
+            _jsonable(
+                {
+                    **report,
+                    "summary": summary,
+                    "rows": len(frame),
+                    "columns": columns,
+                    "left_out_columns": left_out,
+                    "parameters": values,
+                    "failures": failures,
+                    "results": [
+                        {"suite": o.suite_name, "path": str(path), **o.to_json_dict()}
+                        for (path, _), o in zip(suites, outcomes, strict=True)
+                    ],
+                }
+            ),
+            strict=True,
         )
     if failures:
         raise DataValidationError(summary, Path(result_path) if result_path is not None else None, failures, report)

@@ -101,44 +101,6 @@ def test_saving_a_version_twice_keeps_the_first(tmp_path, trained):
     assert hidden_entries(tmp_path / "models" / "unit") == []
 
 
-def test_write_frame_stores_factors_as_json_text(tmp_path):
-    scores = scores_of()
-    path = artifacts.write_frame(tmp_path / "run" / "scores.parquet", scores)
-    stored = pd.read_parquet(path)
-    assert stored["profile_id"].tolist() == ["p1", "p2"]
-    assert stored["factors"].tolist() == [
-        '[{"feature": "x", "description": "café visits", "value": 1.5, "contribution": 0.2}]',
-        "[]",
-    ]
-    assert [json.loads(f) for f in stored["factors"]] == scores["factors"].tolist()
-    assert isinstance(scores["factors"].iloc[0], list)  # the caller's frame is left as it was
-    plain = pd.DataFrame({"profile_id": ["p1"], "score": [3]})
-    pd.testing.assert_frame_equal(pd.read_parquet(artifacts.write_frame(tmp_path / "plain.parquet", plain)), plain)
-
-
-def test_failed_write_leaves_the_previous_file_intact(tmp_path):
-    path = artifacts.write_frame(tmp_path / "scores.parquet", pd.DataFrame({"a": [1]}))
-    before = path.read_bytes()
-    with pytest.raises(Exception, match="object"):
-        artifacts.write_frame(path, pd.DataFrame({"thing": [object()]}))
-    assert path.read_bytes() == before
-    assert hidden_entries(tmp_path) == []
-
-
-def test_json_round_trip_is_atomic_and_sorted(tmp_path):
-    path = artifacts.write_json(tmp_path / "a" / "meta.json", {"b": 1, "a": [1, 2]})
-    assert path.read_text() == '{\n  "a": [\n    1,\n    2\n  ],\n  "b": 1\n}\n'
-    assert artifacts.read_json(path) == {"a": [1, 2], "b": 1}
-
-
-def test_reset_dir_empties_a_run_folder(tmp_path):
-    folder = artifacts.run_dir(tmp_path, "unit", AS_OF)
-    artifacts.write_json(folder / "old.json", {})
-    assert artifacts.reset_dir(folder) == folder
-    assert list(folder.iterdir()) == []
-    assert [p.name for p in folder.parent.iterdir()] == ["2024-01-31"]  # no retired folder left behind
-
-
 def test_model_version_format_and_stability(trained):
     model, _ = trained
     version = artifacts.model_version(model, AS_OF)

@@ -1,0 +1,66 @@
+"""Files written atomically: beside their final name, then renamed into place, so a reader never sees half a file.
+
+Light on purpose (json, pandas): modules that must stay cheap to import, such as the validation, use it too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["read_json", "reset_dir", "write_frame", "write_json"]
+
+
+def _replace_atomically(path: Path, write: Callable[[Path], object]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, staging = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    os.close(handle)
+    try:
+        write(Path(staging))
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: Path, data: object, *, strict: bool = False) -> Path:
+    """Write JSON (sorted keys, indented) atomically; return the path.
+
+    With ``strict``, values JSON cannot hold (NaN, infinities, objects) raise instead of being written as
+    ``NaN`` or their ``str()``.
+    """
+    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=not strict, default=None if strict else str) + "\n"
+    return _replace_atomically(path, lambda staging: staging.write_text(text, encoding="utf-8"))
+
+
+def read_json(path: Path) -> dict:
+    """Read a JSON file written by :func:`write_json`."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def write_frame(path: Path, frame: pd.DataFrame, index: bool = False) -> Path:
+    """Write a frame as Parquet atomically; a ``factors`` column of lists is stored as JSON text."""
+    stored = frame
+    if "factors" in frame.columns and len(frame) and not isinstance(frame["factors"].iloc[0], str):
+        stored = frame.copy()
+        stored["factors"] = [json.dumps(f, ensure_ascii=False) for f in frame["factors"]]
+    return _replace_atomically(path, lambda staging: stored.to_parquet(staging, index=index))
+
+
+def reset_dir(folder: Path) -> Path:
+    """Empty ``folder`` (creating it if needed) so that a run starts from nothing; return it."""
+    folder = Path(folder)
+    if folder.exists():
+        retired = folder.with_name(f".{folder.name}-old-{os.getpid()}")
+        folder.rename(retired)
+        shutil.rmtree(retired, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
