@@ -321,6 +321,16 @@ def poor(version: str = "v9", **metrics: float) -> dict:
     return {"model_version": version, "status": "poor", "reason": "validation ROC AUC 0.55 < 0.65", "metrics": metrics}
 
 
+def test_a_poor_rerun_of_the_current_date_still_protects_its_scores_from_older_backfills(store):
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.2, "p2": 0.9}, "v2"), run("v2", roc_auc=0.8))
+    store.record_run("unit", "2024-02-01", poor("v3"))  # the same date re-run with a model that failed the gate
+    store.write_run("unit", "2024-01-01", scores({"p9": 0.5}, "v1"), run("v1", roc_auc=0.8))  # a backfill
+    current = store.read_scores("unit")
+    assert current["profile_id"].tolist() == ["p2", "p1"]
+    assert set(current["as_of"]) == {"2024-02-01"}
+    assert store.read_scores("unit", as_of="2024-01-01")["profile_id"].tolist() == ["p9"]
+
+
 def test_poor_run_recorded_after_an_ok_run_keeps_scores_and_history(store):
     store.write_run("unit", "2024-01-01", scores({"p1": 0.2, "p2": 0.9}, "v1"), run("v1", roc_auc=0.8))
     before = frames(store)

@@ -133,7 +133,9 @@ def _run_values(run: dict) -> _RunValues:
 def _becomes_current(status: str, as_of: str, newest_ok: str | None) -> bool:
     """Whether a run's scores replace the current ones.
 
-    ``newest_ok`` is the newest as-of date of the instance's ``ok`` runs before this run's row is written.
+    ``newest_ok`` is the newest as-of date of the instance's ``ok`` runs (before this run's row is written) or of
+    its current scores, whichever is later: a ``poor`` run recorded later on the date of the current scores
+    replaces that date's run row, yet an older backfill must still not replace those scores.
     """
     return status == "ok" and (newest_ok is None or as_of >= newest_ok)
 

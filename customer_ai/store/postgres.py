@@ -173,8 +173,9 @@ class _PostgresWriter(_Writer):
 
     def newest_ok(self) -> str | None:
         self._execute(
-            f"SELECT to_char(MAX(as_of), '{_DATE_TEXT}') FROM {{runs}} "
-            "WHERE instance = %(instance)s AND status = %(status)s",
+            f"SELECT to_char(MAX(as_of), '{_DATE_TEXT}') FROM ("
+            "SELECT as_of FROM {runs} WHERE instance = %(instance)s AND status = %(status)s "
+            "UNION ALL SELECT as_of FROM {scores} WHERE instance = %(instance)s) AS dates",
             {"instance": self.instance, "status": "ok"},
         )
         return self.cursor.fetchone()[0]

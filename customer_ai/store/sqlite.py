@@ -62,7 +62,9 @@ class _SQLiteWriter(_Writer):
 
     def newest_ok(self) -> str | None:
         return self.connection.execute(
-            "SELECT MAX(as_of) FROM customer_ai_runs WHERE instance = ? AND status = 'ok'", (self.instance,)
+            "SELECT MAX(as_of) FROM (SELECT as_of FROM customer_ai_runs WHERE instance = ? AND status = 'ok' "
+            "UNION ALL SELECT as_of FROM customer_ai_scores WHERE instance = ?)",
+            (self.instance, self.instance),
         ).fetchone()[0]
 
     def replace_current(self) -> None:
