@@ -16,7 +16,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from customer_ai import artifacts
@@ -35,7 +34,7 @@ from customer_ai.pipeline import (
 from customer_ai.progress import logger, step
 from customer_ai.spec import InstanceSpec
 from customer_ai.validation import validate_frame
-from customer_ai.windows import history_start
+from customer_ai.windows import history_start, in_window
 
 __all__ = [
     "QualityGateError",
@@ -131,7 +130,7 @@ def validate_events(
             result_path=folder / "validation" / "events.json",
         )
     start, end = _run_window(spec, as_of)
-    in_run = events.loc[((events["timestamp"] >= start) & (events["timestamp"] < end)).to_numpy()]
+    in_run = events.loc[in_window(events["timestamp"], start, end)]
     artifacts.write_frame(folder / "events.parquet", in_run.reset_index(drop=True))
     return {
         "events": len(in_run),
@@ -164,12 +163,10 @@ def find_reusable_model(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> 
     for path in (Path(home) / "models" / spec.name).glob("*/model.json"):
         meta = artifacts.read_json(path)
         trained = pd.Timestamp(meta["as_of"], tz="UTC")
-        auc = meta["validation"]["metrics"]["roc_auc"]
         if (
             meta.get("model_hash") == spec.model_hash()
             and trained <= as_of < trained + pd.Timedelta(days=days)
-            and np.isfinite(auc)
-            and auc >= spec.training.min_auc
+            and quality_verdict(meta["validation"]["metrics"], spec.training.min_auc)[0] == "ok"
         ):
             candidates.append(meta)
     return max(candidates, key=lambda m: (m["as_of"], m["model_version"])) if candidates else None
@@ -282,6 +279,15 @@ def train(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
     return _model_summary(meta, reused=False)
 
 
+def _gate(spec: InstanceSpec, min_auc: float | None) -> float:
+    """Return the quality gate a run applies: the trigger's ``min_auc`` if given, else the instance's."""
+    return spec.training.min_auc if min_auc is None else min_auc
+
+
+def _bucket_counts(scores: pd.DataFrame) -> dict[str, int]:
+    return {b: int((scores["bucket"] == b).sum()) for b in ("low", "medium", "high")}
+
+
 def _model_summary(meta: dict, *, reused: bool) -> dict:
     metrics = meta["validation"]["metrics"]
     return {
@@ -305,9 +311,8 @@ def quality_gate(
         are left as they are.
     """
     meta = artifacts.read_json(_folder(spec, as_of, home) / "model.json")
-    threshold = spec.training.min_auc if min_auc is None else min_auc
     metrics = meta["validation"]["metrics"]
-    status, reason = quality_verdict(metrics, threshold)
+    status, reason = quality_verdict(metrics, _gate(spec, min_auc))
     if status != "ok":
         reason = f"model {meta['model_version']} is poor: {reason}; the previous scores are kept"
         store.record_run(  # type: ignore[attr-defined]
@@ -332,8 +337,7 @@ def score(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, factors: int |
     )
     scores.insert(scores.columns.get_loc("factors"), "model_version", meta["model_version"])
     artifacts.write_frame(folder / "scores.parquet", scores)
-    buckets = {b: int((scores["bucket"] == b).sum()) for b in ("low", "medium", "high")}
-    return {"scored_profiles": len(scores), "buckets": buckets, "model_version": meta["model_version"]}
+    return {"scored_profiles": len(scores), "buckets": _bucket_counts(scores), "model_version": meta["model_version"]}
 
 
 def read_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> pd.DataFrame:
@@ -365,8 +369,7 @@ def enrich_profiles(
     folder = _folder(spec, as_of, home)
     scores = read_scores(spec, as_of, home)
     meta = artifacts.read_json(folder / "model.json")
-    threshold = spec.training.min_auc if min_auc is None else min_auc
-    _, reason = quality_verdict(meta["validation"]["metrics"], threshold)
+    _, reason = quality_verdict(meta["validation"]["metrics"], _gate(spec, min_auc))
     reason += f"; model trained as of {meta['as_of']}{', reused' if meta.get('reused') else ''}"
     with step(f"writing {len(scores):,} scores to {store}"):
         store.write_run(  # type: ignore[attr-defined]
@@ -400,7 +403,7 @@ def publish(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
         "validation": model["validation"],
         "quality": model["quality"],
         "scored_profiles": len(scores),
-        "buckets": {b: int((scores["bucket"] == b).sum()) for b in ("low", "medium", "high")},
+        "buckets": _bucket_counts(scores),
         "versions": artifacts.package_versions(),
         "artifacts": str(folder),
     }
