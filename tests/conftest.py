@@ -35,6 +35,23 @@ BASE_SPEC: dict = {
 }
 
 
+# what a finished run leaves in its folder <home>/artifacts/<instance>/<as_of>/
+RUN_FILES = [
+    "events.parquet",
+    "metadata.json",
+    "model.json",
+    "plan.json",
+    "scores.parquet",
+    "training_set.parquet",
+    "validation",
+]
+
+
+def hidden_entries(parent: Path) -> list[str]:
+    """Return the names of hidden entries (staging or retired files and folders) in ``parent``."""
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
+
+
 def make_spec(**overrides: object) -> InstanceSpec:
     """Return a valid spec built from BASE_SPEC with top-level keys replaced by ``overrides``."""
     data = copy.deepcopy(BASE_SPEC)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,6 +11,8 @@ import pytest
 
 from customer_ai import artifacts
 from customer_ai.model import PlattCalibration, TrainedModel, fit_model
+
+from conftest import hidden_entries
 
 AS_OF = pd.Timestamp("2024-01-31", tz="UTC")
 
@@ -42,24 +43,6 @@ def metadata_of(model: TrainedModel, **extra: object) -> dict:
         "label_counts": {"positives": 12, "negatives": 388},
         **extra,
     }
-
-
-def scores_of() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "profile_id": ["p1", "p2"],
-            "probability": [0.25, 0.75],
-            "score": [25, 75],
-            "factors": [
-                [{"feature": "x", "description": "café visits", "value": 1.5, "contribution": 0.2}],
-                [],
-            ],
-        }
-    )
-
-
-def hidden_entries(parent: Path) -> list[str]:
-    return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
 
 
 def test_run_dir_layout(tmp_path):

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import RETAIL_EVENTS, ROOT
+from conftest import RETAIL_EVENTS, ROOT, RUN_FILES
 
 pytestmark = pytest.mark.e2e
 
@@ -88,15 +88,7 @@ def test_run_writes_scores_for_every_eligible_profile(workspace: Path, first_run
 def test_run_writes_artifacts_with_metadata(first_run: tuple) -> None:
     _, home = first_run
     folder = home / "artifacts" / "repurchase_30d" / AS_OF
-    assert {p.name for p in folder.iterdir()} == {
-        "events.parquet",
-        "metadata.json",
-        "model.json",
-        "plan.json",
-        "scores.parquet",
-        "training_set.parquet",
-        "validation",
-    }
+    assert sorted(p.name for p in folder.iterdir()) == RUN_FILES
     meta = json.loads((folder / "metadata.json").read_text())
     assert meta["as_of"] == AS_OF
     assert meta["quality"]["status"] == "ok"

@@ -10,9 +10,7 @@ import pytest
 
 from customer_ai import files
 
-
-def hidden_entries(parent) -> list[str]:
-    return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
+from conftest import hidden_entries
 
 
 def scores_of() -> pd.DataFrame:

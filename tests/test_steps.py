@@ -12,7 +12,7 @@ from customer_ai import artifacts, steps
 from customer_ai.store import SQLiteStore
 from customer_ai.validation import DataValidationError
 
-from conftest import make_spec, synthetic_events, ts
+from conftest import RUN_FILES, make_spec, synthetic_events, ts
 
 AS_OF = ts("2012-01-01")
 PURCHASE = {"field": "event_type", "op": "eq", "value": "purchase"}
@@ -47,15 +47,7 @@ def test_run_folder_holds_each_steps_output(first_run: tuple) -> None:
     result, home, _ = first_run
     folder = result.artifact_dir
     assert folder == home / "artifacts" / "unit" / "2012-01-01"
-    assert sorted(p.name for p in folder.iterdir()) == [
-        "events.parquet",
-        "metadata.json",
-        "model.json",
-        "plan.json",
-        "scores.parquet",
-        "training_set.parquet",
-        "validation",
-    ]
+    assert sorted(p.name for p in folder.iterdir()) == RUN_FILES
     assert sorted(p.name for p in (folder / "validation").iterdir()) == [
         "events.json",
         "scores.json",
