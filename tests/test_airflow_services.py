@@ -295,8 +295,19 @@ def test_a_backfill_rescores_week_by_week_from_earlier_data_only(airflow: Airflo
     assert response.status_code == 200, response.text
 
     # what a user types: three weekly runs, each as of its Sunday
+    # (a backfill ignores the DAG's max_active_runs and defaults to 10 at once: one at a time is week by week)
     created = run_airflow(
-        airflow.env, "backfill", "create", "--dag-id", CHURN, "--from-date", WEEKS[0], "--to-date", WEEKS[-1]
+        airflow.env,
+        "backfill",
+        "create",
+        "--dag-id",
+        CHURN,
+        "--from-date",
+        WEEKS[0],
+        "--to-date",
+        WEEKS[-1],
+        "--max-active-runs",
+        "1",
     )
     assert created.returncode == 0, created.stderr[-3000:]
 
@@ -337,3 +348,6 @@ def test_a_backfill_rescores_week_by_week_from_earlier_data_only(airflow: Airflo
     for week in WEEKS:
         seen = pd.read_parquet(home / "artifacts" / "churn_60d" / week / "events.parquet", columns=["timestamp"])
         assert seen["timestamp"].max() < pd.Timestamp(week, tz="UTC")  # each week saw only its past
+        summary = json.loads((home / "artifacts" / "churn_60d" / week / "metadata.json").read_text())
+        assert summary["model_trained_as_of"] == WEEKS[0]  # in order: later weeks reuse the first week's model
+        assert summary["model_reused"] is (week != WEEKS[0])
