@@ -19,11 +19,12 @@ import tempfile
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
-import lightgbm as lgb
 import pandas as pd
 
+from customer_ai.estimator import PropensityModel
 from customer_ai.files import read_json, reset_dir, write_frame, write_json
-from customer_ai.model import PlattCalibration, TrainedModel
+from customer_ai.model import TrainedModel
+from customer_ai.spec import InstanceSpec
 
 __all__ = [
     "default_home",
@@ -75,10 +76,10 @@ def model_version(model: TrainedModel, as_of: pd.Timestamp) -> str:
     return f"{as_of:%Y%m%d}-{digest.hexdigest()[:10]}"
 
 
-def save_model(home: Path, instance: str, model: TrainedModel, metadata: dict) -> Path:
-    """Store a trained model under its version, atomically; an existing folder of that version is kept.
+def save_model(home: Path, instance: str, estimator: PropensityModel, metadata: dict) -> Path:
+    """Store a fitted model under its version, atomically; an existing folder of that version is kept.
 
-    ``metadata`` must hold ``model_version``; the calibration, features and parameters are added here.
+    ``metadata`` must hold ``model_version``; the model adds what it is (see :meth:`PropensityModel.describe`).
     """
     folder = model_dir(home, instance, metadata["model_version"])
     if (folder / "model.json").exists():
@@ -86,15 +87,7 @@ def save_model(home: Path, instance: str, model: TrainedModel, metadata: dict) -
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        model.booster.save_model(staging / "model.txt", num_iteration=model.best_iteration)
-        full = {
-            **metadata,
-            "calibration": {"slope": model.calibration.slope, "intercept": model.calibration.intercept},
-            "parameters": model.params,
-            "best_iteration": model.best_iteration,
-        }
-        full.setdefault("features", {}).update({"names": model.features, "categorical": model.categorical})
-        write_json(staging / "model.json", full)
+        estimator.save(staging, metadata)
         try:
             staging.rename(folder)
         except OSError:  # another process stored the same version first
@@ -107,16 +100,6 @@ def save_model(home: Path, instance: str, model: TrainedModel, metadata: dict) -
     return folder
 
 
-def load_model(folder: Path) -> tuple[TrainedModel, dict]:
+def load_model(folder: Path, spec: InstanceSpec) -> tuple[PropensityModel, dict]:
     """Load a model stored with :func:`save_model`; return it with its metadata."""
-    folder = Path(folder)
-    metadata = read_json(folder / "model.json")
-    booster = lgb.Booster(model_file=str(folder / "model.txt"))
-    model = TrainedModel(
-        booster=booster,
-        calibration=PlattCalibration(**metadata["calibration"]),
-        features=metadata["features"]["names"],
-        categorical=metadata["features"]["categorical"],
-        params=metadata["parameters"],
-    )
-    return model, metadata
+    return PropensityModel.load(Path(folder), spec)

@@ -1,10 +1,17 @@
 """Out-of-time back-tests: score as of a past date, then compare with what really happened next.
 
-The model is trained exactly as a run at that date would be (only labels fully observed before it), scores
-every eligible profile, and is judged on the outcomes in ``[as_of, as_of + window_days)``, which the model
-never saw.  Two simple baselines are judged on the same profiles: recency (days since the last goal event)
-and frequency (goal events in the lookback), each turned into a probability by a one-variable logistic fit
-on the same training snapshots as the model.
+The model is trained exactly as a run at that date would be: from the events a run reads (the configured
+history before the date), with only labels fully observed before it.  It scores every eligible profile and is
+judged on the outcomes in ``[as_of, as_of + window_days)``, which nothing in training saw.  Three baselines are
+judged on the same profiles, each fitted on the same history:
+
+- **recency**: days since the last goal event (fewer days, higher score);
+- **frequency**: goal events in the lookback (more events, higher score);
+- **BG/NBD** (Fader, Hardie & Lee 2005): the probability of at least one goal event in the goal window, from a
+  BG/NBD model fitted, at each date, on the goal events before it (see :mod:`customer_ai.bgnbd`).
+
+Each baseline's signal becomes a probability through a one-variable logistic fit on the model's training
+snapshots (the direction is learned, so a churn goal works too), so its calibration is measured fairly as well.
 """
 
 from __future__ import annotations
@@ -12,57 +19,94 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from customer_ai.bgnbd import fit_bgnbd, repeat_summary
 from customer_ai.conditions import patterns_mask
-from customer_ai.evaluation import classification_metrics, paired_auc_difference
+from customer_ai.estimator import PropensityModel
+from customer_ai.evaluation import calibration_error_floor, classification_metrics, paired_auc_difference
+from customer_ai.history import configured_history_start
 from customer_ai.labels import build_labels
 from customer_ai.model import fit_platt
-from customer_ai.pipeline import build_training_set, score_profiles, train_model
+from customer_ai.progress import step
 from customer_ai.spec import InstanceSpec
 from customer_ai.windows import in_window
 
-__all__ = ["BASELINES", "GoalWindowOpenError", "backtest", "baseline_signals", "format_markdown"]
+__all__ = ["BASELINES", "GoalWindowOpenError", "backtest", "baseline_signals", "format_markdown", "run_window"]
 
 BASELINES = {
     "recency": "days since the last goal event (fewer days, higher score)",
     "frequency": "goal events in the lookback (more events, higher score)",
+    "bgnbd": "BG/NBD probability of a goal event within the goal window, fitted on the goal events before the date",
 }
+_EPS = 1e-9
 
 
 class GoalWindowOpenError(ValueError):
     """The outcome window of a back-test date is not fully inside the data."""
 
 
-def baseline_signals(events: pd.DataFrame, spec: InstanceSpec, as_of: pd.Timestamp, profiles: pd.Index) -> pd.DataFrame:
-    """Return the baselines' inputs per profile: ``-log1p(days since last goal event)`` and ``log1p(count)``.
+def run_window(spec: InstanceSpec, as_of: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Return ``[start, as_of)``: the events a run as of ``as_of`` reads (its configured history)."""
+    start = configured_history_start(
+        as_of,
+        window_days=spec.goal.window_days,
+        lookback_days=spec.eligibility.lookback_days,
+        snapshots=spec.training.snapshots,
+        every_days=spec.training.snapshot_every_days,
+    )
+    return start, as_of
 
-    Profiles with no goal event in the lookback get the lookback plus one day as their recency.
+
+def baseline_signals(events: pd.DataFrame, spec: InstanceSpec, as_of: pd.Timestamp, profiles: pd.Index) -> pd.DataFrame:
+    """Return the baselines' inputs per profile at ``as_of``, from the goal events strictly before it.
+
+    ``recency``: ``-log1p(days since the last goal event)`` (the lookback plus one day without one);
+    ``frequency``: ``log1p(goal events in the lookback)``; ``bgnbd``: the logit of BG/NBD's probability of at
+    least one goal event in the next ``window_days``, from a BG/NBD fitted on every goal event in ``events``
+    before ``as_of`` (a profile without one is a customer with no purchase yet).
     """
     lookback = spec.eligibility.lookback_days
-    window = in_window(events["timestamp"], as_of - pd.Timedelta(days=lookback), as_of)
-    hits = events.loc[window & patterns_mask(events, spec.goal.events), ["profile_id", "timestamp"]]
-    grouped = hits.groupby("profile_id")["timestamp"]
+    goal = events.loc[patterns_mask(events, spec.goal.events), ["profile_id", "timestamp"]]
+    recent = goal.loc[in_window(goal["timestamp"], as_of - pd.Timedelta(days=lookback), as_of)]
+    grouped = recent.groupby("profile_id")["timestamp"]
     days = ((as_of - grouped.max()) / pd.Timedelta(days=1)).reindex(profiles).fillna(lookback + 1)
     count = grouped.size().reindex(profiles).fillna(0)
+    history = repeat_summary(goal, as_of)
+    if len(history):
+        model = fit_bgnbd(history["x"], history["t_x"], history["T"])
+        summary = repeat_summary(goal, as_of, profiles)
+        chance = model.probability_of_purchase(spec.goal.window_days, summary["x"], summary["t_x"], summary["T"])
+    else:
+        chance = np.full(len(profiles), 0.5)
+    chance = np.clip(np.asarray(chance, dtype="float64"), _EPS, 1 - _EPS)
     return pd.DataFrame(
         {
             "recency": -np.log1p(days.to_numpy(dtype="float64")),
             "frequency": np.log1p(count.to_numpy(dtype="float64")),
+            "bgnbd": np.log(chance / (1 - chance)),
         },
         index=profiles,
     )
 
 
 def backtest(
-    spec: InstanceSpec, events: pd.DataFrame, as_of: pd.Timestamp, attributes: pd.DataFrame | None = None
+    spec: InstanceSpec,
+    events: pd.DataFrame,
+    as_of: pd.Timestamp,
+    attributes: pd.DataFrame | None = None,
+    *,
+    params: dict | None = None,
 ) -> dict:
-    """Train as of ``as_of``, score, and measure model and baselines on the real outcomes.
+    """Train as of ``as_of`` as a run would, score, and measure model and baselines on the real outcomes.
+
+    ``params`` overrides LightGBM parameters (for tuning on earlier dates; runs use the defaults).
 
     Returns
     -------
     dict
-        ``as_of``, ``eligible``, ``validation`` (the model's own validation metrics), ``model`` and one entry
-        per baseline, each a dict of :func:`classification_metrics`; ``model_vs`` holds, per baseline, the
-        model's ROC AUC gain over it with a paired bootstrap 95% interval.
+        ``as_of``, ``eligible``, ``history`` (the snapshot plan, with what was adapted), ``validation`` (the
+        model's own held-out metrics, as a run reports them), ``model`` and one entry per baseline, each a dict
+        of :func:`classification_metrics` plus ``calibration_error_floor``; ``model_vs`` holds, per baseline,
+        the model's ROC AUC gain over it with a paired bootstrap 95% interval.
 
     Raises
     ------
@@ -76,41 +120,54 @@ def backtest(
             f"back-test as of {as_of:%Y-%m-%d}: its goal window ends {window_end:%Y-%m-%d} but the events end "
             f"{last_event:%Y-%m-%d}; pick an earlier date"
         )
-    training_set = build_training_set(spec, events, as_of, attributes)
-    model, validation = train_model(spec, training_set)
+    start, _ = run_window(spec, as_of)
+    seen = events.loc[in_window(events["timestamp"], start, as_of)].reset_index(drop=True)
+    estimator = PropensityModel(spec, params=params).fit(seen, as_of, attributes, data_start=events["timestamp"].min())
     outcome = build_labels(events, spec, [as_of])
     profiles = pd.Index(outcome["profile_id"])
     label = outcome["label"].to_numpy()
-    scores, _ = score_profiles(spec, model, training_set.plan, events, as_of, attributes=attributes, profiles=profiles)
+    scores, _ = estimator.score(seen, as_of, attributes=attributes, profiles=profiles)
+    probability = scores["probability"].to_numpy()
     result = {
         "as_of": f"{as_of:%Y-%m-%d}",
         "eligible": len(profiles),
-        "validation": validation,
-        "model": classification_metrics(scores["probability"].to_numpy(), label),
+        "history": estimator.snapshot_plan_.to_dict(),
+        "validation": estimator.metrics_,
+        "model": _measured(probability, label),
     }
-    train_signals = pd.concat(
-        [
-            baseline_signals(events, spec, snapshot, pd.Index(group["profile_id"]))
-            for snapshot, group in training_set.labels.groupby("as_of", sort=False)
-        ]
-    )
-    train_label = training_set.labels["label"].to_numpy()
-    test_signals = baseline_signals(events, spec, as_of, profiles)
+    with step("fitting the baselines (recency, frequency, BG/NBD)"):
+        training = list(estimator.snapshot_plan_.training)
+        labels = build_labels(seen, spec, training)
+        train_signals = pd.concat(
+            [
+                baseline_signals(seen, spec, snapshot, pd.Index(labels.loc[labels["as_of"] == snapshot, "profile_id"]))
+                for snapshot in training
+            ]
+        )
+        test_signals = baseline_signals(seen, spec, as_of, profiles)
+    train_label = labels["label"].to_numpy()
     result["model_vs"] = {}
     for name in BASELINES:
-        calibration = fit_platt(train_signals[name].to_numpy(), train_label)
-        probability = calibration(test_signals[name].to_numpy())
-        result[name] = classification_metrics(probability, label)
-        result["model_vs"][name] = paired_auc_difference(label, scores["probability"].to_numpy(), probability)
+        calibration = fit_platt(train_signals[name].to_numpy(), train_label, monotone=False)
+        baseline = calibration(test_signals[name].to_numpy())
+        result[name] = _measured(baseline, label)
+        result["model_vs"][name] = paired_auc_difference(label, probability, baseline)
     return result
 
 
+def _measured(probability: np.ndarray, label: np.ndarray) -> dict:
+    floor = calibration_error_floor(probability)
+    return {**classification_metrics(probability, label), "calibration_error_floor": floor}
+
+
+_NAMES = {"recency": "recency", "frequency": "frequency", "bgnbd": "BG/NBD"}
 _COLUMNS = [
     ("roc_auc", "ROC AUC", "{:.3f}"),
     ("pr_auc", "PR AUC", "{:.3f}"),
     ("log_loss", "log loss", "{:.3f}"),
     ("brier", "Brier", "{:.3f}"),
     ("calibration_error", "calibration error", "{:.3f}"),
+    ("calibration_error_floor", "error from chance alone", "{:.3f}"),
     ("top_decile_lift", "top-decile lift", "{:.2f}"),
     ("positive_rate", "observed rate", "{:.3f}"),
     ("mean_probability", "mean predicted", "{:.3f}"),
@@ -130,12 +187,12 @@ def format_markdown(spec: InstanceSpec, results: list[dict]) -> str:
         for scorer in ("model", *BASELINES):
             metrics = result[scorer]
             cells = [fmt.format(metrics[key]) for key, _, fmt in _COLUMNS]
-            name = "**model**" if scorer == "model" else f"baseline: {scorer}"
+            name = "**model**" if scorer == "model" else f"baseline: {_NAMES[scorer]}"
             lines.append(f"| {result['as_of']} | {name} | {result['eligible']:,} | " + " | ".join(cells) + " |")
     lines += ["", "ROC AUC gain of the model over each baseline (paired bootstrap 95% interval, 1,000 resamples):", ""]
     for result in results:
         gains = ", ".join(
-            f"{name} {gain['difference']:+.3f} [{gain['low']:+.3f}, {gain['high']:+.3f}]"
+            f"{_NAMES[name]} {gain['difference']:+.3f} [{gain['low']:+.3f}, {gain['high']:+.3f}]"
             for name, gain in result["model_vs"].items()
         )
         lines.append(f"- {result['as_of']}: {gains}")

@@ -153,22 +153,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     store = _store(args)
     dsn = None if args.events else _events_dsn(spec)
     result = steps.run(spec, as_of, _home(args), store, events_path=args.events, dsn=dsn)
+    meta = result.metadata
+    print(f"{spec.name} as of {meta['as_of']}: {meta['goal']}")
+    print(f"model {meta['model_version']}: {meta['quality']['status']} ({meta['quality']['reason']})")
+    print(_validation_line(meta["validation"]))
+    for note in meta.get("history", {}).get("notes", []):
+        print(f"history: {note}")
+    print(f"artifacts: {result.artifact_dir}")
+    if result.scores is None:
+        print(
+            f"warning: the model is poor: {meta['quality']['reason']}; the run stopped at the quality gate "
+            "(nothing scored, the store keeps its scores)",
+            file=sys.stderr,
+        )
+        return EXIT_OK if args.allow_poor else EXIT_POOR
     if args.scores_out is not None:
         _write_scores(result.scores, args.scores_out)
-    meta = result.metadata
-    metrics = meta["validation"]["metrics"]
-    print(f"{spec.name} as of {meta['as_of']}: {meta['goal']}")
-    print(
-        f"model {meta['model_version']}: {meta['quality']['status']} ({meta['quality']['reason']}); "
-        f"validation {meta['validation']['snapshot']}: ROC AUC {metrics['roc_auc']:.3f}, "
-        f"PR AUC {metrics['pr_auc']:.3f}, Brier {metrics['brier']:.3f}, "
-        f"top-decile lift {metrics['top_decile_lift']:.2f}"
-    )
     buckets = ", ".join(f"{k} {meta['buckets'][k]:,}" for k in ("low", "medium", "high"))
     print(f"scored {meta['scored_profiles']:,} profiles ({buckets})")
-    print(f"artifacts: {result.artifact_dir}")
-    if result.written_to_store:
-        print(f"store: {store}")
+    print(f"store: {store}")
     if args.scores_out is not None:
         print(f"scores: {args.scores_out}")
     if args.top > 0 and len(result.scores):
@@ -176,12 +179,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
         top = result.scores.sort_values(["probability", "profile_id"], ascending=[False, True]).head(args.top)
         for row in top.to_dict("records"):
             _print_profile(row)
-    if result.quality != "ok":
-        print(
-            f"warning: the model is poor: {meta['quality']['reason']}; scores not written to the store", file=sys.stderr
-        )
-        return EXIT_OK if args.allow_poor else EXIT_POOR
     return EXIT_OK
+
+
+def _validation_line(validation: dict) -> str:
+    """Describe the held-out metrics a model was judged on, in one line."""
+    metrics = validation["metrics"]
+    auc = metrics.get("model_roc_auc", metrics["roc_auc"])
+    return (
+        f"measured on {metrics['n']:,} held-out profiles of {validation['snapshot']}: ROC AUC {auc:.3f}, "
+        f"calibration error {metrics['calibration_error']:.3f} (chance alone: "
+        f"{metrics.get('calibration_error_floor', float('nan')):.3f}), Brier {metrics['brier']:.3f}, "
+        f"top-decile lift {metrics['top_decile_lift']:.2f}"
+    )
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -261,14 +271,14 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
-    from customer_ai import pipeline
     from customer_ai.backtest import backtest, format_markdown
+    from customer_ai.events import load_attributes, load_events
     from customer_ai.spec import load_spec
 
     spec = load_spec(args.instance)
     dates = [_as_of(d) for d in args.as_of]
-    events = pipeline.load_events(spec, args.events)
-    attributes = pipeline.load_attributes(spec)
+    events = load_events(spec, args.events)
+    attributes = load_attributes(spec)
     results = [backtest(spec, events, as_of, attributes) for as_of in dates]
     print(format_markdown(spec, results))
     if args.json_out is not None:
@@ -295,8 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     from customer_ai.backtest import GoalWindowOpenError
     from customer_ai.conditions import ConditionError
+    from customer_ai.estimator import InsufficientDataError
     from customer_ai.events import EventsError
-    from customer_ai.pipeline import InsufficientDataError
+    from customer_ai.history import InsufficientHistoryError
     from customer_ai.spec import SpecError
     from customer_ai.validation import DataValidationError
 
@@ -306,6 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         DataValidationError,
         ConditionError,
         InsufficientDataError,
+        InsufficientHistoryError,
         GoalWindowOpenError,
         UsageError,
         NotImplementedError,

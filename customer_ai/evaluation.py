@@ -14,10 +14,12 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 __all__ = [
     "calibration_error",
+    "calibration_error_floor",
     "classification_metrics",
     "gains_table",
     "paired_auc_difference",
     "quality_verdict",
+    "ranking_auc",
     "top_fraction_lift",
 ]
 
@@ -58,6 +60,28 @@ def calibration_error(probability: np.ndarray, label: np.ndarray, bins: int = 10
         inside = which == b
         total += inside.sum() * abs(probability[inside].mean() - label[inside].mean())
     return float(total / len(label))
+
+
+def calibration_error_floor(probability: np.ndarray, bins: int = 10, draws: int = 200, seed: int = 0) -> float:
+    """Return the calibration error a perfectly calibrated model would show on these profiles, from chance alone.
+
+    Outcomes are drawn ``draws`` times as ``Bernoulli(probability)`` and the mean :func:`calibration_error` is
+    returned: a measured error near this floor is sampling noise, not miscalibration.
+    """
+    probability = np.asarray(probability, dtype="float64")
+    if len(probability) == 0:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    errors = [calibration_error(probability, rng.random(len(probability)) < probability, bins) for _ in range(draws)]
+    return float(np.mean(errors))
+
+
+def ranking_auc(score: np.ndarray, label: np.ndarray) -> float:
+    """Return ROC AUC of any score (raw margins included), NaN when only one outcome is present."""
+    label = np.asarray(label, dtype="int64")
+    if not 0 < label.sum() < len(label):
+        return float("nan")
+    return float(roc_auc_score(label, np.asarray(score, dtype="float64")))
 
 
 def classification_metrics(probability: np.ndarray, label: np.ndarray) -> dict[str, float]:
@@ -167,10 +191,14 @@ def paired_auc_difference(
 
 
 def quality_verdict(metrics: dict[str, float], min_auc: float) -> tuple[str, str]:
-    """Return ``("ok" | "poor", reason)`` from validation metrics and the AUC threshold."""
-    auc = metrics.get("roc_auc", float("nan"))
-    if not np.isfinite(auc):
-        return "poor", "validation ROC AUC is undefined (only one class in the validation snapshot)"
+    """Return ``("ok" | "poor", reason)`` from validation metrics and the AUC threshold.
+
+    The gate judges the model's own ranking, ``model_roc_auc`` (ROC AUC of the raw margin), when the metrics
+    have it: a calibration cannot turn a model that ranks backwards into a good one.
+    """
+    auc = metrics.get("model_roc_auc", metrics.get("roc_auc", float("nan")))
+    if auc is None or not np.isfinite(auc):
+        return "poor", "validation ROC AUC is undefined (only one outcome among the held-out profiles)"
     if auc < min_auc:
         return "poor", f"validation ROC AUC {auc:.3f} is below the quality gate of {min_auc:g}"
     return "ok", f"validation ROC AUC {auc:.3f} meets the quality gate of {min_auc:g}"

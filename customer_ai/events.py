@@ -7,16 +7,25 @@ may be missing).  Any other column is kept and can be used in conditions and as 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+from customer_ai.progress import step
+
+if TYPE_CHECKING:
+    from customer_ai.spec import InstanceSpec
 
 __all__ = [
     "CANONICAL_COLUMNS",
     "EventsError",
     "canonicalize",
+    "event_table_start",
+    "load_attributes",
     "load_event_file",
     "load_event_table",
+    "load_events",
     "load_profiles",
 ]
 
@@ -272,6 +281,89 @@ def _table_frame(chunks: list[pd.DataFrame], catalog: list[tuple[str, int, str]]
     return frame
 
 
+def _relation(table: str):  # noqa: ANN202 - a psycopg2 sql.Identifier, imported lazily
+    from psycopg2 import sql  # noqa: PLC0415
+
+    schema, _, name = table.partition(".") if "." in table else ("", "", table)
+    return sql.Identifier(schema, name) if schema else sql.Identifier(name)
+
+
+def _connect(dsn: str, source: str):  # noqa: ANN202 - a psycopg2 connection, imported lazily
+    """Return a connection to ``dsn``; EventsError (naming ``source``, never the password) when it fails."""
+    import psycopg2  # noqa: PLC0415 - only deployments reading events from a database need the driver
+    import psycopg2.extensions  # noqa: PLC0415
+
+    from customer_ai.store import mask_password, postgres_location  # noqa: PLC0415
+
+    try:
+        given = psycopg2.extensions.parse_dsn(dsn)
+    except psycopg2.ProgrammingError:
+        raise EventsError(f"{source}: invalid database address {mask_password(dsn)!r}") from None
+    defaults = {"connect_timeout": 5, "application_name": "customer-ai events"}
+    try:
+        return psycopg2.connect(dsn, **{k: v for k, v in defaults.items() if k not in given})
+    except psycopg2.OperationalError as exc:
+        raise EventsError(
+            f"{source}: cannot connect to {postgres_location(dsn)}: {' '.join(str(exc).split())}"
+        ) from exc
+
+
+def event_table_start(dsn: str, table: str, columns: dict[str, str] | None = None) -> pd.Timestamp | None:
+    """Return the earliest timestamp in an event table (UTC), or None when it is empty.
+
+    A run reads only its own time window from a table; this tells how far back the table's history goes.
+    """
+    import psycopg2  # noqa: PLC0415
+    from psycopg2 import sql  # noqa: PLC0415
+
+    source = f"postgresql table {table}"
+    ts_column = (columns or {}).get("timestamp", "timestamp")
+    connection = _connect(dsn, source)
+    try:
+        connection.set_session(readonly=True)
+        with connection.cursor() as cursor:
+            cursor.execute("SET TIME ZONE 'UTC'")
+            cursor.execute(sql.SQL("SELECT min({}) FROM {}").format(sql.Identifier(ts_column), _relation(table)))
+            first = cursor.fetchone()[0]
+    except psycopg2.Error as exc:
+        raise EventsError(f"{source}: {' '.join(str(exc).split())}") from exc
+    finally:
+        connection.close()
+    return None if first is None else _utc_bound(first)
+
+
+def load_events(spec: InstanceSpec, events_path: str | Path | None = None) -> pd.DataFrame:
+    """Load the instance's event file, or a canonical event file that replaces it.
+
+    Parameters
+    ----------
+    spec : InstanceSpec
+        The instance.
+    events_path : str or pathlib.Path, optional
+        A canonical event file (no column mapping applied) used instead of ``spec.events``.
+    """
+    with step("loading events") as info:
+        if events_path is not None:
+            events = load_event_file(events_path)
+        elif spec.events.path is not None:
+            events = load_event_file(spec.resolve(spec.events.path), spec.events.columns)
+        else:
+            raise NotImplementedError(
+                f"instance {spec.name}: events from a database table ({spec.events.table}) are read one run "
+                "window at a time (customer-ai run, Airflow); here, export them to a file and pass --events"
+            )
+        info["events"] = len(events)
+        info["profiles"] = int(events["profile_id"].nunique())
+    return events
+
+
+def load_attributes(spec: InstanceSpec) -> pd.DataFrame | None:
+    """Load the instance's static profile attributes, if it has any."""
+    if spec.profiles is None:
+        return None
+    return load_profiles(spec.resolve(spec.profiles.path), spec.profiles.columns, spec.profiles.id_column)
+
+
 def load_event_table(
     dsn: str,
     table: str,
@@ -314,30 +406,16 @@ def load_event_table(
         is not a time, or the rows are not valid events.
     """
     import psycopg2  # noqa: PLC0415 - only deployments reading events from a database need the driver
-    import psycopg2.extensions  # noqa: PLC0415
     from psycopg2 import sql  # noqa: PLC0415
-
-    from customer_ai.store import mask_password, postgres_location  # noqa: PLC0415
 
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     source = f"postgresql table {table}"
-    schema, _, name = table.partition(".") if "." in table else ("", "", table)
-    relation = sql.Identifier(schema, name) if schema else sql.Identifier(name)
+    relation = _relation(table)
     columns = columns or {}
     ts_column = columns.get("timestamp", "timestamp")
     bounds = {k: _utc_bound(v) for k, v in (("start", start), ("end", end)) if v is not None}
-    try:
-        given = psycopg2.extensions.parse_dsn(dsn)
-    except psycopg2.ProgrammingError:
-        raise EventsError(f"{source}: invalid database address {mask_password(dsn)!r}") from None
-    defaults = {"connect_timeout": 5, "application_name": "customer-ai events"}
-    try:
-        connection = psycopg2.connect(dsn, **{k: v for k, v in defaults.items() if k not in given})
-    except psycopg2.OperationalError as exc:
-        raise EventsError(
-            f"{source}: cannot connect to {postgres_location(dsn)}: {' '.join(str(exc).split())}"
-        ) from exc
+    connection = _connect(dsn, source)
     try:
         connection.set_session(readonly=True)
         with connection.cursor() as cursor:

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from customer_ai.conditions import where_mask
+from customer_ai.bgnbd import fit_bgnbd, repeat_summary
+from customer_ai.conditions import patterns_mask, where_mask
 from customer_ai.events import CANONICAL_COLUMNS
 from customer_ai.spec import Condition, InstanceSpec
 from customer_ai.windows import in_window
@@ -105,6 +106,9 @@ class FeaturePlan:
         Extra event column -> categories; the profile's most frequent value becomes a categorical feature.
     profile_columns : dict
         Profile attribute -> categories (empty list for numeric attributes).
+    repeat_model : bool
+        Whether to add the BG/NBD repeat-buying model's view of the goal events (expected goal events in the
+        goal window, probability of being alive), fitted at each date on all the goal events before it.
     """
 
     lookback_days: int
@@ -112,6 +116,7 @@ class FeaturePlan:
     valued_sources: list[str] = field(default_factory=list)
     categorical_columns: dict[str, list[str]] = field(default_factory=dict)
     profile_columns: dict[str, list[str]] = field(default_factory=dict)
+    repeat_model: bool = False
 
     def to_dict(self) -> dict:
         """Return the plan as JSON-ready data."""
@@ -136,7 +141,12 @@ def _sources(plan: FeaturePlan, spec: InstanceSpec) -> list[tuple[str, str, list
 
 
 def plan_features(
-    events: pd.DataFrame, spec: InstanceSpec, before: pd.Timestamp, profiles: pd.DataFrame | None = None
+    events: pd.DataFrame,
+    spec: InstanceSpec,
+    before: pd.Timestamp,
+    profiles: pd.DataFrame | None = None,
+    *,
+    lookback_days: int | None = None,
 ) -> FeaturePlan:
     """Decide which features to build, looking only at events strictly before ``before``.
 
@@ -145,11 +155,14 @@ def plan_features(
     events : pandas.DataFrame
         Canonical events.
     spec : InstanceSpec
-        The instance (custom events, caps, lookback).
+        The instance (custom events, caps).
     before : pandas.Timestamp
-        Only events before this date are looked at (the model's as-of date).
+        Only events before this date are looked at: the oldest training snapshot, so that the choice of event
+        types and categories uses nothing a training row could not know (and nothing of the validation window).
     profiles : pandas.DataFrame, optional
         Static profile attributes indexed by ``profile_id``.
+    lookback_days : int, optional
+        The feature lookback; ``eligibility.lookback_days`` by default.
 
     Returns
     -------
@@ -161,10 +174,14 @@ def plan_features(
     # "add to cart" and "add-to-cart" would share feature names: keep the more frequent one
     top = top[~pd.Index([_slug(str(t)) for t in top.index]).duplicated()]
     event_types = [str(t) for t in top.index[: spec.training.max_event_types]]
-    plan = FeaturePlan(lookback_days=spec.eligibility.lookback_days, event_types=event_types)
+    lookback = spec.eligibility.lookback_days if lookback_days is None else lookback_days
+    plan = FeaturePlan(lookback_days=lookback, event_types=event_types)
     for prefix, _, where in _sources(plan, spec):
         if past.loc[where_mask(past, where), "value"].notna().any():
             plan.valued_sources.append(prefix)
+    goal_days = past.loc[patterns_mask(past, spec.goal.events), ["profile_id", "timestamp"]]
+    goal_days = goal_days.assign(day=goal_days["timestamp"].dt.floor("D")).drop_duplicates(["profile_id", "day"])
+    plan.repeat_model = bool(goal_days["profile_id"].duplicated().any())  # somebody repeated: BG/NBD can be fitted
     for column in past.columns:
         if column in CANONICAL_COLUMNS or not _is_text(past[column]):
             continue
@@ -236,6 +253,22 @@ def feature_infos(plan: FeaturePlan, spec: InstanceSpec) -> list[FeatureInfo]:
             "days",
         ),
     ]
+    if plan.repeat_model:
+        window = spec.goal.window_days
+        infos += [
+            FeatureInfo(
+                f"goal_expected_{window}d",
+                f"a repeat-buying model (BG/NBD) expects {{value}} goal events in the next {window} days",
+                "no goal event yet",
+                "number",
+            ),
+            FeatureInfo(
+                "goal_p_alive",
+                "a repeat-buying model (BG/NBD) puts the chance of still being an active customer at {value}",
+                "no goal event yet",
+                "ratio",
+            ),
+        ]
     infos += [
         FeatureInfo(
             f"activity_ratio_{recent}_{longer}",
@@ -328,6 +361,28 @@ def _activity_features(window_events: pd.DataFrame, age: np.ndarray, lookback: i
     return result
 
 
+def _repeat_model_features(history: pd.DataFrame, as_of: pd.Timestamp, spec: InstanceSpec) -> pd.DataFrame:
+    """BG/NBD fitted on every profile's goal events before ``as_of``; its view of each profile that had one.
+
+    Unlike the windowed features, this uses the whole history the run read: BG/NBD takes a profile's first
+    observed goal event as its start, so its outputs (an expected count, a probability) mean the same thing
+    however far back the data goes, only with more or less evidence.  The fit uses every profile in
+    ``history``, not only those being built, so a subset of profiles gets the same values.
+    """
+    goal = history.loc[patterns_mask(history, spec.goal.events), ["profile_id", "timestamp"]]
+    summary = repeat_summary(goal, as_of)
+    window = spec.goal.window_days
+    names = [f"goal_expected_{window}d", "goal_p_alive"]
+    if summary.empty or not (summary["x"] > 0).any():
+        return pd.DataFrame(columns=names, dtype="float64")
+    model = fit_bgnbd(summary["x"], summary["t_x"], summary["T"])
+    x, t_x, big_t = summary["x"].to_numpy(), summary["t_x"].to_numpy(), summary["T"].to_numpy()
+    return pd.DataFrame(
+        {names[0]: model.expected_purchases(window, x, t_x, big_t), names[1]: model.probability_alive(x, t_x, big_t)},
+        index=summary.index,
+    )
+
+
 def _most_frequent(window_events: pd.DataFrame, column: str) -> pd.Series:
     pairs = window_events[["profile_id", column]].dropna()
     counts = pairs.groupby(["profile_id", column], sort=True, observed=True).size().reset_index(name="n")
@@ -386,6 +441,9 @@ def build_features(
         for prefix, _, where in _sources(plan, spec)
     ]
     parts.append(_activity_features(window_events, age, lookback))
+    if plan.repeat_model:
+        history = events.loc[(events["timestamp"] < as_of).to_numpy()]  # all of it, see _repeat_model_features
+        parts.append(_repeat_model_features(history, as_of, spec))
     for column in plan.categorical_columns:
         parts.append(_most_frequent(window_events, column).rename(f"{_slug(column)}_most_frequent").to_frame())
     matrix = pd.concat(parts, axis=1).reindex(pd.Index(profiles, name="profile_id"))

@@ -1,4 +1,4 @@
-"""LightGBM fit with out-of-time early stopping, and Platt calibration on the validation snapshot.
+"""LightGBM fit with early stopping on held-out rows, and monotone Platt calibration on the same rows.
 
 Why Platt (a logistic fit on the raw margin) rather than isotonic: the validation snapshot holds a few thousand
 profiles, where isotonic regression's step function overfits and collapses distinct scores into ties; and
@@ -32,6 +32,7 @@ DEFAULT_PARAMS: dict = {
     "max_cat_to_onehot": 8,
     "deterministic": True,
     "force_col_wise": True,
+    "num_threads": 1,  # OpenMP threads spin-wait: on a busy 2-core machine more threads ran up to 10x slower
     "verbosity": -1,
 }
 MAX_ROUNDS = 2000
@@ -50,7 +51,7 @@ class PlattCalibration:
         return 1.0 / (1.0 + np.exp(-(self.slope * np.asarray(margin, dtype="float64") + self.intercept)))
 
 
-def fit_platt(margin: np.ndarray, label: np.ndarray) -> PlattCalibration:
+def fit_platt(margin: np.ndarray, label: np.ndarray, *, monotone: bool = True) -> PlattCalibration:
     """Fit Platt scaling by maximum likelihood, with Platt's smoothed targets against overconfidence.
 
     Parameters
@@ -59,6 +60,11 @@ def fit_platt(margin: np.ndarray, label: np.ndarray) -> PlattCalibration:
         Raw model margins (log-odds before calibration) on held-out data.
     label : numpy.ndarray
         0/1 outcomes.
+    monotone : bool, default True
+        Keep the slope at or above zero, so calibration never reverses the model's ranking: a model that ranks
+        backwards gets a flat calibration (slope 0), never a flipped one that would pass as good.  A plain
+        one-variable logistic fit (``False``) is what the back-test's baselines use, where the direction is
+        part of what is learned.
 
     Returns
     -------
@@ -77,7 +83,8 @@ def fit_platt(margin: np.ndarray, label: np.ndarray) -> PlattCalibration:
         residual = p - target
         return float(value), np.array([np.sum(residual * margin), np.sum(residual)])
 
-    result = minimize(loss, x0=np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
+    bounds = [(0.0, None), (None, None)] if monotone else None
+    result = minimize(loss, x0=np.array([1.0, 0.0]), jac=True, method="L-BFGS-B", bounds=bounds)
     return PlattCalibration(slope=float(result.x[0]), intercept=float(result.x[1]))
 
 
@@ -139,7 +146,7 @@ def fit_model(
     seed: int = 42,
     params: dict | None = None,
 ) -> TrainedModel:
-    """Train LightGBM with early stopping on the out-of-time validation set, then calibrate on it.
+    """Train LightGBM with early stopping on a held-out set, then calibrate on it (monotone Platt scaling).
 
     Class imbalance is handled with ``scale_pos_weight`` (negatives / positives in training); the weighting
     shifts the raw margins, which the calibration then maps back to honest probabilities.

@@ -6,7 +6,9 @@
 - ``percentile``: 1-100, the share of profiles scored in the same run whose probability is at or below this
   one, rounded up; tied probabilities share a percentile and the top profiles have 100.
 - ``bucket``: ``low`` below the ``medium`` threshold, ``high`` at or above the ``high`` threshold, else
-  ``medium`` (thresholds on the score).
+  ``medium``; the thresholds apply to the score (``buckets_by: score``, the default: comparable across runs)
+  or to the percentile (``buckets_by: percentile``: a fixed share of each run is "high", even for a rare
+  goal whose scores are all low).
 """
 
 from __future__ import annotations
@@ -32,12 +34,14 @@ def percentile_of(probability: np.ndarray) -> np.ndarray:
 
 
 def bucket_of(score: np.ndarray, medium: float, high: float) -> np.ndarray:
-    """Return ``low``/``medium``/``high`` for scores: low < medium <= medium-bucket < high <= high."""
+    """Return ``low``/``medium``/``high`` for scores (or percentiles): low < medium <= medium-bucket < high <= high."""
     score = np.asarray(score, dtype="float64")
     return np.where(score >= high, "high", np.where(score >= medium, "medium", "low")).astype(object)
 
 
-def score_frame(profile_ids: pd.Index, probability: np.ndarray, buckets: dict[str, float]) -> pd.DataFrame:
+def score_frame(
+    profile_ids: pd.Index, probability: np.ndarray, buckets: dict[str, float], buckets_by: str = "score"
+) -> pd.DataFrame:
     """Return the per-profile score columns.
 
     Parameters
@@ -47,20 +51,26 @@ def score_frame(profile_ids: pd.Index, probability: np.ndarray, buckets: dict[st
     probability : numpy.ndarray
         Calibrated probabilities of the goal, aligned with ``profile_ids``.
     buckets : dict
-        ``{"medium": threshold, "high": threshold}`` on the score.
+        ``{"medium": threshold, "high": threshold}``.
+    buckets_by : {"score", "percentile"}, default "score"
+        Which column the thresholds apply to.
 
     Returns
     -------
     pandas.DataFrame
         Columns ``profile_id``, ``probability``, ``score``, ``percentile``, ``bucket``.
     """
+    if buckets_by not in ("score", "percentile"):
+        raise ValueError(f"buckets_by must be 'score' or 'percentile', not {buckets_by!r}")
     score = score_of(probability)
+    percentile = percentile_of(probability)
+    ranked = score if buckets_by == "score" else percentile
     return pd.DataFrame(
         {
             "profile_id": np.asarray(profile_ids, dtype=object).astype(str),
             "probability": np.asarray(probability, dtype="float64"),
             "score": score,
-            "percentile": percentile_of(probability),
-            "bucket": bucket_of(score, buckets["medium"], buckets["high"]),
+            "percentile": percentile,
+            "bucket": bucket_of(ranked, buckets["medium"], buckets["high"]),
         }
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 __all__ = [
     "Condition",
@@ -23,6 +23,7 @@ __all__ = [
     "EventSource",
     "Goal",
     "InstanceSpec",
+    "PROPENSITY_OF",
     "OutputSettings",
     "ProfileSource",
     "SpecError",
@@ -30,6 +31,8 @@ __all__ = [
     "load_spec",
     "parse_spec",
 ]
+
+PROPENSITY_OF = {"will_occur": "conversion", "will_not_occur": "churn"}  # the goal's polarity names the score
 
 Operator = Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains", "exists"]
 
@@ -139,10 +142,16 @@ class CustomEvent(_Strict):
 
 
 class TrainingSettings(_Strict):
-    """How training snapshots are laid out and what the data must hold."""
+    """How training snapshots are laid out and what the data must hold.
+
+    ``history``: what to do when the events start too late for the configured snapshots and lookback
+    (``adapt``: fit them to the history, see :mod:`customer_ai.history`; ``strict``: refuse).
+    """
 
     snapshots: Annotated[int, Field(ge=2, le=60)] = 6
     snapshot_every_days: Annotated[int, Field(ge=1, le=365)] = 30
+    history: Literal["adapt", "strict"] = "adapt"
+    min_lookback_days: Annotated[int, Field(ge=1, le=3650)] = 28
     min_positives: Annotated[int, Field(ge=1)] = 500
     min_negatives: Annotated[int, Field(ge=1)] = 500
     min_auc: Annotated[float, Field(ge=0.0, le=1.0)] = 0.65
@@ -151,21 +160,46 @@ class TrainingSettings(_Strict):
     retrain_every_days: Annotated[int, Field(ge=0, le=3650)] = 30
 
 
+class EventThresholds(_Strict):
+    """The thresholds of the built-in event checks (``expectations/events.json``).
+
+    ``max_duplicate_share``: the share of rows that repeat an earlier row exactly (every column equal) that
+    is still accepted; rows that merely share a profile, a time and a type (two orders on one day in a log with
+    dates only) are not duplicates.  ``max_abs_value``: the largest accepted ``|value|``.
+    ``future_tolerance_days``: how far after the wall clock an event may be dated (clock skew) before it is
+    refused.
+    """
+
+    max_duplicate_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.01
+    max_abs_value: Annotated[float, Field(gt=0.0)] = 1e12
+    future_tolerance_days: Annotated[float, Field(ge=0.0, le=3650.0)] = 1.0
+
+
 class ValidationSettings(_Strict):
-    """Extra Great Expectations suites (JSON files) run after the built-in ones, per stage."""
+    """Extra Great Expectations suites (JSON files) per stage, and the thresholds of the built-in event checks.
+
+    The extra suites run after the built-in ones.
+    """
 
     events: list[str] = Field(default_factory=list)
     training_set: list[str] = Field(default_factory=list)
     scores: list[str] = Field(default_factory=list)
+    thresholds: EventThresholds = Field(default_factory=EventThresholds)
 
 
 class OutputSettings(_Strict):
-    """What is written per profile."""
+    """What is written per profile.
+
+    ``buckets_by``: ``score`` puts the bucket thresholds on the score (the probability in percent, comparable
+    across runs); ``percentile`` puts them on the percentile within the run (always some "high" profiles, even
+    for a rare goal whose scores are all low).
+    """
 
     factors: Annotated[int, Field(ge=0, le=50)] = 5
     buckets: dict[Literal["medium", "high"], Annotated[float, Field(gt=0, lt=100)]] = Field(
         default_factory=lambda: {"medium": 25.0, "high": 75.0}
     )
+    buckets_by: Literal["score", "percentile"] = "score"
 
     @field_validator("buckets")
     @classmethod
@@ -182,7 +216,7 @@ class InstanceSpec(_Strict):
 
     name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$", max_length=63)]
     description: str = ""
-    propensity: Literal["conversion", "churn"]
+    propensity: Literal["conversion", "churn"] | None = None  # follows goal.occurrence when left out
     events: EventSource
     goal: Goal
     eligibility: Eligibility = Field(default_factory=Eligibility)
@@ -195,6 +229,28 @@ class InstanceSpec(_Strict):
     start_date: dt.date = dt.date(2010, 1, 1)
     catchup: bool = False
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _propensity_from_goal(cls, data: Any) -> Any:  # noqa: ANN401 - the raw YAML document
+        goal = data.get("goal") if isinstance(data, dict) else None
+        if isinstance(goal, dict) and data.get("propensity") is None and goal.get("occurrence") in PROPENSITY_OF:
+            data = {**data, "propensity": PROPENSITY_OF[goal["occurrence"]]}
+        return data
+
+    @field_validator("goal")
+    @classmethod
+    def _propensity_matches_goal(cls, goal: Goal, info: ValidationInfo) -> Goal:
+        propensity, expected = info.data.get("propensity"), PROPENSITY_OF[goal.occurrence]
+        if propensity is not None and propensity != expected:
+            raise ValueError(
+                f"occurrence {goal.occurrence!r} does not fit propensity {propensity!r}: the score is the probability "
+                "of the goal as stated, so a churn score is the probability that the goal events do not occur "
+                "(will_not_occur) and a conversion score the probability that they occur (will_occur). Write "
+                f"propensity: {expected} or leave propensity out (it follows the goal); to score a leaving event "
+                "that does occur (a cancellation), use will_occur with propensity: conversion"
+            )
+        return goal
 
     @field_validator("custom_events")
     @classmethod

@@ -1,7 +1,8 @@
 """A run's steps over the files of its run folder: one function per Airflow task, also chained by the command.
 
-validate_events -> build_training_set -> train (or reuse the current model) -> quality_gate -> score
--> validate_scores -> enrich_profiles -> publish.
+The steps and their order are declared once, in :data:`customer_ai.flow.STEPS`: validate_events ->
+build_training_set -> train (or reuse the current model) -> quality_gate -> score -> validate_scores ->
+enrich_profiles -> publish.  A poor model stops the run at the quality gate, in the command as in Airflow.
 
 Each step takes the spec, the as-of date and the home folder, reads what earlier steps wrote in the run folder
 (see :mod:`customer_ai.artifacts`) and returns a small JSON-ready dict (what Airflow passes on as XCom).  The
@@ -19,27 +20,21 @@ from pathlib import Path
 import pandas as pd
 
 from customer_ai import artifacts
+from customer_ai.estimator import PropensityModel, TrainingSet
 from customer_ai.evaluation import quality_verdict
-from customer_ai.events import load_event_table
-from customer_ai.features import FeaturePlan, feature_infos
-from customer_ai.pipeline import (
-    CALIBRATION_NOTE,
-    TrainingSet,
-    build_training_set,
-    load_attributes,
-    load_events,
-    score_profiles,
-    train_model,
-)
+from customer_ai.events import event_table_start, load_attributes, load_event_table, load_events
+from customer_ai.features import FeaturePlan
+from customer_ai.flow import GATE, step_names
+from customer_ai.history import SnapshotPlan, configured_history_start
 from customer_ai.progress import logger, step
 from customer_ai.spec import InstanceSpec
-from customer_ai.validation import validate_frame
-from customer_ai.windows import history_start, in_window
+from customer_ai.validation import event_checks, validate_frame
+from customer_ai.windows import in_window
 
 __all__ = [
     "QualityGateError",
     "RunResult",
-    "build_training_set_step",
+    "build_training_set",
     "enrich_profiles",
     "find_reusable_model",
     "publish",
@@ -51,9 +46,6 @@ __all__ = [
     "validate_events",
     "validate_scores",
 ]
-
-# how far in the future of the wall clock an event may lie before it counts as bad data (clock skew)
-FUTURE_TOLERANCE = pd.Timedelta(days=1)
 
 
 class QualityGateError(RuntimeError):
@@ -69,9 +61,13 @@ def _suites(spec: InstanceSpec, stage: str) -> list[Path]:
 
 
 def _run_window(spec: InstanceSpec, as_of: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
-    training = spec.training
-    start = history_start(
-        as_of, spec.eligibility.lookback_days, spec.goal.window_days, training.snapshots, training.snapshot_every_days
+    """Return what a run reads: from the configured plan's history start (an adapted plan reads less) to as_of."""
+    start = configured_history_start(
+        as_of,
+        window_days=spec.goal.window_days,
+        lookback_days=spec.eligibility.lookback_days,
+        snapshots=spec.training.snapshots,
+        every_days=spec.training.snapshot_every_days,
     )
     return start, as_of
 
@@ -121,24 +117,40 @@ def validate_events(
     folder = artifacts.reset_dir(_folder(spec, as_of, home))
     events = load_source_events(spec, as_of, events_path=events_path, dsn=dsn)
     now = now if now is not None else pd.Timestamp.now(tz="UTC")
+    checked, parameters = event_checks(events, spec.validation.thresholds, now)
     with step("validating events"):
         summary = validate_frame(
-            events,
+            checked,
             "events",
-            parameters={"not_after": (now + FUTURE_TOLERANCE).isoformat()},
+            parameters=parameters,
             extra_suites=_suites(spec, "events"),
             result_path=folder / "validation" / "events.json",
         )
     start, end = _run_window(spec, as_of)
     in_run = events.loc[in_window(events["timestamp"], start, end)]
+    if events_path is None and spec.events.path is None:  # a table: only the run's window was read
+        data_start = event_table_start(dsn, spec.events.table, spec.events.columns)  # type: ignore[arg-type]
+    else:
+        data_start = events["timestamp"].min() if len(events) else None
     artifacts.write_frame(folder / "events.parquet", in_run.reset_index(drop=True))
+    source = {
+        "data_start": None if data_start is None else data_start.isoformat(),
+        "window": [f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}"],
+    }
+    artifacts.write_json(folder / "source.json", source)
     return {
         "events": len(in_run),
         "profiles": int(in_run["profile_id"].nunique()),
-        "window": [f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}"],
+        "window": source["window"],
+        "data_start": source["data_start"],
         "last_event": None if in_run.empty else f"{in_run['timestamp'].max():%Y-%m-%dT%H:%M:%SZ}",
         "validation": summary,
     }
+
+
+def _data_start(folder: Path) -> pd.Timestamp | None:
+    started = artifacts.read_json(folder / "source.json")["data_start"]
+    return None if started is None else pd.Timestamp(started).tz_convert("UTC")
 
 
 def _run_events(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> pd.DataFrame:
@@ -172,9 +184,7 @@ def find_reusable_model(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> 
     return max(candidates, key=lambda m: (m["as_of"], m["model_version"])) if candidates else None
 
 
-def build_training_set_step(
-    spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, force_retrain: bool = False
-) -> dict:
+def build_training_set(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, force_retrain: bool = False) -> dict:
     """Build and validate the training set, unless a model trained recently enough can be reused."""
     folder = _folder(spec, as_of, home)
     reusable = None if force_retrain else find_reusable_model(spec, as_of, home)
@@ -186,8 +196,10 @@ def build_training_set_step(
         artifacts.write_json(folder / "plan.json", result)
         return result
     events = _run_events(spec, as_of, home)
-    training_set = build_training_set(spec, events, as_of, load_attributes(spec))
-    frame = pd.concat([training_set.labels, training_set.features], axis=1)
+    training_set = PropensityModel(spec).build_training_set(
+        events, as_of, load_attributes(spec), data_start=_data_start(folder)
+    )
+    frame = training_set.to_frame()
     with step("validating the training set"):
         summary = validate_frame(
             frame,
@@ -197,32 +209,33 @@ def build_training_set_step(
         )
     artifacts.write_frame(folder / "training_set.parquet", frame)
     counts = training_set.counts()
+    history = training_set.snapshot_plan
     plan = {
         "skipped": False,
         "snapshots": [c["as_of"] for c in counts],
         "label_counts": counts,
-        "plan": training_set.plan.to_dict(),
+        "history": history.to_dict(),
+        "plan": training_set.feature_plan.to_dict(),
     }
     artifacts.write_json(folder / "plan.json", plan)
+    training = [c for c in counts if c["role"] == "training"]
     return {
         "skipped": False,
         "rows": len(frame),
-        "positives": sum(c["positives"] for c in counts),
-        "negatives": sum(c["negatives"] for c in counts),
+        "positives": sum(c["positives"] for c in training),
+        "negatives": sum(c["negatives"] for c in training),
+        "lookback_days": history.lookback_days,
+        "history_adapted": history.adapted,
         "validation": summary,
     }
 
 
 def _read_training_set(folder: Path) -> TrainingSet:
     plan = artifacts.read_json(folder / "plan.json")
-    frame = pd.read_parquet(folder / "training_set.parquet")
-    labels = frame[["profile_id", "as_of", "label"]].reset_index(drop=True)
-    features = frame.drop(columns=["profile_id", "as_of", "label"]).reset_index(drop=True)
-    return TrainingSet(
-        labels=labels,
-        features=features,
-        plan=FeaturePlan.from_dict(plan["plan"]),
-        snapshots=[pd.Timestamp(s, tz="UTC") for s in plan["snapshots"]],
+    return TrainingSet.from_frame(
+        pd.read_parquet(folder / "training_set.parquet"),
+        FeaturePlan.from_dict(plan["plan"]),
+        SnapshotPlan.from_dict(plan["history"]),
     )
 
 
@@ -238,12 +251,9 @@ def train(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
         meta = artifacts.read_json(artifacts.model_dir(home, spec.name, plan["reuse"]) / "model.json")
         artifacts.write_json(folder / "model.json", {**meta, "reused": True})
         return _model_summary(meta, reused=True)
-    training_set = _read_training_set(folder)
-    model, metrics = train_model(spec, training_set)
-    status, reason = quality_verdict(metrics, spec.training.min_auc)
-    version = artifacts.model_version(model, as_of)
-    infos = feature_infos(training_set.plan, spec)
-    counts = plan["label_counts"]
+    estimator = PropensityModel(spec).fit_training_set(_read_training_set(folder))
+    status, reason = estimator.verdict()
+    version = artifacts.model_version(estimator.model_, as_of)
     meta = {
         "instance": spec.name,
         "model_version": version,
@@ -255,25 +265,9 @@ def train(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
         "spec": spec.model_dump(mode="json"),
         "created_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "versions": artifacts.package_versions(),
-        "windows": {
-            "features": f"[as_of - {spec.eligibility.lookback_days} days, as_of)",
-            "label": f"[as_of, as_of + {spec.goal.window_days} days)",
-            "snapshots": plan["snapshots"],
-        },
-        "label_counts": {
-            "snapshots": counts,
-            "positives": sum(c["positives"] for c in counts),
-            "negatives": sum(c["negatives"] for c in counts),
-        },
-        "features": {
-            "descriptions": {i.name: i.template for i in infos},
-            "plan": training_set.plan.to_dict(),
-        },
-        "calibration_method": {"method": "platt", "why": CALIBRATION_NOTE},
-        "validation": {"snapshot": plan["snapshots"][0], "metrics": metrics},
         "quality": {"status": status, "reason": reason, "min_auc": spec.training.min_auc},
     }
-    stored = artifacts.save_model(home, spec.name, model, meta)
+    stored = artifacts.save_model(home, spec.name, estimator, meta)
     meta = artifacts.read_json(stored / "model.json")
     artifacts.write_json(folder / "model.json", {**meta, "reused": False})
     return _model_summary(meta, reused=False)
@@ -295,7 +289,8 @@ def _model_summary(meta: dict, *, reused: bool) -> dict:
         "trained_as_of": meta["as_of"],
         "reused": reused,
         "quality": meta["quality"]["status"],
-        "validation_auc": metrics["roc_auc"],
+        "validation_auc": metrics.get("model_roc_auc", metrics["roc_auc"]),
+        "calibration_error": metrics["calibration_error"],
     }
 
 
@@ -328,12 +323,9 @@ def score(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, factors: int |
     """Score every profile eligible at ``as_of`` with the run's model; write ``scores.parquet``."""
     folder = _folder(spec, as_of, home)
     run_model = artifacts.read_json(folder / "model.json")
-    model, meta = artifacts.load_model(artifacts.model_dir(home, spec.name, run_model["model_version"]))
-    if factors is not None:
-        spec = spec.model_copy(update={"output": spec.output.model_copy(update={"factors": factors})})
-    plan = FeaturePlan.from_dict(meta["features"]["plan"])
-    scores, _ = score_profiles(
-        spec, model, plan, _run_events(spec, as_of, home), as_of, attributes=load_attributes(spec)
+    estimator, meta = artifacts.load_model(artifacts.model_dir(home, spec.name, run_model["model_version"]), spec)
+    scores, _ = estimator.score(
+        _run_events(spec, as_of, home), as_of, attributes=load_attributes(spec), factors=factors
     )
     scores.insert(scores.columns.get_loc("factors"), "model_version", meta["model_version"])
     artifacts.write_frame(folder / "scores.parquet", scores)
@@ -401,6 +393,7 @@ def publish(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
         "model_trained_as_of": model["as_of"],
         "model_reused": bool(model.get("reused")),
         "validation": model["validation"],
+        "history": model["history"],
         "quality": model["quality"],
         "scored_profiles": len(scores),
         "buckets": _bucket_counts(scores),
@@ -413,9 +406,12 @@ def publish(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
 
 @dataclass
 class RunResult:
-    """What a whole run produced (see :func:`run`)."""
+    """What a whole run produced (see :func:`run`).
 
-    scores: pd.DataFrame
+    ``scores`` is None when the model was poor: the run stopped at the quality gate.
+    """
+
+    scores: pd.DataFrame | None
     metadata: dict
     artifact_dir: Path
     written_to_store: bool
@@ -436,30 +432,36 @@ def run(
     dsn: str | None = None,
     force_retrain: bool = True,
     factors: int | None = None,
+    min_auc: float | None = None,
 ) -> RunResult:
-    """Run every step in order, as the command does: train as of ``as_of`` and score every eligible profile.
+    """Run every step of :data:`customer_ai.flow.STEPS` in order, as Airflow does: train and score as of ``as_of``.
 
-    A model that fails the quality gate is recorded as a ``poor`` run in the store; its scores are still
-    computed and kept in the run folder for inspection but never replace the store's scores.
+    A model that fails the quality gate stops the run there, exactly as in Airflow: the store records a
+    ``poor`` run and keeps its scores; the result holds the model's metadata and no scores.
     """
-    validate_events(spec, as_of, home, events_path=events_path, dsn=dsn)
-    build_training_set_step(spec, as_of, home, force_retrain=force_retrain)
-    train(spec, as_of, home)
-    try:
-        quality_gate(spec, as_of, home, store)
-        passed = True
-    except QualityGateError as exc:
-        logger.warning("%s", exc)
-        passed = False
-    score(spec, as_of, home, factors=factors)
-    validate_scores(spec, as_of, home)
-    if passed:
-        enrich_profiles(spec, as_of, home, store)
-    publish(spec, as_of, home)
+    actions = {
+        "validate_events": lambda: validate_events(spec, as_of, home, events_path=events_path, dsn=dsn),
+        "build_training_set": lambda: build_training_set(spec, as_of, home, force_retrain=force_retrain),
+        "train": lambda: train(spec, as_of, home),
+        GATE: lambda: quality_gate(spec, as_of, home, store, min_auc=min_auc),
+        "score": lambda: score(spec, as_of, home, factors=factors),
+        "validate_scores": lambda: validate_scores(spec, as_of, home),
+        "enrich_profiles": lambda: enrich_profiles(spec, as_of, home, store, min_auc=min_auc),
+        "publish": lambda: publish(spec, as_of, home),
+    }
     folder = _folder(spec, as_of, home)
+    for name in step_names():
+        try:
+            actions[name]()
+        except QualityGateError as exc:
+            logger.warning("%s", exc)
+            model = artifacts.read_json(folder / "model.json")
+            status, reason = quality_verdict(model["validation"]["metrics"], _gate(spec, min_auc))
+            metadata = {**model, "quality": {**model["quality"], "status": status, "reason": reason}}
+            return RunResult(scores=None, metadata=metadata, artifact_dir=folder, written_to_store=False)
     return RunResult(
         scores=read_scores(spec, as_of, home),
         metadata=artifacts.read_json(folder / "metadata.json"),
         artifact_dir=folder,
-        written_to_store=passed,
+        written_to_store=True,
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import math
 import os
 import re
@@ -35,6 +36,7 @@ __all__ = [
     "STAGES",
     "DataValidationError",
     "ExpectationSuiteError",
+    "event_checks",
     "expectations_dir",
     "load_suite",
     "validate_frame",
@@ -101,6 +103,11 @@ def expectations_dir() -> Path:
 def _import_gx() -> Any:
     # GX reads the variable when it builds a context; set it before the first import (an explicit value wins)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    # GX logs hundreds of INFO lines per run ("Skipping registering function ... because it is a closure",
+    # "Loading 'datasources'"); only its warnings belong in our output, unless the caller set a level itself
+    chatter = logging.getLogger("great_expectations")
+    if chatter.level == logging.NOTSET:
+        chatter.setLevel(logging.WARNING)
     import great_expectations as gx  # noqa: PLC0415  (lazy: importing GX takes seconds)
 
     return gx
@@ -488,6 +495,34 @@ def _run_suites(frame: pd.DataFrame, stage: str, suites: list[tuple[Path, Any]],
         return results
     finally:
         project_manager.set_project(previous)
+
+
+def event_checks(events: pd.DataFrame, thresholds: Any, now: pd.Timestamp) -> tuple[pd.DataFrame, dict]:  # noqa: ANN401
+    """Return the events as the built-in event suite checks them, and the suite's parameters.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        Canonical events.
+    thresholds : customer_ai.spec.EventThresholds
+        The instance's ``validation.thresholds``.
+    now : pandas.Timestamp
+        The wall clock: events must be dated before ``now + future_tolerance_days``.
+
+    Returns
+    -------
+    (pandas.DataFrame, dict)
+        The events plus the column ``exact_duplicate`` (true on a row whose every column equals an earlier
+        row's), and the parameters ``not_after``, ``value_min``, ``value_max`` and ``max_duplicate_share``.
+    """
+    checked = events.assign(exact_duplicate=events.duplicated(keep="first").to_numpy())
+    parameters = {
+        "not_after": (now + pd.Timedelta(days=thresholds.future_tolerance_days)).isoformat(),
+        "value_min": -thresholds.max_abs_value,
+        "value_max": thresholds.max_abs_value,
+        "max_duplicate_share": thresholds.max_duplicate_share,
+    }
+    return checked, parameters
 
 
 def validate_frame(

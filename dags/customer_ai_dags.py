@@ -20,18 +20,9 @@ from pathlib import Path
 
 from airflow.sdk import DAG, Asset, Param, chain
 
+from customer_ai.flow import STEPS
 from customer_ai.spec import InstanceSpec, SpecError, load_spec
-from customer_ai_airflow.operators import (
-    BuildTrainingSetOperator,
-    EnrichProfilesOperator,
-    InvalidInstanceOperator,
-    PublishScoresOperator,
-    QualityGateOperator,
-    ScoreProfilesOperator,
-    TrainModelOperator,
-    ValidateEventsOperator,
-    ValidateScoresOperator,
-)
+from customer_ai_airflow.operators import STEP_OPERATORS, InvalidInstanceOperator
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +77,7 @@ def _doc(spec: InstanceSpec, path: Path) -> str:
 
 
 def build_dag(spec: InstanceSpec, path: Path) -> DAG:
-    """Return the DAG of one instance: validate -> train -> gate -> score -> validate -> enrich -> publish."""
+    """Return the DAG of one instance: the steps of :data:`customer_ai.flow.STEPS`, in order."""
     with DAG(
         dag_id=f"{DAG_PREFIX}{spec.name}",
         description=f"customer-ai {spec.propensity}: {spec.goal_in_words()}",
@@ -107,17 +98,15 @@ def build_dag(spec: InstanceSpec, path: Path) -> DAG:
             ),
         },
     ) as dag:
-        common = {"instance_path": str(path)}
-        chain(
-            ValidateEventsOperator(task_id="validate_events", **common),
-            BuildTrainingSetOperator(task_id="build_training_set", **common),
-            TrainModelOperator(task_id="train", **common),
-            QualityGateOperator(task_id="quality_gate", retries=0, **common),
-            ScoreProfilesOperator(task_id="score", **common),
-            ValidateScoresOperator(task_id="validate_scores", **common),
-            EnrichProfilesOperator(task_id="enrich_profiles", **common),
-            PublishScoresOperator(task_id="publish", outlets=[scores_asset(spec.name)], **common),
-        )
+        tasks = []
+        for step in STEPS:  # the same declared list that `customer-ai run` follows
+            options: dict = {"instance_path": str(path), "doc": step.summary}
+            if not step.retry:
+                options["retries"] = 0
+            if step is STEPS[-1]:
+                options["outlets"] = [scores_asset(spec.name)]
+            tasks.append(STEP_OPERATORS[step.name](task_id=step.name, **options))
+        chain(*tasks)
     return dag
 
 

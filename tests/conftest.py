@@ -22,7 +22,6 @@ RETAIL_EVENTS = ROOT / "examples" / "online_retail" / "events.parquet"
 
 BASE_SPEC: dict = {
     "name": "unit",
-    "propensity": "conversion",
     "events": {"path": "events.parquet"},
     "goal": {
         "occurrence": "will_occur",
@@ -42,6 +41,7 @@ RUN_FILES = [
     "model.json",
     "plan.json",
     "scores.parquet",
+    "source.json",
     "training_set.parquet",
     "validation",
 ]

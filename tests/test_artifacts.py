@@ -10,11 +10,13 @@ import pandas as pd
 import pytest
 
 from customer_ai import artifacts
+from customer_ai.estimator import PropensityModel
 from customer_ai.model import PlattCalibration, TrainedModel, fit_model
 
-from conftest import hidden_entries
+from conftest import hidden_entries, make_spec, synthetic_events, ts
 
 AS_OF = pd.Timestamp("2024-01-31", tz="UTC")
+AS_OF_EVENTS = ts("2011-06-01")  # inside the synthetic events
 
 
 def tiny_problem(n: int, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
@@ -33,16 +35,13 @@ def trained() -> tuple[TrainedModel, pd.DataFrame]:
     return fit_model(train_x, train_y, valid_x, valid_y, params={"num_threads": 1}), valid_x
 
 
-def metadata_of(model: TrainedModel, **extra: object) -> dict:
-    return {
-        "instance": "unit",
-        "as_of": "2024-01-31",
-        "features": {"names": model.features, "categorical": model.categorical},
-        "parameters": model.params,
-        "calibration": {"slope": model.calibration.slope, "intercept": model.calibration.intercept},
-        "label_counts": {"positives": 12, "negatives": 388},
-        **extra,
-    }
+@pytest.fixture(scope="module")
+def fitted() -> tuple[PropensityModel, pd.DataFrame]:
+    """A propensity model fitted on synthetic events, and the feature matrix of its scoring date."""
+    events = synthetic_events()
+    spec = make_spec(training={"snapshots": 3, "min_positives": 20, "min_negatives": 20})
+    estimator = PropensityModel(spec).fit(events, AS_OF_EVENTS)
+    return estimator, estimator.features(events, AS_OF_EVENTS)
 
 
 def test_run_dir_layout(tmp_path):
@@ -53,33 +52,36 @@ def test_model_dir_layout(tmp_path):
     assert artifacts.model_dir(tmp_path, "churn", "20240131-abc") == tmp_path / "models" / "churn" / "20240131-abc"
 
 
-def test_save_and_load_model_round_trip(tmp_path, trained):
-    model, valid_x = trained
+def test_save_and_load_model_round_trip(tmp_path, fitted):
+    estimator, matrix = fitted
+    model = estimator.model_
     version = artifacts.model_version(model, AS_OF)
-    folder = artifacts.save_model(tmp_path, "unit", model, metadata_of(model, model_version=version))
+    folder = artifacts.save_model(tmp_path, "unit", estimator, {"instance": "unit", "model_version": version})
 
     assert folder == tmp_path / "models" / "unit" / version
     assert sorted(p.name for p in folder.iterdir()) == ["model.json", "model.txt"]
-    loaded, meta = artifacts.load_model(folder)
+    loaded, meta = artifacts.load_model(folder, estimator.spec)
     assert meta["model_version"] == version
     assert meta["parameters"] == json.loads(json.dumps(model.params))
     assert meta["best_iteration"] == model.best_iteration
-    assert meta["label_counts"] == {"positives": 12, "negatives": 388}
-    assert loaded.features == ["x", "channel"]
-    assert loaded.categorical == ["channel"]
-    assert loaded.calibration == model.calibration
-    assert loaded.best_iteration == model.best_iteration  # a booster read from a file reports -1 itself
-    np.testing.assert_array_equal(loaded.predict_proba(valid_x), model.predict_proba(valid_x))
-    np.testing.assert_allclose(loaded.contributions(valid_x), model.contributions(valid_x), rtol=0, atol=1e-12)
-    assert artifacts.model_version(loaded, AS_OF) == version
+    assert meta["history"] == estimator.snapshot_plan_.to_dict()
+    assert meta["validation"]["metrics"] == pytest.approx(estimator.metrics_, nan_ok=True)
+    assert loaded.feature_plan_ == estimator.feature_plan_
+    assert loaded.snapshot_plan_ == estimator.snapshot_plan_
+    assert loaded.model_.features == model.features
+    assert loaded.model_.calibration == model.calibration
+    assert loaded.model_.best_iteration == model.best_iteration  # a booster read from a file reports -1 itself
+    np.testing.assert_array_equal(loaded.predict_proba(matrix), estimator.predict_proba(matrix))
+    assert loaded.explain(matrix) == estimator.explain(matrix)
+    assert artifacts.model_version(loaded.model_, AS_OF) == version
     assert hidden_entries(folder.parent) == []
 
 
-def test_saving_a_version_twice_keeps_the_first(tmp_path, trained):
-    model, _ = trained
-    version = artifacts.model_version(model, AS_OF)
-    artifacts.save_model(tmp_path, "unit", model, metadata_of(model, model_version=version, attempt=1))
-    artifacts.save_model(tmp_path, "unit", model, metadata_of(model, model_version=version, attempt=2))
+def test_saving_a_version_twice_keeps_the_first(tmp_path, fitted):
+    estimator, _ = fitted
+    version = artifacts.model_version(estimator.model_, AS_OF)
+    artifacts.save_model(tmp_path, "unit", estimator, {"model_version": version, "attempt": 1})
+    artifacts.save_model(tmp_path, "unit", estimator, {"model_version": version, "attempt": 2})
     assert artifacts.read_json(artifacts.model_dir(tmp_path, "unit", version) / "model.json")["attempt"] == 1
     assert hidden_entries(tmp_path / "models" / "unit") == []
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from customer_ai.backtest import GoalWindowOpenError, backtest, baseline_signals, format_markdown
+from customer_ai.bgnbd import fit_bgnbd, repeat_summary
 
 from conftest import make_events, make_spec, ts
 
@@ -28,6 +29,12 @@ def test_baseline_signals_use_goal_events_before_the_as_of_date_only() -> None:
     signals = baseline_signals(events, make_spec(), T, pd.Index(["a", "b", "c"]))
     assert signals["recency"].tolist() == pytest.approx([-math.log1p(3), -math.log1p(366), -math.log1p(366)])
     assert signals["frequency"].tolist() == pytest.approx([math.log1p(2), 0.0, 0.0])
+    # BG/NBD sees every goal event before T (b's purchase 400 days ago too), fitted on all of them
+    history = repeat_summary(events.loc[events["event_type"] == "purchase"], T)
+    model = fit_bgnbd(history["x"], history["t_x"], history["T"])
+    summary = repeat_summary(events.loc[events["event_type"] == "purchase"], T, pd.Index(["a", "b", "c"]))
+    chance = model.probability_of_purchase(30, summary["x"], summary["t_x"], summary["T"])
+    assert signals["bgnbd"].tolist() == pytest.approx(np.log(chance / (1 - chance)).tolist())
 
 
 def test_backtest_refuses_a_date_whose_goal_window_is_still_open() -> None:
@@ -46,6 +53,7 @@ def test_format_markdown_has_a_row_per_date_and_scorer() -> None:
         "top_decile_lift": 2.5,
         "positive_rate": 0.3,
         "mean_probability": 0.31,
+        "calibration_error_floor": 0.008,
     }
     gain = {"difference": 0.05, "low": 0.01, "high": 0.09}
     results = [
@@ -55,17 +63,26 @@ def test_format_markdown_has_a_row_per_date_and_scorer() -> None:
             "model": metrics,
             "recency": metrics,
             "frequency": metrics,
-            "model_vs": {"recency": gain, "frequency": gain},
+            "bgnbd": metrics,
+            "model_vs": {"recency": gain, "frequency": gain, "bgnbd": gain},
         }
     ]
     table = format_markdown(make_spec(), results)
     lines = table.splitlines()
     assert lines[0] == "### unit: purchase occurs within 30 days"
     assert lines[4] == (
-        "| 2011-09-01 | **model** | 1,234 | 0.750 | 0.500 | 0.500 | 0.200 | 0.010 | 2.50 | 0.300 | 0.310 |"
+        "| 2011-09-01 | **model** | 1,234 | 0.750 | 0.500 | 0.500 | 0.200 | 0.010 | 0.008 | 2.50 | 0.300 | 0.310 |"
     )
-    assert [line.split(" | ")[1] for line in lines[4:7]] == ["**model**", "baseline: recency", "baseline: frequency"]
-    assert lines[-1] == "- 2011-09-01: recency +0.050 [+0.010, +0.090], frequency +0.050 [+0.010, +0.090]"
+    assert [line.split(" | ")[1] for line in lines[4:8]] == [
+        "**model**",
+        "baseline: recency",
+        "baseline: frequency",
+        "baseline: BG/NBD",
+    ]
+    assert lines[-1] == (
+        "- 2011-09-01: recency +0.050 [+0.010, +0.090], frequency +0.050 [+0.010, +0.090], "
+        "BG/NBD +0.050 [+0.010, +0.090]"
+    )
 
 
 def test_backtest_scores_every_eligible_profile_against_real_outcomes() -> None:
@@ -81,9 +98,19 @@ def test_backtest_scores_every_eligible_profile_against_real_outcomes() -> None:
     result = backtest(spec, events, as_of)
     eligible = events[(events.timestamp < as_of) & (events.timestamp >= as_of - pd.Timedelta(days=365))]
     assert result["eligible"] == eligible["profile_id"].nunique()
-    assert set(result) == {"as_of", "eligible", "validation", "model", "recency", "frequency", "model_vs"}
+    assert set(result) == {
+        "as_of",
+        "eligible",
+        "history",
+        "validation",
+        "model",
+        "recency",
+        "frequency",
+        "bgnbd",
+        "model_vs",
+    }
     gain = result["model_vs"]["recency"]
     assert gain["low"] <= gain["difference"] <= gain["high"]
     assert gain["difference"] == pytest.approx(result["model"]["roc_auc"] - result["recency"]["roc_auc"])
-    assert result["model"]["n"] == result["recency"]["n"] == result["eligible"]
+    assert result["model"]["n"] == result["recency"]["n"] == result["bgnbd"]["n"] == result["eligible"]
     assert result["model"]["roc_auc"] > 0.6

@@ -98,18 +98,23 @@ def test_run_writes_artifacts_with_metadata(first_run: tuple) -> None:
     assert meta["versions"]["lightgbm"].startswith("4.")
     assert len(meta["spec_hash"]) == 16
     model = json.loads((home / "models" / "repurchase_30d" / meta["model_version"] / "model.json").read_text())
+    # the events start on 2010-12-01: the snapshots and the lookback are fitted to the 243 days before 2011-08-02
     assert model["windows"]["snapshots"] == [
         "2011-09-01",
         "2011-08-02",
+        "2011-07-18",
         "2011-07-03",
+        "2011-06-18",
         "2011-06-03",
-        "2011-05-04",
-        "2011-04-04",
     ]
+    assert model["windows"]["features"] == "[as_of - 183 days, as_of)"
+    assert model["history"]["notes"][0].startswith("the events start on 2010-12-01")
+    assert meta["history"]["notes"] == model["history"]["notes"]
     assert model["label_counts"]["positives"] >= 200
     assert "purchase_count_30d" in model["features"]["names"]
     assert model["features"]["descriptions"]["purchase_count_30d"] == "{value} purchase events in the last 30 days"
-    assert model["calibration_method"]["method"] == "platt"
+    assert model["calibration"]["method"] == "platt"
+    assert model["calibration"]["slope"] > 0
     assert (home / "models" / "repurchase_30d" / meta["model_version"] / "model.txt").exists()
 
 
@@ -168,12 +173,16 @@ def test_poor_model_exits_non_zero_unless_allowed(workspace: Path) -> None:
     poor = _cli("run", str(path), "--as-of", AS_OF, home=home)
     assert poor.returncode == 1
     assert "below the quality gate of 0.99" in poor.stderr
-    meta = json.loads((home / "artifacts" / "repurchase_30d" / AS_OF / "metadata.json").read_text())
+    assert "the run stopped at the quality gate" in poor.stderr
+    folder = home / "artifacts" / "repurchase_30d" / AS_OF
+    meta = json.loads((folder / "model.json").read_text())
     assert meta["quality"]["status"] == "poor"
-    assert (
-        not (home / "store.sqlite").exists()
-        or sqlite3.connect(home / "store.sqlite").execute("SELECT COUNT(*) FROM customer_ai_scores").fetchone()[0] == 0
-    )
+    # the same declared steps as Airflow: nothing after the gate ran
+    assert not (folder / "scores.parquet").exists()
+    assert not (folder / "metadata.json").exists()
+    with sqlite3.connect(home / "store.sqlite") as connection:
+        assert connection.execute("SELECT COUNT(*) FROM customer_ai_scores").fetchone()[0] == 0
+        assert connection.execute("SELECT status FROM customer_ai_runs").fetchall() == [("poor",)]
     allowed = _cli("run", str(path), "--as-of", AS_OF, "--allow-poor", home=home)
     assert allowed.returncode == 0
 

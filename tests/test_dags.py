@@ -12,18 +12,11 @@ import pytest
 import yaml
 from airflow_support import airflow_env, dagbag
 
+from customer_ai.flow import step_names
+
 from conftest import ROOT
 
-TASKS = [
-    "validate_events",
-    "build_training_set",
-    "train",
-    "quality_gate",
-    "score",
-    "validate_scores",
-    "enrich_profiles",
-    "publish",
-]
+TASKS = step_names()  # the DAG and `customer-ai run` follow the same declared list
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +31,16 @@ def test_every_example_instance_loads_without_import_errors(example_bag: dict) -
 
 
 def test_tasks_form_the_specified_chain(example_bag: dict) -> None:
+    assert TASKS == [
+        "validate_events",
+        "build_training_set",
+        "train",
+        "quality_gate",
+        "score",
+        "validate_scores",
+        "enrich_profiles",
+        "publish",
+    ]
     tasks = example_bag["dags"]["customer_ai__repurchase_30d"]["tasks"]
     assert sorted(tasks) == sorted(TASKS)
     for upstream, downstream in zip(TASKS, TASKS[1:], strict=False):

@@ -9,9 +9,11 @@ import pytest
 
 from customer_ai.evaluation import (
     calibration_error,
+    calibration_error_floor,
     classification_metrics,
     gains_table,
     quality_verdict,
+    ranking_auc,
     top_fraction_lift,
 )
 
@@ -157,10 +159,28 @@ def test_gains_table_without_positives_is_nan():
         ({"roc_auc": 0.6543}, ("poor", "validation ROC AUC 0.654 is below the quality gate of 0.7")),
         (
             {"roc_auc": float("nan")},
-            ("poor", "validation ROC AUC is undefined (only one class in the validation snapshot)"),
+            ("poor", "validation ROC AUC is undefined (only one outcome among the held-out profiles)"),
         ),
-        ({}, ("poor", "validation ROC AUC is undefined (only one class in the validation snapshot)")),
+        ({}, ("poor", "validation ROC AUC is undefined (only one outcome among the held-out profiles)")),
+        # the gate judges the model's own ranking: a calibration cannot make a backwards model good
+        ({"roc_auc": 0.8, "model_roc_auc": 0.2}, ("poor", "validation ROC AUC 0.200 is below the quality gate of 0.7")),
+        ({"roc_auc": 0.5, "model_roc_auc": 0.75}, ("ok", "validation ROC AUC 0.750 meets the quality gate of 0.7")),
     ],
 )
 def test_quality_verdict(metrics, expected):
     assert quality_verdict(metrics, min_auc=0.7) == expected
+
+
+def test_ranking_auc_of_raw_scores_and_single_outcome():
+    assert ranking_auc(np.array([-2.0, 1.0, 3.0, 0.5]), np.array([0, 1, 1, 0])) == pytest.approx(1.0)
+    assert ranking_auc(np.array([3.0, 1.0, -2.0, 2.0]), np.array([0, 1, 1, 0])) == pytest.approx(0.0)
+    assert math.isnan(ranking_auc(np.array([0.1, 0.2]), np.array([1, 1])))
+
+
+def test_calibration_error_floor_is_the_noise_of_a_perfect_model():
+    probability = np.full(400, 0.3)
+    # one bin: the expected |observed rate - 0.3| over 400 Bernoulli(0.3) draws is about sqrt(0.21/400)*0.8
+    assert calibration_error_floor(probability) == pytest.approx(0.8 * math.sqrt(0.21 / 400), rel=0.15)
+    assert calibration_error_floor(np.full(40_000, 0.3)) < calibration_error_floor(probability) / 5
+    assert calibration_error_floor(probability) == calibration_error_floor(probability)  # seeded
+    assert math.isnan(calibration_error_floor(np.array([])))

@@ -96,3 +96,19 @@ def test_score_frame_empty():
     frame = score_frame(pd.Index([]), np.array([]), {"medium": 10, "high": 70})
     assert list(frame.columns) == ["profile_id", "probability", "score", "percentile", "bucket"]
     assert len(frame) == 0
+
+
+def test_buckets_by_percentile_put_the_thresholds_on_the_percentile():
+    # a rare goal: every probability under 10%, so no score reaches "medium" or "high"
+    probability = np.linspace(0.01, 0.08, 8)
+    by_score = score_frame(pd.Index(list("abcdefgh")), probability, {"medium": 25, "high": 75})
+    assert set(by_score["bucket"]) == {"low"}
+    by_percentile = score_frame(pd.Index(list("abcdefgh")), probability, {"medium": 25, "high": 75}, "percentile")
+    assert by_percentile["percentile"].tolist() == [13, 25, 38, 50, 63, 75, 88, 100]
+    assert by_percentile["bucket"].tolist() == ["low", "medium", "medium", "medium", "medium", "high", "high", "high"]
+    assert by_percentile["score"].tolist() == by_score["score"].tolist()
+
+
+def test_buckets_by_must_be_score_or_percentile():
+    with pytest.raises(ValueError, match="buckets_by must be 'score' or 'percentile'"):
+        score_frame(pd.Index(["a"]), np.array([0.5]), {"medium": 25, "high": 75}, "rank")

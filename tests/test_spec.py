@@ -241,7 +241,7 @@ def test_spec_hash_ignores_key_order(tmp_path: Path) -> None:
     [
         ("  window_days: 30\n", "  window_days: 31\n"),
         ("value: 50}", "value: 60}"),
-        ("occurrence: will_occur", "occurrence: will_not_occur"),
+        ("propensity: conversion\n", ""),  # the goal's polarity below, with the propensity following it
         ("occurrence: will_occur\n  match: any", "occurrence: will_occur\n  match: all"),
     ],
     ids=["window_days", "threshold", "occurrence", "match"],
@@ -249,7 +249,10 @@ def test_spec_hash_ignores_key_order(tmp_path: Path) -> None:
 def test_spec_hash_changes_with_the_goal(tmp_path: Path, old: str, new: str) -> None:
     assert EXAMPLE_YAML.count(old) == 1
     original = load_spec(write(tmp_path / "a", EXAMPLE_YAML))
-    changed = load_spec(write(tmp_path / "b", EXAMPLE_YAML.replace(old, new)))
+    text = EXAMPLE_YAML.replace(old, new)
+    if not new:
+        text = text.replace("occurrence: will_occur", "occurrence: will_not_occur")
+    changed = load_spec(write(tmp_path / "b", text))
     assert changed.goal != original.goal
     assert changed.spec_hash() != original.spec_hash()
 
@@ -573,3 +576,51 @@ def test_base_dir_cannot_be_set_from_the_file() -> None:
     data = copy.deepcopy(BASE_SPEC) | {"base_dir": "/etc"}
     with pytest.raises(SpecError, match=r"unit.yaml: base_dir: unknown key"):
         parse_spec(data, source="unit.yaml")
+
+
+# --- propensity and the goal's polarity -------------------------------------------------------------------------
+
+PURCHASE_GOAL = {"match": "any", "events": [{"where": [{"field": "event_type", "op": "eq", "value": "purchase"}]}]}
+
+
+@pytest.mark.parametrize(("occurrence", "propensity"), [("will_occur", "conversion"), ("will_not_occur", "churn")])
+def test_propensity_follows_the_goal_when_left_out(occurrence: str, propensity: str) -> None:
+    spec = make_spec(goal={**PURCHASE_GOAL, "occurrence": occurrence, "window_days": 30})
+    assert spec.propensity == propensity
+
+
+@pytest.mark.parametrize(("occurrence", "propensity"), [("will_occur", "churn"), ("will_not_occur", "conversion")])
+def test_a_propensity_that_contradicts_the_goal_is_refused(occurrence: str, propensity: str) -> None:
+    # before: propensity churn with will_occur scored P(purchase) and labelled it churn
+    message = spec_error(propensity=propensity, goal={**PURCHASE_GOAL, "occurrence": occurrence, "window_days": 30})
+    assert message.startswith(f"unit.yaml: goal: occurrence '{occurrence}' does not fit propensity '{propensity}'")
+    assert "leave propensity out" in message
+
+
+# --- thresholds, history and buckets --------------------------------------------------------------------------
+
+
+def test_event_check_thresholds_are_overridable_and_checked() -> None:
+    spec = make_spec(validation={"thresholds": {"max_duplicate_share": 0.05, "future_tolerance_days": 0}})
+    assert spec.validation.thresholds.max_duplicate_share == 0.05
+    assert spec.validation.thresholds.future_tolerance_days == 0
+    assert spec.validation.thresholds.max_abs_value == 1e12
+    assert spec_error(validation={"thresholds": {"max_duplicate_share": 1.5}}) == (
+        "unit.yaml: validation.thresholds.max_duplicate_share: Input should be less than or equal to 1"
+    )
+    assert spec_error(validation={"thresholds": {"max_duplicates": 0.1}}) == (
+        "unit.yaml: validation.thresholds.max_duplicates: unknown key (check its spelling and indentation)"
+    )
+    # thresholds only decide what data is accepted: the same data trains the same model
+    assert spec.model_hash() == make_spec().model_hash()
+
+
+def test_history_policy_and_buckets_by() -> None:
+    spec = make_spec(training={"history": "strict", "min_lookback_days": 60}, output={"buckets_by": "percentile"})
+    assert (spec.training.history, spec.training.min_lookback_days) == ("strict", 60)
+    assert spec.output.buckets_by == "percentile"
+    assert make_spec().training.history == "adapt"
+    assert make_spec().output.buckets_by == "score"
+    assert spec_error(output={"buckets_by": "rank"}) == (
+        "unit.yaml: output.buckets_by: Input should be 'score' or 'percentile'"
+    )

@@ -149,7 +149,7 @@ def test_score_takes_the_factor_count(first_run: tuple, events_file: Path) -> No
 def test_missing_earlier_step_names_what_to_run(events_file: Path, tmp_path: Path) -> None:
     spec = make(events_file)
     with pytest.raises(FileNotFoundError, match="run the validate_events step"):
-        steps.build_training_set_step(spec, AS_OF, tmp_path)
+        steps.build_training_set(spec, AS_OF, tmp_path)
 
 
 def test_a_users_own_suite_from_the_instance_runs_after_the_built_in_one(events_file: Path, tmp_path: Path) -> None:
@@ -167,7 +167,7 @@ def test_a_users_own_suite_from_the_instance_runs_after_the_built_in_one(events_
         }
     )
     steps.validate_events(spec, AS_OF, tmp_path)
-    steps.build_training_set_step(spec, AS_OF, tmp_path)
+    steps.build_training_set(spec, AS_OF, tmp_path)
     steps.train(spec, AS_OF, tmp_path)
     steps.score(spec, AS_OF, tmp_path)
     with pytest.raises(DataValidationError) as caught:

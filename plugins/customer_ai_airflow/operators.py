@@ -21,6 +21,7 @@ __all__ = [
     "CustomerAIOperator",
     "EnrichProfilesOperator",
     "InvalidInstanceOperator",
+    "STEP_OPERATORS",
     "PublishScoresOperator",
     "QualityGateOperator",
     "ScoreProfilesOperator",
@@ -113,12 +114,13 @@ class BuildTrainingSetOperator(CustomerAIOperator):
 
     def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
         from customer_ai import steps
-        from customer_ai.pipeline import InsufficientDataError
+        from customer_ai.estimator import InsufficientDataError
+        from customer_ai.history import InsufficientHistoryError
         from customer_ai.validation import DataValidationError
 
         force = bool(_param(context, "force_retrain", bool))
-        errors = (InsufficientDataError, DataValidationError)
-        return _fail_on(errors, steps.build_training_set_step, spec, as_of, home, force_retrain=force)
+        errors = (InsufficientDataError, InsufficientHistoryError, DataValidationError)
+        return _fail_on(errors, steps.build_training_set, spec, as_of, home, force_retrain=force)
 
 
 class TrainModelOperator(CustomerAIOperator):
@@ -184,6 +186,19 @@ class PublishScoresOperator(CustomerAIOperator):
                 "scored_profiles": summary["scored_profiles"],
             }
         return summary
+
+
+# the operator of each step in customer_ai.flow.STEPS, by step name
+STEP_OPERATORS: dict[str, type[CustomerAIOperator]] = {
+    "validate_events": ValidateEventsOperator,
+    "build_training_set": BuildTrainingSetOperator,
+    "train": TrainModelOperator,
+    "quality_gate": QualityGateOperator,
+    "score": ScoreProfilesOperator,
+    "validate_scores": ValidateScoresOperator,
+    "enrich_profiles": EnrichProfilesOperator,
+    "publish": PublishScoresOperator,
+}
 
 
 class InvalidInstanceOperator(BaseOperator):

@@ -1,0 +1,452 @@
+"""The propensity model: one fitted object holding the snapshot plan, the feature plan, the booster and its calibration.
+
+scikit-learn style: the constructor only stores the instance spec; :meth:`PropensityModel.fit` learns from the
+events before an as-of date; :meth:`~PropensityModel.score`, :meth:`~PropensityModel.explain`,
+:meth:`~PropensityModel.save` and :meth:`~PropensityModel.load` use what was learned (the attributes ending in
+``_``).  Frames are keyed on ``(profile_id, as_of)``, never on row order.
+
+How a model is validated, so that every number a user sees comes from rows that no fitting step saw:
+
+- **training rows**: every eligible profile at every training snapshot (see :mod:`customer_ai.history`: the
+  latest training snapshot is a whole goal window before the validation snapshot, so no training label is
+  observed inside the validation label window);
+- the **validation snapshot** ``T_0 = as_of - window`` is split by profile, with a stable hash of the id,
+  into two halves: the **calibration** half stops the boosting early and fits the (monotone) Platt calibration;
+  the **evaluation** half gives the metrics in the model's metadata and the quality gate's verdict;
+- the quality gate judges the model's own ranking (ROC AUC of the raw margin on the evaluation half), which a
+  calibration cannot flip: a model that ranks backwards is poor, whatever its calibrated probabilities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from customer_ai.evaluation import calibration_error_floor, classification_metrics, quality_verdict, ranking_auc
+from customer_ai.explain import top_factors
+from customer_ai.features import FeaturePlan, build_features, feature_infos, plan_features
+from customer_ai.files import read_json, write_json
+from customer_ai.history import SnapshotPlan, plan_snapshots
+from customer_ai.labels import build_labels, eligible_profiles
+from customer_ai.model import PlattCalibration, TrainedModel, fit_model
+from customer_ai.progress import logger, step
+from customer_ai.scoring import score_frame
+from customer_ai.spec import InstanceSpec
+
+__all__ = [
+    "CALIBRATION_NOTE",
+    "KEY",
+    "ROLES",
+    "VALIDATION_NOTE",
+    "InsufficientDataError",
+    "PropensityModel",
+    "TrainingSet",
+    "evaluation_half",
+]
+
+KEY = ["profile_id", "as_of"]
+ROLES = ("training", "calibration", "evaluation")
+_SPLIT_KEY = "customerai-split"  # 16 bytes: the hash key of the validation split (changing it reshuffles halves)
+CALIBRATION_NOTE = (
+    "monotone Platt scaling on the calibration half of the validation snapshot: robust with a few thousand "
+    "profiles (isotonic steps overfit and tie scores there), never reverses the model's ranking, and keeps "
+    "TreeSHAP factors additive on the calibrated log-odds"
+)
+VALIDATION_NOTE = (
+    "the validation snapshot's profiles are split in two by a hash of their id: the calibration half stops the "
+    "boosting early and fits the calibration; the metrics and the quality gate come from the evaluation half, "
+    "which no fitting step saw; training snapshots end a whole goal window before the validation snapshot"
+)
+
+
+class InsufficientDataError(ValueError):
+    """Too few positive or negative examples to fit or to judge a model."""
+
+
+def evaluation_half(profile_ids: pd.Index | np.ndarray) -> np.ndarray:
+    """Return, per profile id, whether it belongs to the evaluation half of a validation snapshot.
+
+    A stable hash of the id decides, so a profile is in the same half at every snapshot and in every run.
+    """
+    ids = np.asarray(profile_ids, dtype=object)
+    if len(ids) == 0:
+        return np.zeros(0, dtype=bool)
+    return (pd.util.hash_array(ids, hash_key=_SPLIT_KEY) & np.uint64(1)).astype(bool)
+
+
+@dataclass
+class TrainingSet:
+    """Labels and features of every eligible profile at every snapshot, keyed on ``(profile_id, as_of)``.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        Indexed by ``(profile_id, as_of)``; columns ``label`` (0/1), ``role`` (one of :data:`ROLES`), then the
+        features in the feature plan's order.
+    feature_plan : FeaturePlan
+        The features built.
+    snapshot_plan : SnapshotPlan
+        The snapshots and lookback the rows were built with.
+    """
+
+    frame: pd.DataFrame
+    feature_plan: FeaturePlan
+    snapshot_plan: SnapshotPlan
+
+    @property
+    def features(self) -> pd.DataFrame:
+        """The feature matrix (same index as :attr:`frame`)."""
+        return self.frame.drop(columns=["label", "role"])
+
+    @property
+    def labels(self) -> pd.Series:
+        """The 0/1 labels (same index as :attr:`frame`)."""
+        return self.frame["label"]
+
+    def rows(self, role: str) -> np.ndarray:
+        """Return a boolean mask of the rows with ``role``."""
+        return (self.frame["role"] == role).to_numpy()
+
+    def counts(self) -> list[dict]:
+        """Return rows, positives and negatives per snapshot, latest first, with the validation halves' sizes."""
+        frame = self.frame.reset_index()
+        out = []
+        for snapshot in self.snapshot_plan.snapshots:
+            rows = frame.loc[frame["as_of"] == snapshot]
+            entry = {
+                "as_of": f"{snapshot:%Y-%m-%d}",
+                "role": "validation" if snapshot == self.snapshot_plan.validation else "training",
+                "rows": len(rows),
+                "positives": int(rows["label"].sum()),
+                "negatives": int(len(rows) - rows["label"].sum()),
+            }
+            if entry["role"] == "validation":
+                for role in ("calibration", "evaluation"):
+                    half = rows.loc[rows["role"] == role, "label"]
+                    entry[role] = {"rows": len(half), "positives": int(half.sum())}
+            out.append(entry)
+        return out
+
+    def to_frame(self) -> pd.DataFrame:
+        """Return a flat frame (``profile_id, as_of, label, role`` then the features) for a Parquet file."""
+        return self.frame.reset_index()
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, feature_plan: FeaturePlan, snapshot_plan: SnapshotPlan) -> TrainingSet:
+        """Rebuild a training set from :meth:`to_frame`'s output."""
+        return cls(frame.set_index(KEY), feature_plan, snapshot_plan)
+
+
+class PropensityModel:
+    """A propensity model for one instance: learns from events before an as-of date, scores and explains.
+
+    Parameters
+    ----------
+    spec : InstanceSpec
+        The instance (goal, eligibility, features, training and output settings).
+    params : dict, optional
+        LightGBM parameters overriding :data:`customer_ai.model.DEFAULT_PARAMS`.
+
+    Attributes
+    ----------
+    snapshot_plan_ : SnapshotPlan
+        Snapshots and lookback the model was trained with (after adapting to the history).
+    feature_plan_ : FeaturePlan
+        The features it uses.
+    model_ : TrainedModel
+        The booster and its calibration.
+    metrics_ : dict
+        Metrics on the evaluation half of the validation snapshot (see :func:`classification_metrics`), plus
+        ``model_roc_auc`` (the raw margin's ranking) and ``calibration_error_floor``.
+    label_counts_ : list of dict
+        Rows, positives and negatives per snapshot.
+    """
+
+    def __init__(self, spec: InstanceSpec, *, params: dict | None = None) -> None:
+        self.spec = spec
+        self.params = params
+
+    # --- planning and training data ---------------------------------------------------------------------
+
+    def plan(self, events: pd.DataFrame, as_of: pd.Timestamp, data_start: pd.Timestamp | None = None) -> SnapshotPlan:
+        """Return the snapshots and feature lookback for a model used at ``as_of``, fitted to the history.
+
+        ``data_start`` is the first event of the source; by default the first of ``events``.
+        """
+        if data_start is None and len(events):
+            data_start = events["timestamp"].min()
+        training = self.spec.training
+        return plan_snapshots(
+            as_of,
+            window_days=self.spec.goal.window_days,
+            lookback_days=self.spec.eligibility.lookback_days,
+            snapshots=training.snapshots,
+            every_days=training.snapshot_every_days,
+            data_start=data_start,
+            adapt=training.history == "adapt",
+            min_lookback_days=training.min_lookback_days,
+        )
+
+    def build_training_set(
+        self,
+        events: pd.DataFrame,
+        as_of: pd.Timestamp,
+        attributes: pd.DataFrame | None = None,
+        *,
+        data_start: pd.Timestamp | None = None,
+    ) -> TrainingSet:
+        """Build labels and point-in-time features at every snapshot of the plan for ``as_of``.
+
+        Raises
+        ------
+        InsufficientHistoryError
+            When the events do not reach far enough back (see :func:`customer_ai.history.plan_snapshots`).
+        InsufficientDataError
+            When the training rows hold fewer positives or negatives than ``training.min_positives`` /
+            ``training.min_negatives``, or a validation half lacks one outcome.
+        """
+        spec = self.spec
+        snapshot_plan = self.plan(events, as_of, data_start)
+        for note in snapshot_plan.notes:
+            logger.warning("history: %s", note)
+        last_event = events["timestamp"].max() if len(events) else None
+        if last_event is None or last_event < as_of - pd.Timedelta(days=7):
+            logger.warning(
+                "events end on %s, before the as-of date %s: the latest training labels may be incomplete",
+                "(no events)" if last_event is None else f"{last_event:%Y-%m-%d}",
+                f"{as_of:%Y-%m-%d}",
+            )
+        snapshots = snapshot_plan.snapshots
+        with step(f"labelling {len(snapshots)} snapshots {snapshots[-1]:%Y-%m-%d} .. {snapshots[0]:%Y-%m-%d}") as info:
+            labels = build_labels(events, spec, snapshots)
+            validation = (labels["as_of"] == snapshot_plan.validation).to_numpy()
+            role = np.where(
+                validation, np.where(evaluation_half(labels["profile_id"]), "evaluation", "calibration"), "training"
+            )
+            labels["role"] = role
+            info["rows"] = len(labels)
+            info["positives"] = int(labels["label"].sum())
+        self._check_enough(labels, snapshot_plan)
+        feature_plan = plan_features(
+            events, spec, snapshot_plan.training[-1], attributes, lookback_days=snapshot_plan.lookback_days
+        )
+        with step(f"building point-in-time features (looking back {snapshot_plan.lookback_days} days)") as info:
+            frames = []
+            for snapshot in snapshots:
+                profiles = pd.Index(labels.loc[labels["as_of"] == snapshot, "profile_id"])
+                matrix = build_features(events, snapshot, profiles, spec, feature_plan, attributes=attributes)
+                frames.append(matrix.set_index(pd.Index([snapshot] * len(matrix), name="as_of"), append=True))
+            features = pd.concat(frames)
+            info["features"] = features.shape[1]
+        frame = labels.set_index(KEY)[["label", "role"]].join(features, how="left")
+        return TrainingSet(frame=frame, feature_plan=feature_plan, snapshot_plan=snapshot_plan)
+
+    def _check_enough(self, labels: pd.DataFrame, snapshot_plan: SnapshotPlan) -> None:
+        settings, name = self.spec.training, self.spec.name
+        training = labels.loc[labels["role"] == "training", "label"]
+        positives, negatives = int(training.sum()), int(len(training) - training.sum())
+        if positives < settings.min_positives or negatives < settings.min_negatives:
+            raise InsufficientDataError(
+                f"insufficient data for {name}: the {len(snapshot_plan.training)} training snapshots "
+                f"{snapshot_plan.training[-1]:%Y-%m-%d} .. {snapshot_plan.training[0]:%Y-%m-%d} hold {positives:,} "
+                f"positive and {negatives:,} negative examples; at least {settings.min_positives:,} positive and "
+                f"{settings.min_negatives:,} negative are needed (training.min_positives / training.min_negatives). "
+                "Use more snapshots, a longer history, a broader eligibility rule, or lower the thresholds."
+            )
+        for role in ("calibration", "evaluation"):
+            half = labels.loc[labels["role"] == role, "label"]
+            if half.nunique() < 2:
+                raise InsufficientDataError(
+                    f"insufficient data for {name}: the {role} half of the validation snapshot "
+                    f"{snapshot_plan.validation:%Y-%m-%d} has {len(half):,} eligible profiles and "
+                    f"{int(half.sum()):,} positives; it needs both outcomes"
+                )
+
+    # --- fitting ----------------------------------------------------------------------------------------
+
+    def fit(
+        self,
+        events: pd.DataFrame,
+        as_of: pd.Timestamp,
+        attributes: pd.DataFrame | None = None,
+        *,
+        data_start: pd.Timestamp | None = None,
+    ) -> PropensityModel:
+        """Build the training set for ``as_of`` from ``events`` and fit on it; return ``self``."""
+        return self.fit_training_set(self.build_training_set(events, as_of, attributes, data_start=data_start))
+
+    def fit_training_set(self, training_set: TrainingSet) -> PropensityModel:
+        """Fit the booster on the training rows, calibrate on the calibration half, measure on the evaluation half.
+
+        Returns ``self``.
+        """
+        features, labels = training_set.features, training_set.labels.to_numpy()
+        train, calibration, evaluation = (training_set.rows(role) for role in ROLES)
+        with step("training LightGBM (early stopping and calibration on half the validation snapshot)") as info:
+            model = fit_model(
+                features.loc[train],
+                labels[train],
+                features.loc[calibration],
+                labels[calibration],
+                seed=self.spec.training.seed,
+                params=self.params,
+            )
+            held_out = features.loc[evaluation]
+            probability = model.predict_proba(held_out)
+            metrics = classification_metrics(probability, labels[evaluation])
+            metrics["model_roc_auc"] = ranking_auc(model.margin(held_out), labels[evaluation])
+            metrics["calibration_error_floor"] = calibration_error_floor(probability)
+            info["rounds"] = model.best_iteration
+            info["evaluation_auc"] = f"{metrics['model_roc_auc']:.3f}"
+        self.snapshot_plan_ = training_set.snapshot_plan
+        self.feature_plan_ = training_set.feature_plan
+        self.model_ = model
+        self.metrics_ = metrics
+        self.label_counts_ = training_set.counts()
+        return self
+
+    def verdict(self, min_auc: float | None = None) -> tuple[str, str]:
+        """Return ``("ok" | "poor", reason)`` for the quality gate ``min_auc`` (default ``training.min_auc``)."""
+        return quality_verdict(self.metrics_, self.spec.training.min_auc if min_auc is None else min_auc)
+
+    # --- scoring and explaining -------------------------------------------------------------------------
+
+    def features(
+        self,
+        events: pd.DataFrame,
+        as_of: pd.Timestamp,
+        profiles: pd.Index | None = None,
+        attributes: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
+        """Return the feature matrix of ``profiles`` (default: every profile eligible at ``as_of``), indexed by id."""
+        if profiles is None:
+            profiles = eligible_profiles(events, self.spec.eligibility, as_of)
+        return build_features(events, as_of, profiles, self.spec, self.feature_plan_, attributes=attributes)
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """Return calibrated probabilities of the goal for a feature matrix."""
+        return self.model_.predict_proba(features) if len(features) else np.array([], dtype="float64")
+
+    def explain(self, features: pd.DataFrame, k: int | None = None) -> list[list[dict]]:
+        """Return each profile's ``k`` (default ``output.factors``) most influential factors, signed, in words."""
+        k = self.spec.output.factors if k is None else k
+        contributions = self.model_.contributions(features) if len(features) else np.zeros((0, features.shape[1] + 1))
+        return top_factors(features, contributions, feature_infos(self.feature_plan_, self.spec), k)
+
+    def score(
+        self,
+        events: pd.DataFrame,
+        as_of: pd.Timestamp,
+        *,
+        attributes: pd.DataFrame | None = None,
+        profiles: pd.Index | None = None,
+        factors: int | None = None,
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Score profiles at ``as_of`` with their influential factors.
+
+        Parameters
+        ----------
+        events : pandas.DataFrame
+            Canonical events; only those before ``as_of`` are used.
+        as_of : pandas.Timestamp
+            The scoring date.
+        attributes : pandas.DataFrame, optional
+            Static profile attributes.
+        profiles : pandas.Index, optional
+            Profiles to score; by default every profile eligible at ``as_of``.
+        factors : int, optional
+            Factors per profile; ``output.factors`` by default.
+
+        Returns
+        -------
+        (pandas.DataFrame, pandas.DataFrame)
+            The scores (``profile_id, probability, score, percentile, bucket, propensity, as_of, factors``) and
+            the feature matrix they were computed from.
+        """
+        output = self.spec.output
+        with step(f"scoring profiles as of {as_of:%Y-%m-%d}") as info:
+            features = self.features(events, as_of, profiles, attributes)
+            scores = score_frame(features.index, self.predict_proba(features), output.buckets, output.buckets_by)
+            scores["propensity"] = self.spec.propensity
+            scores["as_of"] = f"{as_of:%Y-%m-%d}"
+            info["profiles"] = len(scores)
+        with step("explaining scores with TreeSHAP"):
+            scores["factors"] = self.explain(features, factors)
+        return scores, features
+
+    # --- persistence ------------------------------------------------------------------------------------
+
+    def describe(self) -> dict:
+        """Return what the fitted model is, JSON-ready: snapshots, features, calibration, validation."""
+        plan = self.snapshot_plan_
+        infos = feature_infos(self.feature_plan_, self.spec)
+        return {
+            "windows": {
+                "features": f"[as_of - {plan.lookback_days} days, as_of)",
+                "eligibility": f"[as_of - {self.spec.eligibility.lookback_days} days, as_of)",
+                "label": f"[as_of, as_of + {plan.window_days} days)",
+                "snapshots": [f"{s:%Y-%m-%d}" for s in plan.snapshots],
+            },
+            "history": plan.to_dict(),
+            "label_counts": {
+                "snapshots": self.label_counts_,
+                "positives": sum(c["positives"] for c in self.label_counts_ if c["role"] == "training"),
+                "negatives": sum(c["negatives"] for c in self.label_counts_ if c["role"] == "training"),
+            },
+            "features": {
+                "names": self.model_.features,
+                "categorical": self.model_.categorical,
+                "descriptions": {i.name: i.template for i in infos},
+                "plan": self.feature_plan_.to_dict(),
+            },
+            "calibration": {
+                "method": "platt",
+                "slope": self.model_.calibration.slope,
+                "intercept": self.model_.calibration.intercept,
+                "why": CALIBRATION_NOTE,
+            },
+            "parameters": self.model_.params,
+            "best_iteration": self.model_.best_iteration,
+            "validation": {
+                "snapshot": f"{plan.validation:%Y-%m-%d}",
+                "design": VALIDATION_NOTE,
+                "metrics": self.metrics_,
+            },
+        }
+
+    def save(self, folder: Path, metadata: dict | None = None) -> Path:
+        """Write ``model.txt`` (LightGBM) and ``model.json`` (``metadata`` plus :meth:`describe`) into ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model_.booster.save_model(folder / "model.txt", num_iteration=self.model_.best_iteration)
+        write_json(folder / "model.json", {**(metadata or {}), **self.describe()})
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path, spec: InstanceSpec) -> tuple[PropensityModel, dict]:
+        """Load a model written by :meth:`save`; return it with its metadata."""
+        folder = Path(folder)
+        meta = read_json(folder / "model.json")
+        booster = lgb.Booster(model_file=str(folder / "model.txt"))
+        calibration = meta["calibration"]
+        estimator = cls(spec)
+        estimator.model_ = TrainedModel(
+            booster=booster,
+            calibration=PlattCalibration(calibration["slope"], calibration["intercept"]),
+            features=meta["features"]["names"],
+            categorical=meta["features"]["categorical"],
+            params=meta["parameters"],
+        )
+        estimator.feature_plan_ = FeaturePlan.from_dict(meta["features"]["plan"])
+        estimator.snapshot_plan_ = SnapshotPlan.from_dict(meta["history"])
+        estimator.metrics_ = meta["validation"]["metrics"]
+        estimator.label_counts_ = meta["label_counts"]["snapshots"]
+        return estimator, meta
+
+    def __repr__(self) -> str:
+        fitted = hasattr(self, "model_")
+        return f"PropensityModel({self.spec.name!r}{', fitted' if fitted else ''})"

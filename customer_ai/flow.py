@@ -1,0 +1,51 @@
+"""The steps of a run, declared once: the command's ``run`` and the Airflow DAG both follow this list.
+
+This module imports nothing heavy: the DAG file reads it when Airflow parses it.  Each step is a function of
+the same name in :mod:`customer_ai.steps` and an operator in ``customer_ai_airflow.operators``.  A poor model
+stops a run at :data:`GATE`, in the command and in Airflow alike: nothing after it runs, the store keeps the
+previous scores and records the poor run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["GATE", "STEPS", "Step", "step_names"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a run.
+
+    Attributes
+    ----------
+    name : str
+        The function in :mod:`customer_ai.steps` and the Airflow task id.
+    summary : str
+        What it does, in one line.
+    retry : bool
+        Whether a failure may be retried (infrastructure faults); False where retrying cannot help.
+    """
+
+    name: str
+    summary: str
+    retry: bool = True
+
+
+GATE = "quality_gate"
+
+STEPS: tuple[Step, ...] = (
+    Step("validate_events", "load the events, validate them and keep those of the run's window"),
+    Step("build_training_set", "label and build features at every snapshot, unless a recent model is reused"),
+    Step("train", "fit, calibrate and measure a model on held-out profiles, or point at the reused one"),
+    Step(GATE, "stop here if the model is poor: record the poor run, keep the previous scores", retry=False),
+    Step("score", "score every eligible profile with its influential factors"),
+    Step("validate_scores", "validate the scores before anything is written"),
+    Step("enrich_profiles", "write scores, history and the run row to the profile store in one transaction"),
+    Step("publish", "write the run's metadata and announce the fresh scores"),
+)
+
+
+def step_names() -> list[str]:
+    """Return the step names in run order."""
+    return [s.name for s in STEPS]

@@ -1,0 +1,136 @@
+"""BG/NBD: checked against the reference implementation (lifetimes) and the published estimates, on CDNOW."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from customer_ai.bgnbd import BGNBD, fit_bgnbd, repeat_summary
+
+from conftest import ts
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # lifetimes imports pkg_resources, which warns about itself
+    from lifetimes import BetaGeoFitter
+    from lifetimes.datasets import load_cdnow_summary, load_dataset
+    from lifetimes.utils import summary_data_from_transaction_data
+
+
+@pytest.fixture(scope="module")
+def cdnow_summary() -> pd.DataFrame:
+    """The 2,357 customers of Fader, Hardie & Lee (2005): frequency, recency and T in weeks."""
+    return load_cdnow_summary(index_col=[0])
+
+
+@pytest.fixture(scope="module")
+def reference(cdnow_summary: pd.DataFrame) -> BetaGeoFitter:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return BetaGeoFitter(penalizer_coef=0.0).fit(
+            cdnow_summary["frequency"], cdnow_summary["recency"], cdnow_summary["T"]
+        )
+
+
+@pytest.fixture(scope="module")
+def ours(cdnow_summary: pd.DataFrame) -> BGNBD:
+    return fit_bgnbd(cdnow_summary["frequency"], cdnow_summary["recency"], cdnow_summary["T"])
+
+
+def test_fit_matches_lifetimes_and_the_published_estimates(ours: BGNBD, reference: BetaGeoFitter) -> None:
+    theirs = reference.params_
+    assert ours.r == pytest.approx(theirs["r"], rel=1e-3)
+    assert ours.alpha == pytest.approx(theirs["alpha"], rel=1e-3)
+    assert ours.a == pytest.approx(theirs["a"], rel=1e-3)
+    assert ours.b == pytest.approx(theirs["b"], rel=1e-3)
+    # Fader, Hardie & Lee (2005), section 5: r = 0.243, alpha = 4.414, a = 0.793, b = 2.426
+    assert (round(ours.r, 3), round(ours.alpha, 3), round(ours.a, 3), round(ours.b, 3)) == (0.243, 4.414, 0.793, 2.426)
+
+
+def test_log_likelihood_matches_lifetimes(ours: BGNBD, cdnow_summary: pd.DataFrame) -> None:
+    x, t_x, big_t = (cdnow_summary[c].to_numpy(dtype="float64") for c in ("frequency", "recency", "T"))
+    total = ours.log_likelihood(x, t_x, big_t).sum()
+    params = np.log([ours.r, ours.alpha, ours.a, ours.b])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = -BetaGeoFitter._negative_log_likelihood(params, x, t_x, big_t, np.ones_like(x), 0.0) * len(x)
+    assert total == pytest.approx(theirs, rel=1e-9)
+    assert total == pytest.approx(-9582.4, abs=0.1)  # the paper's maximised log-likelihood
+
+
+def test_conditional_predictions_match_lifetimes(ours: BGNBD, reference: BetaGeoFitter, cdnow_summary) -> None:
+    x, t_x, big_t = (cdnow_summary[c].to_numpy(dtype="float64") for c in ("frequency", "recency", "T"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = reference.conditional_expected_number_of_purchases_up_to_time(39, x, t_x, big_t)
+        alive = reference.conditional_probability_alive(x, t_x, big_t)
+    np.testing.assert_allclose(ours.expected_purchases(39, x, t_x, big_t), expected, rtol=2e-4)
+    np.testing.assert_allclose(ours.probability_alive(x, t_x, big_t), alive, rtol=2e-4)
+
+
+def test_a_new_customers_chance_of_buying_matches_the_unconditional_model(reference: BetaGeoFitter) -> None:
+    # with no history (x = t_x = T = 0) the conditional P(no purchase in t) is the model's P(X(t) = 0)
+    ours = BGNBD(**{k: float(v) for k, v in reference.params_.items()})
+    for t in (1.0, 10.0, 52.0):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            none = reference.probability_of_n_purchases_up_to_time(t, 0)
+        assert ours.probability_of_purchase(t, np.zeros(1), np.zeros(1), np.zeros(1))[0] == pytest.approx(1 - none)
+
+
+def test_chance_of_buying_is_bounded_by_being_alive_and_by_the_expected_count(ours: BGNBD, cdnow_summary) -> None:
+    x, t_x, big_t = (cdnow_summary[c].to_numpy(dtype="float64") for c in ("frequency", "recency", "T"))
+    chance = ours.probability_of_purchase(13, x, t_x, big_t)
+    assert np.all(chance >= 0)
+    assert np.all(chance <= ours.probability_alive(x, t_x, big_t) + 1e-12)
+    assert np.all(chance <= ours.expected_purchases(13, x, t_x, big_t) + 1e-12)
+
+
+def test_repeat_summary_matches_lifetimes_on_the_cdnow_transactions() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        raw = load_dataset(
+            "CDNOW_master.txt", header=0, sep=r"\s+", names=["customer_id", "date", "cds", "amount"], dtype=str
+        )
+    raw["date"] = pd.to_datetime(raw["date"], format="%Y%m%d")
+    end = pd.Timestamp("1997-09-30")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = summary_data_from_transaction_data(
+            raw, "customer_id", "date", observation_period_end=end, freq="D"
+        ).sort_index()
+    purchases = pd.DataFrame({"profile_id": raw["customer_id"], "timestamp": raw["date"].dt.tz_localize("UTC")})
+    # lifetimes' period end is inclusive; ours is the half-open as-of date one day later
+    summary = repeat_summary(purchases, ts("1997-10-01"))
+    assert len(summary) == len(theirs) == raw.loc[raw["date"] <= end, "customer_id"].nunique()
+    np.testing.assert_array_equal(summary["x"].to_numpy(), theirs["frequency"].to_numpy())
+    np.testing.assert_array_equal(summary["t_x"].to_numpy(), theirs["recency"].to_numpy())
+    np.testing.assert_array_equal(summary["T"].to_numpy(), theirs["T"].to_numpy() + 1)
+
+
+def test_repeat_summary_counts_purchase_days_before_the_as_of_date() -> None:
+    purchases = pd.DataFrame(
+        {
+            "profile_id": ["a", "a", "a", "b", "b"],
+            "timestamp": [
+                ts("2011-01-01 10:00"),
+                ts("2011-01-01 18:00"),  # the same day: one purchase day
+                ts("2011-01-05 00:00"),
+                ts("2011-01-09 23:59"),
+                ts("2011-01-10 00:00"),  # at the as-of date: not seen
+            ],
+        }
+    )
+    summary = repeat_summary(purchases, ts("2011-01-10"), pd.Index(["a", "b", "c"]))
+    assert summary.to_dict("index") == {
+        "a": {"x": 1.0, "t_x": 4.0, "T": 9.0},
+        "b": {"x": 0.0, "t_x": 0.0, "T": 1.0},
+        "c": {"x": 0.0, "t_x": 0.0, "T": 0.0},
+    }
+
+
+def test_fit_refuses_no_customers() -> None:
+    with pytest.raises(ValueError, match="at least one customer"):
+        fit_bgnbd(np.array([]), np.array([]), np.array([]))
