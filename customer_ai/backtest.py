@@ -22,7 +22,13 @@ import pandas as pd
 from customer_ai.bgnbd import fit_bgnbd, repeat_summary
 from customer_ai.conditions import patterns_mask
 from customer_ai.estimator import PropensityModel
-from customer_ai.evaluation import calibration_error_floor, classification_metrics, paired_auc_difference
+from customer_ai.evaluation import (
+    calibration_error,
+    calibration_error_floor,
+    classification_metrics,
+    paired_auc_difference,
+    shift_to_rate,
+)
 from customer_ai.history import configured_history_start
 from customer_ai.labels import build_labels
 from customer_ai.model import fit_platt
@@ -128,13 +134,21 @@ def backtest(
     label = outcome["label"].to_numpy()
     scores, _ = estimator.score(seen, as_of, attributes=attributes, profiles=profiles)
     probability = scores["probability"].to_numpy()
+    validation = estimator.label_counts_[0]
     result = {
         "as_of": f"{as_of:%Y-%m-%d}",
         "eligible": len(profiles),
         "history": estimator.snapshot_plan_.to_dict(),
         "validation": estimator.metrics_,
+        "base_rate": {
+            "validation_window": validation["positives"] / validation["rows"] if validation["rows"] else float("nan"),
+            "outcome_window": float(label.mean()) if len(label) else float("nan"),
+        },
         "model": _measured(probability, label),
     }
+    result["model"]["calibration_error_level_known"] = calibration_error(
+        shift_to_rate(probability, float(label.mean())), label
+    )
     with step("fitting the baselines (recency, frequency, BG/NBD)"):
         training = list(estimator.snapshot_plan_.training)
         labels = build_labels(seen, spec, training)
@@ -196,4 +210,16 @@ def format_markdown(spec: InstanceSpec, results: list[dict]) -> str:
             for name, gain in result["model_vs"].items()
         )
         lines.append(f"- {result['as_of']}: {gains}")
+    lines += ["", "What the model was fitted with, and where its calibration error comes from:", ""]
+    for result in results:
+        history, rates = result["history"], result.get("base_rate", {})
+        level_known = result["model"].get("calibration_error_level_known", float("nan"))
+        lines.append(
+            f"- {result['as_of']}: {len(history['training'])} training snapshots {history['every_days']} days apart, "
+            f"features looking back {history['lookback_days']} days"
+            + (" (adapted to the history)" if history["notes"] else "")
+            + f"; base rate {rates.get('validation_window', float('nan')):.3f} in the calibration window, "
+            f"{rates.get('outcome_window', float('nan')):.3f} in the outcome window; calibration error "
+            f"{result['model']['calibration_error']:.3f}, {level_known:.3f} once the base rate is known"
+        )
     return "\n".join(lines) + "\n"

@@ -19,7 +19,7 @@ How a model is validated, so that every number a user sees comes from rows that 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import lightgbm as lgb
@@ -28,11 +28,11 @@ import pandas as pd
 
 from customer_ai.evaluation import calibration_error_floor, classification_metrics, quality_verdict, ranking_auc
 from customer_ai.explain import top_factors
-from customer_ai.features import FeaturePlan, build_features, feature_infos, plan_features
+from customer_ai.features import FeaturePlan, build_features, feature_infos, plan_features, repeat_model_names
 from customer_ai.files import read_json, write_json
 from customer_ai.history import SnapshotPlan, plan_snapshots
 from customer_ai.labels import build_labels, eligible_profiles
-from customer_ai.model import PlattCalibration, TrainedModel, fit_model
+from customer_ai.model import Offset, PlattCalibration, TrainedModel, fit_model
 from customer_ai.progress import logger, step
 from customer_ai.scoring import score_frame
 from customer_ai.spec import InstanceSpec
@@ -294,6 +294,7 @@ class PropensityModel:
                 labels[calibration],
                 seed=self.spec.training.seed,
                 params=self.params,
+                offset=self._offset(training_set.feature_plan),
             )
             held_out = features.loc[evaluation]
             probability = model.predict_proba(held_out)
@@ -308,6 +309,13 @@ class PropensityModel:
         self.metrics_ = metrics
         self.label_counts_ = training_set.counts()
         return self
+
+    def _offset(self, feature_plan: FeaturePlan) -> Offset | None:
+        """Boost from the repeat-buying model's odds of the goal as stated, when the plan has that model."""
+        if not feature_plan.repeat_model:
+            return None
+        sign = 1.0 if self.spec.goal.occurrence == "will_occur" else -1.0  # will_not_occur: the odds of none
+        return Offset(repeat_model_names(self.spec)[0], sign)
 
     def verdict(self, min_auc: float | None = None) -> tuple[str, str]:
         """Return ``("ok" | "poor", reason)`` for the quality gate ``min_auc`` (default ``training.min_auc``)."""
@@ -409,6 +417,7 @@ class PropensityModel:
                 "intercept": self.model_.calibration.intercept,
                 "why": CALIBRATION_NOTE,
             },
+            "offset": None if self.model_.offset is None else asdict(self.model_.offset),
             "parameters": self.model_.params,
             "best_iteration": self.model_.best_iteration,
             "validation": {
@@ -440,6 +449,7 @@ class PropensityModel:
             features=meta["features"]["names"],
             categorical=meta["features"]["categorical"],
             params=meta["parameters"],
+            offset=None if meta.get("offset") is None else Offset(**meta["offset"]),
         )
         estimator.feature_plan_ = FeaturePlan.from_dict(meta["features"]["plan"])
         estimator.snapshot_plan_ = SnapshotPlan.from_dict(meta["history"])

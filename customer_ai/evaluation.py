@@ -20,6 +20,7 @@ __all__ = [
     "paired_auc_difference",
     "quality_verdict",
     "ranking_auc",
+    "shift_to_rate",
     "top_fraction_lift",
 ]
 
@@ -74,6 +75,26 @@ def calibration_error_floor(probability: np.ndarray, bins: int = 10, draws: int 
     rng = np.random.default_rng(seed)
     errors = [calibration_error(probability, rng.random(len(probability)) < probability, bins) for _ in range(draws)]
     return float(np.mean(errors))
+
+
+def shift_to_rate(probability: np.ndarray, rate: float) -> np.ndarray:
+    """Return ``probability`` with every log-odds moved by one constant so that the mean equals ``rate``.
+
+    A diagnostic: the calibration error of the shifted probabilities is what is left once the base rate is
+    known, that is the error of the probabilities' shape rather than of their level.
+    """
+    probability = np.clip(np.asarray(probability, dtype="float64"), 1e-9, 1 - 1e-9)
+    if len(probability) == 0:
+        return probability
+    logit = np.log(probability / (1 - probability))
+    low, high = -30.0, 30.0
+    for _ in range(100):  # the mean is increasing in the shift: bisect
+        middle = (low + high) / 2
+        if np.mean(1 / (1 + np.exp(-(logit + middle)))) < rate:
+            low = middle
+        else:
+            high = middle
+    return 1 / (1 + np.exp(-(logit + (low + high) / 2)))
 
 
 def ranking_auc(score: np.ndarray, label: np.ndarray) -> float:

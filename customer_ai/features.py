@@ -30,6 +30,7 @@ __all__ = [
     "feature_infos",
     "plan_features",
     "ratio_windows",
+    "repeat_model_names",
 ]
 
 COUNT_WINDOWS = (7, 30, 90, 365)
@@ -255,17 +256,24 @@ def feature_infos(plan: FeaturePlan, spec: InstanceSpec) -> list[FeatureInfo]:
     ]
     if plan.repeat_model:
         window = spec.goal.window_days
+        chance, expected, alive = repeat_model_names(spec)
         infos += [
             FeatureInfo(
-                f"goal_expected_{window}d",
+                chance,
+                f"a repeat-buying model (BG/NBD) gives a {{value}} chance of a goal event in the next {window} days",
+                "no repeat-buying estimate",
+                "ratio",
+            ),
+            FeatureInfo(
+                expected,
                 f"a repeat-buying model (BG/NBD) expects {{value}} goal events in the next {window} days",
-                "no goal event yet",
+                "no repeat-buying estimate",
                 "number",
             ),
             FeatureInfo(
-                "goal_p_alive",
+                alive,
                 "a repeat-buying model (BG/NBD) puts the chance of still being an active customer at {value}",
-                "no goal event yet",
+                "no repeat-buying estimate",
                 "ratio",
             ),
         ]
@@ -361,26 +369,38 @@ def _activity_features(window_events: pd.DataFrame, age: np.ndarray, lookback: i
     return result
 
 
-def _repeat_model_features(history: pd.DataFrame, as_of: pd.Timestamp, spec: InstanceSpec) -> pd.DataFrame:
-    """BG/NBD fitted on every profile's goal events before ``as_of``; its view of each profile that had one.
+def _repeat_model_features(
+    history: pd.DataFrame, as_of: pd.Timestamp, profiles: pd.Index, spec: InstanceSpec
+) -> pd.DataFrame:
+    """BG/NBD fitted on every profile's goal events before ``as_of``; its view of each of ``profiles``.
 
     Unlike the windowed features, this uses the whole history the run read: BG/NBD takes a profile's first
-    observed goal event as its start, so its outputs (an expected count, a probability) mean the same thing
-    however far back the data goes, only with more or less evidence.  The fit uses every profile in
-    ``history``, not only those being built, so a subset of profiles gets the same values.
+    observed goal event as its start, so its outputs (a probability, an expected count) mean the same thing
+    however far back the data goes, only with more or less evidence; a profile without a goal event is a
+    customer with no purchase yet.  The fit uses every profile in ``history``, not only ``profiles``, so a
+    subset of profiles gets the same values.
     """
     goal = history.loc[patterns_mask(history, spec.goal.events), ["profile_id", "timestamp"]]
-    summary = repeat_summary(goal, as_of)
+    fitted_on = repeat_summary(goal, as_of)
     window = spec.goal.window_days
-    names = [f"goal_expected_{window}d", "goal_p_alive"]
-    if summary.empty or not (summary["x"] > 0).any():
-        return pd.DataFrame(columns=names, dtype="float64")
-    model = fit_bgnbd(summary["x"], summary["t_x"], summary["T"])
+    names = repeat_model_names(spec)
+    if fitted_on.empty or not (fitted_on["x"] > 0).any():
+        return pd.DataFrame(np.nan, index=profiles, columns=names)
+    model = fit_bgnbd(fitted_on["x"], fitted_on["t_x"], fitted_on["T"])
+    summary = repeat_summary(goal, as_of, profiles)
     x, t_x, big_t = summary["x"].to_numpy(), summary["t_x"].to_numpy(), summary["T"].to_numpy()
-    return pd.DataFrame(
-        {names[0]: model.expected_purchases(window, x, t_x, big_t), names[1]: model.probability_alive(x, t_x, big_t)},
-        index=summary.index,
-    )
+    values = [
+        model.probability_of_purchase(window, x, t_x, big_t),
+        model.expected_purchases(window, x, t_x, big_t),
+        model.probability_alive(x, t_x, big_t),
+    ]
+    return pd.DataFrame(dict(zip(names, values, strict=True)), index=summary.index)
+
+
+def repeat_model_names(spec: InstanceSpec) -> list[str]:
+    """Return the names of the BG/NBD features: chance of a goal event in the window, expected count, P(alive)."""
+    window = spec.goal.window_days
+    return [f"goal_chance_{window}d", f"goal_expected_{window}d", "goal_p_alive"]
 
 
 def _most_frequent(window_events: pd.DataFrame, column: str) -> pd.Series:
@@ -443,7 +463,7 @@ def build_features(
     parts.append(_activity_features(window_events, age, lookback))
     if plan.repeat_model:
         history = events.loc[(events["timestamp"] < as_of).to_numpy()]  # all of it, see _repeat_model_features
-        parts.append(_repeat_model_features(history, as_of, spec))
+        parts.append(_repeat_model_features(history, as_of, pd.Index(profiles), spec))
     for column in plan.categorical_columns:
         parts.append(_most_frequent(window_events, column).rename(f"{_slug(column)}_most_frequent").to_frame())
     matrix = pd.concat(parts, axis=1).reindex(pd.Index(profiles, name="profile_id"))

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-__all__ = ["DEFAULT_PARAMS", "PlattCalibration", "TrainedModel", "fit_model", "fit_platt"]
+__all__ = ["DEFAULT_PARAMS", "Offset", "PlattCalibration", "TrainedModel", "fit_model", "fit_platt"]
 
 DEFAULT_PARAMS: dict = {
     "objective": "binary",
@@ -88,6 +88,25 @@ def fit_platt(margin: np.ndarray, label: np.ndarray, *, monotone: bool = True) -
     return PlattCalibration(slope=float(result.x[0]), intercept=float(result.x[1]))
 
 
+@dataclass(frozen=True)
+class Offset:
+    """Boosting that starts from another model's log-odds: ``sign * logit(p)``, ``p`` a column of the features.
+
+    The trees then learn corrections to that model rather than everything from nothing.  ``center`` is the mean
+    offset over the training rows; in the contributions, a row's ``offset - center`` is that column's share
+    and ``center`` goes to the base value, so every row still sums exactly to its log-odds.
+    """
+
+    feature: str
+    sign: float = 1.0
+    center: float = 0.0
+
+    def __call__(self, features: pd.DataFrame) -> np.ndarray:
+        """Return the offset (log-odds) of each row."""
+        chance = np.clip(features[self.feature].to_numpy(dtype="float64"), 1e-6, 1 - 1e-6)
+        return np.nan_to_num(self.sign * np.log(chance / (1 - chance)), nan=0.0)  # no estimate: even odds
+
+
 @dataclass
 class TrainedModel:
     """A fitted booster with its calibration and the columns it expects.
@@ -104,6 +123,8 @@ class TrainedModel:
         Columns passed to LightGBM as categoricals.
     params : dict
         LightGBM parameters used.
+    offset : Offset, optional
+        Where boosting started from (None: from a constant).
     """
 
     booster: lgb.Booster
@@ -111,6 +132,7 @@ class TrainedModel:
     features: list[str]
     categorical: list[str]
     params: dict = field(default_factory=dict)
+    offset: Offset | None = None
 
     @property
     def best_iteration(self) -> int:
@@ -119,8 +141,9 @@ class TrainedModel:
         return int(kept) if kept and kept > 0 else int(self.booster.current_iteration())
 
     def margin(self, features: pd.DataFrame) -> np.ndarray:
-        """Return raw margins (uncalibrated log-odds)."""
-        return self.booster.predict(features[self.features], raw_score=True, num_iteration=self.best_iteration)
+        """Return raw margins (uncalibrated log-odds), the offset included."""
+        raw = self.booster.predict(features[self.features], raw_score=True, num_iteration=self.best_iteration)
+        return raw if self.offset is None else raw + self.offset(features)
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Return calibrated probabilities of the goal."""
@@ -132,7 +155,11 @@ class TrainedModel:
         Each row sums to the calibrated log-odds: ``slope * margin + intercept``.
         """
         raw = self.booster.predict(features[self.features], pred_contrib=True, num_iteration=self.best_iteration)
-        scaled = np.asarray(raw, dtype="float64") * self.calibration.slope
+        raw = np.asarray(raw, dtype="float64")
+        if self.offset is not None:
+            raw[:, self.features.index(self.offset.feature)] += self.offset(features) - self.offset.center
+            raw[:, -1] += self.offset.center
+        scaled = raw * self.calibration.slope
         scaled[:, -1] += self.calibration.intercept
         return scaled
 
@@ -145,6 +172,7 @@ def fit_model(
     *,
     seed: int = 42,
     params: dict | None = None,
+    offset: Offset | None = None,
 ) -> TrainedModel:
     """Train LightGBM with early stopping on a held-out set, then calibrate on it (monotone Platt scaling).
 
@@ -161,6 +189,8 @@ def fit_model(
         Seed for LightGBM's bagging and feature sampling.
     params : dict, optional
         Overrides of :data:`DEFAULT_PARAMS`.
+    offset : Offset, optional
+        Start boosting from this model's log-odds instead of a constant (its ``center`` is set here).
 
     Returns
     -------
@@ -178,8 +208,13 @@ def fit_model(
         **(params or {}),
     }
     categorical = [c for c in train_x.columns if isinstance(train_x[c].dtype, pd.CategoricalDtype)]
-    train_set = lgb.Dataset(train_x, label=train_y, categorical_feature=categorical or "auto", free_raw_data=False)
-    valid_set = lgb.Dataset(valid_x, label=valid_y, reference=train_set, free_raw_data=False)
+    if offset is not None:
+        offset = Offset(offset.feature, offset.sign, float(np.mean(offset(train_x))))
+    start = (None, None) if offset is None else (offset(train_x), offset(valid_x))
+    train_set = lgb.Dataset(
+        train_x, label=train_y, init_score=start[0], categorical_feature=categorical or "auto", free_raw_data=False
+    )
+    valid_set = lgb.Dataset(valid_x, label=valid_y, init_score=start[1], reference=train_set, free_raw_data=False)
     booster = lgb.train(
         settings,
         train_set,
@@ -194,6 +229,7 @@ def fit_model(
         features=list(train_x.columns),
         categorical=categorical,
         params=settings,
+        offset=offset,
     )
     model.calibration = fit_platt(model.margin(valid_x), valid_y)
     return model

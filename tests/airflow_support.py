@@ -58,6 +58,9 @@ def airflow_env(tmp: Path, instances: Path, **extra: str) -> dict[str, str]:
             "CUSTOMER_AI_HOME": str(tmp / "home"),
             "CUSTOMER_AI_RETRY_DELAY_SECONDS": "1",
             "GX_ANALYTICS_ENABLED": "False",
+            # every Airflow process waits up to a minute for SQLite's lock instead of failing after 5 seconds
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "airflow_sqlite.CONNECT_ARGS",
+            "PYTHONPATH": str(Path(__file__).resolve().parent),
         }
     )
     env.update(extra)

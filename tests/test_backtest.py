@@ -65,8 +65,11 @@ def test_format_markdown_has_a_row_per_date_and_scorer() -> None:
             "frequency": metrics,
             "bgnbd": metrics,
             "model_vs": {"recency": gain, "frequency": gain, "bgnbd": gain},
+            "history": {"training": ["a", "b"], "every_days": 19, "lookback_days": 238, "notes": ["adapted"]},
+            "base_rate": {"validation_window": 0.25, "outcome_window": 0.3},
         }
     ]
+    results[0]["model"] = {**metrics, "calibration_error_level_known": 0.004}
     table = format_markdown(make_spec(), results)
     lines = table.splitlines()
     assert lines[0] == "### unit: purchase occurs within 30 days"
@@ -79,9 +82,14 @@ def test_format_markdown_has_a_row_per_date_and_scorer() -> None:
         "baseline: frequency",
         "baseline: BG/NBD",
     ]
-    assert lines[-1] == (
+    assert lines[-5] == (
         "- 2011-09-01: recency +0.050 [+0.010, +0.090], frequency +0.050 [+0.010, +0.090], "
         "BG/NBD +0.050 [+0.010, +0.090]"
+    )
+    assert lines[-1] == (
+        "- 2011-09-01: 2 training snapshots 19 days apart, features looking back 238 days (adapted to the "
+        "history); base rate 0.250 in the calibration window, 0.300 in the outcome window; calibration error "
+        "0.010, 0.004 once the base rate is known"
     )
 
 
@@ -103,6 +111,7 @@ def test_backtest_scores_every_eligible_profile_against_real_outcomes() -> None:
         "eligible",
         "history",
         "validation",
+        "base_rate",
         "model",
         "recency",
         "frequency",
@@ -114,3 +123,5 @@ def test_backtest_scores_every_eligible_profile_against_real_outcomes() -> None:
     assert gain["difference"] == pytest.approx(result["model"]["roc_auc"] - result["recency"]["roc_auc"])
     assert result["model"]["n"] == result["recency"]["n"] == result["bgnbd"]["n"] == result["eligible"]
     assert result["model"]["roc_auc"] > 0.6
+    assert result["base_rate"]["outcome_window"] == pytest.approx(result["model"]["positive_rate"])
+    assert 0 <= result["model"]["calibration_error_level_known"] <= 1

@@ -209,17 +209,18 @@ def test_scores_are_keyed_by_profile_and_use_the_plans_lookback(events: pd.DataF
     assert fitted.feature_plan_.lookback_days == fitted.snapshot_plan_.lookback_days
 
 
-def test_percentile_buckets_always_have_high_profiles(events: pd.DataFrame, spec) -> None:
-    rare = spec.model_copy(
-        update={"output": spec.output.model_copy(update={"buckets": {"medium": 90.0, "high": 99.0}})}
+def test_percentile_buckets_put_the_thresholds_on_the_percentile(events: pd.DataFrame, spec) -> None:
+    strict = spec.model_copy(
+        update={"output": spec.output.model_copy(update={"buckets": {"medium": 95.0, "high": 99.9}})}
     )
-    model = PropensityModel(rare).fit(events, AS_OF)
+    model = PropensityModel(strict).fit(events, AS_OF)
     by_score, _ = model.score(events, AS_OF)
-    assert (by_score["bucket"] == "high").sum() == 0
-    rare_by_percentile = rare.model_copy(update={"output": rare.output.model_copy(update={"buckets_by": "percentile"})})
-    model.spec = rare_by_percentile
+    assert (by_score["bucket"] == "high").sum() == (by_score["score"] >= 99.9).sum()
+    model.spec = strict.model_copy(update={"output": strict.output.model_copy(update={"buckets_by": "percentile"})})
     by_percentile, _ = model.score(events, AS_OF)
-    assert (by_percentile["bucket"] == "high").sum() == (by_percentile["percentile"] >= 99).sum() > 0
+    assert (by_percentile["bucket"] == "high").sum() == (by_percentile["percentile"] >= 99.9).sum() > 0
+    assert (by_percentile["bucket"] == "medium").sum() == by_percentile["percentile"].between(95, 99).sum() > 0
+    pd.testing.assert_series_equal(by_percentile["probability"], by_score["probability"])
 
 
 def test_describe_and_repr(fitted) -> None:

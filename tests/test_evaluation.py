@@ -14,6 +14,7 @@ from customer_ai.evaluation import (
     gains_table,
     quality_verdict,
     ranking_auc,
+    shift_to_rate,
     top_fraction_lift,
 )
 
@@ -184,3 +185,13 @@ def test_calibration_error_floor_is_the_noise_of_a_perfect_model():
     assert calibration_error_floor(np.full(40_000, 0.3)) < calibration_error_floor(probability) / 5
     assert calibration_error_floor(probability) == calibration_error_floor(probability)  # seeded
     assert math.isnan(calibration_error_floor(np.array([])))
+
+
+def test_shift_to_rate_moves_every_log_odds_by_one_constant():
+    probability = np.array([0.1, 0.2, 0.5, 0.9])
+    shifted = shift_to_rate(probability, 0.6)
+    assert shifted.mean() == pytest.approx(0.6, abs=1e-9)
+    logit = np.log(probability / (1 - probability))
+    moved = np.log(shifted / (1 - shifted)) - logit
+    assert np.ptp(moved) == pytest.approx(0.0, abs=1e-6)  # the same shift for all: the ranking is kept
+    assert shift_to_rate(probability, probability.mean()) == pytest.approx(probability, abs=1e-9)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from customer_ai.bgnbd import fit_bgnbd, repeat_summary
 from customer_ai.features import (
     FeatureInfo,
     FeaturePlan,
@@ -595,3 +596,55 @@ def test_describe_uses_the_event_type_and_custom_event_words() -> None:
     assert infos["big_purchase_days_since_last"].describe(float("nan")) == "no big purchase in the last 90 days"
     assert "add_to_cart_count_365d" not in infos
     assert "add_to_cart_count_90d" in infos
+
+
+# --- the repeat-buying model's view ------------------------------------------------------------------------
+
+
+def repeat_rows() -> list[tuple]:
+    rows = [("a", ago(d), "purchase", 10.0) for d in (400, 200, 100, 40, 10)]  # a repeats, 400 days back too
+    rows += [("b", ago(300), "purchase", 10.0), ("b", ago(250), "purchase", 10.0)]
+    rows += [("c", ago(50), "purchase", 10.0), ("d", ago(5), "view", None)]
+    rows += [(f"x{i}", ago(20 + 3 * i), "purchase", 10.0) for i in range(20)]
+    rows += [(f"x{i}", ago(2 + i), "purchase", 10.0) for i in range(0, 20, 2)]
+    return rows
+
+
+def test_repeat_model_features_are_bgnbd_fitted_on_every_goal_event_before_the_date() -> None:
+    events = make_events(repeat_rows() + [("a", T, "purchase", 10.0)])  # at T: not seen
+    spec = make_spec()
+    plan = plan_features(events, spec, T)
+    assert plan.repeat_model is True
+    matrix = build_features(events, T, pd.Index(["a", "b", "c", "d"]), spec, plan)
+    purchases = events.loc[(events["event_type"] == "purchase") & (events["timestamp"] < T)]
+    history = repeat_summary(purchases, T)  # the whole history, 400 days back included
+    model = fit_bgnbd(history["x"], history["t_x"], history["T"])
+    summary = repeat_summary(purchases, T, pd.Index(["a", "b", "c", "d"]))
+    x, t_x, big_t = (summary[c].to_numpy() for c in ("x", "t_x", "T"))
+    np.testing.assert_allclose(matrix["goal_chance_30d"], model.probability_of_purchase(30, x, t_x, big_t))
+    np.testing.assert_allclose(matrix["goal_expected_30d"], model.expected_purchases(30, x, t_x, big_t))
+    np.testing.assert_allclose(matrix["goal_p_alive"], model.probability_alive(x, t_x, big_t))
+    assert summary.loc["a", "x"] == 4  # the purchase 400 days back counts although the lookback is 365
+    # a subset gets the same values: the fit uses every profile
+    alone = build_features(events, T, pd.Index(["c"]), spec, plan)
+    assert alone.loc["c", "goal_chance_30d"] == pytest.approx(matrix.loc["c", "goal_chance_30d"], rel=1e-12)
+
+
+def test_no_repeat_buyer_before_the_plan_date_means_no_repeat_model() -> None:
+    events = make_events([("a", ago(10), "purchase", 1.0), ("b", ago(5), "purchase", 1.0)])
+    plan = plan_features(events, make_spec(), T)
+    assert plan.repeat_model is False
+    names = [i.name for i in feature_infos(plan, make_spec())]
+    assert "goal_chance_30d" not in names
+    assert FeaturePlan.from_dict({k: v for k, v in plan.to_dict().items() if k != "repeat_model"}) == plan
+
+
+def test_repeat_model_features_read_in_words() -> None:
+    plan = plan_features(make_events(repeat_rows()), make_spec(), T)
+    infos = {i.name: i for i in feature_infos(plan, make_spec())}
+    assert infos["goal_chance_30d"].describe(0.34) == (
+        "a repeat-buying model (BG/NBD) gives a 34% chance of a goal event in the next 30 days"
+    )
+    assert infos["goal_p_alive"].describe(0.9) == (
+        "a repeat-buying model (BG/NBD) puts the chance of still being an active customer at 90%"
+    )

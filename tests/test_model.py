@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from customer_ai.evaluation import classification_metrics
-from customer_ai.model import MAX_ROUNDS, PlattCalibration, TrainedModel, fit_model, fit_platt
+from customer_ai.model import MAX_ROUNDS, Offset, PlattCalibration, TrainedModel, fit_model, fit_platt
 
 CATEGORY_EFFECT = {"a": -1.0, "b": 0.0, "c": 0.5, "d": 1.0}
 ONE_THREAD = {"num_threads": 1}  # OpenMP threads spin on a busy machine
@@ -157,3 +157,60 @@ def test_class_imbalance_is_undone_by_calibration():
     assert model.predict_proba(valid_x).mean() == pytest.approx(valid_y.mean(), abs=0.01)
     # without calibration the weighting inflates the probabilities well above the base rate
     assert sigmoid(model.margin(valid_x)).mean() > 2 * valid_y.mean()
+
+
+# --- boosting from an offset --------------------------------------------------------------------------------
+
+
+def with_prior(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Add a column holding another model's probability: informative, noisy."""
+    prior = sigmoid(1.2 * frame["x1"].to_numpy() + rng.normal(scale=0.5, size=len(frame)) - 1.0)
+    return frame.assign(prior=prior)
+
+
+@pytest.fixture(scope="module")
+def offset_problem(problem) -> tuple:
+    train_x, train_y, valid_x, valid_y = problem
+    rng = np.random.default_rng(9)
+    return with_prior(train_x, rng), train_y, with_prior(valid_x, rng), valid_y
+
+
+def test_offset_is_the_signed_log_odds_of_its_column():
+    frame = pd.DataFrame({"p": [0.5, 0.8, 0.0, float("nan")]})
+    assert Offset("p")(frame)[:2] == pytest.approx([0.0, np.log(4.0)])
+    assert Offset("p", sign=-1.0)(frame)[1] == pytest.approx(-np.log(4.0))
+    assert np.isfinite(Offset("p")(frame)[2])  # clipped, never infinite
+    assert Offset("p")(frame)[3] == 0.0  # no estimate: even odds
+
+
+def test_boosting_from_an_offset_adds_it_to_the_margin(offset_problem):
+    train_x, train_y, valid_x, valid_y = offset_problem
+    model = fit_model(train_x, train_y, valid_x, valid_y, params=ONE_THREAD, offset=Offset("prior"))
+    assert model.offset.center == pytest.approx(float(np.mean(Offset("prior")(train_x))))
+    trees = model.booster.predict(valid_x[model.features], raw_score=True, num_iteration=model.best_iteration)
+    np.testing.assert_allclose(model.margin(valid_x), trees + Offset("prior")(valid_x), rtol=1e-12)
+    assert classification_metrics(model.predict_proba(valid_x), valid_y)["roc_auc"] > 0.75
+
+
+def test_contributions_with_an_offset_still_sum_to_the_calibrated_log_odds(offset_problem):
+    train_x, train_y, valid_x, valid_y = offset_problem
+    model = fit_model(train_x, train_y, valid_x, valid_y, params=ONE_THREAD, offset=Offset("prior"))
+    contributions = model.contributions(valid_x)
+    probability = model.predict_proba(valid_x)
+    np.testing.assert_allclose(contributions.sum(axis=1), np.log(probability / (1 - probability)), atol=1e-6)
+    assert np.ptp(contributions[:, -1]) == pytest.approx(0.0, abs=1e-12)  # one base value for every row
+    # the offset's share is credited to its own column: a higher prior, a larger contribution of "prior"
+    column = model.features.index("prior")
+    order = np.argsort(valid_x["prior"].to_numpy())
+    assert contributions[order[-1], column] > contributions[order[0], column]
+
+
+def test_monotone_platt_never_reverses_a_backwards_ranking():
+    rng = np.random.default_rng(4)
+    margin = rng.normal(size=3000)
+    label = (rng.random(3000) < sigmoid(-1.5 * margin)).astype(int)  # higher margin, fewer positives
+    assert fit_platt(margin, label).slope == 0.0
+    flat = fit_platt(margin, label)(margin)
+    assert np.ptp(flat) == pytest.approx(0.0, abs=1e-12)
+    assert flat.mean() == pytest.approx(label.mean(), abs=0.01)  # the base rate is all it can say
+    assert fit_platt(margin, label, monotone=False).slope == pytest.approx(-1.5, abs=0.15)  # what baselines use
