@@ -1,9 +1,10 @@
 """Artifacts on disk: one folder per run, one immutable folder per trained model.
 
 - Run folder ``<home>/artifacts/<instance>/<YYYY-MM-DD>/``: what a run as of that date read and produced
-  (``events.parquet``, ``training_set.parquet``, ``plan.json``, ``model.json``, ``scores.parquet``,
-  ``validation/*.json``, ``metadata.json``).  Each file is written beside its final name and renamed into
-  place, so a reader never sees half a file; a re-run of the same date starts from an empty folder.
+  (``events.parquet``, ``source.json``, ``training_set.parquet``, ``plan.json``, ``model.json``,
+  ``scores.parquet``, ``validation/*.json``, ``metadata.json``).  Each file is written beside its final name
+  and renamed into place, so a reader never sees half a file; a re-run of the same date starts from an empty
+  folder.
 - Model folder ``<home>/models/<instance>/<model_version>/``: ``model.txt`` (LightGBM) and ``model.json``
   (versions, hashes, windows, label counts, features, parameters, calibration, validation metrics, quality).
   The version is a content hash, so a folder never changes once written; runs refer to it by version.

@@ -29,14 +29,14 @@ from customer_ai.evaluation import (
     paired_auc_difference,
     shift_to_rate,
 )
-from customer_ai.history import configured_history_start
+from customer_ai.history import run_window
 from customer_ai.labels import build_labels
 from customer_ai.model import fit_platt
 from customer_ai.progress import step
 from customer_ai.spec import InstanceSpec
 from customer_ai.windows import in_window
 
-__all__ = ["BASELINES", "GoalWindowOpenError", "backtest", "baseline_signals", "format_markdown", "run_window"]
+__all__ = ["BASELINES", "GoalWindowOpenError", "backtest", "baseline_signals", "format_markdown"]
 
 BASELINES = {
     "recency": "days since the last goal event (fewer days, higher score)",
@@ -48,18 +48,6 @@ _EPS = 1e-9
 
 class GoalWindowOpenError(ValueError):
     """The outcome window of a back-test date is not fully inside the data."""
-
-
-def run_window(spec: InstanceSpec, as_of: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """Return ``[start, as_of)``: the events a run as of ``as_of`` reads (its configured history)."""
-    start = configured_history_start(
-        as_of,
-        window_days=spec.goal.window_days,
-        lookback_days=spec.eligibility.lookback_days,
-        snapshots=spec.training.snapshots,
-        every_days=spec.training.snapshot_every_days,
-    )
-    return start, as_of
 
 
 def baseline_signals(events: pd.DataFrame, spec: InstanceSpec, as_of: pd.Timestamp, profiles: pd.Index) -> pd.DataFrame:

@@ -22,8 +22,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from customer_ai.spec import InstanceSpec
 
 __all__ = [
     "LOOKBACK_SHARE",
@@ -32,6 +36,7 @@ __all__ = [
     "SnapshotPlan",
     "configured_history_start",
     "plan_snapshots",
+    "run_window",
 ]
 
 LOOKBACK_SHARE = 0.75  # when history is short, at least this share of it goes to the feature lookback
@@ -149,6 +154,18 @@ def configured_history_start(
     """
     _, training = _layout(as_of, window_days, snapshots - 1, every_days)
     return training[-1] - pd.Timedelta(days=lookback_days)
+
+
+def run_window(spec: InstanceSpec, as_of: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Return ``[start, as_of)``: the events a run of ``spec`` as of ``as_of`` reads (its configured history)."""
+    start = configured_history_start(
+        as_of,
+        window_days=spec.goal.window_days,
+        lookback_days=spec.eligibility.lookback_days,
+        snapshots=spec.training.snapshots,
+        every_days=spec.training.snapshot_every_days,
+    )
+    return start, as_of
 
 
 def plan_snapshots(

@@ -25,7 +25,7 @@ from customer_ai.evaluation import quality_verdict
 from customer_ai.events import event_table_start, load_attributes, load_event_table, load_events
 from customer_ai.features import FeaturePlan
 from customer_ai.flow import GATE, step_names
-from customer_ai.history import SnapshotPlan, configured_history_start
+from customer_ai.history import SnapshotPlan, run_window
 from customer_ai.progress import logger, step
 from customer_ai.spec import InstanceSpec
 from customer_ai.validation import event_checks, validate_frame
@@ -60,18 +60,6 @@ def _suites(spec: InstanceSpec, stage: str) -> list[Path]:
     return [spec.resolve(p) for p in getattr(spec.validation, stage)]
 
 
-def _run_window(spec: InstanceSpec, as_of: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """Return what a run reads: from the configured plan's history start (an adapted plan reads less) to as_of."""
-    start = configured_history_start(
-        as_of,
-        window_days=spec.goal.window_days,
-        lookback_days=spec.eligibility.lookback_days,
-        snapshots=spec.training.snapshots,
-        every_days=spec.training.snapshot_every_days,
-    )
-    return start, as_of
-
-
 def load_source_events(
     spec: InstanceSpec, as_of: pd.Timestamp, *, events_path: Path | None = None, dsn: str | None = None
 ) -> pd.DataFrame:
@@ -95,7 +83,7 @@ def load_source_events(
             f"instance {spec.name}: events come from table {spec.events.table!r} but no database connection was "
             f"given (connection {spec.events.connection!r})"
         )
-    start, end = _run_window(spec, as_of)
+    start, end = run_window(spec, as_of)
     return load_event_table(dsn, spec.events.table, spec.events.columns, start=start, end=end)
 
 
@@ -126,7 +114,7 @@ def validate_events(
             extra_suites=_suites(spec, "events"),
             result_path=folder / "validation" / "events.json",
         )
-    start, end = _run_window(spec, as_of)
+    start, end = run_window(spec, as_of)
     in_run = events.loc[in_window(events["timestamp"], start, end)]
     if events_path is None and spec.events.path is None:  # a table: only the run's window was read
         data_start = event_table_start(dsn, spec.events.table, spec.events.columns)  # type: ignore[arg-type]

@@ -118,3 +118,18 @@ def test_plan_round_trips_through_json_ready_data() -> None:
     assert data["history_start"] == f"{adapted.history_start:%Y-%m-%d}"
     assert SnapshotPlan.from_dict(data) == adapted
     assert SnapshotPlan.from_dict(plan(None).to_dict()) == plan(None)
+
+
+@pytest.mark.parametrize(("window", "count", "every"), [(30, 2, 30), (60, 6, 14), (1, 3, 365), (90, 4, 7)])
+def test_every_label_window_closes_by_the_as_of_date_and_training_ones_by_validation(
+    window: int, count: int, every: int
+) -> None:
+    layout = plan_snapshots(
+        AS_OF, window_days=window, lookback_days=365, snapshots=count, every_days=every, data_start=None
+    )
+    label = pd.Timedelta(days=window)
+    assert layout.validation + label == AS_OF  # the latest label window ends exactly at the as-of date
+    assert layout.training[0] + label == layout.validation  # the gap: exactly one goal window
+    assert len(layout.training) == count - 1
+    spacing = pd.Timedelta(days=every)
+    assert all(a - b == spacing for a, b in zip(layout.training, layout.training[1:], strict=False))

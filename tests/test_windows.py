@@ -1,4 +1,4 @@
-"""As-of dates, training snapshot layout and half-open windows."""
+"""As-of dates and half-open windows (the snapshot layout is tested in test_history.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from customer_ai.windows import as_of_timestamp, in_window, training_snapshots
+from customer_ai.windows import as_of_timestamp, in_window
 
 from conftest import ts
 
@@ -37,26 +37,6 @@ def test_as_of_timestamp_is_utc(value: object, expected: str) -> None:
 def test_as_of_timestamp_rejects_garbage(value: object) -> None:
     with pytest.raises(ValueError, match="not a date"):
         as_of_timestamp(value)  # type: ignore[arg-type]
-
-
-def test_training_snapshots_exact_dates_latest_first() -> None:
-    snapshots = training_snapshots(ts("2011-12-01"), window_days=30, snapshots=3, every_days=30)
-    assert snapshots == [ts("2011-11-01"), ts("2011-10-02"), ts("2011-09-02")]
-
-
-def test_training_snapshots_spacing_differs_from_window() -> None:
-    snapshots = training_snapshots(ts("2011-12-01"), window_days=60, snapshots=4, every_days=7)
-    assert snapshots == [ts("2011-10-02"), ts("2011-09-25"), ts("2011-09-18"), ts("2011-09-11")]
-
-
-@pytest.mark.parametrize(("window", "count", "every"), [(30, 2, 30), (60, 6, 14), (1, 3, 365)])
-def test_every_training_label_window_closes_by_as_of(window: int, count: int, every: int) -> None:
-    as_of = ts("2011-12-09")
-    snapshots = training_snapshots(as_of, window, count, every)
-    assert len(snapshots) == count
-    assert snapshots[0] + pd.Timedelta(days=window) == as_of  # the latest window ends exactly at as_of
-    assert all(s + pd.Timedelta(days=window) <= as_of for s in snapshots)
-    assert all(a - b == pd.Timedelta(days=every) for a, b in zip(snapshots, snapshots[1:], strict=False))
 
 
 def test_in_window_is_half_open() -> None:
