@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -127,7 +128,7 @@ def test_parsing_the_dag_file_imports_nothing_heavy(tmp_path: Path) -> None:
         """
     )
     env = airflow_env(tmp_path, ROOT / "instances")
-    env["PYTHONPATH"] = str(ROOT / "plugins")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "plugins"), env["PYTHONPATH"]])
     result = subprocess.run(
         [sys.executable, "-c", script, str(ROOT / "dags" / "customer_ai_dags.py")],
         env=env,
