@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from customer_ai.bgnbd import fit_bgnbd, repeat_summary
+from customer_ai.bgnbd import repeat_view
 from customer_ai.conditions import patterns_mask
 from customer_ai.estimator import PropensityModel
 from customer_ai.evaluation import (
@@ -56,7 +56,8 @@ def baseline_signals(events: pd.DataFrame, spec: InstanceSpec, as_of: pd.Timesta
     ``recency``: ``-log1p(days since the last goal event)`` (the lookback plus one day without one);
     ``frequency``: ``log1p(goal events in the lookback)``; ``bgnbd``: the logit of BG/NBD's probability of at
     least one goal event in the next ``window_days``, from a BG/NBD fitted on every goal event in ``events``
-    before ``as_of`` (a profile without one is a customer with no purchase yet).
+    before ``as_of`` (a profile without one is a customer with no purchase yet; even odds when nobody has
+    repeated a goal event, as there is nothing to fit).
     """
     lookback = spec.eligibility.lookback_days
     goal = events.loc[patterns_mask(events, spec.goal.events), ["profile_id", "timestamp"]]
@@ -64,14 +65,9 @@ def baseline_signals(events: pd.DataFrame, spec: InstanceSpec, as_of: pd.Timesta
     grouped = recent.groupby("profile_id")["timestamp"]
     days = ((as_of - grouped.max()) / pd.Timedelta(days=1)).reindex(profiles).fillna(lookback + 1)
     count = grouped.size().reindex(profiles).fillna(0)
-    history = repeat_summary(goal, as_of)
-    if len(history):
-        model = fit_bgnbd(history["x"], history["t_x"], history["T"])
-        summary = repeat_summary(goal, as_of, profiles)
-        chance = model.probability_of_purchase(spec.goal.window_days, summary["x"], summary["t_x"], summary["T"])
-    else:
-        chance = np.full(len(profiles), 0.5)
-    chance = np.clip(np.asarray(chance, dtype="float64"), _EPS, 1 - _EPS)
+    view = repeat_view(goal, as_of, profiles, spec.goal.window_days)
+    chance = np.full(len(profiles), 0.5) if view is None else view["chance"].to_numpy(dtype="float64")
+    chance = np.clip(chance, _EPS, 1 - _EPS)
     return pd.DataFrame(
         {
             "recency": -np.log1p(days.to_numpy(dtype="float64")),
@@ -116,7 +112,9 @@ def backtest(
         )
     start, _ = run_window(spec, as_of)
     seen = events.loc[in_window(events["timestamp"], start, as_of)].reset_index(drop=True)
-    estimator = PropensityModel(spec, params=params).fit(seen, as_of, attributes, data_start=events["timestamp"].min())
+    estimator = PropensityModel(spec, params=params)
+    training_set = estimator.build_training_set(seen, as_of, attributes, data_start=events["timestamp"].min())
+    estimator.fit_training_set(training_set)
     outcome = build_labels(events, spec, [as_of])
     profiles = pd.Index(outcome["profile_id"])
     label = outcome["label"].to_numpy()
@@ -138,12 +136,12 @@ def backtest(
         shift_to_rate(probability, float(label.mean())), label
     )
     with step("fitting the baselines (recency, frequency, BG/NBD)"):
-        training = list(estimator.snapshot_plan_.training)
-        labels = build_labels(seen, spec, training)
+        # the model's own training rows: the same profiles, snapshots and labels
+        labels = training_set.labels.loc[training_set.rows("training")].reset_index()
         train_signals = pd.concat(
             [
-                baseline_signals(seen, spec, snapshot, pd.Index(labels.loc[labels["as_of"] == snapshot, "profile_id"]))
-                for snapshot in training
+                baseline_signals(seen, spec, snapshot, pd.Index(group["profile_id"]))
+                for snapshot, group in labels.groupby("as_of", sort=False)
             ]
         )
         test_signals = baseline_signals(seen, spec, as_of, profiles)

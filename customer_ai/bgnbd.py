@@ -20,7 +20,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln, hyp2f1
 
-__all__ = ["BGNBD", "fit_bgnbd", "repeat_summary"]
+__all__ = ["BGNBD", "fit_bgnbd", "repeat_summary", "repeat_view"]
 
 _DAY = pd.Timedelta(days=1)
 
@@ -156,3 +156,34 @@ def fit_bgnbd(
         raise ValueError(f"BG/NBD did not converge: {result.message}")
     r, alpha, a, b = np.exp(result.x)
     return BGNBD(r=float(r), alpha=float(alpha), a=float(a), b=float(b))
+
+
+def repeat_view(
+    purchases: pd.DataFrame, as_of: pd.Timestamp, profiles: pd.Index, window_days: float
+) -> pd.DataFrame | None:
+    """Return BG/NBD's view of ``profiles`` at ``as_of``, fitted on every profile's purchases before it.
+
+    The fit uses every profile in ``purchases``, not only ``profiles``, so a subset gets the same values; a
+    profile without a purchase is a customer with no purchase yet (``x = t_x = T = 0``).
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        Indexed like ``profiles``: ``chance`` (of at least one purchase within ``window_days``), ``expected``
+        (purchases within ``window_days``) and ``alive`` (probability of still being a customer); None when no
+        profile has repeated a purchase before ``as_of`` (nothing to fit).
+    """
+    fitted_on = repeat_summary(purchases, as_of)
+    if fitted_on.empty or not (fitted_on["x"] > 0).any():
+        return None
+    model = fit_bgnbd(fitted_on["x"], fitted_on["t_x"], fitted_on["T"])
+    summary = repeat_summary(purchases, as_of, profiles)
+    x, t_x, big_t = summary["x"].to_numpy(), summary["t_x"].to_numpy(), summary["T"].to_numpy()
+    return pd.DataFrame(
+        {
+            "chance": model.probability_of_purchase(window_days, x, t_x, big_t),
+            "expected": model.expected_purchases(window_days, x, t_x, big_t),
+            "alive": model.probability_alive(x, t_x, big_t),
+        },
+        index=summary.index,
+    )

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from customer_ai.bgnbd import fit_bgnbd, repeat_summary
+from customer_ai.bgnbd import repeat_view
 from customer_ai.conditions import patterns_mask, where_mask
 from customer_ai.events import CANONICAL_COLUMNS
 from customer_ai.spec import Condition, InstanceSpec
@@ -381,20 +381,11 @@ def _repeat_model_features(
     subset of profiles gets the same values.
     """
     goal = history.loc[patterns_mask(history, spec.goal.events), ["profile_id", "timestamp"]]
-    fitted_on = repeat_summary(goal, as_of)
-    window = spec.goal.window_days
     names = repeat_model_names(spec)
-    if fitted_on.empty or not (fitted_on["x"] > 0).any():
+    view = repeat_view(goal, as_of, profiles, spec.goal.window_days)
+    if view is None:
         return pd.DataFrame(np.nan, index=profiles, columns=names)
-    model = fit_bgnbd(fitted_on["x"], fitted_on["t_x"], fitted_on["T"])
-    summary = repeat_summary(goal, as_of, profiles)
-    x, t_x, big_t = summary["x"].to_numpy(), summary["t_x"].to_numpy(), summary["T"].to_numpy()
-    values = [
-        model.probability_of_purchase(window, x, t_x, big_t),
-        model.expected_purchases(window, x, t_x, big_t),
-        model.probability_alive(x, t_x, big_t),
-    ]
-    return pd.DataFrame(dict(zip(names, values, strict=True)), index=summary.index)
+    return view[["chance", "expected", "alive"]].set_axis(names, axis=1)
 
 
 def repeat_model_names(spec: InstanceSpec) -> list[str]:

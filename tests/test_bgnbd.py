@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from customer_ai.bgnbd import BGNBD, fit_bgnbd, repeat_summary
+from customer_ai.bgnbd import BGNBD, fit_bgnbd, repeat_summary, repeat_view
 
 from conftest import ts
 
@@ -134,3 +134,21 @@ def test_repeat_summary_counts_purchase_days_before_the_as_of_date() -> None:
 def test_fit_refuses_no_customers() -> None:
     with pytest.raises(ValueError, match="at least one customer"):
         fit_bgnbd(np.array([]), np.array([]), np.array([]))
+
+
+def test_repeat_view_fits_on_everyone_and_needs_a_repeat() -> None:
+    purchases = pd.DataFrame(
+        {
+            "profile_id": ["a", "a", "a", "b", "c", "c"],
+            "timestamp": [
+                ts(d) for d in ("2011-01-01", "2011-02-01", "2011-03-01", "2011-02-10", "2011-01-05", "2011-03-20")
+            ],
+        }
+    )
+    view = repeat_view(purchases, ts("2011-04-01"), pd.Index(["a", "b", "d"]), 30)
+    assert list(view.columns) == ["chance", "expected", "alive"]
+    assert list(view.index) == ["a", "b", "d"]
+    alone = repeat_view(purchases, ts("2011-04-01"), pd.Index(["b"]), 30)
+    assert alone.loc["b", "chance"] == pytest.approx(view.loc["b", "chance"], rel=1e-12)  # the fit uses everyone
+    assert view.loc["d", "alive"] == 1.0  # no purchase yet: a new customer
+    assert repeat_view(purchases.iloc[[0, 3]], ts("2011-04-01"), pd.Index(["a"]), 30) is None  # nobody repeated
