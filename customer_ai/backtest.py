@@ -126,6 +126,7 @@ def backtest(
         "eligible": len(profiles),
         "history": estimator.snapshot_plan_.to_dict(),
         "validation": estimator.metrics_,
+        "boosting_start": estimator.boosting_start_["chosen"],
         "base_rate": {
             "validation_window": validation["positives"] / validation["rows"] if validation["rows"] else float("nan"),
             "outcome_window": float(label.mean()) if len(label) else float("nan"),
@@ -161,6 +162,7 @@ def _measured(probability: np.ndarray, label: np.ndarray) -> dict:
 
 
 _NAMES = {"recency": "recency", "frequency": "frequency", "bgnbd": "BG/NBD"}
+_STARTS = {"repeat_model": "the BG/NBD odds", "constant": "a constant"}
 _COLUMNS = [
     ("roc_auc", "ROC AUC", "{:.3f}"),
     ("pr_auc", "PR AUC", "{:.3f}"),
@@ -204,6 +206,7 @@ def format_markdown(spec: InstanceSpec, results: list[dict]) -> str:
             f"- {result['as_of']}: {len(history['training'])} training snapshots {history['every_days']} days apart, "
             f"features looking back {history['lookback_days']} days"
             + (" (adapted to the history)" if history["notes"] else "")
+            + (f", boosted from {_STARTS[result['boosting_start']]}" if "boosting_start" in result else "")
             + f"; base rate {rates.get('validation_window', float('nan')):.3f} in the calibration window, "
             f"{rates.get('outcome_window', float('nan')):.3f} in the outcome window; calibration error "
             f"{result['model']['calibration_error']:.3f}, {level_known:.3f} once the base rate is known"

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from customer_ai.bgnbd import repeat_view
+from customer_ai.bgnbd import repeat_summary, repeat_view
 from customer_ai.conditions import patterns_mask, where_mask
 from customer_ai.events import CANONICAL_COLUMNS
 from customer_ai.spec import Condition, InstanceSpec
@@ -256,7 +256,7 @@ def feature_infos(plan: FeaturePlan, spec: InstanceSpec) -> list[FeatureInfo]:
     ]
     if plan.repeat_model:
         window = spec.goal.window_days
-        chance, expected, alive = repeat_model_names(spec)
+        chance, expected, alive, repeats, since_first = repeat_model_names(spec)
         infos += [
             FeatureInfo(
                 chance,
@@ -276,6 +276,8 @@ def feature_infos(plan: FeaturePlan, spec: InstanceSpec) -> list[FeatureInfo]:
                 "no repeat-buying estimate",
                 "ratio",
             ),
+            FeatureInfo(repeats, "goal events on {value} days after the first one", "no goal event yet", "int"),
+            FeatureInfo(since_first, "first goal event {value} days ago", "no goal event yet", "days"),
         ]
     infos += [
         FeatureInfo(
@@ -383,15 +385,25 @@ def _repeat_model_features(
     goal = history.loc[patterns_mask(history, spec.goal.events), ["profile_id", "timestamp"]]
     names = repeat_model_names(spec)
     view = repeat_view(goal, as_of, profiles, spec.goal.window_days)
+    summary = repeat_summary(goal, as_of, profiles)
+    # T is 0 only without a goal event: unknown, not "today"
+    history_part = pd.DataFrame({names[3]: summary["x"], names[4]: summary["T"].where(summary["T"] > 0)})
     if view is None:
-        return pd.DataFrame(np.nan, index=profiles, columns=names)
-    return view[["chance", "expected", "alive"]].set_axis(names, axis=1)
+        model_part = pd.DataFrame(np.nan, index=profiles, columns=names[:3])
+    else:
+        model_part = view[["chance", "expected", "alive"]].set_axis(names[:3], axis=1)
+    return pd.concat([model_part, history_part], axis=1)
 
 
 def repeat_model_names(spec: InstanceSpec) -> list[str]:
-    """Return the names of the BG/NBD features: chance of a goal event in the window, expected count, P(alive)."""
+    """Return the names of the whole-history goal features.
+
+    BG/NBD's chance of a goal event in the window, its expected count and P(alive), then the summary it is
+    fitted on: goal days after the first, and days since the first goal event.
+    """
     window = spec.goal.window_days
-    return [f"goal_chance_{window}d", f"goal_expected_{window}d", "goal_p_alive"]
+    model = [f"goal_chance_{window}d", f"goal_expected_{window}d", "goal_p_alive"]
+    return [*model, "goal_repeat_days", "goal_days_since_first"]
 
 
 def _most_frequent(window_events: pd.DataFrame, column: str) -> pd.Series:

@@ -67,6 +67,7 @@ def test_format_markdown_has_a_row_per_date_and_scorer() -> None:
             "model_vs": {"recency": gain, "frequency": gain, "bgnbd": gain},
             "history": {"training": ["a", "b"], "every_days": 19, "lookback_days": 238, "notes": ["adapted"]},
             "base_rate": {"validation_window": 0.25, "outcome_window": 0.3},
+            "boosting_start": "constant",
         }
     ]
     results[0]["model"] = {**metrics, "calibration_error_level_known": 0.004}
@@ -88,8 +89,8 @@ def test_format_markdown_has_a_row_per_date_and_scorer() -> None:
     )
     assert lines[-1] == (
         "- 2011-09-01: 2 training snapshots 19 days apart, features looking back 238 days (adapted to the "
-        "history); base rate 0.250 in the calibration window, 0.300 in the outcome window; calibration error "
-        "0.010, 0.004 once the base rate is known"
+        "history), boosted from a constant; base rate 0.250 in the calibration window, 0.300 in the outcome "
+        "window; calibration error 0.010, 0.004 once the base rate is known"
     )
 
 
@@ -111,6 +112,7 @@ def test_backtest_scores_every_eligible_profile_against_real_outcomes() -> None:
         "eligible",
         "history",
         "validation",
+        "boosting_start",
         "base_rate",
         "model",
         "recency",

@@ -8,6 +8,7 @@ import pytest
 
 from customer_ai import estimator as estimator_module
 from customer_ai.estimator import InsufficientDataError, PropensityModel, TrainingSet, evaluation_half
+from customer_ai.evaluation import ranking_auc
 from customer_ai.events import load_events
 from customer_ai.features import FeaturePlan
 from customer_ai.history import SnapshotPlan
@@ -137,20 +138,60 @@ def test_the_feature_plan_only_knows_what_the_oldest_training_snapshot_could(eve
 def test_early_stopping_and_calibration_never_see_the_evaluation_half(
     events: pd.DataFrame, spec, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: dict = {}
+    seen: list = []
     real_fit = estimator_module.fit_model
 
     def recording_fit(train_x, train_y, valid_x, valid_y, **kwargs):  # noqa: ANN001, ANN202
-        seen["train"], seen["held"] = set(train_x.index), set(valid_x.index)
+        seen.append((set(train_x.index), set(valid_x.index)))
         return real_fit(train_x, train_y, valid_x, valid_y, **kwargs)
 
     monkeypatch.setattr(estimator_module, "fit_model", recording_fit)
     training = PropensityModel(spec).build_training_set(events, AS_OF)
     model = PropensityModel(spec).fit_training_set(training)
     evaluation = set(training.frame.index[training.rows("evaluation")])
-    assert seen["held"] == set(training.frame.index[training.rows("calibration")])
-    assert not evaluation & (seen["train"] | seen["held"])
+    assert len(seen) == 2  # from BG/NBD's odds and from a constant: the choice between them is no exception
+    for train, held in seen:
+        assert held == set(training.frame.index[training.rows("calibration")])
+        assert not evaluation & (train | held)
     assert model.metrics_["n"] == len(evaluation)
+
+
+def test_boosting_starts_from_bgnbd_only_where_it_ranks_the_calibration_half_better(
+    events: pd.DataFrame, spec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fits: list = []
+    real_fit = estimator_module.fit_model
+
+    def recording_fit(train_x, train_y, valid_x, valid_y, **kwargs):  # noqa: ANN001, ANN202
+        model = real_fit(train_x, train_y, valid_x, valid_y, **kwargs)
+        fits.append((kwargs["offset"], model, valid_x, np.asarray(valid_y)))
+        return model
+
+    monkeypatch.setattr(estimator_module, "fit_model", recording_fit)
+    model = PropensityModel(spec).fit(events, AS_OF)
+    assert [offset is None for offset, *_ in fits] == [False, True]  # from BG/NBD's odds, then from a constant
+    aucs = [ranking_auc(fitted.margin(held), y) for _, fitted, held, y in fits]
+    assert model.model_ is fits[int(np.argmax(aucs))][1]
+    start = model.describe()["boosting_start"]
+    assert start["chosen"] == ("repeat_model" if aucs[0] >= aucs[1] else "constant")
+    assert start["calibration_half_roc_auc"] == {"repeat_model": aucs[0], "constant": aucs[1]}
+
+
+def test_without_a_repeat_model_boosting_starts_from_a_constant_once(
+    events: pd.DataFrame, spec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    offsets: list = []
+    real_fit = estimator_module.fit_model
+
+    def recording_fit(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        offsets.append(kwargs["offset"])
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(estimator_module, "fit_model", recording_fit)
+    monkeypatch.setattr(estimator_module.PropensityModel, "_offset", lambda self, plan: None)
+    model = PropensityModel(spec).fit(events, AS_OF)
+    assert offsets == [None]
+    assert model.describe()["boosting_start"]["chosen"] == "constant"
 
 
 def test_reported_calibration_is_measured_not_fitted(events: pd.DataFrame, spec) -> None:

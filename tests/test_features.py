@@ -630,6 +630,22 @@ def test_repeat_model_features_are_bgnbd_fitted_on_every_goal_event_before_the_d
     assert alone.loc["c", "goal_chance_30d"] == pytest.approx(matrix.loc["c", "goal_chance_30d"], rel=1e-12)
 
 
+def test_whole_history_repeat_summary_exact_values() -> None:
+    events = make_events(repeat_rows() + [("a", T, "purchase", 10.0)])  # at T: not seen
+    spec = make_spec()
+    plan = plan_features(events, spec, T)
+    matrix = build_features(events, T, pd.Index(["a", "b", "c", "d"]), spec, plan)
+    # a: five purchase days, the first 400 days back (beyond the 365-day lookback, still counted)
+    assert row(matrix, "a")["goal_repeat_days"] == 4
+    assert row(matrix, "a")["goal_days_since_first"] == 400
+    assert row(matrix, "b")["goal_repeat_days"] == 1
+    assert row(matrix, "b")["goal_days_since_first"] == 300
+    assert row(matrix, "c")["goal_repeat_days"] == 0
+    assert row(matrix, "c")["goal_days_since_first"] == 50
+    assert row(matrix, "d")["goal_repeat_days"] == 0  # no goal event: none repeated, and no first one
+    assert_nan(row(matrix, "d")["goal_days_since_first"])
+
+
 def test_no_repeat_buyer_before_the_plan_date_means_no_repeat_model() -> None:
     events = make_events([("a", ago(10), "purchase", 1.0), ("b", ago(5), "purchase", 1.0)])
     plan = plan_features(events, make_spec(), T)
@@ -648,3 +664,5 @@ def test_repeat_model_features_read_in_words() -> None:
     assert infos["goal_p_alive"].describe(0.9) == (
         "a repeat-buying model (BG/NBD) puts the chance of still being an active customer at 90%"
     )
+    assert infos["goal_repeat_days"].describe(3.0) == "goal events on 3 days after the first one"
+    assert infos["goal_days_since_first"].describe(float("nan")) == "no goal event yet"
