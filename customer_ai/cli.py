@@ -2,12 +2,13 @@
 
 Exit status: 0 success; 1 the model failed the quality gate (without ``--allow-poor``); 2 bad input (instance
 file, events, too little data), with a message that says what is wrong and where; 3 the profile store cannot be
-reached.
+reached, or the events database; 4 another run of the same instance is in progress in the same home.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_POOR, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
+EXIT_OK, EXIT_POOR, EXIT_INPUT, EXIT_UNAVAILABLE, EXIT_BUSY = 0, 1, 2, 3, 4
 
 
 class UsageError(ValueError):
@@ -98,16 +99,22 @@ def _store(args: argparse.Namespace):  # noqa: ANN202 - returns the store type, 
     return open_store(args.store or os.environ.get("CUSTOMER_AI_STORE"), _home(args))
 
 
+def _printable(text: object) -> str:
+    """Return ``text`` safe for a terminal: control characters (newlines, escape sequences) shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def _print_profile(row: dict, out=sys.stdout) -> None:  # noqa: ANN001
     print(
-        f"  {row['profile_id']:>10}  probability {row['probability']:.3f}  score {row['score']:>3}  "
+        f"  {_printable(row['profile_id']):>10}  probability {row['probability']:.3f}  score {row['score']:>3}  "
         f"percentile {row['percentile']:>3}  bucket {row['bucket']}",
         file=out,
     )
     for factor in row["factors"]:
         sign = "+" if factor["contribution"] > 0 else "-"
         print(
-            f"      {sign} {factor['description']}  ({factor['contribution']:+.3f}, {factor['importance']})",
+            f"      {sign} {_printable(factor['description'])}  "
+            f"({factor['contribution']:+.3f}, {factor['importance']})",
             file=out,
         )
 
@@ -119,9 +126,24 @@ def _write_scores(scores, path: Path) -> None:  # noqa: ANN001
     if path.suffix.lower() == ".parquet":
         out.to_parquet(path, index=False)
     elif path.suffix.lower() == ".csv":
-        out.to_csv(path, index=False)
+        # every text field quoted: a carriage return or a separator inside an id must not split a row
+        out.to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC)
     else:
         raise UsageError(f"--scores-out {path}: use a .csv or .parquet file name")
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse an output file that cannot be written, before any work is done."""
+    import tempfile
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--scores-out {path}: cannot write there ({exc.strerror or exc})") from None
+    if path.is_dir():
+        raise UsageError(f"--scores-out {path}: is a folder; give a file name ending in .csv or .parquet")
 
 
 def _events_dsn(spec) -> str | None:  # noqa: ANN001
@@ -150,7 +172,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     as_of = _as_of(args.as_of)
     if args.scores_out is not None and args.scores_out.suffix.lower() not in (".csv", ".parquet"):
         raise UsageError(f"--scores-out {args.scores_out}: use a .csv or .parquet file name")
+    if args.scores_out is not None:
+        _check_writable(args.scores_out)
     store = _store(args)
+    store.read_runs(spec.name)  # reach the store now, not after the training
     dsn = None if args.events else _events_dsn(spec)
     result = steps.run(spec, as_of, _home(args), store, events_path=args.events, dsn=dsn)
     meta = result.metadata
@@ -198,26 +223,40 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from customer_ai.spec import load_spec
 
     spec = load_spec(args.instance)
-    print(f"{args.instance}: ok: {spec.name} ({spec.propensity}): {spec.goal_in_words()}")
     source = args.events or (spec.resolve(spec.events.path) if spec.events.path else None)
-    if source is not None and Path(source).exists():
-        from customer_ai.conditions import ConditionError, where_mask
-        from customer_ai.events import load_event_file
+    summary = f"{args.instance}: ok: {spec.name} ({spec.propensity}): {spec.goal_in_words()}"
+    if source is None:
+        print(summary)
+        print(f"events come from table {spec.events.table!r}: the data checks need the database and were skipped")
+        return EXIT_OK
+    if not Path(source).exists():
+        if args.events:
+            raise UsageError(f"--events {source}: file not found")
+        print(summary)
+        print(f"warning: the events file {source} does not exist (yet): the data checks were skipped", file=sys.stderr)
+        return EXIT_OK
+    from customer_ai.conditions import ConditionError, where_mask
+    from customer_ai.events import load_event_file
 
-        events = load_event_file(source, None if args.events else spec.events.columns)
-        patterns = [p.where for p in spec.goal.events + spec.eligibility.events + spec.eligibility.exclude]
-        patterns += [c.where for c in spec.custom_events]
-        for where in patterns:
-            try:
-                hits = int(where_mask(events, where).sum())
-            except ConditionError as exc:
-                raise ConditionError(f"{args.instance}: {exc}") from None
-            if hits == 0:
-                print(f"warning: no event matches {[c.model_dump() for c in where]}", file=sys.stderr)
-        print(
-            f"{source}: {len(events):,} events, {events['profile_id'].nunique():,} profiles, "
-            f"{events['timestamp'].min():%Y-%m-%d} .. {events['timestamp'].max():%Y-%m-%d}"
-        )
+    events = load_event_file(source, None if args.events else spec.events.columns)
+    patterns = [p.where for p in spec.goal.events + spec.eligibility.events + spec.eligibility.exclude]
+    patterns += [c.where for c in spec.custom_events]
+    unmatched = []
+    for where in patterns:
+        try:
+            hits = int(where_mask(events, where).sum())
+        except ConditionError as exc:
+            raise ConditionError(f"{args.instance}: {exc}") from None
+        if hits == 0:
+            unmatched.append(where)
+    print(summary)  # only once every check that can fail has passed
+    for where in unmatched:
+        print(f"warning: no event matches {[c.model_dump() for c in where]}", file=sys.stderr)
+    if len(events):
+        span = f"{events['timestamp'].min():%Y-%m-%d} .. {events['timestamp'].max():%Y-%m-%d}"
+    else:
+        span = "no events"
+    print(f"{source}: {len(events):,} events, {events['profile_id'].nunique():,} profiles, {span}")
     return EXIT_OK
 
 
@@ -225,11 +264,13 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from customer_ai.spec import load_spec
 
     spec = load_spec(args.instance)
+    as_of = None if args.as_of is None else f"{_as_of(args.as_of):%Y-%m-%d}"
     store = _store(args)
-    scores = store.read_scores(spec.name, as_of=args.as_of, profile_id=args.profile_id)
+    scores = store.read_scores(spec.name, as_of=as_of, profile_id=args.profile_id)
     if scores.empty:
         when = f"as of {args.as_of}" if args.as_of else "currently"
-        print(f"profile {args.profile_id!r} has no {spec.name} score {when} in {store}", file=sys.stderr)
+        who = _printable(repr(args.profile_id))
+        print(f"profile {who} has no {spec.name} score {when} in {store}", file=sys.stderr)
         return EXIT_INPUT
     row = scores.iloc[0].to_dict()
     print(f"{spec.name} as of {row['as_of']} (model {row['model_version']}): {spec.goal_in_words()}")
@@ -251,13 +292,19 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if args.as_of is not None and str(latest["as_of"]) != str(_as_of(args.as_of).date()):
         print(f"{spec.name}: the latest run in {store} is as of {latest['as_of']}, not {args.as_of}", file=sys.stderr)
         return EXIT_INPUT
-    print(f"{spec.name}: {spec.goal_in_words()}")
+    folder = run_dir(_home(args), spec.name, _as_of(str(latest["as_of"])))
+    meta = read_json(folder / "metadata.json") if (folder / "metadata.json").exists() else None
+    # what the run really scored, not what the file says today (another file may share the name)
+    print(f"{spec.name}: {meta['goal'] if meta else spec.goal_in_words()}")
     print(
         f"latest run as of {latest['as_of']}, model {latest['model_version']}: {latest['status']}: {latest['reason']}"
     )
-    folder = run_dir(_home(args), spec.name, _as_of(str(latest["as_of"])))
-    if (folder / "metadata.json").exists():
-        meta = read_json(folder / "metadata.json")
+    if meta and meta.get("spec_hash") != spec.spec_hash():
+        print(
+            f"note: this run scored another definition of {spec.name} than {args.instance} holds now "
+            f"(spec {meta.get('spec_hash')} then, {spec.spec_hash()} now; file's goal: {spec.goal_in_words()})"
+        )
+    if meta:
         buckets = ", ".join(f"{k} {meta['buckets'][k]:,}" for k in ("low", "medium", "high"))
         print(f"scored {meta['scored_profiles']:,} profiles ({buckets})")
     print(f"artifacts: {folder}")
@@ -272,13 +319,14 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
     from customer_ai.backtest import backtest, format_markdown
-    from customer_ai.events import load_attributes, load_events
+    from customer_ai.events import check_attribute_join, load_attributes, load_events
     from customer_ai.spec import load_spec
 
     spec = load_spec(args.instance)
     dates = [_as_of(d) for d in args.as_of]
     events = load_events(spec, args.events)
     attributes = load_attributes(spec)
+    check_attribute_join(events, attributes, f"instance {spec.name}")
     results = [backtest(spec, events, as_of, attributes) for as_of in dates]
     print(format_markdown(spec, results))
     if args.json_out is not None:
@@ -303,12 +351,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "show": _cmd_show,
         "backtest": _cmd_backtest,
     }
+    from customer_ai.artifacts import RunInProgressError
     from customer_ai.backtest import GoalWindowOpenError
     from customer_ai.conditions import ConditionError
     from customer_ai.estimator import InsufficientDataError
-    from customer_ai.events import EventsError
+    from customer_ai.events import EventsError, EventsUnavailableError
     from customer_ai.history import InsufficientHistoryError
     from customer_ai.spec import SpecError
+    from customer_ai.store import StoreAddressError, StoreUnavailableError
     from customer_ai.validation import DataValidationError
 
     input_errors = (
@@ -320,18 +370,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         InsufficientHistoryError,
         GoalWindowOpenError,
         UsageError,
+        StoreAddressError,
         NotImplementedError,
     )
-    from customer_ai.store import StoreUnavailableError
 
     try:
         return handlers[args.command](args)
     except input_errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    except StoreUnavailableError as exc:
+    except (StoreUnavailableError, EventsUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+    except RunInProgressError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BUSY
 
 
 if __name__ == "__main__":

@@ -217,11 +217,16 @@ class PropensityModel:
         snapshot_plan = self.plan(events, as_of, data_start)
         for note in snapshot_plan.notes:
             logger.warning("history: %s", note)
-        last_event = events["timestamp"].max() if len(events) else None
-        if last_event is None or last_event < as_of - pd.Timedelta(days=7):
+        before = events["timestamp"] < as_of
+        if not before.any():
+            raise InsufficientDataError(
+                f"insufficient data for {spec.name}: there are no events before the as-of date {as_of:%Y-%m-%d}"
+            )
+        last_event = events.loc[before, "timestamp"].max()
+        if last_event < as_of - pd.Timedelta(days=7):
             logger.warning(
                 "events end on %s, before the as-of date %s: the latest training labels may be incomplete",
-                "(no events)" if last_event is None else f"{last_event:%Y-%m-%d}",
+                f"{last_event:%Y-%m-%d}",
                 f"{as_of:%Y-%m-%d}",
             )
         snapshots = snapshot_plan.snapshots

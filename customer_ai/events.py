@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CANONICAL_COLUMNS",
     "EventsError",
+    "EventsUnavailableError",
     "canonicalize",
+    "check_attribute_join",
     "event_table_start",
     "load_attributes",
     "load_event_file",
@@ -31,6 +33,10 @@ __all__ = [
 
 CANONICAL_COLUMNS = ("profile_id", "timestamp", "event_type", "value")
 _REQUIRED = ("profile_id", "timestamp", "event_type")
+
+
+class EventsUnavailableError(ConnectionError):
+    """The events database cannot be reached or dropped the connection: an infrastructure fault, worth a retry."""
 
 
 class EventsError(ValueError):
@@ -69,6 +75,60 @@ def _as_id(column: pd.Series) -> pd.Series:
         if (finite == np.floor(finite)).all():
             column = column.astype("Int64")
     return column.astype("string").astype("str")
+
+
+def _check_ids(ids: pd.Series, source: str, column: str = "profile_id") -> None:
+    """Refuse empty ids and ids with white space around them: they would score as profiles of their own."""
+    empty = (ids == "").to_numpy()
+    if empty.any():
+        raise EventsError(
+            f"{source}: column {column!r} is empty text on {int(empty.sum())} of {len(ids)} rows "
+            f"({_examples(ids.index[empty])}); drop or fill those rows first"
+        )
+    nul = ids.str.contains("\x00", regex=False).to_numpy()
+    if nul.any():
+        raise EventsError(
+            f"{source}: column {column!r} has {int(nul.sum())} ids with a NUL character "
+            f"({_examples(ids.index[nul])}); no database text column can hold one"
+        )
+    padded = (ids != ids.str.strip()).to_numpy()
+    if padded.any():
+        raise EventsError(
+            f"{source}: column {column!r} has {int(padded.sum())} ids with white space around them "
+            f"({_examples(ids.index[padded])}, e.g. {ids[padded].iloc[0]!r}); strip them first, or "
+            f"{ids[padded].iloc[0].strip()!r} and {ids[padded].iloc[0]!r} would be two profiles"
+        )
+
+
+def check_attribute_join(events: pd.DataFrame, attributes: pd.DataFrame | None, source: str) -> dict | None:
+    """Count the event profiles without a row of profile attributes; refuse when none has one.
+
+    Ids are compared as text, exactly: ``12346.0`` (a float written to a CSV) is not ``12346``.
+
+    Returns
+    -------
+    dict or None
+        ``profiles``, ``with_attributes`` and ``without_attributes`` counts (None without attributes).
+
+    Raises
+    ------
+    EventsError
+        When no profile of the events has attributes (the ids are written differently in the two sources).
+    """
+    if attributes is None:
+        return None
+    profiles = pd.Index(events["profile_id"].unique())
+    joined = int(profiles.isin(attributes.index).sum())
+    counts = {"profiles": len(profiles), "with_attributes": joined, "without_attributes": len(profiles) - joined}
+    if len(profiles) and joined == 0:
+        raise EventsError(
+            f"{source}: none of the {len(profiles):,} profiles in the events has a row in the profile file "
+            f"(event ids look like {profiles[0]!r}, profile ids like {attributes.index[0]!r}); the ids must be "
+            "written the same way in both"
+            if len(attributes)
+            else f"{source}: the profile file has no rows"
+        )
+    return counts
 
 
 def canonicalize(frame: pd.DataFrame, columns: dict[str, str] | None = None, source: str = "events") -> pd.DataFrame:
@@ -116,6 +176,7 @@ def canonicalize(frame: pd.DataFrame, columns: dict[str, str] | None = None, sou
                 f"({_examples(events.index[nulls])}); drop or fill those rows first"
             )
     events["profile_id"] = _as_id(events["profile_id"])
+    _check_ids(events["profile_id"], source)
     events["event_type"] = events["event_type"].astype("str")
     events["timestamp"] = _as_utc(events["timestamp"], source)
     if "value" in events.columns:
@@ -141,7 +202,10 @@ def _read_table_file(path: Path, id_column: str = "profile_id") -> pd.DataFrame:
     if suffix == ".parquet":
         return pd.read_parquet(path)
     if suffix == ".csv":
-        return pd.read_csv(path, dtype={id_column: "str"})  # ids stay text: "007" is not 7
+        try:
+            return pd.read_csv(path, dtype={id_column: "str"})  # ids stay text: "007" is not 7
+        except pd.errors.EmptyDataError:
+            raise EventsError(f"{path}: the file is empty (not even a header line)") from None
     raise EventsError(f"{path}: unsupported file type {suffix!r} (use .parquet or .csv)")
 
 
@@ -189,6 +253,7 @@ def load_profiles(path: str | Path, attributes: list[str], id_column: str = "pro
         raise EventsError(f"{path}: missing profile column(s) {missing} (columns: {', '.join(frame.columns)})")
     frame = frame[[id_column, *attributes]].rename(columns={id_column: "profile_id"})
     frame["profile_id"] = _as_id(frame["profile_id"])
+    _check_ids(frame["profile_id"], str(path), id_column)
     repeated = frame["profile_id"].duplicated(keep=False)
     if repeated.any():
         raise EventsError(
@@ -289,7 +354,10 @@ def _relation(table: str):  # noqa: ANN202 - a psycopg2 sql.Identifier, imported
 
 
 def _connect(dsn: str, source: str):  # noqa: ANN202 - a psycopg2 connection, imported lazily
-    """Return a connection to ``dsn``; EventsError (naming ``source``, never the password) when it fails."""
+    """Return a connection to ``dsn``, naming ``source`` and never the password when it fails.
+
+    A bad address is an EventsError (bad input); a server that does not answer is an EventsUnavailableError.
+    """
     import psycopg2  # noqa: PLC0415 - only deployments reading events from a database need the driver
     import psycopg2.extensions  # noqa: PLC0415
 
@@ -303,7 +371,7 @@ def _connect(dsn: str, source: str):  # noqa: ANN202 - a psycopg2 connection, im
     try:
         return psycopg2.connect(dsn, **{k: v for k, v in defaults.items() if k not in given})
     except psycopg2.OperationalError as exc:
-        raise EventsError(
+        raise EventsUnavailableError(
             f"{source}: cannot connect to {postgres_location(dsn)}: {' '.join(str(exc).split())}"
         ) from exc
 
@@ -325,6 +393,8 @@ def event_table_start(dsn: str, table: str, columns: dict[str, str] | None = Non
             cursor.execute("SET TIME ZONE 'UTC'")
             cursor.execute(sql.SQL("SELECT min({}) FROM {}").format(sql.Identifier(ts_column), _relation(table)))
             first = cursor.fetchone()[0]
+    except psycopg2.OperationalError as exc:  # the server went away or the connection broke: retry
+        raise EventsUnavailableError(f"{source}: {' '.join(str(exc).split())}") from exc
     except psycopg2.Error as exc:
         raise EventsError(f"{source}: {' '.join(str(exc).split())}") from exc
     finally:
@@ -436,6 +506,8 @@ def load_event_table(
             cursor.execute(query, params)
             while rows := cursor.fetchmany(chunk_rows):
                 chunks.append(_table_chunk(rows, catalog))
+    except psycopg2.OperationalError as exc:  # the server went away or the connection broke: retry
+        raise EventsUnavailableError(f"{source}: {' '.join(str(exc).split())}") from exc
     except psycopg2.Error as exc:
         raise EventsError(f"{source}: {' '.join(str(exc).split())}") from exc
     finally:

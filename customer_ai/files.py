@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["read_json", "reset_dir", "write_frame", "write_json"]
+__all__ = ["copy_dir", "promote_dir", "read_json", "reset_dir", "write_frame", "write_json"]
 
 
 def _replace_atomically(path: Path, write: Callable[[Path], object]) -> Path:
@@ -64,3 +64,37 @@ def reset_dir(folder: Path) -> Path:
         shutil.rmtree(retired, ignore_errors=True)
     folder.mkdir(parents=True)
     return folder
+
+
+def promote_dir(staging: Path, final: Path) -> Path:
+    """Put the finished folder ``staging`` in place of ``final``; return ``final``.
+
+    The folder ``final`` held (the last good result) is renamed aside first and deleted only once ``staging``
+    has taken its name, so at every instant one complete folder exists: the old one or the new one.  If a
+    crash left an old folder aside without a replacement, it is put back before anything else.
+    """
+    staging, final = Path(staging), Path(final)
+    aside = final.with_name(f".{final.name}.replaced")
+    if aside.exists() and not final.exists():  # a crash between the two renames: the old folder comes back
+        aside.rename(final)
+    if aside.exists():
+        shutil.rmtree(aside)
+    if final.exists():
+        final.rename(aside)
+    staging.rename(final)
+    shutil.rmtree(aside, ignore_errors=True)
+    return final
+
+
+def copy_dir(source: Path, target: Path) -> Path:
+    """Copy the folder ``source`` to ``target`` (which must not exist) so that ``target`` appears complete."""
+    source, target = Path(source), Path(target)
+    partial = target.with_name(f".{target.name}-copy-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        shutil.copytree(source, partial)
+        partial.rename(target)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return target

@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
+import types
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -41,8 +43,24 @@ class SpecError(ValueError):
     """An instance file that cannot be used; the message names the file, the field and the reason."""
 
 
+def _is_number_field(annotation: object) -> bool:
+    """Whether a field holds a number (int or float, optional or not) and never a boolean."""
+    options = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
+    return bool(set(options) & {int, float}) and bool not in options
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, data: Any) -> Any:
+        # pydantic reads true as 1 in a number field: window_days: true would be a 1-day window
+        if isinstance(data, dict):
+            for name, field in cls.model_fields.items():
+                if isinstance(data.get(name), bool) and _is_number_field(field.annotation):
+                    raise ValueError(f"{name}: expected a number, got {str(data[name]).lower()}")
+        return data
 
 
 class Condition(_Strict):
@@ -337,6 +355,17 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.2 booleans only: YAML 1.1 also reads yes/no/on/off/y/n as booleans, which turned a condition value
+# like NO (Norway) into false and silently matched nothing.  What a user writes stays a string.
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def _format_location(loc: tuple[Any, ...]) -> str:

@@ -22,7 +22,14 @@ import pandas as pd
 from customer_ai import artifacts
 from customer_ai.estimator import PropensityModel, TrainingSet
 from customer_ai.evaluation import quality_verdict
-from customer_ai.events import event_table_start, load_attributes, load_event_table, load_events
+from customer_ai.events import (
+    EventsError,
+    check_attribute_join,
+    event_table_start,
+    load_attributes,
+    load_event_table,
+    load_events,
+)
 from customer_ai.features import FeaturePlan
 from customer_ai.flow import GATE, step_names
 from customer_ai.history import SnapshotPlan, run_window
@@ -53,7 +60,17 @@ class QualityGateError(RuntimeError):
 
 
 def _folder(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> Path:
-    return artifacts.run_dir(home, spec.name, as_of)
+    """Return the folder the steps of a run work in: its staging folder, until :func:`publish` promotes it.
+
+    A step re-run on its own after the run was published (an Airflow task cleared and run again) finds no
+    staging folder: it starts from a copy of the published run folder, which stays as it is until
+    :func:`publish` runs again.
+    """
+    staging = artifacts.staging_dir(home, spec.name, as_of)
+    final = artifacts.run_dir(home, spec.name, as_of)
+    if not staging.exists() and final.exists():
+        artifacts.copy_dir(final, staging)
+    return staging
 
 
 def _suites(spec: InstanceSpec, stage: str) -> list[Path]:
@@ -98,11 +115,12 @@ def validate_events(
 ) -> dict:
     """Load the events, validate them (Great Expectations) and keep the run's window in the run folder.
 
-    The run folder is emptied first: a re-run of the same as-of date starts from nothing.  Validation covers
+    The run's staging folder is emptied first: a re-run of the same as-of date starts from nothing, and the
+    last good run folder of that date stays as it is until the re-run succeeds.  Validation covers
     every loaded event, including events after the as-of date (a backfill legitimately has those), but refuses
     events in the future of the wall clock ``now``.
     """
-    folder = artifacts.reset_dir(_folder(spec, as_of, home))
+    folder = artifacts.reset_dir(artifacts.staging_dir(home, spec.name, as_of))
     events = load_source_events(spec, as_of, events_path=events_path, dsn=dsn)
     now = now if now is not None else pd.Timestamp.now(tz="UTC")
     checked, parameters = event_checks(events, spec.validation.thresholds, now)
@@ -116,6 +134,15 @@ def validate_events(
         )
     start, end = run_window(spec, as_of)
     in_run = events.loc[in_window(events["timestamp"], start, end)]
+    if in_run.empty:
+        raise EventsError(_no_events_message(spec, events, start, end))
+    joined = check_attribute_join(in_run, load_attributes(spec), f"instance {spec.name}")
+    if joined is not None and joined["without_attributes"]:
+        logger.warning(
+            "%s of %s profiles in the events have no row in the profile file: their attributes are missing",
+            f"{joined['without_attributes']:,}",
+            f"{joined['profiles']:,}",
+        )
     if events_path is None and spec.events.path is None:  # a table: only the run's window was read
         data_start = event_table_start(dsn, spec.events.table, spec.events.columns)  # type: ignore[arg-type]
     else:
@@ -124,6 +151,7 @@ def validate_events(
     source = {
         "data_start": None if data_start is None else data_start.isoformat(),
         "window": [f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}"],
+        "attribute_join": joined,
     }
     artifacts.write_json(folder / "source.json", source)
     return {
@@ -131,9 +159,23 @@ def validate_events(
         "profiles": int(in_run["profile_id"].nunique()),
         "window": source["window"],
         "data_start": source["data_start"],
+        "attribute_join": joined,
         "last_event": None if in_run.empty else f"{in_run['timestamp'].max():%Y-%m-%dT%H:%M:%SZ}",
         "validation": summary,
     }
+
+
+def _no_events_message(spec: InstanceSpec, events: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> str:
+    window = f"[{start:%Y-%m-%d}, {end:%Y-%m-%d})"
+    if events.empty:
+        return f"instance {spec.name}: there are no events at all, so nothing in the run's window {window}"
+    first, last = events["timestamp"].min(), events["timestamp"].max()
+    where = "after the events end" if start > last else "before the events start"
+    return (
+        f"instance {spec.name}: no events before the as-of date {end:%Y-%m-%d} in the run's window {window}, "
+        f"which lies {where} (the events run from {first:%Y-%m-%d} to {last:%Y-%m-%d}); pick an as-of date "
+        "the events cover"
+    )
 
 
 def _data_start(folder: Path) -> pd.Timestamp | None:
@@ -161,6 +203,8 @@ def find_reusable_model(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> 
         return None
     candidates = []
     for path in (Path(home) / "models" / spec.name).glob("*/model.json"):
+        if path.parent.name.startswith(".") or not (path.parent / "model.txt").exists():
+            continue  # a staging folder left by a killed run, or half a model: never reused
         meta = artifacts.read_json(path)
         trained = pd.Timestamp(meta["as_of"], tz="UTC")
         if (
@@ -320,11 +364,15 @@ def score(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, factors: int |
     return {"scored_profiles": len(scores), "buckets": _bucket_counts(scores), "model_version": meta["model_version"]}
 
 
-def read_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> pd.DataFrame:
-    """Return the run's scores with ``factors`` as lists of dicts."""
-    scores = pd.read_parquet(_folder(spec, as_of, home) / "scores.parquet")
+def _read_scores(folder: Path) -> pd.DataFrame:
+    scores = pd.read_parquet(folder / "scores.parquet")
     scores["factors"] = [json.loads(f) for f in scores["factors"]]
     return scores
+
+
+def read_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> pd.DataFrame:
+    """Return the published scores of the run as of ``as_of``, with ``factors`` as lists of dicts."""
+    return _read_scores(artifacts.run_dir(home, spec.name, as_of))
 
 
 def validate_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
@@ -347,7 +395,7 @@ def enrich_profiles(
     ``min_auc`` is the gate the run passed (the trigger's value, else ``training.min_auc``), quoted in the reason.
     """
     folder = _folder(spec, as_of, home)
-    scores = read_scores(spec, as_of, home)
+    scores = _read_scores(folder)
     meta = artifacts.read_json(folder / "model.json")
     _, reason = quality_verdict(meta["validation"]["metrics"], _gate(spec, min_auc))
     reason += f"; model trained as of {meta['as_of']}{', reused' if meta.get('reused') else ''}"
@@ -367,8 +415,13 @@ def enrich_profiles(
 
 
 def publish(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
-    """Write the run's ``metadata.json`` (what was read, which model, what was scored) and return its summary."""
+    """Write the run's ``metadata.json``, put the run folder in place of the last one, return its summary.
+
+    Until this step the run works in its staging folder; the run folder of the as-of date (what ``show`` and
+    readers use) changes only here, in one swap, after every other step succeeded.
+    """
     folder = _folder(spec, as_of, home)
+    final = artifacts.run_dir(home, spec.name, as_of)
     model = artifacts.read_json(folder / "model.json")
     scores = pd.read_parquet(folder / "scores.parquet", columns=["bucket"])
     summary = {
@@ -386,10 +439,29 @@ def publish(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
         "scored_profiles": len(scores),
         "buckets": _bucket_counts(scores),
         "versions": artifacts.package_versions(),
-        "artifacts": str(folder),
+        "artifacts": str(final),
     }
     artifacts.write_json(folder / "metadata.json", summary)
+    artifacts.promote_dir(folder, final)
     return {k: summary[k] for k in ("instance", "as_of", "model_version", "scored_profiles", "buckets", "artifacts")}
+
+
+def _say_if_the_definition_changed(spec: InstanceSpec, home: Path) -> None:
+    """Warn when the newest published run of this name in ``home`` scored another definition of it."""
+    runs = sorted(Path(home).glob(f"artifacts/{spec.name}/[0-9]*/metadata.json"))
+    if not runs:
+        return
+    meta = artifacts.read_json(runs[-1])
+    if meta.get("spec_hash") != spec.spec_hash():
+        logger.warning(
+            "the definition of %s changed since its run as of %s (spec %s then, %s now; goal then: %s): this run "
+            "trains and publishes a new model version for the new definition",
+            spec.name,
+            meta.get("as_of"),
+            meta.get("spec_hash"),
+            spec.spec_hash(),
+            meta.get("goal"),
+        )
 
 
 @dataclass
@@ -425,7 +497,13 @@ def run(
     """Run every step of :data:`customer_ai.flow.STEPS` in order, as Airflow does: train and score as of ``as_of``.
 
     A model that fails the quality gate stops the run there, exactly as in Airflow: the store records a
-    ``poor`` run and keeps its scores; the result holds the model's metadata and no scores.
+    ``poor`` run and keeps its scores; the result holds the model's metadata and no scores, and its
+    ``artifact_dir`` is the staging folder (the last good run folder of that date is left as it was).
+
+    Raises
+    ------
+    customer_ai.artifacts.RunInProgressError
+        When another run of the instance is in progress in ``home`` (runs of one instance are never mixed).
     """
     actions = {
         "validate_events": lambda: validate_events(spec, as_of, home, events_path=events_path, dsn=dsn),
@@ -438,18 +516,21 @@ def run(
         "publish": lambda: publish(spec, as_of, home),
     }
     folder = _folder(spec, as_of, home)
-    for name in step_names():
-        try:
-            actions[name]()
-        except QualityGateError as exc:
-            logger.warning("%s", exc)
-            model = artifacts.read_json(folder / "model.json")
-            status, reason = quality_verdict(model["validation"]["metrics"], _gate(spec, min_auc))
-            metadata = {**model, "quality": {**model["quality"], "status": status, "reason": reason}}
-            return RunResult(scores=None, metadata=metadata, artifact_dir=folder, written_to_store=False)
+    with artifacts.instance_lock(home, spec.name):
+        _say_if_the_definition_changed(spec, home)
+        for name in step_names():
+            try:
+                actions[name]()
+            except QualityGateError as exc:
+                logger.warning("%s", exc)
+                model = artifacts.read_json(folder / "model.json")
+                status, reason = quality_verdict(model["validation"]["metrics"], _gate(spec, min_auc))
+                metadata = {**model, "quality": {**model["quality"], "status": status, "reason": reason}}
+                return RunResult(scores=None, metadata=metadata, artifact_dir=folder, written_to_store=False)
+    final = artifacts.run_dir(home, spec.name, as_of)
     return RunResult(
         scores=read_scores(spec, as_of, home),
-        metadata=artifacts.read_json(folder / "metadata.json"),
-        artifact_dir=folder,
+        metadata=artifacts.read_json(final / "metadata.json"),
+        artifact_dir=final,
         written_to_store=True,
     )

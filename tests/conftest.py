@@ -94,3 +94,28 @@ def synthetic_events(customers: int = 600, seed: int = 7, start: str = "2010-01-
             )
     frame = pd.DataFrame(rows, columns=["profile_id", "timestamp", "event_type", "value"])
     return canonicalize(frame, source="synthetic")
+
+
+def event_logs():  # noqa: ANN201 - a hypothesis strategy, imported lazily
+    """Hypothesis strategy: small canonical event logs around 2011-09-01, with events on exact day boundaries."""
+    from hypothesis import strategies as st
+
+    base = ts("2011-03-01")
+    moment = st.one_of(
+        st.integers(0, 300).map(lambda d: base + pd.Timedelta(days=d)),  # midnight: on a window's edge
+        st.integers(0, 300 * 86_400_000_000).map(lambda us: base + pd.Timedelta(microseconds=us)),
+    )
+    event = st.tuples(
+        st.sampled_from(["a", "b", "c", "d", "e"]),
+        moment,
+        st.sampled_from(["purchase", "view"]),
+        st.one_of(st.none(), st.floats(0, 500, allow_nan=False)),
+    )
+    return st.lists(event, min_size=1, max_size=40).map(make_events)
+
+
+def as_of_dates():  # noqa: ANN201 - a hypothesis strategy, imported lazily
+    """Hypothesis strategy: as-of dates (midnight UTC) inside the span of :func:`event_logs`."""
+    from hypothesis import strategies as st
+
+    return st.integers(60, 290).map(lambda d: ts("2011-03-01") + pd.Timedelta(days=d))

@@ -21,6 +21,9 @@ pytestmark = pytest.mark.airflow
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
 
 
+STORE_PASSWORD = "s3cret-store-pw"  # the server trusts local connections: a password it ignores, to look for
+
+
 def pg_store_connection(schema: str, port: int = 5432) -> str:
     return json.dumps(
         {
@@ -28,6 +31,7 @@ def pg_store_connection(schema: str, port: int = 5432) -> str:
             "host": "127.0.0.1",
             "port": port,
             "login": "postgres",
+            "password": STORE_PASSWORD,
             "schema": "test",
             "extra": {"schema": schema},
         }
@@ -96,6 +100,11 @@ def test_the_same_date_again_changes_no_row_counts(first_date: dict[str, int], p
     output = dags_test(pg_env, "2011-10-02")
     assert not output.startswith("EXIT"), output[-6000:]
     assert counts(pg_schema) == first_date
+    # the store's password never appears in the task logs, artifacts, models, XComs or Airflow's database
+    assert STORE_PASSWORD not in output
+    airflow_files = Path(pg_env["AIRFLOW_HOME"]).parent
+    leaks = [p for p in airflow_files.rglob("*") if p.is_file() and STORE_PASSWORD.encode() in p.read_bytes()]
+    assert leaks == []
 
 
 def test_three_dates_leave_three_history_rows_from_earlier_data_only(
@@ -155,9 +164,10 @@ def test_bad_events_stop_before_training_with_a_readable_summary(tmp_path: Path)
     assert "- expect_column_max_to_be_between on timestamp: observed 2099-01-01 00:00:00+00:00" in output
     assert "up_for_retry" not in output  # bad data is not retried
     home = Path(env["CUSTOMER_AI_HOME"])
-    folder = home / "artifacts" / "repurchase_30d" / "2011-10-02"
+    folder = home / "artifacts" / "repurchase_30d" / ".2011-10-02.staging"  # a failed run is never published
     assert (folder / "validation" / "events.json").exists()
     assert not (folder / "training_set.parquet").exists()
+    assert not (home / "artifacts" / "repurchase_30d" / "2011-10-02").exists()
     assert not (home / "models").exists()
 
 
@@ -175,9 +185,9 @@ def test_an_unreachable_store_fails_enrichment_after_retries_and_writes_nothing(
     message = "cannot connect to the PostgreSQL profile store at host=127.0.0.1 port=1 dbname=test"
     assert output.count(message) == 2  # the first try and its retry
     assert output.index("new_state=up_for_retry") < output.index("new_state=failed")
-    folder = Path(env["CUSTOMER_AI_HOME"]) / "artifacts" / "repurchase_30d" / "2011-10-02"
-    assert (folder / "scores.parquet").exists()  # everything up to the write ran
-    assert not (folder / "metadata.json").exists()  # publish never ran
+    artifacts = Path(env["CUSTOMER_AI_HOME"]) / "artifacts" / "repurchase_30d"
+    assert (artifacts / ".2011-10-02.staging" / "scores.parquet").exists()  # everything up to the write ran
+    assert not (artifacts / "2011-10-02").exists()  # publish never ran
 
 
 def test_the_same_run_on_the_embedded_sqlite_store(tmp_path: Path) -> None:

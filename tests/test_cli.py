@@ -174,7 +174,9 @@ def test_poor_model_exits_non_zero_unless_allowed(workspace: Path) -> None:
     assert poor.returncode == 1
     assert "below the quality gate of 0.99" in poor.stderr
     assert "the run stopped at the quality gate" in poor.stderr
-    folder = home / "artifacts" / "repurchase_30d" / AS_OF
+    folder = home / "artifacts" / "repurchase_30d" / f".{AS_OF}.staging"  # never published
+    assert f"artifacts: {folder}" in poor.stdout
+    assert not (home / "artifacts" / "repurchase_30d" / AS_OF).exists()
     meta = json.loads((folder / "model.json").read_text())
     assert meta["quality"]["status"] == "poor"
     # the same declared steps as Airflow: nothing after the gate ran
@@ -230,6 +232,14 @@ def test_events_option_replaces_the_source(workspace: Path) -> None:
     ("args", "message"),
     [
         (["run", "{instance}", "--as-of", "someday"], "--as-of: not a date: 'someday'"),
+        (["run", "{instance}", "--as-of", "now"], "--as-of: not a date: 'now' (use YYYY-MM-DD"),
+        (["run", "{instance}", "--as-of", "11/12/2011"], "--as-of: not a date: '11/12/2011' (use YYYY-MM-DD"),
+        (["run", "{instance}", "--as-of", "2011-10-01T23:00"], "--as-of: not a date: '2011-10-01T23:00'"),
+        (["backtest", "{instance}", "--as-of", "2011"], "--as-of: not a date: '2011' (use YYYY-MM-DD"),
+        (["explain", "{instance}", "12346", "--as-of", "today"], "--as-of: not a date: 'today'"),
+        # before: tracebacks with exit 1, the second one only after the whole training and the store write
+        (["run", "{instance}", "--as-of", AS_OF, "--store", "mysql://u:secret@h/db"], "unsupported store address"),
+        (["run", "{instance}", "--as-of", AS_OF, "--scores-out", "/proc/no/s.csv"], "/proc/no/s.csv: cannot write"),
         (["run", "{instance}", "--as-of", AS_OF, "--scores-out", "x.txt"], "use a .csv or .parquet file name"),
         (["run", "missing.yaml", "--as-of", AS_OF], "missing.yaml: cannot read the instance file"),
     ],
@@ -240,6 +250,8 @@ def test_bad_arguments_exit_2_with_a_message(workspace: Path, args: list[str], m
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+    assert "secret" not in result.stderr
+    assert "training LightGBM" not in result.stderr  # refused before any work
 
 
 def test_check_validates_the_file_and_its_events(workspace: Path) -> None:
@@ -261,6 +273,78 @@ def test_check_rejects_a_condition_on_an_unknown_field(workspace: Path) -> None:
     result = _cli("check", str(path), home=workspace)
     assert result.returncode == 2
     assert "condition on field 'channel': the events have no such column" in result.stderr
+
+
+def test_show_describes_what_the_run_scored_not_the_file(first_run: tuple, workspace: Path) -> None:
+    # before: another file with the same name printed its own goal above the first file's scores
+    _, home = first_run
+    instance = yaml.safe_load((workspace / "instance.yaml").read_text())
+    instance["goal"]["window_days"] = 60
+    other = workspace / "same-name.yaml"
+    other.write_text(yaml.safe_dump(instance))
+    result = _cli("show", str(other), "--top", "0", home=home)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "repurchase_30d: purchase occurs within 30 days"
+    assert lines[2].startswith(f"note: this run scored another definition of repurchase_30d than {other} holds now")
+    assert lines[2].endswith("file's goal: purchase occurs within 60 days)")
+
+
+def test_check_says_ok_only_when_every_check_passed(workspace: Path) -> None:
+    # before: "ok" was printed, then the error for the same file
+    instance = yaml.safe_load((workspace / "instance.yaml").read_text())
+    instance["custom_events"].append({"name": "web", "where": [{"field": "channel", "op": "eq", "value": "web"}]})
+    path = workspace / "channel-ok.yaml"
+    path.write_text(yaml.safe_dump(instance))
+    result = _cli("check", str(path), home=workspace)
+    assert result.returncode == 2
+    assert "ok" not in result.stdout
+
+
+def test_check_says_when_it_skipped_the_data_checks(workspace: Path) -> None:
+    # before: "ok" without a word that the events file was missing
+    instance = yaml.safe_load((workspace / "instance.yaml").read_text())
+    instance["events"] = {"path": "not-there.parquet"}
+    path = workspace / "missing-events.yaml"
+    path.write_text(yaml.safe_dump(instance))
+    result = _cli("check", str(path), home=workspace)
+    assert result.returncode == 0
+    assert f"the events file {workspace / 'not-there.parquet'} does not exist (yet): the data checks were skipped" in (
+        result.stderr
+    )
+    named = _cli("check", str(path), "--events", str(workspace / "nope.csv"), home=workspace)
+    assert named.returncode == 2
+    assert f"--events {workspace / 'nope.csv'}: file not found" in named.stderr
+
+
+def test_an_unreachable_store_exits_3_before_any_work(workspace: Path) -> None:
+    store = "postgresql://postgres:s3cret-pw@127.0.0.1:1/test"
+    result = _cli("run", str(workspace / "instance.yaml"), "--as-of", AS_OF, "--store", store, home=workspace / "h3")
+    assert result.returncode == 3
+    assert "cannot connect to the PostgreSQL profile store" in result.stderr
+    assert "s3cret" not in result.stderr + result.stdout
+    assert "validating events" not in result.stderr  # nothing was done before the store answered
+    assert "Traceback" not in result.stderr
+
+
+def test_ids_are_printed_escaped(capsys: pytest.CaptureFixture) -> None:
+    # before: newlines, carriage returns and terminal escape sequences in ids reached the terminal raw
+    from customer_ai.cli import _print_profile
+
+    row = {
+        "profile_id": "evil\x1b[2J\r\nid",
+        "probability": 0.5,
+        "score": 50,
+        "percentile": 50,
+        "bucket": "medium",
+        "factors": [{"description": "most often country \x1b[31mNO", "contribution": 0.1, "importance": "low"}],
+    }
+    _print_profile(row)
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert "\r" not in out
+    assert out.count("\n") == 2  # one line per profile and per factor
+    assert "evil\\x1b[2J\\r\\nid" in out
+    assert "most often country \\x1b[31mNO" in out
 
 
 def test_backtest_prints_model_and_baselines(workspace: Path) -> None:
@@ -302,3 +386,23 @@ def test_show_prints_the_latest_run_and_top_profiles(first_run: tuple, workspace
     empty = _cli("show", str(workspace / "instance.yaml"), home=workspace / "nowhere")
     assert empty.returncode == 2
     assert "repurchase_30d has no runs in" in empty.stderr
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_scores_files_round_trip_hostile_ids_exactly(tmp_path: Path, suffix: str) -> None:
+    # before: an id with a carriage return was written unquoted and read back as an extra row
+    from customer_ai.cli import _write_scores
+
+    ids = ["a\rb", "c\nd", 'quote"d', "comma,id", "semi;--", "\x1b[31mred", "007", "12346.0"]
+    scores = pd.DataFrame(
+        {
+            "profile_id": ids,
+            "probability": [0.5] * len(ids),
+            "factors": [[{"feature": "x", "description": "3\r\nevents", "contribution": 0.1}]] * len(ids),
+        }
+    )
+    path = tmp_path / f"scores{suffix}"
+    _write_scores(scores, path)
+    back = pd.read_csv(path, dtype={"profile_id": str}) if suffix == ".csv" else pd.read_parquet(path)
+    assert back["profile_id"].tolist() == ids
+    assert [json.loads(f) for f in back["factors"]] == scores["factors"].tolist()

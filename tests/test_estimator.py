@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from customer_ai import estimator as estimator_module
 from customer_ai.estimator import InsufficientDataError, PropensityModel, TrainingSet, evaluation_half
@@ -111,6 +113,15 @@ def test_insufficient_data_names_counts_and_thresholds(events: pd.DataFrame) -> 
     greedy = make_spec(training={"snapshots": 2, "min_positives": 100_000, "min_negatives": 1})
     with pytest.raises(InsufficientDataError, match=r"at least 100,000 positive and 1 negative"):
         PropensityModel(greedy).build_training_set(events, AS_OF)
+
+
+def test_no_events_before_the_as_of_date_is_said_plainly(events: pd.DataFrame, spec) -> None:
+    later = events.loc[events["timestamp"] >= AS_OF]
+    with pytest.raises(
+        InsufficientDataError,
+        match="^insufficient data for unit: there are no events before the as-of date 2012-01-01$",
+    ):
+        PropensityModel(spec).build_training_set(later, AS_OF)
 
 
 def test_each_validation_half_needs_both_outcomes() -> None:
@@ -232,6 +243,24 @@ def test_scoring_a_subset_gives_the_same_probabilities_and_factors(events: pd.Da
     expected = full.set_index("profile_id").loc[subset_ids]
     np.testing.assert_allclose(part["probability"].to_numpy(), expected["probability"].to_numpy(), rtol=1e-12)
     assert part["factors"].tolist() == expected["factors"].tolist()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_scores_split_into_any_parts_or_repeated_are_the_same(events: pd.DataFrame, fitted, data) -> None:  # noqa: ANN001
+    full, _ = fitted.score(events, AS_OF)
+    ids = full["profile_id"].tolist()
+    parts = data.draw(st.lists(st.integers(0, 3), min_size=len(ids), max_size=len(ids)), label="part of each id")
+    scored = []
+    for part in range(4):
+        chosen = pd.Index([i for i, p in zip(ids, parts, strict=True) if p == part])
+        if len(chosen):
+            scored.append(fitted.score(events, AS_OF, profiles=chosen)[0])
+    joined = pd.concat(scored).set_index("profile_id").loc[ids]
+    np.testing.assert_allclose(joined["probability"].to_numpy(), full["probability"].to_numpy(), rtol=1e-12)
+    assert joined["factors"].tolist() == full["factors"].tolist()
+    again, _ = fitted.score(events, AS_OF)
+    pd.testing.assert_frame_equal(again, full)
 
 
 def test_later_events_do_not_change_scores(events: pd.DataFrame, fitted) -> None:

@@ -9,7 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from customer_ai.events import CANONICAL_COLUMNS, EventsError, canonicalize, load_event_file, load_profiles
+from customer_ai.events import (
+    CANONICAL_COLUMNS,
+    EventsError,
+    canonicalize,
+    check_attribute_join,
+    load_event_file,
+    load_profiles,
+)
 
 from conftest import ts
 
@@ -227,6 +234,40 @@ def test_many_null_ids_show_five_rows() -> None:
         canonicalize(frame)
 
 
+def test_empty_text_ids_are_refused() -> None:
+    # before: an id "" was scored as a profile of its own
+    frame = raw(profile_id=["a", "", "b"], timestamp=["2011-01-01"] * 3, event_type=["x"] * 3)
+    with pytest.raises(EventsError) as info:
+        canonicalize(frame, source="t.csv")
+    assert str(info.value) == (
+        "t.csv: column 'profile_id' is empty text on 1 of 3 rows (rows 1); drop or fill those rows first"
+    )
+
+
+@pytest.mark.parametrize("padded", [" 12346", "12346 ", "\t12346", "12346\n"])
+def test_ids_with_white_space_around_them_are_refused(padded: str) -> None:
+    frame = raw(profile_id=["12346", padded], timestamp=["2011-01-01"] * 2, event_type=["x"] * 2)
+    with pytest.raises(EventsError) as info:
+        canonicalize(frame, source="t.csv")
+    assert str(info.value) == (
+        f"t.csv: column 'profile_id' has 1 ids with white space around them (rows 1, e.g. {padded!r}); strip "
+        f"them first, or '12346' and {padded!r} would be two profiles"
+    )
+
+
+def test_ids_with_a_nul_character_are_refused() -> None:
+    # before: accepted, then the PostgreSQL store failed after the whole training
+    frame = raw(profile_id=["a", "b\x00c"], timestamp=["2011-01-01"] * 2, event_type=["x"] * 2)
+    with pytest.raises(EventsError, match=re.escape("t.csv: column 'profile_id' has 1 ids with a NUL character")):
+        canonicalize(frame, source="t.csv")
+
+
+def test_ids_with_inner_spaces_and_odd_characters_are_kept_exactly() -> None:
+    ids = ["a b", "x\ny", "semi;colon", "quote'\"", "\x1b[31mred"]
+    frame = raw(profile_id=ids, timestamp=["2011-01-01"] * 5, event_type=["x"] * 5)
+    assert sorted(canonicalize(frame)["profile_id"]) == sorted(ids)
+
+
 @pytest.mark.parametrize("column", ["timestamp", "event_type"])
 def test_null_timestamp_or_event_type(column: str) -> None:
     frame = raw(profile_id=["a", "b"], timestamp=["2011-01-01", "2011-01-02"], event_type=["x", "y"])
@@ -348,6 +389,47 @@ def test_load_wrong_extension(tmp_path: Path, name: str) -> None:
 
 
 # --- load_profiles ----------------------------------------------------------------------------------------------
+
+
+def test_empty_csv_file_is_named(tmp_path: Path) -> None:
+    # before: pandas' EmptyDataError, a traceback with exit 1
+    path = tmp_path / "events.csv"
+    path.write_bytes(b"")
+    with pytest.raises(EventsError, match=re.escape(f"{path}: the file is empty (not even a header line)")):
+        load_event_file(path)
+
+
+def test_profile_file_ids_with_spaces_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "profiles.csv"
+    path.write_text("customer,country\nC1,UK\n C2,France\n")
+    with pytest.raises(EventsError, match=re.escape(f"{path}: column 'customer' has 1 ids with white space")):
+        load_profiles(path, ["country"], id_column="customer")
+
+
+def test_attribute_join_counts_profiles_without_attributes() -> None:
+    events = canonicalize(raw(profile_id=["1", "2", "2", "3"], timestamp=["2011-01-01"] * 4, event_type=["x"] * 4))
+    attributes = pd.DataFrame({"country": ["UK", "FR"]}, index=pd.Index(["1", "3"], name="profile_id"))
+    assert check_attribute_join(events, attributes, "unit") == {
+        "profiles": 3,
+        "with_attributes": 2,
+        "without_attributes": 1,
+    }
+    assert check_attribute_join(events, None, "unit") is None
+
+
+def test_float_looking_ids_that_join_nothing_are_an_error(tmp_path: Path) -> None:
+    # before: a CSV with ids 12346.0 joined 0 of 20,329 rows to profiles 12346 and trained a different model
+    path = tmp_path / "events.csv"
+    path.write_text("profile_id,timestamp,event_type\n12346.0,2011-01-01,x\n12347.0,2011-01-02,x\n")
+    events = load_event_file(path)
+    assert events["profile_id"].tolist() == ["12346.0", "12347.0"]  # text, exactly as written
+    attributes = pd.DataFrame({"country": ["UK"]}, index=pd.Index(["12346"], name="profile_id"))
+    with pytest.raises(EventsError) as info:
+        check_attribute_join(events, attributes, "instance unit")
+    assert str(info.value) == (
+        "instance unit: none of the 2 profiles in the events has a row in the profile file (event ids look like "
+        "'12346.0', profile ids like '12346'); the ids must be written the same way in both"
+    )
 
 
 def test_load_profiles_parquet(tmp_path: Path) -> None:

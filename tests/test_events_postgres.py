@@ -14,7 +14,8 @@ from psycopg2 import sql
 from psycopg2.extensions import make_dsn
 from test_store import PG_DSN, admin, schemas
 
-from customer_ai.events import EventsError, load_event_table
+from customer_ai import events as events_module
+from customer_ai.events import EventsError, EventsUnavailableError, load_event_table
 
 from conftest import ts
 
@@ -231,10 +232,28 @@ def test_bounds_need_a_time_column(schema):
         load_event_table(PG_DSN, f"{schema}.text_times", start=ts("2024-01-01"))
 
 
-def test_an_unreachable_database_is_an_events_error_without_the_password():
-    with pytest.raises(EventsError, match="cannot connect to host=127.0.0.1 port=1 dbname=test") as caught:
+def test_an_unreachable_database_is_a_fault_to_retry_without_the_password():
+    # before: an EventsError ("bad input", exit 2, never retried in Airflow)
+    with pytest.raises(EventsUnavailableError, match="cannot connect to host=127.0.0.1 port=1 dbname=test") as caught:
         load_event_table("postgresql://postgres:s3cret@127.0.0.1:1/test", "events")
     assert "s3cret" not in str(caught.value)
+    assert not isinstance(caught.value, EventsError)
+
+
+def test_a_connection_dropped_during_the_read_is_a_fault_to_retry(schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the server ends our backend in the middle of the read, as a restart or a failover would
+    real_chunk = events_module._table_chunk
+
+    def chunk_then_terminate(rows, catalog):  # noqa: ANN001, ANN202
+        with admin() as connection, connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'customer-ai events'"
+            )
+        return real_chunk(rows, catalog)
+
+    monkeypatch.setattr(events_module, "_table_chunk", chunk_then_terminate)
+    with pytest.raises(EventsUnavailableError, match=r"postgresql table .*naive: .*terminat"):
+        load_event_table(PG_DSN, f"{schema}.naive", chunk_rows=1)
 
 
 def test_an_invalid_address_is_an_events_error_without_the_password():

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
 
 from customer_ai.bgnbd import fit_bgnbd, repeat_summary
 from customer_ai.features import (
@@ -21,7 +22,7 @@ from customer_ai.features import (
 )
 from customer_ai.spec import InstanceSpec
 
-from conftest import make_events, make_spec, ts
+from conftest import as_of_dates, event_logs, make_events, make_spec, ts
 
 T = ts("2011-09-01")
 US = pd.Timedelta(microseconds=1)
@@ -666,3 +667,22 @@ def test_repeat_model_features_read_in_words() -> None:
     )
     assert infos["goal_repeat_days"].describe(3.0) == "goal events on 3 days after the first one"
     assert infos["goal_days_since_first"].describe(float("nan")) == "no goal event yet"
+
+
+# --- properties over random logs ---------------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(events=event_logs(), later=event_logs(), as_of=as_of_dates())
+def test_events_at_or_after_the_as_of_date_change_no_feature(
+    events: pd.DataFrame, later: pd.DataFrame, as_of: pd.Timestamp
+) -> None:
+    spec = make_spec()
+    plan = plan_features(events, spec, as_of)
+    profiles = pd.Index(sorted(set(events["profile_id"]) | set(later["profile_id"])))
+    # the later log moved so that its first event falls exactly on the as-of date
+    moved = later.assign(timestamp=later["timestamp"] - later["timestamp"].min() + as_of)
+    extended = pd.concat([events, moved], ignore_index=True).sort_values("timestamp", kind="stable")
+    before = build_features(events, as_of, profiles, spec, plan)
+    after = build_features(extended.reset_index(drop=True), as_of, profiles, spec, plan)
+    pd.testing.assert_frame_equal(before, after)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from customer_ai.labels import build_labels, eligible_profiles, goal_reached
 
-from conftest import make_events, make_spec, ts
+from conftest import as_of_dates, event_logs, make_events, make_spec, ts
 
 T = ts("2011-09-01")
 US = pd.Timedelta(microseconds=1)
@@ -267,3 +269,28 @@ def test_build_labels_without_snapshots_is_empty() -> None:
     labels = build_labels(make_events([("a", "2011-08-01", "view")]), spec, [])
     assert len(labels) == 0
     assert list(labels.columns) == ["profile_id", "as_of", "label"]
+
+
+# --- properties over random logs ---------------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(events=event_logs(), snapshots=st.lists(as_of_dates(), min_size=1, max_size=4, unique=True))
+def test_every_eligible_profile_has_exactly_one_label_row_per_snapshot(events: pd.DataFrame, snapshots: list) -> None:
+    spec = make_spec()
+    labels = build_labels(events, spec, snapshots)
+    for as_of in snapshots:
+        rows = labels.loc[labels["as_of"] == as_of, "profile_id"]
+        assert sorted(rows) == sorted(eligible_profiles(events, spec.eligibility, as_of))
+        assert not rows.duplicated().any()
+
+
+@settings(max_examples=60, deadline=None)
+@given(events=event_logs(), snapshots=st.lists(as_of_dates(), min_size=1, max_size=3, unique=True))
+def test_will_occur_and_will_not_occur_labels_are_complements(events: pd.DataFrame, snapshots: list) -> None:
+    occurs = make_spec()
+    goal = {**occurs.goal.model_dump(mode="json"), "occurrence": "will_not_occur"}
+    does_not = make_spec(goal=goal)
+    yes, no = build_labels(events, occurs, snapshots), build_labels(events, does_not, snapshots)
+    pd.testing.assert_frame_equal(yes[["profile_id", "as_of"]], no[["profile_id", "as_of"]])
+    assert ((yes["label"] + no["label"]) == 1).all()

@@ -624,3 +624,30 @@ def test_history_policy_and_buckets_by() -> None:
     assert spec_error(output={"buckets_by": "rank"}) == (
         "unit.yaml: output.buckets_by: Input should be 'score' or 'percentile'"
     )
+
+
+# --- YAML 1.1 surprises ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("written", ["NO", "no", "yes", "Yes", "on", "OFF", "y", "n"])
+def test_condition_values_keep_what_was_written(tmp_path: Path, written: str) -> None:
+    # before: YAML 1.1 read NO (Norway) as false, so `country eq NO` silently matched nothing
+    text = EXAMPLE_YAML.replace("op: gte, value: 50", f"op: eq, value: {written}").replace(
+        "field: value,", "field: country,"
+    )
+    spec = load_spec(write(tmp_path, text))
+    condition = spec.goal.events[1].where[1]
+    assert (condition.field, condition.value) == ("country", written)
+
+
+def test_yaml_true_and_false_stay_booleans(tmp_path: Path) -> None:
+    text = EXAMPLE_YAML.replace("op: gte, value: 50", "op: eq, value: true").replace("field: value,", "field: gift,")
+    assert load_spec(write(tmp_path, text)).goal.events[1].where[1].value is True
+
+
+@pytest.mark.parametrize("flag", ["true", "false"])
+def test_a_boolean_is_not_a_number(tmp_path: Path, flag: str) -> None:
+    # before: window_days: true was a 1-day window
+    path = write(tmp_path, EXAMPLE_YAML.replace("  window_days: 30\n", f"  window_days: {flag}\n"))
+    with pytest.raises(SpecError, match=f"goal: window_days: expected a number, got {flag}"):
+        load_spec(path)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from customer_ai import artifacts, steps
+from customer_ai.flow import step_names
 from customer_ai.store import SQLiteStore
 from customer_ai.validation import DataValidationError
 
@@ -132,18 +134,22 @@ def test_events_from_the_future_fail_validation_before_training(events_file: Pat
     spec = make(bad)
     with pytest.raises(DataValidationError, match="timestamp"):
         steps.validate_events(spec, AS_OF, tmp_path)
-    folder = artifacts.run_dir(tmp_path, "unit", AS_OF)
+    folder = artifacts.staging_dir(tmp_path, "unit", AS_OF)  # a failed run's files stay in its staging folder
     result = json.loads((folder / "validation" / "events.json").read_text())
     assert result["success"] is False
     assert not (folder / "events.parquet").exists()
+    assert not artifacts.run_dir(tmp_path, "unit", AS_OF).exists()
 
 
 def test_score_takes_the_factor_count(first_run: tuple, events_file: Path) -> None:
     _, home, _ = first_run
     spec = make(events_file)
-    steps.score(spec, AS_OF, home, factors=1)
+    steps.score(spec, AS_OF, home, factors=1)  # on its own after the run: works on a copy of the run folder
+    assert {len(f) for f in steps.read_scores(spec, AS_OF, home)["factors"]} == {3}  # published: unchanged
+    steps.publish(spec, AS_OF, home)
     assert {len(f) for f in steps.read_scores(spec, AS_OF, home)["factors"]} == {1}
     steps.score(spec, AS_OF, home)  # back to the instance's 3 for the other tests
+    steps.publish(spec, AS_OF, home)
 
 
 def test_missing_earlier_step_names_what_to_run(events_file: Path, tmp_path: Path) -> None:
@@ -176,3 +182,180 @@ def test_a_users_own_suite_from_the_instance_runs_after_the_built_in_one(events_
     assert "scores: all 18 expectations passed" in summary
     assert "our_scores_rules: 1 of 1 expectations failed" in summary
     assert "- expect_column_max_to_be_between on probability: observed 0." in summary
+
+
+# --- a failed or concurrent run never destroys the last good one ---------------------------------------------------
+
+
+def _published(home: Path) -> dict:
+    folder = artifacts.run_dir(home, "unit", AS_OF)
+    return {p.name: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def good_home(first_run: tuple, tmp_path: Path) -> tuple[Path, SQLiteStore]:
+    """A home holding one good run as of AS_OF (a copy of the module's first run)."""
+    import shutil
+
+    _, home, _ = first_run
+    copy = tmp_path / "home"
+    shutil.copytree(home, copy)
+    return copy, SQLiteStore(copy / "store.sqlite")
+
+
+def test_a_failed_rerun_keeps_the_last_good_run_folder(good_home: tuple, events_file: Path, tmp_path: Path) -> None:
+    # before: a re-run with bad events emptied the folder, leaving validation/ only; show still said ok
+    home, store = good_home
+    before, scores = _published(home), store.read_scores("unit")
+    events = pd.read_parquet(events_file)
+    bad = tmp_path / "future.parquet"
+    pd.concat([events, events.iloc[:1].assign(timestamp=ts("2099-01-01"))]).to_parquet(bad, index=False)
+    with pytest.raises(DataValidationError):
+        steps.run(make(bad), AS_OF, home, store)
+    assert _published(home) == before
+    pd.testing.assert_frame_equal(store.read_scores("unit"), scores)
+    assert (artifacts.staging_dir(home, "unit", AS_OF) / "validation" / "events.json").exists()  # to inspect
+
+
+def test_a_poor_rerun_keeps_the_last_good_run_folder(good_home: tuple, events_file: Path) -> None:
+    home, store = good_home
+    before = _published(home)
+    result = steps.run(make(events_file, min_auc=0.999), AS_OF, home, store)
+    assert result.quality == "poor"
+    assert result.artifact_dir == artifacts.staging_dir(home, "unit", AS_OF)
+    assert _published(home) == before
+
+
+def test_a_good_rerun_replaces_the_run_folder_and_leaves_no_staging(good_home: tuple, events_file: Path) -> None:
+    home, store = good_home
+    result = steps.run(make(events_file), AS_OF, home, store)
+    assert result.artifact_dir == artifacts.run_dir(home, "unit", AS_OF)
+    assert not [p.name for p in (home / "artifacts" / "unit").iterdir() if p.name.startswith(".2012")]
+
+
+def test_a_second_run_of_the_instance_is_refused_while_one_runs(good_home: tuple, events_file: Path) -> None:
+    # before: a second run into the same home failed with "events.parquet is missing" or mixed both runs' files
+    home, store = good_home
+    before = _published(home)
+    with artifacts.instance_lock(home, "unit"):
+        with pytest.raises(artifacts.RunInProgressError, match=r"another run of unit is in progress in .* \(process"):
+            steps.run(make(events_file), AS_OF, home, store)
+    assert _published(home) == before
+    steps.run(make(events_file), ts("2012-01-08"), home, store)  # released: the next run goes ahead
+
+
+def test_half_written_model_folders_are_never_reused(first_run: tuple, events_file: Path, tmp_path: Path) -> None:
+    # before: a hidden staging folder left by a killed run was picked, then failed with FileNotFoundError
+    import shutil
+
+    result, home, _ = first_run
+    trained = artifacts.read_json(result.artifact_dir / "model.json")
+    copy = tmp_path / "home"
+    shutil.copytree(home / "models", copy / "models")
+    good = artifacts.model_dir(copy, "unit", trained["model_version"])
+    later = {**artifacts.read_json(good / "model.json"), "as_of": "2012-01-05", "model_version": "20120105-x"}
+    for name in (".20120105-x-abc123", "20120105-y"):  # a staging folder, and a folder without model.txt
+        artifacts.write_json(copy / "models" / "unit" / name / "model.json", later)
+    spec = make(events_file)
+    assert steps.find_reusable_model(spec, ts("2012-01-08"), copy)["model_version"] == trained["model_version"]
+
+
+def _scores_of(folder: Path) -> pd.DataFrame:
+    return pd.read_parquet(folder / "scores.parquet").drop(columns=["model_version"])
+
+
+def _run_script(home: Path, events_file: Path, kill_after: str | None = None) -> str:
+    """Python code that runs the instance as of AS_OF in ``home``; it SIGKILLs itself after step ``kill_after``."""
+    lines = [
+        "import os, signal, sys; from pathlib import Path",
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})",
+        "from test_steps import make, AS_OF",
+        "from customer_ai import steps",
+        "from customer_ai.store import SQLiteStore",
+        f"home = Path({str(home)!r})",
+    ]
+    if kill_after is not None:
+        lines += [
+            f"real = steps.{kill_after}",
+            "def dying(*args, **kwargs):",
+            "    real(*args, **kwargs)",
+            "    os.kill(os.getpid(), signal.SIGKILL)",
+            f"steps.{kill_after} = dying",
+        ]
+    lines.append(f"steps.run(make(Path({str(events_file)!r})), AS_OF, home, SQLiteStore(home / 'store.sqlite'))")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("after", step_names())
+def test_a_run_killed_after_any_step_leaves_the_last_good_run_and_a_rerun_equals_a_clean_run(
+    good_home: tuple, events_file: Path, after: str
+) -> None:
+    import subprocess
+    import sys
+
+    home, store = good_home
+    folder = artifacts.run_dir(home, "unit", AS_OF)
+    clean = _scores_of(folder)
+    killed = subprocess.run([sys.executable, "-c", _run_script(home, events_file, after)], check=False)
+    assert killed.returncode == -9
+    pd.testing.assert_frame_equal(_scores_of(folder), clean)  # the old run, or (after publish) the new one
+    assert (folder / "metadata.json").exists()
+    steps.run(make(events_file), AS_OF, home, store)  # the kernel released the lock of the killed run
+    pd.testing.assert_frame_equal(_scores_of(folder), clean)
+    stored = store.read_scores("unit", as_of="2012-01-01").set_index("profile_id")["probability"].sort_index()
+    assert stored.to_dict() == clean.set_index("profile_id")["probability"].sort_index().to_dict()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("seconds", [0.5, 2.0, 3.5, 5.0, 6.5])
+def test_a_run_killed_at_any_point_leaves_the_last_good_run_and_a_rerun_equals_a_clean_run(
+    good_home: tuple, events_file: Path, seconds: float
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    home, store = good_home
+    folder = artifacts.run_dir(home, "unit", AS_OF)
+    clean = _scores_of(folder)
+    script = _run_script(home, events_file)
+    process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:  # the last good run stays readable throughout
+        pd.testing.assert_frame_equal(_scores_of(folder), clean)
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    pd.testing.assert_frame_equal(_scores_of(folder), clean)  # the old run, or the new one complete
+    assert (folder / "metadata.json").exists()
+    steps.run(make(events_file), AS_OF, home, store)  # the kernel released the lock of the killed run
+    pd.testing.assert_frame_equal(_scores_of(folder), clean)
+    stored = store.read_scores("unit", as_of="2012-01-01").set_index("profile_id")["probability"].sort_index()
+    assert stored.to_dict() == clean.set_index("profile_id")["probability"].sort_index().to_dict()
+
+
+@pytest.mark.parametrize(("as_of", "where"), [("2016-01-01", "after the events end"), ("2005-01-01", "before the")])
+def test_a_date_the_events_do_not_cover_is_said_plainly(events_file: Path, tmp_path: Path, as_of: str, where: str):
+    # before: "events end on (no events)" and then "0 positive and 0 negative examples"
+    from customer_ai.events import EventsError
+
+    with pytest.raises(EventsError) as info:
+        steps.validate_events(make(events_file), ts(as_of), tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"instance unit: no events before the as-of date {as_of} in the run's window [")
+    assert where in message
+    assert message.endswith("pick an as-of date the events cover")
+
+
+def test_a_changed_definition_under_the_same_name_is_said(
+    good_home: tuple, events_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    home, store = good_home
+    changed = make(events_file, snapshots=3)
+    with caplog.at_level("WARNING", logger="customer_ai"):
+        result = steps.run(changed, ts("2012-01-08"), home, store, force_retrain=False)
+    assert re.search(r"the definition of unit changed since its run as of 2012-01-\d\d \(spec \w+ then", caplog.text)
+    assert result.metadata["model_reused"] is False  # a model of the old definition is never reused
+    assert result.metadata["spec_hash"] == changed.spec_hash()

@@ -252,7 +252,9 @@ def test_a_connection_killed_mid_write_leaves_previous_rows_intact(store):
         writer.join(30)
     finally:
         holder.close()
-    assert isinstance(writer.error, psycopg2.OperationalError)
+    # before: a raw OperationalError (a traceback with exit 1); now a fault to retry, with what happened
+    assert isinstance(writer.error, StoreUnavailableError)
+    assert "dropped the connection during the write of unit as of 2024-02-01; nothing was written" in str(writer.error)
     assert re.search("terminating connection|server closed the connection", str(writer.error))
     assert_unchanged(before, store)
     assert store.count_rows("unit") == counts(2, 2, 1)

@@ -15,27 +15,62 @@ US = pd.Timedelta(microseconds=1)
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"),
+    "value",
     [
-        ("2011-09-01", "2011-09-01 00:00"),
-        (dt.date(2011, 9, 1), "2011-09-01 00:00"),
-        (dt.datetime(2011, 9, 1, 13, 30), "2011-09-01 13:30"),
-        (pd.Timestamp("2011-09-01"), "2011-09-01 00:00"),
-        ("2011-09-01T02:00:00+02:00", "2011-09-01 00:00"),
-        (dt.datetime(2011, 9, 1, 2, tzinfo=dt.timezone(dt.timedelta(hours=2))), "2011-09-01 00:00"),
-        (pd.Timestamp("2011-08-31 20:00", tz="America/New_York"), "2011-09-01 00:00"),
+        "2011-09-01",
+        dt.date(2011, 9, 1),
+        dt.datetime(2011, 9, 1),
+        pd.Timestamp("2011-09-01"),
+        dt.datetime(2011, 9, 1, 2, tzinfo=dt.timezone(dt.timedelta(hours=2))),  # midnight UTC
+        pd.Timestamp("2011-08-31 20:00", tz="America/New_York"),  # midnight UTC
     ],
 )
-def test_as_of_timestamp_is_utc(value: object, expected: str) -> None:
+def test_as_of_timestamp_is_midnight_utc(value: object) -> None:
     stamp = as_of_timestamp(value)  # type: ignore[arg-type]
-    assert stamp == ts(expected)
+    assert stamp == ts("2011-09-01")
     assert str(stamp.tz) == "UTC"
-    assert stamp.tz_localize(None) == pd.Timestamp(expected)  # the wall clock is UTC, not the input's zone
 
 
-@pytest.mark.parametrize("value", ["garbage", "", "2011-13-45", None, "yesterday-ish", 20110901, 1.5e9])
-def test_as_of_timestamp_rejects_garbage(value: object) -> None:
-    with pytest.raises(ValueError, match="not a date"):
+@pytest.mark.parametrize(
+    "value",
+    # before: all of these were accepted (words and partial dates guessed, 11/12/2011 read as 12 November,
+    # times of day kept and crashing a run later)
+    [
+        "now",
+        "today",
+        "2011",
+        "2011-12",
+        "11/12/2011",
+        "20111209",
+        "2011-12-09T23:00",
+        "2011-12-09 00:00",
+        " 2011-12-09",
+        "2011-12-09\n",
+        "garbage",
+        "",
+        None,
+        20110901,
+        1.5e9,
+        True,
+    ],
+)
+def test_as_of_timestamp_refuses_anything_but_a_date(value: object) -> None:
+    with pytest.raises(ValueError, match=r"not a date: .*\(use YYYY-MM-DD, for example 2011-12-09\)"):
+        as_of_timestamp(value)  # type: ignore[arg-type]
+
+
+def test_as_of_timestamp_refuses_a_day_that_does_not_exist() -> None:
+    with pytest.raises(ValueError, match="no such day in the calendar"):
+        as_of_timestamp("2011-02-29")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [dt.datetime(2011, 12, 9, 23), pd.Timestamp("2011-12-09 00:00:01", tz="UTC"), dt.datetime(2011, 9, 1, 13, 30)],
+)
+def test_as_of_timestamp_refuses_a_time_of_day_and_names_both_days(value: object) -> None:
+    stamp = pd.Timestamp(value)
+    with pytest.raises(ValueError, match=f"has a time of day .* \\(use {stamp:%Y-%m-%d} or "):
         as_of_timestamp(value)  # type: ignore[arg-type]
 
 

@@ -29,12 +29,17 @@ from customer_ai.store.sqlite import SQLiteStore
 
 __all__ = [
     "PostgresStore",
+    "StoreAddressError",
     "SQLiteStore",
     "StoreUnavailableError",
     "mask_password",
     "open_store",
     "postgres_location",
 ]
+
+
+class StoreAddressError(ValueError):
+    """A store address of a kind customer-ai cannot write to; the message shows it, password masked."""
 
 
 def open_store(uri: str | None, home: Path, schema: str | None = None) -> SQLiteStore | PostgresStore:
@@ -52,7 +57,7 @@ def open_store(uri: str | None, home: Path, schema: str | None = None) -> SQLite
 
     Raises
     ------
-    ValueError
+    StoreAddressError
         For any other address (the message shows it with its password masked).
     """
     if not uri:
@@ -61,7 +66,7 @@ def open_store(uri: str | None, home: Path, schema: str | None = None) -> SQLite
         return SQLiteStore(Path(uri.removeprefix("sqlite:///")))
     if uri.startswith(_URI_PREFIXES):
         return PostgresStore(uri, schema or os.environ.get(_SCHEMA_ENV) or _DEFAULT_SCHEMA)
-    raise ValueError(
+    raise StoreAddressError(
         f"unsupported store address {mask_password(uri)!r}: use sqlite:///path/to/file.sqlite "
         "or postgresql://user@host:port/dbname"
     )

@@ -349,6 +349,14 @@ class PostgresStore(_Store):
                     cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (instance,))
                     yield _PostgresWriter(self, cursor, instance, as_of)
                 connection.commit()
+            except psycopg2.OperationalError as exc:  # the server went away mid-write: nothing was committed
+                if not connection.closed:
+                    connection.rollback()
+                reason = " ".join(str(exc).split())
+                raise StoreUnavailableError(
+                    f"the PostgreSQL profile store at {postgres_location(self.dsn)} dropped the connection during "
+                    f"the write of {instance} as of {as_of}; nothing was written: {reason}"
+                ) from exc
             except BaseException:
                 if not connection.closed:
                     connection.rollback()
