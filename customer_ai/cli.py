@@ -273,13 +273,33 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         print(f"profile {who} has no {spec.name} score {when} in {store}", file=sys.stderr)
         return EXIT_INPUT
     row = scores.iloc[0].to_dict()
-    print(f"{spec.name} as of {row['as_of']} (model {row['model_version']}): {spec.goal_in_words()}")
+    meta = _run_metadata(args, spec, str(row["as_of"]))
+    goal = meta["goal"] if meta else spec.goal_in_words()  # what the run scored, as in show
+    print(f"{spec.name} as of {row['as_of']} (model {row['model_version']}): {goal}")
+    _note_other_definition(args, spec, meta)
     _print_profile(row)
     return EXIT_OK
 
 
-def _cmd_show(args: argparse.Namespace) -> int:
+def _run_metadata(args: argparse.Namespace, spec, as_of: str) -> dict | None:  # noqa: ANN001
+    """Return the metadata of the published run of ``spec.name`` as of ``as_of`` in the home, if it is there."""
     from customer_ai.artifacts import read_json, run_dir
+
+    path = run_dir(_home(args), spec.name, _as_of(as_of)) / "metadata.json"
+    return read_json(path) if path.exists() else None
+
+
+def _note_other_definition(args: argparse.Namespace, spec, meta: dict | None) -> None:  # noqa: ANN001
+    """Say when the run scored another definition of the instance than the file given holds now."""
+    if meta and meta.get("spec_hash") != spec.spec_hash():
+        print(
+            f"note: this run scored another definition of {spec.name} than {args.instance} holds now "
+            f"(spec {meta.get('spec_hash')} then, {spec.spec_hash()} now; file's goal: {spec.goal_in_words()})"
+        )
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from customer_ai.artifacts import run_dir
     from customer_ai.spec import load_spec
 
     spec = load_spec(args.instance)
@@ -293,17 +313,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(f"{spec.name}: the latest run in {store} is as of {latest['as_of']}, not {args.as_of}", file=sys.stderr)
         return EXIT_INPUT
     folder = run_dir(_home(args), spec.name, _as_of(str(latest["as_of"])))
-    meta = read_json(folder / "metadata.json") if (folder / "metadata.json").exists() else None
+    meta = _run_metadata(args, spec, str(latest["as_of"]))
     # what the run really scored, not what the file says today (another file may share the name)
     print(f"{spec.name}: {meta['goal'] if meta else spec.goal_in_words()}")
     print(
         f"latest run as of {latest['as_of']}, model {latest['model_version']}: {latest['status']}: {latest['reason']}"
     )
-    if meta and meta.get("spec_hash") != spec.spec_hash():
-        print(
-            f"note: this run scored another definition of {spec.name} than {args.instance} holds now "
-            f"(spec {meta.get('spec_hash')} then, {spec.spec_hash()} now; file's goal: {spec.goal_in_words()})"
-        )
+    _note_other_definition(args, spec, meta)
     if meta:
         buckets = ", ".join(f"{k} {meta['buckets'][k]:,}" for k in ("low", "medium", "high"))
         print(f"scored {meta['scored_profiles']:,} profiles ({buckets})")

@@ -287,6 +287,10 @@ def test_show_describes_what_the_run_scored_not_the_file(first_run: tuple, works
     assert lines[0] == "repurchase_30d: purchase occurs within 30 days"
     assert lines[2].startswith(f"note: this run scored another definition of repurchase_30d than {other} holds now")
     assert lines[2].endswith("file's goal: purchase occurs within 60 days)")
+    profile = pd.read_parquet(home / "artifacts" / "repurchase_30d" / AS_OF / "scores.parquet")["profile_id"].iloc[0]
+    explained = _cli("explain", str(other), profile, home=home).stdout.splitlines()
+    assert explained[0].endswith("purchase occurs within 30 days")
+    assert explained[1].startswith("note: this run scored another definition of repurchase_30d")
 
 
 def test_check_says_ok_only_when_every_check_passed(workspace: Path) -> None:
