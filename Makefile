@@ -43,7 +43,10 @@ test: $(BIN)/customer-ai
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
+# Airflow's components start each other by name: the virtualenv's bin must be on their PATH
+airflow: export PATH := $(CURDIR)/$(BIN):$(PATH)
 airflow: $(BIN)/customer-ai examples/online_retail/events.parquet
+	@echo "Airflow UI: http://localhost:8080, user admin, password in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
 	$(BIN)/airflow standalone
 
 # The out-of-time evaluation of docs/evaluation.md: three real data sets (two fetched from PyPI), two goals each,

@@ -282,6 +282,7 @@ def train(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
     if plan.get("skipped"):
         meta = artifacts.read_json(artifacts.model_dir(home, spec.name, plan["reuse"]) / "model.json")
         artifacts.write_json(folder / "model.json", {**meta, "reused": True})
+        logger.info("model %s reused: trained as of %s", meta["model_version"], meta["as_of"])
         return _model_summary(meta, reused=True)
     estimator = PropensityModel(spec).fit_training_set(_read_training_set(folder))
     status, reason = estimator.verdict()
@@ -301,6 +302,7 @@ def train(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
     }
     stored = artifacts.save_model(home, spec.name, estimator, meta)
     meta = artifacts.read_json(stored / "model.json")
+    logger.info("model %s trained as of %s, stored in %s", version, meta["as_of"], stored)
     artifacts.write_json(folder / "model.json", {**meta, "reused": False})
     return _model_summary(meta, reused=False)
 
@@ -340,6 +342,14 @@ def quality_gate(
     meta = artifacts.read_json(_folder(spec, as_of, home) / "model.json")
     metrics = meta["validation"]["metrics"]
     status, reason = quality_verdict(metrics, _gate(spec, min_auc))
+    logger.info(
+        "quality gate: model %s: held-out ROC AUC %.3f against the gate of %.2f, calibration error %.3f: %s",
+        meta["model_version"],
+        metrics.get("model_roc_auc", metrics["roc_auc"]),
+        _gate(spec, min_auc),
+        metrics["calibration_error"],
+        status,
+    )
     if status != "ok":
         reason = f"model {meta['model_version']} is poor: {reason}; the previous scores are kept"
         store.record_run(  # type: ignore[attr-defined]
@@ -361,7 +371,9 @@ def score(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, factors: int |
     )
     scores.insert(scores.columns.get_loc("factors"), "model_version", meta["model_version"])
     artifacts.write_frame(folder / "scores.parquet", scores)
-    return {"scored_profiles": len(scores), "buckets": _bucket_counts(scores), "model_version": meta["model_version"]}
+    buckets = _bucket_counts(scores)
+    logger.info("scored %s profiles: %s", f"{len(scores):,}", ", ".join(f"{k} {n:,}" for k, n in buckets.items()))
+    return {"scored_profiles": len(scores), "buckets": buckets, "model_version": meta["model_version"]}
 
 
 def _read_scores(folder: Path) -> pd.DataFrame:

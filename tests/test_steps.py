@@ -354,8 +354,27 @@ def test_a_changed_definition_under_the_same_name_is_said(
 ) -> None:
     home, store = good_home
     changed = make(events_file, snapshots=3)
-    with caplog.at_level("WARNING", logger="customer_ai"):
+    with caplog.at_level("INFO", logger="customer_ai"):
         result = steps.run(changed, ts("2012-01-08"), home, store, force_retrain=False)
     assert re.search(r"the definition of unit changed since its run as of 2012-01-\d\d \(spec \w+ then", caplog.text)
     assert result.metadata["model_reused"] is False  # a model of the old definition is never reused
+    assert f"model {result.metadata['model_version']} trained as of 2012-01-08, stored in" in caplog.text
     assert result.metadata["spec_hash"] == changed.spec_hash()
+
+
+def test_the_steps_log_what_a_person_checks(good_home: tuple, events_file: Path, caplog: pytest.LogCaptureFixture):
+    home, store = good_home
+    with caplog.at_level("INFO", logger="customer_ai"):
+        result = steps.run(make(events_file), ts("2012-01-22"), home, store, force_retrain=False)
+    version = result.metadata["model_version"]
+    assert f"model {version} reused: trained as of {result.metadata['model_trained_as_of']}" in caplog.text
+    assert re.search(
+        rf"quality gate: model {version}: held-out ROC AUC 0\.\d{{3}} against the gate of 0\.65, "
+        rf"calibration error 0\.\d{{3}}: ok",
+        caplog.text,
+    )
+    buckets = result.metadata["buckets"]
+    assert (
+        f"scored {result.metadata['scored_profiles']:,} profiles: low {buckets['low']:,}, "
+        f"medium {buckets['medium']:,}, high {buckets['high']:,}"
+    ) in caplog.text
