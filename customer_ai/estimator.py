@@ -326,20 +326,13 @@ class PropensityModel:
         evaluation half stays unseen.
         """
         offset = self._offset(feature_plan)
+        train_x, train_y = features.loc[train], labels[train]
+        held_x, held_y = features.loc[calibration], labels[calibration]
         fitted = [
-            fit_model(
-                features.loc[train],
-                labels[train],
-                features.loc[calibration],
-                labels[calibration],
-                seed=self.spec.training.seed,
-                params=self.params,
-                offset=start,
-            )
+            fit_model(train_x, train_y, held_x, held_y, seed=self.spec.training.seed, params=self.params, offset=start)
             for start in ([offset, None] if offset is not None else [None])
         ]
-        held = features.loc[calibration]
-        aucs = [ranking_auc(model.margin(held), labels[calibration]) for model in fitted]
+        aucs = [ranking_auc(model.margin(held_x), held_y) for model in fitted]
         chosen = int(np.argmax(aucs))  # a tie keeps the repeat-buying model's start
         names = ["repeat_model", "constant"] if offset is not None else ["constant"]
         self.boosting_start_ = {

@@ -5,6 +5,7 @@ Light on purpose (json, pandas): modules that must stay cheap to import, such as
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -66,12 +67,25 @@ def reset_dir(folder: Path) -> Path:
     return folder
 
 
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux ``renameat2`` with ``RENAME_EXCHANGE``).
+
+    Returns False, having changed nothing, where the system or the file system cannot.
+    """
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0
+
+
 def promote_dir(staging: Path, final: Path) -> Path:
     """Put the finished folder ``staging`` in place of ``final``; return ``final``.
 
-    The folder ``final`` held (the last good result) is renamed aside first and deleted only once ``staging``
-    has taken its name, so at every instant one complete folder exists: the old one or the new one.  If a
-    crash left an old folder aside without a replacement, it is put back before anything else.
+    On Linux the two folders swap names in one atomic step, so ``final`` always names a complete folder, the
+    old one or the new one; elsewhere the old folder is renamed aside first and deleted only once ``staging``
+    has taken its name.  If a crash left an old folder aside without a replacement, it is put back first.
     """
     staging, final = Path(staging), Path(final)
     aside = final.with_name(f".{final.name}.replaced")
@@ -79,6 +93,9 @@ def promote_dir(staging: Path, final: Path) -> Path:
         aside.rename(final)
     if aside.exists():
         shutil.rmtree(aside)
+    if final.exists() and _exchange(staging, final):
+        shutil.rmtree(staging, ignore_errors=True)  # it holds the old folder now
+        return final
     if final.exists():
         final.rename(aside)
     staging.rename(final)

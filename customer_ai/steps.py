@@ -527,7 +527,7 @@ def run(
         "enrich_profiles": lambda: enrich_profiles(spec, as_of, home, store, min_auc=min_auc),
         "publish": lambda: publish(spec, as_of, home),
     }
-    folder = _folder(spec, as_of, home)
+    folder = artifacts.staging_dir(home, spec.name, as_of)  # validate_events starts it afresh
     with artifacts.instance_lock(home, spec.name):
         _say_if_the_definition_changed(spec, home)
         for name in step_names():

@@ -286,6 +286,18 @@ def _run_script(home: Path, events_file: Path, kill_after: str | None = None) ->
     return "\n".join(lines) + "\n"
 
 
+def _assert_killed_run_left_the_good_one_and_a_rerun_is_clean(
+    home: Path, store: SQLiteStore, events_file: Path, clean: pd.DataFrame
+) -> None:
+    folder = artifacts.run_dir(home, "unit", AS_OF)
+    pd.testing.assert_frame_equal(_scores_of(folder), clean)  # the old run, or the new one complete
+    assert (folder / "metadata.json").exists()
+    steps.run(make(events_file), AS_OF, home, store)  # the kernel released the lock of the killed run
+    pd.testing.assert_frame_equal(_scores_of(folder), clean)
+    stored = store.read_scores("unit", as_of="2012-01-01").set_index("profile_id")["probability"].sort_index()
+    assert stored.to_dict() == clean.set_index("profile_id")["probability"].sort_index().to_dict()
+
+
 @pytest.mark.e2e
 @pytest.mark.parametrize("after", step_names())
 def test_a_run_killed_after_any_step_leaves_the_last_good_run_and_a_rerun_equals_a_clean_run(
@@ -299,12 +311,7 @@ def test_a_run_killed_after_any_step_leaves_the_last_good_run_and_a_rerun_equals
     clean = _scores_of(folder)
     killed = subprocess.run([sys.executable, "-c", _run_script(home, events_file, after)], check=False)
     assert killed.returncode == -9
-    pd.testing.assert_frame_equal(_scores_of(folder), clean)  # the old run, or (after publish) the new one
-    assert (folder / "metadata.json").exists()
-    steps.run(make(events_file), AS_OF, home, store)  # the kernel released the lock of the killed run
-    pd.testing.assert_frame_equal(_scores_of(folder), clean)
-    stored = store.read_scores("unit", as_of="2012-01-01").set_index("profile_id")["probability"].sort_index()
-    assert stored.to_dict() == clean.set_index("profile_id")["probability"].sort_index().to_dict()
+    _assert_killed_run_left_the_good_one_and_a_rerun_is_clean(home, store, events_file, clean)
 
 
 @pytest.mark.e2e
@@ -328,12 +335,7 @@ def test_a_run_killed_at_any_point_leaves_the_last_good_run_and_a_rerun_equals_a
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    pd.testing.assert_frame_equal(_scores_of(folder), clean)  # the old run, or the new one complete
-    assert (folder / "metadata.json").exists()
-    steps.run(make(events_file), AS_OF, home, store)  # the kernel released the lock of the killed run
-    pd.testing.assert_frame_equal(_scores_of(folder), clean)
-    stored = store.read_scores("unit", as_of="2012-01-01").set_index("profile_id")["probability"].sort_index()
-    assert stored.to_dict() == clean.set_index("profile_id")["probability"].sort_index().to_dict()
+    _assert_killed_run_left_the_good_one_and_a_rerun_is_clean(home, store, events_file, clean)
 
 
 @pytest.mark.parametrize(("as_of", "where"), [("2016-01-01", "after the events end"), ("2005-01-01", "before the")])
