@@ -170,7 +170,12 @@ def _no_events_message(spec: InstanceSpec, events: pd.DataFrame, start: pd.Times
     if events.empty:
         return f"instance {spec.name}: there are no events at all, so nothing in the run's window {window}"
     first, last = events["timestamp"].min(), events["timestamp"].max()
-    where = "after the events end" if start > last else "before the events start"
+    if start > last:
+        where = "after the events end"
+    elif end <= first:
+        where = "before the events start"
+    else:
+        where = "in a gap of the events"
     return (
         f"instance {spec.name}: no events before the as-of date {end:%Y-%m-%d} in the run's window {window}, "
         f"which lies {where} (the events run from {first:%Y-%m-%d} to {last:%Y-%m-%d}); pick an as-of date "

@@ -338,6 +338,17 @@ def test_a_run_killed_at_any_point_leaves_the_last_good_run_and_a_rerun_equals_a
     _assert_killed_run_left_the_good_one_and_a_rerun_is_clean(home, store, events_file, clean)
 
 
+def test_a_window_inside_a_gap_of_the_events_is_named_as_such(events_file: Path, tmp_path: Path) -> None:
+    events = pd.read_parquet(events_file)
+    gap = events.loc[(events["timestamp"] < ts("2010-02-01")) | (events["timestamp"] >= ts("2012-01-01"))]
+    path = tmp_path / "gap.parquet"
+    gap.to_parquet(path, index=False)
+    from customer_ai.events import EventsError
+
+    with pytest.raises(EventsError, match=r"which lies in a gap of the events \(the events run from"):
+        steps.validate_events(make(path), AS_OF, tmp_path)
+
+
 @pytest.mark.parametrize(("as_of", "where"), [("2016-01-01", "after the events end"), ("2005-01-01", "before the")])
 def test_a_date_the_events_do_not_cover_is_said_plainly(events_file: Path, tmp_path: Path, as_of: str, where: str):
     # before: "events end on (no events)" and then "0 positive and 0 negative examples"
