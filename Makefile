@@ -14,7 +14,9 @@ demo airflow: export AIRFLOW_HOME = $(VAR)/airflow
 demo airflow: export AIRFLOW__CORE__DAGS_FOLDER = $(CURDIR)/dags
 demo airflow: export AIRFLOW__CORE__PLUGINS_FOLDER = $(CURDIR)/plugins
 demo airflow: export AIRFLOW__CORE__LOAD_EXAMPLES = False
-demo airflow: export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION = False
+demo: export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION = False
+# the examples' data ends in 2011: their DAGs wait, paused, until a user triggers one (its form offers a 2011 date)
+airflow: export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION = True
 demo airflow: export CUSTOMER_AI_INSTANCES = $(CURDIR)/instances
 demo airflow: export GX_ANALYTICS_ENABLED = False
 
@@ -44,9 +46,9 @@ test: $(BIN)/customer-ai
 	$(BIN)/pytest
 
 # Airflow's components start each other by name: the virtualenv's bin must be on their PATH
-airflow: export PATH := $(CURDIR)/$(BIN):$(PATH)
+airflow: export PATH := $(abspath $(BIN)):$(PATH)
 airflow: $(BIN)/customer-ai examples/online_retail/events.parquet
-	@echo "Airflow UI: http://localhost:8080, user admin, password in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
+	@echo "Airflow UI: http://localhost:$${AIRFLOW__API__PORT:-8080}, user admin, password in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
 	$(BIN)/airflow standalone
 
 # The out-of-time evaluation of docs/evaluation.md: three real data sets (two fetched from PyPI), two goals each,

@@ -12,6 +12,8 @@ judged on the same profiles, each fitted on the same history:
 
 Each baseline's signal becomes a probability through a one-variable logistic fit on the model's training
 snapshots (the direction is learned, so a churn goal works too), so its calibration is measured fairly as well.
+A run measures the same baselines, fitted the same way (:func:`baseline_probabilities`), on the profiles its
+model was judged on (:func:`held_out_evaluation`): the curves of its report.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import pandas as pd
 
 from customer_ai.bgnbd import repeat_view
 from customer_ai.conditions import patterns_mask
-from customer_ai.estimator import PropensityModel
+from customer_ai.curves import scorer_curves
+from customer_ai.estimator import PropensityModel, TrainingSet
 from customer_ai.evaluation import (
     calibration_error,
     calibration_error_floor,
@@ -36,13 +39,28 @@ from customer_ai.progress import step
 from customer_ai.spec import InstanceSpec
 from customer_ai.windows import in_window
 
-__all__ = ["BASELINES", "GoalWindowOpenError", "backtest", "baseline_signals", "format_markdown"]
+__all__ = [
+    "BASELINES",
+    "EVALUATION_NOTE",
+    "GoalWindowOpenError",
+    "backtest",
+    "baseline_probabilities",
+    "baseline_signals",
+    "format_markdown",
+    "held_out_evaluation",
+    "training_rows",
+]
 
 BASELINES = {
     "recency": "days since the last goal event (fewer days, higher score)",
     "frequency": "goal events in the lookback (more events, higher score)",
     "bgnbd": "BG/NBD probability of a goal event within the goal window, fitted on the goal events before the date",
 }
+EVALUATION_NOTE = (
+    "the model and the baselines are measured on the evaluation half of the validation snapshot: profiles whose "
+    "outcome no fitting step saw (neither the trees, nor early stopping, nor the calibration); each baseline's "
+    "one-variable logistic fit used the model's training snapshots"
+)
 _EPS = 1e-9
 
 
@@ -136,24 +154,96 @@ def backtest(
     result["model"]["calibration_error_level_known"] = calibration_error(
         shift_to_rate(probability, float(label.mean())), label
     )
-    with step("fitting the baselines (recency, frequency, BG/NBD)"):
-        # the model's own training rows: the same profiles, snapshots and labels
-        labels = training_set.labels.loc[training_set.rows("training")].reset_index()
-        train_signals = pd.concat(
-            [
-                baseline_signals(seen, spec, snapshot, pd.Index(group["profile_id"]))
-                for snapshot, group in labels.groupby("as_of", sort=False)
-            ]
-        )
-        test_signals = baseline_signals(seen, spec, as_of, profiles)
-    train_label = labels["label"].to_numpy()
+    baselines = baseline_probabilities(seen, spec, training_rows(training_set), as_of, profiles)
     result["model_vs"] = {}
     for name in BASELINES:
-        calibration = fit_platt(train_signals[name].to_numpy(), train_label, monotone=False)
-        baseline = calibration(test_signals[name].to_numpy())
+        baseline = baselines[name].to_numpy()
         result[name] = _measured(baseline, label)
         result["model_vs"][name] = paired_auc_difference(label, probability, baseline)
     return result
+
+
+def training_rows(training_set: TrainingSet) -> pd.DataFrame:
+    """Return the model's training rows as ``profile_id, as_of, label``: what the baselines are fitted on."""
+    return training_set.labels.loc[training_set.rows("training")].reset_index()
+
+
+def baseline_probabilities(
+    events: pd.DataFrame, spec: InstanceSpec, rows: pd.DataFrame, as_of: pd.Timestamp, profiles: pd.Index
+) -> pd.DataFrame:
+    """Fit each baseline on the model's training rows; return its probabilities for ``profiles`` at ``as_of``.
+
+    One code path for the back-test and for a run's held-out evaluation: each baseline's signal
+    (:func:`baseline_signals`, from the events before each date) becomes a probability through a one-variable
+    logistic fit on ``rows`` (:func:`training_rows`: the same profiles, snapshots and labels as the model's).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``profiles``, one column of probabilities per baseline of :data:`BASELINES`.
+    """
+    with step("fitting the baselines (recency, frequency, BG/NBD)"):
+        groups = list(rows.groupby("as_of", sort=False))
+        train_signals = pd.concat(
+            [baseline_signals(events, spec, snapshot, pd.Index(group["profile_id"])) for snapshot, group in groups]
+        )
+        test_signals = baseline_signals(events, spec, as_of, profiles)
+    train_label = np.concatenate([group["label"].to_numpy() for _, group in groups])  # in the signals' order
+    out = {}
+    for name in BASELINES:
+        calibration = fit_platt(train_signals[name].to_numpy(), train_label, monotone=False)
+        out[name] = calibration(test_signals[name].to_numpy())
+    return pd.DataFrame(out, index=profiles)
+
+
+def held_out_evaluation(
+    spec: InstanceSpec, estimator: PropensityModel, training_set: TrainingSet, events: pd.DataFrame
+) -> dict:
+    """Measure a fitted model and the baselines on the evaluation half of its validation snapshot, with curves.
+
+    The evaluation half is what no fitting step saw (see :mod:`customer_ai.estimator`); the baselines are
+    fitted on the model's training rows (:func:`baseline_probabilities`) and judged on the same profiles.
+
+    Parameters
+    ----------
+    spec : InstanceSpec
+        The instance.
+    estimator : PropensityModel
+        Fitted on ``training_set`` (it keeps ``evaluation_rows_``).
+    training_set : TrainingSet
+        What it was fitted on.
+    events : pandas.DataFrame
+        The run's events (every event before the run's as-of date that the run reads).
+
+    Returns
+    -------
+    dict
+        ``snapshot``, ``rows``, ``positives``, ``design`` (how the rows were held out), ``baselines`` (name:
+        what it is), ``scorers`` (``model`` and each baseline: ``metrics``, then ``roc``, ``gains`` and
+        ``reliability`` of :func:`customer_ai.curves.scorer_curves`) and ``model_vs`` (per baseline, the
+        model's ROC AUC gain with a paired bootstrap 95% interval).
+    """
+    rows = estimator.evaluation_rows_
+    snapshot = estimator.snapshot_plan_.validation
+    label = rows["label"].to_numpy()
+    probability = rows["probability"].to_numpy()
+    profiles = pd.Index(rows["profile_id"], name="profile_id")
+    baselines = baseline_probabilities(events, spec, training_rows(training_set), snapshot, profiles)
+    scorers = {"model": {"metrics": dict(estimator.metrics_), **scorer_curves(probability, label)}}
+    model_vs = {}
+    for name in BASELINES:
+        baseline = baselines[name].to_numpy()
+        scorers[name] = {"metrics": _measured(baseline, label), **scorer_curves(baseline, label)}
+        model_vs[name] = paired_auc_difference(label, probability, baseline)
+    return {
+        "snapshot": f"{snapshot:%Y-%m-%d}",
+        "rows": len(label),
+        "positives": int(label.sum()),
+        "design": EVALUATION_NOTE,
+        "baselines": dict(BASELINES),
+        "scorers": scorers,
+        "model_vs": model_vs,
+    }
 
 
 def _measured(probability: np.ndarray, label: np.ndarray) -> dict:

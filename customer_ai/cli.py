@@ -76,8 +76,23 @@ def _parser() -> argparse.ArgumentParser:
 
     show = commands.add_parser("show", help="print an instance's latest run and its top profiles from the store")
     common(show)
-    show.add_argument("--as-of", help="require the latest run to be this date (YYYY-MM-DD)")
+    show.add_argument("--as-of", help="show the run of this date (YYYY-MM-DD) instead of the latest")
     show.add_argument("--top", type=int, default=5, help="profiles to print with their factors (default 5)")
+
+    segment = commands.add_parser("segment", help="read an instance's segments from the store")
+    segment_commands = segment.add_subparsers(dest="segment_command", required=True)
+    export = segment_commands.add_parser(
+        "export", help="write one segment's profiles with their scores and factors to a file (no retraining)"
+    )
+    common(export)
+    export.add_argument("segment", help="segment name: low, medium, high or one of the instance file's segments")
+    export.add_argument("--as-of", help="the run's as-of date (default: the newest run with status ok)")
+    export.add_argument("--out", type=Path, required=True, help="output file, .csv or .parquet")
+
+    report = commands.add_parser("report", help="write a run's HTML report (offline, one file)")
+    common(report)
+    report.add_argument("--as-of", help="the run's as-of date (default: the newest published run)")
+    report.add_argument("--out", type=Path, help="output .html file (default: report.html in the run's folder)")
 
     backtest = commands.add_parser("backtest", help="score past dates and measure against what happened")
     backtest.add_argument("instance", type=Path, help="instance YAML file")
@@ -104,19 +119,21 @@ def _printable(text: object) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
-def _print_profile(row: dict, out=sys.stdout) -> None:  # noqa: ANN001
+def _print_profile(row: dict, out=None) -> None:  # noqa: ANN001
+    out = sys.stdout if out is None else out  # looked up now: a test may have replaced sys.stdout
     print(
         f"  {_printable(row['profile_id']):>10}  probability {row['probability']:.3f}  score {row['score']:>3}  "
         f"percentile {row['percentile']:>3}  bucket {row['bucket']}",
         file=out,
     )
+    from customer_ai.explain import effect_of
+
     for factor in row["factors"]:
-        sign = "+" if factor["contribution"] > 0 else "-"
-        print(
-            f"      {sign} {_printable(factor['description'])}  "
-            f"({factor['contribution']:+.3f}, {factor['importance']})",
-            file=out,
-        )
+        contribution = factor["contribution"]
+        sign = "+" if contribution > 0 else "-"
+        effect = factor.get("effect") or effect_of(contribution)  # factors stored before "effect" existed
+        size = f"{contribution:+.2f}" if abs(contribution) >= 0.005 else f"{contribution:+.1g}"  # never "+0.00"
+        print(f"      {sign} {_printable(factor['description'])}  ({_printable(effect)}, {size})", file=out)
 
 
 def _write_scores(scores, path: Path) -> None:  # noqa: ANN001
@@ -132,7 +149,7 @@ def _write_scores(scores, path: Path) -> None:  # noqa: ANN001
         raise UsageError(f"--scores-out {path}: use a .csv or .parquet file name")
 
 
-def _check_writable(path: Path) -> None:
+def _check_writable(path: Path, option: str = "--scores-out") -> None:
     """Refuse an output file that cannot be written, before any work is done."""
     import tempfile
 
@@ -141,9 +158,9 @@ def _check_writable(path: Path) -> None:
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}-"):
             pass
     except OSError as exc:
-        raise UsageError(f"--scores-out {path}: cannot write there ({exc.strerror or exc})") from None
+        raise UsageError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
     if path.is_dir():
-        raise UsageError(f"--scores-out {path}: is a folder; give a file name ending in .csv or .parquet")
+        raise UsageError(f"{option} {path}: is a folder; give a file name ending in .csv or .parquet")
 
 
 def _events_dsn(spec) -> str | None:  # noqa: ANN001
@@ -298,39 +315,145 @@ def _note_other_definition(args: argparse.Namespace, spec, meta: dict | None) ->
         )
 
 
+def _no_run_message(spec, runs, date: str, store) -> str:  # noqa: ANN001
+    """Say that an instance has no run of ``date``, with the dates it has (the newest ten)."""
+    dates = runs["as_of"].tolist()
+    known = ", ".join(dates[-10:]) if dates else "none"
+    return f"{spec.name} has no run as of {date} in {store} (runs as of: {'..., ' if len(dates) > 10 else ''}{known})"
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     from customer_ai.artifacts import run_dir
     from customer_ai.spec import load_spec
 
     spec = load_spec(args.instance)
+    date = None if args.as_of is None else f"{_as_of(args.as_of):%Y-%m-%d}"
     store = _store(args)
     runs = store.read_runs(spec.name)
     if runs.empty:
         print(f"{spec.name} has no runs in {store}", file=sys.stderr)
         return EXIT_INPUT
     latest = runs.iloc[-1]
-    if args.as_of is not None and str(latest["as_of"]) != str(_as_of(args.as_of).date()):
-        print(f"{spec.name}: the latest run in {store} is as of {latest['as_of']}, not {args.as_of}", file=sys.stderr)
-        return EXIT_INPUT
-    folder = run_dir(_home(args), spec.name, _as_of(str(latest["as_of"])))
-    meta = _run_metadata(args, spec, str(latest["as_of"]))
+    shown = latest if date is None else runs.loc[runs["as_of"] == date]
+    if date is not None:
+        if shown.empty:
+            print(_no_run_message(spec, runs, date, store), file=sys.stderr)
+            return EXIT_INPUT
+        shown = shown.iloc[0]
+    which = "latest run" if shown["as_of"] == latest["as_of"] else "run"
+    folder = run_dir(_home(args), spec.name, _as_of(str(shown["as_of"])))
+    meta = _run_metadata(args, spec, str(shown["as_of"]))
     # what the run really scored, not what the file says today (another file may share the name)
     print(f"{spec.name}: {meta['goal'] if meta else spec.goal_in_words()}")
-    print(
-        f"latest run as of {latest['as_of']}, model {latest['model_version']}: {latest['status']}: {latest['reason']}"
-    )
+    print(f"{which} as of {shown['as_of']}, model {shown['model_version']}: {shown['status']}: {shown['reason']}")
     _note_other_definition(args, spec, meta)
     if meta:
         buckets = ", ".join(f"{k} {meta['buckets'][k]:,}" for k in ("low", "medium", "high"))
         print(f"scored {meta['scored_profiles']:,} profiles ({buckets})")
     print(f"artifacts: {folder}")
     print(f"store: {store}")
-    scores = store.read_scores(spec.name)
+    # a past run's profiles come from the history; without a date, the current scores (the newest ok run's)
+    scores = store.read_scores(spec.name) if date is None else store.read_scores(spec.name, as_of=date)
     if args.top > 0 and len(scores):
         print(f"top {min(args.top, len(scores))} profiles:")
         for row in scores.head(args.top).to_dict("records"):
             _print_profile(row)
-    return EXIT_OK if latest["status"] == "ok" else EXIT_POOR
+    return EXIT_OK if shown["status"] == "ok" else EXIT_POOR
+
+
+def _segment_run(args: argparse.Namespace, spec, store) -> str:  # noqa: ANN001
+    """Return the as-of date of the run a segment is read from: ``--as-of``, else the newest ``ok`` run."""
+    if args.as_of is None:
+        latest = store.latest_run(spec.name)
+        if latest is None:
+            raise UsageError(f"{spec.name} has no run with status ok in {store}: run it first")
+        return latest["as_of"]
+    date = f"{_as_of(args.as_of):%Y-%m-%d}"
+    runs = store.read_runs(spec.name)
+    found = runs.loc[runs["as_of"] == date]
+    if found.empty:
+        raise UsageError(_no_run_message(spec, runs, date, store))
+    run = found.iloc[0]
+    if run["scored_profiles"] == 0:
+        raise UsageError(f"the run of {spec.name} as of {date} scored nobody ({run['status']}: {run['reason']})")
+    return date
+
+
+def _write_export(frame, path: Path) -> None:  # noqa: ANN001
+    """Write a flat frame as CSV (every text field quoted, UTF-8) or Parquet, beside ``path`` then renamed."""
+    import tempfile
+
+    handle, staging = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    os.close(handle)
+    try:
+        if path.suffix.lower() == ".parquet":
+            frame.to_parquet(staging, index=False)
+        else:
+            frame.to_csv(staging, index=False, quoting=csv.QUOTE_NONNUMERIC, encoding="utf-8")
+        os.replace(staging, path)
+    except OSError as exc:
+        raise UsageError(f"--out {path}: cannot write there ({exc.strerror or exc})") from None
+    finally:
+        Path(staging).unlink(missing_ok=True)
+
+
+def _cmd_segment_export(args: argparse.Namespace) -> int:
+    from customer_ai.segments import flat_factors
+    from customer_ai.spec import DEFAULT_SEGMENTS, load_spec
+
+    spec = load_spec(args.instance)
+    if args.out.suffix.lower() not in (".csv", ".parquet"):
+        raise UsageError(f"--out {args.out}: use a .csv or .parquet file name")
+    _check_writable(args.out, "--out")
+    store = _store(args)
+    as_of = _segment_run(args, spec, store)
+    stored = store.segment_names(spec.name, as_of)
+    known = list(dict.fromkeys([*DEFAULT_SEGMENTS, *(s.name for s in spec.segments), *stored]))
+    if args.segment not in known:
+        raise UsageError(
+            f"unknown segment {_printable(repr(args.segment))} of {spec.name} as of {as_of}; known: {', '.join(known)}"
+        )
+    members = store.read_segment(spec.name, args.segment, as_of)
+    factors = max([spec.output.factors, *(len(f) for f in members["factors"])])
+    _write_export(flat_factors(members, factors), args.out)
+    if args.segment not in stored:
+        print(
+            f"warning: segment {args.segment} has no member in the run of {spec.name} as of {as_of}: nobody "
+            "matched it, or it did not exist yet when that run was written (re-run the date to fill it)",
+            file=sys.stderr,
+        )
+    print(f"{spec.name} segment {args.segment} as of {as_of}: {len(members):,} profiles written to {args.out}")
+    return EXIT_OK
+
+
+def _cmd_segment(args: argparse.Namespace) -> int:
+    return {"export": _cmd_segment_export}[args.segment_command](args)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from customer_ai.artifacts import run_dir
+    from customer_ai.report import build_report, published_runs
+    from customer_ai.spec import load_spec
+
+    spec = load_spec(args.instance)
+    home = _home(args)
+    if args.out is not None and args.out.suffix.lower() not in (".html", ".htm"):
+        raise UsageError(f"--out {args.out}: use a file name ending in .html")
+    if args.out is not None:
+        _check_writable(args.out, option="--out")
+    if args.as_of is not None:
+        as_of = _as_of(args.as_of)
+        if not (run_dir(home, spec.name, as_of) / "scores.parquet").exists():
+            known = ", ".join(f"{d:%Y-%m-%d}" for d in published_runs(home, spec.name)) or "none"
+            raise UsageError(f"{spec.name} has no published run as of {as_of:%Y-%m-%d} in {home} (published: {known})")
+    else:
+        dates = published_runs(home, spec.name)
+        if not dates:
+            raise UsageError(f"{spec.name} has no published run in {home}: run it first")
+        as_of = dates[-1]
+    path = build_report(spec, as_of, home, _store(args), out=args.out)
+    print(f"{spec.name} as of {as_of:%Y-%m-%d}: report written to {path}")
+    return EXIT_OK
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
@@ -365,7 +488,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check": _cmd_check,
         "explain": _cmd_explain,
         "show": _cmd_show,
+        "segment": _cmd_segment,
         "backtest": _cmd_backtest,
+        "report": _cmd_report,
     }
     from customer_ai.artifacts import RunInProgressError
     from customer_ai.backtest import GoalWindowOpenError

@@ -41,7 +41,8 @@ def _comparable(column: pd.Series, value: object, cond: Condition) -> object:
         and not isinstance(value, bool)
     ):
         # YAML reads `value: 17850` as a number; ids and codes are text in the events
-        return str(int(value)) if float(value).is_integer() else str(value)
+        # int(), not float(): 10**400 has no float but is a plain id
+        return str(value) if isinstance(value, int) or not float(value).is_integer() else str(int(value))
     return value
 
 

@@ -168,6 +168,9 @@ class PropensityModel:
         ``model_roc_auc`` (the raw margin's ranking) and ``calibration_error_floor``.
     label_counts_ : list of dict
         Rows, positives and negatives per snapshot.
+    evaluation_rows_ : pandas.DataFrame
+        The evaluation half's ``profile_id``, ``label`` and calibrated ``probability``: what :attr:`metrics_`
+        was measured on (set by fitting only; a loaded model has none).
     """
 
     def __init__(self, spec: InstanceSpec, *, params: dict | None = None) -> None:
@@ -309,6 +312,13 @@ class PropensityModel:
         self.model_ = model
         self.metrics_ = metrics
         self.label_counts_ = training_set.counts()
+        self.evaluation_rows_ = pd.DataFrame(
+            {
+                "profile_id": held_out.index.get_level_values("profile_id"),
+                "label": labels[evaluation],
+                "probability": probability,
+            }
+        )
         return self
 
     def _fit_best_start(

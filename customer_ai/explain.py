@@ -3,7 +3,21 @@
 Contributions come from LightGBM's ``pred_contrib`` (exact TreeSHAP) scaled onto the calibrated log-odds, so
 a profile's contributions plus the base value add up to the log-odds of the probability it is shown.
 ``importance`` says how much one factor moves the odds: ``high`` when it multiplies or divides them by at
-least 1.5, ``medium`` by at least 1.15, ``low`` otherwise.
+least 1.5, ``medium`` by at least 1.15, ``low`` otherwise; ``effect`` says the same in words with the
+direction: "raises the chance a lot", "raises the chance", "raises the chance a little", "lowers the chance
+...".  The chance is always the chance of the goal, which is what the probability is: for a churn instance
+"raises the chance" means more likely to not come back.
+
+No two factors of a profile say the same thing.  When several features of a profile would read alike ("no
+purchase in the last 365 days" from a count, a recency and a total; "country is Portugal" from an attribute
+and "country mostly Portugal" from the events, see :meth:`FeatureInfo.claim`), they become one factor: the
+words, feature and value of the one with the largest absolute contribution, carrying the sum of their
+contributions.  A statement that follows from a stronger one of the same profile ("no purchase in the last
+30 days" beside "no purchase in the last 365 days", either beside "no activity in the last 365 days", "at
+most one active day" beside "active on 1 day", see :meth:`FeatureInfo.bound`) is merged the same way into the
+stronger one, whose words are kept whatever the sizes.  No weight is lost: the factors of a profile, when all
+are listed, still add up with the base value to the log-odds of its probability; and ``k`` factors come back
+whenever the profile has at least ``k`` distinct statements with a non-zero summed contribution.
 """
 
 from __future__ import annotations
@@ -15,20 +29,41 @@ import pandas as pd
 
 from customer_ai.features import FeatureInfo
 
-__all__ = ["HIGH_ODDS_FACTOR", "MEDIUM_ODDS_FACTOR", "importance_of", "top_factors"]
+__all__ = ["HIGH_ODDS_FACTOR", "MEDIUM_ODDS_FACTOR", "effect_of", "importance_of", "top_factors"]
 
 HIGH_ODDS_FACTOR = 1.5
 MEDIUM_ODDS_FACTOR = 1.15
+
+_HIGH_LOG_ODDS = math.log(HIGH_ODDS_FACTOR)
+_MEDIUM_LOG_ODDS = math.log(MEDIUM_ODDS_FACTOR)
+_DEGREE = {"high": " a lot", "medium": "", "low": " a little"}
+_CHUNK_ROWS = 65_536
 
 
 def importance_of(contribution: float) -> str:
     """Return ``low``/``medium``/``high`` for a contribution on the log-odds scale."""
     size = abs(contribution)
-    if size >= math.log(HIGH_ODDS_FACTOR):
+    if size >= _HIGH_LOG_ODDS:
         return "high"
-    if size >= math.log(MEDIUM_ODDS_FACTOR):
+    if size >= _MEDIUM_LOG_ODDS:
         return "medium"
     return "low"
+
+
+def effect_of(contribution: float) -> str:
+    """Return a contribution's effect on the chance of the goal in words, e.g. "lowers the chance a lot".
+
+    The degree follows :func:`importance_of`: "a lot" for ``high``, nothing for ``medium``, "a little" for
+    ``low``.  A zero contribution "does not change the chance".
+    """
+    return _effect(contribution, importance_of(contribution))
+
+
+def _effect(contribution: float, importance: str) -> str:
+    if contribution == 0:
+        return "does not change the chance"
+    verb = "raises" if contribution > 0 else "lowers"
+    return f"{verb} the chance{_DEGREE[importance]}"
 
 
 def _plain(value: object) -> object:
@@ -40,6 +75,132 @@ def _plain(value: object) -> object:
     if isinstance(value, (np.integer, int)):
         return int(value)
     return str(value)
+
+
+class _Statements:
+    """What each profile's features assert, as integers, for finding factors that say the same thing."""
+
+    def __init__(self, features: pd.DataFrame, infos: list[FeatureInfo]) -> None:
+        """Find what each value asserts (see :meth:`FeatureInfo.claim` and :meth:`FeatureInfo.bound`).
+
+        Only values that can repeat another feature's are put into words: the absent ones (a few distinct
+        texts per column) and those of a shared ``subject`` close enough to another column's to read the same.
+        """
+        shape = features.shape
+        self._known: dict[str, int] = {}
+        self._scopes: dict[str, int] = {"": 0}
+        self.claims = np.tile(-1 - np.arange(shape[1], dtype="int64"), (shape[0], 1))  # negative: its column only
+        self.scopes = np.full(shape, -1, dtype="int16")  # of the bound a value says (0: any event), -1 none
+        self.days = np.zeros(shape, dtype="int32")
+        self.at_most = np.zeros(shape, dtype="int32")
+        self.absent = np.zeros(shape, dtype=bool)
+        numbers: dict[int, np.ndarray] = {}
+        for column, info in enumerate(infos):
+            raw = features.iloc[:, column]
+            absent = raw.isna().to_numpy(copy=True)
+            if info.style != "text":
+                numbers[column] = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64")
+                if info.zero is not None:
+                    absent |= numbers[column] == 0
+            self.absent[:, column] = absent
+            self._claim(column, info, raw, absent)
+            if info.absence is not None:
+                self._bound(column, info, absent, numbers.get(column))
+        by_subject: dict[str, list[int]] = {}
+        for column, info in enumerate(infos):
+            if info.subject is not None:
+                by_subject.setdefault(info.subject, []).append(column)
+        for columns in (c for c in by_subject.values() if len(c) > 1):
+            for column in columns:
+                near = np.zeros(shape[0], dtype=bool)
+                for other in columns:
+                    both = ~self.absent[:, column] & ~self.absent[:, other]
+                    if column in numbers and other in numbers:
+                        both &= np.abs(numbers[column] - numbers[other]) <= infos[column].resolution
+                    near |= both & (other != column)
+                self._claim(column, infos[column], features.iloc[:, column], near)
+        self._fresh = len(self._known)  # ids from here on: one per column, for a group led by its own statement
+
+    def _claim(self, column: int, info: FeatureInfo, raw: pd.Series, rows: np.ndarray) -> None:
+        """Put the claims of ``rows`` of ``column`` into ids, describing each distinct value once."""
+        if not rows.any():
+            return
+        codes, uniques = pd.factorize(raw[rows].astype(object), use_na_sentinel=False)
+        claims = [info.claim(value) for value in uniques]
+        ids = [-1 - column if c is None else self._known.setdefault(c, len(self._known)) for c in claims]
+        self.claims[rows, column] = np.array(ids, dtype="int64")[codes]
+
+    def _bound(self, column: int, info: FeatureInfo, absent: np.ndarray, numbers: np.ndarray | None) -> None:
+        """Record the ``(scope, days, at most)`` that the values of ``column`` say."""
+        scope, days = info.absence  # type: ignore[misc]
+        self.scopes[absent, column] = self._scopes.setdefault(scope, len(self._scopes))
+        self.days[absent, column] = days
+        self.at_most[absent, column] = info.at_most
+        if info.tally is not None and numbers is not None:
+            counted = ~absent & np.isfinite(numbers)
+            self.scopes[counted, column] = self._scopes.setdefault(info.tally, len(self._scopes))
+            self.days[counted, column] = days
+            self.at_most[counted, column] = numbers[counted]
+
+    def cover(self) -> np.ndarray:
+        """Give each absence the claim of the strongest statement of the profile that implies it.
+
+        Within a scope the strongest is the one allowing the fewest things, then over the most days; it implies
+        the absences of its scope over as many days or fewer that allow as many things or more.  "No activity
+        in the last N days" implies every absence of N days or fewer.  Returns a mask of the entries taken
+        over, so that the stronger statement speaks for the group.
+        """
+        covered = np.zeros(self.claims.shape, dtype=bool)
+        # the any-event scope (0) last: "no activity" takes over what a scope's strongest statement took
+        for scope in sorted(self._scopes.values(), reverse=True):
+            inside = (self.scopes == scope) & (self.absent if scope == 0 else True)
+            rows = np.flatnonzero(inside.any(axis=1))
+            if len(rows) == 0:
+                continue
+            inside = inside[rows]
+            days, at_most, absent = self.days[rows], self.at_most[rows], self.absent[rows]
+            # fewest things, then most days, then a count before an absence, then the first column
+            strength = at_most.astype("int64") * 8192 + (4096 - days) * 2 + absent
+            strongest = np.where(inside, strength, np.iinfo("int64").max).argmin(axis=1)
+            within = self.scopes[rows] >= 0 if scope == 0 else inside
+            implied = within & absent & (days <= days[np.arange(len(rows)), strongest][:, None])
+            implied &= at_most >= at_most[np.arange(len(rows)), strongest][:, None]
+            implied[np.arange(len(rows)), strongest] = False
+            leader = self.claims[rows, strongest]
+            leader = np.where(leader >= 0, leader, self._fresh + strongest)
+            self.claims[rows, strongest] = leader
+            claims = self.claims[rows]
+            covered[rows] |= implied & (claims != leader[:, None])
+            self.claims[rows] = np.where(implied, leader[:, None], claims)
+        return covered
+
+
+def _merge_same_claims(contributions: np.ndarray, claims: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """Return the contributions with each group of same-claim features summed into one member.
+
+    The member speaking for a group is the one with the largest absolute contribution (the first column on
+    ties) among those not ``covered`` by a broader statement; the other members become 0.  Row sums are
+    unchanged.
+    """
+    merged = contributions.copy()
+    rows, columns = np.nonzero(claims >= 0)  # only shared statements can repeat one another
+    if len(rows) < 2:
+        return merged
+    claim = claims[rows, columns]
+    # not covered first, then the largest; stable sorts keep the columns in order among equals
+    preference = covered[rows, columns] * 1e6 - np.abs(contributions[rows, columns])
+    by_preference = np.argsort(preference, kind="stable")
+    group = rows[by_preference] * (int(claim.max()) + 1) + claim[by_preference]
+    in_groups = np.argsort(group, kind="stable")
+    by_group, group = by_preference[in_groups], group[in_groups]
+    rows, columns = rows[by_group], columns[by_group]
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = group[1:] != group[:-1]
+    starts = np.flatnonzero(first)
+    totals = np.add.reduceat(contributions[rows, columns], starts)
+    merged[rows, columns] = 0.0
+    merged[rows[starts], columns[starts]] = totals
+    return merged
 
 
 def top_factors(
@@ -62,31 +223,40 @@ def top_factors(
     -------
     list of list of dict
         Each factor: ``feature``, ``description``, ``value``, ``contribution`` (signed, calibrated log-odds;
-        positive raises the probability of the goal), ``importance``.  Factors with a zero contribution are
-        left out.
+        positive raises the probability of the goal), ``importance``, ``effect`` (the contribution in words).
+        Features that say the same thing about a profile are one factor carrying the sum of their
+        contributions (see the module's description).  Factors with a zero contribution are left out.
     """
-    per_feature = np.asarray(contributions)[:, :-1]
+    per_feature = np.asarray(contributions, dtype="float64")[:, :-1]
     k = min(k, per_feature.shape[1])
     if k == 0 or len(per_feature) == 0:
         return [[] for _ in range(len(per_feature))]
-    # stable argsort on -|c| keeps feature order among equal contributions, so output is deterministic
-    order = np.argsort(-np.abs(per_feature), axis=1, kind="stable")[:, :k]
     values = features.to_numpy(dtype=object)
+    merged = np.empty_like(per_feature)
+    for start in range(0, len(per_feature), _CHUNK_ROWS):  # bounds the memory of the per-feature statements
+        part = slice(start, start + _CHUNK_ROWS)
+        statements = _Statements(features.iloc[part], infos)
+        covered = statements.cover()
+        merged[part] = _merge_same_claims(per_feature[part], statements.claims, covered)
+    # stable argsort on -|c| keeps feature order among equal contributions, so output is deterministic
+    order = np.argsort(-np.abs(merged), axis=1, kind="stable")[:, :k]
     result = []
     for row, chosen in enumerate(order):
         factors = []
         for column in chosen:
-            contribution = float(per_feature[row, column])
+            contribution = float(merged[row, column])
             if contribution == 0.0:
-                continue
+                break  # ordered by size: the rest are zero too
             info, value = infos[column], values[row, column]
+            importance = importance_of(contribution)
             factors.append(
                 {
                     "feature": info.name,
                     "description": info.describe(value),
                     "value": _plain(value),
                     "contribution": round(contribution, 4),
-                    "importance": importance_of(contribution),
+                    "importance": importance,
+                    "effect": _effect(contribution, importance),
                 }
             )
         result.append(factors)

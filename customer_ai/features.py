@@ -42,8 +42,20 @@ _DAY = pd.Timedelta(days=1)
 class FeatureInfo:
     """What a feature means, in words.
 
-    ``template`` is formatted with ``value`` (already rendered as text by ``style``); ``missing`` is used when
-    the profile has no value (for example no such event in the lookback).
+    ``template`` is formatted with ``value`` (already rendered as text by ``style``) and reads right for any
+    number but one; ``one`` is used instead when the value reads as one ("1 purchase", "1 day", "less than
+    1 day"); ``zero`` is the whole text for a value of 0 ("no purchase in the last 30 days"); ``missing`` is
+    used when the profile has no value (for example no such event in the lookback).  ``subject`` names what a
+    present value tells about the profile, so that two features saying the same thing in other words
+    ("country is Portugal", "country mostly Portugal") can be recognised (see :meth:`claim`).
+
+    ``absence`` is ``(scope, days)`` when a missing or zero value says no more than that at most ``at_most``
+    (default none) things of ``scope`` happened in the last ``days`` days: scope ``""`` is any event, an event
+    source's feature prefix is its events, a name with a space is something else ("active days").  ``tally``
+    names the scope whose things a present value counts over those days ("active on 2 different days").  Such
+    statements follow from a stronger one of the same profile ("no purchase in the last 30 days" from "no
+    purchase in the last 365 days", all of them from "no activity in the last 365 days", "at most one active
+    day" from "active on 1 day"), which then speaks for them (see :meth:`bound`).
     """
 
     name: str
@@ -52,27 +64,93 @@ class FeatureInfo:
     style: str = "int"  # int | days | money | ratio | number | text
     categorical: bool = False
     fill: float | None = None  # value for profiles without events (counts are 0, "days since" stays missing)
+    one: str | None = None
+    zero: str | None = None
+    subject: str | None = None
+    absence: tuple[str, int] | None = None
+    at_most: int = 0
+    tally: str | None = None
 
     def describe(self, value: object) -> str:
-        """Return the readable text for one profile's value, e.g. "3 purchase events in the last 30 days"."""
-        if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        """Return the readable text for one profile's value, e.g. "3 purchases in the last 30 days"."""
+        if _is_missing(value):
             return self.missing
-        return self.template.format(value=_render(value, self.style))
+        if self._is_zero(value):
+            return self.zero  # type: ignore[return-value]
+        text, singular = _render(value, self.style)
+        template = self.one if singular and self.one is not None else self.template
+        return template.format(value=text)
+
+    def claim(self, value: object) -> str | None:
+        """Return what the description of ``value`` asserts, to spot two features of a profile saying the same.
+
+        A missing or zero value gives its text: those are the states that different features word alike ("no
+        purchase in the last 365 days" from a count, a recency and a total).  A feature with a ``subject``
+        gives the subject and the rendered value.  Any other value gives None: its text names its own feature
+        and no other feature of the plan can say it.
+        """
+        if self.is_absent(value):
+            return self.describe(value)
+        if self.subject is not None:
+            return f"{self.subject}: {_render(value, self.style)[0]}"
+        return None
+
+    def bound(self, value: object) -> tuple[str, int, int] | None:
+        """Return ``(scope, days, n)`` when ``value`` says "at most n things of scope in the last days days"."""
+        if self.absence is None:
+            return None
+        scope, days = self.absence
+        if self.is_absent(value):
+            return scope, days, self.at_most
+        if self.tally is not None:
+            return self.tally, days, int(float(value))  # type: ignore[arg-type]
+        return None
+
+    @property
+    def resolution(self) -> float:
+        """Return how far apart two present numbers may be and still read the same (0 for text)."""
+        return _RESOLUTION.get(self.style, 0.0)
+
+    def is_absent(self, value: object) -> bool:
+        """Return whether ``value`` is missing or a zero with its own words: the profile had none of it."""
+        return _is_missing(value) or self._is_zero(value)
+
+    def _is_zero(self, value: object) -> bool:
+        return self.zero is not None and self.style != "text" and float(value) == 0  # type: ignore[arg-type]
 
 
-def _render(value: object, style: str) -> str:
+def _is_missing(value: object) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, (float, np.floating)) and math.isnan(value)
+
+
+# numbers that read the same are closer than this: whole days/counts (or "less than 1"), hundredths, percent
+_RESOLUTION = {"days": 1.0, "int": 1.0, "money": 0.01, "ratio": 0.01, "number": 0.01}
+
+
+def _render(value: object, style: str) -> tuple[str, bool]:
+    """Return ``value`` as people read it in ``style`` and whether it takes the singular ("1 day")."""
     if style == "text":
-        return str(value)
+        return str(value), False
     number = float(value)  # type: ignore[arg-type]
-    if style == "int":
-        return f"{number:,.0f}"
     if style == "days":
-        return f"{number:,.0f}" if number >= 10 else f"{number:,.1f}"
-    if style == "money":
-        return f"{number:,.2f}"
-    if style == "ratio":
-        return f"{number:.0%}"
-    return f"{number:,.2f}"
+        if 0 <= number < 1:
+            return "less than 1", True
+        text = f"{number:,.0f}" if abs(number) >= 10 else f"{number:.1f}".removesuffix(".0")
+    elif style == "int":
+        text = f"{number:,.0f}"
+    elif style == "money":
+        text = f"{number:,.2f}"
+    elif style == "ratio":
+        text = f"{number:.0%}"
+        if text == "100%" and number < 1:
+            text = "over 99%"
+        elif text == "0%" and number > 0:
+            text = "under 1%"
+    else:
+        text = f"{number:,.0f}" if number.is_integer() else f"{number:,.2f}".rstrip("0").rstrip(".")
+    return text, text == "1"
 
 
 def count_windows(lookback: int) -> list[int]:
@@ -206,101 +284,239 @@ def _is_text(column: pd.Series) -> bool:
     )
 
 
-def feature_infos(plan: FeaturePlan, spec: InstanceSpec) -> list[FeatureInfo]:
-    """Return the features the plan builds, in column order, with their descriptions."""
-    lookback = plan.lookback_days
-    windows = count_windows(lookback)
-    infos: list[FeatureInfo] = []
-    for prefix, words, _ in _sources(plan, spec):
-        for w in windows:
-            infos.append(
-                FeatureInfo(
-                    f"{prefix}_count_{w}d",
-                    f"{{value}} {words} events in the last {w} days",
-                    "",
-                    "int",
-                    fill=0.0,
-                )
-            )
-        none = f"no {words} in the last {lookback} days"
-        infos.append(FeatureInfo(f"{prefix}_days_since_last", f"last {words} {{value}} days ago", none, "days"))
-        infos.append(FeatureInfo(f"{prefix}_days_since_first", f"first {words} {{value}} days ago", none, "days"))
-        if prefix in plan.valued_sources:
-            infos.append(
-                FeatureInfo(
-                    f"{prefix}_value_sum",
-                    f"{words} value of {{value}} in the last {lookback} days",
-                    none,
-                    "money",
-                )
-            )
-            infos.append(FeatureInfo(f"{prefix}_value_mean", f"average {words} value of {{value}}", none, "money"))
-    none = f"no activity in the last {lookback} days"
-    infos += [
-        FeatureInfo("tenure_days", f"first seen {{value}} days ago (looking back {lookback} days)", none, "days"),
-        FeatureInfo("days_since_last_event", "last activity {value} days ago", none, "days"),
+# a name with one of these reads as an action ("add to cart", "sign up", "checkout started"): count its events
+_ACTION_WORDS = frozenset({"to", "from", "in", "into", "on", "of", "for", "up", "out", "off", "with", "at", "by"})
+
+
+def _nouns(words: str) -> tuple[str, str]:
+    """Return the singular and plural of what an event name counts: purchase/purchases, add to cart event/events.
+
+    A one-or-more-word name that reads as a noun ("purchase", "page view") gets its plural; a name that reads as
+    an action or is plural already ("add to cart", "order completed", "news") counts its events.
+    """
+    parts = words.split()
+    last = parts[-1].lower() if parts else ""
+    if last in ("event", "events"):
+        base = words if last == "event" else words[:-1]
+        return base, f"{base}s"
+    action = any(p.lower() in _ACTION_WORDS for p in parts[1:]) or last.endswith(("ed", "ing"))
+    if not last or action or (last.endswith("s") and not last.endswith("ss")):
+        return f"{words} event", f"{words} events"
+    if last.endswith(("ss", "x", "z", "ch", "sh")):
+        return words, f"{words}es"
+    if len(last) > 1 and last.endswith("y") and last[-2] not in "aeiou":
+        return words, f"{words[:-1]}ies"
+    return words, f"{words}s"
+
+
+def _literal(words: str) -> str:
+    """Return user-given words safe to put in a template (braces doubled)."""
+    return words.replace("{", "{{").replace("}", "}}")
+
+
+def _goal_nouns(spec: InstanceSpec) -> tuple[str, str]:
+    """Return what a goal event is called: its event type or the custom event it matches, else "goal event"."""
+    patterns = [list(p.where) for p in spec.goal.events]
+    for custom in spec.custom_events:
+        if all(where == list(custom.where) for where in patterns):
+            return _nouns(custom.name.replace("_", " "))
+    types = set()
+    for where in patterns:
+        if len(where) != 1 or where[0].field != "event_type" or where[0].op != "eq":
+            return "goal event", "goal events"
+        types.add(str(where[0].value))
+    if len(types) == 1:
+        return _nouns(types.pop().replace("_", " "))
+    return "goal event", "goal events"
+
+
+def _source_infos(prefix: str, words: str, *, lookback: int, valued: bool) -> list[FeatureInfo]:
+    """Return the infos of one event type's or custom event's features."""
+    one, many = (_literal(n) for n in _nouns(words.replace("_", " ")))
+    none = f"no {one} in the last {lookback} days"
+    infos = [
         FeatureInfo(
-            "active_days",
-            f"active on {{value}} distinct days in the last {lookback} days",
+            f"{prefix}_count_{w}d",
+            f"{{value}} {many} in the last {w} days",
             none,
             "int",
             fill=0.0,
+            one=f"{{value}} {one} in the last {w} days",
+            zero=f"no {one} in the last {w} days",
+            absence=(prefix, w),
+        )
+        for w in count_windows(lookback)
+    ]
+    nothing = (prefix, lookback)
+    infos += [
+        FeatureInfo(
+            f"{prefix}_days_since_last",
+            f"last {one} {{value}} days ago",
+            none,
+            "days",
+            one=f"last {one} {{value}} day ago",
+            absence=nothing,
         ),
-        FeatureInfo("gap_mean_days", "on average {value} days between active days", "only one active day", "days"),
+        FeatureInfo(
+            f"{prefix}_days_since_first",
+            f"earliest {one} in the last {lookback} days was {{value}} days ago",
+            none,
+            "days",
+            one=f"earliest {one} in the last {lookback} days was {{value}} day ago",
+            subject=f"first {one}",
+            absence=nothing,
+        ),
+    ]
+    if valued:
+        infos += [
+            # equal only for one valued event: then both say what it was worth
+            FeatureInfo(
+                f"{prefix}_value_sum",
+                f"{many} worth {{value}} in the last {lookback} days",
+                none,
+                "money",
+                subject=f"{one} value",
+                absence=nothing,
+            ),
+            FeatureInfo(
+                f"{prefix}_value_mean",
+                f"average {one} worth {{value}}",
+                none,
+                "money",
+                subject=f"{one} value",
+                absence=nothing,
+            ),
+        ]
+    return infos
+
+
+def _repeat_model_infos(spec: InstanceSpec) -> list[FeatureInfo]:
+    """Return the infos of the repeat-buying model's view of the goal events (see :func:`repeat_model_names`)."""
+    window = spec.goal.window_days
+    one, many = (_literal(n) for n in _goal_nouns(spec))
+    chance, expected, alive, repeats, since_first = repeat_model_names(spec)
+    unknown = "no repeat-buying estimate"
+    return [
+        FeatureInfo(
+            chance,
+            f"repeat-buying model: {{value}} chance of at least one {one} in the next {window} days",
+            unknown,
+            "ratio",
+        ),
+        FeatureInfo(
+            expected,
+            f"repeat-buying model: {{value}} {many} expected in the next {window} days",
+            unknown,
+            "number",
+            one=f"repeat-buying model: {{value}} {one} expected in the next {window} days",
+        ),
+        FeatureInfo(alive, "repeat-buying model: {value} chance of still being an active customer", unknown, "ratio"),
+        FeatureInfo(
+            repeats,
+            f"repeat {many} on {{value}} different days",
+            f"no {one} yet",
+            "int",
+            one=f"repeat {many} on {{value}} day",
+            zero=f"no repeat {one} yet",
+        ),
+        FeatureInfo(
+            since_first,
+            f"first {one} {{value}} days ago",
+            f"no {one} yet",
+            "days",
+            one=f"first {one} {{value}} day ago",
+            subject=f"first {one}",
+        ),
+    ]
+
+
+def feature_infos(plan: FeaturePlan, spec: InstanceSpec) -> list[FeatureInfo]:
+    """Return the features the plan builds, in column order, with their descriptions.
+
+    The words follow the numbers ("1 purchase", "2 purchases", "no purchase", "less than 1 day ago"); money has
+    two decimals and thousands separators.  Features that can say the same thing about a profile share the
+    same words for it, or a ``subject`` (see :meth:`FeatureInfo.claim`).
+    """
+    lookback = plan.lookback_days
+    infos: list[FeatureInfo] = []
+    for prefix, words, _ in _sources(plan, spec):
+        infos += _source_infos(prefix, words, lookback=lookback, valued=prefix in plan.valued_sources)
+    none = f"no activity in the last {lookback} days"
+    nothing = ("", lookback)  # no event of any kind
+    infos += [
+        FeatureInfo(
+            "tenure_days",
+            f"earliest activity in the last {lookback} days was {{value}} days ago",
+            none,
+            "days",
+            one=f"earliest activity in the last {lookback} days was {{value}} day ago",
+            absence=nothing,
+        ),
+        FeatureInfo(
+            "days_since_last_event",
+            "last activity {value} days ago",
+            none,
+            "days",
+            one="last activity {value} day ago",
+            absence=nothing,
+        ),
+        FeatureInfo(
+            "active_days",
+            f"active on {{value}} different days in the last {lookback} days",
+            none,
+            "int",
+            fill=0.0,
+            one=f"active on {{value}} day in the last {lookback} days",
+            zero=none,
+            absence=nothing,
+            tally="active days",
+        ),
+        FeatureInfo(
+            "gap_mean_days",
+            "on average {value} days between active days",
+            f"at most one active day in the last {lookback} days",
+            "days",
+            one="on average {value} day between active days",
+            absence=("active days", lookback),
+            at_most=1,
+        ),
         FeatureInfo(
             "gap_std_days",
             "gaps between active days vary by {value} days",
-            "fewer than three active days",
+            f"fewer than three active days in the last {lookback} days",
             "days",
+            one="gaps between active days vary by {value} day",
+            absence=("active days", lookback),
+            at_most=2,
         ),
     ]
     if plan.repeat_model:
-        window = spec.goal.window_days
-        chance, expected, alive, repeats, since_first = repeat_model_names(spec)
-        infos += [
-            FeatureInfo(
-                chance,
-                f"a repeat-buying model (BG/NBD) gives a {{value}} chance of a goal event in the next {window} days",
-                "no repeat-buying estimate",
-                "ratio",
-            ),
-            FeatureInfo(
-                expected,
-                f"a repeat-buying model (BG/NBD) expects {{value}} goal events in the next {window} days",
-                "no repeat-buying estimate",
-                "number",
-            ),
-            FeatureInfo(
-                alive,
-                "a repeat-buying model (BG/NBD) puts the chance of still being an active customer at {value}",
-                "no repeat-buying estimate",
-                "ratio",
-            ),
-            FeatureInfo(repeats, "goal events on {value} days after the first one", "no goal event yet", "int"),
-            FeatureInfo(since_first, "first goal event {value} days ago", "no goal event yet", "days"),
-        ]
+        infos += _repeat_model_infos(spec)
     infos += [
         FeatureInfo(
             f"activity_ratio_{recent}_{longer}",
-            f"{{value}} of the last {longer} days' events fell in the last {recent} days",
-            f"no events in the last {longer} days",
+            f"{{value}} of the events of the last {longer} days were in the last {recent} days",
+            f"no activity in the last {longer} days",
             "ratio",
+            absence=("", longer),
         )
         for recent, longer in ratio_windows(lookback)
     ]
     for column in plan.categorical_columns:
-        words = column.replace("_", " ")
+        words = _literal(column.replace("_", " "))
         infos.append(
             FeatureInfo(
                 f"{_slug(column)}_most_frequent",
-                f"most often {words} {{value}}",
-                f"{words} unknown",
+                f"{words} mostly {{value}}",
+                f"no {words} seen in the last {lookback} days",
                 "text",
                 categorical=True,
+                subject=words,
+                absence=(f"column {column}", lookback),
             )
         )
     for column, categories in plan.profile_columns.items():
-        words = column.replace("_", " ")
+        words = _literal(column.replace("_", " "))
         infos.append(
             FeatureInfo(
                 f"profile_{_slug(column)}",
@@ -308,6 +524,7 @@ def feature_infos(plan: FeaturePlan, spec: InstanceSpec) -> list[FeatureInfo]:
                 f"{words} unknown",
                 "text" if categories else "number",
                 categorical=bool(categories),
+                subject=words,
             )
         )
     return infos

@@ -42,7 +42,9 @@ STEPS: tuple[Step, ...] = (
     Step("score", "score every eligible profile with its influential factors"),
     Step("validate_scores", "validate the scores before anything is written"),
     Step("enrich_profiles", "write scores, history and the run row to the profile store in one transaction"),
-    Step("publish", "write the run's metadata and announce the fresh scores"),
+    Step("track_outcomes", "record what came true for past runs whose goal window has closed"),
+    Step("write_report", "write the run's HTML report: model card, scores, factors, quality, outcomes"),
+    Step("publish", "write the run's metadata, put its folder in place and announce the fresh scores"),
 )
 
 

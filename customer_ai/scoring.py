@@ -16,7 +16,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["bucket_of", "percentile_of", "score_of", "score_frame"]
+from customer_ai.spec import OutputSettings
+
+__all__ = ["bucket_of", "empty_bucket_notes", "percentile_of", "score_of", "score_frame"]
 
 
 def score_of(probability: np.ndarray) -> np.ndarray:
@@ -74,3 +76,24 @@ def score_frame(
             "bucket": bucket_of(ranked, buckets["medium"], buckets["high"]),
         }
     )
+
+
+def empty_bucket_notes(output: OutputSettings, scores: pd.DataFrame) -> list[str]:
+    """Return what to say when buckets follow the score and no profile scored high enough for a bucket.
+
+    Scores are calibrated probabilities, so an empty ``high`` bucket is a true statement about the goal (nobody
+    is that likely to reach it now), not a fault; the note says how to target a fixed share instead.
+    """
+    if output.buckets_by != "score" or scores.empty:
+        return []
+    top = int(scores["score"].max())
+    empty = [name for name in ("medium", "high") if top < output.buckets[name]]
+    if not empty:
+        return []
+    threshold = output.buckets[empty[0]]
+    return [
+        f"No profile is in the {' or '.join(empty)} bucket: the {empty[0]} bucket starts at a score of "
+        f"{threshold:g} and the highest score is {top}. Scores are calibrated probabilities, so no profile is that "
+        "likely to reach the goal now. To give a fixed share of the profiles to each bucket instead, set "
+        "`output.buckets_by: percentile` in the instance file."
+    ]

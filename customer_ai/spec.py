@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import re
 import types
 from pathlib import Path
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 __all__ = [
     "Condition",
+    "DEFAULT_SEGMENTS",
     "Eligibility",
     "EventPattern",
     "EventSource",
@@ -28,6 +30,9 @@ __all__ = [
     "PROPENSITY_OF",
     "OutputSettings",
     "ProfileSource",
+    "SEGMENT_FIELDS",
+    "Segment",
+    "SegmentCondition",
     "SpecError",
     "TrainingSettings",
     "load_spec",
@@ -35,6 +40,8 @@ __all__ = [
 ]
 
 PROPENSITY_OF = {"will_occur": "conversion", "will_not_occur": "churn"}  # the goal's polarity names the score
+DEFAULT_SEGMENTS = ("low", "medium", "high")  # one segment per bucket, in every run
+SEGMENT_FIELDS = ("profile_id", "probability", "score", "percentile", "bucket")  # the score columns a segment tests
 
 Operator = Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains", "exists"]
 
@@ -72,19 +79,24 @@ class Condition(_Strict):
 
     @model_validator(mode="after")
     def _value_fits_operator(self) -> Condition:
-        if self.op in ("in", "not_in"):
-            if not isinstance(self.value, list) or not self.value:
-                raise ValueError(f"operator {self.op!r} needs a non-empty list as value")
-        elif self.op == "exists":
-            if self.value is not None and not isinstance(self.value, bool):
-                raise ValueError("operator 'exists' takes true, false or no value")
-        elif self.value is None:
-            raise ValueError(f"operator {self.op!r} needs a value")
-        elif isinstance(self.value, (list, dict)):
-            raise ValueError(f"operator {self.op!r} needs a single value, not a {type(self.value).__name__}")
-        if self.op == "contains" and not isinstance(self.value, str):
-            raise ValueError("operator 'contains' needs a string value")
+        _check_operator_value(self.op, self.value)
         return self
+
+
+def _check_operator_value(op: str, value: Any) -> None:
+    """Raise ValueError when ``value`` does not fit operator ``op`` (a list for in/not_in, one value otherwise)."""
+    if op in ("in", "not_in"):
+        if not isinstance(value, list) or not value:
+            raise ValueError(f"operator {op!r} needs a non-empty list as value")
+    elif op == "exists":
+        if value is not None and not isinstance(value, bool):
+            raise ValueError("operator 'exists' takes true, false or no value")
+    elif value is None:
+        raise ValueError(f"operator {op!r} needs a value")
+    elif isinstance(value, (list, dict)):
+        raise ValueError(f"operator {op!r} needs a single value, not a {type(value).__name__}")
+    if op == "contains" and not isinstance(value, str):
+        raise ValueError("operator 'contains' needs a string value")
 
 
 class EventPattern(_Strict):
@@ -229,6 +241,105 @@ class OutputSettings(_Strict):
         return buckets
 
 
+_SCORE_RANGES = {"probability": (0, 1), "score": (0, 100), "percentile": (1, 100)}
+_NUMBER_OPERATORS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte")
+_SCORE_OPERATORS = {"bucket": ("eq", "ne", "in", "not_in"), "profile_id": ("eq", "ne", "in", "not_in", "contains")}
+_FEATURE_NAME = re.compile(r"[a-z0-9][a-z0-9_]{0,119}")  # what features.py names a feature (slugs)
+
+
+def _check_number(what: str, value: Any, low: float | None = None, high: float | None = None) -> None:
+    """Raise ValueError unless ``value`` is a finite number (not a boolean) within ``[low, high]``."""
+    span = f" from {low} to {high}" if low is not None else ""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{what} takes a number{span}, not {value!r}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"{what} takes a number{span}; {value} is too large") from None
+    if not math.isfinite(number) or (low is not None and not low <= number <= high):
+        raise ValueError(f"{what} takes a number{span}, not {value!r}")
+
+
+class SegmentCondition(_Strict):
+    """One test of a segment rule: on a score column (``field``) or on one influential factor (``factor``).
+
+    ``{field: percentile, op: gte, value: 90}`` tests one of :data:`SEGMENT_FIELDS` with the operators of
+    :class:`Condition`.  ``{factor: purchase_count_30d, op: gt, value: 0}`` holds when that feature is among the
+    profile's stored top factors and its signed contribution compares as stated; a profile whose top factors do
+    not include the feature fails every comparison (``ne`` included).  ``{factor: F, op: exists}`` holds when
+    ``F`` is among the top factors, with ``value: false`` when it is not.
+    """
+
+    field: str | None = None
+    factor: str | None = None
+    op: Operator
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _fits_the_scores(self) -> SegmentCondition:
+        if (self.field is None) == (self.factor is None):
+            raise ValueError(
+                "give exactly one of 'field' (one of " + ", ".join(SEGMENT_FIELDS) + ") or 'factor' (a feature name)"
+            )
+        _check_operator_value(self.op, self.value)
+        values = self.value if self.op in ("in", "not_in") else [self.value]
+        if self.factor is not None:
+            _check_factor_test(self.factor, self.op, values)
+        else:
+            _check_score_test(self.field, self.op, values)
+        return self
+
+
+def _check_factor_test(factor: str, op: str, values: list) -> None:
+    if not _FEATURE_NAME.fullmatch(factor):
+        raise ValueError(
+            f"factor {factor!r} is not a feature name (lower-case letters, digits and _, as in purchase_count_30d)"
+        )
+    if op == "contains":
+        raise ValueError("a factor's contribution is a number: 'contains' does not apply")
+    if op != "exists":
+        for value in values:
+            _check_number(f"factor {factor} (its contribution)", value)
+
+
+def _check_score_test(field: str, op: str, values: list) -> None:
+    if field not in SEGMENT_FIELDS:
+        raise ValueError(
+            f"unknown field {field!r}: a segment tests one of {', '.join(SEGMENT_FIELDS)}, "
+            "or an influential factor with 'factor: FEATURE'"
+        )
+    operators = _SCORE_OPERATORS.get(field, _NUMBER_OPERATORS)
+    if op not in operators:
+        hint = " ('exists' applies to factors: every scored profile has every score column)" if op == "exists" else ""
+        raise ValueError(f"{field} takes {', '.join(operators)}, not {op!r}{hint}")
+    for value in values:
+        if field == "bucket" and value not in DEFAULT_SEGMENTS:
+            raise ValueError(f"bucket is one of {', '.join(DEFAULT_SEGMENTS)}, not {value!r}")
+        if field == "profile_id" and (isinstance(value, bool) or not isinstance(value, str | int)):
+            raise ValueError(f"profile_id is text, not {value!r}")
+        if field == "profile_id" and isinstance(value, int) and abs(value) >= 10**18:
+            raise ValueError(f"profile_id {value} is too long for a number: write the id in quotes")
+        if field in _SCORE_RANGES:
+            _check_number(field, value, *_SCORE_RANGES[field])
+
+
+class Segment(_Strict):
+    """A named group of scored profiles: those that satisfy every condition in ``where``."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
+    where: Annotated[list[SegmentCondition], Field(min_length=1)]
+
+    @field_validator("name")
+    @classmethod
+    def _not_a_default(cls, name: str) -> str:
+        if name in DEFAULT_SEGMENTS:
+            raise ValueError(
+                f"{name!r} is the default segment of the bucket {name} (every run has low, medium and high); "
+                "give your segment another name"
+            )
+        return name
+
+
 class InstanceSpec(_Strict):
     """A whole instance file.  Relative paths are resolved against ``base_dir`` (the file's folder)."""
 
@@ -243,9 +354,11 @@ class InstanceSpec(_Strict):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     output: OutputSettings = Field(default_factory=OutputSettings)
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    segments: list[Segment] = Field(default_factory=list)
     schedule: str | None = "@weekly"
     start_date: dt.date = dt.date(2010, 1, 1)
     catchup: bool = False
+    trigger_as_of: dt.date | None = None  # the as-of date Airflow's trigger form offers (data that has ended)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @model_validator(mode="before")
@@ -279,6 +392,15 @@ class InstanceSpec(_Strict):
             raise ValueError(f"custom event names must be unique; repeated: {duplicates}")
         return custom_events
 
+    @field_validator("segments")
+    @classmethod
+    def _unique_segment_names(cls, segments: list[Segment]) -> list[Segment]:
+        names = [s.name for s in segments]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"segment names must be unique; repeated: {duplicates}")
+        return segments
+
     def resolve(self, path: str) -> Path:
         """Return ``path`` as absolute, relative to the instance file's folder."""
         candidate = Path(path).expanduser()
@@ -287,21 +409,27 @@ class InstanceSpec(_Strict):
     def spec_hash(self) -> str:
         """Return a short, stable hash of everything that defines the model.
 
-        The file's location, the description and the schedule do not change the model and are left out.
+        The file's location, the description, the schedule, the trigger form's as-of date and the segments do not
+        change the model and are left out.
         """
-        payload = json.dumps(self.model_dump(mode="json", exclude={"description", "schedule"}), sort_keys=True)
+        payload = json.dumps(
+            self.model_dump(mode="json", exclude={"description", "schedule", "trigger_as_of", "segments"}),
+            sort_keys=True,
+        )
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def model_hash(self) -> str:
         """Return a short hash of what a trained model depends on; a model is reused only if it matches.
 
-        Leaves out what only affects scheduling, validation, outputs and the quality gate.
+        Leaves out what only affects scheduling, validation, outputs, segments and the quality gate.
         """
         exclude = {
             "description": True,
             "schedule": True,
             "start_date": True,
             "catchup": True,
+            "trigger_as_of": True,
+            "segments": True,
             "validation": True,
             "output": True,
             "training": {"retrain_every_days", "min_auc"},

@@ -2,7 +2,8 @@
 
 The steps and their order are declared once, in :data:`customer_ai.flow.STEPS`: validate_events ->
 build_training_set -> train (or reuse the current model) -> quality_gate -> score -> validate_scores ->
-enrich_profiles -> publish.  A poor model stops the run at the quality gate, in the command as in Airflow.
+enrich_profiles -> track_outcomes -> write_report -> publish.  A poor model stops the run at the quality gate,
+in the command as in Airflow.
 
 Each step takes the spec, the as-of date and the home folder, reads what earlier steps wrote in the run folder
 (see :mod:`customer_ai.artifacts`) and returns a small JSON-ready dict (what Airflow passes on as XCom).  The
@@ -20,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from customer_ai import artifacts
+from customer_ai.backtest import held_out_evaluation
 from customer_ai.estimator import PropensityModel, TrainingSet
 from customer_ai.evaluation import quality_verdict
 from customer_ai.events import (
@@ -33,7 +35,10 @@ from customer_ai.events import (
 from customer_ai.features import FeaturePlan
 from customer_ai.flow import GATE, step_names
 from customer_ai.history import SnapshotPlan, run_window
+from customer_ai.outcomes import closed_window_dates, realised_outcomes
 from customer_ai.progress import logger, step
+from customer_ai.scoring import empty_bucket_notes
+from customer_ai.segments import segment_members, segment_sizes
 from customer_ai.spec import InstanceSpec
 from customer_ai.validation import event_checks, validate_frame
 from customer_ai.windows import in_window
@@ -49,9 +54,11 @@ __all__ = [
     "read_scores",
     "run",
     "score",
+    "track_outcomes",
     "train",
     "validate_events",
     "validate_scores",
+    "write_report",
 ]
 
 
@@ -281,15 +288,23 @@ def train(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
 
     Writes ``model.json`` in the run folder (the model's metadata plus ``reused``) and, for a new model, the
     model folder under ``<home>/models``.  A poor model is stored too (for inspection) but marked so.
+    ``evaluation.json`` (the model and the baselines measured on the held-out evaluation half, with their
+    curves: :func:`customer_ai.backtest.held_out_evaluation`) goes into the model folder and the run folder; a
+    reused model's run copies it from the model folder, where models stored before it existed have none.
     """
     folder = _folder(spec, as_of, home)
     plan = artifacts.read_json(folder / "plan.json")
     if plan.get("skipped"):
-        meta = artifacts.read_json(artifacts.model_dir(home, spec.name, plan["reuse"]) / "model.json")
+        reused = artifacts.model_dir(home, spec.name, plan["reuse"])
+        meta = artifacts.read_json(reused / "model.json")
         artifacts.write_json(folder / "model.json", {**meta, "reused": True})
+        if (reused / "evaluation.json").exists():
+            artifacts.write_json(folder / "evaluation.json", artifacts.read_json(reused / "evaluation.json"))
         logger.info("model %s reused: trained as of %s", meta["model_version"], meta["as_of"])
         return _model_summary(meta, reused=True)
-    estimator = PropensityModel(spec).fit_training_set(_read_training_set(folder))
+    training_set = _read_training_set(folder)
+    estimator = PropensityModel(spec).fit_training_set(training_set)
+    evaluation = held_out_evaluation(spec, estimator, training_set, _run_events(spec, as_of, home))
     status, reason = estimator.verdict()
     version = artifacts.model_version(estimator.model_, as_of)
     meta = {
@@ -306,6 +321,9 @@ def train(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
         "quality": {"status": status, "reason": reason, "min_auc": spec.training.min_auc},
     }
     stored = artifacts.save_model(home, spec.name, estimator, meta)
+    if not (stored / "evaluation.json").exists():  # a model folder of this version keeps what it holds
+        artifacts.write_json(stored / "evaluation.json", {"model_version": version, **evaluation})
+    artifacts.write_json(folder / "evaluation.json", artifacts.read_json(stored / "evaluation.json"))
     meta = artifacts.read_json(stored / "model.json")
     logger.info("model %s trained as of %s, stored in %s", version, meta["as_of"], stored)
     artifacts.write_json(folder / "model.json", {**meta, "reused": False})
@@ -378,6 +396,8 @@ def score(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, factors: int |
     artifacts.write_frame(folder / "scores.parquet", scores)
     buckets = _bucket_counts(scores)
     logger.info("scored %s profiles: %s", f"{len(scores):,}", ", ".join(f"{k} {n:,}" for k, n in buckets.items()))
+    for note in empty_bucket_notes(spec.output, scores):
+        logger.info("%s", note)
     return {"scored_profiles": len(scores), "buckets": buckets, "model_version": meta["model_version"]}
 
 
@@ -407,16 +427,20 @@ def validate_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict
 def enrich_profiles(
     spec: InstanceSpec, as_of: pd.Timestamp, home: Path, store: object, *, min_auc: float | None = None
 ) -> dict:
-    """Write the run's scores, history and run row to the profile store in one transaction.
+    """Write the run's scores, history, segment membership and run row to the profile store in one transaction.
 
     ``min_auc`` is the gate the run passed (the trigger's value, else ``training.min_auc``), quoted in the reason.
+    The segments are the default ones (``low``, ``medium``, ``high``) and the instance's (see
+    :mod:`customer_ai.segments`); the returned ``segments`` holds their sizes, zero for one nobody matched.
     """
     folder = _folder(spec, as_of, home)
     scores = _read_scores(folder)
     meta = artifacts.read_json(folder / "model.json")
     _, reason = quality_verdict(meta["validation"]["metrics"], _gate(spec, min_auc))
     reason += f"; model trained as of {meta['as_of']}{', reused' if meta.get('reused') else ''}"
-    with step(f"writing {len(scores):,} scores to {store}"):
+    members = segment_members(scores, spec)
+    sizes = segment_sizes(members, spec)
+    with step(f"writing {len(scores):,} scores and {len(sizes)} segments to {store}"):
         store.write_run(  # type: ignore[attr-defined]
             spec.name,
             f"{as_of:%Y-%m-%d}",
@@ -427,8 +451,64 @@ def enrich_profiles(
                 "reason": reason,
                 "metrics": meta["validation"]["metrics"],
             },
+            segments=members,
         )
-    return {"written": len(scores), "store": repr(store)}
+    logger.info("segments: %s", ", ".join(f"{name} {size:,}" for name, size in sizes.items()))
+    return {"written": len(scores), "store": repr(store), "segments": sizes}
+
+
+def track_outcomes(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, store: object) -> dict:
+    """Record, in the store, what came true for every past run whose goal window has closed and is not yet tracked.
+
+    A past run as of ``P`` is tracked by the first run as of ``T >= P + window_days`` whose events cover the
+    whole goal window ``[P, P + window_days)`` (see :mod:`customer_ai.outcomes`); its scored profiles are read
+    from the store's history.  A past run that scored another goal than the instance's current one (its
+    ``metadata.json`` says so) is left untracked: its scores answered another question.
+    """
+    events = _run_events(spec, as_of, home)
+    start, _ = run_window(spec, as_of)
+    last_event = events["timestamp"].max() if len(events) else None
+    runs = store.read_runs(spec.name)  # type: ignore[attr-defined]
+    past = runs.loc[(runs["status"] == "ok") & (runs["as_of"] < f"{as_of:%Y-%m-%d}"), "as_of"].tolist()
+    tracked = set(store.read_outcomes(spec.name)["as_of"])  # type: ignore[attr-defined]
+    due = [d for d in closed_window_dates(past, spec.goal.window_days, as_of, last_event) if d not in tracked]
+    done, skipped = [], {}
+    for date in due:
+        then = pd.Timestamp(date, tz="UTC")
+        meta_path = artifacts.run_dir(home, spec.name, then) / "metadata.json"
+        goal_then = artifacts.read_json(meta_path).get("goal") if meta_path.exists() else None
+        if then < start:
+            skipped[date] = f"its goal window starts before this run's events ({start:%Y-%m-%d})"
+        elif goal_then is not None and goal_then != spec.goal_in_words():
+            skipped[date] = f"it scored another goal ({goal_then})"
+        if date in skipped:
+            logger.info("outcomes of the run as of %s not tracked: %s", date, skipped[date])
+            continue
+        scores = store.read_scores(spec.name, as_of=date)  # type: ignore[attr-defined]
+        outcomes = realised_outcomes(spec, events, then, scores)
+        store.write_outcomes(spec.name, date, outcomes)  # type: ignore[attr-defined]
+        overall = outcomes.iloc[0]
+        logger.info(
+            "outcomes of the run as of %s: %s profiles, predicted %.1f%%, came true %.1f%%",
+            date,
+            f"{int(overall['profiles']):,}",
+            100 * overall["predicted_rate"],
+            100 * overall["realised_rate"],
+        )
+        done.append(date)
+    return {"tracked": done, "skipped": skipped}
+
+
+def write_report(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, store: object) -> dict:
+    """Write the run's ``report.html`` into its run folder (see :mod:`customer_ai.report`)."""
+    from customer_ai.report import build_report  # noqa: PLC0415 - only the step that draws loads matplotlib
+
+    folder = _folder(spec, as_of, home)
+    with step("writing the report"):
+        path = build_report(spec, as_of, home, store, folder=folder)
+    final = artifacts.run_dir(home, spec.name, as_of) / path.name
+    logger.info("report: %s (%s KB)", final, f"{path.stat().st_size // 1024:,}")
+    return {"report": str(final), "bytes": path.stat().st_size}
 
 
 def publish(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
@@ -530,6 +610,8 @@ def run(
         "score": lambda: score(spec, as_of, home, factors=factors),
         "validate_scores": lambda: validate_scores(spec, as_of, home),
         "enrich_profiles": lambda: enrich_profiles(spec, as_of, home, store, min_auc=min_auc),
+        "track_outcomes": lambda: track_outcomes(spec, as_of, home, store),
+        "write_report": lambda: write_report(spec, as_of, home, store),
         "publish": lambda: publish(spec, as_of, home),
     }
     folder = artifacts.staging_dir(home, spec.name, as_of)  # validate_events starts it afresh

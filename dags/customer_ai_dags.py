@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 INSTANCES = Path(os.environ.get("CUSTOMER_AI_INSTANCES") or Path(__file__).resolve().parents[1] / "instances")
 DAG_PREFIX = "customer_ai__"
 TAGS = ["customer-ai"]
+AS_OF_PATTERN = r"^(\d{4}-\d{2}-\d{2})?$"  # a date or empty; the task checks the calendar
 
 
 def _start_date(spec_date: dt.date) -> dt.datetime:
@@ -65,7 +66,9 @@ def _doc(spec: InstanceSpec, path: Path) -> str:
             + (f", minus {len(eligibility.exclude)} exclusion pattern(s)" if eligibility.exclude else "")
             + ".",
             "- **As of**: each run's data interval end (logical date for manual runs), midnight UTC; it sees only "
-            "events before that instant, so backfills reproduce what would have been scored then.",
+            "events before that instant, so backfills reproduce what would have been scored then. A manual run "
+            "triggered with the form's `as_of` is as of that date instead"
+            + (f" (offered: {spec.trigger_as_of:%Y-%m-%d})." if spec.trigger_as_of else "."),
             f"- **Training**: {spec.training.snapshots} snapshots every {spec.training.snapshot_every_days} days, "
             f"retrained every {spec.training.retrain_every_days} days (trigger with `force_retrain` to retrain now); "
             f"quality gate: validation ROC AUC >= {spec.training.min_auc}.",
@@ -73,6 +76,18 @@ def _doc(spec: InstanceSpec, path: Path) -> str:
             f"profile in the profile store; Asset `customer_ai://{spec.name}/scores` when they land.",
             f"- **Instance file**: `{path}`",
         ]
+    )
+
+
+def _as_of_param(spec: InstanceSpec) -> Param:
+    """Return the trigger form's as-of date: the instance's ``trigger_as_of``, else none (the run's own date)."""
+    return Param(
+        f"{spec.trigger_as_of:%Y-%m-%d}" if spec.trigger_as_of else None,
+        type=["null", "string"],  # optional: the form marks a plain string as required and refuses it empty
+        pattern=AS_OF_PATTERN,
+        title="As of",
+        description="Score as of this date (YYYY-MM-DD): the run sees only events before it. "
+        "Empty: the run's data interval end. Manual runs only; scheduled runs and backfills use their own date.",
     )
 
 
@@ -96,6 +111,7 @@ def build_dag(spec: InstanceSpec, path: Path) -> DAG:
             "min_auc": Param(
                 spec.training.min_auc, type="number", minimum=0, maximum=1, description="Quality gate (ROC AUC)."
             ),
+            "as_of": _as_of_param(spec),
         },
     ) as dag:
         tasks = []

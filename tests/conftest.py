@@ -36,10 +36,12 @@ BASE_SPEC: dict = {
 
 # what a finished run leaves in its folder <home>/artifacts/<instance>/<as_of>/
 RUN_FILES = [
+    "evaluation.json",
     "events.parquet",
     "metadata.json",
     "model.json",
     "plan.json",
+    "report.html",
     "scores.parquet",
     "source.json",
     "training_set.parquet",

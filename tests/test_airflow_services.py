@@ -9,23 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
-import signal
-import socket
 import sqlite3
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 from urllib.parse import quote
 
-import httpx
 import pandas as pd
-import psutil
 import pytest
-from airflow_support import AIRFLOW, DAG, airflow_env, eligible_at, migrate, run_airflow, write_instance
+from airflow_support import DAG, Airflow, airflow_env, eligible_at, free_ports, migrate, run_airflow, write_instance
+
+from customer_ai.flow import step_names
 
 pytestmark = pytest.mark.airflow
 
@@ -33,99 +28,6 @@ AS_OF = "2011-10-02"
 ASSET_URI = "customer_ai://repurchase_30d/scores"
 STARTUP_TIMEOUT = 120.0  # services healthy and the DAG parsed
 RUN_TIMEOUT = 300.0  # about 1 minute on a loaded 2-core machine
-T = TypeVar("T")
-
-
-def free_ports(count: int) -> list[int]:
-    """Return ``count`` distinct free localhost ports (the sockets are held together so they differ)."""
-    with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-
-
-def tail(path: Path, chars: int = 2500) -> str:
-    text = path.read_text(errors="replace") if path.exists() else "(no file)"
-    return text[-chars:]
-
-
-class Airflow:
-    """Background Airflow services sharing one environment, and a REST client for their API server."""
-
-    def __init__(self, env: dict[str, str], url: str, logs: Path, password: str) -> None:
-        self.env = env
-        self.url = url
-        self.logs = logs
-        self.password = password
-        self.processes: dict[str, subprocess.Popen] = {}
-        self.client = httpx.Client(base_url=url, timeout=30)
-
-    def start(self, name: str, *args: str) -> None:
-        with (self.logs / f"{name}.out").open("wb") as out, (self.logs / f"{name}.err").open("wb") as err:
-            self.processes[name] = subprocess.Popen(  # noqa: S603 - the venv's airflow command
-                [str(AIRFLOW), name, *args],
-                env=self.env,
-                cwd=self.logs,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,  # its own process group, ended as a whole
-            )
-
-    def stop(self) -> None:
-        """SIGTERM every service's process group (scheduler first), then SIGKILL what is left."""
-        self.client.close()
-        order = sorted(self.processes.items(), key=lambda item: item[0] != "scheduler")
-        family: list[psutil.Process] = []
-        for _, process in order:
-            with contextlib.suppress(psutil.Error):
-                family.extend(psutil.Process(process.pid).children(recursive=True))  # task runners setpgid
-        for _, process in order:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for _, process in order:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        for _, process in order:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=30)
-        for child in family:
-            with contextlib.suppress(psutil.Error):
-                child.kill()
-
-    def diagnostics(self) -> str:
-        parts = []
-        for name, process in self.processes.items():
-            state = "running" if process.poll() is None else f"exited {process.returncode}"
-            parts.append(f"--- {name} ({state}) stdout ---\n{tail(self.logs / f'{name}.out')}")
-            parts.append(f"--- {name} stderr ---\n{tail(self.logs / f'{name}.err')}")
-        return "\n".join(parts)
-
-    def wait_for(self, what: str, check: Callable[[], T | None], timeout: float) -> T:
-        """Poll ``check`` until it returns a value; fail early if a service died, or at the deadline."""
-        deadline = time.monotonic() + timeout
-        while True:
-            dead = {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
-            assert not dead, f"Airflow services exited {dead} while waiting for {what}\n{self.diagnostics()}"
-            with contextlib.suppress(httpx.TransportError):
-                value = check()
-                if value is not None:
-                    return value
-            assert time.monotonic() < deadline, f"no {what} after {timeout:.0f}s\n{self.diagnostics()}"
-            time.sleep(1)
-
-    def login(self) -> None:
-        """Get a JWT like the UI's login form does, and send it with every later request."""
-        response = self.client.post("/auth/token", json={"username": "admin", "password": self.password})
-        assert response.status_code == 201, response.text
-        self.client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
-
-    def get(self, path: str, **params: Any) -> httpx.Response:
-        return self.client.get(f"/api/v2{path}", params=params)
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +158,7 @@ def test_a_run_triggered_through_the_rest_api_scores_with_the_form_parameter(air
     response = airflow.get(f"{run_path}/taskInstances")
     states = {ti["task_id"]: ti["state"] for ti in response.json()["task_instances"]}
     assert set(states.values()) == {"success"}, states
-    assert len(states) == 8
+    assert len(states) == len(step_names())
     assert airflow.get(f"/dags/{DAG}/dagRuns").json()["total_entries"] == 1  # no scheduled run besides it
 
     store = Path(airflow.env["CUSTOMER_AI_HOME"]) / "store.sqlite"

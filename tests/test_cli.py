@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import RETAIL_EVENTS, ROOT, RUN_FILES
+from conftest import BASE_SPEC, RETAIL_EVENTS, ROOT, RUN_FILES
 
 pytestmark = pytest.mark.e2e
 
@@ -41,6 +41,15 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     instance["events"] = {"path": "events.parquet"}
     instance["profiles"]["path"] = str(ROOT / "examples" / "online_retail" / "profiles.parquet")
     instance["training"].update({"min_positives": 200, "min_negatives": 200})
+    instance["segments"] = [
+        {
+            "name": "loyal_top",
+            "where": [
+                {"field": "percentile", "op": "gte", "value": 80},
+                {"factor": "goal_repeat_days", "op": "gt", "value": 0},
+            ],
+        }
+    ]
     (folder / "instance.yaml").write_text(yaml.safe_dump(instance))
     return folder
 
@@ -80,7 +89,7 @@ def test_run_writes_scores_for_every_eligible_profile(workspace: Path, first_run
     assert (scores["as_of"] == AS_OF).all()
     factors = json.loads(scores.sort_values("probability").iloc[-1]["factors"])
     assert 1 <= len(factors) <= 5
-    assert set(factors[0]) == {"feature", "description", "value", "contribution", "importance"}
+    assert set(factors[0]) == {"feature", "description", "value", "contribution", "importance", "effect"}
     assert "progress" not in result.stdout
     assert "building point-in-time features" in result.stderr  # progress goes to stderr
 
@@ -112,7 +121,7 @@ def test_run_writes_artifacts_with_metadata(first_run: tuple) -> None:
     assert meta["history"]["notes"] == model["history"]["notes"]
     assert model["label_counts"]["positives"] >= 200
     assert "purchase_count_30d" in model["features"]["names"]
-    assert model["features"]["descriptions"]["purchase_count_30d"] == "{value} purchase events in the last 30 days"
+    assert model["features"]["descriptions"]["purchase_count_30d"] == "{value} purchases in the last 30 days"
     assert model["calibration"]["method"] == "platt"
     assert model["calibration"]["slope"] > 0
     assert (home / "models" / "repurchase_30d" / meta["model_version"] / "model.txt").exists()
@@ -386,7 +395,10 @@ def test_show_prints_the_latest_run_and_top_profiles(first_run: tuple, workspace
     assert lines[5] == "top 2 profiles:"
     other = _cli("show", str(workspace / "instance.yaml"), "--as-of", "2011-11-01", home=home)
     assert other.returncode == 2
-    assert f"the latest run in SQLiteStore('{home / 'store.sqlite'}') is as of {AS_OF}, not 2011-11-01" in other.stderr
+    assert (
+        f"repurchase_30d has no run as of 2011-11-01 in SQLiteStore('{home / 'store.sqlite'}') (runs as of: {AS_OF})"
+        in other.stderr
+    )
     empty = _cli("show", str(workspace / "instance.yaml"), home=workspace / "nowhere")
     assert empty.returncode == 2
     assert "repurchase_30d has no runs in" in empty.stderr
@@ -410,3 +422,241 @@ def test_scores_files_round_trip_hostile_ids_exactly(tmp_path: Path, suffix: str
     back = pd.read_csv(path, dtype={"profile_id": str}) if suffix == ".csv" else pd.read_parquet(path)
     assert back["profile_id"].tolist() == ids
     assert [json.loads(f) for f in back["factors"]] == scores["factors"].tolist()
+
+
+def test_segment_export_reads_the_run_from_the_store(first_run: tuple, workspace: Path) -> None:
+    _, home = first_run
+    scores = pd.read_csv(workspace / "scores.csv", dtype={"profile_id": str})
+    factors = [json.loads(f) for f in scores["factors"]]
+    repeat = [any(f["feature"] == "goal_repeat_days" and f["contribution"] > 0 for f in fs) for fs in factors]
+    expected = scores.loc[(scores["percentile"] >= 80) & pd.Series(repeat), "profile_id"]
+    assert len(expected) > 10
+    out = workspace / "exports" / "loyal.parquet"
+    result = _cli("segment", "export", str(workspace / "instance.yaml"), "loyal_top", "--out", str(out), home=home)
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stdout
+        == f"repurchase_30d segment loyal_top as of {AS_OF}: {len(expected):,} profiles written to {out}\n"
+    )
+    assert "training" not in result.stderr  # read from the store, never retrained
+    exported = pd.read_parquet(out)
+    assert sorted(exported["profile_id"]) == sorted(expected)
+    assert exported["probability"].is_monotonic_decreasing
+    assert (exported["factor_1_name"].notna()).all()
+    high = workspace / "exports" / "high.csv"
+    result = _cli(
+        "segment", "export", str(workspace / "instance.yaml"), "high", "--as-of", AS_OF, "--out", str(high), home=home
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(pd.read_csv(high, dtype={"profile_id": str})["profile_id"]) == sorted(
+        scores.loc[scores["bucket"] == "high", "profile_id"]
+    )
+
+
+# --- segment export and show --as-of on a store filled directly (no training) ------------------------------------
+
+HOSTILE_IDS = ["a\rb", "c\nd", 'quote"d', "comma,id", "semi;--", "007", "12346.0", "NA", "null", "ünï 🚀", "=1+1"]
+
+
+def _factor(feature: str, text: str, contribution: float, importance: str = "low") -> dict:
+    effect = "raises the chance" if contribution > 0 else "lowers the chance"
+    return {
+        "feature": feature,
+        "description": text,
+        "value": 1,
+        "contribution": contribution,
+        "importance": importance,
+        "effect": effect,
+    }
+
+
+def _stored_scores(ids: list[str], version: str) -> pd.DataFrame:
+    probability = [round(0.95 - 0.05 * i, 2) for i in range(len(ids))]
+    return pd.DataFrame(
+        {
+            "profile_id": ids,
+            "probability": probability,
+            "score": [round(p * 100) for p in probability],
+            "percentile": [100 - 5 * i for i in range(len(ids))],
+            "bucket": ["high" if p >= 0.75 else "medium" for p in probability],
+            "propensity": "conversion",
+            "model_version": version,
+            "factors": [
+                [
+                    _factor("recency", f'last seen {i}\r\n days ago, "quoted"', 0.1 * (i + 1), "high"),
+                    _factor("count_30d", "«3» purchases; =SUM(A1)", -0.05 * i),
+                ][: i % 3]
+                for i in range(len(ids))
+            ],
+        }
+    )
+
+
+@pytest.fixture
+def filled(tmp_path: Path) -> dict:
+    """An instance file with a named segment and a store holding two ok runs and a poor one, no artifacts."""
+    from customer_ai.segments import segment_members
+    from customer_ai.spec import load_spec
+    from customer_ai.store import SQLiteStore
+
+    data = {
+        **BASE_SPEC,
+        "output": {"factors": 2},
+        "segments": [
+            {"name": "top", "where": [{"field": "percentile", "op": "gte", "value": 60}]},
+            {"name": "nobody", "where": [{"field": "score", "op": "gt", "value": 99}]},
+        ],
+    }
+    instance = tmp_path / "unit.yaml"
+    instance.write_text(yaml.safe_dump(data, allow_unicode=True))
+    spec = load_spec(instance)
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    for as_of, ids, version in (("2024-01-01", HOSTILE_IDS, "v1"), ("2024-02-01", ["p1", "p2", "p3"], "v2")):
+        written = _stored_scores(ids, version)
+        store.write_run(
+            "unit",
+            as_of,
+            written,
+            {"model_version": version, "status": "ok", "reason": "fine"},
+            segments=segment_members(written, spec),
+        )
+    store.record_run("unit", "2024-03-01", {"model_version": "v3", "status": "poor", "reason": "AUC 0.5 < 0.65"})
+    options = ["--home", str(tmp_path / "home"), "--store", f"sqlite:///{store.path}"]
+    (tmp_path / "folder.csv").mkdir()
+    return {"instance": str(instance), "store": store, "options": options, "folder": tmp_path}
+
+
+def _main(*args: str, capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    from customer_ai.cli import main
+
+    status = main(list(args))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_segment_export_round_trips_exactly(filled: dict, capsys: pytest.CaptureFixture, suffix: str) -> None:
+    from customer_ai.segments import flat_factors
+
+    out = filled["folder"] / "out" / f"top{suffix}"
+    args = ("segment", "export", filled["instance"], "top", "--as-of", "2024-01-01", "--out", str(out))
+    status, stdout, _ = _main(*args, *filled["options"], capsys=capsys)
+    assert status == 0
+    assert stdout == f"unit segment top as of 2024-01-01: 9 profiles written to {out}\n"
+    expected = flat_factors(filled["store"].read_segment("unit", "top", "2024-01-01"), 2)
+    assert expected["profile_id"].tolist() == HOSTILE_IDS[:9]  # percentile >= 60, by probability
+    assert expected.columns.tolist()[9:] == [
+        f"factor_{i}_{c}" for i in (1, 2) for c in ("name", "text", "contribution", "importance", "effect")
+    ]
+    if suffix == ".csv":
+        text = {c: "str" for c, kind in expected.dtypes.astype(str).items() if kind == "str"}
+        back = pd.read_csv(out, dtype=text, keep_default_na=False, na_values=[""], encoding="utf-8")
+        assert out.read_text(encoding="utf-8").startswith('"instance","profile_id","as_of","probability"')
+    else:
+        back = pd.read_parquet(out)
+    pd.testing.assert_frame_equal(back, expected, check_exact=True)
+    assert back.loc[1, "factor_1_text"] == 'last seen 1\r\n days ago, "quoted"'
+    assert pd.isna(back.loc[0, "factor_1_name"])  # a profile without factors: empty cells
+
+
+def test_segment_export_defaults_to_the_newest_ok_run(filled: dict, capsys: pytest.CaptureFixture) -> None:
+    out = filled["folder"] / "high.parquet"
+    status, stdout, _ = _main(
+        "segment", "export", filled["instance"], "high", "--out", str(out), *filled["options"], capsys=capsys
+    )
+    assert status == 0
+    assert stdout.startswith("unit segment high as of 2024-02-01: 3 profiles written")
+    assert pd.read_parquet(out)["profile_id"].tolist() == ["p1", "p2", "p3"]
+
+
+def test_an_empty_segment_is_exported_with_a_warning(filled: dict, capsys: pytest.CaptureFixture) -> None:
+    out = filled["folder"] / "nobody.csv"
+    status, stdout, stderr = _main(
+        "segment", "export", filled["instance"], "nobody", "--out", str(out), *filled["options"], capsys=capsys
+    )
+    assert status == 0
+    assert "0 profiles written" in stdout
+    assert "warning: segment nobody has no member in the run of unit as of 2024-02-01" in stderr
+    assert pd.read_csv(out).empty
+    assert pd.read_csv(out).columns.tolist()[-1] == "factor_2_effect"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["top-10"], "error: unknown segment 'top-10' of unit as of 2024-02-01; known: low, medium, high, top, nobody"),
+        (["evil\x1b[2J"], "error: unknown segment 'evil\\x1b[2J' of unit as of 2024-02-01"),
+        (["top", "--as-of", "2023-12-01"], "error: unit has no run as of 2023-12-01 in SQLiteStore("),
+        (
+            ["top", "--as-of", "2024-03-01"],
+            "error: the run of unit as of 2024-03-01 scored nobody (poor: AUC 0.5 < 0.65)",
+        ),
+        (["top", "--as-of", "March"], "error: --as-of: not a date: 'March'"),
+        (["top", "--out", "{folder}/top.xlsx"], "use a .csv or .parquet file name"),
+        (["top", "--out", "/proc/no/top.csv"], "error: --out /proc/no/top.csv: cannot write there"),
+        (
+            ["top", "--out", "{folder}/folder.csv"],
+            "folder.csv: is a folder; give a file name ending in .csv or .parquet",
+        ),
+    ],
+)
+def test_segment_export_errors(filled: dict, capsys: pytest.CaptureFixture, args: list[str], message: str) -> None:
+    args = [a.format(folder=filled["folder"]) for a in args]
+    out = [] if "--out" in args else ["--out", str(filled["folder"] / "x.csv")]
+    status, stdout, stderr = _main(
+        "segment", "export", filled["instance"], *args, *out, *filled["options"], capsys=capsys
+    )
+    assert status == 2
+    assert message in stderr
+    assert "\x1b" not in stderr
+    assert stdout == ""
+    assert not (filled["folder"] / "x.csv").exists()
+
+
+def test_segment_export_without_any_ok_run(tmp_path: Path, filled: dict, capsys: pytest.CaptureFixture) -> None:
+    options = ["--home", str(tmp_path), "--store", f"sqlite:///{tmp_path / 'empty.sqlite'}"]
+    status, _, stderr = _main(
+        "segment", "export", filled["instance"], "high", "--out", str(tmp_path / "h.csv"), *options, capsys=capsys
+    )
+    assert status == 2
+    assert "error: unit has no run with status ok in SQLiteStore(" in stderr
+
+
+def test_show_as_of_a_past_run(filled: dict) -> None:
+    # before: show refused any date but the latest run's
+    from customer_ai.artifacts import run_dir, write_json
+
+    def show(as_of: str, *more: str) -> subprocess.CompletedProcess:
+        return _cli("show", filled["instance"], "--as-of", as_of, *more, *filled["options"], home=filled["folder"])
+
+    folder = run_dir(filled["folder"] / "home", "unit", pd.Timestamp("2024-01-01", tz="UTC"))
+    meta = {"goal": "order occurs within 30 days", "spec_hash": "0123456789abcdef", "scored_profiles": 11}
+    write_json(folder / "metadata.json", meta | {"buckets": {"low": 0, "medium": 7, "high": 4}})
+    shown = show("2024-01-01", "--top", "2")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "unit: order occurs within 30 days"  # the goal that run scored, from its metadata
+    assert lines[1] == "run as of 2024-01-01, model v1: ok: fine"
+    assert lines[2].startswith("note: this run scored another definition of unit")
+    assert lines[3] == "scored 11 profiles (low 0, medium 7, high 4)"
+    assert lines[4] == f"artifacts: {folder}"
+    assert lines[6] == "top 2 profiles:"
+    assert "a\\rb  probability 0.950" in lines[7]  # that run's profiles, from the history
+    assert "c\\nd  probability 0.900" in lines[8]
+
+    poor = show("2024-03-01")
+    assert poor.returncode == 1  # a poor run: shown, with nobody scored
+    assert poor.stdout.splitlines()[1] == "latest run as of 2024-03-01, model v3: poor: AUC 0.5 < 0.65"
+    assert "top" not in poor.stdout
+
+    ok = show("2024-02-01")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.splitlines()[0] == "unit: purchase occurs within 30 days"  # no metadata: the file's goal
+    assert ok.stdout.splitlines()[1] == "run as of 2024-02-01, model v2: ok: fine"
+    assert "p1  probability 0.950" in ok.stdout
+
+    missing = show("2024-01-15")
+    assert missing.returncode == 2
+    assert missing.stdout == ""
+    assert "unit has no run as of 2024-01-15 in SQLiteStore(" in missing.stderr
+    assert missing.stderr.rstrip().endswith("(runs as of: 2024-01-01, 2024-02-01, 2024-03-01)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ from airflow_support import airflow_env, dagbag
 
 from customer_ai.flow import step_names
 
-from conftest import ROOT
+from conftest import ROOT, make_spec
 
 TASKS = step_names()  # the DAG and `customer-ai run` follow the same declared list
 
@@ -40,6 +41,8 @@ def test_tasks_form_the_specified_chain(example_bag: dict) -> None:
         "score",
         "validate_scores",
         "enrich_profiles",
+        "track_outcomes",
+        "write_report",
         "publish",
     ]
     tasks = example_bag["dags"]["customer_ai__repurchase_30d"]["tasks"]
@@ -54,7 +57,7 @@ def test_dag_settings_come_from_the_instance(example_bag: dict) -> None:
     assert dag["schedule"] == "@weekly"
     assert dag["catchup"] is False
     assert dag["tags"] == ["churn", "customer-ai"]
-    assert dag["params"] == {"force_retrain": False, "factors": 5, "min_auc": 0.65}
+    assert dag["params"] == {"force_retrain": False, "factors": 5, "min_auc": 0.65, "as_of": "2011-12-11"}
     assert dag["start_date"] == "2010-01-01T00:00:00+00:00"
     assert dag["max_active_runs"] == 1
     assert dag["retries"]["enrich_profiles"] == 2
@@ -80,6 +83,27 @@ def test_catchup_and_schedule_come_from_the_file(tmp_path: Path) -> None:
     assert dag["catchup"] is True
     assert dag["schedule"] == "0 6 * * 1"
     assert dag["start_date"] == "2011-01-03T00:00:00+00:00"
+
+
+def test_the_trigger_forms_as_of_is_the_instances_trigger_as_of_or_none(tmp_path: Path) -> None:
+    instances = tmp_path / "instances"
+    instances.mkdir()
+    spec = yaml.safe_load((ROOT / "instances" / "churn_60d.yaml").read_text())
+    (instances / "churn_60d.yaml").write_text(yaml.safe_dump({**spec, "trigger_as_of": "2011-10-02"}))
+    spec.pop("trigger_as_of")
+    (instances / "other.yaml").write_text(yaml.safe_dump({**spec, "name": "other"}))
+    dags = dagbag(airflow_env(tmp_path, instances))["dags"]
+    assert dags["customer_ai__churn_60d"]["params"]["as_of"] == "2011-10-02"
+    assert "`as_of` is as of that date instead (offered: 2011-10-02)." in dags["customer_ai__churn_60d"]["doc_md"]
+    assert dags["customer_ai__other"]["params"]["as_of"] is None  # the run's own date
+    assert "`as_of` is as of that date instead." in dags["customer_ai__other"]["doc_md"]
+
+
+def test_the_trigger_as_of_changes_neither_the_spec_nor_the_model_hash() -> None:
+    plain, offered = make_spec(), make_spec(trigger_as_of="2011-12-11")
+    assert offered.trigger_as_of == dt.date(2011, 12, 11)
+    assert offered.spec_hash() == plain.spec_hash()  # published runs and reused models stay the same
+    assert offered.model_hash() == plain.model_hash()
 
 
 def test_a_broken_instance_shows_its_own_error_and_hides_nothing(tmp_path: Path) -> None:

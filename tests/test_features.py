@@ -564,25 +564,43 @@ def _info(name: str) -> FeatureInfo:
 @pytest.mark.parametrize(
     ("name", "value", "text"),
     [
-        ("purchase_count_30d", 3.0, "3 purchase events in the last 30 days"),
-        ("purchase_count_365d", 1234.0, "1,234 purchase events in the last 365 days"),
+        ("purchase_count_30d", 3.0, "3 purchases in the last 30 days"),
+        ("purchase_count_30d", 1.0, "1 purchase in the last 30 days"),
+        ("purchase_count_30d", 0.0, "no purchase in the last 30 days"),
+        ("purchase_count_365d", 1234.0, "1,234 purchases in the last 365 days"),
         ("purchase_days_since_last", 12.0, "last purchase 12 days ago"),
+        ("purchase_days_since_last", 12.6, "last purchase 13 days ago"),
         ("purchase_days_since_last", 2.5, "last purchase 2.5 days ago"),
+        ("purchase_days_since_last", 2.0, "last purchase 2 days ago"),
+        ("purchase_days_since_last", 1.04, "last purchase 1 day ago"),
+        ("purchase_days_since_last", 0.4, "last purchase less than 1 day ago"),
         ("purchase_days_since_last", np.nan, "no purchase in the last 365 days"),
         ("purchase_days_since_first", None, "no purchase in the last 365 days"),
-        ("purchase_value_sum", 1234.5, "purchase value of 1,234.50 in the last 365 days"),
+        ("purchase_days_since_first", 40.0, "earliest purchase in the last 365 days was 40 days ago"),
+        ("purchase_value_sum", 1234.5, "purchases worth 1,234.50 in the last 365 days"),
+        ("purchase_value_mean", 7.0, "average purchase worth 7.00"),
         ("purchase_value_mean", np.nan, "no purchase in the last 365 days"),
-        ("tenure_days", 40.0, "first seen 40 days ago (looking back 365 days)"),
-        ("active_days", 4.0, "active on 4 distinct days in the last 365 days"),
-        ("gap_mean_days", np.nan, "only one active day"),
-        ("gap_std_days", np.nan, "fewer than three active days"),
-        ("activity_ratio_30_90", 0.75, "75% of the last 90 days' events fell in the last 30 days"),
-        ("activity_ratio_90_365", np.nan, "no events in the last 365 days"),
-        ("country_most_frequent", "FR", "most often country FR"),
-        ("country_most_frequent", np.nan, "country unknown"),
+        ("tenure_days", 40.0, "earliest activity in the last 365 days was 40 days ago"),
+        ("days_since_last_event", np.float64(1.0), "last activity 1 day ago"),
+        ("active_days", 4.0, "active on 4 different days in the last 365 days"),
+        ("active_days", 1.0, "active on 1 day in the last 365 days"),
+        ("active_days", 0.0, "no activity in the last 365 days"),
+        ("gap_mean_days", 1.0, "on average 1 day between active days"),
+        ("gap_mean_days", np.nan, "at most one active day in the last 365 days"),
+        ("gap_std_days", 0.0, "gaps between active days vary by less than 1 day"),
+        ("gap_std_days", np.nan, "fewer than three active days in the last 365 days"),
+        ("activity_ratio_30_90", 0.75, "75% of the events of the last 90 days were in the last 30 days"),
+        ("activity_ratio_30_90", 0.996, "over 99% of the events of the last 90 days were in the last 30 days"),
+        ("activity_ratio_30_90", 0.004, "under 1% of the events of the last 90 days were in the last 30 days"),
+        ("activity_ratio_30_90", 0.0, "0% of the events of the last 90 days were in the last 30 days"),
+        ("activity_ratio_90_365", np.nan, "no activity in the last 365 days"),
+        ("country_most_frequent", "FR", "country mostly FR"),
+        ("country_most_frequent", np.nan, "no country seen in the last 365 days"),
         ("profile_tier", "gold", "tier is gold"),
         ("profile_tier", pd.NA, "tier unknown"),
-        ("profile_age", 41.0, "age is 41.00"),
+        ("profile_age", 41.0, "age is 41"),
+        ("profile_age", 41.5, "age is 41.5"),
+        ("profile_age", 1234.567, "age is 1,234.57"),
     ],
 )
 def test_describe(name: str, value: object, text: str) -> None:
@@ -594,9 +612,96 @@ def test_describe_uses_the_event_type_and_custom_event_words() -> None:
     plan = FeaturePlan(lookback_days=90, event_types=["add to cart"])
     infos = {i.name: i for i in feature_infos(plan, spec)}
     assert infos["add_to_cart_count_7d"].describe(2.0) == "2 add to cart events in the last 7 days"
+    assert infos["add_to_cart_count_7d"].describe(1.0) == "1 add to cart event in the last 7 days"
+    assert infos["add_to_cart_days_since_last"].describe(3.0) == "last add to cart event 3 days ago"
     assert infos["big_purchase_days_since_last"].describe(float("nan")) == "no big purchase in the last 90 days"
+    assert infos["big_purchase_count_30d"].describe(2.0) == "2 big purchases in the last 30 days"
     assert "add_to_cart_count_365d" not in infos
     assert "add_to_cart_count_90d" in infos
+
+
+@pytest.mark.parametrize(
+    ("event_type", "text"),
+    [
+        ("page_view", "2 page views in the last 7 days"),
+        ("search", "2 searches in the last 7 days"),
+        ("box", "2 boxes in the last 7 days"),
+        ("inquiry", "2 inquiries in the last 7 days"),
+        ("day", "2 days in the last 7 days"),
+        ("sales", "2 sales events in the last 7 days"),
+        ("access", "2 accesses in the last 7 days"),
+        ("sign up", "2 sign up events in the last 7 days"),
+        ("order completed", "2 order completed events in the last 7 days"),
+        ("email event", "2 email events in the last 7 days"),
+        ("email events", "2 email events in the last 7 days"),
+        ("shopping", "2 shopping events in the last 7 days"),
+        ("{odd} name", "2 {odd} names in the last 7 days"),  # braces in a name are words, not placeholders
+    ],
+)
+def test_event_names_get_their_plural_or_count_events(event_type: str, text: str) -> None:
+    infos = {i.name: i for i in feature_infos(FeaturePlan(lookback_days=90, event_types=[event_type]), make_spec())}
+    count = next(i for i in infos.values() if i.name.endswith("_count_7d"))
+    assert count.describe(2.0) == text
+
+
+def test_categorical_words_with_braces_are_not_placeholders() -> None:
+    plan = FeaturePlan(lookback_days=90, categorical_columns={"size_{x}": ["S"]}, profile_columns={"tier": []})
+    infos = {i.name: i for i in feature_infos(plan, make_spec())}
+    assert infos["size_x_most_frequent"].describe("S") == "size {x} mostly S"
+    assert infos["profile_tier"].describe(2.0) == "tier is 2"
+
+
+def test_claims_recognise_the_same_statement_in_other_words() -> None:
+    infos = {
+        i.name: i
+        for i in feature_infos(
+            FeaturePlan(
+                lookback_days=365,
+                event_types=["purchase"],
+                valued_sources=["purchase"],
+                categorical_columns={"country": ["PT"]},
+                profile_columns={"country": ["PT"]},
+                repeat_model=True,
+            ),
+            make_spec(),
+        )
+    }
+    assert infos["profile_country"].claim("PT") == infos["country_most_frequent"].claim("PT") == "country: PT"
+    assert infos["profile_country"].claim("ES") != infos["country_most_frequent"].claim("PT")
+    # the windowed first purchase and the whole-history first goal event (a purchase) are the same event
+    assert infos["purchase_days_since_first"].claim(40.2) == infos["goal_days_since_first"].claim(40.0)
+    # one valued purchase: its total and its average are the same amount
+    assert infos["purchase_value_sum"].claim(20.6) == infos["purchase_value_mean"].claim(20.6)
+    # absences are claimed by their words, which several features share
+    nothing = "no purchase in the last 365 days"
+    assert infos["purchase_count_365d"].claim(0.0) == infos["purchase_days_since_last"].claim(np.nan) == nothing
+    # anything else is said by one feature only
+    assert infos["purchase_count_30d"].claim(3.0) is None
+    assert infos["purchase_days_since_last"].claim(3.0) is None
+
+
+def test_bounds_say_how_little_happened() -> None:
+    plan = FeaturePlan(lookback_days=365, event_types=["purchase"])
+    infos = {i.name: i for i in feature_infos(plan, make_spec())}
+    assert infos["purchase_count_30d"].bound(0.0) == ("purchase", 30, 0)
+    assert infos["purchase_count_30d"].bound(2.0) is None
+    assert infos["purchase_days_since_last"].bound(np.nan) == ("purchase", 365, 0)
+    assert infos["days_since_last_event"].bound(np.nan) == ("", 365, 0)
+    assert infos["active_days"].bound(0.0) == ("", 365, 0)
+    assert infos["active_days"].bound(2.0) == ("active days", 365, 2)
+    assert infos["gap_mean_days"].bound(np.nan) == ("active days", 365, 1)
+    assert infos["gap_std_days"].bound(np.nan) == ("active days", 365, 2)
+    assert infos["gap_std_days"].bound(3.0) is None
+    assert infos["activity_ratio_30_90"].bound(np.nan) == ("", 90, 0)
+    assert infos["activity_ratio_30_90"].bound(0.0) is None  # 0% of some events: not an absence
+
+
+def test_feature_info_defaults_keep_one_template() -> None:
+    info = FeatureInfo("visits", "{value} visits", "no visits", "int")
+    assert [info.describe(v) for v in (0.0, 1.0, 2.0, None)] == ["0 visits", "1 visits", "2 visits", "no visits"]
+    assert info.claim(1.0) is None
+    assert info.claim(None) == "no visits"
+    assert info.bound(None) is None
 
 
 # --- the repeat-buying model's view ------------------------------------------------------------------------
@@ -660,13 +765,71 @@ def test_repeat_model_features_read_in_words() -> None:
     plan = plan_features(make_events(repeat_rows()), make_spec(), T)
     infos = {i.name: i for i in feature_infos(plan, make_spec())}
     assert infos["goal_chance_30d"].describe(0.34) == (
-        "a repeat-buying model (BG/NBD) gives a 34% chance of a goal event in the next 30 days"
+        "repeat-buying model: 34% chance of at least one purchase in the next 30 days"
     )
-    assert infos["goal_p_alive"].describe(0.9) == (
-        "a repeat-buying model (BG/NBD) puts the chance of still being an active customer at 90%"
+    assert infos["goal_chance_30d"].describe(0.9996) == (
+        "repeat-buying model: over 99% chance of at least one purchase in the next 30 days"
     )
-    assert infos["goal_repeat_days"].describe(3.0) == "goal events on 3 days after the first one"
-    assert infos["goal_days_since_first"].describe(float("nan")) == "no goal event yet"
+    assert (
+        infos["goal_expected_30d"].describe(1.8249)
+        == "repeat-buying model: 1.82 purchases expected in the next 30 days"
+    )
+    assert infos["goal_expected_30d"].describe(0.1) == "repeat-buying model: 0.1 purchases expected in the next 30 days"
+    assert infos["goal_expected_30d"].describe(1.001) == "repeat-buying model: 1 purchase expected in the next 30 days"
+    assert infos["goal_p_alive"].describe(0.9) == "repeat-buying model: 90% chance of still being an active customer"
+    assert infos["goal_p_alive"].describe(1.0) == "repeat-buying model: 100% chance of still being an active customer"
+    assert infos["goal_repeat_days"].describe(3.0) == "repeat purchases on 3 different days"
+    assert infos["goal_repeat_days"].describe(1.0) == "repeat purchases on 1 day"
+    assert infos["goal_repeat_days"].describe(0.0) == "no repeat purchase yet"
+    assert infos["goal_days_since_first"].describe(1.0) == "first purchase 1 day ago"
+    assert infos["goal_days_since_first"].describe(float("nan")) == "no purchase yet"
+
+
+@pytest.mark.parametrize(
+    ("goal", "custom_events", "text"),
+    [
+        # a goal matching a custom event takes its name
+        (
+            [
+                {
+                    "where": [
+                        {"field": "event_type", "op": "eq", "value": "purchase"},
+                        {"field": "value", "op": "gte", "value": 500},
+                    ]
+                }
+            ],
+            [
+                {
+                    "name": "large_order",
+                    "where": [
+                        {"field": "event_type", "op": "eq", "value": "purchase"},
+                        {"field": "value", "op": "gte", "value": 500},
+                    ],
+                }
+            ],
+            "first large order 3 days ago",
+        ),
+        (
+            [{"where": [{"field": "event_type", "op": "eq", "value": "add to cart"}]}],
+            [],
+            "first add to cart event 3 days ago",
+        ),
+        (
+            [
+                {"where": [{"field": "event_type", "op": "eq", "value": "purchase"}]},
+                {"where": [{"field": "event_type", "op": "eq", "value": "renewal"}]},
+            ],
+            [],
+            "first goal event 3 days ago",
+        ),
+        ([{"where": [{"field": "value", "op": "gte", "value": 500}]}], [], "first goal event 3 days ago"),
+    ],
+)
+def test_repeat_model_words_name_the_goal_event(goal: list, custom_events: list, text: str) -> None:
+    base = make_spec()
+    spec = make_spec(goal={**base.goal.model_dump(mode="json"), "events": goal}, custom_events=custom_events)
+    infos = {i.name: i for i in feature_infos(FeaturePlan(lookback_days=90, repeat_model=True), spec)}
+    assert infos["goal_days_since_first"].describe(3.0) == text
 
 
 # --- properties over random logs ---------------------------------------------------------------------------------

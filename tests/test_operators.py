@@ -40,6 +40,43 @@ def test_as_of_is_the_data_interval_end_at_midnight_utc(context: dict, expected:
     assert as_of_from_context(context) == pd.Timestamp(expected, tz="UTC")
 
 
+def manual(conf: dict, run_type: str = "manual") -> dict:
+    """Return the context of a run triggered on 2026-11-29 (its data interval ends then) with ``conf``."""
+    run = SimpleNamespace(run_type=SimpleNamespace(value=run_type), conf=conf, run_after=utc("2026-11-29T06:40:00"))
+    return {"data_interval_end": utc("2026-11-29T00:00:00"), "dag_run": run, "params": {"as_of": conf.get("as_of")}}
+
+
+@pytest.mark.parametrize(
+    ("context", "expected"),
+    [
+        (manual({"as_of": "2011-12-11", "factors": 5}), "2011-12-11"),  # the trigger form's field
+        (manual({"factors": 2}), "2026-11-29"),  # a REST trigger without it: the run's own date
+        (manual({"as_of": None}), "2026-11-29"),  # the form's field left empty
+        (manual({"as_of": ""}), "2026-11-29"),
+        (manual({"as_of": "2011-12-11"}, run_type="scheduled"), "2026-11-29"),  # only manual runs take it
+        (manual({"as_of": "2011-12-11"}, run_type="backfill"), "2026-11-29"),
+    ],
+)
+def test_a_manual_run_is_as_of_the_date_given_with_its_trigger(context: dict, expected: str) -> None:
+    assert as_of_from_context(context) == pd.Timestamp(expected, tz="UTC")
+
+
+@pytest.mark.parametrize(
+    ("given", "reason"),
+    [
+        ("2011-02-30", "trigger parameter as_of: not a date: '2011-02-30' (no such day in the calendar)"),
+        ("11/12/2011", "trigger parameter as_of: not a date: '11/12/2011' (use YYYY-MM-DD, for example 2011-12-09)"),
+        (20111211, "trigger parameter as_of: not a date: 20111211 (use YYYY-MM-DD, for example 2011-12-09)"),
+    ],
+)
+def test_a_bad_trigger_date_fails_the_task_with_the_reason(given: object, reason: str) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException) as failed:
+        as_of_from_context(manual({"as_of": given}))
+    assert str(failed.value) == reason
+
+
 def test_params_are_converted_or_absent() -> None:
     context = {"params": {"factors": "3", "min_auc": 0.7, "force_retrain": True}}
     assert _param(context, "factors", int) == 3

@@ -112,3 +112,22 @@ def test_buckets_by_percentile_put_the_thresholds_on_the_percentile():
 def test_buckets_by_must_be_score_or_percentile():
     with pytest.raises(ValueError, match="buckets_by must be 'score' or 'percentile'"):
         score_frame(pd.Index(["a"]), np.array([0.5]), {"medium": 25, "high": 75}, "rank")
+
+
+def test_an_empty_bucket_on_the_score_is_explained_with_the_way_out() -> None:
+    from customer_ai.scoring import empty_bucket_notes
+    from customer_ai.spec import OutputSettings
+
+    output = OutputSettings(buckets={"medium": 25, "high": 75})
+    scores = pd.DataFrame({"score": [10, 73], "bucket": ["low", "medium"]})
+    assert empty_bucket_notes(output, scores) == [
+        "No profile is in the high bucket: the high bucket starts at a score of 75 and the highest score is 73. "
+        "Scores are calibrated probabilities, so no profile is that likely to reach the goal now. To give a fixed "
+        "share of the profiles to each bucket instead, set `output.buckets_by: percentile` in the instance file."
+    ]
+    assert empty_bucket_notes(output, scores.assign(score=[10, 20]))[0].startswith(
+        "No profile is in the medium or high bucket: the medium bucket starts at a score of 25 and the highest"
+    )
+    assert empty_bucket_notes(output, scores.assign(score=[10, 75])) == []
+    assert empty_bucket_notes(OutputSettings(buckets_by="percentile"), scores) == []
+    assert empty_bucket_notes(output, scores.iloc[:0]) == []

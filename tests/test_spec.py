@@ -651,3 +651,158 @@ def test_a_boolean_is_not_a_number(tmp_path: Path, flag: str) -> None:
     path = write(tmp_path, EXAMPLE_YAML.replace("  window_days: 30\n", f"  window_days: {flag}\n"))
     with pytest.raises(SpecError, match=f"goal: window_days: expected a number, got {flag}"):
         load_spec(path)
+
+
+# --- segments ---------------------------------------------------------------------------------------------------
+
+SEGMENTS_YAML = """\
+segments:
+  - name: likely_buyers
+    where: [{field: bucket, op: eq, value: high}]
+  - name: at_risk_recent
+    where: [{field: percentile, op: gte, value: 90}, {factor: days_since_last_event, op: gt, value: 0}]
+  - name: named_ids
+    where: [{field: profile_id, op: in, value: [12346, "007", NO]}]
+"""
+
+
+def test_segments_load_from_the_file(tmp_path: Path) -> None:
+    spec = load_spec(write(tmp_path, EXAMPLE_YAML + SEGMENTS_YAML))
+    assert [s.name for s in spec.segments] == ["likely_buyers", "at_risk_recent", "named_ids"]
+    first, second = spec.segments[1].where
+    assert (first.field, first.factor, first.op, first.value) == ("percentile", None, "gte", 90)
+    assert (second.field, second.factor, second.op, second.value) == (None, "days_since_last_event", "gt", 0)
+    assert spec.segments[2].where[0].value == [12346, "007", "NO"]
+    assert make_spec().segments == []
+
+
+def test_segments_do_not_change_the_hashes() -> None:
+    base = make_spec()
+    with_segments = make_spec(segments=[{"name": "top", "where": [{"field": "score", "op": "gte", "value": 80}]}])
+    assert with_segments.spec_hash() == base.spec_hash()
+    assert with_segments.model_hash() == base.model_hash()
+
+
+def segment_error(*where: dict, name: str = "seg") -> str:
+    return spec_error(segments=[{"name": name, "where": list(where)}])
+
+
+@pytest.mark.parametrize(
+    ("condition", "reason"),
+    [
+        (
+            {"field": "bukket", "op": "eq", "value": "high"},
+            "unknown field 'bukket': a segment tests one of profile_id, probability, score, percentile, bucket, "
+            "or an influential factor with 'factor: FEATURE'",
+        ),
+        (
+            {"field": "event_type", "op": "eq", "value": "purchase"},
+            "unknown field 'event_type': a segment tests one of profile_id, probability, score, percentile, bucket, "
+            "or an influential factor with 'factor: FEATURE'",
+        ),
+        (
+            {"field": "percentile", "op": "gte", "value": "ninety"},
+            "percentile takes a number from 1 to 100, not 'ninety'",
+        ),
+        ({"field": "percentile", "op": "gte", "value": 0.9}, "percentile takes a number from 1 to 100, not 0.9"),
+        ({"field": "probability", "op": "gt", "value": 90}, "probability takes a number from 0 to 1, not 90"),
+        ({"field": "score", "op": "in", "value": [50, "x"]}, "score takes a number from 0 to 100, not 'x'"),
+        ({"field": "score", "op": "gte", "value": True}, "score takes a number from 0 to 100, not True"),
+        ({"field": "bucket", "op": "eq", "value": "top"}, "bucket is one of low, medium, high, not 'top'"),
+        ({"field": "bucket", "op": "in", "value": ["high", "HIGH"]}, "bucket is one of low, medium, high, not 'HIGH'"),
+        ({"field": "bucket", "op": "gt", "value": "low"}, "bucket takes eq, ne, in, not_in, not 'gt'"),
+        ({"field": "profile_id", "op": "eq", "value": 1.5}, "profile_id is text, not 1.5"),
+        ({"field": "profile_id", "op": "lt", "value": "b"}, "profile_id takes eq, ne, in, not_in, contains, not 'lt'"),
+        (
+            {"field": "score", "op": "exists"},
+            "score takes eq, ne, in, not_in, gt, gte, lt, lte, not 'exists' ('exists' applies to factors: every "
+            "scored profile has every score column)",
+        ),
+        (
+            {"factor": "Days Since", "op": "gt", "value": 0},
+            "factor 'Days Since' is not a feature name (lower-case letters, digits and _, as in purchase_count_30d)",
+        ),
+        (
+            {"factor": "recency", "op": "gt", "value": "high"},
+            "factor recency (its contribution) takes a number, not 'high'",
+        ),
+        (
+            {"factor": "recency", "op": "contains", "value": "x"},
+            "a factor's contribution is a number: 'contains' does not apply",
+        ),
+        (
+            {"field": "score", "factor": "recency", "op": "gt", "value": 0},
+            "give exactly one of 'field' (one of profile_id, probability, score, percentile, bucket) or 'factor' "
+            "(a feature name)",
+        ),
+        (
+            {"op": "gt", "value": 0},
+            "give exactly one of 'field' (one of profile_id, probability, score, percentile, bucket) or 'factor' "
+            "(a feature name)",
+        ),
+        ({"field": "score", "op": "gte"}, "operator 'gte' needs a value"),
+        ({"field": "score", "op": "in", "value": []}, "operator 'in' needs a non-empty list as value"),
+    ],
+)
+def test_bad_segment_conditions_name_the_file_the_place_and_the_reason(condition: dict, reason: str) -> None:
+    ok = {"field": "score", "op": "gte", "value": 10}
+    assert segment_error(ok, condition) == f"unit.yaml: segments[0].where[1]: {reason}"
+
+
+@pytest.mark.parametrize(
+    ("segments", "message"),
+    [
+        (
+            [{"name": "high", "where": [{"field": "score", "op": "gte", "value": 90}]}],
+            "unit.yaml: segments[0].name: 'high' is the default segment of the bucket high (every run has low, "
+            "medium and high); give your segment another name",
+        ),
+        (
+            [{"name": "Top-10", "where": [{"field": "score", "op": "gte", "value": 90}]}],
+            "unit.yaml: segments[0].name: String should match pattern '^[a-z][a-z0-9_]*$'",
+        ),
+        (
+            [{"name": "top\n", "where": [{"field": "score", "op": "gte", "value": 90}]}],
+            "unit.yaml: segments[0].name: String should match pattern '^[a-z][a-z0-9_]*$'",
+        ),
+        (
+            [{"name": "top", "where": []}],
+            "unit.yaml: segments[0].where: List should have at least 1 item after validation, not 0",
+        ),
+        (
+            [
+                {"name": "top", "where": [{"field": "score", "op": "gte", "value": 90}]},
+                {"name": "top", "where": [{"field": "score", "op": "gte", "value": 80}]},
+            ],
+            "unit.yaml: segments: segment names must be unique; repeated: ['top']",
+        ),
+        (
+            [{"name": "top", "where": [{"field": "score", "op": "gte", "vlaue": 90}]}],
+            "unit.yaml: segments[0].where[0].vlaue: unknown key (check its spelling and indentation)",
+        ),
+        (
+            [{"name": "top", "rules": []}],
+            "unit.yaml: segments[0].where: Field required\n"
+            "unit.yaml: segments[0].rules: unknown key (check its spelling and indentation)",
+        ),
+    ],
+)
+def test_bad_segments(segments: list, message: str) -> None:
+    assert spec_error(segments=segments) == message
+
+
+def test_segment_errors_from_a_file_name_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, EXAMPLE_YAML + SEGMENTS_YAML.replace("op: gte, value: 90", "op: gte, value: high"))
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert str(info.value) == f"{path}: segments[1].where[0]: percentile takes a number from 1 to 100, not 'high'"
+
+
+def test_a_huge_number_from_the_file_is_refused(tmp_path: Path) -> None:
+    huge = "9" * 400
+    text = EXAMPLE_YAML + SEGMENTS_YAML.replace("op: gt, value: 0}", f"op: gt, value: {huge}}}")
+    with pytest.raises(SpecError) as info:
+        load_spec(write(tmp_path, text))
+    assert str(info.value).endswith(
+        f"segments[1].where[1]: factor days_since_last_event (its contribution) takes a number; {huge} is too large"
+    )

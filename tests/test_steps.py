@@ -14,7 +14,7 @@ from customer_ai.flow import step_names
 from customer_ai.store import SQLiteStore
 from customer_ai.validation import DataValidationError
 
-from conftest import RUN_FILES, make_spec, synthetic_events, ts
+from conftest import RUN_FILES, make_events, make_spec, synthetic_events, ts
 
 AS_OF = ts("2012-01-01")
 PURCHASE = {"field": "event_type", "op": "eq", "value": "purchase"}
@@ -391,3 +391,61 @@ def test_the_steps_log_what_a_person_checks(good_home: tuple, events_file: Path,
         f"scored {result.metadata['scored_profiles']:,} profiles: low {buckets['low']:,}, "
         f"medium {buckets['medium']:,}, high {buckets['high']:,}"
     ) in caplog.text
+
+
+# --- did it come true ------------------------------------------------------------------------------------------
+
+
+def _past_scores(rows: list[tuple]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["profile_id", "probability", "score", "percentile", "bucket"])
+    return frame.assign(propensity="conversion", model_version="m1", factors=[[] for _ in rows])
+
+
+def _ok(metrics: dict | None = None) -> dict:
+    return {"model_version": "m1", "status": "ok", "reason": "fine", "metrics": metrics or {}}
+
+
+def test_outcomes_are_tracked_once_for_past_runs_whose_goal_window_closed(tmp_path: Path) -> None:
+    spec = make_spec()  # goal: a purchase within 30 days
+    now = ts("2011-10-10")
+    events = make_events(
+        [
+            ("a", "2011-09-05", "purchase"),  # inside [2011-09-01, 2011-10-01)
+            ("c", "2011-10-02", "purchase"),  # after that window; the events reach its last day
+        ]
+    )
+    artifacts.write_frame(artifacts.staging_dir(tmp_path, spec.name, now) / "events.parquet", events)
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    scored = _past_scores([("a", 0.7, 70, 100, "high"), ("b", 0.4, 40, 67, "medium"), ("c", 0.1, 10, 34, "low")])
+    store.write_run(spec.name, "2011-09-01", scored, _ok())  # window closed on 2011-10-01: due
+    store.write_run(spec.name, "2011-09-20", scored, _ok())  # window closes on 2011-10-20: still open
+    store.record_run(spec.name, "2011-08-01", {**_ok(), "status": "poor"})  # scored nobody: nothing to track
+
+    result = steps.track_outcomes(spec, now, tmp_path, store)
+
+    assert result == {"tracked": ["2011-09-01"], "skipped": {}}
+    outcomes = store.read_outcomes(spec.name)
+    assert set(outcomes["as_of"]) == {"2011-09-01"}
+    came_true = dict(zip(outcomes["group"], outcomes["realised_rate"], strict=True))
+    assert came_true == {"all": 1 / 3, "low": 0.0, "medium": 0.0, "high": 1.0, "1": 1.0, "4": 0.0, "7": 0.0}
+    # a later run does not track it again
+    assert steps.track_outcomes(spec, now, tmp_path, store) == {"tracked": [], "skipped": {}}
+
+
+def test_a_past_run_that_scored_another_goal_is_not_tracked(tmp_path: Path) -> None:
+    spec = make_spec()
+    now = ts("2011-10-10")
+    events = make_events([("a", "2011-09-05", "purchase"), ("a", "2011-10-05", "purchase")])
+    artifacts.write_frame(artifacts.staging_dir(tmp_path, spec.name, now) / "events.parquet", events)
+    then = artifacts.run_dir(tmp_path, spec.name, ts("2011-09-01"))
+    artifacts.write_json(then / "metadata.json", {"goal": "will buy a gift card within 7 days"})
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    store.write_run(spec.name, "2011-09-01", _past_scores([("a", 0.7, 70, 100, "high")]), _ok())
+
+    result = steps.track_outcomes(spec, now, tmp_path, store)
+
+    assert result == {
+        "tracked": [],
+        "skipped": {"2011-09-01": "it scored another goal (will buy a gift card within 7 days)"},
+    }
+    assert store.read_outcomes(spec.name).empty

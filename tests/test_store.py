@@ -13,10 +13,12 @@ import json
 import os
 import re
 import secrets
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import psycopg2
 import pytest
@@ -26,6 +28,7 @@ from customer_ai.store import PostgresStore, SQLiteStore, open_store
 
 PG_DSN = os.environ.get("CUSTOMER_AI_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 TABLES = ("customer_ai_scores", "customer_ai_score_history", "customer_ai_runs")
+NEW_TABLES = ("customer_ai_segments", "customer_ai_outcomes")
 
 FACTOR = {"feature": "purchase_count_30d", "description": "3 purchases in the last 30 days", "value": 3}
 
@@ -93,7 +96,8 @@ def store(request, tmp_path) -> SQLiteStore | PostgresStore:
     opened = PostgresStore(PG_DSN, schema)
     opened.count_rows("")  # creates the tables on first use
     with admin() as connection, connection.cursor() as cursor:
-        cursor.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(sql.Identifier(schema, t) for t in TABLES)))
+        every = (*TABLES, *NEW_TABLES)
+        cursor.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(sql.Identifier(schema, t) for t in every)))
     return opened
 
 
@@ -502,3 +506,274 @@ def test_hostile_names_are_stored_verbatim(store, instance):
     assert store.count_rows("unit") == counts(0, 0, 0)
     store.record_run(instance, "2024-03-01", poor("v'2"))
     assert store.latest_run(instance, status=None)["model_version"] == "v'2"
+
+
+# --- segment membership ---------------------------------------------------------------------------------------
+
+
+def members(pairs: dict[str, list[str]]) -> pd.DataFrame:
+    """Return a membership frame from ``{segment: [profile ids]}``."""
+    rows = [(segment, profile) for segment, profiles in pairs.items() for profile in profiles]
+    return pd.DataFrame(rows, columns=["segment", "profile_id"], dtype="str")
+
+
+def membership(store, instance: str = "unit") -> list[tuple[str, str, str, str]]:
+    """Return every membership row of an instance, read from outside the store, sorted."""
+    if isinstance(store, SQLiteStore):
+        with sqlite3.connect(store.path) as connection:
+            rows = connection.execute(
+                "SELECT instance, segment, as_of, profile_id FROM customer_ai_segments WHERE instance = ?", (instance,)
+            ).fetchall()
+    else:
+        table = sql.Identifier(store.schema, "customer_ai_segments")
+        with admin() as connection, connection.cursor() as cursor:
+            cursor.execute(
+                sql.SQL("SELECT instance, segment, as_of::text, profile_id FROM {} WHERE instance = %s").format(table),
+                (instance,),
+            )
+            rows = cursor.fetchall()
+    return sorted(rows)
+
+
+def test_membership_is_written_with_the_run_and_read_with_its_scores(store):
+    written = scores({"p1": 0.2, "p2": 0.9, "p3": 0.5})
+    store.write_run("unit", "2024-02-01", written, run(), segments=members({"low": ["p2", "p1"], "top": ["p2", "p3"]}))
+    top = store.read_segment("unit", "top")
+    pd.testing.assert_frame_equal(
+        top, store.read_scores("unit", as_of="2024-02-01").iloc[[0, 1]].reset_index(drop=True)
+    )
+    assert top["profile_id"].tolist() == ["p2", "p3"]  # probability descending
+    assert top["factors"].tolist() == [[], []]
+    assert store.read_segment("unit", "low", as_of="2024-02-01")["profile_id"].tolist() == ["p2", "p1"]
+    assert store.read_segment("unit", "medium").empty
+    assert store.segment_names("unit", "2024-02-01") == ["low", "top"]
+    assert membership(store) == [
+        ("unit", "low", "2024-02-01", "p1"),
+        ("unit", "low", "2024-02-01", "p2"),
+        ("unit", "top", "2024-02-01", "p2"),
+        ("unit", "top", "2024-02-01", "p3"),
+    ]
+
+
+def test_rewriting_a_date_gives_the_same_membership(store):
+    written, chosen = scores({"p1": 0.2, "p2": 0.9}), members({"high": ["p2"], "all": ["p1", "p2"]})
+    store.write_run("unit", "2024-02-01", written, run(), segments=chosen)
+    first = membership(store)
+    store.write_run("unit", "2024-02-01", written, run(), segments=chosen)
+    assert membership(store) == first
+    assert len(first) == 3
+
+
+def test_a_rerun_replaces_only_its_own_dates_membership(store):
+    store.write_run("unit", "2024-01-01", scores({"p1": 0.2}), run(), segments=members({"old": ["p1"]}))
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.2, "p2": 0.9}), run(), segments=members({"a": ["p1"]}))
+    store.write_run("other", "2024-02-01", scores({"p1": 0.4}), run(), segments=members({"a": ["p1"]}))
+    store.write_run("unit", "2024-02-01", scores({"p2": 0.9, "p3": 0.1}), run(), segments=members({"b": ["p3"]}))
+    assert membership(store) == [("unit", "b", "2024-02-01", "p3"), ("unit", "old", "2024-01-01", "p1")]
+    assert membership(store, "other") == [("other", "a", "2024-02-01", "p1")]
+    # a write without membership leaves none for its date: the old one described the replaced scores
+    store.write_run("unit", "2024-02-01", scores({"p2": 0.9}), run())
+    assert membership(store) == [("unit", "old", "2024-01-01", "p1")]
+    assert store.segment_names("unit") == []
+
+
+def test_segment_reads_default_to_the_newest_ok_run(store):
+    store.write_run(
+        "unit", "2024-01-01", scores({"p1": 0.2, "p2": 0.4}, "v1"), run("v1"), segments=members({"s": ["p1"]})
+    )
+    store.write_run("unit", "2023-12-01", scores({"p9": 0.2}, "v0"), run("v0"), segments=members({"s": ["p9"]}))
+    store.write_run(
+        "unit",
+        "2024-02-01",
+        scores({"p2": 0.7}, "v2"),
+        {**run("v2"), "status": "poor"},
+        segments=members({"s": ["p2"]}),
+    )
+    store.record_run("unit", "2024-03-01", poor())
+    assert store.read_segment("unit", "s")["profile_id"].tolist() == ["p1"]
+    assert store.read_segment("unit", "s")["as_of"].tolist() == ["2024-01-01"]
+    assert store.read_segment("unit", "s", as_of="2024-02-01")["probability"].tolist() == [0.7]
+    assert store.read_segment("unit", "s", as_of=dt.date(2023, 12, 1))["profile_id"].tolist() == ["p9"]
+    assert store.segment_names("unit") == ["s"]
+    assert store.segment_names("unit", "2024-03-01") == []
+    assert store.read_segment("unit", "s", as_of="yesterday").empty
+    assert store.read_segment("nobody", "s").empty
+    assert store.segment_names("nobody") == []
+
+
+def test_segment_names_list_the_buckets_first(store):
+    chosen = members({"zeta": ["p1"], "high": ["p1"], "alpha": ["p1"], "low": ["p1"]})
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.2}), run(), segments=chosen)
+    assert store.segment_names("unit", "2024-02-01") == ["low", "high", "alpha", "zeta"]
+
+
+@pytest.mark.parametrize(
+    ("chosen", "error"),
+    [
+        (members({"a": ["p1", "p9"]}), r"segments for unit as of 2024-02-01: 1 members have no score in this run"),
+        (members({"a": ["p1", "p1"]}), r"a profile listed twice in one segment \(e\.g\. \[\('a', 'p1'\)\]\)"),
+        (pd.DataFrame({"segment": ["a", None], "profile_id": ["p1", "p2"]}), r"missing values in \['segment'\]"),
+        (pd.DataFrame({"segment": ["", "a"], "profile_id": ["p1", "p2"]}), "a segment without a name"),
+        (pd.DataFrame({"name": ["a"], "profile_id": ["p1"]}), r"missing columns \['segment'\]"),
+    ],
+)
+def test_bad_membership_writes_nothing(store, chosen, error):
+    store.write_run(
+        "unit", "2024-02-01", scores({"p1": 0.2, "p2": 0.9}, "v1"), run("v1"), segments=members({"a": ["p2"]})
+    )
+    before = (store.read_scores("unit"), membership(store), store.read_runs("unit"))
+    with pytest.raises(ValueError, match=error):
+        store.write_run("unit", "2024-02-01", scores({"p1": 0.3, "p2": 0.8}, "v2"), run("v2"), segments=chosen)
+    pd.testing.assert_frame_equal(before[0], store.read_scores("unit"))
+    assert before[1] == membership(store)
+    pd.testing.assert_frame_equal(before[2], store.read_runs("unit"))
+
+
+def test_membership_shares_the_transaction_of_the_scores(store):
+    # the run row, the last statement, is refused after history and membership were replaced: all is rolled back
+    store.write_run(
+        "unit", "2024-02-01", scores({"p1": 0.2, "p2": 0.9}, "v1"), run("v1"), segments=members({"a": ["p2"]})
+    )
+    before = membership(store)
+    with pytest.raises(Exception, match='NOT NULL constraint failed|null value in column "model_version"'):
+        store.write_run(
+            "unit",
+            "2024-02-01",
+            scores({"p3": 0.5}, "v2"),
+            {**run("v2"), "model_version": None},
+            members({"b": ["p3"]}),
+        )
+    assert membership(store) == before
+    assert store.read_segment("unit", "a")["profile_id"].tolist() == ["p2"]
+    assert store.count_rows("unit") == counts(2, 2, 1)
+
+
+def test_hostile_segment_names_and_ids_are_stored_verbatim(store):
+    names = ["it's; DROP TABLE customer_ai_segments; --", 'quo"ted {schema} %s', "ünïcødé 🚀", "tab\tnew\nline"]
+    written = scores(dict.fromkeys(HOSTILE_PROFILES, 0.5))
+    store.write_run("unit", "2024-02-01", written, run(), segments=members(dict.fromkeys(names, HOSTILE_PROFILES)))
+    assert store.segment_names("unit") == sorted(names)
+    for name in names:
+        assert store.read_segment("unit", name)["profile_id"].tolist() == sorted(HOSTILE_PROFILES)
+    assert store.read_segment("unit", "'; --").empty
+    assert len(membership(store)) == len(names) * len(HOSTILE_PROFILES)
+
+
+def test_empty_segment_reads_have_the_dtypes_of_score_reads(store):
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.2}), run(), segments=members({"a": ["p1"]}))
+    full, empty = store.read_segment("unit", "a"), store.read_segment("unit", "b")
+    assert empty.empty
+    assert empty.dtypes.to_dict() == full.dtypes.to_dict() == store.read_scores("unit").dtypes.to_dict()
+    assert store.read_segment("nobody", "a").dtypes.to_dict() == full.dtypes.to_dict()
+
+
+# --- outcomes ---------------------------------------------------------------------------------------------------
+
+OUTCOME_COLUMNS = ["grouping", "group", "profiles", "predicted_rate", "realised_rate"]
+
+
+def outcomes(*rows: tuple) -> pd.DataFrame:
+    return pd.DataFrame(list(rows), columns=OUTCOME_COLUMNS)
+
+
+FULL_OUTCOMES = outcomes(
+    ("decile", "10", 1, 0.05, 0.0),
+    ("decile", "2", 2, 0.6, 0.5),
+    ("decile", "1", 1, 0.9, 1.0),
+    ("bucket", "high", 2, 0.8, 1.0),
+    ("bucket", "low", 2, 0.1, 0.0),
+    ("bucket", "medium", 0, float("nan"), float("nan")),
+    ("all", "all", 4, 0.45, 0.5),
+)
+
+
+def test_outcomes_round_trip_in_their_natural_order(store):
+    store.write_outcomes("unit", "2024-01-01", FULL_OUTCOMES)
+    read = store.read_outcomes("unit")
+    assert read.columns.tolist() == [
+        "instance",
+        "as_of",
+        "grouping",
+        "group",
+        "profiles",
+        "predicted_rate",
+        "realised_rate",
+        "tracked_at",
+    ]
+    assert list(zip(read["grouping"], read["group"], strict=True)) == [
+        ("all", "all"),
+        ("bucket", "low"),
+        ("bucket", "medium"),
+        ("bucket", "high"),
+        ("decile", "1"),
+        ("decile", "2"),
+        ("decile", "10"),
+    ]
+    assert read["profiles"].tolist() == [4, 2, 0, 2, 1, 2, 1]
+    assert read["predicted_rate"].tolist() == pytest.approx([0.45, 0.1, np.nan, 0.8, 0.9, 0.6, 0.05], nan_ok=True)
+    assert read["realised_rate"].tolist() == pytest.approx([0.5, 0.0, np.nan, 1.0, 1.0, 0.5, 0.0], nan_ok=True)
+    assert set(read["instance"]) == {"unit"}
+    assert set(read["as_of"]) == {"2024-01-01"}
+    assert read["tracked_at"].str.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ").all()
+    assert read.dtypes.astype(str).to_dict() == {
+        "instance": "str",
+        "as_of": "str",
+        "grouping": "str",
+        "group": "str",
+        "profiles": "int64",
+        "predicted_rate": "float64",
+        "realised_rate": "float64",
+        "tracked_at": "str",
+    }
+    assert store.read_outcomes("nobody").empty
+    assert store.read_outcomes("nobody").dtypes.to_dict() == read.dtypes.to_dict()
+    assert store.count_rows("unit") == counts(0, 0, 0)  # outcomes touch neither scores nor runs
+
+
+def test_writing_outcomes_again_replaces_that_date_only(store):
+    store.write_outcomes("unit", "2024-01-01", FULL_OUTCOMES)
+    store.write_outcomes("unit", "2024-02-01", outcomes(("all", "all", 3, 0.2, 0.3)))
+    store.write_outcomes("other", "2024-01-01", outcomes(("all", "all", 9, 0.2, 0.3)))
+    store.write_outcomes("unit", dt.date(2024, 1, 1), outcomes(("all", "all", 5, 0.4, 0.2), ("decile", 3, 5, 0.4, 0.2)))
+    read = store.read_outcomes("unit")
+    assert list(zip(read["as_of"], read["grouping"], read["group"], read["profiles"], strict=True)) == [
+        ("2024-01-01", "all", "all", 5),
+        ("2024-01-01", "decile", "3", 5),  # a decile given as a number is stored as text
+        ("2024-02-01", "all", "all", 3),
+    ]
+    assert store.read_outcomes("other")["profiles"].tolist() == [9]
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        (outcomes(("deciles", "1", 1, 0.1, 0.1)), "grouping 'deciles' is not one of all, bucket, decile"),
+        (outcomes(("decile", "11", 1, 0.1, 0.1)), "group '11' of grouping 'decile' is not one of 1, 2, 3"),
+        (outcomes(("bucket", "top", 1, 0.1, 0.1)), "group 'top' of grouping 'bucket' is not one of low, medium, high"),
+        (
+            outcomes(("all", "all", 1, 0.1, 0.1), ("all", "all", 2, 0.1, 0.1)),
+            r"a group listed twice \[\('all', 'all'\)\]",
+        ),
+        (outcomes(("all", "all", -1, 0.1, 0.1)), "profiles -1 of group 'all' is negative"),
+        (outcomes(("all", "all", 1.5, 0.1, 0.1)), "profiles 1.5 of group 'all' is not a whole number"),
+        (outcomes(("all", "all", 1, 1.5, 0.1)), "predicted_rate 1.5 is not a rate from 0 to 1"),
+        (outcomes(("all", "all", 1, 0.1, "high")), "realised_rate 'high' is not a number"),
+        (outcomes(("all", "all", 1, 0.1, float("inf"))), "realised_rate inf is not a rate from 0 to 1"),
+        (pd.DataFrame({"grouping": ["all"], "group": ["all"]}), r"missing columns \['profiles', 'predicted_rate'"),
+    ],
+)
+def test_bad_outcomes_write_nothing(store, bad, error):
+    store.write_outcomes("unit", "2024-01-01", outcomes(("all", "all", 4, 0.5, 0.5)))
+    before = store.read_outcomes("unit")
+    with pytest.raises(ValueError, match=f"outcomes for unit as of 2024-01-01: {error}"):
+        store.write_outcomes("unit", "2024-01-01", bad)
+    pd.testing.assert_frame_equal(before, store.read_outcomes("unit"))
+    with pytest.raises(ValueError, match="is not a date"):
+        store.write_outcomes("unit", "01/01/2024", outcomes(("all", "all", 4, 0.5, 0.5)))
+
+
+def test_hostile_instance_names_in_outcomes_are_stored_verbatim(store):
+    for instance in HOSTILE_INSTANCES:
+        store.write_outcomes(instance, "2024-01-01", outcomes(("all", "all", 1, 0.5, 1.0)))
+    for instance in HOSTILE_INSTANCES:
+        assert store.read_outcomes(instance)["instance"].tolist() == [instance]

@@ -19,7 +19,7 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 from psycopg2.extensions import make_dsn
-from test_store import PG_DSN, admin, counts, poor, run, schemas, scores
+from test_store import PG_DSN, admin, counts, members, membership, outcomes, poor, run, schemas, scores
 
 from customer_ai.store import PostgresStore, StoreUnavailableError, mask_password, open_store, postgres_location
 
@@ -121,6 +121,31 @@ def test_tables_and_column_types(store):
         assert types[f"{table}.factors"] == "jsonb"
     assert types["customer_ai_runs.metrics"] == "jsonb"
     assert types["customer_ai_runs.written_at"] == "timestamp with time zone"
+    assert {c: types[f"customer_ai_segments.{c}"] for c in ("instance", "segment", "as_of", "profile_id")} == {
+        "instance": "text",
+        "segment": "text",
+        "as_of": "date",
+        "profile_id": "text",
+    }
+    assert {c: types[f"customer_ai_outcomes.{c}"] for c in ("as_of", "group", "profiles", "realised_rate")} == {
+        "as_of": "date",
+        "group": "text",
+        "profiles": "integer",
+        "realised_rate": "double precision",
+    }
+    assert types["customer_ai_outcomes.tracked_at"] == "timestamp with time zone"
+    keys = query(
+        "SELECT tc.table_name, string_agg(k.column_name, ',' ORDER BY k.ordinal_position) "
+        "FROM information_schema.table_constraints tc JOIN information_schema.key_column_usage k "
+        "ON k.constraint_name = tc.constraint_name AND k.table_schema = tc.table_schema "
+        "WHERE tc.table_schema = %s AND tc.constraint_type = 'PRIMARY KEY' "
+        "AND tc.table_name IN ('customer_ai_segments', 'customer_ai_outcomes') GROUP BY tc.table_name ORDER BY 1",
+        (store.schema,),
+    )
+    assert keys == [
+        ("customer_ai_outcomes", "instance,as_of,grouping,group"),
+        ("customer_ai_segments", "instance,as_of,segment,profile_id"),
+    ]
     history = sql.Identifier(store.schema, "customer_ai_score_history")
     rows = query(
         sql.SQL(
@@ -156,6 +181,16 @@ def test_a_large_write_round_trips_exactly(store):
     assert store.count_rows("unit") == counts(12_000, 12_000, 1)
 
 
+def test_a_large_membership_is_copied_exactly(store):
+    ids = [f"profile-{i:05d}" for i in range(12_000)]
+    written = scores(dict(zip(ids, (i / 12_000 for i in range(12_000)), strict=True)))
+    chosen = members({"low": ids[:6_000], "high": ids[6_000:], 'even, "quoted"': ids[::2]})
+    store.write_run("unit", "2024-02-01", written, run(), segments=chosen)
+    assert len(membership(store)) == 18_000
+    assert store.read_segment("unit", "high")["profile_id"].tolist() == ids[6_000:][::-1]
+    assert store.read_segment("unit", 'even, "quoted"')["profile_id"].tolist() == ids[::2][::-1]
+
+
 # --- migrations -------------------------------------------------------------------------------------------------
 
 
@@ -169,11 +204,32 @@ def test_migrations_are_recorded_and_idempotent(fresh_schema):
     versions = query(
         sql.SQL("SELECT version, description FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version"))
     )
-    assert versions == [(1, "scores, score history and runs tables")]
-    # tables already there without a version row (created twice): migration 1 applies cleanly again
+    assert versions == [(1, "scores, score history and runs tables"), (2, "segment membership and outcomes tables")]
+    # tables already there without a version row (created twice): the migrations apply cleanly again
     query(sql.SQL("DELETE FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version")))
     assert PostgresStore(PG_DSN, schema).count_rows("unit") == counts(1, 1, 1)
-    assert len(query(sql.SQL("SELECT * FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version")))) == 1
+    assert len(query(sql.SQL("SELECT * FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version")))) == 2
+
+
+def test_a_version_1_schema_is_migrated_and_keeps_its_rows(fresh_schema):
+    schema = fresh_schema()
+    first = PostgresStore(PG_DSN, schema)
+    first.write_run("unit", "2024-02-01", scores({"p1": 0.2, "p2": 0.6}), run())
+    # what a store written before segments and outcomes existed looks like
+    for table in ("customer_ai_segments", "customer_ai_outcomes"):
+        query(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, table)))
+    query(sql.SQL("DELETE FROM {} WHERE version = 2").format(sql.Identifier(schema, "customer_ai_schema_version")))
+    upgraded = PostgresStore(PG_DSN, schema)
+    assert upgraded.count_rows("unit") == counts(2, 2, 1)
+    assert upgraded.read_segment("unit", "low").empty  # runs from before have no membership
+    upgraded.write_run("unit", "2024-03-01", scores({"p2": 0.7}), run(), segments=members({"high": ["p2"]}))
+    upgraded.write_outcomes("unit", "2024-02-01", outcomes(("all", "all", 2, 0.4, 0.5)))
+    assert upgraded.read_segment("unit", "high")["profile_id"].tolist() == ["p2"]
+    assert upgraded.read_outcomes("unit")["profiles"].tolist() == [2]
+    versions = query(
+        sql.SQL("SELECT version FROM {} ORDER BY version").format(sql.Identifier(schema, "customer_ai_schema_version"))
+    )
+    assert versions == [(1,), (2,)]
 
 
 def test_processes_starting_at_once_migrate_once(fresh_schema):
@@ -190,8 +246,10 @@ def test_processes_starting_at_once_migrate_once(fresh_schema):
     for thread in threads:
         thread.join(30)
     assert [t.error for t in threads] == [None] * 6
-    versions = query(sql.SQL("SELECT version FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version")))
-    assert versions == [(1,)]
+    versions = query(
+        sql.SQL("SELECT version FROM {} ORDER BY version").format(sql.Identifier(schema, "customer_ai_schema_version"))
+    )
+    assert versions == [(1,), (2,)]
 
 
 def test_a_schema_newer_than_the_code_is_refused(fresh_schema):
@@ -234,8 +292,19 @@ def test_a_bad_row_in_the_copy_leaves_previous_rows_intact(store):
     assert store.count_rows("unit") == counts(2, 2, 1)
 
 
+def test_a_bad_segment_name_in_the_copy_leaves_previous_rows_intact(store):
+    store.write_run("unit", "2024-01-01", scores({"p1": 0.2, "p2": 0.9}, "v1"), run("v1"), members({"a": ["p1"]}))
+    before = snapshot(store)
+    with pytest.raises(psycopg2.DataError, match="0x00"):
+        store.write_run("unit", "2024-01-01", scores({"p3": 0.1}, "v2"), run("v2"), members({"b\x00ad": ["p3"]}))
+    assert_unchanged(before, store)
+    assert membership(store) == [("unit", "a", "2024-01-01", "p1")]
+
+
 def test_a_connection_killed_mid_write_leaves_previous_rows_intact(store):
-    store.write_run("unit", "2024-01-01", scores({"p1": 0.2, "p2": 0.9}, "v1"), run("v1", roc_auc=0.8))
+    store.write_run(
+        "unit", "2024-01-01", scores({"p1": 0.2, "p2": 0.9}, "v1"), run("v1", roc_auc=0.8), members({"a": ["p2"]})
+    )
     before = snapshot(store)
     key = random.randrange(1, 2**31)
     block_inserts_into_scores(store.schema, key)
@@ -244,7 +313,11 @@ def test_a_connection_killed_mid_write_leaves_previous_rows_intact(store):
     try:
         holder.cursor().execute("SELECT pg_advisory_lock(%s)", (key,))
         writing = PostgresStore(make_dsn(PG_DSN, application_name=f"killed-{key}"), store.schema)
-        writer = Writer(lambda: writing.write_run("unit", "2024-02-01", scores({"p3": 0.4}, "v2"), run("v2")))
+        writer = Writer(
+            lambda: writing.write_run(
+                "unit", "2024-02-01", scores({"p3": 0.4}, "v2"), run("v2"), members({"a": ["p3"]})
+            )
+        )
         writer.start()
         # the writer has replaced history and deleted the old current scores, uncommitted, and waits to insert
         pid = wait_for(lambda: backend_waiting(f"killed-{key}"), "the writer to wait inside its transaction")
@@ -258,6 +331,7 @@ def test_a_connection_killed_mid_write_leaves_previous_rows_intact(store):
     assert re.search("terminating connection|server closed the connection", str(writer.error))
     assert_unchanged(before, store)
     assert store.count_rows("unit") == counts(2, 2, 1)
+    assert membership(store) == [("unit", "a", "2024-01-01", "p2")]  # the membership of 2024-02-01 was rolled back
     # nothing is left locked: the next write goes through (the trigger waits for nobody now)
     store.write_run("unit", "2024-02-01", scores({"p3": 0.4}, "v2"), run("v2"))
     assert store.read_scores("unit")["profile_id"].tolist() == ["p3"]

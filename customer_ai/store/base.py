@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import numbers
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -36,6 +38,16 @@ _RUN_COLUMNS = (
     "scored_profiles",
     "written_at",
 )
+_OUTCOME_COLUMNS = (
+    "instance",
+    "as_of",
+    "grouping",
+    "group",
+    "profiles",
+    "predicted_rate",
+    "realised_rate",
+    "tracked_at",
+)
 _REQUIRED_SCORE_COLUMNS = ("profile_id", "probability", "score", "percentile", "bucket", "propensity", "model_version")
 # the dtypes both stores return, whatever the backend and even when no row matches
 _SCORE_DTYPES = {
@@ -60,8 +72,21 @@ _RUN_DTYPES = {
     "scored_profiles": "int64",
     "written_at": "str",
 }
+_OUTCOME_DTYPES = {
+    "instance": "str",
+    "as_of": "str",
+    "grouping": "str",
+    "group": "str",
+    "profiles": "int64",
+    "predicted_rate": "float64",
+    "realised_rate": "float64",
+    "tracked_at": "str",
+}
+# the groups of each grouping, in their natural order (deciles: 1 holds the highest scores)
+_OUTCOME_GROUPS = {"all": ("all",), "bucket": ("low", "medium", "high"), "decile": tuple(map(str, range(1, 11)))}
+_DEFAULT_SEGMENTS = ("low", "medium", "high")  # listed first by segment_names, as a run writes them
 # JSONB keeps no key order: factors read back from PostgreSQL get the order the scoring code writes
-_FACTOR_KEYS = ("feature", "description", "value", "contribution", "importance")
+_FACTOR_KEYS = ("feature", "description", "value", "contribution", "importance", "effect")
 _DEFAULT_SCHEMA = "customer_ai"
 _SCHEMA_ENV = "CUSTOMER_AI_STORE_SCHEMA"
 _CONNECT_TIMEOUT_SECONDS = 5
@@ -126,6 +151,104 @@ def _score_rows(instance: str, as_of: str, scores: pd.DataFrame) -> list[_ScoreR
     ]
 
 
+def _member_rows(
+    instance: str, as_of: str, segments: pd.DataFrame | None, rows: list[_ScoreRow]
+) -> list[tuple[str, str]]:
+    """Check a run's segment membership against its scores and return it as ``(segment, profile_id)`` rows."""
+    if segments is None:
+        return []
+    where = f"segments for {instance} as of {as_of}"
+    missing = [c for c in ("segment", "profile_id") if c not in segments.columns]
+    if missing:
+        raise ValueError(f"{where}: missing columns {missing}; nothing written")
+    empty = [c for c in ("segment", "profile_id") if segments[c].isna().any()]
+    if empty:
+        raise ValueError(f"{where}: missing values in {empty}; nothing written")
+    members = list(zip(segments["segment"].astype(str), segments["profile_id"].astype(str), strict=True))
+    if any(not name for name, _ in members):
+        raise ValueError(f"{where}: a segment without a name; nothing written")
+    scored = {r.profile_id for r in rows}
+    unscored = sorted({p for _, p in members if p not in scored})
+    if unscored:
+        raise ValueError(
+            f"{where}: {len(unscored):,} members have no score in this run (e.g. {unscored[:3]}); nothing written"
+        )
+    if len(set(members)) < len(members):
+        repeated = sorted(m for m, n in Counter(members).items() if n > 1)[:3]
+        raise ValueError(f"{where}: a profile listed twice in one segment (e.g. {repeated}); nothing written")
+    return members
+
+
+@dataclass(frozen=True)
+class _OutcomeRow:
+    grouping: str
+    group: str
+    profiles: int
+    predicted_rate: float | None
+    realised_rate: float | None
+
+
+def _rate(where: str, name: str, value: Any) -> float | None:
+    """Return a rate in [0, 1] as a float, None for a missing one (a group without profiles)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: {name} {value!r} is not a number; nothing written") from None
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"{where}: {name} {value!r} is not a rate from 0 to 1; nothing written")
+    return rate
+
+
+def _outcome_group(where: str, grouping: Any, group: Any) -> str:
+    """Return a group as text (a decile may come as a number) after checking it belongs to its grouping."""
+    if not isinstance(grouping, str) or grouping not in _OUTCOME_GROUPS:
+        raise ValueError(f"{where}: grouping {grouping!r} is not one of {', '.join(_OUTCOME_GROUPS)}; nothing written")
+    integral = isinstance(group, numbers.Real) and not isinstance(group, bool) and float(group).is_integer()
+    text = str(int(group)) if integral else str(group)
+    if text not in _OUTCOME_GROUPS[grouping]:
+        raise ValueError(
+            f"{where}: group {group!r} of grouping {grouping!r} is not one of "
+            f"{', '.join(_OUTCOME_GROUPS[grouping])}; nothing written"
+        )
+    return text
+
+
+def _outcome_rows(instance: str, as_of: str, outcomes: pd.DataFrame) -> list[_OutcomeRow]:
+    """Check the realised outcomes of a run and return them as rows."""
+    where = f"outcomes for {instance} as of {as_of}"
+    required = ("grouping", "group", "profiles", "predicted_rate", "realised_rate")
+    missing = [c for c in required if c not in outcomes.columns]
+    if missing:
+        raise ValueError(f"{where}: missing columns {missing}; nothing written")
+    rows = []
+    for r in outcomes.itertuples(index=False):
+        record = dict(zip(outcomes.columns, r, strict=True))
+        group = _outcome_group(where, record["grouping"], record["group"])
+        profiles = record["profiles"]
+        if isinstance(profiles, bool) or not isinstance(profiles, numbers.Real) or not float(profiles).is_integer():
+            raise ValueError(
+                f"{where}: profiles {profiles!r} of group {group!r} is not a whole number; nothing written"
+            )
+        if profiles < 0:
+            raise ValueError(f"{where}: profiles {profiles!r} of group {group!r} is negative; nothing written")
+        rows.append(
+            _OutcomeRow(
+                record["grouping"],
+                group,
+                int(profiles),
+                _rate(where, "predicted_rate", record["predicted_rate"]),
+                _rate(where, "realised_rate", record["realised_rate"]),
+            )
+        )
+    keys = [(r.grouping, r.group) for r in rows]
+    if len(set(keys)) < len(keys):
+        repeated = sorted(k for k, n in Counter(keys).items() if n > 1)
+        raise ValueError(f"{where}: a group listed twice {repeated}; nothing written")
+    return rows
+
+
 def _run_values(run: dict) -> _RunValues:
     return _RunValues(run["model_version"], run["status"], run["reason"], run.get("metrics") or {})
 
@@ -148,6 +271,25 @@ def _scores_frame(rows: Iterable[tuple]) -> pd.DataFrame:
 def _runs_frame(rows: Iterable[tuple]) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(list(rows), columns=list(_RUN_COLUMNS))
     return frame.astype(_RUN_DTYPES)
+
+
+def _group_rank(row: tuple) -> tuple:
+    """Sort key of an outcome row: as-of date, grouping, then the group in its natural order."""
+    grouping, group = row[2], row[3]
+    order = _OUTCOME_GROUPS.get(grouping, ())
+    return (row[1], grouping, order.index(group) if group in order else len(order), group)
+
+
+def _outcomes_frame(rows: Iterable[tuple]) -> pd.DataFrame:
+    ordered = sorted(rows, key=_group_rank)
+    frame = pd.DataFrame.from_records(ordered, columns=list(_OUTCOME_COLUMNS))
+    return frame.astype(_OUTCOME_DTYPES)
+
+
+def _segment_order(names: Iterable[str]) -> list[str]:
+    """Return segment names with the default ones first (low, medium, high), then the others by name."""
+    names = set(names)
+    return [n for n in _DEFAULT_SEGMENTS if n in names] + sorted(names - set(_DEFAULT_SEGMENTS))
 
 
 def _finite(value: Any) -> Any:
@@ -198,13 +340,35 @@ class _Writer(ABC):
     def upsert_run(self, values: _RunValues, scored_profiles: int) -> None:
         """Insert or replace the run row of (instance, as_of)."""
 
+    @abstractmethod
+    def replace_segments(self) -> None:
+        """Replace the segment membership of (instance, as_of) by this run's members."""
+
+    @abstractmethod
+    def replace_outcomes(self, rows: list[_OutcomeRow]) -> None:
+        """Replace the outcome rows of (instance, as_of) by ``rows``, stamped with the time of the write."""
+
 
 class _Store(ABC):
     """The public interface and the rules both stores share; subclasses supply the SQL."""
 
     @abstractmethod
-    def _writing(self, instance: str, as_of: str, rows: list[_ScoreRow] | None) -> Any:
+    def _writing(
+        self, instance: str, as_of: str, rows: list[_ScoreRow] | None, members: list[tuple[str, str]] | None = None
+    ) -> Any:
         """Return a context manager: one transaction yielding a :class:`_Writer`, committed on success."""
+
+    @abstractmethod
+    def _select_segment(self, instance: str, segment: str, as_of: str) -> list[tuple]:
+        """Return the history rows of a segment's members (factors parsed) in the order of :meth:`read_scores`."""
+
+    @abstractmethod
+    def _select_segment_names(self, instance: str, as_of: str) -> list[str]:
+        """Return the names of the segments with members on (instance, as_of), in any order."""
+
+    @abstractmethod
+    def _select_outcomes(self, instance: str) -> list[tuple]:
+        """Return the outcome rows of an instance (columns of :meth:`read_outcomes`), in any order."""
 
     @abstractmethod
     def _select_scores(self, instance: str, as_of: str | None, profile_id: str | None) -> list[tuple]:
@@ -214,12 +378,15 @@ class _Store(ABC):
     def _select_runs(self, instance: str, status: str | None, latest: bool) -> list[tuple]:
         """Return run rows (metrics as sorted JSON text), oldest first, or only the newest when ``latest``."""
 
-    def write_run(self, instance: str, as_of: str, scores: pd.DataFrame, run: dict) -> None:
-        """Write one run's scores, history and run row in a single transaction.
+    def write_run(
+        self, instance: str, as_of: str, scores: pd.DataFrame, run: dict, segments: pd.DataFrame | None = None
+    ) -> None:
+        """Write one run's scores, history, segment membership and run row in a single transaction.
 
-        The history rows of (instance, as_of) are replaced; the current scores are replaced (profiles not
-        rescored disappear) only when the run is ``ok`` and ``as_of`` is at least the newest ``ok`` as-of date
-        already recorded; the run row is inserted or replaced.
+        The history rows and the segment membership of (instance, as_of) are replaced; the current scores are
+        replaced (profiles not rescored disappear) only when the run is ``ok`` and ``as_of`` is at least the newest
+        ``ok`` as-of date already recorded; the run row is inserted or replaced.  A re-run of a date leaves the
+        same rows.
 
         Parameters
         ----------
@@ -232,17 +399,23 @@ class _Store(ABC):
             (factors: lists of dicts).
         run : dict
             ``model_version``, ``status``, ``reason``, ``metrics`` (dict, optional).
+        segments : pandas.DataFrame, optional
+            The run's segment membership, columns ``segment, profile_id`` (as from
+            :func:`customer_ai.segments.segment_members`); every member must be among ``scores``.  None writes no
+            membership for the date (a previous one is removed with the scores it described).
 
         Raises
         ------
         ValueError
-            When a required score column has missing values (nothing is written).
+            When a required score column has missing values, or a member has no score (nothing is written).
         """
         as_of = _as_of_text(as_of)
         rows = _score_rows(instance, as_of, scores)
+        members = _member_rows(instance, as_of, segments, rows)
         values = _run_values(run)
-        with self._writing(instance, as_of, rows) as writer:
+        with self._writing(instance, as_of, rows, members) as writer:
             writer.replace_history()
+            writer.replace_segments()
             if _becomes_current(values.status, as_of, writer.newest_ok()):
                 writer.replace_current()
             writer.upsert_run(values, len(rows))
@@ -306,6 +479,81 @@ class _Store(ABC):
         row["metrics"] = json.loads(row["metrics"])
         row["scored_profiles"] = int(row["scored_profiles"])
         return row
+
+    def _segment_date(self, instance: str, as_of: str | None) -> str | None:
+        """Return the as-of date a segment read is about: the given one, else the newest ``ok`` run's."""
+        if as_of is None:
+            latest = self.latest_run(instance)
+            return None if latest is None else latest["as_of"]
+        try:
+            return _as_of_text(as_of)
+        except ValueError:
+            return None  # writes refuse such dates: nothing can match
+
+    def read_segment(self, instance: str, segment: str, as_of: str | None = None) -> pd.DataFrame:
+        """Return the members of one segment of one run with their scores, as the run scored them.
+
+        Parameters
+        ----------
+        instance : str
+            Instance name.
+        segment : str
+            Segment name (``low``, ``medium``, ``high`` or one of the instance file's).
+        as_of : str, optional
+            The run's as-of date; default: the newest ``ok`` run's.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The columns of :meth:`read_scores` (history rows of that date), by probability descending, then
+            profile id; empty when the segment has no member then (or there is no such run).
+        """
+        as_of = self._segment_date(instance, as_of)
+        if as_of is None:
+            return _scores_frame([])
+        return _scores_frame(self._select_segment(instance, segment, as_of))
+
+    def segment_names(self, instance: str, as_of: str | None = None) -> list[str]:
+        """Return the segments with at least one member on (instance, as_of): low, medium, high first, then by name.
+
+        ``as_of`` defaults to the newest ``ok`` run's date.  A segment that matched nobody has no row, so it is
+        not listed.
+        """
+        as_of = self._segment_date(instance, as_of)
+        return [] if as_of is None else _segment_order(self._select_segment_names(instance, as_of))
+
+    def write_outcomes(self, instance: str, as_of: str, outcomes: pd.DataFrame) -> None:
+        """Replace the realised outcomes of the run of (instance, as_of) in one transaction.
+
+        Parameters
+        ----------
+        instance : str
+            Instance name.
+        as_of : str
+            The as-of date of the run whose outcomes these are, ``YYYY-MM-DD``.
+        outcomes : pandas.DataFrame
+            Columns ``grouping`` (``all``, ``bucket`` or ``decile``), ``group`` (``all``; ``low``/``medium``/
+            ``high``; ``1``-``10``), ``profiles`` (whole number), ``predicted_rate`` and ``realised_rate`` (0-1,
+            missing for a group without profiles).  Rows are stamped ``tracked_at`` (UTC) when written.
+
+        Raises
+        ------
+        ValueError
+            For an unknown grouping or group, a group listed twice, or a value out of range (nothing is written).
+        """
+        as_of = _as_of_text(as_of)
+        rows = _outcome_rows(instance, as_of, outcomes)
+        with self._writing(instance, as_of, None) as writer:
+            writer.replace_outcomes(rows)
+
+    def read_outcomes(self, instance: str) -> pd.DataFrame:
+        """Return the realised outcomes of an instance's runs.
+
+        Columns ``instance, as_of, grouping, group, profiles, predicted_rate, realised_rate, tracked_at``
+        (``tracked_at`` as ``YYYY-MM-DDTHH:MM:SSZ``), ordered by as-of date, grouping, then group in its natural
+        order (``all``; ``low``, ``medium``, ``high``; deciles 1 to 10).
+        """
+        return _outcomes_frame(self._select_outcomes(instance))
 
     @abstractmethod
     def count_rows(self, instance: str) -> dict[str, int]:

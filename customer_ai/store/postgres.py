@@ -7,7 +7,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -24,6 +24,7 @@ from customer_ai.store.base import (
     _finite,
     _json_default,
     _ordered_factors,
+    _OutcomeRow,
     _RunValues,
     _ScoreRow,
     _Store,
@@ -35,6 +36,7 @@ __all__ = ["PostgresStore", "mask_password", "postgres_location"]
 _URI_PREFIXES = ("postgresql://", "postgres://")
 _MIGRATION_LOCK_CLASS = 0x0C_A1  # first key of the two-key advisory lock that guards migrations
 _STAGING = "customer_ai_staging"
+_MEMBER_STAGING = "customer_ai_segment_staging"
 _STAGED_COLUMNS = _SCORE_COLUMNS[1:2] + _SCORE_COLUMNS[3:]  # instance and as_of are the same on every row
 _DATE_TEXT = "YYYY-MM-DD"
 _WRITTEN_AT_TEXT = 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
@@ -44,7 +46,8 @@ _SCORE_TABLE_COLUMNS = """
     probability double precision NOT NULL, score integer NOT NULL, percentile integer NOT NULL,
     bucket text NOT NULL, propensity text NOT NULL, model_version text NOT NULL, factors jsonb NOT NULL"""
 
-# (version, description, statements); a statement's {schema}, {scores}, {history}, {runs} are identifiers
+# (version, description, statements); a statement's {schema}, {scores}, {history}, {runs}, {segments},
+# {outcomes} are identifiers
 _MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (
         1,
@@ -58,6 +61,20 @@ _MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "    reason text NOT NULL, metrics jsonb NOT NULL, scored_profiles integer NOT NULL,\n"
             "    written_at timestamptz NOT NULL DEFAULT now(),\n"
             "    PRIMARY KEY (instance, as_of))",
+        ),
+    ),
+    (
+        2,
+        "segment membership and outcomes tables",
+        (
+            "CREATE TABLE IF NOT EXISTS {segments} (\n"
+            "    instance text NOT NULL, segment text NOT NULL, as_of date NOT NULL, profile_id text NOT NULL,\n"
+            "    PRIMARY KEY (instance, as_of, segment, profile_id))",
+            "CREATE TABLE IF NOT EXISTS {outcomes} (\n"
+            '    instance text NOT NULL, as_of date NOT NULL, "grouping" text NOT NULL, "group" text NOT NULL,\n'
+            "    profiles integer NOT NULL, predicted_rate double precision, realised_rate double precision,\n"
+            "    tracked_at timestamptz NOT NULL DEFAULT now(),\n"
+            '    PRIMARY KEY (instance, as_of, "grouping", "group"))',
         ),
     ),
 )
@@ -122,11 +139,18 @@ def _connect_postgres(dsn: str, what: str) -> Any:
         raise StoreUnavailableError(f"cannot connect to {what} at {postgres_location(dsn)}: {reason}") from exc
 
 
-class _CsvStream:
-    """A file-like object producing the staged rows as CSV on demand, for ``COPY ... FROM STDIN``."""
+def _score_records(rows: list[_ScoreRow]) -> Iterator[tuple]:
+    """Yield the staged columns of each score row (factors as JSON text, without NaN or infinities)."""
+    for r in rows:
+        factors = json.dumps(_finite(r.factors), ensure_ascii=False, allow_nan=False, default=_json_default)
+        yield (r.profile_id, r.probability, r.score, r.percentile, r.bucket, r.propensity, r.model_version, factors)
 
-    def __init__(self, rows: list[_ScoreRow]) -> None:
-        self._rows = iter(rows)
+
+class _CsvStream:
+    """A file-like object producing records as CSV on demand, for ``COPY ... FROM STDIN``."""
+
+    def __init__(self, records: Iterable[tuple]) -> None:
+        self._rows = iter(records)
         self._buffer = io.StringIO()
         self._writer = csv.writer(self._buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
         self._pending = ""
@@ -137,12 +161,7 @@ class _CsvStream:
             batch = [r for r in batch if r is not None]
             if not batch:
                 break
-            for r in batch:
-                factors = json.dumps(_finite(r.factors), ensure_ascii=False, allow_nan=False, default=_json_default)
-                self._writer.writerow(
-                    (r.profile_id, r.probability, r.score, r.percentile, r.bucket, r.propensity)
-                    + (r.model_version, factors)
-                )
+            self._writer.writerows(batch)
             self._pending += self._buffer.getvalue()
             self._buffer.seek(0)
             self._buffer.truncate()
@@ -194,6 +213,32 @@ class _PostgresWriter(_Writer):
             params,
         )
 
+    def replace_segments(self) -> None:
+        params = {"instance": self.instance, "as_of": self.as_of}
+        self._execute("DELETE FROM {segments} WHERE instance = %(instance)s AND as_of = %(as_of)s", params)
+        self.cursor.execute(
+            self.store._sql(
+                "INSERT INTO {segments} (instance, segment, as_of, profile_id) "
+                "SELECT %(instance)s, segment, %(as_of)s::date, profile_id FROM {staging}",
+                staging=_MEMBER_STAGING,
+            ),
+            params,
+        )
+
+    def replace_outcomes(self, rows: list[_OutcomeRow]) -> None:
+        params = {"instance": self.instance, "as_of": self.as_of}
+        self._execute("DELETE FROM {outcomes} WHERE instance = %(instance)s AND as_of = %(as_of)s", params)
+        self.cursor.executemany(
+            self.store._sql(
+                'INSERT INTO {outcomes} (instance, as_of, "grouping", "group", profiles, predicted_rate, '
+                "realised_rate) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            ),
+            [
+                (self.instance, self.as_of, r.grouping, r.group, r.profiles, r.predicted_rate, r.realised_rate)
+                for r in rows
+            ],
+        )
+
     def upsert_run(self, values: _RunValues, scored_profiles: int) -> None:
         metrics = json.dumps(_finite(values.metrics), sort_keys=True, allow_nan=False, default=_json_default)
         self._execute(
@@ -216,13 +261,14 @@ class _PostgresWriter(_Writer):
 
 
 class PostgresStore(_Store):
-    """Profile store in PostgreSQL: the three tables (``factors`` and ``metrics`` as JSONB) in one schema.
+    """Profile store in PostgreSQL: the five tables (``factors`` and ``metrics`` as JSONB) in one schema.
 
     The schema and its tables are created on first use and migrated in order (``customer_ai_schema_version``
     records the versions applied) under a transaction-level advisory lock, so processes may start at once.  A
-    write stages the run's rows with ``COPY`` into a temporary table, then replaces history, current scores and
-    the run row in one transaction holding ``pg_advisory_xact_lock(hashtext(instance))``, so writers of one
-    instance queue up and a failure (bad row, lost connection) leaves the previous rows untouched.
+    write stages the run's rows and segment membership with ``COPY`` into temporary tables, then replaces
+    history, membership, current scores and the run row in one transaction holding
+    ``pg_advisory_xact_lock(hashtext(instance))``, so writers of one instance queue up and a failure (bad row, lost
+    connection) leaves the previous rows untouched.
 
     Parameters
     ----------
@@ -255,6 +301,8 @@ class PostgresStore(_Store):
             scores=table("customer_ai_scores"),
             history=table("customer_ai_score_history"),
             runs=table("customer_ai_runs"),
+            segments=table("customer_ai_segments"),
+            outcomes=table("customer_ai_outcomes"),
             versions=table("customer_ai_schema_version"),
             staged=sql.SQL(", ").join(map(sql.Identifier, _STAGED_COLUMNS)),
             staged_update=sql.SQL(", ").join(
@@ -326,7 +374,9 @@ class PostgresStore(_Store):
         self._migrated = True
 
     @contextmanager
-    def _writing(self, instance: str, as_of: str, rows: list[_ScoreRow] | None) -> Iterator[_PostgresWriter]:
+    def _writing(
+        self, instance: str, as_of: str, rows: list[_ScoreRow] | None, members: list[tuple[str, str]] | None = None
+    ) -> Iterator[_PostgresWriter]:
         with self._connect() as connection:
             try:
                 with connection.cursor() as cursor:
@@ -343,9 +393,10 @@ class PostgresStore(_Store):
                         )
                         cursor.copy_expert(
                             self._sql("COPY {staging} ({staged}) FROM STDIN WITH (FORMAT csv)", staging=_STAGING),
-                            _CsvStream(rows),
+                            _CsvStream(_score_records(rows)),
                         )
                         cursor.execute(self._sql("ANALYZE {staging}", staging=_STAGING))  # plans for large runs
+                        self._stage_members(cursor, members or [])
                     cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (instance,))
                     yield _PostgresWriter(self, cursor, instance, as_of)
                 connection.commit()
@@ -361,6 +412,56 @@ class PostgresStore(_Store):
                 if not connection.closed:
                     connection.rollback()
                 raise
+
+    def _stage_members(self, cursor: Any, members: list[tuple[str, str]]) -> None:
+        """COPY a run's segment membership into a temporary table dropped at commit."""
+        cursor.execute(
+            self._sql(
+                "CREATE TEMPORARY TABLE {staging} (segment text NOT NULL, profile_id text NOT NULL) ON COMMIT DROP",
+                staging=_MEMBER_STAGING,
+            )
+        )
+        cursor.copy_expert(
+            self._sql("COPY {staging} (segment, profile_id) FROM STDIN WITH (FORMAT csv)", staging=_MEMBER_STAGING),
+            _CsvStream(members),
+        )
+
+    def _select_segment(self, instance: str, segment: str, as_of: str) -> list[tuple]:
+        query = (
+            f"SELECT h.instance, h.profile_id, to_char(h.as_of, '{_DATE_TEXT}'), h.probability, h.score, "
+            "h.percentile, h.bucket, h.propensity, h.model_version, h.factors "
+            "FROM {segments} AS m JOIN {history} AS h "
+            "ON h.instance = m.instance AND h.as_of = m.as_of AND h.profile_id = m.profile_id "
+            "WHERE m.instance = %(instance)s AND m.as_of = %(as_of)s AND m.segment = %(segment)s "
+            'ORDER BY h.probability DESC, h.profile_id COLLATE "C"'
+        )
+        with self._connect() as connection, connection.cursor() as cursor:
+            cursor.execute(self._sql(query), {"instance": instance, "as_of": as_of, "segment": segment})
+            rows = cursor.fetchall()
+            connection.rollback()
+        return [(*row[:-1], _ordered_factors(row[-1])) for row in rows]
+
+    def _select_segment_names(self, instance: str, as_of: str) -> list[str]:
+        with self._connect() as connection, connection.cursor() as cursor:
+            cursor.execute(
+                self._sql("SELECT DISTINCT segment FROM {segments} WHERE instance = %s AND as_of = %s"),
+                (instance, as_of),
+            )
+            rows = cursor.fetchall()
+            connection.rollback()
+        return [row[0] for row in rows]
+
+    def _select_outcomes(self, instance: str) -> list[tuple]:
+        query = (
+            f'SELECT instance, to_char(as_of, \'{_DATE_TEXT}\'), "grouping", "group", profiles, predicted_rate, '
+            f"realised_rate, to_char(tracked_at AT TIME ZONE 'UTC', '{_WRITTEN_AT_TEXT}') "
+            "FROM {outcomes} WHERE instance = %s"
+        )
+        with self._connect() as connection, connection.cursor() as cursor:
+            cursor.execute(self._sql(query), (instance,))
+            rows = cursor.fetchall()
+            connection.rollback()
+        return rows
 
     def _select_scores(self, instance: str, as_of: str | None, profile_id: str | None) -> list[tuple]:
         table = "{scores}" if as_of is None else "{history}"

@@ -9,9 +9,11 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 from customer_ai.store.base import (
+    _OUTCOME_COLUMNS,
     _RUN_COLUMNS,
     _SCORE_COLUMNS,
     _json_default,
+    _OutcomeRow,
     _RunValues,
     _ScoreRow,
     _Store,
@@ -39,15 +41,34 @@ CREATE TABLE IF NOT EXISTS customer_ai_runs (
     written_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
     PRIMARY KEY (instance, as_of)
 );
+CREATE TABLE IF NOT EXISTS customer_ai_segments (
+    instance TEXT NOT NULL, segment TEXT NOT NULL, as_of TEXT NOT NULL, profile_id TEXT NOT NULL,
+    PRIMARY KEY (instance, as_of, segment, profile_id)
+);
+CREATE TABLE IF NOT EXISTS customer_ai_outcomes (
+    instance TEXT NOT NULL, as_of TEXT NOT NULL, "grouping" TEXT NOT NULL, "group" TEXT NOT NULL,
+    profiles INTEGER NOT NULL, predicted_rate REAL, realised_rate REAL,
+    tracked_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+    PRIMARY KEY (instance, as_of, "grouping", "group")
+);
 """
 _SQLITE_INSERT = f"({', '.join(_SCORE_COLUMNS)}) VALUES ({', '.join('?' for _ in _SCORE_COLUMNS)})"
+_SQLITE_OUTCOME_COLUMNS = ", ".join(f'"{c}"' for c in _OUTCOME_COLUMNS)
 
 
 class _SQLiteWriter(_Writer):
-    def __init__(self, connection: sqlite3.Connection, instance: str, as_of: str, rows: list[_ScoreRow] | None):
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        instance: str,
+        as_of: str,
+        rows: list[_ScoreRow] | None,
+        members: list[tuple[str, str]] | None = None,
+    ):
         self.connection = connection
         self.instance = instance
         self.as_of = as_of
+        self.members = members or []
         self.rows = [
             (instance, r.profile_id, as_of, r.probability, r.score, r.percentile, r.bucket, r.propensity)
             + (r.model_version, json.dumps(r.factors, ensure_ascii=False, default=_json_default))
@@ -70,6 +91,23 @@ class _SQLiteWriter(_Writer):
     def replace_current(self) -> None:
         self.connection.execute("DELETE FROM customer_ai_scores WHERE instance = ?", (self.instance,))
         self.connection.executemany(f"INSERT INTO customer_ai_scores {_SQLITE_INSERT}", self.rows)
+
+    def replace_segments(self) -> None:
+        key = (self.instance, self.as_of)
+        self.connection.execute("DELETE FROM customer_ai_segments WHERE instance = ? AND as_of = ?", key)
+        self.connection.executemany(
+            "INSERT INTO customer_ai_segments (instance, segment, as_of, profile_id) VALUES (?, ?, ?, ?)",
+            ((self.instance, segment, self.as_of, profile_id) for segment, profile_id in self.members),
+        )
+
+    def replace_outcomes(self, rows: list[_OutcomeRow]) -> None:
+        key = (self.instance, self.as_of)
+        self.connection.execute("DELETE FROM customer_ai_outcomes WHERE instance = ? AND as_of = ?", key)
+        self.connection.executemany(
+            'INSERT INTO customer_ai_outcomes (instance, as_of, "grouping", "group", profiles, predicted_rate, '
+            "realised_rate) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(*key, r.grouping, r.group, r.profiles, r.predicted_rate, r.realised_rate) for r in rows],
+        )
 
     def upsert_run(self, values: _RunValues, scored_profiles: int) -> None:
         self.connection.execute(
@@ -110,11 +148,13 @@ class SQLiteStore(_Store):
             yield connection
 
     @contextmanager
-    def _writing(self, instance: str, as_of: str, rows: list[_ScoreRow] | None) -> Iterator[_SQLiteWriter]:
+    def _writing(
+        self, instance: str, as_of: str, rows: list[_ScoreRow] | None, members: list[tuple[str, str]] | None = None
+    ) -> Iterator[_SQLiteWriter]:
         with self._connect() as connection:
             connection.execute("BEGIN IMMEDIATE")  # one writer at a time for the whole file
             try:
-                yield _SQLiteWriter(connection, instance, as_of, rows)
+                yield _SQLiteWriter(connection, instance, as_of, rows, members)
                 connection.commit()
             except BaseException:
                 connection.rollback()
@@ -133,6 +173,30 @@ class SQLiteStore(_Store):
         with self._connect() as connection:
             rows = connection.execute(query + " ORDER BY probability DESC, profile_id", params).fetchall()
         return [(*row[:-1], json.loads(row[-1])) for row in rows]
+
+    def _select_segment(self, instance: str, segment: str, as_of: str) -> list[tuple]:
+        columns = ", ".join(f"h.{c}" for c in _SCORE_COLUMNS)
+        query = (
+            f"SELECT {columns} FROM customer_ai_segments AS m JOIN customer_ai_score_history AS h "
+            "ON h.instance = m.instance AND h.as_of = m.as_of AND h.profile_id = m.profile_id "
+            "WHERE m.instance = ? AND m.as_of = ? AND m.segment = ? ORDER BY h.probability DESC, h.profile_id"
+        )
+        with self._connect() as connection:
+            rows = connection.execute(query, (instance, as_of, segment)).fetchall()
+        return [(*row[:-1], json.loads(row[-1])) for row in rows]
+
+    def _select_segment_names(self, instance: str, as_of: str) -> list[str]:
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT DISTINCT segment FROM customer_ai_segments WHERE instance = ? AND as_of = ?", (instance, as_of)
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def _select_outcomes(self, instance: str) -> list[tuple]:
+        with self._connect() as connection:
+            return connection.execute(
+                f"SELECT {_SQLITE_OUTCOME_COLUMNS} FROM customer_ai_outcomes WHERE instance = ?", (instance,)
+            ).fetchall()
 
     def _select_runs(self, instance: str, status: str | None, latest: bool) -> list[tuple]:
         query = f"SELECT {', '.join(_RUN_COLUMNS)} FROM customer_ai_runs WHERE instance = ?"

@@ -25,18 +25,38 @@ __all__ = [
     "PublishScoresOperator",
     "QualityGateOperator",
     "ScoreProfilesOperator",
+    "TrackOutcomesOperator",
     "TrainModelOperator",
     "ValidateEventsOperator",
     "ValidateScoresOperator",
+    "WriteReportOperator",
     "as_of_from_context",
 ]
 
 
 def as_of_from_context(context: Any):  # noqa: ANN201 - a pandas Timestamp, imported lazily
-    """Return the run's as-of date: data interval end, else logical date, else run_after; midnight UTC."""
+    """Return the run's as-of date, midnight UTC.
+
+    A manual run triggered with ``as_of`` in its configuration (the trigger form's field, or ``conf``) is as of
+    that date; when it is empty, and for every other run (scheduled, backfill), the as-of date is the data
+    interval end, else the logical date, else ``run_after``.
+
+    Raises
+    ------
+    AirflowFailException
+        When the given ``as_of`` is not a ``YYYY-MM-DD`` date (not retried: retrying cannot fix it).
+    """
     from customer_ai.windows import as_of_timestamp
 
-    instant = context.get("data_interval_end") or context.get("logical_date") or context["dag_run"].run_after
+    run = context.get("dag_run")
+    run_type = getattr(run, "run_type", None)
+    given = (getattr(run, "conf", None) or {}).get("as_of")
+    if getattr(run_type, "value", run_type) == "manual" and given:
+        try:
+            return as_of_timestamp(given)
+        except ValueError as exc:
+            raise AirflowFailException(f"trigger parameter as_of: {exc}") from None
+    instant = context.get("data_interval_end") or context.get("logical_date") or run.run_after
     return as_of_timestamp(instant.astimezone(dt.UTC).date())
 
 
@@ -188,6 +208,24 @@ class PublishScoresOperator(CustomerAIOperator):
         return summary
 
 
+class TrackOutcomesOperator(CustomerAIOperator):
+    """Record what came true for every past run whose goal window has closed and is not yet tracked."""
+
+    def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
+        from customer_ai import steps
+
+        return steps.track_outcomes(spec, as_of, home, self.open_store(home))
+
+
+class WriteReportOperator(CustomerAIOperator):
+    """Write the run's HTML report (the "Customer AI" view in the Airflow UI links to it)."""
+
+    def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
+        from customer_ai import steps
+
+        return steps.write_report(spec, as_of, home, self.open_store(home))
+
+
 # the operator of each step in customer_ai.flow.STEPS, by step name
 STEP_OPERATORS: dict[str, type[CustomerAIOperator]] = {
     "validate_events": ValidateEventsOperator,
@@ -197,6 +235,8 @@ STEP_OPERATORS: dict[str, type[CustomerAIOperator]] = {
     "score": ScoreProfilesOperator,
     "validate_scores": ValidateScoresOperator,
     "enrich_profiles": EnrichProfilesOperator,
+    "track_outcomes": TrackOutcomesOperator,
+    "write_report": WriteReportOperator,
     "publish": PublishScoresOperator,
 }
 

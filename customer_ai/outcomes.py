@@ -1,0 +1,113 @@
+"""Did it come true: the realised goal rate of a past run's profiles, next to the rate its scores predicted.
+
+A run as of ``P`` scored its profiles for the goal window ``[P, P + window_days)``.  Once that window has closed
+(a later run as of ``T`` with ``P + window_days <= T``, whose events reach the window's last day), the goal is
+known for every profile the run scored: the goal as stated (a ``will_not_occur`` goal holds when the goal events
+did not happen).  Profiles are grouped three ways: ``all``; ``bucket`` (``low``, ``medium``, ``high``, as the run
+assigned them); ``decile`` (``1`` holds the 10% highest scores, from the run's percentiles).  Each group gets the
+mean predicted probability and the realised rate.  Nothing here refits anything: it is the honest check of the
+scores a marketer used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from customer_ai.labels import goal_reached
+from customer_ai.spec import InstanceSpec
+
+__all__ = ["OUTCOME_COLUMNS", "closed_window_dates", "decile_of", "realised_outcomes"]
+
+OUTCOME_COLUMNS = ("grouping", "group", "profiles", "predicted_rate", "realised_rate")
+_BUCKETS = ("low", "medium", "high")
+
+
+def decile_of(percentile: np.ndarray) -> np.ndarray:
+    """Return deciles 1-10 from percentiles 1-100: decile 1 holds percentiles 91-100 (the highest scores)."""
+    percentile = np.asarray(percentile, dtype="int64")
+    return (11 - np.ceil(percentile / 10)).astype("int64").clip(1, 10)
+
+
+def closed_window_dates(
+    run_dates: list[str], window_days: int, as_of: pd.Timestamp, last_event: pd.Timestamp | None
+) -> list[str]:
+    """Return the run dates whose goal window has closed by ``as_of`` and is covered by the events.
+
+    Parameters
+    ----------
+    run_dates : list of str
+        As-of dates (``YYYY-MM-DD``) of past runs.
+    window_days : int
+        The goal window.
+    as_of : pandas.Timestamp
+        The date of the run that looks back: only events before it are known.
+    last_event : pandas.Timestamp or None
+        The newest event known; a window whose last day is after it is not closed in the data (a feed that
+        stopped would otherwise read as "nobody reached the goal").
+
+    Returns
+    -------
+    list of str
+        The dates ``P`` with ``P + window_days <= as_of`` and ``P + window_days - 1 day <= last_event``, sorted.
+    """
+    if last_event is None:
+        return []
+    window = pd.Timedelta(days=window_days)
+    closed = []
+    for text in sorted(set(run_dates)):
+        end = pd.Timestamp(text, tz="UTC") + window
+        if end <= as_of and end - pd.Timedelta(days=1) <= last_event:
+            closed.append(text)
+    return closed
+
+
+def realised_outcomes(
+    spec: InstanceSpec, events: pd.DataFrame, as_of: pd.Timestamp, scores: pd.DataFrame
+) -> pd.DataFrame:
+    """Return predicted and realised goal rates of the profiles a run as of ``as_of`` scored.
+
+    Parameters
+    ----------
+    spec : InstanceSpec
+        The instance whose goal the run scored.
+    events : pandas.DataFrame
+        Canonical events covering ``[as_of, as_of + window_days)``; others are ignored.
+    as_of : pandas.Timestamp
+        The past run's as-of date.
+    scores : pandas.DataFrame
+        That run's scores: ``profile_id``, ``probability``, ``percentile``, ``bucket``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`OUTCOME_COLUMNS`: one ``all`` row, one row per bucket and per decile that has profiles
+        (``group`` is text: ``all``, ``low``/``medium``/``high``, ``1``-``10``).
+    """
+    profiles = pd.Index(scores["profile_id"].astype(str))
+    reached = goal_reached(events, spec.goal, as_of, profiles).to_numpy()
+    came_true = reached if spec.goal.occurrence == "will_occur" else ~reached
+    frame = pd.DataFrame(
+        {
+            "bucket": scores["bucket"].astype(str).to_numpy(),
+            "decile": decile_of(scores["percentile"].to_numpy()).astype(str),
+            "probability": scores["probability"].to_numpy(dtype="float64"),
+            "came_true": came_true.astype("float64"),
+        }
+    )
+    rows = [_row("all", "all", frame)]
+    rows += [_row("bucket", b, frame[frame["bucket"] == b]) for b in _BUCKETS if (frame["bucket"] == b).any()]
+    deciles = sorted(frame["decile"].unique(), key=int)
+    rows += [_row("decile", d, frame[frame["decile"] == d]) for d in deciles]
+    return pd.DataFrame(rows, columns=list(OUTCOME_COLUMNS))
+
+
+def _row(grouping: str, group: str, members: pd.DataFrame) -> tuple:
+    empty = members.empty
+    return (
+        grouping,
+        group,
+        len(members),
+        float("nan") if empty else float(members["probability"].mean()),
+        float("nan") if empty else float(members["came_true"].mean()),
+    )

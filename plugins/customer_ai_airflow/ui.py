@@ -1,0 +1,384 @@
+"""The "Customer AI" view of Airflow's UI: every instance's latest run, and each run's report.
+
+Airflow's API server mounts :data:`app` under :data:`URL_PREFIX` (``plugins/customer_ai_ui_plugin.py`` registers
+it, with a navigation entry that shows it inside the UI).  Every route requires an Airflow login, checked by
+Airflow's own ``requires_authenticated`` dependency: the JWT the UI holds in its ``_token`` cookie, or an
+``Authorization: Bearer`` header.  Without one the API server answers 401, and 403 for a token it did not sign.
+
+The table reads what the tasks write: the run rows of the profile store the tasks use (the ``customer_ai_store``
+connection, else ``CUSTOMER_AI_STORE``, else the embedded SQLite file in the home folder) and each run's published
+``metadata.json`` and ``report.html`` in its run folder.  A store that cannot be read shows its error in the rows
+instead of breaking the page.
+
+Airflow imports plugin modules in every component, a task's process included: this module imports the standard
+library only, and builds the FastAPI app (FastAPI, Airflow's API security, pandas through the package) when the
+first request reaches it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import os
+import re
+import threading
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "URL_PREFIX",
+    "InstanceRow",
+    "UnknownPageError",
+    "app",
+    "create_app",
+    "instance_rows",
+    "instances_folder",
+    "known_instances",
+    "render_not_found",
+    "render_table",
+    "report_file",
+]
+
+URL_PREFIX = "/customer-ai"  # where Airflow mounts the view on its API server
+BUCKETS = ("low", "medium", "high")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TABLE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+# a report is self-contained (inline styles and SVG, data: images) and runs no script on Airflow's origin
+_REPORT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class UnknownPageError(LookupError):
+    """A report the view cannot serve; ``status`` is the HTTP status, the message says why in words."""
+
+    def __init__(self, message: str, status: int = 404) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class InstanceRow:
+    """One line of the table: an instance file and its latest run (``status`` ``none`` when it has none).
+
+    ``status`` is ``invalid`` for a file that cannot be loaded and ``error`` when the store cannot be read;
+    ``message`` then says why (for a run, it is the run's reason).  ``buckets`` and ``report`` come from the run's
+    published folder and are left empty when that folder holds another run's files.
+    """
+
+    name: str
+    goal: str
+    status: str
+    as_of: str | None = None
+    roc_auc: float | None = None
+    calibration_error: float | None = None
+    scored_profiles: int | None = None
+    buckets: dict[str, int] = field(default_factory=dict)
+    report: bool = False
+    message: str = ""
+
+
+def instances_folder() -> Path:
+    """Return the folder of instance files: ``$CUSTOMER_AI_INSTANCES``, else the project's ``instances/``."""
+    return Path(os.environ.get("CUSTOMER_AI_INSTANCES") or Path(__file__).resolve().parents[2] / "instances")
+
+
+def _instance_files(folder: Path) -> list[Path]:
+    return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+
+
+def _load(folder: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """Return (spec by instance name, reason by file stem) for the files of ``folder``, as the DAG file reads them."""
+    from customer_ai.spec import SpecError, load_spec
+
+    specs: dict[str, Any] = {}
+    owners: dict[str, Path] = {}
+    invalid: dict[str, str] = {}
+    for path in _instance_files(folder):
+        try:
+            spec = load_spec(path)
+        except SpecError as exc:
+            invalid[path.stem] = str(exc)
+            continue
+        if spec.name in owners:
+            invalid[path.stem] = f"{path}: name: {spec.name!r} is already used by {owners[spec.name]}"
+            continue
+        specs[spec.name] = spec
+        owners[spec.name] = path
+    return specs, invalid
+
+
+def known_instances(folder: Path) -> set[str]:
+    """Return the names of the instances whose files in ``folder`` load (the only names a URL may hold)."""
+    return set(_load(folder)[0])
+
+
+def _number(value: Any) -> float | None:  # noqa: ANN401 - whatever a metrics dict holds
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _published(home: Path, name: str, run: dict) -> tuple[dict[str, int], bool]:
+    """Return the run's bucket counts and whether its report exists, from its run folder.
+
+    The folder of an as-of date holds the last good run of that date: when the run row is a later poor run of the
+    same date, the folder's files belong to another model version and are not shown.
+    """
+    from customer_ai.artifacts import run_dir
+
+    folder = run_dir(home, name, dt.date.fromisoformat(run["as_of"]))
+    try:
+        metadata = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}, False
+    if metadata.get("model_version") != run["model_version"]:
+        return {}, False
+    counts = metadata.get("buckets") or {}
+    buckets = {bucket: int(counts[bucket]) for bucket in BUCKETS if isinstance(counts.get(bucket), int)}
+    return buckets, (folder / "report.html").is_file()
+
+
+def _run_row(spec: Any, home: Path, run: dict | None) -> InstanceRow:  # noqa: ANN401 - an InstanceSpec
+    goal = spec.goal_in_words()
+    if run is None:
+        return InstanceRow(name=spec.name, goal=goal, status="none", message="no run yet")
+    metrics = run.get("metrics") or {}
+    buckets, report = _published(home, spec.name, run)
+    return InstanceRow(
+        name=spec.name,
+        goal=goal,
+        status=str(run["status"]),
+        as_of=str(run["as_of"]),
+        roc_auc=_number(metrics.get("model_roc_auc", metrics.get("roc_auc"))),
+        calibration_error=_number(metrics.get("calibration_error")),
+        scored_profiles=int(run["scored_profiles"]),
+        buckets=buckets,
+        report=report,
+        message=str(run.get("reason") or ""),
+    )
+
+
+def instance_rows(folder: Path, home: Path, open_store: Callable[[], Any]) -> list[InstanceRow]:
+    """Return a row per instance file in ``folder`` with its latest run (any status) from the store.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The instance files (``*.yaml``, ``*.yml``).
+    home : pathlib.Path
+        The customer-ai home folder (run folders under ``artifacts/``).
+    open_store : callable
+        Returns the profile store; called once.  When it or a read fails, the rows it concerns say why.
+
+    Returns
+    -------
+    list of InstanceRow
+        Sorted by instance name (by file name for a file that cannot be loaded).
+    """
+    specs, invalid = _load(folder)
+    rows = [InstanceRow(name=stem, goal="", status="invalid", message=reason) for stem, reason in invalid.items()]
+    store, store_error = None, ""
+    if specs:
+        try:
+            store = open_store()
+        except Exception as exc:  # any failure to reach the store is shown, never raised
+            store_error = _error_text(exc)
+    for name, spec in specs.items():
+        if store is None:
+            rows.append(InstanceRow(name=name, goal=spec.goal_in_words(), status="error", message=store_error))
+            continue
+        try:
+            rows.append(_run_row(spec, home, store.latest_run(name, status=None)))
+        except Exception as exc:  # one unreadable store or run folder must not break the page
+            rows.append(InstanceRow(name=name, goal=spec.goal_in_words(), status="error", message=_error_text(exc)))
+    return sorted(rows, key=lambda row: row.name)
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"the profile store cannot be read: {type(exc).__name__}: {exc}"
+
+
+def report_file(home: Path, known: Iterable[str], name: str, as_of: str) -> Path:
+    """Return the report of instance ``name``'s run as of ``as_of``; check both before building the path.
+
+    Raises
+    ------
+    UnknownPageError
+        404 when ``name`` is not a known instance or the run has no report; 400 when ``as_of`` is not a
+        ``YYYY-MM-DD`` date.
+    """
+    from customer_ai.artifacts import run_dir
+
+    if name not in set(known):
+        raise UnknownPageError(f"there is no instance named {name!r}")
+    if not _DATE.fullmatch(as_of):
+        raise UnknownPageError(f"{as_of!r} is not an as-of date (use YYYY-MM-DD, for example 2011-12-11)", 400)
+    try:
+        day = dt.date.fromisoformat(as_of)
+    except ValueError:
+        raise UnknownPageError(f"{as_of!r} is not an as-of date (no such day in the calendar)", 400) from None
+    path = run_dir(home, name, day) / "report.html"
+    if not path.is_file():
+        raise UnknownPageError(f"{name} has no report as of {as_of} (the run did not publish one, or there is no run)")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# HTML: every text from a file, the store or the URL goes through html.escape
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #1a202c; }
+h1 { font-size: 1.4rem; margin: 0 0 0.25rem; }
+p.note { color: #4a5568; margin: 0 0 1rem; }
+table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
+th, td { border-bottom: 1px solid #e2e8f0; padding: 0.45rem 0.6rem; text-align: left; vertical-align: top; }
+th { background: #f7fafc; font-weight: 600; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.status { font-weight: 600; border-radius: 0.25rem; padding: 0.1rem 0.4rem; }
+.status-ok { background: #c6f6d5; } .status-poor { background: #feebc8; }
+.status-failed, .status-error, .status-invalid { background: #fed7d7; } .status-none { background: #edf2f7; }
+.message { color: #4a5568; font-size: 0.8rem; max-width: 32rem; white-space: pre-wrap; }
+"""
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_STYLE}</style></head><body>{body}</body></html>\n"
+    )
+
+
+def _cell(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _count(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+def _row_html(row: InstanceRow) -> str:
+    name = html.escape(row.name)
+    dag = f'<a href="../dags/customer_ai__{name}" target="_top">{name}</a>' if row.status != "invalid" else name
+    report = "no report"
+    if row.report and row.as_of:
+        href = f"instances/{html.escape(row.name)}/runs/{html.escape(row.as_of)}/report"
+        report = f'<a class="report" href="{href}">report</a>'
+    message = f'<div class="message">{html.escape(row.message)}</div>' if row.status != "ok" else ""
+    cells = [
+        f'<td class="instance">{dag}</td>',
+        f'<td class="goal">{html.escape(row.goal)}</td>',
+        f'<td class="as-of">{html.escape(row.as_of or "")}</td>',
+        f'<td><span class="status status-{html.escape(row.status)}">{html.escape(row.status)}</span>{message}</td>',
+        f'<td class="num roc-auc">{_cell(row.roc_auc, 3)}</td>',
+        f'<td class="num calibration-error">{_cell(row.calibration_error, 3)}</td>',
+        f'<td class="num scored-profiles">{_count(row.scored_profiles)}</td>',
+        *(f'<td class="num bucket-{bucket}">{_count(row.buckets.get(bucket))}</td>' for bucket in BUCKETS),
+        f"<td>{report}</td>",
+    ]
+    return f'<tr data-instance="{name}">{"".join(cells)}</tr>'
+
+
+def render_table(rows: list[InstanceRow], folder: Path) -> str:
+    """Return the view's page: a table of the instances' latest runs (``folder`` is named when it is empty)."""
+    headers = ["Instance", "Goal", "As of", "Status", "ROC AUC", "Calibration error", "Scored profiles"]
+    headers += [f"{bucket.capitalize()}" for bucket in BUCKETS] + ["Report"]
+    head = "".join(f"<th>{html.escape(text)}</th>" for text in headers)
+    if rows:
+        content = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(_row_html(r) for r in rows)}</tbody></table>"
+    else:
+        content = f'<p class="empty">No instance files (*.yaml) in {html.escape(str(folder))}.</p>'
+    note = (
+        "The latest run of every instance: held-out ROC AUC and calibration error of its model, the profiles it "
+        "scored and how many fell in each bucket. A run that stopped says why."
+    )
+    return _page("Customer AI", f'<h1>Customer AI</h1><p class="note">{html.escape(note)}</p>{content}')
+
+
+def render_not_found(message: str, back: str) -> str:
+    """Return a short error page saying ``message``, with a link to the table at ``back`` (a relative URL)."""
+    return _page(
+        "Customer AI: no such report",
+        f'<h1>Customer AI</h1><p class="error">{html.escape(message)}</p>'
+        f'<p><a href="{html.escape(back)}">All instances</a></p>',
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the FastAPI app
+
+
+def _open_store() -> Any:  # noqa: ANN401 - a SQLiteStore or a PostgresStore
+    """Return the profile store the tasks write to (see :mod:`customer_ai_airflow.connections`)."""
+    from customer_ai.artifacts import default_home
+    from customer_ai.store import open_store
+    from customer_ai_airflow.connections import store_address
+
+    address, schema = store_address()
+    return open_store(address, default_home(), schema)
+
+
+def create_app() -> Any:  # noqa: ANN401 - a fastapi.FastAPI, imported here
+    """Return the view's FastAPI app; every route requires an Airflow login (Airflow's own dependency).
+
+    The app has no OpenAPI schema or docs pages: those routes would not carry the login requirement.
+    """
+    from airflow.api_fastapi.core_api.security import requires_authenticated
+    from fastapi import Depends, FastAPI
+    from fastapi.responses import HTMLResponse
+
+    from customer_ai.artifacts import default_home
+
+    view = FastAPI(
+        title="Customer AI",
+        dependencies=[Depends(requires_authenticated())],
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+
+    @view.get("/", response_class=HTMLResponse)
+    def table() -> HTMLResponse:
+        folder = instances_folder()
+        rows = instance_rows(folder, default_home(), _open_store)
+        return HTMLResponse(render_table(rows, folder), headers={"Content-Security-Policy": _TABLE_POLICY})
+
+    @view.get("/instances/{name}/runs/{as_of}/report", response_class=HTMLResponse)
+    def report(name: str, as_of: str) -> HTMLResponse:
+        try:
+            path = report_file(default_home(), known_instances(instances_folder()), name, as_of)
+        except UnknownPageError as exc:
+            page = render_not_found(str(exc), back="../../../../")
+            return HTMLResponse(page, status_code=exc.status, headers={"Content-Security-Policy": _TABLE_POLICY})
+        return HTMLResponse(path.read_text(encoding="utf-8"), headers={"Content-Security-Policy": _REPORT_POLICY})
+
+    return view
+
+
+class _BuiltOnFirstRequest:
+    """An ASGI app that builds the view's FastAPI app when the first request reaches it.
+
+    Only Airflow's API server ever sends it a request; every other component that imports the plugin (the
+    scheduler, a task's process) is spared importing FastAPI and Airflow's API security for nothing.
+    """
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._app: Any = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"{__name__}.app"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._app is None:
+            with self._lock:
+                if self._app is None:
+                    self._app = self._build()
+        await self._app(scope, receive, send)
+
+
+app = _BuiltOnFirstRequest(create_app)

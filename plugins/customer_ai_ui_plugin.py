@@ -1,0 +1,28 @@
+"""The Airflow plugin of customer-ai: a "Customer AI" entry in the UI's navigation bar.
+
+The entry opens the view of :mod:`customer_ai_airflow.ui` (served by Airflow's API server under ``/customer-ai/``,
+to logged-in users only) inside the UI.  Airflow finds this module in its plugins folder.
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+from customer_ai_airflow.ui import URL_PREFIX, app
+
+
+class CustomerAIPlugin(AirflowPlugin):
+    """Mounts the view on the API server and adds its navigation entry."""
+
+    name = "customer_ai"
+    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Customer AI"}]
+    external_views = [
+        {
+            "name": "Customer AI",
+            # relative to the UI's base URL (no leading slash), so it also works under a path prefix
+            "href": f"{URL_PREFIX.lstrip('/')}/",
+            "url_route": "customer-ai",
+            "destination": "nav",
+            "nav_top_level": True,
+        }
+    ]

@@ -1,0 +1,534 @@
+"""The "Customer AI" view of Airflow's UI (plugins/customer_ai_airflow/ui.py).
+
+Unit tests build the table from tiny instance files, a stand-in store and hand-written run folders.  The
+``airflow`` tests start a real API server (the view needs nothing else) on a home holding a real published run
+(``customer-ai run`` of the repurchase example as of 2011-12-11), prove that the view's routes refuse a request
+without a login or with a forged token, then drive Debian's headless Chromium like a user: log in on Airflow's
+login page, follow the "Customer AI" navigation entry, read the table, open the run's report.  Screenshots of every
+page go to ``var/test-artifacts/airflow-ui/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+import yaml
+from airflow_support import AIRFLOW, Airflow, airflow_env, free_ports, migrate, write_instance
+
+from customer_ai.report import SECTIONS
+from customer_ai.store import StoreUnavailableError
+from customer_ai_airflow.ui import (
+    InstanceRow,
+    UnknownPageError,
+    create_app,
+    instance_rows,
+    render_not_found,
+    render_table,
+    report_file,
+)
+
+from conftest import BASE_SPEC, ROOT
+
+AS_OF = "2011-12-11"
+ARTIFACTS = ROOT / "var" / "test-artifacts" / "airflow-ui"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+STARTUP_TIMEOUT = 120.0
+RUN_TIMEOUT = 300.0  # `customer-ai run` of the example: about 40 s on a loaded 2-core machine
+PAGE_TIMEOUT = 30.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# unit tests: tiny instance files, a stand-in store, hand-written run folders
+
+
+def write_spec(folder: Path, name: str, **changes: object) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({**BASE_SPEC, "name": name, **changes}))
+    return path
+
+
+def run_row(name: str, status: str, version: str, metrics: dict, **extra: object) -> dict:
+    """Return a run row as ``Store.latest_run`` gives it."""
+    row = {
+        "instance": name,
+        "as_of": AS_OF,
+        "model_version": version,
+        "status": status,
+        "reason": "",
+        "metrics": metrics,
+        "scored_profiles": 0,
+        "written_at": "2011-12-11T06:00:00Z",
+    }
+    return {**row, **extra}
+
+
+def publish(home: Path, name: str, version: str, buckets: dict, report: bool) -> Path:
+    """Write what a published run leaves for the view: metadata.json (and report.html)."""
+    folder = home / "artifacts" / name / AS_OF
+    folder.mkdir(parents=True)
+    (folder / "metadata.json").write_text(json.dumps({"model_version": version, "buckets": buckets}))
+    if report:
+        (folder / "report.html").write_text("<title>report</title>")
+    return folder
+
+
+class StandInStore:
+    """Answers ``latest_run`` from a dict; instances in ``failing`` raise as an unreachable server does."""
+
+    def __init__(self, runs: dict[str, dict], failing: tuple[str, ...] = ()) -> None:
+        self.runs = runs
+        self.failing = failing
+        self.asked: list[tuple[str, str | None]] = []
+
+    def latest_run(self, instance: str, status: str | None = "ok") -> dict | None:
+        self.asked.append((instance, status))
+        if instance in self.failing:
+            raise StoreUnavailableError("cannot reach the profile store at db:5432/crm")
+        return self.runs.get(instance)
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> tuple[Path, Path]:
+    """Instances alpha (ok, published with a report), beta (no run), gamma (poor), broken (invalid file)."""
+    instances, home = tmp_path / "instances", tmp_path / "home"
+    for name in ("alpha", "beta", "gamma"):
+        write_spec(instances, name)
+    (instances / "broken.yaml").write_text("name: broken\ngoal: [\n")
+    publish(home, "alpha", "v-alpha", {"low": 1992, "medium": 2049, "high": 218}, report=True)
+    publish(home, "gamma", "v-older", {"low": 1, "medium": 2, "high": 3}, report=True)  # the last good run's files
+    return instances, home
+
+
+RUNS = {
+    "alpha": run_row(
+        "alpha",
+        "ok",
+        "v-alpha",
+        {"model_roc_auc": 0.7546, "roc_auc": 0.7, "calibration_error": 0.0144},
+        scored_profiles=4259,
+    ),
+    "gamma": run_row(
+        "gamma", "poor", "v-gamma", {"roc_auc": 0.55, "calibration_error": 0.2}, reason="model v-gamma is poor"
+    ),
+}
+
+
+def test_rows_show_each_instances_latest_run_with_its_published_numbers(folders: tuple[Path, Path]) -> None:
+    instances, home = folders
+    store = StandInStore(RUNS)
+    rows = instance_rows(instances, home, lambda: store)
+    assert [row.name for row in rows] == ["alpha", "beta", "broken", "gamma"]
+    goal = "purchase occurs within 30 days"
+    assert rows[0] == InstanceRow(
+        name="alpha",
+        goal=goal,
+        status="ok",
+        as_of=AS_OF,
+        roc_auc=0.7546,  # the held-out model's AUC wins over the plain roc_auc
+        calibration_error=0.0144,
+        scored_profiles=4259,
+        buckets={"low": 1992, "medium": 2049, "high": 218},
+        report=True,
+    )
+    assert rows[1] == InstanceRow(name="beta", goal=goal, status="none", message="no run yet")
+    assert rows[2].status == "invalid"
+    assert rows[2].message.startswith(f"{instances / 'broken.yaml'}: not valid YAML")
+    # the run folder of 2011-12-11 holds the last good run's files, not this poor run's: none of them is shown
+    assert rows[3] == InstanceRow(
+        name="gamma",
+        goal=goal,
+        status="poor",
+        as_of=AS_OF,
+        roc_auc=0.55,
+        calibration_error=0.2,
+        scored_profiles=0,
+        message="model v-gamma is poor",
+    )
+    assert sorted(store.asked) == [("alpha", None), ("beta", None), ("gamma", None)]  # any status
+
+
+def test_a_store_that_cannot_be_opened_shows_its_error_in_every_row(folders: tuple[Path, Path]) -> None:
+    instances, home = folders
+
+    def unreachable() -> StandInStore:
+        raise StoreUnavailableError("cannot reach the profile store at db:5432/crm")
+
+    rows = instance_rows(instances, home, unreachable)
+    message = "the profile store cannot be read: StoreUnavailableError: cannot reach the profile store at db:5432/crm"
+    assert [(row.name, row.status, row.message) for row in rows if row.status != "invalid"] == [
+        ("alpha", "error", message),
+        ("beta", "error", message),
+        ("gamma", "error", message),
+    ]
+
+
+def test_a_failing_read_shows_in_its_own_row_only(folders: tuple[Path, Path]) -> None:
+    instances, home = folders
+    rows = instance_rows(instances, home, lambda: StandInStore(RUNS, failing=("gamma",)))
+    assert [(row.name, row.status) for row in rows] == [
+        ("alpha", "ok"),
+        ("beta", "none"),
+        ("broken", "invalid"),
+        ("gamma", "error"),
+    ]
+    assert "cannot reach the profile store at db:5432/crm" in rows[3].message
+
+
+def test_the_table_shows_the_numbers_and_links_the_report(folders: tuple[Path, Path]) -> None:
+    instances, home = folders
+    page = render_table(instance_rows(instances, home, lambda: StandInStore(RUNS)), instances)
+    alpha = re.search(r'<tr data-instance="alpha">.*?</tr>', page).group(0)
+    for cell in (
+        '<td class="as-of">2011-12-11</td>',
+        '<span class="status status-ok">ok</span>',
+        '<td class="num roc-auc">0.755</td>',
+        '<td class="num calibration-error">0.014</td>',
+        '<td class="num scored-profiles">4,259</td>',
+        '<td class="num bucket-low">1,992</td>',
+        '<td class="num bucket-medium">2,049</td>',
+        '<td class="num bucket-high">218</td>',
+        '<a class="report" href="instances/alpha/runs/2011-12-11/report">report</a>',
+        '<a href="../dags/customer_ai__alpha" target="_top">alpha</a>',
+    ):
+        assert cell in alpha
+    gamma = re.search(r'<tr data-instance="gamma">.*?</tr>', page).group(0)
+    assert "no report" in gamma
+    assert '<div class="message">model v-gamma is poor</div>' in gamma
+    assert "<script" not in page
+    assert render_table([], instances).count(f"No instance files (*.yaml) in {instances}.") == 1
+
+
+def test_every_text_is_escaped() -> None:
+    row = InstanceRow(
+        name="a",
+        goal="<script>alert(1)</script> occurs within 30 days",
+        status="poor",
+        as_of='2011-12-11"><b>',
+        report=True,
+        message="<img src=x onerror=alert(1)>",
+    )
+    page = render_table([row], Path("<i>"))
+    assert "<script>" not in page
+    assert "<img" not in page
+    assert "<b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; occurs within 30 days" in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert 'href="instances/a/runs/2011-12-11&quot;&gt;&lt;b&gt;/report"' in page
+    assert "<i>" not in render_table([], Path("<i>"))
+    assert "&lt;/p&gt;&lt;script&gt;" in render_not_found("</p><script>", back="../")
+
+
+@pytest.mark.parametrize(
+    ("name", "as_of", "status", "message"),
+    [
+        ("..", AS_OF, 404, "there is no instance named '..'"),
+        ("../alpha", AS_OF, 404, "there is no instance named '../alpha'"),
+        ("zeta", AS_OF, 404, "there is no instance named 'zeta'"),
+        ("alpha", "../../../store.sqlite", 400, "'../../../store.sqlite' is not an as-of date (use YYYY-MM-DD"),
+        ("alpha", "2011-12-11/..", 400, "'2011-12-11/..' is not an as-of date (use YYYY-MM-DD"),
+        ("alpha", "2011-02-30", 400, "'2011-02-30' is not an as-of date (no such day in the calendar)"),
+        ("alpha", "2011-12-04", 404, "alpha has no report as of 2011-12-04"),
+        ("beta", AS_OF, 404, "beta has no report as of 2011-12-11"),
+    ],
+)
+def test_a_report_is_found_only_for_a_known_instance_and_a_real_date(
+    folders: tuple[Path, Path], name: str, as_of: str, status: int, message: str
+) -> None:
+    _, home = folders
+    with pytest.raises(UnknownPageError, match=re.escape(message)) as raised:
+        report_file(home, {"alpha", "beta"}, name, as_of)
+    assert raised.value.status == status
+
+
+def test_the_report_file_is_in_the_runs_folder(folders: tuple[Path, Path]) -> None:
+    _, home = folders
+    assert report_file(home, {"alpha"}, "alpha", AS_OF) == home / "artifacts" / "alpha" / AS_OF / "report.html"
+
+
+def test_every_route_of_the_app_requires_airflows_login() -> None:
+    view = create_app()
+    assert sorted(route.path for route in view.routes) == ["/", "/instances/{name}/runs/{as_of}/report"]  # no docs
+    (login,) = view.router.dependencies
+    assert login.dependency.__module__ == "airflow.api_fastapi.core_api.security"
+    assert login.dependency.__qualname__ == "requires_authenticated.<locals>.inner"
+    for route in view.routes:
+        assert any(dependency.call is login.dependency for dependency in route.dependant.dependencies), route.path
+
+
+def test_importing_the_plugin_imports_nothing_heavy(tmp_path: Path) -> None:
+    # Airflow imports plugins in every component, a task's process too: the view is built on its first request
+    script = textwrap.dedent(
+        """
+        import json, sys
+        import airflow.sdk  # the baseline every Airflow process pays
+        import customer_ai_ui_plugin as plugin
+        heavy = ("fastapi", "pandas", "lightgbm", "airflow.api_fastapi.core_api.security", "customer_ai.store")
+        print(json.dumps({
+            "heavy": [m for m in heavy if m in sys.modules],
+            "apps": [{k: str(v) for k, v in app.items()} for app in plugin.CustomerAIPlugin.fastapi_apps],
+            "views": plugin.CustomerAIPlugin.external_views,
+        }))
+        """
+    )
+    env = airflow_env(tmp_path, ROOT / "instances")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "plugins"), env["PYTHONPATH"]])
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["heavy"] == []
+    assert loaded["apps"] == [
+        {"app": "customer_ai_airflow.ui.app", "url_prefix": "/customer-ai", "name": "Customer AI"}
+    ]
+    assert loaded["views"] == [
+        {
+            "name": "Customer AI",
+            "href": "customer-ai/",
+            "url_route": "customer-ai",
+            "destination": "nav",
+            "nav_top_level": True,
+        }
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a real API server and a real browser
+
+
+class View:
+    """The running API server, the home it reads and what the run published there."""
+
+    def __init__(self, airflow: Airflow, home: Path) -> None:
+        self.airflow = airflow
+        self.home = home
+        self.folder = home / "artifacts" / "repurchase_30d" / AS_OF
+
+    def run_metrics(self) -> tuple[dict, int]:
+        """Return the run row's metrics and scored profiles, read from the store file itself."""
+        with contextlib.closing(sqlite3.connect(self.home / "store.sqlite")) as connection:
+            metrics, scored = connection.execute(
+                "SELECT metrics, scored_profiles FROM customer_ai_runs WHERE instance = 'repurchase_30d' AND as_of = ?",
+                (AS_OF,),
+            ).fetchone()
+        return json.loads(metrics), scored
+
+    def token(self) -> str:
+        response = self.airflow.client.post(
+            "/auth/token", json={"username": "admin", "password": self.airflow.password}
+        )
+        assert response.status_code == 201, response.text
+        return response.json()["access_token"]
+
+
+def published_run(env: dict[str, str], instance: Path, logs: Path) -> subprocess.Popen:
+    """Start ``customer-ai run`` of ``instance`` as of 2011-12-11 into the environment's home."""
+    command = [str(AIRFLOW.with_name("customer-ai")), "run", str(instance), "--as-of", AS_OF]
+    with (logs / "customer-ai-run.log").open("wb") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=logs)  # noqa: S603
+
+
+@pytest.fixture(scope="module")
+def view(tmp_path_factory: pytest.TempPathFactory) -> Iterator[View]:
+    """One API server for the module (the view needs no scheduler), started while the example run is made."""
+    tmp = tmp_path_factory.mktemp("airflow_ui")
+    api_port, log_port = free_ports(2)
+    url = f"http://127.0.0.1:{api_port}"
+    password = secrets.token_urlsafe(16)
+    passwords = tmp / "passwords.json"
+    passwords.write_text(json.dumps({"admin": password}))
+    env = airflow_env(
+        tmp,
+        tmp / "instances",
+        AIRFLOW__CORE__AUTH_MANAGER="airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
+        AIRFLOW__API__HOST="127.0.0.1",
+        AIRFLOW__API__PORT=str(api_port),
+        AIRFLOW__API__BASE_URL=url,
+        AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_urlsafe(64),
+        AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(log_port),
+    )
+    instance = write_instance(tmp / "instances")
+    write_instance(tmp / "instances", name="churn_60d")  # no run: its row says so
+    logs = tmp / "services"
+    logs.mkdir()
+    run = published_run(env, instance, logs)
+    migrate(env)
+    airflow = Airflow(env, url, logs, password)
+    try:
+        airflow.start("api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1")
+        try:
+            assert run.wait(timeout=RUN_TIMEOUT) == 0, (logs / "customer-ai-run.log").read_text()[-3000:]
+        finally:
+            if run.poll() is None:
+                run.kill()
+        home = Path(env["CUSTOMER_AI_HOME"])
+        assert (home / "artifacts" / "repurchase_30d" / AS_OF / "report.html").exists()  # written by the run
+        airflow.wait_for("a healthy API server", lambda: healthy(airflow), STARTUP_TIMEOUT)
+        yield View(airflow, home)
+    finally:
+        airflow.stop()
+
+
+def healthy(airflow: Airflow) -> bool | None:
+    response = airflow.get("/monitor/health")
+    if response.status_code == 200 and response.json()["metadatabase"]["status"] == "healthy":
+        return True
+    return None
+
+
+def forged(token: str) -> str:
+    """Return the token's claims signed with another key (what someone without the server's secret can make)."""
+    header = jwt.get_unverified_header(token)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    return jwt.encode(claims, secrets.token_urlsafe(64), algorithm=header["alg"])
+
+
+REPORT = f"/customer-ai/instances/repurchase_30d/runs/{AS_OF}/report"
+
+
+@pytest.mark.airflow
+def test_the_view_refuses_a_request_without_a_login_or_with_a_forged_token(view: View) -> None:
+    token = view.token()
+    with httpx.Client(base_url=view.airflow.url, timeout=30) as anonymous:
+        for path in ("/customer-ai/", REPORT):
+            assert anonymous.get(path).status_code == 401, path
+            response = anonymous.get(path, headers={"Authorization": f"Bearer {forged(token)}"})
+            assert response.status_code == 403, path
+            assert anonymous.get(path, headers={"Cookie": f"_token={forged(token)}"}).status_code == 403, path
+            assert "repurchase_30d" not in response.text
+        # the login the UI holds: its _token cookie, or the header the REST API takes
+        table = anonymous.get("/customer-ai/", headers={"Cookie": f"_token={token}"})
+        assert table.status_code == 200
+        assert table.headers["content-type"] == "text/html; charset=utf-8"
+        assert '<tr data-instance="repurchase_30d">' in table.text
+        report = anonymous.get(REPORT, headers={"Authorization": f"Bearer {token}"})
+        assert report.status_code == 200
+        assert report.headers["content-type"] == "text/html; charset=utf-8"
+        assert report.text == (view.folder / "report.html").read_text()
+        for page in (table, report):  # nothing on either page may load from elsewhere or run a script
+            assert page.headers["content-security-policy"].startswith("default-src 'none'; style-src 'unsafe-inline';")
+
+
+@pytest.mark.airflow
+@pytest.mark.parametrize(
+    ("path", "status", "says"),
+    [
+        # a name or a date that would leave the run folder: refused before any path is built
+        ("/customer-ai/instances/%2E%2E/runs/2011-12-11/report", 404, "there is no instance named &#x27;..&#x27;"),
+        ("/customer-ai/instances/repurchase_30d/runs/%2E%2E/report", 400, "is not an as-of date"),
+        ("/customer-ai/instances/..%2F..%2Fhome/runs/2011-12-11/report", 404, "Not Found"),
+        ("/customer-ai/instances/repurchase_30d/runs/..%2F..%2Fstore.sqlite/report", 404, "Not Found"),
+        ("/customer-ai/instances/repurchase_30d/runs/2011-13-01/report", 400, "no such day in the calendar"),
+        # a run that has no report: a page that says so, no stack trace
+        ("/customer-ai/instances/repurchase_30d/runs/2011-12-04/report", 404, "repurchase_30d has no report as of"),
+        ("/customer-ai/instances/churn_60d/runs/2011-12-11/report", 404, "churn_60d has no report as of 2011-12-11"),
+    ],
+)
+def test_only_a_known_instances_report_is_served(view: View, path: str, status: int, says: str) -> None:
+    response = view.airflow.client.get(path, headers={"Authorization": f"Bearer {view.token()}"})
+    assert response.status_code == status, response.text
+    assert says in response.text
+    assert "Traceback" not in response.text
+    assert "SQLite format" not in response.text
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator:  # noqa: ANN201 - a selenium WebDriver, imported lazily
+    """Start Debian's headless Chromium through its own chromedriver (Selenium Manager stays offline)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} missing: apt-get install -y chromium chromium-driver (Debian's packages)")
+    os.environ["SE_OFFLINE"] = "1"  # Selenium Manager never looks for (or downloads) a browser or a driver
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(PAGE_TIMEOUT)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.mark.airflow
+def test_a_user_logs_in_opens_customer_ai_and_reads_the_table_and_a_report(view: View) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for old in ARTIFACTS.glob("*.png"):
+        old.unlink()
+    metrics, scored = view.run_metrics()
+    buckets = json.loads((view.folder / "metadata.json").read_text())["buckets"]
+    title = re.search(r"<title>(.*?)</title>", (view.folder / "report.html").read_text(), re.S).group(1).strip()
+    started = time.monotonic()
+
+    with chromium() as driver:
+        wait = WebDriverWait(driver, PAGE_TIMEOUT)
+        driver.get(f"{view.airflow.url}/")  # Airflow sends a visitor without a login to its login page
+        wait.until(seen.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
+        driver.find_element(By.NAME, "password").send_keys(view.airflow.password)
+        assert "/auth/login" in driver.current_url
+        driver.save_screenshot(ARTIFACTS / "1-login.png")
+        driver.find_element(By.CSS_SELECTOR, "button[type='submit']").click()
+
+        entry = wait.until(seen.element_to_be_clickable((By.CSS_SELECTOR, "a[aria-label='Customer AI']")))
+        driver.save_screenshot(ARTIFACTS / "2-home.png")
+        entry.click()
+        wait.until(seen.frame_to_be_available_and_switch_to_it((By.CSS_SELECTOR, "iframe[title='Customer AI']")))
+        row = wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, "tr[data-instance='repurchase_30d']")))
+
+        def cell(name: str) -> str:
+            return row.find_element(By.CSS_SELECTOR, f"td.{name}").text
+
+        assert cell("goal") == "purchase occurs within 30 days"
+        assert cell("as-of") == AS_OF
+        assert row.find_element(By.CSS_SELECTOR, ".status").text == "ok"
+        assert cell("roc-auc") == f"{metrics['model_roc_auc']:.3f}"
+        assert cell("calibration-error") == f"{metrics['calibration_error']:.3f}"
+        assert cell("scored-profiles") == f"{scored:,}"
+        assert [cell(f"bucket-{b}") for b in ("low", "medium", "high")] == [
+            f"{buckets[b]:,}" for b in ("low", "medium", "high")
+        ]
+        assert sum(buckets.values()) == scored
+        churn = driver.find_element(By.CSS_SELECTOR, "tr[data-instance='churn_60d'] .status").text
+        assert churn == "none"
+        driver.switch_to.default_content()
+        assert driver.current_url.startswith(f"{view.airflow.url}/plugin/customer-ai")  # inside the UI
+        driver.save_screenshot(ARTIFACTS / "3-customer-ai.png")
+
+        driver.switch_to.frame(driver.find_element(By.CSS_SELECTOR, "iframe[title='Customer AI']"))
+        driver.find_element(By.CSS_SELECTOR, "tr[data-instance='repurchase_30d'] a.report").click()
+        wait.until(lambda d: d.execute_script("return location.pathname") == REPORT)
+        wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+        assert driver.execute_script("return document.title") == title  # the frame's, not the UI's
+        shown = driver.execute_script("return Array.from(document.querySelectorAll('section[id]'), s => s.id)")
+        assert shown == list(SECTIONS)  # every section of the real report, in order
+        assert driver.execute_script("return document.querySelectorAll('section svg').length") >= len(SECTIONS)
+        driver.switch_to.default_content()
+        driver.save_screenshot(ARTIFACTS / "4-report.png")
+    shots = sorted(path.name for path in ARTIFACTS.glob("*.png"))
+    assert shots == ["1-login.png", "2-home.png", "3-customer-ai.png", "4-report.png"]
+    assert all((ARTIFACTS / shot).stat().st_size > 5000 for shot in shots)
+    print(f"Customer AI view: checked in Chromium in {time.monotonic() - started:.0f}s; screenshots in {ARTIFACTS}")

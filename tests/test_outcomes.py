@@ -1,0 +1,93 @@
+"""Did it come true: realised goal rates of a past run's profiles, by bucket and decile, on hand-built events."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from customer_ai.outcomes import OUTCOME_COLUMNS, closed_window_dates, decile_of, realised_outcomes
+
+from conftest import make_events, make_spec, ts
+
+P = ts("2011-09-01")
+
+
+def _scores(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["profile_id", "probability", "percentile", "bucket"])
+
+
+def test_deciles_put_the_highest_percentiles_first() -> None:
+    assert decile_of(np.array([100, 91, 90, 81, 11, 10, 1])).tolist() == [1, 1, 2, 2, 9, 10, 10]
+
+
+def test_a_window_is_closed_only_when_it_ended_by_the_as_of_date_and_the_events_reach_its_last_day() -> None:
+    dates = ["2011-09-01", "2011-09-08", "2011-08-01", "2011-09-01"]
+    # window 30 days: 2011-09-01 closes 2011-10-01, 2011-09-08 closes 2011-10-08
+    assert closed_window_dates(dates, 30, ts("2011-10-01"), ts("2011-09-30 23:00")) == ["2011-08-01", "2011-09-01"]
+    assert closed_window_dates(dates, 30, ts("2011-09-30"), ts("2011-09-29")) == ["2011-08-01"]
+    # the events stop early: a window whose last day has no data yet is not closed
+    assert closed_window_dates(dates, 30, ts("2011-12-01"), ts("2011-09-29")) == ["2011-08-01"]
+    assert closed_window_dates(dates, 30, ts("2011-12-01"), None) == []
+
+
+def test_realised_rates_per_group_count_only_goal_events_inside_the_half_open_window() -> None:
+    spec = make_spec()  # goal: a purchase within 30 days
+    events = make_events(
+        [
+            ("a", "2011-09-01 00:00", "purchase"),  # first instant of the window: counts
+            ("b", "2011-09-30 23:59:59", "purchase"),  # last instant: counts
+            ("c", "2011-10-01 00:00", "purchase"),  # the window's end is excluded
+            ("d", "2011-08-31 23:59:59", "purchase"),  # before the as-of date
+            ("e", "2011-09-10", "visit"),  # not a goal event
+        ]
+    )
+    scores = _scores(
+        [
+            ("a", 0.8, 100, "high"),
+            ("b", 0.6, 80, "high"),
+            ("c", 0.3, 60, "medium"),
+            ("d", 0.2, 40, "low"),
+            ("e", 0.1, 20, "low"),
+        ]
+    )
+    out = realised_outcomes(spec, events, P, scores)
+    assert list(out.columns) == list(OUTCOME_COLUMNS)
+    rows = {(r.grouping, r.group): (r.profiles, round(r.predicted_rate, 6), r.realised_rate) for r in out.itertuples()}
+    assert rows == {
+        ("all", "all"): (5, 0.4, 0.4),
+        ("bucket", "low"): (2, 0.15, 0.0),
+        ("bucket", "medium"): (1, 0.3, 0.0),
+        ("bucket", "high"): (2, 0.7, 1.0),
+        ("decile", "1"): (1, 0.8, 1.0),
+        ("decile", "3"): (1, 0.6, 1.0),
+        ("decile", "5"): (1, 0.3, 0.0),
+        ("decile", "7"): (1, 0.2, 0.0),
+        ("decile", "9"): (1, 0.1, 0.0),
+    }
+    assert out["group"].tolist() == ["all", "low", "medium", "high", "1", "3", "5", "7", "9"]
+
+
+def test_a_will_not_occur_goal_comes_true_when_the_goal_events_do_not_happen() -> None:
+    goal = {
+        "occurrence": "will_not_occur",
+        "match": "any",
+        "events": [{"where": [{"field": "event_type", "op": "eq", "value": "purchase"}]}],
+        "window_days": 60,
+    }
+    spec = make_spec(goal=goal)
+    events = make_events([("a", "2011-10-30", "purchase"), ("b", "2011-10-31", "purchase")])
+    scores = _scores([("a", 0.9, 100, "high"), ("b", 0.5, 50, "medium"), ("c", 0.4, 1, "low")])
+    out = realised_outcomes(spec, events, P, scores).set_index(["grouping", "group"])
+    # a bought on day 59 (inside the 60 days): did not churn; b bought on day 60 (outside): churned; c churned
+    assert out.loc[("all", "all"), "realised_rate"] == pytest.approx(2 / 3)
+    assert out.loc[("bucket", "high"), "realised_rate"] == 0.0
+    assert out.loc[("bucket", "medium"), "realised_rate"] == 1.0
+    assert out.loc[("decile", "10"), "realised_rate"] == 1.0
+
+
+def test_a_run_that_scored_nobody_has_one_empty_overall_row() -> None:
+    out = realised_outcomes(make_spec(), make_events([("a", "2011-09-02", "purchase")]), P, _scores([]))
+    assert out["group"].tolist() == ["all"]
+    assert out["profiles"].tolist() == [0]
+    assert np.isnan(out["realised_rate"].iloc[0])

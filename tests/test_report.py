@@ -1,0 +1,557 @@
+"""The HTML report: its summaries on tiny inputs, then reports of a real run of the online-retail example, checked
+as text (sections, size, nothing external, hostile text escaped) and opened in a real headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from customer_ai import artifacts, steps
+from customer_ai.features import FeatureInfo
+from customer_ai.report import SECTIONS, build_report, factor_long, factor_summary, score_bins, score_history
+from customer_ai.spec import InstanceSpec, load_spec
+from customer_ai.store import open_store
+
+from conftest import ROOT, ts
+
+AS_OF = ts("2011-12-11")
+INSTANCE = "repurchase_30d"
+CHROMIUM = Path("/usr/bin/chromium")
+HOSTILE = "<script>alert('factor')</script> & \"quoted\" $x$"
+HOSTILE_FEATURE = "<img src=x onerror=alert(1)>"
+
+
+# --- summaries on tiny inputs ----------------------------------------------------------------------------------
+
+
+def test_score_bins_count_profiles_per_five_points_and_bucket_with_100_in_the_last_bin() -> None:
+    bins = score_bins(
+        np.array([0, 4, 5, 99, 100, 100]), np.array(["low", "low", "low", "high", "high", "medium"], dtype=object)
+    )
+    assert len(bins) == 20
+    assert bins.iloc[0].to_dict() == {"low_score": 0, "high_score": 5, "profiles": 2, "low": 2, "medium": 0, "high": 0}
+    assert bins.iloc[1].to_dict() == {"low_score": 5, "high_score": 10, "profiles": 1, "low": 1, "medium": 0, "high": 0}
+    assert bins.iloc[19].to_dict() == {
+        "low_score": 95,
+        "high_score": 100,
+        "profiles": 3,
+        "low": 0,
+        "medium": 1,
+        "high": 2,
+    }
+    assert bins["profiles"].sum() == 6
+
+
+def test_score_history_gives_bucket_shares_and_score_quantiles_per_date_oldest_first() -> None:
+    history = score_history(
+        {
+            "2011-01-08": pd.DataFrame(
+                {"probability": [0.1, 0.2, 0.3, 0.4], "bucket": ["low", "low", "medium", "high"]}
+            ),
+            "2011-01-01": pd.DataFrame({"probability": [0.5], "bucket": ["medium"]}),
+        }
+    )
+    assert history["as_of"].tolist() == ["2011-01-01", "2011-01-08"]
+    assert history["profiles"].tolist() == [1, 4]
+    later = history.iloc[1]
+    assert (later["low"], later["medium"], later["high"]) == (0.5, 0.25, 0.25)
+    assert later["p50"] == pytest.approx(25.0)
+    assert later["p25"] == pytest.approx(17.5)
+    assert later["mean"] == pytest.approx(25.0)
+    assert history.iloc[0]["p10"] == pytest.approx(50.0)
+
+
+def _factor(feature: str, description: str, value: object, contribution: float) -> dict:
+    return {
+        "feature": feature,
+        "description": description,
+        "value": value,
+        "contribution": contribution,
+        "importance": "low",
+    }
+
+
+def test_factor_summary_measures_influence_frequency_and_typical_values() -> None:
+    factors = [
+        json.dumps([_factor("a", "a is 1", 1, 0.4), _factor("b", "b is x", "x", -0.2)]),
+        [_factor("b", "b is y", "y", -0.5), _factor("a", "a is 3", 3, 0.1)],
+        [_factor("a", "a is 5", 5, -0.3)],
+        "[]",
+    ]
+    long = factor_long(factors)
+    assert long[["profile", "rank", "feature"]].values.tolist() == [
+        [0, 0, "a"],
+        [0, 1, "b"],
+        [1, 0, "b"],
+        [1, 1, "a"],
+        [2, 0, "a"],
+    ]
+    summary = factor_summary(long, 4, {"a": FeatureInfo("a", "a is {value}", "no a", "int")})
+    assert summary["feature"].tolist() == ["a", "b"]
+    a, b = summary.iloc[0], summary.iloc[1]
+    assert a["mean_abs"] == pytest.approx(0.8 / 4)
+    assert a["mean_raise"] == pytest.approx(0.5 / 4)
+    assert a["mean_lower"] == pytest.approx(-0.3 / 4)
+    assert (a["top_share"], a["listed_share"]) == (0.5, 0.75)
+    assert a["raises_share"] == pytest.approx(2 / 3)
+    assert a["typical_raises"] == "a is 2"  # the median of 1 and 3, in the feature's words
+    assert a["typical_lowers"] == "a is 5"
+    assert b["mean_abs"] == pytest.approx(0.7 / 4)
+    assert (b["top_share"], b["listed_share"], b["raises_share"]) == (0.25, 0.5, 0.0)
+    assert b["typical_raises"] == ""
+    assert b["typical_lowers"] == "b is x"  # no words for b: the commonest description (first of the tie)
+
+
+def test_factor_summary_of_no_factors_is_empty() -> None:
+    assert factor_summary(factor_long(["[]", "[]"]), 2).empty
+    assert factor_summary(factor_long([]), 0).empty
+
+
+# --- a real run ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def retail_spec() -> InstanceSpec:
+    return load_spec(ROOT / "instances" / f"{INSTANCE}.yaml")
+
+
+@pytest.fixture(scope="session")
+def retail_run(tmp_path_factory: pytest.TempPathFactory, retail_spec: InstanceSpec) -> Path:
+    """The home of a run of the online-retail example as of 2011-12-11, as ``customer-ai run`` makes it."""
+    home = tmp_path_factory.mktemp("report-home")
+    steps.run(retail_spec, AS_OF, home, open_store(None, home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def retail_report(retail_run: Path, retail_spec: InstanceSpec, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    return build_report(retail_spec, AS_OF, retail_run, open_store(None, retail_run), out=out)
+
+
+class _Sections(HTMLParser):
+    """Collects each section's id, heading text, and counts of figures and tables inside it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: dict[str, dict] = {}
+        self._current: str | None = None
+        self._in_heading = False
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        attributes = dict(attrs)
+        if tag == "section":
+            self._current = attributes.get("id")
+            self.sections[self._current] = {"heading": "", "svg": 0, "table": 0, "text": ""}
+        elif self._current is not None and tag in ("svg", "table"):
+            self.sections[self._current][tag] += 1
+        self._in_heading = tag == "h2"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "section":
+            self._current = None
+        if tag == "h2":
+            self._in_heading = False
+
+    def handle_data(self, data: str) -> None:
+        if self._current is None:
+            return
+        if self._in_heading:
+            self.sections[self._current]["heading"] += data
+        self.sections[self._current]["text"] += data
+
+
+def _sections(page: str) -> dict[str, dict]:
+    parser = _Sections()
+    parser.feed(page)
+    return parser.sections
+
+
+@pytest.mark.e2e
+def test_report_has_every_section_with_a_heading_a_picture_and_a_table(retail_report: Path) -> None:
+    sections = _sections(retail_report.read_text(encoding="utf-8"))
+    assert list(sections) == list(SECTIONS)
+    for key, heading in SECTIONS.items():
+        assert sections[key]["heading"] == heading
+        if key != "outcomes":  # the first run of an instance has no past run to check
+            assert sections[key]["svg"] >= 1, key
+            assert sections[key]["table"] >= 1, key
+    assert "No past run has a closed goal window yet" in sections["outcomes"]["text"]
+    assert sections["evaluation"]["svg"] == 1
+    assert "goal: purchase occurs within 30 days" in sections["model-card"]["text"].lower()
+
+
+@pytest.mark.e2e
+def test_report_is_small_self_contained_and_scriptless(retail_report: Path) -> None:
+    page = retail_report.read_text(encoding="utf-8")
+    assert retail_report.stat().st_size < 5_000_000
+    assert "<script" not in page.lower()
+    assert "<image" not in page  # no raster inside a figure: vector only
+    assert "<link" not in page.lower()
+    assert "@import" not in page
+    assert "@font-face" not in page
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:[a-z]+:)?//""", page, re.IGNORECASE)
+    assert not re.search(r"url\(\s*['\"]?(?!#)", page)  # only references inside the document
+    assert "default-src 'none'" in page  # and the page itself refuses to load anything
+
+
+@pytest.mark.e2e
+def test_report_numbers_come_from_the_run(retail_run: Path, retail_report: Path) -> None:
+    folder = artifacts.run_dir(retail_run, INSTANCE, AS_OF)
+    model = artifacts.read_json(folder / "model.json")
+    scores = pd.read_parquet(folder / "scores.parquet", columns=["bucket"])
+    sections = _sections(retail_report.read_text(encoding="utf-8"))
+    auc = model["validation"]["metrics"]["roc_auc"]
+    assert f"{auc:.3f}" in sections["evaluation"]["text"]
+    assert model["model_version"] in sections["model-card"]["text"]
+    assert f"in this run, as of {AS_OF:%Y-%m-%d}" in sections["model-card"]["text"]
+    assert f"{len(scores):,} profiles scored" in sections["scores"]["text"]
+    high = int((scores["bucket"] == "high").sum())
+    assert f"high{high:,}" in sections["scores"]["text"].replace(" ", "")
+    assert "purchase occurs within 30 days" in sections["model-card"]["text"]
+
+
+@pytest.mark.e2e
+def test_a_run_keeps_held_out_curves_of_the_model_and_the_baselines(retail_run: Path) -> None:
+    folder = artifacts.run_dir(retail_run, INSTANCE, AS_OF)
+    model = artifacts.read_json(folder / "model.json")
+    evaluation = artifacts.read_json(folder / "evaluation.json")
+    stored = artifacts.model_dir(retail_run, INSTANCE, model["model_version"]) / "evaluation.json"
+    assert artifacts.read_json(stored) == evaluation
+    assert evaluation["model_version"] == model["model_version"]
+    validation = model["label_counts"]["snapshots"][0]
+    assert evaluation["snapshot"] == validation["as_of"] == model["validation"]["snapshot"]
+    assert evaluation["rows"] == validation["evaluation"]["rows"]
+    assert evaluation["positives"] == validation["evaluation"]["positives"]
+    assert set(evaluation["scorers"]) == {"model", "recency", "frequency", "bgnbd"}
+    assert evaluation["scorers"]["model"]["metrics"] == model["validation"]["metrics"]
+    for name, scorer in evaluation["scorers"].items():
+        assert scorer["metrics"]["n"] == evaluation["rows"], name
+        assert scorer["roc"]["auc"] == pytest.approx(scorer["metrics"]["roc_auc"], abs=1e-12), name
+        assert len(scorer["roc"]["false_positive_rate"]) <= 200
+        assert [g["decile"] for g in scorer["gains"]] == list(range(1, 11))
+        assert scorer["gains"][-1]["cumulative_gain"] == pytest.approx(1.0)
+        assert sum(b["count"] for b in scorer["reliability"]) == evaluation["rows"]
+    assert set(evaluation["model_vs"]) == {"recency", "frequency", "bgnbd"}
+    assert evaluation["scorers"]["model"]["metrics"]["roc_auc"] > evaluation["scorers"]["recency"]["metrics"]["roc_auc"]
+
+
+@pytest.mark.e2e
+def test_report_defaults_to_the_run_folder_written_atomically_and_reproducibly(
+    retail_run: Path, retail_spec: InstanceSpec, retail_report: Path
+) -> None:
+    folder = artifacts.run_dir(retail_run, INSTANCE, AS_OF)
+    path = build_report(retail_spec, AS_OF, retail_run, open_store(None, retail_run))
+    assert path == folder / "report.html"
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
+    assert path.read_bytes() == retail_report.read_bytes()
+
+
+def _copy_run(home: Path, target_home: Path, date: str = f"{AS_OF:%Y-%m-%d}") -> Path:
+    target = target_home / "artifacts" / INSTANCE / date
+    shutil.copytree(artifacts.run_dir(home, INSTANCE, AS_OF), target)
+    return target
+
+
+@pytest.mark.e2e
+def test_user_text_is_escaped_everywhere(retail_run: Path, retail_spec: InstanceSpec, tmp_path: Path) -> None:
+    folder = _copy_run(retail_run, tmp_path)
+    scores = pd.read_parquet(folder / "scores.parquet")
+    hostile = []
+    for text in scores["factors"]:
+        factors = json.loads(text)
+        factors[0] = {**factors[0], "feature": HOSTILE_FEATURE, "description": HOSTILE}
+        hostile.append(json.dumps(factors))
+    scores["factors"] = hostile
+    scores.to_parquet(folder / "scores.parquet", index=False)
+    spec = retail_spec.model_copy(update={"description": "<b onclick=alert(2)>bold</b>"})
+    page = build_report(spec, AS_OF, tmp_path, None).read_text(encoding="utf-8")
+    assert "<script" not in page
+    assert "<img" not in page
+    assert "<b onclick" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page  # the factor's name, in the tables
+    assert "&lt;script&gt;alert(&#x27;factor&#x27;)&lt;/script&gt; &amp; &quot;quoted&quot; $x$" in page
+    assert "&lt;b onclick=alert(2)&gt;bold&lt;/b&gt;" in page
+
+
+@pytest.mark.e2e
+def test_report_of_a_reused_model_without_curves_says_why(
+    retail_run: Path, retail_spec: InstanceSpec, tmp_path: Path
+) -> None:
+    folder = _copy_run(retail_run, tmp_path)
+    (folder / "evaluation.json").unlink()
+    (folder / "validation" / "training_set.json").unlink()
+    (folder / "metadata.json").unlink()  # a report written by the run, before its metadata
+    model = artifacts.read_json(folder / "model.json")
+    artifacts.write_json(folder / "model.json", {**model, "reused": True})
+    sections = _sections(build_report(retail_spec, AS_OF, tmp_path, None).read_text(encoding="utf-8"))
+    assert list(sections) == list(SECTIONS)
+    assert f"The held-out curves are not available for model {model['model_version']}" in sections["evaluation"]["text"]
+    assert f"reused: trained in the run as of {model['as_of']}" in sections["model-card"]["text"]
+    assert "not built: the model was reused" in sections["validation"]["text"]
+
+
+@pytest.mark.e2e
+def test_a_reused_model_brings_its_curves_to_the_run(retail_run: Path, retail_spec: InstanceSpec) -> None:
+    later = ts("2011-12-18")
+    steps.run(retail_spec, later, retail_run, open_store(None, retail_run), force_retrain=False)
+    folder = artifacts.run_dir(retail_run, INSTANCE, later)
+    model = artifacts.read_json(folder / "model.json")
+    assert model["reused"] is True
+    assert model["as_of"] == f"{AS_OF:%Y-%m-%d}"
+    stored = artifacts.model_dir(retail_run, INSTANCE, model["model_version"])
+    assert artifacts.read_json(folder / "evaluation.json") == artifacts.read_json(stored / "evaluation.json")
+    out = folder / "report-again.html"
+    sections = _sections(build_report(retail_spec, later, retail_run, None, out=out).read_text(encoding="utf-8"))
+    assert sections["evaluation"]["svg"] == 1
+    # the score history holds the earlier run of 2011-12-11 and this one
+    assert "2011-12-11" in sections["history"]["text"]
+    assert "2011-12-18" in sections["history"]["text"]
+
+
+class _StoreWithOutcomes:
+    """A store that has run rows and outcomes (the shape ``read_outcomes`` returns)."""
+
+    def __init__(self, runs: pd.DataFrame, outcomes: pd.DataFrame) -> None:
+        self.runs, self.outcomes = runs, outcomes
+
+    def read_runs(self, instance: str) -> pd.DataFrame:
+        return self.runs
+
+    def read_outcomes(self, instance: str) -> pd.DataFrame:
+        return self.outcomes
+
+
+def _outcomes(as_of: str, tracked_at: str) -> list[tuple]:
+    rows = [("all", "all", 1000, 0.30, 0.25)]
+    rows += [("bucket", "low", 500, 0.1, 0.12), ("bucket", "medium", 400, 0.4, 0.35), ("bucket", "high", 100, 0.8, 0.7)]
+    rows += [("decile", str(d), 100, 0.05 * (11 - d), 0.045 * (11 - d)) for d in range(1, 11)]
+    return [(INSTANCE, as_of, *row, tracked_at) for row in rows]
+
+
+@pytest.mark.e2e
+def test_history_and_outcomes_show_past_runs_only(retail_run: Path, retail_spec: InstanceSpec, tmp_path: Path) -> None:
+    _copy_run(retail_run, tmp_path)
+    earlier = _copy_run(retail_run, tmp_path, "2011-11-06")
+    scores = pd.read_parquet(earlier / "scores.parquet")
+    scores["bucket"] = "high"  # the earlier run put everyone in the high bucket
+    scores.to_parquet(earlier / "scores.parquet", index=False)
+    _copy_run(retail_run, tmp_path, "2012-01-08")  # after this run: not part of its history
+    columns = ["instance", "as_of", "grouping", "group", "profiles", "predicted_rate", "realised_rate", "tracked_at"]
+    outcomes = pd.DataFrame(
+        _outcomes("2011-11-06", "2011-12-11T06:00:00Z") + _outcomes("2012-01-08", "2012-02-10T06:00:00Z"),
+        columns=columns,
+    )
+    runs = open_store(None, retail_run).read_runs(INSTANCE)
+    store = _StoreWithOutcomes(runs, outcomes)
+    sections = _sections(build_report(retail_spec, AS_OF, tmp_path, store).read_text(encoding="utf-8"))
+    history = sections["history"]["text"]
+    assert "2011-11-06" in history
+    assert "2011-12-11" in history
+    assert "2012-01-08" not in history
+    assert "0.0%0.0%100.0%" in history.replace(" ", "")  # the earlier run's bucket shares: all high
+    outcome = sections["outcomes"]
+    assert outcome["svg"] == 1
+    assert outcome["table"] == 2
+    assert "30% → 25% (1,000)" in outcome["text"]
+    assert "80% → 70% (100)" in outcome["text"]
+    assert "50% → 45%" in outcome["text"]  # decile 1
+    assert "2012-01-08" not in outcome["text"]
+
+
+@pytest.mark.e2e
+def test_outcomes_without_a_store_that_tracks_them(retail_run: Path, retail_spec: InstanceSpec, tmp_path: Path) -> None:
+    _copy_run(retail_run, tmp_path)
+
+    class RunsOnly:
+        def read_runs(self, instance: str) -> pd.DataFrame:
+            return open_store(None, retail_run).read_runs(instance)
+
+    for store in (None, RunsOnly()):
+        sections = _sections(build_report(retail_spec, AS_OF, tmp_path, store).read_text(encoding="utf-8"))
+        assert "No past run has a closed goal window yet" in sections["outcomes"]["text"]
+
+
+def test_report_needs_a_scored_run_folder(retail_spec: InstanceSpec, tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    artifacts.write_json(tmp_path / "run" / "model.json", {})
+    with pytest.raises(FileNotFoundError, match=r"scores\.parquet is missing: a report needs a run folder"):
+        build_report(retail_spec, AS_OF, tmp_path, None, folder=tmp_path / "run")
+
+
+# --- in a real browser -----------------------------------------------------------------------------------------
+
+
+class _Chromium:
+    """Headless Chromium driven over the DevTools protocol on a pipe (fds 3 and 4): no port, nothing to download."""
+
+    def __init__(self, profile: Path) -> None:
+        to_browser, self._writer = os.pipe()
+        self._reader, from_browser = os.pipe()
+
+        def fds() -> None:
+            read, write = os.dup(to_browser), os.dup(from_browser)  # off 3 and 4, whatever they held
+            os.dup2(read, 3)
+            os.dup2(write, 4)
+
+        self.process = subprocess.Popen(
+            [
+                str(CHROMIUM),
+                "--headless",
+                "--disable-gpu",
+                "--no-sandbox",
+                "--no-first-run",
+                "--remote-debugging-pipe",
+                # belt and braces: even a request the page tried would reach nothing
+                "--proxy-server=127.0.0.1:9",
+                "--host-resolver-rules=MAP * ~NOTFOUND",
+                f"--user-data-dir={profile}",
+                "about:blank",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=fds,  # noqa: PLW1509 - it only moves two descriptors
+            close_fds=False,
+        )
+        os.close(to_browser)
+        os.close(from_browser)
+        self._buffer, self._id, self.events = b"", 0, []
+
+    def send(self, method: str, params: dict | None = None, session: str | None = None) -> dict:
+        self._id += 1
+        message: dict = {"id": self._id, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        os.write(self._writer, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + 60
+        while True:
+            for answer in self._messages(deadline):
+                if answer.get("id") == self._id:
+                    assert "error" not in answer, f"{method}: {answer['error']}"
+                    return answer["result"]
+                self.events.append(answer)
+
+    def wait_for(self, method: str) -> None:
+        deadline = time.monotonic() + 60
+        while not any(e.get("method") == method for e in self.events):
+            self.events += self._messages(deadline)
+
+    def _messages(self, deadline: float) -> list[dict]:
+        while b"\0" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._reader], [], [], left)[0]:
+                raise TimeoutError("Chromium did not answer within 60 seconds")
+            chunk = os.read(self._reader, 1 << 20)
+            if not chunk:
+                raise RuntimeError("Chromium closed its pipe")
+            self._buffer += chunk
+        *complete, self._buffer = self._buffer.split(b"\0")
+        return [json.loads(c) for c in complete]
+
+    def open(self, url: str) -> str:
+        """Load ``url`` in a new page, wait for its load event, return the page's session id."""
+        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Network", "Page", "Log"):
+            self.send(f"{domain}.enable", session=session)
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 1100, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            session=session,
+        )
+        self.send("Page.navigate", {"url": url}, session=session)
+        self.wait_for("Page.loadEventFired")
+        return session
+
+    def requested(self) -> list[str]:
+        return [e["params"]["request"]["url"] for e in self.events if e.get("method") == "Network.requestWillBeSent"]
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close")
+        except (TimeoutError, RuntimeError, OSError):
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        os.close(self._writer)
+        os.close(self._reader)
+
+
+@pytest.fixture
+def chromium(tmp_path: Path):  # noqa: ANN201 - a generator fixture
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed (CI installs it): the report is not opened in a browser")
+    browser = _Chromium(tmp_path / "chromium-profile")
+    yield browser
+    browser.close()
+
+
+def _local(url: str) -> bool:
+    return url.startswith(("file://", "data:"))
+
+
+def test_the_browser_check_sees_a_page_that_reaches_out(chromium: _Chromium, tmp_path: Path) -> None:
+    """The check below can fail: a page naming an outside image and stylesheet is caught."""
+    page = tmp_path / "reaching-out.html"
+    page.write_text(
+        '<html><body><img src="http://example.invalid/x.png"><link rel=stylesheet href="https://example.invalid/y.css">'
+        "</body></html>"
+    )
+    chromium.open(page.as_uri())
+    outside = [url for url in chromium.requested() if not _local(url)]
+    assert sorted(outside) == ["http://example.invalid/x.png", "https://example.invalid/y.css"]
+
+
+@pytest.mark.e2e
+def test_report_opens_in_chromium_complete_and_without_a_network_request(
+    chromium: _Chromium, retail_report: Path
+) -> None:
+    session = chromium.open(retail_report.as_uri())
+    found = chromium.send(
+        "Runtime.evaluate",
+        {
+            "expression": "JSON.stringify({sections: [...document.querySelectorAll('section')].map(s => s.id),"
+            " figures: document.querySelectorAll('figure svg').length,"
+            " end: document.getElementById('end') !== null})",
+            "returnByValue": True,
+        },
+        session=session,
+    )
+    dom = json.loads(found["result"]["value"])
+    assert dom["sections"] == list(SECTIONS)
+    assert dom["figures"] == retail_report.read_text(encoding="utf-8").count("<svg ")
+    assert dom["end"]
+    assert chromium.requested() == [retail_report.as_uri()]
+    problems = [e["params"]["entry"]["text"] for e in chromium.events if e.get("method") == "Log.entryAdded"]
+    assert problems == []
+    size = chromium.send("Page.getLayoutMetrics", session=session)["cssContentSize"]
+    shot = chromium.send(
+        "Page.captureScreenshot",
+        {
+            "format": "png",
+            "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+        },
+        session=session,
+    )
+    screenshot = ROOT / "var" / "test-artifacts" / "report.png"
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    screenshot.write_bytes(base64.b64decode(shot["data"]))
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert size["height"] > 5000  # the whole report was laid out, not a blank page
