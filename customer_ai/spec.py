@@ -383,23 +383,15 @@ class InstanceSpec(_Strict):
             )
         return goal
 
-    @field_validator("custom_events")
+    @field_validator("custom_events", "segments")
     @classmethod
-    def _unique_names(cls, custom_events: list[CustomEvent]) -> list[CustomEvent]:
-        names = [c.name for c in custom_events]
+    def _unique_names(cls, named: list[CustomEvent] | list[Segment], info: ValidationInfo) -> list:
+        names = [item.name for item in named]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"custom event names must be unique; repeated: {duplicates}")
-        return custom_events
-
-    @field_validator("segments")
-    @classmethod
-    def _unique_segment_names(cls, segments: list[Segment]) -> list[Segment]:
-        names = [s.name for s in segments]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"segment names must be unique; repeated: {duplicates}")
-        return segments
+            what = "custom event" if info.field_name == "custom_events" else "segment"
+            raise ValueError(f"{what} names must be unique; repeated: {duplicates}")
+        return named
 
     def resolve(self, path: str) -> Path:
         """Return ``path`` as absolute, relative to the instance file's folder."""

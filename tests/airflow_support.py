@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -74,6 +75,26 @@ def airflow_env(tmp: Path, instances: Path, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def served_env(tmp: Path, api_port: int, log_port: int, password: str, **extra: str) -> dict[str, str]:
+    """Return :func:`airflow_env` for a local API server on ``api_port``: simple auth with user ``admin``."""
+    passwords = tmp / "passwords.json"
+    passwords.write_text(json.dumps({"admin": password}))
+    url = f"http://127.0.0.1:{api_port}"
+    return airflow_env(
+        tmp,
+        tmp / "instances",
+        AIRFLOW__CORE__AUTH_MANAGER="airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
+        AIRFLOW__API__HOST="127.0.0.1",
+        AIRFLOW__API__PORT=str(api_port),
+        AIRFLOW__API__BASE_URL=url,
+        AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_urlsafe(64),
+        AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(log_port),
+        **extra,
+    )
 
 
 def run_airflow(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import pandas as pd
 import pytest
-from airflow_support import DAG, Airflow, airflow_env, eligible_at, free_ports, migrate, run_airflow, write_instance
+from airflow_support import DAG, Airflow, eligible_at, free_ports, migrate, run_airflow, served_env, write_instance
 
 from customer_ai.flow import step_names
 
@@ -37,22 +37,14 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
     api_port, log_port = free_ports(2)
     url = f"http://127.0.0.1:{api_port}"
     password = secrets.token_urlsafe(16)
-    passwords = tmp_path / "passwords.json"
-    passwords.write_text(json.dumps({"admin": password}))
-    env = airflow_env(
+    env = served_env(
         tmp_path,
-        tmp_path / "instances",
+        api_port,
+        log_port,
+        password,
         AIRFLOW__CORE__EXECUTOR="LocalExecutor",
-        AIRFLOW__CORE__AUTH_MANAGER="airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
-        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
         AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",  # Airflow's default: the user unpauses the DAG
-        AIRFLOW__API__HOST="127.0.0.1",
-        AIRFLOW__API__PORT=str(api_port),
-        AIRFLOW__API__BASE_URL=url,
         AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{url}/execution/",
-        AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_urlsafe(64),
-        AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(log_port),
         # only the run this test triggers: no scheduled run of the current week (no data then) competing with
         # it for the DAG's single active run
         AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",

@@ -27,7 +27,7 @@ import httpx
 import jwt
 import pytest
 import yaml
-from airflow_support import AIRFLOW, Airflow, airflow_env, free_ports, migrate, write_instance
+from airflow_support import AIRFLOW, Airflow, airflow_env, free_ports, migrate, served_env, write_instance
 
 from customer_ai.report import SECTIONS
 from customer_ai.store import StoreUnavailableError
@@ -349,20 +349,7 @@ def view(tmp_path_factory: pytest.TempPathFactory) -> Iterator[View]:
     api_port, log_port = free_ports(2)
     url = f"http://127.0.0.1:{api_port}"
     password = secrets.token_urlsafe(16)
-    passwords = tmp / "passwords.json"
-    passwords.write_text(json.dumps({"admin": password}))
-    env = airflow_env(
-        tmp,
-        tmp / "instances",
-        AIRFLOW__CORE__AUTH_MANAGER="airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
-        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
-        AIRFLOW__API__HOST="127.0.0.1",
-        AIRFLOW__API__PORT=str(api_port),
-        AIRFLOW__API__BASE_URL=url,
-        AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_urlsafe(64),
-        AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(log_port),
-    )
+    env = served_env(tmp, api_port, log_port, password)
     instance = write_instance(tmp / "instances")
     write_instance(tmp / "instances", name="churn_60d")  # no run: its row says so
     logs = tmp / "services"

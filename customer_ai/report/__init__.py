@@ -1,0 +1,125 @@
+"""The insights report of a run: one self-contained HTML file with pictures, and the numbers behind each.
+
+Sections (each a ``<section id=...>`` with a heading, a picture and a table): the goal and a model card; the
+score distribution and bucket counts; the score history across runs; the influential factors, overall and per
+bucket; the evaluation against the baselines (ROC, cumulative gains, lift by decile, reliability); "did it come
+true" for past runs whose goal window has closed; the data validation of the run.
+
+Why matplotlib draws the pictures: it is the most widely used and longest maintained plotting library of the
+Python ecosystem (NumFOCUS-sponsored, releases several times a year, wheels for every platform), it renders
+without a display or a browser, and it writes static SVG with the text drawn as paths, so a figure needs no
+font file, no script and no network: the report opens offline, prints, and is reproducible byte for byte
+(``svg.hashsalt`` fixed, no date in the files).  Interactive libraries (Plotly, Bokeh, Altair) need a
+JavaScript runtime of several megabytes inlined in every report, or a CDN, which an offline report cannot use.
+Figures are built with :class:`matplotlib.figure.Figure` directly, never through ``pyplot``: no GUI backend
+(the non-interactive renderers only), nothing left open; they are drawn with matplotlib's default settings plus
+a few fixed ones, whatever the process or a ``matplotlibrc`` set.
+
+The report reads only files of the run folder (``model.json``, ``scores.parquet``, ``source.json``,
+``validation/*.json``, ``evaluation.json``; ``metadata.json`` when present), the scores of the instance's earlier
+published runs, and the store's runs and outcomes.  Everything shown that came from a user (names, descriptions,
+factor texts, validation messages) is HTML-escaped.
+
+The package: :mod:`~customer_ai.report.folder` reads the run folder, one module per group of sections
+(:mod:`~customer_ai.report.card`, :mod:`~customer_ai.report.scores`, :mod:`~customer_ai.report.factors`,
+:mod:`~customer_ai.report.evaluation`, :mod:`~customer_ai.report.validation`) writes them,
+:mod:`~customer_ai.report.figures` draws their pictures and :mod:`~customer_ai.report.html` their words and
+the page around them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib as mpl
+import pandas as pd
+
+from customer_ai import artifacts
+from customer_ai.report.card import _model_card
+from customer_ai.report.evaluation import _evaluation_section, _outcomes_section, _read_outcomes
+from customer_ai.report.factors import MAX_FACTOR_PROFILES, _factors_section, factor_long, factor_summary
+from customer_ai.report.figures import _RC
+from customer_ai.report.folder import _RunFiles, published_runs
+from customer_ai.report.html import SECTIONS, _page
+from customer_ai.report.scores import _history_section, _read_runs, _scores_section, score_bins, score_history
+from customer_ai.report.validation import _validation_section
+from customer_ai.spec import InstanceSpec
+
+__all__ = [
+    "MAX_FACTOR_PROFILES",
+    "REPORT_FILE",
+    "SECTIONS",
+    "build_report",
+    "factor_long",
+    "factor_summary",
+    "published_runs",
+    "score_bins",
+    "score_history",
+]
+
+REPORT_FILE = "report.html"
+
+
+def build_report(
+    spec: InstanceSpec,
+    as_of: pd.Timestamp,
+    home: Path,
+    store: object,
+    *,
+    folder: Path | None = None,
+    out: Path | None = None,
+) -> Path:
+    """Write the HTML report of a run; return its path.
+
+    Parameters
+    ----------
+    spec : InstanceSpec
+        The instance.
+    as_of : pandas.Timestamp
+        The run's as-of date.
+    home : pathlib.Path
+        The customer-ai home (run folders of earlier runs are read for the score history).
+    store : object
+        The profile store: its ``read_runs`` (run statuses) and, when it has one, ``read_outcomes`` (what came
+        true) are read; None reads nothing.
+    folder : pathlib.Path, optional
+        The run folder; by default the published one of ``as_of``.  A run's staging folder works too: nothing
+        requires ``metadata.json``.
+    out : pathlib.Path, optional
+        Where to write; by default ``folder / "report.html"``.  Written atomically.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the folder has no ``model.json`` or no ``scores.parquet``.
+    """
+    folder = Path(folder) if folder is not None else artifacts.run_dir(home, spec.name, as_of)
+    out = Path(out) if out is not None else folder / REPORT_FILE
+    run = _RunFiles.read(folder)
+    runs = _read_runs(store, spec.name)
+    outcomes = _read_outcomes(store, spec.name)
+    with mpl.rc_context():
+        mpl.rcdefaults()
+        mpl.rcParams.update(_RC)
+        sections = [
+            _model_card(spec, as_of, run),
+            _scores_section(spec, run),
+            _history_section(spec, as_of, Path(home), run, runs),
+            _factors_section(spec, run),
+            _evaluation_section(run),
+            _outcomes_section(as_of, outcomes),
+            _validation_section(run),
+        ]
+    page = _page(spec, as_of, run, sections)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    handle, staging = tempfile.mkstemp(prefix=f".{out.name}-", dir=out.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(page)
+        os.replace(staging, out)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+    return out

@@ -1,0 +1,121 @@
+"""The model card section of the report: the goal, how and when the model was trained, its windows and features.
+
+It reads the run's ``model.json`` and ``source.json`` (and ``metadata.json`` when present) and draws the
+timeline of the snapshots the model learned from.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from customer_ai.report.figures import _svg, _timeline_figure
+from customer_ai.report.folder import _RunFiles
+from customer_ai.report.html import _esc, _int, _num, _p, _pairs, _pct, _section, _table, _template_words
+from customer_ai.spec import InstanceSpec
+
+
+def _model_card(spec: InstanceSpec, as_of: pd.Timestamp, run: _RunFiles) -> str:
+    model = run.model
+    reused = bool(model.get("reused"))
+    trained = model.get("as_of", "?")
+    quality = model.get("quality", {})
+    metrics = model.get("validation", {}).get("metrics", {})
+    windows = model.get("windows", {})
+    snapshots = windows.get("snapshots", [])
+    counts = model.get("label_counts", {})
+    source = run.source or {}
+    window = source.get("window") or ["?", "?"]
+    history = model.get("history", {})
+    parameters = model.get("parameters", {})
+    calibration = model.get("calibration", {})
+    start = model.get("boosting_start") or {}
+    versions = model.get("versions", {})
+    auc = metrics.get("model_roc_auc", metrics.get("roc_auc"))
+    verdict = f"{quality.get('status', '?')}: {quality.get('reason', '')}"
+    rows = [
+        ("instance", f"{spec.name} ({model.get('propensity', spec.propensity)})"),
+        ("scored as of", f"{as_of:%Y-%m-%d}"),
+        ("model version", model.get("model_version", "?")),
+        (
+            "trained",
+            f"reused: trained in the run as of {trained}, not retrained in this run"
+            if reused
+            else f"in this run, as of {trained}",
+        ),
+        ("quality gate", verdict),
+        ("held-out ROC AUC", _num(auc)),
+        (
+            "data read",
+            f"events from {window[0]} to before {window[1]}; the source starts {_day(source.get('data_start'))}",
+        ),
+        ("feature window", windows.get("features", "?")),
+        ("eligible profiles", windows.get("eligibility", "?")),
+        ("goal window", windows.get("label", "?")),
+        ("validation snapshot", snapshots[0] if snapshots else "?"),
+        ("training snapshots", ", ".join(snapshots[1:])),
+        (
+            "training labels",
+            f"{_int(counts.get('positives'))} reached the goal, {_int(counts.get('negatives'))} did not",
+        ),
+        ("features", f"{len(model.get('features', {}).get('names', []))} (listed below)"),
+        (
+            "calibration",
+            f"{calibration.get('method', '?')}: slope {_num(calibration.get('slope'))}, "
+            f"intercept {_num(calibration.get('intercept'))}",
+        ),
+        ("boosting start", f"{start.get('chosen', '?')}; rounds: {model.get('best_iteration', '?')}"),
+        ("parameters", ", ".join(f"{k}={v}" for k, v in sorted(parameters.items()))),
+        ("versions", ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))),
+    ]
+    if run.metadata is not None and run.metadata.get("versions") and run.metadata["versions"] != versions:
+        rows.append(
+            ("versions of this run", ", ".join(f"{k} {v}" for k, v in sorted(run.metadata["versions"].items())))
+        )
+    notes = history.get("notes") or []
+    label_rows = []
+    for entry in counts.get("snapshots", []):
+        rows_n = entry.get("rows", 0)
+        label_rows.append(
+            (
+                entry.get("as_of"),
+                entry.get("role"),
+                _int(rows_n),
+                _int(entry.get("positives")),
+                _int(entry.get("negatives")),
+                _pct(entry["positives"] / rows_n if rows_n else None),
+                _int(entry.get("evaluation", {}).get("rows")) if entry.get("role") == "validation" else "",
+            )
+        )
+    descriptions = model.get("features", {}).get("descriptions", {})
+    categorical = set(model.get("features", {}).get("categorical", []))
+    feature_rows = [
+        (name, _template_words(descriptions.get(name, "")), "category" if name in categorical else "number")
+        for name in model.get("features", {}).get("names", [])
+    ]
+    parts = [
+        f'<p class="goal">Goal: <strong>{_esc(model.get("goal") or spec.goal_in_words())}</strong></p>',
+        _p(spec.description) if spec.description else "",
+        _p(
+            "The model learns from past snapshots: at each date it looks at what every eligible profile did before, "
+            "and at whether the goal happened in the goal window after it. It is judged on half of the latest "
+            "snapshot's profiles that nothing in training saw."
+        ),
+    ]
+    if counts.get("snapshots"):
+        parts.append(_svg(_timeline_figure(as_of, run.model), "model-card-timeline", "Snapshots and their windows"))
+    parts.append(_pairs(rows))
+    if notes:
+        parts.append("<ul class=notes>" + "".join(f"<li>{_esc(n)}</li>" for n in notes) + "</ul>")
+    parts.append(
+        _table(
+            ["snapshot", "role", "profiles", "reached the goal", "did not", "rate", "held out for evaluation"],
+            label_rows,
+            caption="Label counts per snapshot",
+        )
+    )
+    parts.append(_table(["feature", "meaning", "kind"], feature_rows, caption="Features"))
+    return _section("model-card", parts)
+
+
+def _day(text: object) -> str:
+    return "?" if not text else str(text)[:10]

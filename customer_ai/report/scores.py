@@ -1,0 +1,194 @@
+"""The score sections of the report: the distribution of this run's scores, and their history across runs.
+
+:func:`score_bins` and :func:`score_history` compute the numbers both show; the history reads the scores of
+the instance's earlier published runs and the store's record of every run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from customer_ai import artifacts
+from customer_ai.report.figures import _history_figure, _scores_figure, _svg
+from customer_ai.report.folder import _RunFiles, published_runs
+from customer_ai.report.html import _BUCKETS, _int, _num, _p, _pct, _section, _table
+from customer_ai.scoring import empty_bucket_notes
+from customer_ai.spec import InstanceSpec
+
+# --- score distribution ----------------------------------------------------------------------------------------
+
+
+def score_bins(score: np.ndarray, bucket: np.ndarray, width: int = 5) -> pd.DataFrame:
+    """Return profiles per score bin of ``width`` points (the last bin includes 100), per bucket.
+
+    Columns ``low_score``, ``high_score`` (the bin is ``[low, high)``, the last ``[low, 100]``), ``profiles``,
+    then one count column per bucket (``low``, ``medium``, ``high``).
+    """
+    score = np.asarray(score, dtype="int64")
+    bucket = np.asarray(bucket, dtype=object)
+    edges = list(range(0, 100, width))
+    which = np.minimum(score // width, len(edges) - 1)
+    rows = []
+    for i, low in enumerate(edges):
+        inside = which == i
+        row = {"low_score": low, "high_score": min(low + width, 100), "profiles": int(inside.sum())}
+        row.update({b: int((inside & (bucket == b)).sum()) for b in _BUCKETS})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _scores_section(spec: InstanceSpec, run: _RunFiles) -> str:
+    scores = run.scores
+    bins = score_bins(scores["score"].to_numpy(), scores["bucket"].to_numpy())
+    figure = _scores_figure(spec, bins)
+    total = len(scores)
+    bucket_rows = []
+    for b in _BUCKETS:
+        members = scores.loc[scores["bucket"] == b]
+        bucket_rows.append(
+            (
+                b,
+                _int(len(members)),
+                _pct(len(members) / total if total else None),
+                f"{members['score'].min()}–{members['score'].max()}" if len(members) else "–",
+                _pct(members["probability"].mean() if len(members) else None),
+            )
+        )
+    expected = scores["probability"].sum()
+    parts = [
+        _p(
+            f"{total:,} profiles scored. The score is the calibrated probability of the goal in percent: of 100 "
+            f"profiles with a score of 30, about 30 are expected to reach the goal. Of all {total:,}, about "
+            f"{expected:,.0f} are expected to reach it."
+        ),
+        _svg(figure, "scores-histogram", "Profiles per 5-point score bin, coloured by bucket"),
+        _table(["bucket", "profiles", "share", "scores", "mean probability"], bucket_rows, caption="Bucket counts"),
+        *[_p(note, "notes") for note in empty_bucket_notes(spec.output, scores)],
+        _table(
+            ["scores", "profiles", *_BUCKETS],
+            [
+                (
+                    f"{r.low_score}–{r.high_score - 1 if r.high_score < 100 else 100}",
+                    _int(r.profiles),
+                    _int(r.low),
+                    _int(r.medium),
+                    _int(r.high),
+                )
+                for r in bins.itertuples(index=False)
+            ],
+            caption="Profiles per 5-point score bin",
+        ),
+    ]
+    return _section("scores", parts)
+
+
+# --- score history ---------------------------------------------------------------------------------------------
+
+
+def score_history(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Return per run date the profiles, bucket shares and score quantiles of its scores.
+
+    Parameters
+    ----------
+    frames : dict
+        As-of date (text) to that run's scores (columns ``probability`` and ``bucket``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per date, oldest first: ``as_of``, ``profiles``, ``low``, ``medium``, ``high`` (shares),
+        ``p10``, ``p25``, ``p50``, ``p75``, ``p90`` (of the score, the probability in percent) and ``mean``.
+    """
+    rows = []
+    for date in sorted(frames):
+        frame = frames[date]
+        score = frame["probability"].to_numpy(dtype="float64") * 100
+        n = len(frame)
+        row: dict[str, object] = {"as_of": date, "profiles": n}
+        row.update({b: float((frame["bucket"] == b).mean()) if n else float("nan") for b in _BUCKETS})
+        for q in (10, 25, 50, 75, 90):
+            row[f"p{q}"] = float(np.percentile(score, q)) if n else float("nan")
+        row["mean"] = float(score.mean()) if n else float("nan")
+        rows.append(row)
+    columns = ["as_of", "profiles", *_BUCKETS, "p10", "p25", "p50", "p75", "p90", "mean"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _read_runs(store: object, instance: str) -> pd.DataFrame | None:
+    reader = getattr(store, "read_runs", None)
+    return None if reader is None else reader(instance)
+
+
+def _history_section(
+    spec: InstanceSpec, as_of: pd.Timestamp, home: Path, run: _RunFiles, runs: pd.DataFrame | None
+) -> str:
+    today = f"{as_of:%Y-%m-%d}"
+    frames = {
+        f"{date:%Y-%m-%d}": pd.read_parquet(
+            artifacts.run_dir(home, spec.name, date) / "scores.parquet", columns=["probability", "bucket"]
+        )
+        for date in published_runs(home, spec.name)
+        if date < as_of
+    }
+    frames[today] = run.scores[["probability", "bucket"]]
+    history = score_history(frames)
+    figure = _history_figure(history)
+    statuses: dict[str, tuple[str, str, str]] = {}
+    if runs is not None and len(runs):
+        for row in runs.itertuples(index=False):
+            if row.as_of > today:
+                continue
+            metrics = json.loads(row.metrics) if row.metrics else {}
+            statuses[row.as_of] = (
+                row.status,
+                row.model_version,
+                _num(metrics.get("model_roc_auc", metrics.get("roc_auc"))),
+            )
+    dates = sorted(set(history["as_of"]) | set(statuses))
+    by_date = history.set_index("as_of")
+    table_rows = []
+    for date in dates:
+        status, version, auc = statuses.get(date, ("this run" if date == today else "–", "", ""))
+        if date == today and date not in statuses:
+            version = run.model.get("model_version", "")
+            auc = _num(run.model.get("validation", {}).get("metrics", {}).get("model_roc_auc"))
+        if date in by_date.index:
+            h = by_date.loc[date]
+            cells = [
+                _int(h["profiles"]),
+                *(_pct(h[b]) for b in _BUCKETS),
+                _num(h["p10"], 0),
+                _num(h["p50"], 0),
+                _num(h["p90"], 0),
+            ]
+        else:
+            cells = ["no scores published"] + ["–"] * 6
+        table_rows.append((date, status, version, auc, *cells))
+    parts = [
+        _p(
+            "How the scores of this instance moved from run to run: the share of profiles in each bucket, and "
+            "where the scores lie. A sudden shift is worth a look: a change in the data, in the customers, or in "
+            "the model."
+        ),
+        _svg(figure, "history-buckets", "Bucket shares and score levels per run"),
+        _table(
+            [
+                "as of",
+                "status",
+                "model",
+                "held-out ROC AUC",
+                "profiles",
+                *_BUCKETS,
+                "10th pct score",
+                "median score",
+                "90th pct score",
+            ],
+            table_rows,
+            caption="Runs of this instance",
+        ),
+    ]
+    return _section("history", parts)
