@@ -351,6 +351,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
         buckets = ", ".join(f"{k} {meta['buckets'][k]:,}" for k in ("low", "medium", "high"))
         print(f"scored {meta['scored_profiles']:,} profiles ({buckets})")
     print(f"artifacts: {folder}")
+    if (folder / "report.html").exists():
+        print(f"report: {folder / 'report.html'}")
     print(f"store: {store}")
     # a past run's profiles come from the history; without a date, the current scores (the newest ok run's)
     scores = store.read_scores(spec.name) if date is None else store.read_scores(spec.name, as_of=date)

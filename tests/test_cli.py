@@ -284,6 +284,34 @@ def test_check_rejects_a_condition_on_an_unknown_field(workspace: Path) -> None:
     assert "condition on field 'channel': the events have no such column" in result.stderr
 
 
+def test_report_rewrites_a_published_runs_report_without_retraining(first_run: tuple, workspace: Path) -> None:
+    _, home = first_run
+    instance = str(workspace / "instance.yaml")
+    folder = home / "artifacts" / "repurchase_30d" / AS_OF
+    written_by_the_run = (folder / "report.html").read_bytes()
+    out = workspace / "reports" / "copy.html"
+    result = _cli("report", instance, "--out", str(out), home=home)  # default: the newest published run
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"repurchase_30d as of {AS_OF}: report written to {out}\n"
+    assert out.read_bytes() == written_by_the_run  # the same run gives the same file, byte for byte
+    models = sorted(p.name for p in (home / "models" / "repurchase_30d").iterdir())
+
+    again = _cli("report", instance, "--as-of", AS_OF, home=home)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == f"repurchase_30d as of {AS_OF}: report written to {folder / 'report.html'}\n"
+    assert sorted(p.name for p in (home / "models" / "repurchase_30d").iterdir()) == models  # nothing trained
+
+    missing = _cli("report", instance, "--as-of", "2011-11-01", home=home)
+    assert missing.returncode == 2
+    assert f"repurchase_30d has no published run as of 2011-11-01 in {home} (published: {AS_OF})" in missing.stderr
+    wrong = _cli("report", instance, "--out", str(workspace / "report.pdf"), home=home)
+    assert wrong.returncode == 2
+    assert f"--out {workspace / 'report.pdf'}: use a file name ending in .html" in wrong.stderr
+    nothing = _cli("report", instance, home=workspace / "empty-home")
+    assert nothing.returncode == 2
+    assert f"repurchase_30d has no published run in {workspace / 'empty-home'}: run it first" in nothing.stderr
+
+
 def test_show_describes_what_the_run_scored_not_the_file(first_run: tuple, workspace: Path) -> None:
     # before: another file with the same name printed its own goal above the first file's scores
     _, home = first_run
@@ -392,7 +420,8 @@ def test_show_prints_the_latest_run_and_top_profiles(first_run: tuple, workspace
     assert lines[2].startswith("scored ")
     assert "(low " in lines[2]
     assert lines[3] == f"artifacts: {home / 'artifacts' / 'repurchase_30d' / AS_OF}"
-    assert lines[5] == "top 2 profiles:"
+    assert lines[4] == f"report: {home / 'artifacts' / 'repurchase_30d' / AS_OF / 'report.html'}"
+    assert lines[6] == "top 2 profiles:"
     other = _cli("show", str(workspace / "instance.yaml"), "--as-of", "2011-11-01", home=home)
     assert other.returncode == 2
     assert (
