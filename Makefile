@@ -20,7 +20,7 @@ airflow: export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION = True
 demo airflow: export CUSTOMER_AI_INSTANCES = $(CURDIR)/instances
 demo airflow: export GX_ANALYTICS_ENABLED = False
 
-.PHONY: demo test lint format backtest airflow benchmark clean
+.PHONY: demo test lint format backtest airflow benchmark bench-scale clean
 
 $(BIN)/customer-ai: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "customer-ai needs Python 3.11 or newer (set PYTHON=python3.11)")'
@@ -74,6 +74,12 @@ backtest: $(BIN)/customer-ai
 
 benchmark: $(BIN)/customer-ai
 	$(BIN)/python bench/dag_parse.py
+
+# A whole run on generated logs (docs/benchmarks.md, "Scale: a whole run"), e.g. make bench-scale SIZES="300k" REPEATS=1
+SIZES ?= 10k 100k
+REPEATS ?= 3
+bench-scale: $(BIN)/customer-ai
+	$(BIN)/python bench/scale.py $(SIZES) --repeats $(REPEATS)
 
 format: $(BIN)/customer-ai
 	$(BIN)/ruff format .

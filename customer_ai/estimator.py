@@ -36,6 +36,7 @@ from customer_ai.model import Offset, PlattCalibration, TrainedModel, fit_model
 from customer_ai.progress import logger, step
 from customer_ai.scoring import score_frame
 from customer_ai.spec import InstanceSpec
+from customer_ai.windows import EventIndex
 
 __all__ = [
     "CALIBRATION_NOTE",
@@ -233,8 +234,9 @@ class PropensityModel:
                 f"{as_of:%Y-%m-%d}",
             )
         snapshots = snapshot_plan.snapshots
+        index = EventIndex(events)  # the events encoded once, for the labels and features of every snapshot
         with step(f"labelling {len(snapshots)} snapshots {snapshots[-1]:%Y-%m-%d} .. {snapshots[0]:%Y-%m-%d}") as info:
-            labels = build_labels(events, spec, snapshots)
+            labels = build_labels(events, spec, snapshots, index=index)
             validation = (labels["as_of"] == snapshot_plan.validation).to_numpy()
             role = np.where(
                 validation, np.where(evaluation_half(labels["profile_id"]), "evaluation", "calibration"), "training"
@@ -250,7 +252,9 @@ class PropensityModel:
             frames = []
             for snapshot in snapshots:
                 profiles = pd.Index(labels.loc[labels["as_of"] == snapshot, "profile_id"])
-                matrix = build_features(events, snapshot, profiles, spec, feature_plan, attributes=attributes)
+                matrix = build_features(
+                    events, snapshot, profiles, spec, feature_plan, attributes=attributes, index=index
+                )
                 frames.append(matrix.set_index(pd.Index([snapshot] * len(matrix), name="as_of"), append=True))
             features = pd.concat(frames)
             info["features"] = features.shape[1]
@@ -373,9 +377,12 @@ class PropensityModel:
         attributes: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """Return the feature matrix of ``profiles`` (default: every profile eligible at ``as_of``), indexed by id."""
+        index = EventIndex(events)  # the ids encoded once, for eligibility and features
         if profiles is None:
-            profiles = eligible_profiles(events, self.spec.eligibility, as_of)
-        return build_features(events, as_of, profiles, self.spec, self.feature_plan_, attributes=attributes)
+            profiles = eligible_profiles(events, self.spec.eligibility, as_of, index=index)
+        return build_features(
+            events, as_of, profiles, self.spec, self.feature_plan_, attributes=attributes, index=index
+        )
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Return calibrated probabilities of the goal for a feature matrix."""

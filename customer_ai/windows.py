@@ -2,17 +2,29 @@
 
 Every window here is half-open, ``[start, end)``: features of a profile at ``as_of`` see events in
 ``[as_of - lookback, as_of)``, its label sees events in ``[as_of, as_of + window)``.
+
+:class:`EventIndex` holds the events encoded once for every window of a run: profile ids as integer codes in the
+ids' sorted order, events sorted by (profile, time), so that a window is a contiguous run of each profile's
+events and every per-profile aggregate is a NumPy reduction over integer codes.  Encoding the ids once instead of
+in every group-by (pyarrow-backed strings are re-encoded by each one) is most of the speed of labels and features.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["as_of_timestamp", "in_window"]
+from customer_ai import conditions
+
+if TYPE_CHECKING:
+    from customer_ai.spec import Condition
+
+__all__ = ["EventIndex", "as_of_timestamp", "in_window"]
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -64,3 +76,100 @@ def as_of_timestamp(value: str | dt.date | dt.datetime | pd.Timestamp) -> pd.Tim
 def in_window(timestamps: pd.Series, start: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:
     """Return which ``timestamps`` lie in the half-open window ``[start, end)``."""
     return ((timestamps >= start) & (timestamps < end)).to_numpy(dtype=bool)
+
+
+class EventIndex:
+    """Events encoded once for many windows: integer profile codes, and the rows sorted by (profile, time).
+
+    Labels need only the codes (which profiles have a matching event in a window); features also need the sorted
+    rows, which are made on first use.  The index keeps what it derives from the events (condition masks,
+    encoded columns), so the events must not change while it is used; functions given an index of other events
+    build their own.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        Canonical events (``profile_id`` without missing values, ``timestamp`` in UTC).
+
+    Attributes
+    ----------
+    events : pandas.DataFrame
+        The events indexed (not copied).
+    profile_ids : pandas.Index
+        The distinct profile ids, sorted; a profile's code is its position here, so codes sort as the ids do.
+    row_codes : numpy.ndarray
+        int32 profile code of each event, in the row order of ``events``.
+    """
+
+    def __init__(self, events: pd.DataFrame) -> None:
+        self.events = events
+        codes, uniques = pd.factorize(events["profile_id"], sort=True)
+        if len(codes) and codes.min() < 0:
+            raise ValueError("events: column 'profile_id' has missing values; every event needs a profile")
+        self.profile_ids = pd.Index(uniques, name="profile_id")
+        self.row_codes = codes.astype(np.int32)
+        timestamps = events["timestamp"]
+        self._unit = np.datetime_data(timestamps.dt.tz_localize(None).dtype)[0] if len(timestamps) else "us"
+        self._memo: dict[tuple, object] = {}
+
+    def __len__(self) -> int:
+        return len(self.row_codes)
+
+    @property
+    def profile_count(self) -> int:
+        """Return how many distinct profiles the events hold."""
+        return len(self.profile_ids)
+
+    @property
+    def order(self) -> np.ndarray:
+        """Row positions in ``events`` sorted by (code, timestamp), ties in row order."""
+        return self._sorted()[0]
+
+    @property
+    def codes(self) -> np.ndarray:
+        """int32 profile code of each sorted row."""
+        return self._sorted()[1]
+
+    @property
+    def stamps(self) -> np.ndarray:
+        """int64 timestamp (in the column's unit) of each sorted row."""
+        return self._sorted()[2]
+
+    def _sorted(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        def sort() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            stamps = self.events["timestamp"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().view("int64")
+            if np.all(stamps[1:] >= stamps[:-1]):  # canonical events are in time order: one stable sort by profile
+                order = np.argsort(self.row_codes, kind="stable")
+            else:
+                order = np.lexsort((stamps, self.row_codes))
+            order = order.astype(np.int32) if len(order) < 2**31 else order  # half the memory at 50M events
+            return order, self.row_codes[order], stamps[order]
+
+        return self.memo(("sorted",), sort)
+
+    def instant(self, moment: pd.Timestamp) -> int:
+        """Return ``moment`` as an integer in the unit of :attr:`stamps`."""
+        return int(np.datetime64(pd.Timestamp(moment).tz_convert("UTC").tz_localize(None), self._unit).view("int64"))
+
+    def day_length(self) -> int:
+        """Return one day in the unit of :attr:`stamps`."""
+        return int(np.timedelta64(1, "D").astype(f"timedelta64[{self._unit}]").view("int64"))
+
+    def window(self, start: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:
+        """Return the row positions (in ``events``) of the events in the half-open window ``[start, end)``."""
+        return np.flatnonzero(in_window(self.events["timestamp"], start, end))
+
+    def codes_of(self, profiles: Sequence[str] | pd.Index) -> np.ndarray:
+        """Return the code of each of ``profiles`` (-1 for a profile without events)."""
+        return self.profile_ids.get_indexer(pd.Index(profiles))
+
+    def where_mask(self, where: Sequence[Condition]) -> np.ndarray:
+        """Return which events (row order) satisfy every condition of ``where``; computed once per list."""
+        key = ("where", *((c.field, c.op, repr(c.value)) for c in where))
+        return self.memo(key, lambda: conditions.where_mask(self.events, where))
+
+    def memo(self, key: tuple, compute: Callable[[], object]) -> object:
+        """Return ``compute()``, computed once per ``key`` for these events (condition masks, derived columns)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]

@@ -4,10 +4,14 @@ Instance files are read from ``CUSTOMER_AI_INSTANCES`` (default: the project's `
 that cannot be loaded becomes a DAG of its own, tagged ``invalid``, whose description and docs show the file,
 the field and the reason (and whose only task fails with them), so one bad file never hides the others.
 
-Parsing stays fast: this file imports only Airflow's SDK, PyYAML and pydantic (through the spec); pandas,
-LightGBM and Great Expectations are imported by the tasks when they run.  Environment knobs:
-``CUSTOMER_AI_START_DATE`` (overrides every instance's ``start_date``), ``CUSTOMER_AI_RETRIES`` (default 2),
-``CUSTOMER_AI_RETRY_DELAY_SECONDS`` (default 60, doubled on each retry up to 10 minutes).
+Parsing stays fast: this file imports only Airflow's SDK, PyYAML and pydantic (and the instance spec when a
+file must be read); pandas, LightGBM and Great Expectations are imported by the tasks when they run.  What a DAG
+shows of an instance (its :class:`InstanceSummary`, or why the file is invalid) is kept in a parse cache
+(:mod:`customer_ai_airflow.parse_cache`), so parsing again reads and checks only the files that changed, and a
+parse for one task (Airflow's parsing context names its DAG) builds that DAG alone.  Environment knobs:
+``CUSTOMER_AI_PARSE_CACHE`` (the cache's folder, or ``off``), ``CUSTOMER_AI_START_DATE`` (overrides every
+instance's ``start_date``), ``CUSTOMER_AI_RETRIES`` (default 2), ``CUSTOMER_AI_RETRY_DELAY_SECONDS`` (default 60,
+doubled on each retry up to 10 minutes).
 """
 
 from __future__ import annotations
@@ -16,13 +20,21 @@ import datetime as dt
 import logging
 import os
 import re
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
-from airflow.sdk import DAG, Asset, Param, chain
+import pydantic
+import yaml
+from airflow.sdk import DAG, Asset, Param, chain, get_parsing_context
 
+import customer_ai
 from customer_ai.flow import STEPS
-from customer_ai.spec import InstanceSpec, SpecError, load_spec
 from customer_ai_airflow.operators import STEP_OPERATORS, InvalidInstanceOperator
+from customer_ai_airflow.parse_cache import ParseCache, code_stamp
+
+if TYPE_CHECKING:
+    from customer_ai.spec import InstanceSpec
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +91,55 @@ def _doc(spec: InstanceSpec, path: Path) -> str:
     )
 
 
-def _as_of_param(spec: InstanceSpec) -> Param:
+class InstanceSummary(NamedTuple):
+    """What the DAG of one instance file shows: taken from the checked spec, kept as JSON in the parse cache.
+
+    Attributes
+    ----------
+    name, propensity, schedule, catchup : str, str, str or None, bool
+        As in the spec.
+    description, doc_md : str
+        The DAG's description and docs.
+    start_date : str
+        The spec's ``start_date`` (ISO date); ``CUSTOMER_AI_START_DATE`` overrides it when the DAG is built.
+    factors, min_auc : int, float
+        The defaults of the trigger form's ``factors`` and ``min_auc``.
+    trigger_as_of : str or None
+        The trigger form's as-of date (``YYYY-MM-DD``), or None for the run's own date.
+    """
+
+    name: str
+    propensity: str
+    description: str
+    doc_md: str
+    schedule: str | None
+    start_date: str
+    catchup: bool
+    factors: int
+    min_auc: float
+    trigger_as_of: str | None
+
+    @classmethod
+    def of(cls, spec: InstanceSpec, path: Path) -> InstanceSummary:
+        """Return the summary of ``spec``, read from ``path``."""
+        return cls(
+            name=spec.name,
+            propensity=spec.propensity,
+            description=f"customer-ai {spec.propensity}: {spec.goal_in_words()}",
+            doc_md=_doc(spec, path),
+            schedule=spec.schedule,
+            start_date=spec.start_date.isoformat(),
+            catchup=spec.catchup,
+            factors=spec.output.factors,
+            min_auc=spec.training.min_auc,
+            trigger_as_of=f"{spec.trigger_as_of:%Y-%m-%d}" if spec.trigger_as_of else None,
+        )
+
+
+def _as_of_param(trigger_as_of: str | None) -> Param:
     """Return the trigger form's as-of date: the instance's ``trigger_as_of``, else none (the run's own date)."""
     return Param(
-        f"{spec.trigger_as_of:%Y-%m-%d}" if spec.trigger_as_of else None,
+        trigger_as_of,
         type=["null", "string"],  # optional: the form marks a plain string as required and refuses it empty
         pattern=AS_OF_PATTERN,
         title="As of",
@@ -91,27 +148,27 @@ def _as_of_param(spec: InstanceSpec) -> Param:
     )
 
 
-def build_dag(spec: InstanceSpec, path: Path) -> DAG:
+def build_dag(summary: InstanceSummary, path: Path) -> DAG:
     """Return the DAG of one instance: the steps of :data:`customer_ai.flow.STEPS`, in order."""
     with DAG(
-        dag_id=f"{DAG_PREFIX}{spec.name}",
-        description=f"customer-ai {spec.propensity}: {spec.goal_in_words()}",
-        schedule=spec.schedule,
-        start_date=_start_date(spec.start_date),
-        catchup=spec.catchup,
+        dag_id=f"{DAG_PREFIX}{summary.name}",
+        description=summary.description,
+        schedule=summary.schedule,
+        start_date=_start_date(dt.date.fromisoformat(summary.start_date)),
+        catchup=summary.catchup,
         max_active_runs=1,
-        tags=[*TAGS, spec.propensity],
+        tags=[*TAGS, summary.propensity],
         default_args=_default_args(),
-        doc_md=_doc(spec, path),
+        doc_md=summary.doc_md,
         params={
             "force_retrain": Param(False, type="boolean", description="Train a new model even if one is recent."),
             "factors": Param(
-                spec.output.factors, type="integer", minimum=0, maximum=50, description="Factors per profile."
+                summary.factors, type="integer", minimum=0, maximum=50, description="Factors per profile."
             ),
             "min_auc": Param(
-                spec.training.min_auc, type="number", minimum=0, maximum=1, description="Quality gate (ROC AUC)."
+                summary.min_auc, type="number", minimum=0, maximum=1, description="Quality gate (ROC AUC)."
             ),
-            "as_of": _as_of_param(spec),
+            "as_of": _as_of_param(summary.trigger_as_of),
         },
     ) as dag:
         tasks = []
@@ -120,18 +177,22 @@ def build_dag(spec: InstanceSpec, path: Path) -> DAG:
             if not step.retry:
                 options["retries"] = 0
             if step is STEPS[-1]:
-                options["outlets"] = [scores_asset(spec.name)]
+                options["outlets"] = [scores_asset(summary.name)]
             tasks.append(STEP_OPERATORS[step.name](task_id=step.name, **options))
         chain(*tasks)
     return dag
 
 
+def _invalid_dag_id(path: Path) -> str:
+    """Return the id of the stand-in DAG of an invalid instance file: from the file's name."""
+    return DAG_PREFIX + (re.sub(r"[^a-z0-9_]+", "_", path.stem.lower()).strip("_") or "unnamed")
+
+
 def invalid_dag(path: Path, reason: str) -> DAG:
     """Return a stand-in DAG that shows why an instance file cannot be used."""
-    name = re.sub(r"[^a-z0-9_]+", "_", path.stem.lower()).strip("_") or "unnamed"
     first_line = reason.splitlines()[0] if reason else "invalid"
     with DAG(
-        dag_id=f"{DAG_PREFIX}{name}",
+        dag_id=_invalid_dag_id(path),
         description=f"INVALID instance file: {first_line}"[:200],
         schedule=None,
         start_date=_start_date(dt.date(2010, 1, 1)),
@@ -143,24 +204,82 @@ def invalid_dag(path: Path, reason: str) -> DAG:
     return dag
 
 
-def load_dags(folder: Path) -> dict[str, DAG]:
-    """Return a DAG per ``*.yaml``/``*.yml`` file in ``folder``; a bad file gives an invalid-instance DAG."""
+def read_instance(path: Path) -> dict:
+    """Return ``{"summary": {...}}`` for a usable instance file, else ``{"error": "<the SpecError's message>"}``."""
+    # imported on a cache miss only: building the spec's pydantic models is a good part of a parse
+    from customer_ai.spec import SpecError, load_spec  # noqa: PLC0415
+
+    try:
+        return {"summary": InstanceSummary.of(load_spec(path), path)._asdict()}
+    except SpecError as exc:
+        return {"error": str(exc)}
+
+
+def open_parse_cache(folder: Path) -> ParseCache:
+    """Return the parse cache of ``folder``, valid for this package, its parsers and this file as they are now."""
+    package = Path(customer_ai.__file__).parent
+    versions = f"{customer_ai.__version__} {yaml.__version__} {pydantic.VERSION} {sys.version}"
+    stamp = code_stamp(versions, [*sorted(package.glob("*.py")), Path(__file__)])
+    return ParseCache.for_folder(folder, stamp)
+
+
+def _from_entry(entry: object) -> InstanceSummary | str | None:
+    """Return the summary or the reason held by an entry of :func:`read_instance`; None if it holds neither."""
+    if not isinstance(entry, dict):
+        return None
+    if isinstance(entry.get("error"), str):
+        return entry["error"]
+    try:
+        return InstanceSummary(**entry["summary"])
+    except (KeyError, TypeError):
+        return None
+
+
+def _summary_or_reason(path: Path, cache: ParseCache | None) -> InstanceSummary | str:
+    """Return the summary of the instance file at ``path``, or why it is invalid; from the cache when it holds it."""
+    key = cache.key(path) if cache is not None else None
+    found = _from_entry(cache.get(path, key)) if cache is not None else None
+    if found is None:
+        entry = read_instance(path)
+        if cache is not None:
+            cache.put(path, key, entry)
+        found = _from_entry(entry)
+    return found
+
+
+def load_dags(folder: Path, cache: ParseCache | None = None) -> dict[str, DAG]:
+    """Return a DAG per ``*.yaml``/``*.yml`` file in ``folder``; a bad file gives an invalid-instance DAG.
+
+    When Airflow parses the file to run a task of one DAG (its parsing context names the DAG), only that DAG is
+    built; the others are still read (from the cache), so a name used twice is refused the same way.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The instance files' folder.
+    cache : ParseCache, optional
+        What was read from unchanged files; without it every file is read and checked.
+    """
+    wanted = get_parsing_context().dag_id
     dags: dict[str, DAG] = {}
     owners: dict[str, Path] = {}
     for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
-        try:
-            spec = load_spec(path)
-            if spec.name in owners:
-                raise SpecError(f"{path}: name: {spec.name!r} is already used by {owners[spec.name]}")
-            dag = build_dag(spec, path)
-            owners[spec.name] = path
-        except SpecError as exc:
-            log.warning("customer-ai instance file %s is invalid:\n%s", path, exc)
-            dag = invalid_dag(path, str(exc))
-            if dag.dag_id in dags:
-                continue
-        dags[dag.dag_id] = dag
+        found = _summary_or_reason(path, cache)
+        if isinstance(found, InstanceSummary) and found.name in owners:
+            found = f"{path}: name: {found.name!r} is already used by {owners[found.name]}"
+        if isinstance(found, InstanceSummary):
+            owners[found.name] = path
+            dag_id = f"{DAG_PREFIX}{found.name}"
+            if wanted is None or dag_id == wanted:
+                dags[dag_id] = build_dag(found, path)
+        else:
+            log.warning("customer-ai instance file %s is invalid:\n%s", path, found)
+            dag_id = _invalid_dag_id(path)  # a valid instance of that name keeps its DAG
+            if dag_id not in dags and (wanted is None or dag_id == wanted):
+                dags[dag_id] = invalid_dag(path, found)
+    if cache is not None:
+        cache.save()
     return dags
 
 
-globals().update(load_dags(INSTANCES))
+globals().update(load_dags(INSTANCES, open_parse_cache(INSTANCES)))

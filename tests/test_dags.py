@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import subprocess
@@ -170,3 +171,96 @@ def test_an_empty_instances_folder_gives_no_dags(tmp_path: Path) -> None:
     shutil.rmtree(empty / "x", ignore_errors=True)
     bag = dagbag(airflow_env(tmp_path, empty))
     assert bag == {"import_errors": {}, "dags": {}}
+
+
+_PARSE_ONCE = textwrap.dedent(
+    """
+    import json, runpy, sys
+    import airflow.sdk
+    namespace = runpy.run_path(sys.argv[1])
+    dags = sorted(k for k in namespace if k.startswith("customer_ai__"))
+    print(json.dumps({"dags": dags, "files_read": "customer_ai.spec" in sys.modules}))
+    """
+)
+
+
+def settle(folder: Path, mtime_ns: int = 1_600_000_000_000_000_000) -> None:
+    """Date every file in ``folder`` in the past (the cache keeps no file changed in the last seconds)."""
+    for path in folder.iterdir():
+        os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+def parse_in_a_fresh_process(env: dict[str, str]) -> dict:
+    """Parse the DAG file in a new process; return its DAG ids and whether it read an instance file."""
+    env = {**env, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), env["PYTHONPATH"]])}
+    result = subprocess.run(
+        [sys.executable, "-c", _PARSE_ONCE, str(ROOT / "dags" / "customer_ai_dags.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_cached_parse_builds_the_same_dags_without_reading_the_files(tmp_path: Path) -> None:
+    instances = tmp_path / "instances"
+    instances.mkdir()
+    for name in ("repurchase_30d.yaml", "churn_60d.yaml"):
+        text = (ROOT / "instances" / name).read_text().replace("../examples", str(ROOT / "examples"))
+        (instances / name).write_text(text)
+    (instances / "not_yaml.yml").write_text("name: [unclosed\n")
+    (instances / "zz_duplicate.yaml").write_text((instances / "churn_60d.yaml").read_text())
+    settle(instances)
+    cache = tmp_path / "cache"
+    env = airflow_env(tmp_path, instances, CUSTOMER_AI_PARSE_CACHE=str(cache))
+
+    fresh = dagbag(airflow_env(tmp_path, instances, CUSTOMER_AI_PARSE_CACHE="off"))
+    assert not cache.exists()
+    first = dagbag(env)  # reads every file and fills the cache
+    entries = json.loads(next(cache.iterdir()).read_text())["files"]
+    assert sorted(Path(p).name for p in entries) == sorted(p.name for p in instances.iterdir())
+    assert entries[str(instances / "not_yaml.yml")]["value"]["error"].startswith(f"{instances / 'not_yaml.yml'}: ")
+    assert parse_in_a_fresh_process(env) == {
+        "dags": [
+            "customer_ai__churn_60d",
+            "customer_ai__not_yaml",
+            "customer_ai__repurchase_30d",
+            "customer_ai__zz_duplicate",
+        ],
+        "files_read": False,  # every file came from the cache: the spec module was not even imported
+    }
+    assert dagbag(env) == first == fresh
+    assert "'churn_60d' is already used by" in first["dags"]["customer_ai__zz_duplicate"]["description"]
+
+
+def test_an_edited_instance_file_is_read_again(tmp_path: Path) -> None:
+    instances = tmp_path / "instances"
+    spec = yaml.safe_load((ROOT / "instances" / "churn_60d.yaml").read_text())
+    spec["events"]["path"] = str(ROOT / "examples" / "online_retail" / "events.parquet")
+    instances.mkdir()
+    (instances / "churn_60d.yaml").write_text(yaml.safe_dump(spec))
+    settle(instances)
+    env = airflow_env(tmp_path, instances, CUSTOMER_AI_PARSE_CACHE=str(tmp_path / "cache"))
+    assert dagbag(env)["dags"]["customer_ai__churn_60d"]["description"].endswith("within 60 days")
+
+    spec["goal"]["window_days"] = 45
+    (instances / "churn_60d.yaml").write_text(yaml.safe_dump(spec))
+    settle(instances, 1_600_000_000_000_000_001)
+    assert parse_in_a_fresh_process(env) == {"dags": ["customer_ai__churn_60d"], "files_read": True}
+    assert dagbag(env)["dags"]["customer_ai__churn_60d"]["description"].endswith("within 45 days")
+
+    spec["goal"]["window_days"] = 0
+    (instances / "churn_60d.yaml").write_text(yaml.safe_dump(spec))
+    settle(instances, 1_600_000_000_000_000_002)
+    assert dagbag(env)["dags"]["customer_ai__churn_60d"]["tags"] == ["customer-ai", "invalid"]
+
+
+def test_a_task_run_builds_only_its_own_dag(tmp_path: Path, example_bag: dict) -> None:
+    # Airflow names the DAG in the parsing context when it parses the file to run one of its tasks
+    env = airflow_env(tmp_path, ROOT / "instances", _AIRFLOW_PARSING_CONTEXT_DAG_ID="customer_ai__churn_60d")
+    assert dagbag(env) == {
+        "import_errors": {},
+        "dags": {"customer_ai__churn_60d": example_bag["dags"]["customer_ai__churn_60d"]},
+    }

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import math
 
+import feature_reference as reference
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 
+from customer_ai import features as features_module
 from customer_ai.bgnbd import fit_bgnbd, repeat_summary
 from customer_ai.features import (
     FeatureInfo,
@@ -21,6 +23,7 @@ from customer_ai.features import (
     ratio_windows,
 )
 from customer_ai.spec import InstanceSpec
+from customer_ai.windows import EventIndex
 
 from conftest import as_of_dates, event_logs, make_events, make_spec, ts
 
@@ -849,3 +852,151 @@ def test_events_at_or_after_the_as_of_date_change_no_feature(
     before = build_features(events, as_of, profiles, spec, plan)
     after = build_features(extended.reset_index(drop=True), as_of, profiles, spec, plan)
     pd.testing.assert_frame_equal(before, after)
+
+
+# --- exactly the values of the former group-by code (tests/feature_reference.py) ------------------------------------
+
+EXACT_SPEC = {
+    "custom_events": [
+        {
+            "name": "large_purchase",
+            "where": [
+                {"field": "event_type", "op": "eq", "value": "purchase"},
+                {"field": "value", "op": "gte", "value": 100},
+            ],
+        },
+        {"name": "app_visit", "where": [{"field": "channel", "op": "eq", "value": "app"}]},
+    ],
+}
+
+
+def random_log(seed: int, profiles: int = 60, *, shuffled: bool = False) -> pd.DataFrame:
+    """Return a seeded log around ``T``: five event types, values of every magnitude, two text columns.
+
+    Events fall on exact midnights (window edges) and at random microseconds; some profiles have no event in a
+    window, ids are not all ASCII, and values span twelve orders of magnitude so that the order in which a sum
+    adds them shows in its last bits.
+    """
+    rng = np.random.default_rng(seed)
+    ids = [f"p{i:03d}" for i in range(profiles)] + ["Zoë", "ångström", "10", "9", "ß"]
+    count = 40 * len(ids)
+    midnight = rng.random(count) < 0.3
+    micros = rng.integers(-420 * 86_400_000_000, 40 * 86_400_000_000, size=count)
+    micros = np.where(midnight, (micros // 86_400_000_000) * 86_400_000_000, micros)
+    kinds = rng.choice(["purchase", "view", "add to cart", "search", "email"], size=count, p=[0.3, 0.3, 0.2, 0.1, 0.1])
+    value = np.where(rng.random(count) < 0.8, 10.0 ** rng.uniform(-4, 8, size=count), np.nan)
+    frame = pd.DataFrame(
+        {
+            "profile_id": rng.choice(ids, size=count, p=np.r_[np.full(profiles, 0.9 / profiles), np.full(5, 0.02)]),
+            "timestamp": [str(T + pd.Timedelta(microseconds=int(m))) for m in micros],
+            "event_type": kinds,
+            "value": np.where(np.isin(kinds, ["purchase", "add to cart"]), value, np.nan),
+            "channel": rng.choice(["web", "app", "store", None], size=count),
+            "device": rng.choice(["b", "a", "c"], size=count),
+        }
+    )
+    events = make_events([tuple(r[:4]) + ({"channel": r[4], "device": r[5]},) for r in frame.itertuples(index=False)])
+    events["device"] = events["device"].astype(pd.CategoricalDtype(["c", "b", "a"]))  # categories not sorted
+    if shuffled:  # profiles' events out of time order: sums must still add them in the events' order
+        events = events.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    return events
+
+
+def assert_same_as_reference(
+    events: pd.DataFrame,
+    spec: InstanceSpec,
+    as_of: pd.Timestamp,
+    profiles: pd.Index,
+    *,
+    attributes: pd.DataFrame | None = None,
+    plan: FeaturePlan | None = None,
+) -> pd.DataFrame:
+    plan = plan or plan_features(events, spec, as_of, attributes)
+    expected = reference.build_features(events, as_of, profiles, spec, plan, attributes=attributes)
+    alone = build_features(events, as_of, profiles, spec, plan, attributes=attributes)
+    shared = build_features(events, as_of, profiles, spec, plan, attributes=attributes, index=EventIndex(events))
+    pd.testing.assert_frame_equal(alone, expected, check_exact=True)
+    pd.testing.assert_frame_equal(shared, expected, check_exact=True)
+    return alone
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+@pytest.mark.parametrize("lookback", [365, 100, 20])
+def test_features_are_exactly_those_of_the_group_by_code(seed: int, lookback: int) -> None:
+    events = random_log(seed)
+    spec = make_spec(eligibility={"lookback_days": lookback}, **EXACT_SPEC)
+    attributes = pd.DataFrame(
+        {"country": ["PT", "FR", None, "FR"], "age": [31.0, np.nan, 55.0, 40.0]},
+        index=pd.Index(["p000", "p001", "p002", "Zoë"], name="profile_id"),
+    )
+    plan = plan_features(events, spec, T - pd.Timedelta(days=30), attributes, lookback_days=lookback)
+    assert plan.repeat_model
+    assert set(plan.categorical_columns) == {"channel", "device"}
+    assert plan.valued_sources
+    profiles = pd.Index([*sorted(set(events["profile_id"]))[::-1], "never_seen"])  # not sorted, one unknown
+    for as_of in (T - pd.Timedelta(days=30), T):
+        matrix = assert_same_as_reference(events, spec, as_of, profiles, attributes=attributes, plan=plan)
+        assert matrix.loc["never_seen"].isna().sum() > 0
+    sums = matrix["purchase_value_sum"].dropna()
+    assert len(sums) > 10  # the comparison covered many Kahan sums
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_features_of_events_out_of_time_order_are_exactly_those_of_the_group_by_code(seed: int) -> None:
+    events = random_log(seed, shuffled=True)
+    assert not events["timestamp"].is_monotonic_increasing
+    spec = make_spec(**EXACT_SPEC)
+    assert_same_as_reference(events, spec, T, pd.Index(sorted(set(events["profile_id"]))))
+
+
+def test_features_of_a_subset_and_of_an_empty_window_are_exactly_those_of_the_group_by_code() -> None:
+    events = random_log(7)
+    spec = make_spec(**EXACT_SPEC)
+    plan = plan_features(events, spec, T)
+    assert_same_as_reference(events, spec, T, pd.Index(["p004", "Zoë", "p001"]), plan=plan)
+    assert_same_as_reference(events, spec, T, pd.Index([], dtype="str"), plan=plan)
+    long_before = T - pd.Timedelta(days=2000)  # no event in the lookback, none before for the repeat model
+    assert_same_as_reference(events, spec, long_before, pd.Index(["p004", "p001"]), plan=plan)
+
+
+def test_most_frequent_values_by_sorting_are_exactly_those_of_the_group_by_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(features_module, "_DENSE_CELLS", 0)  # what many profiles with many values take
+    events = random_log(11)
+    spec = make_spec(**EXACT_SPEC)
+    matrix = assert_same_as_reference(events, spec, T, pd.Index(sorted(set(events["profile_id"]))))
+    assert matrix["device_most_frequent"].notna().sum() > 10
+
+
+def test_one_index_serves_every_snapshot_exactly() -> None:
+    events = random_log(8)
+    spec = make_spec(**EXACT_SPEC)
+    plan = plan_features(events, spec, T - pd.Timedelta(days=90))
+    index = EventIndex(events)
+    profiles = pd.Index(sorted(set(events["profile_id"])))
+    for days in (0, 30, 60, 90):
+        as_of = T - pd.Timedelta(days=days)
+        expected = reference.build_features(events, as_of, profiles, spec, plan)
+        shared = build_features(events, as_of, profiles, spec, plan, index=index)
+        pd.testing.assert_frame_equal(shared, expected, check_exact=True)
+
+
+def test_an_index_of_other_events_is_not_used() -> None:
+    events = random_log(9)
+    other = EventIndex(random_log(10))
+    spec = make_spec()
+    plan = plan_features(events, spec, T)
+    profiles = pd.Index(["p001", "p002"])
+    expected = reference.build_features(events, T, profiles, spec, plan)
+    pd.testing.assert_frame_equal(build_features(events, T, profiles, spec, plan, index=other), expected)
+
+
+@settings(max_examples=80, deadline=None)
+@given(events=event_logs(), as_of=as_of_dates())
+def test_features_of_random_logs_are_exactly_those_of_the_group_by_code(
+    events: pd.DataFrame, as_of: pd.Timestamp
+) -> None:
+    spec = make_spec(eligibility={"lookback_days": 90})
+    profiles = pd.Index(sorted(set(events["profile_id"]) | {"z"}))
+    assert_same_as_reference(events, spec, as_of, profiles)

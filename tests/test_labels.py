@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import feature_reference as reference
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from customer_ai.labels import build_labels, eligible_profiles, goal_reached
+from customer_ai.windows import EventIndex
 
 from conftest import as_of_dates, event_logs, make_events, make_spec, ts
 
@@ -294,3 +297,70 @@ def test_will_occur_and_will_not_occur_labels_are_complements(events: pd.DataFra
     yes, no = build_labels(events, occurs, snapshots), build_labels(events, does_not, snapshots)
     pd.testing.assert_frame_equal(yes[["profile_id", "as_of"]], no[["profile_id", "as_of"]])
     assert ((yes["label"] + no["label"]) == 1).all()
+
+
+# --- exactly the labels of the former code (tests/feature_reference.py) --------------------------------------------
+
+RULES = [
+    {},
+    {"eligibility": {"lookback_days": 60, "match": "any", "events": [_pattern("purchase"), _pattern("cart")]}},
+    {
+        "eligibility": {
+            "lookback_days": 90,
+            "match": "all",
+            "events": [_pattern("view"), _pattern("cart")],
+            "exclude": [_pattern("unsubscribe")],
+        },
+        "goal": _goal("purchase", "cart", match="all", window_days=14),
+    },
+    {"goal": _goal("purchase", occurrence="will_not_occur", window_days=7)},
+]
+
+
+def random_events(seed: int, *, shuffled: bool = False) -> pd.DataFrame:
+    """Return a seeded log around ``T``: half the events on exact midnights (window edges), ids not all ASCII."""
+    rng = np.random.default_rng(seed)
+    ids = [f"p{i:02d}" for i in range(40)] + ["Zoë", "ångström", "10", "9"]
+    count = 1500
+    days = rng.integers(-200, 60, size=count)
+    micros = np.where(rng.random(count) < 0.5, 0, rng.integers(0, 86_400_000_000, size=count))
+    kinds = rng.choice(["view", "cart", "purchase", "unsubscribe"], size=count, p=[0.5, 0.2, 0.25, 0.05])
+    rows = [
+        (str(rng.choice(ids)), T + pd.Timedelta(days=int(d), microseconds=int(m)), str(kind))
+        for d, m, kind in zip(days, micros, kinds, strict=True)
+    ]
+    events = make_events(rows)
+    return events.sample(frac=1.0, random_state=seed).reset_index(drop=True) if shuffled else events
+
+
+@pytest.mark.parametrize("rule", range(len(RULES)))
+@pytest.mark.parametrize(("seed", "shuffled"), [(1, False), (2, False), (3, True)])
+def test_labels_are_exactly_those_of_the_former_code(rule: int, seed: int, shuffled: bool) -> None:
+    events = random_events(seed, shuffled=shuffled)
+    spec = make_spec(**RULES[rule])
+    snapshots = [T - pd.Timedelta(days=d) for d in (0, 7, 30, 61)]
+    labels = build_labels(events, spec, snapshots)
+    assert len(labels) > 20
+    pd.testing.assert_frame_equal(labels, reference.build_labels(events, spec, snapshots), check_exact=True)
+    index = EventIndex(events)
+    pd.testing.assert_frame_equal(labels, build_labels(events, spec, snapshots, index=index), check_exact=True)
+    for as_of in snapshots:
+        eligible = eligible_profiles(events, spec.eligibility, as_of, index=index)
+        pd.testing.assert_index_equal(
+            eligible, reference.eligible_profiles(events, spec.eligibility, as_of), exact=True
+        )
+        asked = pd.Index(["never_seen", *eligible[::-1]])  # any order, an unknown id
+        pd.testing.assert_series_equal(
+            goal_reached(events, spec.goal, as_of, asked, index=index),
+            reference.goal_reached(events, spec.goal, as_of, asked),
+            check_exact=True,
+        )
+
+
+@settings(max_examples=60, deadline=None)
+@given(events=event_logs(), snapshots=st.lists(as_of_dates(), min_size=1, max_size=3, unique=True))
+def test_labels_of_random_logs_are_exactly_those_of_the_former_code(events: pd.DataFrame, snapshots: list) -> None:
+    spec = make_spec(eligibility={"lookback_days": 60})
+    pd.testing.assert_frame_equal(
+        build_labels(events, spec, snapshots), reference.build_labels(events, spec, snapshots), check_exact=True
+    )

@@ -653,6 +653,22 @@ def test_a_boolean_is_not_a_number(tmp_path: Path, flag: str) -> None:
         load_spec(path)
 
 
+def test_libyaml_reads_what_the_python_parser_reads() -> None:
+    import yaml  # noqa: PLC0415
+
+    from customer_ai.spec import _FastUniqueKeyLoader, _UniqueKeyLoader  # noqa: PLC0415
+
+    if yaml.__with_libyaml__:
+        assert issubclass(_FastUniqueKeyLoader, yaml.CSafeLoader)  # load_spec parses with libyaml first
+    text = EXAMPLE_YAML + SEGMENTS_YAML + "trigger_as_of: 2011-12-11\nnotes: {a: yes, b: NO, c: true, d: 1e3, e: ~}\n"
+    fast, plain = yaml.load(text, Loader=_FastUniqueKeyLoader), yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506
+    assert fast == plain
+    assert repr(fast) == repr(plain)  # the same types too: 1e3 a string, 2011-12-11 a date
+    assert fast["notes"] == {"a": "yes", "b": "NO", "c": True, "d": "1e3", "e": None}
+    with pytest.raises(yaml.YAMLError, match="key 'name' appears twice"):
+        yaml.load("name: a\nname: b\n", Loader=_FastUniqueKeyLoader)  # noqa: S506
+
+
 # --- segments ---------------------------------------------------------------------------------------------------
 
 SEGMENTS_YAML = """\

@@ -7,9 +7,9 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from customer_ai.windows import as_of_timestamp, in_window
+from customer_ai.windows import EventIndex, as_of_timestamp, in_window
 
-from conftest import ts
+from conftest import make_events, ts
 
 US = pd.Timedelta(microseconds=1)
 
@@ -78,3 +78,49 @@ def test_in_window_is_half_open() -> None:
     start, end = ts("2011-09-01"), ts("2011-10-01")
     stamps = pd.Series([start - US, start, start + US, end - US, end, end + US])
     assert in_window(stamps, start, end).tolist() == [False, True, True, True, False, False]
+
+
+# --- the encoded events ---------------------------------------------------------------------------------------------
+
+
+def test_event_index_sorts_by_profile_then_time_and_windows_are_half_open() -> None:
+    events = make_events(
+        [
+            ("b", ts("2011-09-01") - US, "view"),  # last instant before the end
+            ("a", ts("2011-08-31"), "view"),  # first instant of the window
+            ("Zoë", ts("2011-08-31"), "view"),
+            ("a", ts("2011-08-31") - US, "view"),  # before it
+            ("b", ts("2011-08-31 12:00"), "buy"),
+            ("a", ts("2011-09-01"), "view"),  # at the end: outside
+        ]
+    )
+    index = EventIndex(events)
+    assert list(index.profile_ids) == ["Zoë", "a", "b"]  # codes follow the ids' sorted order
+    assert index.codes.tolist() == [0, 1, 1, 1, 2, 2]
+    in_order = events.iloc[index.order]
+    assert list(zip(in_order["profile_id"], in_order["timestamp"], strict=True)) == [
+        ("Zoë", ts("2011-08-31")),
+        ("a", ts("2011-08-31") - US),
+        ("a", ts("2011-08-31")),
+        ("a", ts("2011-09-01")),
+        ("b", ts("2011-08-31 12:00")),
+        ("b", ts("2011-09-01") - US),
+    ]
+    rows = index.window(ts("2011-08-31"), ts("2011-09-01"))
+    picked = events.iloc[rows].sort_values(["profile_id", "timestamp"])
+    assert list(zip(picked["profile_id"], picked["timestamp"], strict=True)) == [
+        ("Zoë", ts("2011-08-31")),
+        ("a", ts("2011-08-31")),
+        ("b", ts("2011-08-31 12:00")),
+        ("b", ts("2011-09-01") - US),
+    ]
+    assert index.codes_of(pd.Index(["b", "nobody", "Zoë"])).tolist() == [2, -1, 0]
+    assert index.instant(ts("2011-09-01")) - index.instant(ts("2011-08-31")) == index.day_length()
+    assert index.row_codes.tolist() == [index.profile_ids.get_loc(p) for p in events["profile_id"]]
+
+
+def test_event_index_refuses_events_without_a_profile() -> None:
+    events = make_events([("a", ts("2011-08-31"), "view"), ("b", ts("2011-08-31"), "view")])
+    events.loc[1, "profile_id"] = None
+    with pytest.raises(ValueError, match="'profile_id' has missing values"):
+        EventIndex(events)
