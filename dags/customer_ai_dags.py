@@ -136,10 +136,17 @@ class InstanceSummary(NamedTuple):
         )
 
 
+# Airflow checks every Param's schema against its meta-schema when a DAG is built: against draft 2020-12 (the
+# default) that is most of a parse; these simple schemas (type, minimum, maximum, pattern) mean the same in draft 7,
+# whose meta-schema is checked much faster
+_DRAFT_7 = {"$schema": "http://json-schema.org/draft-07/schema#"}
+
+
 def _as_of_param(trigger_as_of: str | None) -> Param:
     """Return the trigger form's as-of date: the instance's ``trigger_as_of``, else none (the run's own date)."""
     return Param(
         trigger_as_of,
+        **_DRAFT_7,
         type=["null", "string"],  # optional: the form marks a plain string as required and refuses it empty
         pattern=AS_OF_PATTERN,
         title="As of",
@@ -161,12 +168,14 @@ def build_dag(summary: InstanceSummary, path: Path) -> DAG:
         default_args=_default_args(),
         doc_md=summary.doc_md,
         params={
-            "force_retrain": Param(False, type="boolean", description="Train a new model even if one is recent."),
+            "force_retrain": Param(
+                False, type="boolean", description="Train a new model even if one is recent.", **_DRAFT_7
+            ),
             "factors": Param(
-                summary.factors, type="integer", minimum=0, maximum=50, description="Factors per profile."
+                summary.factors, type="integer", minimum=0, maximum=50, description="Factors per profile.", **_DRAFT_7
             ),
             "min_auc": Param(
-                summary.min_auc, type="number", minimum=0, maximum=1, description="Quality gate (ROC AUC)."
+                summary.min_auc, type="number", minimum=0, maximum=1, description="Quality gate (ROC AUC).", **_DRAFT_7
             ),
             "as_of": _as_of_param(summary.trigger_as_of),
         },
