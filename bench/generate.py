@@ -26,7 +26,10 @@ block while writing files.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -403,22 +406,30 @@ def write_dataset(
         ``profiles`` and ``events`` written.
     """
     out.mkdir(parents=True, exist_ok=True)
+    # written beside, then moved in: a reader (or a second writer of the same set) never sees half a file
+    staging = Path(tempfile.mkdtemp(prefix=".writing-", dir=out))
     events_written = 0
     event_writer = profile_writer = None
     try:
         for block in iter_blocks(profiles, seed=seed, start=start, days=days):
             events, attributes = _events_table(block), _profiles_table(block)
-            event_writer = event_writer or pq.ParquetWriter(out / "events.parquet", events.schema)
-            profile_writer = profile_writer or pq.ParquetWriter(out / "profiles.parquet", attributes.schema)
+            event_writer = event_writer or pq.ParquetWriter(staging / "events.parquet", events.schema)
+            profile_writer = profile_writer or pq.ParquetWriter(staging / "profiles.parquet", attributes.schema)
             event_writer.write_table(events, row_group_size=len(events) or 1)
             profile_writer.write_table(attributes)
             events_written += len(events)
-    finally:
         for writer in (event_writer, profile_writer):
             if writer is not None:
                 writer.close()
-    spec = instance_spec(profiles, start=start, days=days)
-    (out / "instance.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        spec = instance_spec(profiles, start=start, days=days)
+        (staging / "instance.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        for written in staging.iterdir():
+            os.replace(written, out / written.name)
+    finally:
+        for writer in (event_writer, profile_writer):
+            if writer is not None and writer.is_open:
+                writer.close()
+        shutil.rmtree(staging, ignore_errors=True)
     return {"profiles": profiles, "events": events_written}
 
 

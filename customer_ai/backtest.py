@@ -114,7 +114,7 @@ def backtest(
         ``as_of``, ``eligible``, ``history`` (the snapshot plan, with what was adapted), ``validation`` (the
         model's own held-out metrics, as a run reports them), ``model`` and one entry per baseline, each a dict
         of :func:`classification_metrics` plus ``calibration_error_floor``; ``model_vs`` holds, per baseline,
-        the model's ROC AUC gain over it with a paired bootstrap 95% interval.
+        the model's ROC AUC gain over it with DeLong's paired 95% interval.
 
     Raises
     ------
@@ -221,7 +221,7 @@ def held_out_evaluation(
         ``snapshot``, ``rows``, ``positives``, ``design`` (how the rows were held out), ``baselines`` (name:
         what it is), ``scorers`` (``model`` and each baseline: ``metrics``, then ``roc``, ``gains`` and
         ``reliability`` of :func:`customer_ai.curves.scorer_curves`) and ``model_vs`` (per baseline, the
-        model's ROC AUC gain with a paired bootstrap 95% interval).
+        model's ROC AUC gain with DeLong's paired 95% interval).
     """
     rows = estimator.evaluation_rows_
     snapshot = estimator.snapshot_plan_.validation
@@ -281,7 +281,7 @@ def format_markdown(spec: InstanceSpec, results: list[dict]) -> str:
             cells = [fmt.format(metrics[key]) for key, _, fmt in _COLUMNS]
             name = "**model**" if scorer == "model" else f"baseline: {_NAMES[scorer]}"
             lines.append(f"| {result['as_of']} | {name} | {result['eligible']:,} | " + " | ".join(cells) + " |")
-    lines += ["", "ROC AUC gain of the model over each baseline (paired bootstrap 95% interval, 1,000 resamples):", ""]
+    lines += ["", "ROC AUC gain of the model over each baseline (DeLong's paired 95% interval):", ""]
     for result in results:
         gains = ", ".join(
             f"{_NAMES[name]} {gain['difference']:+.3f} [{gain['low']:+.3f}, {gain['high']:+.3f}]"

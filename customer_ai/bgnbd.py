@@ -106,13 +106,37 @@ class BGNBD:
 
 
 def _log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:  # noqa: N803
-    r, alpha, a, b = params
-    common = gammaln(r + x) - gammaln(r) + r * np.log(alpha) - betaln(a, b)
-    survived = betaln(a, b + x) - (r + x) * np.log(alpha + T)
-    repeat = x > 0
-    dropped = np.full_like(x, -np.inf)
-    dropped[repeat] = betaln(a + 1, b + x[repeat] - 1) - (r + x[repeat]) * np.log(alpha + t_x[repeat])
-    return common + np.logaddexp(survived, dropped)
+    return _Histories(x, t_x, T).log_likelihood(params)
+
+
+class _Histories:
+    """Customers' ``(x, t_x, T)`` with each column's distinct values, for evaluating the likelihood many times.
+
+    The special functions (``gammaln``, ``betaln``, ``log``) depend on one column each, and a column holds few
+    distinct values (whole days, purchase counts), so they are evaluated once per distinct value and gathered:
+    every element gets the value the elementwise call would give, and the likelihood is the same to the bit.
+    """
+
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> None:  # noqa: N803
+        self.x = x
+        self.repeat = x > 0
+        self.x_values, self.x_at = np.unique(x, return_inverse=True)
+        self.repeat_x_values, self.repeat_x_at = np.unique(x[self.repeat], return_inverse=True)
+        self.t_x_values, self.t_x_at = np.unique(t_x[self.repeat], return_inverse=True)
+        self.T_values, self.T_at = np.unique(T, return_inverse=True)
+
+    def log_likelihood(self, params: np.ndarray) -> np.ndarray:
+        """Return each customer's log-likelihood under ``(r, alpha, a, b)``."""
+        r, alpha, a, b = params
+        x, repeat = self.x, self.repeat
+        common = gammaln(r + self.x_values)[self.x_at] - gammaln(r) + r * np.log(alpha) - betaln(a, b)
+        survived = betaln(a, b + self.x_values)[self.x_at] - (r + x) * np.log(alpha + self.T_values)[self.T_at]
+        dropped = np.full_like(x, -np.inf)
+        dropped[repeat] = (
+            betaln(a + 1, b + self.repeat_x_values - 1)[self.repeat_x_at]
+            - (r + x[repeat]) * np.log(alpha + self.t_x_values)[self.t_x_at]
+        )
+        return common + np.logaddexp(survived, dropped)
 
 
 def fit_bgnbd(
@@ -146,9 +170,10 @@ def fit_bgnbd(
     rows = triples.groupby(["x", "t_x", "T"], sort=False, as_index=False)["w"].sum()  # identical histories once
     x, t_x, T, w = (rows[c].to_numpy() for c in ("x", "t_x", "T", "w"))  # noqa: N806
     total = w.sum()
+    histories = _Histories(x, t_x, T)
 
     def loss(log_params: np.ndarray) -> float:
-        value = -np.sum(w * _log_likelihood(np.exp(log_params), x, t_x, T)) / total
+        value = -np.sum(w * histories.log_likelihood(np.exp(log_params))) / total
         return float(value) if np.isfinite(value) else 1e12
 
     result = minimize(loss, x0=np.zeros(4), method="L-BFGS-B", bounds=[(-12.0, 12.0)] * 4)

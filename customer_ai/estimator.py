@@ -15,10 +15,15 @@ How a model is validated, so that every number a user sees comes from rows that 
   the **evaluation** half gives the metrics in the model's metadata and the quality gate's verdict;
 - the quality gate judges the model's own ranking (ROC AUC of the raw margin on the evaluation half), which a
   calibration cannot flip: a model that ranks backwards is poor, whatever its calibrated probabilities.
+
+Above ``training.max_profiles`` eligible profiles, training keeps a stratified sample of whole profiles (see
+:func:`sample_profiles`), chosen after the cheap labels and before the features, so the feature and LightGBM cost
+is bounded by the cap.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,11 +47,13 @@ __all__ = [
     "CALIBRATION_NOTE",
     "KEY",
     "ROLES",
+    "SAMPLE_NOTE",
     "VALIDATION_NOTE",
     "InsufficientDataError",
     "PropensityModel",
     "TrainingSet",
     "evaluation_half",
+    "sample_profiles",
 ]
 
 KEY = ["profile_id", "as_of"]
@@ -61,6 +68,13 @@ VALIDATION_NOTE = (
     "the validation snapshot's profiles are split in two by a hash of their id: the calibration half stops the "
     "boosting early and fits the calibration; the metrics and the quality gate come from the evaluation half, "
     "which no fitting step saw; training snapshots end a whole goal window before the validation snapshot"
+)
+SAMPLE_NOTE = (
+    "above training.max_profiles eligible profiles, training keeps whole profiles (every snapshot of a kept "
+    "profile, none of the others), stratified by whether the profile reached the goal at some training snapshot, "
+    "so that share is kept to the nearest profile; within each stratum the profiles with the lowest hash of their id "
+    "seeded by training.seed are kept (deterministic, and stable as profiles come and go); the validation labels "
+    "play no part in the choice, and the kept validation profiles are split into halves by their own hash as before"
 )
 BOOSTING_START_NOTE = (
     "boosting is fitted twice, from the repeat-buying model's (BG/NBD) odds and from a constant; the one with "
@@ -83,6 +97,80 @@ def evaluation_half(profile_ids: pd.Index | np.ndarray) -> np.ndarray:
     return (pd.util.hash_array(ids, hash_key=_SPLIT_KEY) & np.uint64(1)).astype(bool)
 
 
+def _sample_key(seed: int) -> str:
+    """Return the 16-character hash key of the profile sample for ``seed`` (unrelated to the split's key)."""
+    return hashlib.sha256(f"customerai-sample:{seed}".encode()).hexdigest()[:16]
+
+
+def sample_profiles(labels: pd.DataFrame, max_profiles: int, seed: int) -> tuple[pd.DataFrame, dict]:
+    """Keep at most ``max_profiles`` profiles of a label table, with all their rows, stratified by outcome.
+
+    The strata are the profiles with a positive label at some training snapshot (role ``training``) and the
+    others; each keeps its share of ``max_profiles``, rounded to the nearest profile.  Within a stratum the
+    profiles with the lowest hash of their id (keyed by ``seed``) are kept, so the choice depends on nothing but
+    the ids, the strata and the seed.  The validation snapshot's labels are not looked at.
+
+    Parameters
+    ----------
+    labels : pandas.DataFrame
+        Columns ``profile_id``, ``as_of``, ``label`` (0/1) and ``role`` (one of :data:`ROLES`).
+    max_profiles : int
+        The most distinct profiles to keep.
+    seed : int
+        Keys the hash that orders the profiles within a stratum.
+
+    Returns
+    -------
+    (pandas.DataFrame, dict)
+        The kept rows in their order (``labels`` itself when it holds at most ``max_profiles`` profiles), and
+        what was done: ``max_profiles``, ``sampled`` (whether the cap bound), ``eligible_profiles``,
+        ``profiles`` (kept), ``seed``, ``strata`` (eligible and kept profiles of each), ``snapshots`` (per
+        snapshot: its role, the eligible and kept rows and positives, and the kept profiles of each validation
+        half) and ``design``.
+    """
+    codes, ids = pd.factorize(labels["profile_id"], sort=True)
+    role, label = labels["role"].to_numpy(), labels["label"].to_numpy()
+    positive = np.zeros(len(ids), dtype=bool)
+    positive[codes[(role == "training") & (label == 1)]] = True
+    kept = np.ones(len(ids), dtype=bool)
+    if len(ids) > max_profiles:
+        rank = pd.util.hash_array(np.asarray(ids, dtype=object), hash_key=_sample_key(seed))
+        take_positive = (2 * max_profiles * int(positive.sum()) + len(ids)) // (2 * len(ids))  # rounded half up
+        kept[:] = False
+        for stratum, take in ((positive, take_positive), (~positive, max_profiles - take_positive)):
+            members = np.flatnonzero(stratum)
+            kept[members[np.argsort(rank[members], kind="stable")[:take]]] = True
+    rows = kept[codes]
+    snapshots = []
+    for snapshot in pd.unique(labels["as_of"]):
+        at = (labels["as_of"] == snapshot).to_numpy()
+        entry = {
+            "as_of": f"{snapshot:%Y-%m-%d}",
+            "role": "training" if (role[at] == "training").all() else "validation",
+            "eligible": int(at.sum()),
+            "sampled": int((at & rows).sum()),
+            "eligible_positives": int(label[at].sum()),
+            "sampled_positives": int(label[at & rows].sum()),
+        }
+        if entry["role"] == "validation":
+            entry.update({half: int((at & rows & (role == half)).sum()) for half in ("calibration", "evaluation")})
+        snapshots.append(entry)
+    summary = {
+        "max_profiles": max_profiles,
+        "sampled": bool(not kept.all()),
+        "eligible_profiles": len(ids),
+        "profiles": int(kept.sum()),
+        "seed": seed,
+        "strata": {
+            "positive": {"eligible": int(positive.sum()), "sampled": int((positive & kept).sum())},
+            "other": {"eligible": int((~positive).sum()), "sampled": int((~positive & kept).sum())},
+        },
+        "snapshots": snapshots,
+        "design": SAMPLE_NOTE,
+    }
+    return (labels.loc[rows].reset_index(drop=True) if summary["sampled"] else labels), summary
+
+
 @dataclass
 class TrainingSet:
     """Labels and features of every eligible profile at every snapshot, keyed on ``(profile_id, as_of)``.
@@ -96,11 +184,14 @@ class TrainingSet:
         The features built.
     snapshot_plan : SnapshotPlan
         The snapshots and lookback the rows were built with.
+    sample : dict, optional
+        How the profiles were sampled (see :func:`sample_profiles`); None for a training set built without it.
     """
 
     frame: pd.DataFrame
     feature_plan: FeaturePlan
     snapshot_plan: SnapshotPlan
+    sample: dict | None = None
 
     @property
     def features(self) -> pd.DataFrame:
@@ -141,9 +232,11 @@ class TrainingSet:
         return self.frame.reset_index()
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, feature_plan: FeaturePlan, snapshot_plan: SnapshotPlan) -> TrainingSet:
-        """Rebuild a training set from :meth:`to_frame`'s output."""
-        return cls(frame.set_index(KEY), feature_plan, snapshot_plan)
+    def from_frame(
+        cls, frame: pd.DataFrame, feature_plan: FeaturePlan, snapshot_plan: SnapshotPlan, sample: dict | None = None
+    ) -> TrainingSet:
+        """Rebuild a training set from :meth:`to_frame`'s output (and its :attr:`sample`)."""
+        return cls(frame.set_index(KEY), feature_plan, snapshot_plan, sample)
 
 
 class PropensityModel:
@@ -168,7 +261,10 @@ class PropensityModel:
         Metrics on the evaluation half of the validation snapshot (see :func:`classification_metrics`), plus
         ``model_roc_auc`` (the raw margin's ranking) and ``calibration_error_floor``.
     label_counts_ : list of dict
-        Rows, positives and negatives per snapshot.
+        Rows, positives and negatives per snapshot (of the sampled profiles).
+    training_sample_ : dict or None
+        How the training profiles were sampled (see :func:`sample_profiles`); None for a model trained before
+        the cap existed.
     evaluation_rows_ : pandas.DataFrame
         The evaluation half's ``profile_id``, ``label`` and calibrated ``probability``: what :attr:`metrics_`
         was measured on (set by fitting only; a loaded model has none).
@@ -209,6 +305,9 @@ class PropensityModel:
     ) -> TrainingSet:
         """Build labels and point-in-time features at every snapshot of the plan for ``as_of``.
 
+        Labels are built for every eligible profile; above ``training.max_profiles`` profiles a stratified sample
+        of them is kept (:func:`sample_profiles`) and only its features are built.
+
         Raises
         ------
         InsufficientHistoryError
@@ -244,7 +343,16 @@ class PropensityModel:
             labels["role"] = role
             info["rows"] = len(labels)
             info["positives"] = int(labels["label"].sum())
-        self._check_enough(labels, snapshot_plan)
+        labels, sample = sample_profiles(labels, spec.training.max_profiles, spec.training.seed)
+        if sample["sampled"]:
+            logger.info(
+                "training on a stratified sample of %s of %s eligible profiles (training.max_profiles %s): %s rows",
+                f"{sample['profiles']:,}",
+                f"{sample['eligible_profiles']:,}",
+                f"{sample['max_profiles']:,}",
+                f"{len(labels):,}",
+            )
+        self._check_enough(labels, snapshot_plan, sample)
         feature_plan = plan_features(
             events, spec, snapshot_plan.training[-1], attributes, lookback_days=snapshot_plan.lookback_days
         )
@@ -259,19 +367,26 @@ class PropensityModel:
             features = pd.concat(frames)
             info["features"] = features.shape[1]
         frame = labels.set_index(KEY)[["label", "role"]].join(features, how="left")
-        return TrainingSet(frame=frame, feature_plan=feature_plan, snapshot_plan=snapshot_plan)
+        return TrainingSet(frame=frame, feature_plan=feature_plan, snapshot_plan=snapshot_plan, sample=sample)
 
-    def _check_enough(self, labels: pd.DataFrame, snapshot_plan: SnapshotPlan) -> None:
+    def _check_enough(self, labels: pd.DataFrame, snapshot_plan: SnapshotPlan, sample: dict) -> None:
         settings, name = self.spec.training, self.spec.name
         training = labels.loc[labels["role"] == "training", "label"]
         positives, negatives = int(training.sum()), int(len(training) - training.sum())
         if positives < settings.min_positives or negatives < settings.min_negatives:
+            sampled = (
+                f" (a sample of {sample['profiles']:,} of {sample['eligible_profiles']:,} eligible profiles: "
+                "training.max_profiles)"
+                if sample["sampled"]
+                else ""
+            )
             raise InsufficientDataError(
                 f"insufficient data for {name}: the {len(snapshot_plan.training)} training snapshots "
-                f"{snapshot_plan.training[-1]:%Y-%m-%d} .. {snapshot_plan.training[0]:%Y-%m-%d} hold {positives:,} "
-                f"positive and {negatives:,} negative examples; at least {settings.min_positives:,} positive and "
-                f"{settings.min_negatives:,} negative are needed (training.min_positives / training.min_negatives). "
-                "Use more snapshots, a longer history, a broader eligibility rule, or lower the thresholds."
+                f"{snapshot_plan.training[-1]:%Y-%m-%d} .. {snapshot_plan.training[0]:%Y-%m-%d}{sampled} hold "
+                f"{positives:,} positive and {negatives:,} negative examples; at least {settings.min_positives:,} "
+                f"positive and {settings.min_negatives:,} negative are needed (training.min_positives / "
+                "training.min_negatives). Use more snapshots, a longer history, a broader eligibility rule, or lower "
+                "the thresholds."
             )
         for role in ("calibration", "evaluation"):
             half = labels.loc[labels["role"] == role, "label"]
@@ -316,6 +431,7 @@ class PropensityModel:
         self.model_ = model
         self.metrics_ = metrics
         self.label_counts_ = training_set.counts()
+        self.training_sample_ = training_set.sample
         self.evaluation_rows_ = pd.DataFrame(
             {
                 "profile_id": held_out.index.get_level_values("profile_id"),
@@ -375,9 +491,16 @@ class PropensityModel:
         as_of: pd.Timestamp,
         profiles: pd.Index | None = None,
         attributes: pd.DataFrame | None = None,
+        *,
+        index: EventIndex | None = None,
     ) -> pd.DataFrame:
-        """Return the feature matrix of ``profiles`` (default: every profile eligible at ``as_of``), indexed by id."""
-        index = EventIndex(events)  # the ids encoded once, for eligibility and features
+        """Return the feature matrix of ``profiles`` (default: every profile eligible at ``as_of``), indexed by id.
+
+        ``index`` is ``events`` already encoded, to share between calls (partitions of one run); built when missing
+        or of other events.  The features of a profile do not depend on which other profiles are asked for.
+        """
+        if index is None or index.events is not events:
+            index = EventIndex(events)  # the ids encoded once, for eligibility and features
         if profiles is None:
             profiles = eligible_profiles(events, self.spec.eligibility, as_of, index=index)
         return build_features(
@@ -454,6 +577,7 @@ class PropensityModel:
                 "positives": sum(c["positives"] for c in self.label_counts_ if c["role"] == "training"),
                 "negatives": sum(c["negatives"] for c in self.label_counts_ if c["role"] == "training"),
             },
+            "training_sample": getattr(self, "training_sample_", None),
             "features": {
                 "names": self.model_.features,
                 "categorical": self.model_.categorical,
@@ -507,6 +631,7 @@ class PropensityModel:
         estimator.label_counts_ = meta["label_counts"]["snapshots"]
         if meta.get("boosting_start") is not None:
             estimator.boosting_start_ = meta["boosting_start"]
+        estimator.training_sample_ = meta.get("training_sample")
         return estimator, meta
 
     def __repr__(self) -> str:

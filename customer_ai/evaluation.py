@@ -24,6 +24,8 @@ __all__ = [
     "top_fraction_lift",
 ]
 
+_Z_95 = 1.959963984540054  # the standard normal's 97.5% quantile
+
 
 def _positives_in_top(score: np.ndarray, label: np.ndarray, k: float) -> float:
     """Return the expected positives among the ``k`` highest scores, tie groups shared pro rata."""
@@ -72,8 +74,20 @@ def calibration_error_floor(probability: np.ndarray, bins: int = 10, draws: int 
     probability = np.asarray(probability, dtype="float64")
     if len(probability) == 0:
         return float("nan")
+    # the bins and their mean predictions do not change between draws: only the outcomes per bin are counted
+    which = np.minimum((probability * bins).astype(int), bins - 1)
+    present = np.unique(which)
+    sizes = np.bincount(which, minlength=bins)[present]
+    predicted = [probability[which == b].mean() for b in present]
     rng = np.random.default_rng(seed)
-    errors = [calibration_error(probability, rng.random(len(probability)) < probability, bins) for _ in range(draws)]
+    errors = []
+    for _ in range(draws):
+        drawn = rng.random(len(probability)) < probability
+        observed = np.bincount(which[drawn], minlength=bins)[present] / sizes
+        total = 0.0
+        for size, mean, rate in zip(sizes, predicted, observed, strict=True):
+            total += size * abs(mean - rate)  # as calibration_error adds them, bin after bin
+        errors.append(float(total / len(probability)))
     return float(np.mean(errors))
 
 
@@ -165,18 +179,29 @@ def gains_table(score: np.ndarray, label: np.ndarray, groups: int = 10) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def _rank_auc(label: np.ndarray, score: np.ndarray) -> float:
-    """Return ROC AUC by the rank-sum formula (ties count one half), fast enough to bootstrap."""
-    ranks = rankdata(score)
-    positives = label.sum()
-    negatives = len(label) - positives
-    return float((ranks[label == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+def _placements(score: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return DeLong's placement values of the positives and of the negatives for one scorer.
+
+    A positive's value is the share of negatives it outscores (ties count one half), a negative's the share of
+    positives that outscore it; both from midranks, in O(n log n).
+    """
+    positive = label == 1
+    positives, negatives = int(positive.sum()), int((~positive).sum())
+    overall = rankdata(score)
+    among_positives, among_negatives = rankdata(score[positive]), rankdata(score[~positive])
+    return (
+        (overall[positive] - among_positives) / negatives,
+        1.0 - (overall[~positive] - among_negatives) / positives,
+    )
 
 
-def paired_auc_difference(
-    label: np.ndarray, score_a: np.ndarray, score_b: np.ndarray, resamples: int = 1000, seed: int = 0
-) -> dict[str, float]:
-    """Return ROC AUC of ``a`` minus that of ``b`` on the same profiles, with a paired bootstrap 95% interval.
+def paired_auc_difference(label: np.ndarray, score_a: np.ndarray, score_b: np.ndarray) -> dict[str, float]:
+    """Return ROC AUC of ``a`` minus that of ``b`` on the same profiles, with DeLong's paired 95% interval.
+
+    DeLong, DeLong and Clarke-Pearson (1988): the variance of the difference of two correlated ROC AUCs from
+    the placement values of each profile under both scorers (the usual test for comparing two models on the
+    same profiles); the interval is the difference plus or minus 1.96 standard errors.  Deterministic and
+    O(n log n), so it costs the same at a million profiles as a bootstrap does at a few thousand.
 
     Parameters
     ----------
@@ -184,31 +209,27 @@ def paired_auc_difference(
         0/1 outcomes.
     score_a, score_b : numpy.ndarray
         Two scorers' scores for the same profiles.
-    resamples : int, default 1000
-        Bootstrap resamples (profiles drawn with replacement, the same draw for both scorers).
-    seed : int, default 0
-        Seed of the resampling.
 
     Returns
     -------
     dict
-        ``difference``, ``low``, ``high`` (2.5% and 97.5% percentiles of the resampled differences).
+        ``difference``, ``low``, ``high``; the bounds are NaN without both outcomes among the profiles.
     """
     label = np.asarray(label, dtype="int64")
     score_a = np.asarray(score_a, dtype="float64")
     score_b = np.asarray(score_b, dtype="float64")
-    rng = np.random.default_rng(seed)
-    differences = []
-    for _ in range(resamples):
-        pick = rng.integers(0, len(label), len(label))
-        if 0 < label[pick].sum() < len(pick):
-            differences.append(_rank_auc(label[pick], score_a[pick]) - _rank_auc(label[pick], score_b[pick]))
-    low, high = np.percentile(differences, [2.5, 97.5]) if differences else (float("nan"), float("nan"))
-    return {
-        "difference": float(roc_auc_score(label, score_a) - roc_auc_score(label, score_b)),
-        "low": float(low),
-        "high": float(high),
-    }
+    positives = int(label.sum())
+    if positives in (0, len(label)):
+        return {"difference": float("nan"), "low": float("nan"), "high": float("nan")}
+    (positive_a, negative_a), (positive_b, negative_b) = _placements(score_a, label), _placements(score_b, label)
+    difference = float(roc_auc_score(label, score_a) - roc_auc_score(label, score_b))
+    variance = 0.0
+    for placed_a, placed_b in ((positive_a, positive_b), (negative_a, negative_b)):
+        if len(placed_a) > 1:
+            covariance = np.cov(placed_a, placed_b)
+            variance += (covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1]) / len(placed_a)
+    margin = _Z_95 * float(np.sqrt(max(variance, 0.0)))
+    return {"difference": difference, "low": difference - margin, "high": difference + margin}
 
 
 def quality_verdict(metrics: dict[str, float], min_auc: float) -> tuple[str, str]:

@@ -191,8 +191,19 @@ def canonicalize(frame: pd.DataFrame, columns: dict[str, str] | None = None, sou
     else:
         events["value"] = np.nan
     ordered = list(CANONICAL_COLUMNS) + [c for c in events.columns if c not in CANONICAL_COLUMNS]
-    events = events[ordered].sort_values(["timestamp", "profile_id"], kind="stable")
-    return events.reset_index(drop=True)
+    return events[ordered].take(_time_then_id_order(events)).reset_index(drop=True)
+
+
+def _time_then_id_order(events: pd.DataFrame) -> np.ndarray:
+    """Return the row order by ``timestamp`` then ``profile_id``, equal rows in their order (a stable sort).
+
+    The same order as ``sort_values(["timestamp", "profile_id"], kind="stable")``, several times faster on
+    millions of events: the ids are ranked once (``factorize`` with sorted codes) and both keys sorted as
+    integers.
+    """
+    id_rank, _ = pd.factorize(events["profile_id"], sort=True)
+    moment = pd.DatetimeIndex(events["timestamp"]).asi8  # in the column's own unit: any date fits
+    return np.lexsort((id_rank, moment))
 
 
 def _read_table_file(path: Path, id_column: str = "profile_id") -> pd.DataFrame:

@@ -240,6 +240,7 @@ def top_factors(
         merged[part] = _merge_same_claims(per_feature[part], statements.claims, covered)
     # stable argsort on -|c| keeps feature order among equal contributions, so output is deterministic
     order = np.argsort(-np.abs(merged), axis=1, kind="stable")[:, :k]
+    said: dict[tuple[int, object], tuple[str, object]] = {}  # counts and flags repeat: put each into words once
     result = []
     for row, chosen in enumerate(order):
         factors = []
@@ -248,12 +249,15 @@ def top_factors(
             if contribution == 0.0:
                 break  # ordered by size: the rest are zero too
             info, value = infos[column], values[row, column]
+            words = said.get((column, value))
+            if words is None:
+                words = said.setdefault((column, value), (info.describe(value), _plain(value)))
             importance = importance_of(contribution)
             factors.append(
                 {
                     "feature": info.name,
-                    "description": info.describe(value),
-                    "value": _plain(value),
+                    "description": words[0],
+                    "value": words[1],
                     "contribution": round(contribution, 4),
                     "importance": importance,
                     "effect": _effect(contribution, importance),

@@ -570,8 +570,8 @@ class _Window:
         inside = np.flatnonzero((stamps >= self.start) & (stamps < self.end))
         inside = inside[self.wanted[codes[inside]]]
         age = (self.end - stamps[inside]) / self.index.day_length()
-        # the longest window is the whole lookback, whose first instant (age == lookback) is inside it
-        bucket = np.searchsorted(np.asarray(self.windows[:-1], dtype="float64"), age, side="right")
+        # window w is [as_of - w days, as_of): its first instant, exactly w days old, is inside it
+        bucket = np.searchsorted(np.asarray(self.windows[:-1], dtype="float64"), age, side="left")
         return _Slice(inside if rows is None else rows[inside], codes[inside], age, bucket)
 
     def source(self, where: Sequence[Condition]) -> _Slice:
@@ -653,7 +653,7 @@ def _reverse_runs(values: np.ndarray, codes: np.ndarray) -> np.ndarray:
 def _activity_features(window: _Window, lookback: int) -> dict[str, np.ndarray]:
     codes, age, size = window.all.codes, window.all.age, window.size
     first, last = _boundaries(codes)
-    day = np.floor(age).astype("int64")
+    day = np.ceil(age).astype("int64") - 1  # whole days before the as-of date's: midnight starts its own day
     new_day = first | np.r_[True, day[1:] != day[:-1]][: len(day)]
     columns = {
         "tenure_days": _per_code(size, codes[first], age[first]),

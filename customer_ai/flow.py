@@ -3,14 +3,16 @@
 This module imports nothing heavy: the DAG file reads it when Airflow parses it.  Each step is a function of
 the same name in :mod:`customer_ai.steps` and an operator in ``customer_ai_airflow.operators``.  A poor model
 stops a run at :data:`GATE`, in the command and in Airflow alike: nothing after it runs, the store keeps the
-previous scores and records the poor run.
+previous scores and records the poor run.  The step marked ``mapped`` runs once per scoring partition: the
+step before it returns the partition numbers, which Airflow maps it over (dynamic task mapping) and the command
+loops over.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["GATE", "STEPS", "Step", "step_names"]
+__all__ = ["GATE", "STEPS", "Step", "mapped_step", "step_names"]
 
 
 @dataclass(frozen=True)
@@ -25,11 +27,14 @@ class Step:
         What it does, in one line.
     retry : bool
         Whether a failure may be retried (infrastructure faults); False where retrying cannot help.
+    mapped : bool
+        Whether it runs once per scoring partition (its function takes the partition number) instead of once.
     """
 
     name: str
     summary: str
     retry: bool = True
+    mapped: bool = False
 
 
 GATE = "quality_gate"
@@ -39,7 +44,9 @@ STEPS: tuple[Step, ...] = (
     Step("build_training_set", "label and build features at every snapshot, unless a recent model is reused"),
     Step("train", "fit, calibrate and measure a model on held-out profiles, or point at the reused one"),
     Step(GATE, "stop here if the model is poor: record the poor run, keep the previous scores", retry=False),
-    Step("score", "score every eligible profile with its influential factors"),
+    Step("plan_scoring", "list the eligible profiles and split them into hash partitions"),
+    Step("score_partition", "score one partition's profiles with their influential factors", mapped=True),
+    Step("combine_scores", "put the partitions together: percentiles and buckets over every scored profile"),
     Step("validate_scores", "validate the scores before anything is written"),
     Step("enrich_profiles", "write scores, history and the run row to the profile store in one transaction"),
     Step("track_outcomes", "record what came true for past runs whose goal window has closed"),
@@ -51,3 +58,8 @@ STEPS: tuple[Step, ...] = (
 def step_names() -> list[str]:
     """Return the step names in run order."""
     return [s.name for s in STEPS]
+
+
+def mapped_step() -> Step:
+    """Return the step that runs once per scoring partition (the one after it returns the partitions)."""
+    return next(s for s in STEPS if s.mapped)

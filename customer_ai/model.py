@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
+from customer_ai import treeshap
+
 __all__ = ["DEFAULT_PARAMS", "Offset", "PlattCalibration", "TrainedModel", "fit_model", "fit_platt"]
 
 DEFAULT_PARAMS: dict = {
@@ -140,9 +142,16 @@ class TrainedModel:
         kept = self.booster.best_iteration  # 0 without early stopping, -1 on a booster loaded from a file
         return int(kept) if kept and kept > 0 else int(self.booster.current_iteration())
 
+    @property
+    def threads(self) -> int:
+        """Threads for predictions: those it was trained with (LightGBM's predict would use OpenMP's default)."""
+        return int(self.booster.params.get("num_threads", DEFAULT_PARAMS["num_threads"]))
+
     def margin(self, features: pd.DataFrame) -> np.ndarray:
         """Return raw margins (uncalibrated log-odds), the offset included."""
-        raw = self.booster.predict(features[self.features], raw_score=True, num_iteration=self.best_iteration)
+        raw = self.booster.predict(
+            features[self.features], raw_score=True, num_iteration=self.best_iteration, num_threads=self.threads
+        )
         return raw if self.offset is None else raw + self.offset(features)
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
@@ -152,10 +161,10 @@ class TrainedModel:
     def contributions(self, features: pd.DataFrame) -> np.ndarray:
         """Return TreeSHAP contributions on the calibrated log-odds scale; the last column is the base value.
 
-        Each row sums to the calibrated log-odds: ``slope * margin + intercept``.
+        Each row sums to the calibrated log-odds: ``slope * margin + intercept``.  The raw contributions are
+        LightGBM's ``pred_contrib``, computed once per decision pattern of each tree (:mod:`customer_ai.treeshap`).
         """
-        raw = self.booster.predict(features[self.features], pred_contrib=True, num_iteration=self.best_iteration)
-        raw = np.asarray(raw, dtype="float64")
+        raw = treeshap.contributions(self.booster, features[self.features], self.best_iteration, threads=self.threads)
         if self.offset is not None:
             raw[:, self.features.index(self.offset.feature)] += self.offset(features) - self.offset.center
             raw[:, -1] += self.offset.center

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 __all__ = [
     "Condition",
+    "DEFAULT_MAX_PROFILES",
     "DEFAULT_SEGMENTS",
     "Eligibility",
     "EventPattern",
@@ -33,14 +34,17 @@ __all__ = [
     "SEGMENT_FIELDS",
     "Segment",
     "SegmentCondition",
+    "ScoringSettings",
     "SpecError",
     "TrainingSettings",
     "load_spec",
     "parse_spec",
 ]
 
+MAX_PARTITIONS = 256  # scoring partitions: Airflow maps a task per partition
 PROPENSITY_OF = {"will_occur": "conversion", "will_not_occur": "churn"}  # the goal's polarity names the score
 DEFAULT_SEGMENTS = ("low", "medium", "high")  # one segment per bucket, in every run
+DEFAULT_MAX_PROFILES = 100_000  # training.max_profiles: features and LightGBM for at most this many profiles
 SEGMENT_FIELDS = ("profile_id", "probability", "score", "percentile", "bucket")  # the score columns a segment tests
 
 Operator = Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains", "exists"]
@@ -176,6 +180,9 @@ class TrainingSettings(_Strict):
 
     ``history``: what to do when the events start too late for the configured snapshots and lookback
     (``adapt``: fit them to the history, see :mod:`customer_ai.history`; ``strict``: refuse).
+    ``max_profiles``: the most profiles training builds features for; above it, a stratified sample of the
+    eligible profiles (every snapshot of a sampled profile kept, see
+    :func:`customer_ai.estimator.sample_profiles`), drawn with ``seed``.
     """
 
     snapshots: Annotated[int, Field(ge=2, le=60)] = 6
@@ -188,6 +195,16 @@ class TrainingSettings(_Strict):
     max_event_types: Annotated[int, Field(ge=1, le=200)] = 10
     seed: int = 42
     retrain_every_days: Annotated[int, Field(ge=0, le=3650)] = 30
+    max_profiles: Annotated[int, Field(ge=1000)] = DEFAULT_MAX_PROFILES
+
+    def left_out_of_hashes(self) -> set[str]:
+        """Return the settings that the spec and model hashes leave out: ``max_profiles`` at its default.
+
+        The cap came after models were stored; at its default it is left out, so the hashes of existing
+        instances (and the reuse of their models) stay as they were, while any other value changes the model
+        hash and so retrains.
+        """
+        return {"max_profiles"} if self.max_profiles == DEFAULT_MAX_PROFILES else set()
 
 
 class EventThresholds(_Strict):
@@ -239,6 +256,26 @@ class OutputSettings(_Strict):
         if not buckets["medium"] < buckets["high"]:
             raise ValueError("the 'medium' threshold must be below the 'high' threshold")
         return buckets
+
+
+class ScoringSettings(_Strict):
+    """How scoring is split: ``partitions`` hash partitions of the eligible profiles, scored one by one.
+
+    ``auto`` (the default) picks the count from the number of eligible profiles (see
+    :func:`customer_ai.partitions.partition_count`); an integer fixes it.  Partitions change where and in what
+    memory the profiles are scored, never the scores: a run with 4 gives exactly the scores of a run with 1.
+    """
+
+    partitions: Literal["auto"] | int = "auto"
+
+    @field_validator("partitions", mode="before")
+    @classmethod
+    def _auto_or_a_count(cls, value: Any) -> Any:  # noqa: ANN401 - the raw YAML value
+        if value == "auto" and isinstance(value, str):
+            return value
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PARTITIONS:
+            raise ValueError(f"takes auto or a whole number from 1 to {MAX_PARTITIONS}, not {value!r}")
+        return value
 
 
 _SCORE_RANGES = {"probability": (0, 1), "score": (0, 100), "percentile": (1, 100)}
@@ -353,6 +390,7 @@ class InstanceSpec(_Strict):
     custom_events: list[CustomEvent] = Field(default_factory=list)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     output: OutputSettings = Field(default_factory=OutputSettings)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
     segments: list[Segment] = Field(default_factory=list)
     schedule: str | None = "@weekly"
@@ -401,19 +439,20 @@ class InstanceSpec(_Strict):
     def spec_hash(self) -> str:
         """Return a short, stable hash of everything that defines the model.
 
-        The file's location, the description, the schedule, the trigger form's as-of date and the segments do not
-        change the model and are left out.
+        The file's location, the description, the schedule, the trigger form's as-of date, the segments and how
+        scoring is split into partitions do not change the model or its scores and are left out, and so are
+        settings at a default they had before they existed (:meth:`TrainingSettings.left_out_of_hashes`).
         """
-        payload = json.dumps(
-            self.model_dump(mode="json", exclude={"description", "schedule", "trigger_as_of", "segments"}),
-            sort_keys=True,
-        )
+        exclude: dict = dict.fromkeys(("description", "schedule", "trigger_as_of", "segments", "scoring"), True)
+        exclude["training"] = self.training.left_out_of_hashes()
+        payload = json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def model_hash(self) -> str:
         """Return a short hash of what a trained model depends on; a model is reused only if it matches.
 
-        Leaves out what only affects scheduling, validation, outputs, segments and the quality gate.
+        Leaves out what only affects scheduling, validation, outputs, segments and the quality gate.  A
+        ``training.max_profiles`` other than its default is in it (another cap trains on other profiles).
         """
         exclude = {
             "description": True,
@@ -424,7 +463,8 @@ class InstanceSpec(_Strict):
             "segments": True,
             "validation": True,
             "output": True,
-            "training": {"retrain_every_days", "min_auc"},
+            "scoring": True,
+            "training": {"retrain_every_days", "min_auc", *self.training.left_out_of_hashes()},
         }
         payload = json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]

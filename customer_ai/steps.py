@@ -1,9 +1,10 @@
 """A run's steps over the files of its run folder: one function per Airflow task, also chained by the command.
 
 The steps and their order are declared once, in :data:`customer_ai.flow.STEPS`: validate_events ->
-build_training_set -> train (or reuse the current model) -> quality_gate -> score -> validate_scores ->
-enrich_profiles -> track_outcomes -> write_report -> publish.  A poor model stops the run at the quality gate,
-in the command as in Airflow.
+build_training_set -> train (or reuse the current model) -> quality_gate -> plan_scoring -> score_partition (once
+per hash partition of the eligible profiles) -> combine_scores -> validate_scores -> enrich_profiles ->
+track_outcomes -> write_report -> publish.  A poor model stops the run at the quality gate, in the command as in
+Airflow.
 
 Each step takes the spec, the as-of date and the home folder, reads what earlier steps wrote in the run folder
 (see :mod:`customer_ai.artifacts`) and returns a small JSON-ready dict (what Airflow passes on as XCom).  The
@@ -18,7 +19,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from customer_ai import artifacts
 from customer_ai.backtest import held_out_evaluation
@@ -33,27 +36,33 @@ from customer_ai.events import (
     load_events,
 )
 from customer_ai.features import FeaturePlan
-from customer_ai.flow import GATE, step_names
+from customer_ai.flow import GATE, STEPS
 from customer_ai.history import SnapshotPlan, run_window
+from customer_ai.labels import eligible_profiles
 from customer_ai.outcomes import closed_window_dates, realised_outcomes
+from customer_ai.partitions import partition_count, partition_of
 from customer_ai.progress import logger, step
-from customer_ai.scoring import empty_bucket_notes
+from customer_ai.scoring import empty_bucket_notes, score_frame
 from customer_ai.segments import segment_members, segment_sizes
 from customer_ai.spec import InstanceSpec
 from customer_ai.validation import event_checks, validate_frame
-from customer_ai.windows import in_window
+from customer_ai.windows import EventIndex, in_window
 
 __all__ = [
     "QualityGateError",
     "RunResult",
+    "ScoringInputs",
     "build_training_set",
+    "combine_scores",
     "enrich_profiles",
     "find_reusable_model",
+    "plan_scoring",
     "publish",
     "quality_gate",
     "read_scores",
     "run",
     "score",
+    "score_partition",
     "track_outcomes",
     "train",
     "validate_events",
@@ -260,6 +269,7 @@ def build_training_set(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, f
         "label_counts": counts,
         "history": history.to_dict(),
         "plan": training_set.feature_plan.to_dict(),
+        "sample": training_set.sample,
     }
     artifacts.write_json(folder / "plan.json", plan)
     training = [c for c in counts if c["role"] == "training"]
@@ -280,6 +290,7 @@ def _read_training_set(folder: Path) -> TrainingSet:
         pd.read_parquet(folder / "training_set.parquet"),
         FeaturePlan.from_dict(plan["plan"]),
         SnapshotPlan.from_dict(plan["history"]),
+        plan.get("sample"),
     )
 
 
@@ -384,21 +395,181 @@ def quality_gate(
     return {"status": status, "reason": reason, "model_version": meta["model_version"]}
 
 
-def score(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, factors: int | None = None) -> dict:
-    """Score every profile eligible at ``as_of`` with the run's model; write ``scores.parquet``."""
-    folder = _folder(spec, as_of, home)
-    run_model = artifacts.read_json(folder / "model.json")
-    estimator, meta = artifacts.load_model(artifacts.model_dir(home, spec.name, run_model["model_version"]), spec)
-    scores, _ = estimator.score(
-        _run_events(spec, as_of, home), as_of, attributes=load_attributes(spec), factors=factors
+SCORING = "scoring"  # the run folder's subfolder of the scoring plan and the partitions' scores
+
+
+def _scoring_folder(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> Path:
+    """Return the run's scoring folder; partitions starting at once on a published run share one staging copy."""
+    try:
+        folder = _folder(spec, as_of, home)
+    except OSError:  # another partition's task made the staging copy first
+        folder = artifacts.staging_dir(home, spec.name, as_of)
+        if not folder.exists():
+            raise
+    return folder / SCORING
+
+
+def _scoring_plan(folder: Path) -> tuple[pd.DataFrame, int]:
+    path = folder / "plan.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run the plan_scoring step first")
+    return pd.read_parquet(path), int(artifacts.read_json(folder / "plan.json")["partitions"])
+
+
+def _part_path(folder: Path, partition: int) -> Path:
+    return folder / f"part-{partition:05d}.parquet"
+
+
+def plan_scoring(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, partitions: int | None = None) -> dict:
+    """List the profiles eligible at ``as_of`` and split them into hash partitions (``scoring/plan.parquet``).
+
+    The count is ``partitions`` if given, else ``scoring.partitions`` (``auto``: by the number of eligible
+    profiles, see :func:`customer_ai.partitions.partition_count`).  Scores of an earlier scoring of the run are
+    removed.  Returns ``partitions`` (the partition numbers, which the next step is mapped over), ``profiles``
+    and ``sizes`` (profiles per partition).
+    """
+    folder = artifacts.reset_dir(_folder(spec, as_of, home) / SCORING)
+    eligible = eligible_profiles(_run_events(spec, as_of, home), spec.eligibility, as_of)
+    count = partitions if partitions is not None else partition_count(spec.scoring.partitions, len(eligible))
+    parts = partition_of(eligible, count)
+    plan = pd.DataFrame({"profile_id": np.asarray(eligible, dtype=object).astype(str), "partition": parts})
+    sizes = np.bincount(parts, minlength=count).tolist()
+    artifacts.write_frame(folder / "plan.parquet", plan)
+    artifacts.write_json(folder / "plan.json", {"partitions": count, "profiles": len(plan), "sizes": sizes})
+    logger.info("%s eligible profiles in %d partition(s)", f"{len(plan):,}", count)
+    return {"partitions": list(range(count)), "profiles": len(plan), "sizes": sizes}
+
+
+@dataclass
+class ScoringInputs:
+    """What every partition of a run's scoring reads: the model, the run's events (encoded) and the attributes.
+
+    Loaded on first use by :meth:`load`.  The command hands one object to every partition it scores, so the
+    events are read and encoded once per run; an Airflow task scores one partition and loads its own.  Each
+    partition reads every event: the repeat-buying features fit BG/NBD on every profile's goal events, which
+    keeps a profile's features, and so its scores, the same in any partition.
+    """
+
+    estimator: PropensityModel | None = None
+    model_version: str = ""
+    events: pd.DataFrame | None = None
+    index: EventIndex | None = None
+    attributes: pd.DataFrame | None = None
+
+    def load(self, spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> ScoringInputs:
+        """Load what is not loaded yet; return ``self``."""
+        if self.estimator is None:
+            folder = _folder(spec, as_of, home)
+            version = artifacts.read_json(folder / "model.json")["model_version"]
+            self.estimator, meta = artifacts.load_model(artifacts.model_dir(home, spec.name, version), spec)
+            self.model_version = meta["model_version"]
+            self.events = _run_events(spec, as_of, home)
+            self.index = EventIndex(self.events)
+            self.attributes = load_attributes(spec)
+        return self
+
+
+def score_partition(
+    spec: InstanceSpec,
+    as_of: pd.Timestamp,
+    home: Path,
+    partition: int,
+    *,
+    factors: int | None = None,
+    inputs: ScoringInputs | None = None,
+) -> dict:
+    """Score the profiles of one partition with their influential factors; write ``scoring/part-NNNNN.parquet``.
+
+    The part holds ``profile_id``, ``probability``, ``model_version`` and ``factors`` (JSON) in the plan's order;
+    it is written atomically, so a retried or re-run partition replaces it whole.  Percentiles and buckets
+    need every partition: :func:`combine_scores` adds them.
+    """
+    folder = _scoring_folder(spec, as_of, home)
+    plan, count = _scoring_plan(folder)
+    if not 0 <= partition < count:
+        raise ValueError(f"partition {partition} does not exist: the run's scoring has partitions 0 .. {count - 1}")
+    ids = pd.Index(plan.loc[plan["partition"] == partition, "profile_id"], name="profile_id")
+    inputs = (inputs or ScoringInputs()).load(spec, as_of, home)
+    estimator = inputs.estimator
+    with step(f"scoring profiles as of {as_of:%Y-%m-%d} (partition {partition + 1} of {count})") as info:
+        features = estimator.features(inputs.events, as_of, ids, inputs.attributes, index=inputs.index)
+        probability = estimator.predict_proba(features)
+        info["profiles"] = len(ids)
+    with step("explaining scores with TreeSHAP"):
+        explained = estimator.explain(features, factors)
+    part = pd.DataFrame(
+        {
+            "profile_id": np.asarray(ids, dtype=object),
+            "probability": probability,
+            "model_version": inputs.model_version,
+            "factors": pd.Series(explained, dtype=object),
+        }
     )
-    scores.insert(scores.columns.get_loc("factors"), "model_version", meta["model_version"])
-    artifacts.write_frame(folder / "scores.parquet", scores)
+    artifacts.write_frame(_part_path(folder, partition), part)
+    return {"partition": partition, "profiles": len(part), "model_version": inputs.model_version}
+
+
+def combine_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
+    """Put the partitions' scores together in the plan's order, with percentiles and buckets over all of them.
+
+    Writes ``scores.parquet``: every eligible profile once, exactly as an unpartitioned scoring would.
+
+    Raises
+    ------
+    FileNotFoundError
+        When a partition has not been scored.
+    ValueError
+        When a part does not hold its partition's profiles or was scored with another model than the run's.
+    """
+    run_folder = _folder(spec, as_of, home)
+    folder = run_folder / SCORING
+    plan, count = _scoring_plan(folder)
+    version = artifacts.read_json(run_folder / "model.json")["model_version"]
+    parts = []
+    for partition in range(count):
+        path = _part_path(folder, partition)
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing: run the score_partition step for partition {partition}")
+        part = pd.read_parquet(path)
+        expected = plan.loc[plan["partition"] == partition, "profile_id"].to_numpy(dtype=object)
+        if not np.array_equal(part["profile_id"].to_numpy(dtype=object), expected):
+            raise ValueError(f"{path} does not hold the {len(expected):,} profiles of partition {partition}")
+        if len(part) and set(part["model_version"]) != {version}:
+            raise ValueError(f"{path} was scored with model {part['model_version'].iloc[0]}, not the run's {version}")
+        parts.append(part)
+    combined = pd.concat(parts, ignore_index=True).set_index("profile_id").reindex(plan["profile_id"])
+    output = spec.output
+    scores = score_frame(plan["profile_id"], combined["probability"].to_numpy(), output.buckets, output.buckets_by)
+    scores["propensity"] = spec.propensity
+    scores["as_of"] = f"{as_of:%Y-%m-%d}"
+    scores["model_version"] = version
+    scores["factors"] = combined["factors"].to_numpy(dtype=object)
+    artifacts.write_frame(run_folder / "scores.parquet", scores)
     buckets = _bucket_counts(scores)
     logger.info("scored %s profiles: %s", f"{len(scores):,}", ", ".join(f"{k} {n:,}" for k, n in buckets.items()))
     for note in empty_bucket_notes(spec.output, scores):
         logger.info("%s", note)
-    return {"scored_profiles": len(scores), "buckets": buckets, "model_version": meta["model_version"]}
+    return {"scored_profiles": len(scores), "buckets": buckets, "model_version": version, "partitions": count}
+
+
+def score(
+    spec: InstanceSpec,
+    as_of: pd.Timestamp,
+    home: Path,
+    *,
+    factors: int | None = None,
+    partitions: int | None = None,
+) -> dict:
+    """Score every profile eligible at ``as_of``: :func:`plan_scoring`, each partition, :func:`combine_scores`.
+
+    ``partitions`` overrides ``scoring.partitions``.  Writes ``scores.parquet`` and returns what
+    :func:`combine_scores` returns.
+    """
+    planned = plan_scoring(spec, as_of, home, partitions=partitions)
+    inputs = ScoringInputs()
+    for partition in planned["partitions"]:
+        score_partition(spec, as_of, home, partition, factors=factors, inputs=inputs)
+    return combine_scores(spec, as_of, home)
 
 
 def _read_scores(folder: Path) -> pd.DataFrame:
@@ -434,11 +605,17 @@ def enrich_profiles(
     :mod:`customer_ai.segments`); the returned ``segments`` holds their sizes, zero for one nobody matched.
     """
     folder = _folder(spec, as_of, home)
-    scores = _read_scores(folder)
+    # the factors stay the JSON text scores.parquet holds, in Arrow memory, which the store keeps as it is: they
+    # are decoded only for segment rules that test factors
+    table = pq.read_table(folder / "scores.parquet")
+    scores = table.drop_columns(["factors"]).to_pandas()
+    scores["factors"] = pd.Series(pd.arrays.ArrowExtensionArray(table.column("factors")), index=scores.index)
     meta = artifacts.read_json(folder / "model.json")
     _, reason = quality_verdict(meta["validation"]["metrics"], _gate(spec, min_auc))
     reason += f"; model trained as of {meta['as_of']}{', reused' if meta.get('reused') else ''}"
-    members = segment_members(scores, spec)
+    tests_factors = any(c.factor for s in spec.segments for c in s.where)
+    ruled = scores.assign(factors=[json.loads(f) for f in scores["factors"]]) if tests_factors else None
+    members = segment_members(scores.drop(columns="factors") if ruled is None else ruled, spec)
     sizes = segment_sizes(members, spec)
     with step(f"writing {len(scores):,} scores and {len(sizes)} segments to {store}"):
         store.write_run(  # type: ignore[attr-defined]
@@ -607,7 +784,11 @@ def run(
         "build_training_set": lambda: build_training_set(spec, as_of, home, force_retrain=force_retrain),
         "train": lambda: train(spec, as_of, home),
         GATE: lambda: quality_gate(spec, as_of, home, store, min_auc=min_auc),
-        "score": lambda: score(spec, as_of, home, factors=factors),
+        "plan_scoring": lambda: plan_scoring(spec, as_of, home),
+        "score_partition": lambda partition: score_partition(
+            spec, as_of, home, partition, factors=factors, inputs=inputs
+        ),
+        "combine_scores": lambda: combine_scores(spec, as_of, home),
         "validate_scores": lambda: validate_scores(spec, as_of, home),
         "enrich_profiles": lambda: enrich_profiles(spec, as_of, home, store, min_auc=min_auc),
         "track_outcomes": lambda: track_outcomes(spec, as_of, home, store),
@@ -615,11 +796,18 @@ def run(
         "publish": lambda: publish(spec, as_of, home),
     }
     folder = artifacts.staging_dir(home, spec.name, as_of)  # validate_events starts it afresh
+    inputs = ScoringInputs()  # the partitions of this run share the loaded model and events
     with artifacts.instance_lock(home, spec.name):
         _say_if_the_definition_changed(spec, home)
-        for name in step_names():
+        returned: dict | None = None
+        for declared in STEPS:
             try:
-                actions[name]()
+                if declared.mapped:  # once per partition, in turn: memory follows the partition's size
+                    for partition in returned["partitions"]:  # type: ignore[index]
+                        actions[declared.name](partition)
+                    inputs = ScoringInputs()  # let the events go
+                else:
+                    returned = actions[declared.name]()
             except QualityGateError as exc:
                 logger.warning("%s", exc)
                 model = artifacts.read_json(folder / "model.json")

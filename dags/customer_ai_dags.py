@@ -180,14 +180,18 @@ def build_dag(summary: InstanceSummary, path: Path) -> DAG:
             "as_of": _as_of_param(summary.trigger_as_of),
         },
     ) as dag:
-        tasks = []
+        tasks: list = []
         for step in STEPS:  # the same declared list that `customer-ai run` follows
             options: dict = {"instance_path": str(path), "doc": step.summary}
             if not step.retry:
                 options["retries"] = 0
             if step is STEPS[-1]:
                 options["outlets"] = [scores_asset(summary.name)]
-            tasks.append(STEP_OPERATORS[step.name](task_id=step.name, **options))
+            operator = STEP_OPERATORS[step.name]
+            if step.mapped:  # one task instance per partition the task before returns (dynamic task mapping)
+                tasks.append(operator.partial(task_id=step.name, **options).expand(partition=tasks[-1].output))
+            else:
+                tasks.append(operator(task_id=step.name, **options))
         chain(*tasks)
     return dag
 

@@ -129,6 +129,7 @@ _DAGBAG_SCRIPT = textwrap.dedent(
             "max_active_runs": dag.max_active_runs,
             "retries": {t.task_id: t.retries for t in dag.tasks},
             "outlets": {t.task_id: [getattr(o, "uri", str(o)) for o in t.outlets] for t in dag.tasks},
+            "mapped": sorted(t.task_id for t in dag.tasks if getattr(t, "is_mapped", False)),
         }
     print("JSON:" + json.dumps(out))
     """
@@ -175,10 +176,11 @@ class Airflow:
         self.processes: dict[str, subprocess.Popen] = {}
         self.client = httpx.Client(base_url=url, timeout=30)
 
-    def start(self, name: str, *args: str) -> None:
+    def start(self, name: str, *args: str, command: tuple[str, ...] | None = None) -> None:
+        """Start ``airflow <name> *args`` (or ``airflow *command *args``, kept under ``name``) in the background."""
         with (self.logs / f"{name}.out").open("wb") as out, (self.logs / f"{name}.err").open("wb") as err:
             self.processes[name] = subprocess.Popen(  # noqa: S603 - the venv's airflow command
-                [str(AIRFLOW), name, *args],
+                [str(AIRFLOW), *(command or (name,)), *args],
                 env=self.env,
                 cwd=self.logs,
                 stdin=subprocess.DEVNULL,

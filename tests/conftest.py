@@ -43,6 +43,7 @@ RUN_FILES = [
     "plan.json",
     "report.html",
     "scores.parquet",
+    "scoring",
     "source.json",
     "training_set.parquet",
     "validation",

@@ -41,8 +41,7 @@ def _source_features(
     hit_age = age[mask]
     columns = {}
     for w in windows:
-        # the longest window is the whole lookback, whose first instant (age == lookback) is inside it
-        inside = hit_age < w if w < windows[-1] else np.ones(len(hit_age), dtype=bool)
+        inside = hit_age <= w  # [as_of - w, as_of): an event at its first instant is w days old
         hits[f"{prefix}_count_{w}d"] = inside.astype("int64")
         columns[f"{prefix}_count_{w}d"] = "sum"
     hits[f"{prefix}_days_since_last"] = hit_age
@@ -59,7 +58,7 @@ def _source_features(
 
 def _activity_features(window_events: pd.DataFrame, age: np.ndarray, lookback: int) -> pd.DataFrame:
     frame = pd.DataFrame({"profile_id": window_events["profile_id"].to_numpy(), "age": age})
-    frame["day"] = np.floor(age).astype("int64")
+    frame["day"] = np.ceil(age).astype("int64") - 1  # days before the as-of date's: 0 for the day before it
     grouped = frame.groupby("profile_id", sort=False)
     result = pd.DataFrame(
         {
@@ -74,9 +73,9 @@ def _activity_features(window_events: pd.DataFrame, age: np.ndarray, lookback: i
     result["gap_mean_days"] = gaps.mean()
     result["gap_std_days"] = gaps.std(ddof=1)
     for recent, longer in ratio_windows(lookback):
-        count_recent = (frame["age"] < recent).groupby(frame["profile_id"], sort=False).sum()
+        count_recent = (frame["age"] <= recent).groupby(frame["profile_id"], sort=False).sum()
         count_longer = (
-            (frame["age"] < longer).groupby(frame["profile_id"], sort=False).sum()
+            (frame["age"] <= longer).groupby(frame["profile_id"], sort=False).sum()
             if longer < lookback
             else grouped.size()
         )

@@ -7,8 +7,9 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.special import betaln, gammaln
 
-from customer_ai.bgnbd import BGNBD, fit_bgnbd, repeat_summary, repeat_view
+from customer_ai.bgnbd import BGNBD, _Histories, fit_bgnbd, repeat_summary, repeat_view
 
 from conftest import ts
 
@@ -152,3 +153,17 @@ def test_repeat_view_fits_on_everyone_and_needs_a_repeat() -> None:
     assert alone.loc["b", "chance"] == pytest.approx(view.loc["b", "chance"], rel=1e-12)  # the fit uses everyone
     assert view.loc["d", "alive"] == 1.0  # no purchase yet: a new customer
     assert repeat_view(purchases.iloc[[0, 3]], ts("2011-04-01"), pd.Index(["a"]), 30) is None  # nobody repeated
+
+
+def test_likelihood_by_distinct_values_is_the_elementwise_one_to_the_bit():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 12, 500).astype("float64")
+    T = rng.integers(1, 365, 500).astype("float64")  # noqa: N806
+    t_x = np.where(x > 0, np.floor(T * rng.random(500)), 0.0)
+    for r, alpha, a, b in rng.uniform(0.05, 40.0, (20, 4)):
+        survived = betaln(a, b + x) - (r + x) * np.log(alpha + T)
+        dropped = np.full_like(x, -np.inf)
+        repeat = x > 0
+        dropped[repeat] = betaln(a + 1, b + x[repeat] - 1) - (r + x[repeat]) * np.log(alpha + t_x[repeat])
+        elementwise = gammaln(r + x) - gammaln(r) + r * np.log(alpha) - betaln(a, b) + np.logaddexp(survived, dropped)
+        assert np.array_equal(_Histories(x, t_x, T).log_likelihood(np.array([r, alpha, a, b])), elementwise)

@@ -39,7 +39,9 @@ def test_tasks_form_the_specified_chain(example_bag: dict) -> None:
         "build_training_set",
         "train",
         "quality_gate",
-        "score",
+        "plan_scoring",
+        "score_partition",
+        "combine_scores",
         "validate_scores",
         "enrich_profiles",
         "track_outcomes",
@@ -51,6 +53,7 @@ def test_tasks_form_the_specified_chain(example_bag: dict) -> None:
     for upstream, downstream in zip(TASKS, TASKS[1:], strict=False):
         assert tasks[upstream] == [downstream]
     assert tasks["publish"] == []
+    assert example_bag["dags"]["customer_ai__repurchase_30d"]["mapped"] == ["score_partition"]  # over the partitions
 
 
 def test_dag_settings_come_from_the_instance(example_bag: dict) -> None:

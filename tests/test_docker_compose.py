@@ -24,7 +24,10 @@ def test_services_are_the_airflow_3_components_and_postgres() -> None:
         "airflow-init",
         "airflow-scheduler",
         "airflow-triggerer",
+        "airflow-worker-1",
+        "airflow-worker-2",
         "postgres",
+        "redis",
     ]
     commands = {name: service.get("command") for name, service in SERVICES.items()}
     assert commands["airflow-apiserver"][:2] == ["airflow", "api-server"]
@@ -49,6 +52,9 @@ def test_every_referenced_file_exists() -> None:
 def test_airflow_settings_name_real_options() -> None:
     package = Path(importlib.util.find_spec("airflow").origin).parent  # found, not imported: no ~/airflow made
     template = yaml.safe_load((package / "config_templates" / "config.yml").read_text())
+    from airflow.providers.celery.get_provider_info import get_provider_info
+
+    template.update(get_provider_info()["config"])  # the [celery] section comes with the Celery provider
     environment = SERVICES["airflow-apiserver"]["environment"]
     dockerfile_env = re.findall(r"(AIRFLOW__\w+)=", (ROOT / "Dockerfile").read_text())
     for key in [*environment, *dockerfile_env]:
@@ -66,10 +72,43 @@ def test_store_connection_gives_a_postgres_address() -> None:
     assert raw["extra"] == {"schema": "customer_ai"}
 
 
+def test_the_celery_profile_adds_redis_and_two_workers_of_the_same_image() -> None:
+    profiled = {name: service["profiles"] for name, service in SERVICES.items() if "profiles" in service}
+    assert profiled == {"redis": ["celery"], "airflow-worker-1": ["celery"], "airflow-worker-2": ["celery"]}
+    workers = [SERVICES["airflow-worker-1"], SERVICES["airflow-worker-2"]]
+    assert [w["command"] for w in workers] == [
+        ["airflow", "celery", "worker", "--celery-hostname", "worker-1@%h"],
+        ["airflow", "celery", "worker", "--celery-hostname", "worker-2@%h"],
+    ]
+    assert [w["hostname"] for w in workers] == ["airflow-worker-1", "airflow-worker-2"]  # distinct, for the logs
+    for worker in workers:
+        assert worker["image"] == SERVICES["airflow-scheduler"]["image"]
+        assert worker["environment"] == SERVICES["airflow-scheduler"]["environment"]
+        assert worker["volumes"] == SERVICES["airflow-scheduler"]["volumes"]  # one home: the partitions' run folder
+        assert worker["depends_on"]["redis"] == {"condition": "service_healthy"}
+    environment = SERVICES["airflow-scheduler"]["environment"]
+    assert environment["AIRFLOW__CORE__EXECUTOR"] == "${CUSTOMER_AI_EXECUTOR:-LocalExecutor}"
+    assert environment["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
+    assert environment["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+" + environment["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert (
+        "CUSTOMER_AI_EXECUTOR=CeleryExecutor docker compose --profile celery up"
+        in (ROOT / "docker-compose.yml").read_text()
+    )
+
+
 @pytest.mark.parametrize(
-    "service", ["airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"]
+    "service",
+    [
+        "airflow-init",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+        "airflow-worker-1",
+    ],
 )
 def test_the_same_commands_run_outside_docker(service: str, tmp_path: Path) -> None:
     command = SERVICES[service]["command"]
-    result = run_airflow(airflow_env(tmp_path, ROOT / "instances"), *command[1:2], "--help")
+    words = 3 if command[1] == "celery" else 2  # airflow celery worker
+    result = run_airflow(airflow_env(tmp_path, ROOT / "instances"), *command[1:words], "--help")
     assert result.returncode == 0, result.stderr[-2000:]

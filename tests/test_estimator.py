@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from customer_ai import estimator as estimator_module
-from customer_ai.estimator import InsufficientDataError, PropensityModel, TrainingSet, evaluation_half
+from customer_ai.estimator import (
+    InsufficientDataError,
+    PropensityModel,
+    TrainingSet,
+    evaluation_half,
+    sample_profiles,
+)
 from customer_ai.evaluation import ranking_auc
 from customer_ai.events import load_events
 from customer_ai.features import FeaturePlan
@@ -141,6 +149,161 @@ def test_the_feature_plan_only_knows_what_the_oldest_training_snapshot_could(eve
     training = PropensityModel(spec).build_training_set(more, AS_OF)
     assert "survey" not in training.feature_plan.event_types
     assert training.feature_plan.event_types == ["purchase"]
+
+
+# --- the training sample (training.max_profiles) ---------------------------------------------------------------
+
+V, T1, T2 = ts("2011-12-02"), ts("2011-11-02"), ts("2011-10-03")
+
+
+def _labels(positives: dict[pd.Timestamp, set[str]], profiles: int = 10) -> pd.DataFrame:
+    """Labels of ``profiles`` profiles p0, p1, ... at every snapshot, 1 where ``positives`` says, with roles."""
+    ids = [f"p{i}" for i in range(profiles)]
+    frames = []
+    for snapshot in (V, T1, T2):
+        label = [int(i in positives.get(snapshot, set())) for i in ids]
+        role = np.where(evaluation_half(ids), "evaluation", "calibration") if snapshot == V else "training"
+        frames.append(pd.DataFrame({"profile_id": ids, "as_of": snapshot, "label": label, "role": role}))
+    labels = pd.concat(frames, ignore_index=True)
+    return labels.astype({"label": "int8"})
+
+
+# p0..p3 reach the goal at a training snapshot; p4 and p5 only at the validation snapshot
+TINY = {T1: {"p0", "p2"}, T2: {"p1", "p2", "p3"}, V: {"p4", "p5"}}
+
+
+def _kept(labels: pd.DataFrame) -> set[str]:
+    return set(labels["profile_id"])
+
+
+def test_a_sample_keeps_whole_profiles_and_each_strata_share_to_the_nearest_profile() -> None:
+    labels = _labels(TINY)
+    kept, sample = sample_profiles(labels, 5, seed=42)
+    # 4 of 10 reached the goal at a training snapshot: 2 of the 5 kept, and 3 of the 6 others
+    assert sample["strata"] == {"positive": {"eligible": 4, "sampled": 2}, "other": {"eligible": 6, "sampled": 3}}
+    assert (sample["sampled"], sample["eligible_profiles"], sample["profiles"], sample["max_profiles"]) == (
+        True,
+        10,
+        5,
+        5,
+    )
+    assert len(_kept(kept) & {"p0", "p1", "p2", "p3"}) == 2
+    # every snapshot of a kept profile, none of the others, in the original order
+    pd.testing.assert_frame_equal(kept, labels.loc[labels["profile_id"].isin(_kept(kept))].reset_index(drop=True))
+    assert [
+        (s["as_of"], s["role"], s["eligible"], s["sampled"], s["eligible_positives"]) for s in sample["snapshots"]
+    ] == [
+        ("2011-12-02", "validation", 10, 5, 2),
+        ("2011-11-02", "training", 10, 5, 2),
+        ("2011-10-03", "training", 10, 5, 3),
+    ]
+    for entry in sample["snapshots"]:
+        rows = kept.loc[kept["as_of"] == pd.Timestamp(entry["as_of"], tz="UTC")]
+        assert entry["sampled_positives"] == rows["label"].sum()
+    validation = sample["snapshots"][0]
+    assert validation["calibration"] + validation["evaluation"] == 5
+    assert validation["evaluation"] == (kept.loc[kept["as_of"] == V, "role"] == "evaluation").sum()
+    # 7 of 10: 2.8 positive profiles round to 3
+    assert sample_profiles(labels, 7, seed=42)[1]["strata"]["positive"] == {"eligible": 4, "sampled": 3}
+
+
+def test_a_sample_is_seeded_and_blind_to_row_order_and_to_the_validation_labels() -> None:
+    positives = {T1: {f"p{i}" for i in range(0, 200, 3)}, V: {f"p{i}" for i in range(0, 200, 2)}}
+    labels = _labels(positives, profiles=200)
+    kept, sample = sample_profiles(labels, 50, seed=1)
+    assert sample["strata"]["positive"] == {"eligible": 67, "sampled": 17}  # 50 * 67 / 200 = 16.75
+    pd.testing.assert_frame_equal(sample_profiles(labels, 50, seed=1)[0], kept)
+    assert _kept(sample_profiles(labels, 50, seed=2)[0]) != _kept(kept)
+    shuffled = labels.sample(frac=1.0, random_state=0)
+    assert _kept(sample_profiles(shuffled, 50, seed=1)[0]) == _kept(kept)
+    # the validation snapshot's labels (what the evaluation half is judged on) play no part in the choice
+    flipped = labels.assign(label=np.where(labels["as_of"] == V, 1 - labels["label"], labels["label"]))
+    assert _kept(sample_profiles(flipped, 50, seed=1)[0]) == _kept(kept)
+
+
+def test_a_cap_that_does_not_bind_returns_the_labels_themselves() -> None:
+    labels = _labels(TINY)
+    kept, sample = sample_profiles(labels, 10, seed=42)
+    assert kept is labels
+    assert (sample["sampled"], sample["eligible_profiles"], sample["profiles"]) == (False, 10, 10)
+    assert sample["strata"]["positive"] == {"eligible": 4, "sampled": 4}
+
+
+@pytest.fixture(scope="module")
+def crowd() -> pd.DataFrame:
+    return synthetic_events(customers=1400, seed=11)  # 1,200 profiles eligible at some snapshot
+
+
+def _crowd_spec(**training: object):  # noqa: ANN202
+    """The ``spec`` fixture's instance with ``training`` settings added (``max_profiles``)."""
+    return make_spec(
+        eligibility={"lookback_days": 365, "events": [{"where": [PURCHASE]}]},
+        training={"snapshots": 4, "snapshot_every_days": 30, "min_positives": 50, "min_negatives": 50, **training},
+        output={"factors": 3},
+    )
+
+
+@pytest.fixture(scope="module")
+def crowd_training(crowd: pd.DataFrame) -> TrainingSet:
+    return PropensityModel(_crowd_spec()).build_training_set(crowd, AS_OF)
+
+
+def test_training_features_are_built_for_the_sampled_profiles_only(
+    crowd: pd.DataFrame, crowd_training: TrainingSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = []
+
+    def counting(events, as_of, profiles, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        built.append(len(profiles))
+        return build_features(events, as_of, profiles, *args, **kwargs)
+
+    build_features = estimator_module.build_features
+    monkeypatch.setattr(estimator_module, "build_features", counting)
+    capped = PropensityModel(_crowd_spec(max_profiles=1000)).build_training_set(crowd, AS_OF)
+    sample = capped.sample
+    assert (sample["sampled"], sample["eligible_profiles"], sample["profiles"]) == (True, 1200, 1000)
+    assert sample["strata"] == {
+        "positive": {"eligible": 815, "sampled": 679},  # 1000 * 815 / 1200 = 679.2
+        "other": {"eligible": 385, "sampled": 321},
+    }
+    ids = capped.frame.index.get_level_values("profile_id")
+    assert ids.nunique() == 1000
+    assert crowd_training.frame.index.get_level_values("profile_id").nunique() == 1200
+    assert sum(built) == len(capped.frame)  # features only for the sample, not for every eligible profile
+    # the sample is the full training set's rows of its profiles, bit for bit (labels, roles, features)
+    full = crowd_training.frame
+    pd.testing.assert_frame_equal(
+        capped.frame, full.loc[full.index.get_level_values("profile_id").isin(ids.unique())], check_exact=True
+    )
+    assert [c["rows"] for c in capped.counts()] == [s["sampled"] for s in sample["snapshots"]]
+    assert [c["rows"] for c in crowd_training.counts()] == [s["eligible"] for s in sample["snapshots"]]
+
+
+def test_a_cap_that_does_not_bind_changes_nothing(crowd: pd.DataFrame, crowd_training: TrainingSet) -> None:
+    exact = PropensityModel(_crowd_spec(max_profiles=1200)).build_training_set(crowd, AS_OF)
+    pd.testing.assert_frame_equal(exact.frame, crowd_training.frame, check_exact=True)
+    assert (exact.sample["sampled"], exact.sample["profiles"]) == (False, 1200)
+    assert crowd_training.sample["max_profiles"] == 100_000
+
+
+def test_too_few_examples_in_a_sample_names_the_cap(crowd: pd.DataFrame) -> None:
+    greedy = make_spec(training={"snapshots": 2, "min_positives": 100_000, "min_negatives": 1, "max_profiles": 1000})
+    with pytest.raises(
+        InsufficientDataError, match=r"\(a sample of 1,000 of 1,\d{3} eligible profiles: training\.max_"
+    ):
+        PropensityModel(greedy).build_training_set(crowd, AS_OF)
+
+
+def test_a_model_records_its_sample_and_is_judged_on_sampled_profiles(crowd: pd.DataFrame, tmp_path: Path) -> None:
+    spec = _crowd_spec(max_profiles=1000)
+    capped = PropensityModel(spec).build_training_set(crowd, AS_OF)
+    model = PropensityModel(spec).fit_training_set(capped)
+    assert model.describe()["training_sample"] == capped.sample
+    kept = set(capped.frame.index.get_level_values("profile_id"))
+    assert set(model.evaluation_rows_["profile_id"]) <= kept
+    assert len(model.evaluation_rows_) == capped.sample["snapshots"][0]["evaluation"]
+    loaded, meta = PropensityModel.load(model.save(tmp_path / "model"), model.spec)
+    assert loaded.training_sample_ == meta["training_sample"] == capped.sample
 
 
 # --- fitting and the held-out metrics --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from customer_ai.evaluation import (
     calibration_error_floor,
     classification_metrics,
     gains_table,
+    paired_auc_difference,
     quality_verdict,
     ranking_auc,
     shift_to_rate,
@@ -195,3 +196,59 @@ def test_shift_to_rate_moves_every_log_odds_by_one_constant():
     moved = np.log(shifted / (1 - shifted)) - logit
     assert np.ptp(moved) == pytest.approx(0.0, abs=1e-6)  # the same shift for all: the ranking is kept
     assert shift_to_rate(probability, probability.mean()) == pytest.approx(probability, abs=1e-9)
+
+
+def _delong_by_definition(label, score_a, score_b):
+    """DeLong's interval from its definition: every positive against every negative, O(n^2)."""
+    label = np.asarray(label)
+
+    def placements(score):
+        positive, negative = np.asarray(score)[label == 1], np.asarray(score)[label == 0]
+        wins = (positive[:, None] > negative[None, :]) + 0.5 * (positive[:, None] == negative[None, :])
+        return wins.mean(axis=1), wins.mean(axis=0)
+
+    (v10_a, v01_a), (v10_b, v01_b) = placements(score_a), placements(score_b)
+    s10, s01 = np.cov(v10_a, v10_b), np.cov(v01_a, v01_b)
+    variance = (s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / len(v10_a)
+    variance += (s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]) / len(v01_a)
+    difference = v10_a.mean() - v10_b.mean()
+    return (
+        difference,
+        difference - 1.959963984540054 * np.sqrt(variance),
+        difference + 1.959963984540054 * np.sqrt(variance),
+    )
+
+
+def test_paired_auc_difference_is_delongs_interval():
+    rng = np.random.default_rng(4)
+    label = (rng.random(300) < 0.3).astype(int)
+    score_a = np.round(label * 0.3 + rng.random(300), 1)  # many ties
+    score_b = rng.random(300)
+    difference, low, high = _delong_by_definition(label, score_a, score_b)
+    result = paired_auc_difference(label, score_a, score_b)
+    assert result["difference"] == pytest.approx(difference, abs=1e-12)
+    assert result["low"] == pytest.approx(low, abs=1e-12)
+    assert result["high"] == pytest.approx(high, abs=1e-12)
+    assert result["low"] < result["difference"] < result["high"]
+
+
+def test_paired_auc_difference_by_hand():
+    # a: AUC 1 (both positives above both negatives); b: 0.75 (positive 0.6 loses to negative 0.7)
+    # b's placements: positives 1, 0.5; negatives 1, 0.5 -> a - b variances 0.125 / 2 + 0.125 / 2
+    label = np.array([1, 1, 0, 0])
+    result = paired_auc_difference(label, np.array([0.9, 0.8, 0.2, 0.1]), np.array([0.9, 0.6, 0.7, 0.1]))
+    assert result["difference"] == pytest.approx(0.25, abs=1e-15)
+    assert result["high"] - result["difference"] == pytest.approx(1.959963984540054 * math.sqrt(0.125), abs=1e-12)
+
+
+def test_paired_auc_difference_without_both_outcomes_has_no_interval():
+    result = paired_auc_difference(np.array([1, 1]), np.array([0.2, 0.3]), np.array([0.1, 0.4]))
+    assert all(math.isnan(v) for v in result.values())
+
+
+def test_calibration_error_floor_is_the_mean_error_of_its_draws():
+    rng = np.random.default_rng(5)
+    probability = rng.beta(2, 5, 2000)
+    draws = np.random.default_rng(0)
+    former = np.mean([calibration_error(probability, draws.random(2000) < probability) for _ in range(30)])
+    assert calibration_error_floor(probability, draws=30) == former  # the same draws, added in the same order

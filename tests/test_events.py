@@ -500,3 +500,30 @@ def test_csv_ids_keep_leading_zeros_when_mapped(tmp_path: Path) -> None:
 def test_numeric_timestamps_are_refused_not_guessed() -> None:
     with pytest.raises(EventsError, match=r"column 'timestamp' holds numbers \(int64\); convert epoch values"):
         canonicalize(raw(profile_id=["a"], timestamp=[1293840000], event_type=["purchase"]))
+
+
+def test_events_are_ordered_by_time_then_id_as_a_stable_sort_would():
+    rng = np.random.default_rng(2)
+    ids = np.array(["b", "a", "ä", "Z", "é", "10", "9", "a b", "💡"])
+    raw = pd.DataFrame(
+        {
+            "profile_id": rng.choice(ids, 400),
+            "event_type": rng.choice(["visit", "purchase"], 400),
+            "timestamp": pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 5, 400), unit="D"),
+            "value": np.arange(400.0),  # tells apart rows with the same time and id
+        }
+    )
+    expected = raw.sort_values(["timestamp", "profile_id"], kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(canonicalize(raw), expected[list(canonicalize(raw).columns)], check_exact=True)
+
+
+def test_events_far_from_today_keep_their_order():
+    raw = pd.DataFrame(
+        {
+            "profile_id": ["a", "b", "a"],
+            "event_type": ["visit"] * 3,
+            "timestamp": pd.to_datetime(["2500-01-02", "1500-06-01", "2500-01-01"]).as_unit("us").tz_localize("UTC"),
+        }
+    )
+    assert canonicalize(raw)["timestamp"].dt.year.tolist() == [1500, 2500, 2500]
+    assert canonicalize(raw)["timestamp"].dt.day.tolist() == [1, 1, 2]

@@ -176,15 +176,18 @@ def test_future_events_do_not_change_features() -> None:
     [
         (0.001, (1, 1, 1, 1)),
         (6.5, (1, 1, 1, 1)),
-        (7.0, (0, 1, 1, 1)),  # age < 7 is required: exactly 7 days before T is not in the last 7 days
+        (7.0, (1, 1, 1, 1)),  # [T - 7 days, T): exactly 7 days before T is the window's first instant
+        (7.0 + 1 / 86_400_000_000, (0, 1, 1, 1)),  # a microsecond earlier is not
         (29.9, (0, 1, 1, 1)),
-        (30.0, (0, 0, 1, 1)),
+        (30.0, (0, 1, 1, 1)),
+        (30.5, (0, 0, 1, 1)),
         (89.5, (0, 0, 1, 1)),
-        (90.0, (0, 0, 0, 1)),
+        (90.0, (0, 0, 1, 1)),
+        (90.5, (0, 0, 0, 1)),
         (364.5, (0, 0, 0, 1)),
     ],
 )
-def test_count_windows_exclude_their_start(age: float, counts: tuple[int, int, int, int]) -> None:
+def test_count_windows_include_their_start(age: float, counts: tuple[int, int, int, int]) -> None:
     matrix = features([("a", ago(age), "purchase")], ["a"])
     a = row(matrix, "a")
     assert (
@@ -257,22 +260,25 @@ def test_activity_exact_values() -> None:
         ("a", ago(0.5), "view"),
         ("a", ago(0.75), "purchase"),  # same day offset as 0.5
         ("a", ago(3.2), "view"),
-        ("a", ago(10.0), "view"),
+        ("a", ago(10.0), "view"),  # midnight: the first instant of the 10th day back (days back 0 is yesterday)
     ]
     a = row(features(rows, ["a"]), "a")
     assert a["tenure_days"] == pytest.approx(10.0)
     assert a["days_since_last_event"] == pytest.approx(0.5)
-    assert a["active_days"] == 3  # day offsets 0, 3, 10
-    assert a["gap_mean_days"] == pytest.approx(5.0)  # gaps 3 and 7
-    assert a["gap_std_days"] == pytest.approx(math.sqrt(8.0))
+    assert a["active_days"] == 3  # days back 0, 3, 9
+    assert a["gap_mean_days"] == pytest.approx(4.5)  # gaps 3 and 6
+    assert a["gap_std_days"] == pytest.approx(math.sqrt(4.5))
 
 
 @pytest.mark.parametrize(
     ("ages", "active_days"),
     [
-        ((0.9, 1.1), 2),  # different day offsets (0 and 1) although 0.2 days apart
+        ((0.9, 1.1), 2),  # different days (yesterday, the day before) although 0.2 days apart
         ((1.1, 1.9), 1),
-        ((2.0, 2.999), 1),
+        ((1.0, 0.5), 1),  # midnight starting yesterday and yesterday noon: one day
+        ((1.0, 1.5), 2),  # midnight starting yesterday belongs to yesterday, not to the day before
+        ((2.0, 2.999), 2),
+        ((2.0, 1.001), 1),
         ((2.0, 3.0), 2),
     ],
 )
@@ -301,16 +307,17 @@ def test_gaps_need_two_and_three_active_days() -> None:
 def test_activity_ratios() -> None:
     rows = [
         ("a", ago(5), "view"),
-        ("a", ago(30), "view"),  # not in the last 30 days, in the last 90
+        ("a", ago(30), "view"),  # the first instant of the last 30 days
+        ("a", ago(30.5), "view"),  # not in the last 30 days, in the last 90
         ("a", ago(50), "purchase"),
-        ("a", ago(90), "view"),  # not in the last 90 days
+        ("a", ago(90.5), "view"),  # not in the last 90 days
         ("a", ago(200), "view"),
         ("old", ago(200), "view"),
     ]
     matrix = features(rows, ["a", "old", "none"])
     a, old, none = row(matrix, "a"), row(matrix, "old"), row(matrix, "none")
-    assert a["activity_ratio_30_90"] == pytest.approx(1 / 3)
-    assert a["activity_ratio_90_365"] == pytest.approx(3 / 5)
+    assert a["activity_ratio_30_90"] == pytest.approx(2 / 4)
+    assert a["activity_ratio_90_365"] == pytest.approx(4 / 6)
     assert_nan(old["activity_ratio_30_90"])  # no events in the last 90 days
     assert old["activity_ratio_90_365"] == 0.0
     assert_nan(none["activity_ratio_30_90"])

@@ -119,6 +119,37 @@ def test_factor_summary_of_no_factors_is_empty() -> None:
     assert factor_summary(factor_long([]), 0).empty
 
 
+def _card_text(model: dict) -> str:
+    from customer_ai.report.card import _model_card  # noqa: PLC0415 - the card alone, without a run folder
+    from customer_ai.report.folder import _RunFiles  # noqa: PLC0415
+
+    run = _RunFiles(Path("."), model, pd.DataFrame(), None, None, None, {})
+    spec = load_spec(ROOT / "instances" / f"{INSTANCE}.yaml")
+    return _sections(_model_card(spec, AS_OF, run))["model-card"]["text"]
+
+
+def test_the_model_card_states_the_training_sample_only_when_there_was_one() -> None:
+    sample = {
+        "max_profiles": 100_000,
+        "sampled": True,
+        "eligible_profiles": 300_000,
+        "profiles": 100_000,
+        "strata": {
+            "positive": {"eligible": 72_345, "sampled": 24_115},
+            "other": {"eligible": 227_655, "sampled": 75_885},
+        },
+    }
+    model = {"model_version": "20111211-0123456789", "as_of": "2011-12-11"}
+    card = _card_text({**model, "training_sample": sample})
+    assert (
+        "training profilestrained on a stratified sample of 100,000 of 300,000 profiles (cap 100,000), every "
+        "snapshot of each; 24,115 of the 72,345 that reached the goal at a training snapshot"
+    ) in card
+    unsampled = {**sample, "sampled": False, "profiles": 300_000}
+    assert _card_text({**model, "training_sample": unsampled}) == _card_text(model)  # nothing new without a sample
+    assert "sample" not in _card_text(model)
+
+
 # --- a real run ------------------------------------------------------------------------------------------------
 
 

@@ -822,3 +822,33 @@ def test_a_huge_number_from_the_file_is_refused(tmp_path: Path) -> None:
     assert str(info.value).endswith(
         f"segments[1].where[1]: factor days_since_last_event (its contribution) takes a number; {huge} is too large"
     )
+
+
+# --- the training sample cap ------------------------------------------------------------------------------------
+
+
+def test_max_profiles_defaults_to_100_000_and_refuses_fewer_than_1000() -> None:
+    assert make_spec().training.max_profiles == 100_000
+    assert make_spec(training={"max_profiles": 1000}).training.max_profiles == 1000
+    assert spec_error(training={"max_profiles": 999}) == (
+        "unit.yaml: training.max_profiles: Input should be greater than or equal to 1000"
+    )
+    assert spec_error(training={"max_profiles": 2.5}) == (
+        "unit.yaml: training.max_profiles: Input should be a valid integer, got a number with a fractional part"
+    )
+
+
+def test_max_profiles_is_in_the_hashes_only_when_it_differs_from_the_default() -> None:
+    base = make_spec()
+    default = make_spec(training={**BASE_SPEC["training"], "max_profiles": 100_000})
+    capped = make_spec(training={**BASE_SPEC["training"], "max_profiles": 50_000})
+    assert (default.spec_hash(), default.model_hash()) == (base.spec_hash(), base.model_hash())
+    # another cap trains on other profiles: a stored model of the old cap is not reused
+    assert capped.model_hash() != base.model_hash()
+    assert capped.spec_hash() != base.spec_hash()
+
+
+def test_the_example_hashes_did_not_change_with_the_cap() -> None:
+    # models stored before training.max_profiles existed are still found and reused by their model hash
+    spec = load_spec(Path(__file__).resolve().parents[1] / "instances" / "repurchase_30d.yaml")
+    assert (spec.spec_hash(), spec.model_hash()) == ("4339b2a6e91ded8a", "505574e30a1aa777")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import re
 import secrets
@@ -96,7 +97,7 @@ def store(request, tmp_path) -> SQLiteStore | PostgresStore:
     opened = PostgresStore(PG_DSN, schema)
     opened.count_rows("")  # creates the tables on first use
     with admin() as connection, connection.cursor() as cursor:
-        every = (*TABLES, *NEW_TABLES)
+        every = (*TABLES[1:], *NEW_TABLES, "customer_ai_current")  # customer_ai_scores is a view of them
         cursor.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(sql.Identifier(schema, t) for t in every)))
     return opened
 
@@ -777,3 +778,139 @@ def test_hostile_instance_names_in_outcomes_are_stored_verbatim(store):
         store.write_outcomes(instance, "2024-01-01", outcomes(("all", "all", 1, 0.5, 1.0)))
     for instance in HOSTILE_INSTANCES:
         assert store.read_outcomes(instance)["instance"].tolist() == [instance]
+
+
+# --- factors: stored exactly, given as lists or as the JSON text of scores.parquet --------------------------------
+
+HOSTILE_FACTORS = [
+    [],
+    [
+        {
+            "feature": "tab\there",
+            "description": 'a "quote", a \\ backslash,\na newline and \\N',
+            "value": float("nan"),
+            "contribution": -0.25,
+            "importance": "high",
+            "effect": "lowers the chance a lot",
+        }
+    ],
+    [
+        {
+            "feature": "ünïcødé 🚀 客户",
+            "description": "NaN and Infinity as words",
+            "value": "x'); --",
+            "contribution": 1e-300,
+        },
+        {"feature": "big", "description": "", "value": 12345678901234567890, "contribution": float("-inf")},
+    ],
+    [{"feature": "f", "description": "plain", "value": 0.1 + 0.2, "contribution": 2.0}],
+]
+
+
+def finite(value: object) -> object:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def hostile_run() -> pd.DataFrame:
+    ids = ["", "tab\tid", "new\nline", "back\\slash", '"quoted",', "ünï 🚀", "\\N", "\\."]
+    written = scores(dict(zip(ids, (0.1 + 0.2, 1e-300, 1 / 3, 0.5, 0.5, 0.999999999999, 0.0, 1.0), strict=True)))
+    written["bucket"] = ['lo"w', "mé\tdium", "h\nigh", "\\", "", "🚀", "low", "low"]
+    written["factors"] = [HOSTILE_FACTORS[i % len(HOSTILE_FACTORS)] for i in range(len(ids))]
+    return written
+
+
+def stored_factor_texts(store, as_of: str, instance: str = "unit") -> dict[str, str]:
+    """Return the factors of each profile's history row as the database holds them (PostgreSQL: jsonb as text)."""
+    if isinstance(store, SQLiteStore):
+        with sqlite3.connect(store.path) as connection:
+            rows = connection.execute(
+                "SELECT profile_id, factors FROM customer_ai_score_history WHERE instance = ? AND as_of = ?",
+                (instance, as_of),
+            ).fetchall()
+    else:
+        table = sql.Identifier(store.schema, "customer_ai_score_history")
+        with admin() as connection, connection.cursor() as cursor:
+            cursor.execute(
+                sql.SQL("SELECT profile_id, factors::text FROM {} WHERE instance = 'unit' AND as_of = %s").format(
+                    table
+                ),
+                (as_of,),
+            )
+            rows = cursor.fetchall()
+    return dict(rows)
+
+
+def test_hostile_factors_and_values_are_stored_exactly_from_lists_or_parquet_text(store, tmp_path):
+    from customer_ai.files import write_frame  # noqa: PLC0415
+
+    written = hostile_run()
+    store.write_run("unit", "2024-01-01", written, run(), segments=members({"a\tb": written["profile_id"].tolist()}))
+    # the JSON text scores.parquet holds, as enrich_profiles reads it: stored as it is, without decoding
+    from_file = pd.read_parquet(write_frame(tmp_path / "scores.parquet", written))
+    assert isinstance(from_file["factors"][0], str)
+    store.write_run("unit", "2024-02-01", from_file, run(), segments=members({"a\tb": written["profile_id"].tolist()}))
+
+    as_lists, as_text = stored_factor_texts(store, "2024-01-01"), stored_factor_texts(store, "2024-02-01")
+    assert as_text == as_lists
+    assert sorted(as_lists) == sorted(written["profile_id"])
+    by_id = dict(zip(written["profile_id"], written["factors"], strict=True))
+    if isinstance(store, SQLiteStore):  # the text json.dumps writes, NaN and infinities included
+        assert as_lists == {p: json.dumps(f, ensure_ascii=False) for p, f in by_id.items()}
+        expected_factors = by_id
+    else:  # the same jsonb values as the JSON text of the lists (NaN and infinities as null)
+        expected_factors = {p: [{k: finite(v) for k, v in f.items()} for f in fs] for p, fs in by_id.items()}
+        assert expected_factors["new\nline"][1]["contribution"] is None
+        with admin() as connection, connection.cursor() as cursor:
+            for profile, text in as_lists.items():
+                reference = json.dumps(expected_factors[profile], ensure_ascii=False, allow_nan=False)
+                cursor.execute("SELECT %s::jsonb = %s::jsonb", (text, reference))
+                assert cursor.fetchone() == (True,), profile
+    for as_of in ("2024-01-01", "2024-02-01"):
+        frame = store.read_scores("unit", as_of=as_of).sort_values("profile_id").reset_index(drop=True)
+        expected = written.sort_values("profile_id").reset_index(drop=True)
+        for column in ("profile_id", "bucket", "model_version", "propensity"):
+            assert frame[column].tolist() == expected[column].tolist()
+        assert frame["probability"].to_numpy().tobytes() == expected["probability"].to_numpy().tobytes()
+        assert frame["score"].tolist() == expected["score"].tolist()
+        assert frame["percentile"].tolist() == expected["percentile"].tolist()
+        read = [json.dumps(f, ensure_ascii=False) for f in frame["factors"]]
+        assert read == [json.dumps(expected_factors[p], ensure_ascii=False) for p in frame["profile_id"]]
+        assert store.read_segment("unit", "a\tb", as_of=as_of)["profile_id"].sort_values().tolist() == sorted(
+            written["profile_id"]
+        )
+    assert store.read_scores("unit")["as_of"].tolist() == ["2024-02-01"] * len(written)
+
+
+@pytest.mark.parametrize(
+    ("rule", "chosen"),
+    [
+        ({"factor": "purchase_count_30d", "op": "gt", "value": 0}, ["p1"]),  # the factors are decoded for the rule
+        ({"field": "score", "op": "gte", "value": 50}, ["p1", "p3"]),  # they are not
+    ],
+)
+def test_enrich_profiles_stores_the_factors_of_scores_parquet(store, tmp_path, rule, chosen):
+    from customer_ai import artifacts, steps  # noqa: PLC0415
+    from customer_ai.files import write_frame  # noqa: PLC0415
+
+    from conftest import make_spec  # noqa: PLC0415
+
+    spec = make_spec(segments=[{"name": "chosen", "where": [rule]}])
+    written = scores({"p1": 0.7, "p2": 0.2, "p3": 0.55})
+    written["factors"] = [
+        [{**FACTOR, "contribution": 0.5}],
+        [{**FACTOR, "value": float("nan"), "contribution": -0.1}],
+        [],
+    ]
+    as_of = pd.Timestamp("2024-02-01", tz="UTC")
+    folder = artifacts.staging_dir(tmp_path, spec.name, as_of)
+    write_frame(folder / "scores.parquet", written)
+    model = {"model_version": "v1", "as_of": "2024-01-01", "validation": {"metrics": {"roc_auc": 0.8}}}
+    artifacts.write_json(folder / "model.json", model)
+    result = steps.enrich_profiles(spec, as_of, tmp_path, store)
+    assert result["written"] == 3
+    assert result["segments"] == {"low": 3, "medium": 0, "high": 0, "chosen": len(chosen)}
+    assert store.read_segment(spec.name, "chosen")["profile_id"].tolist() == chosen
+    # the same stored factors as a write of the lists themselves
+    store.write_run("reference", "2024-02-01", written, run())
+    assert stored_factor_texts(store, "2024-02-01", spec.name) == stored_factor_texts(store, "2024-02-01", "reference")
+    assert store.read_scores(spec.name)["factors"].tolist()[0] == [{**FACTOR, "contribution": 0.5}]

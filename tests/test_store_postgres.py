@@ -77,8 +77,9 @@ class Writer(threading.Thread):
             self.error = exc
 
 
-def block_inserts_into_scores(schema: str, key: int) -> None:
-    """Make every INSERT into the schema's current scores wait for advisory lock ``key`` (held by the test)."""
+def block_changes_of_current(schema: str, key: int) -> None:
+    """Make every change of the current scores (an INSERT into ``customer_ai_current``, the table of each instance's
+    current as-of date) wait for advisory lock ``key`` (held by the test)."""
     function = sql.Identifier(schema, "wait_for_test")
     query(
         sql.SQL(
@@ -88,7 +89,7 @@ def block_inserts_into_scores(schema: str, key: int) -> None:
     )
     query(
         sql.SQL("CREATE TRIGGER wait_for_test BEFORE INSERT ON {} FOR EACH STATEMENT EXECUTE FUNCTION {} ()").format(
-            sql.Identifier(schema, "customer_ai_scores"), function
+            sql.Identifier(schema, "customer_ai_current"), function
         )
     )
 
@@ -204,23 +205,40 @@ def test_migrations_are_recorded_and_idempotent(fresh_schema):
     versions = query(
         sql.SQL("SELECT version, description FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version"))
     )
-    assert versions == [(1, "scores, score history and runs tables"), (2, "segment membership and outcomes tables")]
+    assert versions == [
+        (1, "scores, score history and runs tables"),
+        (2, "segment membership and outcomes tables"),
+        (3, "current scores as a view of history at each instance's current as-of date"),
+    ]
     # tables already there without a version row (created twice): the migrations apply cleanly again
     query(sql.SQL("DELETE FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version")))
     assert PostgresStore(PG_DSN, schema).count_rows("unit") == counts(1, 1, 1)
-    assert len(query(sql.SQL("SELECT * FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version")))) == 2
+    assert len(query(sql.SQL("SELECT * FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version")))) == 3
 
 
 def test_a_version_1_schema_is_migrated_and_keeps_its_rows(fresh_schema):
     schema = fresh_schema()
     first = PostgresStore(PG_DSN, schema)
-    first.write_run("unit", "2024-02-01", scores({"p1": 0.2, "p2": 0.6}), run())
-    # what a store written before segments and outcomes existed looks like
-    for table in ("customer_ai_segments", "customer_ai_outcomes"):
+    first.write_run("unit", "2024-01-01", scores({"p1": 0.2, "p2": 0.6}), run())
+    first.write_run("unit", "2024-02-01", scores({"p1": 0.3, "p2": 0.5}), run())
+    first.write_run("other", "2024-01-01", scores({"p9": 0.1}), run())
+    before = [first.read_scores("unit"), first.read_scores("other")]
+    # what a store written before segments and outcomes existed looks like: current scores in a table of their own
+    current, copied = sql.Identifier(schema, "customer_ai_scores"), sql.Identifier(schema, "copied")
+    query(sql.SQL("CREATE TABLE {} AS SELECT * FROM {}").format(copied, current))
+    query(sql.SQL("DROP VIEW {}").format(current))
+    query(sql.SQL("ALTER TABLE {} RENAME TO customer_ai_scores").format(copied))
+    for table in ("customer_ai_segments", "customer_ai_outcomes", "customer_ai_current"):
         query(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, table)))
-    query(sql.SQL("DELETE FROM {} WHERE version = 2").format(sql.Identifier(schema, "customer_ai_schema_version")))
+    query(sql.SQL("DELETE FROM {} WHERE version > 1").format(sql.Identifier(schema, "customer_ai_schema_version")))
     upgraded = PostgresStore(PG_DSN, schema)
-    assert upgraded.count_rows("unit") == counts(2, 2, 1)
+    assert upgraded.count_rows("unit") == counts(2, 4, 2)
+    # the current scores are those of the table's dates, now read from history
+    for old, new in zip(before, [upgraded.read_scores("unit"), upgraded.read_scores("other")], strict=True):
+        pd.testing.assert_frame_equal(old, new)
+    assert query(
+        "SELECT relkind::text FROM pg_class WHERE oid = %s::regclass", (f'"{schema}".customer_ai_scores',)
+    ) == [("v",)]
     assert upgraded.read_segment("unit", "low").empty  # runs from before have no membership
     upgraded.write_run("unit", "2024-03-01", scores({"p2": 0.7}), run(), segments=members({"high": ["p2"]}))
     upgraded.write_outcomes("unit", "2024-02-01", outcomes(("all", "all", 2, 0.4, 0.5)))
@@ -229,7 +247,7 @@ def test_a_version_1_schema_is_migrated_and_keeps_its_rows(fresh_schema):
     versions = query(
         sql.SQL("SELECT version FROM {} ORDER BY version").format(sql.Identifier(schema, "customer_ai_schema_version"))
     )
-    assert versions == [(1,), (2,)]
+    assert versions == [(1,), (2,), (3,)]
 
 
 def test_processes_starting_at_once_migrate_once(fresh_schema):
@@ -249,7 +267,7 @@ def test_processes_starting_at_once_migrate_once(fresh_schema):
     versions = query(
         sql.SQL("SELECT version FROM {} ORDER BY version").format(sql.Identifier(schema, "customer_ai_schema_version"))
     )
-    assert versions == [(1,), (2,)]
+    assert versions == [(1,), (2,), (3,)]
 
 
 def test_a_schema_newer_than_the_code_is_refused(fresh_schema):
@@ -292,6 +310,19 @@ def test_a_bad_row_in_the_copy_leaves_previous_rows_intact(store):
     assert store.count_rows("unit") == counts(2, 2, 1)
 
 
+def test_a_value_the_copy_cannot_encode_fails_as_itself_and_leaves_previous_rows_intact(store):
+    store.write_run("unit", "2024-01-01", scores({"p1": 0.2, "p2": 0.9}, "v1"), run("v1"))
+    before = snapshot(store)
+    bad = scores({f"p{i}": 0.5 for i in range(40_000)}, "v2")
+    bad.loc[39_999, "score"] = 2**31  # beyond PostgreSQL's integer, in the second block of the stream
+    with pytest.raises(ValueError, match="beyond PostgreSQL's integer: 50 to 2147483648"):
+        store.write_run("unit", "2024-02-01", bad, run("v2"))
+    assert_unchanged(before, store)
+    assert store.count_rows("unit") == counts(2, 2, 1)
+    store.write_run("unit", "2024-02-01", scores({"p3": 0.4}, "v2"), run("v2"))  # nothing left half-done
+    assert store.count_rows("unit") == counts(1, 3, 2)
+
+
 def test_a_bad_segment_name_in_the_copy_leaves_previous_rows_intact(store):
     store.write_run("unit", "2024-01-01", scores({"p1": 0.2, "p2": 0.9}, "v1"), run("v1"), members({"a": ["p1"]}))
     before = snapshot(store)
@@ -307,7 +338,7 @@ def test_a_connection_killed_mid_write_leaves_previous_rows_intact(store):
     )
     before = snapshot(store)
     key = random.randrange(1, 2**31)
-    block_inserts_into_scores(store.schema, key)
+    block_changes_of_current(store.schema, key)
     holder = psycopg2.connect(PG_DSN)
     holder.autocommit = True
     try:
@@ -343,7 +374,7 @@ def test_a_connection_killed_mid_write_leaves_previous_rows_intact(store):
 
 def test_concurrent_writers_of_one_instance_queue_up(store):
     key = random.randrange(1, 2**31)
-    block_inserts_into_scores(store.schema, key)
+    block_changes_of_current(store.schema, key)
     holder = psycopg2.connect(PG_DSN)
     holder.autocommit = True
 

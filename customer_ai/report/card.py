@@ -57,6 +57,7 @@ def _model_card(spec: InstanceSpec, as_of: pd.Timestamp, run: _RunFiles) -> str:
             "training labels",
             f"{_int(counts.get('positives'))} reached the goal, {_int(counts.get('negatives'))} did not",
         ),
+        *_sample_rows(model.get("training_sample")),
         ("features", f"{len(model.get('features', {}).get('names', []))} (listed below)"),
         (
             "calibration",
@@ -115,6 +116,22 @@ def _model_card(spec: InstanceSpec, as_of: pd.Timestamp, run: _RunFiles) -> str:
     )
     parts.append(_table(["feature", "meaning", "kind"], feature_rows, caption="Features"))
     return _section("model-card", parts)
+
+
+def _sample_rows(sample: dict | None) -> list[tuple[str, str]]:
+    """Return the card's row about the training sample: none when training used every eligible profile."""
+    if not sample or not sample.get("sampled"):
+        return []
+    positive = sample.get("strata", {}).get("positive", {})
+    return [
+        (
+            "training profiles",
+            f"trained on a stratified sample of {_int(sample.get('profiles'))} of "
+            f"{_int(sample.get('eligible_profiles'))} profiles (cap {_int(sample.get('max_profiles'))}), every "
+            f"snapshot of each; {_int(positive.get('sampled'))} of the {_int(positive.get('eligible'))} that "
+            "reached the goal at a training snapshot",
+        )
+    ]
 
 
 def _day(text: object) -> str:

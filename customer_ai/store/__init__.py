@@ -3,7 +3,7 @@
 Five tables, created on first use:
 
 - ``customer_ai_scores``: the current score per (instance, profile), from the newest as-of date of a run with
-  status ``ok``.
+  status ``ok``.  In PostgreSQL a view of the history at each instance's current date (``customer_ai_current``).
 - ``customer_ai_score_history``: one row per (instance, profile, as_of).
 - ``customer_ai_runs``: one row per (instance, as_of): model version, status, reason, metrics.
 - ``customer_ai_segments``: segment membership per run, one row per (instance, segment, as_of, profile_id).

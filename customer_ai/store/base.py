@@ -12,7 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = ["StoreUnavailableError"]
 
@@ -108,15 +111,34 @@ class _RunValues(NamedTuple):
 
 
 @dataclass(frozen=True)
-class _ScoreRow:
-    profile_id: str
-    probability: float
-    score: int
-    percentile: int
-    bucket: str
-    propensity: str
-    model_version: str
-    factors: Any
+class _ScoreColumns:
+    """A run's checked scores, column by column; ``factors`` as given (lists of dicts, or their JSON text)."""
+
+    profile_id: pa.Array
+    probability: np.ndarray
+    score: np.ndarray
+    percentile: np.ndarray
+    bucket: pa.Array
+    propensity: pa.Array
+    model_version: pa.Array
+    factors: pd.Series
+
+    def __len__(self) -> int:
+        return len(self.probability)
+
+    def rows(self, factor_texts: list[str]) -> Iterable[tuple]:
+        """Yield the staged columns row by row, ``factor_texts`` as the factors (for a row-wise insert)."""
+        columns = [
+            self.profile_id.to_pylist(),
+            self.probability.tolist(),
+            self.score.tolist(),
+            self.percentile.tolist(),
+            self.bucket.to_pylist(),
+            self.propensity.to_pylist(),
+            self.model_version.to_pylist(),
+            factor_texts,
+        ]
+        return zip(*columns, strict=True)
 
 
 def _as_of_text(as_of: object) -> str:
@@ -131,32 +153,55 @@ def _as_of_text(as_of: object) -> str:
         raise ValueError(f"as-of date {as_of!r} is not a date (use YYYY-MM-DD)") from None
 
 
-def _score_rows(instance: str, as_of: str, scores: pd.DataFrame) -> list[_ScoreRow]:
-    """Check a run's scores (no missing value in a required column) and return them as rows."""
+def _text(column: pd.Series) -> pa.Array:
+    """Return a column as Arrow text, each value as ``str()`` writes it."""
+    if _is_text(column):
+        return _one_chunk(pa.array(column)).cast(pa.string())
+    return pa.array(column.astype(object).map(str).to_numpy(dtype=object), type=pa.string())
+
+
+def _one_chunk(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if not isinstance(array, pa.ChunkedArray):
+        return array
+    return array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
+
+
+def _is_text(column: pd.Series) -> bool:
+    """Whether a column holds only text, in Arrow memory (as ``str`` or Arrow string columns do)."""
+    if isinstance(column.dtype, pd.ArrowDtype):
+        return pa.types.is_string(column.dtype.pyarrow_dtype) or pa.types.is_large_string(column.dtype.pyarrow_dtype)
+    return isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow"
+
+
+def _score_columns(instance: str, as_of: str, scores: pd.DataFrame) -> _ScoreColumns:
+    """Check a run's scores (no missing value in a required column) and return them as typed columns."""
     empty = [c for c in _REQUIRED_SCORE_COLUMNS if scores[c].isna().any()]
     if empty:
         raise ValueError(f"scores for {instance} as of {as_of}: missing values in {empty}; nothing written")
-    return [
-        _ScoreRow(
-            str(r.profile_id),
-            float(r.probability),
-            int(r.score),
-            int(r.percentile),
-            str(r.bucket),
-            str(r.propensity),
-            str(r.model_version),
-            r.factors,
-        )
-        for r in scores.itertuples(index=False)
-    ]
+    factors = scores["factors"] if "factors" in scores.columns else pd.Series([None] * len(scores), dtype=object)
+    return _ScoreColumns(
+        _text(scores["profile_id"]),
+        scores["probability"].to_numpy(dtype="float64"),
+        _whole(scores["score"]),
+        _whole(scores["percentile"]),
+        _text(scores["bucket"]),
+        _text(scores["propensity"]),
+        _text(scores["model_version"]),
+        factors.reset_index(drop=True),
+    )
 
 
-def _member_rows(
-    instance: str, as_of: str, segments: pd.DataFrame | None, rows: list[_ScoreRow]
-) -> list[tuple[str, str]]:
-    """Check a run's segment membership against its scores and return it as ``(segment, profile_id)`` rows."""
+def _whole(column: pd.Series) -> np.ndarray:
+    """Return a column of whole numbers as int64 (a fraction is cut toward zero, as ``int()`` does)."""
+    if pd.api.types.is_integer_dtype(column.dtype):
+        return column.to_numpy(dtype="int64")
+    return np.fromiter((int(v) for v in column), dtype="int64", count=len(column))
+
+
+def _member_table(instance: str, as_of: str, segments: pd.DataFrame | None, scored: pa.Array) -> pa.Table:
+    """Check a run's segment membership against its scores; return it as text columns ``segment, profile_id``."""
     if segments is None:
-        return []
+        return pa.table({"segment": pa.array([], pa.string()), "profile_id": pa.array([], pa.string())})
     where = f"segments for {instance} as of {as_of}"
     missing = [c for c in ("segment", "profile_id") if c not in segments.columns]
     if missing:
@@ -164,17 +209,18 @@ def _member_rows(
     empty = [c for c in ("segment", "profile_id") if segments[c].isna().any()]
     if empty:
         raise ValueError(f"{where}: missing values in {empty}; nothing written")
-    members = list(zip(segments["segment"].astype(str), segments["profile_id"].astype(str), strict=True))
-    if any(not name for name, _ in members):
+    members = pa.table({"segment": _text(segments["segment"]), "profile_id": _text(segments["profile_id"])})
+    if pc.any(pc.equal(members["segment"], "")).as_py():
         raise ValueError(f"{where}: a segment without a name; nothing written")
-    scored = {r.profile_id for r in rows}
-    unscored = sorted({p for _, p in members if p not in scored})
-    if unscored:
+    unscored = pc.unique(members["profile_id"].filter(pc.invert(pc.is_in(members["profile_id"], value_set=scored))))
+    if len(unscored):
+        shown = sorted(unscored.to_pylist())[:3]
         raise ValueError(
-            f"{where}: {len(unscored):,} members have no score in this run (e.g. {unscored[:3]}); nothing written"
+            f"{where}: {len(unscored):,} members have no score in this run (e.g. {shown}); nothing written"
         )
-    if len(set(members)) < len(members):
-        repeated = sorted(m for m, n in Counter(members).items() if n > 1)[:3]
+    if members.group_by(["segment", "profile_id"]).aggregate([]).num_rows < members.num_rows:
+        counted = Counter(zip(*members.to_pydict().values(), strict=True))
+        repeated = sorted(m for m, n in counted.items() if n > 1)[:3]
         raise ValueError(f"{where}: a profile listed twice in one segment (e.g. {repeated}); nothing written")
     return members
 
@@ -321,6 +367,53 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+def _factor_json(factors: Any, *, finite: bool) -> str:
+    """Return one row's factors as JSON text (with ``finite``, NaN and infinities as null)."""
+    if finite:
+        return json.dumps(_finite(factors), ensure_ascii=False, allow_nan=False, default=_json_default)
+    return json.dumps(factors, ensure_ascii=False, default=_json_default)
+
+
+def _factor_texts(factors: pd.Series, *, finite: bool, check: bool = False) -> pa.Array:
+    """Return the JSON text of each row's factors, as Arrow text.
+
+    Lists of dicts are encoded with :func:`json.dumps` (``ensure_ascii=False``), which is how
+    :func:`customer_ai.files.write_frame` stores them in ``scores.parquet``: text (as read back from that file) is
+    that JSON already and is kept as it is, so a run's factors are not decoded and encoded again on their way to
+    the store.  With ``finite``, NaN and infinities (which JSON cannot hold) in lists become null; text that may
+    hold them goes through :func:`_finite_texts`.  With ``check``, text is parsed to make sure it is JSON;
+    without it the database parses it.
+    """
+    if _is_text(factors) and not factors.isna().any():
+        texts = _one_chunk(pa.array(factors)).cast(pa.string())
+        given = range(len(texts))
+    else:
+        values = factors.tolist()
+        given = [i for i, v in enumerate(values) if isinstance(v, str)]
+        texts = pa.array([v if isinstance(v, str) else _factor_json(v, finite=finite) for v in values], pa.string())
+    if check:
+        for i in given:
+            json.loads(texts[i].as_py())
+    return texts
+
+
+def _finite_texts(texts: pa.Array) -> pa.Array:
+    """Return JSON texts with NaN and infinities as null.
+
+    A text holding ``NaN`` or ``Infinity`` is decoded and encoded again (the same text as from its list), the others
+    are kept as they are.
+    """
+    if not len(texts):
+        return texts
+    suspect = np.flatnonzero(pc.match_substring_regex(texts, "NaN|Infinity").to_numpy(zero_copy_only=False))
+    if not len(suspect):
+        return texts
+    replaced = texts.to_pylist()
+    for i in suspect:
+        replaced[i] = _factor_json(json.loads(replaced[i]), finite=True)
+    return pa.array(replaced, pa.string())
+
+
 class _Writer(ABC):
     """One write transaction of one instance, holding the instance's writer lock (backend specific)."""
 
@@ -353,9 +446,7 @@ class _Store(ABC):
     """The public interface and the rules both stores share; subclasses supply the SQL."""
 
     @abstractmethod
-    def _writing(
-        self, instance: str, as_of: str, rows: list[_ScoreRow] | None, members: list[tuple[str, str]] | None = None
-    ) -> Any:
+    def _writing(self, instance: str, as_of: str, rows: _ScoreColumns | None, members: pa.Table | None = None) -> Any:
         """Return a context manager: one transaction yielding a :class:`_Writer`, committed on success."""
 
     @abstractmethod
@@ -396,7 +487,7 @@ class _Store(ABC):
             As-of date, ``YYYY-MM-DD``.
         scores : pandas.DataFrame
             Columns ``profile_id, probability, score, percentile, bucket, propensity, model_version, factors``
-            (factors: lists of dicts).
+            (factors: lists of dicts, or their JSON text as ``scores.parquet`` holds it, stored as it is).
         run : dict
             ``model_version``, ``status``, ``reason``, ``metrics`` (dict, optional).
         segments : pandas.DataFrame, optional
@@ -410,8 +501,8 @@ class _Store(ABC):
             When a required score column has missing values, or a member has no score (nothing is written).
         """
         as_of = _as_of_text(as_of)
-        rows = _score_rows(instance, as_of, scores)
-        members = _member_rows(instance, as_of, segments, rows)
+        rows = _score_columns(instance, as_of, scores)
+        members = _member_table(instance, as_of, segments, rows.profile_id)
         values = _run_values(run)
         with self._writing(instance, as_of, rows, members) as writer:
             writer.replace_history()

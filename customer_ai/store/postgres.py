@@ -1,43 +1,41 @@
-"""The PostgreSQL profile store: tables in a configurable schema, COPY into staging, one transaction per run."""
+"""The PostgreSQL profile store: tables in a configurable schema, binary COPY, one transaction per run."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg2
+import pyarrow as pa
 from psycopg2 import sql
 from psycopg2.extensions import parse_dsn
 
 from customer_ai.store.base import (
     _CONNECT_TIMEOUT_SECONDS,
     _DEFAULT_SCHEMA,
-    _SCORE_COLUMNS,
     StoreUnavailableError,
+    _factor_texts,
     _finite,
+    _finite_texts,
     _json_default,
     _ordered_factors,
     _OutcomeRow,
     _RunValues,
-    _ScoreRow,
+    _ScoreColumns,
     _Store,
     _Writer,
 )
+from customer_ai.store.copy import BinaryCopy, Field
 
 __all__ = ["PostgresStore", "mask_password", "postgres_location"]
 
 _URI_PREFIXES = ("postgresql://", "postgres://")
 _MIGRATION_LOCK_CLASS = 0x0C_A1  # first key of the two-key advisory lock that guards migrations
-_STAGING = "customer_ai_staging"
-_MEMBER_STAGING = "customer_ai_segment_staging"
-_STAGED_COLUMNS = _SCORE_COLUMNS[1:2] + _SCORE_COLUMNS[3:]  # instance and as_of are the same on every row
 _DATE_TEXT = "YYYY-MM-DD"
 _WRITTEN_AT_TEXT = 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
 
@@ -46,8 +44,12 @@ _SCORE_TABLE_COLUMNS = """
     probability double precision NOT NULL, score integer NOT NULL, percentile integer NOT NULL,
     bucket text NOT NULL, propensity text NOT NULL, model_version text NOT NULL, factors jsonb NOT NULL"""
 
+# the current as-of date of each instance from the table of current scores, which is then dropped (version 3
+# makes it a view); a step of its own because a schema whose migrations are applied again already has the view
+_SCORES_TABLE_TO_CURRENT = "(the scores table's dates into {current}; the table dropped)"
+
 # (version, description, statements); a statement's {schema}, {scores}, {history}, {runs}, {segments},
-# {outcomes} are identifiers
+# {outcomes}, {current} are identifiers
 _MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (
         1,
@@ -75,6 +77,17 @@ _MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "    profiles integer NOT NULL, predicted_rate double precision, realised_rate double precision,\n"
             "    tracked_at timestamptz NOT NULL DEFAULT now(),\n"
             '    PRIMARY KEY (instance, as_of, "grouping", "group"))',
+        ),
+    ),
+    (
+        3,
+        "current scores as a view of history at each instance's current as-of date",
+        (
+            "CREATE TABLE IF NOT EXISTS {current} (instance text PRIMARY KEY, as_of date NOT NULL)",
+            _SCORES_TABLE_TO_CURRENT,
+            "CREATE OR REPLACE VIEW {scores} AS SELECT h.instance, h.profile_id, h.as_of, h.probability, h.score,\n"
+            "    h.percentile, h.bucket, h.propensity, h.model_version, h.factors\n"
+            "    FROM {history} AS h JOIN {current} AS c ON c.instance = h.instance AND c.as_of = h.as_of",
         ),
     ),
 )
@@ -139,90 +152,97 @@ def _connect_postgres(dsn: str, what: str) -> Any:
         raise StoreUnavailableError(f"cannot connect to {what} at {postgres_location(dsn)}: {reason}") from exc
 
 
-def _score_records(rows: list[_ScoreRow]) -> Iterator[tuple]:
-    """Yield the staged columns of each score row (factors as JSON text, without NaN or infinities)."""
-    for r in rows:
-        factors = json.dumps(_finite(r.factors), ensure_ascii=False, allow_nan=False, default=_json_default)
-        yield (r.profile_id, r.probability, r.score, r.percentile, r.bucket, r.propensity, r.model_version, factors)
-
-
-class _CsvStream:
-    """A file-like object producing records as CSV on demand, for ``COPY ... FROM STDIN``."""
-
-    def __init__(self, records: Iterable[tuple]) -> None:
-        self._rows = iter(records)
-        self._buffer = io.StringIO()
-        self._writer = csv.writer(self._buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
-        self._pending = ""
-
-    def read(self, size: int = -1) -> str:
-        while size < 0 or len(self._pending) < size:
-            batch = [next(self._rows, None) for _ in range(1000)]
-            batch = [r for r in batch if r is not None]
-            if not batch:
-                break
-            self._writer.writerows(batch)
-            self._pending += self._buffer.getvalue()
-            self._buffer.seek(0)
-            self._buffer.truncate()
-        if size < 0:
-            size = len(self._pending)
-        chunk, self._pending = self._pending[:size], self._pending[size:]
-        return chunk
-
-
 class _PostgresWriter(_Writer):
-    def __init__(self, store: PostgresStore, cursor: Any, instance: str, as_of: str) -> None:
+    def __init__(
+        self,
+        store: PostgresStore,
+        cursor: Any,
+        instance: str,
+        as_of: str,
+        *,
+        rows: _ScoreColumns | None,
+        members: pa.Table | None,
+    ) -> None:
         self.store = store
         self.cursor = cursor
         self.instance = instance
         self.as_of = as_of
+        self.rows = rows
+        self.members = members
 
     def _execute(self, template: str, params: dict) -> None:
-        self.cursor.execute(self.store._sql(template, staging=_STAGING), params)
+        self.cursor.execute(self.store._sql(template), params)
+
+    def _copy(self, table: str, fields: dict[str, Field]) -> None:
+        """COPY ``fields`` (column name -> values) into ``table`` in PostgreSQL's binary format."""
+        columns = sql.SQL(", ").join(map(sql.Identifier, fields))
+        statement = sql.SQL("COPY {table} ({columns}) FROM STDIN WITH (FORMAT binary)").format(
+            table=self.store._sql(table), columns=columns
+        )
+        stream = BinaryCopy(list(fields.values()))
+        try:
+            self.cursor.copy_expert(statement, stream, size=1 << 20)
+        except psycopg2.Error:
+            if stream.error is not None:  # the data could not be encoded: say why, not that the COPY was cut short
+                raise stream.error from None
+            raise
+        # a stream cut short between two rows is a valid end of COPY data for the server: never take it as done
+        if stream.error is not None:
+            raise stream.error
+        if self.cursor.rowcount != stream.rows:
+            raise RuntimeError(f"COPY into {table} took {self.cursor.rowcount:,} of {stream.rows:,} rows")
 
     def replace_history(self) -> None:
         params = {"instance": self.instance, "as_of": self.as_of}
         self._execute("DELETE FROM {history} WHERE instance = %(instance)s AND as_of = %(as_of)s", params)
-        self._execute(
-            "INSERT INTO {history} (instance, as_of, {staged}) "
-            "SELECT %(instance)s, %(as_of)s::date, {staged} FROM {staging}",
-            params,
+        rows, count = self.rows, len(self.rows)
+        self._copy(
+            "{history}",
+            {
+                "instance": Field("text", pa.array([self.instance] * count, pa.string())),
+                "profile_id": Field("text", rows.profile_id),
+                "as_of": Field("date", self.as_of),
+                "probability": Field("float8", rows.probability),
+                "score": Field("int4", rows.score),
+                "percentile": Field("int4", rows.percentile),
+                "bucket": Field("text", rows.bucket),
+                "propensity": Field("text", rows.propensity),
+                "model_version": Field("text", rows.model_version),
+                "factors": Field("jsonb", _factor_texts(rows.factors, finite=True), _finite_texts),
+            },
         )
 
     def newest_ok(self) -> str | None:
         self._execute(
             f"SELECT to_char(MAX(as_of), '{_DATE_TEXT}') FROM ("
             "SELECT as_of FROM {runs} WHERE instance = %(instance)s AND status = %(status)s "
-            "UNION ALL SELECT as_of FROM {scores} WHERE instance = %(instance)s) AS dates",
+            "UNION ALL SELECT as_of FROM {current} WHERE instance = %(instance)s) AS dates",
             {"instance": self.instance, "status": "ok"},
         )
         return self.cursor.fetchone()[0]
 
     def replace_current(self) -> None:
-        params = {"instance": self.instance, "as_of": self.as_of}
+        # the current scores are the history rows of the instance's current as-of date (a view): one row to move
         self._execute(
-            "DELETE FROM {scores} AS s WHERE s.instance = %(instance)s "
-            "AND NOT EXISTS (SELECT 1 FROM {staging} AS t WHERE t.profile_id = s.profile_id)",
-            params,
-        )
-        self._execute(
-            "INSERT INTO {scores} (instance, as_of, {staged}) "
-            "SELECT %(instance)s, %(as_of)s::date, {staged} FROM {staging} "
-            "ON CONFLICT (instance, profile_id) DO UPDATE SET as_of = EXCLUDED.as_of, {staged_update}",
-            params,
+            "INSERT INTO {current} (instance, as_of) VALUES (%(instance)s, %(as_of)s) "
+            "ON CONFLICT (instance) DO UPDATE SET as_of = EXCLUDED.as_of",
+            {"instance": self.instance, "as_of": self.as_of},
         )
 
     def replace_segments(self) -> None:
         params = {"instance": self.instance, "as_of": self.as_of}
         self._execute("DELETE FROM {segments} WHERE instance = %(instance)s AND as_of = %(as_of)s", params)
-        self.cursor.execute(
-            self.store._sql(
-                "INSERT INTO {segments} (instance, segment, as_of, profile_id) "
-                "SELECT %(instance)s, segment, %(as_of)s::date, profile_id FROM {staging}",
-                staging=_MEMBER_STAGING,
-            ),
-            params,
+        members = self.members
+        if members is None or not members.num_rows:
+            return
+        self._copy(
+            "{segments}",
+            {
+                "instance": Field("text", pa.array([self.instance] * members.num_rows, pa.string())),
+                "segment": Field("text", members["segment"].combine_chunks()),
+                "as_of": Field("date", self.as_of),
+                "profile_id": Field("text", members["profile_id"].combine_chunks()),
+            },
         )
 
     def replace_outcomes(self, rows: list[_OutcomeRow]) -> None:
@@ -261,14 +281,16 @@ class _PostgresWriter(_Writer):
 
 
 class PostgresStore(_Store):
-    """Profile store in PostgreSQL: the five tables (``factors`` and ``metrics`` as JSONB) in one schema.
+    """Profile store in PostgreSQL: the tables (``factors`` and ``metrics`` as JSONB) in one schema.
 
     The schema and its tables are created on first use and migrated in order (``customer_ai_schema_version``
-    records the versions applied) under a transaction-level advisory lock, so processes may start at once.  A
-    write stages the run's rows and segment membership with ``COPY`` into temporary tables, then replaces
-    history, membership, current scores and the run row in one transaction holding
-    ``pg_advisory_xact_lock(hashtext(instance))``, so writers of one instance queue up and a failure (bad row, lost
-    connection) leaves the previous rows untouched.
+    records the versions applied) under a transaction-level advisory lock, so processes may start at once.  The
+    current scores, ``customer_ai_scores``, are a view: the history rows of each instance's current as-of date,
+    which ``customer_ai_current`` holds (one row per instance), so making a run current moves one row instead of
+    rewriting a million.  A write takes ``pg_advisory_xact_lock(hashtext(instance))``, so writers of one instance
+    queue up, then in one transaction replaces the date's history rows and membership (each with one binary
+    ``COPY``: the factors' JSON text is parsed once, by the server), moves the current date when the run becomes
+    current and writes the run row; a failure (bad row, lost connection) leaves the previous rows untouched.
 
     Parameters
     ----------
@@ -303,11 +325,8 @@ class PostgresStore(_Store):
             runs=table("customer_ai_runs"),
             segments=table("customer_ai_segments"),
             outcomes=table("customer_ai_outcomes"),
+            current=table("customer_ai_current"),
             versions=table("customer_ai_schema_version"),
-            staged=sql.SQL(", ").join(map(sql.Identifier, _STAGED_COLUMNS)),
-            staged_update=sql.SQL(", ").join(
-                sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in _STAGED_COLUMNS[1:]
-            ),
             **{k: sql.Identifier(v) for k, v in identifiers.items()},
         )
 
@@ -356,7 +375,10 @@ class PostgresStore(_Store):
                         if number <= version:
                             continue
                         for statement in statements:
-                            cursor.execute(self._sql(statement))
+                            if statement == _SCORES_TABLE_TO_CURRENT:
+                                self._scores_table_to_current(cursor)
+                            else:
+                                cursor.execute(self._sql(statement))
                         cursor.execute(
                             self._sql("INSERT INTO {versions} (version, description) VALUES (%s, %s)"),
                             (number, description),
@@ -373,32 +395,33 @@ class PostgresStore(_Store):
             )
         self._migrated = True
 
+    def _scores_table_to_current(self, cursor: Any) -> None:
+        """Record each instance's current as-of date from the table of current scores, then drop that table."""
+        cursor.execute(
+            "SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = %s AND tablename = 'customer_ai_scores'",
+            (self.schema,),
+        )
+        if cursor.fetchone() is None:
+            return
+        cursor.execute(
+            self._sql(
+                "INSERT INTO {current} (instance, as_of) SELECT instance, MAX(as_of) FROM {scores} "
+                "GROUP BY instance ON CONFLICT (instance) DO NOTHING"
+            )
+        )
+        cursor.execute(self._sql("DROP TABLE {scores}"))
+
     @contextmanager
     def _writing(
-        self, instance: str, as_of: str, rows: list[_ScoreRow] | None, members: list[tuple[str, str]] | None = None
+        self, instance: str, as_of: str, rows: _ScoreColumns | None, members: pa.Table | None = None
     ) -> Iterator[_PostgresWriter]:
         with self._connect() as connection:
             try:
                 with connection.cursor() as cursor:
-                    if rows is not None:
-                        # stage first (outside the instance lock's critical part): a bad row fails here
-                        cursor.execute(
-                            self._sql(
-                                "CREATE TEMPORARY TABLE {staging} (profile_id text NOT NULL, "
-                                "probability double precision NOT NULL, score integer NOT NULL, "
-                                "percentile integer NOT NULL, bucket text NOT NULL, propensity text NOT NULL, "
-                                "model_version text NOT NULL, factors jsonb NOT NULL) ON COMMIT DROP",
-                                staging=_STAGING,
-                            )
-                        )
-                        cursor.copy_expert(
-                            self._sql("COPY {staging} ({staged}) FROM STDIN WITH (FORMAT csv)", staging=_STAGING),
-                            _CsvStream(_score_records(rows)),
-                        )
-                        cursor.execute(self._sql("ANALYZE {staging}", staging=_STAGING))  # plans for large runs
-                        self._stage_members(cursor, members or [])
+                    # writers of one instance queue up here; the rows are copied straight into their tables
+                    # inside the transaction, so a bad row (or a lost connection) leaves the last run as it was
                     cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (instance,))
-                    yield _PostgresWriter(self, cursor, instance, as_of)
+                    yield _PostgresWriter(self, cursor, instance, as_of, rows=rows, members=members)
                 connection.commit()
             except psycopg2.OperationalError as exc:  # the server went away mid-write: nothing was committed
                 if not connection.closed:
@@ -412,19 +435,6 @@ class PostgresStore(_Store):
                 if not connection.closed:
                     connection.rollback()
                 raise
-
-    def _stage_members(self, cursor: Any, members: list[tuple[str, str]]) -> None:
-        """COPY a run's segment membership into a temporary table dropped at commit."""
-        cursor.execute(
-            self._sql(
-                "CREATE TEMPORARY TABLE {staging} (segment text NOT NULL, profile_id text NOT NULL) ON COMMIT DROP",
-                staging=_MEMBER_STAGING,
-            )
-        )
-        cursor.copy_expert(
-            self._sql("COPY {staging} (segment, profile_id) FROM STDIN WITH (FORMAT csv)", staging=_MEMBER_STAGING),
-            _CsvStream(members),
-        )
 
     def _select_segment(self, instance: str, segment: str, as_of: str) -> list[tuple]:
         query = (

@@ -8,14 +8,17 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+import pyarrow as pa
+
 from customer_ai.store.base import (
     _OUTCOME_COLUMNS,
     _RUN_COLUMNS,
     _SCORE_COLUMNS,
+    _factor_texts,
     _json_default,
     _OutcomeRow,
     _RunValues,
-    _ScoreRow,
+    _ScoreColumns,
     _Store,
     _Writer,
 )
@@ -62,18 +65,15 @@ class _SQLiteWriter(_Writer):
         connection: sqlite3.Connection,
         instance: str,
         as_of: str,
-        rows: list[_ScoreRow] | None,
-        members: list[tuple[str, str]] | None = None,
+        rows: _ScoreColumns | None,
+        members: pa.Table | None = None,
     ):
         self.connection = connection
         self.instance = instance
         self.as_of = as_of
-        self.members = members or []
-        self.rows = [
-            (instance, r.profile_id, as_of, r.probability, r.score, r.percentile, r.bucket, r.propensity)
-            + (r.model_version, json.dumps(r.factors, ensure_ascii=False, default=_json_default))
-            for r in rows or []
-        ]
+        self.members = [] if members is None else list(zip(*members.to_pydict().values(), strict=True))
+        texts = [] if rows is None else _factor_texts(rows.factors, finite=False, check=True).to_pylist()
+        self.rows = [] if rows is None else [(instance, r[0], as_of, *r[1:]) for r in rows.rows(texts)]
 
     def replace_history(self) -> None:
         self.connection.execute(
@@ -149,7 +149,7 @@ class SQLiteStore(_Store):
 
     @contextmanager
     def _writing(
-        self, instance: str, as_of: str, rows: list[_ScoreRow] | None, members: list[tuple[str, str]] | None = None
+        self, instance: str, as_of: str, rows: _ScoreColumns | None, members: pa.Table | None = None
     ) -> Iterator[_SQLiteWriter]:
         with self._connect() as connection:
             connection.execute("BEGIN IMMEDIATE")  # one writer at a time for the whole file

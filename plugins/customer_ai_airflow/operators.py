@@ -18,13 +18,15 @@ from airflow.sdk.exceptions import AirflowFailException
 
 __all__ = [
     "BuildTrainingSetOperator",
+    "CombineScoresOperator",
     "CustomerAIOperator",
     "EnrichProfilesOperator",
     "InvalidInstanceOperator",
+    "PlanScoringOperator",
     "STEP_OPERATORS",
     "PublishScoresOperator",
     "QualityGateOperator",
-    "ScoreProfilesOperator",
+    "ScorePartitionOperator",
     "TrackOutcomesOperator",
     "TrainModelOperator",
     "ValidateEventsOperator",
@@ -76,7 +78,7 @@ class CustomerAIOperator(BaseOperator):
         super().__init__(**kwargs)
         self.instance_path = instance_path
 
-    def execute(self, context: Any) -> dict:
+    def execute(self, context: Any) -> dict | list:
         """Load the spec and the as-of date, then run this operator's step."""
         from customer_ai.artifacts import default_home
         from customer_ai.spec import load_spec
@@ -86,7 +88,7 @@ class CustomerAIOperator(BaseOperator):
         self.log.info("%s as of %s (%s)", spec.name, f"{as_of:%Y-%m-%d}", self.instance_path)
         return self.run_step(spec, as_of, default_home(), context)
 
-    def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001
+    def run_step(self, spec, as_of, home, context: Any) -> dict | list:  # noqa: ANN001
         """Run the step; subclasses implement it."""
         raise NotImplementedError
 
@@ -163,13 +165,48 @@ class QualityGateOperator(CustomerAIOperator):
         return _fail_on((steps.QualityGateError,), steps.quality_gate, spec, as_of, home, store, min_auc=min_auc)
 
 
-class ScoreProfilesOperator(CustomerAIOperator):
-    """Score every eligible profile with its influential factors (params.factors sets how many)."""
+class PlanScoringOperator(CustomerAIOperator):
+    """Split the eligible profiles into hash partitions; return the partition numbers to map the scoring over.
+
+    The return value (the XCom the next task is expanded over) is the list ``[0, 1, ..., n - 1]``; the plan's
+    summary (profiles, partition sizes) goes to the log.
+    """
+
+    def run_step(self, spec, as_of, home, context: Any) -> list[int]:  # noqa: ANN001, D102
+        from customer_ai import steps
+
+        planned = steps.plan_scoring(spec, as_of, home)
+        self.log.info("%s profiles in partitions of %s", f"{planned['profiles']:,}", planned["sizes"])
+        return planned["partitions"]
+
+
+class ScorePartitionOperator(CustomerAIOperator):
+    """Score one partition's profiles with their influential factors (params.factors sets how many).
+
+    Parameters
+    ----------
+    partition : int
+        The partition number; the DAG maps this operator over the partitions (``.partial().expand()``).
+    """
+
+    def __init__(self, *, partition: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.partition = partition
 
     def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
         from customer_ai import steps
 
-        return steps.score(spec, as_of, home, factors=_param(context, "factors", int))
+        factors = _param(context, "factors", int)
+        return steps.score_partition(spec, as_of, home, int(self.partition), factors=factors)
+
+
+class CombineScoresOperator(CustomerAIOperator):
+    """Put the partitions' scores together: percentiles and buckets over every scored profile."""
+
+    def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
+        from customer_ai import steps
+
+        return steps.combine_scores(spec, as_of, home)
 
 
 class ValidateScoresOperator(CustomerAIOperator):
@@ -232,7 +269,9 @@ STEP_OPERATORS: dict[str, type[CustomerAIOperator]] = {
     "build_training_set": BuildTrainingSetOperator,
     "train": TrainModelOperator,
     "quality_gate": QualityGateOperator,
-    "score": ScoreProfilesOperator,
+    "plan_scoring": PlanScoringOperator,
+    "score_partition": ScorePartitionOperator,
+    "combine_scores": CombineScoresOperator,
     "validate_scores": ValidateScoresOperator,
     "enrich_profiles": EnrichProfilesOperator,
     "track_outcomes": TrackOutcomesOperator,

@@ -1,0 +1,119 @@
+"""Scoring in hash partitions: stable partition numbers, the count, and scores that do not depend on the split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from customer_ai import artifacts, steps
+from customer_ai.partitions import partition_count, partition_of
+from customer_ai.spec import load_spec
+from customer_ai.store import SQLiteStore
+
+from conftest import ROOT, make_spec, ts
+
+AS_OF = ts("2011-12-11")
+
+
+def test_a_profiles_partition_is_a_fixed_hash_of_its_id_alone() -> None:
+    ids = ["a", "b", "c", "12345", "15311", "ü"]
+    assert partition_of(ids, 4).tolist() == [3, 0, 2, 2, 3, 0]  # the same on every machine and process
+    assert partition_of(pd.Index(ids, dtype="str"), 4).tolist() == [3, 0, 2, 2, 3, 0]
+    assert partition_of(ids[::-1], 4).tolist() == [0, 3, 2, 2, 0, 3]  # its own id decides, not its neighbours
+    assert partition_of(ids, 1).tolist() == [0] * 6
+    assert partition_of([], 3).tolist() == []
+
+
+def test_partitions_are_about_even() -> None:
+    sizes = np.bincount(partition_of([f"c{i}" for i in range(100_000)], 4))
+    assert sizes.tolist() == [24999, 24960, 25222, 24819]
+
+
+def test_a_partition_count_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1, not 0"):
+        partition_of(["a"], 0)
+
+
+@pytest.mark.parametrize(
+    ("setting", "profiles", "expected"),
+    [
+        ("auto", 0, 1),
+        ("auto", 250_000, 1),
+        ("auto", 250_001, 2),
+        ("auto", 1_000_000, 4),
+        ("auto", 10**9, 256),
+        (3, 10, 3),
+    ],
+)
+def test_the_count_is_the_setting_or_follows_the_profiles(setting: str | int, profiles: int, expected: int) -> None:
+    assert partition_count(setting, profiles) == expected
+
+
+def test_the_partition_setting_changes_neither_the_spec_nor_the_model_hash() -> None:
+    plain, split = make_spec(), make_spec(scoring={"partitions": 4})
+    assert split.scoring.partitions == 4
+    assert plain.scoring.partitions == "auto"
+    assert (split.spec_hash(), split.model_hash()) == (plain.spec_hash(), plain.model_hash())
+
+
+# --- the example instance scored in 1 and in 4 partitions ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    spec = load_spec(ROOT / "instances" / "repurchase_30d.yaml")
+    home = tmp_path_factory.mktemp("home")
+    result = steps.run(spec, AS_OF, home, SQLiteStore(home / "store.sqlite"))
+    return spec, home, result
+
+
+def test_the_example_runs_in_one_partition_by_default(example_run: tuple) -> None:
+    _, home, result = example_run
+    folder = result.artifact_dir / steps.SCORING
+    assert sorted(p.name for p in folder.iterdir()) == ["part-00000.parquet", "plan.json", "plan.parquet"]
+    assert artifacts.read_json(folder / "plan.json") == {
+        "partitions": 1,
+        "profiles": len(result.scores),
+        "sizes": [len(result.scores)],
+    }
+
+
+def test_four_partitions_give_exactly_the_scores_of_one(example_run: tuple) -> None:
+    spec, home, result = example_run
+    one = result.scores
+    summary = steps.score(spec, AS_OF, home, partitions=4)
+    staging = artifacts.staging_dir(home, spec.name, AS_OF)
+    four = steps._read_scores(staging)
+    sizes = artifacts.read_json(staging / steps.SCORING / "plan.json")["sizes"]
+    assert summary["partitions"] == 4
+    assert len(sizes) == 4
+    assert sum(sizes) == len(one)
+    assert min(sizes) > len(one) // 8  # every partition holds a real share of the profiles
+    pd.testing.assert_frame_equal(four, one, check_exact=True)  # factors included
+    assert one["factors"].map(len).min() > 0
+    parts = [pd.read_parquet(staging / steps.SCORING / f"part-{k:05d}.parquet") for k in range(4)]
+    assert [len(p) for p in parts] == sizes
+    assert set().union(*(set(p["profile_id"]) for p in parts)) == set(one["profile_id"])
+    steps.publish(spec, AS_OF, home)  # leaves the run as it was for the other tests
+    pd.testing.assert_frame_equal(steps.read_scores(spec, AS_OF, home), one, check_exact=True)
+
+
+def test_a_missing_partition_stops_the_combination_and_names_it(example_run: tuple) -> None:
+    spec, home, _ = example_run
+    steps.plan_scoring(spec, AS_OF, home, partitions=3)
+    steps.score_partition(spec, AS_OF, home, 0)
+    steps.score_partition(spec, AS_OF, home, 2)
+    with pytest.raises(FileNotFoundError, match="run the score_partition step for partition 1"):
+        steps.combine_scores(spec, AS_OF, home)
+    with pytest.raises(ValueError, match=r"partition 3 does not exist: the run's scoring has partitions 0 \.\. 2"):
+        steps.score_partition(spec, AS_OF, home, 3)
+    artifacts.reset_dir(artifacts.staging_dir(home, spec.name, AS_OF)).rmdir()
+
+
+def test_scoring_needs_its_plan(example_run: tuple, tmp_path: Path) -> None:
+    spec, _, _ = example_run
+    with pytest.raises(FileNotFoundError, match="run the plan_scoring step first"):
+        steps.score_partition(spec, AS_OF, tmp_path, 0)
