@@ -70,6 +70,8 @@ def _as_utc(column: pd.Series, source: str) -> pd.Series:
 
 
 def _as_id(column: pd.Series) -> pd.Series:
+    if column.dtype == "str":
+        return column  # already text: converting it would only copy millions of ids twice
     if pd.api.types.is_float_dtype(column.dtype):
         finite = column.dropna()
         if (finite == np.floor(finite)).all():
@@ -167,7 +169,7 @@ def canonicalize(frame: pd.DataFrame, columns: dict[str, str] | None = None, sou
             f"{source}: missing required column(s) {missing}; map them with events.columns "
             f"(columns: {', '.join(map(str, frame.columns))})"
         )
-    events = renamed.copy()
+    events = renamed  # copy-on-write: the columns replaced below never change the caller's frame
     for name in _REQUIRED:
         nulls = events[name].isna()
         if nulls.any():
@@ -177,7 +179,8 @@ def canonicalize(frame: pd.DataFrame, columns: dict[str, str] | None = None, sou
             )
     events["profile_id"] = _as_id(events["profile_id"])
     _check_ids(events["profile_id"], source)
-    events["event_type"] = events["event_type"].astype("str")
+    if events["event_type"].dtype != "str":
+        events["event_type"] = events["event_type"].astype("str")
     events["timestamp"] = _as_utc(events["timestamp"], source)
     if "value" in events.columns:
         value = pd.to_numeric(events["value"], errors="coerce")

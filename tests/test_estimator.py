@@ -382,8 +382,8 @@ def test_a_model_that_ranks_backwards_is_poor_and_never_flipped() -> None:
     # snapshots teach "frequent buyers buy again", which ranks the validation snapshot backwards
     rows = []
     for i in range(240):
-        if i % 2 == 0:  # weekly until the validation snapshot 2011-12-05, then nothing
-            rows += [(f"c{i}", ts("2011-01-03") + pd.Timedelta(days=7 * k + i % 7), "purchase") for k in range(47)]
+        if i % 2 == 0:  # weekly until the validation snapshot 2011-12-05 (the last in its 7 days), then nothing
+            rows += [(f"c{i}", ts("2011-01-03") + pd.Timedelta(days=7 * k + i % 7), "purchase") for k in range(48)]
         else:  # twice early on, then (two in three of them) back inside the validation label window
             rows += [(f"c{i}", ts("2011-02-01") + pd.Timedelta(days=30 * k + i % 9), "purchase") for k in range(2)]
             if i % 3:
