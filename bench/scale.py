@@ -17,6 +17,7 @@ can be measured while the tree holds changes.
 from __future__ import annotations
 
 import argparse
+import bisect
 import datetime as dt
 import hashlib
 import io
@@ -41,6 +42,7 @@ from psycopg2 import sql
 
 ROOT = Path(__file__).resolve().parents[1]
 _STEP_DONE = re.compile(r"^\[customer-ai [^\]]*\] (?P<step>.+?) done in (?P<seconds>[0-9.]+)s")
+_LOG_LINE = re.compile(r"^\[customer-ai (?P<time>[0-9]{2}:[0-9]{2}:[0-9]{2})\] (?P<message>.*)$")
 _SIZE = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<unit>[kKmM]?)")
 
 # short names of the steps for the table (the JSON keeps the full ones); unknown steps keep their own name
@@ -59,7 +61,7 @@ _SHORT = {
     "not in a step": "other",
 }
 
-__all__ = ["measure_run", "parse_size", "peak_tree_rss", "step_name", "step_seconds", "summarise"]
+__all__ = ["measure_run", "memory_by_phase", "parse_size", "peak_tree_rss", "step_name", "step_seconds", "summarise"]
 
 
 def parse_size(text: str) -> int:
@@ -120,6 +122,45 @@ def peak_tree_rss(process: psutil.Process) -> int:
     return total
 
 
+def memory_by_phase(log: list[str], samples: list[tuple[float, int]], top: int = 8) -> list[dict]:
+    """Return the ``top`` phases of a run by peak memory, a phase running from one progress line to the next.
+
+    Parameters
+    ----------
+    log : list of str
+        Progress lines, ``[customer-ai HH:MM:SS] message`` (local time of day; a time earlier than the line
+        before it is on the next day).
+    samples : list of (float, int)
+        Memory samples as (epoch seconds, bytes), the first taken before the first line; samples before the
+        first line's second count as ``start-up``.
+
+    Returns
+    -------
+    list of dict
+        ``phase`` (the line's message, or ``start-up``) and ``peak_rss_gb``, highest first.
+    """
+    if not samples:
+        return []
+    day = dt.datetime.fromtimestamp(samples[0][0]).replace(hour=0, minute=0, second=0, microsecond=0)
+    marks: list[tuple[float, str]] = []
+    for line in log:
+        match = _LOG_LINE.match(line)
+        if match:
+            clock = dt.datetime.strptime(match["time"], "%H:%M:%S").time()
+            moment = dt.datetime.combine(day.date(), clock).timestamp()
+            while marks and moment < marks[-1][0]:  # past midnight
+                moment += 86_400
+            marks.append((moment, match["message"]))
+    moments = [moment for moment, _ in marks]
+    peaks: dict[str, int] = {}
+    for moment, rss in samples:
+        at = bisect.bisect_right(moments, moment) - 1
+        phase = marks[at][1] if at >= 0 else "start-up"
+        peaks[phase] = max(peaks.get(phase, 0), rss)
+    ranked = sorted(peaks.items(), key=lambda item: -item[1])[:top]
+    return [{"phase": phase, "peak_rss_gb": round(rss / 1e9, 2)} for phase, rss in ranked]
+
+
 def measure_run(command: list[str], env: dict[str, str], interval: float = 0.2) -> dict:
     """Run ``command``, sampling its process tree's memory every ``interval`` seconds.
 
@@ -127,19 +168,19 @@ def measure_run(command: list[str], env: dict[str, str], interval: float = 0.2) 
     -------
     dict
         ``returncode``, ``wall_seconds``, ``peak_rss_bytes``, ``steps`` (seconds per step name), ``log`` (the
-        progress lines) and, when the run failed, ``stderr_tail`` (its last 40 lines of stderr).
+        progress lines), ``memory_by_phase`` (see :func:`memory_by_phase`) and, when the run failed,
+        ``stderr_tail`` (its last 40 lines of stderr).
     """
     with tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err, text=True)
         watched = psutil.Process(child.pid)
-        peak = 0
+        samples: list[tuple[float, int]] = []  # (epoch seconds, bytes): where in the run memory peaks
         done = threading.Event()
 
         def sample() -> None:
-            nonlocal peak
             while not done.is_set():
-                peak = max(peak, peak_tree_rss(watched))
+                samples.append((time.time(), peak_tree_rss(watched)))
                 done.wait(interval)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -150,15 +191,17 @@ def measure_run(command: list[str], env: dict[str, str], interval: float = 0.2) 
         sampler.join()
         err.seek(0)
         stderr = err.read()
+    lines = stderr.splitlines()
+    # the progress log, timestamps included, shows where time no step accounts for went
+    log = [line for line in lines if line.startswith("[customer-ai ")]
     result = {
         "returncode": returncode,
         "wall_seconds": round(wall, 1),
-        "peak_rss_bytes": peak,
+        "peak_rss_bytes": max((rss for _, rss in samples), default=0),
         "steps": step_seconds(stderr),
+        "log": log,
+        "memory_by_phase": memory_by_phase(log, samples),
     }
-    lines = stderr.splitlines()
-    # the progress log, timestamps included, shows where time no step accounts for went
-    result["log"] = [line for line in lines if line.startswith("[customer-ai ")]
     if returncode != 0:
         result["stderr_tail"] = lines[-40:]
     return result
@@ -309,6 +352,11 @@ def _measure(args: argparse.Namespace, sizes: list[int], *, env: dict[str, str],
                     if args.store:
                         _drop_schema(args.store, schema)
             runs.append(run)
+            peaks = ", ".join(f"{p['peak_rss_gb']:.2f} GB in {p['phase']!r}" for p in run["memory_by_phase"][:3])
+            print(
+                f"run {repeat + 1} of {profiles:,} profiles: {run['wall_seconds']} s; memory peaks {peaks}",
+                file=sys.stderr,
+            )
             if run["returncode"] != 0:
                 print("\n".join(run.get("stderr_tail", [])), file=sys.stderr)
                 print(f"run of {profiles:,} profiles failed with exit status {run['returncode']}", file=sys.stderr)

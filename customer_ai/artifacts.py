@@ -28,7 +28,16 @@ from pathlib import Path
 import pandas as pd
 
 from customer_ai.estimator import PropensityModel
-from customer_ai.files import copy_dir, promote_dir, read_json, reset_dir, write_frame, write_json
+from customer_ai.files import (
+    copy_dir,
+    promote_dir,
+    read_frame,
+    read_json,
+    reset_dir,
+    write_frame,
+    write_frames,
+    write_json,
+)
 from customer_ai.model import TrainedModel
 from customer_ai.spec import InstanceSpec
 
@@ -42,12 +51,14 @@ __all__ = [
     "model_version",
     "package_versions",
     "promote_dir",
+    "read_frame",
     "read_json",
     "reset_dir",
     "run_dir",
     "save_model",
     "staging_dir",
     "write_frame",
+    "write_frames",
     "write_json",
 ]
 

@@ -20,7 +20,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln, hyp2f1
 
-__all__ = ["BGNBD", "fit_bgnbd", "repeat_summary", "repeat_view"]
+__all__ = ["BGNBD", "fit_bgnbd", "fit_repeat_model", "repeat_summary", "repeat_view"]
 
 _DAY = pd.Timedelta(days=1)
 
@@ -183,13 +183,45 @@ def fit_bgnbd(
     return BGNBD(r=float(r), alpha=float(alpha), a=float(a), b=float(b))
 
 
+def fit_repeat_model(purchases: pd.DataFrame, as_of: pd.Timestamp) -> BGNBD | None:
+    """Return BG/NBD fitted on every profile's purchases before ``as_of``; None when nobody has repeated one.
+
+    Profiles enter the fit in the order of their ids (``repeat_summary`` sorts them), so the same purchases give
+    the same fit to the last bit, however the rows are ordered.
+    """
+    fitted_on = repeat_summary(purchases, as_of)
+    if fitted_on.empty or not (fitted_on["x"] > 0).any():
+        return None
+    return fit_bgnbd(fitted_on["x"], fitted_on["t_x"], fitted_on["T"])
+
+
 def repeat_view(
-    purchases: pd.DataFrame, as_of: pd.Timestamp, profiles: pd.Index, window_days: float
+    purchases: pd.DataFrame,
+    as_of: pd.Timestamp,
+    profiles: pd.Index,
+    window_days: float,
+    *,
+    model: BGNBD | None = None,
 ) -> pd.DataFrame | None:
     """Return BG/NBD's view of ``profiles`` at ``as_of``, fitted on every profile's purchases before it.
 
     The fit uses every profile in ``purchases``, not only ``profiles``, so a subset gets the same values; a
     profile without a purchase is a customer with no purchase yet (``x = t_x = T = 0``).
+
+    Parameters
+    ----------
+    purchases : pandas.DataFrame
+        ``profile_id`` and ``timestamp`` of the purchases: every profile's when ``model`` is not given, else at
+        least those of ``profiles``.
+    as_of : pandas.Timestamp
+        End of the observation.
+    profiles : pandas.Index
+        The rows of the result.
+    window_days : float
+        The horizon of ``chance`` and ``expected``.
+    model : BGNBD, optional
+        The model fitted beforehand (:func:`fit_repeat_model` on every profile's purchases); fitted here when
+        not given.
 
     Returns
     -------
@@ -198,10 +230,9 @@ def repeat_view(
         (purchases within ``window_days``) and ``alive`` (probability of still being a customer); None when no
         profile has repeated a purchase before ``as_of`` (nothing to fit).
     """
-    fitted_on = repeat_summary(purchases, as_of)
-    if fitted_on.empty or not (fitted_on["x"] > 0).any():
+    model = model if model is not None else fit_repeat_model(purchases, as_of)
+    if model is None:
         return None
-    model = fit_bgnbd(fitted_on["x"], fitted_on["t_x"], fitted_on["T"])
     summary = repeat_summary(purchases, as_of, profiles)
     x, t_x, big_t = summary["x"].to_numpy(), summary["t_x"].to_numpy(), summary["T"].to_numpy()
     return pd.DataFrame(

@@ -24,6 +24,7 @@ is bounded by the cap.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,9 +32,17 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from customer_ai.bgnbd import BGNBD
 from customer_ai.evaluation import calibration_error_floor, classification_metrics, quality_verdict, ranking_auc
 from customer_ai.explain import top_factors
-from customer_ai.features import FeaturePlan, build_features, feature_infos, plan_features, repeat_model_names
+from customer_ai.features import (
+    FeaturePlan,
+    build_features,
+    feature_infos,
+    fit_repeat_models,
+    plan_features,
+    repeat_model_names,
+)
 from customer_ai.files import read_json, write_json
 from customer_ai.history import SnapshotPlan, plan_snapshots
 from customer_ai.labels import build_labels, eligible_profiles
@@ -357,11 +366,24 @@ class PropensityModel:
             events, spec, snapshot_plan.training[-1], attributes, lookback_days=snapshot_plan.lookback_days
         )
         with step(f"building point-in-time features (looking back {snapshot_plan.lookback_days} days)") as info:
+            repeat_models = None
+            if sample["sampled"]:  # the sample's features need its own events, and models fitted on everybody's
+                if feature_plan.repeat_model:
+                    repeat_models = fit_repeat_models(events, snapshots, spec, index=index)
+                events = index.events_of(pd.Index(labels["profile_id"].unique()))
+                index = EventIndex(events)
             frames = []
             for snapshot in snapshots:
                 profiles = pd.Index(labels.loc[labels["as_of"] == snapshot, "profile_id"])
                 matrix = build_features(
-                    events, snapshot, profiles, spec, feature_plan, attributes=attributes, index=index
+                    events,
+                    snapshot,
+                    profiles,
+                    spec,
+                    feature_plan,
+                    attributes=attributes,
+                    index=index,
+                    repeat_models=repeat_models,
                 )
                 frames.append(matrix.set_index(pd.Index([snapshot] * len(matrix), name="as_of"), append=True))
             features = pd.concat(frames)
@@ -493,18 +515,28 @@ class PropensityModel:
         attributes: pd.DataFrame | None = None,
         *,
         index: EventIndex | None = None,
+        repeat_models: Mapping[pd.Timestamp, BGNBD | None] | None = None,
     ) -> pd.DataFrame:
         """Return the feature matrix of ``profiles`` (default: every profile eligible at ``as_of``), indexed by id.
 
-        ``index`` is ``events`` already encoded, to share between calls (partitions of one run); built when missing
-        or of other events.  The features of a profile do not depend on which other profiles are asked for.
+        ``index`` is ``events`` already encoded, to share between calls; built when missing or of other events.
+        The features of a profile do not depend on which other profiles are asked for, nor on which other
+        profiles' events ``events`` hold when ``repeat_models`` (:func:`customer_ai.features.fit_repeat_models`
+        on all the events) are given.
         """
         if index is None or index.events is not events:
             index = EventIndex(events)  # the ids encoded once, for eligibility and features
         if profiles is None:
             profiles = eligible_profiles(events, self.spec.eligibility, as_of, index=index)
         return build_features(
-            events, as_of, profiles, self.spec, self.feature_plan_, attributes=attributes, index=index
+            events,
+            as_of,
+            profiles,
+            self.spec,
+            self.feature_plan_,
+            attributes=attributes,
+            index=index,
+            repeat_models=repeat_models,
         )
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:

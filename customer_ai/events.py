@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from customer_ai.files import read_frame
 from customer_ai.progress import step
 
 if TYPE_CHECKING:
@@ -79,8 +80,17 @@ def _as_id(column: pd.Series) -> pd.Series:
     return column.astype("string").astype("str")
 
 
-def _check_ids(ids: pd.Series, source: str, column: str = "profile_id") -> None:
-    """Refuse empty ids and ids with white space around them: they would score as profiles of their own."""
+def _check_ids(ids: pd.Series, source: str, column: str = "profile_id", *, distinct: pd.Index | None = None) -> None:
+    """Refuse empty ids and ids with white space around them: they would score as profiles of their own.
+
+    With ``distinct`` (the distinct values of ``ids``), the distinct ids are checked, and the rows only to
+    describe a problem found: millions of events hold far fewer profiles.
+    """
+    if distinct is not None:
+        values = pd.Series(distinct, dtype=ids.dtype)
+        clean = not ((values == "").any() or values.str.contains("\x00", regex=False).any())
+        if clean and (values == values.str.strip()).all():
+            return
     empty = (ids == "").to_numpy()
     if empty.any():
         raise EventsError(
@@ -178,7 +188,9 @@ def canonicalize(frame: pd.DataFrame, columns: dict[str, str] | None = None, sou
                 f"({_examples(events.index[nulls])}); drop or fill those rows first"
             )
     events["profile_id"] = _as_id(events["profile_id"])
-    _check_ids(events["profile_id"], source)
+    id_rank, distinct_ids = pd.factorize(events["profile_id"], sort=True)  # the ids ranked once: checks and order
+    _check_ids(events["profile_id"], source, distinct=distinct_ids)
+    del distinct_ids
     if events["event_type"].dtype != "str":
         events["event_type"] = events["event_type"].astype("str")
     events["timestamp"] = _as_utc(events["timestamp"], source)
@@ -194,17 +206,27 @@ def canonicalize(frame: pd.DataFrame, columns: dict[str, str] | None = None, sou
     else:
         events["value"] = np.nan
     ordered = list(CANONICAL_COLUMNS) + [c for c in events.columns if c not in CANONICAL_COLUMNS]
-    return events[ordered].take(_time_then_id_order(events)).reset_index(drop=True)
+    events = events[ordered]
+    del frame, renamed  # the raw columns: each goes as soon as its sorted copy is made
+    order = _time_then_id_order(events, id_rank)
+    del id_rank
+    if np.array_equal(order, np.arange(len(order))):
+        return events.reset_index(drop=True)  # already in order: nothing to copy
+    unsorted = {name: events[name] for name in ordered}
+    del events
+    columns = {}
+    for name in ordered:  # a column at a time: millions of events are never held twice
+        columns[name] = unsorted.pop(name).take(order).reset_index(drop=True)
+    return pd.DataFrame(columns)
 
 
-def _time_then_id_order(events: pd.DataFrame) -> np.ndarray:
+def _time_then_id_order(events: pd.DataFrame, id_rank: np.ndarray) -> np.ndarray:
     """Return the row order by ``timestamp`` then ``profile_id``, equal rows in their order (a stable sort).
 
     The same order as ``sort_values(["timestamp", "profile_id"], kind="stable")``, several times faster on
-    millions of events: the ids are ranked once (``factorize`` with sorted codes) and both keys sorted as
-    integers.
+    millions of events: the ids are ranked once (``id_rank``: ``factorize`` with sorted codes) and both keys
+    sorted as integers.
     """
-    id_rank, _ = pd.factorize(events["profile_id"], sort=True)
     moment = pd.DatetimeIndex(events["timestamp"]).asi8  # in the column's own unit: any date fits
     return np.lexsort((id_rank, moment))
 
@@ -214,7 +236,7 @@ def _read_table_file(path: Path, id_column: str = "profile_id") -> pd.DataFrame:
         raise EventsError(f"{path}: file not found")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        return pd.read_parquet(path)
+        return read_frame(path)
     if suffix == ".csv":
         try:
             return pd.read_csv(path, dtype={id_column: "str"})  # ids stay text: "007" is not 7

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from customer_ai.bgnbd import repeat_summary, repeat_view
+from customer_ai.bgnbd import BGNBD, fit_repeat_model, repeat_summary, repeat_view
 from customer_ai.conditions import patterns_mask, where_mask
 from customer_ai.events import CANONICAL_COLUMNS
 from customer_ai.spec import Condition, InstanceSpec
@@ -37,6 +37,7 @@ __all__ = [
     "build_features",
     "count_windows",
     "feature_infos",
+    "fit_repeat_models",
     "plan_features",
     "ratio_windows",
     "repeat_model_names",
@@ -256,7 +257,11 @@ def plan_features(
     -------
     FeaturePlan
     """
-    past = events.loc[(events["timestamp"] < before).to_numpy()]
+    stamps = events["timestamp"]
+    if stamps.is_monotonic_increasing:  # canonical events: those before the date are a prefix, taken without a copy
+        past = events.iloc[: int(stamps.searchsorted(before, side="left"))]
+    else:
+        past = events.loc[(stamps < before).to_numpy()]
     counts = past["event_type"].value_counts()
     top = counts.sort_index().sort_values(ascending=False, kind="stable")
     # "add to cart" and "add-to-cart" would share feature names: keep the more frequent one
@@ -675,8 +680,57 @@ def _activity_features(window: _Window, lookback: int) -> dict[str, np.ndarray]:
     return columns
 
 
+def _goal_events(index: EventIndex, spec: InstanceSpec) -> pd.DataFrame:
+    """Return the goal events of ``index`` (kept with it): profile codes as ``profile_id``, and ``timestamp``."""
+
+    def goal_events() -> pd.DataFrame:
+        events = index.events
+        rows = np.flatnonzero(patterns_mask(events, spec.goal.events))
+        return pd.DataFrame({"profile_id": index.row_codes[rows], "timestamp": events["timestamp"].iloc[rows].array})
+
+    return index.memo(("goal", *(repr(p) for p in spec.goal.events)), goal_events)
+
+
+def fit_repeat_models(
+    events: pd.DataFrame, dates: Sequence[pd.Timestamp], spec: InstanceSpec, *, index: EventIndex | None = None
+) -> dict[pd.Timestamp, BGNBD | None]:
+    """Return BG/NBD fitted at each of ``dates`` on every profile's goal events before it.
+
+    The repeat-buying features of a profile come from a model fitted on everybody's goal events: fitted here
+    once, on all the events, the models let :func:`build_features` work on the events of some profiles only
+    (a sample, a partition) and give each of them exactly the values it has among all the events.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        Canonical events, all of them.
+    dates : sequence of pandas.Timestamp
+        As-of dates.
+    spec : InstanceSpec
+        The instance (its goal).
+    index : EventIndex, optional
+        ``events`` already encoded.
+
+    Returns
+    -------
+    dict
+        As-of date -> the fitted model, or None when nobody had repeated a goal event before it.
+    """
+    if index is None or index.events is not events:
+        index = EventIndex(events)
+    goal = _goal_events(index, spec)
+    return {
+        pd.Timestamp(date): fit_repeat_model(goal.loc[(goal["timestamp"] < date).to_numpy()], pd.Timestamp(date))
+        for date in dates
+    }
+
+
 def _repeat_model_features(
-    index: EventIndex, as_of: pd.Timestamp, profiles: np.ndarray, spec: InstanceSpec
+    index: EventIndex,
+    as_of: pd.Timestamp,
+    profiles: np.ndarray,
+    spec: InstanceSpec,
+    models: Mapping[pd.Timestamp, BGNBD | None] | None,
 ) -> dict[str, np.ndarray]:
     """BG/NBD fitted on every profile's goal events before ``as_of``; its view of each of ``profiles`` (codes).
 
@@ -684,25 +738,27 @@ def _repeat_model_features(
     observed goal event as its start, so its outputs (a probability, an expected count) mean the same thing
     however far back the data goes, only with more or less evidence; a profile without a goal event is a
     customer with no purchase yet.  The fit uses every profile in the events, not only ``profiles``, so a
-    subset of profiles gets the same values.  Profiles go in as integer codes, which sort as their ids do, so
-    the fit sees its customers in the same order as it would with the ids.
+    subset of profiles gets the same values; ``models`` (see :func:`fit_repeat_models`) brings fits made on
+    more events than the index holds.  Profiles go in as integer codes, which sort as their ids do, so the fit
+    sees its customers in the same order as it would with the ids.
     """
-
-    def goal_events() -> pd.DataFrame:
-        events = index.events
-        rows = np.flatnonzero(patterns_mask(events, spec.goal.events))
-        return pd.DataFrame({"profile_id": index.row_codes[rows], "timestamp": events["timestamp"].iloc[rows].array})
-
-    goal = index.memo(("goal", *(repr(p) for p in spec.goal.events)), goal_events)
+    goal = _goal_events(index, spec)
     goal = goal.loc[(goal["timestamp"] < as_of).to_numpy()]
+    if models is None:
+        model = fit_repeat_model(goal, as_of)
+    elif as_of in models:
+        model = models[as_of]
+    else:
+        fitted = ", ".join(f"{date:%Y-%m-%d}" for date in models)
+        raise ValueError(f"no repeat-buying model was fitted as of {as_of:%Y-%m-%d} (fitted as of: {fitted})")
     names = repeat_model_names(spec)
     wanted = pd.Index(profiles)
-    view = repeat_view(goal, as_of, wanted, spec.goal.window_days)
     summary = repeat_summary(goal, as_of, wanted)
     columns = {}
-    if view is None:
+    if model is None:
         columns.update({name: np.full(len(profiles), np.nan) for name in names[:3]})
     else:
+        view = repeat_view(goal, as_of, wanted, spec.goal.window_days, model=model)
         columns.update(
             {name: view[key].to_numpy() for name, key in zip(names[:3], ("chance", "expected", "alive"), strict=True)}
         )
@@ -759,6 +815,7 @@ def build_features(
     *,
     attributes: pd.DataFrame | None = None,
     index: EventIndex | None = None,
+    repeat_models: Mapping[pd.Timestamp, BGNBD | None] | None = None,
 ) -> pd.DataFrame:
     """Return the feature matrix of ``profiles`` at ``as_of``.
 
@@ -778,6 +835,9 @@ def build_features(
         Static profile attributes indexed by ``profile_id``.
     index : EventIndex, optional
         ``events`` already encoded, to share between snapshots; built here when missing or of other events.
+    repeat_models : mapping, optional
+        The repeat-buying models by as-of date (:func:`fit_repeat_models`), fitted on all the events when
+        ``events`` hold only some profiles' (those of ``profiles`` at least); fitted on ``events`` when not given.
 
     Returns
     -------
@@ -805,7 +865,7 @@ def build_features(
         name: np.append(values, None if values.dtype == object else np.nan)[codes] for name, values in columns.items()
     }
     if plan.repeat_model:
-        columns.update(_repeat_model_features(index, as_of, codes, spec))
+        columns.update(_repeat_model_features(index, as_of, codes, spec, repeat_models))
     matrix = pd.DataFrame(columns, index=rows_index)
 
     if attributes is not None:

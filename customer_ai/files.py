@@ -10,12 +10,21 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["copy_dir", "promote_dir", "read_json", "reset_dir", "write_frame", "write_json"]
+__all__ = [
+    "copy_dir",
+    "promote_dir",
+    "read_frame",
+    "read_json",
+    "reset_dir",
+    "write_frame",
+    "write_frames",
+    "write_json",
+]
 
 
 def _replace_atomically(path: Path, write: Callable[[Path], object]) -> Path:
@@ -47,6 +56,16 @@ def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def read_frame(path: Path) -> pd.DataFrame:
+    """Read a Parquet file as ``pandas.read_parquet`` does, freeing each Arrow column once it is converted.
+
+    Millions of events are then never held twice (as Arrow and as pandas) while they load.
+    """
+    import pyarrow.parquet as pq  # noqa: PLC0415 (imported where a frame is read: this module stays light)
+
+    return pq.read_table(path).to_pandas(self_destruct=True, split_blocks=True)
+
+
 def write_frame(path: Path, frame: pd.DataFrame, index: bool = False) -> Path:
     """Write a frame as Parquet atomically; a ``factors`` column of lists is stored as JSON text."""
     stored = frame
@@ -54,6 +73,32 @@ def write_frame(path: Path, frame: pd.DataFrame, index: bool = False) -> Path:
         stored = frame.copy()
         stored["factors"] = [json.dumps(f, ensure_ascii=False) for f in frame["factors"]]
     return _replace_atomically(path, lambda staging: stored.to_parquet(staging, index=index))
+
+
+def write_frames(path: Path, frames: Iterable[pd.DataFrame]) -> Path:
+    """Write frames of the same columns one after the other as one Parquet file, atomically (no index).
+
+    Only one frame is converted at a time: a file of millions of rows is written in bounded memory.  An empty
+    ``frames`` writes nothing and raises ``ValueError``.
+    """
+    import pyarrow as pa  # noqa: PLC0415 (imported where a frame is written: this module stays light)
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    def write(staging: Path) -> None:
+        writer = None
+        try:
+            for frame in frames:
+                if writer is None:
+                    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+                    writer = pq.ParquetWriter(staging, schema)
+                writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
+            if writer is None:
+                raise ValueError(f"{path}: no frames to write")
+        finally:
+            if writer is not None:
+                writer.close()
+
+    return _replace_atomically(path, write)
 
 
 def reset_dir(folder: Path) -> Path:

@@ -14,17 +14,22 @@ event at or after the as-of date.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import datetime as dt
+import gc
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from customer_ai import artifacts
 from customer_ai.backtest import held_out_evaluation
+from customer_ai.bgnbd import BGNBD
 from customer_ai.estimator import PropensityModel, TrainingSet
 from customer_ai.evaluation import quality_verdict
 from customer_ai.events import (
@@ -35,7 +40,7 @@ from customer_ai.events import (
     load_event_table,
     load_events,
 )
-from customer_ai.features import FeaturePlan
+from customer_ai.features import FeaturePlan, fit_repeat_models
 from customer_ai.flow import GATE, STEPS
 from customer_ai.history import SnapshotPlan, run_window
 from customer_ai.labels import eligible_profiles
@@ -46,7 +51,7 @@ from customer_ai.scoring import empty_bucket_notes, score_frame
 from customer_ai.segments import segment_members, segment_sizes
 from customer_ai.spec import InstanceSpec
 from customer_ai.validation import event_checks, validate_frame
-from customer_ai.windows import EventIndex, in_window
+from customer_ai.windows import EventIndex, as_of_timestamp, in_window
 
 __all__ = [
     "QualityGateError",
@@ -148,8 +153,10 @@ def validate_events(
             extra_suites=_suites(spec, "events"),
             result_path=folder / "validation" / "events.json",
         )
+    del checked
     start, end = run_window(spec, as_of)
-    in_run = events.loc[in_window(events["timestamp"], start, end)]
+    inside = in_window(events["timestamp"], start, end)
+    in_run = events if inside.all() else events.loc[inside]  # no copy of millions of events when all are in it
     if in_run.empty:
         raise EventsError(_no_events_message(spec, events, start, end))
     joined = check_attribute_join(in_run, load_attributes(spec), f"instance {spec.name}")
@@ -163,6 +170,7 @@ def validate_events(
         data_start = event_table_start(dsn, spec.events.table, spec.events.columns)  # type: ignore[arg-type]
     else:
         data_start = events["timestamp"].min() if len(events) else None
+    del events
     artifacts.write_frame(folder / "events.parquet", in_run.reset_index(drop=True))
     source = {
         "data_start": None if data_start is None else data_start.isoformat(),
@@ -210,7 +218,7 @@ def _run_events(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> pd.DataF
         raise FileNotFoundError(
             f"{path} is missing: run the validate_events step for {spec.name} as of {as_of:%Y-%m-%d}"
         )
-    return pd.read_parquet(path)
+    return artifacts.read_frame(path)
 
 
 def find_reusable_model(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict | None:
@@ -420,40 +428,92 @@ def _part_path(folder: Path, partition: int) -> Path:
     return folder / f"part-{partition:05d}.parquet"
 
 
+def _part_events_path(folder: Path, partition: int) -> Path:
+    return folder / f"events-{partition:05d}.parquet"
+
+
+def _uses_repeat_model(spec: InstanceSpec, home: Path, version: str) -> bool:
+    meta = artifacts.read_json(artifacts.model_dir(home, spec.name, version) / "model.json")
+    return bool(meta["features"]["plan"].get("repeat_model"))
+
+
+def _write_partition_events(
+    folder: Path, index: EventIndex, eligible: pd.Index, parts: np.ndarray, count: int, *, chunk_rows: int = 2_000_000
+) -> None:
+    """Write each partition's profiles' events, in the events' order, to a file of its own (empty ones too).
+
+    The events are copied ``chunk_rows`` at a time: a partition of millions of events is never held twice.
+    """
+    code_part = np.full(index.profile_count + 1, -1, dtype=np.int16)  # partitions: 0 .. 255; code -1: no events
+    code_part[index.codes_of(eligible)] = parts
+    event_part = code_part[index.row_codes]
+    order = np.argsort(event_part, kind="stable")  # by partition (a radix sort of 16-bit keys), in events' order
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(event_part.astype(np.int64) + 1, minlength=count + 1))])
+    del event_part
+    for partition in range(count):
+        rows = order[bounds[partition + 1] : bounds[partition + 2]]  # after the events of no partition
+        starts = range(0, max(len(rows), 1), chunk_rows)
+        chunks = (index.events.take(rows[at : at + chunk_rows]).reset_index(drop=True) for at in starts)
+        artifacts.write_frames(_part_events_path(folder, partition), chunks)
+
+
 def plan_scoring(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, partitions: int | None = None) -> dict:
     """List the profiles eligible at ``as_of`` and split them into hash partitions (``scoring/plan.parquet``).
 
     The count is ``partitions`` if given, else ``scoring.partitions`` (``auto``: by the number of eligible
-    profiles, see :func:`customer_ai.partitions.partition_count`).  Scores of an earlier scoring of the run are
+    profiles, see :func:`customer_ai.partitions.partition_count`).  Each partition's profiles' events go to
+    ``scoring/events-NNNNN.parquet``, and the repeat-buying model the features need, fitted on every profile's
+    goal events, to ``scoring/plan.json``: a partition's scoring then reads its own profiles' events only, and
+    its memory follows the partition's size, not the run's.  Scores of an earlier scoring of the run are
     removed.  Returns ``partitions`` (the partition numbers, which the next step is mapped over), ``profiles``
     and ``sizes`` (profiles per partition).
     """
-    folder = artifacts.reset_dir(_folder(spec, as_of, home) / SCORING)
-    eligible = eligible_profiles(_run_events(spec, as_of, home), spec.eligibility, as_of)
-    count = partitions if partitions is not None else partition_count(spec.scoring.partitions, len(eligible))
-    parts = partition_of(eligible, count)
-    plan = pd.DataFrame({"profile_id": np.asarray(eligible, dtype=object).astype(str), "partition": parts})
-    sizes = np.bincount(parts, minlength=count).tolist()
+    run_folder = _folder(spec, as_of, home)
+    folder = artifacts.reset_dir(run_folder / SCORING)
+    version = artifacts.read_json(run_folder / "model.json")["model_version"]
+    events = _run_events(spec, as_of, home)
+    index = EventIndex(events)
+    with step(f"planning the scoring as of {as_of:%Y-%m-%d}") as info:
+        eligible = eligible_profiles(events, spec.eligibility, as_of, index=index)
+        count = partitions if partitions is not None else partition_count(spec.scoring.partitions, len(eligible))
+        parts = partition_of(eligible, count)
+        plan = pd.DataFrame({"profile_id": np.asarray(eligible, dtype=object).astype(str), "partition": parts})
+        sizes = np.bincount(parts, minlength=count).tolist()
+        repeat_models = {}
+        if _uses_repeat_model(spec, home, version):
+            repeat_models = fit_repeat_models(events, [as_of], spec, index=index)
+        _write_partition_events(folder, index, pd.Index(eligible), parts, count)
+        info["profiles"] = len(plan)
+        info["partitions"] = count
     artifacts.write_frame(folder / "plan.parquet", plan)
-    artifacts.write_json(folder / "plan.json", {"partitions": count, "profiles": len(plan), "sizes": sizes})
+    artifacts.write_json(
+        folder / "plan.json",
+        {
+            "partitions": count,
+            "profiles": len(plan),
+            "sizes": sizes,
+            "model_version": version,
+            "repeat_models": {
+                f"{date:%Y-%m-%d}": None if model is None else asdict(model) for date, model in repeat_models.items()
+            },
+        },
+    )
     logger.info("%s eligible profiles in %d partition(s)", f"{len(plan):,}", count)
     return {"partitions": list(range(count)), "profiles": len(plan), "sizes": sizes}
 
 
 @dataclass
 class ScoringInputs:
-    """What every partition of a run's scoring reads: the model, the run's events (encoded) and the attributes.
+    """What every partition of a run's scoring shares: the model, its repeat-buying fit and the attributes.
 
     Loaded on first use by :meth:`load`.  The command hands one object to every partition it scores, so the
-    events are read and encoded once per run; an Airflow task scores one partition and loads its own.  Each
-    partition reads every event: the repeat-buying features fit BG/NBD on every profile's goal events, which
-    keeps a profile's features, and so its scores, the same in any partition.
+    model is loaded once per run; an Airflow task scores one partition and loads its own.  The events are
+    not shared: each partition reads its own profiles' (see :func:`plan_scoring`).
     """
 
     estimator: PropensityModel | None = None
     model_version: str = ""
-    events: pd.DataFrame | None = None
-    index: EventIndex | None = None
+    repeat_models: dict | None = None
     attributes: pd.DataFrame | None = None
 
     def load(self, spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> ScoringInputs:
@@ -463,8 +523,10 @@ class ScoringInputs:
             version = artifacts.read_json(folder / "model.json")["model_version"]
             self.estimator, meta = artifacts.load_model(artifacts.model_dir(home, spec.name, version), spec)
             self.model_version = meta["model_version"]
-            self.events = _run_events(spec, as_of, home)
-            self.index = EventIndex(self.events)
+            fitted = artifacts.read_json(folder / SCORING / "plan.json")["repeat_models"]
+            self.repeat_models = {
+                as_of_timestamp(date): None if model is None else BGNBD(**model) for date, model in fitted.items()
+            }
             self.attributes = load_attributes(spec)
         return self
 
@@ -480,9 +542,10 @@ def score_partition(
 ) -> dict:
     """Score the profiles of one partition with their influential factors; write ``scoring/part-NNNNN.parquet``.
 
-    The part holds ``profile_id``, ``probability``, ``model_version`` and ``factors`` (JSON) in the plan's order;
-    it is written atomically, so a retried or re-run partition replaces it whole.  Percentiles and buckets
-    need every partition: :func:`combine_scores` adds them.
+    Reads the partition's own profiles' events only.  The part holds ``profile_id``, ``probability``,
+    ``model_version`` and ``factors`` (JSON) in the plan's order; it is written atomically, so a retried or
+    re-run partition replaces it whole.  Percentiles and buckets need every partition: :func:`combine_scores`
+    adds them.
     """
     folder = _scoring_folder(spec, as_of, home)
     plan, count = _scoring_plan(folder)
@@ -492,9 +555,15 @@ def score_partition(
     inputs = (inputs or ScoringInputs()).load(spec, as_of, home)
     estimator = inputs.estimator
     with step(f"scoring profiles as of {as_of:%Y-%m-%d} (partition {partition + 1} of {count})") as info:
-        features = estimator.features(inputs.events, as_of, ids, inputs.attributes, index=inputs.index)
+        path = _part_events_path(folder, partition)
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing: run the plan_scoring step again")
+        events = artifacts.read_frame(path)
+        features = estimator.features(events, as_of, ids, inputs.attributes, repeat_models=inputs.repeat_models)
         probability = estimator.predict_proba(features)
         info["profiles"] = len(ids)
+        info["events"] = len(events)
+    del events
     with step("explaining scores with TreeSHAP"):
         explained = estimator.explain(features, factors)
     part = pd.DataFrame(
@@ -545,6 +614,8 @@ def combine_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
     scores["model_version"] = version
     scores["factors"] = combined["factors"].to_numpy(dtype=object)
     artifacts.write_frame(run_folder / "scores.parquet", scores)
+    for partition in range(count):  # the partitions' events are not needed any more
+        _part_events_path(folder, partition).unlink(missing_ok=True)
     buckets = _bucket_counts(scores)
     logger.info("scored %s profiles: %s", f"{len(scores):,}", ", ".join(f"{k} {n:,}" for k, n in buckets.items()))
     for note in empty_bucket_notes(spec.output, scores):
@@ -756,6 +827,18 @@ class RunResult:
         return self.metadata["quality"]["status"]
 
 
+def _release_memory() -> None:
+    """Give the memory a step freed back to the system.
+
+    Allocators (Arrow's pool, the C library's heap) keep freed memory for reuse; in one process running every
+    step, the next step's peak would stack on what the last one left behind.
+    """
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # glibc only
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def run(
     spec: InstanceSpec,
     as_of: pd.Timestamp,
@@ -796,7 +879,7 @@ def run(
         "publish": lambda: publish(spec, as_of, home),
     }
     folder = artifacts.staging_dir(home, spec.name, as_of)  # validate_events starts it afresh
-    inputs = ScoringInputs()  # the partitions of this run share the loaded model and events
+    inputs = ScoringInputs()  # the partitions of this run share the loaded model
     with artifacts.instance_lock(home, spec.name):
         _say_if_the_definition_changed(spec, home)
         returned: dict | None = None
@@ -805,9 +888,10 @@ def run(
                 if declared.mapped:  # once per partition, in turn: memory follows the partition's size
                     for partition in returned["partitions"]:  # type: ignore[index]
                         actions[declared.name](partition)
-                    inputs = ScoringInputs()  # let the events go
+                    inputs = ScoringInputs()  # let the model go
                 else:
                     returned = actions[declared.name]()
+                _release_memory()
             except QualityGateError as exc:
                 logger.warning("%s", exc)
                 model = artifacts.read_json(folder / "model.json")

@@ -22,6 +22,7 @@ computed by ``pred_contrib`` instead, with a warning.  Models with several trees
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass
 
 import lightgbm as lgb
@@ -68,8 +69,21 @@ def _splits(node: dict, into: list[_Split]) -> list[_Split]:
     return _splits(node["right_child"], into)
 
 
+# the splits read from each booster (by its trees and the count used): each partition of a run explains its
+# profiles with the same model, whose dump takes seconds at hundreds of trees
+_TREES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _trees(booster: lgb.Booster, num_iteration: int) -> list[list[_Split]] | None:
-    """Return the splits of each tree, or None for a model this module does not handle."""
+    """Return the splits of each tree, or None for a model this module does not handle (read once per model)."""
+    read = _TREES.setdefault(booster, {})
+    key = (booster.current_iteration(), num_iteration)  # a booster trained further is read again
+    if key not in read:
+        read[key] = _read_trees(booster, num_iteration)
+    return read[key]
+
+
+def _read_trees(booster: lgb.Booster, num_iteration: int) -> list[list[_Split]] | None:
     dump = booster.dump_model(num_iteration=num_iteration)
     if dump.get("num_tree_per_iteration", 1) != 1:
         return None

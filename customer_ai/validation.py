@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from customer_ai.files import write_json
 
@@ -37,6 +39,7 @@ __all__ = [
     "DataValidationError",
     "ExpectationSuiteError",
     "event_checks",
+    "exact_duplicates",
     "expectations_dir",
     "load_suite",
     "validate_frame",
@@ -497,6 +500,35 @@ def _run_suites(frame: pd.DataFrame, stage: str, suites: list[tuple[Path, Any]],
         project_manager.set_project(previous)
 
 
+def exact_duplicates(events: pd.DataFrame) -> np.ndarray:
+    """Return which rows repeat an earlier row exactly (every column equal), as ``DataFrame.duplicated`` does.
+
+    Canonical events are sorted by ``timestamp`` then ``profile_id``, so two equal rows sit in a run of rows
+    sharing both: only those runs are compared, instead of hashing every column of millions of rows.  Events in
+    any other order, or with missing ids or times, are compared whole.
+    """
+    size = len(events)
+    if size < 2 or events["timestamp"].isna().any() or events["profile_id"].isna().any():
+        return events.duplicated(keep="first").to_numpy()
+    stamps = pd.DatetimeIndex(events["timestamp"]).asi8
+    ids = pa.chunked_array(pa.array(events["profile_id"], type=pa.large_string()))
+    later, earlier = ids.slice(1), ids.slice(0, size - 1)
+    same_stamp = stamps[1:] == stamps[:-1]
+    ordered = np.all(stamps[1:] >= stamps[:-1]) and not np.any(
+        same_stamp & pc.less(later, earlier).to_numpy(zero_copy_only=False)
+    )
+    if not ordered:
+        return events.duplicated(keep="first").to_numpy()
+    same = same_stamp & pc.equal(later, earlier).to_numpy(zero_copy_only=False)
+    in_run = np.zeros(size, dtype=bool)
+    in_run[1:] |= same
+    in_run[:-1] |= same
+    candidates = np.flatnonzero(in_run)
+    repeated = np.zeros(size, dtype=bool)
+    repeated[candidates] = events.take(candidates).duplicated(keep="first").to_numpy()
+    return repeated
+
+
 def event_checks(events: pd.DataFrame, thresholds: Any, now: pd.Timestamp) -> tuple[pd.DataFrame, dict]:  # noqa: ANN401
     """Return the events as the built-in event suite checks them, and the suite's parameters.
 
@@ -515,7 +547,7 @@ def event_checks(events: pd.DataFrame, thresholds: Any, now: pd.Timestamp) -> tu
         The events plus the column ``exact_duplicate`` (true on a row whose every column equals an earlier
         row's), and the parameters ``not_after``, ``value_min``, ``value_max`` and ``max_duplicate_share``.
     """
-    checked = events.assign(exact_duplicate=events.duplicated(keep="first").to_numpy())
+    checked = events.assign(exact_duplicate=exact_duplicates(events))
     parameters = {
         "not_after": (now + pd.Timedelta(days=thresholds.future_tolerance_days)).isoformat(),
         "value_min": -thresholds.max_abs_value,

@@ -163,6 +163,12 @@ class EventIndex:
         """Return the code of each of ``profiles`` (-1 for a profile without events)."""
         return self.profile_ids.get_indexer(pd.Index(profiles))
 
+    def events_of(self, profiles: Sequence[str] | pd.Index) -> pd.DataFrame:
+        """Return the events of ``profiles`` (ids without events are ignored), in their order here, newly indexed."""
+        wanted = np.zeros(self.profile_count + 1, dtype=bool)
+        wanted[self.codes_of(profiles)] = True  # code -1 marks the extra last entry, never read
+        return self.events.take(np.flatnonzero(wanted[self.row_codes])).reset_index(drop=True)
+
     def where_mask(self, where: Sequence[Condition]) -> np.ndarray:
         """Return which events (row order) satisfy every condition of ``where``; computed once per list."""
         key = ("where", *((c.field, c.op, repr(c.value)) for c in where))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import sys
 
@@ -156,3 +157,21 @@ def test_medians_and_rates_of_one_size() -> None:
     assert summary["events_per_second"] == 20_000
     assert summary["seconds_per_1k_profiles"] == 2.5
     assert summary["steps_median"] == {"not in a step": 12.0, "features": 9.0, "training": 4.0}
+
+
+def test_memory_peaks_are_given_to_the_phase_between_two_progress_lines() -> None:
+    log = [
+        "[customer-ai 23:59:50] loading events ...",
+        "[customer-ai 23:59:55] loading events done in 5.5s",
+        "[customer-ai 00:00:01] training ...",
+    ]
+    at = dt.datetime(2026, 11, 29, 23, 59, 50).timestamp()
+    samples = [(at - 1, 100), (at + 1, 3e9), (at + 4.9, 4e9), (at + 5.1, 2e9), (at + 11.0, 5e9), (at + 15, 1e9)]
+    assert scale.memory_by_phase(log, samples) == [
+        {"phase": "training ...", "peak_rss_gb": 5.0},
+        {"phase": "loading events ...", "peak_rss_gb": 4.0},
+        {"phase": "loading events done in 5.5s", "peak_rss_gb": 2.0},
+        {"phase": "start-up", "peak_rss_gb": 0.0},
+    ]
+    assert scale.memory_by_phase(log, samples, top=1) == [{"phase": "training ...", "peak_rss_gb": 5.0}]
+    assert scale.memory_by_phase(log, []) == []

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import pickle
+import runpy
 import shutil
 import subprocess
 import sys
@@ -13,6 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from airflow.sdk import Param, ParamsDict
+from airflow.sdk.definitions.param import ParamValidationError
+from airflow.serialization.serialized_objects import DagSerialization
 from airflow_support import airflow_env, dagbag
 
 from customer_ai.flow import step_names
@@ -267,3 +272,94 @@ def test_a_task_run_builds_only_its_own_dag(tmp_path: Path, example_bag: dict) -
         "import_errors": {},
         "dags": {"customer_ai__churn_60d": example_bag["dags"]["customer_ai__churn_60d"]},
     }
+
+
+@pytest.fixture
+def dag_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Return the DAG file's namespace, run in this process over an empty instances folder."""
+    monkeypatch.setenv("CUSTOMER_AI_INSTANCES", str(tmp_path))
+    monkeypatch.setenv("CUSTOMER_AI_PARSE_CACHE", "off")
+    return runpy.run_path(str(ROOT / "dags" / "customer_ai_dags.py"))
+
+
+def build(dag_file: dict, tmp_path: Path, **changes: object):  # noqa: ANN201 - an Airflow DAG
+    summary = dag_file["InstanceSummary"](
+        name="shop",
+        propensity="conversion",
+        description="customer-ai conversion: purchase occurs within 30 days",
+        doc_md="### shop",
+        schedule="@weekly",
+        start_date="2011-01-02",
+        catchup=False,
+        factors=5,
+        min_auc=0.65,
+        trigger_as_of="2011-12-11",
+    )
+    return dag_file["build_dag"](summary._replace(**changes), tmp_path / "shop.yaml")
+
+
+def test_every_task_has_its_own_params_sharing_only_the_dags_schemas(dag_file: dict, tmp_path: Path) -> None:
+    dag = build(dag_file, tmp_path)
+    assert type(dag.params) is dag_file["SharedSchemaParams"]
+    own = {key: dag.params.get_param(key) for key in dag.params}
+    assert [type(param) for param in own.values()] == [Param] * 4  # Airflow's class: serialized as Airflow's
+    seen: set[int] = set()
+    for task in dag.tasks:
+        assert type(task.params) is ParamsDict, task.task_id
+        assert list(task.params) == list(own)
+        for key, param in task.params.items():
+            assert type(param) is Param
+            assert param is not own[key]
+            assert id(param) not in seen  # no two tasks share a Param
+            seen.add(id(param))
+            assert param.schema is own[key].schema  # read-only: the one thing shared
+            assert (param.value, param.description, param.source) == (own[key].value, own[key].description, "dag")
+
+    train, gate = dag.get_task("train"), dag.get_task("quality_gate")
+    train.params["factors"] = 7  # as a run's conf sets it: into the task's own Param
+    assert (train.params["factors"], gate.params["factors"], dag.params["factors"]) == (7, 5, 5)
+    with pytest.raises(ParamValidationError):
+        gate.params["factors"] = 51  # the shared schema still checks every task's values
+    assert gate.params["factors"] == 5
+    assert own["factors"].schema == {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 50,
+    }
+
+    for copied in (pickle.loads(pickle.dumps(dag.params)), dag.partial_subset("train").params):  # noqa: S301
+        assert type(copied) is ParamsDict
+        assert copied.dump() == dag.params.dump()
+
+
+def test_the_serialized_dag_is_the_same_as_with_airflows_own_params(
+    dag_file: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = build(dag_file, tmp_path)
+    # the params set through the attribute as `DAG(params=...)` sets them: Airflow's converter and validator
+    monkeypatch.setitem(
+        dag_file["build_dag"].__globals__, "_set_params", lambda dag, params: setattr(dag, "params", params)
+    )
+    plain = build(dag_file, tmp_path)
+    assert type(plain.params) is ParamsDict
+    assert json.dumps(DagSerialization.to_dict(shared)) == json.dumps(DagSerialization.to_dict(plain))
+    assert DagSerialization.from_dict(DagSerialization.to_dict(shared)).params.dump() == {
+        "force_retrain": False,
+        "factors": 5,
+        "min_auc": 0.65,
+        "as_of": "2011-12-11",
+    }
+
+
+def test_invalid_defaults_are_refused_as_airflow_refuses_them(dag_file: dict, tmp_path: Path) -> None:
+    refused = "Dag 'customer_ai__shop' is not allowed to define a Schedule"
+    for _ in range(2):  # a default found invalid is checked again
+        with pytest.raises(ValueError, match=refused):
+            build(dag_file, tmp_path, factors=60)
+    unscheduled = build(dag_file, tmp_path, factors=60, schedule=None)  # Airflow checks no default of these
+    assert unscheduled.params.get_param("factors").value == 60
+    with pytest.raises(ValueError, match=refused):
+        build(dag_file, tmp_path, factors=60)  # still checked for a scheduled DAG
+    build(dag_file, tmp_path, factors=50)
+    assert build(dag_file, tmp_path, factors=50).params["factors"] == 50  # a valid default, checked once

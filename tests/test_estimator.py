@@ -251,10 +251,12 @@ def crowd_training(crowd: pd.DataFrame) -> TrainingSet:
 def test_training_features_are_built_for_the_sampled_profiles_only(
     crowd: pd.DataFrame, crowd_training: TrainingSet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    built = []
+    built, seen = [], set()
 
     def counting(events, as_of, profiles, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         built.append(len(profiles))
+        seen.update(events["profile_id"])
+        assert kwargs["repeat_models"] is not None  # fitted on everybody's events, not the sample's
         return build_features(events, as_of, profiles, *args, **kwargs)
 
     build_features = estimator_module.build_features
@@ -270,6 +272,8 @@ def test_training_features_are_built_for_the_sampled_profiles_only(
     assert ids.nunique() == 1000
     assert crowd_training.frame.index.get_level_values("profile_id").nunique() == 1200
     assert sum(built) == len(capped.frame)  # features only for the sample, not for every eligible profile
+    assert seen == set(ids)  # from the sample's own events
+    assert capped.feature_plan.repeat_model
     # the sample is the full training set's rows of its profiles, bit for bit (labels, roles, features)
     full = crowd_training.frame
     pd.testing.assert_frame_equal(

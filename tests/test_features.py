@@ -12,13 +12,14 @@ import pytest
 from hypothesis import given, settings
 
 from customer_ai import features as features_module
-from customer_ai.bgnbd import fit_bgnbd, repeat_summary
+from customer_ai.bgnbd import fit_bgnbd, fit_repeat_model, repeat_summary
 from customer_ai.features import (
     FeatureInfo,
     FeaturePlan,
     build_features,
     count_windows,
     feature_infos,
+    fit_repeat_models,
     plan_features,
     ratio_windows,
 )
@@ -744,6 +745,34 @@ def test_repeat_model_features_are_bgnbd_fitted_on_every_goal_event_before_the_d
     # a subset gets the same values: the fit uses every profile
     alone = build_features(events, T, pd.Index(["c"]), spec, plan)
     assert alone.loc["c", "goal_chance_30d"] == pytest.approx(matrix.loc["c", "goal_chance_30d"], rel=1e-12)
+
+
+def test_models_fitted_on_all_events_give_a_subset_of_events_exactly_the_values_of_all() -> None:
+    events = make_events(repeat_rows() + [("a", T, "purchase", 10.0)])
+    spec = make_spec()
+    plan = plan_features(events, spec, T)
+    earlier = T - pd.Timedelta(days=30)
+    models = fit_repeat_models(events, [T, earlier], spec)
+    assert list(models) == [T, earlier]
+    purchases = events.loc[(events["event_type"] == "purchase") & (events["timestamp"] < T)]
+    assert models[T] == fit_repeat_model(purchases, T)
+    own = events.loc[events["profile_id"].isin(["a", "c"])].reset_index(drop=True)  # two profiles' events only
+    for date in (T, earlier):
+        whole = build_features(events, date, pd.Index(["c", "a"]), spec, plan)
+        part = build_features(own, date, pd.Index(["c", "a"]), spec, plan, repeat_models=models)
+        pd.testing.assert_frame_equal(part, whole, check_exact=True)
+    whole = build_features(events, T, pd.Index(["c", "a"]), spec, plan)
+    refitted = build_features(own, T, pd.Index(["c", "a"]), spec, plan)  # fitted on the two profiles alone
+    assert refitted.loc["c", "goal_chance_30d"] != whole.loc["c", "goal_chance_30d"]
+    with pytest.raises(
+        ValueError, match=r"no repeat-buying model was fitted as of 2011-09-01 \(fitted as of: 2011-08-02\)$"
+    ):
+        build_features(own, T, pd.Index(["a"]), spec, plan, repeat_models={earlier: models[earlier]})
+
+
+def test_nobody_repeating_before_a_date_fits_no_model() -> None:
+    events = make_events([("a", ago(10), "purchase", 1.0), ("b", ago(5), "purchase", 1.0)])
+    assert fit_repeat_models(events, [T], make_spec()) == {T: None}
 
 
 def test_whole_history_repeat_summary_exact_values() -> None:

@@ -119,3 +119,15 @@ def test_promote_dir_without_the_atomic_swap_renames_in_two_steps(tmp_path, monk
     files.promote_dir(staging, final)
     assert files.read_json(final / "metadata.json") == {"run": "new"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["2011-12-09"]
+
+
+def test_frames_written_one_after_the_other_read_back_as_one(tmp_path):
+    stamps = pd.to_datetime(["2011-01-01", "2011-01-02", "2011-01-03"], utc=True)
+    whole = pd.DataFrame({"profile_id": ["a", "b", "c"], "timestamp": stamps, "value": [1.0, None, 3.0]})
+    whole = whole.astype({"profile_id": "str"})
+    path = files.write_frames(tmp_path / "x.parquet", (whole.iloc[at : at + 2].reset_index(drop=True) for at in (0, 2)))
+    pd.testing.assert_frame_equal(files.read_frame(path), whole, check_exact=True)
+    pd.testing.assert_frame_equal(pd.read_parquet(path), whole, check_exact=True)
+    with pytest.raises(ValueError, match="no frames to write"):
+        files.write_frames(tmp_path / "y.parquet", iter([]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.parquet"]  # nothing left half-written

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 
 from customer_ai import artifacts, steps
+from customer_ai.features import fit_repeat_models
 from customer_ai.partitions import partition_count, partition_of
 from customer_ai.spec import load_spec
 from customer_ai.store import SQLiteStore
@@ -71,14 +73,35 @@ def example_run(tmp_path_factory: pytest.TempPathFactory) -> tuple:
 
 
 def test_the_example_runs_in_one_partition_by_default(example_run: tuple) -> None:
-    _, home, result = example_run
+    spec, _, result = example_run
     folder = result.artifact_dir / steps.SCORING
     assert sorted(p.name for p in folder.iterdir()) == ["part-00000.parquet", "plan.json", "plan.parquet"]
-    assert artifacts.read_json(folder / "plan.json") == {
+    plan = artifacts.read_json(folder / "plan.json")
+    assert {k: v for k, v in plan.items() if k != "repeat_models"} == {
         "partitions": 1,
         "profiles": len(result.scores),
         "sizes": [len(result.scores)],
+        "model_version": result.metadata["model_version"],
     }
+    # the repeat-buying model the partitions' features need, fitted once on every profile's events
+    events = pd.read_parquet(result.artifact_dir / "events.parquet")
+    fitted = fit_repeat_models(events, [AS_OF], spec)[AS_OF]
+    assert plan["repeat_models"] == {"2011-12-11": dataclasses.asdict(fitted)}
+
+
+def test_each_partition_reads_its_own_profiles_events_only(example_run: tuple) -> None:
+    spec, home, result = example_run
+    steps.plan_scoring(spec, AS_OF, home, partitions=3)
+    staging = artifacts.staging_dir(home, spec.name, AS_OF)
+    plan = pd.read_parquet(staging / steps.SCORING / "plan.parquet")
+    events = pd.read_parquet(staging / "events.parquet")
+    for partition in range(3):
+        own = set(plan.loc[plan["partition"] == partition, "profile_id"])
+        expected = events.loc[events["profile_id"].isin(own)].reset_index(drop=True)
+        written = pd.read_parquet(staging / steps.SCORING / f"events-{partition:05d}.parquet")
+        pd.testing.assert_frame_equal(written, expected, check_exact=True)  # in the events' order
+        assert set(written["profile_id"]) == own  # every eligible profile of the example has events
+    artifacts.reset_dir(staging).rmdir()
 
 
 def test_four_partitions_give_exactly_the_scores_of_one(example_run: tuple) -> None:
@@ -99,6 +122,19 @@ def test_four_partitions_give_exactly_the_scores_of_one(example_run: tuple) -> N
     assert set().union(*(set(p["profile_id"]) for p in parts)) == set(one["profile_id"])
     steps.publish(spec, AS_OF, home)  # leaves the run as it was for the other tests
     pd.testing.assert_frame_equal(steps.read_scores(spec, AS_OF, home), one, check_exact=True)
+
+
+def test_empty_partitions_score_nothing_and_the_combination_is_unchanged(
+    example_run: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec, home, result = example_run
+    monkeypatch.setattr(steps, "partition_of", lambda ids, count: np.zeros(len(ids), dtype="int64"))
+    summary = steps.score(spec, AS_OF, home, partitions=3)  # partitions 1 and 2 hold nobody
+    staging = artifacts.staging_dir(home, spec.name, AS_OF)
+    assert summary["partitions"] == 3
+    assert artifacts.read_json(staging / steps.SCORING / "plan.json")["sizes"] == [len(result.scores), 0, 0]
+    pd.testing.assert_frame_equal(steps._read_scores(staging), result.scores, check_exact=True)
+    artifacts.reset_dir(staging).rmdir()
 
 
 def test_a_missing_partition_stops_the_combination_and_names_it(example_run: tuple) -> None:

@@ -7,6 +7,7 @@ hex>_<n>`` and dropped at the end of the module.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import socket
@@ -16,12 +17,28 @@ from collections.abc import Callable, Iterator
 
 import pandas as pd
 import psycopg2
+import pyarrow as pa
 import pytest
 from psycopg2 import sql
 from psycopg2.extensions import make_dsn
-from test_store import PG_DSN, admin, counts, members, membership, outcomes, poor, run, schemas, scores
+from test_store import (
+    FACTOR,
+    PG_DSN,
+    admin,
+    counts,
+    hostile_run,
+    members,
+    membership,
+    outcomes,
+    poor,
+    run,
+    schemas,
+    scores,
+    stored_factor_texts,
+)
 
 from customer_ai.store import PostgresStore, StoreUnavailableError, mask_password, open_store, postgres_location
+from customer_ai.store.postgres import _finite_block, _holds_any
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +120,7 @@ def backend_waiting(application_name: str) -> int | None:
     return rows[0][0] if rows else None
 
 
-# --- tables, types, JSONB ---------------------------------------------------------------------------------------
+# --- tables, types, JSON ---------------------------------------------------------------------------------------
 
 
 def test_tables_and_column_types(store):
@@ -119,7 +136,7 @@ def test_tables_and_column_types(store):
         assert types[f"{table}.as_of"] == "date"
         assert types[f"{table}.probability"] == "double precision"
         assert types[f"{table}.score"] == "integer"
-        assert types[f"{table}.factors"] == "jsonb"
+        assert types[f"{table}.factors"] == "json"  # the text as written, checked by the server
     assert types["customer_ai_runs.metrics"] == "jsonb"
     assert types["customer_ai_runs.written_at"] == "timestamp with time zone"
     assert {c: types[f"customer_ai_segments.{c}"] for c in ("instance", "segment", "as_of", "profile_id")} == {
@@ -150,7 +167,7 @@ def test_tables_and_column_types(store):
     history = sql.Identifier(store.schema, "customer_ai_score_history")
     rows = query(
         sql.SQL(
-            "SELECT profile_id, jsonb_typeof(factors), factors -> 0 ->> 'feature', "
+            "SELECT profile_id, json_typeof(factors), factors -> 0 ->> 'feature', "
             "(factors -> 0 ->> 'contribution')::float FROM {} ORDER BY profile_id"
         ).format(history)
     )
@@ -192,6 +209,30 @@ def test_a_large_membership_is_copied_exactly(store):
     assert store.read_segment("unit", 'even, "quoted"')["profile_id"].tolist() == ids[::2][::-1]
 
 
+@pytest.mark.parametrize(
+    ("texts", "found"),
+    [
+        ([], False),
+        (["", ""], False),
+        (['[{"value": 1.5}]', "Na", "Infinit"], False),
+        (['[{"value": NaN}]'], True),
+        (['[{"value": -Infinity}]'], True),
+        (["ünï", "🚀NaN"], True),
+        (["xNa", "N"], True),  # a word across two texts: a false alarm, harmless
+    ],
+)
+def test_holds_any_scans_the_bytes_of_a_block(texts, found):
+    assert _holds_any(pa.array(texts, pa.string()), (b"NaN", b"Infinity")) is found
+
+
+def test_holds_any_sees_only_its_slice_and_finite_block_mends_only_blocks_that_need_it():
+    texts = pa.array(['[{"value": NaN}]', '[{"value": 1}]', '[{"value": Infinity}]'], pa.string())
+    assert not _holds_any(texts.slice(1, 1), (b"NaN", b"Infinity"))
+    clean = texts.slice(1, 1)
+    assert _finite_block(clean) is clean  # passed on as it is
+    assert _finite_block(texts).to_pylist() == ['[{"value": null}]', '[{"value": 1}]', '[{"value": null}]']
+
+
 # --- migrations -------------------------------------------------------------------------------------------------
 
 
@@ -209,11 +250,12 @@ def test_migrations_are_recorded_and_idempotent(fresh_schema):
         (1, "scores, score history and runs tables"),
         (2, "segment membership and outcomes tables"),
         (3, "current scores as a view of history at each instance's current as-of date"),
+        (4, "factors as json (the text as written, checked) instead of jsonb"),
     ]
     # tables already there without a version row (created twice): the migrations apply cleanly again
     query(sql.SQL("DELETE FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version")))
     assert PostgresStore(PG_DSN, schema).count_rows("unit") == counts(1, 1, 1)
-    assert len(query(sql.SQL("SELECT * FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version")))) == 3
+    assert len(query(sql.SQL("SELECT * FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version")))) == 4
 
 
 def test_a_version_1_schema_is_migrated_and_keeps_its_rows(fresh_schema):
@@ -247,7 +289,76 @@ def test_a_version_1_schema_is_migrated_and_keeps_its_rows(fresh_schema):
     versions = query(
         sql.SQL("SELECT version FROM {} ORDER BY version").format(sql.Identifier(schema, "customer_ai_schema_version"))
     )
-    assert versions == [(1,), (2,), (3,)]
+    assert versions == [(1,), (2,), (3,), (4,)]
+
+
+def factor_column_type(schema: str) -> list[tuple]:
+    return query(
+        "SELECT table_name, data_type FROM information_schema.columns WHERE table_schema = %s "
+        "AND column_name = 'factors' ORDER BY table_name",
+        (schema,),
+    )
+
+
+def as_version_3(schema: str) -> None:
+    """Turn a schema back into version 3: factors as jsonb (the view of current scores made again over it)."""
+    view, history = sql.Identifier(schema, "customer_ai_scores"), sql.Identifier(schema, "customer_ai_score_history")
+    definition = query("SELECT pg_get_viewdef(%s::regclass)", (f'"{schema}".customer_ai_scores',))[0][0]
+    query(sql.SQL("DROP VIEW {}").format(view))
+    query(sql.SQL("ALTER TABLE {} ALTER COLUMN factors TYPE jsonb USING factors::jsonb").format(history))
+    query(sql.SQL("CREATE VIEW {} AS ").format(view) + sql.SQL(definition))
+    query(sql.SQL("DELETE FROM {} WHERE version > 3").format(sql.Identifier(schema, "customer_ai_schema_version")))
+
+
+def everything_read(store: PostgresStore) -> list[pd.DataFrame]:
+    """What the migration test reads from a store: scores current and of a date, a segment, the runs."""
+    return [
+        store.read_scores("unit"),
+        store.read_scores("unit", as_of="2024-01-01"),
+        store.read_scores("other"),
+        store.read_segment("unit", "a\tb", as_of="2024-01-01"),
+        store.read_runs("unit"),
+    ]
+
+
+def test_a_version_3_schema_gets_json_factors_and_keeps_its_rows(fresh_schema):
+    schema = fresh_schema()
+    first = PostgresStore(PG_DSN, schema)
+    written = hostile_run()
+    everyone = members({"a\tb": written["profile_id"].tolist()})
+    first.write_run("unit", "2024-01-01", written, run(), segments=everyone)
+    first.write_run("unit", "2024-02-01", scores({"p1": 0.3, "p2": 0.5}), run())
+    first.write_run("other", "2024-01-01", scores({"p9": 0.1}), run())
+    as_version_3(schema)
+    assert factor_column_type(schema) == [("customer_ai_score_history", "jsonb"), ("customer_ai_scores", "jsonb")]
+    old = PostgresStore(PG_DSN, schema)
+    old._migrated = True  # read the version 3 schema as it is, without migrating it
+    before = everything_read(old)
+    jsonb_texts = stored_factor_texts(old, "2024-01-01")
+
+    upgraded = PostgresStore(PG_DSN, schema)
+    after = everything_read(upgraded)
+    assert factor_column_type(schema) == [("customer_ai_score_history", "json"), ("customer_ai_scores", "json")]
+    for old_frame, new_frame in zip(before, after, strict=True):
+        pd.testing.assert_frame_equal(old_frame, new_frame)
+    assert len(before[1]) == len(written)
+    # the migrated rows hold jsonb's text of the factors: the same JSON values as before
+    assert stored_factor_texts(upgraded, "2024-01-01") == jsonb_texts
+    assert upgraded.count_rows("unit") == counts(2, len(written) + 2, 2)
+    # later writes keep the text as given; jsonb operators still work on the column once cast
+    upgraded.write_run("unit", "2024-03-01", scores({"p2": 0.7}), run(), segments=members({"high": ["p2"]}))
+    factors = [{**FACTOR, "contribution": 0.5}]
+    assert upgraded.read_segment("unit", "high")["factors"].tolist() == [factors]
+    history = sql.Identifier(schema, "customer_ai_score_history")
+    assert query(
+        sql.SQL("SELECT factors::text, factors::jsonb -> 0 ->> 'feature' FROM {} WHERE as_of = '2024-03-01'").format(
+            history
+        )
+    ) == [(json.dumps(factors, ensure_ascii=False), FACTOR["feature"])]
+    versions = query(
+        sql.SQL("SELECT version FROM {} ORDER BY version").format(sql.Identifier(schema, "customer_ai_schema_version"))
+    )
+    assert versions == [(1,), (2,), (3,), (4,)]
 
 
 def test_processes_starting_at_once_migrate_once(fresh_schema):
@@ -267,7 +378,7 @@ def test_processes_starting_at_once_migrate_once(fresh_schema):
     versions = query(
         sql.SQL("SELECT version FROM {} ORDER BY version").format(sql.Identifier(schema, "customer_ai_schema_version"))
     )
-    assert versions == [(1,), (2,), (3,)]
+    assert versions == [(1,), (2,), (3,), (4,)]
 
 
 def test_a_schema_newer_than_the_code_is_refused(fresh_schema):

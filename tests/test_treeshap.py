@@ -185,3 +185,15 @@ def _internal_nodes(booster: lgb.Booster) -> list[dict]:
     for tree in booster.dump_model()["tree_info"]:
         walk(tree["tree_structure"])
     return found
+
+
+def test_a_model_is_read_once_per_tree_count(mixed: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    frame, label = mixed
+    booster = _train(frame, label, rounds=6)
+    dumps = []
+    dump_model = booster.dump_model
+    monkeypatch.setattr(booster, "dump_model", lambda **kwargs: dumps.append(kwargs) or dump_model(**kwargs))
+    first = _assert_same(booster, frame.head(200))
+    assert np.array_equal(_assert_same(booster, frame.head(200)), first)  # the second call reads no dump
+    _assert_same(booster, frame.head(200), iterations=3)
+    assert dumps == [{"num_iteration": 6}, {"num_iteration": 3}]

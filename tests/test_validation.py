@@ -22,6 +22,7 @@ from customer_ai.validation import (
     DataValidationError,
     ExpectationSuiteError,
     event_checks,
+    exact_duplicates,
     expectations_dir,
     load_suite,
     validate_frame,
@@ -601,3 +602,45 @@ def test_great_expectations_chatter_stays_out_of_the_logs() -> None:
     assert done.stdout.strip() == "done"
     chatter = [line for line in done.stderr.splitlines() if "great_expectations" in line or "registering" in line]
     assert chatter == []
+
+
+def test_exact_duplicates_compare_rows_sharing_a_time_and_a_profile_and_find_what_a_full_comparison_finds() -> None:
+    t0, t1 = pd.Timestamp("2011-01-01", tz="UTC"), pd.Timestamp("2011-01-02", tz="UTC")
+    rows = [
+        ("a", t0, "view", np.nan, "x"),
+        ("a", t0, "purchase", 5.0, "x"),
+        ("a", t0, "view", np.nan, "x"),  # repeats row 0 across a different row
+        ("b", t0, "view", np.nan, "x"),
+        ("b", t0, "view", np.nan, "y"),  # differs in an extra column only
+        ("a", t1, "purchase", 5.0, "x"),  # the same as row 1 but a day later
+        ("c", t1, "purchase", 5.0, "x"),
+        ("c", t1, "purchase", 5.0, "x"),
+        ("c", t1, "purchase", 5.0, "x"),
+    ]
+    events = pd.DataFrame(rows, columns=["profile_id", "timestamp", "event_type", "value", "store"])
+    events = events.astype({"profile_id": "str", "event_type": "str", "store": "str"})
+    expected = [False, False, True, False, False, False, False, True, True]
+    assert exact_duplicates(events).tolist() == expected
+    assert events.duplicated(keep="first").tolist() == expected
+    shuffled = events.iloc[[5, 0, 7, 2, 1, 8, 3, 6, 4]].reset_index(drop=True)  # not in canonical order
+    assert exact_duplicates(shuffled).tolist() == shuffled.duplicated(keep="first").tolist()
+    assert exact_duplicates(events.iloc[:1]).tolist() == [False]
+    assert exact_duplicates(events.iloc[:0]).tolist() == []
+
+
+def test_exact_duplicates_agree_with_a_full_comparison_on_generated_logs() -> None:
+    generator = np.random.default_rng(7)
+    size = 5_000
+    stamps = pd.Timestamp("2011-01-01", tz="UTC") + pd.to_timedelta(generator.integers(0, 40, size), unit="D")
+    events = pd.DataFrame(
+        {
+            "profile_id": generator.choice(["p1", "p2", "p10", "é", "P1"], size),
+            "timestamp": stamps,
+            "event_type": generator.choice(["view", "purchase"], size),
+            "value": generator.choice([np.nan, 1.0, 2.0], size),
+        }
+    ).astype({"profile_id": "str", "event_type": "str"})
+    canonical = canonicalize(events)
+    assert len(canonical) == size
+    assert exact_duplicates(canonical).tolist() == canonical.duplicated(keep="first").tolist()
+    assert exact_duplicates(events).tolist() == events.duplicated(keep="first").tolist()

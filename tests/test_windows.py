@@ -124,3 +124,19 @@ def test_event_index_refuses_events_without_a_profile() -> None:
     events.loc[1, "profile_id"] = None
     with pytest.raises(ValueError, match="'profile_id' has missing values"):
         EventIndex(events)
+
+
+def test_the_events_of_some_profiles_keep_their_order_and_get_a_fresh_index() -> None:
+    events = make_events(
+        [
+            ("b", ts("2011-01-03"), "view", None),
+            ("a", ts("2011-01-01"), "purchase", 5.0),
+            ("c", ts("2011-01-02"), "view", None),
+            ("a", ts("2011-01-04"), "view", None),
+        ]
+    )
+    own = EventIndex(events).events_of(["b", "a", "nobody"])  # in time order, as the events are
+    assert own["profile_id"].tolist() == ["a", "b", "a"]
+    assert own["timestamp"].tolist() == [ts("2011-01-01"), ts("2011-01-03"), ts("2011-01-04")]
+    assert own.index.tolist() == [0, 1, 2]
+    assert EventIndex(events).events_of([]).empty

@@ -88,7 +88,8 @@ _OUTCOME_DTYPES = {
 # the groups of each grouping, in their natural order (deciles: 1 holds the highest scores)
 _OUTCOME_GROUPS = {"all": ("all",), "bucket": ("low", "medium", "high"), "decile": tuple(map(str, range(1, 11)))}
 _DEFAULT_SEGMENTS = ("low", "medium", "high")  # listed first by segment_names, as a run writes them
-# JSONB keeps no key order: factors read back from PostgreSQL get the order the scoring code writes
+# rows written as JSONB (PostgreSQL schema version 3 and earlier, kept by the migration) have no key order: factors
+# read back get the order the scoring code writes
 _FACTOR_KEYS = ("feature", "description", "value", "contribution", "importance", "effect")
 _DEFAULT_SCHEMA = "customer_ai"
 _SCHEMA_ENV = "CUSTOMER_AI_STORE_SCHEMA"

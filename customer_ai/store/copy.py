@@ -1,7 +1,8 @@
 """PostgreSQL's binary ``COPY`` format, encoded a block of rows at a time with Arrow (no per-row Python).
 
 The binary format spares the server the parsing of CSV text (quotes doubled in every JSON text) and numbers;
-a ``jsonb`` field is the version byte 1 followed by the JSON text, which the server parses once.  Each row is
+a ``json`` field is the JSON text itself, which the server checks once and keeps as it is, and a ``jsonb`` field
+is the version byte 1 followed by the JSON text, which the server parses into its binary form.  Each row is
 the number of fields (int16), then per field its length (int32) and its bytes, all big-endian; the stream
 starts with a fixed header and ends with -1 (int16).
 """
@@ -25,9 +26,9 @@ _BLOCK_ROWS = 32_768
 
 
 class Field(NamedTuple):
-    """One column of a binary ``COPY``: ``kind`` is text, jsonb, float8, int4 or date; ``values`` its values.
+    """One column of a binary ``COPY``: ``kind`` is text, json, jsonb, float8, int4 or date; ``values`` its values.
 
-    text and jsonb: an Arrow text array; float8 and int4: a NumPy array; date: one ``YYYY-MM-DD`` for every row.
+    text, json and jsonb: an Arrow text array; float8 and int4: a NumPy array; date: one ``YYYY-MM-DD`` for every row.
     ``prepare``, if given, maps each block of text values to what is sent: work done block by block, while the
     server takes in the previous block.
     """
@@ -68,7 +69,7 @@ class BinaryCopy:
         rows = stop - start
         parts = [_constant(len(self.fields).to_bytes(2, "big"), rows)]
         for kind, values, prepare in self.fields:
-            if kind in ("text", "jsonb"):
+            if kind in ("text", "json", "jsonb"):
                 text = values.slice(start, rows)
                 text = (text if prepare is None else prepare(text)).cast(pa.binary())
                 extra = 1 if kind == "jsonb" else 0  # the jsonb version byte

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import numpy as np
 import psycopg2
 import pyarrow as pa
 from psycopg2 import sql
@@ -48,6 +49,13 @@ _SCORE_TABLE_COLUMNS = """
 # makes it a view); a step of its own because a schema whose migrations are applied again already has the view
 _SCORES_TABLE_TO_CURRENT = "(the scores table's dates into {current}; the table dropped)"
 
+# the view of current scores: made by version 3, and again by version 4 (a column under a view cannot change type)
+_CURRENT_VIEW = (
+    "CREATE OR REPLACE VIEW {scores} AS SELECT h.instance, h.profile_id, h.as_of, h.probability, h.score,\n"
+    "    h.percentile, h.bucket, h.propensity, h.model_version, h.factors\n"
+    "    FROM {history} AS h JOIN {current} AS c ON c.instance = h.instance AND c.as_of = h.as_of"
+)
+
 # (version, description, statements); a statement's {schema}, {scores}, {history}, {runs}, {segments},
 # {outcomes}, {current} are identifiers
 _MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
@@ -85,9 +93,19 @@ _MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         (
             "CREATE TABLE IF NOT EXISTS {current} (instance text PRIMARY KEY, as_of date NOT NULL)",
             _SCORES_TABLE_TO_CURRENT,
-            "CREATE OR REPLACE VIEW {scores} AS SELECT h.instance, h.profile_id, h.as_of, h.probability, h.score,\n"
-            "    h.percentile, h.bucket, h.propensity, h.model_version, h.factors\n"
-            "    FROM {history} AS h JOIN {current} AS c ON c.instance = h.instance AND c.as_of = h.as_of",
+            _CURRENT_VIEW,
+        ),
+    ),
+    (
+        4,
+        "factors as json (the text as written, checked) instead of jsonb",
+        (
+            # json keeps the text the server checked instead of building jsonb's binary form, which took half of
+            # the history COPY; factors are only read whole, so jsonb's operators and indexes are not needed
+            # (json has -> and ->>, a cast to jsonb gives the rest)
+            "DROP VIEW IF EXISTS {scores}",
+            "ALTER TABLE {history} ALTER COLUMN factors TYPE json USING factors::json",
+            _CURRENT_VIEW,
         ),
     ),
 )
@@ -152,6 +170,35 @@ def _connect_postgres(dsn: str, what: str) -> Any:
         raise StoreUnavailableError(f"cannot connect to {what} at {postgres_location(dsn)}: {reason}") from exc
 
 
+def _holds_any(texts: pa.Array, words: tuple[bytes, ...]) -> bool:
+    """Whether any of ``texts`` contains one of ``words``: a scan of their bytes with NumPy, no per-row work.
+
+    The texts are scanned as one, so a word split across two neighbours is also found (a harmless false alarm).
+    """
+    if not len(texts):
+        return False
+    offsets = np.frombuffer(texts.buffers()[1], dtype="int32", count=len(texts) + 1, offset=texts.offset * 4)
+    if offsets[-1] == offsets[0]:  # only empty texts, perhaps without a data buffer
+        return False
+    data = np.frombuffer(texts.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    for word in words:
+        starts = np.flatnonzero(data[: max(len(data) - len(word) + 1, 0)] == word[0])
+        for shift in range(1, len(word)):
+            starts = starts[data[starts + shift] == word[shift]]
+        if len(starts):
+            return True
+    return False
+
+
+def _finite_block(texts: pa.Array) -> pa.Array:
+    """Return a block of factor texts with NaN and infinities as null (:func:`_finite_texts`).
+
+    A block without ``NaN`` or ``Infinity`` anywhere, which is almost every block, is passed on after a scan of its
+    bytes, five times as fast as the regular expression that finds the rows to mend in the others.
+    """
+    return _finite_texts(texts) if _holds_any(texts.cast(pa.string()), (b"NaN", b"Infinity")) else texts
+
+
 class _PostgresWriter(_Writer):
     def __init__(
         self,
@@ -208,7 +255,7 @@ class _PostgresWriter(_Writer):
                 "bucket": Field("text", rows.bucket),
                 "propensity": Field("text", rows.propensity),
                 "model_version": Field("text", rows.model_version),
-                "factors": Field("jsonb", _factor_texts(rows.factors, finite=True), _finite_texts),
+                "factors": Field("json", _factor_texts(rows.factors, finite=True), _finite_block),
             },
         )
 
@@ -235,6 +282,9 @@ class _PostgresWriter(_Writer):
         members = self.members
         if members is None or not members.num_rows:
             return
+        # in primary key order (members come by probability): each row goes to the right edge of the key's index
+        # instead of a random page of it, which halves the time of the COPY at a million rows
+        members = members.sort_by([("segment", "ascending"), ("profile_id", "ascending")])
         self._copy(
             "{segments}",
             {
@@ -281,7 +331,7 @@ class _PostgresWriter(_Writer):
 
 
 class PostgresStore(_Store):
-    """Profile store in PostgreSQL: the tables (``factors`` and ``metrics`` as JSONB) in one schema.
+    """Profile store in PostgreSQL: the tables (``factors`` as JSON, ``metrics`` as JSONB) in one schema.
 
     The schema and its tables are created on first use and migrated in order (``customer_ai_schema_version``
     records the versions applied) under a transaction-level advisory lock, so processes may start at once.  The
@@ -289,8 +339,9 @@ class PostgresStore(_Store):
     which ``customer_ai_current`` holds (one row per instance), so making a run current moves one row instead of
     rewriting a million.  A write takes ``pg_advisory_xact_lock(hashtext(instance))``, so writers of one instance
     queue up, then in one transaction replaces the date's history rows and membership (each with one binary
-    ``COPY``: the factors' JSON text is parsed once, by the server), moves the current date when the run becomes
-    current and writes the run row; a failure (bad row, lost connection) leaves the previous rows untouched.
+    ``COPY``: the factors' JSON text is checked once by the server and kept as written, since ``json`` is text),
+    moves the current date when the run becomes current and writes the run row; a failure (bad row, lost
+    connection) leaves the previous rows untouched.
 
     Parameters
     ----------
