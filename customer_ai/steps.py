@@ -523,7 +523,13 @@ class ScoringInputs:
             version = artifacts.read_json(folder / "model.json")["model_version"]
             self.estimator, meta = artifacts.load_model(artifacts.model_dir(home, spec.name, version), spec)
             self.model_version = meta["model_version"]
-            fitted = artifacts.read_json(folder / SCORING / "plan.json")["repeat_models"]
+            plan = artifacts.read_json(folder / SCORING / "plan.json")
+            if "repeat_models" not in plan:  # planned by a version that let every partition read every event
+                raise FileNotFoundError(
+                    f"{folder / SCORING / 'plan.json'} was written by an earlier version of customer-ai: run the "
+                    "plan_scoring step again"
+                )
+            fitted = plan["repeat_models"]
             self.repeat_models = {
                 as_of_timestamp(date): None if model is None else BGNBD(**model) for date, model in fitted.items()
             }

@@ -153,3 +153,15 @@ def test_scoring_needs_its_plan(example_run: tuple, tmp_path: Path) -> None:
     spec, _, _ = example_run
     with pytest.raises(FileNotFoundError, match="run the plan_scoring step first"):
         steps.score_partition(spec, AS_OF, tmp_path, 0)
+
+
+def test_a_plan_from_an_earlier_version_asks_for_a_new_plan(example_run: tuple) -> None:
+    spec, home, _ = example_run
+    steps.plan_scoring(spec, AS_OF, home, partitions=2)
+    staging = artifacts.staging_dir(home, spec.name, AS_OF)
+    plan_path = staging / steps.SCORING / "plan.json"
+    old = {k: v for k, v in artifacts.read_json(plan_path).items() if k in ("partitions", "profiles", "sizes")}
+    artifacts.write_json(plan_path, old)
+    with pytest.raises(FileNotFoundError, match="earlier version of customer-ai: run the plan_scoring step again"):
+        steps.score_partition(spec, AS_OF, home, 0)
+    artifacts.reset_dir(staging).rmdir()
