@@ -20,7 +20,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln, hyp2f1
 
-__all__ = ["BGNBD", "fit_bgnbd", "fit_repeat_model", "repeat_summary", "repeat_view"]
+__all__ = ["BGNBD", "fit_bgnbd", "fit_repeat_model", "fit_summary", "profile_rows", "repeat_summary", "repeat_view"]
 
 _DAY = pd.Timedelta(days=1)
 
@@ -40,22 +40,46 @@ def repeat_summary(purchases: pd.DataFrame, as_of: pd.Timestamp, profiles: pd.In
     Returns
     -------
     pandas.DataFrame
-        Indexed by ``profile_id``: ``x`` (distinct purchase days after the first), ``t_x`` (days from the
-        first purchase day to the last), ``T`` (days from the first purchase day to ``as_of``).
+        Indexed by ``profile_id`` (sorted when ``profiles`` is not given): ``x`` (distinct purchase days after
+        the first), ``t_x`` (days from the first purchase day to the last), ``T`` (days from the first purchase
+        day to ``as_of``).
     """
-    before = purchases.loc[(purchases["timestamp"] < as_of).to_numpy(), ["profile_id", "timestamp"]]
-    days = pd.DataFrame(
-        {"profile_id": before["profile_id"], "day": before["timestamp"].dt.floor("D")}
-    ).drop_duplicates()
-    grouped = days.groupby("profile_id", sort=True)["day"]
-    first, last = grouped.min(), grouped.max()
+    before = (purchases["timestamp"] < as_of).to_numpy()
+    timestamps = purchases["timestamp"].iloc[np.flatnonzero(before)]
+    codes, ids = pd.factorize(purchases["profile_id"].iloc[np.flatnonzero(before)], sort=True)
+    wall = timestamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    unit = np.datetime_data(wall.dtype)[0]
+    day_length = int(np.timedelta64(1, "D").astype(f"timedelta64[{unit}]").view("int64"))
+    # distinct (profile, day) pairs, in (profile, day) order: the purchase days of each profile, oldest first
+    days = wall.to_numpy().view("int64") // day_length
+    origin = int(days.min()) if len(days) else 0
+    span = int(days.max()) - origin + 1 if len(days) else 1
+    pairs = np.sort(codes.astype("int64") * span + (days - origin))
+    pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if len(pairs) else pairs
+    pair_codes = pairs // span
+    firsts = np.r_[True, pair_codes[1:] != pair_codes[:-1]] if len(pairs) else np.zeros(0, dtype=bool)
+    lasts = np.r_[firsts[1:], True] if len(pairs) else firsts
+    first_day = pd.DatetimeIndex(((pairs[firsts] % span + origin) * day_length).astype(f"datetime64[{unit}]"))
+    last_day = pd.DatetimeIndex(((pairs[lasts] % span + origin) * day_length).astype(f"datetime64[{unit}]"))
+    first_day, last_day = first_day.tz_localize("UTC"), last_day.tz_localize("UTC")
     summary = pd.DataFrame(
-        {"x": (grouped.size() - 1).astype("float64"), "t_x": (last - first) / _DAY, "T": (as_of - first) / _DAY}
+        {
+            "x": (np.bincount(pair_codes, minlength=len(ids)) - 1).astype("float64"),
+            "t_x": np.asarray((last_day - first_day) / _DAY, dtype="float64"),
+            "T": np.asarray((as_of - first_day) / _DAY, dtype="float64"),
+        },
+        index=pd.Index(ids, name="profile_id"),
     )
-    if profiles is not None:
-        summary = summary.reindex(pd.Index(profiles, name="profile_id")).fillna(0.0)
-    summary.index.name = "profile_id"
-    return summary.astype("float64")
+    return summary if profiles is None else profile_rows(summary, profiles)
+
+
+def profile_rows(summary: pd.DataFrame, profiles: pd.Index) -> pd.DataFrame:
+    """Return the rows of ``profiles`` in a :func:`repeat_summary` of every profile (zeros for one without purchases).
+
+    ``profile_rows(repeat_summary(purchases, as_of), profiles)`` is ``repeat_summary(purchases, as_of, profiles)``
+    without summarising the purchases again.
+    """
+    return summary.reindex(pd.Index(profiles, name="profile_id")).fillna(0.0).astype("float64")
 
 
 @dataclass(frozen=True)
@@ -74,6 +98,18 @@ class BGNBD:
     alpha: float
     a: float
     b: float
+
+    def view(self, summary: pd.DataFrame, window_days: float) -> pd.DataFrame:
+        """Return ``chance``, ``expected`` (within ``window_days``) and ``alive`` per :func:`repeat_summary` row."""
+        x, t_x, big_t = summary["x"].to_numpy(), summary["t_x"].to_numpy(), summary["T"].to_numpy()
+        return pd.DataFrame(
+            {
+                "chance": self.probability_of_purchase(window_days, x, t_x, big_t),
+                "expected": self.expected_purchases(window_days, x, t_x, big_t),
+                "alive": self.probability_alive(x, t_x, big_t),
+            },
+            index=summary.index,
+        )
 
     def log_likelihood(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:  # noqa: N803
         """Return each customer's log-likelihood (Fader, Hardie & Lee 2005, equation 6)."""
@@ -189,10 +225,14 @@ def fit_repeat_model(purchases: pd.DataFrame, as_of: pd.Timestamp) -> BGNBD | No
     Profiles enter the fit in the order of their ids (``repeat_summary`` sorts them), so the same purchases give
     the same fit to the last bit, however the rows are ordered.
     """
-    fitted_on = repeat_summary(purchases, as_of)
-    if fitted_on.empty or not (fitted_on["x"] > 0).any():
+    return fit_summary(repeat_summary(purchases, as_of))
+
+
+def fit_summary(summary: pd.DataFrame) -> BGNBD | None:
+    """Return BG/NBD fitted on a :func:`repeat_summary` (every row a customer); None when nobody repeated."""
+    if summary.empty or not (summary["x"] > 0).any():
         return None
-    return fit_bgnbd(fitted_on["x"], fitted_on["t_x"], fitted_on["T"])
+    return fit_bgnbd(summary["x"], summary["t_x"], summary["T"])
 
 
 def repeat_view(
@@ -230,16 +270,6 @@ def repeat_view(
         (purchases within ``window_days``) and ``alive`` (probability of still being a customer); None when no
         profile has repeated a purchase before ``as_of`` (nothing to fit).
     """
-    model = model if model is not None else fit_repeat_model(purchases, as_of)
-    if model is None:
-        return None
-    summary = repeat_summary(purchases, as_of, profiles)
-    x, t_x, big_t = summary["x"].to_numpy(), summary["t_x"].to_numpy(), summary["T"].to_numpy()
-    return pd.DataFrame(
-        {
-            "chance": model.probability_of_purchase(window_days, x, t_x, big_t),
-            "expected": model.expected_purchases(window_days, x, t_x, big_t),
-            "alive": model.probability_alive(x, t_x, big_t),
-        },
-        index=summary.index,
-    )
+    history = repeat_summary(purchases, as_of)
+    model = model if model is not None else fit_summary(history)
+    return None if model is None else model.view(profile_rows(history, profiles), window_days)

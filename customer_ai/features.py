@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from customer_ai.bgnbd import BGNBD, fit_repeat_model, repeat_summary, repeat_view
+from customer_ai.bgnbd import BGNBD, fit_repeat_model, fit_summary, profile_rows, repeat_summary
 from customer_ai.conditions import patterns_mask, where_mask
 from customer_ai.events import CANONICAL_COLUMNS
 from customer_ai.spec import Condition, InstanceSpec
@@ -743,22 +743,21 @@ def _repeat_model_features(
     sees its customers in the same order as it would with the ids.
     """
     goal = _goal_events(index, spec)
-    goal = goal.loc[(goal["timestamp"] < as_of).to_numpy()]
+    history = repeat_summary(goal, as_of)
     if models is None:
-        model = fit_repeat_model(goal, as_of)
+        model = fit_summary(history)
     elif as_of in models:
         model = models[as_of]
     else:
         fitted = ", ".join(f"{date:%Y-%m-%d}" for date in models)
         raise ValueError(f"no repeat-buying model was fitted as of {as_of:%Y-%m-%d} (fitted as of: {fitted})")
     names = repeat_model_names(spec)
-    wanted = pd.Index(profiles)
-    summary = repeat_summary(goal, as_of, wanted)
+    summary = profile_rows(history, pd.Index(profiles))
     columns = {}
     if model is None:
         columns.update({name: np.full(len(profiles), np.nan) for name in names[:3]})
     else:
-        view = repeat_view(goal, as_of, wanted, spec.goal.window_days, model=model)
+        view = model.view(summary, spec.goal.window_days)
         columns.update(
             {name: view[key].to_numpy() for name, key in zip(names[:3], ("chance", "expected", "alive"), strict=True)}
         )
@@ -866,22 +865,34 @@ def build_features(
     }
     if plan.repeat_model:
         columns.update(_repeat_model_features(index, as_of, codes, spec, repeat_models))
-    matrix = pd.DataFrame(columns, index=rows_index)
-
     if attributes is not None:
         for column in plan.profile_columns:
-            matrix[f"profile_{_slug(column)}"] = attributes[column].reindex(matrix.index).to_numpy()
-    infos = feature_infos(plan, spec)
-    for info in infos:
-        if info.fill is not None:
-            matrix[info.name] = matrix[info.name].fillna(info.fill)
-    for column, categories in _categorical_names(plan).items():
-        values = matrix[column].astype("object")
-        known = values.where(values.isin(categories))  # a value unseen in training becomes missing
-        matrix[column] = pd.Categorical(known, categories=categories)
-    numeric = [i.name for i in infos if not i.categorical]
-    matrix[numeric] = matrix[numeric].astype("float64")
-    return matrix[[i.name for i in infos]]
+            columns[f"profile_{_slug(column)}"] = attributes[column].reindex(rows_index).to_numpy()
+    return _matrix(columns, rows_index, plan, spec)
+
+
+def _matrix(columns: dict[str, np.ndarray], rows: pd.Index, plan: FeaturePlan, spec: InstanceSpec) -> pd.DataFrame:
+    """Return the feature matrix of ``columns`` (one value per row): filled, typed and in the plan's order.
+
+    Float columns are filled in NumPy; others (most frequent values, profile attributes) go through pandas'
+    ``fillna`` and ``astype``, which give the same values for floats.
+    """
+    categorical = _categorical_names(plan)
+    typed: dict[str, object] = {}
+    for info in feature_infos(plan, spec):
+        values = columns[info.name]
+        if info.name in categorical:
+            if info.fill is not None:
+                values = pd.Series(values, dtype="object").fillna(info.fill).to_numpy()
+            known = pd.Series(values, dtype="object")
+            known = known.where(known.isin(categorical[info.name]))  # a value unseen in training becomes missing
+            typed[info.name] = pd.Categorical(known, categories=categorical[info.name])
+        elif isinstance(values, np.ndarray) and values.dtype == np.float64:
+            typed[info.name] = values if info.fill is None else np.where(np.isnan(values), info.fill, values)
+        else:
+            series = pd.Series(values)
+            typed[info.name] = (series if info.fill is None else series.fillna(info.fill)).astype("float64").to_numpy()
+    return pd.DataFrame(typed, index=rows)
 
 
 def _categorical_names(plan: FeaturePlan) -> dict[str, list[str]]:

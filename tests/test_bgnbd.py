@@ -9,7 +9,16 @@ import pandas as pd
 import pytest
 from scipy.special import betaln, gammaln
 
-from customer_ai.bgnbd import BGNBD, _Histories, fit_bgnbd, repeat_summary, repeat_view
+from customer_ai.bgnbd import (
+    BGNBD,
+    _Histories,
+    fit_bgnbd,
+    fit_repeat_model,
+    fit_summary,
+    profile_rows,
+    repeat_summary,
+    repeat_view,
+)
 
 from conftest import ts
 
@@ -130,6 +139,54 @@ def test_repeat_summary_counts_purchase_days_before_the_as_of_date() -> None:
         "b": {"x": 0.0, "t_x": 0.0, "T": 1.0},
         "c": {"x": 0.0, "t_x": 0.0, "T": 0.0},
     }
+
+
+def test_repeat_summary_sorts_profiles_takes_integer_codes_and_any_time_unit() -> None:
+    stamps = pd.Series([ts("2011-01-03 05:00"), ts("2011-01-01 23:00"), ts("2011-01-01 01:00"), ts("2011-01-02")])
+    for unit in ("ns", "us", "s"):
+        purchases = pd.DataFrame({"profile_id": [7, 3, 7, 3], "timestamp": stamps.dt.as_unit(unit)})
+        summary = repeat_summary(purchases, ts("2011-01-05 12:00"))
+        assert list(summary.index) == [3, 7]  # sorted ids, whatever the order of the events
+        assert summary.to_dict("index") == {
+            3: {"x": 1.0, "t_x": 1.0, "T": 4.5},  # Jan 1 and Jan 2 (at midnight: its own day)
+            7: {"x": 1.0, "t_x": 2.0, "T": 4.5},
+        }
+    empty = repeat_summary(purchases.iloc[:0], ts("2011-01-05"), pd.Index([3]))
+    assert empty.to_dict("index") == {3: {"x": 0.0, "t_x": 0.0, "T": 0.0}}
+
+
+def test_profile_rows_of_everyone_are_the_summary_of_those_profiles() -> None:
+    purchases = pd.DataFrame(
+        {
+            "profile_id": ["b", "a", "b", "c", "a"],
+            "timestamp": [ts(d) for d in ("2011-01-02", "2011-01-01", "2011-01-09", "2011-01-04", "2011-01-06")],
+        }
+    )
+    everyone = repeat_summary(purchases, ts("2011-01-10"))
+    wanted = pd.Index(["c", "z", "a"])
+    pd.testing.assert_frame_equal(
+        profile_rows(everyone, wanted), repeat_summary(purchases, ts("2011-01-10"), wanted), check_exact=True
+    )
+    assert profile_rows(everyone, wanted).loc["z"].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_fit_summary_and_view_are_fit_repeat_model_and_repeat_view() -> None:
+    purchases = pd.DataFrame(
+        {
+            "profile_id": ["a", "a", "a", "b", "c", "c"],
+            "timestamp": [
+                ts(d) for d in ("2011-01-01", "2011-02-01", "2011-03-01", "2011-02-10", "2011-01-05", "2011-03-20")
+            ],
+        }
+    )
+    as_of, wanted = ts("2011-04-01"), pd.Index(["c", "d"])
+    model = fit_summary(repeat_summary(purchases, as_of))
+    assert model == fit_repeat_model(purchases, as_of)
+    view = model.view(repeat_summary(purchases, as_of, wanted), 30)
+    pd.testing.assert_frame_equal(view, repeat_view(purchases, as_of, wanted, 30), check_exact=True)
+    assert view.loc["d", "alive"] == 1.0  # no purchase yet: a new customer
+    assert view.loc["d", "chance"] == pytest.approx(model.probability_of_purchase(30, [0.0], [0.0], [0.0])[0])
+    assert fit_summary(repeat_summary(purchases.iloc[[0, 3]], as_of)) is None  # nobody repeated
 
 
 def test_fit_refuses_no_customers() -> None:
