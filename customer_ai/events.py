@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from customer_ai.files import read_frame
+from customer_ai.files import read_frame, release_memory
 from customer_ai.progress import step
 
 if TYPE_CHECKING:
@@ -190,7 +190,6 @@ def canonicalize(frame: pd.DataFrame, columns: dict[str, str] | None = None, sou
     events["profile_id"] = _as_id(events["profile_id"])
     id_rank, distinct_ids = pd.factorize(events["profile_id"], sort=True)  # the ids ranked once: checks and order
     _check_ids(events["profile_id"], source, distinct=distinct_ids)
-    del distinct_ids
     if events["event_type"].dtype != "str":
         events["event_type"] = events["event_type"].astype("str")
     events["timestamp"] = _as_utc(events["timestamp"], source)
@@ -209,15 +208,47 @@ def canonicalize(frame: pd.DataFrame, columns: dict[str, str] | None = None, sou
     events = events[ordered]
     del frame, renamed  # the raw columns: each goes as soon as its sorted copy is made
     order = _time_then_id_order(events, id_rank)
-    del id_rank
     if np.array_equal(order, np.arange(len(order))):
         return events.reset_index(drop=True)  # already in order: nothing to copy
-    unsorted = {name: events[name] for name in ordered}
-    del events
+    unsorted, ids = {name: events[name] for name in ordered}, [id_rank, distinct_ids]
+    del events, id_rank, distinct_ids
+    return _in_order(unsorted, order, ids)
+
+
+def _in_order(unsorted: dict[str, pd.Series], order: np.ndarray, ids: list) -> pd.DataFrame:
+    """Return the frame of the ``unsorted`` columns with their rows in ``order``, emptying ``unsorted``.
+
+    ``ids`` holds the codes and distinct values of ``profile_id`` (``factorize``), which it is rebuilt from;
+    emptied too, so that each input is freed once its sorted copy is made.
+    """
     columns = {}
-    for name in ordered:  # a column at a time: millions of events are never held twice
-        columns[name] = unsorted.pop(name).take(order).reset_index(drop=True)
+    for name in list(unsorted):  # a column at a time: millions of events are never held twice
+        column = unsorted.pop(name)
+        if name == "profile_id":
+            column = None
+            columns[name] = _taken_text(ids.pop(0), ids.pop(0), order)
+        elif column.dtype == "str":
+            codes, uniques = pd.factorize(column, use_na_sentinel=False)  # missing text is one of the uniques
+            column = None
+            columns[name] = _taken_text(codes, uniques, order)
+            del codes, uniques
+        else:
+            columns[name] = column.take(order).reset_index(drop=True)
+        del column
+        release_memory(collect=False)  # the unsorted column, before the next one is copied
     return pd.DataFrame(columns)
+
+
+def _taken_text(codes: np.ndarray, uniques: pd.Index, order: np.ndarray) -> pd.Series:
+    """Return the text column ``uniques[codes]`` in ``order``, built from its distinct values.
+
+    Taking rows of millions of Arrow strings first joins all their chunks into one copy; taking from the
+    distinct values only writes the result (at 49M events, 1.3 GB less at the peak and no slower).
+    """
+    import pyarrow as pa  # noqa: PLC0415 (as pandas' own text columns do, only once text is sorted)
+
+    small = codes.astype(np.int32) if len(uniques) < 2**31 else codes  # 4 bytes a row, not pandas' 8
+    return pd.Series(pd.array(pa.array(uniques.array).take(pa.array(small[order])), dtype=uniques.dtype))
 
 
 def _time_then_id_order(events: pd.DataFrame, id_rank: np.ndarray) -> np.ndarray:

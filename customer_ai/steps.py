@@ -14,17 +14,13 @@ event at or after the as-of date.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import datetime as dt
-import gc
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from customer_ai import artifacts
@@ -833,18 +829,6 @@ class RunResult:
         return self.metadata["quality"]["status"]
 
 
-def _release_memory() -> None:
-    """Give the memory a step freed back to the system.
-
-    Allocators (Arrow's pool, the C library's heap) keep freed memory for reuse; in one process running every
-    step, the next step's peak would stack on what the last one left behind.
-    """
-    gc.collect()
-    pa.default_memory_pool().release_unused()
-    with contextlib.suppress(OSError, AttributeError):  # glibc only
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
 def run(
     spec: InstanceSpec,
     as_of: pd.Timestamp,
@@ -897,7 +881,7 @@ def run(
                     inputs = ScoringInputs()  # let the model go
                 else:
                     returned = actions[declared.name]()
-                _release_memory()
+                artifacts.release_memory()  # a step's peak does not stack on what the last one left
             except QualityGateError as exc:
                 logger.warning("%s", exc)
                 model = artifacts.read_json(folder / "model.json")

@@ -527,3 +527,23 @@ def test_events_far_from_today_keep_their_order():
     )
     assert canonicalize(raw)["timestamp"].dt.year.tolist() == [1500, 2500, 2500]
     assert canonicalize(raw)["timestamp"].dt.day.tolist() == [1, 1, 2]
+
+
+def test_text_columns_are_sorted_with_their_missing_values_and_types_kept():
+    raw = pd.DataFrame(
+        {
+            "profile_id": ["b", "a", "c", "a"],
+            "event_type": pd.array(["e1", "e2", "e3", "e4"], dtype="str"),
+            "timestamp": ["2011-01-03", "2011-01-02", "2011-01-01", "2011-01-03"],
+            "channel": pd.array(["web", None, "app", "web"], dtype="str"),
+            "note": pd.Series(["x", None, "y", "z"], dtype=object),
+        }
+    )
+    events = canonicalize(raw)
+    assert events["profile_id"].tolist() == ["c", "a", "a", "b"]
+    assert events["event_type"].tolist() == ["e3", "e2", "e4", "e1"]
+    assert events["channel"].isna().tolist() == [False, True, False, False]
+    assert events["channel"].fillna("-").tolist() == ["app", "-", "web", "web"]
+    assert events["note"].tolist() == ["y", None, "z", "x"]
+    dtypes = [str(events[c].dtype) for c in ("profile_id", "event_type", "channel", "note")]
+    assert dtypes == ["str", "str", "str", "object"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
+import weakref
 
 import pandas as pd
 import pytest
@@ -131,3 +133,23 @@ def test_frames_written_one_after_the_other_read_back_as_one(tmp_path):
     with pytest.raises(ValueError, match="no frames to write"):
         files.write_frames(tmp_path / "y.parquet", iter([]))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.parquet"]  # nothing left half-written
+
+
+def test_release_memory_collects_garbage_unless_told_not_to() -> None:
+    class Node:
+        pass
+
+    def cycle() -> weakref.ref:
+        node = Node()
+        node.itself = node  # only the garbage collector frees a cycle
+        return weakref.ref(node)
+
+    gc.disable()
+    try:
+        kept = cycle()
+        files.release_memory(collect=False)
+        assert kept() is not None
+        files.release_memory()
+        assert kept() is None
+    finally:
+        gc.enable()
