@@ -37,7 +37,7 @@ from customer_ai.labels import build_labels
 from customer_ai.model import fit_platt
 from customer_ai.progress import step
 from customer_ai.spec import InstanceSpec
-from customer_ai.windows import in_window
+from customer_ai.windows import in_window, rows_where
 
 __all__ = [
     "BASELINES",
@@ -129,7 +129,7 @@ def backtest(
             f"{last_event:%Y-%m-%d}; pick an earlier date"
         )
     start, _ = run_window(spec, as_of)
-    seen = events.loc[in_window(events["timestamp"], start, as_of)].reset_index(drop=True)
+    seen = rows_where(events, in_window(events["timestamp"], start, as_of))
     estimator = PropensityModel(spec, params=params)
     training_set = estimator.build_training_set(seen, as_of, attributes, data_start=events["timestamp"].min())
     estimator.fit_training_set(training_set)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -47,7 +48,7 @@ from customer_ai.scoring import empty_bucket_notes, score_frame
 from customer_ai.segments import segment_members, segment_sizes
 from customer_ai.spec import InstanceSpec
 from customer_ai.validation import event_checks, validate_frame
-from customer_ai.windows import EventIndex, as_of_timestamp, in_window
+from customer_ai.windows import EventIndex, as_of_timestamp, in_window, rows_where
 
 __all__ = [
     "QualityGateError",
@@ -152,7 +153,7 @@ def validate_events(
     del checked
     start, end = run_window(spec, as_of)
     inside = in_window(events["timestamp"], start, end)
-    in_run = events if inside.all() else events.loc[inside]  # no copy of millions of events when all are in it
+    in_run = events if inside.all() else rows_where(events, inside)  # no copy of millions of events when all are in it
     if in_run.empty:
         raise EventsError(_no_events_message(spec, events, start, end))
     joined = check_attribute_join(in_run, load_attributes(spec), f"instance {spec.name}")
@@ -438,19 +439,26 @@ def _write_partition_events(
 ) -> None:
     """Write each partition's profiles' events, in the events' order, to a file of its own (empty ones too).
 
-    The events are copied ``chunk_rows`` at a time: a partition of millions of events is never held twice.
+    The events are read ``chunk_rows`` at a time, and each partition's rows of a chunk copied: a partition of
+    millions of events is never held twice.
     """
     code_part = np.full(index.profile_count + 1, -1, dtype=np.int16)  # partitions: 0 .. 255; code -1: no events
     code_part[index.codes_of(eligible)] = parts
     event_part = code_part[index.row_codes]
-    order = np.argsort(event_part, kind="stable")  # by partition (a radix sort of 16-bit keys), in events' order
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(event_part.astype(np.int64) + 1, minlength=count + 1))])
-    del event_part
+    events = index.events
+
+    def chunks(partition: int) -> Iterator[pd.DataFrame]:
+        written = False
+        for at in range(0, len(events), chunk_rows):
+            inside = event_part[at : at + chunk_rows] == partition
+            if inside.any():
+                written = True
+                yield rows_where(events.iloc[at : at + chunk_rows], inside)
+        if not written:  # a partition without events still gets its (empty) file
+            yield rows_where(events.iloc[:0], np.zeros(0, dtype=bool))
+
     for partition in range(count):
-        rows = order[bounds[partition + 1] : bounds[partition + 2]]  # after the events of no partition
-        starts = range(0, max(len(rows), 1), chunk_rows)
-        chunks = (index.events.take(rows[at : at + chunk_rows]).reset_index(drop=True) for at in starts)
-        artifacts.write_frames(_part_events_path(folder, partition), chunks)
+        artifacts.write_frames(_part_events_path(folder, partition), chunks(partition))
 
 
 def plan_scoring(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, partitions: int | None = None) -> dict:

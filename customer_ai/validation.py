@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from customer_ai.files import write_json
+from customer_ai.windows import rows_where
 
 __all__ = [
     "STAGES",
@@ -523,9 +524,8 @@ def exact_duplicates(events: pd.DataFrame) -> np.ndarray:
     in_run = np.zeros(size, dtype=bool)
     in_run[1:] |= same
     in_run[:-1] |= same
-    candidates = np.flatnonzero(in_run)
     repeated = np.zeros(size, dtype=bool)
-    repeated[candidates] = events.take(candidates).duplicated(keep="first").to_numpy()
+    repeated[in_run] = rows_where(events, in_run).duplicated(keep="first").to_numpy()
     return repeated
 
 

@@ -24,7 +24,7 @@ from customer_ai import conditions
 if TYPE_CHECKING:
     from customer_ai.spec import Condition
 
-__all__ = ["EventIndex", "as_of_timestamp", "in_window"]
+__all__ = ["EventIndex", "as_of_timestamp", "in_window", "rows_where"]
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -76,6 +76,16 @@ def as_of_timestamp(value: str | dt.date | dt.datetime | pd.Timestamp) -> pd.Tim
 def in_window(timestamps: pd.Series, start: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:
     """Return which ``timestamps`` lie in the half-open window ``[start, end)``."""
     return ((timestamps >= start) & (timestamps < end)).to_numpy(dtype=bool)
+
+
+def rows_where(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
+    """Return the rows of ``frame`` where ``mask`` is true, in their order, with a fresh RangeIndex.
+
+    The frame ``frame[mask].reset_index(drop=True)`` gives, selected column by column: pandas selects rows of
+    Arrow-backed text by position, which first joins all the column's chunks into one copy (0.8 GB a column at
+    49M events); a mask filters each chunk as it is.
+    """
+    return pd.DataFrame({name: frame[name].array[mask] for name in frame.columns})
 
 
 class EventIndex:
@@ -167,7 +177,7 @@ class EventIndex:
         """Return the events of ``profiles`` (ids without events are ignored), in their order here, newly indexed."""
         wanted = np.zeros(self.profile_count + 1, dtype=bool)
         wanted[self.codes_of(profiles)] = True  # code -1 marks the extra last entry, never read
-        return self.events.take(np.flatnonzero(wanted[self.row_codes])).reset_index(drop=True)
+        return rows_where(self.events, wanted[self.row_codes])
 
     def where_mask(self, where: Sequence[Condition]) -> np.ndarray:
         """Return which events (row order) satisfy every condition of ``where``; computed once per list."""

@@ -165,3 +165,24 @@ def test_a_plan_from_an_earlier_version_asks_for_a_new_plan(example_run: tuple) 
     with pytest.raises(FileNotFoundError, match="earlier version of customer-ai: run the plan_scoring step again"):
         steps.score_partition(spec, AS_OF, home, 0)
     artifacts.reset_dir(staging).rmdir()
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 3, 1000])
+def test_partition_events_are_written_a_chunk_at_a_time_in_the_events_order(tmp_path: Path, chunk_rows: int) -> None:
+    events = pd.DataFrame(
+        {
+            "profile_id": pd.array(["b", "a", "c", "a", "b", "d", "a"], dtype="str"),
+            "timestamp": [ts(f"2011-01-0{day}") for day in (1, 1, 2, 3, 4, 5, 6)],
+            "event_type": pd.array(["visit", "purchase", "visit", None, "visit", "visit", "purchase"], dtype="str"),
+            "value": [np.nan, 5.0, np.nan, np.nan, np.nan, np.nan, 2.5],
+        }
+    )
+    index = steps.EventIndex(events)
+    # a and c in partition 0, b in 1, nobody in 2; d is not eligible: in no partition
+    steps._write_partition_events(
+        tmp_path, index, pd.Index(["c", "a", "b"]), np.array([0, 0, 1]), 3, chunk_rows=chunk_rows
+    )
+    written = [pd.read_parquet(tmp_path / f"events-{partition:05d}.parquet") for partition in range(3)]
+    for frame, rows in zip(written, ([1, 2, 3, 6], [0, 4], []), strict=True):
+        pd.testing.assert_frame_equal(frame, events.iloc[rows].reset_index(drop=True), check_exact=True)
+    assert list(written[2].columns) == list(events.columns)

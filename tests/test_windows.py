@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from customer_ai.windows import EventIndex, as_of_timestamp, in_window
+from customer_ai.windows import EventIndex, as_of_timestamp, in_window, rows_where
 
 from conftest import make_events, ts
 
@@ -140,3 +141,24 @@ def test_the_events_of_some_profiles_keep_their_order_and_get_a_fresh_index() ->
     assert own["timestamp"].tolist() == [ts("2011-01-01"), ts("2011-01-03"), ts("2011-01-04")]
     assert own.index.tolist() == [0, 1, 2]
     assert EventIndex(events).events_of([]).empty
+
+
+def test_rows_where_selects_like_a_boolean_mask_column_by_column() -> None:
+    import pyarrow as pa  # noqa: PLC0415
+
+    text = pa.chunked_array([["x", None], ["y"], [], ["z", "w"]], type=pa.large_string())  # several chunks
+    frame = pd.DataFrame(
+        {
+            "profile_id": pd.array(text, dtype="str"),
+            "timestamp": [ts("2011-01-01"), ts("2011-01-02"), ts("2011-01-03"), ts("2011-01-04"), ts("2011-01-05")],
+            "value": [1.0, float("nan"), 3.0, 4.0, 5.0],
+            "note": pd.Series(["p", None, "q", "r", "s"], dtype=object),
+        },
+        index=[10, 11, 12, 13, 14],
+    )
+    mask = np.array([False, True, True, False, True])
+    selected = rows_where(frame, mask)
+    pd.testing.assert_frame_equal(selected, frame[mask].reset_index(drop=True), check_exact=True)
+    assert selected["profile_id"].isna().tolist() == [True, False, False]
+    assert selected["profile_id"].iloc[1:].tolist() == ["y", "w"]
+    assert rows_where(frame, np.zeros(5, dtype=bool)).shape == (0, 4)
