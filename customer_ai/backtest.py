@@ -78,7 +78,7 @@ def baseline_signals(events: pd.DataFrame, spec: InstanceSpec, as_of: pd.Timesta
     repeated a goal event, as there is nothing to fit).
     """
     lookback = spec.eligibility.lookback_days
-    goal = events.loc[patterns_mask(events, spec.goal.events), ["profile_id", "timestamp"]]
+    goal = rows_where(events[["profile_id", "timestamp"]], patterns_mask(events, spec.goal.events))
     recent = goal.loc[in_window(goal["timestamp"], as_of - pd.Timedelta(days=lookback), as_of)]
     grouped = recent.groupby("profile_id")["timestamp"]
     days = ((as_of - grouped.max()) / pd.Timedelta(days=1)).reindex(profiles).fillna(lookback + 1)

@@ -28,7 +28,7 @@ from customer_ai.bgnbd import BGNBD, fit_repeat_model, fit_summary, profile_rows
 from customer_ai.conditions import patterns_mask, where_mask
 from customer_ai.events import CANONICAL_COLUMNS
 from customer_ai.spec import Condition, InstanceSpec
-from customer_ai.windows import EventIndex
+from customer_ai.windows import EventIndex, rows_where
 
 __all__ = [
     "COUNT_WINDOWS",
@@ -272,7 +272,7 @@ def plan_features(
     for prefix, _, where in _sources(plan, spec):
         if past.loc[where_mask(past, where), "value"].notna().any():
             plan.valued_sources.append(prefix)
-    goal_days = past.loc[patterns_mask(past, spec.goal.events), ["profile_id", "timestamp"]]
+    goal_days = rows_where(past[["profile_id", "timestamp"]], patterns_mask(past, spec.goal.events))
     goal_days = goal_days.assign(day=goal_days["timestamp"].dt.floor("D")).drop_duplicates(["profile_id", "day"])
     plan.repeat_model = bool(goal_days["profile_id"].duplicated().any())  # somebody repeated: BG/NBD can be fitted
     for column in past.columns:
