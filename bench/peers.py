@@ -436,18 +436,11 @@ def run_size(size: int, args: argparse.Namespace, python: Path) -> dict:  # noqa
         peer_labels_frame = pd.read_parquet(Path(scratch) / "peer_labels.parquet")
         peer_matrix = pd.read_parquet(Path(scratch) / "peer_features.parquet")
     agreement = compare(labels, frames, peer_labels_frame, peer_matrix)
-    ours_total = statistics.median(t for t, _ in ours)
-    ours_rest = statistics.median(t - f for t, f in ours)
+    result = ours_summary(size, events, plan.snapshots, ours)
+    ours_total, ours_rest = result["ours_median"], result["ours_median_without_bgnbd"]
     peer_total = statistics.median(r["total"] for r in peer_runs)
-    result = {
-        "profiles": size,
-        "events": len(events),
-        "snapshots": [f"{s:%Y-%m-%d}" for s in plan.snapshots],
-        "ours_seconds": [round(t, 3) for t, _ in ours],
-        "ours_bgnbd_seconds": [round(f, 3) for _, f in ours],
+    result |= {
         "peer_seconds": [{k: round(v, 2) for k, v in r.items()} for r in peer_runs],
-        "ours_median": round(ours_total, 3),
-        "ours_median_without_bgnbd": round(ours_rest, 3),
         "peer_median": round(peer_total, 2),
         "ratio": round(peer_total / ours_total, 1),
         "ratio_without_bgnbd": round(peer_total / ours_rest, 1),
@@ -456,6 +449,19 @@ def run_size(size: int, args: argparse.Namespace, python: Path) -> dict:  # noqa
     }
     _print_result(result)
     return result
+
+
+def ours_summary(size: int, events: pd.DataFrame, snapshots: list, ours: list[tuple[float, float]]) -> dict:
+    """Return the size, the snapshots and our runs' seconds (each ``(total, BG/NBD fits)``) with their medians."""
+    return {
+        "profiles": size,
+        "events": len(events),
+        "snapshots": [f"{s:%Y-%m-%d}" for s in snapshots],
+        "ours_seconds": [round(t, 3) for t, _ in ours],
+        "ours_bgnbd_seconds": [round(f, 3) for _, f in ours],
+        "ours_median": round(statistics.median(t for t, _ in ours), 3),
+        "ours_median_without_bgnbd": round(statistics.median(t - f for t, f in ours), 3),
+    }
 
 
 def _print_result(result: dict) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -48,6 +50,15 @@ RUN_FILES = [
     "training_set.parquet",
     "validation",
 ]
+
+
+def load_bench(name: str):  # noqa: ANN201 - a module
+    """Import ``bench/<name>.py`` (not a package) as the module ``bench_<name>``."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
 
 
 def hidden_entries(parent: Path) -> list[str]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
-import sys
 
 import numpy as np
 import pandas as pd
@@ -13,19 +11,10 @@ import pytest
 from customer_ai.events import CANONICAL_COLUMNS, canonicalize
 from customer_ai.spec import load_spec
 
-from conftest import ROOT
+from conftest import load_bench
 
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-generate = _load("generate")
-scale = _load("scale")
+generate = load_bench("generate")
+scale = load_bench("scale")
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@ our labels and features on a small log with events planted on the window boundar
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,18 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import load_bench
 
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-engines = _load("engines")
+engines = load_bench("engines")
 
 JOB = {
     "snapshots": ["2023-12-02T00:00:00", "2023-11-02T00:00:00"],
