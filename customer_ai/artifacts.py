@@ -52,6 +52,7 @@ __all__ = [
     "model_version",
     "package_versions",
     "promote_dir",
+    "published_runs",
     "read_frame",
     "read_json",
     "release_memory",
@@ -125,6 +126,18 @@ def package_versions() -> dict[str, str]:
 def run_dir(home: Path, instance: str, as_of: pd.Timestamp) -> Path:
     """Return the artifact folder of one run."""
     return Path(home) / "artifacts" / instance / f"{as_of:%Y-%m-%d}"
+
+
+def published_runs(home: Path, instance: str) -> list[pd.Timestamp]:
+    """Return the as-of dates of the instance's published run folders in ``home`` that hold scores, oldest first."""
+    dates = []
+    for path in (Path(home) / "artifacts" / instance).glob("[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"):
+        if (path / "scores.parquet").exists():
+            try:
+                dates.append(pd.Timestamp(path.name, tz="UTC"))
+            except ValueError:
+                continue
+    return sorted(dates)
 
 
 def staging_dir(home: Path, instance: str, as_of: pd.Timestamp) -> Path:

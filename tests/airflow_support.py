@@ -97,6 +97,29 @@ def served_env(tmp: Path, api_port: int, log_port: int, password: str, **extra: 
     )
 
 
+def served_airflow(tmp: Path, **extra: str) -> Airflow:
+    """Return the services (not started) of an Airflow served on free local ports, logs in ``tmp/services``.
+
+    The API server is also the tasks' execution API, the user is ``admin`` (:func:`served_env`), and the scheduler
+    makes only the runs a test triggers: no scheduled run of the current week (no data then) competes with them.
+    """
+    api_port, log_port = free_ports(2)
+    url = f"http://127.0.0.1:{api_port}"
+    password = secrets.token_urlsafe(16)
+    env = served_env(
+        tmp,
+        api_port,
+        log_port,
+        password,
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{url}/execution/",
+        AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
+        **extra,
+    )
+    logs = tmp / "services"
+    logs.mkdir()
+    return Airflow(env, url, logs, password)
+
+
 def run_airflow(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run the ``airflow`` command; never raises on a non-zero exit."""
     return subprocess.run(
@@ -188,6 +211,12 @@ class Airflow:
                 stderr=err,
                 start_new_session=True,  # its own process group, ended as a whole
             )
+
+    def start_core(self) -> None:
+        """Start the API server (one worker, on its configured port), the scheduler and the DAG processor."""
+        self.start("api-server", "--host", "127.0.0.1", "--port", self.env["AIRFLOW__API__PORT"], "--workers", "1")
+        self.start("scheduler")
+        self.start("dag-processor")  # no deferrable operators: no triggerer
 
     def stop(self) -> None:
         """SIGTERM every service's process group (scheduler first), then SIGKILL what is left."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -21,7 +20,7 @@ from urllib.parse import quote
 import pandas as pd
 import psycopg2
 import pytest
-from airflow_support import DAG, Airflow, airflow_env, eligible_at, free_ports, migrate, run_airflow, served_env
+from airflow_support import DAG, airflow_env, eligible_at, free_ports, migrate, run_airflow, served_airflow
 from airflow_support import write_instance as write_example
 
 from customer_ai import artifacts, steps
@@ -140,33 +139,21 @@ def workers_of_partitions(logs: Path, workers: list[str]) -> dict[str, set[int]]
 def test_celery_workers_share_the_partitions_and_the_scores_equal_one_partitions(
     tmp_path: Path, redis_url: str, metadata_db: str
 ) -> None:
-    api_port, log_port = free_ports(2)
-    url = f"http://127.0.0.1:{api_port}"
-    password = secrets.token_urlsafe(16)
-    env = served_env(
+    services = served_airflow(
         tmp_path,
-        api_port,
-        log_port,
-        password,
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=metadata_db,
         AIRFLOW__CORE__EXECUTOR="CeleryExecutor",
         AIRFLOW__CELERY__BROKER_URL=redis_url,
         AIRFLOW__CELERY__RESULT_BACKEND=f"db+{metadata_db}",
         AIRFLOW__CELERY__WORKER_CONCURRENCY="1",
-        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{url}/execution/",
-        AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
     )
-    env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS")  # SQLite's lock timeout: not for PostgreSQL
+    services.env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS")  # SQLite's lock timeout: not for PostgreSQL
     instance = write_example(tmp_path / "instances", scoring={"partitions": 4})
-    migrate(env)
-    logs = tmp_path / "services"
-    logs.mkdir()
-    services = Airflow(env, url, logs, password)
+    migrate(services.env)
+    logs = services.logs
     workers = ["worker_a", "worker_b"]
     try:
-        services.start("api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1")
-        services.start("scheduler")
-        services.start("dag-processor")
+        services.start_core()
         for worker in workers:  # the log server's port would clash on one machine: logs stay in AIRFLOW_HOME
             services.start(
                 worker, "--celery-hostname", f"{worker}@%h", "--skip-serve-logs", command=("celery", "worker")
@@ -201,4 +188,4 @@ def test_celery_workers_share_the_partitions_and_the_scores_equal_one_partitions
         assert all(ran.values()), f"a worker ran no partition: {ran}"  # both machines' worth of workers took part
     finally:
         services.stop()
-    assert_stored_scores_are_the_unpartitioned_ones(Path(env["CUSTOMER_AI_HOME"]), instance, 4)
+    assert_stored_scores_are_the_unpartitioned_ones(Path(services.env["CUSTOMER_AI_HOME"]), instance, 4)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from urllib.parse import quote
 
 import pandas as pd
 import pytest
-from airflow_support import DAG, Airflow, eligible_at, free_ports, migrate, run_airflow, served_env, write_instance
+from airflow_support import DAG, Airflow, eligible_at, migrate, run_airflow, served_airflow, write_instance
 
 from customer_ai.flow import step_names
 
@@ -34,31 +33,16 @@ RUN_TIMEOUT = 300.0  # about 1 minute on a loaded 2-core machine
 def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
     """One set of services for the module's tests; each test drives its own DAG, so they do not interact."""
     tmp_path = tmp_path_factory.mktemp("airflow_services")
-    api_port, log_port = free_ports(2)
-    url = f"http://127.0.0.1:{api_port}"
-    password = secrets.token_urlsafe(16)
-    env = served_env(
+    services = served_airflow(
         tmp_path,
-        api_port,
-        log_port,
-        password,
         AIRFLOW__CORE__EXECUTOR="LocalExecutor",
         AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",  # Airflow's default: the user unpauses the DAG
-        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{url}/execution/",
-        # only the run this test triggers: no scheduled run of the current week (no data then) competing with
-        # it for the DAG's single active run
-        AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
     )
     write_instance(tmp_path / "instances")
     write_instance(tmp_path / "instances", name="churn_60d")
-    migrate(env)
-    logs = tmp_path / "services"
-    logs.mkdir()
-    services = Airflow(env, url, logs, password)
+    migrate(services.env)
     try:
-        services.start("api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1")
-        services.start("scheduler")
-        services.start("dag-processor")  # no deferrable operators: no triggerer
+        services.start_core()
         yield services
     finally:
         services.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -131,3 +132,15 @@ def test_package_versions_names_python_and_dependencies():
     versions = artifacts.package_versions()
     assert {"python", "lightgbm", "pandas", "numpy", "customer-ai"} <= set(versions)
     assert versions["lightgbm"][0].isdigit()
+
+
+def test_published_runs_are_the_dated_folders_with_scores_oldest_first(tmp_path: Path) -> None:
+    root = tmp_path / "artifacts" / "demo"
+    for name in ("2011-12-11", "2011-10-02", "2011-11-06", ".2011-12-18.staging", "2011-13-45", "notes"):
+        (root / name).mkdir(parents=True)
+        (root / name / "scores.parquet").write_bytes(b"")
+    (root / "2011-12-25").mkdir()  # a run folder without scores: the run did not score
+    dates = artifacts.published_runs(tmp_path, "demo")
+    assert [f"{d:%Y-%m-%d}" for d in dates] == ["2011-10-02", "2011-11-06", "2011-12-11"]
+    assert all(str(d.tz) == "UTC" for d in dates)
+    assert artifacts.published_runs(tmp_path, "other") == []

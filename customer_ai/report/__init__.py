@@ -37,11 +37,12 @@ import matplotlib as mpl
 import pandas as pd
 
 from customer_ai import artifacts
+from customer_ai.artifacts import published_runs
 from customer_ai.report.card import _model_card
 from customer_ai.report.evaluation import _evaluation_section, _outcomes_section, _read_outcomes
 from customer_ai.report.factors import MAX_FACTOR_PROFILES, _factors_section, factor_long, factor_summary
 from customer_ai.report.figures import _RC
-from customer_ai.report.folder import _RunFiles, published_runs
+from customer_ai.report.folder import _RunFiles
 from customer_ai.report.html import SECTIONS, _page
 from customer_ai.report.scores import _history_section, _read_runs, _scores_section, score_bins, score_history
 from customer_ai.report.validation import _validation_section

@@ -48,15 +48,3 @@ class _RunFiles:
             metadata=optional("metadata.json"),
             validation={stage: optional(f"validation/{stage}.json") for stage in ("events", "training_set", "scores")},
         )
-
-
-def published_runs(home: Path, instance: str) -> list[pd.Timestamp]:
-    """Return the as-of dates of the instance's published run folders in ``home`` that hold scores, oldest first."""
-    dates = []
-    for path in (Path(home) / "artifacts" / instance).glob("[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"):
-        if (path / "scores.parquet").exists():
-            try:
-                dates.append(pd.Timestamp(path.name, tz="UTC"))
-            except ValueError:
-                continue
-    return sorted(dates)

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from customer_ai import artifacts
+from customer_ai.artifacts import published_runs
 from customer_ai.report.figures import _history_figure, _scores_figure, _svg
-from customer_ai.report.folder import _RunFiles, published_runs
+from customer_ai.report.folder import _RunFiles
 from customer_ai.report.html import _BUCKETS, _int, _num, _p, _pct, _section, _table
 from customer_ai.scoring import empty_bucket_notes
 from customer_ai.spec import InstanceSpec
