@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.peers import _dataset, _git_commit, _job, _ours, _time_ours, compare, ours_summary, peer_python  # noqa: E402
+from bench.peers import _dataset, _job, _ours, _time_ours, compare, ours_summary, peer_python, write_results  # noqa: E402
 
 VENV = ROOT / "var" / "bench" / "engines-venv"
 REQUIREMENTS = ROOT / "bench" / "requirements-engines.txt"
@@ -513,10 +513,7 @@ def main() -> None:
         return
     sys.path.insert(1, str(ROOT / "tests"))  # bench.features imports the reference code from tests/
     python = engine_python()
-    results = [run_size(size, args, python) for size in args.profiles]
-    out = ROOT / "var" / "bench" / f"engines-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}.json"
-    out.write_text(json.dumps({"commit": _git_commit(), "results": results}, indent=2, default=str))
-    print(f"written {out.relative_to(ROOT)}", flush=True)
+    write_results("engines", [run_size(size, args, python) for size in args.profiles])
 
 
 if __name__ == "__main__":

@@ -501,8 +501,12 @@ def main() -> None:
         return
     sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # bench.features imports the reference code from tests/
     python = peer_python()
-    results = [run_size(size, args, python) for size in args.profiles]
-    out = ROOT / "var" / "bench" / f"peers-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}.json"
+    write_results("peers", [run_size(size, args, python) for size in args.profiles])
+
+
+def write_results(kind: str, results: list[dict]) -> None:
+    """Write ``results`` with the git commit to ``var/bench/<kind>-<time>.json`` and say where."""
+    out = ROOT / "var" / "bench" / f"{kind}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}.json"
     out.write_text(json.dumps({"commit": _git_commit(), "results": results}, indent=2, default=str))
     print(f"written {out.relative_to(ROOT)}", flush=True)
 

@@ -44,9 +44,9 @@ def repeat_summary(purchases: pd.DataFrame, as_of: pd.Timestamp, profiles: pd.In
         the first), ``t_x`` (days from the first purchase day to the last), ``T`` (days from the first purchase
         day to ``as_of``).
     """
-    before = (purchases["timestamp"] < as_of).to_numpy()
-    timestamps = purchases["timestamp"].iloc[np.flatnonzero(before)]
-    codes, ids = pd.factorize(purchases["profile_id"].iloc[np.flatnonzero(before)], sort=True)
+    before = np.flatnonzero((purchases["timestamp"] < as_of).to_numpy())
+    timestamps = purchases["timestamp"].iloc[before]
+    codes, ids = pd.factorize(purchases["profile_id"].iloc[before], sort=True)
     wall = timestamps.dt.tz_convert("UTC").dt.tz_localize(None)
     unit = np.datetime_data(wall.dtype)[0]
     day_length = int(np.timedelta64(1, "D").astype(f"timedelta64[{unit}]").view("int64"))

@@ -719,10 +719,7 @@ def fit_repeat_models(
     if index is None or index.events is not events:
         index = EventIndex(events)
     goal = _goal_events(index, spec)
-    return {
-        pd.Timestamp(date): fit_repeat_model(goal.loc[(goal["timestamp"] < date).to_numpy()], pd.Timestamp(date))
-        for date in dates
-    }
+    return {pd.Timestamp(date): fit_repeat_model(goal, pd.Timestamp(date)) for date in dates}  # each: before it
 
 
 def _repeat_model_features(
