@@ -879,9 +879,8 @@ def _matrix(columns: dict[str, np.ndarray], rows: pd.Index, plan: FeaturePlan, s
     for info in feature_infos(plan, spec):
         values = columns[info.name]
         if info.name in categorical:
-            if info.fill is not None:
-                values = pd.Series(values, dtype="object").fillna(info.fill).to_numpy()
             known = pd.Series(values, dtype="object")
+            known = known if info.fill is None else known.fillna(info.fill)
             known = known.where(known.isin(categorical[info.name]))  # a value unseen in training becomes missing
             typed[info.name] = pd.Categorical(known, categories=categorical[info.name])
         elif isinstance(values, np.ndarray) and values.dtype == np.float64:
