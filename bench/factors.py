@@ -38,6 +38,7 @@ from bench.scale import _dataset, parse_size  # noqa: E402
 from customer_ai import artifacts, treeshap  # noqa: E402
 from customer_ai.events import load_attributes  # noqa: E402
 from customer_ai.spec import load_spec  # noqa: E402
+from customer_ai.store import open_store  # noqa: E402
 
 
 def _model_home(data: Path, home: Path, as_of: str) -> Path:
@@ -62,9 +63,11 @@ def measure(profiles: int, *, seed: int, as_of: str, repeats: int) -> dict:
     home = _model_home(data, ROOT / "var" / "bench" / "factors" / f"{profiles}-seed{seed}", as_of)
     spec = load_spec(data / "instance.yaml")
     moment = pd.Timestamp(as_of, tz="UTC")
-    run_model = artifacts.read_json(artifacts.run_dir(home, spec.name, moment) / "model.json")
+    published = open_store(None, home).latest_run(spec.name)  # the run's folder is the one its store names
+    folder = artifacts.run_dir(home, spec.name, moment, published["run_id"])
+    run_model = artifacts.read_json(folder / "model.json")
     estimator, _ = artifacts.load_model(artifacts.model_dir(home, spec.name, run_model["model_version"]), spec)
-    events = pd.read_parquet(artifacts.run_dir(home, spec.name, moment) / "events.parquet")
+    events = pd.read_parquet(folder / "events.parquet")
     features = estimator.features(events, moment, attributes=load_attributes(spec))
     model = estimator.model_
     frame, trees = features[model.features], model.best_iteration

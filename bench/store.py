@@ -1,4 +1,4 @@
-"""Benchmark: a run's scores with their factors written to the profile store (the ``enrich_profiles`` step).
+"""Benchmark: a run's scores with their factors and segments committed to the profile store (``publish``'s commit).
 
 Usage: ``.venv/bin/python bench/store.py [--profiles 100000 1000000] [--repeats 3]
 [--store postgresql://127.0.0.1:5432/test] [--stores postgres sqlite] [--commit REV]``.
@@ -11,16 +11,20 @@ written by ``write_frame`` as the ``score`` step writes ``scores.parquet`` (fact
 made once per size and seed under ``var/bench/store/`` and reused.
 
 Every repeat writes into a fresh store (PostgreSQL: a new schema, dropped afterwards; SQLite: a new file): first
-the previous week's run (not timed), then the timed run calls ``customer_ai.steps.enrich_profiles`` as the DAG
-does, so the current scores of 1M profiles are replaced as in a weekly run.  The time of the step is split into
-phases by wrapping what it calls (self time: nested phases are not counted twice): reading the Parquet file,
-computing segment membership, each SQL statement by the table it writes (``COPY`` into staging, history, current
-scores, segments, run row, other SQL) and the commit; what is left is Python work outside them (decoding the
-factors, row checks, encoding for SQLite).  Prints per store the median of ``--repeats`` runs (each run's total
-shown) and profiles per second for the whole step and per phase.
+the previous week's run is published whole (``customer_ai.steps.publish``, not timed); then this week's run is laid
+out as its attempt's staging folder (``scores.parquet``, ``model.json``) and sealed as ``publish`` seals it (segment
+membership computed into ``segments.parquet``, ``metadata.json``, the rename; not timed), and the timed part is the
+commit of that sealed folder, ``customer_ai.steps._commit``, the one store transaction of ``publish``: the current
+scores of 1M profiles are replaced as in a weekly run.  Its time is split into phases by wrapping what it calls
+(self time: nested phases are not counted twice): reading the Parquet files (scores, segments), each SQL statement
+by the table it writes (``COPY`` into staging, history, current scores, segments, the run and attempt rows and
+other SQL) and the commit; what is left is Python work outside them (the scores to pandas, row checks, encoding for
+SQLite).  Prints per store the median of ``--repeats`` runs (each run's total shown) and profiles per second for
+the whole commit and per phase.
 
 ``--commit REV`` runs the ``customer_ai`` package of that git commit (exported with ``git archive`` to a
-temporary folder, first on ``sys.path``) on the same files, to measure a baseline while the tree holds changes.
+temporary folder, first on ``sys.path``) on the same files, to measure a baseline while the tree holds changes; the
+commit must publish through a sealed folder as this one does (``steps._commit``, issue 17 onwards).
 """
 
 from __future__ import annotations
@@ -46,15 +50,15 @@ SAMPLE = 20_000  # profiles whose features and factors are computed; the others 
 START, DAYS = "2023-01-01", 365
 AS_OF, PREVIOUS = "2024-01-01", "2023-12-25"
 MODEL_VERSION = "20240101-bench00000"
+PYTHON = "pandas + checks (Python)"
 PHASES = (
     "read parquet",
-    "decode + checks (Python)",
-    "segments (compute)",
+    PYTHON,
     "COPY to staging",
     "history",
     "current scores",
     "segments (write)",
-    "run row + other SQL",
+    "run, attempt, other SQL",
     "commit",
 )
 
@@ -103,20 +107,18 @@ def _statement_phase(statement: object) -> str:
     ):
         if table in target:
             return phase
-    return "COPY to staging" if head.startswith("COPY") else "run row + other SQL"
+    return "COPY to staging" if head.startswith("COPY") else "run, attempt, other SQL"
 
 
 @contextmanager
 def instrumented(clock: Clock) -> Iterator[None]:
-    """Wrap what ``enrich_profiles`` calls so that ``clock`` splits its time into phases."""
+    """Wrap what the commit of a sealed run folder calls so that ``clock`` splits its time into phases."""
     import sqlite3  # noqa: PLC0415
 
     import pandas as pd  # noqa: PLC0415
     import psycopg2  # noqa: PLC0415
     import psycopg2.extensions  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
-
-    from customer_ai import steps  # noqa: PLC0415
 
     class Cursor(psycopg2.extensions.cursor):
         def execute(self, query: Any, vars: Any = None) -> Any:  # noqa: A002 - psycopg2's name
@@ -160,14 +162,12 @@ def instrumented(clock: Clock) -> Iterator[None]:
         (sqlite3, "connect", sqlite3.connect),
         (pd, "read_parquet", pd.read_parquet),
         (pq, "read_table", pq.read_table),
-        (steps, "segment_members", steps.segment_members),
     ]
     connect, sqlite_connect = psycopg2.connect, sqlite3.connect
     psycopg2.connect = lambda *a, **k: connect(*a, connection_factory=Connection, **k)
     sqlite3.connect = lambda *a, **k: sqlite_connect(*a, factory=SQLiteConnection, **k)
     pd.read_parquet = clock.wrap("read parquet", pd.read_parquet)
     pq.read_table = clock.wrap("read parquet", pq.read_table)
-    steps.segment_members = clock.wrap("segments (compute)", steps.segment_members)
     try:
         yield
     finally:
@@ -215,18 +215,26 @@ def make_scores(size: int, seed: int, folder: Path) -> Path:
     return path
 
 
-def _stage_run(home: Path, spec: Any, as_of: str, scores: Path) -> None:
-    """Lay out the run folder ``enrich_profiles`` reads: ``scores.parquet`` and ``model.json``."""
+def _stage_run(home: Path, spec: Any, as_of: str, scores: Path, attempt: str) -> Path:
+    """Lay out an attempt's staging folder as ``publish`` reads it (``scores.parquet``, ``model.json``); return it."""
     import pandas as pd  # noqa: PLC0415
 
     from customer_ai import artifacts  # noqa: PLC0415
 
-    folder = artifacts.staging_dir(home, spec.name, pd.Timestamp(as_of, tz="UTC"))
+    folder = artifacts.staging_dir(home, spec.name, pd.Timestamp(as_of, tz="UTC"), attempt)
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(scores, folder / "scores.parquet")
     metrics = {"roc_auc": 0.81, "model_roc_auc": 0.81, "brier": 0.15}
-    model = {"model_version": MODEL_VERSION, "as_of": "2023-12-02", "reused": False, "validation": {"metrics": metrics}}
+    model = {
+        "model_version": MODEL_VERSION,
+        "as_of": "2023-12-02",
+        "reused": False,
+        "validation": {"metrics": metrics},
+        "history": {},
+        "quality": {"status": "ok", "reason": "bench", "min_auc": spec.training.min_auc},
+    }
     artifacts.write_json(folder / "model.json", model)
+    return folder
 
 
 @contextmanager
@@ -256,37 +264,43 @@ def fresh_store(kind: str, dsn: str, home: Path) -> Iterator[Any]:
 
 
 def time_write(kind: str, dsn: str, size: int, scores: Path, work: Path) -> tuple[float, dict[str, float]]:
-    """Write the previous run, then time ``enrich_profiles`` of this run; return its seconds and its phases."""
+    """Publish the previous run, seal this run, then time its commit; return the commit's seconds and phases."""
     import pandas as pd  # noqa: PLC0415
 
     from bench.generate import instance_spec  # noqa: PLC0415
-    from customer_ai import steps  # noqa: PLC0415
+    from customer_ai import artifacts, steps  # noqa: PLC0415
     from customer_ai.spec import parse_spec  # noqa: PLC0415
 
     spec = parse_spec(instance_spec(size, start=START, days=DAYS), source="bench.yaml", base_dir=ROOT)
+    previous, this = pd.Timestamp(PREVIOUS, tz="UTC"), pd.Timestamp(AS_OF, tz="UTC")
     home = Path(tempfile.mkdtemp(prefix="store-bench-", dir=work))
     try:
-        for as_of in (PREVIOUS, AS_OF):
-            _stage_run(home, spec, as_of, scores)
         with fresh_store(kind, dsn, home) as store:
-            result = steps.enrich_profiles(spec, pd.Timestamp(PREVIOUS, tz="UTC"), home, store)
-            assert result["written"] == size, result
+            attempt = artifacts.new_attempt_id("bench")
+            _stage_run(home, spec, PREVIOUS, scores, attempt)
+            result = steps.publish(spec, previous, home, store, attempt=attempt)
+            assert result["scored_profiles"] == size, result
+            attempt = artifacts.new_attempt_id("bench")
+            staging = _stage_run(home, spec, AS_OF, scores, attempt)
+            folder = steps._seal(spec, this, staging, attempt, spec.training.min_auc)  # as publish seals it
             clock = Clock()
             with instrumented(clock):
                 started = time.perf_counter()
-                result = steps.enrich_profiles(spec, pd.Timestamp(AS_OF, tz="UTC"), home, store)
+                meta = steps._commit(spec, this, folder, store)
                 total = time.perf_counter() - started
-            assert result["written"] == size, result
+            assert meta["scored_profiles"] == size, meta
             counts = store.count_rows(spec.name)
             assert counts == {
                 "customer_ai_scores": size,
                 "customer_ai_score_history": 2 * size,
                 "customer_ai_runs": 2,
             }, counts
+            latest = store.latest_run(spec.name)
+            assert (latest["as_of"], latest["run_id"]) == (AS_OF, folder.name), latest
     finally:
         shutil.rmtree(home, ignore_errors=True)
     phases = dict(clock.seconds)
-    phases["decode + checks (Python)"] = total - sum(phases.values())
+    phases[PYTHON] = total - sum(phases.values())
     return total, phases
 
 
@@ -321,8 +335,11 @@ def main() -> None:
             sys.path.insert(0, exported)
         sys.path.insert(1 if args.commit else 0, str(ROOT))
         import customer_ai  # noqa: PLC0415
+        from customer_ai import steps  # noqa: PLC0415
 
         print(f"customer_ai from {Path(customer_ai.__file__).parent} ({code})", flush=True)
+        if not hasattr(steps, "_commit"):
+            parser.error(f"{code} publishes without a sealed run folder (before issue 17): run its own bench/store.py")
         for size in args.profiles:
             scores = make_scores(size, args.seed, args.work)
             for kind in args.stores:

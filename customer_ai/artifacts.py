@@ -1,15 +1,21 @@
-"""Artifacts on disk: one folder per run, one immutable folder per trained model.
+"""Artifacts on disk: run folders that never change once published, and one immutable folder per trained model.
 
-- Run folder ``<home>/artifacts/<instance>/<YYYY-MM-DD>/``: what a run as of that date read and produced
-  (``events.parquet``, ``source.json``, ``training_set.parquet``, ``plan.json``, ``model.json``,
-  ``scores.parquet``, ``validation/*.json``, ``metadata.json``).  A run builds it in its staging folder
-  ``.<YYYY-MM-DD>.staging`` beside it (emptied when the run starts) and the last step puts it in place of the
-  previous one only when everything succeeded: a failed or poor re-run leaves the last good folder as it was,
-  and its own files in the staging folder for inspection.  Each file is written beside its final name and
-  renamed into place, so a reader never sees half a file.
-- Model folder ``<home>/models/<instance>/<model_version>/``: ``model.txt`` (LightGBM) and ``model.json``
-  (versions, hashes, windows, label counts, features, parameters, calibration, validation metrics, quality).
-  The version is a content hash, so a folder never changes once written; runs refer to it by version.
+- Run folders live under ``<home>/artifacts/<instance>/<YYYY-MM-DD>/`` (the as-of date's folder).  A run is one
+  *attempt* (an id such as ``cli-3f9c2a71b0`` for the command, ``af-...`` for an Airflow DAG run): it builds
+  everything in its staging folder ``.<attempt>.staging`` there, and publishing first *seals* it, renaming it to a
+  name of its own, ``<attempt>`` (``<attempt>.2``, ``.3``, ... when that attempt publishes again), then makes it
+  current in the profile store in one transaction whose run row names it (``run_id``).  A sealed folder's files
+  never change afterwards (only ``customer-ai report`` may write its ``report.html`` again, whole, to show what
+  came true since); readers find a run's folder only through the store, so a folder nothing points at (a run
+  killed before its commit, a run replaced by a re-run of its date) is invisible to them, and the next run of
+  that date removes it.  What a run reads and produces: ``events.parquet``, ``source.json``,
+  ``training_set.parquet``, ``plan.json``, ``model.json``, ``evaluation.json``, ``scores.parquet``,
+  ``segments.parquet``, ``outcomes.parquet``, ``validation/*.json``, ``report.html`` and ``metadata.json``.  Each
+  file is written beside its final name and renamed into place, so a reader never sees half a file.
+- Model folder ``<home>/models/<instance>/<model_version>/``: ``model.txt`` (LightGBM), ``model.json`` (versions,
+  hashes, windows, label counts, features, parameters, calibration, validation metrics, quality) and
+  ``evaluation.json``.  The version is a content hash, so a folder never changes once written; runs refer to it by
+  version.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import fcntl
 import hashlib
 import os
 import platform
+import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -30,7 +38,6 @@ import pandas as pd
 from customer_ai.estimator import PropensityModel
 from customer_ai.files import (
     copy_dir,
-    promote_dir,
     read_frame,
     read_json,
     release_memory,
@@ -43,22 +50,29 @@ from customer_ai.model import TrainedModel
 from customer_ai.spec import InstanceSpec
 
 __all__ = [
+    "DEFAULT_ATTEMPT",
     "RunInProgressError",
-    "instance_lock",
+    "attempt_id",
+    "clear_abandoned",
     "copy_dir",
+    "date_dir",
     "default_home",
+    "instance_lock",
     "load_model",
     "model_dir",
     "model_version",
+    "new_attempt_id",
+    "next_seal",
     "package_versions",
-    "promote_dir",
-    "published_runs",
+    "published_folders",
     "read_frame",
     "read_json",
     "release_memory",
     "reset_dir",
     "run_dir",
     "save_model",
+    "seal",
+    "sealed_runs",
     "staging_dir",
     "write_frame",
     "write_frames",
@@ -123,26 +137,139 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def run_dir(home: Path, instance: str, as_of: pd.Timestamp) -> Path:
-    """Return the artifact folder of one run."""
+DEFAULT_ATTEMPT = "local"  # the attempt of steps called one by one, without an attempt id of their own
+# an attempt id is a kind and 10 hex digits (``cli-3f9c2a71b0``), or the default one; nothing else in a date's
+# folder (a legacy run's ``validation/`` or ``scoring/``, a user's notes) can be taken for a run or staging folder
+_ATTEMPT_TEXT = rf"(?:[a-z]+-[0-9a-f]{{10}}|{DEFAULT_ATTEMPT})"
+_ATTEMPT = re.compile(_ATTEMPT_TEXT)
+_RUN_ID = re.compile(rf"(?P<attempt>{_ATTEMPT_TEXT})(?:\.(?P<seal>[1-9][0-9]*))?")
+_STAGING = re.compile(rf"\.(?P<attempt>{_ATTEMPT_TEXT})\.staging")
+
+
+def new_attempt_id(kind: str = "cli") -> str:
+    """Return a fresh attempt id, ``<kind>-<10 random hex digits>`` (``kind``: lowercase letters)."""
+    return _checked_attempt(f"{kind}-{secrets.token_hex(5)}")
+
+
+def attempt_id(*parts: str, kind: str = "af") -> str:
+    """Return the attempt id of something that names itself, such as an Airflow DAG run (its DAG id and run id).
+
+    The same parts always give the same id, so every task and every retry of one DAG run works in one attempt.
+    """
+    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    return _checked_attempt(f"{kind}-{digest[:10]}")
+
+
+def _checked_attempt(attempt: str) -> str:
+    if not _ATTEMPT.fullmatch(attempt):
+        raise ValueError(f"attempt id {attempt!r} is neither a kind and 10 hex digits (cli-3f9c2a71b0) nor 'local'")
+    return attempt
+
+
+def date_dir(home: Path, instance: str, as_of: pd.Timestamp) -> Path:
+    """Return the folder of an as-of date's run folders (and of their attempts' staging folders)."""
     return Path(home) / "artifacts" / instance / f"{as_of:%Y-%m-%d}"
 
 
-def published_runs(home: Path, instance: str) -> list[pd.Timestamp]:
-    """Return the as-of dates of the instance's published run folders in ``home`` that hold scores, oldest first."""
-    dates = []
-    for path in (Path(home) / "artifacts" / instance).glob("[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"):
-        if (path / "scores.parquet").exists():
-            try:
-                dates.append(pd.Timestamp(path.name, tz="UTC"))
-            except ValueError:
-                continue
-    return sorted(dates)
+def run_dir(home: Path, instance: str, as_of: pd.Timestamp, run_id: str) -> Path:
+    """Return the sealed run folder ``run_id`` of an as-of date.
+
+    An empty ``run_id`` is a run published before run folders had names of their own: its folder is the date's.
+
+    Raises
+    ------
+    ValueError
+        When ``run_id`` is not a run folder's name (a store row is never trusted to build a path).
+    """
+    if not run_id:
+        return date_dir(home, instance, as_of)
+    if not _RUN_ID.fullmatch(run_id):
+        raise ValueError(f"{run_id!r} is not the name of a run folder")
+    return date_dir(home, instance, as_of) / run_id
 
 
-def staging_dir(home: Path, instance: str, as_of: pd.Timestamp) -> Path:
-    """Return the folder a run builds in before it replaces its run folder (hidden: no reader lists it)."""
-    return Path(home) / "artifacts" / instance / f".{as_of:%Y-%m-%d}.staging"
+def staging_dir(home: Path, instance: str, as_of: pd.Timestamp, attempt: str = DEFAULT_ATTEMPT) -> Path:
+    """Return the folder an attempt builds its run in until it is sealed (hidden: no reader lists it)."""
+    return date_dir(home, instance, as_of) / f".{_checked_attempt(attempt)}.staging"
+
+
+def sealed_runs(home: Path, instance: str, as_of: pd.Timestamp, attempt: str) -> list[Path]:
+    """Return the sealed run folders of one attempt, in the order they were sealed."""
+    folder = date_dir(home, instance, as_of)
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        named = _RUN_ID.fullmatch(path.name)
+        if named and named["attempt"] == attempt and path.is_dir():
+            found.append((int(named["seal"] or 1), path))
+    return [path for _, path in sorted(found)]
+
+
+def next_seal(staging: Path, attempt: str) -> Path:
+    """Return the name an attempt's staging folder takes when sealed: ``<attempt>``, then ``<attempt>.2``, ...
+
+    The number follows the attempt's highest sealed folder still there (not the first free one), so a name whose
+    folder was removed is not given to other content while a later seal of the attempt exists.  Known before
+    sealing, so that the run's metadata can name its folder.
+    """
+    staging = Path(staging)
+    numbers = [0]
+    for path in staging.parent.iterdir():
+        named = _RUN_ID.fullmatch(path.name)
+        if named and named["attempt"] == attempt:
+            numbers.append(int(named["seal"] or 1))
+    seal_number = max(numbers) + 1
+    return staging.with_name(attempt if seal_number == 1 else f"{attempt}.{seal_number}")
+
+
+def seal(staging: Path, final: Path) -> Path:
+    """Rename an attempt's finished staging folder to its sealed name ``final`` (see :func:`next_seal`).
+
+    The rename is one step: the sealed folder appears whole, and it is never written again.  Returns ``final``.
+
+    Raises
+    ------
+    FileExistsError
+        When ``final`` exists (a sealed folder is never replaced).
+    """
+    final = Path(final)
+    if final.exists():
+        raise FileExistsError(f"{final} exists: a sealed run folder is never replaced")
+    Path(staging).rename(final)
+    return final
+
+
+def clear_abandoned(home: Path, instance: str, as_of: pd.Timestamp, keep: set[str]) -> list[str]:
+    """Remove the run folders of an as-of date that nothing points at, and every attempt's staging folder.
+
+    ``keep`` holds the run ids the store points at (the published run of the date).  Files of a run published
+    before run folders had names (directly in the date's folder) are left alone, as is everything else that is
+    not a run or staging folder.  Returns the names removed.
+    """
+    folder = date_dir(home, instance, as_of)
+    removed = []
+    legacy = folder.parent / f".{as_of:%Y-%m-%d}.staging"  # the staging folder of earlier versions
+    if legacy.is_dir():
+        shutil.rmtree(legacy, ignore_errors=True)
+        removed.append(legacy.name)
+    if not folder.is_dir():
+        return removed
+    for path in sorted(folder.iterdir()):
+        if not path.is_dir() or path.name in keep:
+            continue
+        if _STAGING.fullmatch(path.name) or _RUN_ID.fullmatch(path.name):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    return removed
+
+
+def published_folders(home: Path, instance: str, runs: pd.DataFrame) -> dict[str, Path]:
+    """Return the folder of each published run of ``runs`` (a store's ``read_runs``), by as-of date."""
+    return {
+        row.as_of: run_dir(home, instance, pd.Timestamp(row.as_of, tz="UTC"), row.run_id)
+        for row in runs.itertuples(index=False)
+    }
 
 
 def model_dir(home: Path, instance: str, version: str) -> Path:
@@ -157,10 +284,14 @@ def model_version(model: TrainedModel, as_of: pd.Timestamp) -> str:
     return f"{as_of:%Y%m%d}-{digest.hexdigest()[:10]}"
 
 
-def save_model(home: Path, instance: str, estimator: PropensityModel, metadata: dict) -> Path:
+def save_model(
+    home: Path, instance: str, estimator: PropensityModel, metadata: dict, evaluation: dict | None = None
+) -> Path:
     """Store a fitted model under its version, atomically; an existing folder of that version is kept.
 
     ``metadata`` must hold ``model_version``; the model adds what it is (see :meth:`PropensityModel.describe`).
+    ``evaluation`` (the held-out evaluation, see :func:`customer_ai.backtest.held_out_evaluation`) is stored as
+    ``evaluation.json`` in the same folder, which appears whole or not at all.
     """
     folder = model_dir(home, instance, metadata["model_version"])
     if (folder / "model.json").exists():
@@ -169,6 +300,8 @@ def save_model(home: Path, instance: str, estimator: PropensityModel, metadata: 
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
         estimator.save(staging, metadata)
+        if evaluation is not None:
+            write_json(staging / "evaluation.json", evaluation)
         try:
             staging.rename(folder)
         except OSError:  # another process stored the same version first

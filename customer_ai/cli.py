@@ -1,8 +1,9 @@
 """The ``customer-ai`` command: run, check, explain and backtest instances without Airflow.
 
-Exit status: 0 success; 1 the model failed the quality gate (without ``--allow-poor``); 2 bad input (instance
-file, events, too little data), with a message that says what is wrong and where; 3 the profile store cannot be
-reached, or the events database; 4 another run of the same instance is in progress in the same home.
+Exit status: 0 success; 1 the model failed the quality gate (without ``--allow-poor``), or for ``show``: the
+instance (or the date asked for) has attempts but no published run; 2 bad input (instance file, events, too little
+data), with a message that says what is wrong and where; 3 the profile store cannot be reached, or the events
+database; 4 another run of the same instance is in progress in the same home.
 """
 
 from __future__ import annotations
@@ -74,7 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("profile_id", help="the profile")
     explain.add_argument("--as-of", help="a past as-of date (default: the current score)")
 
-    show = commands.add_parser("show", help="print an instance's latest run and its top profiles from the store")
+    show = commands.add_parser(
+        "show", help="print an instance's current (newest published) run, its newest attempt and its top profiles"
+    )
     common(show)
     show.add_argument("--as-of", help="show the run of this date (YYYY-MM-DD) instead of the latest")
     show.add_argument("--top", type=int, default=5, help="profiles to print with their factors (default 5)")
@@ -86,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     common(export)
     export.add_argument("segment", help="segment name: low, medium, high or one of the instance file's segments")
-    export.add_argument("--as-of", help="the run's as-of date (default: the newest run with status ok)")
+    export.add_argument("--as-of", help="the run's as-of date (default: the newest published run)")
     export.add_argument("--out", type=Path, required=True, help="output file, .csv or .parquet")
 
     report = commands.add_parser("report", help="write a run's HTML report (offline, one file)")
@@ -205,7 +208,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if result.scores is None:
         print(
             f"warning: the model is poor: {meta['quality']['reason']}; the run stopped at the quality gate "
-            "(nothing scored, the store keeps its scores)",
+            "(nothing scored or published: the store keeps its runs and scores; the attempt's files above are kept "
+            "until the next run of this date)",
             file=sys.stderr,
         )
         return EXIT_OK if args.allow_poor else EXIT_POOR
@@ -290,7 +294,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         print(f"profile {who} has no {spec.name} score {when} in {store}", file=sys.stderr)
         return EXIT_INPUT
     row = scores.iloc[0].to_dict()
-    meta = _run_metadata(args, spec, str(row["as_of"]))
+    from customer_ai.steps import published_run
+
+    meta = _run_metadata(args, spec, published_run(spec, str(row["as_of"]), store))
     goal = meta["goal"] if meta else spec.goal_in_words()  # what the run scored, as in show
     print(f"{spec.name} as of {row['as_of']} (model {row['model_version']}): {goal}")
     _note_other_definition(args, spec, meta)
@@ -298,12 +304,34 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run_metadata(args: argparse.Namespace, spec, as_of: str) -> dict | None:  # noqa: ANN001
-    """Return the metadata of the published run of ``spec.name`` as of ``as_of`` in the home, if it is there."""
-    from customer_ai.artifacts import read_json, run_dir
+def _run_folder(args: argparse.Namespace, spec, run: dict) -> Path:  # noqa: ANN001
+    """Return the folder of a published run (a row of the store's runs)."""
+    from customer_ai.artifacts import run_dir
 
-    path = run_dir(_home(args), spec.name, _as_of(as_of)) / "metadata.json"
+    return run_dir(_home(args), spec.name, _as_of(str(run["as_of"])), str(run["run_id"]))
+
+
+def _run_metadata(args: argparse.Namespace, spec, run: dict | None) -> dict | None:  # noqa: ANN001
+    """Return the metadata of a published run (a row of the store's runs), if its folder holds it."""
+    from customer_ai.artifacts import read_json
+
+    if run is None:
+        return None
+    path = _run_folder(args, spec, run) / "metadata.json"
     return read_json(path) if path.exists() else None
+
+
+def _describe_attempt(row: dict) -> str:
+    """Say in one line where an attempt stands, from its last row in the store's attempts."""
+    when = f"as of {row['as_of']}, attempt {row['attempt'] or '(unnamed)'}"
+    at = f" at {row['step']}" if row["step"] else ""
+    tried = f" (try {row['try_number']})" if row["try_number"] > 1 else ""
+    stamp = f" on {row['recorded_at']}"
+    if row["status"] == "ok":
+        return f"{when}: published run {row['run_id'] or row['as_of']}{stamp}"
+    if row["status"] == "started":
+        return f"{when}: {row['reason'] or 'started'}{stamp}; nothing recorded since (still running, or killed)"
+    return f"{when}: {row['status']}{at}{tried}{stamp}: {row['reason']}"
 
 
 def _note_other_definition(args: argparse.Namespace, spec, meta: dict | None) -> None:  # noqa: ANN001
@@ -316,69 +344,88 @@ def _note_other_definition(args: argparse.Namespace, spec, meta: dict | None) ->
 
 
 def _no_run_message(spec, runs, date: str, store) -> str:  # noqa: ANN001
-    """Say that an instance has no run of ``date``, with the dates it has (the newest ten)."""
+    """Say that an instance has no run of ``date``, with the dates of its published runs (the newest ten)."""
     dates = runs["as_of"].tolist()
     known = ", ".join(dates[-10:]) if dates else "none"
-    return f"{spec.name} has no run as of {date} in {store} (runs as of: {'..., ' if len(dates) > 10 else ''}{known})"
+    return (
+        f"{spec.name} has no run as of {date} in {store} (published runs as of: "
+        f"{'..., ' if len(dates) > 10 else ''}{known})"
+    )
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from customer_ai.artifacts import run_dir
     from customer_ai.spec import load_spec
 
     spec = load_spec(args.instance)
     date = None if args.as_of is None else f"{_as_of(args.as_of):%Y-%m-%d}"
     store = _store(args)
     runs = store.read_runs(spec.name)
-    if runs.empty:
+    attempts = store.read_attempts(spec.name, as_of=date)
+    if runs.empty and store.latest_attempt(spec.name) is None:
         print(f"{spec.name} has no runs in {store}", file=sys.stderr)
         return EXIT_INPUT
-    latest = runs.iloc[-1]
-    shown = latest if date is None else runs.loc[runs["as_of"] == date]
-    if date is not None:
-        if shown.empty:
-            print(_no_run_message(spec, runs, date, store), file=sys.stderr)
-            return EXIT_INPUT
-        shown = shown.iloc[0]
-    which = "latest run" if shown["as_of"] == latest["as_of"] else "run"
-    folder = run_dir(_home(args), spec.name, _as_of(str(shown["as_of"])))
-    meta = _run_metadata(args, spec, str(shown["as_of"]))
+    chosen = runs if date is None else runs.loc[runs["as_of"] == date]
+    if chosen.empty and attempts.empty:
+        print(_no_run_message(spec, runs, date, store), file=sys.stderr)
+        return EXIT_INPUT
+    shown = None if chosen.empty else chosen.iloc[-1].to_dict()
+    newest = None if attempts.empty else attempts.iloc[-1].to_dict()
+    meta = _run_metadata(args, spec, shown)
     # what the run really scored, not what the file says today (another file may share the name)
     print(f"{spec.name}: {meta['goal'] if meta else spec.goal_in_words()}")
-    print(f"{which} as of {shown['as_of']}, model {shown['model_version']}: {shown['status']}: {shown['reason']}")
-    _note_other_definition(args, spec, meta)
-    if meta:
-        buckets = ", ".join(f"{k} {meta['buckets'][k]:,}" for k in ("low", "medium", "high"))
-        print(f"scored {meta['scored_profiles']:,} profiles ({buckets})")
-    print(f"artifacts: {folder}")
-    if (folder / "report.html").exists():
-        print(f"report: {folder / 'report.html'}")
+    if shown is not None:
+        which = "latest run" if shown["as_of"] == runs["as_of"].iloc[-1] else "run"
+        print(f"{which} as of {shown['as_of']}, model {shown['model_version']}: {shown['status']}: {shown['reason']}")
+        _note_other_definition(args, spec, meta)
+        if meta:
+            buckets = ", ".join(f"{k} {meta['buckets'][k]:,}" for k in ("low", "medium", "high"))
+            print(f"scored {meta['scored_profiles']:,} profiles ({buckets})")
+        folder = _run_folder(args, spec, shown)
+        print(f"artifacts: {folder}")
+        if (folder / "report.html").exists():
+            print(f"report: {folder / 'report.html'}")
+    else:
+        print(f"no run of {spec.name} {'was published yet' if date is None else f'as of {date} was published'}")
+    if newest is not None and not (
+        shown is not None and newest["status"] == "ok" and newest["run_id"] == shown["run_id"]
+    ):
+        print(f"newest attempt: {_describe_attempt(newest)}")
     print(f"store: {store}")
-    # a past run's profiles come from the history; without a date, the current scores (the newest ok run's)
+    if shown is None:
+        return EXIT_POOR
+    # a past run's profiles come from the history; without a date, the current scores (the newest published run's)
     scores = store.read_scores(spec.name) if date is None else store.read_scores(spec.name, as_of=date)
     if args.top > 0 and len(scores):
         print(f"top {min(args.top, len(scores))} profiles:")
         for row in scores.head(args.top).to_dict("records"):
             _print_profile(row)
-    return EXIT_OK if shown["status"] == "ok" else EXIT_POOR
+    return EXIT_OK
 
 
-def _segment_run(args: argparse.Namespace, spec, store) -> str:  # noqa: ANN001
-    """Return the as-of date of the run a segment is read from: ``--as-of``, else the newest ``ok`` run."""
+def _published_date(args: argparse.Namespace, spec, store) -> str:  # noqa: ANN001
+    """Return the as-of date of the published run to read: ``--as-of``, else the newest published run."""
     if args.as_of is None:
         latest = store.latest_run(spec.name)
         if latest is None:
-            raise UsageError(f"{spec.name} has no run with status ok in {store}: run it first")
+            raise UsageError(f"{spec.name} has no published run in {store}{_newest_attempt_note(store, spec.name)}")
         return latest["as_of"]
     date = f"{_as_of(args.as_of):%Y-%m-%d}"
     runs = store.read_runs(spec.name)
-    found = runs.loc[runs["as_of"] == date]
-    if found.empty:
+    if runs.loc[runs["as_of"] == date].empty:
+        attempts = store.read_attempts(spec.name, as_of=date)
+        if not attempts.empty:
+            raise UsageError(
+                f"no run of {spec.name} as of {date} was published in {store}; newest attempt: "
+                f"{_describe_attempt(attempts.iloc[-1].to_dict())}"
+            )
         raise UsageError(_no_run_message(spec, runs, date, store))
-    run = found.iloc[0]
-    if run["scored_profiles"] == 0:
-        raise UsageError(f"the run of {spec.name} as of {date} scored nobody ({run['status']}: {run['reason']})")
     return date
+
+
+def _newest_attempt_note(store, instance: str) -> str:  # noqa: ANN001
+    """Return ``; newest attempt: ...`` for an instance with attempts, else ``: run it first``."""
+    newest = store.latest_attempt(instance)
+    return ": run it first" if newest is None else f"; newest attempt: {_describe_attempt(newest)}"
 
 
 def _write_export(frame, path: Path) -> None:  # noqa: ANN001
@@ -408,7 +455,7 @@ def _cmd_segment_export(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {args.out}: use a .csv or .parquet file name")
     _check_writable(args.out, "--out")
     store = _store(args)
-    as_of = _segment_run(args, spec, store)
+    as_of = _published_date(args, spec, store)
     stored = store.segment_names(spec.name, as_of)
     known = list(dict.fromkeys([*DEFAULT_SEGMENTS, *(s.name for s in spec.segments), *stored]))
     if args.segment not in known:
@@ -433,27 +480,17 @@ def _cmd_segment(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from customer_ai.artifacts import run_dir
-    from customer_ai.report import build_report, published_runs
+    from customer_ai.report import build_report
     from customer_ai.spec import load_spec
 
     spec = load_spec(args.instance)
-    home = _home(args)
     if args.out is not None and args.out.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"--out {args.out}: use a file name ending in .html")
     if args.out is not None:
         _check_writable(args.out, option="--out")
-    if args.as_of is not None:
-        as_of = _as_of(args.as_of)
-        if not (run_dir(home, spec.name, as_of) / "scores.parquet").exists():
-            known = ", ".join(f"{d:%Y-%m-%d}" for d in published_runs(home, spec.name)) or "none"
-            raise UsageError(f"{spec.name} has no published run as of {as_of:%Y-%m-%d} in {home} (published: {known})")
-    else:
-        dates = published_runs(home, spec.name)
-        if not dates:
-            raise UsageError(f"{spec.name} has no published run in {home}: run it first")
-        as_of = dates[-1]
-    path = build_report(spec, as_of, home, _store(args), out=args.out)
+    store = _store(args)
+    as_of = _as_of(_published_date(args, spec, store))
+    path = build_report(spec, as_of, _home(args), store, out=args.out)
     print(f"{spec.name} as of {as_of:%Y-%m-%d}: report written to {path}")
     return EXIT_OK
 

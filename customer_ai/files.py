@@ -1,5 +1,7 @@
 """Files written atomically: beside their final name, then renamed into place, so a reader never sees half a file.
 
+Folders too: :func:`reset_dir` starts one from nothing and :func:`copy_dir` makes one appear complete.
+
 Light on purpose (json, pandas): modules that must stay cheap to import, such as the validation, use it too.
 """
 
@@ -19,7 +21,6 @@ import pandas as pd
 
 __all__ = [
     "copy_dir",
-    "promote_dir",
     "read_frame",
     "read_json",
     "release_memory",
@@ -130,42 +131,6 @@ def reset_dir(folder: Path) -> Path:
         shutil.rmtree(retired, ignore_errors=True)
     folder.mkdir(parents=True)
     return folder
-
-
-def _exchange(first: Path, second: Path) -> bool:
-    """Swap two existing paths in one atomic step (Linux ``renameat2`` with ``RENAME_EXCHANGE``).
-
-    Returns False, having changed nothing, where the system or the file system cannot.
-    """
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    return renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0
-
-
-def promote_dir(staging: Path, final: Path) -> Path:
-    """Put the finished folder ``staging`` in place of ``final``; return ``final``.
-
-    On Linux the two folders swap names in one atomic step, so ``final`` always names a complete folder, the
-    old one or the new one; elsewhere the old folder is renamed aside first and deleted only once ``staging``
-    has taken its name.  If a crash left an old folder aside without a replacement, it is put back first.
-    """
-    staging, final = Path(staging), Path(final)
-    aside = final.with_name(f".{final.name}.replaced")
-    if aside.exists() and not final.exists():  # a crash between the two renames: the old folder comes back
-        aside.rename(final)
-    if aside.exists():
-        shutil.rmtree(aside)
-    if final.exists() and _exchange(staging, final):
-        shutil.rmtree(staging, ignore_errors=True)  # it holds the old folder now
-        return final
-    if final.exists():
-        final.rename(aside)
-    staging.rename(final)
-    shutil.rmtree(aside, ignore_errors=True)
-    return final
 
 
 def copy_dir(source: Path, target: Path) -> Path:

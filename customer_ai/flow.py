@@ -3,7 +3,8 @@
 This module imports nothing heavy: the DAG file reads it when Airflow parses it.  Each step is a function of
 the same name in :mod:`customer_ai.steps` and an operator in ``customer_ai_airflow.operators``.  A poor model
 stops a run at :data:`GATE`, in the command and in Airflow alike: nothing after it runs, the store keeps the
-previous scores and records the poor run.  The step marked ``mapped`` runs once per scoring partition: the
+published runs and records the poor attempt.  The last step, ``publish``, is the run's commit point: nothing a
+reader sees changes before it.  The step marked ``mapped`` runs once per scoring partition: the
 step before it returns the partition numbers, which Airflow maps it over (dynamic task mapping) and the command
 loops over.
 """
@@ -47,11 +48,14 @@ STEPS: tuple[Step, ...] = (
     Step("plan_scoring", "list the eligible profiles and split them into hash partitions"),
     Step("score_partition", "score one partition's profiles with their influential factors", mapped=True),
     Step("combine_scores", "put the partitions together: percentiles and buckets over every scored profile"),
-    Step("validate_scores", "validate the scores before anything is written"),
-    Step("enrich_profiles", "write scores, history and the run row to the profile store in one transaction"),
-    Step("track_outcomes", "record what came true for past runs whose goal window has closed"),
+    Step("validate_scores", "validate the scores before anything is published"),
+    Step("track_outcomes", "find what came true for past runs whose goal window has closed"),
     Step("write_report", "write the run's HTML report: model card, scores, factors, quality, outcomes"),
-    Step("publish", "write the run's metadata, put its folder in place and announce the fresh scores"),
+    Step(
+        "publish",
+        "seal the run folder, then make it current in the profile store in one transaction (scores, history, "
+        "segments, outcomes, run row) and announce the fresh scores",
+    ),
 )
 
 

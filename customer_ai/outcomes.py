@@ -11,15 +11,28 @@ scores a marketer used.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from customer_ai.labels import goal_reached
 from customer_ai.spec import InstanceSpec
 
-__all__ = ["OUTCOME_COLUMNS", "closed_window_dates", "decile_of", "realised_outcomes"]
+__all__ = [
+    "OUTCOMES_FILE",
+    "OUTCOME_COLUMNS",
+    "closed_window_dates",
+    "decile_of",
+    "read_tracked",
+    "realised_outcomes",
+    "tracked_frame",
+]
 
 OUTCOME_COLUMNS = ("grouping", "group", "profiles", "predicted_rate", "realised_rate")
+# what a run found came true for past runs, in its run folder; the store records it when the run publishes
+OUTCOMES_FILE = "outcomes.parquet"
+_TRACKED_COLUMNS = ["as_of", *OUTCOME_COLUMNS, "tracked_at"]
 _BUCKETS = ("low", "medium", "high")
 
 
@@ -111,3 +124,34 @@ def _row(grouping: str, group: str, members: pd.DataFrame) -> tuple:
         float("nan") if empty else float(members["probability"].mean()),
         float("nan") if empty else float(members["came_true"].mean()),
     )
+
+
+def tracked_frame(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Return the outcomes a run tracked as the columns of its ``outcomes.parquet``.
+
+    Parameters
+    ----------
+    frames : list of pandas.DataFrame
+        One :func:`realised_outcomes` frame per past run, each with ``as_of`` (the past run's date) and
+        ``tracked_at`` (``YYYY-MM-DDTHH:MM:SSZ``) added.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``as_of, grouping, group, profiles, predicted_rate, realised_rate, tracked_at`` (``group`` as
+        text); no rows, with those columns, when nothing was tracked.
+    """
+    if not frames:
+        kinds = {c: "float64" if c.endswith("_rate") else "str" for c in _TRACKED_COLUMNS} | {"profiles": "int64"}
+        return pd.DataFrame({c: pd.Series(dtype=kinds[c]) for c in _TRACKED_COLUMNS})
+    frame = pd.concat(frames, ignore_index=True)
+    return frame.assign(group=frame["group"].astype(str), profiles=frame["profiles"].astype("int64"))[_TRACKED_COLUMNS]
+
+
+def read_tracked(folder: Path) -> dict[str, pd.DataFrame]:
+    """Return the outcomes a run folder tracked (its ``outcomes.parquet``), by the past run's as-of date."""
+    path = Path(folder) / OUTCOMES_FILE
+    if not path.exists():
+        return {}
+    frame = pd.read_parquet(path)
+    return {date: rows.drop(columns="as_of").reset_index(drop=True) for date, rows in frame.groupby("as_of")}

@@ -565,6 +565,7 @@ def parse_spec(data: Any, source: str = "<instance>", base_dir: Path | None = No
         raise SpecError(f"{source}: the file must hold a mapping of keys (name, propensity, events, goal, ...)")
     if "base_dir" in data:
         raise SpecError(f"{source}: base_dir: unknown key (paths are relative to the instance file's folder)")
+    data = _whole_characters(data, source, ())
     try:
         spec = InstanceSpec.model_validate({**data, "base_dir": base_dir or Path.cwd()})
     except ValidationError as exc:
@@ -576,6 +577,36 @@ def parse_spec(data: Any, source: str = "<instance>", base_dir: Path | None = No
             lines.append(f"{source}: {_format_location(err['loc'])}: {message}")
         raise SpecError("\n".join(lines)) from None
     return spec
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _whole_characters(value: Any, source: str, where: tuple) -> Any:  # noqa: ANN401 - any parsed YAML value
+    r"""Return ``value`` with UTF-16 surrogate pairs (``"\ud83d\ude00"`` in a double-quoted YAML string) joined.
+
+    YAML reads each ``\u`` escape alone, so a character written as its two UTF-16 halves arrives as two lone
+    surrogates, which no UTF-8 file, report or database can hold.  A pair is joined into its character, as JSON
+    readers do; a half without its other half is refused with where it is (keys included).
+    """
+    if isinstance(value, dict):
+        return {
+            _whole_characters(key, source, where): _whole_characters(item, source, (*where, key))
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_whole_characters(item, source, (*where, i)) for i, item in enumerate(value)]
+    if not isinstance(value, str) or not _SURROGATE.search(value):
+        return value
+    try:
+        return value.encode("utf-16", "surrogatepass").decode("utf-16")
+    except UnicodeDecodeError:
+        half = _SURROGATE.search(value.encode("utf-16", "surrogatepass").decode("utf-16", "surrogatepass"))
+        shown = f"\\u{ord(half.group()):04x}" if half else "a surrogate"
+        raise SpecError(
+            f"{source}: {_format_location(where)}: holds half of a UTF-16 surrogate pair ({shown}) without its "
+            "other half: no UTF-8 text can hold it; write the character itself, or escape it as \\UXXXXXXXX"
+        ) from None
 
 
 def _read_yaml(text: str) -> Any:  # noqa: ANN401 - the parsed document

@@ -2,20 +2,27 @@
 
 The steps and their order are declared once, in :data:`customer_ai.flow.STEPS`: validate_events ->
 build_training_set -> train (or reuse the current model) -> quality_gate -> plan_scoring -> score_partition (once
-per hash partition of the eligible profiles) -> combine_scores -> validate_scores -> enrich_profiles ->
-track_outcomes -> write_report -> publish.  A poor model stops the run at the quality gate, in the command as in
-Airflow.
+per hash partition of the eligible profiles) -> combine_scores -> validate_scores -> track_outcomes ->
+write_report -> publish.  A poor model stops the run at the quality gate, in the command as in Airflow.
 
-Each step takes the spec, the as-of date and the home folder, reads what earlier steps wrote in the run folder
-(see :mod:`customer_ai.artifacts`) and returns a small JSON-ready dict (what Airflow passes on as XCom).  The
-first step copies the events in ``[history_start, as_of)`` into the run folder, so no later step can see an
-event at or after the as-of date.
+Each step takes the spec, the as-of date, the home folder and the attempt's id, reads what earlier steps wrote in
+the attempt's staging folder (see :mod:`customer_ai.artifacts`) and returns a small JSON-ready dict (what Airflow
+passes on as XCom).  The first step copies the events in ``[history_start, as_of)`` into the folder, so no later
+step can see an event at or after the as-of date.
+
+Nothing a reader sees changes before :func:`publish`, the commit point: it seals the finished folder (one rename;
+never written again), then writes the scores, history, segments, tracked outcomes and the run row naming that
+folder in one store transaction.  A run killed or failed at any moment before that transaction leaves every
+reader (``show``, ``report``, ``segment export``, ``explain``, the Airflow view) on the previous run; the store's
+attempts table keeps a row for every start, failure, poor model and publish.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import platform
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +32,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from customer_ai import artifacts
+from customer_ai.artifacts import DEFAULT_ATTEMPT
 from customer_ai.backtest import held_out_evaluation
 from customer_ai.bgnbd import BGNBD
 from customer_ai.estimator import PropensityModel, TrainingSet
@@ -41,7 +49,7 @@ from customer_ai.features import FeaturePlan, fit_repeat_models
 from customer_ai.flow import GATE, STEPS
 from customer_ai.history import SnapshotPlan, run_window
 from customer_ai.labels import eligible_profiles
-from customer_ai.outcomes import closed_window_dates, realised_outcomes
+from customer_ai.outcomes import OUTCOMES_FILE, closed_window_dates, read_tracked, realised_outcomes, tracked_frame
 from customer_ai.partitions import partition_count, partition_of
 from customer_ai.progress import logger, step
 from customer_ai.scoring import empty_bucket_notes, score_frame
@@ -56,12 +64,13 @@ __all__ = [
     "ScoringInputs",
     "build_training_set",
     "combine_scores",
-    "enrich_profiles",
     "find_reusable_model",
     "plan_scoring",
     "publish",
+    "published_run",
     "quality_gate",
     "read_scores",
+    "record_failure",
     "run",
     "score",
     "score_partition",
@@ -77,17 +86,18 @@ class QualityGateError(RuntimeError):
     """The model failed the quality gate; the reason is the message."""
 
 
-def _folder(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> Path:
-    """Return the folder the steps of a run work in: its staging folder, until :func:`publish` promotes it.
+def _folder(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, attempt: str) -> Path:
+    """Return the folder the steps of an attempt work in: its staging folder, until :func:`publish` seals it.
 
-    A step re-run on its own after the run was published (an Airflow task cleared and run again) finds no
-    staging folder: it starts from a copy of the published run folder, which stays as it is until
-    :func:`publish` runs again.
+    A step re-run on its own after its attempt was sealed (an Airflow task cleared and run again) finds no
+    staging folder: it starts from a copy of the attempt's newest sealed folder, which never changes; a
+    :func:`publish` run again seals the copy under a name of its own.
     """
-    staging = artifacts.staging_dir(home, spec.name, as_of)
-    final = artifacts.run_dir(home, spec.name, as_of)
-    if not staging.exists() and final.exists():
-        artifacts.copy_dir(final, staging)
+    staging = artifacts.staging_dir(home, spec.name, as_of, attempt)
+    if not staging.exists():
+        sealed = artifacts.sealed_runs(home, spec.name, as_of, attempt)
+        if sealed:
+            artifacts.copy_dir(sealed[-1], staging)
     return staging
 
 
@@ -130,15 +140,31 @@ def validate_events(
     events_path: Path | None = None,
     dsn: str | None = None,
     now: pd.Timestamp | None = None,
+    store: object | None = None,
+    attempt: str = DEFAULT_ATTEMPT,
+    origin: str = "",
+    try_number: int = 1,
 ) -> dict:
-    """Load the events, validate them (Great Expectations) and keep the run's window in the run folder.
+    """Start an attempt: load the events, validate them (Great Expectations) and keep the run's window.
 
-    The run's staging folder is emptied first: a re-run of the same as-of date starts from nothing, and the
-    last good run folder of that date stays as it is until the re-run succeeds.  Validation covers
-    every loaded event, including events after the as-of date (a backfill legitimately has those), but refuses
-    events in the future of the wall clock ``now``.
+    With a ``store``, the attempt's start (``try_number``: Airflow's try of this task) is recorded there first
+    (``origin`` says who started it) and the as-of
+    date's folders that nothing points at are removed: earlier attempts' staging folders, and sealed folders of
+    runs killed before their commit or replaced by a later run of the date.  The attempt's staging folder starts
+    empty: the published run of the date stays as it is until this attempt publishes.  Validation covers every
+    loaded event, including events after the as-of date (a backfill legitimately has those), but refuses events
+    in the future of the wall clock ``now``.
     """
-    folder = artifacts.reset_dir(artifacts.staging_dir(home, spec.name, as_of))
+    if store is not None:
+        date = f"{as_of:%Y-%m-%d}"
+        reason = f"started{f' by {origin}' if origin else ''}"
+        started = {"attempt": attempt, "step": "validate_events", "try_number": try_number, "status": "started"}
+        store.record_attempt(spec.name, date, {**started, "reason": reason})  # type: ignore[attr-defined]
+        published = published_run(spec, as_of, store)
+        keep = {published["run_id"]} if published is not None else set()
+        for name in artifacts.clear_abandoned(home, spec.name, as_of, keep):
+            logger.info("removed %s of %s as of %s: no published run points at it", name, spec.name, date)
+    folder = artifacts.reset_dir(artifacts.staging_dir(home, spec.name, as_of, attempt))
     events = load_source_events(spec, as_of, events_path=events_path, dsn=dsn)
     now = now if now is not None else pd.Timestamp.now(tz="UTC")
     checked, parameters = event_checks(events, spec.validation.thresholds, now)
@@ -209,8 +235,8 @@ def _data_start(folder: Path) -> pd.Timestamp | None:
     return None if started is None else pd.Timestamp(started).tz_convert("UTC")
 
 
-def _run_events(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> pd.DataFrame:
-    path = _folder(spec, as_of, home) / "events.parquet"
+def _run_events(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, attempt: str) -> pd.DataFrame:
+    path = _folder(spec, as_of, home, attempt) / "events.parquet"
     if not path.exists():
         raise FileNotFoundError(
             f"{path} is missing: run the validate_events step for {spec.name} as of {as_of:%Y-%m-%d}"
@@ -242,9 +268,16 @@ def find_reusable_model(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> 
     return max(candidates, key=lambda m: (m["as_of"], m["model_version"])) if candidates else None
 
 
-def build_training_set(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, force_retrain: bool = False) -> dict:
+def build_training_set(
+    spec: InstanceSpec,
+    as_of: pd.Timestamp,
+    home: Path,
+    *,
+    force_retrain: bool = False,
+    attempt: str = DEFAULT_ATTEMPT,
+) -> dict:
     """Build and validate the training set, unless a model trained recently enough can be reused."""
-    folder = _folder(spec, as_of, home)
+    folder = _folder(spec, as_of, home, attempt)
     reusable = None if force_retrain else find_reusable_model(spec, as_of, home)
     if reusable is not None:
         logger.info(
@@ -253,7 +286,7 @@ def build_training_set(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, f
         result = {"skipped": True, "reuse": reusable["model_version"]}
         artifacts.write_json(folder / "plan.json", result)
         return result
-    events = _run_events(spec, as_of, home)
+    events = _run_events(spec, as_of, home, attempt)
     training_set = PropensityModel(spec).build_training_set(
         events, as_of, load_attributes(spec), data_start=_data_start(folder)
     )
@@ -299,7 +332,7 @@ def _read_training_set(folder: Path) -> TrainingSet:
     )
 
 
-def train(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
+def train(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attempt: str = DEFAULT_ATTEMPT) -> dict:
     """Train, calibrate and store a model from the run's training set, or point the run at the reused one.
 
     Writes ``model.json`` in the run folder (the model's metadata plus ``reused``) and, for a new model, the
@@ -308,7 +341,7 @@ def train(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
     curves: :func:`customer_ai.backtest.held_out_evaluation`) goes into the model folder and the run folder; a
     reused model's run copies it from the model folder, where models stored before it existed have none.
     """
-    folder = _folder(spec, as_of, home)
+    folder = _folder(spec, as_of, home, attempt)
     plan = artifacts.read_json(folder / "plan.json")
     if plan.get("skipped"):
         reused = artifacts.model_dir(home, spec.name, plan["reuse"])
@@ -320,7 +353,7 @@ def train(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
         return _model_summary(meta, reused=True)
     training_set = _read_training_set(folder)
     estimator = PropensityModel(spec).fit_training_set(training_set)
-    evaluation = held_out_evaluation(spec, estimator, training_set, _run_events(spec, as_of, home))
+    evaluation = held_out_evaluation(spec, estimator, training_set, _run_events(spec, as_of, home, attempt))
     status, reason = estimator.verdict()
     version = artifacts.model_version(estimator.model_, as_of)
     meta = {
@@ -336,9 +369,8 @@ def train(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
         "versions": artifacts.package_versions(),
         "quality": {"status": status, "reason": reason, "min_auc": spec.training.min_auc},
     }
-    stored = artifacts.save_model(home, spec.name, estimator, meta)
-    if not (stored / "evaluation.json").exists():  # a model folder of this version keeps what it holds
-        artifacts.write_json(stored / "evaluation.json", {"model_version": version, **evaluation})
+    # a model folder of this version, if there is one already, keeps what it holds
+    stored = artifacts.save_model(home, spec.name, estimator, meta, {"model_version": version, **evaluation})
     artifacts.write_json(folder / "evaluation.json", artifacts.read_json(stored / "evaluation.json"))
     meta = artifacts.read_json(stored / "model.json")
     logger.info("model %s trained as of %s, stored in %s", version, meta["as_of"], stored)
@@ -368,17 +400,24 @@ def _model_summary(meta: dict, *, reused: bool) -> dict:
 
 
 def quality_gate(
-    spec: InstanceSpec, as_of: pd.Timestamp, home: Path, store: object, *, min_auc: float | None = None
+    spec: InstanceSpec,
+    as_of: pd.Timestamp,
+    home: Path,
+    store: object,
+    *,
+    min_auc: float | None = None,
+    attempt: str = DEFAULT_ATTEMPT,
+    try_number: int = 1,
 ) -> dict:
-    """Let a good model through; record a poor one's run in the store and stop with the reason.
+    """Let a good model through; record a poor one as a ``poor`` attempt in the store and stop with the reason.
 
     Raises
     ------
     QualityGateError
-        When validation ROC AUC is below ``min_auc`` (default ``training.min_auc``); the store's current scores
-        are left as they are.
+        When validation ROC AUC is below ``min_auc`` (default ``training.min_auc``); the store's published runs
+        and current scores are left as they are.
     """
-    meta = artifacts.read_json(_folder(spec, as_of, home) / "model.json")
+    meta = artifacts.read_json(_folder(spec, as_of, home, attempt) / "model.json")
     metrics = meta["validation"]["metrics"]
     status, reason = quality_verdict(metrics, _gate(spec, min_auc))
     logger.info(
@@ -391,10 +430,18 @@ def quality_gate(
     )
     if status != "ok":
         reason = f"model {meta['model_version']} is poor: {reason}; the previous scores are kept"
-        store.record_run(  # type: ignore[attr-defined]
+        store.record_attempt(  # type: ignore[attr-defined]
             spec.name,
             f"{as_of:%Y-%m-%d}",
-            {"model_version": meta["model_version"], "status": "poor", "reason": reason, "metrics": metrics},
+            {
+                "attempt": attempt,
+                "step": GATE,
+                "try_number": try_number,
+                "status": "poor",
+                "reason": reason,
+                "model_version": meta["model_version"],
+                "metrics": metrics,
+            },
         )
         raise QualityGateError(reason)
     return {"status": status, "reason": reason, "model_version": meta["model_version"]}
@@ -403,12 +450,12 @@ def quality_gate(
 SCORING = "scoring"  # the run folder's subfolder of the scoring plan and the partitions' scores
 
 
-def _scoring_folder(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> Path:
-    """Return the run's scoring folder; partitions starting at once on a published run share one staging copy."""
+def _scoring_folder(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, attempt: str) -> Path:
+    """Return the run's scoring folder; partitions starting at once on a sealed run share one staging copy."""
     try:
-        folder = _folder(spec, as_of, home)
+        folder = _folder(spec, as_of, home, attempt)
     except OSError:  # another partition's task made the staging copy first
-        folder = artifacts.staging_dir(home, spec.name, as_of)
+        folder = artifacts.staging_dir(home, spec.name, as_of, attempt)
         if not folder.exists():
             raise
     return folder / SCORING
@@ -461,7 +508,14 @@ def _write_partition_events(
         artifacts.write_frames(_part_events_path(folder, partition), chunks(partition))
 
 
-def plan_scoring(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, partitions: int | None = None) -> dict:
+def plan_scoring(
+    spec: InstanceSpec,
+    as_of: pd.Timestamp,
+    home: Path,
+    *,
+    partitions: int | None = None,
+    attempt: str = DEFAULT_ATTEMPT,
+) -> dict:
     """List the profiles eligible at ``as_of`` and split them into hash partitions (``scoring/plan.parquet``).
 
     The count is ``partitions`` if given, else ``scoring.partitions`` (``auto``: by the number of eligible
@@ -472,10 +526,10 @@ def plan_scoring(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, partiti
     removed.  Returns ``partitions`` (the partition numbers, which the next step is mapped over), ``profiles``
     and ``sizes`` (profiles per partition).
     """
-    run_folder = _folder(spec, as_of, home)
+    run_folder = _folder(spec, as_of, home, attempt)
     folder = artifacts.reset_dir(run_folder / SCORING)
     version = artifacts.read_json(run_folder / "model.json")["model_version"]
-    events = _run_events(spec, as_of, home)
+    events = _run_events(spec, as_of, home, attempt)
     index = EventIndex(events)
     with step(f"planning the scoring as of {as_of:%Y-%m-%d}") as info:
         eligible = eligible_profiles(events, spec.eligibility, as_of, index=index)
@@ -520,10 +574,12 @@ class ScoringInputs:
     repeat_models: dict | None = None
     attributes: pd.DataFrame | None = None
 
-    def load(self, spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> ScoringInputs:
+    def load(
+        self, spec: InstanceSpec, as_of: pd.Timestamp, home: Path, attempt: str = DEFAULT_ATTEMPT
+    ) -> ScoringInputs:
         """Load what is not loaded yet; return ``self``."""
         if self.estimator is None:
-            folder = _folder(spec, as_of, home)
+            folder = _folder(spec, as_of, home, attempt)
             version = artifacts.read_json(folder / "model.json")["model_version"]
             self.estimator, meta = artifacts.load_model(artifacts.model_dir(home, spec.name, version), spec)
             self.model_version = meta["model_version"]
@@ -549,6 +605,7 @@ def score_partition(
     *,
     factors: int | None = None,
     inputs: ScoringInputs | None = None,
+    attempt: str = DEFAULT_ATTEMPT,
 ) -> dict:
     """Score the profiles of one partition with their influential factors; write ``scoring/part-NNNNN.parquet``.
 
@@ -557,12 +614,12 @@ def score_partition(
     re-run partition replaces it whole.  Percentiles and buckets need every partition: :func:`combine_scores`
     adds them.
     """
-    folder = _scoring_folder(spec, as_of, home)
+    folder = _scoring_folder(spec, as_of, home, attempt)
     plan, count = _scoring_plan(folder)
     if not 0 <= partition < count:
         raise ValueError(f"partition {partition} does not exist: the run's scoring has partitions 0 .. {count - 1}")
     ids = pd.Index(plan.loc[plan["partition"] == partition, "profile_id"], name="profile_id")
-    inputs = (inputs or ScoringInputs()).load(spec, as_of, home)
+    inputs = (inputs or ScoringInputs()).load(spec, as_of, home, attempt)
     estimator = inputs.estimator
     with step(f"scoring profiles as of {as_of:%Y-%m-%d} (partition {partition + 1} of {count})") as info:
         path = _part_events_path(folder, partition)
@@ -588,7 +645,7 @@ def score_partition(
     return {"partition": partition, "profiles": len(part), "model_version": inputs.model_version}
 
 
-def combine_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
+def combine_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attempt: str = DEFAULT_ATTEMPT) -> dict:
     """Put the partitions' scores together in the plan's order, with percentiles and buckets over all of them.
 
     Writes ``scores.parquet``: every eligible profile once, exactly as an unpartitioned scoring would.
@@ -600,7 +657,7 @@ def combine_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
     ValueError
         When a part does not hold its partition's profiles or was scored with another model than the run's.
     """
-    run_folder = _folder(spec, as_of, home)
+    run_folder = _folder(spec, as_of, home, attempt)
     folder = run_folder / SCORING
     plan, count = _scoring_plan(folder)
     version = artifacts.read_json(run_folder / "model.json")["model_version"]
@@ -640,33 +697,38 @@ def score(
     *,
     factors: int | None = None,
     partitions: int | None = None,
+    attempt: str = DEFAULT_ATTEMPT,
 ) -> dict:
     """Score every profile eligible at ``as_of``: :func:`plan_scoring`, each partition, :func:`combine_scores`.
 
     ``partitions`` overrides ``scoring.partitions``.  Writes ``scores.parquet`` and returns what
     :func:`combine_scores` returns.
     """
-    planned = plan_scoring(spec, as_of, home, partitions=partitions)
+    planned = plan_scoring(spec, as_of, home, partitions=partitions, attempt=attempt)
     inputs = ScoringInputs()
     for partition in planned["partitions"]:
-        score_partition(spec, as_of, home, partition, factors=factors, inputs=inputs)
-    return combine_scores(spec, as_of, home)
+        score_partition(spec, as_of, home, partition, factors=factors, inputs=inputs, attempt=attempt)
+    return combine_scores(spec, as_of, home, attempt=attempt)
 
 
-def _read_scores(folder: Path) -> pd.DataFrame:
-    scores = pd.read_parquet(folder / "scores.parquet")
+def read_scores(folder: Path) -> pd.DataFrame:
+    """Return the scores of a run folder (``scores.parquet``), with ``factors`` as lists of dicts."""
+    scores = pd.read_parquet(Path(folder) / "scores.parquet")
     scores["factors"] = [json.loads(f) for f in scores["factors"]]
     return scores
 
 
-def read_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> pd.DataFrame:
-    """Return the published scores of the run as of ``as_of``, with ``factors`` as lists of dicts."""
-    return _read_scores(artifacts.run_dir(home, spec.name, as_of))
+def published_run(spec: InstanceSpec, as_of: pd.Timestamp | str, store: object) -> dict | None:
+    """Return the store's row of the run published as of ``as_of`` (see ``read_runs``), or None."""
+    date = as_of if isinstance(as_of, str) else f"{as_of:%Y-%m-%d}"
+    runs = store.read_runs(spec.name)  # type: ignore[attr-defined]
+    found = runs.loc[runs["as_of"] == date]
+    return None if found.empty else found.iloc[0].to_dict()
 
 
-def validate_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
+def validate_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attempt: str = DEFAULT_ATTEMPT) -> dict:
     """Validate the run's scores (Great Expectations): ranges, buckets, one row per profile."""
-    folder = _folder(spec, as_of, home)
+    folder = _folder(spec, as_of, home, attempt)
     scores = pd.read_parquet(folder / "scores.parquet")
     return validate_frame(
         scores,
@@ -676,64 +738,36 @@ def validate_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict
     )
 
 
-def enrich_profiles(
-    spec: InstanceSpec, as_of: pd.Timestamp, home: Path, store: object, *, min_auc: float | None = None
+def _tracked_past_runs(spec: InstanceSpec, as_of: pd.Timestamp, store: object) -> list[dict]:
+    """Return the published runs before ``as_of`` whose outcomes the store has not recorded yet."""
+    runs = store.read_runs(spec.name)  # type: ignore[attr-defined]
+    tracked = set(store.read_outcomes(spec.name)["as_of"])  # type: ignore[attr-defined]
+    past = runs.loc[runs["as_of"] < f"{as_of:%Y-%m-%d}"]
+    return [row for row in past.to_dict("records") if row["as_of"] not in tracked]
+
+
+def track_outcomes(
+    spec: InstanceSpec, as_of: pd.Timestamp, home: Path, store: object, *, attempt: str = DEFAULT_ATTEMPT
 ) -> dict:
-    """Write the run's scores, history, segment membership and run row to the profile store in one transaction.
-
-    ``min_auc`` is the gate the run passed (the trigger's value, else ``training.min_auc``), quoted in the reason.
-    The segments are the default ones (``low``, ``medium``, ``high``) and the instance's (see
-    :mod:`customer_ai.segments`); the returned ``segments`` holds their sizes, zero for one nobody matched.
-    """
-    folder = _folder(spec, as_of, home)
-    # the factors stay the JSON text scores.parquet holds, in Arrow memory, which the store keeps as it is: they
-    # are decoded only for segment rules that test factors
-    table = pq.read_table(folder / "scores.parquet")
-    scores = table.drop_columns(["factors"]).to_pandas()
-    scores["factors"] = pd.Series(pd.arrays.ArrowExtensionArray(table.column("factors")), index=scores.index)
-    meta = artifacts.read_json(folder / "model.json")
-    _, reason = quality_verdict(meta["validation"]["metrics"], _gate(spec, min_auc))
-    reason += f"; model trained as of {meta['as_of']}{', reused' if meta.get('reused') else ''}"
-    tests_factors = any(c.factor for s in spec.segments for c in s.where)
-    ruled = scores.assign(factors=[json.loads(f) for f in scores["factors"]]) if tests_factors else None
-    members = segment_members(scores.drop(columns="factors") if ruled is None else ruled, spec)
-    sizes = segment_sizes(members, spec)
-    with step(f"writing {len(scores):,} scores and {len(sizes)} segments to {store}"):
-        store.write_run(  # type: ignore[attr-defined]
-            spec.name,
-            f"{as_of:%Y-%m-%d}",
-            scores,
-            {
-                "model_version": meta["model_version"],
-                "status": "ok",
-                "reason": reason,
-                "metrics": meta["validation"]["metrics"],
-            },
-            segments=members,
-        )
-    logger.info("segments: %s", ", ".join(f"{name} {size:,}" for name, size in sizes.items()))
-    return {"written": len(scores), "store": repr(store), "segments": sizes}
-
-
-def track_outcomes(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, store: object) -> dict:
-    """Record, in the store, what came true for every past run whose goal window has closed and is not yet tracked.
+    """Find what came true for every published past run whose goal window has closed and is not yet tracked.
 
     A past run as of ``P`` is tracked by the first run as of ``T >= P + window_days`` whose events cover the
     whole goal window ``[P, P + window_days)`` (see :mod:`customer_ai.outcomes`); its scored profiles are read
     from the store's history.  A past run that scored another goal than the instance's current one (its
-    ``metadata.json`` says so) is left untracked: its scores answered another question.
+    ``metadata.json`` says so) is left untracked: its scores answered another question.  The outcomes go to the
+    run folder's ``outcomes.parquet``; the store records them when this run publishes, with its scores.
     """
-    events = _run_events(spec, as_of, home)
+    folder = _folder(spec, as_of, home, attempt)
+    events = _run_events(spec, as_of, home, attempt)
     start, _ = run_window(spec, as_of)
     last_event = events["timestamp"].max() if len(events) else None
-    runs = store.read_runs(spec.name)  # type: ignore[attr-defined]
-    past = runs.loc[(runs["status"] == "ok") & (runs["as_of"] < f"{as_of:%Y-%m-%d}"), "as_of"].tolist()
-    tracked = set(store.read_outcomes(spec.name)["as_of"])  # type: ignore[attr-defined]
-    due = [d for d in closed_window_dates(past, spec.goal.window_days, as_of, last_event) if d not in tracked]
-    done, skipped = [], {}
+    untracked = {row["as_of"]: row for row in _tracked_past_runs(spec, as_of, store)}
+    due = closed_window_dates(list(untracked), spec.goal.window_days, as_of, last_event)
+    done, skipped, frames = [], {}, []
+    tracked_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     for date in due:
         then = pd.Timestamp(date, tz="UTC")
-        meta_path = artifacts.run_dir(home, spec.name, then) / "metadata.json"
+        meta_path = artifacts.run_dir(home, spec.name, then, untracked[date]["run_id"]) / "metadata.json"
         goal_then = artifacts.read_json(meta_path).get("goal") if meta_path.exists() else None
         if then < start:
             skipped[date] = f"its goal window starts before this run's events ({start:%Y-%m-%d})"
@@ -744,7 +778,7 @@ def track_outcomes(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, store: o
             continue
         scores = store.read_scores(spec.name, as_of=date)  # type: ignore[attr-defined]
         outcomes = realised_outcomes(spec, events, then, scores)
-        store.write_outcomes(spec.name, date, outcomes)  # type: ignore[attr-defined]
+        frames.append(outcomes.assign(as_of=date, tracked_at=tracked_at))
         overall = outcomes.iloc[0]
         logger.info(
             "outcomes of the run as of %s: %s profiles, predicted %.1f%%, came true %.1f%%",
@@ -754,34 +788,50 @@ def track_outcomes(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, store: o
             100 * overall["realised_rate"],
         )
         done.append(date)
+    artifacts.write_frame(folder / OUTCOMES_FILE, tracked_frame(frames))
     return {"tracked": done, "skipped": skipped}
 
 
-def write_report(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, store: object) -> dict:
-    """Write the run's ``report.html`` into its run folder (see :mod:`customer_ai.report`)."""
+def write_report(
+    spec: InstanceSpec, as_of: pd.Timestamp, home: Path, store: object, *, attempt: str = DEFAULT_ATTEMPT
+) -> dict:
+    """Write the run's ``report.html`` into its staging folder (see :mod:`customer_ai.report`); publish shows it."""
     from customer_ai.report import build_report  # noqa: PLC0415 - only the step that draws loads matplotlib
 
-    folder = _folder(spec, as_of, home)
+    folder = _folder(spec, as_of, home, attempt)
     with step("writing the report"):
         path = build_report(spec, as_of, home, store, folder=folder)
-    final = artifacts.run_dir(home, spec.name, as_of) / path.name
-    logger.info("report: %s (%s KB)", final, f"{path.stat().st_size // 1024:,}")
-    return {"report": str(final), "bytes": path.stat().st_size}
+    logger.info("report written (%s KB); it is published with the run", f"{path.stat().st_size // 1024:,}")
+    return {"report": path.name, "bytes": path.stat().st_size}
 
 
-def publish(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
-    """Write the run's ``metadata.json``, put the run folder in place of the last one, return its summary.
+SEGMENTS = "segments.parquet"  # the run's segment membership: segment, profile_id
 
-    Until this step the run works in its staging folder; the run folder of the as-of date (what ``show`` and
-    readers use) changes only here, in one swap, after every other step succeeded.
-    """
-    folder = _folder(spec, as_of, home)
-    final = artifacts.run_dir(home, spec.name, as_of)
-    model = artifacts.read_json(folder / "model.json")
-    scores = pd.read_parquet(folder / "scores.parquet", columns=["bucket"])
+
+def _segments(spec: InstanceSpec, folder: Path) -> pd.DataFrame:
+    """Return the segment membership of a run folder's scores (factors decoded only when a rule tests them)."""
+    tests_factors = any(c.factor for s in spec.segments for c in s.where)
+    columns = None if tests_factors else [c for c in pq.read_schema(folder / "scores.parquet").names if c != "factors"]
+    scores = pd.read_parquet(folder / "scores.parquet", columns=columns)
+    if tests_factors:
+        scores["factors"] = [json.loads(f) for f in scores["factors"]]
+    return segment_members(scores, spec)
+
+
+def _seal(spec: InstanceSpec, as_of: pd.Timestamp, staging: Path, attempt: str, gate: float) -> Path:
+    """Write the run's segments and metadata into its staging folder, then seal it; return the sealed folder."""
+    final = artifacts.next_seal(staging, attempt)
+    model = artifacts.read_json(staging / "model.json")
+    scores = pd.read_parquet(staging / "scores.parquet", columns=["bucket"])
+    members = _segments(spec, staging)
+    artifacts.write_frame(staging / SEGMENTS, members.reset_index(drop=True))
+    _, reason = quality_verdict(model["validation"]["metrics"], gate)
+    reason += f"; model trained as of {model['as_of']}{', reused' if model.get('reused') else ''}"
     summary = {
         "instance": spec.name,
         "as_of": f"{as_of:%Y-%m-%d}",
+        "run_id": final.name,
+        "attempt": attempt,
         "propensity": spec.propensity,
         "goal": spec.goal_in_words(),
         "spec_hash": spec.spec_hash(),
@@ -791,23 +841,128 @@ def publish(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict:
         "validation": model["validation"],
         "history": model["history"],
         "quality": model["quality"],
+        "reason": reason,
         "scored_profiles": len(scores),
         "buckets": _bucket_counts(scores),
+        "segments": segment_sizes(members, spec),
         "versions": artifacts.package_versions(),
         "artifacts": str(final),
     }
-    artifacts.write_json(folder / "metadata.json", summary)
-    artifacts.promote_dir(folder, final)
-    return {k: summary[k] for k in ("instance", "as_of", "model_version", "scored_profiles", "buckets", "artifacts")}
+    artifacts.write_json(staging / "metadata.json", summary)
+    return artifacts.seal(staging, final)
 
 
-def _say_if_the_definition_changed(spec: InstanceSpec, home: Path) -> None:
-    """Warn when the newest published run of this name in ``home`` scored another definition of it."""
-    runs = sorted(Path(home).glob(f"artifacts/{spec.name}/[0-9]*/metadata.json"))
-    if not runs:
+def _commit(spec: InstanceSpec, as_of: pd.Timestamp, folder: Path, store: object) -> dict:
+    """Make the sealed run folder current: its scores, history, segments, outcomes and run row in one transaction."""
+    meta = artifacts.read_json(folder / "metadata.json")
+    # the factors stay the JSON text scores.parquet holds, in Arrow memory, which the store keeps as it is
+    table = pq.read_table(folder / "scores.parquet")
+    scores = table.drop_columns(["factors"]).to_pandas()
+    scores["factors"] = pd.Series(pd.arrays.ArrowExtensionArray(table.column("factors")), index=scores.index)
+    del table
+    members = pd.read_parquet(folder / SEGMENTS)
+    outcomes = read_tracked(folder)
+    with step(f"publishing {len(scores):,} scores and {len(meta['segments'])} segments to {store}"):
+        store.write_run(  # type: ignore[attr-defined]
+            spec.name,
+            f"{as_of:%Y-%m-%d}",
+            scores,
+            {
+                "model_version": meta["model_version"],
+                "status": "ok",
+                "reason": meta["reason"],
+                "metrics": meta["validation"]["metrics"],
+                "run_id": meta["run_id"],
+                "attempt": meta["attempt"],
+            },
+            segments=members,
+            outcomes=outcomes,
+        )
+    return meta
+
+
+def publish(
+    spec: InstanceSpec,
+    as_of: pd.Timestamp,
+    home: Path,
+    store: object,
+    *,
+    min_auc: float | None = None,
+    attempt: str = DEFAULT_ATTEMPT,
+) -> dict:
+    """Publish the run: seal its folder, then make it current in the store in one transaction (the commit point).
+
+    Sealing writes the run's segment membership and ``metadata.json`` and renames the staging folder to its
+    sealed name, which no later step writes into.  The commit then writes the scores, the history, the segment
+    membership, the outcomes the run tracked and the run row naming the sealed folder, in one transaction; until
+    it, every reader sees the previous run, after it the new one, whole.  Publishing again after the commit (a
+    retried task) commits the attempt's newest sealed folder again: the same rows.  ``min_auc`` is the gate the
+    run passed (the trigger's value, else ``training.min_auc``), quoted in the run's reason.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the attempt has neither a staging folder nor a sealed one: its earlier steps have not run.
+    """
+    staging = artifacts.staging_dir(home, spec.name, as_of, attempt)
+    if staging.exists():
+        with step("sealing the run folder"):
+            folder = _seal(spec, as_of, staging, attempt, _gate(spec, min_auc))
+    else:
+        sealed = artifacts.sealed_runs(home, spec.name, as_of, attempt)
+        if not sealed:
+            raise FileNotFoundError(f"{staging} is missing: run the steps before publish for {spec.name}")
+        folder = sealed[-1]
+        logger.info("publishing the sealed run folder %s again", folder)
+    meta = _commit(spec, as_of, folder, store)
+    logger.info(
+        "published run %s of %s as of %s: %s; segments: %s",
+        meta["run_id"],
+        spec.name,
+        meta["as_of"],
+        folder,
+        ", ".join(f"{name} {size:,}" for name, size in meta["segments"].items()),
+    )
+    keys = ("instance", "as_of", "run_id", "model_version", "scored_profiles", "buckets", "segments", "artifacts")
+    return {k: meta[k] for k in keys}
+
+
+def record_failure(
+    spec: InstanceSpec,
+    as_of: pd.Timestamp,
+    store: object,
+    *,
+    attempt: str,
+    step_name: str,
+    error: BaseException,
+    try_number: int = 1,
+) -> bool:
+    """Record a failed step of an attempt in the store's attempts; return whether it could be recorded.
+
+    A store that cannot be reached (often the very reason of the failure) is said in the log, never raised: the
+    step's own error is what the caller reports.
+    """
+    reason = " ".join(f"{type(error).__name__}: {error}".split())[:4000] if str(error) else type(error).__name__
+    try:
+        store.record_attempt(  # type: ignore[attr-defined]
+            spec.name,
+            f"{as_of:%Y-%m-%d}",
+            {"attempt": attempt, "step": step_name, "try_number": try_number, "status": "failed", "reason": reason},
+        )
+    except Exception as exc:  # the store may be what failed: say so and let the step's own error through
+        logger.warning("the failure of %s could not be recorded in the store: %s", step_name, exc)
+        return False
+    return True
+
+
+def _say_if_the_definition_changed(spec: InstanceSpec, home: Path, store: object) -> None:
+    """Warn when the instance's current published run scored another definition of it."""
+    latest = store.latest_run(spec.name)  # type: ignore[attr-defined]
+    if latest is None:
         return
-    meta = artifacts.read_json(runs[-1])
-    if meta.get("spec_hash") != spec.spec_hash():
+    path = artifacts.run_dir(home, spec.name, pd.Timestamp(latest["as_of"], tz="UTC"), latest["run_id"])
+    meta = artifacts.read_json(path / "metadata.json") if (path / "metadata.json").exists() else {}
+    if meta and meta.get("spec_hash") != spec.spec_hash():
         logger.warning(
             "the definition of %s changed since its run as of %s (spec %s then, %s now; goal then: %s): this run "
             "trains and publishes a new model version for the new definition",
@@ -848,38 +1003,45 @@ def run(
     force_retrain: bool = True,
     factors: int | None = None,
     min_auc: float | None = None,
+    attempt: str | None = None,
 ) -> RunResult:
     """Run every step of :data:`customer_ai.flow.STEPS` in order, as Airflow does: train and score as of ``as_of``.
 
-    A model that fails the quality gate stops the run there, exactly as in Airflow: the store records a
-    ``poor`` run and keeps its scores; the result holds the model's metadata and no scores, and its
-    ``artifact_dir`` is the staging folder (the last good run folder of that date is left as it was).
+    The run is one attempt (``attempt``, default a fresh ``cli-...`` id), recorded in the store's attempts: its
+    start, a failed step (then the error is raised again), a poor model or its publish.  A model that fails the
+    quality gate stops the run there, exactly as in Airflow: the store keeps its published runs and current
+    scores; the result holds the model's metadata and no scores, and its ``artifact_dir`` is the attempt's staging
+    folder (left for inspection until the next run of the date).
 
     Raises
     ------
     customer_ai.artifacts.RunInProgressError
         When another run of the instance is in progress in ``home`` (runs of one instance are never mixed).
     """
+    attempt = attempt or artifacts.new_attempt_id("cli")
     actions = {
-        "validate_events": lambda: validate_events(spec, as_of, home, events_path=events_path, dsn=dsn),
-        "build_training_set": lambda: build_training_set(spec, as_of, home, force_retrain=force_retrain),
-        "train": lambda: train(spec, as_of, home),
-        GATE: lambda: quality_gate(spec, as_of, home, store, min_auc=min_auc),
-        "plan_scoring": lambda: plan_scoring(spec, as_of, home),
-        "score_partition": lambda partition: score_partition(
-            spec, as_of, home, partition, factors=factors, inputs=inputs
+        "validate_events": lambda: validate_events(
+            spec, as_of, home, events_path=events_path, dsn=dsn, store=store, attempt=attempt, origin=_origin()
         ),
-        "combine_scores": lambda: combine_scores(spec, as_of, home),
-        "validate_scores": lambda: validate_scores(spec, as_of, home),
-        "enrich_profiles": lambda: enrich_profiles(spec, as_of, home, store, min_auc=min_auc),
-        "track_outcomes": lambda: track_outcomes(spec, as_of, home, store),
-        "write_report": lambda: write_report(spec, as_of, home, store),
-        "publish": lambda: publish(spec, as_of, home),
+        "build_training_set": lambda: build_training_set(
+            spec, as_of, home, force_retrain=force_retrain, attempt=attempt
+        ),
+        "train": lambda: train(spec, as_of, home, attempt=attempt),
+        GATE: lambda: quality_gate(spec, as_of, home, store, min_auc=min_auc, attempt=attempt),
+        "plan_scoring": lambda: plan_scoring(spec, as_of, home, attempt=attempt),
+        "score_partition": lambda partition: score_partition(
+            spec, as_of, home, partition, factors=factors, inputs=inputs, attempt=attempt
+        ),
+        "combine_scores": lambda: combine_scores(spec, as_of, home, attempt=attempt),
+        "validate_scores": lambda: validate_scores(spec, as_of, home, attempt=attempt),
+        "track_outcomes": lambda: track_outcomes(spec, as_of, home, store, attempt=attempt),
+        "write_report": lambda: write_report(spec, as_of, home, store, attempt=attempt),
+        "publish": lambda: publish(spec, as_of, home, store, min_auc=min_auc, attempt=attempt),
     }
-    folder = artifacts.staging_dir(home, spec.name, as_of)  # validate_events starts it afresh
+    folder = artifacts.staging_dir(home, spec.name, as_of, attempt)  # validate_events starts it afresh
     inputs = ScoringInputs()  # the partitions of this run share the loaded model
     with artifacts.instance_lock(home, spec.name):
-        _say_if_the_definition_changed(spec, home)
+        _say_if_the_definition_changed(spec, home, store)
         returned: dict | None = None
         for declared in STEPS:
             try:
@@ -896,10 +1058,18 @@ def run(
                 status, reason = quality_verdict(model["validation"]["metrics"], _gate(spec, min_auc))
                 metadata = {**model, "quality": {**model["quality"], "status": status, "reason": reason}}
                 return RunResult(scores=None, metadata=metadata, artifact_dir=folder, written_to_store=False)
-    final = artifacts.run_dir(home, spec.name, as_of)
+            except BaseException as exc:
+                record_failure(spec, as_of, store, attempt=attempt, step_name=declared.name, error=exc)
+                raise
+    final = Path(returned["artifacts"])  # type: ignore[index]
     return RunResult(
-        scores=read_scores(spec, as_of, home),
+        scores=read_scores(final),
         metadata=artifacts.read_json(final / "metadata.json"),
         artifact_dir=final,
         written_to_store=True,
     )
+
+
+def _origin() -> str:
+    """Say which process runs the command: its id and host, as the instance lock names it."""
+    return f"the customer-ai command (process {os.getpid()} on {platform.node()})"

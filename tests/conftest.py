@@ -36,16 +36,18 @@ BASE_SPEC: dict = {
 }
 
 
-# what a finished run leaves in its folder <home>/artifacts/<instance>/<as_of>/
+# what a finished run leaves in its sealed folder <home>/artifacts/<instance>/<as_of>/<run_id>/
 RUN_FILES = [
     "evaluation.json",
     "events.parquet",
     "metadata.json",
     "model.json",
+    "outcomes.parquet",
     "plan.json",
     "report.html",
     "scores.parquet",
     "scoring",
+    "segments.parquet",
     "source.json",
     "training_set.parquet",
     "validation",

@@ -36,24 +36,41 @@ STARTUP_TIMEOUT = 180.0
 RUN_TIMEOUT = 600.0
 
 
-def unpartitioned_scores(home: Path, instance: Path) -> pd.DataFrame:
-    """Score the published run again with its model in a single partition; return those scores."""
+def published_folder(home: Path, name: str) -> Path:
+    """Return the folder of the run the store published as of AS_OF."""
+    run = SQLiteStore(home / "store.sqlite").latest_run(name)
+    assert run is not None
+    assert run["as_of"] == AS_OF
+    return artifacts.run_dir(home, name, pd.Timestamp(AS_OF, tz="UTC"), run["run_id"])
+
+
+def unpartitioned_scores(home: Path, instance: Path, folder: Path) -> pd.DataFrame:
+    """Score the published run again with its model in a single partition; return those scores.
+
+    The scoring works in a staging copy of the sealed run folder (as a step of its attempt re-run on its own
+    does), which is removed afterwards; the sealed folder itself is never written.
+    """
     spec = load_spec(instance)
     as_of = pd.Timestamp(AS_OF, tz="UTC")
-    steps.score(spec, as_of, home, partitions=1)
-    scores = steps._read_scores(artifacts.staging_dir(home, spec.name, as_of))
-    shutil.rmtree(artifacts.staging_dir(home, spec.name, as_of))
+    attempt = artifacts.read_json(folder / "metadata.json")["attempt"]
+    steps.score(spec, as_of, home, partitions=1, attempt=attempt)
+    staging = artifacts.staging_dir(home, spec.name, as_of, attempt)
+    scores = steps.read_scores(staging)
+    shutil.rmtree(staging)
     return scores
 
 
 def assert_stored_scores_are_the_unpartitioned_ones(home: Path, instance: Path, partitions: int) -> None:
     spec = load_spec(instance)
-    published = steps.read_scores(spec, pd.Timestamp(AS_OF, tz="UTC"), home)
-    plan = artifacts.read_json(artifacts.run_dir(home, spec.name, pd.Timestamp(AS_OF, tz="UTC")) / "scoring/plan.json")
+    folder = published_folder(home, spec.name)
+    published = steps.read_scores(folder)
+    plan = artifacts.read_json(folder / "scoring/plan.json")
     assert plan["partitions"] == partitions
     assert min(plan["sizes"]) > 0
-    single = unpartitioned_scores(home, instance)
+    single = unpartitioned_scores(home, instance, folder)
     pd.testing.assert_frame_equal(published, single, check_exact=True)
+    pd.testing.assert_frame_equal(steps.read_scores(folder), published)  # the sealed folder is as it was
+    assert artifacts.read_json(folder / "scoring/plan.json") == plan
     stored = SQLiteStore(home / "store.sqlite").read_scores(spec.name, as_of=AS_OF)
     assert set(stored["profile_id"]) == eligible_at(AS_OF)
     expected = single.set_index("profile_id")["probability"]

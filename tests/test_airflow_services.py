@@ -19,7 +19,9 @@ import pandas as pd
 import pytest
 from airflow_support import DAG, Airflow, eligible_at, migrate, run_airflow, served_airflow, write_instance
 
+from customer_ai import artifacts
 from customer_ai.flow import step_names
+from customer_ai.store import SQLiteStore
 
 pytestmark = pytest.mark.airflow
 
@@ -146,6 +148,15 @@ def test_a_run_triggered_through_the_rest_api_scores_with_the_form_parameter(air
     assert {row[1] for row in rows} == eligible
     assert {(row[0], row[2]) for row in rows} == {("repurchase_30d", AS_OF)}
     assert runs == [(AS_OF, "ok")]
+    attempt = artifacts.attempt_id(DAG, run_id)  # every task of the DAG run worked in this attempt
+    published = SQLiteStore(store).latest_run("repurchase_30d")
+    assert published["run_id"] == attempt
+    attempts = SQLiteStore(store).read_attempts("repurchase_30d")
+    assert list(attempts[["attempt", "step", "status"]].itertuples(index=False, name=None)) == [
+        (attempt, "validate_events", "started"),
+        (attempt, "publish", "ok"),
+    ]
+    assert attempts["reason"].iloc[0] == f"started by Airflow DAG run {DAG} / {run_id}"
     sizes = [len(json.loads(row[3])) for row in rows]
     assert max(sizes) == 2  # at most the form's factors=2 (not the instance's 5), and some profile has 2
 
@@ -154,8 +165,12 @@ def test_a_run_triggered_through_the_rest_api_scores_with_the_form_parameter(air
     events = [event for event in response.json()["asset_events"] if event["uri"] == ASSET_URI]
     assert len(events) == 1, response.text
     assert events[0]["source_task_id"] == "publish"
-    assert events[0]["extra"]["as_of"] == AS_OF
-    assert events[0]["extra"]["scored_profiles"] == len(eligible)
+    assert events[0]["extra"] == {  # the run the event announces is the one the store made current
+        "as_of": AS_OF,
+        "run_id": attempt,
+        "model_version": published["model_version"],
+        "scored_profiles": len(eligible),
+    }
     print(f"Airflow services: run {run_id} checked {time.monotonic() - started:.0f}s after start")
 
 
@@ -217,9 +232,14 @@ def test_a_backfill_rescores_week_by_week_from_earlier_data_only(airflow: Airflo
     always = set.intersection(*(eligible_at(week) for week in WEEKS))
     assert {per_profile[p] for p in always} == {3}  # one history row per profile per as-of date
     assert current == [(WEEKS[-1],)]
+    store = SQLiteStore(home / "store.sqlite")
+    folders = artifacts.published_folders(home, "churn_60d", store.read_runs("churn_60d"))
+    assert sorted(folders) == WEEKS
+    by_week = {r["logical_date"][:10]: artifacts.attempt_id(CHURN, r["dag_run_id"]) for r in runs}
     for week in WEEKS:
-        seen = pd.read_parquet(home / "artifacts" / "churn_60d" / week / "events.parquet", columns=["timestamp"])
+        assert folders[week].name == by_week[week]  # each week's folder is sealed by its own DAG run
+        seen = pd.read_parquet(folders[week] / "events.parquet", columns=["timestamp"])
         assert seen["timestamp"].max() < pd.Timestamp(week, tz="UTC")  # each week saw only its past
-        summary = json.loads((home / "artifacts" / "churn_60d" / week / "metadata.json").read_text())
+        summary = json.loads((folders[week] / "metadata.json").read_text())
         assert summary["model_trained_as_of"] == WEEKS[0]  # in order: later weeks reuse the first week's model
         assert summary["model_reused"] is (week != WEEKS[0])

@@ -45,8 +45,45 @@ def fitted() -> tuple[PropensityModel, pd.DataFrame]:
     return estimator, estimator.features(events, AS_OF_EVENTS)
 
 
-def test_run_dir_layout(tmp_path):
-    assert artifacts.run_dir(tmp_path, "churn", AS_OF) == tmp_path / "artifacts" / "churn" / "2024-01-31"
+def test_date_staging_and_run_folder_layout(tmp_path):
+    date = tmp_path / "artifacts" / "churn" / "2024-01-31"
+    assert artifacts.date_dir(tmp_path, "churn", AS_OF) == date
+    assert artifacts.staging_dir(tmp_path, "churn", AS_OF) == date / ".local.staging"
+    assert artifacts.staging_dir(tmp_path, "churn", AS_OF, "cli-0123456789") == date / ".cli-0123456789.staging"
+    assert artifacts.run_dir(tmp_path, "churn", AS_OF, "cli-0123456789") == date / "cli-0123456789"
+    assert artifacts.run_dir(tmp_path, "churn", AS_OF, "af-0123456789.12") == date / "af-0123456789.12"
+    assert artifacts.run_dir(tmp_path, "churn", AS_OF, "") == date  # a run published before runs had names
+
+
+@pytest.mark.parametrize(
+    "run_id", ["../x", "..", ".", "a/b", "/tmp", ".local.staging", "cli-1.0", "cli-1.02", "cli-1.", "CLI-1", "a--b"]
+)
+def test_a_run_id_that_is_not_a_run_folder_name_is_refused(tmp_path, run_id):
+    with pytest.raises(ValueError, match="is not the name of a run folder"):
+        artifacts.run_dir(tmp_path, "churn", AS_OF, run_id)
+
+
+def test_new_attempt_ids_are_fresh_and_name_their_kind():
+    ids = [artifacts.new_attempt_id() for _ in range(200)]
+    assert all(re.fullmatch(r"cli-[0-9a-f]{10}", i) for i in ids), ids[:3]
+    assert len(set(ids)) == 200
+    assert re.fullmatch(r"af-[0-9a-f]{10}", artifacts.new_attempt_id("af"))
+    assert artifacts.DEFAULT_ATTEMPT == "local"
+
+
+def test_an_attempt_id_is_a_fixed_digest_of_its_parts():
+    dag_run = ("customer_ai_repurchase_30d", "scheduled__2011-12-11T00:00:00+00:00")
+    assert artifacts.attempt_id(*dag_run) == "af-7a7eb3b1b5"  # the same in every task, try and process
+    assert artifacts.attempt_id(*dag_run, kind="x") == "x-7a7eb3b1b5"
+    assert artifacts.attempt_id("customer_ai_repurchase_30d", "manual__2011-12-11") != "af-7a7eb3b1b5"
+    assert artifacts.attempt_id("a", "b") != artifacts.attempt_id("ab")  # the parts are kept apart
+    assert artifacts.staging_dir(Path("h"), "i", AS_OF, artifacts.attempt_id(*dag_run)).name == ".af-7a7eb3b1b5.staging"
+
+
+@pytest.mark.parametrize("attempt", ["", "CLI-1", "cli_1", "cli-", "-cli", "cli--1", "../x", "a/b", "cli-1.2", "é"])
+def test_a_bad_attempt_id_is_refused(tmp_path, attempt):
+    with pytest.raises(ValueError, match="is neither a kind and 10 hex digits"):
+        artifacts.staging_dir(tmp_path, "churn", AS_OF, attempt)
 
 
 def test_model_dir_layout(tmp_path):
@@ -134,13 +171,174 @@ def test_package_versions_names_python_and_dependencies():
     assert versions["lightgbm"][0].isdigit()
 
 
-def test_published_runs_are_the_dated_folders_with_scores_oldest_first(tmp_path: Path) -> None:
+def _folder(path: Path, *files: str) -> Path:
+    path.mkdir(parents=True)
+    for name in files:
+        (path / name).write_text(name)
+    return path
+
+
+def test_sealing_names_the_folder_after_its_attempt_then_numbers_the_next_seals(tmp_path: Path) -> None:
+    date = artifacts.date_dir(tmp_path, "unit", AS_OF)
+    _folder(date / "cli-000000000b", "x")  # another attempt's sealed run
+    names = []
+    for seal in range(3):
+        staging = _folder(artifacts.staging_dir(tmp_path, "unit", AS_OF, "cli-000000000a"), f"seal-{seal}")
+        final = artifacts.next_seal(staging, "cli-000000000a")
+        assert artifacts.seal(staging, final) == final
+        assert not staging.exists()
+        assert sorted(p.name for p in final.iterdir()) == [f"seal-{seal}"]  # the staging folder, whole
+        names.append(final.name)
+    assert names == ["cli-000000000a", "cli-000000000a.2", "cli-000000000a.3"]
+    assert sorted(p.name for p in date.iterdir()) == [
+        "cli-000000000a",
+        "cli-000000000a.2",
+        "cli-000000000a.3",
+        "cli-000000000b",
+    ]
+
+
+def test_a_seal_number_follows_the_highest_one_left_not_the_first_free_one(tmp_path: Path) -> None:
+    # a cleared Airflow DAG run keeps its attempt: once its first folder is removed, that name is not given again
+    date = artifacts.date_dir(tmp_path, "unit", AS_OF)
+    _folder(date / "cli-000000000a.2", "x")
+    _folder(date / "cli-000000000a.7.staging-not-a-seal", "x")
+    staging = _folder(artifacts.staging_dir(tmp_path, "unit", AS_OF, "cli-000000000a"), "y")
+    assert artifacts.next_seal(staging, "cli-000000000a").name == "cli-000000000a.3"
+    assert artifacts.next_seal(staging, "cli-000000000b").name == "cli-000000000b"
+
+
+def test_a_seal_never_replaces_a_sealed_folder(tmp_path: Path) -> None:
+    date = artifacts.date_dir(tmp_path, "unit", AS_OF)
+    sealed = _folder(date / "cli-000000000a", "old")
+    staging = _folder(artifacts.staging_dir(tmp_path, "unit", AS_OF, "cli-000000000a"), "new")
+    with pytest.raises(FileExistsError, match="cli-000000000a exists: a sealed run folder is never replaced"):
+        artifacts.seal(staging, sealed)
+    assert sorted(p.name for p in sealed.iterdir()) == ["old"]
+    assert sorted(p.name for p in staging.iterdir()) == ["new"]
+
+
+def test_sealed_runs_are_one_attempts_folders_in_the_order_sealed(tmp_path: Path) -> None:
+    assert artifacts.sealed_runs(tmp_path, "unit", AS_OF, "cli-000000000a") == []  # no folder of the date yet
+    date = artifacts.date_dir(tmp_path, "unit", AS_OF)
+    for name in (
+        "cli-000000000a.10",
+        "cli-000000000a.2",
+        "cli-000000000a",
+        "cli-000000000a.3",
+        "cli-000000000b",
+        "cli-000000000a-b",
+        ".cli-000000000a.staging",
+        "validation",
+    ):
+        _folder(date / name)
+    (date / "cli-000000000a.4").write_text("a file, not a run folder")
+    found = artifacts.sealed_runs(tmp_path, "unit", AS_OF, "cli-000000000a")
+    assert [p.name for p in found] == [
+        "cli-000000000a",
+        "cli-000000000a.2",
+        "cli-000000000a.3",
+        "cli-000000000a.10",
+    ]  # by number, not by name
+    assert [p.name for p in artifacts.sealed_runs(tmp_path, "unit", AS_OF, "cli-000000000b")] == ["cli-000000000b"]
+    assert artifacts.sealed_runs(tmp_path, "unit", AS_OF, "local") == []
+
+
+def test_clear_abandoned_removes_staging_and_unpublished_run_folders_only(tmp_path: Path) -> None:
+    instance = tmp_path / "artifacts" / "unit"
+    date = artifacts.date_dir(tmp_path, "unit", AS_OF)
+    # files of a run published in the date's folder itself, before run folders had names
+    _folder(date, "scores.parquet", "metadata.json")
+    _folder(date / "validation", "events.json")
+    _folder(date / "scoring", "plan.json")
+    _folder(date / "cli-000000000a", "scores.parquet")  # the published run
+    _folder(date / "cli-000000000b", "scores.parquet")  # replaced by a later run of the date
+    _folder(date / "af-0123456789.2", "scores.parquet")  # sealed, killed before its commit
+    _folder(date / ".cli-000000000c.staging", "events.parquet")  # another attempt's work
+    _folder(date / ".local.staging")
+    _folder(date / "my_notes", "todo.txt")  # not a run folder's name: not the run's to remove
+    (date / "cli-d").write_text("a file")  # not a folder
+    _folder(instance / ".2024-01-31.staging", "events.parquet")  # the staging folder of earlier versions
+    _folder(instance / ".2024-02-01.staging")  # another date's
+
+    removed = artifacts.clear_abandoned(tmp_path, "unit", AS_OF, {"cli-000000000a"})
+
+    assert removed == [
+        ".2024-01-31.staging",
+        ".cli-000000000c.staging",
+        ".local.staging",
+        "af-0123456789.2",
+        "cli-000000000b",
+    ]
+    assert sorted(p.name for p in date.iterdir()) == [
+        "cli-000000000a",
+        "cli-d",
+        "metadata.json",
+        "my_notes",
+        "scores.parquet",
+        "scoring",
+        "validation",
+    ]
+    assert sorted(p.name for p in (date / "cli-000000000a").iterdir()) == ["scores.parquet"]
+    assert sorted(p.name for p in (date / "validation").iterdir()) == ["events.json"]
+    assert sorted(p.name for p in instance.iterdir()) == [".2024-02-01.staging", "2024-01-31"]
+    assert artifacts.clear_abandoned(tmp_path, "unit", AS_OF, {"cli-000000000a"}) == []  # nothing left to remove
+    assert artifacts.clear_abandoned(tmp_path, "unit", AS_OF, set()) == [
+        "cli-000000000a"
+    ]  # nothing published: it goes too
+
+
+def test_clear_abandoned_of_a_date_without_folders(tmp_path: Path) -> None:
+    assert artifacts.clear_abandoned(tmp_path, "unit", AS_OF, set()) == []
+    _folder(tmp_path / "artifacts" / "unit" / ".2024-01-31.staging")
+    assert artifacts.clear_abandoned(tmp_path, "unit", AS_OF, set()) == [".2024-01-31.staging"]
+    assert sorted(p.name for p in (tmp_path / "artifacts" / "unit").iterdir()) == []
+
+
+def test_published_folders_follow_the_stores_run_rows(tmp_path: Path) -> None:
+    runs = pd.DataFrame(
+        {
+            "instance": ["demo", "demo"],
+            "as_of": ["2011-11-06", "2011-12-11"],
+            "status": ["ok", "ok"],
+            "run_id": ["", "cli-0123456789.2"],
+        }
+    )
     root = tmp_path / "artifacts" / "demo"
-    for name in ("2011-12-11", "2011-10-02", "2011-11-06", ".2011-12-18.staging", "2011-13-45", "notes"):
-        (root / name).mkdir(parents=True)
-        (root / name / "scores.parquet").write_bytes(b"")
-    (root / "2011-12-25").mkdir()  # a run folder without scores: the run did not score
-    dates = artifacts.published_runs(tmp_path, "demo")
-    assert [f"{d:%Y-%m-%d}" for d in dates] == ["2011-10-02", "2011-11-06", "2011-12-11"]
-    assert all(str(d.tz) == "UTC" for d in dates)
-    assert artifacts.published_runs(tmp_path, "other") == []
+    assert artifacts.published_folders(tmp_path, "demo", runs) == {
+        "2011-11-06": root / "2011-11-06",  # published before runs had names: the date's folder
+        "2011-12-11": root / "2011-12-11" / "cli-0123456789.2",
+    }
+    assert artifacts.published_folders(tmp_path, "demo", runs.iloc[:0]) == {}
+    with pytest.raises(ValueError, match="'../../x' is not the name of a run folder"):
+        artifacts.published_folders(tmp_path, "demo", runs.assign(run_id=["", "../../x"]))
+
+
+def test_save_model_keeps_the_evaluation_in_the_same_folder(tmp_path, fitted):
+    estimator, _ = fitted
+    version = artifacts.model_version(estimator.model_, AS_OF)
+    evaluation = {"model_version": version, "rows": 3, "scorers": {"model": {"auc": 0.75}}}
+    folder = artifacts.save_model(tmp_path, "unit", estimator, {"model_version": version}, evaluation)
+    assert sorted(p.name for p in folder.iterdir()) == ["evaluation.json", "model.json", "model.txt"]
+    assert artifacts.read_json(folder / "evaluation.json") == evaluation
+    # a folder of that version is kept as it is, evaluation included
+    artifacts.save_model(tmp_path, "unit", estimator, {"model_version": version}, {"model_version": version})
+    assert artifacts.read_json(folder / "evaluation.json") == evaluation
+    assert hidden_entries(folder.parent) == []
+
+
+def test_a_model_whose_evaluation_cannot_be_written_is_not_stored(tmp_path, fitted, monkeypatch):
+    estimator, _ = fitted
+    version = artifacts.model_version(estimator.model_, AS_OF)
+
+    tried = []
+
+    def full_disk(path: Path, data: dict) -> None:
+        tried.append(path.name)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(artifacts, "write_json", full_disk)
+    with pytest.raises(OSError, match="No space left on device"):
+        artifacts.save_model(tmp_path, "unit", estimator, {"model_version": version}, {"model_version": version})
+    assert tried == ["evaluation.json"]  # the model itself was written
+    assert list((tmp_path / "models" / "unit").iterdir()) == []  # no model folder without its evaluation

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import secrets
+import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +22,11 @@ from conftest import BASE_SPEC, RETAIL_EVENTS, ROOT, RUN_FILES
 
 pytestmark = pytest.mark.e2e
 
+NAME = "repurchase_30d"
 AS_OF = "2011-10-01"
+LATER = "2011-11-01"  # a second as-of date, after AS_OF's goal window closed
+RUN_ID = re.compile(r"cli-[0-9a-f]{10}")  # the command's attempt id, the name of the folder it seals
+PG_DSN = os.environ.get("CUSTOMER_AI_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def _cli(*args: str, home: Path) -> subprocess.CompletedProcess:
@@ -28,6 +38,107 @@ def _cli(*args: str, home: Path) -> subprocess.CompletedProcess:
         cwd=ROOT,
         check=False,
     )
+
+
+# the command with one function replaced by one that raises: ``failing.py module:attribute <command arguments>``
+FAILING = """
+import sys
+from importlib import import_module
+
+target, *argv = sys.argv[1:]
+module, _, attribute = target.partition(":")
+owner = import_module(module)
+*parents, name = attribute.split(".")
+for parent in parents:
+    owner = getattr(owner, parent)
+getattr(owner, name)  # it must exist: a typo must not make a run that cannot fail
+
+
+def broken(*args, **kwargs):
+    raise RuntimeError(f"{name} broke on purpose")
+
+
+setattr(owner, name, broken)
+from customer_ai.cli import main
+
+sys.exit(main(argv))
+"""
+
+
+def _cli_failing(target: str, *args: str, home: Path) -> subprocess.CompletedProcess:
+    """Run the command in a process of its own where ``target`` (``module:attribute``) raises RuntimeError."""
+    script = home.parent / "failing.py"
+    script.write_text(FAILING)
+    return subprocess.run(
+        [sys.executable, str(script), target, *args],
+        capture_output=True,
+        text=True,
+        env={"CUSTOMER_AI_HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def _store_of(home: Path):  # noqa: ANN202 - the SQLite store of a home
+    from customer_ai.store import SQLiteStore
+
+    return SQLiteStore(home / "store.sqlite")
+
+
+def _at(home: Path) -> list[str]:
+    """The options naming a home and its embedded store, for the command run in this process."""
+    return ["--home", str(home), "--store", f"sqlite:///{home / 'store.sqlite'}"]
+
+
+def _published(home: Path, as_of: str = AS_OF) -> tuple[dict, Path]:
+    """Return the store's runs row of ``as_of`` and the sealed folder it names."""
+    runs = _store_of(home).read_runs(NAME)
+    row = runs.loc[runs["as_of"] == as_of].iloc[0].to_dict()
+    assert RUN_ID.fullmatch(row["run_id"]), row
+    return row, home / "artifacts" / NAME / as_of / row["run_id"]
+
+
+def _attempts(home: Path, as_of: str) -> list[dict]:
+    return _store_of(home).read_attempts(NAME, as_of).to_dict("records")
+
+
+def _head(home: Path, row: dict, folder: Path) -> list[str]:
+    """The lines `show` prints first for the published run ``row`` of the workspace's instance."""
+    meta = json.loads((folder / "metadata.json").read_text())
+    buckets = ", ".join(f"{k} {meta['buckets'][k]:,}" for k in ("low", "medium", "high"))
+    return [
+        f"{NAME}: purchase occurs within 30 days",
+        f"latest run as of {row['as_of']}, model {row['model_version']}: ok: {row['reason']}",
+        f"scored {meta['scored_profiles']:,} profiles ({buckets})",
+        f"artifacts: {folder}",
+        f"report: {folder / 'report.html'}",
+    ]
+
+
+def _variant(workspace: Path, file_name: str, **training: object) -> Path:
+    """Write the workspace's instance with other training settings; return its path."""
+    instance = yaml.safe_load((workspace / "instance.yaml").read_text())
+    instance["training"].update(training)
+    path = workspace / file_name
+    path.write_text(yaml.safe_dump(instance))
+    return path
+
+
+def _described(workspace: Path, file_name: str, description: str) -> Path:
+    """Write the workspace's instance with ``description`` as a double-quoted YAML string, escapes kept as given."""
+    instance = yaml.safe_load((workspace / "instance.yaml").read_text())
+    instance.pop("description", None)
+    path = workspace / file_name
+    path.write_text(yaml.safe_dump(instance) + f'description: "{description}"\n')
+    return path
+
+
+def _main(*args: str, capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    from customer_ai.cli import main
+
+    status = main(list(args))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
@@ -95,11 +206,15 @@ def test_run_writes_scores_for_every_eligible_profile(workspace: Path, first_run
 
 
 def test_run_writes_artifacts_with_metadata(first_run: tuple) -> None:
-    _, home = first_run
-    folder = home / "artifacts" / "repurchase_30d" / AS_OF
+    result, home = first_run
+    row, folder = _published(home)  # the sealed folder the store's run row names
+    assert f"artifacts: {folder}\n" in result.stdout
+    assert sorted(p.name for p in folder.parent.iterdir()) == [row["run_id"]]  # sealed: no staging folder left
     assert sorted(p.name for p in folder.iterdir()) == RUN_FILES
     meta = json.loads((folder / "metadata.json").read_text())
     assert meta["as_of"] == AS_OF
+    assert (meta["run_id"], meta["attempt"], meta["artifacts"]) == (row["run_id"], row["run_id"], str(folder))
+    assert (meta["model_version"], meta["reason"]) == (row["model_version"], row["reason"])
     assert meta["quality"]["status"] == "ok"
     assert meta["validation"]["metrics"]["roc_auc"] > 0.65
     for key in ("roc_auc", "pr_auc", "log_loss", "brier", "top_decile_lift"):
@@ -132,9 +247,16 @@ def test_run_fills_the_embedded_store(first_run: tuple, workspace: Path) -> None
     scores = pd.read_csv(workspace / "scores.csv", dtype={"profile_id": str})
     with sqlite3.connect(home / "store.sqlite") as connection:
         current = connection.execute("SELECT COUNT(*) FROM customer_ai_scores").fetchone()[0]
-        runs = connection.execute("SELECT as_of, status FROM customer_ai_runs").fetchall()
+        runs = connection.execute("SELECT as_of, status, scored_profiles, run_id FROM customer_ai_runs").fetchall()
+        attempts = connection.execute(
+            "SELECT as_of, attempt, step, status, run_id FROM customer_ai_attempts ORDER BY id"
+        ).fetchall()
     assert current == len(scores)
-    assert runs == [(AS_OF, "ok")]
+    (run_id,) = {attempt for _, attempt, *_ in attempts}
+    assert RUN_ID.fullmatch(run_id)
+    assert runs == [(AS_OF, "ok", len(scores), run_id)]
+    # the attempt's start, then its publish (the command's attempt seals its folder under its own id)
+    assert attempts == [(AS_OF, run_id, "validate_events", "started", ""), (AS_OF, run_id, "publish", "ok", run_id)]
 
 
 def test_running_twice_gives_the_same_scores(workspace: Path, first_run: tuple) -> None:
@@ -174,28 +296,46 @@ def test_explain_prints_one_profile(first_run: tuple, workspace: Path) -> None:
 
 
 def test_poor_model_exits_non_zero_unless_allowed(workspace: Path) -> None:
-    instance = yaml.safe_load((workspace / "instance.yaml").read_text())
-    instance["training"]["min_auc"] = 0.99
-    path = workspace / "strict.yaml"
-    path.write_text(yaml.safe_dump(instance))
+    path = _variant(workspace, "strict.yaml", min_auc=0.99)
     home = workspace / "home-poor"
     poor = _cli("run", str(path), "--as-of", AS_OF, home=home)
     assert poor.returncode == 1
     assert "below the quality gate of 0.99" in poor.stderr
     assert "the run stopped at the quality gate" in poor.stderr
-    folder = home / "artifacts" / "repurchase_30d" / f".{AS_OF}.staging"  # never published
+    (started, stopped) = _attempts(home, AS_OF)
+    attempt = started["attempt"]
+    assert RUN_ID.fullmatch(attempt)
+    assert [(r["attempt"], r["step"], r["status"]) for r in (started, stopped)] == [
+        (attempt, "validate_events", "started"),
+        (attempt, "quality_gate", "poor"),
+    ]
+    date = home / "artifacts" / NAME / AS_OF
+    folder = date / f".{attempt}.staging"  # never sealed, never published
     assert f"artifacts: {folder}" in poor.stdout
-    assert not (home / "artifacts" / "repurchase_30d" / AS_OF).exists()
+    assert sorted(p.name for p in date.iterdir()) == [folder.name]
     meta = json.loads((folder / "model.json").read_text())
     assert meta["quality"]["status"] == "poor"
+    assert stopped["model_version"] == meta["model_version"]
+    assert stopped["reason"].startswith(f"model {meta['model_version']} is poor: validation ROC AUC ")
     # the same declared steps as Airflow: nothing after the gate ran
     assert not (folder / "scores.parquet").exists()
     assert not (folder / "metadata.json").exists()
     with sqlite3.connect(home / "store.sqlite") as connection:
         assert connection.execute("SELECT COUNT(*) FROM customer_ai_scores").fetchone()[0] == 0
-        assert connection.execute("SELECT status FROM customer_ai_runs").fetchall() == [("poor",)]
+        assert connection.execute("SELECT COUNT(*) FROM customer_ai_runs").fetchone()[0] == 0  # nothing published
+    shown = _cli("show", str(path), home=home)
+    assert shown.returncode == 1  # nothing to show but the attempt
+    assert shown.stdout.splitlines()[2] == (
+        f"newest attempt: as of {AS_OF}, attempt {attempt}: poor at quality_gate on {stopped['recorded_at']}: "
+        f"{stopped['reason']}"
+    )
     allowed = _cli("run", str(path), "--as-of", AS_OF, "--allow-poor", home=home)
     assert allowed.returncode == 0
+    rows = _attempts(home, AS_OF)
+    assert [r["status"] for r in rows] == ["started", "poor", "started", "poor"]
+    again = rows[-1]["attempt"]
+    assert again != attempt
+    assert sorted(p.name for p in date.iterdir()) == [f".{again}.staging"]  # the earlier attempt's folder is gone
 
 
 def test_insufficient_data_names_counts_and_thresholds(workspace: Path) -> None:
@@ -287,7 +427,7 @@ def test_check_rejects_a_condition_on_an_unknown_field(workspace: Path) -> None:
 def test_report_rewrites_a_published_runs_report_without_retraining(first_run: tuple, workspace: Path) -> None:
     _, home = first_run
     instance = str(workspace / "instance.yaml")
-    folder = home / "artifacts" / "repurchase_30d" / AS_OF
+    _, folder = _published(home)
     written_by_the_run = (folder / "report.html").read_bytes()
     out = workspace / "reports" / "copy.html"
     result = _cli("report", instance, "--out", str(out), home=home)  # default: the newest published run
@@ -301,15 +441,17 @@ def test_report_rewrites_a_published_runs_report_without_retraining(first_run: t
     assert again.stdout == f"repurchase_30d as of {AS_OF}: report written to {folder / 'report.html'}\n"
     assert sorted(p.name for p in (home / "models" / "repurchase_30d").iterdir()) == models  # nothing trained
 
+    store = f"SQLiteStore('{home / 'store.sqlite'}')"
     missing = _cli("report", instance, "--as-of", "2011-11-01", home=home)
     assert missing.returncode == 2
-    assert f"repurchase_30d has no published run as of 2011-11-01 in {home} (published: {AS_OF})" in missing.stderr
+    assert f"repurchase_30d has no run as of 2011-11-01 in {store} (published runs as of: {AS_OF})" in missing.stderr
     wrong = _cli("report", instance, "--out", str(workspace / "report.pdf"), home=home)
     assert wrong.returncode == 2
     assert f"--out {workspace / 'report.pdf'}: use a file name ending in .html" in wrong.stderr
     nothing = _cli("report", instance, home=workspace / "empty-home")
     assert nothing.returncode == 2
-    assert f"repurchase_30d has no published run in {workspace / 'empty-home'}: run it first" in nothing.stderr
+    empty = f"SQLiteStore('{workspace / 'empty-home' / 'store.sqlite'}')"
+    assert f"error: repurchase_30d has no published run in {empty}: run it first\n" == nothing.stderr
 
 
 def test_show_describes_what_the_run_scored_not_the_file(first_run: tuple, workspace: Path) -> None:
@@ -324,7 +466,8 @@ def test_show_describes_what_the_run_scored_not_the_file(first_run: tuple, works
     assert lines[0] == "repurchase_30d: purchase occurs within 30 days"
     assert lines[2].startswith(f"note: this run scored another definition of repurchase_30d than {other} holds now")
     assert lines[2].endswith("file's goal: purchase occurs within 60 days)")
-    profile = pd.read_parquet(home / "artifacts" / "repurchase_30d" / AS_OF / "scores.parquet")["profile_id"].iloc[0]
+    _, folder = _published(home)
+    profile = pd.read_parquet(folder / "scores.parquet")["profile_id"].iloc[0]
     explained = _cli("explain", str(other), profile, home=home).stdout.splitlines()
     assert explained[0].endswith("purchase occurs within 30 days")
     assert explained[1].startswith("note: this run scored another definition of repurchase_30d")
@@ -419,14 +562,16 @@ def test_show_prints_the_latest_run_and_top_profiles(first_run: tuple, workspace
     assert ": ok: validation ROC AUC " in lines[1]
     assert lines[2].startswith("scored ")
     assert "(low " in lines[2]
-    assert lines[3] == f"artifacts: {home / 'artifacts' / 'repurchase_30d' / AS_OF}"
-    assert lines[4] == f"report: {home / 'artifacts' / 'repurchase_30d' / AS_OF / 'report.html'}"
+    _, folder = _published(home)
+    assert lines[3] == f"artifacts: {folder}"
+    assert lines[4] == f"report: {folder / 'report.html'}"
+    assert lines[5] == f"store: SQLiteStore('{home / 'store.sqlite'}')"  # no newer attempt than this run's publish
     assert lines[6] == "top 2 profiles:"
     other = _cli("show", str(workspace / "instance.yaml"), "--as-of", "2011-11-01", home=home)
     assert other.returncode == 2
-    assert (
-        f"repurchase_30d has no run as of 2011-11-01 in SQLiteStore('{home / 'store.sqlite'}') (runs as of: {AS_OF})"
-        in other.stderr
+    assert other.stderr == (
+        f"repurchase_30d has no run as of 2011-11-01 in SQLiteStore('{home / 'store.sqlite'}') "
+        f"(published runs as of: {AS_OF})\n"
     )
     empty = _cli("show", str(workspace / "instance.yaml"), home=workspace / "nowhere")
     assert empty.returncode == 2
@@ -472,14 +617,317 @@ def test_segment_export_reads_the_run_from_the_store(first_run: tuple, workspace
     assert sorted(exported["profile_id"]) == sorted(expected)
     assert exported["probability"].is_monotonic_decreasing
     assert (exported["factor_1_name"].notna()).all()
-    high = workspace / "exports" / "high.csv"
+    # a bucket's segment of a date (medium: this run put nobody in high)
+    medium = workspace / "exports" / "medium.csv"
     result = _cli(
-        "segment", "export", str(workspace / "instance.yaml"), "high", "--as-of", AS_OF, "--out", str(high), home=home
+        "segment",
+        "export",
+        str(workspace / "instance.yaml"),
+        "medium",
+        "--as-of",
+        AS_OF,
+        "--out",
+        str(medium),
+        home=home,
     )
     assert result.returncode == 0, result.stderr
-    assert sorted(pd.read_csv(high, dtype={"profile_id": str})["profile_id"]) == sorted(
-        scores.loc[scores["bucket"] == "high", "profile_id"]
+    expected = sorted(scores.loc[scores["bucket"] == "medium", "profile_id"])
+    assert len(expected) > 10
+    assert sorted(pd.read_csv(medium, dtype={"profile_id": str})["profile_id"]) == expected
+
+
+# --- issue 17: one commit point; what readers see when a run fails or stops at the gate --------------------------
+
+
+def _copy_home(home: Path, to: Path) -> Path:
+    """Copy a home (artifacts, models, store) to ``to``; return the copy."""
+    shutil.copytree(home, to)
+    return to
+
+
+def test_a_poor_rerun_of_a_published_date_keeps_the_published_run(
+    first_run: tuple, workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # issue 17, case 2; before: the poor re-run replaced the date's run row, so show said "poor" (exit 1) and
+    # segment export refused the date, although its scores were still the current ones
+    home = _copy_home(first_run[1], tmp_path / "home")
+    instance = str(workspace / "instance.yaml")
+    store = _store_of(home)
+    runs, counts, current = store.read_runs(NAME), store.count_rows(NAME), store.read_scores(NAME)
+    row, folder = _published(home)
+    files = sorted(p.name for p in folder.iterdir())
+    report = (folder / "report.html").read_bytes()
+
+    strict = _variant(workspace, "strict-rerun.yaml", min_auc=0.99)
+    status, stdout, stderr = _main("run", str(strict), "--as-of", AS_OF, *_at(home), capsys=capsys)
+    assert status == 1
+    assert (
+        "the run stopped at the quality gate (nothing scored or published: the store keeps its runs and scores; the "
+        "attempt's files above are kept until the next run of this date)"
+    ) in stderr
+    rows = _attempts(home, AS_OF)
+    assert [(r["attempt"], r["step"], r["status"]) for r in rows] == [
+        (row["run_id"], "validate_events", "started"),
+        (row["run_id"], "publish", "ok"),
+        (rows[2]["attempt"], "validate_events", "started"),
+        (rows[2]["attempt"], "quality_gate", "poor"),
+    ]
+    poor = rows[-1]
+    assert RUN_ID.fullmatch(poor["attempt"])
+    assert poor["attempt"] != row["run_id"]
+    assert poor["model_version"] == row["model_version"]  # the same model, judged against a stricter gate
+    assert poor["reason"].startswith(f"model {row['model_version']} is poor: validation ROC AUC ")
+    assert poor["reason"].endswith("below the quality gate of 0.99; the previous scores are kept")
+    staging = folder.parent / f".{poor['attempt']}.staging"
+    assert f"artifacts: {staging}\n" in stdout
+    # the published run is untouched: its run row, the store's rows and scores, its sealed folder
+    pd.testing.assert_frame_equal(store.read_runs(NAME), runs)
+    assert store.count_rows(NAME) == counts
+    pd.testing.assert_frame_equal(store.read_scores(NAME), current)
+    assert sorted(p.name for p in folder.parent.iterdir()) == sorted([row["run_id"], staging.name])
+    assert sorted(p.name for p in folder.iterdir()) == files
+
+    status, stdout, stderr = _main("show", instance, "--top", "0", *_at(home), capsys=capsys)
+    assert (status, stderr) == (0, "")
+    assert stdout.splitlines() == [
+        *_head(home, row, folder),
+        f"newest attempt: as of {AS_OF}, attempt {poor['attempt']}: poor at quality_gate on {poor['recorded_at']}: "
+        f"{poor['reason']}",
+        f"store: {store}",
+    ]
+
+    scores = pd.read_csv(workspace / "scores.csv", dtype={"profile_id": str})
+    for segment in ("high", "medium"):  # this run put nobody in high: medium is the one that can differ
+        out = tmp_path / f"{segment}.csv"
+        status, stdout, _ = _main("segment", "export", instance, segment, "--out", str(out), *_at(home), capsys=capsys)
+        expected = sorted(scores.loc[scores["bucket"] == segment, "profile_id"])
+        assert status == 0
+        assert stdout == f"{NAME} segment {segment} as of {AS_OF}: {len(expected):,} profiles written to {out}\n"
+        assert sorted(pd.read_csv(out, dtype={"profile_id": str})["profile_id"]) == expected
+    assert len(expected) > 10
+
+    out = tmp_path / "report.html"
+    status, stdout, _ = _main("report", instance, "--out", str(out), *_at(home), capsys=capsys)
+    assert (status, stdout) == (0, f"{NAME} as of {AS_OF}: report written to {out}\n")
+    assert out.read_bytes() == report  # the published run's report, as it was written
+
+
+@pytest.fixture(scope="module")
+def failed_report(first_run: tuple, workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """A copy of the first run's home, then a run as of LATER that failed while writing its report."""
+    home = _copy_home(first_run[1], tmp_path_factory.mktemp("failed-report") / "home")
+    out = home.parent / "later.csv"
+    result = _cli_failing(
+        "customer_ai.report:build_report",
+        "run",
+        str(workspace / "instance.yaml"),
+        "--as-of",
+        LATER,
+        "--scores-out",
+        str(out),
+        home=home,
     )
+    return result, home, out
+
+
+def test_a_run_failing_in_its_report_leaves_every_reader_on_the_previous_run(
+    failed_report: tuple, first_run: tuple, workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # issue 17, case 1; before: the store had the new scores while the artifacts still held the previous run, so
+    # show, explain, report and segment export each described another run
+    result, home, out = failed_report
+    assert result.returncode != 0
+    assert "RuntimeError: build_report broke on purpose" in result.stderr
+    assert not out.exists()  # --scores-out: nothing, as nothing was published
+    instance = str(workspace / "instance.yaml")
+    store = _store_of(home)
+    pd.testing.assert_frame_equal(store.read_runs(NAME), _store_of(first_run[1]).read_runs(NAME))
+    row, folder = _published(home)
+    assert folder.is_dir()
+    started, failed = _attempts(home, LATER)
+    attempt = started["attempt"]
+    assert RUN_ID.fullmatch(attempt)
+    assert [(r["attempt"], r["step"], r["status"], r["run_id"]) for r in (started, failed)] == [
+        (attempt, "validate_events", "started", ""),
+        (attempt, "write_report", "failed", ""),
+    ]
+    assert failed["reason"] == "RuntimeError: build_report broke on purpose"
+    # the attempt's staging folder is left to look into, never sealed
+    assert sorted(p.name for p in (home / "artifacts" / NAME / LATER).iterdir()) == [f".{attempt}.staging"]
+
+    status, stdout, stderr = _main("show", instance, "--top", "0", *_at(home), capsys=capsys)
+    assert (status, stderr) == (0, "")
+    assert stdout.splitlines() == [
+        *_head(home, row, folder),
+        f"newest attempt: as of {LATER}, attempt {attempt}: failed at write_report on {failed['recorded_at']}: "
+        "RuntimeError: build_report broke on purpose",
+        f"store: {store}",
+    ]
+
+    scores = pd.read_csv(workspace / "scores.csv", dtype={"profile_id": str})
+    top = scores.sort_values(["probability", "profile_id"], ascending=[False, True]).iloc[0]
+    status, stdout, _ = _main("explain", instance, top["profile_id"], *_at(home), capsys=capsys)
+    assert status == 0
+    lines = stdout.splitlines()
+    assert lines[0] == f"{NAME} as of {AS_OF} (model {row['model_version']}): purchase occurs within 30 days"
+    assert f"probability {top['probability']:.3f}  score {top['score']:>3}" in lines[1]
+
+    written = (folder / "report.html").read_bytes()
+    (folder / "report.html").unlink()
+    status, stdout, _ = _main("report", instance, *_at(home), capsys=capsys)
+    assert (status, stdout) == (0, f"{NAME} as of {AS_OF}: report written to {folder / 'report.html'}\n")
+    assert (folder / "report.html").read_bytes() == written
+
+    exported = tmp_path / "medium.csv"
+    status, stdout, _ = _main(
+        "segment", "export", instance, "medium", "--out", str(exported), *_at(home), capsys=capsys
+    )
+    expected = sorted(scores.loc[scores["bucket"] == "medium", "profile_id"])
+    assert (status, stdout) == (
+        0,
+        f"{NAME} segment medium as of {AS_OF}: {len(expected):,} profiles written to {exported}\n",
+    )
+    assert sorted(pd.read_csv(exported, dtype={"profile_id": str})["profile_id"]) == expected
+
+
+def test_scores_out_is_written_after_the_publish_with_the_published_scores(
+    failed_report: tuple, workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    home = _copy_home(failed_report[1], tmp_path / "home")
+    out = tmp_path / "later.parquet"
+    # a run whose commit fails: its folder is sealed, but the store's transaction never happens
+    broken = _cli_failing(
+        "customer_ai.store.sqlite:SQLiteStore.write_run",
+        "run",
+        str(workspace / "instance.yaml"),
+        "--as-of",
+        LATER,
+        "--scores-out",
+        str(out),
+        home=home,
+    )
+    assert broken.returncode != 0
+    assert "RuntimeError: write_run broke on purpose" in broken.stderr
+    assert not out.exists()
+    assert _store_of(home).read_runs(NAME)["as_of"].tolist() == [AS_OF]
+    *_, failed = _attempts(home, LATER)
+    assert (failed["step"], failed["status"], failed["reason"]) == (
+        "publish",
+        "failed",
+        "RuntimeError: write_run broke on purpose",
+    )
+    date = home / "artifacts" / NAME / LATER
+    assert failed["attempt"] in {p.name for p in date.iterdir()}  # sealed, and nothing points at it
+
+    # again, with an instance file whose description holds an emoji written as its two UTF-16 halves: before, the
+    # halves stayed apart and the report could not be written (UnicodeEncodeError), after the store had the scores
+    instance = _described(workspace, "emoji.yaml", r"Buy again \ud83d\ude00 within 30 days?")
+    status, stdout, _ = _main(
+        "run", str(instance), "--as-of", LATER, "--scores-out", str(out), "--top", "0", *_at(home), capsys=capsys
+    )
+    assert status == 0
+    store = _store_of(home)
+    row, folder = _published(home, LATER)
+    assert stdout.splitlines()[-2:] == [f"store: {store}", f"scores: {out}"]
+    assert sorted(p.name for p in date.iterdir()) == [row["run_id"]]  # the abandoned folders of the date are gone
+    assert row["run_id"] != failed["attempt"]
+    written = pd.read_parquet(out).sort_values("profile_id", ignore_index=True)
+    current = store.read_scores(NAME).sort_values("profile_id", ignore_index=True)
+    assert len(current) == row["scored_profiles"] > 1000
+    assert written["profile_id"].tolist() == current["profile_id"].tolist()
+    assert written["probability"].tolist() == current["probability"].tolist()
+    assert set(written["model_version"]) == {row["model_version"]}
+    assert set(written["as_of"]) == {LATER}
+    assert "Buy again 😀 within 30 days?" in (folder / "report.html").read_text(encoding="utf-8")
+    status, stdout, _ = _main("show", str(instance), "--top", "0", *_at(home), capsys=capsys)
+    assert status == 0
+    assert stdout.splitlines() == [*_head(home, row, folder), f"store: {store}"]  # the newest attempt is this run
+
+
+def test_a_lone_half_of_a_surrogate_pair_is_refused(
+    workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    instance = _described(workspace, "lone.yaml", r"Buy again \ud83d within 30 days?")
+    message = (
+        f"error: {instance}: description: holds half of a UTF-16 surrogate pair (\\ud83d) without its other half: "
+        "no UTF-8 text can hold it; write the character itself, or escape it as \\UXXXXXXXX\n"
+    )
+    for command in (["run", str(instance), "--as-of", AS_OF, *_at(tmp_path / "home")], ["check", str(instance)]):
+        status, stdout, stderr = _main(*command, capsys=capsys)
+        assert (status, stdout, stderr) == (2, "", message)
+    assert not (tmp_path / "home").exists()  # refused before any work
+
+
+def test_a_run_failing_validation_is_an_attempt_without_a_run(
+    workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # issue 17, case 3: the attempt is recorded (started, then failed at its step), nothing is published
+    events = pd.read_parquet(workspace / "events.parquet", columns=["profile_id", "timestamp", "event_type", "value"])
+    some = events.loc[events["profile_id"].isin(events["profile_id"].unique()[:20])]
+    future = pd.DataFrame(
+        {"profile_id": ["99998"], "timestamp": [pd.Timestamp("2100-01-01", tz="UTC")], "event_type": ["purchase"]}
+    )
+    path = tmp_path / "future.csv"
+    pd.concat([some, future]).to_csv(path, index=False)
+    home = tmp_path / "home"
+    instance = str(workspace / "instance.yaml")
+    status, stdout, stderr = _main("run", instance, "--as-of", AS_OF, "--events", str(path), *_at(home), capsys=capsys)
+    assert (status, stdout) == (2, "")
+    assert "expect_column_max_to_be_between on timestamp: observed 2100-01-01 00:00:00+00:00" in stderr
+    assert "Traceback" not in stderr
+    started, failed = _attempts(home, AS_OF)
+    attempt = started["attempt"]
+    assert RUN_ID.fullmatch(attempt)
+    assert [(r["attempt"], r["step"], r["status"]) for r in (started, failed)] == [
+        (attempt, "validate_events", "started"),
+        (attempt, "validate_events", "failed"),
+    ]
+    assert started["reason"].startswith("started by the customer-ai command (process ")
+    assert failed["reason"].startswith("DataValidationError: events: 1 of ")
+    assert "expect_column_max_to_be_between on timestamp: observed 2100-01-01 00:00:00+00:00" in failed["reason"]
+    store = _store_of(home)
+    assert store.read_runs(NAME).empty
+    assert store.count_rows(NAME) == {"customer_ai_scores": 0, "customer_ai_score_history": 0, "customer_ai_runs": 0}
+    newest = (
+        f"newest attempt: as of {AS_OF}, attempt {attempt}: failed at validate_events on {failed['recorded_at']}: "
+        f"{failed['reason']}"
+    )
+
+    status, stdout, stderr = _main("show", instance, *_at(home), capsys=capsys)
+    assert (status, stderr) == (1, "")
+    lines = stdout.splitlines()
+    assert len(lines) == 4
+    assert lines[0] == f"{NAME}: purchase occurs within 30 days"
+    assert lines[2:] == [newest, f"store: {store}"]  # lines[1]: test_show_without_a_date_when_nothing_was_published
+    status, stdout, _ = _main("show", instance, "--as-of", AS_OF, *_at(home), capsys=capsys)
+    assert status == 1
+    assert stdout.splitlines()[1:] == [f"no run of {NAME} as of {AS_OF} was published", newest, f"store: {store}"]
+
+    note = f"; newest attempt: {newest.removeprefix('newest attempt: ')}\n"
+    out = tmp_path / "high.csv"
+    status, _, stderr = _main("segment", "export", instance, "high", "--out", str(out), *_at(home), capsys=capsys)
+    assert (status, stderr) == (2, f"error: {NAME} has no published run in {store}{note}")
+    status, _, stderr = _main("report", instance, *_at(home), capsys=capsys)
+    assert (status, stderr) == (2, f"error: {NAME} has no published run in {store}{note}")
+    assert not out.exists()
+
+    # no run and no attempt at all
+    status, stdout, stderr = _main("show", instance, *_at(tmp_path / "nothing"), capsys=capsys)
+    assert (status, stdout) == (2, "")
+    assert stderr == f"{NAME} has no runs in SQLiteStore('{tmp_path / 'nothing' / 'store.sqlite'}')\n"
+
+
+def test_show_without_a_date_when_nothing_was_published(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from customer_ai.store import SQLiteStore
+
+    instance = tmp_path / "unit.yaml"
+    instance.write_text(yaml.safe_dump(BASE_SPEC))
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    store.record_attempt("unit", "2024-03-01", {"attempt": POOR, "step": "quality_gate", "status": "poor"})
+    status, stdout, _ = _main("show", str(instance), *_at(tmp_path), capsys=capsys)
+    assert status == 1
+    assert stdout.splitlines()[1] == "no run of unit was published yet"
+    assert stdout.splitlines()[2].startswith("newest attempt: as of 2024-03-01, attempt ")
 
 
 # --- segment export and show --as-of on a store filled directly (no training) ------------------------------------
@@ -521,12 +969,14 @@ def _stored_scores(ids: list[str], version: str) -> pd.DataFrame:
     )
 
 
-@pytest.fixture
-def filled(tmp_path: Path) -> dict:
-    """An instance file with a named segment and a store holding two ok runs and a poor one, no artifacts."""
+POOR = "af-00000000aa"  # the attempt of the filled store that stopped at the quality gate
+
+
+def _fill(store, folder: Path, address: str) -> dict:  # noqa: ANN001 - either store
+    """Write an instance file with a named segment into ``folder``; fill ``store`` with two published runs and a
+    date with only a poor attempt, no artifacts; return what the tests need."""
     from customer_ai.segments import segment_members
     from customer_ai.spec import load_spec
-    from customer_ai.store import SQLiteStore
 
     data = {
         **BASE_SPEC,
@@ -536,31 +986,59 @@ def filled(tmp_path: Path) -> dict:
             {"name": "nobody", "where": [{"field": "score", "op": "gt", "value": 99}]},
         ],
     }
-    instance = tmp_path / "unit.yaml"
+    instance = folder / "unit.yaml"
     instance.write_text(yaml.safe_dump(data, allow_unicode=True))
     spec = load_spec(instance)
-    store = SQLiteStore(tmp_path / "store.sqlite")
-    for as_of, ids, version in (("2024-01-01", HOSTILE_IDS, "v1"), ("2024-02-01", ["p1", "p2", "p3"], "v2")):
+    # the first run sealed its folder under its attempt's id; the second one was published before run folders had
+    # names (its folder is the date's)
+    published = (("2024-01-01", HOSTILE_IDS, "v1", "cli-0123456789"), ("2024-02-01", ["p1", "p2", "p3"], "v2", ""))
+    for as_of, ids, version, run_id in published:
         written = _stored_scores(ids, version)
         store.write_run(
             "unit",
             as_of,
             written,
-            {"model_version": version, "status": "ok", "reason": "fine"},
+            {"model_version": version, "status": "ok", "reason": "fine", "run_id": run_id, "attempt": run_id},
             segments=segment_members(written, spec),
         )
-    store.record_run("unit", "2024-03-01", {"model_version": "v3", "status": "poor", "reason": "AUC 0.5 < 0.65"})
-    options = ["--home", str(tmp_path / "home"), "--store", f"sqlite:///{store.path}"]
-    (tmp_path / "folder.csv").mkdir()
-    return {"instance": str(instance), "store": store, "options": options, "folder": tmp_path}
+    for status, step in (("started", "validate_events"), ("poor", "quality_gate")):
+        reason = "AUC 0.5 < 0.65" if status == "poor" else "started by the scheduler"
+        store.record_attempt(
+            "unit",
+            "2024-03-01",
+            {"attempt": POOR, "step": step, "status": status, "reason": reason, "model_version": "v3"},
+        )
+    options = ["--home", str(folder / "home"), "--store", address]
+    (folder / "folder.csv").mkdir()
+    return {"instance": str(instance), "store": store, "options": options, "folder": folder}
 
 
-def _main(*args: str, capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    from customer_ai.cli import main
+@pytest.fixture
+def filled(tmp_path: Path) -> dict:
+    """An instance file with a named segment and a store holding two published runs and a poor attempt."""
+    from customer_ai.store import SQLiteStore
 
-    status = main(list(args))
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    return _fill(store, tmp_path, f"sqlite:///{store.path}")
+
+
+@contextmanager
+def _pg_schema() -> Iterator[str]:
+    """Yield the name of a fresh PostgreSQL schema for a store; drop it at the end."""
+    import psycopg2
+    from psycopg2 import sql
+
+    schema = f"test_cli_{secrets.token_hex(4)}"
+    try:
+        yield schema
+    finally:
+        connection = psycopg2.connect(PG_DSN, connect_timeout=5)
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        finally:
+            connection.close()
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
@@ -616,10 +1094,8 @@ def test_an_empty_segment_is_exported_with_a_warning(filled: dict, capsys: pytes
         (["top-10"], "error: unknown segment 'top-10' of unit as of 2024-02-01; known: low, medium, high, top, nobody"),
         (["evil\x1b[2J"], "error: unknown segment 'evil\\x1b[2J' of unit as of 2024-02-01"),
         (["top", "--as-of", "2023-12-01"], "error: unit has no run as of 2023-12-01 in SQLiteStore("),
-        (
-            ["top", "--as-of", "2024-03-01"],
-            "error: the run of unit as of 2024-03-01 scored nobody (poor: AUC 0.5 < 0.65)",
-        ),
+        # a date with only a poor attempt: nothing published (the whole message: test_a_date_with_only_a_poor_...)
+        (["top", "--as-of", "2024-03-01"], "error: no run of unit as of 2024-03-01 was published in SQLiteStore("),
         (["top", "--as-of", "March"], "error: --as-of: not a date: 'March'"),
         (["top", "--out", "{folder}/top.xlsx"], "use a .csv or .parquet file name"),
         (["top", "--out", "/proc/no/top.csv"], "error: --out /proc/no/top.csv: cannot write there"),
@@ -648,20 +1124,22 @@ def test_segment_export_without_any_ok_run(tmp_path: Path, filled: dict, capsys:
         "segment", "export", filled["instance"], "high", "--out", str(tmp_path / "h.csv"), *options, capsys=capsys
     )
     assert status == 2
-    assert "error: unit has no run with status ok in SQLiteStore(" in stderr
+    assert stderr == f"error: unit has no published run in SQLiteStore('{tmp_path / 'empty.sqlite'}'): run it first\n"
 
 
 def test_show_as_of_a_past_run(filled: dict) -> None:
     # before: show refused any date but the latest run's
-    from customer_ai.artifacts import run_dir, write_json
+    from customer_ai.artifacts import write_json
 
-    def show(as_of: str, *more: str) -> subprocess.CompletedProcess:
-        return _cli("show", filled["instance"], "--as-of", as_of, *more, *filled["options"], home=filled["folder"])
+    def show(*more: str) -> subprocess.CompletedProcess:
+        return _cli("show", filled["instance"], *more, *filled["options"], home=filled["folder"])
 
-    folder = run_dir(filled["folder"] / "home", "unit", pd.Timestamp("2024-01-01", tz="UTC"))
+    dates = filled["folder"] / "home" / "artifacts" / "unit"
+    store = f"store: SQLiteStore('{filled['folder'] / 'store.sqlite'}')"
+    folder = dates / "2024-01-01" / "cli-0123456789"  # the folder the run row names
     meta = {"goal": "order occurs within 30 days", "spec_hash": "0123456789abcdef", "scored_profiles": 11}
     write_json(folder / "metadata.json", meta | {"buckets": {"low": 0, "medium": 7, "high": 4}})
-    shown = show("2024-01-01", "--top", "2")
+    shown = show("--as-of", "2024-01-01", "--top", "2")
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert lines[0] == "unit: order occurs within 30 days"  # the goal that run scored, from its metadata
@@ -669,23 +1147,76 @@ def test_show_as_of_a_past_run(filled: dict) -> None:
     assert lines[2].startswith("note: this run scored another definition of unit")
     assert lines[3] == "scored 11 profiles (low 0, medium 7, high 4)"
     assert lines[4] == f"artifacts: {folder}"
+    assert lines[5] == store  # that date's newest attempt is this run's publish: not repeated
     assert lines[6] == "top 2 profiles:"
     assert "a\\rb  probability 0.950" in lines[7]  # that run's profiles, from the history
     assert "c\\nd  probability 0.900" in lines[8]
 
-    poor = show("2024-03-01")
-    assert poor.returncode == 1  # a poor run: shown, with nobody scored
-    assert poor.stdout.splitlines()[1] == "latest run as of 2024-03-01, model v3: poor: AUC 0.5 < 0.65"
-    assert "top" not in poor.stdout
-
-    ok = show("2024-02-01")
+    ok = show("--as-of", "2024-02-01")
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.splitlines()[0] == "unit: purchase occurs within 30 days"  # no metadata: the file's goal
-    assert ok.stdout.splitlines()[1] == "run as of 2024-02-01, model v2: ok: fine"
+    lines = ok.stdout.splitlines()
+    assert lines[0] == "unit: purchase occurs within 30 days"  # no metadata: the file's goal
+    assert lines[1] == "latest run as of 2024-02-01, model v2: ok: fine"  # the newest published run
+    assert lines[2] == f"artifacts: {dates / '2024-02-01'}"  # published before run folders had names
+    assert lines[3] == store
     assert "p1  probability 0.950" in ok.stdout
 
-    missing = show("2024-01-15")
+    # the latest published run, and the newer attempt that published nothing
+    latest = show("--top", "0")
+    assert latest.returncode == 0, latest.stderr
+    (poor,) = filled["store"].read_attempts("unit", "2024-03-01").tail(1).to_dict("records")
+    assert latest.stdout.splitlines() == [
+        "unit: purchase occurs within 30 days",
+        "latest run as of 2024-02-01, model v2: ok: fine",
+        f"artifacts: {dates / '2024-02-01'}",
+        f"newest attempt: as of 2024-03-01, attempt {POOR}: poor at quality_gate on {poor['recorded_at']}: "
+        "AUC 0.5 < 0.65",
+        store,
+    ]
+
+    missing = show("--as-of", "2024-01-15")
     assert missing.returncode == 2
     assert missing.stdout == ""
     assert "unit has no run as of 2024-01-15 in SQLiteStore(" in missing.stderr
-    assert missing.stderr.rstrip().endswith("(runs as of: 2024-01-01, 2024-02-01, 2024-03-01)")
+    assert missing.stderr.rstrip().endswith("(published runs as of: 2024-01-01, 2024-02-01)")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_date_with_only_a_poor_attempt_has_no_run_to_show_or_export(
+    backend: str, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # issue 17, case 3 at the command: a date whose only attempt stopped at the quality gate published nothing;
+    # before: its poor run row was shown as the date's run
+    from customer_ai.store import PostgresStore, SQLiteStore
+
+    with _pg_schema() as schema:
+        if backend == "sqlite":
+            store = SQLiteStore(tmp_path / "store.sqlite")
+            filled = _fill(store, tmp_path, f"sqlite:///{store.path}")
+        else:
+            monkeypatch.setenv("CUSTOMER_AI_STORE_SCHEMA", schema)
+            store = PostgresStore(PG_DSN, schema)
+            filled = _fill(store, tmp_path, PG_DSN)
+        (poor,) = store.read_attempts("unit", "2024-03-01").tail(1).to_dict("records")
+        assert (poor["attempt"], poor["status"]) == (POOR, "poor")
+        attempt = f"as of 2024-03-01, attempt {POOR}: poor at quality_gate on {poor['recorded_at']}: AUC 0.5 < 0.65"
+        status, stdout, stderr = _main(
+            "show", filled["instance"], "--as-of", "2024-03-01", *filled["options"], capsys=capsys
+        )
+        assert (status, stderr) == (1, "")
+        assert stdout.splitlines() == [
+            "unit: purchase occurs within 30 days",
+            "no run of unit as of 2024-03-01 was published",
+            f"newest attempt: {attempt}",
+            f"store: {store}",
+        ]
+        out = tmp_path / "x.csv"
+        args = ("segment", "export", filled["instance"], "top", "--as-of", "2024-03-01", "--out", str(out))
+        status, stdout, stderr = _main(*args, *filled["options"], capsys=capsys)
+        assert (status, stdout) == (2, "")
+        assert stderr == f"error: no run of unit as of 2024-03-01 was published in {store}; newest attempt: {attempt}\n"
+        assert not out.exists()
+        # the date before is still there to export
+        status, stdout, _ = _main(*args[:5], "2024-02-01", *args[6:], *filled["options"], capsys=capsys)
+        assert (status, stdout) == (0, f"unit segment top as of 2024-02-01: 3 profiles written to {out}\n")
+        assert pd.read_csv(out, dtype={"profile_id": str})["profile_id"].tolist() == ["p1", "p2", "p3"]

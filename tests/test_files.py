@@ -76,51 +76,12 @@ def test_strict_json_refuses_what_json_cannot_hold(tmp_path):
     assert (tmp_path / "x.json").read_text() == '{\n  "auc": NaN\n}\n'
 
 
-def test_promote_dir_replaces_the_folder_and_keeps_nothing_aside(tmp_path):
-    final, staging = tmp_path / "2011-12-09", tmp_path / ".2011-12-09.staging"
-    files.write_json(final / "metadata.json", {"run": "old"})
-    files.write_json(staging / "metadata.json", {"run": "new"})
-    assert files.promote_dir(staging, final) == final
-    assert files.read_json(final / "metadata.json") == {"run": "new"}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["2011-12-09"]
-
-
-def test_promote_dir_puts_back_a_folder_a_crash_left_aside(tmp_path):
-    # killed between the two renames: the old folder is aside and nothing has its name
-    final, staging = tmp_path / "2011-12-09", tmp_path / ".2011-12-09.staging"
-    files.write_json(tmp_path / ".2011-12-09.replaced" / "metadata.json", {"run": "old"})
-    files.write_json(staging / "metadata.json", {"run": "new"})
-    files.promote_dir(staging, final)
-    assert files.read_json(final / "metadata.json") == {"run": "new"}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["2011-12-09"]
-
-
 def test_copy_dir_copies_everything(tmp_path):
     files.write_json(tmp_path / "a" / "x.json", {"x": 1})
     files.write_json(tmp_path / "a" / "sub" / "y.json", {"y": 2})
     files.copy_dir(tmp_path / "a", tmp_path / "b")
     assert files.read_json(tmp_path / "b" / "sub" / "y.json") == {"y": 2}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
-
-
-def test_promote_dir_swaps_in_one_step_where_the_system_can(tmp_path):
-    first, second = tmp_path / "a", tmp_path / "b"
-    files.write_json(first / "x.json", {"folder": "a"})
-    files.write_json(second / "x.json", {"folder": "b"})
-    if not files._exchange(first, second):
-        pytest.skip("no atomic exchange of names here: promote_dir renames in two steps")
-    assert files.read_json(first / "x.json") == {"folder": "b"}
-    assert files.read_json(second / "x.json") == {"folder": "a"}
-
-
-def test_promote_dir_without_the_atomic_swap_renames_in_two_steps(tmp_path, monkeypatch):
-    monkeypatch.setattr(files, "_exchange", lambda first, second: False)
-    final, staging = tmp_path / "2011-12-09", tmp_path / ".2011-12-09.staging"
-    files.write_json(final / "metadata.json", {"run": "old"})
-    files.write_json(staging / "metadata.json", {"run": "new"})
-    files.promote_dir(staging, final)
-    assert files.read_json(final / "metadata.json") == {"run": "new"}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["2011-12-09"]
 
 
 def test_frames_written_one_after_the_other_read_back_as_one(tmp_path):

@@ -1,16 +1,31 @@
-"""The operators' own logic: the as-of date of a run, parameters, and where the store comes from."""
+"""The operators' own logic: the as-of date of a run, its attempt, parameters, where the store comes from, and
+the attempt rows a task leaves in the store when it fails."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+import yaml
 
+from customer_ai import artifacts
+from customer_ai.store import SQLiteStore
 from customer_ai_airflow import connections
-from customer_ai_airflow.operators import InvalidInstanceOperator, _param, as_of_from_context
+from customer_ai_airflow.operators import (
+    InvalidInstanceOperator,
+    QualityGateOperator,
+    TrainModelOperator,
+    ValidateEventsOperator,
+    _param,
+    as_of_from_context,
+    attempt_of,
+)
+
+from conftest import BASE_SPEC, make_events
 
 
 def utc(text: str) -> dt.datetime:
@@ -120,3 +135,133 @@ def test_an_invalid_instance_task_fails_with_the_files_error() -> None:
     task = InvalidInstanceOperator(task_id="instance_file_is_invalid", message="x.yaml: goal: bad")
     with pytest.raises(AirflowFailException, match="x.yaml: goal: bad"):
         task.execute({})
+
+
+def test_every_task_and_try_of_one_dag_run_shares_its_attempt() -> None:
+    def context(dag_id: str, run_id: str) -> dict:
+        return {"dag_run": SimpleNamespace(dag_id=dag_id, run_id=run_id)}
+
+    first = attempt_of(context("customer_ai__shop", "manual__2011-12-11T00:00:00+00:00"))
+    assert first == attempt_of(context("customer_ai__shop", "manual__2011-12-11T00:00:00+00:00"))
+    assert first == artifacts.attempt_id("customer_ai__shop", "manual__2011-12-11T00:00:00+00:00")
+    assert first.startswith("af-")
+    assert len(first) == len("af-") + 10
+    others = {
+        attempt_of(context("customer_ai__shop", "manual__2011-12-11T00:00:01+00:00")),  # another run of the DAG
+        attempt_of(context("customer_ai__other", "manual__2011-12-11T00:00:00+00:00")),  # the same run id elsewhere
+        attempt_of(context("customer_ai__sho", "pmanual__2011-12-11T00:00:00+00:00")),  # the same characters
+    }
+    assert first not in others
+    assert len(others) == 3
+
+
+AS_OF = "2011-12-11"
+DAG_ID, RUN_ID = "customer_ai__unit", "manual__2011-12-11T06:00:00+00:00"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A CUSTOMER_AI_HOME whose store is the embedded SQLite file (no connection, no CUSTOMER_AI_STORE)."""
+    monkeypatch.delenv("AIRFLOW_CONN_CUSTOMER_AI_STORE", raising=False)
+    monkeypatch.delenv("CUSTOMER_AI_STORE", raising=False)
+    monkeypatch.setenv("CUSTOMER_AI_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def instance_file(folder: Path) -> Path:
+    """Write the unit instance with a few purchases in 2011: nothing before 2011-01-01."""
+    events = make_events([(f"p{i}", f"2011-0{1 + i % 9}-1{i % 10}", "purchase", 10.0) for i in range(40)])
+    events.to_parquet(folder / "events.parquet", index=False)
+    path = folder / "unit.yaml"
+    path.write_text(yaml.safe_dump({**BASE_SPEC, "events": {"path": str(folder / "events.parquet")}}))
+    return path
+
+
+def task_context(as_of: str = AS_OF, try_number: int = 1) -> dict:
+    """Return the context of a task of a manual DAG run as of ``as_of``, in its try ``try_number``."""
+    run = SimpleNamespace(
+        dag_id=DAG_ID,
+        run_id=RUN_ID,
+        run_type=SimpleNamespace(value="manual"),
+        conf={"as_of": as_of},
+        run_after=utc(f"{as_of}T06:00:00"),
+    )
+    return {
+        "data_interval_end": utc(f"{as_of}T06:00:00"),
+        "dag_run": run,
+        "params": {"as_of": as_of},
+        "ti": SimpleNamespace(try_number=try_number),
+    }
+
+
+def attempts(home: Path) -> list[tuple]:
+    rows = SQLiteStore(home / "store.sqlite").read_attempts("unit")
+    return list(rows[["as_of", "attempt", "step", "try_number", "status", "reason"]].itertuples(index=False, name=None))
+
+
+def test_a_task_that_raises_records_its_try_as_failed_and_raises_the_same_error(home: Path, tmp_path: Path) -> None:
+    task = TrainModelOperator(task_id="train", instance_path=str(instance_file(tmp_path)))
+    with pytest.raises(FileNotFoundError, match="plan.json") as raised:  # no earlier step ran in this attempt
+        task.execute(task_context(try_number=3))
+    attempt = artifacts.attempt_id(DAG_ID, RUN_ID)
+    ((as_of, recorded, step, try_number, status, reason),) = attempts(home)
+    assert (as_of, recorded, step, try_number, status) == (AS_OF, attempt, "train", 3, "failed")
+    assert reason == " ".join(f"FileNotFoundError: {raised.value}".split())
+    assert SQLiteStore(home / "store.sqlite").latest_run("unit") is None  # nothing published
+
+
+def test_bad_events_leave_the_start_and_the_failure_of_the_attempt(home: Path, tmp_path: Path) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    task = ValidateEventsOperator(task_id="validate_events", instance_path=str(instance_file(tmp_path)))
+    with pytest.raises(AirflowFailException, match="lies before the events start"):  # not retried
+        task.execute(task_context("2010-06-06", try_number=2))
+    attempt = artifacts.attempt_id(DAG_ID, RUN_ID)
+    (started, failed) = attempts(home)
+    assert started[:5] == ("2010-06-06", attempt, "validate_events", 2, "started")  # the try that started
+    assert started[5] == f"started by Airflow DAG run {DAG_ID} / {RUN_ID}"
+    assert failed[:5] == ("2010-06-06", attempt, "validate_events", 2, "failed")
+    assert failed[5].startswith("AirflowFailException: instance unit: no events before the as-of date 2010-06-06")
+
+
+def poor_model(home: Path, auc: float) -> None:
+    """Write the model.json an attempt's train step leaves, with a held-out ROC AUC of ``auc``."""
+    folder = artifacts.staging_dir(home, "unit", pd.Timestamp(AS_OF, tz="UTC"), artifacts.attempt_id(DAG_ID, RUN_ID))
+    folder.mkdir(parents=True)
+    metrics = {"roc_auc": auc, "calibration_error": 0.01}
+    (folder / "model.json").write_text(json.dumps({"model_version": "v-poor", "validation": {"metrics": metrics}}))
+
+
+def test_a_poor_model_is_recorded_as_poor_by_the_gate_and_not_as_a_failure(home: Path, tmp_path: Path) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    poor_model(home, auc=0.52)
+    task = QualityGateOperator(task_id="quality_gate", instance_path=str(instance_file(tmp_path)))
+    with pytest.raises(AirflowFailException, match="model v-poor is poor: validation ROC AUC 0.520 is below"):
+        task.execute(task_context(try_number=2))
+    ((as_of, attempt, step, try_number, status, reason),) = attempts(home)  # no 'failed' row beside it
+    assert (as_of, attempt, step, try_number, status) == (
+        AS_OF,
+        artifacts.attempt_id(DAG_ID, RUN_ID),
+        "quality_gate",
+        2,
+        "poor",
+    )
+    assert reason.startswith("model v-poor is poor: validation ROC AUC 0.520 is below the quality gate of 0.65")
+
+
+def test_a_good_model_passes_the_gate_and_records_nothing(home: Path, tmp_path: Path) -> None:
+    poor_model(home, auc=0.9)
+    task = QualityGateOperator(task_id="quality_gate", instance_path=str(instance_file(tmp_path)))
+    assert task.execute(task_context())["status"] == "ok"
+    assert attempts(home) == []
+
+
+def test_a_store_that_cannot_record_the_failure_leaves_the_steps_own_error(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUSTOMER_AI_STORE", "postgresql://postgres@127.0.0.1:1/test")  # nothing listens there
+    task = TrainModelOperator(task_id="train", instance_path=str(instance_file(tmp_path)))
+    with pytest.raises(FileNotFoundError, match="plan.json"):
+        task.execute(task_context())
+    assert not (home / "store.sqlite").exists()

@@ -6,7 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from customer_ai.outcomes import OUTCOME_COLUMNS, closed_window_dates, decile_of, realised_outcomes
+from customer_ai import artifacts
+from customer_ai.outcomes import (
+    OUTCOME_COLUMNS,
+    OUTCOMES_FILE,
+    closed_window_dates,
+    decile_of,
+    read_tracked,
+    realised_outcomes,
+    tracked_frame,
+)
 
 from conftest import make_events, make_spec, ts
 
@@ -91,3 +100,72 @@ def test_a_run_that_scored_nobody_has_one_empty_overall_row() -> None:
     assert out["group"].tolist() == ["all"]
     assert out["profiles"].tolist() == [0]
     assert np.isnan(out["realised_rate"].iloc[0])
+
+
+# --- what a run tracked, in its folder's outcomes.parquet -------------------------------------------------------
+
+TRACKED_COLUMNS = ["as_of", "grouping", "group", "profiles", "predicted_rate", "realised_rate", "tracked_at"]
+
+
+def _tracked(as_of: str, rows: list[tuple], tracked_at: str = "2011-10-08T06:00:00Z") -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(OUTCOME_COLUMNS))
+    return frame.assign(as_of=as_of, tracked_at=tracked_at)
+
+
+def test_nothing_tracked_is_an_empty_frame_of_the_files_columns() -> None:
+    empty = tracked_frame([])
+    assert list(empty.columns) == TRACKED_COLUMNS
+    assert len(empty) == 0
+    kinds = {c: str(t) for c, t in empty.dtypes.items()}
+    assert kinds == {
+        "as_of": "str",
+        "grouping": "str",
+        "group": "str",
+        "profiles": "int64",
+        "predicted_rate": "float64",
+        "realised_rate": "float64",
+        "tracked_at": "str",
+    }
+    # the same columns and types as a frame of tracked outcomes: both write the same Parquet schema
+    full = tracked_frame([_tracked("2011-09-01", [("all", "all", 2, 0.5, 0.5)])])
+    assert full.dtypes.to_dict() == empty.dtypes.to_dict()
+
+
+def test_tracked_outcomes_keep_their_columns_in_order_with_the_group_as_text() -> None:
+    first = _tracked(
+        "2011-09-01", [("all", "all", 3, 0.4, 1 / 3), ("decile", 1, 1, 0.8, 1.0), ("decile", 10, 2, 0.2, 0.0)]
+    )
+    second = _tracked("2011-09-08", [("all", "all", 0, float("nan"), float("nan"))], "2011-10-09T06:00:00Z")
+    frame = tracked_frame([first.astype({"profiles": "int32"}), second])
+    assert list(frame.columns) == TRACKED_COLUMNS
+    assert frame["group"].tolist() == ["all", "1", "10", "all"]
+    assert frame["profiles"].dtype == "int64"
+    assert frame["as_of"].tolist() == ["2011-09-01"] * 3 + ["2011-09-08"]
+    assert frame["tracked_at"].tolist() == ["2011-10-08T06:00:00Z"] * 3 + ["2011-10-09T06:00:00Z"]
+
+
+def test_tracked_outcomes_read_back_by_date_exactly(tmp_path) -> None:
+    assert read_tracked(tmp_path) == {}  # a folder without the file tracked nothing
+    first = _tracked("2011-09-01", [("all", "all", 3, 0.4, 1 / 3), ("bucket", "high", 1, 0.8, 1.0)])
+    second = _tracked("2011-08-25", [("all", "all", 0, float("nan"), float("nan"))], "2011-10-09T06:00:00Z")
+    artifacts.write_frame(tmp_path / OUTCOMES_FILE, tracked_frame([first, second]))
+    tracked = read_tracked(tmp_path)
+    assert list(tracked) == ["2011-08-25", "2011-09-01"]
+    expected = pd.DataFrame(
+        {
+            "grouping": ["all", "bucket"],
+            "group": ["all", "high"],
+            "profiles": [3, 1],
+            "predicted_rate": [0.4, 0.8],
+            "realised_rate": [1 / 3, 1.0],
+            "tracked_at": ["2011-10-08T06:00:00Z"] * 2,
+        }
+    ).astype({"grouping": "str", "group": "str", "tracked_at": "str"})
+    pd.testing.assert_frame_equal(tracked["2011-09-01"], expected, check_exact=True)
+    empty_run = tracked["2011-08-25"]
+    assert empty_run[["grouping", "group", "profiles", "tracked_at"]].values.tolist() == [
+        ["all", "all", 0, "2011-10-09T06:00:00Z"]
+    ]
+    assert empty_run[["predicted_rate", "realised_rate"]].isna().all().all()
+    artifacts.write_frame(tmp_path / OUTCOMES_FILE, tracked_frame([]))
+    assert read_tracked(tmp_path) == {}  # tracked nothing: the file is there, with no rows

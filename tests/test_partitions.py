@@ -15,7 +15,7 @@ from customer_ai.partitions import partition_count, partition_of
 from customer_ai.spec import load_spec
 from customer_ai.store import SQLiteStore
 
-from conftest import ROOT, make_spec, ts
+from conftest import ROOT, RUN_FILES, make_spec, ts
 
 AS_OF = ts("2011-12-11")
 
@@ -72,8 +72,15 @@ def example_run(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     return spec, home, result
 
 
+def _attempt(result: steps.RunResult) -> str:
+    """The run's attempt: steps run on their own after it work on a copy of its sealed folder."""
+    return result.metadata["attempt"]
+
+
 def test_the_example_runs_in_one_partition_by_default(example_run: tuple) -> None:
-    spec, _, result = example_run
+    spec, home, result = example_run
+    assert result.artifact_dir == artifacts.run_dir(home, spec.name, AS_OF, _attempt(result))  # sealed
+    assert sorted(p.name for p in result.artifact_dir.iterdir()) == RUN_FILES
     folder = result.artifact_dir / steps.SCORING
     assert sorted(p.name for p in folder.iterdir()) == ["part-00000.parquet", "plan.json", "plan.parquet"]
     plan = artifacts.read_json(folder / "plan.json")
@@ -91,8 +98,8 @@ def test_the_example_runs_in_one_partition_by_default(example_run: tuple) -> Non
 
 def test_each_partition_reads_its_own_profiles_events_only(example_run: tuple) -> None:
     spec, home, result = example_run
-    steps.plan_scoring(spec, AS_OF, home, partitions=3)
-    staging = artifacts.staging_dir(home, spec.name, AS_OF)
+    steps.plan_scoring(spec, AS_OF, home, partitions=3, attempt=_attempt(result))
+    staging = artifacts.staging_dir(home, spec.name, AS_OF, _attempt(result))
     plan = pd.read_parquet(staging / steps.SCORING / "plan.parquet")
     events = pd.read_parquet(staging / "events.parquet")
     for partition in range(3):
@@ -107,9 +114,10 @@ def test_each_partition_reads_its_own_profiles_events_only(example_run: tuple) -
 def test_four_partitions_give_exactly_the_scores_of_one(example_run: tuple) -> None:
     spec, home, result = example_run
     one = result.scores
-    summary = steps.score(spec, AS_OF, home, partitions=4)
-    staging = artifacts.staging_dir(home, spec.name, AS_OF)
-    four = steps._read_scores(staging)
+    attempt = _attempt(result)
+    summary = steps.score(spec, AS_OF, home, partitions=4, attempt=attempt)
+    staging = artifacts.staging_dir(home, spec.name, AS_OF, attempt)
+    four = steps.read_scores(staging)
     sizes = artifacts.read_json(staging / steps.SCORING / "plan.json")["sizes"]
     assert summary["partitions"] == 4
     assert len(sizes) == 4
@@ -120,8 +128,16 @@ def test_four_partitions_give_exactly_the_scores_of_one(example_run: tuple) -> N
     parts = [pd.read_parquet(staging / steps.SCORING / f"part-{k:05d}.parquet") for k in range(4)]
     assert [len(p) for p in parts] == sizes
     assert set().union(*(set(p["profile_id"]) for p in parts)) == set(one["profile_id"])
-    steps.publish(spec, AS_OF, home)  # leaves the run as it was for the other tests
-    pd.testing.assert_frame_equal(steps.read_scores(spec, AS_OF, home), one, check_exact=True)
+    # publishing again seals the rescored copy under a name of its own; the first sealed folder is left as it was
+    store = SQLiteStore(home / "store.sqlite")
+    published = steps.publish(spec, AS_OF, home, store, attempt=attempt)
+    assert published["run_id"] == f"{attempt}.2"
+    assert Path(published["artifacts"]) == artifacts.run_dir(home, spec.name, AS_OF, f"{attempt}.2")
+    assert store.latest_run(spec.name)["run_id"] == f"{attempt}.2"
+    assert not staging.exists()
+    pd.testing.assert_frame_equal(steps.read_scores(Path(published["artifacts"])), one, check_exact=True)
+    pd.testing.assert_frame_equal(steps.read_scores(result.artifact_dir), one, check_exact=True)
+    assert artifacts.read_json(result.artifact_dir / steps.SCORING / "plan.json")["partitions"] == 1
 
 
 def test_empty_partitions_score_nothing_and_the_combination_is_unchanged(
@@ -129,24 +145,25 @@ def test_empty_partitions_score_nothing_and_the_combination_is_unchanged(
 ) -> None:
     spec, home, result = example_run
     monkeypatch.setattr(steps, "partition_of", lambda ids, count: np.zeros(len(ids), dtype="int64"))
-    summary = steps.score(spec, AS_OF, home, partitions=3)  # partitions 1 and 2 hold nobody
-    staging = artifacts.staging_dir(home, spec.name, AS_OF)
+    summary = steps.score(spec, AS_OF, home, partitions=3, attempt=_attempt(result))  # 1 and 2 hold nobody
+    staging = artifacts.staging_dir(home, spec.name, AS_OF, _attempt(result))
     assert summary["partitions"] == 3
     assert artifacts.read_json(staging / steps.SCORING / "plan.json")["sizes"] == [len(result.scores), 0, 0]
-    pd.testing.assert_frame_equal(steps._read_scores(staging), result.scores, check_exact=True)
+    pd.testing.assert_frame_equal(steps.read_scores(staging), result.scores, check_exact=True)
     artifacts.reset_dir(staging).rmdir()
 
 
 def test_a_missing_partition_stops_the_combination_and_names_it(example_run: tuple) -> None:
-    spec, home, _ = example_run
-    steps.plan_scoring(spec, AS_OF, home, partitions=3)
-    steps.score_partition(spec, AS_OF, home, 0)
-    steps.score_partition(spec, AS_OF, home, 2)
+    spec, home, result = example_run
+    attempt = _attempt(result)
+    steps.plan_scoring(spec, AS_OF, home, partitions=3, attempt=attempt)
+    steps.score_partition(spec, AS_OF, home, 0, attempt=attempt)
+    steps.score_partition(spec, AS_OF, home, 2, attempt=attempt)
     with pytest.raises(FileNotFoundError, match="run the score_partition step for partition 1"):
-        steps.combine_scores(spec, AS_OF, home)
+        steps.combine_scores(spec, AS_OF, home, attempt=attempt)
     with pytest.raises(ValueError, match=r"partition 3 does not exist: the run's scoring has partitions 0 \.\. 2"):
-        steps.score_partition(spec, AS_OF, home, 3)
-    artifacts.reset_dir(artifacts.staging_dir(home, spec.name, AS_OF)).rmdir()
+        steps.score_partition(spec, AS_OF, home, 3, attempt=attempt)
+    artifacts.reset_dir(artifacts.staging_dir(home, spec.name, AS_OF, attempt)).rmdir()
 
 
 def test_scoring_needs_its_plan(example_run: tuple, tmp_path: Path) -> None:
@@ -156,14 +173,14 @@ def test_scoring_needs_its_plan(example_run: tuple, tmp_path: Path) -> None:
 
 
 def test_a_plan_from_an_earlier_version_asks_for_a_new_plan(example_run: tuple) -> None:
-    spec, home, _ = example_run
-    steps.plan_scoring(spec, AS_OF, home, partitions=2)
-    staging = artifacts.staging_dir(home, spec.name, AS_OF)
+    spec, home, result = example_run
+    steps.plan_scoring(spec, AS_OF, home, partitions=2, attempt=_attempt(result))
+    staging = artifacts.staging_dir(home, spec.name, AS_OF, _attempt(result))
     plan_path = staging / steps.SCORING / "plan.json"
     old = {k: v for k, v in artifacts.read_json(plan_path).items() if k in ("partitions", "profiles", "sizes")}
     artifacts.write_json(plan_path, old)
     with pytest.raises(FileNotFoundError, match="earlier version of customer-ai: run the plan_scoring step again"):
-        steps.score_partition(spec, AS_OF, home, 0)
+        steps.score_partition(spec, AS_OF, home, 0, attempt=_attempt(result))
     artifacts.reset_dir(staging).rmdir()
 
 

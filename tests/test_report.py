@@ -20,6 +20,7 @@ import pytest
 
 from customer_ai import artifacts, steps
 from customer_ai.features import FeatureInfo
+from customer_ai.outcomes import read_tracked
 from customer_ai.report import SECTIONS, build_report, factor_long, factor_summary, score_bins, score_history
 from customer_ai.spec import InstanceSpec, load_spec
 from customer_ai.store import open_store
@@ -123,7 +124,7 @@ def _card_text(model: dict) -> str:
     from customer_ai.report.card import _model_card  # noqa: PLC0415 - the card alone, without a run folder
     from customer_ai.report.folder import _RunFiles  # noqa: PLC0415
 
-    run = _RunFiles(Path("."), model, pd.DataFrame(), None, None, None, {})
+    run = _RunFiles(Path("."), model, pd.DataFrame(), None, None, None, {}, {})
     spec = load_spec(ROOT / "instances" / f"{INSTANCE}.yaml")
     return _sections(_model_card(spec, AS_OF, run))["model-card"]["text"]
 
@@ -238,9 +239,14 @@ def test_report_is_small_self_contained_and_scriptless(retail_report: Path) -> N
     assert "default-src 'none'" in page  # and the page itself refuses to load anything
 
 
+def _published(home: Path, date: str = f"{AS_OF:%Y-%m-%d}") -> Path:
+    """The folder of the run published as of ``date``, found as every reader finds it: through the store."""
+    return artifacts.published_folders(home, INSTANCE, open_store(None, home).read_runs(INSTANCE))[date]
+
+
 @pytest.mark.e2e
 def test_report_numbers_come_from_the_run(retail_run: Path, retail_report: Path) -> None:
-    folder = artifacts.run_dir(retail_run, INSTANCE, AS_OF)
+    folder = _published(retail_run)
     model = artifacts.read_json(folder / "model.json")
     scores = pd.read_parquet(folder / "scores.parquet", columns=["bucket"])
     sections = _sections(retail_report.read_text(encoding="utf-8"))
@@ -256,7 +262,7 @@ def test_report_numbers_come_from_the_run(retail_run: Path, retail_report: Path)
 
 @pytest.mark.e2e
 def test_a_run_keeps_held_out_curves_of_the_model_and_the_baselines(retail_run: Path) -> None:
-    folder = artifacts.run_dir(retail_run, INSTANCE, AS_OF)
+    folder = _published(retail_run)
     model = artifacts.read_json(folder / "model.json")
     evaluation = artifacts.read_json(folder / "evaluation.json")
     stored = artifacts.model_dir(retail_run, INSTANCE, model["model_version"]) / "evaluation.json"
@@ -280,19 +286,36 @@ def test_a_run_keeps_held_out_curves_of_the_model_and_the_baselines(retail_run: 
 
 
 @pytest.mark.e2e
-def test_report_defaults_to_the_run_folder_written_atomically_and_reproducibly(
+def test_report_defaults_to_the_published_folder_written_atomically_and_reproducibly(
     retail_run: Path, retail_spec: InstanceSpec, retail_report: Path
 ) -> None:
-    folder = artifacts.run_dir(retail_run, INSTANCE, AS_OF)
+    folder = _published(retail_run)
+    written_by_the_run = (folder / "report.html").read_bytes()  # before it was published, in its staging folder
     path = build_report(retail_spec, AS_OF, retail_run, open_store(None, retail_run))
     assert path == folder / "report.html"
     assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
-    assert path.read_bytes() == retail_report.read_bytes()
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no staging folder left beside it
+    assert path.read_bytes() == retail_report.read_bytes() == written_by_the_run
 
 
-def _copy_run(home: Path, target_home: Path, date: str = f"{AS_OF:%Y-%m-%d}") -> Path:
-    target = target_home / "artifacts" / INSTANCE / date
-    shutil.copytree(artifacts.run_dir(home, INSTANCE, AS_OF), target)
+@pytest.mark.e2e
+def test_report_of_a_date_without_a_published_run_names_it(
+    retail_run: Path, retail_spec: InstanceSpec, tmp_path: Path
+) -> None:
+    # a folder on disk that no run row points at (a run killed before its commit) is no published run
+    _copy_run(retail_run, tmp_path, "2011-12-04")
+    runs = open_store(None, retail_run).read_runs(INSTANCE)
+    assert runs["as_of"].tolist() == [f"{AS_OF:%Y-%m-%d}"]
+    for store in (open_store(None, retail_run), _StoreWithOutcomes(runs, None), None):
+        with pytest.raises(FileNotFoundError, match=f"^{INSTANCE} has no run published as of 2011-12-04( in |$)"):
+            build_report(retail_spec, ts("2011-12-04"), tmp_path, store)
+
+
+def _copy_run(home: Path, target_home: Path, date: str = f"{AS_OF:%Y-%m-%d}", run_id: str | None = None) -> Path:
+    """Copy the run published in ``home`` as of AS_OF to ``target_home`` as a run folder of ``date``."""
+    source = _published(home)
+    target = artifacts.run_dir(target_home, INSTANCE, ts(date), source.name if run_id is None else run_id)
+    shutil.copytree(source, target)
     return target
 
 
@@ -308,7 +331,7 @@ def test_user_text_is_escaped_everywhere(retail_run: Path, retail_spec: Instance
     scores["factors"] = hostile
     scores.to_parquet(folder / "scores.parquet", index=False)
     spec = retail_spec.model_copy(update={"description": "<b onclick=alert(2)>bold</b>"})
-    page = build_report(spec, AS_OF, tmp_path, None).read_text(encoding="utf-8")
+    page = build_report(spec, AS_OF, tmp_path, None, folder=folder).read_text(encoding="utf-8")
     assert "<script" not in page
     assert "<img" not in page
     assert "<b onclick" not in page
@@ -327,7 +350,8 @@ def test_report_of_a_reused_model_without_curves_says_why(
     (folder / "metadata.json").unlink()  # a report written by the run, before its metadata
     model = artifacts.read_json(folder / "model.json")
     artifacts.write_json(folder / "model.json", {**model, "reused": True})
-    sections = _sections(build_report(retail_spec, AS_OF, tmp_path, None).read_text(encoding="utf-8"))
+    page = build_report(retail_spec, AS_OF, tmp_path, None, folder=folder).read_text(encoding="utf-8")
+    sections = _sections(page)
     assert list(sections) == list(SECTIONS)
     assert f"The held-out curves are not available for model {model['model_version']}" in sections["evaluation"]["text"]
     assert f"reused: trained in the run as of {model['as_of']}" in sections["model-card"]["text"]
@@ -335,19 +359,25 @@ def test_report_of_a_reused_model_without_curves_says_why(
 
 
 @pytest.mark.e2e
-def test_a_reused_model_brings_its_curves_to_the_run(retail_run: Path, retail_spec: InstanceSpec) -> None:
+def test_a_reused_model_brings_its_curves_to_the_run(
+    retail_run: Path, retail_spec: InstanceSpec, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(retail_run, home)  # the shared run is left as it is
     later = ts("2011-12-18")
-    steps.run(retail_spec, later, retail_run, open_store(None, retail_run), force_retrain=False)
-    folder = artifacts.run_dir(retail_run, INSTANCE, later)
+    store = open_store(None, home)
+    result = steps.run(retail_spec, later, home, store, force_retrain=False)
+    folder = _published(home, "2011-12-18")
+    assert result.artifact_dir == folder
     model = artifacts.read_json(folder / "model.json")
     assert model["reused"] is True
     assert model["as_of"] == f"{AS_OF:%Y-%m-%d}"
-    stored = artifacts.model_dir(retail_run, INSTANCE, model["model_version"])
+    stored = artifacts.model_dir(home, INSTANCE, model["model_version"])
     assert artifacts.read_json(folder / "evaluation.json") == artifacts.read_json(stored / "evaluation.json")
-    out = folder / "report-again.html"
-    sections = _sections(build_report(retail_spec, later, retail_run, None, out=out).read_text(encoding="utf-8"))
+    out = tmp_path / "report-again.html"
+    sections = _sections(build_report(retail_spec, later, home, store, out=out).read_text(encoding="utf-8"))
     assert sections["evaluation"]["svg"] == 1
-    # the score history holds the earlier run of 2011-12-11 and this one
+    # the score history holds the earlier run of 2011-12-11, found through the store, and this one
     assert "2011-12-11" in sections["history"]["text"]
     assert "2011-12-18" in sections["history"]["text"]
 
@@ -355,7 +385,7 @@ def test_a_reused_model_brings_its_curves_to_the_run(retail_run: Path, retail_sp
 class _StoreWithOutcomes:
     """A store that has run rows and outcomes (the shape ``read_outcomes`` returns)."""
 
-    def __init__(self, runs: pd.DataFrame, outcomes: pd.DataFrame) -> None:
+    def __init__(self, runs: pd.DataFrame, outcomes: pd.DataFrame | None) -> None:
         self.runs, self.outcomes = runs, outcomes
 
     def read_runs(self, instance: str) -> pd.DataFrame:
@@ -372,27 +402,75 @@ def _outcomes(as_of: str, tracked_at: str) -> list[tuple]:
     return [(INSTANCE, as_of, *row, tracked_at) for row in rows]
 
 
+def _runs(*rows: tuple[str, str, str]) -> pd.DataFrame:
+    """Run rows as ``read_runs`` returns them, from (as_of, model_version, run_id)."""
+    return pd.DataFrame(
+        [
+            (INSTANCE, as_of, version, "ok", "", '{"model_roc_auc": 0.7}', 10, "2012-01-01T00:00:00Z", run_id)
+            for as_of, version, run_id in rows
+        ],
+        columns=[
+            "instance",
+            "as_of",
+            "model_version",
+            "status",
+            "reason",
+            "metrics",
+            "scored_profiles",
+            "written_at",
+            "run_id",
+        ],
+    )
+
+
+def _everyone_in(folder: Path, bucket: str) -> None:
+    scores = pd.read_parquet(folder / "scores.parquet")
+    scores["bucket"] = bucket
+    scores.to_parquet(folder / "scores.parquet", index=False)
+
+
 @pytest.mark.e2e
-def test_history_and_outcomes_show_past_runs_only(retail_run: Path, retail_spec: InstanceSpec, tmp_path: Path) -> None:
-    _copy_run(retail_run, tmp_path)
-    earlier = _copy_run(retail_run, tmp_path, "2011-11-06")
-    scores = pd.read_parquet(earlier / "scores.parquet")
-    scores["bucket"] = "high"  # the earlier run put everyone in the high bucket
-    scores.to_parquet(earlier / "scores.parquet", index=False)
-    _copy_run(retail_run, tmp_path, "2012-01-08")  # after this run: not part of its history
+def test_history_and_outcomes_show_past_published_runs_only(
+    retail_run: Path, retail_spec: InstanceSpec, tmp_path: Path
+) -> None:
+    this_run = _copy_run(retail_run, tmp_path)
+    legacy = _copy_run(retail_run, tmp_path, "2011-10-30", run_id="")  # published in the date's folder itself
+    _everyone_in(legacy, "low")
+    published = _copy_run(retail_run, tmp_path, "2011-11-06", run_id="cli-aaaaaaaaaa")
+    _everyone_in(published, "high")
+    abandoned = _copy_run(retail_run, tmp_path, "2011-11-06", run_id="cli-bbbbbbbbbb")  # no run row names it
+    _everyone_in(abandoned, "medium")
+    _copy_run(retail_run, tmp_path, "2011-10-02", run_id="cli-cccccccccc")  # a date nothing was published for
+    _copy_run(retail_run, tmp_path, "2012-01-08", run_id="cli-dddddddddd")  # after this run: not its history
+    runs = _runs(
+        ("2011-10-30", "20111030-legacy0000", ""),
+        ("2011-11-06", "20111106-published0", "cli-aaaaaaaaaa"),
+        ("2011-12-11", "20111211-storerow00", this_run.name),
+        ("2012-01-08", "20120108-later00000", "cli-dddddddddd"),
+    )
     columns = ["instance", "as_of", "grouping", "group", "profiles", "predicted_rate", "realised_rate", "tracked_at"]
     outcomes = pd.DataFrame(
         _outcomes("2011-11-06", "2011-12-11T06:00:00Z") + _outcomes("2012-01-08", "2012-02-10T06:00:00Z"),
         columns=columns,
     )
-    runs = open_store(None, retail_run).read_runs(INSTANCE)
-    store = _StoreWithOutcomes(runs, outcomes)
-    sections = _sections(build_report(retail_spec, AS_OF, tmp_path, store).read_text(encoding="utf-8"))
+    page = build_report(retail_spec, AS_OF, tmp_path, _StoreWithOutcomes(runs, outcomes))
+    assert page == this_run / "report.html"  # the folder the store names, by default
+    sections = _sections(page.read_text(encoding="utf-8"))
     history = sections["history"]["text"]
+    assert "2011-10-30" in history
+    assert "20111030-legacy0000" in history
     assert "2011-11-06" in history
+    assert "20111106-published0" in history
     assert "2011-12-11" in history
+    assert "2011-10-02" not in history
     assert "2012-01-08" not in history
-    assert "0.0%0.0%100.0%" in history.replace(" ", "")  # the earlier run's bucket shares: all high
+    # this run's own row comes from its folder, not from the store's row of it
+    assert "20111211-storerow00" not in history
+    assert artifacts.read_json(this_run / "model.json")["model_version"] in history
+    compact = history.replace(" ", "")
+    assert "100.0%0.0%0.0%" in compact  # the legacy run's bucket shares: all low
+    assert "0.0%0.0%100.0%" in compact  # the published run of 2011-11-06: all high
+    assert "0.0%100.0%0.0%" not in compact  # not the abandoned folder beside it: all medium
     outcome = sections["outcomes"]
     assert outcome["svg"] == 1
     assert outcome["table"] == 2
@@ -404,15 +482,57 @@ def test_history_and_outcomes_show_past_runs_only(retail_run: Path, retail_spec:
 
 @pytest.mark.e2e
 def test_outcomes_without_a_store_that_tracks_them(retail_run: Path, retail_spec: InstanceSpec, tmp_path: Path) -> None:
-    _copy_run(retail_run, tmp_path)
+    folder = _copy_run(retail_run, tmp_path)
 
     class RunsOnly:
         def read_runs(self, instance: str) -> pd.DataFrame:
             return open_store(None, retail_run).read_runs(instance)
 
-    for store in (None, RunsOnly()):
-        sections = _sections(build_report(retail_spec, AS_OF, tmp_path, store).read_text(encoding="utf-8"))
+    for store, given in ((None, folder), (RunsOnly(), None)):
+        page = build_report(retail_spec, AS_OF, tmp_path, store, folder=given)
+        assert page == folder / "report.html"
+        sections = _sections(page.read_text(encoding="utf-8"))
         assert "No past run has a closed goal window yet" in sections["outcomes"]["text"]
+
+
+# --- a run that tracked the outcomes of an earlier one ---------------------------------------------------------
+
+EARLIER = ts("2011-11-06")  # its 30-day goal window closed before the events end (2011-12-09)
+
+
+@pytest.fixture(scope="session")
+def tracking_run(tmp_path_factory: pytest.TempPathFactory, retail_spec: InstanceSpec) -> Path:
+    """A home with runs as of 2011-11-06 and 2011-12-11: the second tracks what came true for the first."""
+    home = tmp_path_factory.mktemp("tracking-home")
+    store = open_store(None, home)
+    steps.run(retail_spec, EARLIER, home, store)
+    steps.run(retail_spec, AS_OF, home, store)
+    return home
+
+
+@pytest.mark.e2e
+def test_a_report_written_before_publishing_is_the_one_written_after(
+    tracking_run: Path, retail_spec: InstanceSpec, tmp_path: Path
+) -> None:
+    store = open_store(None, tracking_run)
+    folder = _published(tracking_run)
+    # the run wrote its report in its staging folder, when the store had neither its run row nor these outcomes
+    before = (folder / "report.html").read_bytes()
+    assert store.read_runs(INSTANCE)["as_of"].tolist() == ["2011-11-06", "2011-12-11"]
+    assert store.read_outcomes(INSTANCE)["as_of"].unique().tolist() == ["2011-11-06"]  # published with the run
+    assert list(read_tracked(folder)) == ["2011-11-06"]
+    assert store.read_attempts(INSTANCE, "2011-12-11")["status"].tolist() == ["started", "ok"]
+    again = build_report(retail_spec, AS_OF, tracking_run, store, out=tmp_path / "again.html")
+    assert again.read_bytes() == before
+    assert build_report(retail_spec, AS_OF, tracking_run, store) == folder / "report.html"  # the published folder
+    assert (folder / "report.html").read_bytes() == before
+    sections = _sections(before.decode("utf-8"))
+    assert "2011-11-06" in sections["outcomes"]["text"]
+    assert sections["outcomes"]["svg"] == 1
+    history = sections["history"]["text"]
+    earlier = artifacts.read_json(_published(tracking_run, "2011-11-06") / "model.json")["model_version"]
+    assert f"2011-11-06ok{earlier}" in history.replace(" ", "")  # the earlier run, through the store's row
+    assert "this run" in history
 
 
 def test_report_needs_a_scored_run_folder(retail_spec: InstanceSpec, tmp_path: Path) -> None:

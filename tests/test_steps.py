@@ -1,9 +1,15 @@
-"""The file-based run steps: run folder contents, model reuse, the quality gate and validation failures."""
+"""The file-based run steps: run folder contents, model reuse, the quality gate, validation failures, the commit point.
+
+The kill tests run a whole run in a subprocess and SIGKILL it at every step boundary, inside the seal, the store
+write and the report, and at random moments, with the SQLite and the PostgreSQL store: every reader must then see
+exactly the previous run or exactly the new one, and a re-run must equal a clean run.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +17,7 @@ import pytest
 
 from customer_ai import artifacts, steps
 from customer_ai.flow import step_names
+from customer_ai.outcomes import read_tracked
 from customer_ai.store import SQLiteStore
 from customer_ai.validation import DataValidationError
 
@@ -39,16 +46,23 @@ def make(events_file: Path, **training: object):
 
 @pytest.fixture(scope="module")
 def first_run(events_file: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """The first run as of AS_OF; later tests add runs to its home (``good_home`` copies it as it was first)."""
+    import shutil
+
     home = tmp_path_factory.mktemp("home")
     store = SQLiteStore(home / "store.sqlite")
     result = steps.run(make(events_file), AS_OF, home, store)
+    shutil.copytree(home, home.with_name(f"{home.name}-as-first-run"))
     return result, home, store
 
 
 def test_run_folder_holds_each_steps_output(first_run: tuple) -> None:
-    result, home, _ = first_run
+    result, home, store = first_run
     folder = result.artifact_dir
-    assert folder == home / "artifacts" / "unit" / "2012-01-01"
+    run_id = result.metadata["run_id"]
+    assert re.fullmatch(r"cli-[0-9a-f]{10}", run_id)
+    assert folder == home / "artifacts" / "unit" / "2012-01-01" / run_id
+    assert store.latest_run("unit")["run_id"] == run_id  # the store names the folder readers use
     assert sorted(p.name for p in folder.iterdir()) == RUN_FILES
     assert sorted(p.name for p in (folder / "validation").iterdir()) == [
         "events.json",
@@ -80,6 +94,12 @@ def test_scores_land_in_the_store(first_run: tuple) -> None:
     assert len(stored) == len(result.scores)
     assert store.read_runs("unit")["status"].tolist() == ["ok"]
     assert all(len(f) <= 3 for f in stored["factors"])
+    attempts = store.read_attempts("unit")
+    assert attempts[["step", "status", "run_id"]].values.tolist()[:2] == [
+        ["validate_events", "started", ""],
+        ["publish", "ok", result.metadata["run_id"]],
+    ]
+    assert set(attempts["attempt"].iloc[:2]) == {result.metadata["attempt"]}
 
 
 def test_a_model_is_reused_until_retraining_is_due(first_run: tuple, events_file: Path) -> None:
@@ -118,12 +138,15 @@ def test_a_poor_model_is_recorded_and_keeps_the_previous_scores(events_file: Pat
     assert result.quality == "poor"
     assert result.written_to_store is False
     pd.testing.assert_frame_equal(store.read_scores("unit"), before)
-    runs = store.read_runs("unit")
-    assert runs["status"].tolist() == ["ok", "poor"]
-    assert "is poor: validation ROC AUC" in runs["reason"].iloc[-1]
-    assert "the previous scores are kept" in runs["reason"].iloc[-1]
+    assert store.read_runs("unit")["as_of"].tolist() == ["2012-01-01"]  # a poor attempt publishes nothing
+    poor = store.latest_attempt("unit")
+    assert (poor["as_of"], poor["step"], poor["status"]) == ("2012-01-08", "quality_gate", "poor")
+    assert "is poor: validation ROC AUC" in poor["reason"]
+    assert "the previous scores are kept" in poor["reason"]
+    assert poor["model_version"] == result.metadata["model_version"]
+    attempt = result.artifact_dir.name.removeprefix(".").removesuffix(".staging")
     with pytest.raises(steps.QualityGateError, match="below the quality gate of 0.999"):
-        steps.quality_gate(spec, ts("2012-01-08"), tmp_path, store, min_auc=0.999)
+        steps.quality_gate(spec, ts("2012-01-08"), tmp_path, store, min_auc=0.999, attempt=attempt)
 
 
 def test_events_from_the_future_fail_validation_before_training(events_file: Path, tmp_path: Path) -> None:
@@ -138,24 +161,34 @@ def test_events_from_the_future_fail_validation_before_training(events_file: Pat
     result = json.loads((folder / "validation" / "events.json").read_text())
     assert result["success"] is False
     assert not (folder / "events.parquet").exists()
-    assert not artifacts.run_dir(tmp_path, "unit", AS_OF).exists()
+    assert [p.name for p in artifacts.date_dir(tmp_path, "unit", AS_OF).iterdir()] == [".local.staging"]
 
 
-def test_score_takes_the_factor_count(first_run: tuple, events_file: Path) -> None:
-    _, home, _ = first_run
+def test_a_step_run_again_after_its_attempt_was_published_works_on_a_copy(good_home: tuple, events_file: Path):
+    # an Airflow task cleared and run again after its DAG run published: the sealed folder never changes
+    home, store = good_home
     spec = make(events_file)
-    steps.score(spec, AS_OF, home, factors=1)  # on its own after the run: works on a copy of the run folder
-    assert {len(f) for f in steps.read_scores(spec, AS_OF, home)["factors"]} == {3}  # published: unchanged
-    steps.publish(spec, AS_OF, home)
-    assert {len(f) for f in steps.read_scores(spec, AS_OF, home)["factors"]} == {1}
-    steps.score(spec, AS_OF, home)  # back to the instance's 3 for the other tests
-    steps.publish(spec, AS_OF, home)
+    published = _published(home, store)
+    attempt = artifacts.read_json(published / "metadata.json")["attempt"]
+    steps.score(spec, AS_OF, home, factors=1, attempt=attempt)
+    assert {len(f) for f in steps.read_scores(published)["factors"]} == {3}  # the published folder: unchanged
+    assert {len(f) for f in store.read_scores("unit")["factors"]} == {3}
+    summary = steps.publish(spec, AS_OF, home, store, attempt=attempt)  # sealed under a name of its own
+    assert summary["run_id"] == f"{attempt}.2"
+    assert _published(home, store) == published.with_name(f"{attempt}.2")
+    assert {len(f) for f in store.read_scores("unit")["factors"]} == {1}
+    assert {len(f) for f in steps.read_scores(published)["factors"]} == {3}  # still there, unchanged
+    again = steps.publish(spec, AS_OF, home, store, attempt=attempt)  # a retried publish: the same run again
+    assert again["run_id"] == f"{attempt}.2"
+    assert store.read_attempts("unit")["run_id"].tolist().count(f"{attempt}.2") == 1  # one ok row per run
 
 
 def test_missing_earlier_step_names_what_to_run(events_file: Path, tmp_path: Path) -> None:
     spec = make(events_file)
     with pytest.raises(FileNotFoundError, match="run the validate_events step"):
         steps.build_training_set(spec, AS_OF, tmp_path)
+    with pytest.raises(FileNotFoundError, match="run the steps before publish for unit"):
+        steps.publish(spec, AS_OF, tmp_path, SQLiteStore(tmp_path / "store.sqlite"))
 
 
 def test_a_users_own_suite_from_the_instance_runs_after_the_built_in_one(events_file: Path, tmp_path: Path) -> None:
@@ -184,64 +217,179 @@ def test_a_users_own_suite_from_the_instance_runs_after_the_built_in_one(events_
     assert "- expect_column_max_to_be_between on probability: observed 0." in summary
 
 
-# --- a failed or concurrent run never destroys the last good one ---------------------------------------------------
+# --- a failed, poor, killed or concurrent run never hides or replaces the current one --------------------------------
+
+LATER = ts("2012-01-08")  # the date of the run that is killed, fails or is poor in the tests below
 
 
-def _published(home: Path) -> dict:
-    folder = artifacts.run_dir(home, "unit", AS_OF)
-    return {p.name: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+def _published(home: Path, store: object, as_of: pd.Timestamp = AS_OF) -> Path:
+    """Return the folder of the run the store says was published as of ``as_of``."""
+    run = steps.published_run(make_spec(), as_of, store)
+    return artifacts.run_dir(home, "unit", as_of, run["run_id"])
+
+
+def _files(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _readers(home: Path, store: object) -> dict:
+    """Return what every reader shows as current, after checking that they all describe the same run.
+
+    The store's newest published run names its folder; that folder must exist, be complete (metadata naming the
+    same run, a report), and hold exactly the store's current scores and the store's segment membership.
+    """
+    latest = store.latest_run("unit")
+    folder = artifacts.run_dir(home, "unit", ts(latest["as_of"]), latest["run_id"])
+    meta = artifacts.read_json(folder / "metadata.json")
+    assert (meta["run_id"], meta["as_of"], meta["model_version"]) == (
+        latest["run_id"],
+        latest["as_of"],
+        latest["model_version"],
+    )
+    assert (folder / "report.html").stat().st_size > 0
+    current = store.read_scores("unit")
+    published = pd.read_parquet(folder / "scores.parquet")
+    probabilities = dict(zip(published["profile_id"], published["probability"], strict=True))
+    assert dict(zip(current["profile_id"], current["probability"], strict=True)) == probabilities
+    assert set(current["as_of"]) <= {latest["as_of"]}
+    assert set(current["model_version"]) <= {latest["model_version"]}
+    members = pd.read_parquet(folder / "segments.parquet")
+    for segment in ("low", "high"):
+        stored = set(store.read_segment("unit", segment)["profile_id"])
+        assert stored == set(members.loc[members["segment"] == segment, "profile_id"])
+    return {"as_of": latest["as_of"], "run_id": latest["run_id"], "probabilities": probabilities}
+
+
+def _first_home(first_run: tuple, target: Path) -> Path:
+    """Copy the home of the module's first run, as it was right after that run, to ``target``."""
+    import shutil
+
+    _, home, _ = first_run
+    return Path(shutil.copytree(home.with_name(f"{home.name}-as-first-run"), target))
 
 
 @pytest.fixture
 def good_home(first_run: tuple, tmp_path: Path) -> tuple[Path, SQLiteStore]:
     """A home holding one good run as of AS_OF (a copy of the module's first run)."""
-    import shutil
-
-    _, home, _ = first_run
-    copy = tmp_path / "home"
-    shutil.copytree(home, copy)
+    copy = _first_home(first_run, tmp_path / "home")
     return copy, SQLiteStore(copy / "store.sqlite")
+
+
+@pytest.fixture
+def pg_good_home(first_run: tuple, tmp_path: Path) -> Iterator[tuple[Path, object, str]]:
+    """A home holding the module's first run as of AS_OF, published again into a fresh PostgreSQL schema."""
+    from test_store import PG_DSN, schemas
+
+    from customer_ai.store import PostgresStore
+
+    result, _, _ = first_run
+    copy = _first_home(first_run, tmp_path / "home")
+    with schemas("test_steps") as fresh:
+        schema = fresh()
+        store = PostgresStore(PG_DSN, schema)
+        steps.publish(make_spec(), AS_OF, copy, store, attempt=result.metadata["attempt"])  # the sealed folder again
+        yield copy, store, f"PostgresStore({PG_DSN!r}, {schema!r})"
+
+
+@pytest.fixture(scope="module")
+def clean_later(first_run: tuple, events_file: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """What the readers show after a clean run as of LATER on top of the first run (in a home of its own)."""
+    copy = _first_home(first_run, tmp_path_factory.mktemp("clean") / "home")
+    store = SQLiteStore(copy / "store.sqlite")
+    steps.run(make(events_file), LATER, copy, store)
+    return _readers(copy, store)
 
 
 def test_a_failed_rerun_keeps_the_last_good_run_folder(good_home: tuple, events_file: Path, tmp_path: Path) -> None:
     # before: a re-run with bad events emptied the folder, leaving validation/ only; show still said ok
     home, store = good_home
-    before, scores = _published(home), store.read_scores("unit")
+    folder = _published(home, store)
+    before, readers = _files(folder), _readers(home, store)
     events = pd.read_parquet(events_file)
     bad = tmp_path / "future.parquet"
     pd.concat([events, events.iloc[:1].assign(timestamp=ts("2099-01-01"))]).to_parquet(bad, index=False)
     with pytest.raises(DataValidationError):
         steps.run(make(bad), AS_OF, home, store)
-    assert _published(home) == before
-    pd.testing.assert_frame_equal(store.read_scores("unit"), scores)
-    assert (artifacts.staging_dir(home, "unit", AS_OF) / "validation" / "events.json").exists()  # to inspect
+    assert _files(folder) == before
+    assert _readers(home, store) == readers
+    staging = [p for p in artifacts.date_dir(home, "unit", AS_OF).iterdir() if p.name.endswith(".staging")]
+    assert [(p / "validation" / "events.json").exists() for p in staging] == [True]  # kept, to inspect
+    # the attempt is recorded: before, a run failing at validate_events never reached the store
+    failed = store.read_attempts("unit", as_of="2012-01-01").iloc[-2:]
+    assert failed[["step", "status"]].values.tolist() == [["validate_events", "started"], ["validate_events", "failed"]]
+    assert failed["reason"].iloc[-1].startswith("DataValidationError: ")
+    assert "timestamp" in failed["reason"].iloc[-1]
 
 
-def test_a_poor_rerun_keeps_the_last_good_run_folder(good_home: tuple, events_file: Path) -> None:
+def test_a_poor_rerun_keeps_the_published_run_and_its_record(good_home: tuple, events_file: Path) -> None:
+    # before: the poor re-run replaced the date's ok run row by a poor row with 0 profiles, so "segment export"
+    # found no ok run and "show" exited 1, although the folder and the scores were still the good run's
     home, store = good_home
-    before = _published(home)
+    folder = _published(home, store)
+    before, readers, runs = _files(folder), _readers(home, store), store.read_runs("unit")
+    high = store.read_segment("unit", "high")
     result = steps.run(make(events_file, min_auc=0.999), AS_OF, home, store)
     assert result.quality == "poor"
-    assert result.artifact_dir == artifacts.staging_dir(home, "unit", AS_OF)
-    assert _published(home) == before
+    assert result.artifact_dir.name.endswith(".staging")
+    assert result.artifact_dir.parent == artifacts.date_dir(home, "unit", AS_OF)
+    assert _files(folder) == before
+    assert _readers(home, store) == readers
+    pd.testing.assert_frame_equal(store.read_runs("unit"), runs)
+    assert store.latest_run("unit")["status"] == "ok"
+    pd.testing.assert_frame_equal(store.read_segment("unit", "high"), high)
+    newest = store.latest_attempt("unit")
+    assert (newest["as_of"], newest["step"], newest["status"]) == ("2012-01-01", "quality_gate", "poor")
 
 
-def test_a_good_rerun_replaces_the_run_folder_and_leaves_no_staging(good_home: tuple, events_file: Path) -> None:
+def test_a_report_that_fails_leaves_the_store_on_the_previous_run(
+    good_home: tuple, events_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # before: enrich_profiles committed the new scores before the report and the publish, so a run dying in the
+    # report left the store saying the new date was current with a folder nobody had published
+    import customer_ai.report
+
     home, store = good_home
-    result = steps.run(make(events_file), AS_OF, home, store)
-    assert result.artifact_dir == artifacts.run_dir(home, "unit", AS_OF)
-    assert not [p.name for p in (home / "artifacts" / "unit").iterdir() if p.name.startswith(".2012")]
+    readers = _readers(home, store)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise UnicodeEncodeError("utf-8", "\ud83d", 0, 1, "surrogates not allowed")
+
+    monkeypatch.setattr(customer_ai.report, "build_report", broken)
+    with pytest.raises(UnicodeEncodeError):
+        steps.run(make(events_file), LATER, home, store)
+    assert _readers(home, store) == readers
+    assert store.read_runs("unit")["as_of"].tolist() == ["2012-01-01"]
+    failed = store.latest_attempt("unit")
+    assert (failed["as_of"], failed["step"], failed["status"]) == ("2012-01-08", "write_report", "failed")
+    assert "surrogates not allowed" in failed["reason"]
+
+
+def test_a_published_folder_nobody_points_at_is_removed_by_the_next_run_of_its_date(
+    good_home: tuple, events_file: Path
+) -> None:
+    home, store = good_home
+    first = _published(home, store)
+    steps.run(make(events_file), AS_OF, home, store)  # a re-run of the date: the first folder is not current now
+    second = _published(home, store)
+    assert second != first
+    assert first.exists()  # left for readers that resolved it just before the commit
+    steps.run(make(events_file), AS_OF, home, store)
+    third = _published(home, store)
+    assert not first.exists()
+    assert sorted(p.name for p in artifacts.date_dir(home, "unit", AS_OF).iterdir()) == sorted(
+        [second.name, third.name]
+    )
 
 
 def test_a_second_run_of_the_instance_is_refused_while_one_runs(good_home: tuple, events_file: Path) -> None:
     # before: a second run into the same home failed with "events.parquet is missing" or mixed both runs' files
     home, store = good_home
-    before = _published(home)
+    readers = _readers(home, store)
     with artifacts.instance_lock(home, "unit"):
         with pytest.raises(artifacts.RunInProgressError, match=r"another run of unit is in progress in .* \(process"):
             steps.run(make(events_file), AS_OF, home, store)
-    assert _published(home) == before
-    steps.run(make(events_file), ts("2012-01-08"), home, store)  # released: the next run goes ahead
+    assert _readers(home, store) == readers
+    steps.run(make(events_file), LATER, home, store)  # released: the next run goes ahead
 
 
 def test_half_written_model_folders_are_never_reused(first_run: tuple, events_file: Path, tmp_path: Path) -> None:
@@ -260,82 +408,152 @@ def test_half_written_model_folders_are_never_reused(first_run: tuple, events_fi
     assert steps.find_reusable_model(spec, ts("2012-01-08"), copy)["model_version"] == trained["model_version"]
 
 
-def _scores_of(folder: Path) -> pd.DataFrame:
-    return pd.read_parquet(folder / "scores.parquet").drop(columns=["model_version"])
+# where a killed run dies: after a step, or inside one: (module, attribute, "before" or "after" the call)
+KILL_POINTS = {
+    **{f"after {name}": ("customer_ai.steps", name, "after") for name in step_names()},
+    "in the report, its page built but not written": ("customer_ai.report", "_page", "after"),
+    "sealing: metadata written, folder not renamed": ("customer_ai.artifacts", "seal", "before"),
+    "sealed, before the store transaction": ("customer_ai.steps", "_commit", "before"),
+    "in the SQLite transaction, every row written": ("customer_ai.store.sqlite", "_SQLiteWriter.upsert_run", "after"),
+    "in the PostgreSQL transaction, every row written": (
+        "customer_ai.store.postgres",
+        "_PostgresWriter.upsert_run",
+        "after",
+    ),
+}
 
 
-def _run_script(home: Path, events_file: Path, kill_after: str | None = None) -> str:
-    """Python code that runs the instance as of AS_OF in ``home``; it SIGKILLs itself after step ``kill_after``."""
+def _run_script(home: Path, events_file: Path, store: str, kill: tuple[str, str, str] | None = None) -> str:
+    """Python code that runs the instance as of LATER in ``home``; it SIGKILLs itself at ``kill``, if given."""
     lines = [
-        "import os, signal, sys; from pathlib import Path",
+        "import importlib, os, signal, sys; from pathlib import Path",
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})",
-        "from test_steps import make, AS_OF",
+        "from test_steps import make, LATER",
         "from customer_ai import steps",
-        "from customer_ai.store import SQLiteStore",
+        "from customer_ai.store import PostgresStore, SQLiteStore",
         f"home = Path({str(home)!r})",
     ]
-    if kill_after is not None:
+    if kill is not None:
+        module, attribute, when = kill
+        owner, _, name = attribute.rpartition(".")
         lines += [
-            f"real = steps.{kill_after}",
+            f"holder = importlib.import_module({module!r})",
+            *([f"holder = getattr(holder, {owner!r})"] if owner else []),
+            f"real = getattr(holder, {name!r})",
             "def dying(*args, **kwargs):",
-            "    real(*args, **kwargs)",
+            *(["    os.kill(os.getpid(), signal.SIGKILL)"] if when == "before" else []),
+            "    returned = real(*args, **kwargs)",
             "    os.kill(os.getpid(), signal.SIGKILL)",
-            f"steps.{kill_after} = dying",
+            "    return returned",
+            f"setattr(holder, {name!r}, dying)",
         ]
-    lines.append(f"steps.run(make(Path({str(events_file)!r})), AS_OF, home, SQLiteStore(home / 'store.sqlite'))")
+    lines.append(f"steps.run(make(Path({str(events_file)!r})), LATER, home, {store})")
     return "\n".join(lines) + "\n"
 
 
-def _assert_killed_run_left_the_good_one_and_a_rerun_is_clean(
-    home: Path, store: SQLiteStore, events_file: Path, clean: pd.DataFrame
+def _assert_one_run_or_the_other_and_a_rerun_is_clean(
+    home: Path, store: object, events_file: Path, before: dict, clean: dict
 ) -> None:
-    folder = artifacts.run_dir(home, "unit", AS_OF)
-    pd.testing.assert_frame_equal(_scores_of(folder), clean)  # the old run, or the new one complete
-    assert (folder / "metadata.json").exists()
-    steps.run(make(events_file), AS_OF, home, store)  # the kernel released the lock of the killed run
-    pd.testing.assert_frame_equal(_scores_of(folder), clean)
-    stored = store.read_scores("unit", as_of="2012-01-01").set_index("profile_id")["probability"].sort_index()
-    assert stored.to_dict() == clean.set_index("profile_id")["probability"].sort_index().to_dict()
+    after = _readers(home, store)
+    if after["as_of"] == before["as_of"]:
+        assert after == before  # the previous run, whole
+    else:
+        assert (after["as_of"], after["probabilities"]) == (clean["as_of"], clean["probabilities"])  # the new one
+    steps.run(make(events_file), LATER, home, store)  # the kernel released the lock of the killed run
+    rerun = _readers(home, store)
+    assert (rerun["as_of"], rerun["probabilities"]) == (clean["as_of"], clean["probabilities"])
+    # the killed attempt's folders are gone; a run it had published stays until the next run of the date
+    published_before = {after["run_id"]} if after["as_of"] == clean["as_of"] else set()
+    left = {p.name for p in artifacts.date_dir(home, "unit", LATER).iterdir()}
+    assert left == {rerun["run_id"], *published_before}
 
 
-@pytest.mark.e2e
-@pytest.mark.parametrize("after", step_names())
-def test_a_run_killed_after_any_step_leaves_the_last_good_run_and_a_rerun_equals_a_clean_run(
-    good_home: tuple, events_file: Path, after: str
-) -> None:
+def _kill_run(home: Path, events_file: Path, store: str, kill: tuple[str, str, str]) -> None:
     import subprocess
     import sys
 
-    home, store = good_home
-    folder = artifacts.run_dir(home, "unit", AS_OF)
-    clean = _scores_of(folder)
-    killed = subprocess.run([sys.executable, "-c", _run_script(home, events_file, after)], check=False)
-    assert killed.returncode == -9
-    _assert_killed_run_left_the_good_one_and_a_rerun_is_clean(home, store, events_file, clean)
+    killed = subprocess.run(
+        [sys.executable, "-c", _run_script(home, events_file, store, kill)], check=False, stderr=subprocess.PIPE
+    )
+    assert killed.returncode == -9, killed.stderr.decode()[-3000:]
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("seconds", [0.5, 2.0, 3.5, 5.0, 6.5])
-def test_a_run_killed_at_any_point_leaves_the_last_good_run_and_a_rerun_equals_a_clean_run(
-    good_home: tuple, events_file: Path, seconds: float
+@pytest.mark.parametrize("point", [p for p in KILL_POINTS if "PostgreSQL" not in p])
+def test_a_run_killed_at_any_step_or_inside_one_leaves_one_run_or_the_other_and_a_rerun_equals_a_clean_run(
+    good_home: tuple, events_file: Path, clean_later: dict, point: str
 ) -> None:
+    home, store = good_home
+    before = _readers(home, store)
+    _kill_run(home, events_file, f"SQLiteStore(home / {'store.sqlite'!r})", KILL_POINTS[point])
+    _assert_one_run_or_the_other_and_a_rerun_is_clean(home, store, events_file, before, clean_later)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "point",
+    [
+        "after validate_events",
+        "in the report, its page built but not written",
+        "sealed, before the store transaction",
+        "in the PostgreSQL transaction, every row written",
+        "after publish",
+    ],
+)
+def test_a_run_killed_with_the_postgres_store_leaves_one_run_or_the_other_and_a_rerun_equals_a_clean_run(
+    pg_good_home: tuple, events_file: Path, clean_later: dict, point: str
+) -> None:
+    home, store, address = pg_good_home
+    before = _readers(home, store)
+    _kill_run(home, events_file, address, KILL_POINTS[point])
+    _assert_one_run_or_the_other_and_a_rerun_is_clean(home, store, events_file, before, clean_later)
+
+
+def _kill_at_moment(
+    home: Path, store: object, address: str, events_file: Path, *, seconds: float, before: dict
+) -> None:
+    """Start the run, check the readers every 50 ms until ``seconds`` have passed, then SIGKILL it."""
     import signal
     import subprocess
     import sys
     import time
 
-    home, store = good_home
-    folder = artifacts.run_dir(home, "unit", AS_OF)
-    clean = _scores_of(folder)
-    script = _run_script(home, events_file)
-    process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-c", _run_script(home, events_file, address)], stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:  # the last good run stays readable throughout
-        pd.testing.assert_frame_equal(_scores_of(folder), clean)
+    seen = set()
+    while time.monotonic() < deadline:  # every reader agrees at every moment: the old run, or the new one whole
+        now = _readers(home, store)
+        seen.add(now["as_of"])
+        if now["as_of"] == before["as_of"]:
+            assert now == before
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    _assert_killed_run_left_the_good_one_and_a_rerun_is_clean(home, store, events_file, clean)
+    assert seen <= {before["as_of"], f"{LATER:%Y-%m-%d}"}
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("seconds", [0.5, 2.0, 3.5, 5.0, 6.5, 8.0])
+def test_a_run_killed_at_any_moment_leaves_one_run_or_the_other_and_a_rerun_equals_a_clean_run(
+    good_home: tuple, events_file: Path, clean_later: dict, seconds: float
+) -> None:
+    home, store = good_home
+    before = _readers(home, store)
+    _kill_at_moment(home, store, f"SQLiteStore(home / {'store.sqlite'!r})", events_file, seconds=seconds, before=before)
+    _assert_one_run_or_the_other_and_a_rerun_is_clean(home, store, events_file, before, clean_later)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("seconds", [2.0, 5.0, 7.0])
+def test_a_run_killed_at_any_moment_with_the_postgres_store_leaves_one_run_or_the_other(
+    pg_good_home: tuple, events_file: Path, clean_later: dict, seconds: float
+) -> None:
+    home, store, address = pg_good_home
+    before = _readers(home, store)
+    _kill_at_moment(home, store, address, events_file, seconds=seconds, before=before)
+    _assert_one_run_or_the_other_and_a_rerun_is_clean(home, store, events_file, before, clean_later)
 
 
 def test_a_window_inside_a_gap_of_the_events_is_named_as_such(events_file: Path, tmp_path: Path) -> None:
@@ -419,17 +637,22 @@ def test_outcomes_are_tracked_once_for_past_runs_whose_goal_window_closed(tmp_pa
     scored = _past_scores([("a", 0.7, 70, 100, "high"), ("b", 0.4, 40, 67, "medium"), ("c", 0.1, 10, 34, "low")])
     store.write_run(spec.name, "2011-09-01", scored, _ok())  # window closed on 2011-10-01: due
     store.write_run(spec.name, "2011-09-20", scored, _ok())  # window closes on 2011-10-20: still open
-    store.record_run(spec.name, "2011-08-01", {**_ok(), "status": "poor"})  # scored nobody: nothing to track
+    store.record_attempt(spec.name, "2011-08-01", {"status": "poor"})  # published nothing: nothing to track
 
     result = steps.track_outcomes(spec, now, tmp_path, store)
 
     assert result == {"tracked": ["2011-09-01"], "skipped": {}}
-    outcomes = store.read_outcomes(spec.name)
-    assert set(outcomes["as_of"]) == {"2011-09-01"}
+    assert store.read_outcomes(spec.name).empty  # the store gets them when this run publishes
+    tracked = read_tracked(artifacts.staging_dir(tmp_path, spec.name, now))
+    assert list(tracked) == ["2011-09-01"]
+    outcomes = tracked["2011-09-01"]
     came_true = dict(zip(outcomes["group"], outcomes["realised_rate"], strict=True))
     assert came_true == {"all": 1 / 3, "low": 0.0, "medium": 0.0, "high": 1.0, "1": 1.0, "4": 0.0, "7": 0.0}
-    # a later run does not track it again
+    assert outcomes["tracked_at"].str.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ").all()
+    # once recorded (as publish does, with the run), a later run does not track it again
+    store.write_outcomes(spec.name, "2011-09-01", outcomes)
     assert steps.track_outcomes(spec, now, tmp_path, store) == {"tracked": [], "skipped": {}}
+    assert read_tracked(artifacts.staging_dir(tmp_path, spec.name, now)) == {}
 
 
 def test_a_past_run_that_scored_another_goal_is_not_tracked(tmp_path: Path) -> None:
@@ -437,10 +660,11 @@ def test_a_past_run_that_scored_another_goal_is_not_tracked(tmp_path: Path) -> N
     now = ts("2011-10-10")
     events = make_events([("a", "2011-09-05", "purchase"), ("a", "2011-10-05", "purchase")])
     artifacts.write_frame(artifacts.staging_dir(tmp_path, spec.name, now) / "events.parquet", events)
-    then = artifacts.run_dir(tmp_path, spec.name, ts("2011-09-01"))
+    then = artifacts.run_dir(tmp_path, spec.name, ts("2011-09-01"), "cli-0123456789")
     artifacts.write_json(then / "metadata.json", {"goal": "will buy a gift card within 7 days"})
     store = SQLiteStore(tmp_path / "store.sqlite")
-    store.write_run(spec.name, "2011-09-01", _past_scores([("a", 0.7, 70, 100, "high")]), _ok())
+    scored = _past_scores([("a", 0.7, 70, 100, "high")])
+    store.write_run(spec.name, "2011-09-01", scored, {**_ok(), "run_id": "cli-0123456789"})
 
     result = steps.track_outcomes(spec, now, tmp_path, store)
 

@@ -1,9 +1,11 @@
-"""The profile stores: current scores, history, runs and all-or-nothing writes.
+"""The profile stores: current scores, history, published runs, attempts and all-or-nothing writes.
 
 The behaviour tests run on both stores (the ``store`` fixture): the embedded SQLite file and PostgreSQL on the
 real server named by ``$CUSTOMER_AI_TEST_POSTGRES`` (default: database ``test`` on 127.0.0.1), in a schema of
 this module's own (``test_store_<random hex>``) dropped at the end.  PostgreSQL-only behaviour (COPY, locks,
-migrations, lost connections) is in test_store_postgres.py, which reuses the helpers below.
+migrations, lost connections) is in test_store_postgres.py, which reuses the helpers below.  The migration of a
+SQLite file written before attempts were kept apart is here too, with the expected rows the PostgreSQL migration
+test checks as well.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import re
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +31,7 @@ from customer_ai.store import PostgresStore, SQLiteStore, open_store
 
 PG_DSN = os.environ.get("CUSTOMER_AI_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 TABLES = ("customer_ai_scores", "customer_ai_score_history", "customer_ai_runs")
-NEW_TABLES = ("customer_ai_segments", "customer_ai_outcomes")
+NEW_TABLES = ("customer_ai_segments", "customer_ai_outcomes", "customer_ai_attempts")
 
 FACTOR = {"feature": "purchase_count_30d", "description": "3 purchases in the last 30 days", "value": 3}
 
@@ -98,12 +100,34 @@ def store(request, tmp_path) -> SQLiteStore | PostgresStore:
     opened.count_rows("")  # creates the tables on first use
     with admin() as connection, connection.cursor() as cursor:
         every = (*TABLES[1:], *NEW_TABLES, "customer_ai_current")  # customer_ai_scores is a view of them
-        cursor.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(sql.Identifier(schema, t) for t in every)))
+        tables = sql.SQL(", ").join(sql.Identifier(schema, t) for t in every)
+        # attempt ids count from 1 again, as in a new SQLite file
+        cursor.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY").format(tables))
     return opened
 
 
 def counts(current: int, history: int, runs: int) -> dict[str, int]:
     return {"customer_ai_scores": current, "customer_ai_score_history": history, "customer_ai_runs": runs}
+
+
+def state(store, instance: str = "unit", dates: tuple[str, ...] = ("2024-01-01", "2024-02-01")) -> list:
+    """Everything a write may touch: current scores, history of ``dates``, runs, attempts, outcomes, membership."""
+    return [
+        store.read_scores(instance),
+        *(store.read_scores(instance, as_of=d) for d in dates),
+        store.read_runs(instance),
+        store.read_attempts(instance),
+        store.read_outcomes(instance),
+        membership(store, instance),
+    ]
+
+
+def assert_same_state(before: list, after: list) -> None:
+    for old, new in zip(before, after, strict=True):
+        if isinstance(old, pd.DataFrame):
+            pd.testing.assert_frame_equal(old, new)
+        else:
+            assert old == new
 
 
 def test_write_then_read_scores(store):
@@ -211,6 +235,10 @@ def _run_without_model_version(frame: pd.DataFrame, run_row: dict) -> tuple[pd.D
     return frame, {**run_row, "model_version": None}
 
 
+def _poor_run(frame: pd.DataFrame, run_row: dict) -> tuple[pd.DataFrame, dict]:
+    return frame, {**run_row, "status": "poor"}
+
+
 @pytest.mark.parametrize(
     ("spoil", "error"),
     [
@@ -219,26 +247,27 @@ def _run_without_model_version(frame: pd.DataFrame, run_row: dict) -> tuple[pd.D
         (_nan_probability, r"missing values in \['probability'\]; nothing written"),  # checked before writing
         (_none_profile, r"missing values in \['profile_id'\]"),
         (_incomplete_run, "status"),  # refused before writing
-        # the database refuses the run row, the last statement, after history and current scores were replaced
+        (_poor_run, r"only an 'ok' run is published with write_run; an attempt that published nothing \('poor'\)"),
+        # the database refuses the run row, after history and current scores were replaced
         (_run_without_model_version, 'NOT NULL constraint failed|null value in column "model_version"'),
     ],
 )
 @pytest.mark.parametrize("as_of", ["2024-01-01", "2024-02-01"])
 def test_failed_write_leaves_previous_rows_intact(store, spoil, error, as_of):
     store.write_run("unit", "2024-01-01", scores({"p1": 0.2, "p2": 0.9}, "v1"), run("v1", roc_auc=0.8))
-    before = (store.read_scores("unit"), store.read_scores("unit", as_of="2024-01-01"), store.read_runs("unit"))
+    before = state(store)
 
     bad_scores, bad_run = spoil(scores({"p3": 0.1, "p4": 0.5}, "v2"), run("v2"))
     with pytest.raises(Exception, match=error):
         store.write_run("unit", as_of, bad_scores, bad_run)
 
-    after = (store.read_scores("unit"), store.read_scores("unit", as_of="2024-01-01"), store.read_runs("unit"))
-    for old, new in zip(before, after, strict=True):
-        pd.testing.assert_frame_equal(old, new)
+    assert_same_state(before, state(store))
     assert store.count_rows("unit") == counts(2, 2, 1)
+    assert len(store.read_attempts("unit")) == 1  # the ok attempt of the first write only
     # the store still accepts writes afterwards (no lock or open transaction left behind)
     store.write_run("unit", "2024-02-01", scores({"p3": 0.1}, "v2"), run("v2"))
     assert store.count_rows("unit") == counts(1, 3, 2)
+    assert len(store.read_attempts("unit")) == 2
 
 
 def test_read_runs(store):
@@ -255,6 +284,7 @@ def test_read_runs(store):
         "metrics",
         "scored_profiles",
         "written_at",
+        "run_id",
     ]
     assert runs["as_of"].tolist() == ["2024-01-01", "2024-02-01"]
     assert runs["model_version"].tolist() == ["v1", "v3"]
@@ -263,6 +293,7 @@ def test_read_runs(store):
     assert runs["scored_profiles"].tolist() == [1, 3]
     assert [json.loads(m) for m in runs["metrics"]] == [{"roc_auc": 0.7}, {"roc_auc": 0.9}]
     assert runs["written_at"].str.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ").all()
+    assert runs["run_id"].tolist() == ["", ""]  # written without a run folder's name
     assert store.read_runs("other").empty
 
 
@@ -310,7 +341,7 @@ def test_backfill_after_a_newer_run_that_scored_nobody_keeps_current_empty(store
     assert store.read_runs("unit")["as_of"].tolist() == ["2024-01-01", "2024-02-01"]
 
 
-# --- behaviour shared by both stores: which run is current, record_run, latest_run -----------------------------
+# --- behaviour shared by both stores: which run is current, attempts, latest_run --------------------------------
 
 
 def frames(store, instance: str = "unit", dates: tuple[str, ...] = ("2024-01-01",)) -> list[pd.DataFrame]:
@@ -322,100 +353,402 @@ def assert_frames_equal(before: list[pd.DataFrame], after: list[pd.DataFrame]) -
         pd.testing.assert_frame_equal(old, new)
 
 
+POOR_REASON = (
+    "model v9 is poor: validation ROC AUC 0.550 is below the quality gate of 0.65; the previous scores are kept"
+)
+
+
 def poor(version: str = "v9", **metrics: float) -> dict:
-    return {"model_version": version, "status": "poor", "reason": "validation ROC AUC 0.55 < 0.65", "metrics": metrics}
+    """The attempt row the quality gate records for a poor model."""
+    return {
+        "status": "poor",
+        "attempt": "cli-00000000bb",
+        "step": "quality_gate",
+        "reason": POOR_REASON,
+        "model_version": version,
+        "metrics": metrics,
+    }
+
+
+def started(attempt: str = "cli-00000000bb") -> dict:
+    return {"status": "started", "attempt": attempt, "step": "validate_events", "reason": "started"}
+
+
+def published(version: str, run_id: str, attempt: str | None = None, **metrics: float) -> dict:
+    """The run row publish writes: the sealed folder's name and the attempt's id."""
+    return {**run(version, **metrics), "run_id": run_id, "attempt": attempt or run_id.split(".", maxsplit=1)[0]}
+
+
+TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 
 
 def test_a_poor_rerun_of_the_current_date_still_protects_its_scores_from_older_backfills(store):
     store.write_run("unit", "2024-02-01", scores({"p1": 0.2, "p2": 0.9}, "v2"), run("v2", roc_auc=0.8))
-    store.record_run("unit", "2024-02-01", poor("v3"))  # the same date re-run with a model that failed the gate
+    store.record_attempt("unit", "2024-02-01", poor("v3"))  # the same date re-run with a model that failed the gate
     store.write_run("unit", "2024-01-01", scores({"p9": 0.5}, "v1"), run("v1", roc_auc=0.8))  # a backfill
     current = store.read_scores("unit")
     assert current["profile_id"].tolist() == ["p2", "p1"]
     assert set(current["as_of"]) == {"2024-02-01"}
     assert store.read_scores("unit", as_of="2024-01-01")["profile_id"].tolist() == ["p9"]
+    assert store.latest_run("unit")["model_version"] == "v2"
 
 
-def test_poor_run_recorded_after_an_ok_run_keeps_scores_and_history(store):
+def test_a_poor_attempt_after_an_ok_run_of_the_same_date_keeps_the_run_row_scores_and_history(store):
+    # issue 17, case 2: a re-run of a published date whose model fails the gate used to replace the published
+    # run's row (status poor, 0 profiles) while its scores and history stayed: the run was lost to every reader
+    store.write_run(
+        "unit",
+        "2024-02-01",
+        scores({"p1": 0.2, "p2": 0.9}, "v2"),
+        published("v2", "cli-00000000aa", roc_auc=0.8),
+        segments=members({"high": ["p2"]}),
+    )
+    store.write_outcomes("unit", "2024-01-01", outcomes(("all", "all", 2, 0.5, 0.5)))
+    before, latest = state(store), store.latest_run("unit")
+    store.record_attempt("unit", "2024-02-01", started())
+    store.record_attempt("unit", "2024-02-01", poor("v3", roc_auc=0.55))
+
+    after = state(store)
+    assert_same_state(before[:4], after[:4])  # current scores, history, the run row
+    assert_same_state(before[5:], after[5:])  # outcomes, membership
+    assert store.count_rows("unit") == counts(2, 2, 1)
+    assert store.latest_run("unit") == latest
+    assert (latest["as_of"], latest["status"], latest["model_version"], latest["run_id"]) == (
+        "2024-02-01",
+        "ok",
+        "v2",
+        "cli-00000000aa",
+    )
+    assert latest["scored_profiles"] == 2
+    assert store.latest_run("unit", status=None) == latest
+    assert store.latest_run("unit", status="poor") is None
+    assert store.read_segment("unit", "high")["profile_id"].tolist() == ["p2"]
+    attempts = store.read_attempts("unit")
+    assert list(zip(attempts["status"], attempts["model_version"], attempts["run_id"], strict=True)) == [
+        ("ok", "v2", "cli-00000000aa"),
+        ("started", "", ""),
+        ("poor", "v3", ""),
+    ]
+    newest = store.latest_attempt("unit")
+    assert (newest["status"], newest["step"], newest["reason"], newest["metrics"]) == (
+        "poor",
+        "quality_gate",
+        POOR_REASON,
+        {"roc_auc": 0.55},
+    )
+
+
+def test_a_poor_attempt_of_a_new_date_leaves_runs_scores_and_history(store):
     store.write_run("unit", "2024-01-01", scores({"p1": 0.2, "p2": 0.9}, "v1"), run("v1", roc_auc=0.8))
     before = frames(store)
-    store.record_run("unit", "2024-02-01", poor("v2", roc_auc=0.55))
+    store.record_attempt("unit", "2024-02-01", poor("v2", roc_auc=0.55))
 
     assert_frames_equal(before, frames(store))
     assert store.read_scores("unit", as_of="2024-02-01").empty
-    assert store.count_rows("unit") == counts(2, 2, 2)
+    assert store.count_rows("unit") == counts(2, 2, 1)
+    assert store.read_runs("unit")["as_of"].tolist() == ["2024-01-01"]
     latest = store.latest_run("unit", status=None)
     written_at = latest.pop("written_at")
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", written_at)
+    assert re.fullmatch(TIME, written_at)
     assert latest == {
         "instance": "unit",
-        "as_of": "2024-02-01",
-        "model_version": "v2",
-        "status": "poor",
-        "reason": "validation ROC AUC 0.55 < 0.65",
-        "metrics": {"roc_auc": 0.55},
-        "scored_profiles": 0,
+        "as_of": "2024-01-01",
+        "model_version": "v1",
+        "status": "ok",
+        "reason": "fine",
+        "metrics": {"roc_auc": 0.8},
+        "scored_profiles": 2,
+        "run_id": "",
     }
-    ok = store.latest_run("unit")
-    assert (ok["as_of"], ok["model_version"], ok["status"], ok["metrics"], ok["scored_profiles"]) == (
-        "2024-01-01",
-        "v1",
-        "ok",
-        {"roc_auc": 0.8},
-        2,
-    )
-    assert store.latest_run("unit", status="poor")["as_of"] == "2024-02-01"
+    assert store.latest_run("unit") == {**latest, "written_at": written_at}
+    assert store.latest_run("unit", status="poor") is None
     assert store.latest_run("unit", status="failed") is None
     assert store.latest_run("other") is None
     assert store.latest_run("other", status=None) is None
-    runs = store.read_runs("unit")
-    assert runs["status"].tolist() == ["ok", "poor"]
-    assert runs["scored_profiles"].tolist() == [2, 0]
+    assert store.read_attempts("unit")["status"].tolist() == ["ok", "poor"]
+    assert store.latest_attempt("unit")["as_of"] == "2024-02-01"
 
 
-def test_only_ok_runs_decide_which_as_of_is_current(store):
+def test_only_published_runs_decide_which_as_of_is_current(store):
     store.write_run("unit", "2024-01-01", scores({"p1": 0.2, "p2": 0.9}, "v1"), run("v1"))
-    store.record_run("unit", "2024-03-01", poor("v3"))
-    # older than the poor run, newer than every ok run: its scores become current
+    store.record_attempt("unit", "2024-03-01", poor("v3"))
+    # older than the poor attempt, newer than every published run: its scores become current
     store.write_run("unit", "2024-02-01", scores({"p2": 0.4, "p3": 0.6}, "v2"), run("v2"))
     current = store.read_scores("unit")
     assert current["profile_id"].tolist() == ["p3", "p2"]
     assert set(current["as_of"]) == {"2024-02-01"}
     assert store.latest_run("unit")["as_of"] == "2024-02-01"
-    assert store.latest_run("unit", status=None)["as_of"] == "2024-03-01"
-    assert store.count_rows("unit") == counts(2, 4, 3)
-    # a backfill older than the newest ok run still only fills history
+    assert store.latest_run("unit", status=None)["as_of"] == "2024-02-01"  # the poor attempt is no run
+    assert store.count_rows("unit") == counts(2, 4, 2)
+    # a backfill older than the newest published run still only fills history
     store.write_run("unit", "2023-12-01", scores({"p9": 0.5}, "v0"), run("v0"))
     assert store.read_scores("unit")["profile_id"].tolist() == ["p3", "p2"]
     assert store.read_scores("unit", as_of="2023-12-01")["profile_id"].tolist() == ["p9"]
 
 
-def test_written_run_that_is_not_ok_fills_history_but_not_current(store):
-    store.write_run("unit", "2024-01-01", scores({"p1": 0.2}, "v1"), run("v1"))
-    store.write_run("unit", "2024-02-01", scores({"p2": 0.7}, "v2"), {**run("v2"), "status": "poor"})
-    assert store.read_scores("unit")["profile_id"].tolist() == ["p1"]
-    assert store.read_scores("unit", as_of="2024-02-01")["profile_id"].tolist() == ["p2"]
-    assert store.latest_run("unit")["as_of"] == "2024-01-01"
-    assert store.read_runs("unit")["scored_profiles"].tolist() == [1, 1]
+@pytest.mark.parametrize("status", ["poor", "failed", "started", "OK", None])
+def test_write_run_publishes_only_an_ok_run_and_refuses_others_writing_nothing(store, status):
+    # before issue 17 a write_run of a poor run filled that date's history (and replaced its run row)
+    store.write_run("unit", "2024-01-01", scores({"p1": 0.2}, "v1"), run("v1"), segments=members({"a": ["p1"]}))
+    before = state(store)
+    with pytest.raises(ValueError, match=re.escape("run of unit as of 2024-02-01: only an 'ok' run is published")):
+        store.write_run(
+            "unit",
+            "2024-02-01",
+            scores({"p2": 0.7}, "v2"),
+            {**run("v2"), "status": status},
+            segments=members({"a": ["p2"]}),
+            outcomes={"2024-01-01": outcomes(("all", "all", 1, 0.2, 1.0))},
+        )
+    assert_same_state(before, state(store))
+    assert store.read_scores("unit", as_of="2024-02-01").empty
+    assert store.count_rows("unit") == counts(1, 1, 1)
 
 
-def test_record_run_on_a_new_instance_and_repeated(store):
-    store.record_run("unit", "2024-02-01", {**poor("v1"), "status": "failed", "reason": "events missing"})
-    assert store.count_rows("unit") == counts(0, 0, 1)
+def test_segments_and_outcomes_of_write_run_are_keyword_only(store):
+    with pytest.raises(TypeError, match="positional arguments"):
+        store.write_run("unit", "2024-01-01", scores({"p1": 0.2}), run(), members({"a": ["p1"]}))
+    assert store.count_rows("unit") == counts(0, 0, 0)
+
+
+def test_record_attempt_on_a_new_instance_and_repeated(store):
+    failed = {"status": "failed", "attempt": "cli-00000000aa", "step": "validate_events", "reason": "events missing"}
+    store.record_attempt("unit", "2024-02-01", failed)
+    assert store.count_rows("unit") == counts(0, 0, 0)
     assert store.latest_run("unit") is None
-    store.record_run("unit", "2024-02-01", poor("v2"))  # the same as-of date: its run row is replaced
-    assert store.count_rows("unit") == counts(0, 0, 1)
-    latest = store.latest_run("unit", status=None)
+    assert store.latest_run("unit", status=None) is None
+    store.record_attempt("unit", "2024-02-01", poor("v2"))  # the same as-of date: a second row, the first kept
+    assert store.count_rows("unit") == counts(0, 0, 0)
+    attempts = store.read_attempts("unit")
+    assert list(zip(attempts["status"], attempts["step"], attempts["reason"], strict=True)) == [
+        ("failed", "validate_events", "events missing"),
+        ("poor", "quality_gate", POOR_REASON),
+    ]
+    latest = store.latest_attempt("unit")
     assert (latest["status"], latest["model_version"], latest["metrics"]) == ("poor", "v2", {})
-    # a poor run does not count: the first ok run of an older date becomes current
+    # a poor attempt does not count: the first ok run of an older date becomes current
     store.write_run("unit", "2024-01-01", scores({"p1": 0.2}), run())
     assert store.read_scores("unit")["profile_id"].tolist() == ["p1"]
 
 
-def test_record_run_refuses_an_ok_run(store):
-    with pytest.raises(ValueError, match="record_run is for runs that wrote no scores"):
-        store.record_run("unit", "2024-02-01", run())
+ATTEMPT_COLUMNS = [
+    "id",
+    "instance",
+    "as_of",
+    "attempt",
+    "step",
+    "try_number",
+    "status",
+    "reason",
+    "model_version",
+    "metrics",
+    "run_id",
+    "recorded_at",
+]
+ATTEMPT_DTYPES = {
+    "id": "int64",
+    "instance": "str",
+    "as_of": "str",
+    "attempt": "str",
+    "step": "str",
+    "try_number": "int64",
+    "status": "str",
+    "reason": "str",
+    "model_version": "str",
+    "metrics": "str",
+    "run_id": "str",
+    "recorded_at": "str",
+}
+
+
+def now_text() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def attempt_rows(frame: pd.DataFrame) -> list[tuple]:
+    """The rows of read_attempts without ``recorded_at``, as plain tuples."""
+    return [tuple(row) for row in frame.drop(columns="recorded_at").itertuples(index=False)]
+
+
+def test_attempts_are_appended_in_write_order_with_their_columns(store):
+    first = now_text()
+    store.record_attempt("unit", "2024-02-01", {**started("cli-0000000001"), "reason": "started by the command"})
+    store.record_attempt(
+        "unit",
+        "2024-02-01",
+        {"status": "failed", "attempt": "af-00000000a1", "step": "train", "try_number": 2, "reason": "MemoryError"},
+    )
+    store.record_attempt("unit", "2024-01-01", poor("v2", roc_auc=0.55, lift=1.5))
+    store.record_attempt("other", "2024-02-01", {"status": "started"})  # everything else left to its default
+    store.record_attempt(
+        "unit",
+        dt.date(2024, 2, 1),
+        {"status": "failed", "attempt": "af-00000000a1", "step": "train", "try_number": 2, "reason": "MemoryError"},
+    )  # the same row again: kept as a row of its own
+    store.record_attempt("unit", "2024-02-01", {**started("af-00000000a1"), "try_number": np.int64(0)})
+    last = now_text()
+
+    read = store.read_attempts("unit")
+    assert read.columns.tolist() == ATTEMPT_COLUMNS
+    assert attempt_rows(read) == [
+        (
+            1,
+            "unit",
+            "2024-02-01",
+            "cli-0000000001",
+            "validate_events",
+            1,
+            "started",
+            "started by the command",
+            "",
+            "{}",
+            "",
+        ),
+        (2, "unit", "2024-02-01", "af-00000000a1", "train", 2, "failed", "MemoryError", "", "{}", ""),
+        (
+            3,
+            "unit",
+            "2024-01-01",
+            "cli-00000000bb",
+            "quality_gate",
+            1,
+            "poor",
+            POOR_REASON,
+            "v2",
+            '{"lift": 1.5, "roc_auc": 0.55}',
+            "",
+        ),
+        (5, "unit", "2024-02-01", "af-00000000a1", "train", 2, "failed", "MemoryError", "", "{}", ""),
+        (6, "unit", "2024-02-01", "af-00000000a1", "validate_events", 0, "started", "started", "", "{}", ""),
+    ]
+    assert read["recorded_at"].str.fullmatch(TIME).all()
+    assert first <= read["recorded_at"].min()
+    assert read["recorded_at"].max() <= last
+    assert read["recorded_at"].is_monotonic_increasing
+    assert read.dtypes.astype(str).to_dict() == ATTEMPT_DTYPES
+    assert attempt_rows(store.read_attempts("other")) == [
+        (4, "other", "2024-02-01", "", "", 1, "started", "", "", "{}", "")
+    ]
+    # attempts are not runs: nothing else has a row
     assert store.count_rows("unit") == counts(0, 0, 0)
+    assert store.read_runs("unit").empty
+    assert store.latest_run("unit", status=None) is None
+
+
+def test_empty_attempt_reads_have_the_dtypes_of_full_ones(store):
+    store.record_attempt("unit", "2024-02-01", poor(roc_auc=0.5))
+    full = store.read_attempts("unit")
+    for empty in (
+        store.read_attempts("nobody"),
+        store.read_attempts("unit", as_of="2024-01-01"),
+        store.read_attempts("unit", as_of="yesterday"),  # not a date: matches nothing
+    ):
+        assert empty.empty
+        assert empty.columns.tolist() == ATTEMPT_COLUMNS
+        assert empty.dtypes.to_dict() == full.dtypes.to_dict()
+    assert full.dtypes.astype(str).to_dict() == ATTEMPT_DTYPES
+
+
+def test_read_attempts_of_one_date_and_the_latest_attempt(store):
+    assert store.latest_attempt("unit") is None
+    store.record_attempt("unit", "2024-02-01", started("cli-00000000aa"))
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.2}, "v2"), published("v2", "cli-00000000aa", roc_auc=0.8))
+    store.record_attempt("other", "2024-03-01", started("cli-00000000cc"))
+    store.record_attempt("unit", "2024-01-01", poor("v1", roc_auc=0.55))  # written last, of an older date
+    assert store.read_attempts("unit", as_of="2024-02-01")["id"].tolist() == [1, 2]
+    assert store.read_attempts("unit", as_of=dt.date(2024, 1, 1))["id"].tolist() == [4]
+    assert store.read_attempts("unit", as_of=pd.Timestamp("2024-02-01", tz="UTC"))["status"].tolist() == [
+        "started",
+        "ok",
+    ]
+    assert store.read_attempts("unit", as_of="2024-03-01").empty  # another instance's date
+    assert store.read_attempts("unit")["id"].tolist() == [1, 2, 4]
+    # the newest attempt is the last one written, not the one of the newest date
+    latest = store.latest_attempt("unit")
+    assert re.fullmatch(TIME, latest.pop("recorded_at"))
+    assert latest == {
+        "id": 4,
+        "instance": "unit",
+        "as_of": "2024-01-01",
+        "attempt": "cli-00000000bb",
+        "step": "quality_gate",
+        "try_number": 1,
+        "status": "poor",
+        "reason": POOR_REASON,
+        "model_version": "v1",
+        "metrics": {"roc_auc": 0.55},
+        "run_id": "",
+    }
+    assert type(latest["id"]) is int
+    assert type(latest["try_number"]) is int
+    other = store.latest_attempt("other")
+    assert (other["id"], other["as_of"], other["attempt"]) == (3, "2024-03-01", "cli-00000000cc")
+    assert store.latest_attempt("nobody") is None
+
+
+@pytest.mark.parametrize(
+    ("attempt", "error"),
+    [
+        (
+            {**poor(), "status": "ok"},
+            "attempt of unit as of 2024-02-01: an 'ok' attempt is the publish of its run, recorded by write_run",
+        ),
+        ({**poor(), "status": "running"}, "status 'running' is not one of started, failed, poor, ok; nothing written"),
+        ({**poor(), "status": "Poor"}, "status 'Poor' is not one of started, failed, poor, ok"),
+        ({k: v for k, v in poor().items() if k != "status"}, "status None is not one of"),
+        ({**poor(), "try_number": -1}, "try_number -1 is not a whole number from 0; nothing written"),
+        ({**poor(), "try_number": 1.5}, "try_number 1.5 is not a whole number from 0"),
+        ({**poor(), "try_number": 2.0}, "try_number 2.0 is not a whole number from 0"),
+        ({**poor(), "try_number": "2"}, "try_number '2' is not a whole number from 0"),
+        ({**poor(), "try_number": True}, "try_number True is not a whole number from 0"),
+        ({**poor(), "try_number": None}, "try_number None is not a whole number from 0"),
+    ],
+)
+def test_refused_attempts_write_nothing(store, attempt, error):
+    store.write_run("unit", "2024-01-01", scores({"p1": 0.2}), run())
+    store.record_attempt("unit", "2024-02-01", started())
+    before = state(store)
+    with pytest.raises(ValueError, match=re.escape(error)):
+        store.record_attempt("unit", "2024-02-01", attempt)
+    assert_same_state(before, state(store))
+    assert len(store.read_attempts("unit")) == 2
+
+
+def test_hostile_names_and_reasons_in_attempts_are_stored_verbatim(store):
+    hostile = "x'); DELETE FROM customer_ai_attempts; -- %s %(x)s {attempts} \\N \t\n 🚀"
+    for number, instance in enumerate(HOSTILE_INSTANCES):
+        store.record_attempt(
+            instance,
+            "2024-02-01",
+            {
+                "status": "failed",
+                "attempt": f"{hostile}{number}",
+                "step": 'st"ep',
+                "reason": f"{hostile}\n{instance}",
+                "model_version": "v'1;",
+                "metrics": {hostile: 0.5},
+            },
+        )
+    for number, instance in enumerate(HOSTILE_INSTANCES):
+        read = store.read_attempts(instance)
+        assert attempt_rows(read) == [
+            (
+                number + 1,
+                instance,
+                "2024-02-01",
+                f"{hostile}{number}",
+                'st"ep',
+                1,
+                "failed",
+                f"{hostile}\n{instance}",
+                "v'1;",
+                json.dumps({hostile: 0.5}),
+                "",
+            )
+        ]
+        assert store.latest_attempt(instance)["metrics"] == {hostile: 0.5}
+    assert store.read_attempts("unit").empty
+    assert store.latest_attempt("'; --") is None
 
 
 def test_latest_ok_run_is_the_newest_as_of_not_the_last_written(store):
@@ -438,9 +771,12 @@ def test_as_of_dates_are_stored_as_iso_text(store, as_of):
 def test_bad_as_of_dates_are_refused(store, as_of):
     with pytest.raises(ValueError, match=re.escape(f"as-of date {as_of!r} is not a date")):
         store.write_run("unit", as_of, scores({"p1": 0.2}), run())
-    with pytest.raises(ValueError, match="is not a date"):
-        store.record_run("unit", as_of, poor())
+    with pytest.raises(ValueError, match=re.escape(f"as-of date {as_of!r} is not a date")):
+        store.record_attempt("unit", as_of, poor())
+    with pytest.raises(ValueError, match=re.escape(f"as-of date {as_of!r} is not a date")):
+        store.write_run("unit", "2024-02-01", scores({"p1": 0.2}), run(), outcomes={as_of: outcomes()})
     assert store.count_rows("unit") == counts(0, 0, 0)
+    assert store.read_attempts("unit").empty
     store.write_run("unit", "2024-02-01", scores({"p1": 0.2}), run())
     assert store.read_scores("unit", as_of=as_of).empty  # reading a date that is not one finds nothing
 
@@ -450,6 +786,7 @@ def test_empty_reads_have_the_same_dtypes_as_full_ones(store):
     for full, empty in (
         (store.read_scores("unit"), store.read_scores("none")),
         (store.read_runs("unit"), store.read_runs("none")),
+        (store.read_attempts("unit"), store.read_attempts("none")),
     ):
         assert empty.empty
         assert empty.dtypes.to_dict() == full.dtypes.to_dict()
@@ -465,7 +802,18 @@ def test_empty_reads_have_the_same_dtypes_as_full_ones(store):
         "model_version": "str",
         "factors": "object",
     }
-    assert store.read_runs("unit")["scored_profiles"].dtype == "int64"
+    assert store.read_runs("unit").dtypes.astype(str).to_dict() == {
+        "instance": "str",
+        "as_of": "str",
+        "model_version": "str",
+        "status": "str",
+        "reason": "str",
+        "metrics": "str",
+        "scored_profiles": "int64",
+        "written_at": "str",
+        "run_id": "str",
+    }
+    assert store.read_attempts("unit").dtypes.astype(str).to_dict() == ATTEMPT_DTYPES
 
 
 HOSTILE_INSTANCES = [
@@ -505,8 +853,11 @@ def test_hostile_names_are_stored_verbatim(store, instance):
     assert store.read_runs(instance)["reason"].tolist() == ["ok'; --"]
     assert store.count_rows(instance) == counts(len(HOSTILE_PROFILES), len(HOSTILE_PROFILES), 1)
     assert store.count_rows("unit") == counts(0, 0, 0)
-    store.record_run(instance, "2024-03-01", poor("v'2"))
-    assert store.latest_run(instance, status=None)["model_version"] == "v'2"
+    store.record_attempt(instance, "2024-03-01", poor("v'2"))
+    assert store.latest_run(instance, status=None)["model_version"] == "v'1;"
+    assert store.latest_attempt(instance)["model_version"] == "v'2"
+    assert store.read_attempts(instance)["instance"].tolist() == [instance, instance]
+    assert store.read_attempts(instance)["reason"].tolist() == ["ok'; --", POOR_REASON]
 
 
 # --- segment membership ---------------------------------------------------------------------------------------
@@ -578,24 +929,19 @@ def test_a_rerun_replaces_only_its_own_dates_membership(store):
     assert store.segment_names("unit") == []
 
 
-def test_segment_reads_default_to_the_newest_ok_run(store):
+def test_segment_reads_default_to_the_newest_published_run(store):
     store.write_run(
         "unit", "2024-01-01", scores({"p1": 0.2, "p2": 0.4}, "v1"), run("v1"), segments=members({"s": ["p1"]})
     )
     store.write_run("unit", "2023-12-01", scores({"p9": 0.2}, "v0"), run("v0"), segments=members({"s": ["p9"]}))
-    store.write_run(
-        "unit",
-        "2024-02-01",
-        scores({"p2": 0.7}, "v2"),
-        {**run("v2"), "status": "poor"},
-        segments=members({"s": ["p2"]}),
-    )
-    store.record_run("unit", "2024-03-01", poor())
+    store.record_attempt("unit", "2024-02-01", poor())  # newer attempts that published nothing
+    store.record_attempt("unit", "2024-03-01", {"status": "failed", "step": "train", "reason": "MemoryError"})
     assert store.read_segment("unit", "s")["profile_id"].tolist() == ["p1"]
     assert store.read_segment("unit", "s")["as_of"].tolist() == ["2024-01-01"]
-    assert store.read_segment("unit", "s", as_of="2024-02-01")["probability"].tolist() == [0.7]
+    assert store.read_segment("unit", "s", as_of="2024-02-01").empty
     assert store.read_segment("unit", "s", as_of=dt.date(2023, 12, 1))["profile_id"].tolist() == ["p9"]
     assert store.segment_names("unit") == ["s"]
+    assert store.segment_names("unit", "2024-02-01") == []
     assert store.segment_names("unit", "2024-03-01") == []
     assert store.read_segment("unit", "s", as_of="yesterday").empty
     assert store.read_segment("nobody", "s").empty
@@ -642,7 +988,7 @@ def test_membership_shares_the_transaction_of_the_scores(store):
             "2024-02-01",
             scores({"p3": 0.5}, "v2"),
             {**run("v2"), "model_version": None},
-            members({"b": ["p3"]}),
+            segments=members({"b": ["p3"]}),
         )
     assert membership(store) == before
     assert store.read_segment("unit", "a")["profile_id"].tolist() == ["p2"]
@@ -780,6 +1126,228 @@ def test_hostile_instance_names_in_outcomes_are_stored_verbatim(store):
         assert store.read_outcomes(instance)["instance"].tolist() == [instance]
 
 
+# --- publishing: the run folder's name, its ok attempt and the outcomes it tracked, in one transaction ----------
+
+
+def test_run_id_round_trips_through_read_runs_and_latest_run(store):
+    store.write_run("unit", "2024-01-01", scores({"p1": 0.2}, "v1"), published("v1", "af-0123456789"))
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.3}, "v2"), published("v2", "cli-abcdef0123.2"))
+    store.write_run("other", "2024-02-01", scores({"p1": 0.3}, "v2"), run("v2"))
+    assert store.read_runs("unit")["run_id"].tolist() == ["af-0123456789", "cli-abcdef0123.2"]
+    assert store.latest_run("unit")["run_id"] == "cli-abcdef0123.2"
+    assert store.latest_run("unit", status=None)["run_id"] == "cli-abcdef0123.2"
+    assert store.latest_run("other")["run_id"] == ""
+    # a re-run of a date names its own folder; a write without a name points at the date's folder ("")
+    store.write_run("unit", "2024-01-01", scores({"p1": 0.4}, "v1"), published("v1", "af-9876543210"))
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.5}, "v2"), run("v2"))
+    assert store.read_runs("unit")["run_id"].tolist() == ["af-9876543210", ""]
+    assert store.latest_run("unit")["run_id"] == ""
+    assert store.count_rows("unit") == counts(1, 2, 2)
+
+
+def test_write_run_appends_one_ok_attempt_per_run_folder(store):
+    store.record_attempt("unit", "2024-02-01", started("cli-00000000aa"))
+    first = published("v1", "cli-00000000aa", roc_auc=0.8)
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.2}, "v1"), first)
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.2}, "v1"), first)  # a publish retried after its commit
+    assert attempt_rows(store.read_attempts("unit")) == [
+        (1, "unit", "2024-02-01", "cli-00000000aa", "validate_events", 1, "started", "started", "", "{}", ""),
+        (
+            2,
+            "unit",
+            "2024-02-01",
+            "cli-00000000aa",
+            "publish",
+            1,
+            "ok",
+            "fine",
+            "v1",
+            '{"roc_auc": 0.8}',
+            "cli-00000000aa",
+        ),
+    ]
+    # the attempt sealed again (a step re-run after its seal) publishes a folder of its own: one more row
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.3}, "v1"), published("v1", "cli-00000000aa.2"))
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.4}, "v2"), published("v2", "af-00000000a1"))
+    # the first folder committed again after another run published the date: it is the date's newest publish
+    # now, so it gets a row again (the newest ok row always names the folder the run row names)
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.2}, "v1"), first)
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.2}, "v1"), first)  # and repeated: no row
+    # the same name on another date is another publish
+    store.write_run("unit", "2024-03-01", scores({"p1": 0.5}, "v3"), published("v3", "cli-00000000aa"))
+    read = store.read_attempts("unit")
+    assert list(zip(read["id"], read["as_of"], read["status"], read["attempt"], read["run_id"], strict=True)) == [
+        (1, "2024-02-01", "started", "cli-00000000aa", ""),
+        (2, "2024-02-01", "ok", "cli-00000000aa", "cli-00000000aa"),
+        (3, "2024-02-01", "ok", "cli-00000000aa", "cli-00000000aa.2"),
+        (4, "2024-02-01", "ok", "af-00000000a1", "af-00000000a1"),
+        (5, "2024-02-01", "ok", "cli-00000000aa", "cli-00000000aa"),
+        (6, "2024-03-01", "ok", "cli-00000000aa", "cli-00000000aa"),
+    ]
+    assert set(read.loc[read["status"] == "ok", "step"]) == {"publish"}
+    assert store.read_runs("unit")["run_id"].tolist() == ["cli-00000000aa", "cli-00000000aa"]
+    assert store.read_runs("unit")["model_version"].tolist() == ["v1", "v3"]
+    assert store.count_rows("unit") == counts(1, 2, 2)  # only the attempts grew
+    # a run without a folder's name has no name to recognise: every write is a publish of its own
+    store.write_run("other", "2024-02-01", scores({"p1": 0.2}), run())
+    store.write_run("other", "2024-02-01", scores({"p1": 0.2}), run())
+    other = store.read_attempts("other")
+    assert list(zip(other["status"], other["attempt"], other["run_id"], strict=True)) == [("ok", "", "")] * 2
+
+
+def test_write_run_writes_the_outcomes_it_tracked(store):
+    store.write_outcomes("unit", "2023-11-01", outcomes(("all", "all", 7, 0.3, 0.1)))
+    store.write_outcomes("unit", "2024-01-01", FULL_OUTCOMES)  # replaced by the run's rows of that date
+    store.write_outcomes("other", "2024-01-01", outcomes(("all", "all", 9, 0.3, 0.1)))
+    untouched = store.read_outcomes("unit").iloc[:1]
+    other = store.read_outcomes("other")
+    tracked = {
+        "2024-01-01": outcomes(("all", "all", 2, 0.45, 0.5)).assign(tracked_at="2024-02-01T06:30:00Z"),
+        dt.date(2023, 12, 1): outcomes(("bucket", "low", 3, 0.1, 0.0), ("all", "all", 3, 0.1, 0.0)),
+    }
+    first = now_text()
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.2}), published("v2", "cli-00000000aa"), outcomes=tracked)
+    last = now_text()
+
+    read = store.read_outcomes("unit")
+    columns = ["as_of", "grouping", "group", "profiles", "predicted_rate", "realised_rate"]
+    assert [tuple(r) for r in read[columns].itertuples(index=False)] == [
+        ("2023-11-01", "all", "all", 7, 0.3, 0.1),
+        ("2023-12-01", "all", "all", 3, 0.1, 0.0),
+        ("2023-12-01", "bucket", "low", 3, 0.1, 0.0),
+        ("2024-01-01", "all", "all", 2, 0.45, 0.5),
+    ]
+    pd.testing.assert_frame_equal(read.iloc[:1], untouched)  # another date's rows, tracked_at included
+    assert read["tracked_at"].iloc[3] == "2024-02-01T06:30:00Z"  # as given
+    assert first <= read["tracked_at"].iloc[1] == read["tracked_at"].iloc[2] <= last  # the time of the write
+    pd.testing.assert_frame_equal(store.read_outcomes("other"), other)
+    assert store.count_rows("unit") == counts(1, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("2024-02-01T06:30:05Z", "2024-02-01T06:30:05Z"),
+        ("2024-02-01 06:30:05", "2024-02-01T06:30:05Z"),  # no time zone: UTC
+        (pd.Timestamp("2024-02-01 07:30:05+01:00"), "2024-02-01T06:30:05Z"),
+        (dt.datetime(2024, 2, 1, 1, 30, 5, tzinfo=dt.timezone(dt.timedelta(hours=-5))), "2024-02-01T06:30:05Z"),
+        (pd.Timestamp("2024-02-01 06:30:05.999"), "2024-02-01T06:30:05Z"),  # whole seconds, as tracked_at is read
+        ("1999-12-31T23:59:59Z", "1999-12-31T23:59:59Z"),
+    ],
+)
+def test_tracked_at_given_in_outcomes_is_kept_exactly(store, given, stored):
+    frame = outcomes(("all", "all", 2, 0.45, 0.5), ("bucket", "low", 2, 0.45, 0.5))
+    frame["tracked_at"] = pd.Series([given, None], dtype=object)  # the second row: the time of the write
+    first = now_text()
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.2}), run(), outcomes={"2024-01-01": frame})
+    store.write_outcomes("unit", "2023-12-01", frame)
+    last = now_text()
+    read = store.read_outcomes("unit")
+    assert read["as_of"].tolist() == ["2023-12-01", "2023-12-01", "2024-01-01", "2024-01-01"]
+    assert read["tracked_at"].iloc[[0, 2]].tolist() == [stored, stored]
+    assert all(first <= t <= last for t in read["tracked_at"].iloc[[1, 3]])
+
+
+@pytest.mark.parametrize("missing", [pd.NaT, "", None, math.nan])
+def test_a_missing_tracked_at_is_the_time_of_the_write(store, missing):
+    frame = outcomes(("all", "all", 2, 0.45, 0.5)).assign(tracked_at=pd.Series([missing], dtype=object))
+    first = now_text()
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.2}), run(), outcomes={"2024-01-01": frame})
+    assert first <= store.read_outcomes("unit")["tracked_at"].iloc[0] <= now_text()
+
+
+def test_metrics_json_cannot_hold_are_null_in_both_stores(store):
+    # before: SQLite kept NaN (read back as nan) where PostgreSQL kept null (None)
+    store.record_attempt("unit", "2024-02-01", {"status": "poor", "metrics": {"roc_auc": math.nan, "n": 3}})
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.2}), {**run(), "metrics": {"roc_auc": math.inf}})
+    assert store.read_attempts("unit")["metrics"].tolist() == ['{"n": 3, "roc_auc": null}', '{"roc_auc": null}']
+    assert store.latest_attempt("unit")["metrics"] == {"roc_auc": None}
+    assert store.latest_run("unit")["metrics"] == {"roc_auc": None}
+    assert store.read_runs("unit")["metrics"].tolist() == ['{"roc_auc": null}']
+
+
+def test_a_tracked_at_that_is_not_a_time_is_refused(store):
+    bad = outcomes(("all", "all", 2, 0.45, 0.5)).assign(tracked_at="not a time")
+    with pytest.raises(ValueError, match="outcomes for unit as of 2024-01-01: tracked_at 'not a time' is not a time"):
+        store.write_run("unit", "2024-02-01", scores({"p1": 0.2}), run(), outcomes={"2024-01-01": bad})
+    assert store.read_outcomes("unit").empty
+    assert store.count_rows("unit") == counts(0, 0, 0)
+    assert store.read_attempts("unit").empty
+
+
+def _member_without_score(publish: dict) -> dict:
+    return {**publish, "segments": members({"a": ["p3", "p9"]})}
+
+
+def _outcome_out_of_range(publish: dict) -> dict:
+    return {**publish, "outcomes": {**publish["outcomes"], "2023-11-01": outcomes(("all", "all", 1, 1.5, 0.1))}}
+
+
+def _run_row_refused(publish: dict) -> dict:
+    return {**publish, "run": {**publish["run"], "model_version": None}}
+
+
+def _not_ok(publish: dict) -> dict:
+    return {**publish, "run": {**publish["run"], "status": "failed"}}
+
+
+@pytest.mark.parametrize(
+    ("spoil", "error"),
+    [
+        (_member_without_score, r"segments for unit as of 2024-02-01: 1 members have no score in this run"),
+        (_outcome_out_of_range, r"outcomes for unit as of 2023-11-01: predicted_rate 1\.5 is not a rate from 0 to 1"),
+        (_not_ok, "only an 'ok' run is published with write_run"),
+        # refused by the database after history, membership, outcomes and current scores were replaced
+        (_run_row_refused, 'NOT NULL constraint failed|null value in column "model_version"'),
+    ],
+)
+def test_a_failed_publish_leaves_outcomes_history_runs_and_attempts_untouched(store, spoil, error):
+    tracked_before = outcomes(("all", "all", 4, 0.5, 0.5)).assign(tracked_at="2024-01-01T00:00:00Z")
+    store.write_run(
+        "unit",
+        "2024-01-01",
+        scores({"p1": 0.2, "p2": 0.9}, "v1"),
+        published("v1", "cli-00000000aa"),
+        segments=members({"a": ["p1"]}),
+        outcomes={"2023-12-01": tracked_before},
+    )
+    store.record_attempt("unit", "2024-02-01", started("cli-00000000bb"))
+    before = state(store)
+    publish = {
+        "run": published("v2", "cli-00000000bb"),
+        "segments": members({"a": ["p3"]}),
+        "outcomes": {"2023-12-01": outcomes(("all", "all", 9, 0.1, 0.2)), "2024-01-01": FULL_OUTCOMES},
+    }
+    spoiled = spoil(publish)
+    with pytest.raises(Exception, match=error):
+        store.write_run(
+            "unit",
+            "2024-02-01",
+            scores({"p3": 0.4, "p4": 0.6}, "v2"),
+            spoiled["run"],
+            segments=spoiled["segments"],
+            outcomes=spoiled["outcomes"],
+        )
+    assert_same_state(before, state(store))
+    assert store.count_rows("unit") == counts(2, 2, 1)
+    assert store.read_outcomes("unit")["tracked_at"].tolist() == ["2024-01-01T00:00:00Z"]
+    # the same publish without the fault goes through, whole (nothing was left locked or half-written)
+    store.write_run(
+        "unit",
+        "2024-02-01",
+        scores({"p3": 0.4, "p4": 0.6}, "v2"),
+        publish["run"],
+        segments=publish["segments"],
+        outcomes=publish["outcomes"],
+    )
+    assert store.read_outcomes("unit")["as_of"].value_counts().to_dict() == {"2023-12-01": 1, "2024-01-01": 7}
+    assert store.read_outcomes("unit")["profiles"].iloc[0] == 9
+    assert store.latest_run("unit")["run_id"] == "cli-00000000bb"
+    assert store.read_attempts("unit")["status"].tolist() == ["ok", "started", "ok"]
+    assert membership(store) == [("unit", "a", "2024-01-01", "p1"), ("unit", "a", "2024-02-01", "p3")]
+    assert store.count_rows("unit") == counts(2, 4, 2)
+
+
 # --- factors: stored exactly, given as lists or as the JSON text of scores.parquet --------------------------------
 
 HOSTILE_FACTORS = [
@@ -845,7 +1413,7 @@ def test_hostile_factors_and_values_are_stored_exactly_from_lists_or_parquet_tex
 
     written = hostile_run()
     store.write_run("unit", "2024-01-01", written, run(), segments=members({"a\tb": written["profile_id"].tolist()}))
-    # the JSON text scores.parquet holds, as enrich_profiles reads it: stored as it is, without decoding
+    # the JSON text scores.parquet holds, as publish reads it: stored as it is, without decoding
     from_file = pd.read_parquet(write_frame(tmp_path / "scores.parquet", written))
     assert isinstance(from_file["factors"][0], str)
     store.write_run("unit", "2024-02-01", from_file, run(), segments=members({"a\tb": written["profile_id"].tolist()}))
@@ -888,7 +1456,7 @@ def test_hostile_factors_and_values_are_stored_exactly_from_lists_or_parquet_tex
         ({"field": "score", "op": "gte", "value": 50}, ["p1", "p3"]),  # they are not
     ],
 )
-def test_enrich_profiles_stores_the_factors_of_scores_parquet(store, tmp_path, rule, chosen):
+def test_publish_stores_the_factors_of_scores_parquet(store, tmp_path, rule, chosen):
     from customer_ai import artifacts, steps  # noqa: PLC0415
     from customer_ai.files import write_frame  # noqa: PLC0415
 
@@ -902,15 +1470,279 @@ def test_enrich_profiles_stores_the_factors_of_scores_parquet(store, tmp_path, r
         [],
     ]
     as_of = pd.Timestamp("2024-02-01", tz="UTC")
-    folder = artifacts.staging_dir(tmp_path, spec.name, as_of)
+    attempt = "cli-00000000aa"
+    folder = artifacts.staging_dir(tmp_path, spec.name, as_of, attempt)
     write_frame(folder / "scores.parquet", written)
-    model = {"model_version": "v1", "as_of": "2024-01-01", "validation": {"metrics": {"roc_auc": 0.8}}}
+    model = {
+        "model_version": "v1",
+        "as_of": "2024-01-01",
+        "validation": {"metrics": {"roc_auc": 0.8}},
+        "history": {},
+        "quality": {"status": "ok", "reason": "fine", "min_auc": spec.training.min_auc},
+    }
     artifacts.write_json(folder / "model.json", model)
-    result = steps.enrich_profiles(spec, as_of, tmp_path, store)
-    assert result["written"] == 3
-    assert result["segments"] == {"low": 3, "medium": 0, "high": 0, "chosen": len(chosen)}
+    result = steps.publish(spec, as_of, tmp_path, store, attempt=attempt)
+    sealed = artifacts.run_dir(tmp_path, spec.name, as_of, attempt)
+    assert result == {
+        "instance": spec.name,
+        "as_of": "2024-02-01",
+        "run_id": attempt,
+        "model_version": "v1",
+        "scored_profiles": 3,
+        "buckets": {"low": 3, "medium": 0, "high": 0},
+        "segments": {"low": 3, "medium": 0, "high": 0, "chosen": len(chosen)},
+        "artifacts": str(sealed),
+    }
+    assert not folder.exists()
     assert store.read_segment(spec.name, "chosen")["profile_id"].tolist() == chosen
+    latest = store.latest_run(spec.name)
+    assert (latest["run_id"], latest["model_version"], latest["scored_profiles"], latest["metrics"]) == (
+        attempt,
+        "v1",
+        3,
+        {"roc_auc": 0.8},
+    )
+    assert latest["reason"] == (
+        f"validation ROC AUC 0.800 meets the quality gate of {spec.training.min_auc:g}; model trained as of 2024-01-01"
+    )
     # the same stored factors as a write of the lists themselves
     store.write_run("reference", "2024-02-01", written, run())
     assert stored_factor_texts(store, "2024-02-01", spec.name) == stored_factor_texts(store, "2024-02-01", "reference")
     assert store.read_scores(spec.name)["factors"].tolist()[0] == [{**FACTOR, "contribution": 0.5}]
+    # a publish retried after its commit commits the sealed folder again: the same rows, no second attempt row
+    before = [store.read_scores(spec.name), membership(store, spec.name), store.read_attempts(spec.name)]
+    assert steps.publish(spec, as_of, tmp_path, store, attempt=attempt) == result
+    assert_same_state(
+        before, [store.read_scores(spec.name), membership(store, spec.name), store.read_attempts(spec.name)]
+    )
+    attempts = store.read_attempts(spec.name)
+    assert list(zip(attempts["attempt"], attempts["step"], attempts["status"], attempts["run_id"], strict=True)) == [
+        (attempt, "publish", "ok", attempt)
+    ]
+    assert store.count_rows(spec.name) == counts(3, 3, 1)
+
+
+# --- migration of stores written before attempts were kept apart (issue 17) -------------------------------------
+
+# the SQLite schema before PRAGMA user_version 1 (customer_ai/store/sqlite.py before issue 17)
+OLD_SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS customer_ai_scores (
+    instance TEXT NOT NULL, profile_id TEXT NOT NULL, as_of TEXT NOT NULL,
+    probability REAL NOT NULL, score INTEGER NOT NULL, percentile INTEGER NOT NULL, bucket TEXT NOT NULL,
+    propensity TEXT NOT NULL, model_version TEXT NOT NULL, factors TEXT NOT NULL,
+    PRIMARY KEY (instance, profile_id)
+);
+CREATE TABLE IF NOT EXISTS customer_ai_score_history (
+    instance TEXT NOT NULL, profile_id TEXT NOT NULL, as_of TEXT NOT NULL,
+    probability REAL NOT NULL, score INTEGER NOT NULL, percentile INTEGER NOT NULL, bucket TEXT NOT NULL,
+    propensity TEXT NOT NULL, model_version TEXT NOT NULL, factors TEXT NOT NULL,
+    PRIMARY KEY (instance, profile_id, as_of)
+);
+CREATE TABLE IF NOT EXISTS customer_ai_runs (
+    instance TEXT NOT NULL, as_of TEXT NOT NULL, model_version TEXT NOT NULL, status TEXT NOT NULL,
+    reason TEXT NOT NULL, metrics TEXT NOT NULL, scored_profiles INTEGER NOT NULL,
+    written_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+    PRIMARY KEY (instance, as_of)
+);
+CREATE TABLE IF NOT EXISTS customer_ai_segments (
+    instance TEXT NOT NULL, segment TEXT NOT NULL, as_of TEXT NOT NULL, profile_id TEXT NOT NULL,
+    PRIMARY KEY (instance, as_of, segment, profile_id)
+);
+CREATE TABLE IF NOT EXISTS customer_ai_outcomes (
+    instance TEXT NOT NULL, as_of TEXT NOT NULL, "grouping" TEXT NOT NULL, "group" TEXT NOT NULL,
+    profiles INTEGER NOT NULL, predicted_rate REAL, realised_rate REAL,
+    tracked_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+    PRIMARY KEY (instance, as_of, "grouping", "group")
+);
+"""
+OLD_POOR_REASON = (
+    "model v3 is poor: validation ROC AUC 0.550 is below the quality gate of 0.65; the previous scores are kept"
+)
+REPAIRED_REASON = (
+    "published before attempts were recorded; its run row had been replaced by a later attempt that published "
+    "nothing (kept in the attempts)"
+)
+# what the old stores hold: the history (and current scores) of three published runs ...
+OLD_HISTORY = {
+    ("unit", "2024-01-01"): scores({"p1": 0.2, "p2": 0.9}, "v1"),
+    ("unit", "2024-02-01"): scores({"p1": 0.3, "p2": 0.8, "p3": 0.5}, "v2"),
+    ("other", "2024-02-01"): scores({"p9": 0.1}, "v1"),
+}
+OLD_CURRENT = {"unit": "2024-02-01", "other": "2024-02-01"}
+OLD_MEMBERS = {("unit", "2024-02-01"): members({"high": ["p2"], "low": ["p1", "p3"]})}
+# ... and one run row per date, a poor or failed attempt's where the last attempt of the date published nothing:
+# 2024-02-01 of unit was published (its history above), then a poor re-run replaced its row
+OLD_RUN_ROWS = [
+    ("unit", "2024-01-01", "v1", "ok", "fine", '{"roc_auc": 0.8}', 2, "2024-01-02T08:00:00Z"),
+    ("unit", "2024-02-01", "v3", "poor", OLD_POOR_REASON, '{"roc_auc": 0.55}', 0, "2024-02-03T08:00:00Z"),
+    (
+        "unit",
+        "2024-03-01",
+        "v4",
+        "poor",
+        "v4 poor",
+        '{"roc_auc": 0.52, "model_roc_auc": 0.5}',
+        0,
+        "2024-03-02T08:00:00Z",
+    ),
+    ("unit", "2024-04-01", "", "failed", "events missing", "{}", 0, "2024-04-02T08:00:00Z"),
+    ("other", "2024-02-01", "v1", "ok", "fine", "{}", 1, "2024-02-02T08:00:00Z"),
+    ("other", "2024-03-01", "v2", "poor", "v2 poor", "{}", 0, "2024-03-02T09:00:00Z"),
+]
+# after the migration: only published runs, one rebuilt from its history; the others are attempts, by written_at
+MIGRATED_RUNS = {
+    "unit": [
+        ("unit", "2024-01-01", "v1", "ok", "fine", '{"roc_auc": 0.8}', 2, "2024-01-02T08:00:00Z", ""),
+        ("unit", "2024-02-01", "v2", "ok", REPAIRED_REASON, "{}", 3, "2024-02-03T08:00:00Z", ""),
+    ],
+    "other": [("other", "2024-02-01", "v1", "ok", "fine", "{}", 1, "2024-02-02T08:00:00Z", "")],
+}
+MIGRATED_ATTEMPTS = {
+    "unit": [
+        (
+            1,
+            "unit",
+            "2024-02-01",
+            "",
+            "quality_gate",
+            1,
+            "poor",
+            OLD_POOR_REASON,
+            "v3",
+            '{"roc_auc": 0.55}',
+            "",
+            "2024-02-03T08:00:00Z",
+        ),
+        (
+            2,
+            "unit",
+            "2024-03-01",
+            "",
+            "quality_gate",
+            1,
+            "poor",
+            "v4 poor",
+            "v4",
+            '{"model_roc_auc": 0.5, "roc_auc": 0.52}',
+            "",
+            "2024-03-02T08:00:00Z",
+        ),
+        (4, "unit", "2024-04-01", "", "", 1, "failed", "events missing", "", "{}", "", "2024-04-02T08:00:00Z"),
+    ],
+    "other": [
+        (3, "other", "2024-03-01", "", "quality_gate", 1, "poor", "v2 poor", "v2", "{}", "", "2024-03-02T09:00:00Z")
+    ],
+}
+
+
+def rows_of(frame: pd.DataFrame) -> list[tuple]:
+    return [tuple(row) for row in frame.itertuples(index=False)]
+
+
+def old_sqlite_store(path: Path) -> None:
+    """Write a SQLite file as the store before issue 17 left it (PRAGMA user_version 0)."""
+    with closing(sqlite3.connect(path)) as connection:
+        connection.executescript(OLD_SQLITE_SCHEMA)
+        for (instance, as_of), frame in OLD_HISTORY.items():
+            rows = [
+                (instance, r.profile_id, as_of, float(r.probability), int(r.score), int(r.percentile), r.bucket)
+                + (r.propensity, r.model_version, json.dumps(r.factors))
+                for r in frame.itertuples(index=False)
+            ]
+            connection.executemany("INSERT INTO customer_ai_score_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            if OLD_CURRENT[instance] == as_of:
+                connection.executemany("INSERT INTO customer_ai_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        for (instance, as_of), frame in OLD_MEMBERS.items():
+            connection.executemany(
+                "INSERT INTO customer_ai_segments VALUES (?, ?, ?, ?)",
+                [(instance, r.segment, as_of, r.profile_id) for r in frame.itertuples(index=False)],
+            )
+        # in another order than written_at: the attempts are made in the order the rows were written
+        connection.executemany("INSERT INTO customer_ai_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", OLD_RUN_ROWS[::-1])
+        connection.commit()
+        assert connection.execute("PRAGMA user_version").fetchone() == (0,)
+
+
+def assert_old_rows_migrated(store) -> None:
+    """Check a store made by :func:`old_sqlite_store` (or its PostgreSQL twin) after its migration."""
+    for instance, expected in MIGRATED_RUNS.items():
+        assert rows_of(store.read_runs(instance)) == expected
+        assert rows_of(store.read_attempts(instance)) == MIGRATED_ATTEMPTS[instance]
+    # scores, history and membership are as they were
+    for (instance, as_of), written in OLD_HISTORY.items():
+        read = store.read_scores(instance, as_of=as_of)
+        expected = written.sort_values(["probability", "profile_id"], ascending=[False, True])
+        assert read["profile_id"].tolist() == expected["profile_id"].tolist()
+        assert read["probability"].tolist() == expected["probability"].tolist()
+        assert read["factors"].tolist() == expected["factors"].tolist()
+        assert set(read["model_version"]) == set(written["model_version"])
+    assert store.read_scores("unit")["profile_id"].tolist() == ["p2", "p3", "p1"]
+    assert store.read_scores("other")["profile_id"].tolist() == ["p9"]
+    assert membership(store) == [
+        ("unit", "high", "2024-02-01", "p2"),
+        ("unit", "low", "2024-02-01", "p1"),
+        ("unit", "low", "2024-02-01", "p3"),
+    ]
+    assert store.count_rows("unit") == counts(3, 5, 2)
+    assert store.count_rows("other") == counts(1, 1, 1)
+    # the replaced run is the current run again, so reads that default to it find its date
+    latest = store.latest_run("unit")
+    assert (latest["as_of"], latest["model_version"], latest["scored_profiles"], latest["metrics"]) == (
+        "2024-02-01",
+        "v2",
+        3,
+        {},
+    )
+    assert store.latest_run("unit", status="poor") is None
+    assert store.segment_names("unit") == ["low", "high"]
+    assert store.read_segment("unit", "high")["profile_id"].tolist() == ["p2"]
+    assert store.latest_attempt("unit")["id"] == 4
+
+
+def sqlite_tables(path: Path) -> dict[str, list[tuple]]:
+    """Every row of every table of a SQLite file, sorted, with the file's user_version."""
+    with closing(sqlite3.connect(path)) as connection:
+        names = [r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        tables = {name: sorted(connection.execute(f'SELECT * FROM "{name}"').fetchall()) for name in names}
+        tables["user_version"] = connection.execute("PRAGMA user_version").fetchall()
+    return tables
+
+
+def test_a_sqlite_file_of_the_first_schema_gets_attempts_and_its_replaced_runs_back(tmp_path):
+    path = tmp_path / "store.sqlite"
+    old_sqlite_store(path)
+    migrated = SQLiteStore(path)
+    assert_old_rows_migrated(migrated)  # the first read migrates the file
+    with closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone() == (1,)
+        assert [r[1] for r in connection.execute("PRAGMA table_info(customer_ai_runs)")] == [
+            "instance",
+            "as_of",
+            "model_version",
+            "status",
+            "reason",
+            "metrics",
+            "scored_profiles",
+            "written_at",
+            "run_id",
+        ]
+    # opened again, by another store object: nothing changes
+    migrated_tables = sqlite_tables(path)
+    assert migrated_tables["customer_ai_runs"] == sorted(MIGRATED_RUNS["unit"] + MIGRATED_RUNS["other"])
+    assert migrated_tables["user_version"] == [(1,)]
+    again = SQLiteStore(path)
+    assert_old_rows_migrated(again)
+    assert sqlite_tables(path) == migrated_tables
+    # and it takes published runs and attempts as a new file does
+    again.write_run("unit", "2024-05-01", scores({"p4": 0.6}, "v5"), published("v5", "cli-00000000aa"))
+    assert again.read_runs("unit")["run_id"].tolist() == ["", "", "cli-00000000aa"]
+    assert again.latest_attempt("unit")["id"] == 5
+
+
+def test_a_new_sqlite_file_starts_at_the_latest_schema(tmp_path):
+    path = tmp_path / "store.sqlite"
+    SQLiteStore(path).read_runs("unit")
+    tables = sqlite_tables(path)
+    assert tables["user_version"] == [(1,)]
+    assert {"customer_ai_attempts", "customer_ai_runs"} <= set(tables)
+    assert not any(rows for name, rows in tables.items() if name.startswith("customer_ai_"))

@@ -1,6 +1,6 @@
 """The PostgreSQL profile store on the real server: types, migrations, COPY, locks, lost connections, addresses.
 
-The behaviour both stores share (round trip, re-runs, backfills, record_run, latest_run, refused rows, hostile
+The behaviour both stores share (round trip, re-runs, backfills, attempts, latest_run, refused rows, hostile
 names) is tested once for both in test_store.py.  Every schema made here is named ``test_store_pg_<random
 hex>_<n>`` and dropped at the end of the module.
 """
@@ -23,17 +23,23 @@ from psycopg2 import sql
 from psycopg2.extensions import make_dsn
 from test_store import (
     FACTOR,
+    OLD_HISTORY,
+    OLD_MEMBERS,
+    OLD_RUN_ROWS,
     PG_DSN,
     admin,
+    assert_old_rows_migrated,
     counts,
     hostile_run,
     members,
     membership,
     outcomes,
     poor,
+    published,
     run,
     schemas,
     scores,
+    started,
     stored_factor_texts,
 )
 
@@ -71,7 +77,13 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 15.0) 
 
 
 def snapshot(store: PostgresStore, instance: str = "unit") -> list[pd.DataFrame]:
-    return [store.read_scores(instance), store.read_scores(instance, as_of="2024-01-01"), store.read_runs(instance)]
+    return [
+        store.read_scores(instance),
+        store.read_scores(instance, as_of="2024-01-01"),
+        store.read_runs(instance),
+        store.read_attempts(instance),
+        store.read_outcomes(instance),
+    ]
 
 
 def assert_unchanged(before: list[pd.DataFrame], store: PostgresStore) -> None:
@@ -139,6 +151,21 @@ def test_tables_and_column_types(store):
         assert types[f"{table}.factors"] == "json"  # the text as written, checked by the server
     assert types["customer_ai_runs.metrics"] == "jsonb"
     assert types["customer_ai_runs.written_at"] == "timestamp with time zone"
+    assert types["customer_ai_runs.run_id"] == "text"
+    assert {c: v for c, v in types.items() if c.startswith("customer_ai_attempts.")} == {
+        "customer_ai_attempts.id": "bigint",
+        "customer_ai_attempts.instance": "text",
+        "customer_ai_attempts.as_of": "date",
+        "customer_ai_attempts.attempt": "text",
+        "customer_ai_attempts.step": "text",
+        "customer_ai_attempts.try_number": "integer",
+        "customer_ai_attempts.status": "text",
+        "customer_ai_attempts.reason": "text",
+        "customer_ai_attempts.model_version": "text",
+        "customer_ai_attempts.metrics": "jsonb",
+        "customer_ai_attempts.run_id": "text",
+        "customer_ai_attempts.recorded_at": "timestamp with time zone",
+    }
     assert {c: types[f"customer_ai_segments.{c}"] for c in ("instance", "segment", "as_of", "profile_id")} == {
         "instance": "text",
         "segment": "text",
@@ -175,6 +202,10 @@ def test_tables_and_column_types(store):
     metrics = query(sql.SQL("SELECT metrics FROM {}").format(sql.Identifier(store.schema, "customer_ai_runs")))
     assert metrics == [({"brier": 0.1, "roc_auc": 0.8},)]
     assert store.read_runs("unit")["metrics"].tolist() == ['{"brier": 0.1, "roc_auc": 0.8}']
+    attempts = sql.Identifier(store.schema, "customer_ai_attempts")
+    assert query(sql.SQL("SELECT status, step, metrics FROM {}").format(attempts)) == [
+        ("ok", "publish", {"brier": 0.1, "roc_auc": 0.8})
+    ]
 
 
 def test_values_json_cannot_hold_are_stored_as_null(store):
@@ -251,11 +282,13 @@ def test_migrations_are_recorded_and_idempotent(fresh_schema):
         (2, "segment membership and outcomes tables"),
         (3, "current scores as a view of history at each instance's current as-of date"),
         (4, "factors as json (the text as written, checked) instead of jsonb"),
+        (5, "attempts kept apart (append-only); a run row is the published run of its date and names its folder"),
     ]
     # tables already there without a version row (created twice): the migrations apply cleanly again
     query(sql.SQL("DELETE FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version")))
     assert PostgresStore(PG_DSN, schema).count_rows("unit") == counts(1, 1, 1)
-    assert len(query(sql.SQL("SELECT * FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version")))) == 4
+    assert len(query(sql.SQL("SELECT * FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version")))) == 5
+    assert again.read_attempts("unit")["status"].tolist() == ["ok"]  # no attempt made twice
 
 
 def test_a_version_1_schema_is_migrated_and_keeps_its_rows(fresh_schema):
@@ -265,6 +298,8 @@ def test_a_version_1_schema_is_migrated_and_keeps_its_rows(fresh_schema):
     first.write_run("unit", "2024-02-01", scores({"p1": 0.3, "p2": 0.5}), run())
     first.write_run("other", "2024-01-01", scores({"p9": 0.1}), run())
     before = [first.read_scores("unit"), first.read_scores("other")]
+    runs = first.read_runs("unit")
+    as_version_4(schema)
     # what a store written before segments and outcomes existed looks like: current scores in a table of their own
     current, copied = sql.Identifier(schema, "customer_ai_scores"), sql.Identifier(schema, "copied")
     query(sql.SQL("CREATE TABLE {} AS SELECT * FROM {}").format(copied, current))
@@ -278,6 +313,8 @@ def test_a_version_1_schema_is_migrated_and_keeps_its_rows(fresh_schema):
     # the current scores are those of the table's dates, now read from history
     for old, new in zip(before, [upgraded.read_scores("unit"), upgraded.read_scores("other")], strict=True):
         pd.testing.assert_frame_equal(old, new)
+    pd.testing.assert_frame_equal(upgraded.read_runs("unit"), runs)
+    assert upgraded.read_attempts("unit").empty  # a store of version 1 kept no attempts
     assert query(
         "SELECT relkind::text FROM pg_class WHERE oid = %s::regclass", (f'"{schema}".customer_ai_scores',)
     ) == [("v",)]
@@ -289,7 +326,7 @@ def test_a_version_1_schema_is_migrated_and_keeps_its_rows(fresh_schema):
     versions = query(
         sql.SQL("SELECT version FROM {} ORDER BY version").format(sql.Identifier(schema, "customer_ai_schema_version"))
     )
-    assert versions == [(1,), (2,), (3,), (4,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,)]
 
 
 def factor_column_type(schema: str) -> list[tuple]:
@@ -300,8 +337,17 @@ def factor_column_type(schema: str) -> list[tuple]:
     )
 
 
+def as_version_4(schema: str) -> None:
+    """Turn a schema back into version 4: no attempts table, run rows without the name of their run folder."""
+    query(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, "customer_ai_attempts")))
+    query(sql.SQL("ALTER TABLE {} DROP COLUMN run_id").format(sql.Identifier(schema, "customer_ai_runs")))
+    query(sql.SQL("DELETE FROM {} WHERE version > 4").format(sql.Identifier(schema, "customer_ai_schema_version")))
+
+
 def as_version_3(schema: str) -> None:
-    """Turn a schema back into version 3: factors as jsonb (the view of current scores made again over it)."""
+    """Turn a schema back into version 3: version 4's, with factors as jsonb (the view of current scores made again
+    over them)."""
+    as_version_4(schema)
     view, history = sql.Identifier(schema, "customer_ai_scores"), sql.Identifier(schema, "customer_ai_score_history")
     definition = query("SELECT pg_get_viewdef(%s::regclass)", (f'"{schema}".customer_ai_scores',))[0][0]
     query(sql.SQL("DROP VIEW {}").format(view))
@@ -311,13 +357,13 @@ def as_version_3(schema: str) -> None:
 
 
 def everything_read(store: PostgresStore) -> list[pd.DataFrame]:
-    """What the migration test reads from a store: scores current and of a date, a segment, the runs."""
+    """What the migration test reads from a store: scores current and of a date, a segment (not the runs: the code
+    reads their run_id, which a schema of version 4 or older does not have)."""
     return [
         store.read_scores("unit"),
         store.read_scores("unit", as_of="2024-01-01"),
         store.read_scores("other"),
         store.read_segment("unit", "a\tb", as_of="2024-01-01"),
-        store.read_runs("unit"),
     ]
 
 
@@ -329,6 +375,7 @@ def test_a_version_3_schema_gets_json_factors_and_keeps_its_rows(fresh_schema):
     first.write_run("unit", "2024-01-01", written, run(), segments=everyone)
     first.write_run("unit", "2024-02-01", scores({"p1": 0.3, "p2": 0.5}), run())
     first.write_run("other", "2024-01-01", scores({"p9": 0.1}), run())
+    runs = first.read_runs("unit")
     as_version_3(schema)
     assert factor_column_type(schema) == [("customer_ai_score_history", "jsonb"), ("customer_ai_scores", "jsonb")]
     old = PostgresStore(PG_DSN, schema)
@@ -341,6 +388,7 @@ def test_a_version_3_schema_gets_json_factors_and_keeps_its_rows(fresh_schema):
     assert factor_column_type(schema) == [("customer_ai_score_history", "json"), ("customer_ai_scores", "json")]
     for old_frame, new_frame in zip(before, after, strict=True):
         pd.testing.assert_frame_equal(old_frame, new_frame)
+    pd.testing.assert_frame_equal(upgraded.read_runs("unit"), runs)
     assert len(before[1]) == len(written)
     # the migrated rows hold jsonb's text of the factors: the same JSON values as before
     assert stored_factor_texts(upgraded, "2024-01-01") == jsonb_texts
@@ -358,7 +406,65 @@ def test_a_version_3_schema_gets_json_factors_and_keeps_its_rows(fresh_schema):
     versions = query(
         sql.SQL("SELECT version FROM {} ORDER BY version").format(sql.Identifier(schema, "customer_ai_schema_version"))
     )
-    assert versions == [(1,), (2,), (3,), (4,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,)]
+
+
+def old_postgres_store(schema: str) -> None:
+    """Make ``schema`` a store of version 4 holding what ``old_sqlite_store`` (test_store.py) writes: the history,
+    current scores and membership of published runs, and one run row per date, a poor or failed attempt's where the
+    last attempt of the date published nothing."""
+    first = PostgresStore(PG_DSN, schema)
+    for (instance, as_of), frame in OLD_HISTORY.items():
+        first.write_run(instance, as_of, frame, run(), segments=OLD_MEMBERS.get((instance, as_of)))
+    as_version_4(schema)
+    runs = sql.Identifier(schema, "customer_ai_runs")
+    query(sql.SQL("DELETE FROM {}").format(runs))
+    for row in OLD_RUN_ROWS[::-1]:  # in another order than written_at
+        query(
+            sql.SQL(
+                "INSERT INTO {} (instance, as_of, model_version, status, reason, metrics, scored_profiles, written_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s)"
+            ).format(runs),
+            row,
+        )
+
+
+def schema_versions(schema: str) -> list[int]:
+    versions = sql.Identifier(schema, "customer_ai_schema_version")
+    return [v for (v,) in query(sql.SQL("SELECT version FROM {} ORDER BY version").format(versions))]
+
+
+def every_row(schema: str) -> dict[str, list[tuple]]:
+    """Every row of the store's tables, as text, sorted."""
+    tables = ("customer_ai_runs", "customer_ai_attempts", "customer_ai_score_history", "customer_ai_current")
+    return {
+        table: query(sql.SQL("SELECT t::text FROM {} AS t ORDER BY 1").format(sql.Identifier(schema, table)))
+        for table in (*tables, "customer_ai_segments", "customer_ai_outcomes")
+    }
+
+
+def test_a_version_4_schema_gets_attempts_and_its_replaced_runs_back(fresh_schema):
+    schema = fresh_schema()
+    old_postgres_store(schema)
+    assert schema_versions(schema) == [1, 2, 3, 4]
+    upgraded = PostgresStore(PG_DSN, schema)
+    assert_old_rows_migrated(upgraded)
+    assert schema_versions(schema) == [1, 2, 3, 4, 5]
+    runs = sql.Identifier(schema, "customer_ai_runs")
+    assert query(sql.SQL("SELECT DISTINCT status, run_id FROM {}").format(runs)) == [("ok", "")]
+    migrated = every_row(schema)
+    # opened again by another store object: nothing changes
+    assert_old_rows_migrated(PostgresStore(PG_DSN, schema))
+    assert every_row(schema) == migrated
+    # the migration applied a second time (its version row lost): no attempt doubled, no run changed
+    query(sql.SQL("DELETE FROM {} WHERE version = 5").format(sql.Identifier(schema, "customer_ai_schema_version")))
+    assert_old_rows_migrated(PostgresStore(PG_DSN, schema))
+    assert every_row(schema) == migrated
+    assert schema_versions(schema) == [1, 2, 3, 4, 5]
+    # and it takes published runs and attempts as a new schema does
+    upgraded.write_run("unit", "2024-05-01", scores({"p4": 0.6}, "v5"), published("v5", "cli-00000000aa"))
+    assert upgraded.read_runs("unit")["run_id"].tolist() == ["", "", "cli-00000000aa"]
+    assert upgraded.latest_attempt("unit")["id"] == 5
 
 
 def test_processes_starting_at_once_migrate_once(fresh_schema):
@@ -378,7 +484,7 @@ def test_processes_starting_at_once_migrate_once(fresh_schema):
     versions = query(
         sql.SQL("SELECT version FROM {} ORDER BY version").format(sql.Identifier(schema, "customer_ai_schema_version"))
     )
-    assert versions == [(1,), (2,), (3,), (4,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,)]
 
 
 def test_a_schema_newer_than_the_code_is_refused(fresh_schema):
@@ -435,18 +541,28 @@ def test_a_value_the_copy_cannot_encode_fails_as_itself_and_leaves_previous_rows
 
 
 def test_a_bad_segment_name_in_the_copy_leaves_previous_rows_intact(store):
-    store.write_run("unit", "2024-01-01", scores({"p1": 0.2, "p2": 0.9}, "v1"), run("v1"), members({"a": ["p1"]}))
+    store.write_run(
+        "unit", "2024-01-01", scores({"p1": 0.2, "p2": 0.9}, "v1"), run("v1"), segments=members({"a": ["p1"]})
+    )
     before = snapshot(store)
     with pytest.raises(psycopg2.DataError, match="0x00"):
-        store.write_run("unit", "2024-01-01", scores({"p3": 0.1}, "v2"), run("v2"), members({"b\x00ad": ["p3"]}))
+        store.write_run(
+            "unit", "2024-01-01", scores({"p3": 0.1}, "v2"), run("v2"), segments=members({"b\x00ad": ["p3"]})
+        )
     assert_unchanged(before, store)
     assert membership(store) == [("unit", "a", "2024-01-01", "p1")]
 
 
 def test_a_connection_killed_mid_write_leaves_previous_rows_intact(store):
     store.write_run(
-        "unit", "2024-01-01", scores({"p1": 0.2, "p2": 0.9}, "v1"), run("v1", roc_auc=0.8), members({"a": ["p2"]})
+        "unit",
+        "2024-01-01",
+        scores({"p1": 0.2, "p2": 0.9}, "v1"),
+        published("v1", "cli-00000000aa", roc_auc=0.8),
+        segments=members({"a": ["p2"]}),
     )
+    store.write_outcomes("unit", "2023-12-01", outcomes(("all", "all", 4, 0.5, 0.5)))
+    store.record_attempt("unit", "2024-02-01", started("cli-00000000bb"))
     before = snapshot(store)
     key = random.randrange(1, 2**31)
     block_changes_of_current(store.schema, key)
@@ -457,11 +573,16 @@ def test_a_connection_killed_mid_write_leaves_previous_rows_intact(store):
         writing = PostgresStore(make_dsn(PG_DSN, application_name=f"killed-{key}"), store.schema)
         writer = Writer(
             lambda: writing.write_run(
-                "unit", "2024-02-01", scores({"p3": 0.4}, "v2"), run("v2"), members({"a": ["p3"]})
+                "unit",
+                "2024-02-01",
+                scores({"p3": 0.4}, "v2"),
+                published("v2", "cli-00000000bb"),
+                segments=members({"a": ["p3"]}),
+                outcomes={"2023-12-01": outcomes(("all", "all", 9, 0.1, 0.1))},
             )
         )
         writer.start()
-        # the writer has replaced history and deleted the old current scores, uncommitted, and waits to insert
+        # the writer has replaced history, membership and outcomes, uncommitted, and waits to change the current date
         pid = wait_for(lambda: backend_waiting(f"killed-{key}"), "the writer to wait inside its transaction")
         assert query("SELECT pg_terminate_backend(%s)", (pid,)) == [(True,)]
         writer.join(30)
@@ -474,10 +595,13 @@ def test_a_connection_killed_mid_write_leaves_previous_rows_intact(store):
     assert_unchanged(before, store)
     assert store.count_rows("unit") == counts(2, 2, 1)
     assert membership(store) == [("unit", "a", "2024-01-01", "p2")]  # the membership of 2024-02-01 was rolled back
+    assert store.read_outcomes("unit")["profiles"].tolist() == [4]
+    assert store.latest_attempt("unit")["status"] == "started"  # the publish left no ok attempt
     # nothing is left locked: the next write goes through (the trigger waits for nobody now)
-    store.write_run("unit", "2024-02-01", scores({"p3": 0.4}, "v2"), run("v2"))
+    store.write_run("unit", "2024-02-01", scores({"p3": 0.4}, "v2"), published("v2", "cli-00000000bb"))
     assert store.read_scores("unit")["profile_id"].tolist() == ["p3"]
     assert store.count_rows("unit") == counts(1, 3, 2)
+    assert store.read_attempts("unit")["status"].tolist() == ["ok", "started", "ok"]
 
 
 # --- concurrent writers -----------------------------------------------------------------------------------------
@@ -525,6 +649,7 @@ def test_concurrent_writers_of_one_instance_queue_up(store):
 def test_many_concurrent_writers_end_consistent(store):
     dates = [f"2024-0{m}-01" for m in range(1, 7)]
     written = {d: {f"{d}-p{i}": round(0.1 * (i + 1), 2) for i in range(m + 1)} for m, d in enumerate(dates)}
+    # each date published twice at once under one run folder's name (a publish and its retry), poor attempts between
     jobs = [(d, "ok") for d in dates] * 2 + [(d, "poor") for d in dates[::2]]
     random.Random(3).shuffle(jobs)
     barrier = threading.Barrier(len(jobs))
@@ -533,9 +658,10 @@ def test_many_concurrent_writers_end_consistent(store):
         def call() -> None:
             barrier.wait()
             if status == "ok":
-                store.write_run("unit", as_of, scores(written[as_of], as_of), run(as_of))
+                folder = f"af-{as_of.replace('-', '')}00"
+                store.write_run("unit", as_of, scores(written[as_of], as_of), published(as_of, folder))
             else:
-                store.record_run("unit", as_of, poor(as_of))
+                store.record_attempt("unit", as_of, poor(as_of))
 
         return call
 
@@ -547,8 +673,15 @@ def test_many_concurrent_writers_end_consistent(store):
     assert [t.error for t in threads] == [None] * len(threads)
     runs = store.read_runs("unit")
     assert runs["as_of"].tolist() == dates
-    assert set(runs["status"]) <= {"ok", "poor"}
-    assert runs.iloc[-1]["status"] == "ok"  # 2024-06-01 only ever gets ok runs: it is current
+    assert runs["status"].tolist() == ["ok"] * len(dates)  # the poor attempts replaced no published run
+    assert runs["model_version"].tolist() == dates
+    assert runs["run_id"].tolist() == [f"af-{d.replace('-', '')}00" for d in dates]
+    attempts = store.read_attempts("unit")
+    # one ok attempt per run folder, however the two publishes of a date interleaved
+    assert sorted(zip(attempts["as_of"], attempts["status"], strict=True)) == sorted(
+        [(d, "ok") for d in dates] + [(d, "poor") for d in dates[::2]]
+    )
+    assert attempts["id"].is_monotonic_increasing
     current = store.read_scores("unit")
     assert set(current["as_of"]) == {"2024-06-01"}
     assert sorted(current["profile_id"]) == sorted(written["2024-06-01"])

@@ -16,9 +16,11 @@ Figures are built with :class:`matplotlib.figure.Figure` directly, never through
 a few fixed ones, whatever the process or a ``matplotlibrc`` set.
 
 The report reads only files of the run folder (``model.json``, ``scores.parquet``, ``source.json``,
-``validation/*.json``, ``evaluation.json``; ``metadata.json`` when present), the scores of the instance's earlier
-published runs, and the store's runs and outcomes.  Everything shown that came from a user (names, descriptions,
-factor texts, validation messages) is HTML-escaped.
+``validation/*.json``, ``evaluation.json``, ``outcomes.parquet``; ``metadata.json`` when present), the scores of
+the instance's earlier published runs (found through the store), and the store's runs and outcomes.  It is
+written before the run is published and can be written again afterwards (``customer-ai report``): both give the
+same page, since the run's own row and outcomes are taken from its folder.  Everything shown that came from a
+user (names, descriptions, factor texts, validation messages) is HTML-escaped.
 
 The package: :mod:`~customer_ai.report.folder` reads the run folder, one module per group of sections
 (:mod:`~customer_ai.report.card`, :mod:`~customer_ai.report.scores`, :mod:`~customer_ai.report.factors`,
@@ -36,13 +38,11 @@ from pathlib import Path
 import matplotlib as mpl
 import pandas as pd
 
-from customer_ai import artifacts
-from customer_ai.artifacts import published_runs
 from customer_ai.report.card import _model_card
-from customer_ai.report.evaluation import _evaluation_section, _outcomes_section, _read_outcomes
+from customer_ai.report.evaluation import _evaluation_section, _outcomes_section, _read_outcomes, _with_tracked
 from customer_ai.report.factors import MAX_FACTOR_PROFILES, _factors_section, factor_long, factor_summary
 from customer_ai.report.figures import _RC
-from customer_ai.report.folder import _RunFiles
+from customer_ai.report.folder import _published_folders, _RunFiles
 from customer_ai.report.html import SECTIONS, _page
 from customer_ai.report.scores import _history_section, _read_runs, _scores_section, score_bins, score_history
 from customer_ai.report.validation import _validation_section
@@ -55,7 +55,6 @@ __all__ = [
     "build_report",
     "factor_long",
     "factor_summary",
-    "published_runs",
     "score_bins",
     "score_history",
 ]
@@ -83,31 +82,38 @@ def build_report(
     home : pathlib.Path
         The customer-ai home (run folders of earlier runs are read for the score history).
     store : object
-        The profile store: its ``read_runs`` (run statuses) and, when it has one, ``read_outcomes`` (what came
-        true) are read; None reads nothing.
+        The profile store: its ``read_runs`` (the published runs and where their folders are) and, when it has
+        one, ``read_outcomes`` (what came true) are read; None reads nothing.
     folder : pathlib.Path, optional
-        The run folder; by default the published one of ``as_of``.  A run's staging folder works too: nothing
-        requires ``metadata.json``.
+        The run folder; by default the one the store says was published as of ``as_of``.  A run's staging folder
+        works too: nothing requires ``metadata.json``.
     out : pathlib.Path, optional
         Where to write; by default ``folder / "report.html"``.  Written atomically.
 
     Raises
     ------
     FileNotFoundError
-        When the folder has no ``model.json`` or no ``scores.parquet``.
+        When no run was published as of ``as_of`` (and no folder is given), or the folder has no ``model.json`` or
+        no ``scores.parquet``.
     """
-    folder = Path(folder) if folder is not None else artifacts.run_dir(home, spec.name, as_of)
+    runs = _read_runs(store, spec.name)
+    published = _published_folders(spec.name, Path(home), runs)
+    if folder is None:
+        if f"{as_of:%Y-%m-%d}" not in published:
+            where = "" if store is None else f" in {store}"
+            raise FileNotFoundError(f"{spec.name} has no run published as of {as_of:%Y-%m-%d}{where}")
+        folder = published[f"{as_of:%Y-%m-%d}"]
+    folder = Path(folder)
     out = Path(out) if out is not None else folder / REPORT_FILE
     run = _RunFiles.read(folder)
-    runs = _read_runs(store, spec.name)
-    outcomes = _read_outcomes(store, spec.name)
+    outcomes = _with_tracked(_read_outcomes(store, spec.name), run, spec.name)
     with mpl.rc_context():
         mpl.rcdefaults()
         mpl.rcParams.update(_RC)
         sections = [
             _model_card(spec, as_of, run),
             _scores_section(spec, run),
-            _history_section(spec, as_of, Path(home), run, runs),
+            _history_section(as_of, run, runs, published),
             _factors_section(spec, run),
             _evaluation_section(run),
             _outcomes_section(as_of, outcomes),

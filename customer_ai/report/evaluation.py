@@ -125,6 +125,17 @@ def _read_outcomes(store: object, instance: str) -> pd.DataFrame | None:
     return None if reader is None else reader(instance)
 
 
+def _with_tracked(outcomes: pd.DataFrame | None, run: _RunFiles, instance: str) -> pd.DataFrame | None:
+    """Return the store's outcomes with those this run tracked (from its folder) in place of their dates' rows."""
+    if not run.tracked:
+        return outcomes
+    mine = pd.concat([rows.assign(instance=instance, as_of=date) for date, rows in run.tracked.items()])
+    if outcomes is None:
+        return mine.reset_index(drop=True)
+    kept = outcomes.loc[~outcomes["as_of"].isin(run.tracked)]
+    return pd.concat([kept, mine[outcomes.columns]], ignore_index=True)
+
+
 def _outcomes_section(as_of: pd.Timestamp, outcomes: pd.DataFrame | None) -> str:
     today = f"{as_of:%Y-%m-%d}"
     if outcomes is not None:

@@ -1,7 +1,8 @@
 """What the report reads of a run folder: its files (:class:`_RunFiles`) and the instance's published runs.
 
-The model and the scores are required; the source summary, the evaluation, the metadata and the validation
-results are optional and None when absent, so that a run's staging folder can be reported on too.
+The model and the scores are required; the source summary, the evaluation, the tracked outcomes, the metadata
+and the validation results are optional and None when absent, so that a run's staging folder can be reported on
+too.  The instance's published runs are found through the store (:func:`_published_folders`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from customer_ai import artifacts
+from customer_ai.outcomes import read_tracked
 
 
 @dataclass
@@ -25,6 +27,7 @@ class _RunFiles:
     evaluation: dict | None
     metadata: dict | None
     validation: dict[str, dict | None]
+    tracked: dict[str, pd.DataFrame]  # outcomes of past runs this run found, by their as-of date
 
     @classmethod
     def read(cls, folder: Path) -> _RunFiles:
@@ -47,4 +50,10 @@ class _RunFiles:
             evaluation=optional("evaluation.json"),
             metadata=optional("metadata.json"),
             validation={stage: optional(f"validation/{stage}.json") for stage in ("events", "training_set", "scores")},
+            tracked=read_tracked(folder),
         )
+
+
+def _published_folders(instance: str, home: Path, runs: pd.DataFrame | None) -> dict[str, Path]:
+    """Return the folder of each published run (``runs``, the store's ``read_runs``; None: none), by as-of date."""
+    return {} if runs is None else artifacts.published_folders(home, instance, runs)

@@ -12,8 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from customer_ai import artifacts
-from customer_ai.artifacts import published_runs
 from customer_ai.report.figures import _history_figure, _scores_figure, _svg
 from customer_ai.report.folder import _RunFiles
 from customer_ai.report.html import _BUCKETS, _int, _num, _p, _pct, _section, _table
@@ -124,16 +122,12 @@ def _read_runs(store: object, instance: str) -> pd.DataFrame | None:
     return None if reader is None else reader(instance)
 
 
-def _history_section(
-    spec: InstanceSpec, as_of: pd.Timestamp, home: Path, run: _RunFiles, runs: pd.DataFrame | None
-) -> str:
+def _history_section(as_of: pd.Timestamp, run: _RunFiles, runs: pd.DataFrame | None, folders: dict[str, Path]) -> str:
     today = f"{as_of:%Y-%m-%d}"
     frames = {
-        f"{date:%Y-%m-%d}": pd.read_parquet(
-            artifacts.run_dir(home, spec.name, date) / "scores.parquet", columns=["probability", "bucket"]
-        )
-        for date in published_runs(home, spec.name)
-        if date < as_of
+        date: pd.read_parquet(folder / "scores.parquet", columns=["probability", "bucket"])
+        for date, folder in sorted(folders.items())
+        if date < today and (folder / "scores.parquet").exists()
     }
     frames[today] = run.scores[["probability", "bucket"]]
     history = score_history(frames)
@@ -141,7 +135,7 @@ def _history_section(
     statuses: dict[str, tuple[str, str, str]] = {}
     if runs is not None and len(runs):
         for row in runs.itertuples(index=False):
-            if row.as_of > today:
+            if row.as_of >= today:  # this run's own row comes from its folder: the same before and after publishing
                 continue
             metrics = json.loads(row.metrics) if row.metrics else {}
             statuses[row.as_of] = (

@@ -1,22 +1,24 @@
-"""The profile store: where scores land for other systems to read.
+"""The profile store: where scores land for other systems to read, and the commit point of every run.
 
-Five tables, created on first use:
+Six tables, created on first use:
 
-- ``customer_ai_scores``: the current score per (instance, profile), from the newest as-of date of a run with
-  status ``ok``.  In PostgreSQL a view of the history at each instance's current date (``customer_ai_current``).
+- ``customer_ai_scores``: the current score per (instance, profile), from the instance's newest published run.  In
+  PostgreSQL a view of the history at each instance's current date (``customer_ai_current``).
 - ``customer_ai_score_history``: one row per (instance, profile, as_of).
-- ``customer_ai_runs``: one row per (instance, as_of): model version, status, reason, metrics.
+- ``customer_ai_runs``: one row per (instance, as_of), the run published as of that date: model version, status
+  (``ok``), reason, metrics, profiles, and ``run_id``, the name of its sealed run folder.
+- ``customer_ai_attempts``: append-only, one row per start, failed try of a step, poor model and publish of every
+  attempt, with its step, try number and reason.
 - ``customer_ai_segments``: segment membership per run, one row per (instance, segment, as_of, profile_id).
 - ``customer_ai_outcomes``: the realised outcomes of a run once its goal window has closed, one row per
-  (instance, as_of, grouping, group), replaced whole by :meth:`write_outcomes`.
+  (instance, as_of, grouping, group).
 
-A run's rows (history, membership, current scores, run row) are written in one transaction: a re-run of the
-same as-of date replaces its rows (same row counts), a failure leaves the previous scores untouched, and writing
-an older as-of date (a backfill) fills history without replacing newer current scores.  Which as-of date is
-current is decided from the runs table, counting only runs with status ``ok``: a run's scores become current when
-it is ``ok`` and its date is the newest (or equal to the newest) ``ok`` date of its instance.  A run that stops
-before writing scores (a ``poor`` model, a failure) is recorded with :meth:`record_run`, which touches neither
-scores nor history.
+:meth:`write_run` publishes a run: its history, membership, the outcomes it tracked, its run row (naming its
+folder, complete before the call), the current scores and its ``ok`` attempt, in one transaction, which is the
+run's commit point.  A re-run of the same as-of date replaces its rows (same row counts, one more attempt), a
+failure leaves the previous run untouched, and writing an older as-of date (a backfill) fills history without
+replacing newer current scores.  An attempt that publishes nothing (a start, a failure, a ``poor`` model) is
+recorded with :meth:`record_attempt`, which touches nothing else.
 
 Two implementations share these rules: :class:`SQLiteStore` (the embedded default, ``<home>/store.sqlite``)
 and :class:`PostgresStore` (tables in a configurable schema, migrated in order under an advisory lock).

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["StoreUnavailableError"]
+__all__ = ["ATTEMPT_STATUSES", "StoreUnavailableError"]
 
 _SCORE_COLUMNS = (
     "instance",
@@ -40,7 +40,24 @@ _RUN_COLUMNS = (
     "metrics",
     "scored_profiles",
     "written_at",
+    "run_id",
 )
+# one row per step of an attempt that started, failed, stopped at the quality gate or published; never updated
+_ATTEMPT_COLUMNS = (
+    "id",
+    "instance",
+    "as_of",
+    "attempt",
+    "step",
+    "try_number",
+    "status",
+    "reason",
+    "model_version",
+    "metrics",
+    "run_id",
+    "recorded_at",
+)
+ATTEMPT_STATUSES = ("started", "failed", "poor", "ok")
 _OUTCOME_COLUMNS = (
     "instance",
     "as_of",
@@ -74,6 +91,21 @@ _RUN_DTYPES = {
     "metrics": "str",
     "scored_profiles": "int64",
     "written_at": "str",
+    "run_id": "str",
+}
+_ATTEMPT_DTYPES = {
+    "id": "int64",
+    "instance": "str",
+    "as_of": "str",
+    "attempt": "str",
+    "step": "str",
+    "try_number": "int64",
+    "status": "str",
+    "reason": "str",
+    "model_version": "str",
+    "metrics": "str",
+    "run_id": "str",
+    "recorded_at": "str",
 }
 _OUTCOME_DTYPES = {
     "instance": "str",
@@ -109,6 +141,18 @@ class _RunValues(NamedTuple):
     status: Any
     reason: Any
     metrics: dict
+    run_id: str
+
+
+class _AttemptValues(NamedTuple):
+    attempt: str
+    step: str
+    try_number: int
+    status: str
+    reason: str
+    model_version: str
+    metrics: dict
+    run_id: str
 
 
 @dataclass(frozen=True)
@@ -233,6 +277,7 @@ class _OutcomeRow:
     profiles: int
     predicted_rate: float | None
     realised_rate: float | None
+    tracked_at: str | None = None  # ``YYYY-MM-DDTHH:MM:SSZ``; None: the time of the write
 
 
 def _rate(where: str, name: str, value: Any) -> float | None:
@@ -287,6 +332,7 @@ def _outcome_rows(instance: str, as_of: str, outcomes: pd.DataFrame) -> list[_Ou
                 int(profiles),
                 _rate(where, "predicted_rate", record["predicted_rate"]),
                 _rate(where, "realised_rate", record["realised_rate"]),
+                _tracked_at(where, record.get("tracked_at")),
             )
         )
     keys = [(r.grouping, r.group) for r in rows]
@@ -296,18 +342,55 @@ def _outcome_rows(instance: str, as_of: str, outcomes: pd.DataFrame) -> list[_Ou
     return rows
 
 
+def _tracked_at(where: str, value: Any) -> str | None:
+    """Return a ``tracked_at`` time as ``YYYY-MM-DDTHH:MM:SSZ`` (None for a missing one: the time of the write)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)) or value == "":
+        return None
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: tracked_at {value!r} is not a time; nothing written") from None
+    if pd.isna(stamp):  # NaT: a missing time in a column of times
+        return None
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return f"{stamp:%Y-%m-%dT%H:%M:%SZ}"
+
+
 def _run_values(run: dict) -> _RunValues:
-    return _RunValues(run["model_version"], run["status"], run["reason"], run.get("metrics") or {})
+    return _RunValues(
+        run["model_version"], run["status"], run["reason"], run.get("metrics") or {}, str(run.get("run_id") or "")
+    )
 
 
-def _becomes_current(status: str, as_of: str, newest_ok: str | None) -> bool:
-    """Whether a run's scores replace the current ones.
+def _attempt_values(instance: str, as_of: str, attempt: dict) -> _AttemptValues:
+    """Check an attempt row (status, step, try number) and return it with its defaults filled in."""
+    where = f"attempt of {instance} as of {as_of}"
+    status = attempt.get("status")
+    if status not in ATTEMPT_STATUSES:
+        raise ValueError(f"{where}: status {status!r} is not one of {', '.join(ATTEMPT_STATUSES)}; nothing written")
+    try_number = attempt.get("try_number", 1)
+    if isinstance(try_number, bool) or not isinstance(try_number, numbers.Integral) or try_number < 0:
+        raise ValueError(f"{where}: try_number {try_number!r} is not a whole number from 0; nothing written")
+    return _AttemptValues(
+        attempt=str(attempt.get("attempt") or ""),
+        step=str(attempt.get("step") or ""),
+        try_number=int(try_number),
+        status=status,
+        reason=str(attempt.get("reason") or ""),
+        model_version=str(attempt.get("model_version") or ""),
+        metrics=attempt.get("metrics") or {},
+        run_id=str(attempt.get("run_id") or ""),
+    )
 
-    ``newest_ok`` is the newest as-of date of the instance's ``ok`` runs (before this run's row is written) or of
-    its current scores, whichever is later: a ``poor`` run recorded later on the date of the current scores
-    replaces that date's run row, yet an older backfill must still not replace those scores.
+
+def _becomes_current(as_of: str, newest_ok: str | None) -> bool:
+    """Whether a published run's scores replace the current ones.
+
+    ``newest_ok`` is the newest as-of date of the instance's published runs (before this run's row is written) or
+    of its current scores, whichever is later (stores migrated from before attempts were kept may hold current
+    scores of a date without a run row): an older backfill never replaces newer current scores.
     """
-    return status == "ok" and (newest_ok is None or as_of >= newest_ok)
+    return newest_ok is None or as_of >= newest_ok
 
 
 def _scores_frame(rows: Iterable[tuple]) -> pd.DataFrame:
@@ -318,6 +401,16 @@ def _scores_frame(rows: Iterable[tuple]) -> pd.DataFrame:
 def _runs_frame(rows: Iterable[tuple]) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(list(rows), columns=list(_RUN_COLUMNS))
     return frame.astype(_RUN_DTYPES)
+
+
+def _attempts_frame(rows: Iterable[tuple]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(list(rows), columns=list(_ATTEMPT_COLUMNS))
+    return frame.astype(_ATTEMPT_DTYPES)
+
+
+def _metrics_json(metrics: dict) -> str:
+    """Return metrics as JSON text with sorted keys (NaN and infinities as null)."""
+    return json.dumps(_finite(metrics), sort_keys=True, allow_nan=False, default=_json_default)
 
 
 def _group_rank(row: tuple) -> tuple:
@@ -439,8 +532,16 @@ class _Writer(ABC):
         """Replace the segment membership of (instance, as_of) by this run's members."""
 
     @abstractmethod
-    def replace_outcomes(self, rows: list[_OutcomeRow]) -> None:
-        """Replace the outcome rows of (instance, as_of) by ``rows``, stamped with the time of the write."""
+    def replace_outcomes(self, as_of: str, rows: list[_OutcomeRow]) -> None:
+        """Replace the outcome rows of (instance, ``as_of``) by ``rows`` (stamped with the time of the write)."""
+
+    @abstractmethod
+    def append_attempt(self, values: _AttemptValues) -> None:
+        """Append a row to the attempts of (instance, as_of); rows are never updated or removed."""
+
+    @abstractmethod
+    def newest_publish(self) -> str | None:
+        """Return the run folder (``run_id``) of the newest ``ok`` attempt row of (instance, as_of), or None."""
 
 
 class _Store(ABC):
@@ -470,15 +571,30 @@ class _Store(ABC):
     def _select_runs(self, instance: str, status: str | None, latest: bool) -> list[tuple]:
         """Return run rows (metrics as sorted JSON text), oldest first, or only the newest when ``latest``."""
 
-    def write_run(
-        self, instance: str, as_of: str, scores: pd.DataFrame, run: dict, segments: pd.DataFrame | None = None
-    ) -> None:
-        """Write one run's scores, history, segment membership and run row in a single transaction.
+    @abstractmethod
+    def _select_attempts(self, instance: str, as_of: str | None, latest: bool) -> list[tuple]:
+        """Return attempt rows (metrics as sorted JSON text) in the order written, or only the last when ``latest``."""
 
-        The history rows and the segment membership of (instance, as_of) are replaced; the current scores are
-        replaced (profiles not rescored disappear) only when the run is ``ok`` and ``as_of`` is at least the newest
-        ``ok`` as-of date already recorded; the run row is inserted or replaced.  A re-run of a date leaves the
-        same rows.
+    def write_run(
+        self,
+        instance: str,
+        as_of: str,
+        scores: pd.DataFrame,
+        run: dict,
+        *,
+        segments: pd.DataFrame | None = None,
+        outcomes: dict[str, pd.DataFrame] | None = None,
+    ) -> None:
+        """Publish one run: its scores, history, segment membership, outcomes and run row in a single transaction.
+
+        This transaction is the run's commit point: the run row names the run's folder (``run_id``), which must be
+        complete before it is called, so every reader that finds the run through the store finds all of it, and a
+        failure (or a kill) leaves the previous run as it was.  The history rows and the segment membership of
+        (instance, as_of) are replaced; the current scores are replaced (profiles not rescored disappear) when
+        ``as_of`` is at least the newest published as-of date; the run row of (instance, as_of) is inserted or
+        replaced; an ``ok`` row is appended to the attempts, unless the date's newest ``ok`` row already names this
+        ``run_id`` (a publish repeated after its commit, say by a retried task, writes the same rows again and no
+        second attempt row).
 
         Parameters
         ----------
@@ -490,33 +606,64 @@ class _Store(ABC):
             Columns ``profile_id, probability, score, percentile, bucket, propensity, model_version, factors``
             (factors: lists of dicts, or their JSON text as ``scores.parquet`` holds it, stored as it is).
         run : dict
-            ``model_version``, ``status``, ``reason``, ``metrics`` (dict, optional).
+            ``model_version``, ``status`` (must be ``ok``: an attempt that published nothing is recorded with
+            :meth:`record_attempt`), ``reason``, ``metrics`` (dict, optional), ``run_id`` (the run folder's name,
+            optional), ``attempt`` (the attempt's id, optional).
         segments : pandas.DataFrame, optional
             The run's segment membership, columns ``segment, profile_id`` (as from
             :func:`customer_ai.segments.segment_members`); every member must be among ``scores``.  None writes no
             membership for the date (a previous one is removed with the scores it described).
+        outcomes : dict, optional
+            Realised outcomes of past runs that this run tracked: their as-of date -> the frame
+            :meth:`write_outcomes` takes (``tracked_at`` may be given); each date's rows are replaced.
 
         Raises
         ------
         ValueError
-            When a required score column has missing values, or a member has no score (nothing is written).
+            When the status is not ``ok``, a required score column has missing values, a member has no score, or
+            an outcome is out of range (nothing is written).
         """
         as_of = _as_of_text(as_of)
+        values = _run_values(run)
+        if values.status != "ok":
+            raise ValueError(
+                f"run of {instance} as of {as_of}: only an 'ok' run is published with write_run; an attempt that "
+                f"published nothing ({values.status!r}) is recorded with record_attempt"
+            )
         rows = _score_columns(instance, as_of, scores)
         members = _member_table(instance, as_of, segments, rows.profile_id)
-        values = _run_values(run)
+        tracked = {_as_of_text(d): frame for d, frame in (outcomes or {}).items()}
+        outcome_rows = {date: _outcome_rows(instance, date, frame) for date, frame in tracked.items()}
+        attempt = _attempt_values(
+            instance,
+            as_of,
+            {
+                "attempt": run.get("attempt"),
+                "step": "publish",
+                "status": "ok",
+                "reason": values.reason,
+                "model_version": values.model_version,
+                "metrics": values.metrics,
+                "run_id": values.run_id,
+            },
+        )
         with self._writing(instance, as_of, rows, members) as writer:
             writer.replace_history()
             writer.replace_segments()
-            if _becomes_current(values.status, as_of, writer.newest_ok()):
+            for date, date_rows in outcome_rows.items():
+                writer.replace_outcomes(date, date_rows)
+            if _becomes_current(as_of, writer.newest_ok()):
                 writer.replace_current()
             writer.upsert_run(values, len(rows))
+            if not values.run_id or writer.newest_publish() != values.run_id:  # a publish repeated after its commit
+                writer.append_attempt(attempt)
 
-    def record_run(self, instance: str, as_of: str, run: dict) -> None:
-        """Insert or replace only the run row of a run that wrote no scores (``scored_profiles`` 0).
+    def record_attempt(self, instance: str, as_of: str, attempt: dict) -> None:
+        """Append one row to the attempts of (instance, as_of): a start, a failure or a poor model.
 
-        Used when a run stops before writing scores: status ``poor`` when the model failed the quality gate, or
-        ``failed``.  Scores and history are never touched, so the previous current scores stay current.
+        Attempts are kept, never updated or removed: every start, every failed try of a step, every model stopped
+        at the quality gate and every publish leaves a row, so that the newest attempt can be shown next to the run
+        that is current.  Scores, history, runs and the current scores are never touched here.
 
         Parameters
         ----------
@@ -524,23 +671,49 @@ class _Store(ABC):
             Instance name.
         as_of : str
             As-of date, ``YYYY-MM-DD``.
-        run : dict
-            ``model_version``, ``status``, ``reason``, ``metrics`` (dict, optional).
+        attempt : dict
+            ``status`` (``started``, ``failed`` or ``poor``), ``attempt`` (the attempt's id), ``step`` (where it
+            stopped), ``try_number`` (Airflow's try of the step; default 1), ``reason``, ``model_version`` and
+            ``metrics`` (optional).
 
         Raises
         ------
         ValueError
-            For status ``ok``: an ``ok`` run has scores, written with :meth:`write_run`.
+            For status ``ok`` (a published run is written with :meth:`write_run`, which records its attempt) or a
+            status that is not one of :data:`ATTEMPT_STATUSES`.
         """
         as_of = _as_of_text(as_of)
-        values = _run_values(run)
+        values = _attempt_values(instance, as_of, attempt)
         if values.status == "ok":
             raise ValueError(
-                f"run of {instance} as of {as_of}: record_run is for runs that wrote no scores; "
-                "an 'ok' run is written with write_run"
+                f"attempt of {instance} as of {as_of}: an 'ok' attempt is the publish of its run, recorded by write_run"
             )
         with self._writing(instance, as_of, None) as writer:
-            writer.upsert_run(values, 0)
+            writer.append_attempt(values)
+
+    def read_attempts(self, instance: str, as_of: str | None = None) -> pd.DataFrame:
+        """Return the attempt rows of an instance (of one as-of date, if given) in the order they were written.
+
+        Columns ``id, instance, as_of, attempt, step, try_number, status, reason, model_version, metrics`` (JSON
+        text, sorted keys), ``run_id`` (the published folder, for ``ok``) and ``recorded_at``
+        (``YYYY-MM-DDTHH:MM:SSZ``).
+        """
+        if as_of is not None:
+            try:
+                as_of = _as_of_text(as_of)
+            except ValueError:
+                return _attempts_frame([])
+        return _attempts_frame(self._select_attempts(instance, as_of, latest=False))
+
+    def latest_attempt(self, instance: str) -> dict | None:
+        """Return the last attempt row written for the instance (``metrics`` as a dict), or None."""
+        rows = self._select_attempts(instance, None, latest=True)
+        if not rows:
+            return None
+        row = dict(zip(_ATTEMPT_COLUMNS, rows[0], strict=True))
+        row["metrics"] = json.loads(row["metrics"])
+        row["id"], row["try_number"] = int(row["id"]), int(row["try_number"])
+        return row
 
     def read_scores(self, instance: str, as_of: str | None = None, profile_id: str | None = None) -> pd.DataFrame:
         """Return current scores (or the history of one as-of date), optionally for one profile.
@@ -556,13 +729,18 @@ class _Store(ABC):
         return _scores_frame(self._select_scores(instance, as_of, profile_id))
 
     def read_runs(self, instance: str) -> pd.DataFrame:
-        """Return the run rows of an instance, oldest first (``metrics`` as JSON text with sorted keys)."""
+        """Return the published runs of an instance, one per as-of date, oldest first.
+
+        ``metrics`` is JSON text with sorted keys; ``run_id`` names the run's folder (empty for a run published
+        before run folders had names: its folder is the as-of date's).
+        """
         return _runs_frame(self._select_runs(instance, None, latest=False))
 
     def latest_run(self, instance: str, status: str | None = "ok") -> dict | None:
-        """Return the run row with the newest as-of date and this status (any status for None), or None.
+        """Return the published run with the newest as-of date (the current run), or None.
 
-        The dict has the columns of :meth:`read_runs`, with ``metrics`` as a dict.
+        The dict has the columns of :meth:`read_runs`, with ``metrics`` as a dict.  Every published run is ``ok``
+        (``status`` None matches it too).
         """
         rows = self._select_runs(instance, status, latest=True)
         if not rows:
@@ -626,7 +804,8 @@ class _Store(ABC):
         outcomes : pandas.DataFrame
             Columns ``grouping`` (``all``, ``bucket`` or ``decile``), ``group`` (``all``; ``low``/``medium``/
             ``high``; ``1``-``10``), ``profiles`` (whole number), ``predicted_rate`` and ``realised_rate`` (0-1,
-            missing for a group without profiles).  Rows are stamped ``tracked_at`` (UTC) when written.
+            missing for a group without profiles), optionally ``tracked_at`` (a time; by default the time of the
+            write, UTC).
 
         Raises
         ------
@@ -636,7 +815,7 @@ class _Store(ABC):
         as_of = _as_of_text(as_of)
         rows = _outcome_rows(instance, as_of, outcomes)
         with self._writing(instance, as_of, None) as writer:
-            writer.replace_outcomes(rows)
+            writer.replace_outcomes(as_of, rows)
 
     def read_outcomes(self, instance: str) -> pd.DataFrame:
         """Return the realised outcomes of an instance's runs.
@@ -649,4 +828,7 @@ class _Store(ABC):
 
     @abstractmethod
     def count_rows(self, instance: str) -> dict[str, int]:
-        """Return the row counts of the three tables for one instance."""
+        """Return the row counts of the current scores, the history and the runs of one instance.
+
+        A re-run of a date leaves them as they were; only the attempts (:meth:`read_attempts`) grow.
+        """

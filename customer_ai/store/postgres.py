@@ -20,10 +20,10 @@ from customer_ai.store.base import (
     _CONNECT_TIMEOUT_SECONDS,
     _DEFAULT_SCHEMA,
     StoreUnavailableError,
+    _AttemptValues,
     _factor_texts,
-    _finite,
     _finite_texts,
-    _json_default,
+    _metrics_json,
     _ordered_factors,
     _OutcomeRow,
     _RunValues,
@@ -57,7 +57,7 @@ _CURRENT_VIEW = (
 )
 
 # (version, description, statements); a statement's {schema}, {scores}, {history}, {runs}, {segments},
-# {outcomes}, {current} are identifiers
+# {outcomes}, {current}, {attempts} are identifiers (so a literal brace is written twice)
 _MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (
         1,
@@ -106,6 +106,33 @@ _MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "DROP VIEW IF EXISTS {scores}",
             "ALTER TABLE {history} ALTER COLUMN factors TYPE json USING factors::json",
             _CURRENT_VIEW,
+        ),
+    ),
+    (
+        5,
+        "attempts kept apart (append-only); a run row is the published run of its date and names its folder",
+        (
+            "ALTER TABLE {runs} ADD COLUMN IF NOT EXISTS run_id text NOT NULL DEFAULT ''",
+            "CREATE TABLE IF NOT EXISTS {attempts} (\n"
+            "    id bigserial PRIMARY KEY, instance text NOT NULL, as_of date NOT NULL, attempt text NOT NULL,\n"
+            "    step text NOT NULL, try_number integer NOT NULL, status text NOT NULL, reason text NOT NULL,\n"
+            "    model_version text NOT NULL, metrics jsonb NOT NULL, run_id text NOT NULL,\n"
+            "    recorded_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+            "CREATE INDEX IF NOT EXISTS customer_ai_attempts_by_date ON {attempts} (instance, as_of)",
+            # until now a run row also held poor and failed attempts, one per date, so that a poor re-run of a
+            # published date replaced the published run's row: such rows move to the attempts, and where the date's
+            # scores were published, a published row is put back, rebuilt from its history rows
+            "INSERT INTO {attempts} (instance, as_of, attempt, step, try_number, status, reason, model_version, "
+            "metrics, run_id, recorded_at) SELECT instance, as_of, '', CASE status WHEN 'poor' THEN 'quality_gate' "
+            "ELSE '' END, 1, status, reason, model_version, metrics, '', written_at FROM {runs} "
+            "WHERE status <> 'ok' ORDER BY written_at, instance, as_of",
+            "UPDATE {runs} AS r SET status = 'ok', reason = 'published before attempts were recorded; its run row "
+            "had been replaced by a later attempt that published nothing (kept in the attempts)', "
+            "metrics = '{{}}'::jsonb, model_version = h.model_version, scored_profiles = h.profiles "
+            "FROM (SELECT instance, as_of, MIN(model_version) AS model_version, COUNT(*) AS profiles "
+            "FROM {history} GROUP BY instance, as_of) AS h "
+            "WHERE r.status <> 'ok' AND h.instance = r.instance AND h.as_of = r.as_of",
+            "DELETE FROM {runs} WHERE status <> 'ok'",
         ),
     ),
 )
@@ -295,39 +322,61 @@ class _PostgresWriter(_Writer):
             },
         )
 
-    def replace_outcomes(self, rows: list[_OutcomeRow]) -> None:
-        params = {"instance": self.instance, "as_of": self.as_of}
+    def replace_outcomes(self, as_of: str, rows: list[_OutcomeRow]) -> None:
+        params = {"instance": self.instance, "as_of": as_of}
         self._execute("DELETE FROM {outcomes} WHERE instance = %(instance)s AND as_of = %(as_of)s", params)
         self.cursor.executemany(
             self.store._sql(
                 'INSERT INTO {outcomes} (instance, as_of, "grouping", "group", profiles, predicted_rate, '
-                "realised_rate) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                "realised_rate, tracked_at) VALUES (%s, %s, %s, %s, %s, %s, %s, COALESCE(%s::timestamptz, now()))"
             ),
             [
-                (self.instance, self.as_of, r.grouping, r.group, r.profiles, r.predicted_rate, r.realised_rate)
+                (self.instance, as_of, r.grouping, r.group, r.profiles, r.predicted_rate, r.realised_rate, r.tracked_at)
                 for r in rows
             ],
         )
 
     def upsert_run(self, values: _RunValues, scored_profiles: int) -> None:
-        metrics = json.dumps(_finite(values.metrics), sort_keys=True, allow_nan=False, default=_json_default)
         self._execute(
-            "INSERT INTO {runs} (instance, as_of, model_version, status, reason, metrics, scored_profiles) "
+            "INSERT INTO {runs} (instance, as_of, model_version, status, reason, metrics, scored_profiles, run_id) "
             "VALUES (%(instance)s, %(as_of)s, %(model_version)s, %(status)s, %(reason)s, %(metrics)s::jsonb, "
-            "%(scored_profiles)s) "
+            "%(scored_profiles)s, %(run_id)s) "
             "ON CONFLICT (instance, as_of) DO UPDATE SET model_version = EXCLUDED.model_version, "
             "status = EXCLUDED.status, reason = EXCLUDED.reason, metrics = EXCLUDED.metrics, "
-            "scored_profiles = EXCLUDED.scored_profiles, written_at = now()",
+            "scored_profiles = EXCLUDED.scored_profiles, run_id = EXCLUDED.run_id, written_at = now()",
             {
                 "instance": self.instance,
                 "as_of": self.as_of,
                 "model_version": values.model_version,
                 "status": values.status,
                 "reason": values.reason,
-                "metrics": metrics,
+                "metrics": _metrics_json(values.metrics),
                 "scored_profiles": scored_profiles,
+                "run_id": values.run_id,
             },
         )
+
+    def append_attempt(self, values: _AttemptValues) -> None:
+        self._execute(
+            "INSERT INTO {attempts} (instance, as_of, attempt, step, try_number, status, reason, model_version, "
+            "metrics, run_id) VALUES (%(instance)s, %(as_of)s, %(attempt)s, %(step)s, %(try_number)s, %(status)s, "
+            "%(reason)s, %(model_version)s, %(metrics)s::jsonb, %(run_id)s)",
+            {
+                "instance": self.instance,
+                "as_of": self.as_of,
+                **values._asdict(),
+                "metrics": _metrics_json(values.metrics),
+            },
+        )
+
+    def newest_publish(self) -> str | None:
+        self._execute(
+            "SELECT run_id FROM {attempts} WHERE instance = %(instance)s AND as_of = %(as_of)s AND status = 'ok' "
+            "ORDER BY id DESC LIMIT 1",
+            {"instance": self.instance, "as_of": self.as_of},
+        )
+        found = self.cursor.fetchone()
+        return None if found is None else found[0]
 
 
 class PostgresStore(_Store):
@@ -339,9 +388,10 @@ class PostgresStore(_Store):
     which ``customer_ai_current`` holds (one row per instance), so making a run current moves one row instead of
     rewriting a million.  A write takes ``pg_advisory_xact_lock(hashtext(instance))``, so writers of one instance
     queue up, then in one transaction replaces the date's history rows and membership (each with one binary
-    ``COPY``: the factors' JSON text is checked once by the server and kept as written, since ``json`` is text),
-    moves the current date when the run becomes current and writes the run row; a failure (bad row, lost
-    connection) leaves the previous rows untouched.
+    ``COPY``: the factors' JSON text is checked once by the server and kept as written, since ``json`` is text)
+    and the outcomes the run tracked, moves the current date when the run becomes current, writes the run row and
+    appends the attempt's row; a failure (bad row, lost connection, a killed client) leaves the previous rows
+    untouched.  Attempts (``customer_ai_attempts``) are only ever appended.
 
     Parameters
     ----------
@@ -377,6 +427,7 @@ class PostgresStore(_Store):
             segments=table("customer_ai_segments"),
             outcomes=table("customer_ai_outcomes"),
             current=table("customer_ai_current"),
+            attempts=table("customer_ai_attempts"),
             versions=table("customer_ai_schema_version"),
             **{k: sql.Identifier(v) for k, v in identifiers.items()},
         )
@@ -487,6 +538,14 @@ class PostgresStore(_Store):
                     connection.rollback()
                 raise
 
+    def _fetch(self, query: Any, params: Any) -> list[tuple]:  # noqa: ANN401 - a composed query and its parameters
+        """Return the rows of one read-only query (the transaction it opened is rolled back)."""
+        with self._connect() as connection, connection.cursor() as cursor:
+            cursor.execute(query, params)
+            rows = cursor.fetchall()
+            connection.rollback()
+        return rows
+
     def _select_segment(self, instance: str, segment: str, as_of: str) -> list[tuple]:
         query = (
             f"SELECT h.instance, h.profile_id, to_char(h.as_of, '{_DATE_TEXT}'), h.probability, h.score, "
@@ -496,20 +555,14 @@ class PostgresStore(_Store):
             "WHERE m.instance = %(instance)s AND m.as_of = %(as_of)s AND m.segment = %(segment)s "
             'ORDER BY h.probability DESC, h.profile_id COLLATE "C"'
         )
-        with self._connect() as connection, connection.cursor() as cursor:
-            cursor.execute(self._sql(query), {"instance": instance, "as_of": as_of, "segment": segment})
-            rows = cursor.fetchall()
-            connection.rollback()
+        rows = self._fetch(self._sql(query), {"instance": instance, "as_of": as_of, "segment": segment})
         return [(*row[:-1], _ordered_factors(row[-1])) for row in rows]
 
     def _select_segment_names(self, instance: str, as_of: str) -> list[str]:
-        with self._connect() as connection, connection.cursor() as cursor:
-            cursor.execute(
-                self._sql("SELECT DISTINCT segment FROM {segments} WHERE instance = %s AND as_of = %s"),
-                (instance, as_of),
-            )
-            rows = cursor.fetchall()
-            connection.rollback()
+        rows = self._fetch(
+            self._sql("SELECT DISTINCT segment FROM {segments} WHERE instance = %s AND as_of = %s"),
+            (instance, as_of),
+        )
         return [row[0] for row in rows]
 
     def _select_outcomes(self, instance: str) -> list[tuple]:
@@ -518,11 +571,7 @@ class PostgresStore(_Store):
             f"realised_rate, to_char(tracked_at AT TIME ZONE 'UTC', '{_WRITTEN_AT_TEXT}') "
             "FROM {outcomes} WHERE instance = %s"
         )
-        with self._connect() as connection, connection.cursor() as cursor:
-            cursor.execute(self._sql(query), (instance,))
-            rows = cursor.fetchall()
-            connection.rollback()
-        return rows
+        return self._fetch(self._sql(query), (instance,))
 
     def _select_scores(self, instance: str, as_of: str | None, profile_id: str | None) -> list[tuple]:
         table = "{scores}" if as_of is None else "{history}"
@@ -535,25 +584,31 @@ class PostgresStore(_Store):
         if profile_id is not None:
             query += " AND profile_id = %(profile_id)s"
         query += ' ORDER BY probability DESC, profile_id COLLATE "C"'  # byte order, as SQLite sorts
-        with self._connect() as connection, connection.cursor() as cursor:
-            cursor.execute(self._sql(query), {"instance": instance, "as_of": as_of, "profile_id": profile_id})
-            rows = cursor.fetchall()
-            connection.rollback()
+        rows = self._fetch(self._sql(query), {"instance": instance, "as_of": as_of, "profile_id": profile_id})
         return [(*row[:-1], _ordered_factors(row[-1])) for row in rows]
+
+    def _select_attempts(self, instance: str, as_of: str | None, latest: bool) -> list[tuple]:
+        query = (
+            f"SELECT id, instance, to_char(as_of, '{_DATE_TEXT}'), attempt, step, try_number, status, reason, "
+            f"model_version, metrics, run_id, to_char(recorded_at AT TIME ZONE 'UTC', '{_WRITTEN_AT_TEXT}') "
+            "FROM {attempts} WHERE instance = %(instance)s"
+        )
+        if as_of is not None:
+            query += " AND as_of = %(as_of)s"
+        query += " ORDER BY id DESC LIMIT 1" if latest else " ORDER BY id"
+        rows = self._fetch(self._sql(query), {"instance": instance, "as_of": as_of})
+        return [(*row[:9], json.dumps(row[9], sort_keys=True), *row[10:]) for row in rows]
 
     def _select_runs(self, instance: str, status: str | None, latest: bool) -> list[tuple]:
         query = (
             f"SELECT instance, to_char(as_of, '{_DATE_TEXT}'), model_version, status, reason, metrics, "
-            f"scored_profiles, to_char(written_at AT TIME ZONE 'UTC', '{_WRITTEN_AT_TEXT}') "
+            f"scored_profiles, to_char(written_at AT TIME ZONE 'UTC', '{_WRITTEN_AT_TEXT}'), run_id "
             "FROM {runs} WHERE instance = %(instance)s"
         )
         if status is not None:
             query += " AND status = %(status)s"
         query += " ORDER BY as_of DESC LIMIT 1" if latest else " ORDER BY as_of"
-        with self._connect() as connection, connection.cursor() as cursor:
-            cursor.execute(self._sql(query), {"instance": instance, "status": status})
-            rows = cursor.fetchall()
-            connection.rollback()
+        rows = self._fetch(self._sql(query), {"instance": instance, "status": status})
         # metrics as the same JSON text the SQLite store keeps
         return [(*row[:5], json.dumps(row[5], sort_keys=True), *row[6:]) for row in rows]
 

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pyarrow as pa
 
 from customer_ai.store.base import (
+    _ATTEMPT_COLUMNS,
     _OUTCOME_COLUMNS,
     _RUN_COLUMNS,
     _SCORE_COLUMNS,
+    _AttemptValues,
     _factor_texts,
-    _json_default,
+    _metrics_json,
     _OutcomeRow,
     _RunValues,
     _ScoreColumns,
@@ -55,6 +57,42 @@ CREATE TABLE IF NOT EXISTS customer_ai_outcomes (
     PRIMARY KEY (instance, as_of, "grouping", "group")
 );
 """
+_NOW = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')"
+# the first published run rows (schema version 0) kept poor and failed attempts too, one row per date: a poor re-run
+# of a published date replaced the published run's row.  Version 1 moves every such row to the attempts and, where
+# the date's scores were published, puts a published row back, rebuilt from its history rows.
+_REPAIRED_REASON = (
+    "published before attempts were recorded; its run row had been replaced by a later attempt that published "
+    "nothing (kept in the attempts)"
+)
+# (version, statements), applied in order by the first writer or reader that finds the file older (PRAGMA user_version)
+_SQLITE_MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (
+        1,
+        (
+            "ALTER TABLE customer_ai_runs ADD COLUMN run_id TEXT NOT NULL DEFAULT ''",
+            "CREATE TABLE IF NOT EXISTS customer_ai_attempts (\n"
+            "    id INTEGER PRIMARY KEY AUTOINCREMENT, instance TEXT NOT NULL, as_of TEXT NOT NULL,\n"
+            "    attempt TEXT NOT NULL, step TEXT NOT NULL, try_number INTEGER NOT NULL, status TEXT NOT NULL,\n"
+            "    reason TEXT NOT NULL, model_version TEXT NOT NULL, metrics TEXT NOT NULL, run_id TEXT NOT NULL,\n"
+            f"    recorded_at TEXT NOT NULL DEFAULT ({_NOW}))",
+            "CREATE INDEX IF NOT EXISTS customer_ai_attempts_by_date ON customer_ai_attempts (instance, as_of)",
+            "INSERT INTO customer_ai_attempts (instance, as_of, attempt, step, try_number, status, reason, "
+            "model_version, metrics, run_id, recorded_at) SELECT instance, as_of, '', CASE status WHEN 'poor' THEN "
+            "'quality_gate' ELSE '' END, 1, status, reason, model_version, metrics, '', written_at "
+            "FROM customer_ai_runs WHERE status <> 'ok' ORDER BY written_at, instance, as_of",
+            "UPDATE customer_ai_runs SET status = 'ok', reason = '" + _REPAIRED_REASON + "', metrics = '{}', "
+            "model_version = (SELECT MIN(h.model_version) FROM customer_ai_score_history AS h "
+            "WHERE h.instance = customer_ai_runs.instance AND h.as_of = customer_ai_runs.as_of), "
+            "scored_profiles = (SELECT COUNT(*) FROM customer_ai_score_history AS h "
+            "WHERE h.instance = customer_ai_runs.instance AND h.as_of = customer_ai_runs.as_of) "
+            "WHERE status <> 'ok' AND EXISTS (SELECT 1 FROM customer_ai_score_history AS h "
+            "WHERE h.instance = customer_ai_runs.instance AND h.as_of = customer_ai_runs.as_of)",
+            "DELETE FROM customer_ai_runs WHERE status <> 'ok'",
+        ),
+    ),
+)
+_SQLITE_VERSION = max(version for version, _ in _SQLITE_MIGRATIONS)
 _SQLITE_INSERT = f"({', '.join(_SCORE_COLUMNS)}) VALUES ({', '.join('?' for _ in _SCORE_COLUMNS)})"
 _SQLITE_OUTCOME_COLUMNS = ", ".join(f'"{c}"' for c in _OUTCOME_COLUMNS)
 
@@ -100,29 +138,75 @@ class _SQLiteWriter(_Writer):
             ((self.instance, segment, self.as_of, profile_id) for segment, profile_id in self.members),
         )
 
-    def replace_outcomes(self, rows: list[_OutcomeRow]) -> None:
-        key = (self.instance, self.as_of)
+    def replace_outcomes(self, as_of: str, rows: list[_OutcomeRow]) -> None:
+        key = (self.instance, as_of)
         self.connection.execute("DELETE FROM customer_ai_outcomes WHERE instance = ? AND as_of = ?", key)
         self.connection.executemany(
             'INSERT INTO customer_ai_outcomes (instance, as_of, "grouping", "group", profiles, predicted_rate, '
-            "realised_rate) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(*key, r.grouping, r.group, r.profiles, r.predicted_rate, r.realised_rate) for r in rows],
+            f"realised_rate, tracked_at) VALUES (?, ?, ?, ?, ?, ?, ?, COALESCE(?, {_NOW}))",
+            [(*key, r.grouping, r.group, r.profiles, r.predicted_rate, r.realised_rate, r.tracked_at) for r in rows],
         )
 
     def upsert_run(self, values: _RunValues, scored_profiles: int) -> None:
         self.connection.execute(
             "INSERT OR REPLACE INTO customer_ai_runs "
-            "(instance, as_of, model_version, status, reason, metrics, scored_profiles) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "(instance, as_of, model_version, status, reason, metrics, scored_profiles, run_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 self.instance,
                 self.as_of,
                 values.model_version,
                 values.status,
                 values.reason,
-                json.dumps(values.metrics, sort_keys=True, default=_json_default),
+                _metrics_json(values.metrics),
                 scored_profiles,
+                values.run_id,
             ),
         )
+
+    def append_attempt(self, values: _AttemptValues) -> None:
+        self.connection.execute(
+            "INSERT INTO customer_ai_attempts (instance, as_of, attempt, step, try_number, status, reason, "
+            "model_version, metrics, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                self.instance,
+                self.as_of,
+                values.attempt,
+                values.step,
+                values.try_number,
+                values.status,
+                values.reason,
+                values.model_version,
+                _metrics_json(values.metrics),
+                values.run_id,
+            ),
+        )
+
+    def newest_publish(self) -> str | None:
+        found = self.connection.execute(
+            "SELECT run_id FROM customer_ai_attempts WHERE instance = ? AND as_of = ? AND status = 'ok' "
+            "ORDER BY id DESC LIMIT 1",
+            (self.instance, self.as_of),
+        ).fetchone()
+        return None if found is None else found[0]
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    """Apply the migrations the file has not had yet, in order, in one transaction that holds the write lock."""
+    if connection.execute("PRAGMA user_version").fetchone()[0] >= _SQLITE_VERSION:
+        return
+    connection.execute("BEGIN IMMEDIATE")  # another process may be migrating: wait for it, then look again
+    try:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        for number, statements in _SQLITE_MIGRATIONS:
+            if number > version:
+                for statement in statements:
+                    connection.execute(statement)
+        connection.execute(f"PRAGMA user_version = {max(version, _SQLITE_VERSION)}")
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
 
 
 class SQLiteStore(_Store):
@@ -145,6 +229,7 @@ class SQLiteStore(_Store):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(sqlite3.connect(self.path, timeout=60)) as connection:
             connection.executescript(_SQLITE_SCHEMA)
+            _migrate(connection)
             yield connection
 
     @contextmanager
@@ -160,6 +245,11 @@ class SQLiteStore(_Store):
                 connection.rollback()
                 raise
 
+    def _fetch(self, query: str, params: Sequence) -> list[tuple]:
+        """Return the rows of one query."""
+        with self._connect() as connection:
+            return connection.execute(query, params).fetchall()
+
     def _select_scores(self, instance: str, as_of: str | None, profile_id: str | None) -> list[tuple]:
         table = "customer_ai_scores" if as_of is None else "customer_ai_score_history"
         query = f"SELECT {', '.join(_SCORE_COLUMNS)} FROM {table} WHERE instance = ?"
@@ -170,8 +260,7 @@ class SQLiteStore(_Store):
         if profile_id is not None:
             query += " AND profile_id = ?"
             params.append(profile_id)
-        with self._connect() as connection:
-            rows = connection.execute(query + " ORDER BY probability DESC, profile_id", params).fetchall()
+        rows = self._fetch(query + " ORDER BY probability DESC, profile_id", params)
         return [(*row[:-1], json.loads(row[-1])) for row in rows]
 
     def _select_segment(self, instance: str, segment: str, as_of: str) -> list[tuple]:
@@ -181,22 +270,30 @@ class SQLiteStore(_Store):
             "ON h.instance = m.instance AND h.as_of = m.as_of AND h.profile_id = m.profile_id "
             "WHERE m.instance = ? AND m.as_of = ? AND m.segment = ? ORDER BY h.probability DESC, h.profile_id"
         )
-        with self._connect() as connection:
-            rows = connection.execute(query, (instance, as_of, segment)).fetchall()
+        rows = self._fetch(query, (instance, as_of, segment))
         return [(*row[:-1], json.loads(row[-1])) for row in rows]
 
     def _select_segment_names(self, instance: str, as_of: str) -> list[str]:
-        with self._connect() as connection:
-            rows = connection.execute(
-                "SELECT DISTINCT segment FROM customer_ai_segments WHERE instance = ? AND as_of = ?", (instance, as_of)
-            ).fetchall()
+        rows = self._fetch(
+            "SELECT DISTINCT segment FROM customer_ai_segments WHERE instance = ? AND as_of = ?", (instance, as_of)
+        )
         return [row[0] for row in rows]
 
     def _select_outcomes(self, instance: str) -> list[tuple]:
-        with self._connect() as connection:
-            return connection.execute(
-                f"SELECT {_SQLITE_OUTCOME_COLUMNS} FROM customer_ai_outcomes WHERE instance = ?", (instance,)
-            ).fetchall()
+        return self._fetch(
+            f"SELECT {_SQLITE_OUTCOME_COLUMNS} FROM customer_ai_outcomes WHERE instance = ?", (instance,)
+        )
+
+    def _select_attempts(self, instance: str, as_of: str | None, latest: bool) -> list[tuple]:
+        query = f"SELECT {', '.join(_ATTEMPT_COLUMNS)} FROM customer_ai_attempts WHERE instance = ?"
+        params: list = [instance]
+        if as_of is not None:
+            query += " AND as_of = ?"
+            params.append(as_of)
+        query += " ORDER BY id DESC LIMIT 1" if latest else " ORDER BY id"
+        rows = self._fetch(query, params)
+        # metrics as sorted JSON text, as the run rows keep them
+        return [(*row[:9], json.dumps(json.loads(row[9]), sort_keys=True), *row[10:]) for row in rows]
 
     def _select_runs(self, instance: str, status: str | None, latest: bool) -> list[tuple]:
         query = f"SELECT {', '.join(_RUN_COLUMNS)} FROM customer_ai_runs WHERE instance = ?"
@@ -205,8 +302,7 @@ class SQLiteStore(_Store):
             query += " AND status = ?"
             params.append(status)
         query += " ORDER BY as_of DESC LIMIT 1" if latest else " ORDER BY as_of"
-        with self._connect() as connection:
-            return connection.execute(query, params).fetchall()
+        return self._fetch(query, params)
 
     def count_rows(self, instance: str) -> dict[str, int]:
         """Return the row counts of the three tables for one instance."""

@@ -1,10 +1,11 @@
 """Thin operators: each stores its arguments and, in ``execute``, calls one step of :mod:`customer_ai.steps`.
 
 Every task works "as of" its run's date: the data interval end (the logical date for manual runs) at
-midnight UTC, so a backfill reproduces what would have been scored then.  Heavy imports (pandas, LightGBM,
-Great Expectations) happen inside ``execute``, never when the DAG file is parsed.  Bad data and a poor model
-fail their task at once (no retries: retrying cannot fix them); infrastructure errors (a database that is
-down) are retried with back-off.
+midnight UTC, so a backfill reproduces what would have been scored then.  The tasks of one DAG run are one attempt
+of the run (:func:`attempt_of`): they share its staging folder, and every failed try of a task leaves a row in the
+store's attempts.  Heavy imports (pandas, LightGBM, Great Expectations) happen inside ``execute``, never when the
+DAG file is parsed.  Bad data and a poor model fail their task at once (no retries: retrying cannot fix them);
+infrastructure errors (a database that is down) are retried with back-off.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ __all__ = [
     "BuildTrainingSetOperator",
     "CombineScoresOperator",
     "CustomerAIOperator",
-    "EnrichProfilesOperator",
     "InvalidInstanceOperator",
     "PlanScoringOperator",
     "STEP_OPERATORS",
@@ -33,6 +33,7 @@ __all__ = [
     "ValidateScoresOperator",
     "WriteReportOperator",
     "as_of_from_context",
+    "attempt_of",
 ]
 
 
@@ -62,6 +63,20 @@ def as_of_from_context(context: Any):  # noqa: ANN201 - a pandas Timestamp, impo
     return as_of_timestamp(instant.astimezone(dt.UTC).date())
 
 
+def attempt_of(context: Any) -> str:  # noqa: ANN401
+    """Return the attempt id of the task's DAG run: the same for every task and every try of that run."""
+    from customer_ai.artifacts import attempt_id
+
+    run = context["dag_run"]
+    return attempt_id(run.dag_id, run.run_id)
+
+
+def _try_number(context: Any) -> int:  # noqa: ANN401
+    ti = context.get("ti") or context.get("task_instance")
+    number = getattr(ti, "try_number", None)
+    return number if isinstance(number, int) and number > 0 else 1
+
+
 class CustomerAIOperator(BaseOperator):
     """Base of the step operators.
 
@@ -79,16 +94,35 @@ class CustomerAIOperator(BaseOperator):
         self.instance_path = instance_path
 
     def execute(self, context: Any) -> dict | list:
-        """Load the spec and the as-of date, then run this operator's step."""
+        """Load the spec and the as-of date, then run this operator's step; record a failure in the store's attempts."""
         from customer_ai.artifacts import default_home
         from customer_ai.spec import load_spec
 
         spec = load_spec(self.instance_path)
         as_of = as_of_from_context(context)
-        self.log.info("%s as of %s (%s)", spec.name, f"{as_of:%Y-%m-%d}", self.instance_path)
-        return self.run_step(spec, as_of, default_home(), context)
+        attempt = attempt_of(context)
+        self.log.info("%s as of %s, attempt %s (%s)", spec.name, f"{as_of:%Y-%m-%d}", attempt, self.instance_path)
+        home = default_home()
+        try:
+            return self.run_step(spec, as_of, home, context, attempt)
+        except Exception as exc:
+            if not _is_poor(exc):  # a poor model is recorded by the quality gate itself
+                self._record_failure(spec, as_of, home, attempt=attempt, error=exc, try_number=_try_number(context))
+            raise
 
-    def run_step(self, spec, as_of, home, context: Any) -> dict | list:  # noqa: ANN001
+    def _record_failure(self, spec, as_of, home, *, attempt: str, error: Exception, try_number: int) -> None:  # noqa: ANN001
+        """Append this try's failure to the store's attempts; a store that cannot be opened is only logged."""
+        from customer_ai.steps import record_failure
+
+        try:
+            store = self.open_store(home)
+        except Exception as unreachable:  # the step's own error is what fails the task
+            self.log.warning("the failure could not be recorded in the store: %s", unreachable)
+            return
+        step_name = self.task_id.split(".")[-1]
+        record_failure(spec, as_of, store, attempt=attempt, step_name=step_name, error=error, try_number=try_number)
+
+    def run_step(self, spec, as_of, home, context: Any, attempt: str) -> dict | list:  # noqa: ANN001
         """Run the step; subclasses implement it."""
         raise NotImplementedError
 
@@ -100,6 +134,12 @@ class CustomerAIOperator(BaseOperator):
 
         address, schema = store_address()
         return open_store(address, home, schema)
+
+
+def _is_poor(exc: BaseException) -> bool:
+    from customer_ai.steps import QualityGateError
+
+    return isinstance(exc, QualityGateError) or isinstance(exc.__cause__, QualityGateError)
 
 
 def _param(context: Any, name: str, kind: type) -> Any:  # noqa: ANN401 - int, float or bool
@@ -119,7 +159,7 @@ def _fail_on(errors: tuple[type[BaseException], ...], call, *args: Any, **kwargs
 class ValidateEventsOperator(CustomerAIOperator):
     """Load the events, validate them with Great Expectations and keep the run's window."""
 
-    def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
+    def run_step(self, spec, as_of, home, context: Any, attempt: str) -> dict:  # noqa: ANN001, D102
         from customer_ai import steps
         from customer_ai.conditions import ConditionError
         from customer_ai.events import EventsError
@@ -128,13 +168,25 @@ class ValidateEventsOperator(CustomerAIOperator):
 
         dsn = events_dsn(spec.events.connection) if spec.events.table else None
         errors = (EventsError, DataValidationError, ConditionError)
-        return _fail_on(errors, steps.validate_events, spec, as_of, home, dsn=dsn)
+        run = context["dag_run"]
+        return _fail_on(
+            errors,
+            steps.validate_events,
+            spec,
+            as_of,
+            home,
+            dsn=dsn,
+            store=self.open_store(home),
+            attempt=attempt,
+            origin=f"Airflow DAG run {run.dag_id} / {run.run_id}",
+            try_number=_try_number(context),
+        )
 
 
 class BuildTrainingSetOperator(CustomerAIOperator):
     """Build and validate the training set, unless retraining is not due (params.force_retrain forces it)."""
 
-    def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
+    def run_step(self, spec, as_of, home, context: Any, attempt: str) -> dict:  # noqa: ANN001, D102
         from customer_ai import steps
         from customer_ai.estimator import InsufficientDataError
         from customer_ai.history import InsufficientHistoryError
@@ -142,27 +194,37 @@ class BuildTrainingSetOperator(CustomerAIOperator):
 
         force = bool(_param(context, "force_retrain", bool))
         errors = (InsufficientDataError, InsufficientHistoryError, DataValidationError)
-        return _fail_on(errors, steps.build_training_set, spec, as_of, home, force_retrain=force)
+        return _fail_on(errors, steps.build_training_set, spec, as_of, home, force_retrain=force, attempt=attempt)
 
 
 class TrainModelOperator(CustomerAIOperator):
     """Train and calibrate a model, or point the run at the model being reused."""
 
-    def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
+    def run_step(self, spec, as_of, home, context: Any, attempt: str) -> dict:  # noqa: ANN001, D102
         from customer_ai import steps
 
-        return steps.train(spec, as_of, home)
+        return steps.train(spec, as_of, home, attempt=attempt)
 
 
 class QualityGateOperator(CustomerAIOperator):
     """Stop the run when the model is poor; the store keeps the previous scores and records why."""
 
-    def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
+    def run_step(self, spec, as_of, home, context: Any, attempt: str) -> dict:  # noqa: ANN001, D102
         from customer_ai import steps
 
         store = self.open_store(home)
         min_auc = _param(context, "min_auc", float)
-        return _fail_on((steps.QualityGateError,), steps.quality_gate, spec, as_of, home, store, min_auc=min_auc)
+        return _fail_on(
+            (steps.QualityGateError,),
+            steps.quality_gate,
+            spec,
+            as_of,
+            home,
+            store,
+            min_auc=min_auc,
+            attempt=attempt,
+            try_number=_try_number(context),
+        )
 
 
 class PlanScoringOperator(CustomerAIOperator):
@@ -172,10 +234,10 @@ class PlanScoringOperator(CustomerAIOperator):
     summary (profiles, partition sizes) goes to the log.
     """
 
-    def run_step(self, spec, as_of, home, context: Any) -> list[int]:  # noqa: ANN001, D102
+    def run_step(self, spec, as_of, home, context: Any, attempt: str) -> list[int]:  # noqa: ANN001, D102
         from customer_ai import steps
 
-        planned = steps.plan_scoring(spec, as_of, home)
+        planned = steps.plan_scoring(spec, as_of, home, attempt=attempt)
         self.log.info("%s profiles in partitions of %s", f"{planned['profiles']:,}", planned["sizes"])
         return planned["partitions"]
 
@@ -193,52 +255,50 @@ class ScorePartitionOperator(CustomerAIOperator):
         super().__init__(**kwargs)
         self.partition = partition
 
-    def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
+    def run_step(self, spec, as_of, home, context: Any, attempt: str) -> dict:  # noqa: ANN001, D102
         from customer_ai import steps
 
         factors = _param(context, "factors", int)
-        return steps.score_partition(spec, as_of, home, int(self.partition), factors=factors)
+        return steps.score_partition(spec, as_of, home, int(self.partition), factors=factors, attempt=attempt)
 
 
 class CombineScoresOperator(CustomerAIOperator):
     """Put the partitions' scores together: percentiles and buckets over every scored profile."""
 
-    def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
+    def run_step(self, spec, as_of, home, context: Any, attempt: str) -> dict:  # noqa: ANN001, D102
         from customer_ai import steps
 
-        return steps.combine_scores(spec, as_of, home)
+        return steps.combine_scores(spec, as_of, home, attempt=attempt)
 
 
 class ValidateScoresOperator(CustomerAIOperator):
     """Validate the scores with Great Expectations before anything is written to the store."""
 
-    def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
+    def run_step(self, spec, as_of, home, context: Any, attempt: str) -> dict:  # noqa: ANN001, D102
         from customer_ai import steps
         from customer_ai.validation import DataValidationError
 
-        return _fail_on((DataValidationError,), steps.validate_scores, spec, as_of, home)
-
-
-class EnrichProfilesOperator(CustomerAIOperator):
-    """Write scores, history and the run row to the profile store in one transaction (retried when it fails)."""
-
-    def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
-        from customer_ai import steps
-
-        min_auc = _param(context, "min_auc", float)
-        return steps.enrich_profiles(spec, as_of, home, self.open_store(home), min_auc=min_auc)
+        return _fail_on((DataValidationError,), steps.validate_scores, spec, as_of, home, attempt=attempt)
 
 
 class PublishScoresOperator(CustomerAIOperator):
-    """Write the run's metadata; its outlet Asset tells downstream DAGs that fresh scores are in the store."""
+    """Publish the run (seal its folder, commit it to the store in one transaction); its outlet Asset follows.
 
-    def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
+    The Asset event is emitted by Airflow when this task succeeds, so always after the commit; a try repeated after
+    a commit (the worker died before reporting success) commits the same sealed folder again and emits the event
+    then.  The event's ``extra`` names the run (as-of date, run id, model version, profiles), so a consumer that
+    sees it twice sees the same run.
+    """
+
+    def run_step(self, spec, as_of, home, context: Any, attempt: str) -> dict:  # noqa: ANN001, D102
         from customer_ai import steps
 
-        summary = steps.publish(spec, as_of, home)
+        min_auc = _param(context, "min_auc", float)
+        summary = steps.publish(spec, as_of, home, self.open_store(home), min_auc=min_auc, attempt=attempt)
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = {
                 "as_of": summary["as_of"],
+                "run_id": summary["run_id"],
                 "model_version": summary["model_version"],
                 "scored_profiles": summary["scored_profiles"],
             }
@@ -246,21 +306,21 @@ class PublishScoresOperator(CustomerAIOperator):
 
 
 class TrackOutcomesOperator(CustomerAIOperator):
-    """Record what came true for every past run whose goal window has closed and is not yet tracked."""
+    """Find what came true for every past run whose goal window has closed; the store records it at publish."""
 
-    def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
+    def run_step(self, spec, as_of, home, context: Any, attempt: str) -> dict:  # noqa: ANN001, D102
         from customer_ai import steps
 
-        return steps.track_outcomes(spec, as_of, home, self.open_store(home))
+        return steps.track_outcomes(spec, as_of, home, self.open_store(home), attempt=attempt)
 
 
 class WriteReportOperator(CustomerAIOperator):
     """Write the run's HTML report (the "Customer AI" view in the Airflow UI links to it)."""
 
-    def run_step(self, spec, as_of, home, context: Any) -> dict:  # noqa: ANN001, D102
+    def run_step(self, spec, as_of, home, context: Any, attempt: str) -> dict:  # noqa: ANN001, D102
         from customer_ai import steps
 
-        return steps.write_report(spec, as_of, home, self.open_store(home))
+        return steps.write_report(spec, as_of, home, self.open_store(home), attempt=attempt)
 
 
 # the operator of each step in customer_ai.flow.STEPS, by step name
@@ -273,7 +333,6 @@ STEP_OPERATORS: dict[str, type[CustomerAIOperator]] = {
     "score_partition": ScorePartitionOperator,
     "combine_scores": CombineScoresOperator,
     "validate_scores": ValidateScoresOperator,
-    "enrich_profiles": EnrichProfilesOperator,
     "track_outcomes": TrackOutcomesOperator,
     "write_report": WriteReportOperator,
     "publish": PublishScoresOperator,

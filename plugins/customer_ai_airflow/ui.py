@@ -5,10 +5,12 @@ it, with a navigation entry that shows it inside the UI).  Every route requires 
 Airflow's own ``requires_authenticated`` dependency: the JWT the UI holds in its ``_token`` cookie, or an
 ``Authorization: Bearer`` header.  Without one the API server answers 401, and 403 for a token it did not sign.
 
-The table reads what the tasks write: the run rows of the profile store the tasks use (the ``customer_ai_store``
-connection, else ``CUSTOMER_AI_STORE``, else the embedded SQLite file in the home folder) and each run's published
-``metadata.json`` and ``report.html`` in its run folder.  A store that cannot be read shows its error in the rows
-instead of breaking the page.
+The table reads what the tasks write: the published runs and the attempts of the profile store the tasks use (the
+``customer_ai_store`` connection, else ``CUSTOMER_AI_STORE``, else the embedded SQLite file in the home folder),
+and the ``metadata.json`` and ``report.html`` of the run folder the store names.  Each row shows the current run
+(the one whose scores are in the store) and, when a later attempt failed, stopped at the quality gate or is still
+running, that attempt beside it.  A store that cannot be read shows its error in the rows instead of breaking the
+page.
 
 Airflow imports plugin modules in every component, a task's process included: this module imports the standard
 library only, and builds the FastAPI app (FastAPI, Airflow's API security, pandas through the package) when the
@@ -64,11 +66,13 @@ class UnknownPageError(LookupError):
 
 @dataclass(frozen=True)
 class InstanceRow:
-    """One line of the table: an instance file and its latest run (``status`` ``none`` when it has none).
+    """One line of the table: an instance file, its current run and its newest attempt.
 
-    ``status`` is ``invalid`` for a file that cannot be loaded and ``error`` when the store cannot be read;
-    ``message`` then says why (for a run, it is the run's reason).  ``buckets`` and ``report`` come from the run's
-    published folder and are left empty when that folder holds another run's files.
+    ``status`` is ``ok`` for a published run; without one, the newest attempt's status (``failed``, ``poor``,
+    ``started``), else ``none``; ``invalid`` for a file that cannot be loaded and ``error`` when the store cannot be
+    read.  ``message`` says why (for a run, it is the run's reason).  ``buckets`` and ``report`` come from the
+    published run's folder.  ``attempt`` describes the newest attempt when it is not the current run's publish (a
+    later attempt that failed, was poor or is still running), else it is empty.
     """
 
     name: str
@@ -81,6 +85,8 @@ class InstanceRow:
     buckets: dict[str, int] = field(default_factory=dict)
     report: bool = False
     message: str = ""
+    attempt: str = ""
+    attempt_status: str = ""
 
 
 def instances_folder() -> Path:
@@ -123,29 +129,56 @@ def _number(value: Any) -> float | None:  # noqa: ANN401 - whatever a metrics di
 
 
 def _published(home: Path, name: str, run: dict) -> tuple[dict[str, int], bool]:
-    """Return the run's bucket counts and whether its report exists, from its run folder.
-
-    The folder of an as-of date holds the last good run of that date: when the run row is a later poor run of the
-    same date, the folder's files belong to another model version and are not shown.
-    """
+    """Return the run's bucket counts and whether its report exists, from the run folder the store names."""
     from customer_ai.artifacts import run_dir
 
-    folder = run_dir(home, name, dt.date.fromisoformat(run["as_of"]))
+    folder = run_dir(home, name, dt.date.fromisoformat(run["as_of"]), run["run_id"])
     try:
         metadata = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}, False
-    if metadata.get("model_version") != run["model_version"]:
+    if metadata.get("model_version") != run["model_version"]:  # a folder of a run published before run ids
         return {}, False
     counts = metadata.get("buckets") or {}
     buckets = {bucket: int(counts[bucket]) for bucket in BUCKETS if isinstance(counts.get(bucket), int)}
     return buckets, (folder / "report.html").is_file()
 
 
-def _run_row(spec: Any, home: Path, run: dict | None) -> InstanceRow:  # noqa: ANN401 - an InstanceSpec
+def _attempt_text(row: dict) -> str:
+    """Say where an attempt stands, from its last row in the store's attempts."""
+    where = f" at {row['step']}" if row["step"] else ""
+    tried = f" (try {row['try_number']})" if row["try_number"] > 1 else ""
+    head = f"newest attempt, as of {row['as_of']}, {row['recorded_at']}: {row['status']}{where}{tried}"
+    if row["status"] == "started":
+        return f"{head}: nothing recorded since (still running, or killed)"
+    return f"{head}: {row['reason']}"
+
+
+def _run_row(spec: Any, home: Path, run: dict | None, attempt: dict | None) -> InstanceRow:  # noqa: ANN401
     goal = spec.goal_in_words()
+    shows_run = (
+        attempt is not None
+        and run is not None
+        and (attempt["status"], attempt["run_id"])
+        == (
+            "ok",
+            run["run_id"],
+        )
+    )
+    newer = "" if attempt is None or shows_run else _attempt_text(attempt)
+    newer_status = "" if attempt is None or shows_run else str(attempt["status"])
     if run is None:
-        return InstanceRow(name=spec.name, goal=goal, status="none", message="no run yet")
+        if attempt is None:
+            return InstanceRow(name=spec.name, goal=goal, status="none", message="no run yet")
+        return InstanceRow(
+            name=spec.name,
+            goal=goal,
+            status=str(attempt["status"]),
+            as_of=str(attempt["as_of"]),
+            message="no run published yet",
+            attempt=newer,
+            attempt_status=newer_status,
+        )
     metrics = run.get("metrics") or {}
     buckets, report = _published(home, spec.name, run)
     return InstanceRow(
@@ -159,11 +192,13 @@ def _run_row(spec: Any, home: Path, run: dict | None) -> InstanceRow:  # noqa: A
         buckets=buckets,
         report=report,
         message=str(run.get("reason") or ""),
+        attempt=newer,
+        attempt_status=newer_status,
     )
 
 
 def instance_rows(folder: Path, home: Path, open_store: Callable[[], Any]) -> list[InstanceRow]:
-    """Return a row per instance file in ``folder`` with its latest run (any status) from the store.
+    """Return a row per instance file in ``folder`` with its current run and newest attempt from the store.
 
     Parameters
     ----------
@@ -192,7 +227,7 @@ def instance_rows(folder: Path, home: Path, open_store: Callable[[], Any]) -> li
             rows.append(InstanceRow(name=name, goal=spec.goal_in_words(), status="error", message=store_error))
             continue
         try:
-            rows.append(_run_row(spec, home, store.latest_run(name, status=None)))
+            rows.append(_run_row(spec, home, store.latest_run(name), store.latest_attempt(name)))
         except Exception as exc:  # one unreadable store or run folder must not break the page
             rows.append(InstanceRow(name=name, goal=spec.goal_in_words(), status="error", message=_error_text(exc)))
     return sorted(rows, key=lambda row: row.name)
@@ -202,14 +237,17 @@ def _error_text(exc: BaseException) -> str:
     return f"the profile store cannot be read: {type(exc).__name__}: {exc}"
 
 
-def report_file(home: Path, known: Iterable[str], name: str, as_of: str) -> Path:
-    """Return the report of instance ``name``'s run as of ``as_of``; check both before building the path.
+def report_file(home: Path, known: Iterable[str], name: str, as_of: str, open_store: Callable[[], Any]) -> Path:
+    """Return the report of instance ``name``'s run published as of ``as_of``; check both before building the path.
+
+    The run's folder is the one the store names (``open_store`` returns the store; called only for a known
+    instance and a real date).
 
     Raises
     ------
     UnknownPageError
-        404 when ``name`` is not a known instance or the run has no report; 400 when ``as_of`` is not a
-        ``YYYY-MM-DD`` date.
+        404 when ``name`` is not a known instance or no run published as of ``as_of`` has a report; 400 when
+        ``as_of`` is not a ``YYYY-MM-DD`` date; 503 when the store cannot be read.
     """
     from customer_ai.artifacts import run_dir
 
@@ -221,9 +259,17 @@ def report_file(home: Path, known: Iterable[str], name: str, as_of: str) -> Path
         day = dt.date.fromisoformat(as_of)
     except ValueError:
         raise UnknownPageError(f"{as_of!r} is not an as-of date (no such day in the calendar)", 400) from None
-    path = run_dir(home, name, day) / "report.html"
-    if not path.is_file():
-        raise UnknownPageError(f"{name} has no report as of {as_of} (the run did not publish one, or there is no run)")
+    try:
+        runs = open_store().read_runs(name)
+    except Exception as exc:  # shown as a page, never raised
+        raise UnknownPageError(_error_text(exc), 503) from None
+    published = runs.loc[runs["as_of"] == as_of]
+    try:
+        path = None if published.empty else run_dir(home, name, day, str(published["run_id"].iloc[0])) / "report.html"
+    except ValueError:  # a run row naming no run folder: never a path outside the date's folder
+        path = None
+    if path is None or not path.is_file():
+        raise UnknownPageError(f"{name} has no report as of {as_of} (no run of that date was published with one)")
     return path
 
 
@@ -241,7 +287,10 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .status { font-weight: 600; border-radius: 0.25rem; padding: 0.1rem 0.4rem; }
 .status-ok { background: #c6f6d5; } .status-poor { background: #feebc8; }
 .status-failed, .status-error, .status-invalid { background: #fed7d7; } .status-none { background: #edf2f7; }
+.status-started { background: #bee3f8; }
 .message { color: #4a5568; font-size: 0.8rem; max-width: 32rem; white-space: pre-wrap; }
+.attempt { color: #9b2c2c; font-size: 0.8rem; max-width: 32rem; white-space: pre-wrap; margin-top: 0.25rem; }
+.attempt-started { color: #4a5568; }
 """
 
 
@@ -268,6 +317,9 @@ def _row_html(row: InstanceRow) -> str:
         href = f"instances/{html.escape(row.name)}/runs/{html.escape(row.as_of)}/report"
         report = f'<a class="report" href="{href}">report</a>'
     message = f'<div class="message">{html.escape(row.message)}</div>' if row.status != "ok" else ""
+    if row.attempt:
+        status = html.escape(row.attempt_status)
+        message += f'<div class="attempt attempt-{status}">{html.escape(row.attempt)}</div>'
     cells = [
         f'<td class="instance">{dag}</td>',
         f'<td class="goal">{html.escape(row.goal)}</td>',
@@ -292,8 +344,9 @@ def render_table(rows: list[InstanceRow], folder: Path) -> str:
     else:
         content = f'<p class="empty">No instance files (*.yaml) in {html.escape(str(folder))}.</p>'
     note = (
-        "The latest run of every instance: held-out ROC AUC and calibration error of its model, the profiles it "
-        "scored and how many fell in each bucket. A run that stopped says why."
+        "The current run of every instance (the one whose scores are in the profile store): held-out ROC AUC and "
+        "calibration error of its model, the profiles it scored and how many fell in each bucket. A later attempt "
+        "that failed, stopped at the quality gate or is still running is shown beside it, with the reason."
     )
     return _page("Customer AI", f'<h1>Customer AI</h1><p class="note">{html.escape(note)}</p>{content}')
 
@@ -349,7 +402,7 @@ def create_app() -> Any:  # noqa: ANN401 - a fastapi.FastAPI, imported here
     @view.get("/instances/{name}/runs/{as_of}/report", response_class=HTMLResponse)
     def report(name: str, as_of: str) -> HTMLResponse:
         try:
-            path = report_file(default_home(), known_instances(instances_folder()), name, as_of)
+            path = report_file(default_home(), known_instances(instances_folder()), name, as_of, _open_store)
         except UnknownPageError as exc:
             page = render_not_found(str(exc), back="../../../../")
             return HTMLResponse(page, status_code=exc.status, headers={"Content-Security-Policy": _TABLE_POLICY})
