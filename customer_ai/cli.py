@@ -393,8 +393,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
     print(f"store: {store}")
     if shown is None:
         return EXIT_POOR
-    # a past run's profiles come from the history; without a date, the current scores (the newest published run's)
-    scores = store.read_scores(spec.name) if date is None else store.read_scores(spec.name, as_of=date)
+    # the shown run's own profiles (the history rows of its date, which are the current scores when it is current): a
+    # run published between the reads above and this one cannot put another run's profiles under this run's header
+    scores = store.read_scores(spec.name, as_of=shown["as_of"])
     if args.top > 0 and len(scores):
         print(f"top {min(args.top, len(scores))} profiles:")
         for row in scores.head(args.top).to_dict("records"):

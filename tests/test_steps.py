@@ -236,9 +236,19 @@ def _readers(home: Path, store: object) -> dict:
     """Return what every reader shows as current, after checking that they all describe the same run.
 
     The store's newest published run names its folder; that folder must exist, be complete (metadata naming the
-    same run, a report), and hold exactly the store's current scores and the store's segment membership.
+    same run, a report), and hold exactly the store's current scores and the store's segment membership.  Each read
+    is one query, so a run published between two of them is seen by the later ones only: the reads are taken again
+    until the store's newest run is the same before and after them (a snapshot of one moment).
     """
-    latest = store.latest_run("unit")
+    for _ in range(20):
+        latest = store.latest_run("unit")
+        seen = _read_everything(home, store, latest)
+        if store.latest_run("unit") == latest:
+            return seen
+    raise AssertionError("the store's newest run kept changing while it was read")
+
+
+def _read_everything(home: Path, store: object, latest: dict) -> dict:
     folder = artifacts.run_dir(home, "unit", ts(latest["as_of"]), latest["run_id"])
     meta = artifacts.read_json(folder / "metadata.json")
     assert (meta["run_id"], meta["as_of"], meta["model_version"]) == (
@@ -250,12 +260,14 @@ def _readers(home: Path, store: object) -> dict:
     current = store.read_scores("unit")
     published = pd.read_parquet(folder / "scores.parquet")
     probabilities = dict(zip(published["profile_id"], published["probability"], strict=True))
+    if store.latest_run("unit") != latest:
+        return {}  # published meanwhile: read again
     assert dict(zip(current["profile_id"], current["probability"], strict=True)) == probabilities
     assert set(current["as_of"]) <= {latest["as_of"]}
     assert set(current["model_version"]) <= {latest["model_version"]}
     members = pd.read_parquet(folder / "segments.parquet")
     for segment in ("low", "high"):
-        stored = set(store.read_segment("unit", segment)["profile_id"])
+        stored = set(store.read_segment("unit", segment, as_of=latest["as_of"])["profile_id"])
         assert stored == set(members.loc[members["segment"] == segment, "profile_id"])
     return {"as_of": latest["as_of"], "run_id": latest["run_id"], "probabilities": probabilities}
 
