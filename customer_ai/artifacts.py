@@ -15,12 +15,15 @@
 - Model folder ``<home>/models/<instance>/<model_version>/``: ``model.txt`` (LightGBM), ``model.json`` (versions,
   hashes, windows, label counts, features, parameters, calibration, validation metrics, quality) and
   ``evaluation.json``.  The version is a content hash, so a folder never changes once written; runs refer to it by
-  version.
+  version.  A folder whose files do not read back (JSON that does not parse or lacks a key, a ``model.txt`` whose
+  content no longer matches its version) is *broken*: it is moved aside to ``<model_version>.broken-<UTC time>``,
+  kept for inspection and never used again, and the run that found it trains a new model instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
 import hashlib
 import os
@@ -33,13 +36,16 @@ from collections.abc import Iterator
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
+import lightgbm as lgb
 import pandas as pd
 
-from customer_ai.estimator import PropensityModel
+from customer_ai.estimator import MODEL_KEYS, PropensityModel, read_model_text
 from customer_ai.files import (
+    FileContentError,
     copy_dir,
     read_frame,
     read_json,
+    read_json_object,
     release_memory,
     reset_dir,
     write_frame,
@@ -47,10 +53,14 @@ from customer_ai.files import (
     write_json,
 )
 from customer_ai.model import TrainedModel
+from customer_ai.progress import logger
 from customer_ai.spec import InstanceSpec
 
 __all__ = [
     "DEFAULT_ATTEMPT",
+    "EVALUATION_KEYS",
+    "MODEL_FILE_KEYS",
+    "BrokenModelError",
     "RunInProgressError",
     "attempt_id",
     "clear_abandoned",
@@ -60,6 +70,8 @@ __all__ = [
     "instance_lock",
     "load_model",
     "model_dir",
+    "model_folders",
+    "model_problem",
     "model_version",
     "new_attempt_id",
     "next_seal",
@@ -67,13 +79,16 @@ __all__ = [
     "published_folders",
     "read_frame",
     "read_json",
+    "read_json_object",
     "release_memory",
     "reset_dir",
     "run_dir",
     "save_model",
     "seal",
     "sealed_runs",
+    "set_aside",
     "staging_dir",
+    "usable_model",
     "write_frame",
     "write_frames",
     "write_json",
@@ -84,6 +99,10 @@ _PACKAGES = ("customer-ai", "lightgbm", "pandas", "numpy", "pyarrow", "scikit-le
 
 class RunInProgressError(RuntimeError):
     """Another run of the same instance holds the home folder's lock for that instance."""
+
+
+class BrokenModelError(RuntimeError):
+    """A stored model whose files do not read back; its folder was moved aside and is never used again."""
 
 
 @contextlib.contextmanager
@@ -277,11 +296,119 @@ def model_dir(home: Path, instance: str, version: str) -> Path:
     return Path(home) / "models" / instance / version
 
 
+_VERSION = re.compile(r"(?P<date>[0-9]{8})-(?P<digest>[0-9a-f]{10})")
+MODEL_FILE_KEYS = (*MODEL_KEYS, "model_version", "as_of", "quality.status")  # what a run reads of a stored model
+EVALUATION_KEYS = ("model_version", "scorers")
+
+
+def _digest(model_text: bytes, slope: float, intercept: float) -> str:
+    digest = hashlib.sha256(model_text)
+    digest.update(repr((slope, intercept)).encode())
+    return digest.hexdigest()[:10]
+
+
 def model_version(model: TrainedModel, as_of: pd.Timestamp) -> str:
-    """Return a version id from the as-of date and a hash of the model and its calibration."""
-    digest = hashlib.sha256(model.booster.model_to_string(num_iteration=model.best_iteration).encode())
-    digest.update(repr((model.calibration.slope, model.calibration.intercept)).encode())
-    return f"{as_of:%Y%m%d}-{digest.hexdigest()[:10]}"
+    """Return a version id from the as-of date and a hash of the model and its calibration.
+
+    The hash is that of the text ``model.txt`` holds, so a stored model's files can be checked against it.
+    """
+    text = model.booster.model_to_string(num_iteration=model.best_iteration).encode()
+    return f"{as_of:%Y%m%d}-{_digest(text, model.calibration.slope, model.calibration.intercept)}"
+
+
+def model_folders(home: Path, instance: str) -> list[Path]:
+    """Return the folders of an instance's stored models: those named by a model version, in name order.
+
+    Staging folders (hidden), folders moved aside as broken and anything else are left out.
+    """
+    parent = Path(home) / "models" / instance
+    if not parent.is_dir():
+        return []
+    return sorted(p for p in parent.iterdir() if _VERSION.fullmatch(p.name) and p.is_dir())
+
+
+def model_problem(folder: Path, *, version: str | None = None, evaluation: bool = False) -> str | None:
+    """Say what is wrong with a stored model folder, or return None when its files read back whole.
+
+    ``model.json`` must be a JSON object with every key a model needs (:data:`customer_ai.estimator.MODEL_KEYS`)
+    and name the folder's version; ``model.txt`` must be a whole LightGBM model holding exactly the text the
+    version hashes (with the calibration), so a file cut short or changed in any byte is found without handing it
+    to LightGBM, which can crash the process on one; ``evaluation.json``, when there is one (or always, with
+    ``evaluation``), must be a JSON object naming the version, with its ``scorers``.  The answer names the file
+    and what is wrong with it.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The model's folder.
+    version : str, optional
+        The version the files must match (default: the folder's name).
+    evaluation : bool
+        Whether ``evaluation.json`` must be there.
+
+    Raises
+    ------
+    OSError
+        When a file cannot be read at all (``PermissionError``, ...): that is the machine, not the folder.
+    """
+    folder = Path(folder)
+    version = folder.name if version is None else version
+    try:
+        meta = read_json_object(folder / "model.json", (*MODEL_KEYS, "model_version"))
+        if meta["model_version"] != version:
+            return f"{folder / 'model.json'}: names the version {meta['model_version']!r}, not {version!r}"
+        text = read_model_text(folder / "model.txt")
+        named = _VERSION.fullmatch(version)
+        calibration = meta["calibration"]
+        digest = _digest(text.encode(), calibration["slope"], calibration["intercept"])
+        if named is None or digest != named["digest"]:
+            return (
+                f"{folder / 'model.txt'}: its content (with the calibration in model.json) hashes to {digest}, not "
+                f"to the version's {named['digest'] if named else version!r}: a file changed after it was written"
+            )
+        path = folder / "evaluation.json"
+        if evaluation or path.exists():
+            held = read_json_object(path, EVALUATION_KEYS)
+            if held["model_version"] != version:
+                return f"{path}: names the version {held['model_version']!r}, not {version!r}"
+    except FileContentError as exc:
+        return str(exc)
+    return None
+
+
+def set_aside(folder: Path, problem: str) -> Path | None:
+    """Move a broken model folder aside to ``<name>.broken-<UTC time>`` and say so in the log; return its new path.
+
+    The new name is not a model version: the folder is never listed, reused or loaded again, and stays for
+    inspection.  Returns None when the folder is gone already (another process moved it first).
+    """
+    folder = Path(folder)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = folder.with_name(f"{folder.name}.broken-{stamp}")
+    number = 1
+    while target.exists():
+        number += 1
+        target = folder.with_name(f"{folder.name}.broken-{stamp}-{number}")
+    try:
+        folder.rename(target)
+    except FileNotFoundError:
+        return None
+    logger.warning(
+        "model %s is broken: %s; its folder was moved aside to %s (kept for inspection, never used again)",
+        folder.name,
+        problem,
+        target,
+    )
+    return target
+
+
+def usable_model(folder: Path, *, evaluation: bool = False) -> bool:
+    """Return whether a stored model folder reads back whole; move it aside (:func:`set_aside`) when it does not."""
+    problem = model_problem(folder, evaluation=evaluation)
+    if problem is None:
+        return True
+    set_aside(folder, problem)
+    return False
 
 
 def save_model(
@@ -289,19 +416,32 @@ def save_model(
 ) -> Path:
     """Store a fitted model under its version, atomically; an existing folder of that version is kept.
 
-    ``metadata`` must hold ``model_version``; the model adds what it is (see :meth:`PropensityModel.describe`).
-    ``evaluation`` (the held-out evaluation, see :func:`customer_ai.backtest.held_out_evaluation`) is stored as
-    ``evaluation.json`` in the same folder, which appears whole or not at all.
+    ``metadata`` must hold ``model_version`` (:func:`model_version` of the model); the model adds what it is (see
+    :meth:`PropensityModel.describe`).  ``evaluation`` (the held-out evaluation, see
+    :func:`customer_ai.backtest.held_out_evaluation`) is stored as ``evaluation.json`` in the same folder, which
+    appears whole or not at all.  An existing folder of the version that is broken (see :func:`model_problem`)
+    is moved aside and written afresh.
+
+    Raises
+    ------
+    OSError
+        When the files cannot be written (a full disk: ``errno.ENOSPC``, naming the file).
     """
     folder = model_dir(home, instance, metadata["model_version"])
-    if (folder / "model.json").exists():
-        return folder
+    if folder.exists():
+        problem = model_problem(folder, evaluation=evaluation is not None)
+        if problem is None:
+            return folder
+        set_aside(folder, problem)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        estimator.save(staging, metadata)
+        _write_model(staging, estimator, metadata)
         if evaluation is not None:
             write_json(staging / "evaluation.json", evaluation)
+        problem = model_problem(staging, version=folder.name, evaluation=evaluation is not None)
+        if problem is not None:
+            raise RuntimeError(f"the model written for version {folder.name} does not read back: {problem}")
         try:
             staging.rename(folder)
         except OSError:  # another process stored the same version first
@@ -314,6 +454,42 @@ def save_model(
     return folder
 
 
+def _write_model(staging: Path, estimator: PropensityModel, metadata: dict) -> None:
+    """Write the model's files; a write the machine refuses raises ``OSError`` naming the file and its errno."""
+    try:
+        estimator.save(staging, metadata)
+    except lgb.basic.LightGBMError as exc:
+        if not str(exc).startswith("Cannot write"):
+            raise
+        # LightGBM says "Cannot write binary data to ..., wrote N of M bytes", without the reason: the same write
+        # made by Python meets the same fault (a full disk, a file size limit) and names it
+        path = staging / "model.txt"
+        model = estimator.model_
+        try:
+            path.write_text(model.booster.model_to_string(num_iteration=model.best_iteration), encoding="utf-8")
+        except OSError as fault:
+            if fault.errno is None:
+                raise
+            raise OSError(fault.errno, os.strerror(fault.errno), str(path)) from exc
+        raise  # the fault is gone: LightGBM's own error stands
+
+
 def load_model(folder: Path, spec: InstanceSpec) -> tuple[PropensityModel, dict]:
-    """Load a model stored with :func:`save_model`; return it with its metadata."""
-    return PropensityModel.load(Path(folder), spec)
+    """Load a model stored with :func:`save_model`; return it with its metadata.
+
+    Raises
+    ------
+    BrokenModelError
+        When its files do not read back (see :func:`model_problem`); the folder was moved aside, so the next run
+        trains a new model.
+    """
+    folder = Path(folder)
+    problem = model_problem(folder)
+    if problem is None:
+        try:
+            return PropensityModel.load(folder, spec)
+        except FileContentError as exc:
+            problem = str(exc)
+    moved = set_aside(folder, problem) if folder.exists() else None
+    where = f"; its folder was moved aside to {moved}" if moved else ""
+    raise BrokenModelError(f"model {folder.name} is broken: {problem}{where}; run again to train a new model")

@@ -32,6 +32,7 @@ from customer_ai.evaluation import (
     paired_auc_difference,
     shift_to_rate,
 )
+from customer_ai.events import events_start
 from customer_ai.history import run_window
 from customer_ai.labels import build_labels
 from customer_ai.model import fit_platt
@@ -131,7 +132,8 @@ def backtest(
     start, _ = run_window(spec, as_of)
     seen = rows_where(events, in_window(events["timestamp"], start, as_of))
     estimator = PropensityModel(spec, params=params)
-    training_set = estimator.build_training_set(seen, as_of, attributes, data_start=events["timestamp"].min())
+    started = events_start(events["timestamp"], f"instance {spec.name}").start  # where a run's history starts
+    training_set = estimator.build_training_set(seen, as_of, attributes, data_start=started)
     estimator.fit_training_set(training_set)
     outcome = build_labels(events, spec, [as_of])
     profiles = pd.Index(outcome["profile_id"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import json
 import logging
 import os
@@ -91,11 +92,22 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("segment", help="segment name: low, medium, high or one of the instance file's segments")
     export.add_argument("--as-of", help="the run's as-of date (default: the newest published run)")
     export.add_argument("--out", type=Path, required=True, help="output file, .csv or .parquet")
+    export.add_argument(
+        "--raw-csv",
+        action="store_true",
+        help="write text cells of a CSV exactly, even those a spreadsheet would run as a formula (=, +, -, @, ...)",
+    )
 
     report = commands.add_parser("report", help="write a run's HTML report (offline, one file)")
     common(report)
     report.add_argument("--as-of", help="the run's as-of date (default: the newest published run)")
     report.add_argument("--out", type=Path, help="output .html file (default: report.html in the run's folder)")
+
+    migrate = commands.add_parser(
+        "migrate", help="bring a profile store written by an earlier version to this one's schema (run does it too)"
+    )
+    migrate.add_argument("--home", type=Path, default=None, help="the home whose embedded store to migrate")
+    migrate.add_argument("--store", default=None, help="its address (default: $CUSTOMER_AI_STORE or the home's)")
 
     backtest = commands.add_parser("backtest", help="score past dates and measure against what happened")
     backtest.add_argument("instance", type=Path, help="instance YAML file")
@@ -106,15 +118,34 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _home(args: argparse.Namespace) -> Path:
+    """Return the home folder: ``--home``, else ``$CUSTOMER_AI_HOME`` or ``~/.customer-ai``; refuse a file."""
     from customer_ai.artifacts import default_home
 
-    return args.home if args.home is not None else default_home()
+    if args.home is not None:
+        home, option = args.home, "--home"
+    else:
+        home, option = default_home(), "CUSTOMER_AI_HOME" if os.environ.get("CUSTOMER_AI_HOME") else "home"
+    for path in (home, *home.parents):  # the home, or the nearest folder it would be created in
+        if path.exists():
+            if not path.is_dir():
+                what = "is a file" if path == home else f"lies under {path}, which is a file"
+                raise UsageError(f"{option} {home}: {what}, not a folder (the home holds the artifacts and the store)")
+            break
+    return home
 
 
-def _store(args: argparse.Namespace):  # noqa: ANN202 - returns the store type, imported lazily
+def _store(args: argparse.Namespace, *, create: bool = True):  # noqa: ANN202 - the store type, imported lazily
+    """Return the store of ``--store`` (or ``$CUSTOMER_AI_STORE``, or the home's).
+
+    Only ``run`` creates and migrates it; the readers (``create=False``) create, migrate and write nothing, and
+    learn here that the store does not exist, needs a migration or is damaged, before they print anything.
+    """
     from customer_ai.store import open_store
 
-    return open_store(args.store or os.environ.get("CUSTOMER_AI_STORE"), _home(args))
+    store = open_store(args.store or os.environ.get("CUSTOMER_AI_STORE"), _home(args), create=create)
+    if not create:
+        store.check()
+    return store
 
 
 def _printable(text: object) -> str:
@@ -161,6 +192,8 @@ def _check_writable(path: Path, option: str = "--scores-out") -> None:
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}-"):
             pass
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+            raise  # the machine failing, not a bad place to write: main says so (exit 3)
         raise UsageError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
     if path.is_dir():
         raise UsageError(f"{option} {path}: is a folder; give a file name ending in .csv or .parquet")
@@ -241,20 +274,25 @@ def _validation_line(validation: dict) -> str:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from customer_ai.spec import load_spec
+    from customer_ai.segments import data_dependent_factors, factor_problems
+    from customer_ai.spec import SpecError, load_spec
 
     spec = load_spec(args.instance)
     source = args.events or (spec.resolve(spec.events.path) if spec.events.path else None)
     summary = f"{args.instance}: ok: {spec.name} ({spec.propensity}): {spec.goal_in_words()}"
+    unchecked = ", ".join(data_dependent_factors(spec))
+    skipped = (
+        f"were skipped, with the segment factors that depend on them ({unchecked})" if unchecked else "were skipped"
+    )
     if source is None:
         print(summary)
-        print(f"events come from table {spec.events.table!r}: the data checks need the database and were skipped")
+        print(f"events come from table {spec.events.table!r}: the data checks need the database and {skipped}")
         return EXIT_OK
     if not Path(source).exists():
         if args.events:
             raise UsageError(f"--events {source}: file not found")
         print(summary)
-        print(f"warning: the events file {source} does not exist (yet): the data checks were skipped", file=sys.stderr)
+        print(f"warning: the events file {source} does not exist (yet): the data checks {skipped}", file=sys.stderr)
         return EXIT_OK
     from customer_ai.conditions import ConditionError, where_mask
     from customer_ai.events import load_event_file
@@ -270,9 +308,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
             raise ConditionError(f"{args.instance}: {exc}") from None
         if hits == 0:
             unmatched.append(where)
+    factor_errors, factor_warnings = factor_problems(spec, events)
+    if factor_errors:
+        raise SpecError("\n".join(f"{args.instance}: {line}" for line in factor_errors))
     print(summary)  # only once every check that can fail has passed
-    for where in unmatched:
-        print(f"warning: no event matches {[c.model_dump() for c in where]}", file=sys.stderr)
+    warnings = [f"no event matches {[c.model_dump() for c in where]}" for where in unmatched]
+    for line in warnings + [f"{args.instance}: {line}" for line in factor_warnings]:
+        print(f"warning: {line}", file=sys.stderr)
     if len(events):
         span = f"{events['timestamp'].min():%Y-%m-%d} .. {events['timestamp'].max():%Y-%m-%d}"
     else:
@@ -286,7 +328,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.instance)
     as_of = None if args.as_of is None else f"{_as_of(args.as_of):%Y-%m-%d}"
-    store = _store(args)
+    store = _store(args, create=False)
     scores = store.read_scores(spec.name, as_of=as_of, profile_id=args.profile_id)
     if scores.empty:
         when = f"as of {args.as_of}" if args.as_of else "currently"
@@ -358,7 +400,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.instance)
     date = None if args.as_of is None else f"{_as_of(args.as_of):%Y-%m-%d}"
-    store = _store(args)
+    store = _store(args, create=False)
     runs = store.read_runs(spec.name)
     attempts = store.read_attempts(spec.name, as_of=date)
     if runs.empty and store.latest_attempt(spec.name) is None:
@@ -430,7 +472,7 @@ def _newest_attempt_note(store, instance: str) -> str:  # noqa: ANN001
 
 
 def _write_export(frame, path: Path) -> None:  # noqa: ANN001
-    """Write a flat frame as CSV (every text field quoted, UTF-8) or Parquet, beside ``path`` then renamed."""
+    """Write a flat frame as CSV (text quoted, numbers not, UTF-8) or Parquet, beside ``path`` then renamed."""
     import tempfile
 
     handle, staging = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
@@ -448,15 +490,17 @@ def _write_export(frame, path: Path) -> None:  # noqa: ANN001
 
 
 def _cmd_segment_export(args: argparse.Namespace) -> int:
-    from customer_ai.segments import flat_factors
+    from customer_ai.segments import flat_factors, neutralise_formulas
     from customer_ai.spec import DEFAULT_SEGMENTS, load_spec
 
     spec = load_spec(args.instance)
     if args.out.suffix.lower() not in (".csv", ".parquet"):
         raise UsageError(f"--out {args.out}: use a .csv or .parquet file name")
+    if args.raw_csv and args.out.suffix.lower() != ".csv":
+        raise UsageError(f"--raw-csv: only for a .csv file, not {args.out} (a Parquet file is always written exactly)")
+    store = _store(args, create=False)
+    as_of = _published_date(args, spec, store)  # read (a store missing or damaged is said) before --out is made
     _check_writable(args.out, "--out")
-    store = _store(args)
-    as_of = _published_date(args, spec, store)
     stored = store.segment_names(spec.name, as_of)
     known = list(dict.fromkeys([*DEFAULT_SEGMENTS, *(s.name for s in spec.segments), *stored]))
     if args.segment not in known:
@@ -465,7 +509,16 @@ def _cmd_segment_export(args: argparse.Namespace) -> int:
         )
     members = store.read_segment(spec.name, args.segment, as_of)
     factors = max([spec.output.factors, *(len(f) for f in members["factors"])])
-    _write_export(flat_factors(members, factors), args.out)
+    flat, neutralised = flat_factors(members, factors), 0
+    if args.out.suffix.lower() == ".csv" and not args.raw_csv:  # the file a person opens in a spreadsheet
+        flat, neutralised = neutralise_formulas(flat)
+    _write_export(flat, args.out)
+    if neutralised:
+        print(
+            f"note: {neutralised:,} text cells start with =, +, -, @, a tab or a carriage return: written with a ' in "
+            "front so that a spreadsheet shows them as text instead of running them (--raw-csv writes them exactly)",
+            file=sys.stderr,
+        )
     if args.segment not in stored:
         print(
             f"warning: segment {args.segment} has no member in the run of {spec.name} as of {as_of}: nobody "
@@ -487,12 +540,23 @@ def _cmd_report(args: argparse.Namespace) -> int:
     spec = load_spec(args.instance)
     if args.out is not None and args.out.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"--out {args.out}: use a file name ending in .html")
+    store = _store(args, create=False)
+    as_of = _as_of(_published_date(args, spec, store))  # read (a store missing or damaged is said) before --out
     if args.out is not None:
         _check_writable(args.out, option="--out")
-    store = _store(args)
-    as_of = _as_of(_published_date(args, spec, store))
     path = build_report(spec, as_of, _home(args), store, out=args.out)
     print(f"{spec.name} as of {as_of:%Y-%m-%d}: report written to {path}")
+    return EXIT_OK
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from customer_ai.store import open_store
+
+    # opened for reading: a store that does not exist is said, never created; migrate() is the one change allowed
+    store = open_store(args.store or os.environ.get("CUSTOMER_AI_STORE"), _home(args), create=False)
+    before, after = store.migrate()
+    done = "already at" if before == after else f"migrated from schema version {before} to"
+    print(f"{store}: {done} schema version {after}")
     return EXIT_OK
 
 
@@ -531,15 +595,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "segment": _cmd_segment,
         "backtest": _cmd_backtest,
         "report": _cmd_report,
+        "migrate": _cmd_migrate,
     }
-    from customer_ai.artifacts import RunInProgressError
+    from customer_ai.artifacts import BrokenModelError, RunInProgressError
     from customer_ai.backtest import GoalWindowOpenError
     from customer_ai.conditions import ConditionError
     from customer_ai.estimator import InsufficientDataError
     from customer_ai.events import EventsError, EventsUnavailableError
     from customer_ai.history import InsufficientHistoryError
     from customer_ai.spec import SpecError
-    from customer_ai.store import StoreAddressError, StoreUnavailableError
+    from customer_ai.store import StoreAddressError, StoreUnavailableError, StoreVersionError
     from customer_ai.validation import DataValidationError
 
     input_errors = (
@@ -552,6 +617,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         GoalWindowOpenError,
         UsageError,
         StoreAddressError,
+        StoreVersionError,
         NotImplementedError,
     )
 
@@ -566,6 +632,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunInProgressError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BUSY
+    except BrokenModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except OSError as exc:
+        message = _machine_failure(exc, args)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+
+
+# errors of the machine (a full disk, a read-only or forbidden folder) and what to do about each; other OSErrors
+# are not expected and keep their traceback
+_MACHINE_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space, then run again",
+    errno.EDQUOT: "the disk quota is used up: free some space, then run again",
+    errno.EFBIG: "a limit on the size of files stopped the write (ulimit -f): raise it, then run again",
+    errno.EROFS: "the file system is mounted read-only: make it writable{elsewhere}, then run again",
+    errno.EACCES: "this user lacks the permission: grant it{elsewhere}, then run again",
+    errno.EPERM: "this user lacks the permission: grant it{elsewhere}, then run again",
+    errno.EIO: "the device reported an input/output error: check the disk, then run again",
+}
+
+
+def _machine_failure(exc: OSError, args: argparse.Namespace) -> str | None:
+    """Say which file the machine failed on, the system's words for it and what to do; None for other errors."""
+    hint = _MACHINE_HINTS.get(exc.errno)
+    if hint is None:
+        return None
+    elsewhere = ""
+    if args.command == "report" and args.out is None:
+        elsewhere = ", or write the report elsewhere with --out FILE"
+    elif "home" in vars(args):
+        elsewhere = " or give another --home"
+    where = "a file" if exc.filename is None else str(exc.filename)
+    if exc.filename2 is not None:
+        where = f"{where} -> {exc.filename2}"
+    verb = "use" if exc.errno in (errno.EACCES, errno.EPERM, errno.EIO) else "write"  # a read may be refused too
+    code = errno.errorcode.get(exc.errno, str(exc.errno))
+    return f"cannot {verb} {where}: {os.strerror(exc.errno)} ({code}); {hint.format(elsewhere=elsewhere)}"
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ is bounded by the cap.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,7 +44,7 @@ from customer_ai.features import (
     plan_features,
     repeat_model_names,
 )
-from customer_ai.files import read_json, write_json
+from customer_ai.files import FileContentError, read_json_object, write_json
 from customer_ai.history import SnapshotPlan, plan_snapshots
 from customer_ai.labels import build_labels, eligible_profiles
 from customer_ai.model import Offset, PlattCalibration, TrainedModel, fit_model
@@ -55,6 +56,7 @@ from customer_ai.windows import EventIndex
 __all__ = [
     "CALIBRATION_NOTE",
     "KEY",
+    "MODEL_KEYS",
     "ROLES",
     "SAMPLE_NOTE",
     "VALIDATION_NOTE",
@@ -62,6 +64,7 @@ __all__ = [
     "PropensityModel",
     "TrainingSet",
     "evaluation_half",
+    "read_model_text",
     "sample_profiles",
 ]
 
@@ -89,6 +92,57 @@ BOOSTING_START_NOTE = (
     "boosting is fitted twice, from the repeat-buying model's (BG/NBD) odds and from a constant; the one with "
     "the higher ROC AUC on the calibration half is kept (BG/NBD fitted on a few weeks of history is a poor start)"
 )
+
+
+# what :meth:`PropensityModel.load` needs from ``model.json`` (dotted: a key of a nested object)
+MODEL_KEYS = (
+    "calibration.slope",
+    "calibration.intercept",
+    "features.names",
+    "features.categorical",
+    "features.plan",
+    "parameters",
+    "history",
+    "validation.metrics",
+    "label_counts.snapshots",
+)
+_MODEL_START, _MODEL_END = "tree\n", "pandas_categorical:"  # the first line and the last line's start of model.txt
+
+
+def read_model_text(path: Path) -> str:
+    """Return the text of a LightGBM model file that is whole: from its first line to its last.
+
+    LightGBM parses a model cut short or with bytes changed inside a tree by crashing the process (SIGSEGV or
+    ``std::terminate``), so a file is handed to it only when its first line and its last lines are there.
+
+    Raises
+    ------
+    customer_ai.files.FileContentError
+        When the file is missing, not UTF-8 text, does not start as a LightGBM model does, or is cut short.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FileContentError(path, "is missing") from None
+    if not data:
+        raise FileContentError(path, "is empty (0 bytes)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problem = f"is not a LightGBM model: byte 0x{data[exc.start]:02x} at offset {exc.start} is not UTF-8 text"
+        raise FileContentError(path, problem) from None
+    if not text.startswith(_MODEL_START):
+        raise FileContentError(path, f"is not a LightGBM model: it starts with {text[:20]!r} ({len(data):,} bytes)")
+    last = text.rstrip("\n").rsplit("\n", 1)[-1]
+    whole = "\nend of trees\n" in text and "\nend of parameters\n" in text and last.startswith(_MODEL_END)
+    if whole:
+        try:
+            json.loads(last[len(_MODEL_END) :])
+        except json.JSONDecodeError:
+            whole = False
+    if not whole:
+        raise FileContentError(path, f"is cut short: the end of a LightGBM model is missing ({len(data):,} bytes)")
+    return text
 
 
 class InsufficientDataError(ValueError):
@@ -643,22 +697,39 @@ class PropensityModel:
 
     @classmethod
     def load(cls, folder: Path, spec: InstanceSpec) -> tuple[PropensityModel, dict]:
-        """Load a model written by :meth:`save`; return it with its metadata."""
+        """Load a model written by :meth:`save`; return it with its metadata.
+
+        Raises
+        ------
+        customer_ai.files.FileContentError
+            When ``model.json`` is not a JSON object with every key a model needs, or ``model.txt`` is not a whole
+            LightGBM model (LightGBM itself would crash the process on a cut-short file) or LightGBM refuses it;
+            the message names the file and what is wrong.
+        """
         folder = Path(folder)
-        meta = read_json(folder / "model.json")
-        booster = lgb.Booster(model_file=str(folder / "model.txt"))
-        calibration = meta["calibration"]
+        meta = read_json_object(folder / "model.json", MODEL_KEYS)
+        text = read_model_text(folder / "model.txt")
+        try:
+            booster = lgb.Booster(model_str=text)
+        except lgb.basic.LightGBMError as exc:
+            raise FileContentError(folder / "model.txt", f"LightGBM cannot load it: {exc}") from None
         estimator = cls(spec)
-        estimator.model_ = TrainedModel(
-            booster=booster,
-            calibration=PlattCalibration(calibration["slope"], calibration["intercept"]),
-            features=meta["features"]["names"],
-            categorical=meta["features"]["categorical"],
-            params=meta["parameters"],
-            offset=None if meta.get("offset") is None else Offset(**meta["offset"]),
-        )
-        estimator.feature_plan_ = FeaturePlan.from_dict(meta["features"]["plan"])
-        estimator.snapshot_plan_ = SnapshotPlan.from_dict(meta["history"])
+        try:
+            calibration = meta["calibration"]
+            estimator.model_ = TrainedModel(
+                booster=booster,
+                calibration=PlattCalibration(float(calibration["slope"]), float(calibration["intercept"])),
+                features=meta["features"]["names"],
+                categorical=meta["features"]["categorical"],
+                params=meta["parameters"],
+                offset=None if meta.get("offset") is None else Offset(**meta["offset"]),
+            )
+            estimator.feature_plan_ = FeaturePlan.from_dict(meta["features"]["plan"])
+            estimator.snapshot_plan_ = SnapshotPlan.from_dict(meta["history"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise FileContentError(
+                folder / "model.json", f"does not describe a model ({type(exc).__name__}: {exc})"
+            ) from None
         estimator.metrics_ = meta["validation"]["metrics"]
         estimator.label_counts_ = meta["label_counts"]["snapshots"]
         if meta.get("boosting_start") is not None:

@@ -6,6 +6,9 @@ may be missing).  Any other column is kept and can be used in conditions and as 
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from customer_ai.files import read_frame, release_memory
-from customer_ai.progress import step
+from customer_ai.history import DataStart, data_start, find_data_start
+from customer_ai.progress import logger, step
 
 if TYPE_CHECKING:
     from customer_ai.spec import InstanceSpec
@@ -25,6 +29,7 @@ __all__ = [
     "canonicalize",
     "check_attribute_join",
     "event_table_start",
+    "events_start",
     "load_attributes",
     "load_event_file",
     "load_event_table",
@@ -47,6 +52,39 @@ class EventsError(ValueError):
 def _examples(index: pd.Index, limit: int = 5) -> str:
     shown = ", ".join(str(i) for i in index[:limit])
     return f"rows {shown}{' ...' if len(index) > limit else ''}"
+
+
+def _nul_rows(column: pd.Series) -> np.ndarray:
+    """Return which rows of a column hold text with a NUL character (other values never do)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        categories = column.cat.categories
+        if not pd.api.types.is_string_dtype(categories.dtype):
+            return np.zeros(len(column), dtype=bool)
+        bad = np.flatnonzero(categories.astype("str").str.contains("\x00", regex=False))
+        return np.isin(column.cat.codes.to_numpy(), bad)
+    if column.dtype == "str" or isinstance(column.dtype, pd.StringDtype):
+        return column.str.contains("\x00", regex=False).fillna(False).to_numpy(dtype=bool)
+    if column.dtype == object:
+        return np.fromiter((isinstance(v, str) and "\x00" in v for v in column), dtype=bool, count=len(column))
+    return np.zeros(len(column), dtype=bool)
+
+
+def _around_nul(text: str, width: int = 20) -> str:
+    at = text.index("\x00")
+    start, end = max(0, at - width), at + width
+    return f"{'...' if start else ''}{text[start:end]!r}{'...' if end < len(text) else ''}"
+
+
+def _check_no_nul(frame: pd.DataFrame, columns: list[str], source: str) -> None:
+    """Refuse text with a NUL character: no PostgreSQL text or json value can hold one, nor a report's page."""
+    for name in columns:
+        nul = _nul_rows(frame[name])
+        if nul.any():
+            raise EventsError(
+                f"{source}: column {name!r} has {int(nul.sum())} values with a NUL character "
+                f"({_examples(frame.index[nul])}, e.g. {_around_nul(frame[name][nul].iloc[0])}); no database text "
+                "column can hold one: remove the NUL characters, or those rows, first"
+            )
 
 
 def _as_utc(column: pd.Series, source: str) -> pd.Series:
@@ -192,6 +230,7 @@ def canonicalize(frame: pd.DataFrame, columns: dict[str, str] | None = None, sou
     _check_ids(events["profile_id"], source, distinct=distinct_ids)
     if events["event_type"].dtype != "str":
         events["event_type"] = events["event_type"].astype("str")
+    _check_no_nul(events, [c for c in events.columns if c not in ("profile_id", "timestamp")], source)
     events["timestamp"] = _as_utc(events["timestamp"], source)
     if "value" in events.columns:
         value = pd.to_numeric(events["value"], errors="coerce")
@@ -262,17 +301,116 @@ def _time_then_id_order(events: pd.DataFrame, id_rank: np.ndarray) -> np.ndarray
     return np.lexsort((id_rank, moment))
 
 
+_NOT_REGULAR = {
+    stat.S_IFIFO: "a named pipe (FIFO)",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
+
+
+def _kind_of(path: Path) -> str:
+    """Return "file" or "folder" for what ``path`` names, without opening it; EventsError for anything else.
+
+    A named pipe would block the reader forever, a loop of symbolic links would look like a missing file: both
+    are said as they are.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise EventsError(f"{path}: a loop of symbolic links (it never leads to a file)") from None
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            dangling = f" (a symbolic link to {os.readlink(path)!r}, which does not exist)" if path.is_symlink() else ""
+            raise EventsError(f"{path}: file not found{dangling}") from None
+        raise EventsError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISREG(mode):
+        return "file"
+    what = _NOT_REGULAR.get(stat.S_IFMT(mode), "not a regular file")
+    raise EventsError(f"{path}: is {what}, not a file: read a regular file or a folder of Parquet files")
+
+
+def _check_parquet_folder(path: Path) -> None:
+    """Refuse a folder without Parquet files, or holding anything but files and folders (as Arrow lists them)."""
+    found = False
+    for entry in sorted(path.rglob("*")):
+        if any(part.startswith((".", "_")) for part in entry.relative_to(path).parts):
+            continue  # Arrow skips hidden and underscore files ("_SUCCESS", ".crc")
+        kind = _kind_of(entry)
+        found = found or kind == "file"
+    if not found:
+        raise EventsError(
+            f"{path}: the folder holds no Parquet files (files whose names start with '.' or '_' are skipped)"
+        )
+
+
+def _read_parquet(path: Path, kind: str) -> pd.DataFrame:
+    import pyarrow as pa  # noqa: PLC0415
+
+    if kind == "folder":
+        _check_parquet_folder(path)
+    try:
+        return read_frame(path)
+    except pa.ArrowMemoryError:
+        raise  # the machine, not the file
+    except (pa.ArrowException, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:  # the system's error, not Arrow's about the bytes
+            raise EventsError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        reason = " ".join(str(exc).split()).removeprefix(f"Could not open Parquet input source '{path}': ")
+        where = "a file of the folder is" if kind == "folder" else "the file is"
+        raise EventsError(f"{path}: {where} not Parquet, or is damaged (cut short?): {reason}") from None
+
+
+def _utf16(head: bytes) -> str | None:
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "it starts with a UTF-16 byte order mark"
+    if len(head) >= 2 and 0 in head[:2]:
+        return "its first characters hold NUL bytes, as UTF-16 text does"
+    return None
+
+
+def _first_non_utf8(path: Path) -> str:
+    """Say where the first byte that is not UTF-8 is: the line, the byte within it and the text around it."""
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                around = line[max(0, exc.start - 20) : exc.start + 20].rstrip(b"\r\n")
+                return f"line {number}, byte {exc.start + 1} is 0x{line[exc.start]:02x} (in {around!r})"
+    return "a byte sequence that is not UTF-8"
+
+
+def _read_csv(path: Path, id_column: str) -> pd.DataFrame:
+    with path.open("rb") as file:
+        utf16 = _utf16(file.read(4))
+    if utf16:
+        raise EventsError(f"{path}: the file is not UTF-8 text: {utf16}; save it as UTF-8")
+    try:
+        return pd.read_csv(path, dtype={id_column: "str"})  # ids stay text: "007" is not 7
+    except pd.errors.EmptyDataError:
+        raise EventsError(f"{path}: the file is empty (not even a header line)") from None
+    except UnicodeDecodeError:
+        raise EventsError(
+            f"{path}: the file is not UTF-8 text: {_first_non_utf8(path)}; save it as UTF-8 (Latin-1 and "
+            "Windows-1252, which some spreadsheets write, are not read)"
+        ) from None
+    except pd.errors.ParserError as exc:
+        raise EventsError(f"{path}: not a readable CSV file: {' '.join(str(exc).split())}") from None
+
+
 def _read_table_file(path: Path, id_column: str = "profile_id") -> pd.DataFrame:
-    if not path.exists():
-        raise EventsError(f"{path}: file not found")
+    """Read a Parquet file or folder, or a CSV file, after checking that it is one (nothing else is opened)."""
+    kind = _kind_of(path)
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        return read_frame(path)
+        return _read_parquet(path, kind)
+    if suffix == ".csv" and kind == "folder":
+        raise EventsError(f"{path}: is a folder, not a CSV file (only Parquet data can be a folder of files)")
     if suffix == ".csv":
-        try:
-            return pd.read_csv(path, dtype={id_column: "str"})  # ids stay text: "007" is not 7
-        except pd.errors.EmptyDataError:
-            raise EventsError(f"{path}: the file is empty (not even a header line)") from None
+        return _read_csv(path, id_column)
     raise EventsError(f"{path}: unsupported file type {suffix!r} (use .parquet or .csv)")
 
 
@@ -321,6 +459,7 @@ def load_profiles(path: str | Path, attributes: list[str], id_column: str = "pro
     frame = frame[[id_column, *attributes]].rename(columns={id_column: "profile_id"})
     frame["profile_id"] = _as_id(frame["profile_id"])
     _check_ids(frame["profile_id"], str(path), id_column)
+    _check_no_nul(frame, list(attributes), str(path))
     repeated = frame["profile_id"].duplicated(keep=False)
     if repeated.any():
         raise EventsError(
@@ -443,30 +582,73 @@ def _connect(dsn: str, source: str):  # noqa: ANN202 - a psycopg2 connection, im
         ) from exc
 
 
-def event_table_start(dsn: str, table: str, columns: dict[str, str] | None = None) -> pd.Timestamp | None:
-    """Return the earliest timestamp in an event table (UTC), or None when it is empty.
+def events_start(timestamps: pd.Series, source: str) -> DataStart:
+    """Return where the history of the events really starts (see :func:`customer_ai.history.find_data_start`).
 
-    A run reads only its own time window from a table; this tells how far back the table's history goes.
+    A few events before it (at most 0.1%, such as rows with a broken date) are logged as a warning and left out
+    of the history's start.
+
+    Raises
+    ------
+    EventsError
+        When more than 0.1% of the events lie before the start (before a year or more without any event).
+    """
+    return _checked_start(data_start(timestamps, source))
+
+
+def _checked_start(found: DataStart) -> DataStart:
+    said = found.describe()
+    if not found.acceptable:
+        raise EventsError(said)
+    if said:
+        logger.warning("%s", said)
+    return found
+
+
+def _start_days(rows: list[tuple]) -> pd.DataFrame:
+    """Return the rows of the per-day query as :func:`customer_ai.history.event_days` gives them."""
+
+    def stamps(values: list) -> pd.DatetimeIndex:
+        return pd.DatetimeIndex([_utc_bound(v).as_unit("us") for v in values], dtype="datetime64[us, UTC]")
+
+    day, events, first, last = (list(c) for c in zip(*rows, strict=True)) if rows else ([], [], [], [])
+    return pd.DataFrame({"day": stamps(day), "events": events, "first": stamps(first), "last": stamps(last)})
+
+
+def event_table_start(dsn: str, table: str, columns: dict[str, str] | None = None) -> DataStart:
+    """Return where the history of an event table really starts, as :func:`events_start` does for a frame.
+
+    A run reads only its own time window from a table; this tells how far back the table's history goes.  The
+    server counts the events of each day (one row a day comes back, never the events).
+
+    Raises
+    ------
+    EventsError
+        When more than 0.1% of the events lie before the start, or the table or its column cannot be read.
     """
     import psycopg2  # noqa: PLC0415
     from psycopg2 import sql  # noqa: PLC0415
 
     source = f"postgresql table {table}"
-    ts_column = (columns or {}).get("timestamp", "timestamp")
+    moment = sql.Identifier((columns or {}).get("timestamp", "timestamp"))
+    query = sql.SQL(
+        "SELECT date_trunc('day', {0}), count(*), min({0}), max({0}) FROM {1} WHERE {0} IS NOT NULL "
+        "GROUP BY 1 ORDER BY 1"
+    ).format(moment, _relation(table))
     connection = _connect(dsn, source)
     try:
         connection.set_session(readonly=True)
         with connection.cursor() as cursor:
-            cursor.execute("SET TIME ZONE 'UTC'")
-            cursor.execute(sql.SQL("SELECT min({}) FROM {}").format(sql.Identifier(ts_column), _relation(table)))
-            first = cursor.fetchone()[0]
+            cursor.execute("SET TIME ZONE 'UTC'")  # days are UTC days, as for files
+            cursor.execute(query)
+            rows = cursor.fetchall()
     except psycopg2.OperationalError as exc:  # the server went away or the connection broke: retry
         raise EventsUnavailableError(f"{source}: {' '.join(str(exc).split())}") from exc
     except psycopg2.Error as exc:
         raise EventsError(f"{source}: {' '.join(str(exc).split())}") from exc
     finally:
         connection.close()
-    return None if first is None else _utc_bound(first)
+    return _checked_start(find_data_start(_start_days(rows), source))
 
 
 def load_events(spec: InstanceSpec, events_path: str | Path | None = None) -> pd.DataFrame:

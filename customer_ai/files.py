@@ -14,15 +14,17 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 __all__ = [
+    "FileContentError",
     "copy_dir",
     "read_frame",
     "read_json",
+    "read_json_object",
     "release_memory",
     "reset_dir",
     "write_frame",
@@ -31,18 +33,54 @@ __all__ = [
 ]
 
 
+class FileContentError(ValueError):
+    """A file whose content cannot be used (not JSON, a required key missing, ...).
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The file.
+    problem : str
+        What is wrong with it, in words (the message is ``"<path>: <problem>"``).
+    """
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = Path(path)
+        self.problem = problem
+
+
 def _replace_atomically(path: Path, write: Callable[[Path], object]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        handle, staging = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise _naming(exc, path) from exc
     os.close(handle)
     try:
         write(Path(staging))
         os.replace(staging, path)
+    except OSError as exc:
+        Path(staging).unlink(missing_ok=True)
+        if exc.errno is None or exc.filename not in (None, staging):
+            raise  # no errno to name, or about another file (one that ``write`` reads, say)
+        raise _naming(exc, path) from exc
     except BaseException:
         Path(staging).unlink(missing_ok=True)
         raise
     return path
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """Return the error ``exc`` naming the file being written, with the system's words for its errno.
+
+    A full disk shows as ``OSError(28)`` without a file name from Python's writes, and as "Error writing bytes to
+    file. Detail: ..." from Arrow's; either way the user needs the file and "No space left on device".
+    """
+    return OSError(exc.errno, os.strerror(exc.errno), str(path))  # of the errno's subclass: PermissionError, ...
 
 
 def write_json(path: Path, data: object, *, strict: bool = False) -> Path:
@@ -58,6 +96,65 @@ def write_json(path: Path, data: object, *, strict: bool = False) -> Path:
 def read_json(path: Path) -> dict:
     """Read a JSON file written by :func:`write_json`."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def read_json_object(path: Path, required: Sequence[str] = ()) -> dict:
+    """Read a JSON object written by :func:`write_json`; check that it holds the ``required`` keys.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file.
+    required : sequence of str
+        Keys the object must hold; a dotted key (``calibration.slope``) names a key of a nested object.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    FileContentError
+        When the file is missing, empty, not UTF-8, not JSON, not a JSON object, or lacks a required key; the
+        message names the file and what is wrong.  Other errors of the machine (``PermissionError``, ...) pass.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FileContentError(path, "is missing") from None
+    if not data.strip():
+        raise FileContentError(path, f"is empty ({len(data)} bytes)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problem = f"is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        raise FileContentError(path, problem) from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FileContentError(
+            path, f"is not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno}; {len(data):,} bytes)"
+        ) from None
+    if not isinstance(value, dict):
+        raise FileContentError(path, f"holds a JSON {_JSON_KINDS.get(type(value), 'value')}, not an object")
+    for key in required:
+        _require(path, value, key)
+    return value
+
+
+_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+
+
+def _require(path: Path, value: dict, key: str) -> None:
+    inside: object = value
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        if not isinstance(inside, dict):
+            raise FileContentError(path, f"lacks the key {key!r} ({'.'.join(parts[:depth])!r} is not an object)")
+        if part not in inside:
+            raise FileContentError(path, f"lacks the key {key!r}")
+        inside = inside[part]
 
 
 def read_frame(path: Path) -> pd.DataFrame:

@@ -16,6 +16,12 @@ default, adapts: it keeps the feature lookback at least :data:`LOOKBACK_SHARE` o
 the snapshots closer (down to :data:`MIN_SPACING_DAYS`), drops snapshots if it must, and gives what is left to
 the lookback, so that every snapshot and the scoring date see the same, fully covered window.  Nothing fits
 when even one training snapshot cannot have ``min_lookback_days`` of history: then it refuses, saying why.
+
+Where the history starts is not the first event: a few rows with a broken date (``1900-01-01``, ``1970-01-01``)
+would make the plan believe in a century of history.  :func:`find_data_start` starts it on the latest day on or
+after which at least 99.9% of the events lie, or after a later stretch of more than :data:`EMPTY_DAYS` days without
+any event (followed by at least 0.1% of them); :class:`DataStart` says how many events lie before the start and
+whether that is few enough (at most :data:`EARLY_SHARE`) to leave out with a warning.
 """
 
 from __future__ import annotations
@@ -24,24 +30,34 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
     from customer_ai.spec import InstanceSpec
 
 __all__ = [
+    "EARLY_SHARE",
+    "EMPTY_DAYS",
     "LOOKBACK_SHARE",
     "MIN_SPACING_DAYS",
+    "DataStart",
     "InsufficientHistoryError",
     "SnapshotPlan",
     "configured_history_start",
+    "data_start",
+    "event_days",
+    "find_data_start",
     "plan_snapshots",
     "run_window",
 ]
 
 LOOKBACK_SHARE = 0.75  # when history is short, at least this share of it goes to the feature lookback
 MIN_SPACING_DAYS = 7  # snapshots closer than a week repeat nearly the same rows
+EARLY_SHARE = 0.001  # at most this share of the events may lie before the history's start (outliers, warned)
+EMPTY_DAYS = 365  # more days than this without any event separate broken dates from the real history
 _DAY = pd.Timedelta(days=1)
+_DAY_US = 86_400_000_000
 
 
 class InsufficientHistoryError(ValueError):
@@ -257,3 +273,162 @@ def plan_snapshots(
             "so that no snapshot sees a window cut short by the start of the data"
         )
     return SnapshotPlan(as_of, window_days, validation, layout, spacing, lookback, configured, data_start, tuple(notes))
+
+
+@dataclass(frozen=True)
+class DataStart:
+    """Where the events' history really starts, and the events that lie before that start.
+
+    Attributes
+    ----------
+    start : pandas.Timestamp or None
+        The first event of the history; None without events.
+    events : int
+        All events counted.
+    before : int
+        Events before ``start``: broken dates, or the few earliest events of a history that starts slowly.
+    first_before, last_before : pandas.Timestamp or None
+        The first and the last of them (None when there are none).
+    empty_days : int or None
+        The days without any event just before ``start``, when a stretch of more than :data:`EMPTY_DAYS` of
+        them set the start (None when the 99.9% rule set it).
+    source : str
+        Where the events come from, for messages.
+    """
+
+    start: pd.Timestamp | None
+    events: int = 0
+    before: int = 0
+    first_before: pd.Timestamp | None = None
+    last_before: pd.Timestamp | None = None
+    empty_days: int | None = None
+    source: str = "events"
+
+    @property
+    def share(self) -> float:
+        """The share of the events that lie before the start."""
+        return self.before / self.events if self.events else 0.0
+
+    @property
+    def acceptable(self) -> bool:
+        """Whether the events before the start are few enough (at most :data:`EARLY_SHARE`) to leave out."""
+        return self.before * _PER_SHARE <= self.events
+
+    def describe(self) -> str | None:
+        """Say what lies before the start (a warning when :attr:`acceptable`, else an error); None if nothing."""
+        if not self.before:
+            return None
+        first, last = f"{self.first_before:%Y-%m-%d}", f"{self.last_before:%Y-%m-%d}"
+        dated = first if first == last else f"{first} to {last}"
+        counted = f"{self.source}: {self.before:,} of {self.events:,} events ({_percent(self.share)}), dated {dated},"
+        if self.acceptable:
+            return (
+                f"{counted} lie before {_day(self.start)}, where the history starts (at least 99.9% of the events "
+                "lie on or after that day): the snapshots and the feature lookback are planned from there; correct "
+                "or filter those rows if their dates are wrong"
+            )
+        return (
+            f"{counted} lie before {self.empty_days:,} days without any event; the events really start on "
+            f"{_day(self.start)}. At most 0.1% of the events may lie before the start (they are then left out "
+            "of the history with a warning): correct the dates of those rows or filter them out of the events "
+            "(1900-01-01 and 1970-01-01 are the usual stand-ins for a missing date)"
+        )
+
+    def to_dict(self) -> dict | None:
+        """Return the events before the start as JSON-ready data (None when there are none)."""
+        if not self.before:
+            return None
+        return {
+            "events": self.before,
+            "of": self.events,
+            "share": self.share,
+            "first": self.first_before.isoformat(),
+            "last": self.last_before.isoformat(),
+            "message": self.describe(),
+        }
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:.2g}%"
+
+
+_PER_SHARE = round(1 / EARLY_SHARE)  # the share test in integers: before * 1000 <= events
+
+
+def event_days(timestamps: pd.Series) -> pd.DataFrame:
+    """Return one row per UTC day that has events: ``day`` (midnight UTC), ``events``, ``first`` and ``last``.
+
+    What :func:`find_data_start` needs, from a column of UTC timestamps (a database computes the same rows with
+    a ``GROUP BY`` on the day).
+    """
+    moments = pd.DatetimeIndex(timestamps.dropna()).as_unit("us").asi8
+    if len(moments) > 1 and np.any(moments[1:] < moments[:-1]):
+        moments = np.sort(moments)  # canonical events are already sorted: no copy then
+    days = moments // _DAY_US
+    starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]]) if len(days) else np.zeros(0, dtype=np.int64)
+    ends = np.r_[starts[1:], len(days)][: len(starts)].astype(np.int64)
+
+    def stamps(values: np.ndarray) -> pd.DatetimeIndex:
+        return pd.DatetimeIndex(values.astype("datetime64[us]")).tz_localize("UTC")
+
+    return pd.DataFrame(
+        {
+            "day": stamps(days[starts] * _DAY_US),
+            "events": ends - starts,
+            "first": stamps(moments[starts]),
+            "last": stamps(moments[ends - 1]),
+        }
+    )
+
+
+def find_data_start(days: pd.DataFrame, source: str = "events") -> DataStart:
+    """Return where the history of the events really starts, from their :func:`event_days`.
+
+    The start is the first event of the latest day ``D`` such that at least 99.9% of the events lie on ``D``
+    or later, unless a stretch of more than :data:`EMPTY_DAYS` days without any event, followed by at least
+    0.1% of the events, comes later: then the first event after the last such stretch.  The 99.9% rule leaves
+    at most 0.1% of the events before the start (:attr:`DataStart.acceptable`); a stretch can leave more
+    (rows with a broken date such as 1970-01-01 far before the real data), which the caller refuses.
+
+    Parameters
+    ----------
+    days : pandas.DataFrame
+        One row per day with events, sorted by day: ``day``, ``events``, ``first``, ``last`` (UTC).
+    source : str, default "events"
+        Where the events come from, for messages.
+
+    Returns
+    -------
+    DataStart
+    """
+    if days.empty:
+        return DataStart(None, source=source)
+    counts = days["events"].to_numpy(dtype=np.int64)
+    total = int(counts.sum())
+    before = np.r_[0, np.cumsum(counts)[:-1]]  # events before each day
+    quantile = int(np.searchsorted(before * _PER_SHARE, total, side="right")) - 1
+    numbers = pd.DatetimeIndex(days["day"]).as_unit("us").asi8 // _DAY_US
+    empty = np.r_[0, np.diff(numbers) - 1]  # days without any event before each day
+    stretches = np.flatnonzero((empty > EMPTY_DAYS) & ((total - before) * _PER_SHARE >= total))
+    stretch = int(stretches[-1]) if len(stretches) else 0
+    start = max(quantile, stretch)
+    first, last = pd.DatetimeIndex(days["first"]), pd.DatetimeIndex(days["last"])
+    return DataStart(
+        start=_utc(first[start]),
+        events=total,
+        before=int(before[start]),
+        first_before=_utc(first[0]) if start else None,
+        last_before=_utc(last[start - 1]) if start else None,
+        empty_days=int(empty[start]) if start and start == stretch else None,
+        source=source,
+    )
+
+
+def data_start(timestamps: pd.Series, source: str = "events") -> DataStart:
+    """Return where the history of events with these timestamps really starts (see :func:`find_data_start`)."""
+    return find_data_start(event_days(timestamps), source)
+
+
+def _utc(stamp: pd.Timestamp) -> pd.Timestamp:
+    stamp = pd.Timestamp(stamp)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

@@ -7,14 +7,19 @@ a file; everything else takes an :class:`InstanceSpec`.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
+import difflib
 import hashlib
 import json
 import math
+import os
 import re
+import sys
 import types
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -46,6 +51,11 @@ PROPENSITY_OF = {"will_occur": "conversion", "will_not_occur": "churn"}  # the g
 DEFAULT_SEGMENTS = ("low", "medium", "high")  # one segment per bucket, in every run
 DEFAULT_MAX_PROFILES = 100_000  # training.max_profiles: features and LightGBM for at most this many profiles
 SEGMENT_FIELDS = ("profile_id", "probability", "score", "percentile", "bucket")  # the score columns a segment tests
+MAX_FILE_BYTES = 1_000_000  # an instance file is a few kilobytes: a larger one is the wrong file (or a hostile one)
+MAX_TEXT_CHARACTERS = 10_000  # the longest text value (a description, an id in a rule)
+MAX_DEPTH = 32  # levels of nesting: the deepest setting (segments[0].where[0].value[0]) is 6 levels down
+MAX_EXPANDED_VALUES = 1_000_000  # values of the document with its aliases expanded; a 1 MB file holds fewer
+_SINGLE_VALUES = "single values (text, numbers, dates, true or false)"
 
 Operator = Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains", "exists"]
 
@@ -88,10 +98,13 @@ class Condition(_Strict):
 
 
 def _check_operator_value(op: str, value: Any) -> None:
-    """Raise ValueError when ``value`` does not fit operator ``op`` (a list for in/not_in, one value otherwise)."""
+    """Raise ValueError when ``value`` does not fit operator ``op`` (a flat list for in/not_in, one value otherwise)."""
     if op in ("in", "not_in"):
         if not isinstance(value, list) or not value:
             raise ValueError(f"operator {op!r} needs a non-empty list as value")
+        for i, item in enumerate(value):
+            if isinstance(item, (list, dict)):
+                raise ValueError(f"operator {op!r} needs a flat list of {_SINGLE_VALUES}; item {i} is a {_kind(item)}")
     elif op == "exists":
         if value is not None and not isinstance(value, bool):
             raise ValueError("operator 'exists' takes true, false or no value")
@@ -502,8 +515,199 @@ def _pattern_in_words(where: list[Condition]) -> str:
     return "(" + " with ".join(parts) + ")" if len(parts) > 1 else parts[0]
 
 
+# --- feature names: what a segment's factor can be ------------------------------------------------------------
+# How customer_ai.features names its features, restated: spec.py cannot import it (it needs pandas, which the DAG
+# file must not load).  tests/test_spec.py checks every name features.feature_infos gives against these.
+_COUNT_WINDOWS = (7, 30, 90, 365)  # features.COUNT_WINDOWS
+_ACTIVITY_FEATURES = ("tenure_days", "days_since_last_event", "active_days", "gap_mean_days", "gap_std_days")
+_SOURCE_SUFFIXES = ("days_since_last", "days_since_first", "value_sum", "value_mean")  # and count_<N>d
+_SOURCE_FEATURE = re.compile(
+    r"(?P<source>.+)_(?:count_(?P<days>[1-9][0-9]*)d|(?P<suffix>" + "|".join(_SOURCE_SUFFIXES) + "))"
+)
+_RATIO_FEATURE = re.compile(r"activity_ratio_(?P<recent>[1-9][0-9]*)_(?P<longer>[1-9][0-9]*)")
+_COLUMN_FEATURE = re.compile(r"(?P<source>.+)_most_frequent")
+_SLUG = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")  # what feature_slug gives
+_CANONICAL_COLUMNS = ("profile_id", "timestamp", "event_type", "value")
+FEATURE_FAMILIES = (
+    "EVENT_count_Nd, EVENT_days_since_last, EVENT_days_since_first, EVENT_value_sum, EVENT_value_mean (EVENT: an "
+    "event type in lower case with _ for other characters, or a custom event; N: 7, 30, 90, 365 below the "
+    "lookback, and the lookback), COLUMN_most_frequent (an extra text column of the events), profile_ATTRIBUTE, "
+    "tenure_days, days_since_last_event, active_days, gap_mean_days, gap_std_days, activity_ratio_30_90, "
+    "activity_ratio_90_LOOKBACK, goal_chance_Wd, goal_expected_Wd, goal_p_alive, goal_repeat_days, "
+    "goal_days_since_first"
+)
+
+
+def feature_slug(text: str) -> str:
+    """Return the part of a feature name an event type or column gives: lower case, ``_`` for other characters."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "event"
+
+
+def _count_windows(lookback: int) -> list[int]:
+    return [w for w in _COUNT_WINDOWS if w < lookback] + [lookback]
+
+
+def _ratio_windows(lookback: int) -> list[tuple[int, int]]:
+    points = [w for w in (30, 90) if w < lookback] + [lookback]
+    return list(zip(points, points[1:], strict=False))
+
+
+class FactorOrigin(NamedTuple):
+    """What a feature name a segment tests stands for, and so what decides whether a run builds it.
+
+    ``kind``: ``spec`` (always built: activity, ratios, profile attributes), ``custom_event`` and
+    ``event_type`` (the features of ``source``: a custom event, or an event type as it is slugged; an event type's
+    are built only when it is among the most frequent ones), ``column`` (the most frequent value of the extra
+    text column ``source``, built when it has 2 to 50 distinct values) or ``repeat_model`` (built when somebody
+    repeated a goal event).  ``valued``: a value sum or mean, built only when the source's events carry values.
+    ``adapted``: its number of days is that of a lookback shortened to a short history, not the configured one.
+    """
+
+    kind: str
+    source: str = ""
+    valued: bool = False
+    adapted: bool = False
+
+
+def _lookbacks(spec: InstanceSpec) -> range:
+    """Return the feature lookbacks a run of ``spec`` can use: the configured one, or shorter when history adapts."""
+    lookback = spec.eligibility.lookback_days
+    shortest = min(lookback, spec.training.min_lookback_days) if spec.training.history == "adapt" else lookback
+    return range(shortest, lookback + 1)
+
+
+def _repeat_model_features(spec: InstanceSpec) -> list[str]:  # features.repeat_model_names
+    window = spec.goal.window_days
+    return [
+        f"goal_chance_{window}d",
+        f"goal_expected_{window}d",
+        "goal_p_alive",
+        "goal_repeat_days",
+        "goal_days_since_first",
+    ]
+
+
+def _source_features(source: str, lookback: int) -> list[str]:
+    return [f"{source}_count_{w}d" for w in _count_windows(lookback)] + [f"{source}_{s}" for s in _SOURCE_SUFFIXES]
+
+
+def _in_windows(days: int, windows: Callable[[int], list], lookbacks: range, item: object) -> tuple[bool, bool]:
+    """Return whether ``item`` is among ``windows(L)`` for some possible lookback L, and whether only when adapted.
+
+    ``days`` is the item's largest number: a window of L holds nothing above L, so L is ``days`` or the longest.
+    """
+    configured = item in windows(lookbacks[-1])
+    possible = configured or (days in lookbacks and item in windows(days))
+    return possible, not configured
+
+
+def factor_origin(spec: InstanceSpec, name: str) -> FactorOrigin | None:
+    """Return what the feature ``name`` stands for in a run of ``spec``, or None when no run can build it.
+
+    Parameters
+    ----------
+    spec : InstanceSpec
+        The instance: its custom events, profile attributes, goal window, lookback and history policy.
+    name : str
+        A feature name, as a segment's ``factor`` gives it.
+
+    Returns
+    -------
+    FactorOrigin or None
+        Which family the name belongs to; whether it is built may still depend on the events (see
+        :class:`FactorOrigin`).
+    """
+    lookbacks = _lookbacks(spec)
+    profile = {f"profile_{feature_slug(c)}" for c in spec.profiles.columns} if spec.profiles else set()
+    origin = None
+    if name in _ACTIVITY_FEATURES or name in profile:
+        origin = FactorOrigin("spec")
+    elif name in _repeat_model_features(spec):
+        origin = FactorOrigin("repeat_model")
+    elif ratio := _RATIO_FEATURE.fullmatch(name):
+        pair = (int(ratio["recent"]), int(ratio["longer"]))
+        possible, adapted = _in_windows(pair[1], _ratio_windows, lookbacks, pair)
+        origin = FactorOrigin("spec", adapted=adapted) if possible else None
+    elif found := _SOURCE_FEATURE.fullmatch(name):
+        origin = _source_origin(spec, found, lookbacks)
+    if origin is None and (column := _COLUMN_FEATURE.fullmatch(name)) and _SLUG.fullmatch(column["source"]):
+        origin = FactorOrigin("column", column["source"])
+    return origin
+
+
+def _source_origin(spec: InstanceSpec, found: re.Match, lookbacks: range) -> FactorOrigin | None:
+    """Return the origin of a feature of an event type or custom event (``found`` by :data:`_SOURCE_FEATURE`)."""
+    adapted = False
+    if found["days"]:
+        possible, adapted = _in_windows(int(found["days"]), _count_windows, lookbacks, int(found["days"]))
+        if not possible:
+            return None
+    valued = (found["suffix"] or "").startswith("value_")
+    if found["source"] in {c.name for c in spec.custom_events}:
+        return FactorOrigin("custom_event", found["source"], valued, adapted)
+    if _SLUG.fullmatch(found["source"]):
+        return FactorOrigin("event_type", found["source"], valued, adapted)
+    return None
+
+
+def feature_names(spec: InstanceSpec, event_types: Iterable[str] = (), columns: Iterable[str] = ()) -> list[str]:
+    """Return the feature names of ``spec`` at its configured lookback, for these event types and columns.
+
+    Besides the given event types and extra columns (as the events name them), the event types and columns that
+    the instance's conditions name are taken: these are the names a misspelled factor most likely meant.
+    """
+    lookback = spec.eligibility.lookback_days
+    conditions = [c for p in (*spec.goal.events, *spec.eligibility.events, *spec.eligibility.exclude) for c in p.where]
+    conditions += [c for custom in spec.custom_events for c in custom.where]
+    named_types = [
+        v for c in conditions if c.field == "event_type" for v in (c.value if c.op in ("in", "not_in") else [c.value])
+    ]
+    sources = dict.fromkeys(
+        [c.name for c in spec.custom_events] + [feature_slug(str(t)) for t in (*named_types, *event_types)]
+    )
+    fields = dict.fromkeys(feature_slug(c.field) for c in conditions if c.field not in _CANONICAL_COLUMNS)
+    fields.update(dict.fromkeys(feature_slug(str(c)) for c in columns))
+    names = list(_ACTIVITY_FEATURES) + [f"activity_ratio_{r}_{n}" for r, n in _ratio_windows(lookback)]
+    names += _repeat_model_features(spec)
+    names += [f"profile_{feature_slug(c)}" for c in (spec.profiles.columns if spec.profiles else [])]
+    names += [name for source in sources for name in _source_features(source, lookback)]
+    return names + [f"{column}_most_frequent" for column in fields]
+
+
+def nearest_feature_names(name: str, known: Sequence[str]) -> str:
+    """Return the end of a message about an unknown feature ``name``: the nearest of ``known``, or the families."""
+    nearest = difflib.get_close_matches(name, list(dict.fromkeys(known)), n=3, cutoff=0.6)
+    if nearest:
+        return "nearest known names: " + ", ".join(nearest)
+    return "no known name is close; feature names are " + FEATURE_FAMILIES
+
+
+def _segment_factor_problems(spec: InstanceSpec, source: str) -> list[str]:
+    """Return a line per segment condition whose factor no run of ``spec`` can build, naming it and the nearest."""
+    lines = []
+    for i, segment in enumerate(spec.segments):
+        for j, cond in enumerate(segment.where):
+            if cond.factor is not None and factor_origin(spec, cond.factor) is None:
+                nearest = nearest_feature_names(cond.factor, feature_names(spec))
+                lines.append(
+                    f"{source}: segments[{i}].where[{j}]: segment {segment.name!r} tests factor {cond.factor!r}, "
+                    f"which is not a feature of this instance; {nearest}"
+                )
+    return lines
+
+
 class _UniqueKeys:
-    """Constructor mixin that refuses a key repeated in one mapping (the last one would silently win)."""
+    """Constructor mixin that refuses a key repeated in one mapping (the last one would silently win).
+
+    It also gives a value PyYAML cannot build (``2011-02-30``, an integer of more digits than Python converts) its
+    place in the file: PyYAML raises a bare ValueError for those.
+    """
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:  # noqa: ANN401 - any YAML value
+        try:
+            return super().construct_object(node, deep=deep)
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(None, None, _unreadable(node, exc), node.start_mark) from None
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set = set()
@@ -515,6 +719,18 @@ class _UniqueKeys:
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+def _unreadable(node: yaml.Node, exc: ValueError) -> str:
+    """Return why the scalar ``node`` cannot be read, in words."""
+    if "limit" in str(exc) and "digits" in str(exc):  # CPython's message for int() of too many digits
+        return (
+            f"a number of more than {sys.get_int_max_str_digits():,} digits cannot be read; write it in quotes "
+            "if it is text"
+        )
+    kind = "date" if node.tag.endswith(":timestamp") else "number" if node.tag.endswith((":int", ":float")) else "value"
+    shown = str(node.value)[:40] + ("..." if len(str(node.value)) > 40 else "")
+    return f"{shown!r} is not a valid {kind} ({exc})"
 
 
 class _UniqueKeyLoader(_UniqueKeys, yaml.SafeLoader):
@@ -565,7 +781,7 @@ def parse_spec(data: Any, source: str = "<instance>", base_dir: Path | None = No
         raise SpecError(f"{source}: the file must hold a mapping of keys (name, propensity, events, goal, ...)")
     if "base_dir" in data:
         raise SpecError(f"{source}: base_dir: unknown key (paths are relative to the instance file's folder)")
-    data = _whole_characters(data, source, ())
+    data = _checked_values(data, source)
     try:
         spec = InstanceSpec.model_validate({**data, "base_dir": base_dir or Path.cwd()})
     except ValidationError as exc:
@@ -576,36 +792,122 @@ def parse_spec(data: Any, source: str = "<instance>", base_dir: Path | None = No
                 message = "unknown key (check its spelling and indentation)"
             lines.append(f"{source}: {_format_location(err['loc'])}: {message}")
         raise SpecError("\n".join(lines)) from None
+    problems = _segment_factor_problems(spec, source)
+    if problems:
+        raise SpecError("\n".join(problems))
     return spec
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_SCALARS = (str, bool, int, float, dt.date, type(None))  # what YAML's plain values are (dt.datetime is a dt.date)
+_TAGGED = {set: "a set (!!set)", tuple: "a pair (!!omap or !!pairs)", bytes: "binary data (!!binary)"}
 
 
-def _whole_characters(value: Any, source: str, where: tuple) -> Any:  # noqa: ANN401 - any parsed YAML value
-    r"""Return ``value`` with UTF-16 surrogate pairs (``"\ud83d\ude00"`` in a double-quoted YAML string) joined.
+class _Walk:
+    """One pass over a parsed document: each node once, however many aliases (``*name``) point at it.
+
+    A YAML alias is the same Python object as its anchor, so a file of a few lines can hold a list that, expanded,
+    has billions of items.  Shared nodes are looked at once (``done`` maps a node's id to its result and its
+    expanded size), so the pass costs what the file's text does; the expanded size of the document is then
+    checked before anything (pydantic, hashing) walks it item by item.
+    """
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.done: dict[int, tuple[Any, int]] = {}
+        self.references: dict[int, int] = {}
+
+    def error(self, where: tuple, message: str) -> SpecError:
+        return SpecError(f"{self.source}: {_format_location(where)}: {message}")
+
+    def value(self, value: Any, where: tuple) -> tuple[Any, int]:  # noqa: ANN401 - any parsed YAML value
+        """Return ``value`` checked, with surrogate pairs joined, and its expanded size (nodes, itself included)."""
+        if isinstance(value, (dict, list)):
+            self.references[id(value)] = self.references.get(id(value), 0) + 1
+            if id(value) not in self.done:
+                self.done[id(value)] = self._container(value, where)
+            return self.done[id(value)]
+        if isinstance(value, str):
+            if len(value) > MAX_TEXT_CHARACTERS:
+                raise self.error(
+                    where, f"a text of {len(value):,} characters; a value holds at most {MAX_TEXT_CHARACTERS:,}"
+                )
+            return _whole_characters(value, lambda message: self.error(where, message)), 1
+        if not isinstance(value, _SCALARS):
+            what = _TAGGED.get(type(value), f"a {type(value).__name__}")
+            raise self.error(where, f"holds {what}, which no setting takes: write {_SINGLE_VALUES}, lists or mappings")
+        return value, 1
+
+    def _container(self, value: dict | list, where: tuple) -> tuple[Any, int]:
+        if len(where) > MAX_DEPTH:
+            raise self.error(where, f"nested more than {MAX_DEPTH} levels deep; an instance file needs a few")
+        if isinstance(value, list):
+            items, size = [], 1
+            for i, item in enumerate(value):
+                if isinstance(item, list):  # no setting is a list of lists: a value is one value or a flat list
+                    raise self.error(
+                        where, f"item {i} is a list: a value is a single value or a flat list of {_SINGLE_VALUES}"
+                    )
+                checked, count = self.value(item, (*where, i))
+                items.append(checked)
+                size += count
+            return items, size
+        mapping, size = {}, 1
+        for key, item in value.items():
+            checked_key, _ = self.value(key, where)
+            mapping[checked_key], count = self.value(item, (*where, key))
+            size += count
+        return mapping, size
+
+    def largest(self, value: Any, where: tuple, size: int) -> tuple[tuple, int]:  # noqa: ANN401 - a parsed node
+        """Return where the expansion of ``value`` (of ``size`` values) lies: down its children written once."""
+        children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, child in children:
+            count = self.done[id(child)][1] if isinstance(child, (dict, list)) else 1
+            if count > MAX_EXPANDED_VALUES and self.references[id(child)] == 1:
+                return self.largest(child, (*where, key), count)
+        return where, size
+
+
+def _checked_values(data: Any, source: str) -> Any:  # noqa: ANN401 - the parsed document
+    """Return ``data`` with every value checked and surrogate pairs joined; raise SpecError naming the field.
+
+    Refused: a text longer than :data:`MAX_TEXT_CHARACTERS`, a list inside a list (no setting is one), a value
+    YAML reads as something no setting takes (``!!set``, ``!!binary``, ``!!omap``), nesting deeper than
+    :data:`MAX_DEPTH`, and a document whose aliases expand it to more than :data:`MAX_EXPANDED_VALUES` values.
+    """
+    walk = _Walk(source)
+    checked, size = walk.value(data, ())
+    if size > MAX_EXPANDED_VALUES:
+        where, size = walk.largest(data, (), size)
+        raise SpecError(
+            f"{source}: {_format_location(where)}: its aliases (*name) expand it to {size:,} values; an instance file "
+            f"holds at most {MAX_EXPANDED_VALUES:,}: write the repeated parts fewer times"
+        )
+    return checked
+
+
+def _kind(value: list | dict) -> str:
+    return "list" if isinstance(value, list) else "mapping"
+
+
+def _whole_characters(value: str, error: Callable[[str], SpecError]) -> str:
+    r"""Return ``value`` with its UTF-16 surrogate pairs (``"\ud83d\ude00"`` in a double-quoted YAML string) joined.
 
     YAML reads each ``\u`` escape alone, so a character written as its two UTF-16 halves arrives as two lone
     surrogates, which no UTF-8 file, report or database can hold.  A pair is joined into its character, as JSON
-    readers do; a half without its other half is refused with where it is (keys included).
+    readers do; a half without its other half raises ``error(message)``.
     """
-    if isinstance(value, dict):
-        return {
-            _whole_characters(key, source, where): _whole_characters(item, source, (*where, key))
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [_whole_characters(item, source, (*where, i)) for i, item in enumerate(value)]
-    if not isinstance(value, str) or not _SURROGATE.search(value):
+    if not _SURROGATE.search(value):
         return value
     try:
         return value.encode("utf-16", "surrogatepass").decode("utf-16")
     except UnicodeDecodeError:
         half = _SURROGATE.search(value.encode("utf-16", "surrogatepass").decode("utf-16", "surrogatepass"))
         shown = f"\\u{ord(half.group()):04x}" if half else "a surrogate"
-        raise SpecError(
-            f"{source}: {_format_location(where)}: holds half of a UTF-16 surrogate pair ({shown}) without its "
-            "other half: no UTF-8 text can hold it; write the character itself, or escape it as \\UXXXXXXXX"
+        raise error(
+            f"holds half of a UTF-16 surrogate pair ({shown}) without its other half: no UTF-8 text can hold it; "
+            "write the character itself, or escape it as \\UXXXXXXXX"
         ) from None
 
 
@@ -618,13 +920,70 @@ def _read_yaml(text: str) -> Any:  # noqa: ANN401 - the parsed document
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
 
 
+def _line_and_column(text: str, position: int) -> str:
+    """Return "line L, column C" (from 1) of character ``position`` of ``text``."""
+    start = text.rfind("\n", 0, position) + 1
+    return f"line {text.count(chr(10), 0, position) + 1}, column {position - start + 1}"
+
+
+def _read_text(path: Path) -> str:
+    """Return the text of the instance file at ``path``: UTF-8 (a byte order mark is allowed), at most 1 MB."""
+    try:
+        with path.open("rb") as file:
+            size = os.fstat(file.fileno()).st_size  # 0 for a pipe, whose reading stops after the limit
+            if size <= MAX_FILE_BYTES:
+                data = file.read(MAX_FILE_BYTES + 1)
+                size = max(size, len(data))
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read the instance file ({exc.strerror or exc})") from None
+    if size > MAX_FILE_BYTES:
+        raise SpecError(
+            f"{path}: the file has {size:,} bytes; an instance file holds at most {MAX_FILE_BYTES:,} (1 MB): "
+            "is it the right file?"
+        )
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise SpecError(f"{path}: the file is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start].decode("utf-8")  # the bytes before the first bad one are whole characters
+        raise SpecError(
+            f"{path}: {_line_and_column(before, len(before))}: byte 0x{data[exc.start]:02x} is not UTF-8; "
+            "save the file as UTF-8"
+        ) from None
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
+    """Return where and why PyYAML refused ``text``: " at line L, column C: reason" (no place when it has none)."""
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow: a position, no mark
+        code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+        hint = " (a NUL in a text file: is it UTF-16? save it as UTF-8)" if code == 0 else ""
+        return (
+            f" at {_line_and_column(text, exc.position)}: the character U+{code:04X} is not allowed in a YAML file"
+            f"{hint}; to mean it, write it as an escape (\\x{code:02x}) in a double-quoted string"
+        )
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    return f"{where}: {getattr(exc, 'problem', None) or exc}"
+
+
+def _parse(path: Path, text: str) -> Any:  # noqa: ANN401 - the parsed document
+    """Return the YAML document ``text`` read from ``path``; raise SpecError saying where it is broken."""
+    try:
+        return _read_yaml(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML{_yaml_problem(exc, text)}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: not valid YAML: nested too deeply (hundreds of [ or {{ inside each other)") from None
+
+
 def load_spec(path: str | Path) -> InstanceSpec:
     """Read and check an instance YAML file.
 
     Parameters
     ----------
     path : str or pathlib.Path
-        The instance file.
+        The instance file: UTF-8 (with or without a byte order mark), at most :data:`MAX_FILE_BYTES` bytes.
 
     Returns
     -------
@@ -634,17 +993,8 @@ def load_spec(path: str | Path) -> InstanceSpec:
     Raises
     ------
     SpecError
-        If the file is missing, is not YAML, or does not describe a valid instance.
+        If the file is missing, too large, not UTF-8, is not YAML, or does not describe a valid instance.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read the instance file ({exc.strerror})") from None
-    try:
-        data = _read_yaml(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    data = _parse(path, _read_text(path))
     return parse_spec(data, source=str(path), base_dir=path.resolve().parent)

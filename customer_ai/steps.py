@@ -41,6 +41,7 @@ from customer_ai.events import (
     EventsError,
     check_attribute_join,
     event_table_start,
+    events_start,
     load_attributes,
     load_event_table,
     load_events,
@@ -153,7 +154,9 @@ def validate_events(
     runs killed before their commit or replaced by a later run of the date.  The attempt's staging folder starts
     empty: the published run of the date stays as it is until this attempt publishes.  Validation covers every
     loaded event, including events after the as-of date (a backfill legitimately has those), but refuses events
-    in the future of the wall clock ``now``.
+    in the future of the wall clock ``now``.  ``source.json`` keeps where the events' history really starts
+    (``data_start``) and the events dated before it (``before_start``: a warning up to 0.1% of the events; more
+    is refused, see :func:`customer_ai.history.find_data_start`).
     """
     if store is not None:
         date = f"{as_of:%Y-%m-%d}"
@@ -190,15 +193,16 @@ def validate_events(
             f"{joined['profiles']:,}",
         )
     if events_path is None and spec.events.path is None:  # a table: only the run's window was read
-        data_start = event_table_start(dsn, spec.events.table, spec.events.columns)  # type: ignore[arg-type]
-    else:
-        data_start = events["timestamp"].min() if len(events) else None
+        started = event_table_start(dsn, spec.events.table, spec.events.columns)  # type: ignore[arg-type]
+    else:  # where the history really starts: a few rows dated 1900-01-01 do not make a century of it
+        started = events_start(events["timestamp"], str(events_path or spec.resolve(spec.events.path)))
     del events
     artifacts.write_frame(folder / "events.parquet", in_run.reset_index(drop=True))
     source = {
-        "data_start": None if data_start is None else data_start.isoformat(),
+        "data_start": None if started.start is None else started.start.isoformat(),
         "window": [f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}"],
         "attribute_join": joined,
+        "before_start": started.to_dict(),
     }
     artifacts.write_json(folder / "source.json", source)
     return {
@@ -206,6 +210,7 @@ def validate_events(
         "profiles": int(in_run["profile_id"].nunique()),
         "window": source["window"],
         "data_start": source["data_start"],
+        "before_start": source["before_start"],
         "attribute_join": joined,
         "last_event": None if in_run.empty else f"{in_run['timestamp'].max():%Y-%m-%dT%H:%M:%SZ}",
         "validation": summary,
@@ -248,24 +253,34 @@ def find_reusable_model(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> 
     """Return the metadata of the newest good model that a run as of ``as_of`` may reuse, if any.
 
     A model qualifies when it was trained for the same model definition (``spec.model_hash()``), as of a date
-    ``T'`` with ``as_of - retrain_every_days < T' <= as_of``, and meets the current quality gate.
+    ``T'`` with ``as_of - retrain_every_days < T' <= as_of``, meets the current quality gate, and its files read
+    back whole: a broken model folder met on the way is moved aside and said in the log (see
+    :func:`customer_ai.artifacts.model_problem`).
     """
     days = spec.training.retrain_every_days
     if days == 0:
         return None
     candidates = []
-    for path in (Path(home) / "models" / spec.name).glob("*/model.json"):
-        if path.parent.name.startswith(".") or not (path.parent / "model.txt").exists():
-            continue  # a staging folder left by a killed run, or half a model: never reused
-        meta = artifacts.read_json(path)
-        trained = pd.Timestamp(meta["as_of"], tz="UTC")
+    for folder in artifacts.model_folders(home, spec.name):  # never a staging folder, nor one moved aside
+        if not (folder / "model.txt").exists():
+            continue  # half a model: never reused
+        try:
+            meta = artifacts.read_json_object(folder / "model.json", artifacts.MODEL_FILE_KEYS)
+            trained = pd.Timestamp(meta["as_of"], tz="UTC")
+        except (ValueError, TypeError) as exc:  # not JSON, a key missing, no date: which model it is is unknown
+            artifacts.set_aside(folder, str(exc))
+            continue
         if (
             meta.get("model_hash") == spec.model_hash()
             and trained <= as_of < trained + pd.Timedelta(days=days)
             and quality_verdict(meta["validation"]["metrics"], spec.training.min_auc)[0] == "ok"
         ):
-            candidates.append(meta)
-    return max(candidates, key=lambda m: (m["as_of"], m["model_version"])) if candidates else None
+            candidates.append((meta, folder))
+    # the newest candidate whose files read back whole; a broken one is moved aside (and the next one tried)
+    for meta, folder in sorted(candidates, key=lambda c: (c[0]["as_of"], c[0]["model_version"]), reverse=True):
+        if artifacts.usable_model(folder):
+            return meta
+    return None
 
 
 def build_training_set(
@@ -339,12 +354,17 @@ def train(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attempt: str =
     model folder under ``<home>/models``.  A poor model is stored too (for inspection) but marked so.
     ``evaluation.json`` (the model and the baselines measured on the held-out evaluation half, with their
     curves: :func:`customer_ai.backtest.held_out_evaluation`) goes into the model folder and the run folder; a
-    reused model's run copies it from the model folder, where models stored before it existed have none.
+    reused model's run copies it from the model folder, where models stored before it existed have none.  A model
+    to reuse that broke since it was chosen, or a broken folder of the version just trained, is moved aside (see
+    :func:`customer_ai.artifacts.model_problem`) and the run trains and stores a new one.
     """
     folder = _folder(spec, as_of, home, attempt)
     plan = artifacts.read_json(folder / "plan.json")
-    if plan.get("skipped"):
-        reused = artifacts.model_dir(home, spec.name, plan["reuse"])
+    reused = artifacts.model_dir(home, spec.name, plan["reuse"]) if plan.get("skipped") else None
+    if reused is not None and not artifacts.usable_model(reused):  # broken since it was chosen: train instead
+        build_training_set(spec, as_of, home, force_retrain=True, attempt=attempt)
+        reused = None
+    if reused is not None:
         meta = artifacts.read_json(reused / "model.json")
         artifacts.write_json(folder / "model.json", {**meta, "reused": True})
         if (reused / "evaluation.json").exists():

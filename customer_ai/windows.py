@@ -24,9 +24,13 @@ from customer_ai import conditions
 if TYPE_CHECKING:
     from customer_ai.spec import Condition
 
-__all__ = ["EventIndex", "as_of_timestamp", "in_window", "rows_where"]
+__all__ = ["FIRST_AS_OF", "LAST_AS_OF", "EventIndex", "as_of_timestamp", "in_window", "rows_where"]
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Every window around an as-of date must hold in pandas' timestamps (1677-09-21 to 2262-04-11): the longest
+# settings reach about 90 years back (a 10-year lookback before 60 snapshots a year apart, behind two 10-year goal
+# windows) and 10 years ahead (the goal window), so these dates keep a margin on both sides.
+FIRST_AS_OF, LAST_AS_OF = dt.date(1800, 1, 1), dt.date(2199, 12, 31)
 
 
 def as_of_timestamp(value: str | dt.date | dt.datetime | pd.Timestamp) -> pd.Timestamp:
@@ -50,18 +54,24 @@ def as_of_timestamp(value: str | dt.date | dt.datetime | pd.Timestamp) -> pd.Tim
     Raises
     ------
     ValueError
-        When ``value`` is not exactly a date; the message shows the expected form.
+        When ``value`` is not exactly a date, or a date before :data:`FIRST_AS_OF` or after :data:`LAST_AS_OF`;
+        the message shows the expected form or the range.
     """
     if isinstance(value, str):
         if not _DATE.fullmatch(value):
             raise ValueError(f"not a date: {value!r} (use YYYY-MM-DD, for example 2011-12-09)")
         try:
-            return pd.Timestamp(dt.date.fromisoformat(value)).tz_localize("UTC")
+            day = dt.date.fromisoformat(value)
         except ValueError:
             raise ValueError(f"not a date: {value!r} (no such day in the calendar)") from None
+        return pd.Timestamp(_supported(day, value)).tz_localize("UTC")
     if isinstance(value, dt.datetime):  # pandas.Timestamp included
-        stamp = pd.Timestamp(value)
-        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        try:
+            utc = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+        except OverflowError:  # the first or last day of the calendar, far outside the supported dates
+            utc = None
+        _supported(None if utc is None else utc.date(), value)
+        stamp = pd.Timestamp(utc)
         if stamp != stamp.normalize():
             raise ValueError(
                 f"not a date: {value!r} has a time of day ({stamp:%H:%M:%S} UTC); an as-of date is a whole day "
@@ -69,8 +79,19 @@ def as_of_timestamp(value: str | dt.date | dt.datetime | pd.Timestamp) -> pd.Tim
             )
         return stamp
     if isinstance(value, dt.date):
-        return pd.Timestamp(value).tz_localize("UTC")
+        return pd.Timestamp(_supported(value, value)).tz_localize("UTC")
     raise ValueError(f"not a date: {value!r} (use YYYY-MM-DD, for example 2011-12-09)")
+
+
+def _supported(day: dt.date | None, value: object) -> dt.date:
+    """Return ``day`` if it lies from :data:`FIRST_AS_OF` to :data:`LAST_AS_OF`; else say so (``value`` as given)."""
+    if day is None or not FIRST_AS_OF <= day <= LAST_AS_OF:
+        raise ValueError(
+            f"{value!r} is outside the as-of dates customer-ai supports, {FIRST_AS_OF} to {LAST_AS_OF} (every window "
+            "around the date, up to 90 years back and 10 years ahead, must lie within 1677-09-21 .. 2262-04-11, the "
+            "timestamps pandas holds)"
+        )
+    return day
 
 
 def in_window(timestamps: pd.Series, start: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:

@@ -297,6 +297,37 @@ def test_a_failing_read_shows_in_its_own_row_only(folders: tuple[Path, Path]) ->
     assert "cannot reach the profile store at db:5432/crm" in rows[5].message
 
 
+def test_the_view_reads_the_store_without_creating_or_migrating_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # before: opening the page made <home>/store.sqlite (and migrated an older one)
+    from test_store import old_sqlite_store
+
+    from customer_ai_airflow.ui import _open_store
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("CUSTOMER_AI_HOME", str(home))
+    monkeypatch.delenv("CUSTOMER_AI_STORE", raising=False)
+    monkeypatch.delenv("AIRFLOW_CONN_CUSTOMER_AI_STORE", raising=False)
+    instances = tmp_path / "instances"
+    write_spec(instances, "unit")
+    rows = instance_rows(instances, home, _open_store)
+    assert [(row.name, row.status, row.message) for row in rows] == [("unit", "none", "no run yet")]
+    assert not home.exists()
+    home.mkdir()
+    old_sqlite_store(home / "store.sqlite")
+    before = (home / "store.sqlite").read_bytes()
+    (row,) = instance_rows(instances, home, _open_store)
+    assert (row.status, row.message) == (
+        "error",
+        f"the profile store cannot be read: StoreVersionError: the profile store {home / 'store.sqlite'} was written "
+        "by an earlier version of customer-ai (SQLite user_version 0; this version reads 1): migrate it with "
+        "`customer-ai migrate` and the same --home or --store (a run of any instance migrates it too); nothing was "
+        "changed",
+    )
+    assert (home / "store.sqlite").read_bytes() == before
+
+
 def test_the_table_shows_the_numbers_links_the_report_and_says_what_the_newest_attempt_did(
     folders: tuple[Path, Path],
 ) -> None:

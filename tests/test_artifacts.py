@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from faults import failing_writes
 
 from customer_ai import artifacts
 from customer_ai.estimator import PropensityModel
@@ -342,3 +343,123 @@ def test_a_model_whose_evaluation_cannot_be_written_is_not_stored(tmp_path, fitt
         artifacts.save_model(tmp_path, "unit", estimator, {"model_version": version}, {"model_version": version})
     assert tried == ["evaluation.json"]  # the model itself was written
     assert list((tmp_path / "models" / "unit").iterdir()) == []  # no model folder without its evaluation
+
+
+# --- broken model folders ----------------------------------------------------------------------------------------
+
+
+def _saved(home: Path, fitted: tuple) -> Path:
+    estimator, _ = fitted
+    version = artifacts.model_version(estimator.model_, AS_OF)
+    evaluation = {"model_version": version, "rows": 3, "scorers": {"model": {"auc": 0.75}}}
+    return artifacts.save_model(home, "unit", estimator, {"model_version": version, "as_of": "2024-01-31"}, evaluation)
+
+
+def _change_a_byte_in_a_tree(data: bytes) -> bytes:
+    at = data.index(b"Tree=0")
+    at = data.index(b"threshold=", at) + len(b"threshold=")
+    return data[:at] + (b"7" if data[at : at + 1] != b"7" else b"8") + data[at + 1 :]
+
+
+def _json_with(data: bytes, **changes: object) -> bytes:
+    return json.dumps({**json.loads(data), **changes}).encode()
+
+
+def _json_without(data: bytes, key: str) -> bytes:
+    return json.dumps({k: v for k, v in json.loads(data).items() if k != key}).encode()
+
+
+# file, how it is broken, and what is said about it (before: a JSONDecodeError, a KeyError or a LightGBMError, and
+# LightGBM crashed the whole process on a model.txt with a byte changed inside a tree or cut in half)
+FOLDER_FAULTS = {
+    "model.txt cut in half": ("model.txt", lambda d: d[: len(d) // 2], "is cut short: the end of a LightGBM model"),
+    "model.txt with a byte changed": ("model.txt", _change_a_byte_in_a_tree, "its content (with the calibration in "),
+    "model.txt garbage": ("model.txt", lambda d: b"\x00\xff" * 100, "is not a LightGBM model: byte 0xff at offset 1"),
+    "model.json cut short": ("model.json", lambda d: d[:100], "is not valid JSON ("),
+    "model.json without calibration": (
+        "model.json",
+        lambda d: _json_without(d, "calibration"),
+        "lacks the key 'calibration.slope'",
+    ),
+    "model.json of another version": (
+        "model.json",
+        lambda d: _json_with(d, model_version="20240131-0000000000"),
+        "names the version '20240131-0000000000', not ",
+    ),
+    "evaluation.json garbage": ("evaluation.json", lambda d: b"\x13\x37", "is not valid JSON (Expecting value: line 1"),
+    "evaluation.json empty": ("evaluation.json", lambda d: b"", "is empty (0 bytes)"),
+    "evaluation.json without scorers": (
+        "evaluation.json",
+        lambda d: _json_without(d, "scorers"),
+        "lacks the key 'scorers'",
+    ),
+}
+BROKEN = re.compile(r"(?P<version>20240131-[0-9a-f]{10})\.broken-[0-9]{8}T[0-9]{6}Z")
+
+
+@pytest.mark.parametrize("fault", sorted(FOLDER_FAULTS))
+def test_a_broken_model_folder_is_moved_aside_when_loaded(tmp_path, fitted, caplog, fault):
+    name, change, problem = FOLDER_FAULTS[fault]
+    folder = _saved(tmp_path, fitted)
+    (folder / name).write_bytes(change((folder / name).read_bytes()))
+    assert artifacts.model_problem(folder).startswith(f"{folder / name}: {problem}")
+    with caplog.at_level("WARNING", logger="customer_ai"), pytest.raises(artifacts.BrokenModelError) as raised:
+        artifacts.load_model(folder, fitted[0].spec)
+    (aside,) = [p for p in folder.parent.iterdir() if p.name != folder.name]
+    assert BROKEN.fullmatch(aside.name)["version"] == folder.name
+    assert not folder.exists()
+    said = artifacts.model_problem(aside, version=folder.name)  # what is wrong, kept for inspection
+    assert said.startswith(f"{aside / name}: {problem}")
+    assert str(raised.value) == (
+        f"model {folder.name} is broken: {folder / name}: {said.split(': ', 1)[1]}; its folder was moved aside to "
+        f"{aside}; run again to train a new model"
+    )
+    assert (
+        f"model {folder.name} is broken: {folder / name}: {said.split(': ', 1)[1]}; its folder was moved aside to "
+        f"{aside} (kept for inspection, never used again)"
+    ) in caplog.text
+    assert artifacts.model_folders(tmp_path, "unit") == []  # never listed, reused or loaded again
+
+
+def test_a_whole_model_folder_reads_back(tmp_path, fitted):
+    folder = _saved(tmp_path, fitted)
+    assert artifacts.model_problem(folder) is None
+    assert artifacts.model_problem(folder, evaluation=True) is None
+    assert artifacts.usable_model(folder)
+    assert artifacts.model_folders(tmp_path, "unit") == [folder]
+    (folder / "evaluation.json").unlink()  # models stored before evaluations existed have none
+    assert artifacts.model_problem(folder) is None
+    assert artifacts.model_problem(folder, evaluation=True) == f"{folder / 'evaluation.json'}: is missing"
+    for name in (f".{folder.name}-abc123", "notes", f"{folder.name}.broken-20240101T000000Z"):
+        (folder.parent / name).mkdir()
+    assert artifacts.model_folders(tmp_path, "unit") == [folder]
+
+
+@pytest.mark.parametrize("name", ["model.txt", "model.json", "evaluation.json"])
+def test_save_model_replaces_a_broken_folder_of_its_version(tmp_path, fitted, caplog, name):
+    # before: the broken folder was kept ("a folder of that version is kept"), so every run of its date failed
+    folder = _saved(tmp_path, fitted)
+    good = {p.name: p.read_bytes() for p in folder.iterdir()}
+    (folder / name).write_bytes(good[name][:50])
+    with caplog.at_level("WARNING", logger="customer_ai"):
+        assert _saved(tmp_path, fitted) == folder
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == good
+    (aside,) = [p for p in folder.parent.iterdir() if p.name != folder.name]
+    assert BROKEN.fullmatch(aside.name)["version"] == folder.name
+    assert (aside / name).read_bytes() == good[name][:50]
+    assert f"model {folder.name} is broken: {folder / name}: " in caplog.text
+    assert hidden_entries(folder.parent) == []
+
+
+@pytest.mark.parametrize("fault", ["full disk", "file size limit"])
+def test_a_model_the_machine_cannot_write_names_model_txt_and_the_reason(tmp_path, fitted, fault):
+    # before: LightGBMError "Cannot write binary data to ..., wrote 8192 of N bytes", with no reason
+    estimator, _ = fitted
+    version = artifacts.model_version(estimator.model_, AS_OF)
+    home = tmp_path / "home"
+    with failing_writes(fault, home, 8192) as (code, text):
+        with pytest.raises(OSError, match="Errno") as raised:
+            artifacts.save_model(home, "unit", estimator, {"model_version": version}, {"model_version": version})
+        assert (raised.value.errno, raised.value.strerror) == (code, text)
+        assert re.fullmatch(rf"{home}/models/unit/\.{version}-[^/]+/model\.txt", raised.value.filename)
+        assert list((home / "models" / "unit").iterdir()) == []  # no model folder, no staging folder

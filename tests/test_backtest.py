@@ -10,6 +10,7 @@ import pytest
 
 from customer_ai.backtest import GoalWindowOpenError, backtest, baseline_signals, format_markdown
 from customer_ai.bgnbd import fit_bgnbd, repeat_summary
+from customer_ai.events import EventsError, canonicalize
 
 from conftest import make_events, make_spec, ts
 
@@ -127,3 +128,39 @@ def test_backtest_scores_every_eligible_profile_against_real_outcomes() -> None:
     assert result["model"]["roc_auc"] > 0.6
     assert result["base_rate"]["outcome_window"] == pytest.approx(result["model"]["positive_rate"])
     assert 0 <= result["model"]["calibration_error_level_known"] <= 1
+
+
+def _repeat_buyers() -> pd.DataFrame:
+    """Purchases of 300 customers buying at steady personal rates from 2010-01-01 on, for 540 days."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for customer in range(300):
+        rate = rng.gamma(0.8, 1 / 30)
+        for day in np.sort(rng.uniform(0, 540, size=rng.poisson(rate * 540))):
+            rows.append((f"c{customer}", ts("2010-01-01") + pd.Timedelta(days=float(day)), "purchase", 10.0))
+    return make_events(rows)
+
+
+def _dated(events: pd.DataFrame, day: str, count: int) -> pd.DataFrame:
+    """Return ``events`` with copies of its first ``count`` rows dated ``day`` (a broken date)."""
+    broken = events.head(count).assign(timestamp=pd.Series([ts(day)] * count, dtype=events["timestamp"].dtype))
+    return canonicalize(pd.concat([broken, events], ignore_index=True), source="inline")
+
+
+def test_a_backtest_plans_from_where_a_run_says_the_events_start(caplog: pytest.LogCaptureFixture) -> None:
+    # before: the back-test took the first event, 1900-01-01, as the start of the history and did not adapt
+    events = _repeat_buyers()
+    spec = make_spec(training={"snapshots": 4, "min_positives": 20, "min_negatives": 20})
+    as_of = ts("2011-05-01")
+    clean = backtest(spec, events, as_of)
+    assert clean["history"]["notes"]  # the configured plan reads from before 2010-01-01: adapted
+    with caplog.at_level("WARNING", logger="customer_ai"):
+        broken = backtest(spec, _dated(events, "1900-01-01", 2), as_of)
+    assert broken["history"] == clean["history"]
+    assert any(m.startswith(f"instance unit: 2 of {len(events) + 2:,} events") for m in caplog.messages)
+    with pytest.raises(EventsError) as info:
+        backtest(spec, _dated(events, "1970-01-01", 300), as_of)
+    assert str(info.value).startswith(
+        f"instance unit: 300 of {len(events) + 300:,} events (7%), dated 1970-01-01, lie before 14,609 days without "
+        "any event; the events really start on 2010-01-01."
+    )

@@ -21,6 +21,7 @@ from airflow.serialization.serialized_objects import DagSerialization
 from airflow_support import airflow_env, dagbag
 
 from customer_ai.flow import step_names
+from customer_ai_airflow.ui import instance_rows
 
 from conftest import ROOT, make_spec
 
@@ -146,6 +147,43 @@ def test_a_broken_instance_shows_its_own_error_and_hides_nothing(tmp_path: Path)
     assert "not valid YAML at line" in bag["dags"]["customer_ai__not_yaml"]["description"]
     assert "'churn_60d' is already used by" in bag["dags"]["customer_ai__zz_duplicate"]["description"]
     assert bag["dags"]["customer_ai__churn_60d"]["tasks"]["publish"] == []
+
+
+def test_a_file_that_is_not_utf8_is_an_invalid_dag_and_hides_nothing(tmp_path: Path) -> None:
+    # before: UnicodeDecodeError from load_spec failed the DAG file's import, and every DAG disappeared
+    instances = tmp_path / "instances"
+    instances.mkdir()
+    for name in ("repurchase_30d.yaml", "churn_60d.yaml"):
+        text = (ROOT / "instances" / name).read_text().replace("../examples", str(ROOT / "examples"))
+        (instances / name).write_text(text)
+    (instances / "latin.yaml").write_bytes(b"name: latin\ndescription: caf\xe9\n")
+    (instances / "stray.yml").write_bytes(b"\xff\xfen\x00a\x00m\x00e\x00")  # UTF-16, as some editors save
+
+    bag = dagbag(airflow_env(tmp_path, instances))
+    assert bag["import_errors"] == {}
+    assert sorted(bag["dags"]) == [
+        "customer_ai__churn_60d",
+        "customer_ai__latin",
+        "customer_ai__repurchase_30d",
+        "customer_ai__stray",
+    ]
+    latin = bag["dags"]["customer_ai__latin"]
+    reason = f"{instances / 'latin.yaml'}: line 2, column 17: byte 0xe9 is not UTF-8; save the file as UTF-8"
+    assert latin["tags"] == ["customer-ai", "invalid"]
+    assert latin["description"] == f"INVALID instance file: {reason}"
+    assert bag["dags"]["customer_ai__stray"]["description"].endswith(
+        "the file is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8"
+    )
+    assert bag["dags"]["customer_ai__repurchase_30d"]["tasks"]["publish"] == []
+
+    # the "Customer AI" view reads the folder as the DAG file does: the file is listed as invalid, with the reason
+    def no_store() -> None:
+        raise OSError("no store in this test")
+
+    rows = {row.name: row for row in instance_rows(instances, tmp_path / "home", no_store)}
+    assert (rows["latin"].status, rows["latin"].message) == ("invalid", reason)
+    assert rows["stray"].status == "invalid"
+    assert rows["repurchase_30d"].status == "error"  # loaded: only its store is missing
 
 
 def test_parsing_the_dag_file_imports_nothing_heavy(tmp_path: Path) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +25,7 @@ from customer_ai.estimator import (
 from customer_ai.evaluation import ranking_auc
 from customer_ai.events import load_events
 from customer_ai.features import FeaturePlan
+from customer_ai.files import FileContentError
 from customer_ai.history import SnapshotPlan
 
 from conftest import make_events, make_spec, synthetic_events, ts
@@ -476,3 +481,131 @@ def test_table_sources_are_not_read_whole(spec) -> None:
     tabled = spec.model_copy(update={"events": spec.events.model_copy(update={"path": None, "table": "public.ev"})})
     with pytest.raises(NotImplementedError, match=r"public\.ev.*pass --events"):
         load_events(tabled)
+
+
+# --- loading a saved model -------------------------------------------------------------------------------------
+
+# loads the model folder given in a process of its own: LightGBM crashes the process on some broken files
+LOAD = """
+import sys
+from pathlib import Path
+
+sys.path.insert(0, sys.argv[2])
+from conftest import make_spec
+from customer_ai.estimator import PropensityModel
+from customer_ai.files import FileContentError
+
+try:
+    PropensityModel.load(Path(sys.argv[1]), make_spec())
+except FileContentError as exc:
+    print(f"FileContentError: {exc}")
+else:
+    print("loaded")
+"""
+
+
+@pytest.fixture(scope="module")
+def saved(events: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    spec = make_spec(
+        eligibility={"lookback_days": 365, "events": [{"where": [PURCHASE]}]},
+        training={"snapshots": 4, "snapshot_every_days": 30, "min_positives": 50, "min_negatives": 50},
+    )
+    return PropensityModel(spec).fit(events, AS_OF).save(tmp_path_factory.mktemp("saved") / "model")
+
+
+def _load_elsewhere(folder: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", LOAD, str(folder), str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        errors="replace",  # a crash may print bytes of the broken file
+        check=False,
+    )
+
+
+def _broken_copy(saved: Path, to: Path, name: str, change) -> Path:  # noqa: ANN001 - bytes -> bytes or None
+    shutil.copytree(saved, to)
+    content = change((to / name).read_bytes())
+    if content is None:
+        (to / name).unlink()
+    else:
+        (to / name).write_bytes(content)
+    return to
+
+
+def _cut_in_half(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+MODEL_TXT_FAULTS = {
+    # before: SIGSEGV of the whole process
+    "cut in half": (_cut_in_half, "is cut short: the end of a LightGBM model is missing ({half:,} bytes)"),
+    # before: LightGBMError "Unknown model format or submodel type in model file ..."
+    "empty": (lambda data: b"", "is empty (0 bytes)"),
+    "garbage": (
+        lambda data: b"\x89PNG\r\n\x1a\n" + data,
+        "is not a LightGBM model: byte 0x89 at offset 0 is not UTF-8 text",
+    ),
+    "other text": (lambda data: b"hello\n", "is not a LightGBM model: it starts with 'hello\\n' (6 bytes)"),
+    # before: LightGBMError "Model file doesn't contain feature_names"
+    "a line lost": (
+        lambda data: data.replace(b"feature_names=", b"feature_nameZ=", 1),
+        "LightGBM cannot load it: Model file doesn't contain feature_names",
+    ),
+    # before: LightGBMError "Could not open ..."
+    "missing": (lambda data: None, "is missing"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(MODEL_TXT_FAULTS))
+def test_a_broken_model_txt_is_named_without_crashing_the_process(saved: Path, tmp_path: Path, fault: str) -> None:
+    change, problem = MODEL_TXT_FAULTS[fault]
+    folder = _broken_copy(saved, tmp_path / "model", "model.txt", change)
+    half = len((saved / "model.txt").read_bytes()) // 2
+    loaded = _load_elsewhere(folder)
+    assert (loaded.returncode, loaded.stdout) == (
+        0,
+        f"FileContentError: {folder / 'model.txt'}: {problem.format(half=half)}\n",
+    ), loaded.stderr[-2000:]
+
+
+MODEL_JSON_FAULTS = {
+    # before: json.JSONDecodeError
+    "cut short": (
+        lambda data: data[:100],
+        "is not valid JSON ({message}: line {line} column {column}; 100 bytes)",  # json's words for the cut
+    ),
+    # before: KeyError 'calibration'
+    "a key lost": (
+        lambda data: json.dumps({k: v for k, v in json.loads(data).items() if k != "calibration"}).encode(),
+        "lacks the key 'calibration.slope'",
+    ),
+    "a value of the wrong kind": (
+        lambda data: json.dumps({**json.loads(data), "calibration": {"slope": "steep", "intercept": 0}}).encode(),
+        "does not describe a model (ValueError: could not convert string to float: 'steep')",
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(MODEL_JSON_FAULTS))
+def test_a_broken_model_json_is_named(saved: Path, tmp_path: Path, fault: str) -> None:
+    change, problem = MODEL_JSON_FAULTS[fault]
+    folder = _broken_copy(saved, tmp_path / "model", "model.json", change)
+    if fault == "cut short":
+        error = _json_error((folder / "model.json").read_text())
+        problem = problem.format(message=error.msg, line=error.lineno, column=error.colno)
+    with pytest.raises(FileContentError) as raised:
+        PropensityModel.load(folder, make_spec())
+    assert str(raised.value) == f"{folder / 'model.json'}: {problem}"
+
+
+def _json_error(text: str) -> json.JSONDecodeError:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        return exc
+    raise AssertionError("the text is valid JSON")
+
+
+def test_a_whole_saved_model_loads(saved: Path) -> None:
+    assert _load_elsewhere(saved).stdout == "loaded\n"

@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import io
+import os
 import re
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from psycopg2 import sql
+from test_store import PG_DSN, admin, schemas
 
 from customer_ai.events import (
     CANONICAL_COLUMNS,
     EventsError,
     canonicalize,
     check_attribute_join,
+    event_table_start,
+    events_start,
     load_event_file,
     load_profiles,
 )
 
-from conftest import ts
+from conftest import RETAIL_EVENTS, ts
 
 
 def raw(**columns: list) -> pd.DataFrame:
@@ -547,3 +556,306 @@ def test_text_columns_are_sorted_with_their_missing_values_and_types_kept():
     assert events["note"].tolist() == ["y", None, "z", "x"]
     dtypes = [str(events[c].dtype) for c in ("profile_id", "event_type", "channel", "note")]
     assert dtypes == ["str", "str", "str", "object"]
+
+
+# --- where the history starts (issue 18) ------------------------------------------------------------------------
+
+
+def retail_with(day: str, count: int) -> pd.DataFrame:
+    """Return the real online-retail events plus ``count`` copies of its first rows dated ``day`` (a broken date)."""
+    real = pd.read_parquet(RETAIL_EVENTS, columns=["profile_id", "timestamp", "event_type", "value"])
+    broken = real.head(count).assign(timestamp=pd.Series([ts(day)] * count, dtype=real["timestamp"].dtype))
+    return pd.concat([broken, real], ignore_index=True)
+
+
+def test_events_start_warns_about_a_few_early_events(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="customer_ai"):
+        found = events_start(retail_with("1900-01-01", 20)["timestamp"], "events.parquet")
+    assert found.start == ts("2010-12-01 08:26")
+    assert caplog.messages == [found.describe()]
+    assert caplog.messages[0].startswith("events.parquet: 20 of 22,210 events (0.09%), dated 1900-01-01, lie before")
+
+
+def test_events_start_refuses_more_than_a_thousandth_before_the_start() -> None:
+    with pytest.raises(EventsError) as info:
+        events_start(retail_with("1970-01-01", 1_200)["timestamp"], "events.parquet")
+    assert str(info.value).startswith(
+        "events.parquet: 1,200 of 23,390 events (5.1%), dated 1970-01-01, lie before 14,943 days without any event; "
+        "the events really start on 2010-12-01."
+    )
+    assert str(info.value).endswith(
+        "correct the dates of those rows or filter them out of the events (1900-01-01 "
+        "and 1970-01-01 are the usual stand-ins for a missing date)"
+    )
+
+
+@pytest.fixture(scope="module")
+def start_tables() -> Iterator[str]:
+    """A schema with the real online-retail events as tables: clean, with 20 rows of 1900, with 5% of 1970."""
+    with schemas("test_events_start") as fresh:
+        name = fresh()
+        with admin() as connection, connection.cursor() as cursor:
+            cursor.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+            for table, day, count, kind in [
+                ("clean", "1900-01-01", 0, "timestamptz"),
+                ("broken", "1900-01-01", 20, "timestamptz"),
+                ("naive", "1900-01-01", 20, "timestamp"),
+                ("daily", "1900-01-01", 20, "date"),
+                ("nineteen_seventy", "1970-01-01", 1_200, "timestamptz"),
+            ]:
+                cursor.execute(
+                    sql.SQL("CREATE TABLE {} (customer text, occurred_at {}, event_type text)").format(
+                        sql.Identifier(name, table), sql.SQL(kind)
+                    )
+                )
+                rows = retail_with(day, count)[["profile_id", "timestamp", "event_type"]]
+                buffer = io.StringIO(rows.assign(timestamp=rows["timestamp"].astype(str)).to_csv(index=False))
+                copy = sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv, HEADER true)").format(sql.Identifier(name, table))
+                cursor.copy_expert(copy.as_string(connection), buffer)
+        yield name
+
+
+def test_a_tables_history_starts_where_a_files_does(start_tables: str, caplog: pytest.LogCaptureFixture) -> None:
+    # before: the table's min(timestamp), 1900-01-01, made 111 years of history
+    mapping = {"timestamp": "occurred_at"}
+    clean = event_table_start(PG_DSN, f"{start_tables}.clean", mapping)
+    assert (clean.start, clean.events, clean.before) == (ts("2010-12-01 08:26"), 22_190, 0)
+    with caplog.at_level("WARNING", logger="customer_ai"):
+        broken = event_table_start(PG_DSN, f"{start_tables}.broken", mapping)
+    expected = events_start(retail_with("1900-01-01", 20)["timestamp"], f"postgresql table {start_tables}.broken")
+    assert broken == expected  # the same start, counts, dates and message as for the same events in a file
+    assert caplog.messages == [expected.describe(), expected.describe()]
+    naive = event_table_start(PG_DSN, f"{start_tables}.naive", mapping)
+    assert (naive.start, naive.before, naive.first_before) == (ts("2010-12-01 08:26"), 20, ts("1900-01-01"))
+    daily = event_table_start(PG_DSN, f"{start_tables}.daily", mapping)
+    assert (daily.start, daily.before, daily.last_before) == (ts("2010-12-01"), 20, ts("1900-01-01"))
+
+
+def test_a_table_with_more_than_a_thousandth_before_a_year_without_events_is_refused(start_tables: str) -> None:
+    with pytest.raises(EventsError) as info:
+        event_table_start(PG_DSN, f"{start_tables}.nineteen_seventy", {"timestamp": "occurred_at"})
+    assert str(info.value).startswith(
+        f"postgresql table {start_tables}.nineteen_seventy: 1,200 of 23,390 events (5.1%), dated 1970-01-01, lie "
+        "before 14,943 days without any event; the events really start on 2010-12-01."
+    )
+
+
+def test_a_table_start_names_a_missing_column(start_tables: str) -> None:
+    with pytest.raises(EventsError, match=re.escape(f'postgresql table {start_tables}.clean: column "timestamp"')):
+        event_table_start(PG_DSN, f"{start_tables}.clean")
+
+
+# --- NUL characters in text (issue 18) --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "shown"),
+    [
+        ("event_type", ["purchase", "pur\x00chase", "x\x00"], "'pur\\x00chase'"),
+        ("channel", ["web", "a" * 30 + "\x00" + "b" * 30, "app"], "...'" + "a" * 20 + "\\x00" + "b" * 19 + "'..."),
+        ("note", pd.Series([{"a": 1}, None, "\x00"], dtype=object), "'\\x00'"),
+    ],
+)
+def test_text_with_a_nul_character_is_refused_in_every_column(column: str, values: list, shown: str) -> None:
+    # before: accepted; the report then held raw NUL bytes and PostgreSQL's json factors \u0000
+    frame = raw(profile_id=["a", "b", "c"], timestamp=["2011-01-01"] * 3, event_type=["x"] * 3)
+    frame[column] = values
+    count = 2 if column == "event_type" else 1
+    rows = "rows 1, 2" if column == "event_type" else f"rows {1 if column == 'channel' else 2}"
+    with pytest.raises(EventsError) as info:
+        canonicalize(frame, source="t.csv")
+    assert str(info.value) == (
+        f"t.csv: column {column!r} has {count} values with a NUL character ({rows}, e.g. {shown}); no database "
+        "text column can hold one: remove the NUL characters, or those rows, first"
+    )
+
+
+def test_a_nul_character_in_a_parquet_category_or_a_csv_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "events.parquet"
+    frame = raw(profile_id=["a", "b"], timestamp=["2011-01-01"] * 2, event_type=["x", "y"])
+    frame.assign(channel=pd.Categorical(["web", "we\x00b"])).to_parquet(path)
+    with pytest.raises(EventsError, match=re.escape(f"{path}: column 'channel' has 1 values with a NUL character")):
+        load_event_file(path)
+    csv = tmp_path / "events.csv"
+    csv.write_bytes(b"profile_id,timestamp,event_type\na,2011-01-01,pur\x00chase\n")
+    with pytest.raises(EventsError, match=re.escape(f"{csv}: column 'event_type' has 1 values with a NUL")):
+        load_event_file(csv)
+
+
+def test_tabs_and_newlines_in_text_are_data() -> None:
+    frame = raw(profile_id=["a", "b"], timestamp=["2011-01-01"] * 2, event_type=["x\ty", "line\nbreak\r"])
+    assert sorted(canonicalize(frame)["event_type"]) == ["line\nbreak\r", "x\ty"]
+
+
+def test_a_profile_attribute_with_a_nul_character_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "profiles.csv"
+    path.write_bytes(b"customer,country,age\nC1,UK,30\nC2,Fr\x00ance,40\n")
+    with pytest.raises(EventsError) as info:
+        load_profiles(path, ["age", "country"], id_column="customer")
+    assert str(info.value) == (
+        f"{path}: column 'country' has 1 values with a NUL character (rows 1, e.g. 'Fr\\x00ance'); no database "
+        "text column can hold one: remove the NUL characters, or those rows, first"
+    )
+    assert load_profiles(path, ["age"], id_column="customer")["age"].tolist() == [30, 40]  # columns not read: fine
+
+
+# --- event files that are not what their name says (issue 18) ----------------------------------------------------
+
+
+def _cut(path: Path) -> None:
+    good = RETAIL_EVENTS.read_bytes()
+    path.write_bytes(good[: len(good) // 2])
+
+
+def _damaged(path: Path) -> None:
+    good = RETAIL_EVENTS.read_bytes()
+    path.write_bytes(good[:1000] + bytes(b ^ 0xFF for b in good[1000:1200]) + good[1200:])
+
+
+NOT_PARQUET = "{path}: the file is not Parquet, or is damaged (cut short?): "
+NOT_UTF8 = "{path}: the file is not UTF-8 text: "
+CAFE = "profile_id,timestamp,event_type\na,2011-01-01,café\n"
+
+# case: (file name, how to make it, the message it must give: the start of it)
+BAD_SOURCES = {
+    "truncated parquet": (
+        "cut.parquet",
+        _cut,
+        NOT_PARQUET + "Parquet magic bytes not found in footer. Either the file is corrupted or this is not a parquet "
+        "file.",
+    ),
+    "damaged parquet": ("damaged.parquet", _damaged, NOT_PARQUET + "Corrupt snappy compressed data."),
+    "garbage parquet": (
+        "garbage.parquet",
+        lambda path: path.write_text("profile_id,timestamp,event_type\na,2011-01-01,x\n"),
+        NOT_PARQUET + "Parquet magic bytes not found in footer.",
+    ),
+    "folder named csv": (
+        "x.csv",
+        Path.mkdir,
+        "{path}: is a folder, not a CSV file (only Parquet data can be a folder of files)",
+    ),
+    "empty parquet folder": (
+        "x.parquet",
+        lambda path: (path / "_SUCCESS").mkdir(parents=True),
+        "{path}: the folder holds no Parquet files (files whose names start with '.' or '_' are skipped)",
+    ),
+    "utf-16 csv": (
+        "utf16.csv",
+        lambda path: path.write_text(CAFE, encoding="utf-16"),
+        NOT_UTF8 + "it starts with a UTF-16 byte order mark; save it as UTF-8",
+    ),
+    "latin-1 csv": (
+        "latin.csv",
+        lambda path: path.write_text(CAFE, encoding="latin-1"),
+        NOT_UTF8 + "line 2, byte 17 is 0xe9 (in b'a,2011-01-01,caf\\xe9'); save it as UTF-8 (Latin-1 and "
+        "Windows-1252, which some spreadsheets write, are not read)",
+    ),
+    "symlink loop": (
+        "loop.csv",
+        lambda path: path.symlink_to(path),
+        "{path}: a loop of symbolic links (it never leads to a file)",
+    ),
+    "fifo": (
+        "pipe.csv",
+        os.mkfifo,
+        "{path}: is a named pipe (FIFO), not a file: read a regular file or a folder of Parquet files",
+    ),
+}
+
+
+def bad_source(tmp_path: Path, case: str) -> tuple[Path, str]:
+    """Make a bad event source of one kind in ``tmp_path``; return it and the message it must give."""
+    name, make, message = BAD_SOURCES[case]
+    path = tmp_path / name
+    make(path)
+    return path, message.format(path=path)
+
+
+@contextmanager
+def at_most(seconds: int) -> Iterator[None]:
+    """Fail instead of hanging (reading a named pipe blocks until a writer comes)."""
+
+    def expire(*_: object) -> None:
+        raise TimeoutError(f"still blocked after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("case", BAD_SOURCES)
+def test_a_source_that_is_not_what_its_name_says_is_named_with_what_is_wrong(tmp_path: Path, case: str) -> None:
+    # before: tracebacks (ArrowInvalid, OSError, IsADirectoryError, UnicodeDecodeError), "missing required
+    # column(s) ... (columns: )" for an empty folder, "file not found" for a loop, and a read that never ended
+    path, message = bad_source(tmp_path, case)
+    with at_most(20), pytest.raises(EventsError) as info:
+        load_event_file(path)
+    assert str(info.value).startswith(message)
+    with at_most(20), pytest.raises(EventsError) as info:
+        load_profiles(path, ["country"])
+    assert str(info.value).startswith(message)
+
+
+def test_a_parquet_folder_is_read_and_anything_odd_in_it_is_named(tmp_path: Path) -> None:
+    folder = tmp_path / "events.parquet"
+    folder.mkdir()
+    raw(profile_id=["a"], timestamp=["2011-01-01"], event_type=["x"]).to_parquet(folder / "part-0.parquet")
+    raw(profile_id=["b"], timestamp=["2011-01-02"], event_type=["y"]).to_parquet(folder / "part-1.parquet")
+    (folder / "_SUCCESS").write_text("")
+    assert load_event_file(folder)["profile_id"].tolist() == ["a", "b"]
+    (folder / "notes.txt").write_text("not parquet\n")
+    with pytest.raises(EventsError) as info:
+        load_event_file(folder)
+    assert str(info.value).startswith(f"{folder}: a file of the folder is not Parquet, or is damaged (cut short?): ")
+    assert "notes.txt" in str(info.value)
+    (folder / "notes.txt").unlink()
+    os.mkfifo(folder / "part-2.parquet")
+    with at_most(20), pytest.raises(EventsError) as info:
+        load_event_file(folder)
+    assert str(info.value) == (
+        f"{folder / 'part-2.parquet'}: is a named pipe (FIFO), not a file: read a regular file or a folder of "
+        "Parquet files"
+    )
+
+
+def test_a_dangling_symbolic_link_says_where_it_points(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.symlink_to(tmp_path / "gone.csv")
+    with pytest.raises(EventsError) as info:
+        load_event_file(path)
+    assert str(info.value) == f"{path}: file not found (a symbolic link to {str(tmp_path / 'gone.csv')!r}, which " + (
+        "does not exist)"
+    )
+
+
+def test_a_csv_with_a_row_of_too_many_fields_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text("profile_id,timestamp,event_type\na,2011-01-01,x\nb,2011-01-01,x,y,z\n")
+    with pytest.raises(EventsError) as info:
+        load_event_file(path)
+    assert str(info.value) == (
+        f"{path}: not a readable CSV file: Error tokenizing data. C error: Expected 3 fields in line 3, saw 5"
+    )
+
+
+def test_a_utf8_csv_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_bytes("profile_id,timestamp,event_type\na,2011-01-01,café\n".encode("utf-8-sig"))
+    assert load_event_file(path)["event_type"].tolist() == ["café"]
+
+
+def test_utf16_text_without_a_byte_order_mark_is_named(tmp_path: Path) -> None:
+    # before: read as UTF-8 with a NUL byte after every letter: "missing required column(s)" with garbled names
+    path = tmp_path / "events.csv"
+    path.write_text("profile_id,timestamp,event_type\na,2011-01-01,x\n", encoding="utf-16-le")
+    with pytest.raises(EventsError) as info:
+        load_event_file(path)
+    assert str(info.value) == (
+        f"{path}: the file is not UTF-8 text: its first characters hold NUL bytes, as UTF-16 text does; save it as "
+        "UTF-8"
+    )

@@ -7,8 +7,10 @@ import json
 import math
 import weakref
 
+import numpy as np
 import pandas as pd
 import pytest
+from faults import failing_writes
 
 from customer_ai import files
 
@@ -114,3 +116,58 @@ def test_release_memory_collects_garbage_unless_told_not_to() -> None:
         assert kept() is None
     finally:
         gc.enable()
+
+
+WRITERS = {
+    "json": lambda path: files.write_json(path, {"text": "x" * 600_000}),
+    "frame": lambda path: files.write_frame(path, pd.DataFrame({"x": np.random.default_rng(1).random(100_000)})),
+    "frames": lambda path: files.write_frames(
+        path, (pd.DataFrame({"x": np.random.default_rng(at).random(50_000)}) for at in range(2))
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", ["full disk", "file size limit"])
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_a_write_the_machine_refuses_names_the_file_and_the_reason(tmp_path, fault, writer):
+    # before: OSError(28, 'No space left on device') without a file name from Python's writes, and "Error writing
+    # bytes to file. Detail: [errno 28] No space left on device" without one from Arrow's
+    folder = tmp_path / "disk"
+    path = folder / "run" / f"out.{'json' if writer == 'json' else 'parquet'}"
+    with failing_writes(fault, folder, 256 * 1024) as (code, text), pytest.raises(OSError, match="Errno") as raised:
+        WRITERS[writer](path)
+    assert (raised.value.errno, raised.value.strerror, raised.value.filename) == (code, text, str(path))
+    assert str(raised.value) == f"[Errno {code}] {text}: '{path}'"
+    if fault == "file size limit":  # the tmpfs is gone after the block
+        assert sorted(p.name for p in path.parent.iterdir()) == []  # nothing half-written left
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "is empty (0 bytes)"),
+        (b" \n", "is empty (2 bytes)"),
+        (b'{"as_of": "2011-', "is not valid JSON (Unterminated string starting at: line 1 column 11; 16 bytes)"),
+        (b"\x00\x13garbage", "is not valid JSON (Expecting value: line 1 column 1; 9 bytes)"),
+        (b'{"a": "caf\xe9"}', "is not UTF-8 text (byte 0xe9 at offset 10)"),
+        (b"[1, 2]", "holds a JSON array, not an object"),
+        (b'"text"', "holds a JSON string, not an object"),
+        (b'{"calibration": {"slope": 1.0}, "as_of": "x"}', "lacks the key 'calibration.intercept'"),
+        (b'{"calibration": 3, "as_of": "x"}', "lacks the key 'calibration.slope' ('calibration' is not an object)"),
+        (b'{"calibration": {"slope": 1, "intercept": 0}}', "lacks the key 'as_of'"),
+    ],
+)
+def test_a_json_file_that_does_not_read_back_says_what_is_wrong(tmp_path, content, problem):
+    path = tmp_path / "model.json"
+    path.write_bytes(content)
+    with pytest.raises(files.FileContentError) as raised:
+        files.read_json_object(path, ["calibration.slope", "calibration.intercept", "as_of"])
+    assert str(raised.value) == f"{path}: {problem}"
+    assert (raised.value.path, raised.value.problem) == (path, problem)
+
+
+def test_a_json_object_with_its_keys_reads_back(tmp_path):
+    path = files.write_json(tmp_path / "model.json", {"calibration": {"slope": 1.5, "intercept": 0}, "as_of": "x"})
+    assert files.read_json_object(path, ["calibration.slope", "as_of"])["calibration"]["slope"] == 1.5
+    with pytest.raises(files.FileContentError, match=f"^{tmp_path / 'gone.json'}: is missing$"):
+        files.read_json_object(tmp_path / "gone.json")

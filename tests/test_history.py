@@ -9,10 +9,12 @@ from customer_ai.history import (
     InsufficientHistoryError,
     SnapshotPlan,
     configured_history_start,
+    data_start,
+    event_days,
     plan_snapshots,
 )
 
-from conftest import ts
+from conftest import RETAIL_EVENTS, ts
 
 AS_OF = ts("2011-12-11")
 US = pd.Timedelta(microseconds=1)
@@ -133,3 +135,104 @@ def test_every_label_window_closes_by_the_as_of_date_and_training_ones_by_valida
     assert len(layout.training) == count - 1
     spacing = pd.Timedelta(days=every)
     assert all(a - b == spacing for a, b in zip(layout.training, layout.training[1:], strict=False))
+
+
+# --- where the history starts --------------------------------------------------------------------------------
+
+
+def stamps(*groups: tuple[str, int]) -> pd.Series:
+    """Return UTC timestamps: ``count`` events at noon of each ``(day, count)``."""
+    days = [ts(day) + pd.Timedelta(hours=12) for day, count in groups for _ in range(count)]
+    return pd.Series(pd.DatetimeIndex(days).as_unit("us"))
+
+
+def retail_with(day: str, count: int) -> pd.Series:
+    """Return the real online-retail timestamps plus ``count`` events dated ``day`` (a broken date)."""
+    real = pd.read_parquet(RETAIL_EVENTS, columns=["timestamp"])["timestamp"]
+    return pd.concat([pd.Series([ts(day)] * count, dtype=real.dtype), real], ignore_index=True)
+
+
+def test_the_start_of_clean_data_is_its_first_event() -> None:
+    found = data_start(pd.read_parquet(RETAIL_EVENTS, columns=["timestamp"])["timestamp"])
+    assert found.start == ts("2010-12-01 08:26")  # the first event, as before
+    assert (found.events, found.before, found.describe(), found.to_dict()) == (22_190, 0, None, None)
+
+
+def test_a_few_rows_with_a_broken_date_do_not_move_the_start() -> None:
+    # before: 20 events dated 1900-01-01 made 111 years of history, and the plan was not adapted
+    found = data_start(retail_with("1900-01-01", 20), "events.parquet")
+    assert found.start == ts("2010-12-01 08:26")
+    assert (found.events, found.before, found.acceptable) == (22_210, 20, True)
+    assert found.first_before == found.last_before == ts("1900-01-01")
+    assert found.describe() == (
+        "events.parquet: 20 of 22,210 events (0.09%), dated 1900-01-01, lie before 2010-12-01, where the history "
+        "starts (at least 99.9% of the events lie on or after that day): the snapshots and the feature lookback "
+        "are planned from there; correct or filter those rows if their dates are wrong"
+    )
+    assert found.to_dict() == {
+        "events": 20,
+        "of": 22_210,
+        "share": 20 / 22_210,
+        "first": "1900-01-01T00:00:00+00:00",
+        "last": "1900-01-01T00:00:00+00:00",
+        "message": found.describe(),
+    }
+    clean = plan(data_start(retail_with("1900-01-01", 0)).start)
+    assert plan(found.start) == clean
+    assert (len(clean.training), clean.every_days, clean.lookback_days) == (5, 19, 238)  # as the README says
+
+
+def test_more_than_a_thousandth_before_a_year_without_events_is_not_acceptable() -> None:
+    found = data_start(retail_with("1970-01-01", 1_200), "events.parquet")
+    assert found.start == ts("2010-12-01 08:26")
+    assert (found.before, found.acceptable, found.empty_days) == (1_200, False, 14_943)
+    assert found.describe() == (
+        "events.parquet: 1,200 of 23,390 events (5.1%), dated 1970-01-01, lie before 14,943 days without any "
+        "event; the events really start on 2010-12-01. At most 0.1% of the events may lie before the start (they "
+        "are then left out of the history with a warning): correct the dates of those rows or filter them out of "
+        "the events (1900-01-01 and 1970-01-01 are the usual stand-ins for a missing date)"
+    )
+
+
+def test_the_thousandth_rule_at_its_boundary() -> None:
+    one = data_start(stamps(("2011-01-01", 1), ("2011-03-01", 999)))  # 1 of 1,000 before: exactly 0.1%
+    assert (one.start, one.before, one.acceptable) == (ts("2011-03-01 12:00"), 1, True)
+    assert one.empty_days is None  # the 99.9% rule set the start, not a stretch without events
+    two = data_start(stamps(("2011-01-01", 2), ("2011-03-01", 998)))  # 2 of 1,000 would be 0.2%: they count
+    assert (two.start, two.before) == (ts("2011-01-01 12:00"), 0)
+    few = data_start(stamps(("2011-01-01", 1), ("2011-01-02", 1), ("2011-01-03", 998)))
+    assert (few.start, few.before) == (ts("2011-01-02 12:00"), 1)  # the latest day that leaves at most 0.1%
+
+
+def test_a_stretch_without_events_counts_when_longer_than_a_year_and_followed_by_a_thousandth() -> None:
+    year = data_start(stamps(("2010-01-01", 10), ("2011-01-02", 990)))  # 365 days without events: no stretch
+    assert (year.start, year.before) == (ts("2010-01-01 12:00"), 0)
+    longer = data_start(stamps(("2010-01-01", 10), ("2011-01-03", 990)))  # 366 days without events
+    assert (longer.start, longer.before, longer.empty_days, longer.acceptable) == (
+        ts("2011-01-03 12:00"),
+        10,
+        366,
+        False,
+    )
+    stray = data_start(stamps(("2010-01-01", 1_999), ("2013-01-01", 1)))  # under 0.1% after it: starts nothing
+    assert (stray.start, stray.before) == (ts("2010-01-01 12:00"), 0)
+    thousandth = data_start(stamps(("2010-01-01", 999), ("2013-01-01", 1)))  # 0.1% after it: the real start
+    assert (thousandth.start, thousandth.before, thousandth.acceptable) == (ts("2013-01-01 12:00"), 999, False)
+    late = data_start(stamps(("2005-01-01", 5), ("2010-01-01", 990), ("2013-01-01", 5)))
+    assert (late.start, late.before, late.first_before, late.last_before) == (
+        ts("2013-01-01 12:00"),
+        995,
+        ts("2005-01-01 12:00"),
+        ts("2010-01-01 12:00"),
+    )
+
+
+def test_event_days_count_each_utc_day_in_any_order_and_any_century() -> None:
+    texts = ["2011-01-02 23:59", "1500-06-01 00:00", "2011-01-02 00:00", "2011-01-01 12:00"]
+    moments = pd.Series([pd.Timestamp(t) for t in texts], dtype="datetime64[us]")
+    days = event_days(moments.dt.tz_localize("UTC"))
+    assert days["day"].tolist() == [ts("1500-06-01"), ts("2011-01-01"), ts("2011-01-02")]
+    assert days["events"].tolist() == [1, 1, 2]
+    assert days["first"].tolist() == [ts("1500-06-01"), ts("2011-01-01 12:00"), ts("2011-01-02 00:00")]
+    assert days["last"].tolist() == [ts("1500-06-01"), ts("2011-01-01 12:00"), ts("2011-01-02 23:59")]
+    assert data_start(moments.iloc[:0].dt.tz_localize("UTC")).start is None

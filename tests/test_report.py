@@ -25,7 +25,7 @@ from customer_ai.report import SECTIONS, build_report, factor_long, factor_summa
 from customer_ai.spec import InstanceSpec, load_spec
 from customer_ai.store import open_store
 
-from conftest import ROOT, ts
+from conftest import RETAIL_EVENTS, ROOT, ts
 
 AS_OF = ts("2011-12-11")
 INSTANCE = "repurchase_30d"
@@ -706,3 +706,96 @@ def test_report_opens_in_chromium_complete_and_without_a_network_request(
     screenshot.write_bytes(base64.b64decode(shot["data"]))
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert size["height"] > 5000  # the whole report was laid out, not a blank page
+
+
+# --- issue 18: what the data holds can neither disguise itself nor bury the page --------------------------------
+
+MILLION = "x" * 1_000_000
+CONTROLS = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\x1b"  # every bidi control, and ESC
+DISGUISED = f"invoice\u202efdp.exe{CONTROLS}"  # U+202E displays "invoiceexe.pdf"
+LONG_DESCRIPTION = "d" * 10_000
+
+
+@pytest.fixture(scope="session")
+def hostile_run(tmp_path_factory: pytest.TempPathFactory, retail_spec: InstanceSpec):  # noqa: ANN201 - generator
+    """A run of the online-retail events plus 100 events of each of three event types (a million characters, a
+    disguised one, 10,000 characters), for an instance whose description is 10,000 unbroken characters."""
+    home = tmp_path_factory.mktemp("hostile-home")
+    events = pd.read_parquet(RETAIL_EVENTS)
+    extra = [events.iloc[:100].assign(event_type=kind) for kind in (MILLION, DISGUISED, "w" * 10_000)]
+    pd.concat([events, *extra], ignore_index=True).to_parquet(home / "events.parquet", index=False)
+    spec = retail_spec.model_copy(update={"description": LONG_DESCRIPTION})
+    steps.run(spec, AS_OF, home, open_store(None, home), events_path=home / "events.parquet")
+    yield spec, home
+    shutil.rmtree(home)  # about 160 MB, mostly the event type repeated in feature names (see test below)
+
+
+@pytest.mark.e2e
+def test_a_run_with_a_million_character_event_type_has_a_small_report(hostile_run: tuple, tmp_path: Path) -> None:
+    # before: 16.5 MB (the event type in 16 cells of the features table), without a word
+    spec, home = hostile_run
+    folder = _published(home)
+    report = folder / "report.html"
+    assert report.stat().st_size < 1_000_000  # the report of the same run without these events: about 0.55 MB
+    page = report.read_text(encoding="utf-8")
+    assert "x" * 201 not in page
+    assert f"<td class=w>{'x' * 200}… (1,000,009 characters)</td>" in page  # a feature's name: xxx..._count_7d
+    assert f"{'d' * 2_000}… (10,000 characters)</p>" in page  # the description, a text: 2,000 characters
+    assert "d" * 2_001 not in page
+    header = page[page.index("<header>") : page.index("</header>")]
+    assert (
+        '<p class="missing">Some values of the data are too long to show whole: a value (a name, a text) is cut after '
+        "its first 200 characters, any other text after 2,000, and ends in &quot;… (N characters)&quot;, its whole "
+        "length. The data is not changed: the run&#x27;s files and the store hold every value whole.</p>"
+    ) in header
+    assert f"{MILLION}_count_7d" in artifacts.read_json(folder / "model.json")["features"]["names"]  # whole
+    # written before publishing, written again after it: the same page
+    again = build_report(spec, AS_OF, home, open_store(None, home), out=tmp_path / "again.html")
+    assert again.read_bytes() == report.read_bytes()
+
+
+@pytest.mark.e2e
+def test_control_characters_in_the_data_are_shown_not_obeyed(hostile_run: tuple) -> None:
+    # before: U+202E displayed "invoice\u202efdp.exe" as "invoiceexe.pdf", and the other controls acted unseen
+    from customer_ai.report.figures import _label_text  # noqa: PLC0415 - the figures' labels, drawn as paths
+
+    _, home = hostile_run
+    page = (_published(home) / "report.html").read_text(encoding="utf-8")
+    assert [c for c in CONTROLS if c in page] == []
+    shown = "".join(f"&lt;U+{ord(c):04X}&gt;" for c in CONTROLS)
+    assert f"<td class=w>… invoice&lt;U+202E&gt;fdp.exe{shown}s in the last 7 days</td>" in page  # a meaning
+    assert shown.count("&lt;U+") == 12
+    header = page[page.index("<header>") : page.index("</header>")]
+    assert (
+        '<p class="missing">The data holds invisible control characters: they are shown as &lt;U+…&gt; with their '
+        "code, such as &lt;U+202E&gt; for one that would display the text after it backwards.</p>"
+    ) in header
+    assert _label_text("invoice\u202efdp.exe") == "invoice<U+202E>fdp.exe"
+
+
+@pytest.mark.e2e
+def test_a_report_with_long_unbroken_values_fits_the_window(chromium: _Chromium, hostile_run: tuple) -> None:
+    # before: the 10,000-character description widened the page, and the features table scrolled sideways over
+    # 15,000,000 pixels
+    _, home = hostile_run
+    report = _published(home) / "report.html"
+    session = chromium.open(report.as_uri())
+    found = chromium.send(
+        "Runtime.evaluate",
+        {
+            "expression": "JSON.stringify({page: document.documentElement.scrollWidth, window: window.innerWidth,"
+            " scrolled: [...document.querySelectorAll('.table')].filter(t => t.scrollWidth > t.clientWidth).length,"
+            " beyond: [...document.querySelectorAll('body *')]"
+            ".filter(e => e.getBoundingClientRect().right > window.innerWidth).length,"
+            " cells: [...document.querySelectorAll('td')]"
+            ".filter(td => td.textContent.includes('<U+202E>fdp')).length})",
+            "returnByValue": True,
+        },
+        session=session,
+    )
+    dom = json.loads(found["result"]["value"])
+    assert dom["window"] == 1100
+    assert dom["page"] <= dom["window"]
+    assert (dom["scrolled"], dom["beyond"]) == (0, 0)  # no table scrolls sideways, nothing reaches past the window
+    assert dom["cells"] == 8  # the meanings of the disguised event type's 8 features, its controls shown
+    assert chromium.requested() == [report.as_uri()]

@@ -6,10 +6,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from customer_ai.segments import flat_factors, rule_mask, segment_members, segment_sizes
-from customer_ai.spec import SpecError
+from customer_ai.segments import (
+    data_dependent_factors,
+    factor_problems,
+    flat_factors,
+    neutralise_formulas,
+    rule_mask,
+    segment_members,
+    segment_sizes,
+)
+from customer_ai.spec import InstanceSpec, SpecError
 
-from conftest import make_spec
+from conftest import BASE_SPEC, make_events, make_spec
 
 
 def factor(feature: str, contribution: float | None, importance: str = "low") -> dict:
@@ -33,11 +41,11 @@ def run_scores() -> pd.DataFrame:
             "percentile": [67, 100, 34, 84, 67, 17],
             "bucket": ["medium", "high", "low", "high", "medium", "low"],
             "factors": [
-                [factor("recency", 0.4), factor("count_30d", -0.2)],
-                [factor("count_30d", 0.7, "high"), factor("recency", 0.1)],
-                [factor("recency", -0.3)],
-                [factor("count_30d", 0.0)],
-                [factor("tenure", 0.2)],
+                [factor("purchase_days_since_last", 0.4), factor("purchase_count_30d", -0.2)],
+                [factor("purchase_count_30d", 0.7, "high"), factor("purchase_days_since_last", 0.1)],
+                [factor("purchase_days_since_last", -0.3)],
+                [factor("purchase_count_30d", 0.0)],
+                [factor("tenure_days", 0.2)],
                 [],
             ],
         }
@@ -58,7 +66,7 @@ def test_default_segments_then_named_ones_in_spec_order() -> None:
     spec = make_spec(
         segments=[
             {"name": "top", "where": [{"field": "percentile", "op": "gte", "value": 67}]},
-            {"name": "recent", "where": [{"factor": "recency", "op": "gt", "value": 0}]},
+            {"name": "recent", "where": [{"factor": "purchase_days_since_last", "op": "gt", "value": 0}]},
         ]
     )
     members = segment_members(run_scores(), spec)
@@ -89,7 +97,7 @@ def test_a_segment_nobody_matches_has_no_row_and_size_zero() -> None:
 
 
 def test_no_scores_give_an_empty_membership() -> None:
-    spec = make_spec(segments=[{"name": "top", "where": [{"factor": "recency", "op": "exists"}]}])
+    spec = make_spec(segments=[{"name": "top", "where": [{"factor": "purchase_days_since_last", "op": "exists"}]}])
     members = segment_members(run_scores().iloc[:0], spec)
     assert members.empty
     assert members.dtypes.astype(str).to_dict() == {"segment": "str", "profile_id": "str"}
@@ -118,19 +126,28 @@ def test_conditions_on_score_columns(where: list[dict], expected: list[str]) -> 
 @pytest.mark.parametrize(
     ("where", "expected"),
     [
-        ([{"factor": "recency", "op": "gt", "value": 0}], ["b", "a"]),
-        ([{"factor": "recency", "op": "lt", "value": 0}], ["c"]),
+        ([{"factor": "purchase_days_since_last", "op": "gt", "value": 0}], ["b", "a"]),
+        ([{"factor": "purchase_days_since_last", "op": "lt", "value": 0}], ["c"]),
         # ne holds only where the feature is among the top factors: c, d, e and f do not count
-        ([{"factor": "count_30d", "op": "ne", "value": 0.7}], ["d", "a"]),
-        ([{"factor": "count_30d", "op": "gte", "value": 0}], ["b", "d"]),
-        ([{"factor": "count_30d", "op": "in", "value": [0, -0.2]}], ["d", "a"]),
-        ([{"factor": "count_30d", "op": "not_in", "value": [0]}], ["b", "a"]),
-        ([{"factor": "tenure", "op": "exists"}], ["e"]),
-        ([{"factor": "tenure", "op": "exists", "value": True}], ["e"]),
-        ([{"factor": "recency", "op": "exists", "value": False}], ["d", "e", "f"]),
-        ([{"factor": "never_a_factor", "op": "lt", "value": 100}], []),
-        ([{"factor": "recency", "op": "gt", "value": 0}, {"factor": "count_30d", "op": "lt", "value": 0}], ["a"]),
-        ([{"field": "bucket", "op": "eq", "value": "high"}, {"factor": "recency", "op": "exists"}], ["b"]),
+        ([{"factor": "purchase_count_30d", "op": "ne", "value": 0.7}], ["d", "a"]),
+        ([{"factor": "purchase_count_30d", "op": "gte", "value": 0}], ["b", "d"]),
+        ([{"factor": "purchase_count_30d", "op": "in", "value": [0, -0.2]}], ["d", "a"]),
+        ([{"factor": "purchase_count_30d", "op": "not_in", "value": [0]}], ["b", "a"]),
+        ([{"factor": "tenure_days", "op": "exists"}], ["e"]),
+        ([{"factor": "tenure_days", "op": "exists", "value": True}], ["e"]),
+        ([{"factor": "purchase_days_since_last", "op": "exists", "value": False}], ["d", "e", "f"]),
+        ([{"factor": "cancellation_count_7d", "op": "lt", "value": 100}], []),
+        (
+            [
+                {"factor": "purchase_days_since_last", "op": "gt", "value": 0},
+                {"factor": "purchase_count_30d", "op": "lt", "value": 0},
+            ],
+            ["a"],
+        ),
+        (
+            [{"field": "bucket", "op": "eq", "value": "high"}, {"factor": "purchase_days_since_last", "op": "exists"}],
+            ["b"],
+        ),
     ],
 )
 def test_conditions_on_factors(where: list[dict], expected: list[str]) -> None:
@@ -139,9 +156,10 @@ def test_conditions_on_factors(where: list[dict], expected: list[str]) -> None:
 
 def test_a_factor_without_a_contribution_never_compares() -> None:
     scores = run_scores()
-    scores.at[0, "factors"] = [factor("recency", None)]  # what a store returns for a NaN it could not hold
-    assert members_of([{"factor": "recency", "op": "ne", "value": 1}], scores) == ["b", "c"]
-    assert members_of([{"factor": "recency", "op": "exists"}], scores) == ["b", "a", "c"]
+    # what a store returns for a NaN it could not hold
+    scores.at[0, "factors"] = [factor("purchase_days_since_last", None)]
+    assert members_of([{"factor": "purchase_days_since_last", "op": "ne", "value": 1}], scores) == ["b", "c"]
+    assert members_of([{"factor": "purchase_days_since_last", "op": "exists"}], scores) == ["b", "a", "c"]
 
 
 def test_yaml_numbers_match_text_ids() -> None:
@@ -151,7 +169,9 @@ def test_yaml_numbers_match_text_ids() -> None:
 
 
 def test_rule_mask_is_one_flag_per_row_in_the_scores_order() -> None:
-    spec = make_spec(segments=[{"name": "x", "where": [{"factor": "recency", "op": "gt", "value": 0.2}]}])
+    spec = make_spec(
+        segments=[{"name": "x", "where": [{"factor": "purchase_days_since_last", "op": "gt", "value": 0.2}]}]
+    )
     assert rule_mask(run_scores(), spec.segments[0].where).tolist() == [True, False, False, False, False, False]
 
 
@@ -192,20 +212,20 @@ def test_code_in_a_value_is_never_run(tmp_path) -> None:
 @pytest.mark.parametrize("huge", [1e308, -1e308])
 def test_huge_contributions_match_nothing(huge: float) -> None:
     op = "gt" if huge > 0 else "lt"
-    assert members_of([{"factor": "recency", "op": op, "value": huge}]) == []
+    assert members_of([{"factor": "purchase_days_since_last", "op": op, "value": huge}]) == []
 
 
 @pytest.mark.parametrize(
     ("condition", "reason"),
     [
-        ({"factor": "recency", "op": "gt", "value": 10**400}, "is too large"),
-        ({"factor": "recency", "op": "gt", "value": float("inf")}, "not inf"),
-        ({"factor": "recency", "op": "gt", "value": float("nan")}, "not nan"),
+        ({"factor": "purchase_days_since_last", "op": "gt", "value": 10**400}, "is too large"),
+        ({"factor": "purchase_days_since_last", "op": "gt", "value": float("inf")}, "not inf"),
+        ({"factor": "purchase_days_since_last", "op": "gt", "value": float("nan")}, "not nan"),
         ({"field": "percentile", "op": "gte", "value": 1e300}, "percentile takes a number from 1 to 100, not 1e+300"),
         ({"field": "bucket", "op": "eq", "value": "'; DROP TABLE x; --"}, "bucket is one of low, medium, high"),
         ({"factor": "x; DROP TABLE y", "op": "exists"}, "is not a feature name"),
         ({"factor": "__import__('os')", "op": "exists"}, "is not a feature name"),
-        ({"factor": "recency\n", "op": "exists"}, "is not a feature name"),
+        ({"factor": "purchase_days_since_last\n", "op": "exists"}, "is not a feature name"),
         ({"field": "__class__", "op": "eq", "value": 1}, "unknown field '__class__'"),
         ({"field": "profile_id", "op": "eq", "value": 10**400}, "is too long for a number: write the id in quotes"),
     ],
@@ -240,10 +260,14 @@ def test_flat_factors_replace_the_factors_column_in_place() -> None:
         "factor_2_effect",
         "extra",
     ]
-    assert flat["factor_1_name"].tolist() == ["recency", "recency", np.nan]
-    assert flat["factor_1_text"].tolist() == ["recency said in words", "recency said in words", np.nan]
+    assert flat["factor_1_name"].tolist() == ["purchase_days_since_last", "purchase_days_since_last", np.nan]
+    assert flat["factor_1_text"].tolist() == [
+        "purchase_days_since_last said in words",
+        "purchase_days_since_last said in words",
+        np.nan,
+    ]
     assert flat["factor_1_contribution"].tolist() == pytest.approx([0.4, -0.3, np.nan], nan_ok=True)
-    assert flat["factor_2_name"].tolist() == ["count_30d", np.nan, np.nan]
+    assert flat["factor_2_name"].tolist() == ["purchase_count_30d", np.nan, np.nan]
     assert flat["factor_2_importance"].tolist() == ["low", np.nan, np.nan]
     assert flat["factor_1_effect"].tolist() == ["raises the chance a little", "lowers the chance a little", np.nan]
     assert flat["factor_2_contribution"].tolist() == pytest.approx([-0.2, np.nan, np.nan], nan_ok=True)
@@ -271,3 +295,123 @@ def test_flat_factors_with_k_zero_or_no_rows() -> None:
     assert empty.dtypes.astype(str).to_dict()["factor_1_name"] == "str"
     with pytest.raises(ValueError, match="k must be 0 or more, not -1"):
         flat_factors(run_scores(), -1)
+
+
+# --- factors whose features depend on the events (customer-ai check) ----------------------------------------------
+
+FACTOR_ROWS = [
+    ("a", "2011-01-01", "purchase", 10.0, {"channel": "web", "invoice": "i0"}),
+    ("a", "2011-02-01", "purchase", 20.0, {"channel": "app", "invoice": "i1"}),
+    ("b", "2011-01-05", "Page View", None, {"channel": "web", "invoice": "i2"}),
+    ("b", "2011-01-06", "Page View", None, {"channel": "web", "invoice": "i3"}),
+    ("b", "2011-01-07", "Page View", None, {"channel": "web", "invoice": "i4"}),
+    ("c", "2011-01-07", "rare", None, {"channel": "web", "invoice": "i5"}),
+] + [("d", f"2011-03-{i % 28 + 1:02d}", "purchase", 1.0, {"channel": "app", "invoice": f"x{i}"}) for i in range(50)]
+
+
+def factor_spec(*factors: str) -> InstanceSpec:
+    """Return an instance with one segment per factor, a custom event big_buy, and features for 2 event types."""
+    return make_spec(
+        custom_events=[{"name": "big_buy", "where": [{"field": "value", "op": "gte", "value": 500}]}],
+        training={**BASE_SPEC["training"], "max_event_types": 2},
+        segments=[{"name": f"s{i}", "where": [{"factor": f, "op": "exists"}]} for i, f in enumerate(factors)],
+    )
+
+
+def test_factors_the_events_can_give_pass() -> None:
+    spec = factor_spec("purchase_days_since_last", "purchase_value_sum", "channel_most_frequent", "goal_repeat_days")
+    assert factor_problems(spec, make_events(FACTOR_ROWS)) == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("factor", "error"),
+    [
+        (
+            "purchse_days_since_last",
+            "a feature of event type 'purchse', but no event type of the events is called so (in lower case, with _ "
+            "for other characters, theirs are: purchase, page_view, rare); nearest known names: "
+            "purchase_days_since_last, purchase_days_since_first, rare_days_since_last",
+        ),
+        ("page_view_value_sum", "but no event of 'page_view' carries a value: its value sum and mean are never built"),
+        ("big_buy_value_mean", "but no event of 'big_buy' carries a value: its value sum and mean are never built"),
+        (
+            "chanel_most_frequent",
+            "a feature of an extra text column 'chanel' of the events, which they do not have (their extra text "
+            "columns: channel, invoice); nearest known names: channel_most_frequent, invoice_most_frequent",
+        ),
+        (
+            "invoice_most_frequent",
+            "but column 'invoice' has 56 distinct values: only a column with 2 to 50 becomes a feature",
+        ),
+    ],
+)
+def test_a_factor_no_run_over_the_events_can_build_is_an_error(factor: str, error: str) -> None:
+    # before: the segment stayed silently empty at every run
+    spec = factor_spec("tenure_days", factor)
+    assert factor_problems(spec, make_events(FACTOR_ROWS)) == (
+        [f"segments[1].where[0]: segment 's1' tests factor {factor!r}, {error}"],
+        [],
+    )
+
+
+def test_the_repeat_buying_features_need_somebody_who_repeated_a_goal_event() -> None:
+    once = make_events([row for row in FACTOR_ROWS if row[0] in ("b", "c")] + [FACTOR_ROWS[0]])
+    assert factor_problems(factor_spec("goal_p_alive"), once)[0] == [
+        "segments[0].where[0]: segment 's0' tests factor 'goal_p_alive', but no profile of the events has goal events "
+        "on two different days: the repeat-buying features are never built"
+    ]
+
+
+def test_factors_a_run_builds_only_in_some_cases_are_warnings() -> None:
+    spec = factor_spec("rare_count_30d", "purchase_count_200d")
+    assert factor_problems(spec, make_events(FACTOR_ROWS)) == (
+        [],
+        [
+            "segments[0].where[0]: segment 's0' tests factor 'rare_count_30d': event type 'rare' is number 3 by "
+            "frequency in the events, and a run builds the features of the 2 most frequent "
+            "(training.max_event_types): the segment stays empty unless it is among them before the run's oldest "
+            "training snapshot",
+            "segments[1].where[0]: segment 's1' tests factor 'purchase_count_200d': a run has this feature only when "
+            "a short history shortens the feature lookback (eligibility.lookback_days: 365) to its number of days",
+        ],
+    )
+
+
+def test_the_factors_that_depend_on_the_events_are_named() -> None:
+    spec = factor_spec(
+        "tenure_days", "purchase_days_since_last", "big_buy_count_30d", "big_buy_value_sum", "goal_p_alive"
+    )
+    assert data_dependent_factors(spec) == ["purchase_days_since_last", "big_buy_value_sum", "goal_p_alive"]
+    assert data_dependent_factors(make_spec()) == []
+
+
+# --- cells a spreadsheet would run as formulas (issue 18) ---------------------------------------------------------
+
+
+def test_neutralise_formulas_prefixes_text_cells_only() -> None:
+    frame = pd.DataFrame(
+        {
+            "profile_id": pd.Series(
+                ["=cmd|' /C calc'!A0", "+1+1", "@SUM(A1)", "-2+3", "\t1", "\r1", "a=b", None], dtype="str"
+            ),
+            "mixed": pd.Series(["=1", 5, None, "-x", "ok", b"=bytes", 1.5, "@"], dtype=object),
+            "contribution": [-0.5, 0.25, float("nan"), -1e-9, 0.0, 1.0, -2.0, 3.0],
+            "score": [-1, 2, 3, 4, 5, 6, 7, 8],
+        }
+    )
+    out, changed = neutralise_formulas(frame)
+    assert changed == 6 + 3
+    assert out["profile_id"].tolist() == [
+        "'=cmd|' /C calc'!A0",
+        "'+1+1",
+        "'@SUM(A1)",
+        "'-2+3",
+        "'\t1",
+        "'\r1",
+        "a=b",
+        np.nan,
+    ]
+    assert out["mixed"].tolist() == ["'=1", 5, None, "'-x", "ok", b"=bytes", 1.5, "'@"]
+    pd.testing.assert_frame_equal(out[["contribution", "score"]], frame[["contribution", "score"]])
+    assert out.dtypes.to_dict() == frame.dtypes.to_dict()
+    assert frame["profile_id"].iloc[0] == "=cmd|' /C calc'!A0"  # the frame given is left as it was

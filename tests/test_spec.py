@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import copy
 import re
+import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
-from customer_ai.spec import InstanceSpec, SpecError, load_spec, parse_spec
+from customer_ai.features import FeaturePlan, feature_infos
+from customer_ai.spec import FactorOrigin, InstanceSpec, SpecError, factor_origin, load_spec, parse_spec
 
 from conftest import BASE_SPEC, make_spec
 
@@ -951,3 +954,290 @@ def test_the_instances_hashes_are_those_before_surrogate_pairs_were_joined() -> 
         spec = load_spec(root / f"{name}.yaml")
         found[name] = (spec.spec_hash(), spec.model_hash())
     assert found == expected
+
+
+# --- files that are not UTF-8, too large, or hold values no setting takes (issue 18) ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [
+        (b"name: latin\ndescription: caf\xe9\n", "line 2, column 17: byte 0xe9"),  # Latin-1
+        (b"\xffname: x\n", "line 1, column 1: byte 0xff"),
+        ("name: x\ndescription: d\u00e9j\u00e0 vu\nschedule: '".encode() + b"\xff'\n", "line 3, column 12: byte 0xff"),
+    ],
+)
+def test_a_file_that_is_not_utf8_is_refused_with_the_line_column_and_byte(
+    tmp_path: Path, content: bytes, where: str
+) -> None:
+    # before: UnicodeDecodeError (a traceback, and every DAG gone with the DAG file's import)
+    path = tmp_path / "latin.yaml"
+    path.write_bytes(content)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert str(info.value) == f"{path}: {where} is not UTF-8; save the file as UTF-8"
+
+
+def test_a_utf16_file_is_refused_as_utf16(tmp_path: Path) -> None:
+    path = tmp_path / "wide.yaml"
+    path.write_bytes(MINIMAL_YAML.encode("utf-16"))  # with its byte order mark, as Windows editors write it
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert str(info.value) == f"{path}: the file is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8"
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    plain = load_spec(write(tmp_path / "plain", MINIMAL_YAML))
+    marked_path = tmp_path / "marked" / "instance.yaml"
+    marked_path.parent.mkdir()
+    marked_path.write_bytes(b"\xef\xbb\xbf" + MINIMAL_YAML.encode())
+    marked = load_spec(marked_path)
+    assert marked.name == "minimal"
+    assert (marked.spec_hash(), marked.model_hash()) == (plain.spec_hash(), plain.model_hash())
+
+
+def test_a_file_over_1_mb_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    padding = 1_000_000 - len(MINIMAL_YAML)
+    exact = write(tmp_path, MINIMAL_YAML + "#" * (padding - 1) + "\n", name="exact.yaml")
+    assert exact.stat().st_size == 1_000_000
+    assert load_spec(exact).name == "minimal"
+    over = write(tmp_path, MINIMAL_YAML + "#" * padding + "\n", name="over.yaml")
+    with pytest.raises(SpecError) as info:
+        load_spec(over)
+    assert str(info.value) == (
+        f"{over}: the file has 1,000,001 bytes; an instance file holds at most 1,000,000 (1 MB): is it the right file?"
+    )
+
+
+def alias_bomb(levels: int) -> str:
+    """Return a YAML flow list of ``levels`` nested levels of 9 items, each level 8 aliases of the one below."""
+    value = "&a0 [v, v, v, v, v, v, v, v, v]"
+    for level in range(1, levels + 1):
+        value = f"&a{level} [{value}, " + ", ".join([f"*a{level - 1}"] * 8) + "]"
+    return value
+
+
+def test_a_nested_list_built_from_aliases_is_refused_at_once(tmp_path: Path) -> None:
+    # before: 9 levels (9**9 = 387 million values once expanded) passed `check` after 30 s and 3.4 GB
+    text = MINIMAL_YAML.replace("value: purchase}", f"value: {alias_bomb(9)}}}").replace("op: eq", "op: in")
+    path = write(tmp_path, text)
+    tracemalloc.start()
+    started = time.perf_counter()
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    elapsed = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert str(info.value) == (
+        f"{path}: goal.events[0].where[0].value: item 0 is a list: a value is a single value or a flat list of "
+        "single values (text, numbers, dates, true or false)"
+    )
+    assert elapsed < 0.2
+    assert peak < 5_000_000
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            [["a", "b"], "c"],
+            ".value: item 0 is a list: a value is a single value or a flat list of single values (text, numbers, "
+            "dates, true or false)",
+        ),
+        (
+            ["a", {"b": 1}],
+            ": operator 'in' needs a flat list of single values (text, numbers, dates, true or false); item 1 is a "
+            "mapping",
+        ),
+    ],
+)
+def test_a_value_is_a_single_value_or_a_flat_list(value: list, message: str) -> None:
+    # before: both accepted (a list never equals an event's value: the rule matched nothing)
+    error = spec_error(goal=goal_with({"field": "event_type", "op": "in", "value": value}))
+    assert error == f"unit.yaml: goal.events[0].where[0]{message}"
+
+
+def test_aliases_that_expand_the_file_beyond_a_million_values_are_refused(tmp_path: Path) -> None:
+    # each of 1,100 segments shares one list of 1,000 conditions: 1.1 million conditions for pydantic to build
+    where = "[" + ", ".join(["*c"] * 1000) + "]"
+    segments = "".join(f"  - {{name: s{i}, where: {'&w ' + where if i == 0 else '*w'}}}\n" for i in range(1100))
+    text = MINIMAL_YAML.replace("goal:\n", "goal:\n  x: &c {field: score, op: gte, value: 1}\n", 1)
+    path = write(tmp_path, text + "segments:\n" + segments)
+    started = time.perf_counter()
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert time.perf_counter() - started < 1
+    assert str(info.value) == (
+        f"{path}: segments: its aliases (*name) expand it to 4,403,301 values; an instance file holds at most "
+        "1,000,000: write the repeated parts fewer times"
+    )
+
+
+def test_a_text_over_10000_characters_is_refused_naming_the_field() -> None:
+    assert len(make_spec(description="x" * 10_000).description) == 10_000
+    assert spec_error(description="x" * 10_001) == (
+        "unit.yaml: description: a text of 10,001 characters; a value holds at most 10,000"
+    )
+    rule = {"name": "vip", "where": [{"field": "profile_id", "op": "in", "value": ["a", "7" * 12_345]}]}
+    assert spec_error(segments=[rule]) == (
+        "unit.yaml: segments[0].where[0].value[1]: a text of 12,345 characters; a value holds at most 10,000"
+    )
+
+
+@pytest.mark.parametrize(
+    ("written", "what"),
+    [
+        ("!!set {a, b}", "a set (!!set)"),
+        ("!!binary aGVsbG8=", "binary data (!!binary)"),
+        ("!!omap [{a: 1}]", "a pair (!!omap or !!pairs)"),
+    ],
+)
+def test_values_yaml_reads_as_something_no_setting_takes_are_refused(tmp_path: Path, written: str, what: str) -> None:
+    # before: value: !!set {a, b} was a Python set compared with the events
+    path = write(tmp_path, MINIMAL_YAML.replace("value: purchase}", f"value: {written}}}"))
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    where = "goal.events[0].where[0].value" + ("[0]" if "omap" in written else "")
+    assert str(info.value) == (
+        f"{path}: {where}: holds {what}, which no setting takes: write single values (text, numbers, dates, true "
+        "or false), lists or mappings"
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        # before: ValueError tracebacks
+        (
+            "start_date: 2011-02-30",
+            " at line 8, column 13: '2011-02-30' is not a valid date (day is out of range for month)",
+        ),
+        (
+            "trigger_as_of: 2011-13-01",
+            " at line 8, column 16: '2011-13-01' is not a valid date (month must be in 1..12)",
+        ),
+        (
+            "description: " + "9" * 5000,
+            " at line 8, column 14: a number of more than 4,300 digits cannot be read; write it in quotes if it is "
+            "text",
+        ),
+        # before: RecursionError
+        ("description: " + "[" * 5000 + "]" * 5000, ": nested too deeply (hundreds of [ or { inside each other)"),
+        # before: the parser's words, with a position in characters and no line
+        (
+            "description: a\x1bb",
+            " at line 8, column 15: the character U+001B is not allowed in a YAML file; to mean "
+            "it, write it as an escape (\\x1b) in a double-quoted string",
+        ),
+        (
+            "description: a\x00b",
+            " at line 8, column 15: the character U+0000 is not allowed in a YAML file (a NUL in a "
+            "text file: is it UTF-16? save it as UTF-8); to mean it, write it as an escape (\\x00) in a double-quoted "
+            "string",
+        ),
+    ],
+)
+def test_values_the_yaml_reader_cannot_build_say_where_they_are(tmp_path: Path, line: str, message: str) -> None:
+    path = write(tmp_path, MINIMAL_YAML + line + "\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert str(info.value) == f"{path}: not valid YAML{message}"
+
+
+# --- segment factors: names a run can build (issue 18) -------------------------------------------------------------
+
+FEATURE_SPEC = {
+    "custom_events": [{"name": "big_buy", "where": [{"field": "value", "op": "gte", "value": 500}]}],
+    "profiles": {"path": "profiles.parquet", "columns": ["Home Country", "age"]},
+}
+
+
+def segment_on(factor: str) -> list[dict]:
+    return [{"name": "lapsing", "where": [{"factor": factor, "op": "lt", "value": 0}]}]
+
+
+def built_names(spec: InstanceSpec, lookback: int) -> list[str]:
+    """Return every feature name a run of ``spec`` with this lookback can build (all data-dependent ones on)."""
+    plan = FeaturePlan(
+        lookback_days=lookback,
+        event_types=["Add to Cart", "page-view", "purchase", "\u00c4\u00d6"],
+        valued_sources=["add_to_cart", "page_view", "purchase", "event", "big_buy"],
+        categorical_columns={"Sales Channel": ["app", "web"]},
+        profile_columns={"Home Country": ["PT"], "age": []},
+        repeat_model=True,
+    )
+    return [info.name for info in feature_infos(plan, spec)]
+
+
+def test_every_feature_a_run_can_build_is_a_factor_a_segment_may_test() -> None:
+    # spec.py restates how features are named (it cannot import features.py): this keeps the two the same
+    adapting = make_spec(**FEATURE_SPEC)
+    for lookback in (28, 29, 30, 31, 89, 90, 91, 200, 364, 365):  # what a short history can shorten 365 to
+        names = built_names(adapting, lookback)
+        assert [n for n in names if factor_origin(adapting, n) is None] == [], lookback
+    assert factor_origin(adapting, "purchase_count_200d") == FactorOrigin("event_type", "purchase", adapted=True)
+    assert factor_origin(adapting, "purchase_count_30d") == FactorOrigin("event_type", "purchase")
+    assert factor_origin(adapting, "big_buy_value_sum") == FactorOrigin("custom_event", "big_buy", valued=True)
+    assert factor_origin(adapting, "sales_channel_most_frequent") == FactorOrigin("column", "sales_channel")
+    assert factor_origin(adapting, "profile_home_country") == FactorOrigin("spec")
+    assert factor_origin(adapting, "goal_chance_30d") == FactorOrigin("repeat_model")
+    assert factor_origin(adapting, "activity_ratio_90_200") == FactorOrigin("spec", adapted=True)
+    strict = make_spec(**FEATURE_SPEC, training={**BASE_SPEC["training"], "history": "strict"})
+    assert [n for n in built_names(strict, 365) if factor_origin(strict, n) is None] == []
+    shortened = set(built_names(adapting, 200)) - set(built_names(adapting, 365))
+    assert sorted(n for n in shortened if factor_origin(strict, n) is None) == sorted(shortened)
+    for lookback in (27, 366):  # below training.min_lookback_days, above the lookback: never
+        beyond = set(built_names(adapting, lookback)) - set(built_names(adapting, 365))
+        assert beyond, lookback
+        assert all(factor_origin(adapting, n) is None for n in beyond), lookback
+
+
+@pytest.mark.parametrize(
+    "factor",
+    [
+        "purchase_days_since_lst",
+        "tenure",
+        "purchase_count_400d",
+        "purchase_count_007d",
+        "activity_ratio_30_400",
+        "goal_chance_60d",
+        "profile_agee",
+        "purchase__count_30d",
+        "channel__most_frequent",
+    ],
+)
+def test_a_factor_no_run_can_build_is_refused_when_the_file_is_read(factor: str) -> None:
+    assert spec_error(**FEATURE_SPEC, segments=segment_on(factor)).startswith(
+        f"unit.yaml: segments[0].where[0]: segment 'lapsing' tests factor {factor!r}, which is not a feature of this "
+        "instance; "
+    )
+
+
+def test_the_refusal_of_a_misspelled_factor_lists_the_nearest_names() -> None:
+    # before: accepted, and the segment stayed empty at every run
+    assert spec_error(segments=segment_on("purchase_days_since_lst")) == (
+        "unit.yaml: segments[0].where[0]: segment 'lapsing' tests factor 'purchase_days_since_lst', which is not a "
+        "feature of this instance; nearest known names: purchase_days_since_last, purchase_days_since_first, "
+        "goal_days_since_first"
+    )
+    assert spec_error(**FEATURE_SPEC, segments=segment_on("profile_agee")).endswith("nearest known names: profile_age")
+    assert spec_error(segments=segment_on("zzz")).endswith(
+        "which is not a feature of this instance; no known name is close; feature names are "
+        "EVENT_count_Nd, EVENT_days_since_last, EVENT_days_since_first, EVENT_value_sum, EVENT_value_mean (EVENT: an "
+        "event type in lower case with _ for other characters, or a custom event; N: 7, 30, 90, 365 below the "
+        "lookback, and the lookback), COLUMN_most_frequent (an extra text column of the events), profile_ATTRIBUTE, "
+        "tenure_days, days_since_last_event, active_days, gap_mean_days, gap_std_days, activity_ratio_30_90, "
+        "activity_ratio_90_LOOKBACK, goal_chance_Wd, goal_expected_Wd, goal_p_alive, goal_repeat_days, "
+        "goal_days_since_first"
+    )
+
+
+def test_a_factor_refused_in_the_file_is_refused_with_the_file_name(tmp_path: Path) -> None:
+    path = write(tmp_path, EXAMPLE_YAML + SEGMENTS_YAML.replace("days_since_last_event", "days_since_last_evnt"))
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert str(info.value) == (
+        f"{path}: segments[1].where[1]: segment 'at_risk_recent' tests factor 'days_since_last_evnt', which is not a "
+        "feature of this instance; nearest known names: days_since_last_event, purchase_days_since_last, "
+        "test_order_days_since_last"
+    )

@@ -592,6 +592,109 @@ def test_a_date_the_events_do_not_cover_is_said_plainly(events_file: Path, tmp_p
     assert message.endswith("pick an as-of date the events cover")
 
 
+def _retail_with(folder: Path, day: str, count: int, source: dict | None = None):  # noqa: ANN202 - a spec
+    """The repurchase instance over the real online-retail events plus ``count`` rows dated ``day`` (a broken date).
+
+    With ``source``, the events come from there (a table) and the file is only written.
+    """
+    import yaml
+
+    from customer_ai.spec import load_spec
+
+    from conftest import RETAIL_EVENTS, ROOT
+
+    events = pd.read_parquet(RETAIL_EVENTS)
+    broken = events.head(count).assign(timestamp=pd.Series([ts(day)] * count, dtype=events["timestamp"].dtype))
+    folder.mkdir(parents=True)
+    pd.concat([broken, events], ignore_index=True).to_parquet(folder / "events.parquet", index=False)
+    instance = yaml.safe_load((ROOT / "instances" / "repurchase_30d.yaml").read_text())
+    instance["events"] = source or {"path": str(folder / "events.parquet")}
+    instance["profiles"]["path"] = str(ROOT / "examples" / "online_retail" / "profiles.parquet")
+    (folder / "instance.yaml").write_text(yaml.safe_dump(instance))
+    return load_spec(folder / "instance.yaml")
+
+
+RETAIL_AS_OF = ts("2011-12-11")
+BEFORE_1900 = (
+    "20 of 22,210 events (0.09%), dated 1900-01-01, lie before 2010-12-01, where the history starts (at least "
+    "99.9% of the events lie on or after that day): the snapshots and the feature lookback are planned from there; "
+    "correct or filter those rows if their dates are wrong"
+)
+
+
+def test_twenty_rows_dated_1900_leave_the_plan_of_the_real_history_and_say_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # before: 20 events dated 1900-01-01 made 111 years of history: no adaptation, 5 snapshots 30 days apart
+    # looking back 365 days over data that starts on 2010-12-01, exit 0, no word
+    plans, sources = {}, {}
+    for count in (0, 20):
+        spec, home = _retail_with(tmp_path / f"with-{count}", "1900-01-01", count), tmp_path / f"home-{count}"
+        with caplog.at_level("WARNING", logger="customer_ai"):
+            returned = steps.validate_events(spec, RETAIL_AS_OF, home)
+        steps.build_training_set(spec, RETAIL_AS_OF, home)
+        folder = artifacts.staging_dir(home, spec.name, RETAIL_AS_OF, artifacts.DEFAULT_ATTEMPT)
+        plans[count] = json.loads((folder / "plan.json").read_text())["history"]
+        sources[count] = json.loads((folder / "source.json").read_text())
+        assert returned["before_start"] == sources[count]["before_start"]
+    assert plans[20] == plans[0]  # the plan of the real history: what the README says
+    assert (len(plans[0]["training"]), plans[0]["every_days"], plans[0]["lookback_days"]) == (5, 19, 238)
+    assert sources[0]["data_start"] == sources[20]["data_start"] == "2010-12-01T08:26:00+00:00"
+    assert sources[0]["before_start"] is None
+    message = f"{tmp_path / 'with-20' / 'events.parquet'}: {BEFORE_1900}"
+    assert sources[20]["before_start"] == {
+        "events": 20,
+        "of": 22_210,
+        "share": 20 / 22_210,
+        "first": "1900-01-01T00:00:00+00:00",
+        "last": "1900-01-01T00:00:00+00:00",
+        "message": message,
+    }
+    assert caplog.messages.count(message) == 1
+
+
+def test_five_percent_of_rows_dated_1970_are_refused_with_what_to_do(tmp_path: Path) -> None:
+    from customer_ai.events import EventsError
+
+    spec, home = _retail_with(tmp_path / "events", "1970-01-01", 1_200), tmp_path / "home"
+    with pytest.raises(EventsError) as info:
+        steps.validate_events(spec, RETAIL_AS_OF, home)
+    assert str(info.value) == (
+        f"{tmp_path / 'events' / 'events.parquet'}: 1,200 of 23,390 events (5.1%), dated 1970-01-01, lie before "
+        "14,943 days without any event; the events really start on 2010-12-01. At most 0.1% of the events may lie "
+        "before the start (they are then left out of the history with a warning): correct the dates of those rows "
+        "or filter them out of the events (1900-01-01 and 1970-01-01 are the usual stand-ins for a missing date)"
+    )
+    folder = artifacts.staging_dir(home, spec.name, RETAIL_AS_OF, artifacts.DEFAULT_ATTEMPT)
+    assert not (folder / "source.json").exists()
+
+
+def test_a_table_with_twenty_rows_dated_1900_starts_where_its_events_really_start(tmp_path: Path) -> None:
+    import io
+
+    from psycopg2 import sql
+    from test_store import PG_DSN, admin, schemas
+
+    with schemas("test_steps_start") as fresh:
+        schema = fresh()
+        table = {"table": f"{schema}.events", "columns": {"timestamp": "occurred_at"}}
+        spec = _retail_with(tmp_path / "events", "1900-01-01", 20, source=table)
+        events = pd.read_parquet(tmp_path / "events" / "events.parquet")
+        with admin() as connection, connection.cursor() as cursor:
+            cursor.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+            cursor.execute(
+                sql.SQL(
+                    "CREATE TABLE {} (profile_id text, occurred_at timestamptz, event_type text, value float8)"
+                ).format(sql.Identifier(schema, "events"))
+            )
+            csv = events[["profile_id", "timestamp", "event_type", "value"]].to_csv(index=False)
+            copy = sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv, HEADER true)").format(sql.Identifier(schema, "events"))
+            cursor.copy_expert(copy.as_string(connection), io.StringIO(csv))
+        returned = steps.validate_events(spec, RETAIL_AS_OF, tmp_path / "home", dsn=PG_DSN)
+    assert returned["data_start"] == "2010-12-01T08:26:00+00:00"  # before: 1900-01-01, the table's min(timestamp)
+    assert returned["before_start"]["message"] == f"postgresql table {schema}.events: {BEFORE_1900}"
+
+
 def test_a_changed_definition_under_the_same_name_is_said(
     good_home: tuple, events_file: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -685,3 +788,71 @@ def test_a_past_run_that_scored_another_goal_is_not_tracked(tmp_path: Path) -> N
         "skipped": {"2011-09-01": "it scored another goal (will buy a gift card within 7 days)"},
     }
     assert store.read_outcomes(spec.name).empty
+
+
+def _models_of(home: Path, to: Path) -> Path:
+    """Copy the models of ``home`` as they were right after the module's first run into a new home ``to``."""
+    import shutil
+
+    shutil.copytree(home.with_name(f"{home.name}-as-first-run") / "models", to / "models")
+    return to
+
+
+def test_a_broken_model_is_never_reused_and_is_moved_aside(
+    first_run: tuple, events_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # before: a model.json cut short made the search fail with JSONDecodeError (every later run of the instance
+    # failed), and a model.txt cut short was picked, then crashed LightGBM (SIGSEGV) when the run scored with it
+    result, home, _ = first_run
+    spec = make(events_file)
+    copy = _models_of(home, tmp_path / "home")
+    older = artifacts.read_json(result.artifact_dir / "model.json")["model_version"]
+    newer = steps.run(spec, ts("2012-01-05"), copy, SQLiteStore(copy / "store.sqlite")).metadata["model_version"]
+    assert steps.find_reusable_model(spec, ts("2012-01-08"), copy)["model_version"] == newer
+    folder = artifacts.model_dir(copy, "unit", newer)
+    text = (folder / "model.txt").read_bytes()
+    (folder / "model.txt").write_bytes(text[: len(text) // 2])
+    with caplog.at_level("WARNING", logger="customer_ai"):
+        assert steps.find_reusable_model(spec, ts("2012-01-08"), copy)["model_version"] == older  # the next good one
+    (aside,) = [p for p in folder.parent.iterdir() if p.name.startswith(f"{newer}.broken-")]
+    assert not folder.exists()
+    assert (aside / "model.txt").read_bytes() == text[: len(text) // 2]  # kept for inspection
+    assert (
+        f"model {newer} is broken: {folder / 'model.txt'}: is cut short: the end of a LightGBM model is missing "
+        f"({len(text) // 2:,} bytes); its folder was moved aside to {aside} (kept for inspection, never used again)"
+    ) in caplog.text
+
+    older_folder = artifacts.model_dir(copy, "unit", older)
+    (older_folder / "model.json").write_text('{"as_of": "2012-01-01", "model_ver')
+    assert steps.find_reusable_model(spec, ts("2012-01-08"), copy) is None
+    assert [p.name for p in artifacts.model_folders(copy, "unit")] == []
+    assert f"model {older} is broken: {older_folder / 'model.json'}: is not valid JSON (" in caplog.text
+
+
+def test_a_run_whose_model_to_reuse_broke_since_it_was_chosen_trains_instead(
+    first_run: tuple, events_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # before: train read the reused model's model.json with a JSONDecodeError (in Airflow, the train task failed
+    # on every retry: only its build_training_set task could have chosen to train)
+    result, home, _ = first_run
+    spec = make(events_file)
+    copy = _models_of(home, tmp_path / "home")
+    reused = artifacts.read_json(result.artifact_dir / "model.json")["model_version"]
+    as_of = ts("2012-01-08")
+    steps.validate_events(spec, as_of, copy)
+    assert steps.build_training_set(spec, as_of, copy) == {"skipped": True, "reuse": reused}
+    folder = artifacts.model_dir(copy, "unit", reused)
+    (folder / "model.json").write_bytes(b"\x00" * 10)
+    with caplog.at_level("WARNING", logger="customer_ai"):
+        summary = steps.train(spec, as_of, copy)
+    assert summary["reused"] is False
+    assert summary["trained_as_of"] == "2012-01-08"
+    staging = artifacts.staging_dir(copy, "unit", as_of)
+    assert (staging / "training_set.parquet").exists()
+    assert artifacts.read_json(staging / "plan.json")["skipped"] is False
+    assert artifacts.read_json(staging / "model.json")["model_version"] == summary["model_version"]
+    assert artifacts.model_problem(artifacts.model_dir(copy, "unit", summary["model_version"])) is None
+    assert f"model {reused} is broken: {folder / 'model.json'}: is not valid JSON (Expecting value: line 1 " in (
+        caplog.text
+    )
+    assert [p.name.split(".broken-")[0] for p in folder.parent.glob("*.broken-*")] == [reused]

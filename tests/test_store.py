@@ -10,6 +10,7 @@ test checks as well.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
@@ -17,6 +18,8 @@ import os
 import re
 import secrets
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -27,7 +30,16 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from customer_ai.store import PostgresStore, SQLiteStore, open_store
+from customer_ai.store import (
+    PostgresStore,
+    SQLiteStore,
+    StoreDamagedError,
+    StoreMissingError,
+    StoreUnavailableError,
+    StoreVersionError,
+    open_store,
+)
+from customer_ai.store.sqlite import _SQLiteWriter
 
 PG_DSN = os.environ.get("CUSTOMER_AI_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 TABLES = ("customer_ai_scores", "customer_ai_score_history", "customer_ai_runs")
@@ -872,7 +884,7 @@ def members(pairs: dict[str, list[str]]) -> pd.DataFrame:
 def membership(store, instance: str = "unit") -> list[tuple[str, str, str, str]]:
     """Return every membership row of an instance, read from outside the store, sorted."""
     if isinstance(store, SQLiteStore):
-        with sqlite3.connect(store.path) as connection:
+        with closing(sqlite3.connect(store.path)) as connection:  # closed: the file may be on a disk to unmount
             rows = connection.execute(
                 "SELECT instance, segment, as_of, profile_id FROM customer_ai_segments WHERE instance = ?", (instance,)
             ).fetchall()
@@ -1746,3 +1758,197 @@ def test_a_new_sqlite_file_starts_at_the_latest_schema(tmp_path):
     assert tables["user_version"] == [(1,)]
     assert {"customer_ai_attempts", "customer_ai_runs"} <= set(tables)
     assert not any(rows for name, rows in tables.items() if name.startswith("customer_ai_"))
+
+
+# --- readers create and migrate nothing; a damaged file; a full disk (issue 18) ----------------------------------
+
+NO_STORE = "nothing has been run with this home or store yet (or its address is mistyped)"
+MIGRATE = (
+    "migrate it with `customer-ai migrate` and the same --home or --store (a run of any instance migrates it too); "
+    "nothing was changed"
+)
+RESTORE = "restore it from a backup, or move it aside (the next run then starts a new, empty store)"
+
+
+def every_read(store, instance: str = "unit") -> list:
+    """What each read of the store gives for one instance."""
+    return [
+        store.read_scores(instance),
+        store.read_scores(instance, as_of="2024-02-01", profile_id="p1"),
+        store.read_runs(instance),
+        store.latest_run(instance),
+        store.read_attempts(instance),
+        store.latest_attempt(instance),
+        store.read_outcomes(instance),
+        store.segment_names(instance),
+        store.read_segment(instance, "high"),
+        store.count_rows(instance),
+    ]
+
+
+def test_a_sqlite_store_opened_for_reading_creates_nothing(tmp_path):
+    # before: any read made the folders, the file and its tables, so that a mistyped address gave an empty store
+    path = tmp_path / "typo" / "dir" / "store.sqlite"
+    reader = SQLiteStore(path, create=False)
+    assert_same_state(every_read(reader), every_read(SQLiteStore(tmp_path / "made.sqlite")))
+    with pytest.raises(StoreMissingError) as caught:
+        reader.check()
+    assert str(caught.value) == f"no profile store at {path}: {NO_STORE}"
+    read_only = r"was opened for reading \(create=False\): it is never written"
+    with pytest.raises(RuntimeError, match=read_only):
+        reader.write_run("unit", "2024-02-01", scores({"p1": 0.2}), run())
+    with pytest.raises(RuntimeError, match=read_only):
+        reader.record_attempt("unit", "2024-02-01", started())
+    with pytest.raises(StoreMissingError, match=re.escape(f"no profile store at {path}: {NO_STORE}")):
+        reader.migrate()
+    assert not (tmp_path / "typo").exists()
+    # an empty file (made by `touch`, say) holds no store: nothing is made in it either
+    path.parent.mkdir(parents=True)
+    path.touch()
+    assert_same_state(every_read(reader), every_read(SQLiteStore(tmp_path / "made.sqlite")))
+    with pytest.raises(StoreMissingError) as caught:
+        reader.check()
+    assert str(caught.value) == f"no profile store at {path} (the file holds no customer-ai tables): {NO_STORE}"
+    assert path.stat().st_size == 0
+    home = tmp_path / "home"
+    assert open_store(None, home, create=False).read_runs("unit").empty
+    assert open_store(f"sqlite:///{home}/other.sqlite", tmp_path, create=False).latest_run("unit") is None
+    assert not home.exists()
+
+
+def test_a_sqlite_reader_reads_a_store_without_changing_a_byte_even_after_a_killed_writer(tmp_path):
+    path = tmp_path / "store.sqlite"
+    writer = SQLiteStore(path)
+    writer.write_run("unit", "2024-02-01", scores({"p1": 0.2, "p2": 0.9}), published("v1", "cli-00000000aa"))
+    expected, written = every_read(writer), path.read_bytes()
+    assert_same_state(every_read(SQLiteStore(path, create=False)), expected)
+    assert path.read_bytes() == written
+    # a writer killed inside its transaction leaves a hot journal: a reader rolls it back (as SQLite requires
+    # before any read) and reads the last committed state
+    script = (
+        "import os, sqlite3\n"
+        f"connection = sqlite3.connect({str(path)!r})\n"
+        "connection.execute('PRAGMA cache_size = 1')\n"
+        "connection.execute('BEGIN IMMEDIATE')\n"
+        "connection.execute('DELETE FROM customer_ai_score_history')\n"
+        "connection.executemany('INSERT INTO customer_ai_score_history SELECT instance, profile_id || ?, as_of, "
+        "probability, score, percentile, bucket, propensity, model_version, factors FROM customer_ai_scores', "
+        "[(str(i),) for i in range(3000)])\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
+    assert (tmp_path / "store.sqlite-journal").exists()
+    assert_same_state(every_read(SQLiteStore(path, create=False)), expected)
+    assert not (tmp_path / "store.sqlite-journal").exists()
+
+
+def test_a_sqlite_file_of_an_earlier_schema_is_refused_by_readers_and_left_as_it_is(tmp_path):
+    # before: the first read of any reader migrated the file
+    path = tmp_path / "store.sqlite"
+    old_sqlite_store(path)
+    before = path.read_bytes()
+    reader = SQLiteStore(path, create=False)
+    message = (
+        f"the profile store {path} was written by an earlier version of customer-ai (SQLite user_version 0; this "
+        f"version reads 1): {MIGRATE}"
+    )
+    with pytest.raises(StoreVersionError) as caught:
+        reader.check()
+    assert str(caught.value) == message
+    for read in ("read_runs", "read_scores", "read_attempts", "latest_run", "count_rows", "segment_names"):
+        with pytest.raises(StoreVersionError, match=re.escape(message)):
+            getattr(reader, read)("unit")
+    assert path.read_bytes() == before
+    # the explicit step (`customer-ai migrate`) migrates it, once
+    assert reader.migrate() == (0, 1)
+    assert_old_rows_migrated(reader)
+    assert reader.migrate() == (1, 1)
+
+
+def _cut_short(path: Path) -> str:
+    size = path.stat().st_size
+    os.truncate(path, size // 2)
+    return f"it is cut short: {size // 2:,} bytes where its header says {size:,} (database disk image is malformed)"
+
+
+def _overwritten(path: Path) -> str:
+    size = path.stat().st_size
+    with path.open("r+b") as stream:  # every page but the first (the schema): their b-trees are noise
+        stream.seek(4096)
+        stream.write(np.random.default_rng(18).integers(0, 256, size - 4096, dtype=np.uint8).tobytes())
+    return "Page "
+
+
+def _not_sqlite(path: Path) -> str:
+    with path.open("r+b") as stream:
+        stream.write(b"garbage " * 16)
+    return "it is not a SQLite database (it does not start with the SQLite header): file is not a database"
+
+
+@pytest.mark.parametrize("damage", [_cut_short, _overwritten, _not_sqlite])
+def test_a_damaged_sqlite_file_is_named_with_what_is_wrong_before_any_work(tmp_path, damage):
+    # before: a file cut to half or overwritten was noticed at the write after the whole training, as a traceback
+    path = tmp_path / "store.sqlite"
+    SQLiteStore(path).write_run("unit", "2024-02-01", scores({f"p{i}": i / 1000 for i in range(600)}), run())
+    what = damage(path)
+    damaged = path.read_bytes()
+    with pytest.raises(StoreDamagedError) as by_a_writer:
+        SQLiteStore(path).read_runs("unit")  # the first use of a writer reads every page once
+    with pytest.raises(StoreDamagedError) as by_a_reader:
+        SQLiteStore(path, create=False).read_scores("unit")
+    message = str(by_a_writer.value)
+    assert message.startswith(f"the profile store {path} is damaged: ")
+    assert message.endswith(f"; {RESTORE}")
+    assert what in message
+    assert str(by_a_reader.value) == message  # a reader says the same
+    assert isinstance(by_a_writer.value, StoreUnavailableError)  # the command exits 3
+    assert path.read_bytes() == damaged  # nothing written, nothing "repaired"
+
+
+def _limit_pages_at_the_publish(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the file unable to grow from the moment the publish transaction starts writing its rows."""
+    replace_history = _SQLiteWriter.replace_history
+
+    def full(self: _SQLiteWriter) -> None:
+        pages = self.connection.execute("PRAGMA page_count").fetchone()[0]
+        self.connection.execute(f"PRAGMA max_page_count = {pages}")
+        replace_history(self)
+
+    monkeypatch.setattr(_SQLiteWriter, "replace_history", full)
+
+
+@contextmanager
+def tiny_disk(folder: Path, size: str = "256k") -> Iterator[Path]:
+    """Mount a tmpfs of ``size`` on ``folder`` (root only) and yield it; unmount at the end."""
+    folder.mkdir()
+    mounted = os.geteuid() == 0 and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True, check=False
+    )
+    if not mounted or mounted.returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "--lazy", str(folder)], check=True)  # even with a file left open by a failure
+
+
+@pytest.mark.parametrize("fault", ["max_page_count", "tmpfs"])
+def test_a_full_disk_during_the_publish_writes_nothing_and_keeps_the_previous_run(tmp_path, monkeypatch, fault):
+    # before: sqlite3.OperationalError "database or disk is full" (a traceback, exit 1)
+    with contextlib.ExitStack() as stack:
+        folder = stack.enter_context(tiny_disk(tmp_path / "tiny")) if fault == "tmpfs" else tmp_path
+        store = SQLiteStore(folder / "store.sqlite")
+        store.write_run("unit", "2024-01-01", scores({"p1": 0.2, "p2": 0.9}), published("v1", "cli-00000000aa"))
+        before = state(store)
+        if fault == "max_page_count":
+            _limit_pages_at_the_publish(monkeypatch)
+        many = scores({f"p{i}": i / 5000 for i in range(5000)})
+        with pytest.raises(StoreUnavailableError) as caught:
+            store.write_run("unit", "2024-02-01", many, published("v2", "cli-00000000bb"))
+        assert str(caught.value) == (
+            f"the profile store {store.path} cannot grow: database or disk is full; nothing was written: free some "
+            "space, then run again"
+        )
+        assert_same_state(before, state(store))
+        assert store.latest_run("unit")["run_id"] == "cli-00000000aa"  # the previous run is current
+        assert not (folder / "store.sqlite-journal").exists()

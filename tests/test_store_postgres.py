@@ -23,13 +23,16 @@ from psycopg2 import sql
 from psycopg2.extensions import make_dsn
 from test_store import (
     FACTOR,
+    MIGRATE,
     OLD_HISTORY,
     OLD_MEMBERS,
     OLD_RUN_ROWS,
     PG_DSN,
     admin,
     assert_old_rows_migrated,
+    assert_same_state,
     counts,
+    every_read,
     hostile_run,
     members,
     membership,
@@ -43,7 +46,18 @@ from test_store import (
     stored_factor_texts,
 )
 
-from customer_ai.store import PostgresStore, StoreUnavailableError, mask_password, open_store, postgres_location
+from customer_ai.store import (
+    PostgresStore,
+    SQLiteStore,
+    StoreAddressError,
+    StoreMissingError,
+    StoreUnavailableError,
+    StoreVersionError,
+    ambiguous_address,
+    mask_password,
+    open_store,
+    postgres_location,
+)
 from customer_ai.store.postgres import _finite_block, _holds_any
 
 
@@ -495,8 +509,10 @@ def test_a_schema_newer_than_the_code_is_refused(fresh_schema):
             sql.Identifier(schema, "customer_ai_schema_version")
         )
     )
-    with pytest.raises(RuntimeError, match="is at version 99, newer than this customer-ai understands"):
-        PostgresStore(PG_DSN, schema).count_rows("unit")
+    # before: a RuntimeError (a traceback, exit 1); now refused as a store of another version (exit 2)
+    for create in (True, False):
+        with pytest.raises(StoreVersionError, match="is at version 99, newer than this customer-ai understands"):
+            PostgresStore(PG_DSN, schema, create=create).count_rows("unit")
 
 
 def test_a_hostile_schema_name_is_only_an_identifier(fresh_schema):
@@ -769,3 +785,162 @@ def test_open_store_round_trip_on_the_server(fresh_schema, tmp_path):
     opened = open_store(PG_DSN, tmp_path, schema=fresh_schema())
     opened.write_run("unit", "2024-02-01", scores({"p1": 0.2}), run())
     assert opened.read_scores("unit")["profile_id"].tolist() == ["p1"]
+
+
+# --- addresses: no part of a password is ever shown (issue 18) ---------------------------------------------------
+
+
+def pieces(secret: str) -> set[str]:
+    """Every 3-character piece of a secret: none may appear in what is shown."""
+    return {secret[i : i + 3] for i in range(len(secret) - 2)}
+
+
+def assert_hidden(secret: str, *texts: str) -> None:
+    """No 3-character piece of ``secret`` in ``texts`` (but in the word "password" they use: "p@ssw0rd" has "ssw")."""
+    words = [re.sub("password", "", text, flags=re.IGNORECASE) for text in texts]
+    shown = [piece for piece in pieces(secret) for text in words if piece in text]
+    assert not shown, (shown, texts)
+
+
+@pytest.mark.parametrize(
+    ("address", "masked"),
+    [
+        # before: a URL parser's reading: everything after a raw '?' or '#' was left as it was
+        ("postgresql+psycopg://u:s3c?ret@h/x", "postgresql+psycopg://u:***@h/x"),
+        ("postgresql://u:s3c#ret@h/x", "postgresql://u:***@h/x"),
+        ("postgresql://u:pa/ssword@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://u:secret?password=x@host/db", "postgresql://u:***"),
+        # a secret parameter, whatever its case or encoding, to the end (a raw '&' may be part of it)
+        ("postgresql://h/db?pass%77ord=abc&defgh", "postgresql://h/db?pass%77ord=***"),
+        ("postgresql://h/db?sslmode=require&sslpassword=abc", "postgresql://h/db?sslmode=require&sslpassword=***"),
+        # key=value strings, tokenised as libpq does: an escaped space, an unterminated quote
+        ("host=x password=abc\\ defgh dbname=y", "host=x password=*** dbname=y"),
+        ("host=x password='abc def", "host=x password=***"),
+        ("host=x password 'abc def'", "host=x ***"),
+        ("host=h sslpassword=s3cr dbname=x", "host=h sslpassword=*** dbname=x"),
+        ("/tmp/store.sqlite", "/tmp/store.sqlite"),
+    ],
+)
+def test_mask_password_hides_what_any_reading_takes_for_a_password(address, masked):
+    assert mask_password(address) == masked
+
+
+AMBIGUOUS = [
+    # a raw '@' in the password: libpq reads user postgres, password 'p', host 'ssw0rd@127.0.0.1'
+    ("postgresql://postgres:p@ssw0rd@127.0.0.1:5432/x", "p@ssw0rd", "postgresql://postgres:***@127.0.0.1:5432/x"),
+    # a raw '/' in the password: libpq reads no password at all, host 'postgres', port 'pa'
+    ("postgresql://postgres:pa/ssw0rd@127.0.0.1:5432/x", "pa/ssw0rd", "postgresql://postgres:***@127.0.0.1:5432/x"),
+    ("postgres://us@er:s3cret-pw@db/x", "s3cret-pw", "postgres://us@er:***@db/x"),
+    ("postgresql://db/x?application_name=a@b", "", "postgresql://db/x?application_name=a@b"),
+]
+
+
+@pytest.mark.parametrize(("address", "secret", "masked"), AMBIGUOUS)
+def test_an_ambiguous_address_is_refused_showing_it_masked(tmp_path, address, secret, masked):
+    # before: libpq's reading was printed: "host=ssw0rd@127.0.0.1" in every message about the store
+    assert ambiguous_address(address)
+    message = (
+        f"ambiguous PostgreSQL address {masked!r}: libpq ends the user and password at the first '@' before any '/', "
+        "so it would read part of them as the host or the database; percent-encode '@' as %40 (and '/' as %2F) in "
+        "the user or password"
+    )
+    for opening in (lambda: PostgresStore(address), lambda: open_store(address, tmp_path, create=False)):
+        with pytest.raises(StoreAddressError) as caught:
+            opening()
+        assert str(caught.value) == message
+    assert postgres_location(address) == masked
+    assert_hidden(secret, message, postgres_location(address), mask_password(address))
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["postgresql://u:pw@h/x", "postgresql://u:p%40ss%2Fw@h:5433/x?sslmode=require", "postgresql://h/x", "host=h"],
+)
+def test_an_address_libpq_reads_like_a_url_parser_is_not_ambiguous(address):
+    assert not ambiguous_address(address)
+
+
+@pytest.mark.parametrize(
+    ("address", "secret"),
+    [
+        ("postgresql://postgres:s3c?r#t-pw@127.0.0.1:1/test", "s3c?r#t-pw"),
+        ("postgresql://postgres:p%40ss%2Fw0rd@127.0.0.1:1/test", "p@ss/w0rd"),
+        ("postgresql://postgres@127.0.0.1:1/test?password=pa%26ss&sslmode=disable", "pa&ss"),
+        ("host=127.0.0.1 port=1 dbname=test user=postgres password='q@zx 8w0rd'", "q@zx 8w0rd"),
+        ("host=127.0.0.1 port=1 dbname=test user=postgres password=q@zx\\ 8w0rd", "q@zx 8w0rd"),
+    ],
+)
+def test_no_part_of_a_password_is_shown_by_a_store_that_cannot_connect(address, secret):
+    store = PostgresStore(address, "whatever")
+    with pytest.raises(StoreUnavailableError) as caught:
+        store.read_runs("unit")
+    assert str(caught.value).startswith("cannot connect to the PostgreSQL profile store at host=127.0.0.1 port=1 ")
+    assert_hidden(secret, str(caught.value), repr(store), postgres_location(address), mask_password(address))
+    raw = secret.replace("@", "%40").replace("/", "%2F")  # as it may be written in the address
+    assert_hidden(raw, str(caught.value), repr(store))
+
+
+# --- readers create and migrate nothing (issue 18) ----------------------------------------------------------------
+
+
+def schema_rows(schema: str) -> dict[str, list[tuple]]:
+    """Every row of every table of a schema, as text, sorted (nothing when the schema does not exist)."""
+    tables = query("SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY 1", (schema,))
+    return {
+        table: query(sql.SQL("SELECT t::text FROM {} AS t ORDER BY 1").format(sql.Identifier(schema, table)))
+        for (table,) in tables
+    }
+
+
+def test_a_store_opened_for_reading_creates_no_schema_and_writes_nothing(fresh_schema, tmp_path):
+    # before: any read made the schema and its tables: a hostile CUSTOMER_AI_STORE_SCHEMA made that schema
+    schema = fresh_schema() + '"; DROP SCHEMA public; --'
+    reader = PostgresStore(PG_DSN, schema, create=False)
+    try:
+        assert_same_state(every_read(reader), every_read(SQLiteStore(tmp_path / "made.sqlite")))
+        where = f"schema {schema!r} of the PostgreSQL database at {postgres_location(PG_DSN)}"
+        with pytest.raises(StoreMissingError) as caught:
+            reader.check()
+        assert str(caught.value) == (
+            f"no profile store in {where}: nothing has been run with this store yet (or its address or schema is "
+            "mistyped)"
+        )
+        with pytest.raises(StoreMissingError, match=re.escape(f"no profile store in {where}: nothing to migrate")):
+            reader.migrate()
+        with pytest.raises(RuntimeError, match=r"was opened for reading \(create=False\): it is never written"):
+            reader.write_run("unit", "2024-02-01", scores({"p1": 0.2}), run())
+        assert query("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,)) == [(0,)]
+        # a store that exists is read as it is, in read-only transactions
+        PostgresStore(PG_DSN, schema).write_run("unit", "2024-02-01", scores({"p1": 0.2}), published("v", "cli-0a"))
+        written = schema_rows(schema)
+        reader.check()
+        assert reader.read_scores("unit")["profile_id"].tolist() == ["p1"]
+        assert reader.latest_run("unit")["run_id"] == "cli-0a"
+        assert schema_rows(schema) == written
+    finally:
+        query(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def test_a_schema_of_an_earlier_version_is_refused_by_readers_and_left_as_it_is(fresh_schema):
+    # before: the first read of any reader migrated the schema
+    schema = fresh_schema()
+    old_postgres_store(schema)
+    before = schema_rows(schema)
+    reader = PostgresStore(PG_DSN, schema, create=False)
+    message = (
+        f"the profile store in schema {schema!r} of the PostgreSQL database at {postgres_location(PG_DSN)} was "
+        f"written by an earlier version of customer-ai (schema version 4; this version reads 5): {MIGRATE}"
+    )
+    with pytest.raises(StoreVersionError) as caught:
+        reader.check()
+    assert str(caught.value) == message
+    for read in ("read_runs", "read_scores", "read_attempts", "latest_run", "count_rows", "segment_names"):
+        with pytest.raises(StoreVersionError, match=re.escape(message)):
+            getattr(reader, read)("unit")
+    assert schema_rows(schema) == before
+    assert schema_versions(schema) == [1, 2, 3, 4]
+    # the explicit step (`customer-ai migrate`) migrates it, once
+    assert reader.migrate() == (4, 5)
+    assert_old_rows_migrated(reader)
+    assert reader.migrate() == (5, 5)
+    assert schema_versions(schema) == [1, 2, 3, 4, 5]

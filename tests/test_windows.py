@@ -162,3 +162,43 @@ def test_rows_where_selects_like_a_boolean_mask_column_by_column() -> None:
     assert selected["profile_id"].isna().tolist() == [True, False, False]
     assert selected["profile_id"].iloc[1:].tolist() == ["y", "w"]
     assert rows_where(frame, np.zeros(5, dtype=bool)).shape == (0, 4)
+
+
+@pytest.mark.parametrize(
+    "value",
+    # before: "0001-01-01" gave pandas' "strftime not yet supported" traceback (or the store's "as-of date
+    # '1-01-01' is not a date"), "9999-12-31" a run over windows that pandas cannot hold
+    [
+        "0001-01-01",
+        "1677-09-21",
+        "1799-12-31",
+        "2200-01-01",
+        "2262-04-11",
+        "9999-12-31",
+        dt.date(1, 1, 1),
+        dt.datetime(3000, 1, 1),
+        dt.datetime(1, 1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=2))),  # before the calendar's first day in UTC
+        dt.datetime(9999, 12, 31, 23, tzinfo=dt.timezone(dt.timedelta(hours=-2))),  # after its last day in UTC
+    ],
+)
+def test_as_of_timestamp_refuses_a_date_outside_the_supported_range(value: object) -> None:
+    with pytest.raises(ValueError, match="is outside the as-of dates") as raised:
+        as_of_timestamp(value)  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        f"{value!r} is outside the as-of dates customer-ai supports, 1800-01-01 to 2199-12-31 (every window around "
+        "the date, up to 90 years back and 10 years ahead, must lie within 1677-09-21 .. 2262-04-11, the timestamps "
+        "pandas holds)"
+    )
+
+
+@pytest.mark.parametrize("value", ["1800-01-01", "2199-12-31", dt.date(1800, 1, 1), dt.datetime(2199, 12, 31)])
+def test_the_first_and_last_supported_dates_and_their_widest_windows_hold(value: object) -> None:
+    from customer_ai.windows import FIRST_AS_OF, LAST_AS_OF
+
+    stamp = as_of_timestamp(value)  # type: ignore[arg-type]
+    assert stamp.date() in (FIRST_AS_OF, LAST_AS_OF)
+    # the longest settings: a 10-year lookback before 60 snapshots a year apart, behind two 10-year goal windows
+    farthest_back = stamp - pd.Timedelta(days=3650 + 59 * 365 + 3650 + 3650)
+    assert farthest_back > pd.Timestamp.min.tz_localize("UTC")
+    assert stamp + pd.Timedelta(days=3650) < pd.Timestamp.max.tz_localize("UTC")
+    assert f"{stamp:%Y-%m-%d}" == str(stamp.date())

@@ -20,7 +20,9 @@ The report reads only files of the run folder (``model.json``, ``scores.parquet`
 the instance's earlier published runs (found through the store), and the store's runs and outcomes.  It is
 written before the run is published and can be written again afterwards (``customer-ai report``): both give the
 same page, since the run's own row and outcomes are taken from its folder.  Everything shown that came from a
-user (names, descriptions, factor texts, validation messages) is HTML-escaped.
+user (names, descriptions, factor texts, validation messages) is HTML-escaped, its control characters shown as
+``<U+202E>`` and, when long, shortened with a note on the page (:mod:`~customer_ai.report.html`): the page's size
+depends on how many values it shows, not on how long they are.
 
 The package: :mod:`~customer_ai.report.folder` reads the run folder, one module per group of sections
 (:mod:`~customer_ai.report.card`, :mod:`~customer_ai.report.scores`, :mod:`~customer_ai.report.factors`,

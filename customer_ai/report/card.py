@@ -10,7 +10,7 @@ import pandas as pd
 
 from customer_ai.report.figures import _svg, _timeline_figure
 from customer_ai.report.folder import _RunFiles
-from customer_ai.report.html import _esc, _int, _num, _p, _pairs, _pct, _section, _table, _template_words
+from customer_ai.report.html import _esc, _int, _num, _p, _pairs, _pct, _section, _short, _table, _template_words
 from customer_ai.spec import InstanceSpec
 
 
@@ -90,7 +90,11 @@ def _model_card(spec: InstanceSpec, as_of: pd.Timestamp, run: _RunFiles) -> str:
     descriptions = model.get("features", {}).get("descriptions", {})
     categorical = set(model.get("features", {}).get("categorical", []))
     feature_rows = [
-        (name, _template_words(descriptions.get(name, "")), "category" if name in categorical else "number")
+        (
+            _short(name),
+            _short(_template_words(descriptions.get(name, ""))),
+            "category" if name in categorical else "number",
+        )
         for name in model.get("features", {}).get("names", [])
     ]
     parts = [

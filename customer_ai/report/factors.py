@@ -15,7 +15,7 @@ import pandas as pd
 from customer_ai.features import FeatureInfo, FeaturePlan, feature_infos
 from customer_ai.report.figures import _bucket_figure, _overall_figure, _svg
 from customer_ai.report.folder import _RunFiles
-from customer_ai.report.html import _BUCKETS, _num, _p, _pct, _section, _table, _template_words
+from customer_ai.report.html import _BUCKETS, _num, _p, _pct, _section, _short, _table, _template_words
 from customer_ai.spec import InstanceSpec
 
 MAX_FACTOR_PROFILES = 100_000  # factors are summarised over a fixed random sample beyond this many profiles
@@ -137,7 +137,7 @@ def _feature_labels(model: dict) -> Callable[[str], str]:
 
     def label(name: str) -> str:
         template = descriptions.get(name)
-        return _template_words(template) if template else name
+        return _short(_template_words(template) if template else name)
 
     return label
 
@@ -186,8 +186,8 @@ def _factors_section(spec: InstanceSpec, run: _RunFiles) -> str:
                     _pct(r.top_share),
                     _pct(r.listed_share),
                     _pct(r.raises_share),
-                    r.typical_raises,
-                    r.typical_lowers,
+                    _short(r.typical_raises),
+                    _short(r.typical_lowers),
                 )
                 for r in overall.itertuples(index=False)
             ],
@@ -208,7 +208,9 @@ def _factors_section(spec: InstanceSpec, run: _RunFiles) -> str:
         for r in summary.itertuples(index=False):
             typical = r.typical_raises if r.raises_share >= 0.5 else r.typical_lowers
             direction = "raises" if r.raises_share >= 0.5 else "lowers"
-            rows.append((b, label(r.feature), _num(r.mean_abs), _pct(r.top_share), f"mostly {direction}", typical))
+            rows.append(
+                (b, label(r.feature), _num(r.mean_abs), _pct(r.top_share), f"mostly {direction}", _short(typical))
+            )
     parts.append(
         _table(
             ["bucket", "factor", "influence", "top factor for", "effect", "typical value"],

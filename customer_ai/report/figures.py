@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from customer_ai.report.html import _BUCKETS, _SCORERS, _STAGE_WORDS, _esc, _num
+from customer_ai.report.html import _BUCKETS, _SCORERS, _STAGE_WORDS, _esc, _num, _visible
 from customer_ai.spec import InstanceSpec
 
 _BUCKET_COLOURS = {"low": "#b9cbe4", "medium": "#5b8fd1", "high": "#1d3f7a"}
@@ -34,8 +34,8 @@ _RC = {"svg.fonttype": "path", "svg.hashsalt": "customer-ai-report", "font.size"
 
 
 def _label_text(text: str, limit: int = 52) -> str:
-    """Return user text safe for a matplotlib label: ``$`` is not mathtext, long text is cut."""
-    text = " ".join(str(text).split())
+    """Return user text safe for a matplotlib label: ``$`` is not mathtext, control characters shown, long text cut."""
+    text = " ".join(_visible(str(text)).split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text.replace("$", r"\$")

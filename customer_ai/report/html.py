@@ -3,12 +3,30 @@
 Everything that turns a value into text of the page is here, and everything that came from a user passes
 through :func:`_esc` on its way in.  The section keys and headings (:data:`SECTIONS`) and the names of the
 buckets, scorers and validation stages are shared by the tables and the figures.
+
+What the data holds is shown so that it can neither disguise itself nor bury the page (the data itself is never
+changed, only what the page shows of it):
+
+- control characters are shown as what they are, ``<U+202E>``: the bidirectional controls (Unicode's
+  ``Bidi_Control``, such as U+202E, which displays the text after it backwards) and the C0 and C1 controls but
+  tab, newline and carriage return (which HTML does not allow).  Isolating each value in a ``<bdi>`` would keep an
+  override from reaching the text around the value, but would still display the value itself reversed, and would
+  not work in the page's title or a figure; a visible mark shows the reader exactly what the data holds.
+- a value from the data (a feature's name or meaning, a typical value, a suite's name) is cut after
+  :data:`MAX_SHOWN` characters by :func:`_short`, and no text of the page whatever (a sentence, a message) is
+  longer than :data:`MAX_TEXT`: a cut text ends in ``… (N characters)``, its whole length, and the page then
+  says that values were shortened.  So a report's size is bounded by how many values it shows, not by their
+  lengths.
+- a string too long for its line is broken anywhere rather than widen the page: in text everywhere, and in a
+  table cell that holds an unbroken run of 40 characters or more (``td.w``).  Other cells keep their words whole,
+  so that a table too wide for a narrow window scrolls in its box instead of breaking words in two.
 """
 
 from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -29,10 +47,40 @@ SECTIONS = {
 _BUCKETS = ("low", "medium", "high")
 _SCORERS = {"model": "model", "recency": "recency", "frequency": "frequency", "bgnbd": "BG/NBD"}
 _STAGE_WORDS = {"events": "events", "training_set": "training set", "scores": "scores"}
+MAX_SHOWN = 200  # characters shown of one value from the data: a name, a text, a typical value
+MAX_TEXT = 2_000  # characters shown of any one text of the page: a sentence, a message, a title
+# bidirectional controls (Bidi_Control: they reorder the text around them), and C0 and C1 controls but tab, newline
+# and carriage return
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_SHORTENED = re.compile(r"… \(\d[\d,]* characters\)")  # how _short ends a text it cut
+_SHOWN_CONTROL = re.compile(r"&lt;U\+[0-9A-F]{4}&gt;")  # how _visible shows a control character, escaped
+_UNBROKEN = re.compile(r"\S{40}")  # a string a table cell breaks anywhere rather than widen its column for
+
+
+def _visible(text: str) -> str:
+    """Return ``text`` with its control characters shown as ``<U+202E>`` (see the module's docstring)."""
+    return _CONTROLS.sub(lambda match: f"<U+{ord(match.group()):04X}>", text)
+
+
+def _short(value: object, limit: int = MAX_SHOWN) -> str:
+    """Return ``value`` as text, cut after ``limit`` characters and then ending in ``… (N characters)``."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
 
 
 def _esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    """Return ``value`` as HTML text: at most :data:`MAX_TEXT` characters, control characters shown, escaped."""
+    return html.escape(_visible(_short(value, MAX_TEXT)), quote=True)
+
+
+def _td(value: object, short_on_one_line: bool = True) -> str:
+    """Return a table cell: a short text on one line; a long unbroken one broken anywhere; others as words wrap."""
+    shown = _visible(_short(value, MAX_TEXT))
+    if short_on_one_line and len(shown) <= 20:
+        kind = " class=n"
+    else:
+        kind = " class=w" if _UNBROKEN.search(shown) else ""
+    return f"<td{kind}>{html.escape(shown, quote=True)}</td>"
 
 
 # --- numbers in words ------------------------------------------------------------------------------------------
@@ -61,20 +109,15 @@ def _template_words(template: str) -> str:
 # --- tables and paragraphs -------------------------------------------------------------------------------------
 
 
-def _cell(value: object) -> str:
-    text = _esc(value)
-    return f"<td class=n>{text}</td>" if len(str(value)) <= 20 else f"<td>{text}</td>"
-
-
 def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, caption: str | None = None) -> str:
     head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in rows)
     cap = f"<caption>{_esc(caption)}</caption>" if caption else ""
     return f'<div class="table"><table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _pairs(rows: Iterable[tuple[str, object]]) -> str:
-    body = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in rows)
+    body = "".join(f"<tr><th>{_esc(k)}</th>{_td(v, short_on_one_line=False)}</tr>" for k, v in rows)
     return f'<div class="table"><table class="card"><tbody>{body}</tbody></table></div>'
 
 
@@ -92,7 +135,7 @@ def _section(key: str, parts: Iterable[str]) -> str:
 _CSS = """
 :root { color-scheme: light; }
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
-       color: #1f2328; background: #ffffff; margin: 0; }
+       color: #1f2328; background: #ffffff; margin: 0; overflow-wrap: anywhere; }
 header, main, footer { max-width: 1040px; margin: 0 auto; padding: 0 24px; }
 header { padding-top: 24px; border-bottom: 1px solid #d8dee4; }
 h1 { font-size: 1.6em; margin: 0 0 4px; }
@@ -109,9 +152,11 @@ figcaption { color: #57606a; font-size: 0.9em; }
 .table { overflow-x: auto; margin: 12px 0; }
 table { border-collapse: collapse; font-size: 0.88em; font-variant-numeric: tabular-nums; }
 caption { text-align: left; font-weight: 600; padding: 4px 0; }
-th, td { border-bottom: 1px solid #d8dee4; padding: 4px 10px; text-align: left; vertical-align: top; }
+th, td { border-bottom: 1px solid #d8dee4; padding: 4px 10px; text-align: left; vertical-align: top;
+         overflow-wrap: normal; }
 thead th { background: #f3f5f8; }
 td.n { white-space: nowrap; }
+td.w { overflow-wrap: anywhere; }
 table.card th { width: 190px; color: #57606a; font-weight: 500; }
 footer { color: #57606a; font-size: 0.85em; padding-bottom: 32px; border-top: 1px solid #d8dee4; }
 @media print {
@@ -125,9 +170,28 @@ footer { color: #57606a; font-size: 0.85em; padding-bottom: 32px; border-top: 1p
 """
 
 
+def _data_notes(shown: str) -> str:
+    """Return the page's notes on what it shows of the data differently (``shown``: the page's HTML), if any."""
+    notes = []
+    if _SHORTENED.search(shown):
+        notes.append(
+            f"Some values of the data are too long to show whole: a value (a name, a text) is cut after its first "
+            f'{MAX_SHOWN:,} characters, any other text after {MAX_TEXT:,}, and ends in "… (N characters)", its '
+            "whole length. The data is not changed: the run's files and the store hold every value whole."
+        )
+    if _SHOWN_CONTROL.search(shown):
+        notes.append(
+            "The data holds invisible control characters: they are shown as <U+…> with their code, such as "
+            "<U+202E> for one that would display the text after it backwards."
+        )
+    return "".join(_p(note, "missing") for note in notes)
+
+
 def _page(spec: InstanceSpec, as_of: pd.Timestamp, run: _RunFiles, sections: list[str]) -> str:
     title = f"{spec.name} as of {as_of:%Y-%m-%d}: {run.model.get('goal') or spec.goal_in_words()}"
     nav = "".join(f'<li><a href="#{key}">{_esc(heading)}</a></li>' for key, heading in SECTIONS.items())
+    line = f"<p>{_esc(title)} &middot; model {_esc(run.model.get('model_version', '?'))}</p>"
+    main = "".join(sections)
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -135,10 +199,9 @@ def _page(spec: InstanceSpec, as_of: pd.Timestamp, run: _RunFiles, sections: lis
         # the report may load nothing: no script, no font, no image from anywhere
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
         f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>"
-        f"<header><h1>{_esc(spec.name)}: propensity report</h1>"
-        f"<p>{_esc(title)} &middot; model {_esc(run.model.get('model_version', '?'))}</p>"
+        f"<header><h1>{_esc(spec.name)}: propensity report</h1>{line}{_data_notes(line + main)}"
         f"<nav><ul>{nav}</ul></nav></header>"
-        f"<main>{''.join(sections)}</main>"
+        f"<main>{main}</main>"
         f'<footer id="end"><p>Built from the run folder of {_esc(spec.name)} as of {as_of:%Y-%m-%d}. '
         "Every picture is drawn from the numbers in the table under it.</p></footer>"
         "</body></html>\n"

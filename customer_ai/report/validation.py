@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from customer_ai.report.figures import _svg, _validation_figure
 from customer_ai.report.folder import _RunFiles
-from customer_ai.report.html import _STAGE_WORDS, _int, _p, _section, _table
+from customer_ai.report.html import _STAGE_WORDS, _int, _p, _section, _short, _table
 
 
 def _validation_section(run: _RunFiles) -> str:
@@ -29,7 +29,7 @@ def _validation_section(run: _RunFiles) -> str:
             (
                 _STAGE_WORDS[stage],
                 _int(result.get("rows")),
-                ", ".join(result.get("suites", [])),
+                ", ".join(_short(suite) for suite in result.get("suites", [])),
                 _int(evaluated),
                 _int(failed),
                 "passed" if result.get("success") else "failed",

@@ -1,6 +1,6 @@
 """The profile store: where scores land for other systems to read, and the commit point of every run.
 
-Six tables, created on first use:
+Six tables, created by the first writer:
 
 - ``customer_ai_scores``: the current score per (instance, profile), from the instance's newest published run.  In
   PostgreSQL a view of the history at each instance's current date (``customer_ai_current``).
@@ -22,6 +22,12 @@ recorded with :meth:`record_attempt`, which touches nothing else.
 
 Two implementations share these rules: :class:`SQLiteStore` (the embedded default, ``<home>/store.sqlite``)
 and :class:`PostgresStore` (tables in a configurable schema, migrated in order under an advisory lock).
+
+Only writers (``run``, the DAG's tasks) create and migrate a store; :func:`open_store` with ``create=False`` gives
+readers a store that creates, migrates and writes nothing (a missing store reads as empty and its ``check()`` says
+so; one that needs a migration is refused until ``migrate()``, the ``customer-ai migrate`` command, is run).  A
+writer's first use of a SQLite file reads every page once (``PRAGMA quick_check``), so a damaged file is found
+before any work; a damaged file, a full disk and a locked file are :class:`StoreUnavailableError` naming the file.
 """
 
 from __future__ import annotations
@@ -29,26 +35,37 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from customer_ai.store.base import _DEFAULT_SCHEMA, _SCHEMA_ENV, StoreUnavailableError
-from customer_ai.store.postgres import _URI_PREFIXES, PostgresStore, mask_password, postgres_location
+from customer_ai.store.address import URI_PREFIXES, ambiguous_address, mask_password, postgres_location
+from customer_ai.store.base import (
+    _DEFAULT_SCHEMA,
+    _SCHEMA_ENV,
+    StoreAddressError,
+    StoreDamagedError,
+    StoreMissingError,
+    StoreUnavailableError,
+    StoreVersionError,
+)
+from customer_ai.store.postgres import PostgresStore
 from customer_ai.store.sqlite import SQLiteStore
 
 __all__ = [
     "PostgresStore",
-    "StoreAddressError",
     "SQLiteStore",
+    "StoreAddressError",
+    "StoreDamagedError",
+    "StoreMissingError",
     "StoreUnavailableError",
+    "StoreVersionError",
+    "ambiguous_address",
     "mask_password",
     "open_store",
     "postgres_location",
 ]
 
 
-class StoreAddressError(ValueError):
-    """A store address of a kind customer-ai cannot write to; the message shows it, password masked."""
-
-
-def open_store(uri: str | None, home: Path, schema: str | None = None) -> SQLiteStore | PostgresStore:
+def open_store(
+    uri: str | None, home: Path, schema: str | None = None, *, create: bool = True
+) -> SQLiteStore | PostgresStore:
     """Return the store named by ``uri``, or the embedded default under ``home``.
 
     Parameters
@@ -60,18 +77,22 @@ def open_store(uri: str | None, home: Path, schema: str | None = None) -> SQLite
         The customer-ai home folder.
     schema : str, optional
         Schema of a PostgreSQL store; default ``$CUSTOMER_AI_STORE_SCHEMA``, else ``customer_ai``.
+    create : bool, default True
+        Whether using the store may create and migrate it (a run, the DAG's tasks).  Readers pass False: then
+        nothing is created, migrated or written, a store that does not exist reads as empty (its ``check()``
+        raises :class:`StoreMissingError`) and one that needs a migration raises :class:`StoreVersionError`.
 
     Raises
     ------
     StoreAddressError
-        For any other address (the message shows it with its password masked).
+        For any other address, or an ambiguous PostgreSQL one (the message shows it with its password masked).
     """
     if not uri:
-        return SQLiteStore(Path(home) / "store.sqlite")
+        return SQLiteStore(Path(home) / "store.sqlite", create=create)
     if uri.startswith("sqlite:///"):
-        return SQLiteStore(Path(uri.removeprefix("sqlite:///")))
-    if uri.startswith(_URI_PREFIXES):
-        return PostgresStore(uri, schema or os.environ.get(_SCHEMA_ENV) or _DEFAULT_SCHEMA)
+        return SQLiteStore(Path(uri.removeprefix("sqlite:///")), create=create)
+    if uri.startswith(URI_PREFIXES):
+        return PostgresStore(uri, schema or os.environ.get(_SCHEMA_ENV) or _DEFAULT_SCHEMA, create=create)
     raise StoreAddressError(
         f"unsupported store address {mask_password(uri)!r}: use sqlite:///path/to/file.sqlite "
         "or postgresql://user@host:port/dbname"

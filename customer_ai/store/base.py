@@ -17,7 +17,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["ATTEMPT_STATUSES", "StoreUnavailableError"]
+__all__ = [
+    "ATTEMPT_STATUSES",
+    "StoreAddressError",
+    "StoreDamagedError",
+    "StoreMissingError",
+    "StoreUnavailableError",
+    "StoreVersionError",
+]
 
 _SCORE_COLUMNS = (
     "instance",
@@ -126,10 +133,34 @@ _FACTOR_KEYS = ("feature", "description", "value", "contribution", "importance",
 _DEFAULT_SCHEMA = "customer_ai"
 _SCHEMA_ENV = "CUSTOMER_AI_STORE_SCHEMA"
 _CONNECT_TIMEOUT_SECONDS = 5
+# what a reader of a store that needs a migration says to do
+MIGRATE_HINT = (
+    "migrate it with `customer-ai migrate` and the same --home or --store (a run of any instance migrates it "
+    "too); nothing was changed"
+)
 
 
 class StoreUnavailableError(ConnectionError):
-    """The profile store's server cannot be reached; the message names host, port and database, never a password."""
+    """The profile store cannot do its part: its server cannot be reached, its disk is full, its file is locked.
+
+    Worth a retry (the command exits 3).  The message names the file, or host, port and database, never a password.
+    """
+
+
+class StoreDamagedError(StoreUnavailableError):
+    """The profile store's file is damaged (cut short, overwritten): the message names the file and what is wrong."""
+
+
+class StoreAddressError(ValueError):
+    """A store address customer-ai cannot use; the message shows it with its password masked."""
+
+
+class StoreMissingError(StoreAddressError):
+    """A store opened for reading does not exist (yet): nothing was run with it, or its address is mistyped."""
+
+
+class StoreVersionError(ValueError):
+    """A store of another schema version than this customer-ai's: one to migrate first, or a newer one."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -545,7 +576,19 @@ class _Writer(ABC):
 
 
 class _Store(ABC):
-    """The public interface and the rules both stores share; subclasses supply the SQL."""
+    """The public interface and the rules both stores share; subclasses supply the SQL.
+
+    A store opened with ``create`` (writers: ``run`` and the DAG's tasks) creates and migrates its file, schema and
+    tables on first use.  One opened with ``create=False`` (readers) creates, migrates and writes nothing: a store
+    that does not exist reads as empty (:meth:`check` says it does not exist), one that needs a migration is
+    refused with :class:`StoreVersionError`.
+    """
+
+    create: bool = True
+
+    def _refuse_if_read_only(self) -> None:
+        if not self.create:
+            raise RuntimeError(f"{self!r} was opened for reading (create=False): it is never written")
 
     @abstractmethod
     def _writing(self, instance: str, as_of: str, rows: _ScoreColumns | None, members: pa.Table | None = None) -> Any:
@@ -574,6 +617,35 @@ class _Store(ABC):
     @abstractmethod
     def _select_attempts(self, instance: str, as_of: str | None, latest: bool) -> list[tuple]:
         """Return attempt rows (metrics as sorted JSON text) in the order written, or only the last when ``latest``."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Make sure the store can be used as it was opened, before any work depends on it.
+
+        A store opened with ``create`` is reached (created or migrated if needed).  A store opened for reading
+        (``create=False``) must exist, at this version's schema.
+
+        Raises
+        ------
+        StoreMissingError
+            A store opened for reading does not exist.
+        StoreVersionError
+            A store opened for reading needs a migration (:meth:`migrate`), or the store is newer than this code.
+        StoreUnavailableError
+            The store cannot be reached or used (:class:`StoreDamagedError` for a damaged file).
+        """
+
+    @abstractmethod
+    def migrate(self) -> tuple[int, int]:
+        """Bring an existing store to this version's schema; return its versions (before, after).
+
+        Works however the store was opened: it is the explicit step a store opened for reading asks for.
+
+        Raises
+        ------
+        StoreMissingError
+            When there is no store to migrate (nothing is created).
+        """
 
     def write_run(
         self,

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 import psycopg2
@@ -16,10 +13,15 @@ import pyarrow as pa
 from psycopg2 import sql
 from psycopg2.extensions import parse_dsn
 
+from customer_ai.store.address import ambiguity_message, ambiguous_address, mask_password, postgres_location
 from customer_ai.store.base import (
     _CONNECT_TIMEOUT_SECONDS,
     _DEFAULT_SCHEMA,
+    MIGRATE_HINT,
+    StoreAddressError,
+    StoreMissingError,
     StoreUnavailableError,
+    StoreVersionError,
     _AttemptValues,
     _factor_texts,
     _finite_texts,
@@ -35,7 +37,6 @@ from customer_ai.store.copy import BinaryCopy, Field
 
 __all__ = ["PostgresStore", "mask_password", "postgres_location"]
 
-_URI_PREFIXES = ("postgresql://", "postgres://")
 _MIGRATION_LOCK_CLASS = 0x0C_A1  # first key of the two-key advisory lock that guards migrations
 _DATE_TEXT = "YYYY-MM-DD"
 _WRITTEN_AT_TEXT = 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
@@ -137,46 +138,6 @@ _MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     ),
 )
 _SCHEMA_VERSION = max(version for version, _, _ in _MIGRATIONS)
-
-
-def mask_password(address: str) -> str:
-    """Return a database address with its password (URI user info, ``password`` parameter) replaced by ``***``.
-
-    Parameters
-    ----------
-    address : str
-        A URI (``scheme://user:password@host/db?...``) or a libpq ``key=value`` string.
-    """
-    if "://" in address:
-        try:
-            parts = urlsplit(address)
-        except ValueError:
-            return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", address)
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, hosts = netloc.rsplit("@", 1)
-            if ":" in userinfo:
-                userinfo = userinfo.split(":", 1)[0] + ":***"
-            netloc = f"{userinfo}@{hosts}"
-        query = parts.query
-        if re.search(r"(^|&)password=", query, flags=re.IGNORECASE):
-            pairs = parse_qsl(query, keep_blank_values=True)
-            query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="*/:@")
-        return urlunsplit(parts._replace(netloc=netloc, query=query))
-    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)", r"\1***", address, flags=re.IGNORECASE)
-
-
-def postgres_location(dsn: str) -> str:
-    """Return ``host=... port=... dbname=...`` of a PostgreSQL address (libpq defaults filled in), no password."""
-    try:
-        params = parse_dsn(dsn)
-    except Exception:  # an unparseable address is described by its masked text
-        return mask_password(dsn)
-    host = params.get("host") or params.get("hostaddr") or os.environ.get("PGHOST") or "localhost"
-    port = params.get("port") or os.environ.get("PGPORT") or "5432"
-    user = params.get("user") or os.environ.get("PGUSER")
-    dbname = params.get("dbname") or os.environ.get("PGDATABASE") or user or "(default)"
-    return f"host={host} port={port} dbname={dbname}"
 
 
 def _connect_postgres(dsn: str, what: str) -> Any:
@@ -399,16 +360,29 @@ class PostgresStore(_Store):
         libpq address: ``postgresql://user:password@host:port/dbname`` or ``host=... dbname=...``.
     schema : str, default "customer_ai"
         Schema holding the tables; created if needed.
+    create : bool, default True
+        False opens the store for reading only, in read-only transactions: no schema or table is created and
+        nothing is migrated or written; a schema without the store's tables reads as empty, a schema of an
+        earlier version is refused with :class:`StoreVersionError`.
+
+    Raises
+    ------
+    StoreAddressError
+        For an ambiguous address (a raw ``@`` or ``/`` in the password; see
+        :func:`customer_ai.store.address.ambiguous_address`): the message shows it masked.
     """
 
-    def __init__(self, dsn: str, schema: str = _DEFAULT_SCHEMA) -> None:
+    def __init__(self, dsn: str, schema: str = _DEFAULT_SCHEMA, *, create: bool = True) -> None:
         if not schema:
             raise ValueError("the PostgreSQL store needs a schema name")
         if len(schema.encode()) > 63:
             raise ValueError(f"schema name {schema!r} is longer than PostgreSQL's 63 bytes")
+        if ambiguous_address(dsn):
+            raise StoreAddressError(ambiguity_message(dsn))
         self.dsn = dsn
         self.schema = schema
-        self._migrated = False
+        self.create = create
+        self._migrated = False  # the schema is known to be at this version
 
     def __repr__(self) -> str:
         return f"PostgresStore({mask_password(self.dsn)!r}, schema={self.schema!r})"
@@ -434,11 +408,66 @@ class PostgresStore(_Store):
 
     @contextmanager
     def _connect(self) -> Iterator[Any]:
+        """Yield a connection (None: a store opened for reading whose schema holds no store)."""
         connection = _connect_postgres(self.dsn, "the PostgreSQL profile store")
         try:
-            if not self._migrated:
-                self._migrate(connection)
-            yield connection
+            if self.create:
+                if not self._migrated:
+                    self._migrate(connection)
+                yield connection
+            else:
+                connection.set_session(readonly=True)  # a reader never writes, whatever it runs
+                yield connection if self._readable(connection) else None
+        finally:
+            connection.close()
+
+    def _where(self) -> str:
+        return f"schema {self.schema!r} of the PostgreSQL database at {postgres_location(self.dsn)}"
+
+    def _readable(self, connection: Any) -> bool:  # noqa: ANN401
+        """Whether the schema holds a store at this version (False: no store there); refuse another version."""
+        if self._migrated:
+            return True
+        with connection.cursor() as cursor:
+            version = self._schema_version(cursor)
+        connection.rollback()
+        if version == 0:
+            return False
+        if version < _SCHEMA_VERSION:
+            raise StoreVersionError(
+                f"the profile store in {self._where()} was written by an earlier version of customer-ai (schema "
+                f"version {version}; this version reads {_SCHEMA_VERSION}): {MIGRATE_HINT}"
+            )
+        if version > _SCHEMA_VERSION:
+            raise self._newer(version)
+        self._migrated = True
+        return True
+
+    def _newer(self, version: int) -> StoreVersionError:
+        return StoreVersionError(
+            f"schema {self.schema!r} of {self!r} is at version {version}, newer than this customer-ai understands "
+            f"({_SCHEMA_VERSION}); upgrade customer-ai"
+        )
+
+    def check(self) -> None:
+        """Reach the server and the schema (see :meth:`_Store.check`)."""
+        with self._connect() as connection:
+            if connection is None:
+                raise StoreMissingError(
+                    f"no profile store in {self._where()}: nothing has been run with this store yet (or its address "
+                    "or schema is mistyped)"
+                )
+
+    def migrate(self) -> tuple[int, int]:
+        """Bring an existing schema to this version's; return its versions (before, after)."""
+        connection = _connect_postgres(self.dsn, "the PostgreSQL profile store")
+        try:
+            with connection.cursor() as cursor:
+                before = self._schema_version(cursor)
+            connection.rollback()
+            if before == 0:
+                raise StoreMissingError(f"no profile store in {self._where()}: nothing to migrate")
+            return before, self._migrate(connection)
         finally:
             connection.close()
 
@@ -452,8 +481,11 @@ class PostgresStore(_Store):
         cursor.execute(self._sql("SELECT COALESCE(MAX(version), 0) FROM {versions}"))
         return cursor.fetchone()[0]
 
-    def _migrate(self, connection: Any) -> None:
-        """Create the schema and apply the migrations not applied yet, in order, in one locked transaction."""
+    def _migrate(self, connection: Any) -> int:  # noqa: ANN401
+        """Create the schema and apply the migrations not applied yet, in order, in one locked transaction.
+
+        Returns the schema's version after it.
+        """
         try:
             with connection.cursor() as cursor:
                 version = self._schema_version(cursor)
@@ -491,11 +523,9 @@ class PostgresStore(_Store):
             connection.rollback()
             raise
         if version > _SCHEMA_VERSION:
-            raise RuntimeError(
-                f"schema {self.schema!r} of {self!r} is at version {version}, newer than this customer-ai "
-                f"understands ({_SCHEMA_VERSION}); upgrade customer-ai"
-            )
+            raise self._newer(version)
         self._migrated = True
+        return version
 
     def _scores_table_to_current(self, cursor: Any) -> None:
         """Record each instance's current as-of date from the table of current scores, then drop that table."""
@@ -517,6 +547,7 @@ class PostgresStore(_Store):
     def _writing(
         self, instance: str, as_of: str, rows: _ScoreColumns | None, members: pa.Table | None = None
     ) -> Iterator[_PostgresWriter]:
+        self._refuse_if_read_only()
         with self._connect() as connection:
             try:
                 with connection.cursor() as cursor:
@@ -539,11 +570,24 @@ class PostgresStore(_Store):
                 raise
 
     def _fetch(self, query: Any, params: Any) -> list[tuple]:  # noqa: ANN401 - a composed query and its parameters
-        """Return the rows of one read-only query (the transaction it opened is rolled back)."""
-        with self._connect() as connection, connection.cursor() as cursor:
-            cursor.execute(query, params)
-            rows = cursor.fetchall()
-            connection.rollback()
+        """Return the rows of one read-only query (the transaction it opened is rolled back).
+
+        A store opened for reading whose schema holds no store has no rows.
+        """
+        with self._connect() as connection:
+            if connection is None:
+                return []
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute(query, params)
+                    rows = cursor.fetchall()
+                connection.rollback()
+            except psycopg2.OperationalError as exc:  # the server went away during the read
+                reason = " ".join(str(exc).split())
+                raise StoreUnavailableError(
+                    f"the PostgreSQL profile store at {postgres_location(self.dsn)} dropped the connection during a "
+                    f"read: {reason}"
+                ) from exc
         return rows
 
     def _select_segment(self, instance: str, segment: str, as_of: str) -> list[tuple]:
@@ -614,14 +658,18 @@ class PostgresStore(_Store):
 
     def count_rows(self, instance: str) -> dict[str, int]:
         """Return the row counts of the three tables for one instance."""
-        counts = {}
-        with self._connect() as connection, connection.cursor() as cursor:
-            for name, table in (
-                ("customer_ai_scores", "{scores}"),
-                ("customer_ai_score_history", "{history}"),
-                ("customer_ai_runs", "{runs}"),
-            ):
-                cursor.execute(self._sql(f"SELECT COUNT(*) FROM {table} WHERE instance = %s"), (instance,))
-                counts[name] = cursor.fetchone()[0]
+        tables = {
+            "customer_ai_scores": "{scores}",
+            "customer_ai_score_history": "{history}",
+            "customer_ai_runs": "{runs}",
+        }
+        counts = dict.fromkeys(tables, 0)
+        with self._connect() as connection:
+            if connection is None:
+                return counts
+            with connection.cursor() as cursor:
+                for name, table in tables.items():
+                    cursor.execute(self._sql(f"SELECT COUNT(*) FROM {table} WHERE instance = %s"), (instance,))
+                    counts[name] = cursor.fetchone()[0]
             connection.rollback()
         return counts

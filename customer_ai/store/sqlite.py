@@ -15,6 +15,11 @@ from customer_ai.store.base import (
     _OUTCOME_COLUMNS,
     _RUN_COLUMNS,
     _SCORE_COLUMNS,
+    MIGRATE_HINT,
+    StoreDamagedError,
+    StoreMissingError,
+    StoreUnavailableError,
+    StoreVersionError,
     _AttemptValues,
     _factor_texts,
     _metrics_json,
@@ -191,10 +196,14 @@ class _SQLiteWriter(_Writer):
         return None if found is None else found[0]
 
 
-def _migrate(connection: sqlite3.Connection) -> None:
-    """Apply the migrations the file has not had yet, in order, in one transaction that holds the write lock."""
-    if connection.execute("PRAGMA user_version").fetchone()[0] >= _SQLITE_VERSION:
-        return
+def _migrate(connection: sqlite3.Connection) -> int:
+    """Apply the migrations the file has not had yet, in order, in one transaction that holds the write lock.
+
+    Returns the version the file had.
+    """
+    found = connection.execute("PRAGMA user_version").fetchone()[0]
+    if found >= _SQLITE_VERSION:
+        return found
     connection.execute("BEGIN IMMEDIATE")  # another process may be migrating: wait for it, then look again
     try:
         version = connection.execute("PRAGMA user_version").fetchone()[0]
@@ -207,6 +216,98 @@ def _migrate(connection: sqlite3.Connection) -> None:
     except BaseException:
         connection.rollback()
         raise
+    return found
+
+
+_TIMEOUT_SECONDS = 60
+_HEADER = b"SQLite format 3\x00"
+_RESTORE = "restore it from a backup, or move it aside (the next run then starts a new, empty store)"
+
+
+def _problems(connection: sqlite3.Connection) -> list[str]:
+    """Return what ``PRAGMA quick_check`` finds wrong (the first three problems; none: the file is whole).
+
+    It reads every page of the file once: a damaged page is found however rarely it is read.
+    """
+    rows = [row[0] for row in connection.execute("PRAGMA quick_check(3)")]
+    lines = [" ".join(line.split()) for row in rows for line in row.splitlines()]
+    return [line for line in lines if line != "ok" and not line.startswith("***")]
+
+
+def _damage(path: Path, reason: str, problems: list[str] | None = None) -> str:
+    """Say what is wrong with a damaged file: not a SQLite file, cut short (from its header), else its problems."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as stream:
+            header = stream.read(100)
+    except OSError:
+        return reason
+    if not header.startswith(_HEADER):
+        return f"it is not a SQLite database (it does not start with the SQLite header): {reason}"
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    header_valid = len(header) == 100 and header[24:28] == header[92:96]  # SQLite's rule for the page count
+    if header_valid and size < pages * page_size:
+        return f"it is cut short: {size:,} bytes where its header says {pages * page_size:,} ({reason})"
+    if problems is None:  # a reader found a damaged page: say what every page check finds, as a run says it
+        try:
+            with closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)) as connection:
+                problems = _problems(connection)
+        except sqlite3.Error:
+            problems = []
+    return "; ".join(problems) or reason
+
+
+def _damaged(path: Path, reason: str, problems: list[str] | None = None) -> StoreDamagedError:
+    return StoreDamagedError(f"the profile store {path} is damaged: {_damage(path, reason, problems)}; {_RESTORE}")
+
+
+def _fault(path: Path, exc: sqlite3.Error) -> Exception:
+    """Return the store error a SQLite error stands for (the file named, what is wrong), or ``exc`` itself."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = None if code is None else code & 0xFF
+    reason = str(exc)
+    if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return _damaged(path, reason)
+    if primary == sqlite3.SQLITE_FULL:
+        return StoreUnavailableError(
+            f"the profile store {path} cannot grow: {reason}; nothing was written: free some space, then run again"
+        )
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return StoreUnavailableError(
+            f"the profile store {path} stayed locked by another process for {_TIMEOUT_SECONDS} s ({reason}); "
+            "nothing was written"
+        )
+    if primary in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM):
+        return StoreUnavailableError(f"the profile store {path} cannot be used: {reason}")
+    return exc
+
+
+@contextmanager
+def _faults_named(path: Path) -> Iterator[None]:
+    """Raise the store error a SQLite error stands for (naming the file, see :func:`_fault`), else the error."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        fault = _fault(path, exc)
+        if fault is exc:
+            raise
+        raise fault from exc
+
+
+def _missing(path: Path, detail: str = "") -> StoreMissingError:
+    return StoreMissingError(
+        f"no profile store at {path}{detail}: nothing has been run with this home or store yet (or its address is "
+        "mistyped)"
+    )
+
+
+def _has_tables(connection: sqlite3.Connection) -> bool:
+    found = connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'customer_ai_runs'"
+    ).fetchone()
+    return found is not None
 
 
 class SQLiteStore(_Store):
@@ -215,27 +316,91 @@ class SQLiteStore(_Store):
     Parameters
     ----------
     path : pathlib.Path
-        The database file; its folder is created if needed.
+        The database file.  With ``create``, its folder and the file are created if needed, the file's schema
+        is migrated, and the file is checked for damage (``PRAGMA quick_check``) when it is first used.
+    create : bool, default True
+        False opens the file for reading only: no folder, file or table is created and nothing is migrated or
+        written; a file that does not exist (or holds no customer-ai tables) reads as empty, a file of an
+        earlier schema is refused with :class:`StoreVersionError`.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = Path(path)
+        self.create = create
+        self._checked = False
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.path, timeout=60)) as connection:
+    def _connect(self) -> Iterator[sqlite3.Connection | None]:
+        """Yield a connection (None: a store opened for reading that does not exist); name the file in errors."""
+        opening = self._open_writable() if self.create else self._open_readable()
+        with _faults_named(self.path), opening as connection:
+            yield connection
+
+    @contextmanager
+    def _open_writable(self) -> Iterator[sqlite3.Connection]:
+        existed = self.path.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)  # an OSError names the folder (the command says why)
+        with closing(sqlite3.connect(self.path, timeout=_TIMEOUT_SECONDS)) as connection:
+            if existed and not self._checked:
+                self._check_pages(connection)
             connection.executescript(_SQLITE_SCHEMA)
             _migrate(connection)
+            self._checked = True
             yield connection
+
+    def _check_pages(self, connection: sqlite3.Connection) -> None:
+        """Read every page of the file once (``PRAGMA quick_check``): a damaged file is found before any work."""
+        problems = _problems(connection)
+        if problems:
+            raise _damaged(self.path, "; ".join(problems), problems)
+
+    @contextmanager
+    def _open_readable(self) -> Iterator[sqlite3.Connection | None]:
+        if not self.path.exists():
+            yield None
+            return
+        # read-write without creating (a hot journal left by a killed writer must be rolled back to read), then
+        # refusing every change: a reader never creates, migrates or writes
+        address = f"{self.path.absolute().as_uri()}?mode=rw"
+        with closing(sqlite3.connect(address, uri=True, timeout=_TIMEOUT_SECONDS)) as connection:
+            connection.execute("PRAGMA query_only = ON")
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if not _has_tables(connection):
+                yield None
+                return
+            if version < _SQLITE_VERSION:
+                raise StoreVersionError(
+                    f"the profile store {self.path} was written by an earlier version of customer-ai (SQLite "
+                    f"user_version {version}; this version reads {_SQLITE_VERSION}): {MIGRATE_HINT}"
+                )
+            yield connection
+
+    def check(self) -> None:
+        """Reach the file (see :meth:`_Store.check`); with ``create``, a damaged file is found here."""
+        with self._connect() as connection:
+            if connection is None:
+                raise _missing(self.path, "" if not self.path.exists() else " (the file holds no customer-ai tables)")
+
+    def migrate(self) -> tuple[int, int]:
+        """Bring the file to this version's schema; return its versions (before, after)."""
+        if not self.path.exists():
+            raise _missing(self.path)
+        with _faults_named(self.path), closing(sqlite3.connect(self.path, timeout=_TIMEOUT_SECONDS)) as connection:
+            if not _has_tables(connection):
+                raise _missing(self.path, " (the file holds no customer-ai tables)")
+            self._check_pages(connection)
+            connection.executescript(_SQLITE_SCHEMA)
+            before = _migrate(connection)
+            return before, connection.execute("PRAGMA user_version").fetchone()[0]
 
     @contextmanager
     def _writing(
         self, instance: str, as_of: str, rows: _ScoreColumns | None, members: pa.Table | None = None
     ) -> Iterator[_SQLiteWriter]:
+        self._refuse_if_read_only()
         with self._connect() as connection:
             connection.execute("BEGIN IMMEDIATE")  # one writer at a time for the whole file
             try:
@@ -246,9 +411,9 @@ class SQLiteStore(_Store):
                 raise
 
     def _fetch(self, query: str, params: Sequence) -> list[tuple]:
-        """Return the rows of one query."""
+        """Return the rows of one query (none from a store opened for reading that does not exist)."""
         with self._connect() as connection:
-            return connection.execute(query, params).fetchall()
+            return [] if connection is None else connection.execute(query, params).fetchall()
 
     def _select_scores(self, instance: str, as_of: str | None, profile_id: str | None) -> list[tuple]:
         table = "customer_ai_scores" if as_of is None else "customer_ai_score_history"
@@ -309,8 +474,6 @@ class SQLiteStore(_Store):
         counts = {}
         with self._connect() as connection:
             for table in ("customer_ai_scores", "customer_ai_score_history", "customer_ai_runs"):
-                counts[table] = connection.execute(
-                    f"SELECT COUNT(*) FROM {table} WHERE instance = ?",
-                    (instance,),
-                ).fetchone()[0]
+                query = f"SELECT COUNT(*) FROM {table} WHERE instance = ?"
+                counts[table] = 0 if connection is None else connection.execute(query, (instance,)).fetchone()[0]
         return counts

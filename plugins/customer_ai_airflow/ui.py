@@ -365,13 +365,17 @@ def render_not_found(message: str, back: str) -> str:
 
 
 def _open_store() -> Any:  # noqa: ANN401 - a SQLiteStore or a PostgresStore
-    """Return the profile store the tasks write to (see :mod:`customer_ai_airflow.connections`)."""
+    """Return the profile store the tasks write to (see :mod:`customer_ai_airflow.connections`), for reading.
+
+    The view creates, migrates and writes nothing: a store no task has written yet reads as empty (every instance
+    without a run), one that needs a migration is shown as each row's error.
+    """
     from customer_ai.artifacts import default_home
     from customer_ai.store import open_store
     from customer_ai_airflow.connections import store_address
 
     address, schema = store_address()
-    return open_store(address, default_home(), schema)
+    return open_store(address, default_home(), schema, create=False)
 
 
 def create_app() -> Any:  # noqa: ANN401 - a fastapi.FastAPI, imported here
