@@ -41,6 +41,7 @@ import pandas as pd
 
 from customer_ai.estimator import MODEL_KEYS, PropensityModel, read_model_text
 from customer_ai.files import (
+    FOLDER_MODE,
     FileContentError,
     copy_dir,
     read_frame,
@@ -436,6 +437,7 @@ def save_model(
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
+        staging.chmod(FOLDER_MODE)  # mkdtemp's 0700 would hide the model from other users of a shared home
         _write_model(staging, estimator, metadata)
         if evaluation is not None:
             write_json(staging / "evaluation.json", evaluation)

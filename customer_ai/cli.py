@@ -2,8 +2,9 @@
 
 Exit status: 0 success; 1 the model failed the quality gate (without ``--allow-poor``), or for ``show``: the
 instance (or the date asked for) has attempts but no published run; 2 bad input (instance file, events, too little
-data), with a message that says what is wrong and where; 3 the profile store cannot be reached, or the events
-database; 4 another run of the same instance is in progress in the same home.
+data, arguments), with a message that says what is wrong and where; 3 the profile store or the events database
+cannot be reached or is damaged, or the machine fails (a full disk, a read-only home); 4 another run of the same
+instance is in progress in the same home; 5 an unexpected error, a bug (its traceback is printed).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_POOR, EXIT_INPUT, EXIT_UNAVAILABLE, EXIT_BUSY = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_POOR, EXIT_INPUT, EXIT_UNAVAILABLE, EXIT_BUSY, EXIT_BUG = 0, 1, 2, 3, 4, 5
 
 
 class UsageError(ValueError):
@@ -288,7 +289,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(summary)
         print(f"events come from table {spec.events.table!r}: the data checks need the database and {skipped}")
         return EXIT_OK
-    if not Path(source).exists():
+    if not Path(source).exists() and not Path(source).is_symlink():  # a dangling link or a loop: the loader says
         if args.events:
             raise UsageError(f"--events {source}: file not found")
         print(summary)
@@ -472,21 +473,25 @@ def _newest_attempt_note(store, instance: str) -> str:  # noqa: ANN001
 
 
 def _write_export(frame, path: Path) -> None:  # noqa: ANN001
-    """Write a flat frame as CSV (text quoted, numbers not, UTF-8) or Parquet, beside ``path`` then renamed."""
-    import tempfile
+    """Write a flat frame as CSV (text quoted, numbers not, UTF-8) or Parquet, beside ``path`` then renamed.
 
-    handle, staging = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    os.close(handle)
-    try:
+    A full disk or a read-only folder is the machine failing (``main`` says so, exit 3); another refusal of the
+    path is bad input.
+    """
+    from customer_ai.files import write_atomically
+
+    def write(staging: Path) -> None:
         if path.suffix.lower() == ".parquet":
             frame.to_parquet(staging, index=False)
         else:
             frame.to_csv(staging, index=False, quoting=csv.QUOTE_NONNUMERIC, encoding="utf-8")
-        os.replace(staging, path)
+
+    try:
+        write_atomically(path, write)
     except OSError as exc:
+        if exc.errno in _MACHINE_HINTS:
+            raise
         raise UsageError(f"--out {path}: cannot write there ({exc.strerror or exc})") from None
-    finally:
-        Path(staging).unlink(missing_ok=True)
 
 
 def _cmd_segment_export(args: argparse.Namespace) -> int:
@@ -542,6 +547,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {args.out}: use a file name ending in .html")
     store = _store(args, create=False)
     as_of = _as_of(_published_date(args, spec, store))  # read (a store missing or damaged is said) before --out
+    from customer_ai.steps import published_run
+
+    folder = _run_folder(args, spec, published_run(spec, as_of, store))
+    if not (folder / "model.json").is_file() or not (folder / "scores.parquet").is_file():
+        raise UsageError(
+            f"the run of {spec.name} as of {as_of:%Y-%m-%d} was published in {folder}, which is missing or no longer "
+            "holds its model.json and scores.parquet (moved or deleted?): run that date again to rebuild it"
+        )
     if args.out is not None:
         _check_writable(args.out, option="--out")
     path = build_report(spec, as_of, _home(args), store, out=args.out)
@@ -607,44 +620,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     from customer_ai.store import StoreAddressError, StoreUnavailableError, StoreVersionError
     from customer_ai.validation import DataValidationError
 
-    input_errors = (
-        SpecError,
-        EventsError,
-        DataValidationError,
-        ConditionError,
-        InsufficientDataError,
-        InsufficientHistoryError,
-        GoalWindowOpenError,
-        UsageError,
-        StoreAddressError,
-        StoreVersionError,
-        NotImplementedError,
+    # the exit status of each kind of error that ends in a message (first match wins)
+    statuses = (
+        (
+            (
+                SpecError,
+                EventsError,
+                DataValidationError,
+                ConditionError,
+                InsufficientDataError,
+                InsufficientHistoryError,
+                GoalWindowOpenError,
+                UsageError,
+                StoreAddressError,
+                StoreVersionError,
+                NotImplementedError,
+            ),
+            EXIT_INPUT,
+        ),
+        ((StoreUnavailableError, EventsUnavailableError, BrokenModelError), EXIT_UNAVAILABLE),
+        ((RunInProgressError,), EXIT_BUSY),
     )
-
     try:
         return handlers[args.command](args)
-    except input_errors as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-    except (StoreUnavailableError, EventsUnavailableError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    except RunInProgressError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BUSY
-    except BrokenModelError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    except OSError as exc:
-        message = _machine_failure(exc, args)
-        if message is None:
-            raise
+    except Exception as exc:  # every error ends in one message and the exit status of its kind
+        for kinds, status in statuses:
+            if isinstance(exc, kinds):
+                print(f"error: {exc}", file=sys.stderr)
+                return status
+        message = _machine_failure(exc, args) if isinstance(exc, OSError) else None
+        if message is None:  # a bug: its traceback, and an exit status of its own (1 means a poor model)
+            return _unexpected(args)
         print(f"error: {message}", file=sys.stderr)
         return EXIT_UNAVAILABLE
 
 
+def _unexpected(args: argparse.Namespace) -> int:
+    """Print the traceback of the error being handled and say it is a bug; return :data:`EXIT_BUG`."""
+    import traceback
+
+    traceback.print_exc()
+    kind = sys.exc_info()[0].__name__  # type: ignore[union-attr]
+    print(
+        f"error: an unexpected error ({kind}) stopped `customer-ai {args.command}`: a bug, please report it with the "
+        "traceback above; nothing a run had not published yet was published",
+        file=sys.stderr,
+    )
+    return EXIT_BUG
+
+
 # errors of the machine (a full disk, a read-only or forbidden folder) and what to do about each; other OSErrors
-# are not expected and keep their traceback
+# are not expected: a bug, with its traceback
 _MACHINE_HINTS = {
     errno.ENOSPC: "the disk is full: free some space, then run again",
     errno.EDQUOT: "the disk quota is used up: free some space, then run again",

@@ -568,7 +568,10 @@ def _connect(dsn: str, source: str):  # noqa: ANN202 - a psycopg2 connection, im
     import psycopg2.extensions  # noqa: PLC0415
 
     from customer_ai.store import mask_password, postgres_location  # noqa: PLC0415
+    from customer_ai.store.address import ambiguity_message, ambiguous_address  # noqa: PLC0415
 
+    if ambiguous_address(dsn):  # libpq would take part of the password for the host: never try, never print it
+        raise EventsError(f"{source}: {ambiguity_message(dsn)}")
     try:
         given = psycopg2.extensions.parse_dsn(dsn)
     except psycopg2.ProgrammingError:
@@ -577,9 +580,10 @@ def _connect(dsn: str, source: str):  # noqa: ANN202 - a psycopg2 connection, im
     try:
         return psycopg2.connect(dsn, **{k: v for k, v in defaults.items() if k not in given})
     except psycopg2.OperationalError as exc:
-        raise EventsUnavailableError(
-            f"{source}: cannot connect to {postgres_location(dsn)}: {' '.join(str(exc).split())}"
-        ) from exc
+        reason = " ".join(str(exc).split())
+        if given.get("password"):
+            reason = reason.replace(given["password"], "***")
+        raise EventsUnavailableError(f"{source}: cannot connect to {postgres_location(dsn)}: {reason}") from exc
 
 
 def events_start(timestamps: pd.Series, source: str) -> DataStart:

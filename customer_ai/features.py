@@ -27,6 +27,7 @@ import pandas as pd
 from customer_ai.bgnbd import BGNBD, fit_repeat_model, fit_summary, profile_rows, repeat_summary
 from customer_ai.conditions import patterns_mask, where_mask
 from customer_ai.events import CANONICAL_COLUMNS
+from customer_ai.progress import logger
 from customer_ai.spec import Condition, InstanceSpec
 from customer_ai.windows import EventIndex, rows_where
 
@@ -179,6 +180,29 @@ def _slug(text: str) -> str:
     return slug or "event"
 
 
+MAX_NAME_CHARACTERS = 200  # an event type longer than this names no feature (its name would be copied everywhere)
+
+
+def _nameable(counts: pd.Series) -> pd.Series:
+    """Return the event type counts without the types too long to name a feature, each said in a warning.
+
+    A type of a million characters would become the name of several features, copied into the training set, the
+    model, its metadata and the report: tens of megabytes per run.  Its events still count in the activity
+    features.
+    """
+    long = [str(t) for t in counts.index if len(str(t)) > MAX_NAME_CHARACTERS]
+    for name in long:
+        logger.warning(
+            "event type %r (%s characters, %s events) gets no features of its own: a name longer than %d "
+            "characters cannot name a feature; its events still count in the activity features",
+            name[:60] + "…",
+            f"{len(name):,}",
+            f"{int(counts[name]):,}",
+            MAX_NAME_CHARACTERS,
+        )
+    return counts.drop(index=long) if long else counts
+
+
 @dataclass
 class FeaturePlan:
     """Which features an instance builds; learned from training data and stored with the model.
@@ -266,6 +290,7 @@ def plan_features(
     top = counts.sort_index().sort_values(ascending=False, kind="stable")
     # "add to cart" and "add-to-cart" would share feature names: keep the more frequent one
     top = top[~pd.Index([_slug(str(t)) for t in top.index]).duplicated()]
+    top = _nameable(top)
     event_types = [str(t) for t in top.index[: spec.training.max_event_types]]
     lookback = spec.eligibility.lookback_days if lookback_days is None else lookback_days
     plan = FeaturePlan(lookback_days=lookback, event_types=event_types)

@@ -20,6 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 __all__ = [
+    "FILE_MODE",
+    "FOLDER_MODE",
     "FileContentError",
     "copy_dir",
     "read_frame",
@@ -29,7 +31,9 @@ __all__ = [
     "reset_dir",
     "write_frame",
     "write_frames",
+    "write_atomically",
     "write_json",
+    "write_text",
 ]
 
 
@@ -50,6 +54,45 @@ class FileContentError(ValueError):
         self.problem = problem
 
 
+def _umask() -> int:
+    """Return the process's umask (read once, when this module is imported, before any thread could change it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+FILE_MODE = 0o666 & ~_UMASK  # what open() gives a new file; mkstemp's files are 0600, readable by their owner only
+FOLDER_MODE = 0o777 & ~_UMASK  # what mkdir gives a new folder; mkdtemp's are 0700
+
+
+def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
+    """Write ``path`` whole or not at all: ``write`` fills a file beside it, which then takes its name.
+
+    The file gets the permissions an ordinary new file gets (the umask's), so that other users of a shared home
+    (an Airflow API server running as another user, say) can read it.  A write the machine refuses raises
+    ``OSError`` naming ``path`` and the system's words for its errno (a full disk: "No space left on device").
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file to write; its folder is created if needed.
+    write : callable
+        Called with the path of the file to fill.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    return _replace_atomically(path, write)
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write UTF-8 text atomically (see :func:`write_atomically`); return the path."""
+    return _replace_atomically(path, lambda staging: staging.write_text(text, encoding="utf-8"))
+
+
 def _replace_atomically(path: Path, write: Callable[[Path], object]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,6 +102,7 @@ def _replace_atomically(path: Path, write: Callable[[Path], object]) -> Path:
         if exc.errno is None:
             raise
         raise _naming(exc, path) from exc
+    os.fchmod(handle, FILE_MODE)
     os.close(handle)
     try:
         write(Path(staging))
@@ -90,7 +134,7 @@ def write_json(path: Path, data: object, *, strict: bool = False) -> Path:
     ``NaN`` or their ``str()``.
     """
     text = json.dumps(data, indent=2, sort_keys=True, allow_nan=not strict, default=None if strict else str) + "\n"
-    return _replace_atomically(path, lambda staging: staging.write_text(text, encoding="utf-8"))
+    return write_text(path, text)
 
 
 def read_json(path: Path) -> dict:

@@ -18,10 +18,12 @@ the lookback, so that every snapshot and the scoring date see the same, fully co
 when even one training snapshot cannot have ``min_lookback_days`` of history: then it refuses, saying why.
 
 Where the history starts is not the first event: a few rows with a broken date (``1900-01-01``, ``1970-01-01``)
-would make the plan believe in a century of history.  :func:`find_data_start` starts it on the latest day on or
-after which at least 99.9% of the events lie, or after a later stretch of more than :data:`EMPTY_DAYS` days without
-any event (followed by at least 0.1% of them); :class:`DataStart` says how many events lie before the start and
-whether that is few enough (at most :data:`EARLY_SHARE`) to leave out with a warning.
+would make the plan believe in a century of history.  :func:`find_data_start` leaves out the events before the
+latest day on or after which at least 99.9% of the events lie when at least :data:`APART_DAYS` days without any
+event separate them from the rest (clean data that merely starts slowly keeps its first event), and the events
+before a stretch of more than :data:`EMPTY_DAYS` days without any event (followed by at least 0.1% of them);
+:class:`DataStart` says how many events lie before the start and whether that is few enough (at most
+:data:`EARLY_SHARE`) to leave out with a warning.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from customer_ai.spec import InstanceSpec
 
 __all__ = [
+    "APART_DAYS",
     "EARLY_SHARE",
     "EMPTY_DAYS",
     "LOOKBACK_SHARE",
@@ -56,6 +59,7 @@ LOOKBACK_SHARE = 0.75  # when history is short, at least this share of it goes t
 MIN_SPACING_DAYS = 7  # snapshots closer than a week repeat nearly the same rows
 EARLY_SHARE = 0.001  # at most this share of the events may lie before the history's start (outliers, warned)
 EMPTY_DAYS = 365  # more days than this without any event separate broken dates from the real history
+APART_DAYS = 30  # the fewest days without any event that set the 0.1% of the earliest events apart as outliers
 _DAY = pd.Timedelta(days=1)
 _DAY_US = 86_400_000_000
 
@@ -290,8 +294,7 @@ class DataStart:
     first_before, last_before : pandas.Timestamp or None
         The first and the last of them (None when there are none).
     empty_days : int or None
-        The days without any event just before ``start``, when a stretch of more than :data:`EMPTY_DAYS` of
-        them set the start (None when the 99.9% rule set it).
+        The days without any event just before ``start`` (None when the start is the first event).
     source : str
         Where the events come from, for messages.
     """
@@ -323,9 +326,9 @@ class DataStart:
         counted = f"{self.source}: {self.before:,} of {self.events:,} events ({_percent(self.share)}), dated {dated},"
         if self.acceptable:
             return (
-                f"{counted} lie before {_day(self.start)}, where the history starts (at least 99.9% of the events "
-                "lie on or after that day): the snapshots and the feature lookback are planned from there; correct "
-                "or filter those rows if their dates are wrong"
+                f"{counted} lie before {self.empty_days:,} days without any event; the history starts after them, on "
+                f"{_day(self.start)} (at least 99.9% of the events lie on or after that day): the snapshots and the "
+                "feature lookback are planned from there; correct or filter those rows if their dates are wrong"
             )
         return (
             f"{counted} lie before {self.empty_days:,} days without any event; the events really start on "
@@ -384,10 +387,13 @@ def event_days(timestamps: pd.Series) -> pd.DataFrame:
 def find_data_start(days: pd.DataFrame, source: str = "events") -> DataStart:
     """Return where the history of the events really starts, from their :func:`event_days`.
 
-    The start is the first event of the latest day ``D`` such that at least 99.9% of the events lie on ``D``
-    or later, unless a stretch of more than :data:`EMPTY_DAYS` days without any event, followed by at least
-    0.1% of the events, comes later: then the first event after the last such stretch.  The 99.9% rule leaves
-    at most 0.1% of the events before the start (:attr:`DataStart.acceptable`); a stretch can leave more
+    The start is the first event, unless outliers lie before the real history.  Outliers are the events before
+    the latest day ``D`` such that at least 99.9% of the events lie on ``D`` or later, when at least
+    :data:`APART_DAYS` days without any event set them apart (the start is then the first event after the last
+    such stretch up to ``D``: the earliest events of clean data that merely starts slowly are no outliers), and
+    the events before a stretch of more than :data:`EMPTY_DAYS` days without any event that is followed by at
+    least 0.1% of the events (the start is then the first event after the last such stretch).  The first rule
+    leaves at most 0.1% of the events before the start (:attr:`DataStart.acceptable`); the second can leave more
     (rows with a broken date such as 1970-01-01 far before the real data), which the caller refuses.
 
     Parameters
@@ -409,9 +415,11 @@ def find_data_start(days: pd.DataFrame, source: str = "events") -> DataStart:
     quantile = int(np.searchsorted(before * _PER_SHARE, total, side="right")) - 1
     numbers = pd.DatetimeIndex(days["day"]).as_unit("us").asi8 // _DAY_US
     empty = np.r_[0, np.diff(numbers) - 1]  # days without any event before each day
+    apart = np.flatnonzero(empty[: quantile + 1] >= APART_DAYS)
+    outliers_end = int(apart[-1]) if len(apart) else 0
     stretches = np.flatnonzero((empty > EMPTY_DAYS) & ((total - before) * _PER_SHARE >= total))
     stretch = int(stretches[-1]) if len(stretches) else 0
-    start = max(quantile, stretch)
+    start = max(outliers_end, stretch)
     first, last = pd.DatetimeIndex(days["first"]), pd.DatetimeIndex(days["last"])
     return DataStart(
         start=_utc(first[start]),
@@ -419,7 +427,7 @@ def find_data_start(days: pd.DataFrame, source: str = "events") -> DataStart:
         before=int(before[start]),
         first_before=_utc(first[0]) if start else None,
         last_before=_utc(last[start - 1]) if start else None,
-        empty_days=int(empty[start]) if start and start == stretch else None,
+        empty_days=int(empty[start]) if start else None,
         source=source,
     )
 

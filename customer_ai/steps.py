@@ -838,11 +838,31 @@ def _segments(spec: InstanceSpec, folder: Path) -> pd.DataFrame:
     return segment_members(scores, spec)
 
 
+def _say_missing_factors(spec: InstanceSpec, model: dict) -> None:
+    """Warn about segment rules that test a factor the run's model has no feature of (they can never hold).
+
+    Which features a model has depends on the events (``customer-ai check`` tests the names against them); a run
+    that skipped the check, or whose data changed, says it here instead of publishing a silently empty segment.
+    """
+    names = set(model.get("features", {}).get("names", []))
+    for segment in spec.segments:
+        for condition in segment.where:
+            if condition.factor and condition.factor not in names:
+                logger.warning(
+                    "segment %s tests factor %s, which model %s has no feature of: the condition is false for every "
+                    "profile (exists: false is true for every one)",
+                    segment.name,
+                    condition.factor,
+                    model.get("model_version", "?"),
+                )
+
+
 def _seal(spec: InstanceSpec, as_of: pd.Timestamp, staging: Path, attempt: str, gate: float) -> Path:
     """Write the run's segments and metadata into its staging folder, then seal it; return the sealed folder."""
     final = artifacts.next_seal(staging, attempt)
     model = artifacts.read_json(staging / "model.json")
     scores = pd.read_parquet(staging / "scores.parquet", columns=["bucket"])
+    _say_missing_factors(spec, model)
     members = _segments(spec, staging)
     artifacts.write_frame(staging / SEGMENTS, members.reset_index(drop=True))
     _, reason = quality_verdict(model["validation"]["metrics"], gate)

@@ -278,7 +278,11 @@ def invalid_dag(path: Path, reason: str) -> DAG:
 
 
 def read_instance(path: Path) -> dict:
-    """Return ``{"summary": {...}}`` for a usable instance file, else ``{"error": "<the SpecError's message>"}``."""
+    """Return ``{"summary": {...}}`` for a usable instance file, else ``{"error": "<the SpecError's message>"}``.
+
+    Any other error (a bug, or the machine failing) gives ``{"error": ..., "unexpected": True}``: the file
+    becomes an invalid DAG of its own instead of hiding every DAG, and is read again at the next parse.
+    """
     # imported on a cache miss only: building the spec's pydantic models is a good part of a parse
     from customer_ai.spec import SpecError, load_spec  # noqa: PLC0415
 
@@ -286,6 +290,10 @@ def read_instance(path: Path) -> dict:
         return {"summary": InstanceSummary.of(load_spec(path), path)._asdict()}
     except SpecError as exc:
         return {"error": str(exc)}
+    except Exception as exc:  # one file must never hide the others' DAGs
+        log.exception("customer-ai instance file %s could not be read", path)
+        reason = f"{path}: could not be read: {type(exc).__name__}: {exc} (an unexpected error: please report it)"
+        return {"error": reason, "unexpected": True}
 
 
 def open_parse_cache(folder: Path) -> ParseCache:
@@ -314,7 +322,7 @@ def _summary_or_reason(path: Path, cache: ParseCache | None) -> InstanceSummary 
     found = _from_entry(cache.get(path, key)) if cache is not None else None
     if found is None:
         entry = read_instance(path)
-        if cache is not None:
+        if cache is not None and not entry.get("unexpected"):  # an unexpected error may not happen again
             cache.put(path, key, entry)
         found = _from_entry(entry)
     return found

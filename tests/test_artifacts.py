@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 from faults import failing_writes
 
-from customer_ai import artifacts
+from customer_ai import artifacts, files
 from customer_ai.estimator import PropensityModel
 from customer_ai.model import PlattCalibration, TrainedModel, fit_model
 
@@ -322,6 +323,9 @@ def test_save_model_keeps_the_evaluation_in_the_same_folder(tmp_path, fitted):
     folder = artifacts.save_model(tmp_path, "unit", estimator, {"model_version": version}, evaluation)
     assert sorted(p.name for p in folder.iterdir()) == ["evaluation.json", "model.json", "model.txt"]
     assert artifacts.read_json(folder / "evaluation.json") == evaluation
+    # readable by other users of a shared home, as an ordinary new folder and its files are (mkdtemp's was 0700)
+    assert stat.S_IMODE(folder.stat().st_mode) == files.FOLDER_MODE
+    assert {stat.S_IMODE(p.stat().st_mode) & 0o444 for p in folder.iterdir()} == {files.FILE_MODE & 0o444}
     # a folder of that version is kept as it is, evaluation included
     artifacts.save_model(tmp_path, "unit", estimator, {"model_version": version}, {"model_version": version})
     assert artifacts.read_json(folder / "evaluation.json") == evaluation

@@ -612,9 +612,10 @@ def test_twenty_rows_dated_1900_change_nothing_but_a_warning(workspace: Path) ->
     assert "history: training snapshots: 5 every 19 days instead of 5 every 30 days" in result.stdout
     assert "history: features look back 238 days instead of 365" in result.stdout
     warning = (
-        f"{events}: 20 of 22,210 events (0.09%), dated 1900-01-01, lie before 2010-12-01, where the history starts "
-        "(at least 99.9% of the events lie on or after that day): the snapshots and the feature lookback are "
-        "planned from there; correct or filter those rows if their dates are wrong"
+        f"{events}: 20 of 22,210 events (0.09%), dated 1900-01-01, lie before 40,510 days without any event; the "
+        "history starts after them, on 2010-12-01 (at least 99.9% of the events lie on or after that day): the "
+        "snapshots and the feature lookback are planned from there; correct or filter those rows if their dates "
+        "are wrong"
     )
     assert warning in result.stderr
     _, folder = _published(home, "2011-12-11")
@@ -668,9 +669,10 @@ def test_an_event_file_that_is_not_what_its_name_says_exits_2_naming_it(
     # column(s) ... (columns: )" for an empty folder, "file not found" for a loop, and a FIFO that blocked forever
     path, message = bad_source(tmp_path, case)
     instance = str(workspace / "instance.yaml")
-    commands = [["run", instance, "--as-of", AS_OF, "--events", str(path), *_at(tmp_path / "home")]]
-    if case != "symlink loop":  # check's own test, Path.exists(), says "file not found" first (cli.py: not mine)
-        commands.append(["check", instance, "--events", str(path)])
+    commands = [
+        ["run", instance, "--as-of", AS_OF, "--events", str(path), *_at(tmp_path / "home")],
+        ["check", instance, "--events", str(path)],  # a link loop too: it once said "file not found" first
+    ]
     for command in commands:
         with at_most(60):
             status, stdout, stderr = _main(*command, capsys=capsys)
@@ -2031,3 +2033,38 @@ def test_a_password_with_a_question_mark_is_never_printed_by_a_reader_that_reach
         assert f"{masked}schema={schema!r})" in stdout + stderr  # each names the store, masked
         output = stdout + stderr
         assert [p for p in ("s3c", "3c?", "c?r", "?r#", "r#t", "#t-", "t-p", "-pw") if p in output] == []
+
+
+def test_an_unexpected_error_exits_5_with_its_traceback(
+    first_run: tuple, workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    # before: a bug's traceback ended the command with exit 1, the status of a poor model
+    import customer_ai.cli
+
+    def broken(args: object) -> int:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(customer_ai.cli, "_cmd_show", broken)
+    status, stdout, stderr = _main("show", str(workspace / "instance.yaml"), *_at(first_run[1]), capsys=capsys)
+    assert (status, stdout) == (5, "")
+    assert stderr.startswith("Traceback (most recent call last):")
+    assert "RuntimeError: a bug" in stderr
+    assert stderr.endswith(
+        "error: an unexpected error (RuntimeError) stopped `customer-ai show`: a bug, please report it with the "
+        "traceback above; nothing a run had not published yet was published\n"
+    )
+
+
+def test_a_report_of_a_run_whose_folder_is_gone_says_so(
+    first_run: tuple, workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # before: FileNotFoundError ".../model.json is missing", a traceback
+    home = _copy_home(first_run[1], tmp_path / "home")
+    _, folder = _published(home)
+    shutil.rmtree(folder)
+    status, stdout, stderr = _main("report", str(workspace / "instance.yaml"), *_at(home), capsys=capsys)
+    assert (status, stdout) == (2, "")
+    assert stderr == (
+        f"error: the run of {NAME} as of {AS_OF} was published in {folder}, which is missing or no longer holds its "
+        "model.json and scores.parquet (moved or deleted?): run that date again to rebuild it\n"
+    )

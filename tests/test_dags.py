@@ -400,3 +400,48 @@ def test_invalid_defaults_are_refused_as_airflow_refuses_them(dag_file: dict, tm
         build(dag_file, tmp_path, factors=60)  # still checked for a scheduled DAG
     build(dag_file, tmp_path, factors=50)
     assert build(dag_file, tmp_path, factors=50).params["factors"] == 50  # a valid default, checked once
+
+
+_PARSE_WITH_A_BUG = textwrap.dedent(
+    """
+    import json, runpy, sys
+    import customer_ai.spec
+    if sys.argv[2] == "bug":  # reading this one file raises what no instance file should make it raise
+        real = customer_ai.spec.load_spec
+        def load_spec(path):
+            if str(path).endswith("churn_60d.yaml"):
+                raise RuntimeError("a bug in reading")
+            return real(path)
+        customer_ai.spec.load_spec = load_spec
+    dags = {k: v for k, v in runpy.run_path(sys.argv[1]).items() if k.startswith("customer_ai__")}
+    print(json.dumps({k: [d.description, sorted(d.tags)] for k, d in dags.items()}))
+    """
+)
+
+
+def test_an_unexpected_error_reading_one_file_hides_no_other_dag_and_is_not_cached(tmp_path: Path) -> None:
+    # before: only a SpecError became an invalid DAG; any other exception failed the DAG file's import, every DAG gone
+    env = airflow_env(tmp_path, ROOT / "instances")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "plugins"), env["PYTHONPATH"]])
+    env["CUSTOMER_AI_PARSE_CACHE"] = str(tmp_path / "cache")
+
+    def parse(mode: str) -> dict:
+        command = [sys.executable, "-c", _PARSE_WITH_A_BUG, str(ROOT / "dags" / "customer_ai_dags.py"), mode]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    broken = parse("bug")
+    assert sorted(broken) == ["customer_ai__churn_60d", "customer_ai__repurchase_30d"]
+    description, tags = broken["customer_ai__churn_60d"]
+    assert tags == ["customer-ai", "invalid"]
+    assert (
+        description
+        == (
+            f"INVALID instance file: {ROOT / 'instances' / 'churn_60d.yaml'}: could not be read: RuntimeError: a bug "
+            "in reading (an unexpected error: please report it)"
+        )[:200]
+    )
+    assert "invalid" not in broken["customer_ai__repurchase_30d"][1]
+    fixed = parse("fine")  # the error was not kept in the parse cache: the file is read again
+    assert "invalid" not in fixed["customer_ai__churn_60d"][1]

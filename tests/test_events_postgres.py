@@ -240,6 +240,18 @@ def test_an_unreachable_database_is_a_fault_to_retry_without_the_password():
     assert not isinstance(caught.value, EventsError)
 
 
+def test_an_ambiguous_events_address_is_refused_without_the_password():
+    # before: libpq read "ssw0rd@127.0.0.1" as the host and its error printed it: part of the password
+    address = "postgresql://postgres:p@ssw0rd@127.0.0.1:5432/test"
+    with pytest.raises(EventsError, match="ambiguous PostgreSQL address 'postgresql://postgres:\\*\\*\\*@") as caught:
+        load_event_table(address, "events")
+    message = str(caught.value)
+    assert message.startswith("postgresql table events: ambiguous PostgreSQL address")
+    assert "percent-encode '@' as %40" in message
+    shown = message.replace("password", "")  # our own word holds "ssw", a piece of this password
+    assert not any(piece in shown for piece in ("p@s", "@ss", "ssw", "sw0", "w0r", "0rd"))
+
+
 def test_a_connection_dropped_during_the_read_is_a_fault_to_retry(schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # the server ends our backend in the middle of the read, as a restart or a failover would
     real_chunk = events_module._table_chunk

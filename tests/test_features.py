@@ -150,6 +150,25 @@ def test_event_types_with_the_same_slug_keep_the_more_frequent() -> None:
     assert row(matrix, "a")["add_to_cart_count_7d"] == 1
 
 
+def test_an_event_type_too_long_to_be_a_name_gets_no_features(caplog: pytest.LogCaptureFixture) -> None:
+    # before: a 1-million-character event type named 8 features, copied into the training set, the model and its
+    # metadata: a 160 MB home for 100 events, without a word
+    long = "x" * 201
+    events = make_events(
+        [("a", ago(3), "purchase"), ("a", ago(2), long), ("b", ago(2), long), ("b", ago(1), "x" * 200)]
+    )
+    with caplog.at_level("WARNING", logger="customer_ai"):
+        plan = plan_features(events, make_spec(), T)
+    assert plan.event_types == ["purchase", "x" * 200]  # 200 characters still name features
+    assert caplog.messages == [
+        f"event type '{'x' * 60}…' (201 characters, 2 events) gets no features of its own: a name longer than 200 "
+        "characters cannot name a feature; its events still count in the activity features"
+    ]
+    matrix = build_features(events, T, pd.Index(["a", "b"]), make_spec(), plan)
+    assert not [c for c in matrix.columns if len(c) > 250]
+    assert (row(matrix, "b")["active_days"], row(matrix, "b")["days_since_last_event"]) == (2, 1)  # its events count
+
+
 def test_future_events_do_not_change_features() -> None:
     past = [
         ("a", ago(3), "purchase", 10.0, {"channel": "web"}),

@@ -171,3 +171,26 @@ def test_a_json_object_with_its_keys_reads_back(tmp_path):
     assert files.read_json_object(path, ["calibration.slope", "as_of"])["calibration"]["slope"] == 1.5
     with pytest.raises(files.FileContentError, match=f"^{tmp_path / 'gone.json'}: is missing$"):
         files.read_json_object(tmp_path / "gone.json")
+
+
+def test_written_files_and_folders_get_the_permissions_of_ordinary_new_ones(tmp_path):
+    # before: every file was written through mkstemp (mode 0600) and every model folder through mkdtemp (0700),
+    # so another user of a shared home (an Airflow API server running as another user) could not read them
+    import os
+    import stat
+
+    mask = os.umask(0o027)
+    try:
+        mode = files._umask()
+    finally:
+        os.umask(mask)
+    assert mode == 0o027  # read back, and the process's own umask left as it was
+    assert os.umask(mask) == mask
+    written = [
+        files.write_json(tmp_path / "a.json", {"x": 1}),
+        files.write_text(tmp_path / "b.html", "<p>"),
+        files.write_frame(tmp_path / "c.parquet", pd.DataFrame({"x": [1]})),
+    ]
+    assert {stat.S_IMODE(p.stat().st_mode) for p in written} == {files.FILE_MODE}
+    assert files.FILE_MODE == 0o666 & ~mask
+    assert files.FOLDER_MODE == 0o777 & ~mask

@@ -265,3 +265,23 @@ def test_a_store_that_cannot_record_the_failure_leaves_the_steps_own_error(
     with pytest.raises(FileNotFoundError, match="plan.json"):
         task.execute(task_context())
     assert not (home / "store.sqlite").exists()
+
+
+def test_a_model_found_broken_fails_its_task_without_retries(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # before: the task was retried, and every retry failed: the broken folder was already set aside
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from customer_ai import steps
+
+    def broken(*args: object, **kwargs: object) -> dict:
+        raise artifacts.BrokenModelError("model v1 is broken: model.txt is cut short; its folder was moved aside")
+
+    monkeypatch.setattr(steps, "train", broken)
+    task = TrainModelOperator(task_id="train", instance_path=str(instance_file(tmp_path)))
+    with pytest.raises(AirflowFailException, match="moved aside; trigger the run again: it trains a new model"):
+        task.execute(task_context(try_number=1))
+    ((_, _, step, _, status, reason),) = attempts(home)
+    assert (step, status) == ("train", "failed")
+    assert reason.startswith("BrokenModelError: model v1 is broken")

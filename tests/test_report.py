@@ -718,28 +718,37 @@ LONG_DESCRIPTION = "d" * 10_000
 
 @pytest.fixture(scope="session")
 def hostile_run(tmp_path_factory: pytest.TempPathFactory, retail_spec: InstanceSpec):  # noqa: ANN201 - generator
-    """A run of the online-retail events plus 100 events of each of three event types (a million characters, a
-    disguised one, 10,000 characters), for an instance whose description is 10,000 unbroken characters."""
+    """A run of the online-retail events plus 100 events of each of four event types (a million characters, a
+    disguised one, 10,000 characters, 200 characters: the longest that names features), for an instance whose
+    description is 10,000 unbroken characters."""
     home = tmp_path_factory.mktemp("hostile-home")
     events = pd.read_parquet(RETAIL_EVENTS)
-    extra = [events.iloc[:100].assign(event_type=kind) for kind in (MILLION, DISGUISED, "w" * 10_000)]
+    kinds = (MILLION, DISGUISED, "w" * 10_000, "y" * 200)
+    extra = [events.iloc[:100].assign(event_type=kind) for kind in kinds]
     pd.concat([events, *extra], ignore_index=True).to_parquet(home / "events.parquet", index=False)
     spec = retail_spec.model_copy(update={"description": LONG_DESCRIPTION})
     steps.run(spec, AS_OF, home, open_store(None, home), events_path=home / "events.parquet")
     yield spec, home
-    shutil.rmtree(home)  # about 160 MB, mostly the event type repeated in feature names (see test below)
+    shutil.rmtree(home)
 
 
 @pytest.mark.e2e
 def test_a_run_with_a_million_character_event_type_has_a_small_report(hostile_run: tuple, tmp_path: Path) -> None:
-    # before: 16.5 MB (the event type in 16 cells of the features table), without a word
+    # before: 16.5 MB (the event type in 16 cells of the features table) and a 160 MB home (it named 8 features,
+    # copied into the training set, the model and its metadata), without a word
     spec, home = hostile_run
     folder = _published(home)
     report = folder / "report.html"
     assert report.stat().st_size < 1_000_000  # the report of the same run without these events: about 0.55 MB
+    names = artifacts.read_json(folder / "model.json")["features"]["names"]
+    assert (
+        max(len(name) for name in names) == 217
+    )  # a type too long to name features has none: y * 200 + _days_since_first
+    assert sum(p.stat().st_size for p in home.rglob("*") if p.is_file()) < 40_000_000  # the events file is 4 MB
     page = report.read_text(encoding="utf-8")
     assert "x" * 201 not in page
-    assert f"<td class=w>{'x' * 200}… (1,000,009 characters)</td>" in page  # a feature's name: xxx..._count_7d
+    assert "y" * 201 not in page
+    assert f"<td class=w>{'y' * 200}… (209 characters)</td>" in page  # a feature's name: yyy..._count_7d
     assert f"{'d' * 2_000}… (10,000 characters)</p>" in page  # the description, a text: 2,000 characters
     assert "d" * 2_001 not in page
     header = page[page.index("<header>") : page.index("</header>")]
@@ -748,7 +757,7 @@ def test_a_run_with_a_million_character_event_type_has_a_small_report(hostile_ru
         "its first 200 characters, any other text after 2,000, and ends in &quot;… (N characters)&quot;, its whole "
         "length. The data is not changed: the run&#x27;s files and the store hold every value whole.</p>"
     ) in header
-    assert f"{MILLION}_count_7d" in artifacts.read_json(folder / "model.json")["features"]["names"]  # whole
+    assert f"{'y' * 200}_count_7d" in names  # whole in the model
     # written before publishing, written again after it: the same page
     again = build_report(spec, AS_OF, home, open_store(None, home), out=tmp_path / "again.html")
     assert again.read_bytes() == report.read_bytes()

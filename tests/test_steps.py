@@ -616,9 +616,9 @@ def _retail_with(folder: Path, day: str, count: int, source: dict | None = None)
 
 RETAIL_AS_OF = ts("2011-12-11")
 BEFORE_1900 = (
-    "20 of 22,210 events (0.09%), dated 1900-01-01, lie before 2010-12-01, where the history starts (at least "
-    "99.9% of the events lie on or after that day): the snapshots and the feature lookback are planned from there; "
-    "correct or filter those rows if their dates are wrong"
+    "20 of 22,210 events (0.09%), dated 1900-01-01, lie before 40,510 days without any event; the history starts "
+    "after them, on 2010-12-01 (at least 99.9% of the events lie on or after that day): the snapshots and the "
+    "feature lookback are planned from there; correct or filter those rows if their dates are wrong"
 )
 
 
@@ -856,3 +856,27 @@ def test_a_run_whose_model_to_reuse_broke_since_it_was_chosen_trains_instead(
         caplog.text
     )
     assert [p.name.split(".broken-")[0] for p in folder.parent.glob("*.broken-*")] == [reused]
+
+
+def test_a_segment_testing_a_factor_the_model_lacks_is_said_when_the_run_publishes(
+    good_home: tuple, events_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # before: a factor of an event type the data does not have (the file reads it as a possible feature) gave a
+    # segment that stayed empty at every run, without a word when `check` was not run
+    home, store = good_home
+    settings = {"snapshots": 4, "snapshot_every_days": 30, "min_positives": 50, "min_negatives": 50}
+    spec = make_spec(
+        events={"path": str(events_file)},
+        eligibility={"lookback_days": 365, "events": [{"where": [PURCHASE]}]},
+        training=settings,
+        output={"factors": 3},
+        segments=[{"name": "viewers", "where": [{"factor": "view_count_30d", "op": "gt", "value": 0}]}],
+    )
+    with caplog.at_level("WARNING", logger="customer_ai"):
+        result = steps.run(spec, LATER, home, store)
+    version = result.metadata["model_version"]
+    assert (
+        f"segment viewers tests factor view_count_30d, which model {version} has no feature of: the condition is "
+        "false for every profile (exists: false is true for every one)"
+    ) in caplog.messages
+    assert result.metadata["segments"]["viewers"] == 0

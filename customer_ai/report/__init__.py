@@ -33,13 +33,12 @@ the page around them.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib as mpl
 import pandas as pd
 
+from customer_ai.files import write_text
 from customer_ai.report.card import _model_card
 from customer_ai.report.evaluation import _evaluation_section, _outcomes_section, _read_outcomes, _with_tracked
 from customer_ai.report.factors import MAX_FACTOR_PROFILES, _factors_section, factor_long, factor_summary
@@ -121,14 +120,4 @@ def build_report(
             _outcomes_section(as_of, outcomes),
             _validation_section(run),
         ]
-    page = _page(spec, as_of, run, sections)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=f".{out.name}-", dir=out.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(page)
-        os.replace(staging, out)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
-    return out
+    return write_text(out, _page(spec, as_of, run, sections))

@@ -103,11 +103,15 @@ class CustomerAIOperator(BaseOperator):
         attempt = attempt_of(context)
         self.log.info("%s as of %s, attempt %s (%s)", spec.name, f"{as_of:%Y-%m-%d}", attempt, self.instance_path)
         home = default_home()
+        from customer_ai.artifacts import BrokenModelError
+
         try:
             return self.run_step(spec, as_of, home, context, attempt)
         except Exception as exc:
             if not _is_poor(exc):  # a poor model is recorded by the quality gate itself
                 self._record_failure(spec, as_of, home, attempt=attempt, error=exc, try_number=_try_number(context))
+            if isinstance(exc, BrokenModelError):  # set aside already: a retry of this task cannot find it again
+                raise AirflowFailException(f"{exc}; trigger the run again: it trains a new model") from exc
             raise
 
     def _record_failure(self, spec, as_of, home, *, attempt: str, error: Exception, try_number: int) -> None:  # noqa: ANN001

@@ -111,6 +111,9 @@ def _load(folder: Path) -> tuple[dict[str, Any], dict[str, str]]:
         except SpecError as exc:
             invalid[path.stem] = str(exc)
             continue
+        except Exception as exc:  # as the DAG file does: one file never hides the others
+            invalid[path.stem] = f"{path}: could not be read: {type(exc).__name__}: {exc}"
+            continue
         if spec.name in owners:
             invalid[path.stem] = f"{path}: name: {spec.name!r} is already used by {owners[spec.name]}"
             continue
