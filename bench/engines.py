@@ -25,7 +25,7 @@ peak (``VmHWM``) before and after the timed part.
 
 The engines compute the features featuretools computes in ``bench/peers.py`` (counts per source in the count
 windows, days since the last / first per source, value sums and means, tenure, days since the last event, active
-days, the mean gap between active days, the activity ratios, country, and the two whole-history goal features);
+days, the mean gap between active days, the activity ratios, country, and the two goal counts);
 not BG/NBD nor the standard deviation of gaps.  Their outputs are compared with ours row by row (``peers.compare``:
 labels per snapshot, counts exactly, days within 1e-6, money within 1e-9 relative).  Prints per size each side's
 median seconds, events per second and the ratios; writes everything to ``var/bench/engines-<time>.json``.
@@ -165,13 +165,14 @@ goal_days AS (SELECT DISTINCT profile_id, timestamp::DATE AS day FROM events WHE
 goal AS (
     SELECT g.profile_id, s.as_of, count(*) - 1 AS goal_repeat_days,
         date_diff('day', min(g.day), s.as_of::DATE) AS goal_days_since_first
-    FROM goal_days AS g JOIN snapshots AS s ON g.day < s.as_of::DATE
+    FROM goal_days AS g JOIN snapshots AS s
+        ON g.day < s.as_of::DATE AND g.day >= s.as_of::DATE - INTERVAL {lookback} DAY
     GROUP BY g.profile_id, s.as_of
 )
 SELECT l.profile_id, l.as_of, l.label,
     {picked},
     p.country AS profile_country,
-    g.goal_repeat_days, g.goal_days_since_first
+    coalesce(g.goal_repeat_days, 0) AS goal_repeat_days, g.goal_days_since_first
 FROM labels AS l
 LEFT JOIN features AS f ON f.profile_id = l.profile_id AND f.as_of = l.as_of
 LEFT JOIN goal AS g ON g.profile_id = l.profile_id AND g.as_of = l.as_of
@@ -244,7 +245,13 @@ def polars_plan(events: object, profiles: object, snapshots: list[dt.datetime], 
     features = windowed.group_by("profile_id", "as_of").agg(aggregations)
     goal_days = events.filter(kind == goal).select("profile_id", day=ts.dt.date()).unique()
     goal_features = (
-        goal_days.join_where(snaps.with_columns(as_of_day=as_of.dt.date()), day < pl.col("as_of_day"))
+        goal_days.join_where(
+            snaps.with_columns(as_of_day=as_of.dt.date()).with_columns(
+                start_day=pl.col("as_of_day") - pl.duration(days=lookback)
+            ),
+            day < pl.col("as_of_day"),
+            day >= pl.col("start_day"),
+        )
         .group_by("profile_id", "as_of")
         .agg(
             goal_repeat_days=pl.len() - 1,
@@ -256,6 +263,7 @@ def polars_plan(events: object, profiles: object, snapshots: list[dt.datetime], 
         .with_columns(pl.col(count_names(job)).fill_null(0))
         .join(profiles.select("profile_id", profile_country="country"), on="profile_id", how="left")
         .join(goal_features, on=["profile_id", "as_of"], how="left")
+        .with_columns(pl.col("goal_repeat_days").fill_null(0))  # no goal day in the lookback: none repeated
     )
 
 

@@ -180,7 +180,7 @@ def _entityset(events: pd.DataFrame, attributes: pd.DataFrame, job: dict) -> obj
 
 
 def _peer_feature_sets(es: object, job: dict) -> dict[str, dict[str, object]]:
-    """Return per training window (``None``: the whole history) our feature name -> featuretools feature."""
+    """Return per training window (days) our feature name -> featuretools feature."""
     import featuretools as ft  # noqa: PLC0415 - installed in the peers' virtualenv only
     from featuretools.primitives import (  # noqa: PLC0415
         AvgTimeBetween,
@@ -199,7 +199,7 @@ def _peer_feature_sets(es: object, job: dict) -> dict[str, dict[str, object]]:
     sources = {t: ft.Feature(events["event_type"]) == t for t in job["event_types"]}
     sources["large_purchase"] = ft.Feature(events["large_purchase"])
     lookback = job["lookback_days"]
-    sets: dict[str | None, dict[str, object]] = {}
+    sets: dict[int, dict[str, object]] = {}
     for window in job["count_windows"]:
         sets[window] = {f"{s}_count_{window}d": agg(events["event_id"], Count, where) for s, where in sources.items()}
         sets[window][f"event_count_{window}d"] = agg(events["event_id"], Count)  # for the activity ratios
@@ -216,10 +216,8 @@ def _peer_feature_sets(es: object, job: dict) -> dict[str, dict[str, object]]:
     whole["gap_mean_days"] = agg(days["day"], AvgTimeBetween(unit="days"))
     whole["profile_country"] = ft.Feature(es["customers"].ww["country"])  # type: ignore[index]
     purchased = ft.Feature(days["purchased"])
-    sets[None] = {
-        "goal_purchase_days": agg(days["day_id"], Count, purchased),
-        "goal_days_since_first": agg(days["day"], TimeSinceFirst(unit="days"), purchased),
-    }
+    whole["goal_purchase_days"] = agg(days["day_id"], Count, purchased)
+    whole["goal_days_since_first"] = agg(days["day"], TimeSinceFirst(unit="days"), purchased)
     return sets
 
 
@@ -236,7 +234,7 @@ def peer_features(events: pd.DataFrame, attributes: pd.DataFrame, labels: pd.Dat
             entityset=es,
             cutoff_time=cutoffs,
             cutoff_time_in_index=True,
-            training_window=None if window is None else f"{window} days",
+            training_window=f"{window} days",
             include_cutoff_time=False,  # features see [T - window, T), as ours
             verbose=False,
         )

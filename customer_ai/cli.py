@@ -2,7 +2,8 @@
 
 Exit status: 0 success; 1 the model failed the quality gate (without ``--allow-poor``), or for ``show``: the
 instance (or the date asked for) has attempts but no published run; 2 bad input (instance file, events, too little
-data, arguments), with a message that says what is wrong and where; 3 the profile store or the events database
+data, arguments, profiles that drifted past ``monitoring.drift_stop``), with a message that says what is wrong and
+where; 3 the profile store or the events database
 cannot be reached or is damaged, or the machine fails (a full disk, a read-only home); 4 another run of the same
 instance is in progress in the same home; 5 an unexpected error, a bug (its traceback is printed).
 """
@@ -396,6 +397,22 @@ def _no_run_message(spec, runs, date: str, store) -> str:  # noqa: ANN001
     )
 
 
+def _describe_drift(drift: dict) -> str:
+    """Return the drift line of ``show``: the status, the largest index, what moved most, the scores' move."""
+    if drift["status"] == "unknown":
+        return f"drift: not measured ({drift.get('reason', 'no reference')})"
+    text = f"drift: {drift['status']} (largest stability index of a feature {drift['largest_psi']:.3f})"
+    if drift["status"] != "ok" and drift.get("moved_most"):
+        text += f"; moved most: {drift['moved_most'][0]}"
+    scores = drift.get("scores") or {}
+    if "psi" in scores:
+        text += (
+            f"; scores against the run as of {scores['previous_as_of']}: stability index {scores['psi']:.3f}, "
+            f"mean probability {scores['mean_now']:.3f} (then {scores['mean_previous']:.3f})"
+        )
+    return _printable(text)
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     from customer_ai.spec import load_spec
 
@@ -423,6 +440,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
         if meta:
             buckets = ", ".join(f"{k} {meta['buckets'][k]:,}" for k in ("low", "medium", "high"))
             print(f"scored {meta['scored_profiles']:,} profiles ({buckets})")
+            if meta.get("drift"):
+                print(_describe_drift(meta["drift"]))
         folder = _run_folder(args, spec, shown)
         print(f"artifacts: {folder}")
         if (folder / "report.html").exists():
@@ -613,6 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from customer_ai.artifacts import BrokenModelError, RunInProgressError
     from customer_ai.backtest import GoalWindowOpenError
     from customer_ai.conditions import ConditionError
+    from customer_ai.drift import DriftStopError
     from customer_ai.estimator import InsufficientDataError
     from customer_ai.events import EventsError, EventsUnavailableError
     from customer_ai.history import InsufficientHistoryError
@@ -627,6 +647,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 SpecError,
                 EventsError,
                 DataValidationError,
+                DriftStopError,
                 ConditionError,
                 InsufficientDataError,
                 InsufficientHistoryError,

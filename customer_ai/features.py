@@ -33,6 +33,7 @@ from customer_ai.windows import EventIndex, rows_where
 
 __all__ = [
     "COUNT_WINDOWS",
+    "FEATURES_VERSION",
     "FeatureInfo",
     "FeaturePlan",
     "build_features",
@@ -40,11 +41,15 @@ __all__ = [
     "feature_infos",
     "fit_repeat_models",
     "plan_features",
+    "probability_features",
     "ratio_windows",
     "repeat_model_names",
 ]
 
 COUNT_WINDOWS = (7, 30, 90, 365)
+# What the features mean, as a number stored with every model: a model is reused only by code that builds its
+# features the same way.  2: goal_repeat_days and goal_days_since_first over the lookback (1: everything read).
+FEATURES_VERSION = 2
 MAX_CATEGORIES = 50
 _DENSE_CELLS = 1 << 25  # most frequent values: a (profile x value) count table up to this size, else a sort
 
@@ -91,6 +96,11 @@ class FeatureInfo:
         text, singular = _render(value, self.style)
         template = self.one if singular and self.one is not None else self.template
         return template.format(value=text)
+
+    @property
+    def label(self) -> str:
+        """Return the feature in words, its value written N ("average purchase worth N")."""
+        return self.template.format(value="N")
 
     def claim(self, value: object) -> str | None:
         """Return what the description of ``value`` asserts, to spot two features of a profile saying the same.
@@ -429,7 +439,7 @@ def _source_infos(prefix: str, words: str, *, lookback: int, valued: bool) -> li
     return infos
 
 
-def _repeat_model_infos(spec: InstanceSpec) -> list[FeatureInfo]:
+def _repeat_model_infos(spec: InstanceSpec, lookback: int) -> list[FeatureInfo]:
     """Return the infos of the repeat-buying model's view of the goal events (see :func:`repeat_model_names`)."""
     window = spec.goal.window_days
     one, many = (_literal(n) for n in _goal_nouns(spec))
@@ -452,18 +462,18 @@ def _repeat_model_infos(spec: InstanceSpec) -> list[FeatureInfo]:
         FeatureInfo(alive, "repeat-buying model: {value} chance of still being an active customer", unknown, "ratio"),
         FeatureInfo(
             repeats,
-            f"repeat {many} on {{value}} different days",
-            f"no {one} yet",
+            f"repeat {many} on {{value}} different days in the last {lookback} days",
+            f"no {one} in the last {lookback} days",
             "int",
-            one=f"repeat {many} on {{value}} day",
-            zero=f"no repeat {one} yet",
+            one=f"repeat {many} on {{value}} day in the last {lookback} days",
+            zero=f"no repeat {one} in the last {lookback} days",
         ),
         FeatureInfo(
             since_first,
-            f"first {one} {{value}} days ago",
-            f"no {one} yet",
+            f"earliest {one} in the last {lookback} days was {{value}} days ago",
+            f"no {one} in the last {lookback} days",
             "days",
-            one=f"first {one} {{value}} day ago",
+            one=f"earliest {one} in the last {lookback} days was {{value}} day ago",
             subject=f"first {one}",
         ),
     ]
@@ -530,7 +540,7 @@ def feature_infos(plan: FeaturePlan, spec: InstanceSpec) -> list[FeatureInfo]:
         ),
     ]
     if plan.repeat_model:
-        infos += _repeat_model_infos(spec)
+        infos += _repeat_model_infos(spec, plan.lookback_days)
     infos += [
         FeatureInfo(
             f"activity_ratio_{recent}_{longer}",
@@ -751,18 +761,28 @@ def _repeat_model_features(
     index: EventIndex,
     as_of: pd.Timestamp,
     profiles: np.ndarray,
+    *,
+    lookback: int,
     spec: InstanceSpec,
     models: Mapping[pd.Timestamp, BGNBD | None] | None,
 ) -> dict[str, np.ndarray]:
     """BG/NBD fitted on every profile's goal events before ``as_of``; its view of each of ``profiles`` (codes).
 
-    Unlike the windowed features, this uses the whole history the run read: BG/NBD takes a profile's first
-    observed goal event as its start, so its outputs (a probability, an expected count) mean the same thing
-    however far back the data goes, only with more or less evidence; a profile without a goal event is a
-    customer with no purchase yet.  The fit uses every profile in the events, not only ``profiles``, so a
-    subset of profiles gets the same values; ``models`` (see :func:`fit_repeat_models`) brings fits made on
-    more events than the index holds.  Profiles go in as integer codes, which sort as their ids do, so the fit
-    sees its customers in the same order as it would with the ids.
+    Two kinds of feature come out, and they differ in how far back they may look:
+
+    - **model outputs with a fixed meaning** (``goal_chance_Wd``, ``goal_expected_Wd``, ``goal_p_alive``): BG/NBD
+      fitted on the whole history the run read.  It takes a profile's first observed goal event as its start, so
+      a probability or an expected count means the same thing however far back the data goes, only with more or
+      less evidence behind it (the scoring date, which reads further back than the oldest snapshot, has more);
+    - **counts** (``goal_repeat_days``, ``goal_days_since_first``): BG/NBD's summary of each profile, but over the
+      feature window ``[as_of - lookback, as_of)`` like every other count.  Over the whole history they would
+      grow with each snapshot (the oldest one sees ``lookback`` days, the scoring date that plus the snapshots'
+      span): scoring values above anything training saw.
+
+    A profile without a goal event is a customer with no purchase yet.  The fit uses every profile in the events,
+    not only ``profiles``, so a subset of profiles gets the same values; ``models`` (see
+    :func:`fit_repeat_models`) brings fits made on more events than the index holds.  Profiles go in as integer
+    codes, which sort as their ids do, so the fit sees its customers in the same order as it would with the ids.
     """
     goal = _goal_events(index, spec)
     history = repeat_summary(goal, as_of)
@@ -783,16 +803,31 @@ def _repeat_model_features(
         columns.update(
             {name: view[key].to_numpy() for name, key in zip(names[:3], ("chance", "expected", "alive"), strict=True)}
         )
-    columns[names[3]] = summary["x"].to_numpy()
-    columns[names[4]] = summary["T"].where(summary["T"] > 0).to_numpy()  # T is 0 only without a goal event
+    recent = goal.iloc[np.flatnonzero((goal["timestamp"] >= as_of - pd.Timedelta(days=lookback)).to_numpy())]
+    counts = profile_rows(repeat_summary(recent, as_of), pd.Index(profiles))
+    columns[names[3]] = counts["x"].to_numpy()
+    columns[names[4]] = counts["T"].where(counts["T"] > 0).to_numpy()  # T is 0 only without a goal event
     return columns
 
 
-def repeat_model_names(spec: InstanceSpec) -> list[str]:
-    """Return the names of the whole-history goal features.
+def probability_features(plan: FeaturePlan, spec: InstanceSpec) -> list[str]:
+    """Return the features of ``plan`` that are probabilities (BG/NBD's chance of a goal event and P(alive)).
 
-    BG/NBD's chance of a goal event in the window, its expected count and P(alive), then the summary it is
-    fitted on: goal days after the first, and days since the first goal event.
+    They are model outputs with a fixed meaning: the same value means the same at every snapshot and at scoring,
+    however much history lies behind it (see :mod:`customer_ai.drift`, which bins them on their own scale).
+    """
+    if not plan.repeat_model:
+        return []
+    chance, _, alive, *_ = repeat_model_names(spec)
+    return [chance, alive]
+
+
+def repeat_model_names(spec: InstanceSpec) -> list[str]:
+    """Return the names of the repeat-buying features.
+
+    BG/NBD's chance of a goal event in the window, its expected count and P(alive) (model outputs with a fixed
+    meaning, from the whole history), then the summary it is fitted on, over the feature window: goal days after
+    the first, and days since the first goal event.
     """
     window = spec.goal.window_days
     model = [f"goal_chance_{window}d", f"goal_expected_{window}d", "goal_p_alive"]
@@ -886,7 +921,7 @@ def build_features(
         name: np.append(values, None if values.dtype == object else np.nan)[codes] for name, values in columns.items()
     }
     if plan.repeat_model:
-        columns.update(_repeat_model_features(index, as_of, codes, spec, repeat_models))
+        columns.update(_repeat_model_features(index, as_of, codes, lookback=lookback, spec=spec, models=repeat_models))
     if attributes is not None:
         for column in plan.profile_columns:
             columns[f"profile_{_slug(column)}"] = attributes[column].reindex(rows_index).to_numpy()

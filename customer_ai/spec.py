@@ -39,6 +39,7 @@ __all__ = [
     "SEGMENT_FIELDS",
     "Segment",
     "SegmentCondition",
+    "MonitoringSettings",
     "ScoringSettings",
     "SpecError",
     "TrainingSettings",
@@ -67,6 +68,7 @@ class SpecError(ValueError):
 def _is_number_field(annotation: object) -> bool:
     """Whether a field holds a number (int or float, optional or not) and never a boolean."""
     options = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
+    options = tuple(get_args(o)[0] if get_origin(o) is Annotated else o for o in options)  # Annotated[float, ...]
     return bool(set(options) & {int, float}) and bool not in options
 
 
@@ -291,6 +293,29 @@ class ScoringSettings(_Strict):
         return value
 
 
+class MonitoringSettings(_Strict):
+    """When a run says its data drifted, and when it stops (see :mod:`customer_ai.drift`).
+
+    Every run compares each feature of the profiles it scores with the model's training rows by the population
+    stability index.  ``drift_warn``: at or above it for any feature the run is marked ``warn`` (its log, report,
+    run row and the Airflow view say which features moved), and a reused model is retrained early.
+    ``drift_stop``: at or above it (when set) the run stops before publishing, saying why, and the previous run
+    stays current.  0.1 and 0.25 are the usual readings of a moderate and a major shift.
+    """
+
+    drift_warn: Annotated[float, Field(gt=0, le=100)] = 0.1
+    drift_stop: Annotated[float, Field(gt=0, le=100)] | None = None
+
+    @model_validator(mode="after")
+    def _stop_above_warn(self) -> MonitoringSettings:
+        if self.drift_stop is not None and self.drift_stop <= self.drift_warn:
+            raise ValueError(
+                f"drift_stop ({self.drift_stop:g}) must be above drift_warn ({self.drift_warn:g}): a run warns "
+                "before it stops"
+            )
+        return self
+
+
 _SCORE_RANGES = {"probability": (0, 1), "score": (0, 100), "percentile": (1, 100)}
 _NUMBER_OPERATORS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte")
 _SCORE_OPERATORS = {"bucket": ("eq", "ne", "in", "not_in"), "profile_id": ("eq", "ne", "in", "not_in", "contains")}
@@ -404,6 +429,7 @@ class InstanceSpec(_Strict):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     output: OutputSettings = Field(default_factory=OutputSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
     segments: list[Segment] = Field(default_factory=list)
     schedule: str | None = "@weekly"
@@ -452,11 +478,13 @@ class InstanceSpec(_Strict):
     def spec_hash(self) -> str:
         """Return a short, stable hash of everything that defines the model.
 
-        The file's location, the description, the schedule, the trigger form's as-of date, the segments and how
-        scoring is split into partitions do not change the model or its scores and are left out, and so are
-        settings at a default they had before they existed (:meth:`TrainingSettings.left_out_of_hashes`).
+        The file's location, the description, the schedule, the trigger form's as-of date, the segments, how
+        scoring is split into partitions and the drift thresholds do not change the model or its scores and are
+        left out, and so are settings at a default they had before they existed
+        (:meth:`TrainingSettings.left_out_of_hashes`).
         """
-        exclude: dict = dict.fromkeys(("description", "schedule", "trigger_as_of", "segments", "scoring"), True)
+        left_out = ("description", "schedule", "trigger_as_of", "segments", "scoring", "monitoring")
+        exclude: dict = dict.fromkeys(left_out, True)
         exclude["training"] = self.training.left_out_of_hashes()
         payload = json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -477,6 +505,7 @@ class InstanceSpec(_Strict):
             "validation": True,
             "output": True,
             "scoring": True,
+            "monitoring": True,
             "training": {"retrain_every_days", "min_auc", *self.training.left_out_of_hashes()},
         }
         payload = json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import platform
 from collections.abc import Iterator
@@ -35,6 +36,16 @@ from customer_ai import artifacts
 from customer_ai.artifacts import DEFAULT_ATTEMPT
 from customer_ai.backtest import held_out_evaluation
 from customer_ai.bgnbd import BGNBD
+from customer_ai.drift import (
+    DriftStopError,
+    add_counts,
+    describe_drift,
+    drift_counts,
+    drift_reference,
+    drift_status,
+    drift_table,
+    feature_drift,
+)
 from customer_ai.estimator import PropensityModel, TrainingSet
 from customer_ai.evaluation import quality_verdict
 from customer_ai.events import (
@@ -46,7 +57,7 @@ from customer_ai.events import (
     load_event_table,
     load_events,
 )
-from customer_ai.features import FeaturePlan, fit_repeat_models
+from customer_ai.features import FEATURES_VERSION, FeaturePlan, feature_infos, fit_repeat_models, probability_features
 from customer_ai.flow import GATE, STEPS
 from customer_ai.history import SnapshotPlan, run_window
 from customer_ai.labels import eligible_profiles
@@ -252,10 +263,11 @@ def _run_events(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, attempt: st
 def find_reusable_model(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict | None:
     """Return the metadata of the newest good model that a run as of ``as_of`` may reuse, if any.
 
-    A model qualifies when it was trained for the same model definition (``spec.model_hash()``), as of a date
-    ``T'`` with ``as_of - retrain_every_days < T' <= as_of``, meets the current quality gate, and its files read
-    back whole: a broken model folder met on the way is moved aside and said in the log (see
-    :func:`customer_ai.artifacts.model_problem`).
+    A model qualifies when it was trained for the same model definition (``spec.model_hash()``) by code that
+    builds the same features (:data:`customer_ai.features.FEATURES_VERSION`; models stored before the number
+    existed are version 1), as of a date ``T'`` with ``as_of - retrain_every_days < T' <= as_of``, meets the
+    current quality gate, and its files read back whole: a broken model folder met on the way is moved aside and
+    said in the log (see :func:`customer_ai.artifacts.model_problem`).
     """
     days = spec.training.retrain_every_days
     if days == 0:
@@ -272,6 +284,7 @@ def find_reusable_model(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> 
             continue
         if (
             meta.get("model_hash") == spec.model_hash()
+            and meta.get("features_version", 1) == FEATURES_VERSION
             and trained <= as_of < trained + pd.Timedelta(days=days)
             and quality_verdict(meta["validation"]["metrics"], spec.training.min_auc)[0] == "ok"
         ):
@@ -294,14 +307,28 @@ def build_training_set(
     """Build and validate the training set, unless a model trained recently enough can be reused."""
     folder = _folder(spec, as_of, home, attempt)
     reusable = None if force_retrain else find_reusable_model(spec, as_of, home)
+    events = None
     if reusable is not None:
-        logger.info(
-            "retraining not due: reusing model %s trained as of %s", reusable["model_version"], reusable["as_of"]
+        events = _run_events(spec, as_of, home, attempt)
+        check = _drift_since(spec, as_of, home, reusable, events)
+        if check["status"] in {"ok", "unknown"}:
+            logger.info(
+                "retraining not due: reusing model %s trained as of %s", reusable["model_version"], reusable["as_of"]
+            )
+            result = {"skipped": True, "reuse": reusable["model_version"], "drift_check": check}
+            artifacts.write_json(folder / "plan.json", result)
+            return result
+        logger.warning(
+            "retraining early: the profiles to score drifted from model %s's training rows past the warning "
+            "(monitoring.drift_warn %g; a sample of %s profiles, largest stability index %.3f): %s",
+            reusable["model_version"],
+            spec.monitoring.drift_warn,
+            f"{check['profiles']:,}",
+            check["largest_psi"],
+            "; ".join(check["moved_most"]),
         )
-        result = {"skipped": True, "reuse": reusable["model_version"]}
-        artifacts.write_json(folder / "plan.json", result)
-        return result
-    events = _run_events(spec, as_of, home, attempt)
+    if events is None:
+        events = _run_events(spec, as_of, home, attempt)
     training_set = PropensityModel(spec).build_training_set(
         events, as_of, load_attributes(spec), data_start=_data_start(folder)
     )
@@ -334,6 +361,32 @@ def build_training_set(
         "lookback_days": history.lookback_days,
         "history_adapted": history.adapted,
         "validation": summary,
+    }
+
+
+DRIFT_SAMPLE = 20_000  # profiles whose features tell whether a model to reuse still fits the data
+
+
+def _drift_since(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, model: dict, events: pd.DataFrame) -> dict:
+    """Return how far the profiles eligible at ``as_of`` (a fixed sample) lie from a stored model's training rows.
+
+    ``status`` is ``unknown`` for a model stored before drift was measured.  The sample is a hash partition of
+    the eligible profiles (at most about :data:`DRIFT_SAMPLE`), so the same profiles are checked every time.
+    """
+    reference = model.get("drift_reference")
+    if reference is None:
+        return {"status": "unknown", "reason": f"model {model['model_version']} was stored before drift was measured"}
+    index = EventIndex(events)
+    eligible = eligible_profiles(events, spec.eligibility, as_of, index=index)
+    sample = eligible[partition_of(eligible, max(1, -(-len(eligible) // DRIFT_SAMPLE))) == 0]
+    estimator, _ = artifacts.load_model(artifacts.model_dir(home, spec.name, model["model_version"]), spec)
+    features = estimator.features(events, as_of, sample, load_attributes(spec), index=index)
+    table = drift_table(reference, drift_counts(reference, features))
+    return {
+        "status": drift_status(table, spec.monitoring.drift_warn),
+        "profiles": len(sample),
+        "largest_psi": float(table["psi"].max()) if len(table) else 0.0,
+        "moved_most": describe_drift(table, _feature_labels(spec, estimator.feature_plan_)),
     }
 
 
@@ -373,6 +426,7 @@ def train(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attempt: str =
         return _model_summary(meta, reused=True)
     training_set = _read_training_set(folder)
     estimator = PropensityModel(spec).fit_training_set(training_set)
+    reference, moved = _drift_reference(spec, training_set)
     evaluation = held_out_evaluation(spec, estimator, training_set, _run_events(spec, as_of, home, attempt))
     status, reason = estimator.verdict()
     version = artifacts.model_version(estimator.model_, as_of)
@@ -384,10 +438,13 @@ def train(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attempt: str =
         "goal": spec.goal_in_words(),
         "spec_hash": spec.spec_hash(),
         "model_hash": spec.model_hash(),
+        "features_version": FEATURES_VERSION,
         "spec": spec.model_dump(mode="json"),
         "created_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "versions": artifacts.package_versions(),
         "quality": {"status": status, "reason": reason, "min_auc": spec.training.min_auc},
+        "drift_reference": reference,
+        "drift_validation": moved,
     }
     # a model folder of this version, if there is one already, keeps what it holds
     stored = artifacts.save_model(home, spec.name, estimator, meta, {"model_version": version, **evaluation})
@@ -396,6 +453,28 @@ def train(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attempt: str =
     logger.info("model %s trained as of %s, stored in %s", version, meta["as_of"], stored)
     artifacts.write_json(folder / "model.json", {**meta, "reused": False})
     return _model_summary(meta, reused=False)
+
+
+def _feature_labels(spec: InstanceSpec, plan: FeaturePlan) -> dict[str, str]:
+    return {info.name: info.label for info in feature_infos(plan, spec)}
+
+
+def _drift_reference(spec: InstanceSpec, training_set: TrainingSet) -> tuple[dict, dict]:
+    """Return the training rows' drift reference (kept with the model) and what moved at the validation snapshot.
+
+    The second part compares the latest fully observed snapshot (validation) with the older ones the model is
+    fitted on: the quality gate's log says what moved most between them.
+    """
+    plan = training_set.feature_plan
+    features = training_set.features
+    training = training_set.rows("training")
+    reference = drift_reference(features.loc[training], probability_features(plan, spec))
+    table = drift_table(reference, drift_counts(reference, features.loc[~training]))
+    moved = {
+        "largest_psi": float(table["psi"].max()) if len(table) else 0.0,
+        "moved_most": describe_drift(table, _feature_labels(spec, plan)),
+    }
+    return reference, moved
 
 
 def _gate(spec: InstanceSpec, min_auc: float | None) -> float:
@@ -448,6 +527,22 @@ def quality_gate(
         metrics["calibration_error"],
         status,
     )
+    moved = meta.get("drift_validation")
+    check = artifacts.read_json(_folder(spec, as_of, home, attempt) / "plan.json").get("drift_check")
+    if meta.get("reused") and check is not None and check["status"] != "unknown":
+        logger.info(
+            "quality gate: model %s reused: %s sampled profiles to score lie below the drift warning from its "
+            "training rows (largest stability index %.3f); what moved most: %s",
+            meta["model_version"],
+            f"{check['profiles']:,}",
+            check["largest_psi"],
+            "; ".join(check["moved_most"]) or "nothing",
+        )
+    elif moved is not None and not meta.get("reused"):
+        logger.info(
+            "quality gate: from the training snapshots to the validation snapshot, what moved most: %s",
+            "; ".join(moved["moved_most"]) or "nothing",
+        )
     if status != "ok":
         reason = f"model {meta['model_version']} is poor: {reason}; the previous scores are kept"
         store.record_attempt(  # type: ignore[attr-defined]
@@ -490,6 +585,10 @@ def _scoring_plan(folder: Path) -> tuple[pd.DataFrame, int]:
 
 def _part_path(folder: Path, partition: int) -> Path:
     return folder / f"part-{partition:05d}.parquet"
+
+
+def _drift_part_path(folder: Path, partition: int) -> Path:
+    return folder / f"drift-{partition:05d}.json"
 
 
 def _part_events_path(folder: Path, partition: int) -> Path:
@@ -593,6 +692,7 @@ class ScoringInputs:
     model_version: str = ""
     repeat_models: dict | None = None
     attributes: pd.DataFrame | None = None
+    drift_reference: dict | None = None  # the training rows in bins (models stored before drift was measured: None)
 
     def load(
         self, spec: InstanceSpec, as_of: pd.Timestamp, home: Path, attempt: str = DEFAULT_ATTEMPT
@@ -603,6 +703,7 @@ class ScoringInputs:
             version = artifacts.read_json(folder / "model.json")["model_version"]
             self.estimator, meta = artifacts.load_model(artifacts.model_dir(home, spec.name, version), spec)
             self.model_version = meta["model_version"]
+            self.drift_reference = meta.get("drift_reference")
             plan = artifacts.read_json(folder / SCORING / "plan.json")
             if "repeat_models" not in plan:  # planned by a version that let every partition read every event
                 raise FileNotFoundError(
@@ -650,6 +751,8 @@ def score_partition(
         probability = estimator.predict_proba(features)
         info["profiles"] = len(ids)
         info["events"] = len(events)
+    if inputs.drift_reference is not None:  # counted in the training rows' bins: the parts add up in combine_scores
+        artifacts.write_json(_drift_part_path(folder, partition), drift_counts(inputs.drift_reference, features))
     del events
     with step("explaining scores with TreeSHAP"):
         explained = estimator.explain(features, factors)
@@ -707,7 +810,67 @@ def combine_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attem
     logger.info("scored %s profiles: %s", f"{len(scores):,}", ", ".join(f"{k} {n:,}" for k, n in buckets.items()))
     for note in empty_bucket_notes(spec.output, scores):
         logger.info("%s", note)
-    return {"scored_profiles": len(scores), "buckets": buckets, "model_version": version, "partitions": count}
+    drift = _measure_drift(spec, run_folder, count)
+    return {
+        "scored_profiles": len(scores),
+        "buckets": buckets,
+        "model_version": version,
+        "partitions": count,
+        "drift": drift["status"],
+    }
+
+
+def _measure_drift(spec: InstanceSpec, run_folder: Path, count: int) -> dict:
+    """Compare the scored profiles' features with the model's training rows; write ``drift.json``; say what moved.
+
+    Raises
+    ------
+    DriftStopError
+        When a feature's stability index reaches ``monitoring.drift_stop``.
+    """
+    model = artifacts.read_json(run_folder / "model.json")
+    reference = model.get("drift_reference")
+    monitoring = spec.monitoring
+    paths = [_drift_part_path(run_folder / SCORING, partition) for partition in range(count)]
+    thresholds = {"warn": monitoring.drift_warn, "stop": monitoring.drift_stop}
+    if reference is None or not all(path.exists() for path in paths):
+        why = "was stored before drift was measured" if reference is None else "was used by an earlier version"
+        drift = {"status": "unknown", "reason": f"model {model['model_version']} {why}", **thresholds}
+        logger.info("drift: not measured: %s", drift["reason"])
+        artifacts.write_json(run_folder / "drift.json", drift)
+        return drift
+    table = drift_table(reference, add_counts([artifacts.read_json(path) for path in paths]))
+    status = drift_status(table, monitoring.drift_warn, monitoring.drift_stop)
+    moved = describe_drift(table, _feature_labels(spec, FeaturePlan.from_dict(model["features"]["plan"])))
+    largest = float(table["psi"].max()) if len(table) else 0.0
+    drift = {
+        "status": status,
+        **thresholds,
+        "largest_psi": largest,
+        "moved_most": moved,
+        "features": [
+            {"feature": name, **{k: None if pd.isna(v) else float(v) for k, v in row.items()}}
+            for name, row in table.sort_values("psi", ascending=False, kind="stable").iterrows()
+        ],
+    }
+    artifacts.write_json(run_folder / "drift.json", drift)
+    said = {"ok": "below the warning", "warn": "at or above the warning", "stop": "at or above the stop"}[status]
+    logger.log(
+        logging.WARNING if status != "ok" else logging.INFO,
+        "drift %s: the largest stability index of a feature, %.3f, is %s (%g); what moved most: %s",
+        status,
+        largest,
+        said,
+        monitoring.drift_stop if status == "stop" else monitoring.drift_warn,
+        "; ".join(moved) or "nothing",
+    )
+    if status == "stop":
+        raise DriftStopError(
+            f"the profiles to score lie too far from the training rows: a feature's stability index reached "
+            f"{largest:.3f}, at or above monitoring.drift_stop ({monitoring.drift_stop:g}); what moved most: "
+            f"{'; '.join(moved)}. Nothing was published; the previous run stays current"
+        )
+    return drift
 
 
 def score(
@@ -815,10 +978,15 @@ def track_outcomes(
 def write_report(
     spec: InstanceSpec, as_of: pd.Timestamp, home: Path, store: object, *, attempt: str = DEFAULT_ATTEMPT
 ) -> dict:
-    """Write the run's ``report.html`` into its staging folder (see :mod:`customer_ai.report`); publish shows it."""
+    """Write the run's ``report.html`` into its staging folder (see :mod:`customer_ai.report`); publish shows it.
+
+    First adds to the run's ``drift.json`` how its scores compare with those of the published run of the previous
+    as-of date (the store says which).
+    """
     from customer_ai.report import build_report  # noqa: PLC0415 - only the step that draws loads matplotlib
 
     folder = _folder(spec, as_of, home, attempt)
+    _compare_scores(spec, as_of, home, folder, store)  # the report shows it: before the report, not at publish
     with step("writing the report"):
         path = build_report(spec, as_of, home, store, folder=folder)
     logger.info("report written (%s KB); it is published with the run", f"{path.stat().st_size // 1024:,}")
@@ -857,6 +1025,31 @@ def _say_missing_factors(spec: InstanceSpec, model: dict) -> None:
                 )
 
 
+def _score_drift(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, staging: Path, store: object) -> dict | None:
+    """Compare the run's probabilities with those of the published run of the previous as-of date, if any.
+
+    Probabilities are binned in twentieths of ``[0, 1]`` (see :mod:`customer_ai.drift`); the stability index says
+    how much the distribution of scores moved from one run to the next, the means by how much their level did.
+    """
+    runs = store.read_runs(spec.name)  # type: ignore[attr-defined]
+    earlier = runs.loc[runs["as_of"] < f"{as_of:%Y-%m-%d}"]
+    if earlier.empty:
+        return None
+    row = earlier.sort_values("as_of").iloc[-1]
+    path = artifacts.run_dir(home, spec.name, pd.Timestamp(row["as_of"], tz="UTC"), row["run_id"]) / "scores.parquet"
+    if not path.exists():
+        return {"previous_as_of": row["as_of"], "reason": "its scores are no longer in its run folder"}
+    before = pd.read_parquet(path, columns=["probability"])
+    now = pd.read_parquet(staging / "scores.parquet", columns=["probability"])
+    table = feature_drift(before, now, probabilities=["probability"])
+    return {
+        "previous_as_of": row["as_of"],
+        "psi": float(table.loc["probability", "psi"]),
+        "mean_previous": float(before["probability"].mean()) if len(before) else None,
+        "mean_now": float(now["probability"].mean()) if len(now) else None,
+    }
+
+
 def _seal(spec: InstanceSpec, as_of: pd.Timestamp, staging: Path, attempt: str, gate: float) -> Path:
     """Write the run's segments and metadata into its staging folder, then seal it; return the sealed folder."""
     final = artifacts.next_seal(staging, attempt)
@@ -885,11 +1078,40 @@ def _seal(spec: InstanceSpec, as_of: pd.Timestamp, staging: Path, attempt: str, 
         "scored_profiles": len(scores),
         "buckets": _bucket_counts(scores),
         "segments": segment_sizes(members, spec),
+        "drift": _drift_summary(staging),
         "versions": artifacts.package_versions(),
         "artifacts": str(final),
     }
     artifacts.write_json(staging / "metadata.json", summary)
     return artifacts.seal(staging, final)
+
+
+def _compare_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, staging: Path, store: object) -> None:
+    """Add the comparison with the previous run's scores to the run's ``drift.json`` and say it in the log."""
+    path = staging / "drift.json"
+    if not path.exists():
+        return
+    scores = _score_drift(spec, as_of, home, staging, store)
+    if scores is None:
+        return
+    artifacts.write_json(path, {**artifacts.read_json(path), "scores": scores})
+    if "psi" in scores:
+        logger.info(
+            "scores against the run as of %s: stability index %.3f, mean probability %.3f (then %.3f)",
+            scores["previous_as_of"],
+            scores["psi"],
+            scores["mean_now"] if scores["mean_now"] is not None else float("nan"),
+            scores["mean_previous"] if scores["mean_previous"] is not None else float("nan"),
+        )
+
+
+def _drift_summary(folder: Path) -> dict:
+    """Return the run's drift in brief (status, largest index, what moved most, the scores against the last run)."""
+    path = folder / "drift.json"
+    if not path.exists():  # scored before drift was measured
+        return {"status": "unknown", "reason": "the run was scored before drift was measured"}
+    drift = artifacts.read_json(path)
+    return {k: drift[k] for k in ("status", "reason", "largest_psi", "moved_most", "scores") if k in drift}
 
 
 def _commit(spec: InstanceSpec, as_of: pd.Timestamp, folder: Path, store: object) -> dict:
@@ -911,7 +1133,7 @@ def _commit(spec: InstanceSpec, as_of: pd.Timestamp, folder: Path, store: object
                 "model_version": meta["model_version"],
                 "status": "ok",
                 "reason": meta["reason"],
-                "metrics": meta["validation"]["metrics"],
+                "metrics": {**meta["validation"]["metrics"], "drift": _drift_brief(meta)},
                 "run_id": meta["run_id"],
                 "attempt": meta["attempt"],
             },
@@ -919,6 +1141,12 @@ def _commit(spec: InstanceSpec, as_of: pd.Timestamp, folder: Path, store: object
             outcomes=outcomes,
         )
     return meta
+
+
+def _drift_brief(meta: dict) -> dict:
+    """Return what the run row keeps of a run's drift: its status and largest stability index."""
+    drift = meta.get("drift") or {"status": "unknown"}
+    return {"status": drift["status"], "largest_psi": drift.get("largest_psi")}
 
 
 def publish(

@@ -38,6 +38,7 @@ BASE_SPEC: dict = {
 
 # what a finished run leaves in its sealed folder <home>/artifacts/<instance>/<as_of>/<run_id>/
 RUN_FILES = [
+    "drift.json",
     "evaluation.json",
     "events.parquet",
     "metadata.json",
@@ -66,6 +67,17 @@ def load_bench(name: str):  # noqa: ANN201 - a module
 def hidden_entries(parent: Path) -> list[str]:
     """Return the names of hidden entries (staging or retired files and folders) in ``parent``."""
     return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group the tests for pytest-xdist's ``loadgroup``: a module's tests share a worker, the Airflow ones one more.
+
+    A module's fixtures (a first run, a served Airflow) are then built once, and two real Airflows never compete
+    for the machine's cores at once: their processes start and wait on each other with timeouts.
+    """
+    for item in items:
+        group = "airflow" if item.get_closest_marker("airflow") else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def make_spec(**overrides: object) -> InstanceSpec:
@@ -110,6 +122,32 @@ def synthetic_events(customers: int = 600, seed: int = 7, start: str = "2010-01-
             )
     frame = pd.DataFrame(rows, columns=["profile_id", "timestamp", "event_type", "value"])
     return canonicalize(frame, source="synthetic")
+
+
+def stationary_events(profiles: int = 3000, days: int = 730, seed: int = 3, start: str = "2022-01-01") -> pd.DataFrame:
+    """Return visits and purchases of customers whose habits never change (a log without change over time), canonical.
+
+    Each profile visits at its own steady rate (a homogeneous Poisson process over the whole span, log-normal rates)
+    and buys on a steady share of its visits, a minute after the visit, for a log-normal value: any date of the log
+    looks like any other, so every feature should be distributed alike at every snapshot and at scoring.
+    """
+    rng = np.random.default_rng(seed)
+    visit_rate = rng.lognormal(np.log(0.08), 0.7, profiles)  # visits per day
+    buy_share = rng.beta(2, 6, profiles)
+    visits = rng.poisson(visit_rate * days)
+    profile = np.repeat(np.arange(profiles), visits)
+    second = rng.uniform(0, days * 86_400, len(profile))
+    buys = rng.random(len(profile)) < buy_share[profile]
+    origin = ts(start)
+    frame = pd.DataFrame(
+        {
+            "profile_id": np.char.add("p", np.r_[profile, profile[buys]].astype(str)),
+            "timestamp": origin + pd.to_timedelta(np.r_[second, second[buys] + 60], unit="s"),
+            "event_type": np.r_[np.full(len(profile), "visit"), np.full(buys.sum(), "purchase")],
+            "value": np.r_[np.full(len(profile), np.nan), rng.lognormal(3.5, 0.6, buys.sum())],
+        }
+    )
+    return canonicalize(frame, source="stationary")
 
 
 def event_logs():  # noqa: ANN201 - a hypothesis strategy, imported lazily

@@ -86,20 +86,19 @@ def _activity_features(window_events: pd.DataFrame, age: np.ndarray, lookback: i
 
 
 def _repeat_model_features(
-    history: pd.DataFrame, as_of: pd.Timestamp, profiles: pd.Index, spec: InstanceSpec
+    history: pd.DataFrame, as_of: pd.Timestamp, profiles: pd.Index, spec: InstanceSpec, lookback: int
 ) -> pd.DataFrame:
     """BG/NBD fitted on every profile's goal events before ``as_of``; its view of each of ``profiles``.
 
-    Unlike the windowed features, this uses the whole history the run read: BG/NBD takes a profile's first
-    observed goal event as its start, so its outputs (a probability, an expected count) mean the same thing
-    however far back the data goes, only with more or less evidence; a profile without a goal event is a
-    customer with no purchase yet.  The fit uses every profile in ``history``, not only ``profiles``, so a
-    subset of profiles gets the same values.
+    The model outputs use the whole history the run read (a probability means the same however far back the
+    data goes); the two counts of the summary it is fitted on cover the feature window only, like every count.
+    The fit uses every profile in ``history``, not only ``profiles``, so a subset of profiles gets the same values.
     """
     goal = history.loc[patterns_mask(history, spec.goal.events), ["profile_id", "timestamp"]]
     names = repeat_model_names(spec)
     view = repeat_view(goal, as_of, profiles, spec.goal.window_days)
-    summary = repeat_summary(goal, as_of, profiles)
+    recent = goal.loc[goal["timestamp"] >= as_of - pd.Timedelta(days=lookback)]
+    summary = repeat_summary(recent, as_of, profiles)
     # T is 0 only without a goal event: unknown, not "today"
     history_part = pd.DataFrame({names[3]: summary["x"], names[4]: summary["T"].where(summary["T"] > 0)})
     if view is None:
@@ -169,7 +168,7 @@ def build_features(
     parts.append(_activity_features(window_events, age, lookback))
     if plan.repeat_model:
         history = events.loc[(events["timestamp"] < as_of).to_numpy()]  # all of it, see _repeat_model_features
-        parts.append(_repeat_model_features(history, as_of, pd.Index(profiles), spec))
+        parts.append(_repeat_model_features(history, as_of, pd.Index(profiles), spec, lookback))
     for column in plan.categorical_columns:
         parts.append(_most_frequent(window_events, column).rename(f"{_slug(column)}_most_frequent").to_frame())
     matrix = pd.concat(parts, axis=1).reindex(pd.Index(profiles, name="profile_id"))

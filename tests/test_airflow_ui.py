@@ -172,7 +172,12 @@ RUNS = {
     "alpha": run_row(
         "alpha",
         "v-alpha",
-        {"model_roc_auc": 0.7546, "roc_auc": 0.7, "calibration_error": 0.0144},
+        {
+            "model_roc_auc": 0.7546,
+            "roc_auc": 0.7,
+            "calibration_error": 0.0144,
+            "drift": {"status": "warn", "largest_psi": 0.1234},
+        },
         ALPHA_RUN,
         scored_profiles=4259,
     ),
@@ -339,6 +344,7 @@ def test_the_table_shows_the_numbers_links_the_report_and_says_what_the_newest_a
         '<span class="status status-ok">ok</span>',
         '<td class="num roc-auc">0.755</td>',
         '<td class="num calibration-error">0.014</td>',
+        '<td class="drift"><span class="drift-warn">warn (0.12)</span></td>',
         '<td class="num scored-profiles">4,259</td>',
         '<td class="num bucket-low">1,992</td>',
         '<td class="num bucket-medium">2,049</td>',
@@ -699,6 +705,8 @@ def test_a_user_logs_in_opens_customer_ai_and_reads_the_table_and_a_report(view:
         assert row.find_element(By.CSS_SELECTOR, ".status").text == "ok"
         assert cell("roc-auc") == f"{metrics['model_roc_auc']:.3f}"
         assert cell("calibration-error") == f"{metrics['calibration_error']:.3f}"
+        drift = metrics["drift"]
+        assert cell("drift") == f"{drift['status']} ({drift['largest_psi']:.2f})"
         assert cell("scored-profiles") == f"{scored:,}"
         assert [cell(f"bucket-{b}") for b in ("low", "medium", "high")] == [
             f"{buckets[b]:,}" for b in ("low", "medium", "high")

@@ -734,10 +734,12 @@ def test_show_prints_the_latest_run_and_top_profiles(first_run: tuple, workspace
     assert lines[2].startswith("scored ")
     assert "(low " in lines[2]
     _, folder = _published(home)
-    assert lines[3] == f"artifacts: {folder}"
-    assert lines[4] == f"report: {folder / 'report.html'}"
-    assert lines[5] == f"store: SQLiteStore('{home / 'store.sqlite'}')"  # no newer attempt than this run's publish
-    assert lines[6] == "top 2 profiles:"
+    drift = json.loads((folder / "drift.json").read_text())
+    assert lines[3].startswith(f"drift: {drift['status']} (largest stability index of a feature ")
+    assert lines[4] == f"artifacts: {folder}"
+    assert lines[5] == f"report: {folder / 'report.html'}"
+    assert lines[6] == f"store: SQLiteStore('{home / 'store.sqlite'}')"  # no newer attempt than this run's publish
+    assert lines[7] == "top 2 profiles:"
     other = _cli("show", str(workspace / "instance.yaml"), "--as-of", "2011-11-01", home=home)
     assert other.returncode == 2
     assert other.stderr == (

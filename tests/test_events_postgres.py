@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pandas as pd
 import pytest
@@ -256,16 +257,18 @@ def test_a_connection_dropped_during_the_read_is_a_fault_to_retry(schema: str, m
     # the server ends our backend in the middle of the read, as a restart or a failover would
     real_chunk = events_module._table_chunk
 
+    name = f"customer-ai events {schema}"  # this test's own backend only: other tests may read events meanwhile
+
     def chunk_then_terminate(rows, catalog):  # noqa: ANN001, ANN202
         with admin() as connection, connection.cursor() as cursor:
             cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'customer-ai events'"
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (name,)
             )
         return real_chunk(rows, catalog)
 
     monkeypatch.setattr(events_module, "_table_chunk", chunk_then_terminate)
     with pytest.raises(EventsUnavailableError, match=r"postgresql table .*naive: .*terminat"):
-        load_event_table(PG_DSN, f"{schema}.naive", chunk_rows=1)
+        load_event_table(f"{PG_DSN}?application_name={quote(name)}", f"{schema}.naive", chunk_rows=1)
 
 
 def test_an_invalid_address_is_an_events_error_without_the_password():

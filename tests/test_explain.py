@@ -287,10 +287,10 @@ def test_an_attribute_and_the_events_saying_the_same_value_are_one_factor():
     ]
 
 
-def test_first_purchase_in_the_window_and_in_the_whole_history_are_one_factor_when_equal():
+def test_first_purchase_as_an_event_and_as_the_goal_are_one_factor_when_equal():
     weights = {"purchase_days_since_first": 0.1, "goal_days_since_first": 0.2}
     assert explained(weights, purchase_days_since_first=40.0, goal_days_since_first=40.0) == [
-        ("goal_days_since_first", "first purchase 40 days ago", 0.3),
+        ("goal_days_since_first", "earliest purchase in the last 365 days was 40 days ago", 0.3),
     ]
     assert len(explained(weights, purchase_days_since_first=40.0, goal_days_since_first=400.0)) == 2
 
@@ -321,7 +321,7 @@ def test_no_activity_speaks_for_every_absence_it_implies_even_when_smaller():
     # "no activity in the last 365 days" side by side
     assert explained(weights, **nothing) == [
         ("active_days", "no activity in the last 365 days", -0.76),
-        ("goal_repeat_days", "no repeat purchase yet", -0.3),  # the whole history: not implied
+        ("goal_repeat_days", "no repeat purchase in the last 365 days", -0.3),  # a count of goal days: not an absence
     ]
 
 

@@ -698,7 +698,7 @@ def test_claims_recognise_the_same_statement_in_other_words() -> None:
     }
     assert infos["profile_country"].claim("PT") == infos["country_most_frequent"].claim("PT") == "country: PT"
     assert infos["profile_country"].claim("ES") != infos["country_most_frequent"].claim("PT")
-    # the windowed first purchase and the whole-history first goal event (a purchase) are the same event
+    # the first purchase and the first goal event (a purchase) of the same window are the same event
     assert infos["purchase_days_since_first"].claim(40.2) == infos["goal_days_since_first"].claim(40.0)
     # one valued purchase: its total and its average are the same amount
     assert infos["purchase_value_sum"].claim(20.6) == infos["purchase_value_mean"].claim(20.6)
@@ -794,20 +794,29 @@ def test_nobody_repeating_before_a_date_fits_no_model() -> None:
     assert fit_repeat_models(events, [T], make_spec()) == {T: None}
 
 
-def test_whole_history_repeat_summary_exact_values() -> None:
-    events = make_events(repeat_rows() + [("a", T, "purchase", 10.0)])  # at T: not seen
+def test_repeat_summary_counts_exact_values_cover_the_feature_window_only() -> None:
+    # e: one purchase a moment before the lookback's start (left out), one exactly on it (counted), one after
+    window_edge = [("e", ago(365) - pd.Timedelta(microseconds=1), "purchase", 1.0), ("e", ago(365), "purchase", 1.0)]
+    events = make_events(repeat_rows() + window_edge + [("e", ago(100), "purchase", 1.0), ("a", T, "purchase", 10.0)])
     spec = make_spec()
     plan = plan_features(events, spec, T)
-    matrix = build_features(events, T, pd.Index(["a", "b", "c", "d"]), spec, plan)
-    # a: five purchase days, the first 400 days back (beyond the 365-day lookback, still counted)
-    assert row(matrix, "a")["goal_repeat_days"] == 4
-    assert row(matrix, "a")["goal_days_since_first"] == 400
+    assert plan.lookback_days == 365
+    matrix = build_features(events, T, pd.Index(["a", "b", "c", "d", "e"]), spec, plan)
+    # a: five purchase days, the first 400 days back: beyond the 365-day lookback, so not counted (a run's
+    # scoring date reads further back than its oldest snapshot: whole-history counts would mean more there)
+    assert row(matrix, "a")["goal_repeat_days"] == 3
+    assert row(matrix, "a")["goal_days_since_first"] == 200
     assert row(matrix, "b")["goal_repeat_days"] == 1
     assert row(matrix, "b")["goal_days_since_first"] == 300
     assert row(matrix, "c")["goal_repeat_days"] == 0
     assert row(matrix, "c")["goal_days_since_first"] == 50
     assert row(matrix, "d")["goal_repeat_days"] == 0  # no goal event: none repeated, and no first one
     assert_nan(row(matrix, "d")["goal_days_since_first"])
+    assert row(matrix, "e")["goal_repeat_days"] == 1
+    assert row(matrix, "e")["goal_days_since_first"] == 365
+    # the model outputs still see the whole history: a's 400-day-old purchase is one of its five
+    purchases = events.loc[(events["event_type"] == "purchase") & (events["timestamp"] < T)]
+    assert repeat_summary(purchases, T).loc["a", "x"] == 4
 
 
 def test_no_repeat_buyer_before_the_plan_date_means_no_repeat_model() -> None:
@@ -836,11 +845,11 @@ def test_repeat_model_features_read_in_words() -> None:
     assert infos["goal_expected_30d"].describe(1.001) == "repeat-buying model: 1 purchase expected in the next 30 days"
     assert infos["goal_p_alive"].describe(0.9) == "repeat-buying model: 90% chance of still being an active customer"
     assert infos["goal_p_alive"].describe(1.0) == "repeat-buying model: 100% chance of still being an active customer"
-    assert infos["goal_repeat_days"].describe(3.0) == "repeat purchases on 3 different days"
-    assert infos["goal_repeat_days"].describe(1.0) == "repeat purchases on 1 day"
-    assert infos["goal_repeat_days"].describe(0.0) == "no repeat purchase yet"
-    assert infos["goal_days_since_first"].describe(1.0) == "first purchase 1 day ago"
-    assert infos["goal_days_since_first"].describe(float("nan")) == "no purchase yet"
+    assert infos["goal_repeat_days"].describe(3.0) == "repeat purchases on 3 different days in the last 365 days"
+    assert infos["goal_repeat_days"].describe(1.0) == "repeat purchases on 1 day in the last 365 days"
+    assert infos["goal_repeat_days"].describe(0.0) == "no repeat purchase in the last 365 days"
+    assert infos["goal_days_since_first"].describe(1.0) == "earliest purchase in the last 365 days was 1 day ago"
+    assert infos["goal_days_since_first"].describe(float("nan")) == "no purchase in the last 365 days"
 
 
 @pytest.mark.parametrize(
@@ -865,12 +874,12 @@ def test_repeat_model_features_read_in_words() -> None:
                     ],
                 }
             ],
-            "first large order 3 days ago",
+            "earliest large order in the last 90 days was 3 days ago",
         ),
         (
             [{"where": [{"field": "event_type", "op": "eq", "value": "add to cart"}]}],
             [],
-            "first add to cart event 3 days ago",
+            "earliest add to cart event in the last 90 days was 3 days ago",
         ),
         (
             [
@@ -878,9 +887,13 @@ def test_repeat_model_features_read_in_words() -> None:
                 {"where": [{"field": "event_type", "op": "eq", "value": "renewal"}]},
             ],
             [],
-            "first goal event 3 days ago",
+            "earliest goal event in the last 90 days was 3 days ago",
         ),
-        ([{"where": [{"field": "value", "op": "gte", "value": 500}]}], [], "first goal event 3 days ago"),
+        (
+            [{"where": [{"field": "value", "op": "gte", "value": 500}]}],
+            [],
+            "earliest goal event in the last 90 days was 3 days ago",
+        ),
     ],
 )
 def test_repeat_model_words_name_the_goal_event(goal: list, custom_events: list, text: str) -> None:

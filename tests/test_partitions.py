@@ -127,6 +127,14 @@ def test_four_partitions_give_exactly_the_scores_of_one(example_run: tuple) -> N
     assert one["factors"].map(len).min() > 0
     parts = [pd.read_parquet(staging / steps.SCORING / f"part-{k:05d}.parquet") for k in range(4)]
     assert [len(p) for p in parts] == sizes
+    # each partition counts its features in the training rows' bins: the parts add up to one scoring's drift
+    drift_four = artifacts.read_json(staging / "drift.json")
+    drift_one = artifacts.read_json(result.artifact_dir / "drift.json")
+    assert drift_four.pop("features") == [
+        {k: pytest.approx(v, rel=1e-12) if k == "mean_current" and v is not None else v for k, v in feature.items()}
+        for feature in drift_one.pop("features")
+    ]  # a mean is summed in another order
+    assert drift_four == drift_one
     assert set().union(*(set(p["profile_id"]) for p in parts)) == set(one["profile_id"])
     # publishing again seals the rescored copy under a name of its own; the first sealed folder is left as it was
     store = SQLiteStore(home / "store.sqlite")

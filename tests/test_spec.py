@@ -702,6 +702,30 @@ def test_segments_do_not_change_the_hashes() -> None:
     assert with_segments.model_hash() == base.model_hash()
 
 
+def test_drift_thresholds_default_to_a_warning_only_and_change_no_hash() -> None:
+    base = make_spec()
+    assert (base.monitoring.drift_warn, base.monitoring.drift_stop) == (0.1, None)
+    watched = make_spec(monitoring={"drift_warn": 0.2, "drift_stop": 0.5})
+    assert (watched.monitoring.drift_warn, watched.monitoring.drift_stop) == (0.2, 0.5)
+    assert watched.spec_hash() == base.spec_hash()
+    assert watched.model_hash() == base.model_hash()
+
+
+@pytest.mark.parametrize(
+    ("monitoring", "reason"),
+    [
+        ({"drift_warn": 0.3, "drift_stop": 0.2}, "drift_stop (0.2) must be above drift_warn (0.3): a run warns before"),
+        ({"drift_warn": 0.1, "drift_stop": 0.1}, "drift_stop (0.1) must be above drift_warn (0.1)"),
+        ({"drift_warn": 0}, "monitoring.drift_warn: Input should be greater than 0"),
+        ({"drift_warn": "high"}, "monitoring.drift_warn: Input should be a valid number"),
+        ({"drift_stop": True}, "drift_stop: expected a number, got true"),
+        ({"drift_warm": 0.1}, "drift_warm"),
+    ],
+)
+def test_bad_drift_thresholds_are_refused_with_where(monitoring: dict, reason: str) -> None:
+    assert reason in spec_error(monitoring=monitoring)
+
+
 def segment_error(*where: dict, name: str = "seg") -> str:
     return spec_error(segments=[{"name": name, "where": list(where)}])
 

@@ -16,8 +16,11 @@ import pandas as pd
 import pytest
 
 from customer_ai import artifacts, steps
+from customer_ai.drift import DriftStopError
+from customer_ai.features import FEATURES_VERSION
 from customer_ai.flow import step_names
 from customer_ai.outcomes import read_tracked
+from customer_ai.spec import MonitoringSettings
 from customer_ai.store import SQLiteStore
 from customer_ai.validation import DataValidationError
 
@@ -119,6 +122,115 @@ def test_a_model_is_reused_until_retraining_is_due(first_run: tuple, events_file
     assert steps.find_reusable_model(strict, ts("2012-01-08"), home) is None
     never = make(events_file, retrain_every_days=0)
     assert steps.find_reusable_model(never, ts("2012-01-08"), home) is None
+
+
+def test_a_run_compares_the_scored_profiles_with_the_models_training_rows(first_run: tuple) -> None:
+    result, _, store = first_run
+    drift = artifacts.read_json(result.artifact_dir / "drift.json")
+    model = artifacts.read_json(result.artifact_dir / "model.json")
+    assert drift["status"] in {"ok", "warn"}
+    assert (drift["warn"], drift["stop"]) == (0.1, None)
+    features = drift["features"]
+    assert [f["feature"] for f in features] != []
+    assert {f["feature"] for f in features} == set(model["features"]["names"])
+    assert [f["psi"] for f in features] == sorted((f["psi"] for f in features), reverse=True)
+    assert drift["largest_psi"] == features[0]["psi"]
+    assert len(drift["moved_most"]) == 3
+    assert f"({features[0]['feature']}): " in drift["moved_most"][0]
+    assert (drift["status"] == "warn") == (drift["largest_psi"] >= 0.1)
+    assert model["drift_reference"].keys() == {f["feature"] for f in features}
+    assert result.metadata["drift"] == {k: drift[k] for k in ("status", "largest_psi", "moved_most")}
+    row = store.read_runs("unit").set_index("as_of").loc["2012-01-01"]
+    assert json.loads(row["metrics"])["drift"] == {"status": drift["status"], "largest_psi": drift["largest_psi"]}
+
+
+def test_a_run_compares_its_scores_with_those_of_the_run_before(
+    first_run: tuple, events_file: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    _, home, _ = first_run
+    copy = tmp_path / "home"
+    shutil.copytree(home.with_name(f"{home.name}-as-first-run"), copy)
+    store = SQLiteStore(copy / "store.sqlite")
+    later = steps.run(make(events_file), LATER, copy, store, force_retrain=False)
+    scores = artifacts.read_json(later.artifact_dir / "drift.json")["scores"]
+    assert scores["previous_as_of"] == "2012-01-01"
+    first = pd.read_parquet(first_run[0].artifact_dir / "scores.parquet")
+    assert scores["mean_previous"] == pytest.approx(first["probability"].mean())
+    assert scores["mean_now"] == pytest.approx(later.scores["probability"].mean())
+    assert 0 <= scores["psi"] < 0.1  # the same model a week later
+    assert later.metadata["drift"]["scores"] == scores
+
+
+@pytest.fixture(scope="module")
+def shifted_file(events_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The events with the purchase values of the 60 days before LATER multiplied by 20."""
+    shifted = pd.read_parquet(events_file)
+    recent = (shifted["event_type"] == "purchase") & (shifted["timestamp"] >= LATER - pd.Timedelta(days=60))
+    shifted.loc[recent, "value"] *= 20
+    path = tmp_path_factory.mktemp("shifted") / "events.parquet"
+    shifted.to_parquet(path, index=False)
+    return path
+
+
+def test_a_planted_shift_is_named_and_past_the_stop_stops_the_run(
+    first_run: tuple, shifted_file: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    _, home, _ = first_run
+    copy = tmp_path / "home"
+    shutil.copytree(home, copy)
+    stopping = make(shifted_file).model_copy(update={"monitoring": MonitoringSettings(drift_warn=0.1, drift_stop=0.25)})
+    copied = SQLiteStore(copy / "store.sqlite")
+    current = copied.latest_run("unit")
+    with pytest.raises(DriftStopError, match=r"what moved most: average purchase worth N \(purchase_value_mean\): "):
+        steps.run(stopping, LATER, copy, copied, force_retrain=False)
+    assert copied.latest_run("unit")["run_id"] == current["run_id"]  # nothing published
+    attempts = copied.read_attempts("unit")
+    failed = attempts.loc[attempts["as_of"] == "2012-01-08"].iloc[-1]
+    assert (failed["step"], failed["status"]) == ("combine_scores", "failed")
+    assert "DriftStopError" in failed["reason"]
+
+
+def test_a_reused_model_is_retrained_early_when_the_profiles_drifted_past_the_warning(
+    events_file: Path, shifted_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import shutil
+
+    path = tmp_path / "events.parquet"  # one instance, whose event file changes between its runs
+    shutil.copy(events_file, path)
+    store = SQLiteStore(tmp_path / "home" / "store.sqlite")
+    steps.run(make(path), AS_OF, tmp_path / "home", store)
+    steady = steps.run(make(path), LATER, tmp_path / "home", store, force_retrain=False)
+    assert steady.metadata["model_reused"] is True  # retraining is not due, and nothing drifted
+    assert artifacts.read_json(steady.artifact_dir / "plan.json")["drift_check"]["status"] == "ok"
+    shutil.copy(shifted_file, path)
+    moved = steps.run(make(path), LATER, tmp_path / "home", store, force_retrain=False)
+    assert moved.metadata["model_reused"] is False
+    assert "retraining early: the profiles to score drifted from model" in caplog.text
+    assert "average purchase worth N (purchase_value_mean)" in caplog.text
+    assert artifacts.read_json(moved.artifact_dir / "drift.json")["status"] in {"ok", "warn"}
+
+
+def test_a_model_whose_features_meant_something_else_is_never_reused(
+    first_run: tuple, events_file: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    result, home, _ = first_run
+    trained = artifacts.read_json(result.artifact_dir / "model.json")
+    assert trained["features_version"] == FEATURES_VERSION == 2
+    copy = tmp_path / "home"
+    shutil.copytree(home / "models", copy / "models")
+    folder = artifacts.model_dir(copy, "unit", trained["model_version"])
+    spec = make(events_file)
+    assert steps.find_reusable_model(spec, ts("2012-01-08"), copy)["model_version"] == trained["model_version"]
+    # a model stored before the goal counts covered the lookback only: its scoring features would mean more
+    older = {k: v for k, v in artifacts.read_json(folder / "model.json").items() if k != "features_version"}
+    artifacts.write_json(folder / "model.json", older)
+    assert steps.find_reusable_model(spec, ts("2012-01-08"), copy) is None
 
 
 def test_force_retrain_trains_a_new_model(first_run: tuple, events_file: Path) -> None:

@@ -2,8 +2,9 @@
 
 Sections (each a ``<section id=...>`` with a heading, a picture and a table): the goal and a model card; the
 score distribution and bucket counts; the score history across runs; the influential factors, overall and per
-bucket; the evaluation against the baselines (ROC, cumulative gains, lift by decile, reliability); "did it come
-true" for past runs whose goal window has closed; the data validation of the run.
+bucket; the evaluation against the baselines (ROC, cumulative gains, lift by decile, reliability); the drift of
+the scored profiles' features from the training rows; "did it come true" for past runs whose goal window has
+closed; the data validation of the run.
 
 Why matplotlib draws the pictures: it is the most widely used and longest maintained plotting library of the
 Python ecosystem (NumFOCUS-sponsored, releases several times a year, wheels for every platform), it renders
@@ -16,17 +17,18 @@ Figures are built with :class:`matplotlib.figure.Figure` directly, never through
 a few fixed ones, whatever the process or a ``matplotlibrc`` set.
 
 The report reads only files of the run folder (``model.json``, ``scores.parquet``, ``source.json``,
-``validation/*.json``, ``evaluation.json``, ``outcomes.parquet``; ``metadata.json`` when present), the scores of
-the instance's earlier published runs (found through the store), and the store's runs and outcomes.  It is
-written before the run is published and can be written again afterwards (``customer-ai report``): both give the
-same page, since the run's own row and outcomes are taken from its folder.  Everything shown that came from a
-user (names, descriptions, factor texts, validation messages) is HTML-escaped, its control characters shown as
-``<U+202E>`` and, when long, shortened with a note on the page (:mod:`~customer_ai.report.html`): the page's size
-depends on how many values it shows, not on how long they are.
+``validation/*.json``, ``evaluation.json``, ``outcomes.parquet``; ``metadata.json`` and ``drift.json`` when
+present), the scores of the instance's earlier published runs (found through the store), and the store's runs and
+outcomes.  It is written before the run is published and can be written again afterwards (``customer-ai report``):
+both give the same page, since the run's own row and outcomes are taken from its folder.  Everything shown that
+came from a user (names, descriptions, factor texts, validation messages) is HTML-escaped, its control characters
+shown as ``<U+202E>`` and, when long, shortened with a note on the page (:mod:`~customer_ai.report.html`): the
+page's size depends on how many values it shows, not on how long they are.
 
 The package: :mod:`~customer_ai.report.folder` reads the run folder, one module per group of sections
 (:mod:`~customer_ai.report.card`, :mod:`~customer_ai.report.scores`, :mod:`~customer_ai.report.factors`,
-:mod:`~customer_ai.report.evaluation`, :mod:`~customer_ai.report.validation`) writes them,
+:mod:`~customer_ai.report.evaluation`, :mod:`~customer_ai.report.drift`, :mod:`~customer_ai.report.validation`)
+writes them,
 :mod:`~customer_ai.report.figures` draws their pictures and :mod:`~customer_ai.report.html` their words and
 the page around them.
 """
@@ -40,8 +42,15 @@ import pandas as pd
 
 from customer_ai.files import write_text
 from customer_ai.report.card import _model_card
+from customer_ai.report.drift import _drift_section
 from customer_ai.report.evaluation import _evaluation_section, _outcomes_section, _read_outcomes, _with_tracked
-from customer_ai.report.factors import MAX_FACTOR_PROFILES, _factors_section, factor_long, factor_summary
+from customer_ai.report.factors import (
+    MAX_FACTOR_PROFILES,
+    _factors_section,
+    _feature_labels,
+    factor_long,
+    factor_summary,
+)
 from customer_ai.report.figures import _RC
 from customer_ai.report.folder import _published_folders, _RunFiles
 from customer_ai.report.html import SECTIONS, _page
@@ -117,6 +126,7 @@ def build_report(
             _history_section(as_of, run, runs, published),
             _factors_section(spec, run),
             _evaluation_section(run),
+            _drift_section(run, _feature_labels(run.model)),
             _outcomes_section(as_of, outcomes),
             _validation_section(run),
         ]

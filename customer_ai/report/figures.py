@@ -355,3 +355,25 @@ def _validation_figure(stages: dict[str, dict | None]) -> Figure:
         ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
     _style(ax)
     return figure
+
+
+_DRIFT_COLOURS = {"ok": "#5b8fd1", "warn": "#d9822b", "stop": "#c0502f"}
+
+
+def _drift_figure(features: list[dict], warn: float, stop: float | None, label: Callable[[str], str]) -> Figure:
+    """Bars of the features' stability indexes (largest first), with the warning and the stop drawn across."""
+    names = [_label_text(label(f["feature"])) for f in features][::-1]
+    values = np.array([f["psi"] for f in features][::-1], dtype="float64")
+    status = ["stop" if stop is not None and v >= stop else "warn" if v >= warn else "ok" for v in values]
+    figure, ax = _figure(8.5, 0.3 * len(features) + 1.3)
+    y = np.arange(len(features))
+    ax.barh(y, values, color=[_DRIFT_COLOURS[s] for s in status])
+    ax.axvline(warn, color=_DRIFT_COLOURS["warn"], linestyle="--", linewidth=1, label=f"warning ({warn:g})")
+    if stop is not None:
+        ax.axvline(stop, color=_DRIFT_COLOURS["stop"], linestyle="--", linewidth=1, label=f"stop ({stop:g})")
+    ax.set_yticks(y, names)
+    ax.set_xlim(0, max(float(values.max()) if len(values) else 0.0, warn, stop or 0.0) * 1.1)
+    ax.set_xlabel("population stability index: scored profiles against the training rows")
+    ax.legend(frameon=False, loc="lower right")
+    _style(ax)
+    return figure

@@ -26,6 +26,7 @@ class _RunFiles:
     source: dict | None
     evaluation: dict | None
     metadata: dict | None
+    drift: dict | None
     validation: dict[str, dict | None]
     tracked: dict[str, pd.DataFrame]  # outcomes of past runs this run found, by their as-of date
 
@@ -49,6 +50,7 @@ class _RunFiles:
             source=optional("source.json"),
             evaluation=optional("evaluation.json"),
             metadata=optional("metadata.json"),
+            drift=optional("drift.json"),
             validation={stage: optional(f"validation/{stage}.json") for stage in ("events", "training_set", "scores")},
             tracked=read_tracked(folder),
         )

@@ -41,6 +41,7 @@ SECTIONS = {
     "history": "Score history across runs",
     "factors": "Influential factors",
     "evaluation": "Evaluation against the baselines",
+    "drift": "Drift since training",
     "outcomes": "Did it come true",
     "validation": "Data validation",
 }

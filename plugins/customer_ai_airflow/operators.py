@@ -271,8 +271,10 @@ class CombineScoresOperator(CustomerAIOperator):
 
     def run_step(self, spec, as_of, home, context: Any, attempt: str) -> dict:  # noqa: ANN001, D102
         from customer_ai import steps
+        from customer_ai.drift import DriftStopError
 
-        return steps.combine_scores(spec, as_of, home, attempt=attempt)
+        # data that drifted past the stop does not change with a retry
+        return _fail_on((DriftStopError,), steps.combine_scores, spec, as_of, home, attempt=attempt)
 
 
 class ValidateScoresOperator(CustomerAIOperator):

@@ -81,6 +81,8 @@ class InstanceRow:
     as_of: str | None = None
     roc_auc: float | None = None
     calibration_error: float | None = None
+    drift: str = ""  # ok, warn or unknown (see customer_ai.drift); empty without a published run
+    largest_psi: float | None = None
     scored_profiles: int | None = None
     buckets: dict[str, int] = field(default_factory=dict)
     report: bool = False
@@ -191,6 +193,8 @@ def _run_row(spec: Any, home: Path, run: dict | None, attempt: dict | None) -> I
         as_of=str(run["as_of"]),
         roc_auc=_number(metrics.get("model_roc_auc", metrics.get("roc_auc"))),
         calibration_error=_number(metrics.get("calibration_error")),
+        drift=str((metrics.get("drift") or {}).get("status") or "unknown"),
+        largest_psi=_number((metrics.get("drift") or {}).get("largest_psi")),
         scored_profiles=int(run["scored_profiles"]),
         buckets=buckets,
         report=report,
@@ -291,6 +295,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .status-ok { background: #c6f6d5; } .status-poor { background: #feebc8; }
 .status-failed, .status-error, .status-invalid { background: #fed7d7; } .status-none { background: #edf2f7; }
 .status-started { background: #bee3f8; }
+.drift-ok { color: #276749; } .drift-warn { background: #feebc8; padding: 2px 6px; border-radius: 3px; }
+.drift-unknown { color: #718096; }
 .message { color: #4a5568; font-size: 0.8rem; max-width: 32rem; white-space: pre-wrap; }
 .attempt { color: #9b2c2c; font-size: 0.8rem; max-width: 32rem; white-space: pre-wrap; margin-top: 0.25rem; }
 .attempt-started { color: #4a5568; }
@@ -312,6 +318,15 @@ def _count(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
 
 
+def _drift_cell(row: InstanceRow) -> str:
+    """Return the drift cell: the status, with the largest stability index of a feature when it was measured."""
+    if not row.drift:
+        return '<td class="drift"></td>'
+    status = html.escape(row.drift)
+    largest = "" if row.largest_psi is None else f" ({row.largest_psi:.2f})"
+    return f'<td class="drift"><span class="drift-{status}">{status}{largest}</span></td>'
+
+
 def _row_html(row: InstanceRow) -> str:
     name = html.escape(row.name)
     dag = f'<a href="../dags/customer_ai__{name}" target="_top">{name}</a>' if row.status != "invalid" else name
@@ -330,6 +345,7 @@ def _row_html(row: InstanceRow) -> str:
         f'<td><span class="status status-{html.escape(row.status)}">{html.escape(row.status)}</span>{message}</td>',
         f'<td class="num roc-auc">{_cell(row.roc_auc, 3)}</td>',
         f'<td class="num calibration-error">{_cell(row.calibration_error, 3)}</td>',
+        _drift_cell(row),
         f'<td class="num scored-profiles">{_count(row.scored_profiles)}</td>',
         *(f'<td class="num bucket-{bucket}">{_count(row.buckets.get(bucket))}</td>' for bucket in BUCKETS),
         f"<td>{report}</td>",
@@ -339,7 +355,7 @@ def _row_html(row: InstanceRow) -> str:
 
 def render_table(rows: list[InstanceRow], folder: Path) -> str:
     """Return the view's page: a table of the instances' latest runs (``folder`` is named when it is empty)."""
-    headers = ["Instance", "Goal", "As of", "Status", "ROC AUC", "Calibration error", "Scored profiles"]
+    headers = ["Instance", "Goal", "As of", "Status", "ROC AUC", "Calibration error", "Drift", "Scored profiles"]
     headers += [f"{bucket.capitalize()}" for bucket in BUCKETS] + ["Report"]
     head = "".join(f"<th>{html.escape(text)}</th>" for text in headers)
     if rows:
@@ -348,8 +364,10 @@ def render_table(rows: list[InstanceRow], folder: Path) -> str:
         content = f'<p class="empty">No instance files (*.yaml) in {html.escape(str(folder))}.</p>'
     note = (
         "The current run of every instance (the one whose scores are in the profile store): held-out ROC AUC and "
-        "calibration error of its model, the profiles it scored and how many fell in each bucket. A later attempt "
-        "that failed, stopped at the quality gate or is still running is shown beside it, with the reason."
+        "calibration error of its model, its drift (ok, or warn when a feature of the scored profiles moved from "
+        "the training rows past the instance's warning; the largest stability index in brackets; the report's "
+        '"Drift since training" says which), the profiles it scored and how many fell in each bucket. A later '
+        "attempt that failed, stopped at the quality gate or is still running is shown beside it, with the reason."
     )
     return _page("Customer AI", f'<h1>Customer AI</h1><p class="note">{html.escape(note)}</p>{content}')
 

@@ -1,0 +1,120 @@
+"""The frozen evaluation split (examples/evaluation.yaml) and its runner (examples/evaluate.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+D = dt.date
+SEPTEMBER = D(2011, 9, 1)
+
+
+@pytest.fixture(scope="module")
+def evaluate():
+    spec = importlib.util.spec_from_file_location("evaluate", ROOT / "examples" / "evaluate.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["evaluate"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _goal(evaluate, *, window: int, tuning: tuple, reported: tuple, cutoff: dt.date = SEPTEMBER):
+    return evaluate.Goal("retail", cutoff, Path("repurchase.yaml"), window, tuning, reported)
+
+
+def test_the_shipped_split_keeps_every_tuning_window_before_every_reported_one(evaluate) -> None:
+    goals = evaluate.load_split()
+    assert evaluate.split_problems(goals) == []
+    assert sorted({goal.data_set for goal in goals}) == ["cdnow", "online_retail", "ta_feng"]
+    assert len(goals) == 6
+    for data_set in ("cdnow", "online_retail", "ta_feng"):
+        mine = [goal for goal in goals if goal.data_set == data_set]
+        last_tuning_end = max(day + dt.timedelta(days=g.window_days) for g in mine for day in g.tuning)
+        first_reported = min(day for g in mine for day in g.reported)
+        assert last_tuning_end <= first_reported, data_set  # across goals, not only within one
+
+
+def test_the_overlaps_of_the_earlier_split_are_refused(evaluate) -> None:
+    # Ta-Feng: 2001-02-01 tuned the 14-day goal and was reported for the 21-day one
+    goals = [
+        _goal(evaluate, window=14, tuning=(D(2001, 2, 1),), reported=(D(2001, 2, 15),), cutoff=D(2001, 2, 1)),
+        _goal(evaluate, window=21, tuning=(D(2001, 1, 11),), reported=(D(2001, 2, 1),), cutoff=D(2001, 2, 1)),
+    ]
+    assert evaluate.split_problems(goals) == [
+        "retail: repurchase.yaml: tuning date 2001-02-01 has its outcome window end on 2001-02-15, after the cutoff "
+        "2001-02-01"
+    ]
+
+
+def test_a_tuning_window_ending_on_the_cutoff_is_allowed_one_day_later_is_not(evaluate) -> None:
+    on_it = _goal(evaluate, window=31, tuning=(D(2011, 8, 1),), reported=(D(2011, 9, 1),))
+    past_it = _goal(evaluate, window=32, tuning=(D(2011, 8, 1),), reported=(D(2011, 9, 1),))
+    assert evaluate.split_problems([on_it]) == []
+    assert evaluate.split_problems([past_it]) == [
+        "retail: repurchase.yaml: tuning date 2011-08-01 has its outcome window end on 2011-09-02, after the cutoff "
+        "2011-09-01"
+    ]
+
+
+def test_reported_dates_before_the_cutoff_and_missing_dates_are_refused(evaluate) -> None:
+    early = _goal(evaluate, window=30, tuning=(D(2011, 7, 1),), reported=(D(2011, 8, 31),))
+    empty = _goal(evaluate, window=30, tuning=(), reported=(D(2011, 9, 1),))
+    assert evaluate.split_problems([early, empty]) == [
+        "retail: repurchase.yaml: reported date 2011-08-31 is before the cutoff 2011-09-01",
+        "retail: repurchase.yaml: no tuning date",
+    ]
+
+
+def test_a_split_file_with_a_bad_date_says_where(evaluate, tmp_path: Path) -> None:
+    (tmp_path / "split.yaml").write_text(
+        "retail:\n  cutoff: 2011-09-01\n  goals:\n    - instance: instances/repurchase_30d.yaml\n"
+        "      tuning: [2011-07-01, July]\n      reported: [2011-09-01]\n"
+    )
+    with pytest.raises(ValueError, match=r"^retail: goals\[0\]: tuning: not a date: 'July' \(use YYYY-MM-DD\)$"):
+        evaluate.load_split(tmp_path / "split.yaml")
+
+
+def _result(as_of: str, model: float, baselines: tuple[float, float, float], error: float) -> dict:
+    result = {"as_of": as_of, "model": {"roc_auc": model, "calibration_error": error, "calibration_error_floor": 0.01}}
+    for name, auc in zip(("recency", "frequency", "bgnbd"), baselines, strict=True):
+        result[name] = {"roc_auc": auc}
+    result["model_vs"] = {
+        name: {"difference": model - auc, "low": model - auc - 0.01, "high": model - auc + 0.01}
+        for name, auc in zip(("recency", "frequency", "bgnbd"), baselines, strict=True)
+    }
+    return result
+
+
+def test_rows_are_judged_against_their_best_baseline_and_summed_up(evaluate) -> None:
+    rows = [
+        evaluate.row_summary("retail", "repurchase", _result("2011-07-01", 0.75, (0.6, 0.70, 0.74), 0.03)),
+        evaluate.row_summary("retail", "repurchase", _result("2011-08-01", 0.70, (0.6, 0.72, 0.65), 0.01)),
+    ]
+    assert [(r["best_baseline"], round(r["gain"], 6)) for r in rows] == [("bgnbd", 0.01), ("frequency", -0.02)]
+    assert rows[1]["best_baseline_roc_auc"] == 0.72
+    totals = evaluate.aggregate(rows)
+    assert {key: round(value, 6) for key, value in totals.items()} == {
+        "rows": 2,
+        "worst_gain": -0.02,
+        "mean_gain": -0.005,
+        "rows_gain_at_least_0_01": 1,
+        "rows_above_best_baseline": 1,
+        "mean_calibration_error": 0.02,
+        "rows_calibration_error_at_most_0_02": 1,
+    }
+
+
+def test_a_split_that_breaks_its_rules_runs_nothing(evaluate, tmp_path: Path, capsys) -> None:
+    (tmp_path / "split.yaml").write_text(
+        "retail:\n  cutoff: 2011-09-01\n  goals:\n    - instance: instances/repurchase_30d.yaml\n"
+        "      tuning: [2011-08-15]\n      reported: [2011-09-01]\n"
+    )
+    assert evaluate.main(["tuning", "--split", str(tmp_path / "split.yaml"), "--out", str(tmp_path / "out")]) == 2
+    assert "tuning date 2011-08-15 has its outcome window end on 2011-09-14" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
