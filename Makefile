@@ -61,6 +61,7 @@ tune: $(BIN)/customer-ai examples/online_retail/events.parquet
 
 backtest: $(BIN)/customer-ai examples/online_retail/events.parquet
 	$(BIN)/python examples/evaluate.py reported
+	$(BIN)/python examples/evaluate.py checks
 
 benchmark: $(BIN)/customer-ai
 	$(BIN)/python bench/dag_parse.py

@@ -13,6 +13,10 @@ How a model is validated, so that every number a user sees comes from rows that 
 - the **validation snapshot** ``T_0 = as_of - window`` is split by profile, with a stable hash of the id,
   into two halves: the **calibration** half stops the boosting early and fits the (monotone) Platt calibration;
   the **evaluation** half gives the metrics in the model's metadata and the quality gate's verdict;
+- when the history is too short for a training snapshot (see :mod:`customer_ai.history`), the model is
+  **trained and judged on one period**: the validation snapshot's profiles are split by a hash of their id into
+  three disjoint parts, fitting (60%), calibration (20%) and evaluation (20%), with the same roles; nothing then
+  checks the model across time, and the model card, the report and the run's reason say so;
 - the quality gate judges the model's own ranking (ROC AUC of the raw margin on the evaluation half), which a
   calibration cannot flip: a model that ranks backwards is poor, whatever its calibrated probabilities.
 
@@ -34,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from customer_ai.bgnbd import BGNBD
+from customer_ai.conditions import patterns_mask
 from customer_ai.evaluation import calibration_error_floor, classification_metrics, quality_verdict, ranking_auc
 from customer_ai.explain import top_factors
 from customer_ai.features import (
@@ -46,6 +51,7 @@ from customer_ai.features import (
 )
 from customer_ai.files import FileContentError, read_json_object, write_json
 from customer_ai.history import SnapshotPlan, plan_snapshots
+from customer_ai.history import data_start as data_start_of
 from customer_ai.labels import build_labels, eligible_profiles
 from customer_ai.model import Offset, PlattCalibration, TrainedModel, fit_model
 from customer_ai.progress import logger, step
@@ -55,10 +61,14 @@ from customer_ai.windows import EventIndex
 
 __all__ = [
     "CALIBRATION_NOTE",
+    "GOAL_LATE_DAYS",
     "KEY",
     "MODEL_KEYS",
     "ROLES",
     "SAMPLE_NOTE",
+    "SINGLE_PERIOD",
+    "SINGLE_PERIOD_NOTE",
+    "SINGLE_PERIOD_SHARES",
     "VALIDATION_NOTE",
     "InsufficientDataError",
     "PropensityModel",
@@ -66,10 +76,13 @@ __all__ = [
     "evaluation_half",
     "read_model_text",
     "sample_profiles",
+    "single_period_roles",
+    "training_totals",
 ]
 
 KEY = ["profile_id", "as_of"]
 ROLES = ("training", "calibration", "evaluation")
+SINGLE_PERIOD = "single period"  # the role of the one snapshot of a model trained and judged on one period
 _SPLIT_KEY = "customerai-split"  # 16 bytes: the hash key of the validation split (changing it reshuffles halves)
 CALIBRATION_NOTE = (
     "monotone Platt scaling on the calibration half of the validation snapshot: robust with a few thousand "
@@ -87,6 +100,12 @@ SAMPLE_NOTE = (
     "so that share is kept to the nearest profile; within each stratum the profiles with the lowest hash of their id "
     "seeded by training.seed are kept (deterministic, and stable as profiles come and go); the validation labels "
     "play no part in the choice, and the kept validation profiles are split into halves by their own hash as before"
+)
+SINGLE_PERIOD_NOTE = (
+    "trained and judged on one period: no check across time. The history is too short for a training snapshot, so "
+    "the validation snapshot's profiles are split by a hash of their id into parts for fitting (60%), calibration "
+    "(20%: early stopping and the calibration) and evaluation (20%: the metrics and the quality gate, which no "
+    "fitting step saw); the metrics say how the model ranks other profiles of the same period, not the next one"
 )
 BOOSTING_START_NOTE = (
     "boosting is fitted twice, from the repeat-buying model's (BG/NBD) odds and from a constant; the one with "
@@ -158,6 +177,36 @@ def evaluation_half(profile_ids: pd.Index | np.ndarray) -> np.ndarray:
     if len(ids) == 0:
         return np.zeros(0, dtype=bool)
     return (pd.util.hash_array(ids, hash_key=_SPLIT_KEY) & np.uint64(1)).astype(bool)
+
+
+SINGLE_PERIOD_SHARES = {"training": 0.6, "calibration": 0.2, "evaluation": 0.2}
+GOAL_LATE_DAYS = 30  # goal events starting this many days after the others set the history's start
+_PERIOD_KEY = "customerai-onepd"  # 16 bytes: the hash key of the single period's split
+
+
+def single_period_roles(profile_ids: pd.Index | np.ndarray) -> np.ndarray:
+    """Return each profile's role in a model trained on one period: training, calibration or evaluation.
+
+    A stable hash of the id decides (60%, 20%, 20%: :data:`SINGLE_PERIOD_SHARES`), so a profile keeps its part
+    from run to run; the parts are disjoint by profile, so no profile is judged on what it was fitted on.
+    """
+    ids = np.asarray(profile_ids, dtype=object)
+    if len(ids) == 0:
+        return np.zeros(0, dtype=object)
+    fifth = pd.util.hash_array(ids, hash_key=_PERIOD_KEY) % np.uint64(5)
+    return np.where(fifth < 3, "training", np.where(fifth == 3, "calibration", "evaluation")).astype(object)
+
+
+def training_totals(counts: list[dict]) -> tuple[int, int]:
+    """Return the positives and negatives of the training rows from :meth:`TrainingSet.counts`."""
+    positives = negatives = 0
+    for entry in counts:
+        if entry["role"] == "training":
+            positives, negatives = positives + entry["positives"], negatives + entry["negatives"]
+        elif entry["role"] == SINGLE_PERIOD:
+            part = entry["training"]
+            positives, negatives = positives + part["positives"], negatives + part["rows"] - part["positives"]
+    return positives, negatives
 
 
 def _sample_key(seed: int) -> str:
@@ -273,6 +322,18 @@ class TrainingSet:
     def counts(self) -> list[dict]:
         """Return rows, positives and negatives per snapshot, latest first, with the validation halves' sizes."""
         frame = self.frame.reset_index()
+        if self.snapshot_plan.single_period:
+            entry = {
+                "as_of": f"{self.snapshot_plan.validation:%Y-%m-%d}",
+                "role": SINGLE_PERIOD,
+                "rows": len(frame),
+                "positives": int(frame["label"].sum()),
+                "negatives": int(len(frame) - frame["label"].sum()),
+            }
+            for role in ROLES:
+                part = frame.loc[frame["role"] == role, "label"]
+                entry[role] = {"rows": len(part), "positives": int(part.sum())}
+            return [entry]
         out = []
         for snapshot in self.snapshot_plan.snapshots:
             rows = frame.loc[frame["as_of"] == snapshot]
@@ -342,10 +403,23 @@ class PropensityModel:
     def plan(self, events: pd.DataFrame, as_of: pd.Timestamp, data_start: pd.Timestamp | None = None) -> SnapshotPlan:
         """Return the snapshots and feature lookback for a model used at ``as_of``, fitted to the history.
 
-        ``data_start`` is the first event of the source; by default the first of ``events``.
+        ``data_start`` is the first event of the source; by default the first of ``events``.  When the goal's events
+        start :data:`GOAL_LATE_DAYS` or more days after the other events (marketing events logged months before
+        the first purchase), the history is that of the goal's events: labels before their start would all be
+        negative for lack of data, not for lack of customers reaching the goal.
         """
         if data_start is None and len(events):
             data_start = events["timestamp"].min()
+        goal_start = self._goal_start(events, data_start)
+        if goal_start is not None:
+            logger.warning(
+                "history: the goal's events start on %s, %d days after the other events (%s): the history is "
+                "that of the goal's events",
+                f"{goal_start:%Y-%m-%d}",
+                (goal_start - data_start).days,
+                f"{data_start:%Y-%m-%d}",
+            )
+            data_start = goal_start
         training = self.spec.training
         return plan_snapshots(
             as_of,
@@ -357,6 +431,17 @@ class PropensityModel:
             adapt=training.history == "adapt",
             min_lookback_days=training.min_lookback_days,
         )
+
+    def _goal_start(self, events: pd.DataFrame, data_start: pd.Timestamp | None) -> pd.Timestamp | None:
+        """Return where the goal's events start when that is :data:`GOAL_LATE_DAYS` or more after the others."""
+        if data_start is None or not len(events):
+            return None
+        goal = events["timestamp"].iloc[np.flatnonzero(patterns_mask(events, self.spec.goal.events))]
+        start = data_start_of(goal).start if len(goal) else None
+        others = max(data_start, events["timestamp"].min())  # a run's events start at its window's start
+        if start is None or start - others < pd.Timedelta(days=GOAL_LATE_DAYS):
+            return None
+        return start
 
     def build_training_set(
         self,
@@ -399,11 +484,12 @@ class PropensityModel:
         index = EventIndex(events)  # the events encoded once, for the labels and features of every snapshot
         with step(f"labelling {len(snapshots)} snapshots {snapshots[-1]:%Y-%m-%d} .. {snapshots[0]:%Y-%m-%d}") as info:
             labels = build_labels(events, spec, snapshots, index=index)
-            validation = (labels["as_of"] == snapshot_plan.validation).to_numpy()
-            role = np.where(
-                validation, np.where(evaluation_half(labels["profile_id"]), "evaluation", "calibration"), "training"
-            )
-            labels["role"] = role
+            if snapshot_plan.single_period:
+                labels["role"] = single_period_roles(labels["profile_id"])
+            else:
+                validation = (labels["as_of"] == snapshot_plan.validation).to_numpy()
+                halves = np.where(evaluation_half(labels["profile_id"]), "evaluation", "calibration")
+                labels["role"] = np.where(validation, halves, "training")
             info["rows"] = len(labels)
             info["positives"] = int(labels["label"].sum())
         labels, sample = sample_profiles(labels, spec.training.max_profiles, spec.training.seed)
@@ -417,10 +503,11 @@ class PropensityModel:
             )
         self._check_enough(labels, snapshot_plan, sample)
         feature_plan = plan_features(
-            events, spec, snapshot_plan.training[-1], attributes, lookback_days=snapshot_plan.lookback_days
+            events, spec, snapshot_plan.oldest, attributes, lookback_days=snapshot_plan.lookback_days
         )
         with step(f"building point-in-time features (looking back {snapshot_plan.lookback_days} days)") as info:
             repeat_models = None
+            read_from = events["timestamp"].min()  # the history read: a sample's own events may start later
             if sample["sampled"]:  # the sample's features need its own events, and models fitted on everybody's
                 if feature_plan.repeat_model:
                     repeat_models = fit_repeat_models(events, snapshots, spec, index=index)
@@ -438,6 +525,7 @@ class PropensityModel:
                     attributes=attributes,
                     index=index,
                     repeat_models=repeat_models,
+                    read_from=read_from,
                 )
                 frames.append(matrix.set_index(pd.Index([snapshot] * len(matrix), name="as_of"), append=True))
             features = pd.concat(frames)
@@ -456,9 +544,14 @@ class PropensityModel:
                 if sample["sampled"]
                 else ""
             )
+            rows = (
+                f"the training part of the single period {snapshot_plan.validation:%Y-%m-%d}"
+                if snapshot_plan.single_period
+                else f"the {len(snapshot_plan.training)} training snapshots {snapshot_plan.training[-1]:%Y-%m-%d} .. "
+                f"{snapshot_plan.training[0]:%Y-%m-%d}"
+            )
             raise InsufficientDataError(
-                f"insufficient data for {name}: the {len(snapshot_plan.training)} training snapshots "
-                f"{snapshot_plan.training[-1]:%Y-%m-%d} .. {snapshot_plan.training[0]:%Y-%m-%d}{sampled} hold "
+                f"insufficient data for {name}: {rows}{sampled} hold "
                 f"{positives:,} positive and {negatives:,} negative examples; at least {settings.min_positives:,} "
                 f"positive and {settings.min_negatives:,} negative are needed (training.min_positives / "
                 "training.min_negatives). Use more snapshots, a longer history, a broader eligibility rule, or lower "
@@ -468,7 +561,7 @@ class PropensityModel:
             half = labels.loc[labels["role"] == role, "label"]
             if half.nunique() < 2:
                 raise InsufficientDataError(
-                    f"insufficient data for {name}: the {role} half of the validation snapshot "
+                    f"insufficient data for {name}: the {role} part of the validation snapshot "
                     f"{snapshot_plan.validation:%Y-%m-%d} has {len(half):,} eligible profiles and "
                     f"{int(half.sum()):,} positives; it needs both outcomes"
                 )
@@ -570,13 +663,14 @@ class PropensityModel:
         *,
         index: EventIndex | None = None,
         repeat_models: Mapping[pd.Timestamp, BGNBD | None] | None = None,
+        read_from: pd.Timestamp | None = None,
     ) -> pd.DataFrame:
         """Return the feature matrix of ``profiles`` (default: every profile eligible at ``as_of``), indexed by id.
 
         ``index`` is ``events`` already encoded, to share between calls; built when missing or of other events.
         The features of a profile do not depend on which other profiles are asked for, nor on which other
         profiles' events ``events`` hold when ``repeat_models`` (:func:`customer_ai.features.fit_repeat_models`
-        on all the events) are given.
+        on all the events) and ``read_from`` (the first of all the events) are given.
         """
         if index is None or index.events is not events:
             index = EventIndex(events)  # the ids encoded once, for eligibility and features
@@ -591,6 +685,7 @@ class PropensityModel:
             attributes=attributes,
             index=index,
             repeat_models=repeat_models,
+            read_from=read_from,
         )
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
@@ -660,8 +755,8 @@ class PropensityModel:
             "history": plan.to_dict(),
             "label_counts": {
                 "snapshots": self.label_counts_,
-                "positives": sum(c["positives"] for c in self.label_counts_ if c["role"] == "training"),
-                "negatives": sum(c["negatives"] for c in self.label_counts_ if c["role"] == "training"),
+                "positives": training_totals(self.label_counts_)[0],
+                "negatives": training_totals(self.label_counts_)[1],
             },
             "training_sample": getattr(self, "training_sample_", None),
             "features": {
@@ -682,7 +777,7 @@ class PropensityModel:
             "best_iteration": self.model_.best_iteration,
             "validation": {
                 "snapshot": f"{plan.validation:%Y-%m-%d}",
-                "design": VALIDATION_NOTE,
+                "design": SINGLE_PERIOD_NOTE if plan.single_period else VALIDATION_NOTE,
                 "metrics": self.metrics_,
             },
         }

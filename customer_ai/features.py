@@ -47,8 +47,10 @@ __all__ = [
 ]
 
 COUNT_WINDOWS = (7, 30, 90, 365)
+RATE_DAYS = 30  # goal_days_per_30d: goal days per this many days of the history read
 # What the features mean, as a number stored with every model: a model is reused only by code that builds its
-# features the same way.  2: goal_repeat_days and goal_days_since_first over the lookback (1: everything read).
+# features the same way.  2: goal_repeat_days and goal_days_since_first over the lookback (1: everything read),
+# goal_days_per_30d added.
 FEATURES_VERSION = 2
 MAX_CATEGORIES = 50
 _DENSE_CELLS = 1 << 25  # most frequent values: a (profile x value) count table up to this size, else a sort
@@ -443,7 +445,7 @@ def _repeat_model_infos(spec: InstanceSpec, lookback: int) -> list[FeatureInfo]:
     """Return the infos of the repeat-buying model's view of the goal events (see :func:`repeat_model_names`)."""
     window = spec.goal.window_days
     one, many = (_literal(n) for n in _goal_nouns(spec))
-    chance, expected, alive, repeats, since_first = repeat_model_names(spec)
+    chance, expected, alive, repeats, since_first, rate = repeat_model_names(spec)
     unknown = "no repeat-buying estimate"
     return [
         FeatureInfo(
@@ -475,6 +477,13 @@ def _repeat_model_infos(spec: InstanceSpec, lookback: int) -> list[FeatureInfo]:
             "days",
             one=f"earliest {one} in the last {lookback} days was {{value}} day ago",
             subject=f"first {one}",
+        ),
+        FeatureInfo(
+            rate,
+            f"{many} on {{value}} days per 30 days of the history read",
+            f"no {one} in the history read",
+            "number",
+            zero=f"no {one} in the history read",
         ),
     ]
 
@@ -765,6 +774,7 @@ def _repeat_model_features(
     lookback: int,
     spec: InstanceSpec,
     models: Mapping[pd.Timestamp, BGNBD | None] | None,
+    read_from: pd.Timestamp,
 ) -> dict[str, np.ndarray]:
     """BG/NBD fitted on every profile's goal events before ``as_of``; its view of each of ``profiles`` (codes).
 
@@ -777,7 +787,11 @@ def _repeat_model_features(
     - **counts** (``goal_repeat_days``, ``goal_days_since_first``): BG/NBD's summary of each profile, but over the
       feature window ``[as_of - lookback, as_of)`` like every other count.  Over the whole history they would
       grow with each snapshot (the oldest one sees ``lookback`` days, the scoring date that plus the snapshots'
-      span): scoring values above anything training saw.
+      span): scoring values above anything training saw;
+    - **a rate** (``goal_days_per_30d``): the profile's goal days over the whole history read, per 30 days of that
+      history (``[read_from, as_of)``, the same for every profile at a date).  Normalised by the history it covers,
+      it means the same at every snapshot and at scoring, where it rests on more days: what a count over the
+      whole history would add (the frequency baseline's strength when the history is short) without its skew.
 
     A profile without a goal event is a customer with no purchase yet.  The fit uses every profile in the events,
     not only ``profiles``, so a subset of profiles gets the same values; ``models`` (see
@@ -807,6 +821,9 @@ def _repeat_model_features(
     counts = profile_rows(repeat_summary(recent, as_of), pd.Index(profiles))
     columns[names[3]] = counts["x"].to_numpy()
     columns[names[4]] = counts["T"].where(counts["T"] > 0).to_numpy()  # T is 0 only without a goal event
+    covered = max((as_of - read_from) / pd.Timedelta(days=1), 1.0)
+    goal_days = np.where(summary["T"].to_numpy() > 0, summary["x"].to_numpy() + 1, 0)  # the first day, and x more
+    columns[names[5]] = RATE_DAYS * goal_days / covered
     return columns
 
 
@@ -827,11 +844,11 @@ def repeat_model_names(spec: InstanceSpec) -> list[str]:
 
     BG/NBD's chance of a goal event in the window, its expected count and P(alive) (model outputs with a fixed
     meaning, from the whole history), then the summary it is fitted on, over the feature window: goal days after
-    the first, and days since the first goal event.
+    the first, and days since the first goal event; and the goal days per 30 days of the whole history read.
     """
     window = spec.goal.window_days
     model = [f"goal_chance_{window}d", f"goal_expected_{window}d", "goal_p_alive"]
-    return [*model, "goal_repeat_days", "goal_days_since_first"]
+    return [*model, "goal_repeat_days", "goal_days_since_first", "goal_days_per_30d"]
 
 
 def _most_frequent(index: EventIndex, window: _Window, column: str) -> np.ndarray:
@@ -872,6 +889,7 @@ def build_features(
     attributes: pd.DataFrame | None = None,
     index: EventIndex | None = None,
     repeat_models: Mapping[pd.Timestamp, BGNBD | None] | None = None,
+    read_from: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """Return the feature matrix of ``profiles`` at ``as_of``.
 
@@ -894,6 +912,9 @@ def build_features(
     repeat_models : mapping, optional
         The repeat-buying models by as-of date (:func:`fit_repeat_models`), fitted on all the events when
         ``events`` hold only some profiles' (those of ``profiles`` at least); fitted on ``events`` when not given.
+    read_from : pandas.Timestamp, optional
+        Where the history the run read starts (``goal_days_per_30d`` is per 30 days of it); by default the first
+        of ``events``, which a caller holding only some profiles' events must not rely on.
 
     Returns
     -------
@@ -921,7 +942,13 @@ def build_features(
         name: np.append(values, None if values.dtype == object else np.nan)[codes] for name, values in columns.items()
     }
     if plan.repeat_model:
-        columns.update(_repeat_model_features(index, as_of, codes, lookback=lookback, spec=spec, models=repeat_models))
+        if read_from is None:
+            read_from = index.events["timestamp"].min() if len(index.events) else as_of
+        columns.update(
+            _repeat_model_features(
+                index, as_of, codes, lookback=lookback, spec=spec, models=repeat_models, read_from=read_from
+            )
+        )
     if attributes is not None:
         for column in plan.profile_columns:
             columns[f"profile_{_slug(column)}"] = attributes[column].reindex(rows_index).to_numpy()

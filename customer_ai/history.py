@@ -14,8 +14,11 @@ start later, features such as tenure and long-window counts would be cut short a
 at the newer ones (a silent drift between training and scoring).  :func:`plan_snapshots` detects this and, by
 default, adapts: it keeps the feature lookback at least :data:`LOOKBACK_SHARE` of the available history, spaces
 the snapshots closer (down to :data:`MIN_SPACING_DAYS`), drops snapshots if it must, and gives what is left to
-the lookback, so that every snapshot and the scoring date see the same, fully covered window.  Nothing fits
-when even one training snapshot cannot have ``min_lookback_days`` of history: then it refuses, saying why.
+the lookback, so that every snapshot and the scoring date see the same, fully covered window.  When not even
+one training snapshot can have ``min_lookback_days`` of history, the model is **trained and judged on one
+period**: the validation snapshot's profiles are split into parts for fitting, calibration and evaluation (see
+:func:`_single_period`), which needs the goal window plus :data:`SINGLE_PERIOD_MIN_DAYS` days of history; with
+less, it refuses, saying why.
 
 Where the history starts is not the first event: a few rows with a broken date (``1900-01-01``, ``1970-01-01``)
 would make the plan believe in a century of history.  :func:`find_data_start` leaves out the events before the
@@ -44,6 +47,7 @@ __all__ = [
     "EMPTY_DAYS",
     "LOOKBACK_SHARE",
     "MIN_SPACING_DAYS",
+    "SINGLE_PERIOD_MIN_DAYS",
     "DataStart",
     "InsufficientHistoryError",
     "SnapshotPlan",
@@ -60,6 +64,7 @@ MIN_SPACING_DAYS = 7  # snapshots closer than a week repeat nearly the same rows
 EARLY_SHARE = 0.001  # at most this share of the events may lie before the history's start (outliers, warned)
 EMPTY_DAYS = 365  # more days than this without any event separate broken dates from the real history
 APART_DAYS = 30  # the fewest days without any event that set the 0.1% of the earliest events apart as outliers
+SINGLE_PERIOD_MIN_DAYS = 30  # the least history before the validation snapshot of a model trained on one period
 _DAY = pd.Timedelta(days=1)
 _DAY_US = 86_400_000_000
 
@@ -96,6 +101,9 @@ class SnapshotPlan:
         The first event of the source (None if unknown).
     notes : tuple of str
         What was adapted and why, in words; empty when the configured plan was covered.
+    single_period : bool
+        Trained and judged on one period (no training snapshot: the validation snapshot's profiles are split into
+        parts for fitting, calibration and evaluation, see :func:`plan_snapshots`): no check across time.
     """
 
     as_of: pd.Timestamp
@@ -107,6 +115,7 @@ class SnapshotPlan:
     configured: dict
     data_start: pd.Timestamp | None = None
     notes: tuple[str, ...] = ()
+    single_period: bool = False
 
     @property
     def snapshots(self) -> list[pd.Timestamp]:
@@ -114,9 +123,14 @@ class SnapshotPlan:
         return [self.validation, *self.training]
 
     @property
+    def oldest(self) -> pd.Timestamp:
+        """The oldest snapshot (the validation snapshot itself for a single period)."""
+        return self.snapshots[-1]
+
+    @property
     def history_start(self) -> pd.Timestamp:
         """The earliest instant the plan reads: the oldest snapshot's lookback start."""
-        return self.training[-1] - pd.Timedelta(days=self.lookback_days)
+        return self.oldest - pd.Timedelta(days=self.lookback_days)
 
     @property
     def adapted(self) -> bool:
@@ -136,6 +150,7 @@ class SnapshotPlan:
             "data_start": None if self.data_start is None else self.data_start.isoformat(),
             "history_start": _day(self.history_start),
             "notes": list(self.notes),
+            "single_period": self.single_period,
         }
 
     @classmethod
@@ -156,6 +171,7 @@ class SnapshotPlan:
             configured=dict(data["configured"]),
             data_start=None if data.get("data_start") is None else stamp(data["data_start"]),
             notes=tuple(data.get("notes", ())),
+            single_period=bool(data.get("single_period", False)),
         )
 
 
@@ -227,8 +243,10 @@ def plan_snapshots(
     Raises
     ------
     InsufficientHistoryError
-        When the history does not cover the configured plan and ``adapt`` is False, or when even one training
-        snapshot cannot look back ``min_lookback_days``.
+        When the history does not cover the configured plan and ``adapt`` is False, or when no training snapshot
+        can look back ``min_lookback_days`` and the validation snapshot has fewer than
+        :data:`SINGLE_PERIOD_MIN_DAYS` days before it (with fewer than ``min_lookback_days`` but enough for that,
+        the plan is a single period: see :func:`_single_period`).
     """
     training = snapshots - 1
     configured = {"snapshots": snapshots, "every_days": every_days, "lookback_days": lookback_days}
@@ -249,12 +267,7 @@ def plan_snapshots(
             "closer snapshots (training.snapshot_every_days) or a shorter eligibility.lookback_days"
         )
     if available < min_lookback_days:
-        raise InsufficientHistoryError(
-            f"the events start on {_day(data_start)}: a model as of {_day(as_of)} with a {window_days}-day goal "
-            f"validates on {_day(validation)} and trains on {_day(latest_training)} at the latest, which leaves "
-            f"{max(available, 0)} days of history; at least {min_lookback_days} are needed "
-            f"(training.min_lookback_days). Use a later as-of date, a shorter goal window or more history."
-        )
+        return _single_period(full, available=available, min_lookback_days=min_lookback_days)
     floor = min(lookback_days, max(min_lookback_days, math.ceil(available * LOOKBACK_SHARE)))
     spread = available - floor  # days left for spacing the training snapshots
     spacing, count = every_days, training
@@ -277,6 +290,58 @@ def plan_snapshots(
             "so that no snapshot sees a window cut short by the start of the data"
         )
     return SnapshotPlan(as_of, window_days, validation, layout, spacing, lookback, configured, data_start, tuple(notes))
+
+
+def _single_period(full: SnapshotPlan, *, available: int, min_lookback_days: int) -> SnapshotPlan:
+    """Return the plan of a model trained and judged on one period, when no training snapshot has enough history.
+
+    Out-of-time training needs ``min_lookback_days`` of history before the latest training snapshot, a whole goal
+    window before the validation snapshot.  A shorter history still holds the validation snapshot ``T_0 = as_of - W``
+    (the latest whose goal window is fully observed) with at least :data:`SINGLE_PERIOD_MIN_DAYS` days before it:
+    its profiles are split by a hash of their id into parts for fitting, calibration and evaluation
+    (:data:`customer_ai.estimator.SINGLE_PERIOD_SHARES`), the features look back over the history before it.  The
+    metrics then say how the model ranks other profiles of the same period, not how it holds up in the next one.
+
+    ``full`` is the configured plan, ``available`` the days of history before its latest training snapshot.
+
+    Raises
+    ------
+    InsufficientHistoryError
+        When even ``T_0`` has fewer than :data:`SINGLE_PERIOD_MIN_DAYS` days of history.
+    """
+    as_of, window_days, validation, data_start = full.as_of, full.window_days, full.validation, full.data_start
+    lookback_days = full.lookback_days
+    before = math.floor((validation - data_start) / _DAY)  # whole days of history before T_0
+    if before < SINGLE_PERIOD_MIN_DAYS:
+        raise InsufficientHistoryError(
+            f"the events start on {_day(data_start)}: a model as of {_day(as_of)} with a {window_days}-day goal "
+            f"needs the goal window and {SINGLE_PERIOD_MIN_DAYS} days of history before it, so events from "
+            f"{_day(validation - pd.Timedelta(days=SINGLE_PERIOD_MIN_DAYS))}; it has {max(before, 0)} days before "
+            f"{_day(validation)}. Use a later as-of date, a shorter goal window or more history."
+        )
+    lookback = min(lookback_days, before)
+    notes = (
+        f"the events start on {_day(data_start)}: training across time needs {min_lookback_days} days of history "
+        f"before the latest training snapshot {_day(validation - pd.Timedelta(days=window_days))} and there are "
+        f"{max(available, 0)} (training.min_lookback_days)",
+        f"trained and judged on one period: no check across time. The profiles of {_day(validation)}, the latest "
+        f"date whose {window_days}-day goal window is fully observed, are split by a hash of their id into parts "
+        "for fitting, calibration and evaluation; the metrics say how the model ranks other profiles of that "
+        "period, not how it holds up in the next one",
+        f"features look back {lookback} days instead of {lookback_days}, when training and when scoring",
+    )
+    return SnapshotPlan(
+        as_of,
+        window_days,
+        validation,
+        (),
+        window_days,
+        lookback,
+        full.configured,
+        data_start,
+        notes,
+        single_period=True,
+    )
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from customer_ai.drift import (
     drift_table,
     feature_drift,
 )
-from customer_ai.estimator import PropensityModel, TrainingSet
+from customer_ai.estimator import PropensityModel, TrainingSet, training_totals
 from customer_ai.evaluation import quality_verdict
 from customer_ai.events import (
     EventsError,
@@ -319,8 +319,9 @@ def build_training_set(
             artifacts.write_json(folder / "plan.json", result)
             return result
         logger.warning(
-            "retraining early: the profiles to score drifted from model %s's training rows past the warning "
-            "(monitoring.drift_warn %g; a sample of %s profiles, largest stability index %.3f): %s",
+            "retraining early: since model %s was trained, the profiles to score moved from its training rows by "
+            "the warning or more (monitoring.drift_warn %g; a sample of %s profiles, largest rise of a stability "
+            "index %.3f): %s",
             reusable["model_version"],
             spec.monitoring.drift_warn,
             f"{check['profiles']:,}",
@@ -352,12 +353,12 @@ def build_training_set(
         "sample": training_set.sample,
     }
     artifacts.write_json(folder / "plan.json", plan)
-    training = [c for c in counts if c["role"] == "training"]
+    positives, negatives = training_totals(counts)
     return {
         "skipped": False,
         "rows": len(frame),
-        "positives": sum(c["positives"] for c in training),
-        "negatives": sum(c["negatives"] for c in training),
+        "positives": positives,
+        "negatives": negatives,
         "lookback_days": history.lookback_days,
         "history_adapted": history.adapted,
         "validation": summary,
@@ -367,26 +368,45 @@ def build_training_set(
 DRIFT_SAMPLE = 20_000  # profiles whose features tell whether a model to reuse still fits the data
 
 
-def _drift_since(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, model: dict, events: pd.DataFrame) -> dict:
-    """Return how far the profiles eligible at ``as_of`` (a fixed sample) lie from a stored model's training rows.
+def _sample_drift(
+    spec: InstanceSpec, as_of: pd.Timestamp, estimator: PropensityModel, reference: dict, events: pd.DataFrame
+) -> pd.DataFrame:
+    """Return the drift table of a fixed sample of the profiles eligible at ``as_of`` against a model's reference.
 
-    ``status`` is ``unknown`` for a model stored before drift was measured.  The sample is a hash partition of
-    the eligible profiles (at most about :data:`DRIFT_SAMPLE`), so the same profiles are checked every time.
+    The sample is a hash partition of the eligible profiles (at most about :data:`DRIFT_SAMPLE`), so the same
+    profiles are checked every time.
+    """
+    index = EventIndex(events)
+    eligible = eligible_profiles(events, spec.eligibility, as_of, index=index)
+    sample = eligible[partition_of(eligible, max(1, -(-len(eligible) // DRIFT_SAMPLE))) == 0]
+    features = estimator.features(events, as_of, sample, load_attributes(spec), index=index)
+    table = drift_table(reference, drift_counts(reference, features))
+    table.attrs["profiles"] = len(sample)
+    return table
+
+
+def _drift_since(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, model: dict, events: pd.DataFrame) -> dict:
+    """Return how far the profiles to score moved from a stored model's training rows since it was trained.
+
+    Each feature's stability index now (a fixed sample of the profiles eligible at ``as_of``, see
+    :func:`_sample_drift`) less its index when the model was trained (``drift_at_training``: the profiles eligible
+    then): a shift the data had already when the model was trained (a short history makes the oldest snapshots'
+    profiles differ from today's) is no reason to retrain, since a new model would meet it too.  ``status`` is
+    ``warn`` when a feature moved by ``monitoring.drift_warn`` or more, ``unknown`` for a model stored before drift
+    was measured.
     """
     reference = model.get("drift_reference")
     if reference is None:
         return {"status": "unknown", "reason": f"model {model['model_version']} was stored before drift was measured"}
-    index = EventIndex(events)
-    eligible = eligible_profiles(events, spec.eligibility, as_of, index=index)
-    sample = eligible[partition_of(eligible, max(1, -(-len(eligible) // DRIFT_SAMPLE))) == 0]
     estimator, _ = artifacts.load_model(artifacts.model_dir(home, spec.name, model["model_version"]), spec)
-    features = estimator.features(events, as_of, sample, load_attributes(spec), index=index)
-    table = drift_table(reference, drift_counts(reference, features))
+    table = _sample_drift(spec, as_of, estimator, reference, events)
+    then = pd.Series(model.get("drift_at_training") or {}, dtype="float64").reindex(table.index).fillna(0.0)
+    moved = table.assign(psi=(table["psi"] - then).clip(lower=0.0))
     return {
-        "status": drift_status(table, spec.monitoring.drift_warn),
-        "profiles": len(sample),
-        "largest_psi": float(table["psi"].max()) if len(table) else 0.0,
-        "moved_most": describe_drift(table, _feature_labels(spec, estimator.feature_plan_)),
+        "status": drift_status(moved, spec.monitoring.drift_warn),
+        "profiles": table.attrs["profiles"],
+        "largest_psi": float(moved["psi"].max()) if len(moved) else 0.0,
+        "moved_most": describe_drift(moved, _feature_labels(spec, estimator.feature_plan_)),
     }
 
 
@@ -427,7 +447,9 @@ def train(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attempt: str =
     training_set = _read_training_set(folder)
     estimator = PropensityModel(spec).fit_training_set(training_set)
     reference, moved = _drift_reference(spec, training_set)
-    evaluation = held_out_evaluation(spec, estimator, training_set, _run_events(spec, as_of, home, attempt))
+    events = _run_events(spec, as_of, home, attempt)
+    at_training = _sample_drift(spec, as_of, estimator, reference, events)  # what a reuse is measured against
+    evaluation = held_out_evaluation(spec, estimator, training_set, events)
     status, reason = estimator.verdict()
     version = artifacts.model_version(estimator.model_, as_of)
     meta = {
@@ -445,6 +467,7 @@ def train(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attempt: str =
         "quality": {"status": status, "reason": reason, "min_auc": spec.training.min_auc},
         "drift_reference": reference,
         "drift_validation": moved,
+        "drift_at_training": {name: round(float(psi), 6) for name, psi in at_training["psi"].items()},
     }
     # a model folder of this version, if there is one already, keeps what it holds
     stored = artifacts.save_model(home, spec.name, estimator, meta, {"model_version": version, **evaluation})
@@ -528,11 +551,13 @@ def quality_gate(
         status,
     )
     moved = meta.get("drift_validation")
-    check = artifacts.read_json(_folder(spec, as_of, home, attempt) / "plan.json").get("drift_check")
+    plan_path = _folder(spec, as_of, home, attempt) / "plan.json"
+    check = artifacts.read_json(plan_path).get("drift_check") if plan_path.exists() else None
     if meta.get("reused") and check is not None and check["status"] != "unknown":
         logger.info(
-            "quality gate: model %s reused: %s sampled profiles to score lie below the drift warning from its "
-            "training rows (largest stability index %.3f); what moved most: %s",
+            "quality gate: model %s reused: since it was trained, %s sampled profiles to score moved from its "
+            "training rows by less than the drift warning (largest rise of a stability index %.3f); what moved "
+            "most: %s",
             meta["model_version"],
             f"{check['profiles']:,}",
             check["largest_psi"],
@@ -670,6 +695,7 @@ def plan_scoring(
             "profiles": len(plan),
             "sizes": sizes,
             "model_version": version,
+            "read_from": events["timestamp"].min().isoformat() if len(events) else None,
             "repeat_models": {
                 f"{date:%Y-%m-%d}": None if model is None else asdict(model) for date, model in repeat_models.items()
             },
@@ -693,6 +719,7 @@ class ScoringInputs:
     repeat_models: dict | None = None
     attributes: pd.DataFrame | None = None
     drift_reference: dict | None = None  # the training rows in bins (models stored before drift was measured: None)
+    read_from: pd.Timestamp | None = None  # the first event the run read (the goal rate's history)
 
     def load(
         self, spec: InstanceSpec, as_of: pd.Timestamp, home: Path, attempt: str = DEFAULT_ATTEMPT
@@ -711,6 +738,7 @@ class ScoringInputs:
                     "plan_scoring step again"
                 )
             fitted = plan["repeat_models"]
+            self.read_from = pd.Timestamp(plan["read_from"]) if plan.get("read_from") else None
             self.repeat_models = {
                 as_of_timestamp(date): None if model is None else BGNBD(**model) for date, model in fitted.items()
             }
@@ -747,7 +775,9 @@ def score_partition(
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing: run the plan_scoring step again")
         events = artifacts.read_frame(path)
-        features = estimator.features(events, as_of, ids, inputs.attributes, repeat_models=inputs.repeat_models)
+        features = estimator.features(
+            events, as_of, ids, inputs.attributes, repeat_models=inputs.repeat_models, read_from=inputs.read_from
+        )
         probability = estimator.predict_proba(features)
         info["profiles"] = len(ids)
         info["events"] = len(events)
@@ -1060,6 +1090,8 @@ def _seal(spec: InstanceSpec, as_of: pd.Timestamp, staging: Path, attempt: str, 
     artifacts.write_frame(staging / SEGMENTS, members.reset_index(drop=True))
     _, reason = quality_verdict(model["validation"]["metrics"], gate)
     reason += f"; model trained as of {model['as_of']}{', reused' if model.get('reused') else ''}"
+    if model.get("history", {}).get("single_period"):  # said wherever the run is: show, the view, the report
+        reason += "; trained and judged on one period: no check across time"
     summary = {
         "instance": spec.name,
         "as_of": f"{as_of:%Y-%m-%d}",
@@ -1133,7 +1165,11 @@ def _commit(spec: InstanceSpec, as_of: pd.Timestamp, folder: Path, store: object
                 "model_version": meta["model_version"],
                 "status": "ok",
                 "reason": meta["reason"],
-                "metrics": {**meta["validation"]["metrics"], "drift": _drift_brief(meta)},
+                "metrics": {
+                    **meta["validation"]["metrics"],
+                    "drift": _drift_brief(meta),
+                    "single_period": bool(meta["history"].get("single_period")),
+                },
                 "run_id": meta["run_id"],
                 "attempt": meta["attempt"],
             },

@@ -69,15 +69,20 @@ def hidden_entries(parent: Path) -> list[str]:
     return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Group the tests for pytest-xdist's ``loadgroup``: a module's tests share a worker, the Airflow ones one more.
+# modules whose Airflow tests start Airflow's services (API server, scheduler, DAG processor, Celery workers)
+SERVED_AIRFLOW_MODULES = {"test_airflow_services", "test_airflow_partitions", "test_airflow_ui", "test_make_airflow"}
 
-    A module's fixtures (a first run, a served Airflow) are then built once, and two real Airflows never compete
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group the tests for pytest-xdist's ``loadgroup``: a module's tests share a worker, served Airflows one more.
+
+    A module's fixtures (a first run, a served Airflow) are then built once, and two served Airflows never compete
     for the machine's cores at once: their processes start and wait on each other with timeouts.
     """
     for item in items:
-        group = "airflow" if item.get_closest_marker("airflow") else item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(group))
+        module = item.module.__name__
+        served = item.get_closest_marker("airflow") and module in SERVED_AIRFLOW_MODULES
+        item.add_marker(pytest.mark.xdist_group("served-airflow" if served else module))
 
 
 def make_spec(**overrides: object) -> InstanceSpec:

@@ -85,8 +85,8 @@ def _activity_features(window_events: pd.DataFrame, age: np.ndarray, lookback: i
     return result
 
 
-def _repeat_model_features(
-    history: pd.DataFrame, as_of: pd.Timestamp, profiles: pd.Index, spec: InstanceSpec, lookback: int
+def _repeat_model_features(  # noqa: PLR0917 - the reference keeps its shape
+    history: pd.DataFrame, as_of: pd.Timestamp, profiles: pd.Index, spec: InstanceSpec, lookback: int, read_from
 ) -> pd.DataFrame:
     """BG/NBD fitted on every profile's goal events before ``as_of``; its view of each of ``profiles``.
 
@@ -100,7 +100,12 @@ def _repeat_model_features(
     recent = goal.loc[goal["timestamp"] >= as_of - pd.Timedelta(days=lookback)]
     summary = repeat_summary(recent, as_of, profiles)
     # T is 0 only without a goal event: unknown, not "today"
-    history_part = pd.DataFrame({names[3]: summary["x"], names[4]: summary["T"].where(summary["T"] > 0)})
+    whole = repeat_summary(goal, as_of, profiles)
+    covered = max((as_of - read_from) / pd.Timedelta(days=1), 1.0)
+    rate = 30 * np.where(whole["T"] > 0, whole["x"] + 1, 0) / covered
+    history_part = pd.DataFrame(
+        {names[3]: summary["x"], names[4]: summary["T"].where(summary["T"] > 0), names[5]: rate}, index=summary.index
+    )
     if view is None:
         model_part = pd.DataFrame(np.nan, index=profiles, columns=names[:3])
     else:
@@ -168,7 +173,8 @@ def build_features(
     parts.append(_activity_features(window_events, age, lookback))
     if plan.repeat_model:
         history = events.loc[(events["timestamp"] < as_of).to_numpy()]  # all of it, see _repeat_model_features
-        parts.append(_repeat_model_features(history, as_of, pd.Index(profiles), spec, lookback))
+        read_from = events["timestamp"].min()  # the history read starts with the first event given
+        parts.append(_repeat_model_features(history, as_of, pd.Index(profiles), spec, lookback, read_from))
     for column in plan.categorical_columns:
         parts.append(_most_frequent(window_events, column).rename(f"{_slug(column)}_most_frequent").to_frame())
     matrix = pd.concat(parts, axis=1).reindex(pd.Index(profiles, name="profile_id"))

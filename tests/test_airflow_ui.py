@@ -181,7 +181,13 @@ RUNS = {
         ALPHA_RUN,
         scored_profiles=4259,
     ),
-    "gamma": run_row("gamma", "v-older", {"roc_auc": 0.71, "calibration_error": 0.02}, GAMMA_RUN, as_of=EARLIER),
+    "gamma": run_row(
+        "gamma",
+        "v-older",
+        {"roc_auc": 0.71, "calibration_error": 0.02, "single_period": True},
+        GAMMA_RUN,
+        as_of=EARLIER,
+    ),
     "epsilon": run_row("epsilon", "v-eps", {"roc_auc": 0.8, "calibration_error": 0.03}, "", as_of=EARLIER),
 }
 POOR = "model v-gamma is poor: validation ROC AUC 0.550 is below the quality gate of 0.65; the previous scores are kept"
@@ -208,6 +214,8 @@ def test_rows_show_each_instances_current_run_and_its_newest_attempt(folders: tu
         as_of=AS_OF,
         roc_auc=0.7546,  # the held-out model's AUC wins over the plain roc_auc
         calibration_error=0.0144,
+        drift="warn",
+        largest_psi=0.1234,
         scored_profiles=4259,
         buckets={"low": 1992, "medium": 2049, "high": 218},
         report=True,
@@ -234,6 +242,7 @@ def test_rows_show_each_instances_current_run_and_its_newest_attempt(folders: tu
         as_of=EARLIER,
         roc_auc=0.8,
         calibration_error=0.03,
+        drift="unknown",  # published before drift was measured
         scored_profiles=0,
         buckets={"low": 4, "medium": 5, "high": 6},
         report=True,
@@ -250,6 +259,8 @@ def test_rows_show_each_instances_current_run_and_its_newest_attempt(folders: tu
         as_of=EARLIER,
         roc_auc=0.71,
         calibration_error=0.02,
+        drift="unknown",
+        single_period=True,
         scored_profiles=0,
         buckets={"low": 1, "medium": 2, "high": 3},
         report=True,
@@ -359,6 +370,7 @@ def test_the_table_shows_the_numbers_links_the_report_and_says_what_the_newest_a
     assert '<td class="as-of">2011-12-04</td>' in gamma  # the current run ...
     assert '<span class="status status-ok">ok</span>' in gamma
     assert '<a class="report" href="instances/gamma/runs/2011-12-04/report">report</a>' in gamma
+    assert '<div class="message single-period">trained and judged on one period: no check across time' in gamma
     poor = html.escape(f"newest attempt, as of {AS_OF}, {RECORDED}: poor at quality_gate: {POOR}")
     assert f'<div class="attempt attempt-poor">{poor}</div>' in gamma  # ... and the poor attempt beside it
     delta = re.search(r'<tr data-instance="delta">.*?</tr>', page).group(0)

@@ -20,6 +20,8 @@ import pytest
 import yaml
 from test_events import BAD_SOURCES, at_most, bad_source
 
+from customer_ai import cli
+
 from conftest import BASE_SPEC, RETAIL_EVENTS, ROOT, RUN_FILES
 
 pytestmark = pytest.mark.e2e
@@ -113,6 +115,7 @@ def _head(home: Path, row: dict, folder: Path) -> list[str]:
         f"{NAME}: purchase occurs within 30 days",
         f"latest run as of {row['as_of']}, model {row['model_version']}: ok: {row['reason']}",
         f"scored {meta['scored_profiles']:,} profiles ({buckets})",
+        cli._describe_drift(meta["drift"]),  # its words: test_show_prints_the_latest_run_and_top_profiles
         f"artifacts: {folder}",
         f"report: {folder / 'report.html'}",
     ]

@@ -56,6 +56,63 @@ def fitted(events: pd.DataFrame, spec) -> PropensityModel:
 # --- the training set ------------------------------------------------------------------------------------------
 
 
+def test_a_history_too_short_for_a_training_snapshot_trains_and_judges_on_one_period(spec) -> None:
+    # 75 days of events before the as-of date: a 30-day goal leaves 45 days before the validation snapshot and 15
+    # before a training snapshot (before: refused, "leaves 15 days of history; at least 28 are needed")
+    short = synthetic_events(customers=3000, start="2011-10-18", days=75)
+    model = PropensityModel(spec)
+    training = model.build_training_set(short, AS_OF)
+    plan = training.snapshot_plan
+    # whole days from the first event (after midnight on 2011-10-18) to the validation snapshot
+    assert (plan.single_period, plan.snapshots, plan.lookback_days) == (True, [ts("2011-12-02")], 44)
+    roles = training.frame["role"]
+    assert set(roles) == {"training", "calibration", "evaluation"}
+    assert roles.value_counts(normalize=True).round(1).to_dict() == {
+        "training": 0.6,
+        "calibration": 0.2,
+        "evaluation": 0.2,
+    }
+    ids = {
+        role: set(training.frame.index.get_level_values("profile_id")[roles == role]) for role in estimator_module.ROLES
+    }
+    shared = [
+        ids[a] & ids[b]
+        for a, b in (("training", "calibration"), ("training", "evaluation"), ("calibration", "evaluation"))
+    ]
+    assert shared == [set(), set(), set()]  # every profile in one part only
+    (entry,) = training.counts()
+    assert (entry["role"], entry["as_of"], entry["rows"]) == ("single period", "2011-12-02", len(training.frame))
+    assert entry["training"]["rows"] + entry["calibration"]["rows"] + entry["evaluation"]["rows"] == entry["rows"]
+    assert estimator_module.training_totals([entry]) == (
+        entry["training"]["positives"],
+        entry["training"]["rows"] - entry["training"]["positives"],
+    )
+    model.fit_training_set(training)
+    described = model.describe()
+    assert described["validation"]["design"] == estimator_module.SINGLE_PERIOD_NOTE
+    assert described["history"]["single_period"] is True
+    assert described["label_counts"]["positives"] == entry["training"]["positives"]
+    assert model.metrics_["n"] == entry["evaluation"]["rows"]
+    scores, _ = model.score(short, AS_OF)
+    assert len(scores) > 0
+
+
+def test_goal_events_that_start_months_after_the_others_set_the_history(spec, caplog: pytest.LogCaptureFixture) -> None:
+    # visits logged from 2011-01-01, purchases only from 2011-10-18: labels before that would all be negative
+    purchases = synthetic_events(customers=3000, start="2011-10-18", days=75)
+    visits = purchases.assign(event_type="visit", timestamp=purchases["timestamp"] - pd.Timedelta(days=290))
+    both = pd.concat([visits, purchases], ignore_index=True).sort_values("timestamp", kind="stable")
+    plan = PropensityModel(spec).plan(both.reset_index(drop=True), AS_OF)
+    assert plan.single_period
+    assert plan.data_start == purchases["timestamp"].min()
+    assert "history: the goal's events start on 2011-10-18, 290 days after the other events" in caplog.text
+    # goal events a few days after the others: their own start is noise, not a later history
+    soon = pd.concat([visits.assign(timestamp=purchases["timestamp"] - pd.Timedelta(days=20)), purchases])
+    assert PropensityModel(spec).plan(soon.sort_values("timestamp").reset_index(drop=True), AS_OF).data_start == (
+        soon["timestamp"].min()
+    )
+
+
 def test_training_set_has_a_row_per_eligible_profile_and_snapshot(events: pd.DataFrame, spec) -> None:
     training = PropensityModel(spec).build_training_set(events, AS_OF)
     # validation T0 = as_of - 30; training from T0 - 30 (the gap), every 30 days
@@ -140,7 +197,7 @@ def test_no_events_before_the_as_of_date_is_said_plainly(events: pd.DataFrame, s
 def test_each_validation_half_needs_both_outcomes() -> None:
     rows = [("a", "2011-06-01", "purchase"), ("b", "2011-06-01", "purchase"), ("a", "2011-11-05", "purchase")]
     rows += [(f"p{i}", "2011-06-01", "purchase") for i in range(6)]
-    with pytest.raises(InsufficientDataError, match=r"half of the validation snapshot 2011-12-02 has \d+ eligible"):
+    with pytest.raises(InsufficientDataError, match=r"part of the validation snapshot 2011-12-02 has \d+ eligible"):
         PropensityModel(make_spec()).build_training_set(make_events(rows), AS_OF)
 
 

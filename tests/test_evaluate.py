@@ -32,12 +32,14 @@ def test_the_shipped_split_keeps_every_tuning_window_before_every_reported_one(e
     goals = evaluate.load_split()
     assert evaluate.split_problems(goals) == []
     assert sorted({goal.data_set for goal in goals}) == ["cdnow", "online_retail", "ta_feng"]
-    assert len(goals) == 6
+    assert len(goals) == 7
     for data_set in ("cdnow", "online_retail", "ta_feng"):
         mine = [goal for goal in goals if goal.data_set == data_set]
         last_tuning_end = max(day + dt.timedelta(days=g.window_days) for g in mine for day in g.tuning)
         first_reported = min(day for g in mine for day in g.reported)
         assert last_tuning_end <= first_reported, data_set  # across goals, not only within one
+    # the one check outside the rule: Ta-Feng's 30-day goal as of 2001-01-15 (2.5 months of history)
+    assert [(g.instance.name, g.checks) for g in goals if g.checks] == [("repurchase_30d.yaml", (D(2001, 1, 15),))]
 
 
 def test_the_overlaps_of_the_earlier_split_are_refused(evaluate) -> None:
@@ -65,9 +67,11 @@ def test_a_tuning_window_ending_on_the_cutoff_is_allowed_one_day_later_is_not(ev
 def test_reported_dates_before_the_cutoff_and_missing_dates_are_refused(evaluate) -> None:
     early = _goal(evaluate, window=30, tuning=(D(2011, 7, 1),), reported=(D(2011, 8, 31),))
     empty = _goal(evaluate, window=30, tuning=(), reported=(D(2011, 9, 1),))
-    assert evaluate.split_problems([early, empty]) == [
+    unjudged = _goal(evaluate, window=30, tuning=(D(2011, 7, 1),), reported=())
+    assert evaluate.split_problems([early, empty, unjudged]) == [
         "retail: repurchase.yaml: reported date 2011-08-31 is before the cutoff 2011-09-01",
         "retail: repurchase.yaml: no tuning date",
+        "retail: repurchase.yaml: no reported date",
     ]
 
 

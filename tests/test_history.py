@@ -78,20 +78,47 @@ def test_very_short_history_drops_snapshots_before_spacing_them_under_a_week() -
     assert adapted.history_start == ts("2011-10-12") - pd.Timedelta(days=40)
 
 
-def test_history_shorter_than_the_minimum_lookback_is_refused_with_the_reason() -> None:
+def test_history_shorter_than_the_minimum_lookback_is_one_period_said_plainly() -> None:
+    # before: refused ("which leaves 27 days of history; at least 28 are needed")
     start = ts("2011-10-12") - pd.Timedelta(days=27)
+    single = plan(start)
+    assert single.single_period
+    assert single.training == ()
+    assert single.snapshots == [ts("2011-11-11")] == [single.oldest]
+    assert single.lookback_days == 27 + 30  # everything before the validation snapshot
+    assert single.history_start == start
+    assert single.notes[0] == (
+        "the events start on 2011-09-15: training across time needs 28 days of history before the latest training "
+        "snapshot 2011-10-12 and there are 27 (training.min_lookback_days)"
+    )
+    assert single.notes[1].startswith("trained and judged on one period: no check across time. The profiles of ")
+    assert single.notes[2] == "features look back 57 days instead of 365, when training and when scoring"
+    across = plan(ts("2011-10-12") - pd.Timedelta(days=28))  # exactly the minimum: across time
+    assert (across.single_period, across.lookback_days) == (False, 28)
+
+
+def test_one_period_needs_the_goal_window_and_30_days_before_it() -> None:
+    validation = ts("2011-11-11")
+    assert plan(validation - pd.Timedelta(days=30)).lookback_days == 30
     with pytest.raises(InsufficientHistoryError) as info:
-        plan(start)
-    message = str(info.value)
-    assert "the events start on 2011-09-15" in message
-    assert "validates on 2011-11-11 and trains on 2011-10-12 at the latest, which leaves 27 days" in message
-    assert "at least 28 are needed (training.min_lookback_days)" in message
-    assert plan(ts("2011-10-12") - pd.Timedelta(days=28)).lookback_days == 28  # exactly the minimum: accepted
+        plan(validation - pd.Timedelta(days=30) + US)
+    assert str(info.value) == (
+        "the events start on 2011-10-12: a model as of 2011-12-11 with a 30-day goal needs the goal window and 30 "
+        "days of history before it, so events from 2011-10-12; it has 29 days before 2011-11-11. Use a later as-of "
+        "date, a shorter goal window or more history."
+    )
 
 
-def test_a_history_that_starts_after_the_latest_training_snapshot_is_refused() -> None:
-    with pytest.raises(InsufficientHistoryError, match="which leaves 0 days of history"):
-        plan(ts("2011-11-01"))
+def test_a_history_that_starts_after_the_validation_snapshot_is_refused() -> None:
+    with pytest.raises(InsufficientHistoryError, match="it has 0 days before 2011-11-11"):
+        plan(ts("2011-11-20"))
+
+
+def test_a_single_period_plan_round_trips_through_its_dict() -> None:
+    single = plan(ts("2011-10-01"))
+    assert single.to_dict()["single_period"] is True
+    assert SnapshotPlan.from_dict(single.to_dict()) == single
+    assert SnapshotPlan.from_dict({k: v for k, v in plan(None).to_dict().items() if k != "single_period"}) == plan(None)
 
 
 def test_strict_history_refuses_instead_of_adapting() -> None:

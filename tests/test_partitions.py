@@ -82,7 +82,12 @@ def test_the_example_runs_in_one_partition_by_default(example_run: tuple) -> Non
     assert result.artifact_dir == artifacts.run_dir(home, spec.name, AS_OF, _attempt(result))  # sealed
     assert sorted(p.name for p in result.artifact_dir.iterdir()) == RUN_FILES
     folder = result.artifact_dir / steps.SCORING
-    assert sorted(p.name for p in folder.iterdir()) == ["part-00000.parquet", "plan.json", "plan.parquet"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "drift-00000.json",
+        "part-00000.parquet",
+        "plan.json",
+        "plan.parquet",
+    ]
     plan = artifacts.read_json(folder / "plan.json")
     assert {k: v for k, v in plan.items() if k != "repeat_models"} == {
         "partitions": 1,

@@ -1252,7 +1252,7 @@ def test_the_refusal_of_a_misspelled_factor_lists_the_nearest_names() -> None:
         "lookback, and the lookback), COLUMN_most_frequent (an extra text column of the events), profile_ATTRIBUTE, "
         "tenure_days, days_since_last_event, active_days, gap_mean_days, gap_std_days, activity_ratio_30_90, "
         "activity_ratio_90_LOOKBACK, goal_chance_Wd, goal_expected_Wd, goal_p_alive, goal_repeat_days, "
-        "goal_days_since_first"
+        "goal_days_since_first, goal_days_per_30d"
     )
 
 

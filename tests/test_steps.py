@@ -209,9 +209,27 @@ def test_a_reused_model_is_retrained_early_when_the_profiles_drifted_past_the_wa
     shutil.copy(shifted_file, path)
     moved = steps.run(make(path), LATER, tmp_path / "home", store, force_retrain=False)
     assert moved.metadata["model_reused"] is False
-    assert "retraining early: the profiles to score drifted from model" in caplog.text
+    assert "retraining early: since model " in caplog.text
     assert "average purchase worth N (purchase_value_mean)" in caplog.text
     assert artifacts.read_json(moved.artifact_dir / "drift.json")["status"] in {"ok", "warn"}
+
+
+def test_a_history_too_short_to_train_across_time_is_served_on_one_period_and_says_so(tmp_path: Path) -> None:
+    # 75 days of events: a 30-day goal leaves 15 days before a training snapshot (before: refused, exit 2)
+    path = tmp_path / "events.parquet"
+    synthetic_events(customers=3000, start="2011-10-18", days=75).to_parquet(path, index=False)
+    store = SQLiteStore(tmp_path / "home" / "store.sqlite")
+    # six weeks of purchases tell these steady buyers apart less well than a year: a lower gate
+    result = steps.run(make(path, min_auc=0.55), AS_OF, tmp_path / "home", store)
+    said = "trained and judged on one period: no check across time"
+    assert result.metadata["history"]["single_period"] is True
+    row = store.latest_run("unit")
+    assert row["reason"].endswith(f"; {said}")  # show prints the run's reason
+    assert row["metrics"]["single_period"] is True  # the Airflow view says it from there
+    model = artifacts.read_json(result.artifact_dir / "model.json")
+    assert model["validation"]["design"].startswith(said)
+    assert model["windows"]["snapshots"] == ["2011-12-02"]
+    assert said in (result.artifact_dir / "report.html").read_text(encoding="utf-8")
 
 
 def test_a_model_whose_features_meant_something_else_is_never_reused(
@@ -952,7 +970,8 @@ def test_a_run_whose_model_to_reuse_broke_since_it_was_chosen_trains_instead(
     reused = artifacts.read_json(result.artifact_dir / "model.json")["model_version"]
     as_of = ts("2012-01-08")
     steps.validate_events(spec, as_of, copy)
-    assert steps.build_training_set(spec, as_of, copy) == {"skipped": True, "reuse": reused}
+    chosen = steps.build_training_set(spec, as_of, copy)
+    assert (chosen["skipped"], chosen["reuse"], chosen["drift_check"]["status"]) == (True, reused, "ok")
     folder = artifacts.model_dir(copy, "unit", reused)
     (folder / "model.json").write_bytes(b"\x00" * 10)
     with caplog.at_level("WARNING", logger="customer_ai"):

@@ -1512,7 +1512,8 @@ def test_publish_stores_the_factors_of_scores_parquet(store, tmp_path, rule, cho
         attempt,
         "v1",
         3,
-        {"roc_auc": 0.8},
+        # a folder scored before drift was measured, by a model trained across time
+        {"roc_auc": 0.8, "drift": {"status": "unknown", "largest_psi": None}, "single_period": False},
     )
     assert latest["reason"] == (
         f"validation ROC AUC 0.800 meets the quality gate of {spec.training.min_auc:g}; model trained as of 2024-01-01"

@@ -51,8 +51,13 @@ def _model_card(spec: InstanceSpec, as_of: pd.Timestamp, run: _RunFiles) -> str:
         ("feature window", windows.get("features", "?")),
         ("eligible profiles", windows.get("eligibility", "?")),
         ("goal window", windows.get("label", "?")),
+        *(
+            [("design", model.get("validation", {}).get("design", "trained and judged on one period"))]
+            if history.get("single_period")
+            else []
+        ),
         ("validation snapshot", snapshots[0] if snapshots else "?"),
-        ("training snapshots", ", ".join(snapshots[1:])),
+        ("training snapshots", ", ".join(snapshots[1:]) or "none: one period, split by profile"),
         (
             "training labels",
             f"{_int(counts.get('positives'))} reached the goal, {_int(counts.get('negatives'))} did not",

@@ -87,7 +87,7 @@ def _timeline_figure(as_of: pd.Timestamp, model: dict) -> Figure:
     rows = [*reversed(counts)]
     for y, entry in enumerate(rows):
         start = pd.Timestamp(entry["as_of"])
-        colour = "#d9822b" if entry["role"] == "validation" else "#5b8fd1"
+        colour = "#5b8fd1" if entry["role"] == "training" else "#d9822b"  # validation, or the single period
         if lookback:
             ax.barh(y, lookback, left=mdates.date2num(start - pd.Timedelta(days=lookback)), color="#e6e6e6", height=0.6)
         ax.barh(y, window, left=mdates.date2num(start), color=colour, height=0.6)

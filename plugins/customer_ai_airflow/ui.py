@@ -82,6 +82,7 @@ class InstanceRow:
     roc_auc: float | None = None
     calibration_error: float | None = None
     drift: str = ""  # ok, warn or unknown (see customer_ai.drift); empty without a published run
+    single_period: bool = False  # the model was trained and judged on one period: no check across time
     largest_psi: float | None = None
     scored_profiles: int | None = None
     buckets: dict[str, int] = field(default_factory=dict)
@@ -89,6 +90,9 @@ class InstanceRow:
     message: str = ""
     attempt: str = ""
     attempt_status: str = ""
+
+
+SINGLE_PERIOD_WORDS = "trained and judged on one period: no check across time (the history is short)"
 
 
 def instances_folder() -> Path:
@@ -195,6 +199,7 @@ def _run_row(spec: Any, home: Path, run: dict | None, attempt: dict | None) -> I
         calibration_error=_number(metrics.get("calibration_error")),
         drift=str((metrics.get("drift") or {}).get("status") or "unknown"),
         largest_psi=_number((metrics.get("drift") or {}).get("largest_psi")),
+        single_period=bool(metrics.get("single_period")),
         scored_profiles=int(run["scored_profiles"]),
         buckets=buckets,
         report=report,
@@ -335,6 +340,8 @@ def _row_html(row: InstanceRow) -> str:
         href = f"instances/{html.escape(row.name)}/runs/{html.escape(row.as_of)}/report"
         report = f'<a class="report" href="{href}">report</a>'
     message = f'<div class="message">{html.escape(row.message)}</div>' if row.status != "ok" else ""
+    if row.status == "ok" and row.single_period:
+        message = f'<div class="message single-period">{html.escape(SINGLE_PERIOD_WORDS)}</div>'
     if row.attempt:
         status = html.escape(row.attempt_status)
         message += f'<div class="attempt attempt-{status}">{html.escape(row.attempt)}</div>'
