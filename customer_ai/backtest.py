@@ -10,8 +10,9 @@ judged on the same profiles, each fitted on the same history:
 - **BG/NBD** (Fader, Hardie & Lee 2005): the probability of at least one goal event in the goal window, from a
   BG/NBD model fitted, at each date, on the goal events before it (see :mod:`customer_ai.bgnbd`).
 
-Each baseline's signal becomes a probability through a one-variable logistic fit on the model's training
-snapshots (the direction is learned, so a churn goal works too), so its calibration is measured fairly as well.
+Each baseline's signal becomes a probability through a one-variable logistic fit on the rows the model is calibrated
+on (the calibration half of its validation snapshot; the direction is learned, so a churn goal works too), so the
+calibrations of the model and the baselines are compared on equal terms.
 A run measures the same baselines, fitted the same way (:func:`baseline_probabilities`), on the profiles its
 model was judged on (:func:`held_out_evaluation`): the curves of its report.
 """
@@ -49,7 +50,7 @@ __all__ = [
     "baseline_signals",
     "format_markdown",
     "held_out_evaluation",
-    "training_rows",
+    "calibration_rows",
 ]
 
 BASELINES = {
@@ -60,7 +61,7 @@ BASELINES = {
 EVALUATION_NOTE = (
     "the model and the baselines are measured on the evaluation half of the validation snapshot: profiles whose "
     "outcome no fitting step saw (neither the trees, nor early stopping, nor the calibration); each baseline's "
-    "one-variable logistic fit used the model's training snapshots"
+    "one-variable logistic fit used the rows the model is calibrated on (the calibration half)"
 )
 _EPS = 1e-9
 
@@ -156,7 +157,7 @@ def backtest(
     result["model"]["calibration_error_level_known"] = calibration_error(
         shift_to_rate(probability, float(label.mean())), label
     )
-    baselines = baseline_probabilities(seen, spec, training_rows(training_set), as_of, profiles)
+    baselines = baseline_probabilities(seen, spec, calibration_rows(training_set), as_of, profiles)
     result["model_vs"] = {}
     for name in BASELINES:
         baseline = baselines[name].to_numpy()
@@ -165,19 +166,24 @@ def backtest(
     return result
 
 
-def training_rows(training_set: TrainingSet) -> pd.DataFrame:
-    """Return the model's training rows as ``profile_id, as_of, label``: what the baselines are fitted on."""
-    return training_set.labels.loc[training_set.rows("training")].reset_index()
+def calibration_rows(training_set: TrainingSet) -> pd.DataFrame:
+    """Return the rows the model is calibrated on as ``profile_id, as_of, label``: what the baselines are fitted on.
+
+    The calibration half of the validation snapshot (the calibration part of a single period): a baseline's
+    one-variable logistic fit is its calibration, so it is made on the same window as the model's, and the two
+    calibrations are compared on equal terms.
+    """
+    return training_set.labels.loc[training_set.rows("calibration")].reset_index()
 
 
 def baseline_probabilities(
     events: pd.DataFrame, spec: InstanceSpec, rows: pd.DataFrame, as_of: pd.Timestamp, profiles: pd.Index
 ) -> pd.DataFrame:
-    """Fit each baseline on the model's training rows; return its probabilities for ``profiles`` at ``as_of``.
+    """Fit each baseline on the model's calibration rows; return its probabilities for ``profiles`` at ``as_of``.
 
     One code path for the back-test and for a run's held-out evaluation: each baseline's signal
     (:func:`baseline_signals`, from the events before each date) becomes a probability through a one-variable
-    logistic fit on ``rows`` (:func:`training_rows`: the same profiles, snapshots and labels as the model's).
+    logistic fit on ``rows`` (:func:`calibration_rows`: the profiles and labels the model is calibrated on).
 
     Returns
     -------
@@ -204,7 +210,7 @@ def held_out_evaluation(
     """Measure a fitted model and the baselines on the evaluation half of its validation snapshot, with curves.
 
     The evaluation half is what no fitting step saw (see :mod:`customer_ai.estimator`); the baselines are
-    fitted on the model's training rows (:func:`baseline_probabilities`) and judged on the same profiles.
+    fitted on the model's calibration rows (:func:`baseline_probabilities`) and judged on the same profiles.
 
     Parameters
     ----------
@@ -230,7 +236,7 @@ def held_out_evaluation(
     label = rows["label"].to_numpy()
     probability = rows["probability"].to_numpy()
     profiles = pd.Index(rows["profile_id"], name="profile_id")
-    baselines = baseline_probabilities(events, spec, training_rows(training_set), snapshot, profiles)
+    baselines = baseline_probabilities(events, spec, calibration_rows(training_set), snapshot, profiles)
     scorers = {"model": {"metrics": dict(estimator.metrics_), **scorer_curves(probability, label)}}
     model_vs = {}
     for name in BASELINES:

@@ -20,7 +20,18 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln, hyp2f1
 
-__all__ = ["BGNBD", "fit_bgnbd", "fit_repeat_model", "fit_summary", "profile_rows", "repeat_summary", "repeat_view"]
+from customer_ai.progress import logger
+
+__all__ = [
+    "BGNBD",
+    "BGNBDConvergenceError",
+    "fit_bgnbd",
+    "fit_repeat_model",
+    "fit_summary",
+    "profile_rows",
+    "repeat_summary",
+    "repeat_view",
+]
 
 _DAY = pd.Timedelta(days=1)
 
@@ -80,6 +91,10 @@ def profile_rows(summary: pd.DataFrame, profiles: pd.Index) -> pd.DataFrame:
     without summarising the purchases again.
     """
     return summary.reindex(pd.Index(profiles, name="profile_id")).fillna(0.0).astype("float64")
+
+
+class BGNBDConvergenceError(ValueError):
+    """The BG/NBD likelihood's optimiser stopped without converging."""
 
 
 @dataclass(frozen=True)
@@ -197,7 +212,9 @@ def fit_bgnbd(
     Raises
     ------
     ValueError
-        Without customers, or when the optimiser does not converge.
+        Without customers.
+    BGNBDConvergenceError
+        When the optimiser stops without converging (the parameters it reached are not a fit).
     """
     x, t_x, T = (np.asarray(v, dtype="float64") for v in (x, t_x, T))  # noqa: N806
     if len(x) == 0:
@@ -213,8 +230,8 @@ def fit_bgnbd(
         return float(value) if np.isfinite(value) else 1e12
 
     result = minimize(loss, x0=np.zeros(4), method="L-BFGS-B", bounds=[(-12.0, 12.0)] * 4)
-    if not result.success and not np.isfinite(result.fun):
-        raise ValueError(f"BG/NBD did not converge: {result.message}")
+    if not result.success or not np.isfinite(result.fun) or result.fun >= 1e12:  # 1e12: the loss of a failed evaluation
+        raise BGNBDConvergenceError(f"BG/NBD did not converge: {result.message} (after {result.nit} iterations)")
     r, alpha, a, b = np.exp(result.x)
     return BGNBD(r=float(r), alpha=float(alpha), a=float(a), b=float(b))
 
@@ -229,10 +246,19 @@ def fit_repeat_model(purchases: pd.DataFrame, as_of: pd.Timestamp) -> BGNBD | No
 
 
 def fit_summary(summary: pd.DataFrame) -> BGNBD | None:
-    """Return BG/NBD fitted on a :func:`repeat_summary` (every row a customer); None when nobody repeated."""
+    """Return BG/NBD fitted on a :func:`repeat_summary` (every row a customer); None when nobody repeated.
+
+    A fit that does not converge is said in the log and gives None too: its features are then missing for that
+    date (the model does without them, and boosting starts from even odds), rather than resting on parameters the
+    optimiser merely stopped at.
+    """
     if summary.empty or not (summary["x"] > 0).any():
         return None
-    return fit_bgnbd(summary["x"], summary["t_x"], summary["T"])
+    try:
+        return fit_bgnbd(summary["x"], summary["t_x"], summary["T"])
+    except BGNBDConvergenceError as exc:
+        logger.warning("the repeat-buying model is left out: %s; its features are missing for this date", exc)
+        return None
 
 
 def repeat_view(

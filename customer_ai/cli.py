@@ -397,6 +397,17 @@ def _no_run_message(spec, runs, date: str, store) -> str:  # noqa: ANN001
     )
 
 
+def _describe_expected(expected: dict) -> str:
+    """Return the line of ``show`` that says how many profiles are expected to reach the goal, with its range."""
+    text = f"expected to reach the goal: {expected['expected']:,.0f} of {expected['profiles']:,} profiles"
+    if expected.get("low") is None:
+        return text + " (one window of history: no range)"
+    return (
+        text + f" ({expected['low']:,.0f} to {expected['high']:,.0f} if the base rate moves as much as it did "
+        "between the model's past windows)"
+    )
+
+
 def _describe_drift(drift: dict) -> str:
     """Return the drift line of ``show``: the status, the largest index, what moved most, the scores' move."""
     if drift["status"] == "unknown":
@@ -440,6 +451,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
         if meta:
             buckets = ", ".join(f"{k} {meta['buckets'][k]:,}" for k in ("low", "medium", "high"))
             print(f"scored {meta['scored_profiles']:,} profiles ({buckets})")
+            if meta.get("expected"):
+                print(_describe_expected(meta["expected"]))
             if meta.get("drift"):
                 print(_describe_drift(meta["drift"]))
         folder = _run_folder(args, spec, shown)

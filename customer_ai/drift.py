@@ -7,28 +7,31 @@ rows (``reference``):
 
 - **population stability index** (PSI): ``sum((c - r) * ln(c / r))`` over bins, where ``r`` and ``c`` are the
   shares of the reference and current rows in each bin.  Numbers are binned at the reference's deciles (ties
-  merge bins: a count that is 0 for 70% of the rows has a bin for 0 and bins above it), except probabilities,
-  whose scale means the same everywhere: they are binned in twentieths of ``[0, 1]`` (deciles of a probability
-  that is 0.999999 for most rows would turn a change in the sixth decimal into a large index); text by value; missing
+  merge bins: a count that is 0 for 70% of the rows has a bin for 0 and bins above it), except features whose
+  scale means the same everywhere, binned on that scale (:func:`customer_ai.features.fixed_scales`): probabilities
+  in twentieths of ``[0, 1]`` (deciles of a probability that is 0.999999 for most rows would turn a change in the
+  sixth decimal into a large index), rates in steps that matter (deciles of a rate whose lowest value, one event
+  over the history read, moves down as that history grows would call that move a major shift); text by value;
+  missing
   values are a bin of their own, and so are text values the reference never had.  Every share is smoothed
   (``(count + 0.5) / (rows + 0.5 * bins)``) so that an empty bin gives a large, finite index.  The usual reading
   (Siddiqi 2006, "Credit Risk Scorecards"): below 0.1 no real change, 0.1 to 0.25 a moderate shift, above 0.25 a
   major one.
 - **outside the training range**: the share of the current rows with a value below the reference's smallest or
-  above its largest (numbers), or a value the reference never had (text); missing values are not counted.
+  above its largest (numbers), in a bin below or above every bin the reference fills (a scale's), or a value the
+  reference never had (text); missing values are not counted.
 - **missing**: the share of rows without a value, in each, and its change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 __all__ = [
     "DRIFT_COLUMNS",
-    "PROBABILITY_BINS",
     "DriftStopError",
     "QUANTILE_BINS",
     "WARN_PSI",
@@ -43,7 +46,6 @@ __all__ = [
 ]
 
 QUANTILE_BINS = 10  # bins of a numeric feature: the reference's deciles
-PROBABILITY_BINS = 20  # bins of a probability: twentieths of [0, 1]
 WARN_PSI = 0.1  # the usual threshold of a shift worth a look (the default warning of an instance)
 DRIFT_COLUMNS = [
     "psi",
@@ -85,21 +87,18 @@ def _numbers(values: pd.Series) -> np.ndarray:
     return values.to_numpy(dtype="float64", na_value=np.nan)
 
 
-def _bin_reference(values: pd.Series, probability: bool) -> dict:
+def _bin_reference(values: pd.Series, scale: Sequence[float] | None) -> dict:
     """Return how one training feature is binned (``kind``, ``edges`` or ``values``) and its range."""
     if _is_text(values):
         known = sorted(str(v) for v in values.dropna().unique())
         return {"kind": "text", "values": known}
     present = _numbers(values)
     present = present[~np.isnan(present)]
-    if probability:
-        edges = np.linspace(0, 1, PROBABILITY_BINS + 1)[1:-1]
-    elif len(present):
-        edges = np.unique(np.quantile(present, np.linspace(0, 1, QUANTILE_BINS + 1)[1:-1]))
-    else:
-        edges = np.array([])
+    if scale is not None:
+        return {"kind": "scale", "edges": [float(edge) for edge in scale]}
+    edges = np.unique(np.quantile(present, np.linspace(0, 1, QUANTILE_BINS + 1)[1:-1])) if len(present) else []
     found = {"low": float(present.min()), "high": float(present.max())} if len(present) else {}
-    return {"kind": "probability" if probability else "number", "edges": edges.tolist(), **found}
+    return {"kind": "number", "edges": np.asarray(edges, dtype="float64").tolist(), **found}
 
 
 def _count(binning: dict, values: pd.Series) -> dict:
@@ -116,18 +115,14 @@ def _count(binning: dict, values: pd.Series) -> dict:
     present = numbers[~np.isnan(numbers)]
     edges = np.asarray(binning["edges"], dtype="float64")
     found = np.bincount(np.searchsorted(edges, present, side="right"), minlength=len(edges) + 1)
-    low, high = binning.get("low", np.inf), binning.get("high", -np.inf)  # no value in training: all outside
-    return {
-        "counts": [*found.tolist(), rows - len(present)],
-        "rows": rows,
-        "missing": rows - len(present),
-        "below": int((present < low).sum()),
-        "above": int((present > high).sum()),
-        "sum": float(present.sum()),
-    }
+    counted = {"counts": [*found.tolist(), rows - len(present)], "rows": rows, "missing": rows - len(present)}
+    if binning["kind"] == "number":  # a scale's bins tell what lies outside the training rows' (drift_table)
+        low, high = binning.get("low", np.inf), binning.get("high", -np.inf)  # no value in training: all outside
+        counted.update({"below": int((present < low).sum()), "above": int((present > high).sum())})
+    return {**counted, "sum": float(present.sum())}
 
 
-def drift_reference(training: pd.DataFrame, probabilities: Collection[str] = ()) -> dict:
+def drift_reference(training: pd.DataFrame, scales: Mapping[str, Sequence[float]] | None = None) -> dict:
     """Return, per feature, how the training rows are binned and how many fall in each bin (JSON-ready).
 
     Stored with the model, so that every later scoring, in any number of parts, counts its rows in the same bins
@@ -137,12 +132,14 @@ def drift_reference(training: pd.DataFrame, probabilities: Collection[str] = ())
     ----------
     training : pandas.DataFrame
         The training rows (every training snapshot), one column per feature.
-    probabilities : collection of str, optional
-        The features that are probabilities (binned on a fixed scale, see the module's notes).
+    scales : mapping, optional
+        The features whose scale means the same everywhere (probabilities, rates), each with the inner edges of
+        its bins (see the module's notes).
     """
+    scales = scales or {}
     reference = {}
     for name in training.columns:
-        binning = _bin_reference(training[name], name in probabilities)
+        binning = _bin_reference(training[name], scales.get(name))
         reference[name] = {**binning, **_count(binning, training[name])}
     return reference
 
@@ -192,6 +189,11 @@ def drift_table(reference: dict, counts: dict) -> pd.DataFrame:
         now = counts[name]
         present = now["rows"] - now["missing"]
         below, above = now.get("below", 0), now.get("above", 0)
+        if before["kind"] == "scale":  # outside: in bins below or above every bin the training rows fill
+            filled = np.flatnonzero(np.asarray(before["counts"][:-1]))
+            inner = np.asarray(now["counts"][:-1])
+            below = int(inner[: filled[0]].sum()) if len(filled) else int(inner.sum())
+            above = int(inner[filled[-1] + 1 :].sum()) if len(filled) else 0
         outside = now["unseen"] if before["kind"] == "text" else below + above
         present_before = before["rows"] - before["missing"]
         rows.append(
@@ -211,7 +213,9 @@ def drift_table(reference: dict, counts: dict) -> pd.DataFrame:
     return table[DRIFT_COLUMNS]
 
 
-def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, probabilities: Collection[str] = ()) -> pd.DataFrame:
+def feature_drift(
+    reference: pd.DataFrame, current: pd.DataFrame, scales: Mapping[str, Sequence[float]] | None = None
+) -> pd.DataFrame:
     """Return, per feature of ``reference``, how far ``current`` lies from it (:func:`drift_table` of the two frames).
 
     Parameters
@@ -220,10 +224,10 @@ def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, probabilities:
         The training rows (every training snapshot), one column per feature.
     current : pandas.DataFrame
         The rows scored now, with the same columns.
-    probabilities : collection of str, optional
-        The features that are probabilities (binned on a fixed scale, see the module's notes).
+    scales : mapping, optional
+        The features binned on a scale of their own, with its inner edges (see :func:`drift_reference`).
     """
-    binned = drift_reference(reference, probabilities)
+    binned = drift_reference(reference, scales)
     return drift_table(binned, drift_counts(binned, current))
 
 

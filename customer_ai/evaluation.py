@@ -16,6 +16,7 @@ __all__ = [
     "calibration_error",
     "calibration_error_floor",
     "classification_metrics",
+    "expected_reach",
     "gains_table",
     "paired_auc_difference",
     "quality_verdict",
@@ -109,6 +110,51 @@ def shift_to_rate(probability: np.ndarray, rate: float) -> np.ndarray:
         else:
             high = middle
     return 1 / (1 + np.exp(-(logit + (low + high) / 2)))
+
+
+def _logit(rate: float) -> float:
+    rate = min(max(rate, 1e-6), 1 - 1e-6)
+    return float(np.log(rate / (1 - rate)))
+
+
+def expected_reach(probability: np.ndarray, window_rates: list[float]) -> dict:
+    """Return how many of the scored profiles are expected to reach the goal, with a range from past windows.
+
+    The expected count is the sum of the calibrated probabilities.  The probabilities are calibrated on the latest
+    fully observed window; the next window's base rate will differ from it by about as much as the base rate moved
+    between consecutive past windows (``window_rates``: the goal rates of the run's snapshots, latest first).  The
+    range moves every probability's log-odds by the largest such move, down and up: what the count would be if
+    the base rate moved once more as much as it did before.
+
+    Parameters
+    ----------
+    probability : numpy.ndarray
+        The scored profiles' calibrated probabilities.
+    window_rates : list of float
+        The goal rate of each past window, latest first (two or more give a range).
+
+    Returns
+    -------
+    dict
+        ``profiles``, ``expected`` (the sum of the probabilities), ``low`` and ``high`` (None with fewer than two
+        windows) and ``largest_move`` (the largest change of the base rate's log-odds between consecutive windows).
+
+    Examples
+    --------
+    >>> expected_reach(np.array([0.5, 0.5]), [0.5])["expected"]
+    1.0
+    """
+    probability = np.asarray(probability, dtype="float64")
+    result = {"profiles": len(probability), "expected": float(probability.sum()), "low": None, "high": None}
+    logits = [_logit(rate) for rate in window_rates if np.isfinite(rate)]
+    if len(logits) < 2 or not len(probability):
+        return {**result, "largest_move": None}
+    move = float(max(abs(a - b) for a, b in zip(logits, logits[1:], strict=False)))
+    clipped = np.clip(probability, 1e-9, 1 - 1e-9)
+    logit = np.log(clipped / (1 - clipped))
+    low = float(np.sum(1 / (1 + np.exp(-(logit - move)))))
+    high = float(np.sum(1 / (1 + np.exp(-(logit + move)))))
+    return {**result, "low": low, "high": high, "largest_move": move}
 
 
 def ranking_auc(score: np.ndarray, label: np.ndarray) -> float:

@@ -41,7 +41,7 @@ __all__ = [
     "feature_infos",
     "fit_repeat_models",
     "plan_features",
-    "probability_features",
+    "fixed_scales",
     "ratio_windows",
     "repeat_model_names",
 ]
@@ -827,16 +827,22 @@ def _repeat_model_features(
     return columns
 
 
-def probability_features(plan: FeaturePlan, spec: InstanceSpec) -> list[str]:
-    """Return the features of ``plan`` that are probabilities (BG/NBD's chance of a goal event and P(alive)).
+PROBABILITY_EDGES = tuple(k / 20 for k in range(1, 20))  # twentieths of [0, 1]
+RATE_EDGES = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0)  # events per 30 days: steps that matter
 
-    They are model outputs with a fixed meaning: the same value means the same at every snapshot and at scoring,
-    however much history lies behind it (see :mod:`customer_ai.drift`, which bins them on their own scale).
+
+def fixed_scales(plan: FeaturePlan, spec: InstanceSpec) -> dict[str, tuple[float, ...]]:
+    """Return the features of ``plan`` whose scale means the same everywhere, with the bins a drift check uses.
+
+    BG/NBD's chance of a goal event and P(alive) are model outputs with a fixed meaning (probabilities); the goal
+    rate is per 30 days of the history read, however long that is.  The same value means the same at every
+    snapshot and at scoring, however much history lies behind it, so their drift is measured on their own scale
+    (see :mod:`customer_ai.drift`), not at the training rows' deciles.
     """
     if not plan.repeat_model:
-        return []
-    chance, _, alive, *_ = repeat_model_names(spec)
-    return [chance, alive]
+        return {}
+    chance, _, alive, _, _, rate = repeat_model_names(spec)
+    return {chance: PROBABILITY_EDGES, alive: PROBABILITY_EDGES, rate: RATE_EDGES}
 
 
 def repeat_model_names(spec: InstanceSpec) -> list[str]:

@@ -47,7 +47,7 @@ from customer_ai.drift import (
     feature_drift,
 )
 from customer_ai.estimator import PropensityModel, TrainingSet, training_totals
-from customer_ai.evaluation import quality_verdict
+from customer_ai.evaluation import expected_reach, quality_verdict
 from customer_ai.events import (
     EventsError,
     check_attribute_join,
@@ -57,7 +57,14 @@ from customer_ai.events import (
     load_event_table,
     load_events,
 )
-from customer_ai.features import FEATURES_VERSION, FeaturePlan, feature_infos, fit_repeat_models, probability_features
+from customer_ai.features import (
+    FEATURES_VERSION,
+    PROBABILITY_EDGES,
+    FeaturePlan,
+    feature_infos,
+    fit_repeat_models,
+    fixed_scales,
+)
 from customer_ai.flow import GATE, STEPS
 from customer_ai.history import SnapshotPlan, run_window
 from customer_ai.labels import eligible_profiles
@@ -491,7 +498,7 @@ def _drift_reference(spec: InstanceSpec, training_set: TrainingSet) -> tuple[dic
     plan = training_set.feature_plan
     features = training_set.features
     training = training_set.rows("training")
-    reference = drift_reference(features.loc[training], probability_features(plan, spec))
+    reference = drift_reference(features.loc[training], fixed_scales(plan, spec))
     table = drift_table(reference, drift_counts(reference, features.loc[~training]))
     moved = {
         "largest_psi": float(table["psi"].max()) if len(table) else 0.0,
@@ -1071,7 +1078,7 @@ def _score_drift(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, staging: P
         return {"previous_as_of": row["as_of"], "reason": "its scores are no longer in its run folder"}
     before = pd.read_parquet(path, columns=["probability"])
     now = pd.read_parquet(staging / "scores.parquet", columns=["probability"])
-    table = feature_drift(before, now, probabilities=["probability"])
+    table = feature_drift(before, now, {"probability": PROBABILITY_EDGES})
     return {
         "previous_as_of": row["as_of"],
         "psi": float(table.loc["probability", "psi"]),
@@ -1084,7 +1091,7 @@ def _seal(spec: InstanceSpec, as_of: pd.Timestamp, staging: Path, attempt: str, 
     """Write the run's segments and metadata into its staging folder, then seal it; return the sealed folder."""
     final = artifacts.next_seal(staging, attempt)
     model = artifacts.read_json(staging / "model.json")
-    scores = pd.read_parquet(staging / "scores.parquet", columns=["bucket"])
+    scores = pd.read_parquet(staging / "scores.parquet", columns=["bucket", "probability"])
     _say_missing_factors(spec, model)
     members = _segments(spec, staging)
     artifacts.write_frame(staging / SEGMENTS, members.reset_index(drop=True))
@@ -1111,6 +1118,7 @@ def _seal(spec: InstanceSpec, as_of: pd.Timestamp, staging: Path, attempt: str, 
         "buckets": _bucket_counts(scores),
         "segments": segment_sizes(members, spec),
         "drift": _drift_summary(staging),
+        "expected": _expected(scores, model),
         "versions": artifacts.package_versions(),
         "artifacts": str(final),
     }
@@ -1135,6 +1143,17 @@ def _compare_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, staging
             scores["mean_now"] if scores["mean_now"] is not None else float("nan"),
             scores["mean_previous"] if scores["mean_previous"] is not None else float("nan"),
         )
+
+
+def _expected(scores: pd.DataFrame, model: dict) -> dict:
+    """Return how many scored profiles are expected to reach the goal, with the range past windows give.
+
+    The windows are the model's snapshots (latest first): how much their goal rate moved from one to the next is
+    how much the next window's may move from the latest (see :func:`customer_ai.evaluation.expected_reach`).
+    """
+    counts = model.get("label_counts", {}).get("snapshots", [])
+    rates = [c["positives"] / c["rows"] for c in counts if c.get("rows")]
+    return expected_reach(scores["probability"].to_numpy(), rates)
 
 
 def _drift_summary(folder: Path) -> dict:
@@ -1169,6 +1188,7 @@ def _commit(spec: InstanceSpec, as_of: pd.Timestamp, folder: Path, store: object
                     **meta["validation"]["metrics"],
                     "drift": _drift_brief(meta),
                     "single_period": bool(meta["history"].get("single_period")),
+                    "expected": {k: (meta.get("expected") or {}).get(k) for k in ("expected", "low", "high")},
                 },
                 "run_id": meta["run_id"],
                 "attempt": meta["attempt"],

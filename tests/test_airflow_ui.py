@@ -177,6 +177,7 @@ RUNS = {
             "roc_auc": 0.7,
             "calibration_error": 0.0144,
             "drift": {"status": "warn", "largest_psi": 0.1234},
+            "expected": {"expected": 1234.4, "low": 1100.2, "high": 1400.7},
         },
         ALPHA_RUN,
         scored_profiles=4259,
@@ -216,6 +217,7 @@ def test_rows_show_each_instances_current_run_and_its_newest_attempt(folders: tu
         calibration_error=0.0144,
         drift="warn",
         largest_psi=0.1234,
+        expected={"expected": 1234.4, "low": 1100.2, "high": 1400.7},
         scored_profiles=4259,
         buckets={"low": 1992, "medium": 2049, "high": 218},
         report=True,
@@ -357,6 +359,7 @@ def test_the_table_shows_the_numbers_links_the_report_and_says_what_the_newest_a
         '<td class="num calibration-error">0.014</td>',
         '<td class="drift"><span class="drift-warn">warn (0.12)</span></td>',
         '<td class="num scored-profiles">4,259</td>',
+        '<td class="num expected">1,234<div class="range">1,100 to 1,401</div></td>',
         '<td class="num bucket-low">1,992</td>',
         '<td class="num bucket-medium">2,049</td>',
         '<td class="num bucket-high">218</td>',
@@ -720,6 +723,8 @@ def test_a_user_logs_in_opens_customer_ai_and_reads_the_table_and_a_report(view:
         drift = metrics["drift"]
         assert cell("drift") == f"{drift['status']} ({drift['largest_psi']:.2f})"
         assert cell("scored-profiles") == f"{scored:,}"
+        expected = metrics["expected"]
+        assert cell("expected") == f"{expected['expected']:,.0f}\n{expected['low']:,.0f} to {expected['high']:,.0f}"
         assert [cell(f"bucket-{b}") for b in ("low", "medium", "high")] == [
             f"{buckets[b]:,}" for b in ("low", "medium", "high")
         ]

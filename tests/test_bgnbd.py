@@ -11,6 +11,7 @@ from scipy.special import betaln, gammaln
 
 from customer_ai.bgnbd import (
     BGNBD,
+    BGNBDConvergenceError,
     _Histories,
     fit_bgnbd,
     fit_repeat_model,
@@ -187,6 +188,27 @@ def test_fit_summary_and_view_are_fit_repeat_model_and_repeat_view() -> None:
     assert view.loc["d", "alive"] == 1.0  # no purchase yet: a new customer
     assert view.loc["d", "chance"] == pytest.approx(model.probability_of_purchase(30, [0.0], [0.0], [0.0])[0])
     assert fit_summary(repeat_summary(purchases.iloc[[0, 3]], as_of)) is None  # nobody repeated
+
+
+def test_a_fit_that_does_not_converge_is_said_and_left_out(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # before: only a fit whose loss was not finite raised; one the optimiser merely stopped at passed silently
+    from scipy.optimize import OptimizeResult
+
+    from customer_ai import bgnbd
+
+    def stopped(*args: object, **kwargs: object) -> OptimizeResult:
+        return OptimizeResult(x=np.zeros(4), fun=3.2, success=False, message="ABNORMAL_TERMINATION_IN_LNSRCH", nit=7)
+
+    monkeypatch.setattr(bgnbd, "minimize", stopped)
+    with pytest.raises(
+        BGNBDConvergenceError, match=r"^BG/NBD did not converge: ABNORMAL_TERMINATION_IN_LNSRCH \(after 7 iterations\)$"
+    ):
+        fit_bgnbd(np.array([1.0, 0.0]), np.array([5.0, 0.0]), np.array([10.0, 10.0]))
+    summary = pd.DataFrame({"x": [1.0, 0.0], "t_x": [5.0, 0.0], "T": [10.0, 10.0]}, index=["a", "b"])
+    assert fit_summary(summary) is None
+    assert "the repeat-buying model is left out: BG/NBD did not converge: ABNORMAL_TERMINATION_IN_LNSRCH" in caplog.text
 
 
 def test_fit_refuses_no_customers() -> None:

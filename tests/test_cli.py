@@ -115,7 +115,8 @@ def _head(home: Path, row: dict, folder: Path) -> list[str]:
         f"{NAME}: purchase occurs within 30 days",
         f"latest run as of {row['as_of']}, model {row['model_version']}: ok: {row['reason']}",
         f"scored {meta['scored_profiles']:,} profiles ({buckets})",
-        cli._describe_drift(meta["drift"]),  # its words: test_show_prints_the_latest_run_and_top_profiles
+        cli._describe_expected(meta["expected"]),  # their words: test_show_prints_the_latest_run_and_top_profiles
+        cli._describe_drift(meta["drift"]),
         f"artifacts: {folder}",
         f"report: {folder / 'report.html'}",
     ]
@@ -738,11 +739,17 @@ def test_show_prints_the_latest_run_and_top_profiles(first_run: tuple, workspace
     assert "(low " in lines[2]
     _, folder = _published(home)
     drift = json.loads((folder / "drift.json").read_text())
-    assert lines[3].startswith(f"drift: {drift['status']} (largest stability index of a feature ")
-    assert lines[4] == f"artifacts: {folder}"
-    assert lines[5] == f"report: {folder / 'report.html'}"
-    assert lines[6] == f"store: SQLiteStore('{home / 'store.sqlite'}')"  # no newer attempt than this run's publish
-    assert lines[7] == "top 2 profiles:"
+    scored = pd.read_parquet(folder / "scores.parquet")
+    assert re.fullmatch(
+        rf"expected to reach the goal: {scored['probability'].sum():,.0f} of {len(scored):,} profiles \([\d,]+ to "
+        r"[\d,]+ if the base rate moves as much as it did between the model's past windows\)",
+        lines[3],
+    )
+    assert lines[4].startswith(f"drift: {drift['status']} (largest stability index of a feature ")
+    assert lines[5] == f"artifacts: {folder}"
+    assert lines[6] == f"report: {folder / 'report.html'}"
+    assert lines[7] == f"store: SQLiteStore('{home / 'store.sqlite'}')"  # no newer attempt than this run's publish
+    assert lines[8] == "top 2 profiles:"
     other = _cli("show", str(workspace / "instance.yaml"), "--as-of", "2011-11-01", home=home)
     assert other.returncode == 2
     assert other.stderr == (

@@ -20,7 +20,7 @@ from customer_ai.drift import (
     population_stability,
 )
 from customer_ai.estimator import PropensityModel
-from customer_ai.features import build_features, probability_features
+from customer_ai.features import PROBABILITY_EDGES, RATE_EDGES, build_features, fixed_scales
 from customer_ai.history import run_window
 from customer_ai.labels import eligible_profiles
 from customer_ai.windows import in_window, rows_where
@@ -79,7 +79,7 @@ def test_a_probability_is_binned_on_its_own_scale() -> None:
     reference = pd.DataFrame({"alive": 1 - np.linspace(1e-7, 1e-6, 100)})
     current = pd.DataFrame({"alive": 1 - np.linspace(1e-6, 1e-5, 100)})
     assert feature_drift(reference, current).loc["alive", "psi"] > 1
-    assert feature_drift(reference, current, probabilities=["alive"]).loc["alive", "psi"] == 0.0
+    assert feature_drift(reference, current, {"alive": PROBABILITY_EDGES}).loc["alive", "psi"] == 0.0
 
 
 def test_counts_of_parts_add_up_to_those_of_the_whole_and_survive_json() -> None:
@@ -100,6 +100,18 @@ def test_values_above_and_below_the_training_range_and_the_means_are_told_apart(
     row = feature_drift(reference, current).loc["value"]
     assert (row["below_share"], row["above_share"], row["outside_share"]) == (0.25, 0.5, 0.75)
     assert (row["mean_reference"], row["mean_current"]) == (2.5, 3.25)
+
+
+def test_a_rate_is_binned_on_its_own_scale_and_outside_means_beyond_the_bins_training_fills() -> None:
+    # one event over the history read: 30/345 per 30 days in training, 30/375 when scoring (a longer history)
+    reference = pd.DataFrame({"rate": [30 / 345] * 60 + [1.5] * 40})
+    current = pd.DataFrame({"rate": [30 / 375] * 60 + [1.5] * 39 + [20.0]})
+    at_deciles = feature_drift(reference, current).loc["rate"]
+    assert at_deciles["psi"] > 1  # deciles call the move of the lowest value a major shift
+    assert at_deciles["below_share"] == 0.6
+    scaled = feature_drift(reference, current, {"rate": RATE_EDGES}).loc["rate"]
+    assert scaled["psi"] < 0.02  # the same bin on the rate's own scale: both under 0.1 event per 30 days
+    assert (scaled["below_share"], scaled["above_share"]) == (0.0, 0.01)  # 20 per 30 days: above every filled bin
 
 
 def test_scored_rows_lacking_a_feature_are_refused() -> None:
@@ -129,7 +141,7 @@ def test_every_feature_means_the_same_at_every_snapshot_and_at_scoring(stationar
     reference = training.features.loc[training.rows("training")]
     current = _scoring_features(spec, as_of, seen, training)
     assert {"goal_days_since_first", "goal_repeat_days", "goal_p_alive"} <= set(reference.columns)
-    drift = feature_drift(reference, current, probability_features(training.feature_plan, spec))
+    drift = feature_drift(reference, current, fixed_scales(training.feature_plan, spec))
     outside = drift.loc[drift["outside_share"] > 0.01, "outside_share"]
     assert outside.empty, f"scored values outside the training range: {outside.to_dict()}"
     drifted = drift.loc[drift["psi"] >= WARN_PSI, "psi"]
@@ -143,7 +155,7 @@ def test_purchase_values_multiplied_by_20_before_the_as_of_date_are_the_largest_
     shifted.loc[recent, "value"] *= 20
     reference = training.features.loc[training.rows("training")]
     current = _scoring_features(spec, as_of, shifted, training)
-    drift = feature_drift(reference, current, probability_features(training.feature_plan, spec))
+    drift = feature_drift(reference, current, fixed_scales(training.feature_plan, spec))
     top = drift.sort_values("psi", ascending=False)
     assert set(top.index[:2]) == {"purchase_value_sum", "purchase_value_mean"}
     assert (top["psi"].iloc[:2] > 0.25).all()  # a major shift

@@ -11,6 +11,7 @@ from customer_ai.evaluation import (
     calibration_error,
     calibration_error_floor,
     classification_metrics,
+    expected_reach,
     gains_table,
     paired_auc_difference,
     quality_verdict,
@@ -252,3 +253,17 @@ def test_calibration_error_floor_is_the_mean_error_of_its_draws():
     draws = np.random.default_rng(0)
     former = np.mean([calibration_error(probability, draws.random(2000) < probability) for _ in range(30)])
     assert calibration_error_floor(probability, draws=30) == former  # the same draws, added in the same order
+
+
+def test_the_expected_count_is_the_sum_of_probabilities_and_its_range_the_largest_past_move_of_the_base_rate():
+    sigmoid = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    # windows latest first: log-odds 0 (rate 0.5), then 0.5, then 0.2: moves of 0.5 and 0.3, the largest taken
+    rates = [0.5, sigmoid(0.5), sigmoid(0.2)]
+    reach = expected_reach(np.array([0.5, 0.5]), rates)
+    assert reach["expected"] == 1.0
+    assert reach["largest_move"] == pytest.approx(0.5)
+    assert reach["low"] == pytest.approx(2 * sigmoid(-0.5))
+    assert reach["high"] == pytest.approx(2 * sigmoid(0.5))
+    assert expected_reach(np.array([0.5, 0.5]), [0.3, 0.3])["low"] == pytest.approx(1.0)  # a steady base rate
+    one = expected_reach(np.array([0.2, 0.3]), [0.4])  # one window (one period): nothing to draw a range from
+    assert (one["expected"], one["low"], one["high"], one["largest_move"]) == (pytest.approx(0.5), None, None, None)

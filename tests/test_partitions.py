@@ -94,6 +94,8 @@ def test_the_example_runs_in_one_partition_by_default(example_run: tuple) -> Non
         "profiles": len(result.scores),
         "sizes": [len(result.scores)],
         "model_version": result.metadata["model_version"],
+        # where the history the run read starts: every partition's goal rate is per 30 days of it
+        "read_from": pd.read_parquet(result.artifact_dir / "events.parquet")["timestamp"].min().isoformat(),
     }
     # the repeat-buying model the partitions' features need, fitted once on every profile's events
     events = pd.read_parquet(result.artifact_dir / "events.parquet")

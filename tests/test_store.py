@@ -1513,7 +1513,12 @@ def test_publish_stores_the_factors_of_scores_parquet(store, tmp_path, rule, cho
         "v1",
         3,
         # a folder scored before drift was measured, by a model trained across time
-        {"roc_auc": 0.8, "drift": {"status": "unknown", "largest_psi": None}, "single_period": False},
+        {
+            "roc_auc": 0.8,
+            "drift": {"status": "unknown", "largest_psi": None},
+            "single_period": False,
+            "expected": {"expected": pytest.approx(0.7 + 0.2 + 0.55), "low": None, "high": None},  # no windows
+        },
     )
     assert latest["reason"] == (
         f"validation ROC AUC 0.800 meets the quality gate of {spec.training.min_auc:g}; model trained as of 2024-01-01"

@@ -8,10 +8,27 @@ from __future__ import annotations
 
 import pandas as pd
 
+from customer_ai.evaluation import expected_reach
 from customer_ai.report.figures import _svg, _timeline_figure
 from customer_ai.report.folder import _RunFiles
 from customer_ai.report.html import _esc, _int, _num, _p, _pairs, _pct, _section, _short, _table, _template_words
 from customer_ai.spec import InstanceSpec
+
+
+def _expected_words(run: _RunFiles, counts: dict) -> str:
+    """Say how many scored profiles are expected to reach the goal, and the range past windows give."""
+    rates = [c["positives"] / c["rows"] for c in counts.get("snapshots", []) if c.get("rows")]
+    expected = expected_reach(run.scores["probability"].to_numpy(), rates)
+    text = (
+        f"{expected['expected']:,.0f} of the {expected['profiles']:,} profiles scored (the sum of their probabilities)"
+    )
+    if expected["low"] is None:
+        return text + "; one window of history: how much the base rate moves is not known"
+    return (
+        text + f"; {expected['low']:,.0f} to {expected['high']:,.0f} if the base rate moves once more as much as it "
+        f"did between the model's past windows (by up to {expected['largest_move']:.2f} in log-odds): the "
+        "probabilities are calibrated on the latest fully observed window, and the next one's rate will differ"
+    )
 
 
 def _model_card(spec: InstanceSpec, as_of: pd.Timestamp, run: _RunFiles) -> str:
@@ -44,6 +61,7 @@ def _model_card(spec: InstanceSpec, as_of: pd.Timestamp, run: _RunFiles) -> str:
         ),
         ("quality gate", verdict),
         ("held-out ROC AUC", _num(auc)),
+        ("expected to reach the goal", _expected_words(run, counts)),
         (
             "data read",
             f"events from {window[0]} to before {window[1]}; the source starts {_day(source.get('data_start'))}",

@@ -83,6 +83,7 @@ class InstanceRow:
     calibration_error: float | None = None
     drift: str = ""  # ok, warn or unknown (see customer_ai.drift); empty without a published run
     single_period: bool = False  # the model was trained and judged on one period: no check across time
+    expected: dict = field(default_factory=dict)  # profiles expected to reach the goal: expected, low, high
     largest_psi: float | None = None
     scored_profiles: int | None = None
     buckets: dict[str, int] = field(default_factory=dict)
@@ -200,6 +201,7 @@ def _run_row(spec: Any, home: Path, run: dict | None, attempt: dict | None) -> I
         drift=str((metrics.get("drift") or {}).get("status") or "unknown"),
         largest_psi=_number((metrics.get("drift") or {}).get("largest_psi")),
         single_period=bool(metrics.get("single_period")),
+        expected={k: v for k, v in (metrics.get("expected") or {}).items() if v is not None},
         scored_profiles=int(run["scored_profiles"]),
         buckets=buckets,
         report=report,
@@ -302,6 +304,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .status-started { background: #bee3f8; }
 .drift-ok { color: #276749; } .drift-warn { background: #feebc8; padding: 2px 6px; border-radius: 3px; }
 .drift-unknown { color: #718096; }
+.range { color: #718096; font-size: 0.8rem; white-space: nowrap; }
 .message { color: #4a5568; font-size: 0.8rem; max-width: 32rem; white-space: pre-wrap; }
 .attempt { color: #9b2c2c; font-size: 0.8rem; max-width: 32rem; white-space: pre-wrap; margin-top: 0.25rem; }
 .attempt-started { color: #4a5568; }
@@ -321,6 +324,16 @@ def _cell(value: float | None, digits: int) -> str:
 
 def _count(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
+
+
+def _expected_cell(row: InstanceRow) -> str:
+    """Return the cell of the profiles expected to reach the goal, with the range past windows give."""
+    if "expected" not in row.expected:
+        return '<td class="num expected"></td>'
+    text = f"{row.expected['expected']:,.0f}"
+    if "low" in row.expected:
+        text += f'<div class="range">{row.expected["low"]:,.0f} to {row.expected["high"]:,.0f}</div>'
+    return f'<td class="num expected">{text}</td>'
 
 
 def _drift_cell(row: InstanceRow) -> str:
@@ -354,6 +367,7 @@ def _row_html(row: InstanceRow) -> str:
         f'<td class="num calibration-error">{_cell(row.calibration_error, 3)}</td>',
         _drift_cell(row),
         f'<td class="num scored-profiles">{_count(row.scored_profiles)}</td>',
+        _expected_cell(row),
         *(f'<td class="num bucket-{bucket}">{_count(row.buckets.get(bucket))}</td>' for bucket in BUCKETS),
         f"<td>{report}</td>",
     ]
@@ -363,6 +377,7 @@ def _row_html(row: InstanceRow) -> str:
 def render_table(rows: list[InstanceRow], folder: Path) -> str:
     """Return the view's page: a table of the instances' latest runs (``folder`` is named when it is empty)."""
     headers = ["Instance", "Goal", "As of", "Status", "ROC AUC", "Calibration error", "Drift", "Scored profiles"]
+    headers += ["Expected to reach the goal"]
     headers += [f"{bucket.capitalize()}" for bucket in BUCKETS] + ["Report"]
     head = "".join(f"<th>{html.escape(text)}</th>" for text in headers)
     if rows:
@@ -373,7 +388,9 @@ def render_table(rows: list[InstanceRow], folder: Path) -> str:
         "The current run of every instance (the one whose scores are in the profile store): held-out ROC AUC and "
         "calibration error of its model, its drift (ok, or warn when a feature of the scored profiles moved from "
         "the training rows past the instance's warning; the largest stability index in brackets; the report's "
-        '"Drift since training" says which), the profiles it scored and how many fell in each bucket. A later '
+        '"Drift since training" says which), the profiles it scored, how many of them are expected to reach the goal '
+        "(the sum of their probabilities; below it, the range if the base rate moves as much as it did between the "
+        "model's past windows) and how many fell in each bucket. A later "
         "attempt that failed, stopped at the quality gate or is still running is shown beside it, with the reason."
     )
     return _page("Customer AI", f'<h1>Customer AI</h1><p class="note">{html.escape(note)}</p>{content}')
