@@ -223,6 +223,13 @@ def test_report_has_every_section_with_a_heading_a_picture_and_a_table(retail_re
     assert "No past run has a closed goal window yet" in sections["outcomes"]["text"]
     assert sections["evaluation"]["svg"] == 1
     assert "goal: purchase occurs within 30 days" in sections["model-card"]["text"].lower()
+    # how many are expected to reach the goal, and the range the base rate's past moves give
+    assert re.search(
+        r"expected to reach the goal\s*[\d,]+ of the [\d,]+ profiles scored \(the sum of their probabilities\); "
+        r"[\d,]+ to [\d,]+ if the base rate moves once more as much as it did between the model's past windows",
+        sections["model-card"]["text"],
+    )
+    assert "Drift: " in sections["drift"]["text"]
 
 
 @pytest.mark.e2e

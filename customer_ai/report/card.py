@@ -18,6 +18,8 @@ from customer_ai.spec import InstanceSpec
 def _expected_words(run: _RunFiles, counts: dict) -> str:
     """Say how many scored profiles are expected to reach the goal, and the range past windows give."""
     rates = [c["positives"] / c["rows"] for c in counts.get("snapshots", []) if c.get("rows")]
+    if "probability" not in run.scores.columns:  # a folder without scores: nothing to add up
+        return "–"
     expected = expected_reach(run.scores["probability"].to_numpy(), rates)
     text = (
         f"{expected['expected']:,.0f} of the {expected['profiles']:,} profiles scored (the sum of their probabilities)"
