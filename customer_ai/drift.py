@@ -47,6 +47,7 @@ __all__ = [
 
 QUANTILE_BINS = 10  # bins of a numeric feature: the reference's deciles
 WARN_PSI = 0.1  # the usual threshold of a shift worth a look (the default warning of an instance)
+NOTABLE_SHARE = 0.05  # a share of the scored rows worth naming in words (outside the range, missing more often)
 DRIFT_COLUMNS = [
     "psi",
     "outside_share",
@@ -249,13 +250,13 @@ def _share(value: float) -> str:
 
 def _how(row: pd.Series) -> str:
     """Return in words how one feature moved (what stands out most), with its stability index."""
-    if row["above_share"] >= 0.05 and row["above_share"] >= row["below_share"]:  # 5% of the scored rows
+    if row["above_share"] >= NOTABLE_SHARE and row["above_share"] >= row["below_share"]:
         how = f"{_share(row['above_share'])} of the scored values lie above anything in training"
-    elif row["below_share"] >= 0.05:
+    elif row["below_share"] >= NOTABLE_SHARE:
         how = f"{_share(row['below_share'])} of the scored values lie below anything in training"
-    elif row["outside_share"] >= 0.05:  # text values training never had
+    elif row["outside_share"] >= NOTABLE_SHARE:  # text values training never had
         how = f"{_share(row['outside_share'])} of the scored values never occurred in training"
-    elif abs(row["missing_change"]) >= 0.05:
+    elif abs(row["missing_change"]) >= NOTABLE_SHARE:
         now, before = _share(row["missing_current"]), _share(row["missing_reference"])
         how = f"missing for {now} of the scored profiles, {before} in training"
     elif np.isfinite(row["mean_reference"]) and np.isfinite(row["mean_current"]):

@@ -23,6 +23,7 @@ __all__ = [
     "ranking_auc",
     "shift_to_rate",
     "top_fraction_lift",
+    "window_rates",
 ]
 
 _Z_95 = 1.959963984540054  # the standard normal's 97.5% quantile
@@ -115,6 +116,11 @@ def shift_to_rate(probability: np.ndarray, rate: float) -> np.ndarray:
 def _logit(rate: float) -> float:
     rate = min(max(rate, 1e-6), 1 - 1e-6)
     return float(np.log(rate / (1 - rate)))
+
+
+def window_rates(counts: list[dict]) -> list[float]:
+    """Return the goal rate of each window of a model's label counts (``rows`` and ``positives``), in their order."""
+    return [c["positives"] / c["rows"] for c in counts if c.get("rows")]
 
 
 def expected_reach(probability: np.ndarray, window_rates: list[float]) -> dict:

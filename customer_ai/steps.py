@@ -47,7 +47,7 @@ from customer_ai.drift import (
     feature_drift,
 )
 from customer_ai.estimator import PropensityModel, TrainingSet, training_totals
-from customer_ai.evaluation import expected_reach, quality_verdict
+from customer_ai.evaluation import expected_reach, quality_verdict, window_rates
 from customer_ai.events import (
     EventsError,
     check_attribute_join,
@@ -1152,8 +1152,7 @@ def _expected(scores: pd.DataFrame, model: dict) -> dict:
     how much the next window's may move from the latest (see :func:`customer_ai.evaluation.expected_reach`).
     """
     counts = model.get("label_counts", {}).get("snapshots", [])
-    rates = [c["positives"] / c["rows"] for c in counts if c.get("rows")]
-    return expected_reach(scores["probability"].to_numpy(), rates)
+    return expected_reach(scores["probability"].to_numpy(), window_rates(counts))
 
 
 def _drift_summary(folder: Path) -> dict:

@@ -18,6 +18,7 @@ from customer_ai.evaluation import (
     ranking_auc,
     shift_to_rate,
     top_fraction_lift,
+    window_rates,
 )
 
 
@@ -265,5 +266,9 @@ def test_the_expected_count_is_the_sum_of_probabilities_and_its_range_the_larges
     assert reach["low"] == pytest.approx(2 * sigmoid(-0.5))
     assert reach["high"] == pytest.approx(2 * sigmoid(0.5))
     assert expected_reach(np.array([0.5, 0.5]), [0.3, 0.3])["low"] == pytest.approx(1.0)  # a steady base rate
+    assert window_rates([{"rows": 4, "positives": 1}, {"rows": 0, "positives": 0}, {"rows": 5, "positives": 5}]) == [
+        0.25,
+        1.0,
+    ]  # an empty window has no rate
     one = expected_reach(np.array([0.2, 0.3]), [0.4])  # one window (one period): nothing to draw a range from
     assert (one["expected"], one["low"], one["high"], one["largest_move"]) == (pytest.approx(0.5), None, None, None)

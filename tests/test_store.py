@@ -1848,6 +1848,16 @@ def test_a_sqlite_reader_reads_a_store_without_changing_a_byte_even_after_a_kill
     assert not (tmp_path / "store.sqlite-journal").exists()
 
 
+def assert_every_read_refused(reader, message: str) -> None:  # noqa: ANN001 - a SQLiteStore or a PostgresStore
+    """Assert that a reader's check and every read refuse the store with exactly ``message`` (a StoreVersionError)."""
+    with pytest.raises(StoreVersionError) as caught:
+        reader.check()
+    assert str(caught.value) == message
+    for read in ("read_runs", "read_scores", "read_attempts", "latest_run", "count_rows", "segment_names"):
+        with pytest.raises(StoreVersionError, match=re.escape(message)):
+            getattr(reader, read)("unit")
+
+
 def test_a_sqlite_file_of_an_earlier_schema_is_refused_by_readers_and_left_as_it_is(tmp_path):
     # before: the first read of any reader migrated the file
     path = tmp_path / "store.sqlite"
@@ -1858,12 +1868,7 @@ def test_a_sqlite_file_of_an_earlier_schema_is_refused_by_readers_and_left_as_it
         f"the profile store {path} was written by an earlier version of customer-ai (SQLite user_version 0; this "
         f"version reads 1): {MIGRATE}"
     )
-    with pytest.raises(StoreVersionError) as caught:
-        reader.check()
-    assert str(caught.value) == message
-    for read in ("read_runs", "read_scores", "read_attempts", "latest_run", "count_rows", "segment_names"):
-        with pytest.raises(StoreVersionError, match=re.escape(message)):
-            getattr(reader, read)("unit")
+    assert_every_read_refused(reader, message)
     assert path.read_bytes() == before
     # the explicit step (`customer-ai migrate`) migrates it, once
     assert reader.migrate() == (0, 1)

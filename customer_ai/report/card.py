@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from customer_ai.evaluation import expected_reach
+from customer_ai.evaluation import expected_reach, window_rates
 from customer_ai.report.figures import _svg, _timeline_figure
 from customer_ai.report.folder import _RunFiles
 from customer_ai.report.html import _esc, _int, _num, _p, _pairs, _pct, _section, _short, _table, _template_words
@@ -17,10 +17,9 @@ from customer_ai.spec import InstanceSpec
 
 def _expected_words(run: _RunFiles, counts: dict) -> str:
     """Say how many scored profiles are expected to reach the goal, and the range past windows give."""
-    rates = [c["positives"] / c["rows"] for c in counts.get("snapshots", []) if c.get("rows")]
     if "probability" not in run.scores.columns:  # a folder without scores: nothing to add up
         return "–"
-    expected = expected_reach(run.scores["probability"].to_numpy(), rates)
+    expected = expected_reach(run.scores["probability"].to_numpy(), window_rates(counts.get("snapshots", [])))
     text = (
         f"{expected['expected']:,.0f} of the {expected['profiles']:,} profiles scored (the sum of their probabilities)"
     )
