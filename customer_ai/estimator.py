@@ -745,6 +745,7 @@ class PropensityModel:
         """Return what the fitted model is, JSON-ready: snapshots, features, calibration, validation."""
         plan = self.snapshot_plan_
         infos = feature_infos(self.feature_plan_, self.spec)
+        positives, negatives = training_totals(self.label_counts_)
         return {
             "windows": {
                 "features": f"[as_of - {plan.lookback_days} days, as_of)",
@@ -755,8 +756,8 @@ class PropensityModel:
             "history": plan.to_dict(),
             "label_counts": {
                 "snapshots": self.label_counts_,
-                "positives": training_totals(self.label_counts_)[0],
-                "negatives": training_totals(self.label_counts_)[1],
+                "positives": positives,
+                "negatives": negatives,
             },
             "training_sample": getattr(self, "training_sample_", None),
             "features": {
