@@ -300,10 +300,15 @@ def format_markdown(spec: InstanceSpec, results: list[dict]) -> str:
     for result in results:
         history, rates = result["history"], result.get("base_rate", {})
         level_known = result["model"].get("calibration_error_level_known", float("nan"))
+        design = (
+            f"one period ({history['validation']}: parts for fitting, calibration and evaluation), features reading "
+            f"the whole history counted per {history['lookback_days']} days"
+            if history.get("single_period")
+            else f"{len(history['training'])} training snapshots {history['every_days']} days apart, features "
+            f"looking back {history['lookback_days']} days" + (" (adapted to the history)" if history["notes"] else "")
+        )
         lines.append(
-            f"- {result['as_of']}: {len(history['training'])} training snapshots {history['every_days']} days apart, "
-            f"features looking back {history['lookback_days']} days"
-            + (" (adapted to the history)" if history["notes"] else "")
+            f"- {result['as_of']}: {design}"
             + (f", boosted from {_STARTS[result['boosting_start']]}" if "boosting_start" in result else "")
             + f"; base rate {rates.get('validation_window', float('nan')):.3f} in the calibration window, "
             f"{rates.get('outcome_window', float('nan')):.3f} in the outcome window; calibration error "

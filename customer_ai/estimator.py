@@ -505,6 +505,8 @@ class PropensityModel:
         feature_plan = plan_features(
             events, spec, snapshot_plan.oldest, attributes, lookback_days=snapshot_plan.lookback_days
         )
+        if snapshot_plan.single_period:  # scoring has more history than the one period: features read all of it
+            feature_plan.history_from = snapshot_plan.data_start.isoformat()
         with step(f"building point-in-time features (looking back {snapshot_plan.lookback_days} days)") as info:
             repeat_models = None
             read_from = events["timestamp"].min()  # the history read: a sample's own events may start later
@@ -748,7 +750,11 @@ class PropensityModel:
         positives, negatives = training_totals(self.label_counts_)
         return {
             "windows": {
-                "features": f"[as_of - {plan.lookback_days} days, as_of)",
+                "features": (
+                    f"[{self.feature_plan_.history_from}, as_of), counted per {plan.lookback_days} days"
+                    if self.feature_plan_.history_from is not None
+                    else f"[as_of - {plan.lookback_days} days, as_of)"
+                ),
                 "eligibility": f"[as_of - {self.spec.eligibility.lookback_days} days, as_of)",
                 "label": f"[as_of, as_of + {plan.window_days} days)",
                 "snapshots": [f"{s:%Y-%m-%d}" for s in plan.snapshots],

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,7 @@ __all__ = [
     "count_windows",
     "feature_infos",
     "fit_repeat_models",
+    "history_span",
     "plan_features",
     "fixed_scales",
     "ratio_windows",
@@ -187,6 +188,37 @@ def ratio_windows(lookback: int) -> list[tuple[int, int]]:
     return list(zip(points, points[1:], strict=False))
 
 
+def history_span(plan: FeaturePlan, as_of: pd.Timestamp) -> tuple[int, float]:
+    """Return the days the features read back from ``as_of`` and the factor giving their counts per lookback.
+
+    A plan with a window reads ``lookback_days`` days and counts them as they are (factor 1).  A plan of the
+    whole history (``history_from`` set: a model trained and judged on one period) reads from the start of the
+    history, which at scoring lies further back than at its one training snapshot: the counts, sums and repeat
+    days over that span are multiplied by ``lookback_days / span``, so that they are per ``lookback_days`` days
+    of history at training and at scoring alike (rates normalised by the history covered, the same meaning
+    everywhere), while the scoring date uses all of its longer history, as a count over everything would.
+    Days since an event and gaps between active days are not rescaled: they are days, and at scoring may lie
+    beyond what the one period could show (trees treat them as the longest seen).
+    """
+    if plan.history_from is None:
+        return plan.lookback_days, 1.0
+    covered = math.ceil((as_of - pd.Timestamp(plan.history_from)) / pd.Timedelta(days=1))
+    span = max(plan.lookback_days, covered)
+    return span, plan.lookback_days / span
+
+
+def _history_rates(plan: FeaturePlan, spec: InstanceSpec) -> tuple[list[str], list[str]]:
+    """Return the columns counted over a whole-history plan's span (scaled by it) and the ratios divided by one."""
+    lookback = plan.lookback_days
+    counted = [f"{prefix}_count_{lookback}d" for prefix, _, _ in _sources(plan, spec)]
+    counted += [f"{prefix}_value_sum" for prefix in plan.valued_sources]
+    counted.append("active_days")
+    if plan.repeat_model:
+        counted.append(repeat_model_names(spec)[3])
+    ratios = [f"activity_ratio_{recent}_{longer}" for recent, longer in ratio_windows(lookback) if longer == lookback]
+    return counted, ratios
+
+
 def _slug(text: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
     return slug or "event"
@@ -234,6 +266,11 @@ class FeaturePlan:
     repeat_model : bool
         Whether to add the BG/NBD repeat-buying model's view of the goal events (expected goal events in the
         goal window, probability of being alive), fitted at each date on all the goal events before it.
+    history_from : str, optional
+        Set (ISO time) for a model trained and judged on one period: its features read the whole history, from
+        this instant (where the history starts) to the as-of date, and what they count over it is counted per
+        ``lookback_days`` days of it (see :func:`history_span`).  None: the window ``[as_of - lookback_days,
+        as_of)``.
     """
 
     lookback_days: int
@@ -242,6 +279,7 @@ class FeaturePlan:
     categorical_columns: dict[str, list[str]] = field(default_factory=dict)
     profile_columns: dict[str, list[str]] = field(default_factory=dict)
     repeat_model: bool = False
+    history_from: str | None = None
 
     def to_dict(self) -> dict:
         """Return the plan as JSON-ready data."""
@@ -585,7 +623,44 @@ def feature_infos(plan: FeaturePlan, spec: InstanceSpec) -> list[FeatureInfo]:
                 subject=words,
             )
         )
-    return infos
+    return _whole_history_infos(infos, plan, spec) if plan.history_from is not None else infos
+
+
+_IN_HISTORY = "in the history"
+
+
+def _whole_history_infos(infos: list[FeatureInfo], plan: FeaturePlan, spec: InstanceSpec) -> list[FeatureInfo]:
+    """Return ``infos`` worded for a plan of the whole history (see :func:`history_span`).
+
+    What looked at the lookback looks at the whole history; what was counted over it is per ``lookback_days``
+    days of history, a rate with decimals.  A statement of absence keeps the lookback as its days: none in the
+    whole history implies none in any shorter window, which is all the explanations draw from it.
+    """
+    lookback = plan.lookback_days
+    window = f"in the last {lookback} days"
+    per = f"per {lookback} days of history"
+    counted, ratios = _history_rates(plan, spec)
+    out = []
+    for info in infos:
+        words: dict[str, object] = {
+            key: getattr(info, key).replace(window, _IN_HISTORY)
+            for key in ("template", "missing", "one", "zero")
+            if getattr(info, key) is not None
+        }
+        if info.name in counted:
+            for key in ("template", "one"):
+                if key in words:
+                    words[key] = str(words[key]).replace(_IN_HISTORY, per)
+            words.update(style="number" if info.style == "int" else info.style, tally=None)  # money stays money
+        elif info.name in ratios:
+            recent = info.name.split("_")[2]
+            words.update(
+                template=f"{{value}} times as many events in the last {recent} days as {per}",
+                missing=f"no activity {_IN_HISTORY}",
+                style="number",
+            )
+        out.append(replace(info, **words))
+    return out
 
 
 @dataclass
@@ -606,9 +681,13 @@ class _Slice:
 class _Window:
     """One as-of date's lookback window over an :class:`EventIndex`, cut into slices of events."""
 
-    def __init__(self, index: EventIndex, as_of: pd.Timestamp, lookback: int, wanted: np.ndarray) -> None:
+    def __init__(
+        self, index: EventIndex, as_of: pd.Timestamp, lookback: int, wanted: np.ndarray, span: int | None = None
+    ) -> None:
         self.index = index
-        self.start, self.end = index.instant(as_of - pd.Timedelta(days=lookback)), index.instant(as_of)
+        # a whole-history plan reads ``span`` days; its longest count window, named for the lookback, covers them
+        start = as_of - pd.Timedelta(days=lookback if span is None else span)
+        self.start, self.end = index.instant(start), index.instant(as_of)
         self.wanted = wanted
         self.size = index.profile_count
         self.windows = count_windows(lookback)
@@ -902,7 +981,8 @@ def build_features(
     Parameters
     ----------
     events : pandas.DataFrame
-        Canonical events; only those in ``[as_of - plan.lookback_days, as_of)`` are used.
+        Canonical events; only those in ``[as_of - plan.lookback_days, as_of)`` are used (from the plan's
+        ``history_from`` instead, for a plan of the whole history: see :func:`history_span`).
     as_of : pandas.Timestamp
         The as-of date (UTC).
     profiles : pandas.Index
@@ -931,11 +1011,12 @@ def build_features(
     if index is None or index.events is not events:
         index = EventIndex(events)
     lookback = plan.lookback_days
+    span, per_lookback = history_span(plan, as_of)
     rows_index = pd.Index(profiles, name="profile_id")
     codes = index.codes_of(rows_index)
     wanted = np.zeros(index.profile_count, dtype=bool)
     wanted[codes[codes >= 0]] = True
-    window = _Window(index, as_of, lookback, wanted)
+    window = _Window(index, as_of, lookback, wanted, span)
 
     columns: dict[str, np.ndarray] = {}
     for prefix, _, where in _sources(plan, spec):
@@ -952,9 +1033,15 @@ def build_features(
             read_from = index.events["timestamp"].min() if len(index.events) else as_of
         columns.update(
             _repeat_model_features(
-                index, as_of, codes, lookback=lookback, spec=spec, models=repeat_models, read_from=read_from
+                index, as_of, codes, lookback=span, spec=spec, models=repeat_models, read_from=read_from
             )
         )
+    if per_lookback != 1.0:
+        counted, ratios = _history_rates(plan, spec)
+        for name in counted:
+            columns[name] = columns[name] * per_lookback
+        for name in ratios:  # the recent count against the span's count per lookback
+            columns[name] = columns[name] / per_lookback
     if attributes is not None:
         for column in plan.profile_columns:
             columns[f"profile_{_slug(column)}"] = attributes[column].reindex(rows_index).to_numpy()

@@ -299,8 +299,10 @@ def _single_period(full: SnapshotPlan, *, available: int, min_lookback_days: int
     window before the validation snapshot.  A shorter history still holds the validation snapshot ``T_0 = as_of - W``
     (the latest whose goal window is fully observed) with at least :data:`SINGLE_PERIOD_MIN_DAYS` days before it:
     its profiles are split by a hash of their id into parts for fitting, calibration and evaluation
-    (:data:`customer_ai.estimator.SINGLE_PERIOD_SHARES`), the features look back over the history before it.  The
-    metrics then say how the model ranks other profiles of the same period, not how it holds up in the next one.
+    (:data:`customer_ai.estimator.SINGLE_PERIOD_SHARES`), the features read the whole history before it, and
+    the scoring date, ``W`` days later, its whole longer history, counted per the same number of days
+    (:func:`customer_ai.features.history_span`).  The metrics then say how the model ranks other profiles of
+    the same period, not how it holds up in the next one.
 
     ``full`` is the configured plan, ``available`` the days of history before its latest training snapshot.
 
@@ -328,7 +330,8 @@ def _single_period(full: SnapshotPlan, *, available: int, min_lookback_days: int
         f"date whose {window_days}-day goal window is fully observed, are split by a hash of their id into parts "
         "for fitting, calibration and evaluation; the metrics say how the model ranks other profiles of that "
         "period, not how it holds up in the next one",
-        f"features look back {lookback} days instead of {lookback_days}, when training and when scoring",
+        f"features read the whole history, from {_day(data_start)}, and count it per {lookback} days (the "
+        f"history before {_day(validation)}); scoring reads its longer history the same way",
     )
     return SnapshotPlan(
         as_of,

@@ -93,8 +93,16 @@ def test_a_history_too_short_for_a_training_snapshot_trains_and_judges_on_one_pe
     assert described["history"]["single_period"] is True
     assert described["label_counts"]["positives"] == entry["training"]["positives"]
     assert model.metrics_["n"] == entry["evaluation"]["rows"]
-    scores, _ = model.score(short, AS_OF)
+    scores, matrix = model.score(short, AS_OF)
     assert len(scores) > 0
+    # the scoring date has 30 days more history than the one period: its features read all of it, per 44 days
+    assert model.feature_plan_.history_from == plan.data_start.isoformat()
+    assert described["windows"]["features"] == f"[{plan.data_start.isoformat()}, as_of), counted per 44 days"
+    read = short.loc[(short["event_type"] == "purchase") & (short["timestamp"] < AS_OF)]
+    everything = read.groupby("profile_id").size().reindex(matrix.index, fill_value=0)
+    assert (AS_OF - plan.data_start).days == 74  # and some hours: 75 days read
+    np.testing.assert_allclose(matrix["purchase_count_44d"], everything * 44 / 75)
+    assert matrix["purchase_days_since_first"].max() > 44  # days stay days
 
 
 def test_goal_events_that_start_months_after_the_others_set_the_history(spec, caplog: pytest.LogCaptureFixture) -> None:

@@ -558,6 +558,87 @@ def test_feature_plan_round_trip() -> None:
     assert FeaturePlan.from_dict(data) == plan
 
 
+def _whole_history(lookback: int, history_from: pd.Timestamp) -> tuple[FeaturePlan, InstanceSpec]:
+    spec = make_spec(eligibility={"lookback_days": 120})
+    plan = FeaturePlan(lookback_days=lookback, event_types=["purchase"], valued_sources=["purchase"])
+    plan.history_from = history_from.isoformat()
+    return plan, spec
+
+
+def test_a_whole_history_plan_counts_everything_read_per_lookback_days() -> None:
+    # one period's plan: 60 days of history before T, counted per 30 days; the window plan would see 30 days
+    rows = [
+        ("a", ago(59), "purchase", 10.0),  # outside the last 30 days, inside the history
+        ("a", ago(45), "purchase", 20.0),
+        ("a", ago(40), "view"),
+        ("a", ago(10), "purchase", 30.0),
+        ("a", ago(3), "purchase", 40.0),
+        ("b", ago(50), "purchase", 5.0),  # nothing in the last 30 days: the window plan has no purchase of b
+        ("c", ago(61), "purchase", 5.0),  # before the history starts: never read
+    ]
+    plan, spec = _whole_history(30, ago(60))
+    assert features_module.history_span(plan, T) == (60, 0.5)
+    matrix = build_features(make_events(rows), T, pd.Index(["a", "b", "c"]), spec, plan)
+    a, b, c = row(matrix, "a"), row(matrix, "b"), row(matrix, "c")
+    assert a["purchase_count_7d"] == 1  # windows shorter than the lookback keep their days and their counts
+    assert a["purchase_count_30d"] == 2.0  # 4 purchases in 60 days: 2 per 30 days
+    assert a["purchase_value_sum"] == 50.0  # 100 in 60 days
+    assert a["purchase_value_mean"] == 25.0
+    assert a["purchase_days_since_first"] == 59.0  # days are days: beyond the lookback at scoring
+    assert a["tenure_days"] == 59.0
+    assert a["active_days"] == 2.5  # 5 different days in 60
+    assert a["gap_mean_days"] == pytest.approx(56 / 4)
+    assert (b["purchase_count_30d"], b["purchase_days_since_last"], b["active_days"]) == (0.5, 50.0, 0.5)
+    assert (c["purchase_count_30d"], c["active_days"]) == (0.0, 0.0)
+    assert_nan(c["purchase_days_since_last"])
+    # at the one training snapshot the history is the lookback itself: the window plan's values exactly
+    window = FeaturePlan(lookback_days=30, event_types=["purchase"], valued_sources=["purchase"])
+    at_training = T - pd.Timedelta(days=30)
+    events = make_events(rows)
+    assert features_module.history_span(plan, at_training) == (30, 1.0)
+    pd.testing.assert_frame_equal(
+        build_features(events, at_training, pd.Index(["a", "b", "c"]), spec, plan),
+        build_features(events, at_training, pd.Index(["a", "b", "c"]), spec, window),
+    )
+
+
+def test_a_whole_history_plan_never_reads_less_than_its_lookback() -> None:
+    plan, _ = _whole_history(30, ago(10))  # a history start after T - lookback (a later scoring of a sample)
+    assert features_module.history_span(plan, T) == (30, 1.0)
+    plan.history_from = (ago(44) - US).isoformat()  # a start within a day: the whole day is read
+    assert features_module.history_span(plan, T) == (45, 30 / 45)
+
+
+def test_a_whole_history_plans_ratio_compares_the_last_days_with_the_history_rate() -> None:
+    rows = [("a", ago(d), "view") for d in (100, 80, 70, 50, 20, 5)]  # 6 events in 120 days, 2 in the last 30
+    plan, spec = _whole_history(60, ago(120))
+    plan.event_types = ["view"]
+    plan.valued_sources = []
+    a = row(build_features(make_events(rows), T, pd.Index(["a"]), spec, plan), "a")
+    assert a["view_count_60d"] == 3.0  # 6 per 120 days
+    assert a["activity_ratio_30_60"] == pytest.approx(2 / 3)  # 2 in the last 30 days against 3 per 60 days
+
+
+def test_a_whole_history_plan_says_per_lookback_days_of_history() -> None:
+    plan, spec = _whole_history(45, ago(100))
+    infos = {i.name: i for i in feature_infos(plan, spec)}
+    assert infos["purchase_count_45d"].describe(1.5) == "1.5 purchases per 45 days of history"
+    assert infos["purchase_count_45d"].describe(1.0) == "1 purchase per 45 days of history"
+    assert infos["purchase_count_45d"].describe(0.0) == "no purchase in the history"
+    assert infos["purchase_count_30d"].describe(2.0) == "2 purchases in the last 30 days"
+    assert infos["purchase_days_since_last"].describe(np.nan) == "no purchase in the history"
+    assert infos["purchase_days_since_first"].describe(80.0) == "earliest purchase in the history was 80 days ago"
+    assert infos["purchase_value_sum"].describe(12.5) == "purchases worth 12.50 per 45 days of history"
+    assert infos["active_days"].describe(0.75) == "active on 0.75 different days per 45 days of history"
+    assert infos["active_days"].tally is None  # a rate bounds no count of days
+    assert infos["gap_mean_days"].describe(np.nan) == "at most one active day in the history"
+    assert infos["activity_ratio_30_45"].describe(1.25) == (
+        "1.25 times as many events in the last 30 days as per 45 days of history"
+    )
+    assert infos["activity_ratio_30_45"].describe(np.nan) == "no activity in the history"
+    assert FeaturePlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+
+
 # --- descriptions ------------------------------------------------------------------------------------------------
 
 

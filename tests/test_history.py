@@ -92,7 +92,10 @@ def test_history_shorter_than_the_minimum_lookback_is_one_period_said_plainly() 
         "snapshot 2011-10-12 and there are 27 (training.min_lookback_days)"
     )
     assert single.notes[1].startswith("trained and judged on one period: no check across time. The profiles of ")
-    assert single.notes[2] == "features look back 57 days instead of 365, when training and when scoring"
+    assert single.notes[2] == (
+        "features read the whole history, from 2011-09-15, and count it per 57 days (the history before "
+        "2011-11-11); scoring reads its longer history the same way"
+    )
     across = plan(ts("2011-10-12") - pd.Timedelta(days=28))  # exactly the minimum: across time
     assert (across.single_period, across.lookback_days) == (False, 28)
 
