@@ -907,21 +907,23 @@ def _repeat_model_features(
 
 
 PROBABILITY_EDGES = tuple(k / 20 for k in range(1, 20))  # twentieths of [0, 1]
-RATE_EDGES = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0)  # events per 30 days: steps that matter
+RATE_EDGES = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0)  # events per 30 days (or per window): steps that matter
 
 
 def fixed_scales(plan: FeaturePlan, spec: InstanceSpec) -> dict[str, tuple[float, ...]]:
     """Return the features of ``plan`` whose scale means the same everywhere, with the bins a drift check uses.
 
-    BG/NBD's chance of a goal event and P(alive) are model outputs with a fixed meaning (probabilities); the goal
-    rate is per 30 days of the history read, however long that is.  The same value means the same at every
-    snapshot and at scoring, however much history lies behind it, so their drift is measured on their own scale
-    (see :mod:`customer_ai.drift`), not at the training rows' deciles.
+    BG/NBD's chance of a goal event and P(alive) are model outputs with a fixed meaning (probabilities), its
+    expected count is goal events in the goal window (a rate), and the goal rate is per 30 days of the history
+    read, however long that is.  The same value means the same at every snapshot and at scoring, however much
+    history lies behind it, so their drift is measured on their own scale (see :mod:`customer_ai.drift`), not at
+    the training rows' deciles: with more history behind it, BG/NBD tells customers apart more sharply, and
+    deciles of the oldest snapshots would call that a shift on a log that never changed.
     """
     if not plan.repeat_model:
         return {}
-    chance, _, alive, _, _, rate = repeat_model_names(spec)
-    return {chance: PROBABILITY_EDGES, alive: PROBABILITY_EDGES, rate: RATE_EDGES}
+    chance, expected, alive, _, _, rate = repeat_model_names(spec)
+    return {chance: PROBABILITY_EDGES, expected: RATE_EDGES, alive: PROBABILITY_EDGES, rate: RATE_EDGES}
 
 
 def repeat_model_names(spec: InstanceSpec) -> list[str]:

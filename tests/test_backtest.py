@@ -95,13 +95,10 @@ def test_format_markdown_has_a_row_per_date_and_scorer() -> None:
     )
     single = {**results[0], "history": {"training": [], "every_days": 30, "lookback_days": 31, "notes": ["short"]}}
     single["history"].update(single_period=True, validation="2000-12-02")
-    assert (
-        format_markdown(make_spec(), [single])
-        .splitlines()[-1]
-        .startswith(
-            "- 2011-09-01: one period (2000-12-02: parts for fitting, calibration and evaluation), features reading the "
-            "whole history counted per 31 days, boosted from a constant; "
-        )
+    said = format_markdown(make_spec(), [single]).splitlines()[-1]
+    assert said.startswith(
+        "- 2011-09-01: one period (2000-12-02: parts for fitting, calibration and evaluation), features "
+        "reading the whole history counted per 31 days, boosted from a constant; "
     )
 
 

@@ -119,12 +119,17 @@ def test_scored_rows_lacking_a_feature_are_refused() -> None:
         feature_drift(pd.DataFrame({"a": [1.0], "b": [2.0]}), pd.DataFrame({"a": [1.0]}))
 
 
-@pytest.fixture(scope="module")
-def stationary_run():
-    """A log without change over time, the rows a run as of 2024-01-01 trains on and its scoring features."""
-    events = stationary_events(profiles=3000, days=730, seed=3)
-    spec = make_spec(training={"snapshots": 6, "snapshot_every_days": 30, "min_positives": 1, "min_negatives": 1})
+@pytest.fixture(scope="module", params=[730, 300], ids=["two years", "ten months: the plan adapts"])
+def stationary_run(request: pytest.FixtureRequest):
+    """A log without change over time, the rows a run as of 2024-01-01 trains on and its scoring features.
+
+    Two years cover the configured plan; ten months make it adapt (closer snapshots, a shorter lookback), where
+    BG/NBD, fitted on a few months at the oldest snapshot, tells customers apart less sharply than at scoring.
+    """
     as_of = ts("2024-01-01")
+    start = f"{as_of - pd.Timedelta(days=request.param):%Y-%m-%d}" if request.param != 730 else "2022-01-01"
+    events = stationary_events(profiles=3000, days=request.param, seed=3, start=start)
+    spec = make_spec(training={"snapshots": 6, "snapshot_every_days": 30, "min_positives": 1, "min_negatives": 1})
     start, _ = run_window(spec, as_of)
     seen = rows_where(events, in_window(events["timestamp"], start, as_of))  # what a run reads
     training = PropensityModel(spec).build_training_set(seen, as_of)
