@@ -9,15 +9,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     AIRFLOW__CORE__PLUGINS_FOLDER=/opt/customer-ai/plugins \
     AIRFLOW__CORE__LOAD_EXAMPLES=False \
     CUSTOMER_AI_INSTANCES=/opt/customer-ai/instances \
-    CUSTOMER_AI_EXPECTATIONS=/opt/customer-ai/expectations \
     GX_ANALYTICS_ENABLED=False
 
 WORKDIR /opt/customer-ai
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY customer_ai ./customer_ai
-RUN pip install . && mkdir -p "$AIRFLOW_HOME" "$CUSTOMER_AI_HOME"
+COPY customer_ai_airflow ./customer_ai_airflow
+# the package with its Airflow integration (the "Customer AI" view registers itself: the plugins folder stays
+# empty) and the PostgreSQL store; Celery and Redis for the "celery" profile's executor
+RUN pip install ".[airflow,postgres]" "apache-airflow-providers-celery>=3.12,<4" "celery[redis]>=5.5,<5.7" \
+    && mkdir -p "$AIRFLOW_HOME" "$CUSTOMER_AI_HOME"
 COPY dags ./dags
 COPY plugins ./plugins
-COPY expectations ./expectations
 COPY instances ./instances
 COPY examples ./examples

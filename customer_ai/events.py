@@ -552,6 +552,16 @@ def _table_frame(chunks: list[pd.DataFrame], catalog: list[tuple[str, int, str]]
     return frame
 
 
+def _require_driver(source: str) -> None:
+    """Raise an EventsError (a deployment to fix, not a server to wait for) when the PostgreSQL driver is missing."""
+    try:
+        import psycopg2  # noqa: F401, PLC0415 - only deployments reading events from a database need the driver
+    except ModuleNotFoundError as exc:
+        raise EventsError(
+            f'{source}: reading events from PostgreSQL needs the psycopg2 driver: pip install "customer-ai[postgres]"'
+        ) from exc
+
+
 def _relation(table: str):  # noqa: ANN202 - a psycopg2 sql.Identifier, imported lazily
     from psycopg2 import sql  # noqa: PLC0415
 
@@ -630,10 +640,11 @@ def event_table_start(dsn: str, table: str, columns: dict[str, str] | None = Non
     EventsError
         When more than 0.1% of the events lie before the start, or the table or its column cannot be read.
     """
+    source = f"postgresql table {table}"
+    _require_driver(source)
     import psycopg2  # noqa: PLC0415
     from psycopg2 import sql  # noqa: PLC0415
 
-    source = f"postgresql table {table}"
     moment = sql.Identifier((columns or {}).get("timestamp", "timestamp"))
     query = sql.SQL(
         "SELECT date_trunc('day', {0}), count(*), min({0}), max({0}) FROM {1} WHERE {0} IS NOT NULL "
@@ -728,6 +739,7 @@ def load_event_table(
         When the database cannot be reached, the table or a mapped column does not exist, the timestamp column
         is not a time, or the rows are not valid events.
     """
+    _require_driver(f"postgresql table {table}")
     import psycopg2  # noqa: PLC0415 - only deployments reading events from a database need the driver
     from psycopg2 import sql  # noqa: PLC0415
 

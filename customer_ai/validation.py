@@ -17,6 +17,7 @@ Airflow DAG files import the package when they are parsed).
 from __future__ import annotations
 
 import datetime as dt
+import importlib.resources
 import json
 import logging
 import math
@@ -97,11 +98,16 @@ class ExpectationSuiteError(ValueError):
 
 
 def expectations_dir() -> Path:
-    """Return the folder of the built-in suites: ``$CUSTOMER_AI_EXPECTATIONS`` or ``<project>/expectations``."""
+    """Return the folder of the built-in suites: ``$CUSTOMER_AI_EXPECTATIONS`` or the package's ``expectations``.
+
+    The suites are package data (``customer_ai/expectations/*.json``, found through :mod:`importlib.resources`), so
+    an installed package validates as a source checkout does; the project's top-level ``expectations`` folder is a
+    link to them.
+    """
     configured = os.environ.get("CUSTOMER_AI_EXPECTATIONS")
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parents[1] / "expectations"
+    return Path(str(importlib.resources.files("customer_ai") / "expectations"))
 
 
 def _import_gx() -> Any:

@@ -498,7 +498,7 @@ def test_importing_the_plugin_imports_nothing_heavy(tmp_path: Path) -> None:
         """
         import json, sys
         import airflow.sdk  # the baseline every Airflow process pays
-        import customer_ai_ui_plugin as plugin
+        import customer_ai_airflow.plugin as plugin
         heavy = ("fastapi", "pandas", "lightgbm", "airflow.api_fastapi.core_api.security", "customer_ai.store")
         print(json.dumps({
             "heavy": [m for m in heavy if m in sys.modules],
@@ -508,7 +508,6 @@ def test_importing_the_plugin_imports_nothing_heavy(tmp_path: Path) -> None:
         """
     )
     env = airflow_env(tmp_path, ROOT / "instances")
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "plugins"), env["PYTHONPATH"]])
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])

@@ -20,6 +20,7 @@ from airflow.sdk.definitions.param import ParamValidationError
 from airflow.serialization.serialized_objects import DagSerialization
 from airflow_support import airflow_env, dagbag
 
+import customer_ai_airflow.dags
 from customer_ai.flow import step_names
 from customer_ai_airflow.ui import instance_rows
 
@@ -198,7 +199,6 @@ def test_parsing_the_dag_file_imports_nothing_heavy(tmp_path: Path) -> None:
         """
     )
     env = airflow_env(tmp_path, ROOT / "instances")
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "plugins"), env["PYTHONPATH"]])
     result = subprocess.run(
         [sys.executable, "-c", script, str(ROOT / "dags" / "customer_ai_dags.py")],
         env=env,
@@ -237,7 +237,6 @@ def settle(folder: Path, mtime_ns: int = 1_600_000_000_000_000_000) -> None:
 
 def parse_in_a_fresh_process(env: dict[str, str]) -> dict:
     """Parse the DAG file in a new process; return its DAG ids and whether it read an instance file."""
-    env = {**env, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), env["PYTHONPATH"]])}
     result = subprocess.run(
         [sys.executable, "-c", _PARSE_ONCE, str(ROOT / "dags" / "customer_ai_dags.py")],
         env=env,
@@ -313,10 +312,10 @@ def test_a_task_run_builds_only_its_own_dag(tmp_path: Path, example_bag: dict) -
 
 @pytest.fixture
 def dag_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
-    """Return the DAG file's namespace, run in this process over an empty instances folder."""
+    """Return a fresh namespace of the DAG factory's module (as a parse starts with), in this process."""
     monkeypatch.setenv("CUSTOMER_AI_INSTANCES", str(tmp_path))
     monkeypatch.setenv("CUSTOMER_AI_PARSE_CACHE", "off")
-    return runpy.run_path(str(ROOT / "dags" / "customer_ai_dags.py"))
+    return runpy.run_path(customer_ai_airflow.dags.__file__)
 
 
 def build(dag_file: dict, tmp_path: Path, **changes: object):  # noqa: ANN201 - an Airflow DAG
@@ -422,7 +421,6 @@ _PARSE_WITH_A_BUG = textwrap.dedent(
 def test_an_unexpected_error_reading_one_file_hides_no_other_dag_and_is_not_cached(tmp_path: Path) -> None:
     # before: only a SpecError became an invalid DAG; any other exception failed the DAG file's import, every DAG gone
     env = airflow_env(tmp_path, ROOT / "instances")
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "plugins"), env["PYTHONPATH"]])
     env["CUSTOMER_AI_PARSE_CACHE"] = str(tmp_path / "cache")
 
     def parse(mode: str) -> dict:

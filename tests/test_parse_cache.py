@@ -127,6 +127,21 @@ def test_the_cache_folder_is_private_or_not_used(tmp_path: Path, monkeypatch: py
         assert ParseCache.for_folder(tmp_path, "s").file is None
 
 
+def test_the_cache_lives_under_airflows_home_or_the_users_cache_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CUSTOMER_AI_PARSE_CACHE", raising=False)
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
+    assert cache_folder() == tmp_path / "airflow" / "customer_ai_parse_cache"
+    monkeypatch.delenv("AIRFLOW_HOME")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert cache_folder() == tmp_path / "cache" / "customer-ai" / "parse-cache"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "me"))
+    assert cache_folder() == tmp_path / "me" / ".cache" / "customer-ai" / "parse-cache"
+    assert (tmp_path / "me" / ".cache" / "customer-ai" / "parse-cache").stat().st_mode & 0o777 == 0o700
+
+
 def test_one_cache_file_per_instances_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CUSTOMER_AI_PARSE_CACHE", str(tmp_path / "cache"))
     one, other = ParseCache.for_folder(tmp_path / "one", "s"), ParseCache.for_folder(tmp_path / "other", "s")

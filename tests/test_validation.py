@@ -29,6 +29,7 @@ from customer_ai.validation import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+SUITES = ROOT / "customer_ai" / "expectations"  # the built-in suites: package data
 AS_OF = pd.Timestamp("2011-12-10", tz="UTC")
 PARAMS = {"not_after": AS_OF, "value_min": -1e12, "value_max": 1e12, "max_duplicate_share": 0.01}
 
@@ -100,8 +101,8 @@ def write_suite(path: Path, name: str, expectations: list[dict]) -> Path:
 def test_builtin_suites_are_gx_suites_with_notes(stage: str, count: int) -> None:
     import great_expectations as gx
 
-    path = ROOT / "expectations" / f"{stage}.json"
-    assert expectations_dir() == ROOT / "expectations"
+    path = SUITES / f"{stage}.json"
+    assert expectations_dir() == SUITES == (ROOT / "expectations").resolve()
     data = json.loads(path.read_text(encoding="utf-8"))
     suite = gx.ExpectationSuite(**data)  # the documented 1.x way; it silently drops what it cannot build
     assert suite.name == stage
@@ -377,7 +378,7 @@ def test_results_are_written_as_strict_json(tmp_path: Path) -> None:
     assert written["left_out_columns"] == ["factors"]
     (gx_result,) = written["results"]
     assert gx_result["suite_name"] == "scores"
-    assert gx_result["path"] == str(ROOT / "expectations" / "scores.json")
+    assert gx_result["path"] == str(SUITES / "scores.json")
     assert gx_result["statistics"]["unsuccessful_expectations"] == 1
     assert len(gx_result["results"]) == 18
     assert [r["success"] for r in gx_result["results"]].count(False) == 1
@@ -506,13 +507,13 @@ def test_missing_or_unfit_parameter_is_named() -> None:
     with pytest.raises(ExpectationSuiteError) as caught:
         validate_frame(checked(events_frame()), "events", parameters={"as_of": AS_OF})
     assert str(caught.value) == (
-        f"{ROOT / 'expectations' / 'events.json'}: expectation 8 (expect_column_max_to_be_between on timestamp) "
+        f"{SUITES / 'events.json'}: expectation 8 (expect_column_max_to_be_between on timestamp) "
         "takes max_value from the suite parameter 'not_after'; pass it in parameters= (given: as_of)"
     )
     with pytest.raises(ExpectationSuiteError) as caught:
         validate_frame(checked(events_frame()), "events", parameters={**PARAMS, "not_after": [2011, 12, 10]})
     assert str(caught.value) == (
-        f"{ROOT / 'expectations' / 'events.json'}: a suite parameter does not fit its expectation "
+        f"{SUITES / 'events.json'}: a suite parameter does not fit its expectation "
         "(max_value: value is not a valid float); parameters: not_after=[2011, 12, 10], value_min=-1e+12, "
         "value_max=1e+12, max_duplicate_share=0.01"
     )

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from customer_ai.store.address import URI_PREFIXES, ambiguous_address, mask_password, postgres_location
 from customer_ai.store.base import (
@@ -45,8 +46,12 @@ from customer_ai.store.base import (
     StoreUnavailableError,
     StoreVersionError,
 )
-from customer_ai.store.postgres import PostgresStore
 from customer_ai.store.sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from customer_ai.store.postgres import PostgresStore
+
+POSTGRES_EXTRA = "customer-ai[postgres]"
 
 __all__ = [
     "PostgresStore",
@@ -86,14 +91,39 @@ def open_store(
     ------
     StoreAddressError
         For any other address, or an ambiguous PostgreSQL one (the message shows it with its password masked).
+        Also for a PostgreSQL address when its driver is not installed (``pip install "customer-ai[postgres]"``).
     """
     if not uri:
         return SQLiteStore(Path(home) / "store.sqlite", create=create)
     if uri.startswith("sqlite:///"):
         return SQLiteStore(Path(uri.removeprefix("sqlite:///")), create=create)
     if uri.startswith(URI_PREFIXES):
-        return PostgresStore(uri, schema or os.environ.get(_SCHEMA_ENV) or _DEFAULT_SCHEMA, create=create)
+        postgres = _postgres_module(mask_password(uri))
+        return postgres.PostgresStore(uri, schema or os.environ.get(_SCHEMA_ENV) or _DEFAULT_SCHEMA, create=create)
     raise StoreAddressError(
         f"unsupported store address {mask_password(uri)!r}: use sqlite:///path/to/file.sqlite "
         "or postgresql://user@host:port/dbname"
     )
+
+
+def _postgres_module(address: str):  # noqa: ANN202 - the module customer_ai.store.postgres
+    """Import the PostgreSQL store, whose driver (psycopg2) comes with the ``postgres`` extra only."""
+    try:
+        from customer_ai.store import postgres  # noqa: PLC0415 - the driver is optional
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not exc.name.startswith("psycopg2"):
+            raise
+        raise StoreAddressError(
+            f"store {address}: a PostgreSQL store needs the psycopg2 driver, which is not installed: "
+            f'pip install "{POSTGRES_EXTRA}"'
+        ) from exc
+    return postgres
+
+
+def __getattr__(name: str) -> object:
+    """Give ``PostgresStore`` on first use: importing the package must not need the PostgreSQL driver."""
+    if name == "PostgresStore":
+        from customer_ai.store.postgres import PostgresStore  # noqa: PLC0415
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

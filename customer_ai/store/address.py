@@ -14,8 +14,6 @@ import os
 import re
 from urllib.parse import unquote
 
-from psycopg2.extensions import parse_dsn
-
 __all__ = ["ambiguous_address", "mask_password", "postgres_location"]
 
 URI_PREFIXES = ("postgresql://", "postgres://")
@@ -155,8 +153,10 @@ def postgres_location(dsn: str) -> str:
     if ambiguous_address(dsn):
         return mask_password(dsn)
     try:
+        from psycopg2.extensions import parse_dsn  # noqa: PLC0415 - the driver comes with the postgres extra
+
         params = parse_dsn(dsn)
-    except Exception:  # an unparseable address is described by its masked text
+    except Exception:  # an unparseable address, or no driver to read it: described by its masked text
         return mask_password(dsn)
     host = params.get("host") or params.get("hostaddr") or os.environ.get("PGHOST") or "localhost"
     port = params.get("port") or os.environ.get("PGPORT") or "5432"

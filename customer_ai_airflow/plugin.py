@@ -1,7 +1,8 @@
 """The Airflow plugin of customer-ai: a "Customer AI" entry in the UI's navigation bar.
 
 The entry opens the view of :mod:`customer_ai_airflow.ui` (served by Airflow's API server under ``/customer-ai/``,
-to logged-in users only) inside the UI.  Airflow finds this module in its plugins folder.
+to logged-in users only) inside the UI.  Airflow finds the plugin through the package's ``airflow.plugins`` entry
+point (``pip install "customer-ai[airflow]"``): nothing goes into the plugins folder.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The "Customer AI" view of Airflow's UI: every instance's latest run, and each run's report.
 
-Airflow's API server mounts :data:`app` under :data:`URL_PREFIX` (``plugins/customer_ai_ui_plugin.py`` registers
+Airflow's API server mounts :data:`app` under :data:`URL_PREFIX` (:mod:`customer_ai_airflow.plugin` registers
 it, with a navigation entry that shows it inside the UI).  Every route requires an Airflow login, checked by
 Airflow's own ``requires_authenticated`` dependency: the JWT the UI holds in its ``_token`` cookie, or an
 ``Authorization: Bearer`` header.  Without one the API server answers 401, and 403 for a token it did not sign.
@@ -97,8 +97,12 @@ SINGLE_PERIOD_WORDS = "trained and judged on one period: no check across time (t
 
 
 def instances_folder() -> Path:
-    """Return the folder of instance files: ``$CUSTOMER_AI_INSTANCES``, else the project's ``instances/``."""
-    return Path(os.environ.get("CUSTOMER_AI_INSTANCES") or Path(__file__).resolve().parents[2] / "instances")
+    """Return the folder of instance files: ``$CUSTOMER_AI_INSTANCES``, else a source checkout's ``instances/``.
+
+    The view runs in Airflow's API server, not where the DAG file is parsed: Airflow's components share the folder
+    through ``CUSTOMER_AI_INSTANCES`` (what :func:`customer_ai_airflow.dags.dags_from_folder` reads by default).
+    """
+    return Path(os.environ.get("CUSTOMER_AI_INSTANCES") or Path(__file__).resolve().parents[1] / "instances")
 
 
 def _instance_files(folder: Path) -> list[Path]:

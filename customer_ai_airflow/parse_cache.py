@@ -8,9 +8,11 @@ size are those it was read with; the whole cache is valid for one *stamp*, a dig
 time and size.
 
 The cache is JSON (nothing in it is ever executed) in a folder that only its owner can write:
-``<temp dir>/customer_ai_parse_cache_<uid>``, or the folder named by ``CUSTOMER_AI_PARSE_CACHE`` (``off``
-turns the cache off).  Any problem with it (a corrupt or foreign file, a folder owned by someone else, a full
-disk) makes every look-up a miss, never an error.
+``$AIRFLOW_HOME/customer_ai_parse_cache`` under Airflow, else the user's cache folder
+(``$XDG_CACHE_HOME/customer-ai/parse-cache``, by default ``~/.cache/customer-ai/parse-cache``), or the folder named
+by ``CUSTOMER_AI_PARSE_CACHE`` (``off`` turns the cache off).  Several processes may parse at once: each writes a
+whole new file and renames it over the old one, so a reader sees one or the other.  Any problem with it (a
+corrupt or foreign file, a folder owned by someone else, a full disk) makes every look-up a miss, never an error.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def cache_folder() -> Path | None:
     if setting.strip().lower() == "off":
         return None
     uid = os.getuid() if hasattr(os, "getuid") else 0
-    folder = Path(setting) if setting else Path(tempfile.gettempdir()) / f"customer_ai_parse_cache_{uid}"
+    folder = Path(setting) if setting else _default_folder()
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         info = folder.lstat()
@@ -69,6 +71,15 @@ def cache_folder() -> Path | None:
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         return None
     return folder
+
+
+def _default_folder() -> Path:
+    """Return Airflow's home's ``customer_ai_parse_cache`` under Airflow, else the user's cache folder's."""
+    airflow_home = os.environ.get("AIRFLOW_HOME")
+    if airflow_home:
+        return Path(airflow_home) / "customer_ai_parse_cache"
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "customer-ai" / "parse-cache"
 
 
 def _file_key(path: Path) -> list[int] | None:

@@ -1,1 +1,0 @@
-"""Airflow operators around the customer-ai run steps (the modeling package never imports Airflow)."""

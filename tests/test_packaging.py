@@ -1,0 +1,236 @@
+"""How customer-ai is packaged: the library stands without its extras, the suites are package data."""
+
+from __future__ import annotations
+
+import email
+import email.message
+import json
+import re
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+from airflow_support import airflow_env
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-c", textwrap.dedent(code)]
+    return subprocess.run(command, check=False, capture_output=True, text=True, timeout=300, cwd="/")
+
+
+def test_the_library_imports_neither_airflow_nor_a_database_driver() -> None:
+    # the command and every module of the package work where only `pip install customer-ai` was run
+    done = _python(
+        """
+        import importlib, pkgutil, sys
+        import customer_ai
+        for module in pkgutil.walk_packages(customer_ai.__path__, "customer_ai."):
+            if module.name != "customer_ai.store.postgres":  # the PostgreSQL store: it is the driver's user
+                importlib.import_module(module.name)
+        optional = {"airflow", "celery", "redis", "psycopg2", "shap"}
+        loaded = sorted({name.split(".")[0] for name in sys.modules} & optional)
+        print(",".join(loaded) or "none")
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "none"
+
+
+_WITHOUT_DRIVER = """
+    import sys
+    from pathlib import Path
+    sys.modules["psycopg2"] = None  # as if the postgres extra were not installed
+    {call}
+"""
+
+
+def test_a_postgresql_store_without_its_driver_says_which_extra_to_install() -> None:
+    call = "from customer_ai.store import open_store; open_store('postgresql://me:secret@db/scores', Path('.'))"
+    done = _python(_WITHOUT_DRIVER.format(call=call))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "customer_ai.store.base.StoreAddressError: store postgresql://me:***@db/scores: a PostgreSQL store needs the "
+        'psycopg2 driver, which is not installed: pip install "customer-ai[postgres]"'
+    )
+
+
+def test_an_event_table_without_the_driver_says_which_extra_to_install() -> None:
+    call = "from customer_ai.events import load_event_table; load_event_table('postgresql://db/x', 'events')"
+    done = _python(_WITHOUT_DRIVER.format(call=call))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "customer_ai.events.EventsError: postgresql table events: reading events from PostgreSQL needs the psycopg2 "
+        'driver: pip install "customer-ai[postgres]"'
+    )
+
+
+def test_the_built_in_suites_are_package_data() -> None:
+    import importlib.resources
+
+    from customer_ai.validation import expectations_dir
+
+    suites = importlib.resources.files("customer_ai") / "expectations"
+    assert sorted(p.name for p in suites.iterdir() if p.name.endswith(".json")) == [
+        "events.json",
+        "scores.json",
+        "training_set.json",
+    ]
+    assert expectations_dir() == Path(str(suites))
+    assert (ROOT / "expectations").resolve() == Path(str(suites))  # the project's folder is a link to them
+
+
+# --- the built wheel ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Build the project's wheel as a user would (``pip wheel .``, isolated build); return its path."""
+    out = tmp_path_factory.mktemp("wheel")
+    command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", str(ROOT), "--wheel-dir", str(out)]
+    built = subprocess.run(command, check=False, capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr[-3000:]
+    (path,) = out.glob("customer_ai-*.whl")
+    return path
+
+
+def _metadata(wheel: Path) -> tuple[list[str], email.message.Message, str]:
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        info = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+        return names, email.message_from_bytes(archive.read(info)), archive.read(points).decode()
+
+
+def test_the_wheel_holds_the_library_the_suites_and_the_airflow_integration(wheel: Path) -> None:
+    names, _, _ = _metadata(wheel)
+    tops = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    assert tops == {"customer_ai", "customer_ai_airflow"}  # no tests, DAG file, examples or benchmarks
+    assert {f"customer_ai/expectations/{s}.json" for s in ("events", "scores", "training_set")} <= set(names)
+    assert {f"customer_ai_airflow/{m}.py" for m in ("dags", "operators", "plugin", "provider", "ui")} <= set(names)
+
+
+def test_the_wheel_needs_airflow_only_for_its_airflow_extra(wheel: Path) -> None:
+    _, metadata, _ = _metadata(wheel)
+    requires = metadata.get_all("Requires-Dist")
+    base = [r for r in requires if "extra ==" not in r]
+    names = {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower() for r in base}
+    assert names == {
+        "great-expectations",
+        "lightgbm",
+        "matplotlib",
+        "pandas",
+        "pyarrow",
+        "numpy",
+        "scipy",
+        "scikit-learn",
+        "pydantic",
+        "pyyaml",
+    }
+    assert set(metadata.get_all("Provides-Extra")) == {"airflow", "postgres", "dev"}
+    airflow = [r.split(";")[0].strip() for r in requires if 'extra == "airflow"' in r]
+    assert [r for r in airflow if r.startswith("apache-airflow")] == ["apache-airflow<4,>=3.1"]
+    runtime = [r.lower() for r in requires if 'extra == "dev"' not in r]  # what a deployment installs
+    assert not [r for r in runtime if r.startswith(("shap", "celery", "redis", "asyncpg", "apache-airflow-providers"))]
+
+
+def test_airflow_finds_the_plugin_and_the_provider_by_entry_points(wheel: Path) -> None:
+    _, _, points = _metadata(wheel)
+    assert "[airflow.plugins]\ncustomer_ai = customer_ai_airflow.plugin:CustomerAIPlugin" in points
+    assert "[apache_airflow_provider]\nprovider_info = customer_ai_airflow.provider:get_provider_info" in points
+
+
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh virtualenv outside the source tree with nothing but the wheel (``pip install customer-ai``)."""
+    venv = tmp_path_factory.mktemp("installed") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    install = [str(venv / "bin" / "pip"), "install", "--quiet", str(wheel)]  # its dependencies from the index
+    done = subprocess.run(install, check=False, capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return venv
+
+
+def test_the_wheel_alone_runs_the_example_instance_from_the_command_line(installed: Path, tmp_path: Path) -> None:
+    # outside the source tree: the suites come from the package, nothing from the checkout is importable
+    text = (ROOT / "instances" / "repurchase_30d.yaml").read_text()
+    (tmp_path / "repurchase_30d.yaml").write_text(text.replace("../examples", str(ROOT / "examples")))
+    env = {"PATH": f"{installed / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "GX_ANALYTICS_ENABLED": "False"}
+    where = subprocess.run(
+        [
+            str(installed / "bin" / "python"),
+            "-c",
+            "import customer_ai, importlib.util as u; "
+            "print(customer_ai.__file__, u.find_spec('airflow'), u.find_spec('psycopg2'))",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert where.stdout.split() == [
+        str(
+            installed
+            / "lib"
+            / f"python{sys.version_info.major}.{sys.version_info.minor}"
+            / "site-packages"
+            / "customer_ai"
+            / "__init__.py"
+        ),
+        "None",
+        "None",
+    ]
+    command = [
+        str(installed / "bin" / "customer-ai"),
+        "-q",
+        "run",
+        "repurchase_30d.yaml",
+        "--as-of",
+        "2011-12-11",
+        "--home",
+        str(tmp_path / "home"),
+    ]
+    done = subprocess.run(command, check=False, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    shown = subprocess.run(
+        [str(installed / "bin" / "customer-ai"), "show", "repurchase_30d.yaml", "--home", str(tmp_path / "home")],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "latest run as of 2011-12-11" in shown.stdout
+    assert ": ok: validation ROC AUC" in shown.stdout
+
+
+def test_airflow_lists_the_plugin_and_the_provider_with_an_empty_plugins_folder(tmp_path: Path) -> None:
+    assert [p.name for p in (ROOT / "plugins").iterdir()] == ["README.md"]  # no Python file: nothing to import
+    env = airflow_env(tmp_path, ROOT / "instances")
+    assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == str(ROOT / "plugins")
+    airflow = str(Path(sys.executable).parent / "airflow")
+
+    def listed(*command: str) -> list[dict]:
+        done = subprocess.run([airflow, *command, "-o", "json"], env=env, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout)
+
+    (plugin,) = listed("plugins")
+    assert plugin["name"] == "customer_ai"
+    assert plugin["source"].startswith("customer-ai==0.1.0: EntryPoint(name='customer_ai', ")
+    assert [view["name"] for view in plugin["external_views"]] == ["Customer AI"]
+    providers = [p for p in listed("providers", "list") if p["package_name"] == "customer-ai"]
+    assert providers == [
+        {
+            "package_name": "customer-ai",
+            "description": "Calibrated propensity scores with per-profile reasons from an event log: one DAG per "
+            "instance file, its operators and the Customer AI view",
+            "version": "0.1.0",
+        }
+    ]
