@@ -30,23 +30,31 @@ class Step:
         Whether a failure may be retried (infrastructure faults); False where retrying cannot help.
     mapped : bool
         Whether it runs once per scoring partition (its function takes the partition number) instead of once.
+    heavy : bool
+        Whether it holds the run's events, a training set or a partition's features in memory: what a pool of
+        Airflow can cap the concurrency of (the others read and write small files and the store).
     """
 
     name: str
     summary: str
     retry: bool = True
     mapped: bool = False
+    heavy: bool = False
 
 
 GATE = "quality_gate"
 
 STEPS: tuple[Step, ...] = (
-    Step("validate_events", "load the events, validate them and keep those of the run's window"),
-    Step("build_training_set", "label and build features at every snapshot, unless a recent model is reused"),
-    Step("train", "fit, calibrate and measure a model on held-out profiles, or point at the reused one"),
+    Step("validate_events", "load the events, validate them and keep those of the run's window", heavy=True),
+    Step(
+        "build_training_set",
+        "label and build features at every snapshot, unless a recent model is reused",
+        heavy=True,
+    ),
+    Step("train", "fit, calibrate and measure a model on held-out profiles, or point at the reused one", heavy=True),
     Step(GATE, "stop here if the model is poor: record the poor run, keep the previous scores", retry=False),
-    Step("plan_scoring", "list the eligible profiles and split them into hash partitions"),
-    Step("score_partition", "score one partition's profiles with their influential factors", mapped=True),
+    Step("plan_scoring", "list the eligible profiles and split them into hash partitions", heavy=True),
+    Step("score_partition", "score one partition's profiles with their influential factors", mapped=True, heavy=True),
     Step("combine_scores", "put the partitions together: percentiles and buckets over every scored profile"),
     Step("validate_scores", "validate the scores before anything is published"),
     Step("track_outcomes", "find what came true for past runs whose goal window has closed"),

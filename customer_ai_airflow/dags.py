@@ -16,9 +16,8 @@ shows of an instance (its :class:`InstanceSummary`, or why the file is invalid) 
 (:mod:`customer_ai_airflow.parse_cache`), so parsing again reads and checks only the files that changed, and a
 parse for one task (Airflow's parsing context names its DAG) builds that DAG alone.  Environment knobs:
 ``CUSTOMER_AI_INSTANCES`` (the folder, when the DAG file names none), ``CUSTOMER_AI_PARSE_CACHE`` (the cache's
-folder, or ``off``), ``CUSTOMER_AI_START_DATE`` (overrides every instance's ``start_date``),
-``CUSTOMER_AI_RETRIES`` (default 2), ``CUSTOMER_AI_RETRY_DELAY_SECONDS`` (default 60, doubled on each retry up to
-10 minutes).
+folder, or ``off``), ``CUSTOMER_AI_START_DATE`` (overrides every instance's ``start_date``), and the tasks'
+retries, time limit, pool and priority (:mod:`customer_ai_airflow.settings`).
 """
 
 from __future__ import annotations
@@ -41,6 +40,7 @@ import customer_ai
 from customer_ai.flow import STEPS
 from customer_ai_airflow.operators import STEP_OPERATORS, InvalidInstanceOperator
 from customer_ai_airflow.parse_cache import ParseCache, code_stamp
+from customer_ai_airflow.settings import TaskSettings
 
 if TYPE_CHECKING:
     from customer_ai.spec import InstanceSpec
@@ -57,16 +57,6 @@ def _start_date(spec_date: dt.date) -> dt.datetime:
     override = os.environ.get("CUSTOMER_AI_START_DATE")
     day = dt.date.fromisoformat(override) if override else spec_date
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
-
-
-def _default_args() -> dict:
-    return {
-        "owner": "customer-ai",
-        "retries": int(os.environ.get("CUSTOMER_AI_RETRIES", "2")),
-        "retry_delay": dt.timedelta(seconds=float(os.environ.get("CUSTOMER_AI_RETRY_DELAY_SECONDS", "60"))),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": dt.timedelta(minutes=10),
-    }
 
 
 def scores_asset(name: str) -> Asset:
@@ -233,8 +223,13 @@ def _set_params(dag: DAG, params: dict[str, Param]) -> None:
     object.__setattr__(dag, "params", SharedSchemaParams(params))
 
 
-def build_dag(summary: InstanceSummary, path: Path) -> DAG:
-    """Return the DAG of one instance: the steps of :data:`customer_ai.flow.STEPS`, in order."""
+def build_dag(summary: InstanceSummary, path: Path, settings: TaskSettings | None = None) -> DAG:
+    """Return the DAG of one instance: the steps of :data:`customer_ai.flow.STEPS`, in order.
+
+    ``settings`` (default: the environment's, :meth:`TaskSettings.from_environment`) gives every task its retries,
+    time limit and priority, and the heavy steps their pool.
+    """
+    settings = TaskSettings.from_environment() if settings is None else settings
     with DAG(
         dag_id=f"{DAG_PREFIX}{summary.name}",
         description=summary.description,
@@ -243,7 +238,7 @@ def build_dag(summary: InstanceSummary, path: Path) -> DAG:
         catchup=summary.catchup,
         max_active_runs=1,
         tags=[*TAGS, summary.propensity],
-        default_args=_default_args(),
+        default_args=settings.default_args(),
         doc_md=summary.doc_md,
     ) as dag:
         _set_params(dag, _trigger_params(summary))  # before the first task copies them
@@ -252,6 +247,8 @@ def build_dag(summary: InstanceSummary, path: Path) -> DAG:
             options: dict = {"instance_path": str(path), "doc": step.summary}
             if not step.retry:
                 options["retries"] = 0
+            if step.heavy and settings.heavy_pool:
+                options["pool"] = settings.heavy_pool
             if step is STEPS[-1]:
                 options["outlets"] = [scores_asset(summary.name)]
             operator = STEP_OPERATORS[step.name]
@@ -337,7 +334,7 @@ def _summary_or_reason(path: Path, cache: ParseCache | None) -> InstanceSummary 
     return found
 
 
-def load_dags(folder: Path, cache: ParseCache | None = None) -> dict[str, DAG]:
+def load_dags(folder: Path, cache: ParseCache | None = None, settings: TaskSettings | None = None) -> dict[str, DAG]:
     """Return a DAG per ``*.yaml``/``*.yml`` file in ``folder``; a bad file gives an invalid-instance DAG.
 
     When Airflow parses the file to run a task of one DAG (its parsing context names the DAG), only that DAG is
@@ -349,7 +346,10 @@ def load_dags(folder: Path, cache: ParseCache | None = None) -> dict[str, DAG]:
         The instance files' folder.
     cache : ParseCache, optional
         What was read from unchanged files; without it every file is read and checked.
+    settings : TaskSettings, optional
+        The tasks' Airflow settings; the environment's by default.
     """
+    settings = TaskSettings.from_environment() if settings is None else settings
     wanted = get_parsing_context().dag_id
     dags: dict[str, DAG] = {}
     owners: dict[str, Path] = {}
@@ -361,7 +361,7 @@ def load_dags(folder: Path, cache: ParseCache | None = None) -> dict[str, DAG]:
             owners[found.name] = path
             dag_id = f"{DAG_PREFIX}{found.name}"
             if wanted is None or dag_id == wanted:
-                dags[dag_id] = build_dag(found, path)
+                dags[dag_id] = build_dag(found, path, settings)
         else:
             log.warning("customer-ai instance file %s is invalid:\n%s", path, found)
             dag_id = _invalid_dag_id(path)  # a valid instance of that name keeps its DAG
@@ -372,11 +372,14 @@ def load_dags(folder: Path, cache: ParseCache | None = None) -> dict[str, DAG]:
     return dags
 
 
-def dags_from_folder(folder: str | os.PathLike | None = None) -> dict[str, DAG]:
+def dags_from_folder(
+    folder: str | os.PathLike | None = None, *, settings: TaskSettings | None = None
+) -> dict[str, DAG]:
     """Return the DAGs of the instance files in ``folder`` (default ``$CUSTOMER_AI_INSTANCES``), by DAG id.
 
     What a DAG file calls: ``globals().update(dags_from_folder("/path/to/instances"))``.  The folder's parse cache
-    is used (see :func:`open_parse_cache`).
+    is used (see :func:`open_parse_cache`); ``settings`` are the tasks' retries, time limit, pool and priority
+    (default: :meth:`TaskSettings.from_environment`).
 
     Raises
     ------
@@ -392,4 +395,4 @@ def dags_from_folder(folder: str | os.PathLike | None = None) -> dict[str, DAG]:
     path = Path(chosen)
     if not path.is_dir():
         raise ValueError(f"customer-ai: the folder of instance files {path} does not exist (or is not a folder)")
-    return load_dags(path, open_parse_cache(path))
+    return load_dags(path, open_parse_cache(path), settings)

@@ -87,7 +87,7 @@ class CustomerAIOperator(BaseOperator):
     """
 
     ui_color = "#e8f1fb"
-    template_fields: Sequence[str] = ()
+    template_fields: Sequence[str] = ("instance_path",)  # e.g. "{{ var.value.customer_ai_instances }}/x.yaml"
 
     def __init__(self, *, instance_path: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -22,6 +22,7 @@ from airflow_support import airflow_env, dagbag
 
 import customer_ai_airflow.dags
 from customer_ai.flow import step_names
+from customer_ai_airflow.settings import TaskSettings
 from customer_ai_airflow.ui import instance_rows
 
 from conftest import ROOT, make_spec
@@ -318,7 +319,7 @@ def dag_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     return runpy.run_path(customer_ai_airflow.dags.__file__)
 
 
-def build(dag_file: dict, tmp_path: Path, **changes: object):  # noqa: ANN201 - an Airflow DAG
+def build(dag_file: dict, tmp_path: Path, settings: TaskSettings | None = None, **changes: object):  # noqa: ANN201
     summary = dag_file["InstanceSummary"](
         name="shop",
         propensity="conversion",
@@ -331,7 +332,32 @@ def build(dag_file: dict, tmp_path: Path, **changes: object):  # noqa: ANN201 - 
         min_auc=0.65,
         trigger_as_of="2011-12-11",
     )
-    return dag_file["build_dag"](summary._replace(**changes), tmp_path / "shop.yaml")
+    return dag_file["build_dag"](summary._replace(**changes), tmp_path / "shop.yaml", settings)
+
+
+def test_the_heavy_steps_take_the_configured_pool_and_every_task_its_time_limit_and_priority(
+    dag_file: dict, tmp_path: Path
+) -> None:
+    settings = TaskSettings(
+        execution_timeout=dt.timedelta(minutes=45), heavy_pool="customer_ai_heavy", priority_weight=3
+    )
+    dag = build(dag_file, tmp_path, settings)
+    pools = {task.task_id: task.pool for task in dag.tasks}
+    heavy = ["validate_events", "build_training_set", "train", "plan_scoring", "score_partition"]
+    assert [name for name in TASKS if pools[name] == "customer_ai_heavy"] == heavy
+    assert {pools[name] for name in TASKS if name not in heavy} == {"default_pool"}
+    assert {task.execution_timeout for task in dag.tasks} == {dt.timedelta(minutes=45)}
+    assert {task.priority_weight for task in dag.tasks} == {3}
+    assert {tuple(task.template_fields) for task in dag.tasks} == {("instance_path",)}
+    assert {task.pool for task in build(dag_file, tmp_path).tasks} == {"default_pool"}  # by default: no pool to create
+
+
+def test_a_bad_setting_in_the_environment_is_the_dag_files_import_error(tmp_path: Path) -> None:
+    env = airflow_env(tmp_path, ROOT / "instances", CUSTOMER_AI_EXECUTION_TIMEOUT_MINUTES="soon")
+    bag = dagbag(env)
+    assert bag["dags"] == {}
+    (error,) = bag["import_errors"].values()
+    assert "ValueError: CUSTOMER_AI_EXECUTION_TIMEOUT_MINUTES='soon': not a number" in error
 
 
 def test_every_task_has_its_own_params_sharing_only_the_dags_schemas(dag_file: dict, tmp_path: Path) -> None:
