@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import re
 from pathlib import Path
 
@@ -63,13 +62,12 @@ def test_airflow_settings_name_real_options() -> None:
             assert option.lower() in template[section.lower()]["options"], key
 
 
-def test_store_connection_gives_a_postgres_address() -> None:
-    from customer_ai_airflow.connections import connection_dsn
+def test_store_connection_gives_a_postgres_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    from customer_ai_airflow.connections import store_address
 
-    raw = json.loads(SERVICES["airflow-apiserver"]["environment"]["AIRFLOW_CONN_CUSTOMER_AI_STORE"])
-    connection = type("Connection", (), {**raw, "extra_dejson": raw["extra"]})
-    assert connection_dsn(connection) == "postgresql://airflow:airflow@postgres:5432/customer_ai"
-    assert raw["extra"] == {"schema": "customer_ai"}
+    raw = SERVICES["airflow-apiserver"]["environment"]["AIRFLOW_CONN_CUSTOMER_AI_STORE"]
+    monkeypatch.setenv("AIRFLOW_CONN_CUSTOMER_AI_STORE", raw)
+    assert store_address() == ("postgresql://airflow:airflow@postgres:5432/customer_ai", "customer_ai")
 
 
 def test_the_celery_profile_adds_redis_and_two_workers_of_the_same_image() -> None:

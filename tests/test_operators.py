@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import secrets
+from contextlib import closing
 from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
+import psycopg2
 import pytest
 import yaml
+from psycopg2 import sql
 
 from customer_ai import artifacts
 from customer_ai.store import SQLiteStore
@@ -100,11 +104,36 @@ def test_params_are_converted_or_absent() -> None:
     assert _param(context, "missing", int) is None
 
 
-def test_connection_fields_become_a_postgres_address() -> None:
-    conn = SimpleNamespace(login="ai user", password="p@ss:w/rd", host="db", port=5433, schema="crm")
-    assert connections.connection_dsn(conn) == "postgresql://ai%20user:p%40ss%3Aw%2Frd@db:5433/crm"
-    bare = SimpleNamespace(login=None, password=None, host=None, port=None, schema=None)
-    assert connections.connection_dsn(bare) == "postgresql://localhost/"
+def test_libpq_arguments_become_a_postgres_address() -> None:
+    arguments = {"host": "db", "port": 5433, "user": "ai user", "password": "p@ss:w/rd", "dbname": "crm"}
+    assert connections.libpq_address(arguments) == "postgresql://ai%20user:p%40ss%3Aw%2Frd@db:5433/crm"
+    assert connections.libpq_address({"host": None, "port": None, "user": None, "dbname": None}) == (
+        "postgresql://localhost/"
+    )
+    options = {"host": "/var/run/postgresql", "dbname": "crm", "sslmode": "verify-full", "keepalives": True}
+    assert connections.libpq_address(options) == (
+        "postgresql://%2Fvar%2Frun%2Fpostgresql/crm?sslmode=verify-full&keepalives=true"
+    )
+    assert connections.libpq_address({"host": "::1", "options": "-c search_path=x"}) == (
+        "postgresql://[::1]/?options=-c+search_path%3Dx"
+    )
+
+
+def _connection(monkeypatch: pytest.MonkeyPatch, name: str, **fields: object) -> None:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{name.upper()}", json.dumps({"conn_type": "postgres", **fields}))
+
+
+def test_a_connections_extras_are_libpq_options_but_the_hooks_and_ours(monkeypatch: pytest.MonkeyPatch) -> None:
+    # before: the address was rebuilt from the fields alone, and sslmode and every other extra were dropped
+    extra = {"schema": "scores", "sslmode": "require", "connect_timeout": 7, "cursor": "dictcursor"}
+    _connection(
+        monkeypatch, "warehouse", host="db", port=5432, login="ai", password="s3cret", schema="crm", extra=extra
+    )
+    address, own = connections.postgres_address("warehouse")
+    assert address == "postgresql://ai:s3cret@db:5432/crm?sslmode=require&connect_timeout=7"  # cursor: the hook's
+    assert own == {"schema": "scores"}  # ours: the store's schema, never a libpq option
+    assert connections.events_dsn("warehouse") == address
+    assert connections.events_dsn(None) is None
 
 
 def test_store_address_comes_from_the_connection_then_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,20 +142,32 @@ def test_store_address_comes_from_the_connection_then_the_environment(monkeypatc
     assert connections.store_address() == ("sqlite:///tmp/x.sqlite", None)
     monkeypatch.delenv("CUSTOMER_AI_STORE")
     assert connections.store_address() == (None, None)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_CUSTOMER_AI_STORE",
-        json.dumps(
-            {
-                "conn_type": "postgres",
-                "host": "db",
-                "port": 5432,
-                "login": "ai",
-                "schema": "crm",
-                "extra": {"schema": "scores"},
-            }
-        ),
+    _connection(monkeypatch, "customer_ai_store", host="db", port=5432, login="ai", schema="crm", extra={"schema": "s"})
+    assert connections.store_address() == ("postgresql://ai@db:5432/crm", "s")
+
+
+def test_a_store_connection_with_libpq_extras_opens_the_real_store(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from customer_ai.store import open_store
+
+    schema = f"ci_conn_{secrets.token_hex(4)}"
+    extra = {"schema": schema, "sslmode": "disable", "connect_timeout": 5, "application_name": "customer-ai-test"}
+    _connection(
+        monkeypatch, "customer_ai_store", host="127.0.0.1", port=5432, login="postgres", schema="test", extra=extra
     )
-    assert connections.store_address() == ("postgresql://ai@db:5432/crm", "scores")
+    address, chosen = connections.store_address()
+    assert chosen == schema
+    store = open_store(address, tmp_path, chosen)
+    try:
+        store.check()  # created and migrated through the connection's address, libpq options included
+        with closing(psycopg2.connect(address)) as conn, conn.cursor() as cursor:
+            cursor.execute("SHOW application_name")
+            assert cursor.fetchone() == ("customer-ai-test",)
+    finally:
+        with closing(psycopg2.connect(address)) as conn, conn.cursor() as cursor:
+            cursor.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+            conn.commit()
 
 
 def test_an_invalid_instance_task_fails_with_the_files_error() -> None:
