@@ -1,4 +1,13 @@
 # customer-ai with Airflow 3: the image every docker-compose service runs.
+# Built from the wheel, as a deployment installs it: the first stage builds it, the second installs nothing else of
+# the source tree but the DAG file, the empty plugins folder and the examples.
+FROM python:3.11-slim AS wheel
+WORKDIR /src
+COPY pyproject.toml README.md LICENSE ./
+COPY customer_ai ./customer_ai
+COPY customer_ai_airflow ./customer_ai_airflow
+RUN pip wheel --no-deps --wheel-dir /wheels .
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -12,12 +21,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     GX_ANALYTICS_ENABLED=False
 
 WORKDIR /opt/customer-ai
-COPY pyproject.toml README.md LICENSE ./
-COPY customer_ai ./customer_ai
-COPY customer_ai_airflow ./customer_ai_airflow
+COPY --from=wheel /wheels /wheels
 # the package with its Airflow integration (the "Customer AI" view registers itself: the plugins folder stays
 # empty) and the PostgreSQL store; Celery and Redis for the "celery" profile's executor
-RUN pip install ".[airflow,postgres]" "apache-airflow-providers-celery>=3.12,<4" "celery[redis]>=5.5,<5.7" \
+RUN pip install "$(ls /wheels/customer_ai-*.whl)[airflow,postgres]" \
+        "apache-airflow-providers-celery>=3.12,<4" "celery[redis]>=5.5,<5.7" \
     && mkdir -p "$AIRFLOW_HOME" "$CUSTOMER_AI_HOME"
 COPY dags ./dags
 COPY plugins ./plugins

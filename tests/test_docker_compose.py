@@ -43,9 +43,22 @@ def test_every_referenced_file_exists() -> None:
             assert (ROOT / service["build"] / "Dockerfile").exists()
     dockerfile = (ROOT / "Dockerfile").read_text()
     for line in dockerfile.splitlines():
-        if line.startswith("COPY "):
+        if line.startswith("COPY ") and not line.startswith("COPY --from="):  # --from: another stage's files
             for source in line.split()[1:-1]:
                 assert (ROOT / source).exists(), line
+
+
+def test_the_image_installs_the_built_wheel_and_ships_no_package_source() -> None:
+    stages = (ROOT / "Dockerfile").read_text().split("\nFROM ")[1:]
+    assert len(stages) == 2  # the wheel is built in the first stage, installed in the second
+    assert "RUN pip wheel --no-deps --wheel-dir /wheels ." in stages[0]
+    final = stages[1]
+    assert "COPY --from=wheel /wheels /wheels" in final
+    assert '"$(ls /wheels/customer_ai-*.whl)[airflow,postgres]"' in final
+    copied = [line.split()[1] for line in final.splitlines() if line.startswith("COPY ") and "--from" not in line]
+    assert copied == ["dags", "plugins", "instances", "examples"]  # the package comes from the wheel alone
+    assert [p.name for p in (ROOT / "plugins").iterdir()] == ["README.md"]
+    assert (ROOT / "dags" / "customer_ai_dags.py").read_text().count("\n") <= 10  # the documented few lines
 
 
 def test_airflow_settings_name_real_options() -> None:

@@ -240,3 +240,66 @@ def test_airflow_lists_the_plugin_and_the_provider_with_an_empty_plugins_folder(
             "version": "0.1.0",
         }
     ]
+
+
+@pytest.fixture(scope="module")
+def installed_with_airflow(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh virtualenv outside the source tree with the wheel and its Airflow extra, nothing else."""
+    venv = tmp_path_factory.mktemp("installed-airflow") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    install = [str(venv / "bin" / "pip"), "install", "--quiet", f"{wheel}[airflow]"]
+    done = subprocess.run(install, check=False, capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return venv
+
+
+_VIEW_ROWS = """
+import json
+from pathlib import Path
+from customer_ai_airflow.ui import _open_store, instance_rows, instances_folder
+from customer_ai.artifacts import default_home
+rows = instance_rows(instances_folder(), default_home(), _open_store)
+print(json.dumps([[row.name, row.status, row.as_of] for row in rows]))
+"""
+
+
+def test_the_wheel_with_its_airflow_extra_runs_the_example_dag_from_the_documented_dag_file(
+    installed_with_airflow: Path, tmp_path: Path
+) -> None:
+    # an Airflow home whose DAGs folder holds only the two-line DAG file of the README and whose plugins folder is empty
+    dags, plugins, instances = tmp_path / "dags", tmp_path / "plugins", tmp_path / "instances"
+    for folder in (dags, plugins, instances):
+        folder.mkdir()
+    (dags / "customer_ai_dags.py").write_text((ROOT / "dags" / "customer_ai_dags.py").read_text())
+    text = (ROOT / "instances" / "repurchase_30d.yaml").read_text()
+    (instances / "repurchase_30d.yaml").write_text(text.replace("../examples", str(ROOT / "examples")))
+    bin_dir = installed_with_airflow / "bin"
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "CUSTOMER_AI_INSTANCES": str(instances),
+        "CUSTOMER_AI_HOME": str(tmp_path / "home"),
+        "GX_ANALYTICS_ENABLED": "False",
+    }
+
+    def run(*command: str, timeout: float = 900) -> str:
+        done = subprocess.run(
+            list(command), check=False, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=timeout
+        )
+        assert done.returncode == 0, f"{command}: {done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+        return done.stdout
+
+    run(str(bin_dir / "airflow"), "db", "migrate")
+    (plugin,) = json.loads(run(str(bin_dir / "airflow"), "plugins", "-o", "json"))
+    assert plugin["name"] == "customer_ai"
+    assert [view["name"] for view in plugin["external_views"]] == ["Customer AI"]
+    run(str(bin_dir / "airflow"), "dags", "test", "customer_ai__repurchase_30d", "2011-12-11", timeout=1500)
+    shown = run(str(bin_dir / "customer-ai"), "show", str(instances / "repurchase_30d.yaml"))
+    assert "latest run as of 2011-12-11" in shown
+    assert json.loads(run(str(bin_dir / "python"), "-c", _VIEW_ROWS).strip().splitlines()[-1]) == [
+        ["repurchase_30d", "ok", "2011-12-11"]
+    ]
