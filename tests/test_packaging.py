@@ -135,7 +135,7 @@ def test_the_wheel_needs_airflow_only_for_its_airflow_extra(wheel: Path) -> None
     airflow = [r.split(";")[0].strip() for r in requires if 'extra == "airflow"' in r]
     assert sorted(airflow) == [
         "apache-airflow-providers-postgres<8,>=7.1",
-        "apache-airflow<4,>=3.1",
+        "apache-airflow<4,>=3.2",
         "psycopg2-binary<3,>=2.9",
     ]
     runtime = [r.lower() for r in requires if 'extra == "dev"' not in r]  # what a deployment installs
