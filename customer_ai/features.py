@@ -681,13 +681,11 @@ class _Slice:
 class _Window:
     """One as-of date's lookback window over an :class:`EventIndex`, cut into slices of events."""
 
-    def __init__(
-        self, index: EventIndex, as_of: pd.Timestamp, lookback: int, wanted: np.ndarray, span: int | None = None
-    ) -> None:
+    def __init__(self, index: EventIndex, as_of: pd.Timestamp, lookback: int, wanted: np.ndarray, span: int) -> None:
         self.index = index
-        # a whole-history plan reads ``span`` days; its longest count window, named for the lookback, covers them
-        start = as_of - pd.Timedelta(days=lookback if span is None else span)
-        self.start, self.end = index.instant(start), index.instant(as_of)
+        # it reads ``span`` days (:func:`history_span`: the lookback, or a whole-history plan's history); the
+        # longest count window, named for the lookback, covers them
+        self.start, self.end = index.instant(as_of - pd.Timedelta(days=span)), index.instant(as_of)
         self.wanted = wanted
         self.size = index.profile_count
         self.windows = count_windows(lookback)

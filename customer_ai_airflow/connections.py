@@ -15,7 +15,6 @@ import os
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 __all__ = ["OWN_EXTRAS", "STORE_CONNECTION_ID", "events_dsn", "libpq_address", "postgres_address", "store_address"]
@@ -51,9 +50,16 @@ def postgres_address(connection_id: str) -> tuple[str, dict[str, Any]]:
     ``application_name``, ...) is a libpq option of the address, as the hook passes it to libpq; the extras of
     :data:`OWN_EXTRAS` are returned apart.
     """
+    return _hook_address(_hook(connection_id))
+
+
+def _hook(connection_id: str):  # noqa: ANN202 - a PostgresHook, imported when a task needs it
     from airflow.providers.postgres.hooks.postgres import PostgresHook  # noqa: PLC0415 - only a task needs it
 
-    hook = PostgresHook(postgres_conn_id=connection_id)
+    return PostgresHook(postgres_conn_id=connection_id)
+
+
+def _hook_address(hook) -> tuple[str, dict[str, Any]]:  # noqa: ANN001 - a PostgresHook
     connection = hook.connection
     extras = connection.extra_dejson
     login, password, port = connection.login, connection.password, connection.port
@@ -72,14 +78,15 @@ def postgres_address(connection_id: str) -> tuple[str, dict[str, Any]]:
 
 
 def store_address() -> tuple[str | None, str | None]:
-    """Return (store address, schema) for :func:`customer_ai.store.open_store`."""
+    """Return (store address, schema) for :func:`customer_ai.store.open_store`; the connection is looked up once."""
+    hook = _hook(STORE_CONNECTION_ID)
     try:
-        conn = BaseHook.get_connection(STORE_CONNECTION_ID)
+        conn = hook.connection
     except AirflowNotFoundException:
         return os.environ.get("CUSTOMER_AI_STORE") or None, None
     if (conn.conn_type or "").lower() == "sqlite":
         return f"sqlite:///{conn.host}", None
-    address, own = postgres_address(STORE_CONNECTION_ID)
+    address, own = _hook_address(hook)
     return address, own.get("schema")
 
 

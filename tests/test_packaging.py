@@ -49,24 +49,26 @@ _WITHOUT_DRIVER = """
 """
 
 
-def test_a_postgresql_store_without_its_driver_says_which_extra_to_install() -> None:
-    call = "from customer_ai.store import open_store; open_store('postgresql://me:secret@db/scores', Path('.'))"
+@pytest.mark.parametrize(
+    ("call", "said"),
+    [
+        (
+            "from customer_ai.store import open_store; open_store('postgresql://me:secret@db/scores', Path('.'))",
+            "customer_ai.store.base.StoreAddressError: store postgresql://me:***@db/scores: a PostgreSQL store needs "
+            'the psycopg2 driver, which is not installed: pip install "customer-ai[postgres]"',
+        ),
+        (
+            "from customer_ai.events import load_event_table; load_event_table('postgresql://db/x', 'events')",
+            "customer_ai.events.EventsError: postgresql table events: reading events from PostgreSQL needs the "
+            'psycopg2 driver: pip install "customer-ai[postgres]"',
+        ),
+    ],
+    ids=["a store", "an event table"],
+)
+def test_postgresql_without_its_driver_says_which_extra_to_install(call: str, said: str) -> None:
     done = _python(_WITHOUT_DRIVER.format(call=call))
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1] == (
-        "customer_ai.store.base.StoreAddressError: store postgresql://me:***@db/scores: a PostgreSQL store needs the "
-        'psycopg2 driver, which is not installed: pip install "customer-ai[postgres]"'
-    )
-
-
-def test_an_event_table_without_the_driver_says_which_extra_to_install() -> None:
-    call = "from customer_ai.events import load_event_table; load_event_table('postgresql://db/x', 'events')"
-    done = _python(_WITHOUT_DRIVER.format(call=call))
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1] == (
-        "customer_ai.events.EventsError: postgresql table events: reading events from PostgreSQL needs the psycopg2 "
-        'driver: pip install "customer-ai[postgres]"'
-    )
+    assert done.stderr.strip().splitlines()[-1] == said
 
 
 def test_the_built_in_suites_are_package_data() -> None:
@@ -153,9 +155,14 @@ def test_airflow_finds_the_plugin_and_the_provider_by_entry_points(wheel: Path) 
 @pytest.fixture(scope="module")
 def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh virtualenv outside the source tree with nothing but the wheel (``pip install customer-ai``)."""
-    venv = tmp_path_factory.mktemp("installed") / "venv"
+    return _fresh_virtualenv(tmp_path_factory.mktemp("installed"), str(wheel))
+
+
+def _fresh_virtualenv(folder: Path, requirement: str) -> Path:
+    """Make a virtualenv in ``folder`` and install ``requirement`` into it, its dependencies from the index."""
+    venv = folder / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    install = [str(venv / "bin" / "pip"), "install", "--quiet", str(wheel)]  # its dependencies from the index
+    install = [str(venv / "bin" / "pip"), "install", "--quiet", requirement]
     done = subprocess.run(install, check=False, capture_output=True, text=True, timeout=1500)
     assert done.returncode == 0, done.stderr[-3000:]
     return venv
@@ -245,12 +252,7 @@ def test_airflow_lists_the_plugin_and_the_provider_with_an_empty_plugins_folder(
 @pytest.fixture(scope="module")
 def installed_with_airflow(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh virtualenv outside the source tree with the wheel and its Airflow extra, nothing else."""
-    venv = tmp_path_factory.mktemp("installed-airflow") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    install = [str(venv / "bin" / "pip"), "install", "--quiet", f"{wheel}[airflow]"]
-    done = subprocess.run(install, check=False, capture_output=True, text=True, timeout=1500)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return venv
+    return _fresh_virtualenv(tmp_path_factory.mktemp("installed-airflow"), f"{wheel}[airflow]")
 
 
 _VIEW_ROWS = """
