@@ -22,9 +22,7 @@ retries, time limit, pool and priority (:mod:`customer_ai_airflow.settings`).
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
-import json
 import logging
 import os
 import re
@@ -34,7 +32,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pydantic
 import yaml
-from airflow.sdk import DAG, Asset, Param, ParamsDict, chain, get_parsing_context
+from airflow.sdk import DAG, Asset, Param, chain, get_parsing_context
 
 import customer_ai
 from customer_ai.flow import STEPS
@@ -141,86 +139,31 @@ class InstanceSummary(NamedTuple):
 _DRAFT_7 = {"$schema": "http://json-schema.org/draft-07/schema#"}
 
 
+def _param(default: Any, description: str, **schema: Any) -> Param:  # noqa: ANN401 - a JSON value
+    """Return a trigger-form :class:`Param` of ``default`` with its ``description`` and draft-7 ``schema``."""
+    return Param(default, description=description, **_DRAFT_7, **schema)
+
+
 def _as_of_param(trigger_as_of: str | None) -> Param:
     """Return the trigger form's as-of date: the instance's ``trigger_as_of``, else none (the run's own date)."""
-    return Param(
+    return _param(
         trigger_as_of,
-        **_DRAFT_7,
+        "Score as of this date (YYYY-MM-DD): the run sees only events before it. "
+        "Empty: the run's data interval end. Manual runs only; scheduled runs and backfills use their own date.",
         type=["null", "string"],  # optional: the form marks a plain string as required and refuses it empty
         pattern=AS_OF_PATTERN,
         title="As of",
-        description="Score as of this date (YYYY-MM-DD): the run sees only events before it. "
-        "Empty: the run's data interval end. Manual runs only; scheduled runs and backfills use their own date.",
     )
-
-
-def _copy_param(param: Param, memo: dict[int, Any] | None) -> Param:
-    """Return a deep copy of ``param`` that shares its schema dict: built as ``copy.deepcopy`` builds a Param."""
-    copied = object.__new__(type(param))
-    copied.__dict__.update(
-        {name: value if name == "schema" else copy.deepcopy(value, memo) for name, value in param.__dict__.items()}
-    )
-    return copied
-
-
-class SharedSchemaParams(ParamsDict):
-    """A DAG's params whose deep copy shares the (read-only) JSON schemas of its Params.
-
-    Airflow deep-copies a DAG's params into every task it builds (``_get_parent_defaults``), twice for an
-    operator with its own ``__init__`` such as ours: copying the schema dicts of the four trigger-form Params was
-    the largest single cost of a parse.  A deep copy of these params is a plain :class:`ParamsDict` of new
-    Params (each task can still set its own values) that share their schemas, which Airflow only reads.  The
-    DAG's own Params stay the same objects of Airflow's own class, so the serialized DAG does not change; a
-    subclass of ``Param`` would not do, as serialization boxes any other class again.
-    """
-
-    __slots__ = ()
-
-    def __deepcopy__(self, memo: dict[int, Any] | None) -> ParamsDict:
-        """Return a plain ParamsDict of copies of the Params, sharing their schemas."""
-        copied = {key: _copy_param(param, memo) for key, param in self.items()}
-        return ParamsDict(copied, self.suppress_exception)
-
-    def __reduce__(self) -> tuple:
-        """Pickle as a plain ParamsDict: nothing outside this file needs to know the class."""
-        return ParamsDict, (dict(self.items()), self.suppress_exception)
 
 
 def _trigger_params(summary: InstanceSummary) -> dict[str, Param]:
     """Return the trigger form's Params of an instance, with its defaults."""
     return {
-        "force_retrain": Param(
-            False, type="boolean", description="Train a new model even if one is recent.", **_DRAFT_7
-        ),
-        "factors": Param(
-            summary.factors, type="integer", minimum=0, maximum=50, description="Factors per profile.", **_DRAFT_7
-        ),
-        "min_auc": Param(
-            summary.min_auc, type="number", minimum=0, maximum=1, description="Quality gate (ROC AUC).", **_DRAFT_7
-        ),
+        "force_retrain": _param(False, "Train a new model even if one is recent.", type="boolean"),
+        "factors": _param(summary.factors, "Factors per profile.", type="integer", minimum=0, maximum=50),
+        "min_auc": _param(summary.min_auc, "Quality gate (ROC AUC).", type="number", minimum=0, maximum=1),
         "as_of": _as_of_param(summary.trigger_as_of),
     }
-
-
-_VALID_PARAMS: set[str] = set()  # (default, schema) of the Params of scheduled DAGs found valid in this parse
-
-
-def _set_params(dag: DAG, params: dict[str, Param]) -> None:
-    """Give ``dag`` its ``params``, checked as ``DAG(params=...)`` checks them, but once per default and schema.
-
-    Airflow checks every default of a scheduled DAG against its schema, first checking the schema against its
-    meta-schema: for 100 DAGs of the same four Params, a sixth of a parse.  Here a default found valid for a
-    schema is not checked again in the same parse (the check depends on them alone); the others go through
-    Airflow's own check, which raises as ``DAG(params=...)`` would.  The params are then set as Airflow's own
-    converter sets them, as :class:`SharedSchemaParams`.
-    """
-    keys = {name: json.dumps([param.value, param.schema], sort_keys=True) for name, param in params.items()}
-    unchecked = ParamsDict({name: params[name] for name, key in keys.items() if key not in _VALID_PARAMS})
-    if unchecked:
-        dag._validate_params(None, unchecked)  # noqa: SLF001 - DAG.params' own validator, raising as it does
-        if dag.timetable.can_be_scheduled:  # it checked them (it checks no default of an unscheduled DAG)
-            _VALID_PARAMS.update(keys.values())
-    object.__setattr__(dag, "params", SharedSchemaParams(params))
 
 
 def build_dag(summary: InstanceSummary, path: Path, settings: TaskSettings | None = None) -> DAG:
@@ -240,8 +183,8 @@ def build_dag(summary: InstanceSummary, path: Path, settings: TaskSettings | Non
         tags=[*TAGS, summary.propensity],
         default_args=settings.default_args(),
         doc_md=summary.doc_md,
+        params=_trigger_params(summary),
     ) as dag:
-        _set_params(dag, _trigger_params(summary))  # before the first task copies them
         tasks: list = []
         for step in STEPS:  # the same declared list that `customer-ai run` follows
             options: dict = {"instance_path": str(path), "doc": step.summary}

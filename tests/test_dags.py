@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import json
 import os
-import pickle
 import runpy
 import shutil
 import subprocess
@@ -27,6 +27,7 @@ from customer_ai_airflow.ui import instance_rows
 
 from conftest import ROOT, make_spec
 
+DRAFT_7 = {"$schema": "http://json-schema.org/draft-07/schema#"}
 TASKS = step_names()  # the DAG and `customer-ai run` follow the same declared list
 
 
@@ -360,53 +361,29 @@ def test_a_bad_setting_in_the_environment_is_the_dag_files_import_error(tmp_path
     assert "ValueError: CUSTOMER_AI_EXECUTION_TIMEOUT_MINUTES='soon': not a number" in error
 
 
-def test_every_task_has_its_own_params_sharing_only_the_dags_schemas(dag_file: dict, tmp_path: Path) -> None:
+def test_the_trigger_form_is_plain_airflow_params_and_every_task_gets_its_own(dag_file: dict, tmp_path: Path) -> None:
     dag = build(dag_file, tmp_path)
-    assert type(dag.params) is dag_file["SharedSchemaParams"]
+    assert type(dag.params) is ParamsDict
     own = {key: dag.params.get_param(key) for key in dag.params}
-    assert [type(param) for param in own.values()] == [Param] * 4  # Airflow's class: serialized as Airflow's
-    seen: set[int] = set()
-    for task in dag.tasks:
-        assert type(task.params) is ParamsDict, task.task_id
-        assert list(task.params) == list(own)
-        for key, param in task.params.items():
-            assert type(param) is Param
-            assert param is not own[key]
-            assert id(param) not in seen  # no two tasks share a Param
-            seen.add(id(param))
-            assert param.schema is own[key].schema  # read-only: the one thing shared
-            assert (param.value, param.description, param.source) == (own[key].value, own[key].description, "dag")
-
+    assert [type(param) for param in own.values()] == [Param] * 4
+    assert {key: (param.value, param.description, param.schema) for key, param in own.items()} == {
+        "force_retrain": (False, "Train a new model even if one is recent.", {**DRAFT_7, "type": "boolean"}),
+        "factors": (5, "Factors per profile.", {**DRAFT_7, "type": "integer", "minimum": 0, "maximum": 50}),
+        "min_auc": (0.65, "Quality gate (ROC AUC).", {**DRAFT_7, "type": "number", "minimum": 0, "maximum": 1}),
+        "as_of": (
+            "2011-12-11",
+            "Score as of this date (YYYY-MM-DD): the run sees only events before it. Empty: the run's data interval "
+            "end. Manual runs only; scheduled runs and backfills use their own date.",
+            {**DRAFT_7, "type": ["null", "string"], "pattern": r"^(\d{4}-\d{2}-\d{2})?$", "title": "As of"},
+        ),
+    }
     train, gate = dag.get_task("train"), dag.get_task("quality_gate")
     train.params["factors"] = 7  # as a run's conf sets it: into the task's own Param
     assert (train.params["factors"], gate.params["factors"], dag.params["factors"]) == (7, 5, 5)
     with pytest.raises(ParamValidationError):
-        gate.params["factors"] = 51  # the shared schema still checks every task's values
+        gate.params["factors"] = 51
     assert gate.params["factors"] == 5
-    assert own["factors"].schema == {
-        "$schema": "http://json-schema.org/draft-07/schema#",
-        "type": "integer",
-        "minimum": 0,
-        "maximum": 50,
-    }
-
-    for copied in (pickle.loads(pickle.dumps(dag.params)), dag.partial_subset("train").params):  # noqa: S301
-        assert type(copied) is ParamsDict
-        assert copied.dump() == dag.params.dump()
-
-
-def test_the_serialized_dag_is_the_same_as_with_airflows_own_params(
-    dag_file: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    shared = build(dag_file, tmp_path)
-    # the params set through the attribute as `DAG(params=...)` sets them: Airflow's converter and validator
-    monkeypatch.setitem(
-        dag_file["build_dag"].__globals__, "_set_params", lambda dag, params: setattr(dag, "params", params)
-    )
-    plain = build(dag_file, tmp_path)
-    assert type(plain.params) is ParamsDict
-    assert json.dumps(DagSerialization.to_dict(shared)) == json.dumps(DagSerialization.to_dict(plain))
-    assert DagSerialization.from_dict(DagSerialization.to_dict(shared)).params.dump() == {
+    assert DagSerialization.from_dict(DagSerialization.to_dict(dag)).params.dump() == {
         "force_retrain": False,
         "factors": 5,
         "min_auc": 0.65,
@@ -414,17 +391,55 @@ def test_the_serialized_dag_is_the_same_as_with_airflows_own_params(
     }
 
 
-def test_invalid_defaults_are_refused_as_airflow_refuses_them(dag_file: dict, tmp_path: Path) -> None:
+def test_invalid_defaults_are_refused_by_airflow(dag_file: dict, tmp_path: Path) -> None:
     refused = "Dag 'customer_ai__shop' is not allowed to define a Schedule"
-    for _ in range(2):  # a default found invalid is checked again
-        with pytest.raises(ValueError, match=refused):
-            build(dag_file, tmp_path, factors=60)
+    with pytest.raises(ValueError, match=refused):
+        build(dag_file, tmp_path, factors=60)
     unscheduled = build(dag_file, tmp_path, factors=60, schedule=None)  # Airflow checks no default of these
     assert unscheduled.params.get_param("factors").value == 60
-    with pytest.raises(ValueError, match=refused):
-        build(dag_file, tmp_path, factors=60)  # still checked for a scheduled DAG
-    build(dag_file, tmp_path, factors=50)
-    assert build(dag_file, tmp_path, factors=50).params["factors"] == 50  # a valid default, checked once
+    assert build(dag_file, tmp_path, factors=50).params["factors"] == 50
+
+
+# what the integration may import from Airflow: the SDK, the providers, and what Airflow documents for plugins
+PUBLIC_AIRFLOW = (
+    "airflow.sdk",
+    "airflow.providers.",
+    "airflow.plugins_manager",
+    "airflow.api_fastapi.core_api.security",
+)
+
+
+PUBLIC_UNDERSCORED = {"_asdict", "_replace", "_fields", "_make"}  # a named tuple's public methods
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not name.endswith("__") and name not in PUBLIC_UNDERSCORED
+
+
+def test_the_integration_uses_only_airflows_public_interface() -> None:
+    offences = []
+    for path in sorted((ROOT / "customer_ai_airflow").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "airflow":
+                modules = [node.module]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names if alias.name.split(".")[0] == "airflow"]
+            else:
+                modules = []
+            for module in modules:
+                private = any(part.startswith("_") for part in module.split("."))
+                if private or not module.startswith(PUBLIC_AIRFLOW):
+                    offences.append(f"{path.name}:{node.lineno}: imports {module}")
+            if isinstance(node, ast.ImportFrom) and modules:
+                offences += [
+                    f"{path.name}:{node.lineno}: imports {alias.name}" for alias in node.names if alias.name[0] == "_"
+                ]
+            if isinstance(node, ast.Attribute) and _is_private(node.attr):
+                if not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"}):
+                    offences.append(f"{path.name}:{node.lineno}: reads .{node.attr}")
+            if isinstance(node, ast.Attribute) and node.attr == "__setattr__":
+                offences.append(f"{path.name}:{node.lineno}: calls __setattr__")
+    assert offences == []
 
 
 _PARSE_WITH_A_BUG = textwrap.dedent(
