@@ -77,24 +77,25 @@ def airflow_env(tmp: Path, instances: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def served_env(tmp: Path, api_port: int, log_port: int, password: str, **extra: str) -> dict[str, str]:
-    """Return :func:`airflow_env` for a local API server on ``api_port``: simple auth with user ``admin``."""
+def served_settings(tmp: Path, api_port: int, log_port: int, password: str) -> dict[str, str]:
+    """Return the settings of a local API server on ``api_port``: simple auth with user ``admin``, ``password``."""
     passwords = tmp / "passwords.json"
     passwords.write_text(json.dumps({"admin": password}))
-    url = f"http://127.0.0.1:{api_port}"
-    return airflow_env(
-        tmp,
-        tmp / "instances",
-        AIRFLOW__CORE__AUTH_MANAGER="airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
-        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
-        AIRFLOW__API__HOST="127.0.0.1",
-        AIRFLOW__API__PORT=str(api_port),
-        AIRFLOW__API__BASE_URL=url,
-        AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_urlsafe(64),
-        AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(log_port),
-        **extra,
-    )
+    return {
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(log_port),
+    }
+
+
+def served_env(tmp: Path, api_port: int, log_port: int, password: str, **extra: str) -> dict[str, str]:
+    """Return :func:`airflow_env` for a local API server on ``api_port`` (:func:`served_settings`)."""
+    return airflow_env(tmp, tmp / "instances", **served_settings(tmp, api_port, log_port, password), **extra)
 
 
 def served_airflow(tmp: Path, **extra: str) -> Airflow:
@@ -118,6 +119,14 @@ def served_airflow(tmp: Path, **extra: str) -> Airflow:
     logs = tmp / "services"
     logs.mkdir()
     return Airflow(env, url, logs, password)
+
+
+def healthy(airflow: Airflow) -> bool | None:
+    """Return True once the API server answers that its metadata database is healthy, else None."""
+    response = airflow.get("/monitor/health")
+    if response.status_code == 200 and response.json()["metadatabase"]["status"] == "healthy":
+        return True
+    return None
 
 
 def run_airflow(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -191,8 +200,9 @@ def tail(path: Path, chars: int = 2500) -> str:
 class Airflow:
     """Background Airflow services sharing one environment, and a REST client for their API server."""
 
-    def __init__(self, env: dict[str, str], url: str, logs: Path, password: str) -> None:
+    def __init__(self, env: dict[str, str], url: str, logs: Path, password: str, executable: Path = AIRFLOW) -> None:
         self.env = env
+        self.executable = executable  # the airflow command: this virtualenv's by default
         self.url = url
         self.logs = logs
         self.password = password
@@ -203,7 +213,7 @@ class Airflow:
         """Start ``airflow <name> *args`` (or ``airflow *command *args``, kept under ``name``) in the background."""
         with (self.logs / f"{name}.out").open("wb") as out, (self.logs / f"{name}.err").open("wb") as err:
             self.processes[name] = subprocess.Popen(  # noqa: S603 - the venv's airflow command
-                [str(AIRFLOW), *(command or (name,)), *args],
+                [str(self.executable), *(command or (name,)), *args],
                 env=self.env,
                 cwd=self.logs,
                 stdin=subprocess.DEVNULL,

@@ -30,7 +30,16 @@ import jwt
 import pandas as pd
 import pytest
 import yaml
-from airflow_support import AIRFLOW, Airflow, airflow_env, free_ports, migrate, served_env, write_instance
+from airflow_support import (
+    AIRFLOW,
+    Airflow,
+    airflow_env,
+    free_ports,
+    healthy,
+    migrate,
+    served_env,
+    write_instance,
+)
 
 from customer_ai.report import SECTIONS
 from customer_ai.store import SQLiteStore, StoreUnavailableError
@@ -595,13 +604,6 @@ def view(tmp_path_factory: pytest.TempPathFactory) -> Iterator[View]:
         yield published
     finally:
         airflow.stop()
-
-
-def healthy(airflow: Airflow) -> bool | None:
-    response = airflow.get("/monitor/health")
-    if response.status_code == 200 and response.json()["metadatabase"]["status"] == "healthy":
-        return True
-    return None
 
 
 def forged(token: str) -> str:

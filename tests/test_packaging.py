@@ -6,6 +6,7 @@ import email
 import email.message
 import json
 import re
+import secrets
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from airflow_support import airflow_env
+from airflow_support import Airflow, airflow_env, free_ports, healthy, served_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -255,16 +256,6 @@ def installed_with_airflow(wheel: Path, tmp_path_factory: pytest.TempPathFactory
     return _fresh_virtualenv(tmp_path_factory.mktemp("installed-airflow"), f"{wheel}[airflow]")
 
 
-_VIEW_ROWS = """
-import json
-from pathlib import Path
-from customer_ai_airflow.ui import _open_store, instance_rows, instances_folder
-from customer_ai.artifacts import default_home
-rows = instance_rows(instances_folder(), default_home(), _open_store)
-print(json.dumps([[row.name, row.status, row.as_of] for row in rows]))
-"""
-
-
 def test_the_wheel_with_its_airflow_extra_runs_the_example_dag_from_the_documented_dag_file(
     installed_with_airflow: Path, tmp_path: Path
 ) -> None:
@@ -287,6 +278,9 @@ def test_the_wheel_with_its_airflow_extra_runs_the_example_dag_from_the_document
         "CUSTOMER_AI_HOME": str(tmp_path / "home"),
         "GX_ANALYTICS_ENABLED": "False",
     }
+    api_port, log_port = free_ports(2)
+    password = secrets.token_urlsafe(16)
+    env.update(served_settings(tmp_path, api_port, log_port, password))  # the view's API server, simple auth
 
     def run(*command: str, timeout: float = 900) -> str:
         done = subprocess.run(
@@ -302,6 +296,21 @@ def test_the_wheel_with_its_airflow_extra_runs_the_example_dag_from_the_document
     run(str(bin_dir / "airflow"), "dags", "test", "customer_ai__repurchase_30d", "2011-12-11", timeout=1500)
     shown = run(str(bin_dir / "customer-ai"), "show", str(instances / "repurchase_30d.yaml"))
     assert "latest run as of 2011-12-11" in shown
-    assert json.loads(run(str(bin_dir / "python"), "-c", _VIEW_ROWS).strip().splitlines()[-1]) == [
-        ["repurchase_30d", "ok", "2011-12-11"]
-    ]
+
+    # the view, served by the wheel's API server: it lists the instance and the run the DAG test published
+    logs = tmp_path / "services"
+    logs.mkdir()
+    airflow = Airflow(env, f"http://127.0.0.1:{api_port}", logs, password, executable=bin_dir / "airflow")
+    try:
+        airflow.start("api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1")
+        airflow.wait_for("a healthy API server", lambda: healthy(airflow), 300)
+        assert airflow.client.get("/customer-ai/").status_code == 401  # no login, no view
+        airflow.login()
+        page = airflow.client.get("/customer-ai/")
+    finally:
+        airflow.stop()
+    assert page.status_code == 200, page.text[-2000:]
+    row = re.search(r'<tr data-instance="repurchase_30d">.*?</tr>', page.text, re.DOTALL)
+    assert row is not None, page.text[-2000:]
+    assert '<span class="status status-ok">ok</span>' in row.group()
+    assert "2011-12-11" in row.group()
