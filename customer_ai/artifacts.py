@@ -22,9 +22,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import os
 import platform
@@ -32,7 +30,6 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
@@ -62,13 +59,11 @@ __all__ = [
     "EVALUATION_KEYS",
     "MODEL_FILE_KEYS",
     "BrokenModelError",
-    "RunInProgressError",
     "attempt_id",
     "clear_abandoned",
     "copy_dir",
     "date_dir",
     "default_home",
-    "instance_lock",
     "load_model",
     "model_dir",
     "model_folders",
@@ -98,47 +93,8 @@ __all__ = [
 _PACKAGES = ("customer-ai", "lightgbm", "pandas", "numpy", "pyarrow", "scikit-learn", "scipy", "pydantic")
 
 
-class RunInProgressError(RuntimeError):
-    """Another run of the same instance holds the home folder's lock for that instance."""
-
-
 class BrokenModelError(RuntimeError):
     """A stored model whose files do not read back; its folder was moved aside and is never used again."""
-
-
-@contextlib.contextmanager
-def instance_lock(home: Path, instance: str) -> Iterator[Path]:
-    """Hold the lock of ``instance`` in ``home`` for a whole run; refuse at once if another run holds it.
-
-    The lock is an advisory ``flock`` on ``<home>/artifacts/<instance>/.lock``: the kernel releases it when the
-    holder exits, however it exits (a killed run never leaves a stale lock behind).
-
-    Raises
-    ------
-    RunInProgressError
-        When another process holds it.
-    """
-    path = Path(home) / "artifacts" / instance / ".lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+", encoding="utf-8") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise RunInProgressError(
-                f"another run of {instance} is in progress in {home} ({holder}); wait for it to finish"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()} on {platform.node()}\n")
-        handle.flush()
-        try:
-            yield path
-        finally:
-            handle.seek(0)
-            handle.truncate()
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def default_home() -> Path:

@@ -111,6 +111,11 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument("--home", type=Path, default=None, help="the home whose embedded store to migrate")
     migrate.add_argument("--store", default=None, help="its address (default: $CUSTOMER_AI_STORE or the home's)")
 
+    unlock = commands.add_parser(
+        "unlock", help="free an instance's run lock that a dead run left (it says who held it)"
+    )
+    common(unlock)
+
     backtest = commands.add_parser("backtest", help="score past dates and measure against what happened")
     backtest.add_argument("instance", type=Path, help="instance YAML file")
     backtest.add_argument("--as-of", action="append", required=True, help="as-of date; repeat for several")
@@ -221,10 +226,15 @@ def _events_dsn(spec) -> str | None:  # noqa: ANN001
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from customer_ai import steps
+    from customer_ai.run_lock import lock_minutes
     from customer_ai.spec import load_spec
 
     spec = load_spec(args.instance)
     as_of = _as_of(args.as_of)
+    try:
+        lock_minutes()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if args.scores_out is not None and args.scores_out.suffix.lower() not in (".csv", ".parquet"):
         raise UsageError(f"--scores-out {args.scores_out}: use a .csv or .parquet file name")
     if args.scores_out is not None:
@@ -232,7 +242,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     store = _store(args)
     store.read_runs(spec.name)  # reach the store now, not after the training
     dsn = None if args.events else _events_dsn(spec)
-    result = steps.run(spec, as_of, _home(args), store, events_path=args.events, dsn=dsn)
+    instance_file = str(Path(args.instance).resolve())
+    result = steps.run(spec, as_of, _home(args), store, events_path=args.events, dsn=dsn, instance_file=instance_file)
     meta = result.metadata
     print(f"{spec.name} as of {meta['as_of']}: {meta['goal']}")
     print(f"model {meta['model_version']}: {meta['quality']['status']} ({meta['quality']['reason']})")
@@ -605,6 +616,21 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_unlock(args: argparse.Namespace) -> int:
+    from customer_ai.spec import load_spec
+
+    spec = load_spec(args.instance)
+    store = _store(args)
+    held, now = store.lock_holder(spec.name)
+    if held is None:
+        print(f"{spec.name}: no run holds its run lock; nothing to free")
+        return EXIT_OK
+    store.release_lock(spec.name, held.attempt)
+    print(f"{spec.name}: freed its run lock: {held.describe(now)}")
+    print("(free it only when that run is certainly dead: a run that is still alive goes on and may publish)")
+    return EXIT_OK
+
+
 def _cmd_backtest(args: argparse.Namespace) -> int:
     from customer_ai.backtest import backtest, format_markdown
     from customer_ai.events import check_attribute_join, load_attributes, load_events
@@ -641,8 +667,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "backtest": _cmd_backtest,
         "report": _cmd_report,
         "migrate": _cmd_migrate,
+        "unlock": _cmd_unlock,
     }
-    from customer_ai.artifacts import BrokenModelError, RunInProgressError
+    from customer_ai.artifacts import BrokenModelError
     from customer_ai.backtest import GoalWindowOpenError
     from customer_ai.conditions import ConditionError
     from customer_ai.drift import DriftStopError
@@ -651,6 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from customer_ai.history import InsufficientHistoryError
     from customer_ai.spec import SpecError
     from customer_ai.store import StoreAddressError, StoreUnavailableError, StoreVersionError
+    from customer_ai.store.lease import LockLostError, RunInProgressError
     from customer_ai.validation import DataValidationError
 
     # the exit status of each kind of error that ends in a message (first match wins)
@@ -673,7 +701,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             EXIT_INPUT,
         ),
         ((StoreUnavailableError, EventsUnavailableError, BrokenModelError), EXIT_UNAVAILABLE),
-        ((RunInProgressError,), EXIT_BUSY),
+        ((RunInProgressError, LockLostError), EXIT_BUSY),
     )
     try:
         return handlers[args.command](args)

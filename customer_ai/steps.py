@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from customer_ai import artifacts
+from customer_ai import artifacts, frozen, run_lock
 from customer_ai.artifacts import DEFAULT_ATTEMPT
 from customer_ai.backtest import held_out_evaluation
 from customer_ai.bgnbd import BGNBD
@@ -74,6 +74,7 @@ from customer_ai.progress import logger, step
 from customer_ai.scoring import empty_bucket_notes, score_frame
 from customer_ai.segments import segment_members, segment_sizes
 from customer_ai.spec import InstanceSpec
+from customer_ai.store.lease import process_scope
 from customer_ai.validation import event_checks, validate_frame
 from customer_ai.windows import EventIndex, as_of_timestamp, in_window, rows_where
 
@@ -91,6 +92,7 @@ __all__ = [
     "read_scores",
     "record_failure",
     "run",
+    "run_definition",
     "score",
     "score_partition",
     "track_outcomes",
@@ -106,18 +108,38 @@ class QualityGateError(RuntimeError):
 
 
 def _folder(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, attempt: str) -> Path:
-    """Return the folder the steps of an attempt work in: its staging folder, until :func:`publish` seals it.
+    """Return the folder the steps of an attempt work in: its staging folder, until :func:`publish` seals it."""
+    return _attempt_folder(spec.name, as_of, home, attempt)
+
+
+def _attempt_folder(name: str, as_of: pd.Timestamp, home: Path, attempt: str) -> Path:
+    """Return the folder the steps of an attempt of instance ``name`` work in (see :func:`_folder`).
 
     A step re-run on its own after its attempt was sealed (an Airflow task cleared and run again) finds no
     staging folder: it starts from a copy of the attempt's newest sealed folder, which never changes; a
     :func:`publish` run again seals the copy under a name of its own.
     """
-    staging = artifacts.staging_dir(home, spec.name, as_of, attempt)
+    staging = artifacts.staging_dir(home, name, as_of, attempt)
     if not staging.exists():
-        sealed = artifacts.sealed_runs(home, spec.name, as_of, attempt)
+        sealed = artifacts.sealed_runs(home, name, as_of, attempt)
         if sealed:
             artifacts.copy_dir(sealed[-1], staging)
     return staging
+
+
+def run_definition(name: str, as_of: pd.Timestamp, home: Path, attempt: str = DEFAULT_ATTEMPT) -> InstanceSpec:
+    """Return the instance definition the attempt froze at its first step (:func:`validate_events`).
+
+    Every later step of a run uses it, so an edit of the instance file during a run changes nothing of that run.
+
+    Raises
+    ------
+    customer_ai.frozen.FrozenDefinitionError
+        When the attempt's folder holds no definition, or one that does not read back.
+    """
+    staging = artifacts.staging_dir(home, name, as_of, attempt)
+    sealed = [] if staging.exists() else artifacts.sealed_runs(home, name, as_of, attempt)
+    return frozen.thaw(sealed[-1] if sealed else staging)  # read where it is: a sealed folder is not copied back
 
 
 def _suites(spec: InstanceSpec, stage: str) -> list[Path]:
@@ -163,8 +185,12 @@ def validate_events(
     attempt: str = DEFAULT_ATTEMPT,
     origin: str = "",
     try_number: int = 1,
+    instance_file: str = "<instance>",
 ) -> dict:
-    """Start an attempt: load the events, validate them (Great Expectations) and keep the run's window.
+    """Start an attempt: freeze its definition, load the events, validate them and keep the run's window.
+
+    The spec is written into the attempt's folder (:func:`customer_ai.frozen.freeze`, ``instance_file`` naming
+    where it was read): every later step of the attempt uses that copy (:func:`run_definition`).
 
     With a ``store``, the attempt's start (``try_number``: Airflow's try of this task) is recorded there first
     (``origin`` says who started it) and the as-of
@@ -186,6 +212,7 @@ def validate_events(
         for name in artifacts.clear_abandoned(home, spec.name, as_of, keep):
             logger.info("removed %s of %s as of %s: no published run points at it", name, spec.name, date)
     folder = artifacts.reset_dir(artifacts.staging_dir(home, spec.name, as_of, attempt))
+    frozen.freeze(spec, folder, instance_file)
     events = load_source_events(spec, as_of, events_path=events_path, dsn=dsn)
     now = now if now is not None else pd.Timestamp.now(tz="UTC")
     checked, parameters = event_checks(events, spec.validation.thresholds, now)
@@ -1327,6 +1354,7 @@ def run(
     factors: int | None = None,
     min_auc: float | None = None,
     attempt: str | None = None,
+    instance_file: str = "<instance>",
 ) -> RunResult:
     """Run every step of :data:`customer_ai.flow.STEPS` in order, as Airflow does: train and score as of ``as_of``.
 
@@ -1336,15 +1364,26 @@ def run(
     scores; the result holds the model's metadata and no scores, and its ``artifact_dir`` is the attempt's staging
     folder (left for inspection until the next run of the date).
 
+    The run holds the instance's run lock, a lease in the store (:mod:`customer_ai.run_lock`), from its first
+    step to its commit, so runs of one instance never mix, whichever machines they run on.
+
     Raises
     ------
-    customer_ai.artifacts.RunInProgressError
-        When another run of the instance is in progress in ``home`` (runs of one instance are never mixed).
+    customer_ai.store.lease.RunInProgressError
+        When another run of the instance holds its run lock; the message says who.
     """
     attempt = attempt or artifacts.new_attempt_id("cli")
     actions = {
         "validate_events": lambda: validate_events(
-            spec, as_of, home, events_path=events_path, dsn=dsn, store=store, attempt=attempt, origin=_origin()
+            spec,
+            as_of,
+            home,
+            events_path=events_path,
+            dsn=dsn,
+            store=store,
+            attempt=attempt,
+            origin=_origin(),
+            instance_file=instance_file,
         ),
         "build_training_set": lambda: build_training_set(
             spec, as_of, home, force_retrain=force_retrain, attempt=attempt
@@ -1363,11 +1402,13 @@ def run(
     }
     folder = artifacts.staging_dir(home, spec.name, as_of, attempt)  # validate_events starts it afresh
     inputs = ScoringInputs()  # the partitions of this run share the loaded model
-    with artifacts.instance_lock(home, spec.name):
+    with run_lock.holding(store, spec.name, attempt, _origin(), process_scope()) as held:
         _say_if_the_definition_changed(spec, home, store)
         returned: dict | None = None
         for declared in STEPS:
             try:
+                if declared.name == "publish":
+                    held.check()  # a run whose lease was taken over stops before its commit (which refuses it too)
                 if declared.mapped:  # once per partition, in turn: memory follows the partition's size
                     for partition in returned["partitions"]:  # type: ignore[index]
                         actions[declared.name](partition)
@@ -1394,5 +1435,5 @@ def run(
 
 
 def _origin() -> str:
-    """Say which process runs the command: its id and host, as the instance lock names it."""
+    """Say which process runs the command: its id and host, as the run lock names it."""
     return f"the customer-ai command (process {os.getpid()} on {platform.node()})"

@@ -187,7 +187,7 @@ def build_dag(summary: InstanceSummary, path: Path, settings: TaskSettings | Non
     ) as dag:
         tasks: list = []
         for step in STEPS:  # the same declared list that `customer-ai run` follows
-            options: dict = {"instance_path": str(path), "doc": step.summary}
+            options: dict = {"instance_path": str(path), "instance_name": summary.name, "doc": step.summary}
             if not step.retry:
                 options["retries"] = 0
             if step.heavy and settings.heavy_pool:

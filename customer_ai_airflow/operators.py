@@ -83,36 +83,71 @@ class CustomerAIOperator(BaseOperator):
     Parameters
     ----------
     instance_path : str
-        The instance YAML file; it is loaded again at run time (cheap) so the task uses what the DAG showed.
+        The instance YAML file.  The run's first task reads it and freezes the definition into the run's folder;
+        every later task of the run uses that frozen copy, so an edit of the file during a run changes nothing
+        of it (:func:`customer_ai.steps.run_definition`).
+    instance_name : str, optional
+        The instance's name, which locates the run's folder; read from the file when not given.
     """
 
     ui_color = "#e8f1fb"
+    starts_the_run = False  # the run's first task waits for the run lock while another run holds it
     template_fields: Sequence[str] = ("instance_path",)  # e.g. "{{ var.value.customer_ai_instances }}/x.yaml"
 
-    def __init__(self, *, instance_path: str, **kwargs: Any) -> None:
+    def __init__(self, *, instance_path: str, instance_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.instance_path = instance_path
+        self.instance_name = instance_name
 
     def execute(self, context: Any) -> dict | list:
-        """Load the spec and the as-of date, then run this operator's step; record a failure in the store's attempts."""
-        from customer_ai.artifacts import default_home
-        from customer_ai.spec import load_spec
+        """Load the run's definition and as-of date, then run this operator's step holding the instance's run lock.
 
-        spec = load_spec(self.instance_path)
+        A failure is recorded in the store's attempts; the run's last failure (not retried) frees the run lock.
+        """
+        from customer_ai.artifacts import BrokenModelError, default_home
+        from customer_ai.run_lock import holding, lock_minutes
+        from customer_ai.store.lease import RunInProgressError, dag_scope
+
         as_of = as_of_from_context(context)
         attempt = attempt_of(context)
-        self.log.info("%s as of %s, attempt %s (%s)", spec.name, f"{as_of:%Y-%m-%d}", attempt, self.instance_path)
         home = default_home()
-        from customer_ai.artifacts import BrokenModelError
-
+        spec = self.definition(home, as_of, attempt)
+        self.log.info("%s as of %s, attempt %s (%s)", spec.name, f"{as_of:%Y-%m-%d}", attempt, self.instance_path)
+        run = context["dag_run"]
+        minutes = lock_minutes()
+        origin = f"Airflow DAG run {run.dag_id} / {run.run_id}, task {self.task_id}"
         try:
-            return self.run_step(spec, as_of, home, context, attempt)
+            with holding(
+                self.open_store(home),
+                spec.name,
+                attempt,
+                origin,
+                dag_scope(run.dag_id),
+                minutes=minutes,
+                wait_seconds=minutes * 60 + 30 if self.starts_the_run else 0.0,  # a dead run's lease expires
+                release=False,  # the next task of the run takes it on; the commit frees it
+            ):
+                return self.run_step(spec, as_of, home, context, attempt)
         except Exception as exc:
             if not _is_poor(exc):  # a poor model is recorded by the quality gate itself
                 self._record_failure(spec, as_of, home, attempt=attempt, error=exc, try_number=_try_number(context))
-            if isinstance(exc, BrokenModelError):  # set aside already: a retry of this task cannot find it again
-                raise AirflowFailException(f"{exc}; trigger the run again: it trains a new model") from exc
-            raise
+            error: Exception = exc
+            if isinstance(exc, RunInProgressError) and not self.starts_the_run:  # taken over: retrying cannot help
+                error = AirflowFailException(f"this run lost its run lock (its lease expired): {exc}")
+            elif isinstance(exc, BrokenModelError):  # set aside already: a retry of this task cannot find it again
+                error = AirflowFailException(f"{exc}; trigger the run again: it trains a new model")
+            if isinstance(error, AirflowFailException) or _try_number(context) > (self.retries or 0):
+                self._release(home, spec.name, attempt)  # the run ends here: the next need not wait for the lease
+            if error is exc:
+                raise
+            raise error from exc
+
+    def _release(self, home, instance: str, attempt: str) -> None:  # noqa: ANN001
+        """Free the run lock of the attempt that ends here; a store that cannot be reached is only logged."""
+        try:
+            self.open_store(home).release_lock(instance, attempt)
+        except Exception as unreachable:  # the lease then expires by itself
+            self.log.warning("the run lock could not be freed (it expires by itself): %s", unreachable)
 
     def _record_failure(self, spec, as_of, home, *, attempt: str, error: Exception, try_number: int) -> None:  # noqa: ANN001
         """Append this try's failure to the store's attempts; a store that cannot be opened is only logged."""
@@ -125,6 +160,18 @@ class CustomerAIOperator(BaseOperator):
             return
         step_name = self.task_id.split(".")[-1]
         record_failure(spec, as_of, store, attempt=attempt, step_name=step_name, error=error, try_number=try_number)
+
+    def definition(self, home, as_of, attempt: str):  # noqa: ANN001, ANN201 - Path, Timestamp -> InstanceSpec
+        """Return the definition the run froze at its first task (a task that cannot find it fails, not retried)."""
+        from customer_ai.frozen import FrozenDefinitionError
+        from customer_ai.spec import load_spec
+        from customer_ai.steps import run_definition
+
+        name = self.instance_name or load_spec(self.instance_path).name
+        try:
+            return run_definition(name, as_of, home, attempt)
+        except FrozenDefinitionError as exc:
+            raise AirflowFailException(str(exc)) from exc
 
     def run_step(self, spec, as_of, home, context: Any, attempt: str) -> dict | list:  # noqa: ANN001
         """Run the step; subclasses implement it."""
@@ -161,7 +208,15 @@ def _fail_on(errors: tuple[type[BaseException], ...], call, *args: Any, **kwargs
 
 
 class ValidateEventsOperator(CustomerAIOperator):
-    """Load the events, validate them with Great Expectations and keep the run's window."""
+    """Freeze the run's definition, load the events, validate them with Great Expectations, keep the run's window."""
+
+    starts_the_run = True
+
+    def definition(self, home, as_of, attempt: str):  # noqa: ANN001, ANN201, ARG002
+        """Return the instance file's definition as it is now: this task freezes it for the run."""
+        from customer_ai.spec import load_spec
+
+        return load_spec(self.instance_path)
 
     def run_step(self, spec, as_of, home, context: Any, attempt: str) -> dict:  # noqa: ANN001, D102
         from customer_ai import steps
@@ -184,6 +239,7 @@ class ValidateEventsOperator(CustomerAIOperator):
             attempt=attempt,
             origin=f"Airflow DAG run {run.dag_id} / {run.run_id}",
             try_number=_try_number(context),
+            instance_file=self.instance_path,
         )
 
 

@@ -23,20 +23,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from customer_ai.environment import number_setting as _number
+
 __all__ = ["TaskSettings"]
-
-
-def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0) -> float:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{name}={text!r}: not a number") from None
-    if value < minimum:
-        raise ValueError(f"{name}={text!r}: must be at least {minimum:g}")
-    return value
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ RUN_FILES = [
     "drift.json",
     "evaluation.json",
     "events.parquet",
+    "instance.json",
     "metadata.json",
     "model.json",
     "outcomes.parquet",

@@ -367,7 +367,8 @@ def test_a_dag_run_killed_between_scoring_and_publishing_changes_nothing_a_reade
     # report and publish
     date_folder = artifacts.date_dir(home, INSTANCE, pd.Timestamp(KILLED_AS_OF))
     log = tmp_path / "killed.log"
-    process = start_dags_test(pg_env, KILLED_AS_OF, log, *RETRAIN)
+    leased = {**pg_env, "CUSTOMER_AI_LOCK_MINUTES": "1"}  # the killed run's lock lasts a minute unrenewed
+    process = start_dags_test(leased, KILLED_AS_OF, log, *RETRAIN)
     deadline = time.monotonic() + 300
     try:
         while not (scored := [p for p in date_folder.glob(".*.staging") if (p / "scores.parquet").exists()]):
@@ -425,9 +426,16 @@ def test_a_dag_run_killed_between_scoring_and_publishing_changes_nothing_a_reade
     assert newest in show.stdout
     assert "nothing recorded since (still running, or killed)" in show.stdout
 
-    # the same date again: it starts afresh, publishes, and its scores are those of a clean run
-    output = dags_test(pg_env, KILLED_AS_OF, *RETRAIN)
+    # the same date again: it waits for the killed run's lock to expire, starts afresh, publishes, and its scores
+    # are those of a clean run
+    held, _ = store.lock_holder(INSTANCE)
+    assert (held.attempt, held.scope) == (attempt, f"dag:{DAG}")
+    output = dags_test(leased, KILLED_AS_OF, *RETRAIN)
     assert not output.startswith("EXIT"), output[-6000:]
+    waited = f"waiting for the run lock of {INSTANCE}: another run of {INSTANCE} is in progress: attempt {attempt}"
+    assert waited in output
+    assert f"took the run lock of {INSTANCE} from an abandoned run: attempt {attempt}" in output
+    assert store.lock_holder(INSTANCE)[0] is None  # its commit freed it
     run = store.latest_run(INSTANCE)
     assert run["as_of"] == KILLED_AS_OF
     published = artifacts.run_dir(home, INSTANCE, pd.Timestamp(KILLED_AS_OF), run["run_id"])

@@ -1663,10 +1663,12 @@ def test_a_read_only_home_fails_run_and_report_with_exit_3_and_keeps_the_previou
     read_only_fs = ("write", "the file system is mounted read-only: make it writable")
     verb, fix = read_only_fs if code == "EROFS" else ("use", "this user lacks the permission: grant it")
     assert (ran.returncode, ran.stdout) == (3, "")
-    assert ran.stderr.splitlines()[-1] == (
-        f"error: cannot {verb} {home}/artifacts/{NAME}/.lock: {text} ({code}); {fix} or give another --home, then "
-        "run again"
+    assert ran.stderr.splitlines()[-1] == (  # the run lock is the first thing a run writes, in the store
+        f"error: the profile store {home}/store.sqlite cannot be written: attempt to write a readonly database (the "
+        "file or its folder is read-only, or belongs to another user); nothing was written: make it writable or "
+        "give another --home or --store, then run again"
     )
+    assert "validating events" not in ran.stderr  # nothing was done
     assert (reported.returncode, reported.stdout) == (3, "")
     assert reported.stderr.splitlines()[-1] == (  # the file the user knows, not the one beside it
         f"error: cannot {verb} {folder}/report.html: {text} ({code}); {fix}, or write the report elsewhere with "
@@ -1681,7 +1683,7 @@ def test_a_read_only_home_fails_run_and_report_with_exit_3_and_keeps_the_previou
     pd.testing.assert_frame_equal(after_runs, runs)
     pd.testing.assert_frame_equal(after_scores, scores)
     assert (folder / "report.html").read_bytes() == report
-    assert sorted(p.name for p in (home / "artifacts" / NAME).iterdir()) == [".lock", AS_OF]
+    assert sorted(p.name for p in (home / "artifacts" / NAME).iterdir()) == [AS_OF]
 
 
 @pytest.mark.parametrize("fault", ["full disk", "file size limit"])
@@ -1877,9 +1879,9 @@ def test_readers_of_a_store_that_needs_a_migration_say_so_and_change_nothing(
             options, store = ["--home", str(path.parent)], f"SQLiteStore({str(path)!r})"
             message = (
                 f"the profile store {path} was written by an earlier version of customer-ai (SQLite user_version "
-                f"0; this version reads 1): {hint}"
+                f"0; this version reads 2): {hint}"
             )
-            versions = "0 to schema version 1"
+            versions = "0 to schema version 2"
 
             def contents() -> object:
                 return path.read_bytes()
@@ -1890,9 +1892,9 @@ def test_readers_of_a_store_that_needs_a_migration_say_so_and_change_nothing(
             store += f"schema={schema!r})"
             message = (
                 f"the profile store in schema {schema!r} of the PostgreSQL database at {postgres_location(PG_DSN)} "
-                f"was written by an earlier version of customer-ai (schema version 4; this version reads 5): {hint}"
+                f"was written by an earlier version of customer-ai (schema version 4; this version reads 6): {hint}"
             )
-            versions = "4 to schema version 5"
+            versions = "4 to schema version 6"
 
             def contents() -> object:
                 return schema_rows(schema)
@@ -2079,3 +2081,36 @@ def test_a_report_of_a_run_whose_folder_is_gone_says_so(
         f"error: the run of {NAME} as of {AS_OF} was published in {folder}, which is missing or no longer holds its "
         "model.json and scores.parquet (moved or deleted?): run that date again to rebuild it\n"
     )
+
+
+def test_a_run_while_another_holds_the_instance_exits_4_saying_who_and_unlock_frees_it(workspace: Path) -> None:
+    home = workspace / "h-locked"
+    instance = str(workspace / "instance.yaml")
+    store = _store_of(home)
+    origin = "Airflow DAG run customer_ai__x / manual__1, task train"
+    store.take_lock(NAME, "af-0123456789", origin, "dag:x", minutes=10)
+    result = _cli("run", instance, "--as-of", AS_OF, home=home)
+    assert result.returncode == 4
+    assert f"error: another run of {NAME} is in progress: attempt af-0123456789 (Airflow DAG run" in result.stderr
+    assert f"free the lock with `customer-ai unlock {NAME}`" in result.stderr
+    assert "validating events" not in result.stderr  # nothing was done
+
+    freed = _cli("unlock", instance, home=home)
+    assert freed.returncode == 0, freed.stderr
+    assert freed.stdout.startswith(f"{NAME}: freed its run lock: attempt af-0123456789 (Airflow DAG run")
+    assert store.lock_holder(NAME)[0] is None
+    again = _cli("unlock", instance, home=home)
+    assert (again.returncode, again.stdout) == (0, f"{NAME}: no run holds its run lock; nothing to free\n")
+
+
+def test_a_bad_lock_length_exits_2_before_any_work(workspace: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "customer_ai.cli", "run", str(workspace / "instance.yaml"), "--as-of", AS_OF],
+        capture_output=True,
+        text=True,
+        env={"CUSTOMER_AI_HOME": str(workspace / "h-bad"), "PATH": "/usr/bin:/bin", "CUSTOMER_AI_LOCK_MINUTES": "0"},
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr == "error: CUSTOMER_AI_LOCK_MINUTES='0': must be at least 1\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from customer_ai import artifacts, steps
 from customer_ai.flow import GATE, STEPS, mapped_step, step_names
+from customer_ai.store.lease import RunLease
 
 from conftest import make_spec, ts
 
@@ -43,16 +45,28 @@ PLANNED = {"partitions": [0, 1, 2], "profiles": 7, "sizes": [3, 2, 2]}
 
 
 class _Store:
-    """What `run` itself asks of a store when its steps are stand-ins: the current run and failures."""
+    """What `run` itself asks of a store when its steps are stand-ins: the current run, failures, the run lock."""
 
     def __init__(self) -> None:
         self.attempts: list[tuple[str, str, dict]] = []
+        self.locks: list[tuple[str, str, str]] = []
 
     def latest_run(self, instance: str) -> dict | None:
         return None
 
     def record_attempt(self, instance: str, as_of: str, attempt: dict) -> None:
         self.attempts.append((instance, as_of, attempt))
+
+    def take_lock(self, instance: str, attempt: str, origin: str, scope: str, *, minutes: float) -> RunLease:
+        self.locks.append(("take", instance, attempt))
+        now = dt.datetime.now(dt.UTC)
+        return RunLease(instance, attempt, origin, scope, now, now, now + dt.timedelta(minutes=minutes))
+
+    def renew_lock(self, instance: str, attempt: str, *, minutes: float) -> bool:
+        return True
+
+    def release_lock(self, instance: str, attempt: str | None = None) -> None:
+        self.locks.append(("release", instance, attempt or ""))
 
 
 @pytest.fixture
@@ -96,6 +110,8 @@ def test_run_calls_every_declared_step_in_order_and_the_mapped_one_per_partition
     assert result.artifact_dir == tmp_path / "sealed"
     assert result.metadata["path"] == str(tmp_path / "sealed" / "metadata.json")
     assert store.attempts == []  # the steps themselves record the start and the publish
+    attempt = calls[0][1]["attempt"]
+    assert store.locks == [("take", "unit", attempt), ("release", "unit", attempt)]  # held from start to end
 
 
 def test_every_step_of_a_run_works_in_one_fresh_attempt(

@@ -16,10 +16,13 @@ import pytest
 import yaml
 from psycopg2 import sql
 
-from customer_ai import artifacts
+from customer_ai import artifacts, frozen
+from customer_ai.spec import load_spec
 from customer_ai.store import SQLiteStore
+from customer_ai.store.lease import RunInProgressError
 from customer_ai_airflow import connections
 from customer_ai_airflow.operators import (
+    BuildTrainingSetOperator,
     InvalidInstanceOperator,
     QualityGateOperator,
     TrainModelOperator,
@@ -218,6 +221,14 @@ def instance_file(folder: Path) -> Path:
     return path
 
 
+def started(home: Path, path: Path, as_of: str = AS_OF) -> Path:
+    """Freeze the instance at ``path`` into the DAG run's attempt folder, as its first task does; return the folder."""
+    folder = artifacts.staging_dir(home, "unit", pd.Timestamp(as_of, tz="UTC"), artifacts.attempt_id(DAG_ID, RUN_ID))
+    folder.mkdir(parents=True, exist_ok=True)
+    frozen.freeze(load_spec(path), folder, str(path))
+    return folder
+
+
 def task_context(as_of: str = AS_OF, try_number: int = 1) -> dict:
     """Return the context of a task of a manual DAG run as of ``as_of``, in its try ``try_number``."""
     run = SimpleNamespace(
@@ -241,7 +252,9 @@ def attempts(home: Path) -> list[tuple]:
 
 
 def test_a_task_that_raises_records_its_try_as_failed_and_raises_the_same_error(home: Path, tmp_path: Path) -> None:
-    task = TrainModelOperator(task_id="train", instance_path=str(instance_file(tmp_path)))
+    path = instance_file(tmp_path)
+    started(home, path)
+    task = TrainModelOperator(task_id="train", instance_path=str(path))
     with pytest.raises(FileNotFoundError, match="plan.json") as raised:  # no earlier step ran in this attempt
         task.execute(task_context(try_number=3))
     attempt = artifacts.attempt_id(DAG_ID, RUN_ID)
@@ -265,10 +278,9 @@ def test_bad_events_leave_the_start_and_the_failure_of_the_attempt(home: Path, t
     assert failed[5].startswith("AirflowFailException: instance unit: no events before the as-of date 2010-06-06")
 
 
-def poor_model(home: Path, auc: float) -> None:
+def poor_model(home: Path, path: Path, auc: float) -> None:
     """Write the model.json an attempt's train step leaves, with a held-out ROC AUC of ``auc``."""
-    folder = artifacts.staging_dir(home, "unit", pd.Timestamp(AS_OF, tz="UTC"), artifacts.attempt_id(DAG_ID, RUN_ID))
-    folder.mkdir(parents=True)
+    folder = started(home, path)
     metrics = {"roc_auc": auc, "calibration_error": 0.01}
     (folder / "model.json").write_text(json.dumps({"model_version": "v-poor", "validation": {"metrics": metrics}}))
 
@@ -276,8 +288,9 @@ def poor_model(home: Path, auc: float) -> None:
 def test_a_poor_model_is_recorded_as_poor_by_the_gate_and_not_as_a_failure(home: Path, tmp_path: Path) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
-    poor_model(home, auc=0.52)
-    task = QualityGateOperator(task_id="quality_gate", instance_path=str(instance_file(tmp_path)))
+    path = instance_file(tmp_path)
+    poor_model(home, path, auc=0.52)
+    task = QualityGateOperator(task_id="quality_gate", instance_path=str(path))
     with pytest.raises(AirflowFailException, match="model v-poor is poor: validation ROC AUC 0.520 is below"):
         task.execute(task_context(try_number=2))
     ((as_of, attempt, step, try_number, status, reason),) = attempts(home)  # no 'failed' row beside it
@@ -292,18 +305,26 @@ def test_a_poor_model_is_recorded_as_poor_by_the_gate_and_not_as_a_failure(home:
 
 
 def test_a_good_model_passes_the_gate_and_records_nothing(home: Path, tmp_path: Path) -> None:
-    poor_model(home, auc=0.9)
-    task = QualityGateOperator(task_id="quality_gate", instance_path=str(instance_file(tmp_path)))
+    path = instance_file(tmp_path)
+    poor_model(home, path, auc=0.9)
+    task = QualityGateOperator(task_id="quality_gate", instance_path=str(path))
     assert task.execute(task_context())["status"] == "ok"
     assert attempts(home) == []
 
 
-def test_a_store_that_cannot_record_the_failure_leaves_the_steps_own_error(
+def test_an_unreachable_store_fails_the_task_before_its_step(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # the run lock lives in the store: without it no step may run (before: the step ran, and failed on its own)
+    from customer_ai import steps
+    from customer_ai.store import StoreUnavailableError
+
     monkeypatch.setenv("CUSTOMER_AI_STORE", "postgresql://postgres@127.0.0.1:1/test")  # nothing listens there
-    task = TrainModelOperator(task_id="train", instance_path=str(instance_file(tmp_path)))
-    with pytest.raises(FileNotFoundError, match="plan.json"):
+    monkeypatch.setattr(steps, "train", lambda *args, **kwargs: pytest.fail("the step ran without the run lock"))
+    path = instance_file(tmp_path)
+    started(home, path)
+    task = TrainModelOperator(task_id="train", instance_path=str(path))
+    with pytest.raises(StoreUnavailableError, match="cannot connect to the PostgreSQL profile store"):
         task.execute(task_context())
     assert not (home / "store.sqlite").exists()
 
@@ -320,9 +341,90 @@ def test_a_model_found_broken_fails_its_task_without_retries(
         raise artifacts.BrokenModelError("model v1 is broken: model.txt is cut short; its folder was moved aside")
 
     monkeypatch.setattr(steps, "train", broken)
-    task = TrainModelOperator(task_id="train", instance_path=str(instance_file(tmp_path)))
+    path = instance_file(tmp_path)
+    started(home, path)
+    task = TrainModelOperator(task_id="train", instance_path=str(path))
     with pytest.raises(AirflowFailException, match="moved aside; trigger the run again: it trains a new model"):
         task.execute(task_context(try_number=1))
     ((_, _, step, _, status, reason),) = attempts(home)
     assert (step, status) == ("train", "failed")
     assert reason.startswith("BrokenModelError: model v1 is broken")
+
+
+def test_every_task_after_the_first_uses_the_definition_the_first_froze(home: Path, tmp_path: Path) -> None:
+    path = instance_file(tmp_path)
+    days = pd.date_range("2011-01-03", "2011-12-05", freq="5D")  # purchases all year: both windows can train
+    rows = [(f"p{i % 12}", f"{day:%Y-%m-%d}", "purchase", 10.0) for i, day in enumerate(days)]
+    make_events(rows).to_parquet(tmp_path / "events.parquet", index=False)
+    ValidateEventsOperator(task_id="validate_events", instance_path=str(path)).execute(task_context())
+    folder = artifacts.staging_dir(home, "unit", pd.Timestamp(AS_OF, tz="UTC"), artifacts.attempt_id(DAG_ID, RUN_ID))
+    assert json.loads((folder / "instance.json").read_text())["source"] == str(path)
+    edited = {**BASE_SPEC, "events": {"path": str(tmp_path / "events.parquet")}}
+    path.write_text(yaml.safe_dump({**edited, "goal": {**BASE_SPEC["goal"], "window_days": 7}}))  # during the run
+    task = BuildTrainingSetOperator(task_id="build_training_set", instance_path=str(path), instance_name="unit")
+    task.execute(task_context())
+    plan = json.loads((folder / "plan.json").read_text())
+    assert plan["history"]["window_days"] == 30  # the frozen goal window, not the edited one
+    assert load_spec(path).goal.window_days == 7
+
+
+def test_a_later_task_without_the_frozen_definition_fails_without_retries(home: Path, tmp_path: Path) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    task = TrainModelOperator(task_id="train", instance_path=str(instance_file(tmp_path)), instance_name="unit")
+    with pytest.raises(AirflowFailException, match=r"instance.json: the run's instance definition is missing"):
+        task.execute(task_context())
+
+
+def lock_of(home: Path) -> str | None:
+    held, _ = SQLiteStore(home / "store.sqlite").lock_holder("unit")
+    return None if held is None else held.attempt
+
+
+def test_the_tasks_of_a_run_hold_its_lock_and_its_last_failure_frees_it(home: Path, tmp_path: Path) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    path = instance_file(tmp_path)
+    attempt = artifacts.attempt_id(DAG_ID, RUN_ID)
+    started(home, path)
+    task = TrainModelOperator(task_id="train", instance_path=str(path), retries=2)
+    with pytest.raises(FileNotFoundError):  # a failure Airflow retries: the run goes on, and keeps its lock
+        task.execute(task_context(try_number=1))
+    held, _ = SQLiteStore(home / "store.sqlite").lock_holder("unit")
+    assert (held.attempt, held.scope) == (attempt, f"dag:{DAG_ID}")
+    assert held.origin == f"Airflow DAG run {DAG_ID} / {RUN_ID}, task train"
+    with pytest.raises(FileNotFoundError):  # the last try: the run ends, the lock is free for the next run
+        task.execute(task_context(try_number=3))
+    assert lock_of(home) is None
+    with pytest.raises(AirflowFailException):  # not retried: the same
+        ValidateEventsOperator(task_id="validate_events", instance_path=str(path)).execute(task_context("2010-06-06"))
+    assert lock_of(home) is None
+
+
+def test_a_later_task_of_a_run_whose_lock_was_taken_fails_without_retries(home: Path, tmp_path: Path) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    path = instance_file(tmp_path)
+    started(home, path)
+    SQLiteStore(home / "store.sqlite").take_lock("unit", "cli-other", "another run", "process:x:1", minutes=10)
+    task = TrainModelOperator(task_id="train", instance_path=str(path), retries=2)
+    with pytest.raises(AirflowFailException, match=r"this run lost its run lock .*: another run of unit is in"):
+        task.execute(task_context(try_number=1))
+    assert lock_of(home) == "cli-other"  # not its lock: left alone
+
+
+def test_the_first_task_waits_for_another_run_then_fails_and_is_retried(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from customer_ai import run_lock
+
+    monkeypatch.setattr(run_lock, "lock_minutes", lambda: 1 / 60)  # a lease of 1 s: the first task waits 1 s
+    monkeypatch.setattr(run_lock, "POLL_SECONDS", 0.2)
+    path = instance_file(tmp_path)
+    SQLiteStore(home / "store.sqlite").take_lock("unit", "cli-other", "another run", "process:x:1", minutes=10)
+    task = ValidateEventsOperator(task_id="validate_events", instance_path=str(path), retries=2)
+    with pytest.raises(RunInProgressError, match=r"another run of unit is in progress: attempt cli-other"):
+        task.execute(task_context(try_number=1))
+    assert lock_of(home) == "cli-other"
+    failed = attempts(home)[-1]
+    assert failed[2:5] == ("validate_events", 1, "failed")

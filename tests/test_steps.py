@@ -22,6 +22,7 @@ from customer_ai.flow import step_names
 from customer_ai.outcomes import read_tracked
 from customer_ai.spec import MonitoringSettings
 from customer_ai.store import SQLiteStore
+from customer_ai.store.lease import LockLostError, RunInProgressError
 from customer_ai.validation import DataValidationError
 
 from conftest import RUN_FILES, make_events, make_spec, synthetic_events, ts
@@ -527,11 +528,33 @@ def test_a_second_run_of_the_instance_is_refused_while_one_runs(good_home: tuple
     # before: a second run into the same home failed with "events.parquet is missing" or mixed both runs' files
     home, store = good_home
     readers = _readers(home, store)
-    with artifacts.instance_lock(home, "unit"):
-        with pytest.raises(artifacts.RunInProgressError, match=r"another run of unit is in progress in .* \(process"):
-            steps.run(make(events_file), AS_OF, home, store)
+    store.take_lock("unit", "af-other", "Airflow DAG run x / y, task train", "dag:customer_ai__unit", minutes=10)
+    with pytest.raises(RunInProgressError, match=r"another run of unit is in progress: attempt af-other \(Airflow"):
+        steps.run(make(events_file), AS_OF, home, store)
     assert _readers(home, store) == readers
+    assert store.lock_holder("unit")[0].attempt == "af-other"  # the refused run took nothing
+    store.release_lock("unit", "af-other")
     steps.run(make(events_file), LATER, home, store)  # released: the next run goes ahead
+    assert store.lock_holder("unit")[0] is None  # and it released it in turn
+
+
+def test_a_run_whose_lock_was_taken_over_stops_before_its_commit(
+    good_home: tuple, events_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, store = good_home
+    readers = _readers(home, store)
+    real_publish = steps.publish
+
+    def stolen(*args: object, **kwargs: object) -> dict:  # another run took the lock while this one worked
+        store.release_lock("unit")
+        store.take_lock("unit", "af-other", "another run", "dag:customer_ai__unit", minutes=10)
+        return real_publish(*args, **kwargs)
+
+    monkeypatch.setattr(steps, "publish", stolen)
+    with pytest.raises(LockLostError, match=r"attempt cli-\w+ of unit no longer holds the run lock, so it publishes"):
+        steps.run(make(events_file), AS_OF, home, store)
+    assert _readers(home, store) == readers  # nothing of it was published
+    assert store.lock_holder("unit")[0].attempt == "af-other"
 
 
 def test_half_written_model_folders_are_never_reused(first_run: tuple, events_file: Path, tmp_path: Path) -> None:

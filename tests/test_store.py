@@ -20,6 +20,7 @@ import secrets
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -39,6 +40,7 @@ from customer_ai.store import (
     StoreVersionError,
     open_store,
 )
+from customer_ai.store.lease import LockLostError, RunInProgressError, RunLease
 from customer_ai.store.sqlite import _SQLiteWriter
 
 PG_DSN = os.environ.get("CUSTOMER_AI_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -111,7 +113,7 @@ def store(request, tmp_path) -> SQLiteStore | PostgresStore:
     opened = PostgresStore(PG_DSN, schema)
     opened.count_rows("")  # creates the tables on first use
     with admin() as connection, connection.cursor() as cursor:
-        every = (*TABLES[1:], *NEW_TABLES, "customer_ai_current")  # customer_ai_scores is a view of them
+        every = (*TABLES[1:], *NEW_TABLES, "customer_ai_current", "customer_ai_locks")  # scores: a view of them
         tables = sql.SQL(", ").join(sql.Identifier(schema, t) for t in every)
         # attempt ids count from 1 again, as in a new SQLite file
         cursor.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY").format(tables))
@@ -1732,7 +1734,8 @@ def test_a_sqlite_file_of_the_first_schema_gets_attempts_and_its_replaced_runs_b
     migrated = SQLiteStore(path)
     assert_old_rows_migrated(migrated)  # the first read migrates the file
     with closing(sqlite3.connect(path)) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone() == (1,)
+        assert connection.execute("PRAGMA user_version").fetchone() == (2,)
+        assert [r[1] for r in connection.execute("PRAGMA table_info(customer_ai_locks)")] == list(RunLease._fields)
         assert [r[1] for r in connection.execute("PRAGMA table_info(customer_ai_runs)")] == [
             "instance",
             "as_of",
@@ -1747,7 +1750,8 @@ def test_a_sqlite_file_of_the_first_schema_gets_attempts_and_its_replaced_runs_b
     # opened again, by another store object: nothing changes
     migrated_tables = sqlite_tables(path)
     assert migrated_tables["customer_ai_runs"] == sorted(MIGRATED_RUNS["unit"] + MIGRATED_RUNS["other"])
-    assert migrated_tables["user_version"] == [(1,)]
+    assert migrated_tables["user_version"] == [(2,)]
+    assert migrated_tables["customer_ai_locks"] == []
     again = SQLiteStore(path)
     assert_old_rows_migrated(again)
     assert sqlite_tables(path) == migrated_tables
@@ -1761,8 +1765,8 @@ def test_a_new_sqlite_file_starts_at_the_latest_schema(tmp_path):
     path = tmp_path / "store.sqlite"
     SQLiteStore(path).read_runs("unit")
     tables = sqlite_tables(path)
-    assert tables["user_version"] == [(1,)]
-    assert {"customer_ai_attempts", "customer_ai_runs"} <= set(tables)
+    assert tables["user_version"] == [(2,)]
+    assert {"customer_ai_attempts", "customer_ai_runs", "customer_ai_locks"} <= set(tables)
     assert not any(rows for name, rows in tables.items() if name.startswith("customer_ai_"))
 
 
@@ -1866,14 +1870,14 @@ def test_a_sqlite_file_of_an_earlier_schema_is_refused_by_readers_and_left_as_it
     reader = SQLiteStore(path, create=False)
     message = (
         f"the profile store {path} was written by an earlier version of customer-ai (SQLite user_version 0; this "
-        f"version reads 1): {MIGRATE}"
+        f"version reads 2): {MIGRATE}"
     )
     assert_every_read_refused(reader, message)
     assert path.read_bytes() == before
     # the explicit step (`customer-ai migrate`) migrates it, once
-    assert reader.migrate() == (0, 1)
+    assert reader.migrate() == (0, 2)
     assert_old_rows_migrated(reader)
-    assert reader.migrate() == (1, 1)
+    assert reader.migrate() == (2, 2)
 
 
 def _cut_short(path: Path) -> str:
@@ -1963,3 +1967,77 @@ def test_a_full_disk_during_the_publish_writes_nothing_and_keeps_the_previous_ru
         assert_same_state(before, state(store))
         assert store.latest_run("unit")["run_id"] == "cli-00000000aa"  # the previous run is current
         assert not (folder / "store.sqlite-journal").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the run lock: a lease per instance, and the commit's fence
+
+
+def take(store, attempt: str, minutes: float = 10) -> RunLease:
+    return store.take_lock("unit", attempt, f"origin of {attempt}", "dag:customer_ai__unit", minutes=minutes)
+
+
+def test_a_lease_is_taken_renewed_by_its_holder_refused_to_others_and_released(store):
+    first = take(store, "af-aaaa")
+    assert (first.instance, first.attempt, first.origin, first.scope) == (
+        "unit",
+        "af-aaaa",
+        "origin of af-aaaa",
+        "dag:customer_ai__unit",
+    )
+    assert first.acquired_at == first.renewed_at
+    assert first.expires_at - first.renewed_at == dt.timedelta(minutes=10)
+    again = take(store, "af-aaaa", minutes=20)  # the holder renews: it keeps its start
+    assert again.acquired_at == first.acquired_at
+    assert again.expires_at - again.renewed_at == dt.timedelta(minutes=20)
+    with pytest.raises(RunInProgressError, match=r"another run of unit is in progress: attempt af-aaaa \(origin of"):
+        take(store, "af-bbbb")
+    held, now = store.lock_holder("unit")
+    assert held == again
+    assert now >= again.renewed_at
+    assert store.renew_lock("unit", "af-bbbb", minutes=5) is False  # not the holder: nothing changes
+    assert store.release_lock("unit", "af-bbbb") is None
+    assert store.lock_holder("unit")[0] == again
+    assert store.release_lock("unit", "af-aaaa") == again
+    assert store.lock_holder("unit")[0] is None
+    assert take(store, "af-bbbb").attempt == "af-bbbb"
+    assert store.lock_holder("other")[0] is None  # one lock per instance
+
+
+def test_an_expired_lease_is_taken_by_another_attempt(store):
+    take(store, "af-aaaa", minutes=1 / 600)  # 0.1 s
+    time.sleep(0.2)
+    assert take(store, "af-bbbb").attempt == "af-bbbb"
+    assert store.renew_lock("unit", "af-aaaa", minutes=10) is False  # the first one learns it lost it
+
+
+def test_a_commit_releases_its_own_lease_and_is_refused_while_another_attempt_holds_it(store):
+    take(store, "af-aaaa")
+    store.write_run("unit", "2024-01-01", scores({"a": 0.4}), published("v1", "af-aaaa"))
+    assert store.lock_holder("unit")[0] is None  # the commit freed it
+    take(store, "af-bbbb")
+    before = frames(store)
+    with pytest.raises(LockLostError, match=r"attempt af-cccc of unit no longer holds the run lock, so it publishes"):
+        store.write_run("unit", "2024-01-01", scores({"a": 0.9}), published("v2", "af-cccc"))
+    assert_frames_equal(before, frames(store))  # nothing of it was written
+    assert store.lock_holder("unit")[0].attempt == "af-bbbb"
+
+
+def test_a_commit_without_a_lease_or_over_an_expired_one_goes_ahead(store):
+    store.write_run("unit", "2024-01-01", scores({"a": 0.4}), published("v1", "af-aaaa"))  # nobody holds it
+    take(store, "af-bbbb", minutes=1 / 600)
+    time.sleep(0.2)
+    store.write_run("unit", "2024-01-01", scores({"a": 0.5}), published("v2", "af-cccc"))
+    assert store.read_scores("unit")["probability"].tolist() == [0.5]
+    assert store.lock_holder("unit")[0].attempt == "af-bbbb"  # not its lease: left to expire
+
+
+def test_a_reader_never_takes_a_lease(store, tmp_path):
+    take(store, "af-aaaa")
+    reader = (
+        SQLiteStore(store.path, create=False)
+        if isinstance(store, SQLiteStore)
+        else PostgresStore(store.dsn, store.schema, create=False)
+    )
+    with pytest.raises(RuntimeError, match="was opened for reading"):
+        reader.take_lock("unit", "af-bbbb", "x", "dag:x", minutes=1)

@@ -1,6 +1,6 @@
 """The profile store: where scores land for other systems to read, and the commit point of every run.
 
-Six tables, created by the first writer:
+Seven tables, created by the first writer:
 
 - ``customer_ai_scores``: the current score per (instance, profile), from the instance's newest published run.  In
   PostgreSQL a view of the history at each instance's current date (``customer_ai_current``).
@@ -12,6 +12,8 @@ Six tables, created by the first writer:
 - ``customer_ai_segments``: segment membership per run, one row per (instance, segment, as_of, profile_id).
 - ``customer_ai_outcomes``: the realised outcomes of a run once its goal window has closed, one row per
   (instance, as_of, grouping, group).
+- ``customer_ai_locks``: the run lock of each instance, a lease held by one attempt at a time, so that runs on
+  different machines never mix (:mod:`customer_ai.store.lease`); a run's commit releases it.
 
 :meth:`write_run` publishes a run: its history, membership, the outcomes it tracked, its run row (naming its
 folder, complete before the call), the current scores and its ``ok`` attempt, in one transaction, which is the

@@ -17,6 +17,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from customer_ai.progress import logger
+from customer_ai.store.lease import LockLostError, RunInProgressError, RunLease, busy_message, lease_verdict
+
 __all__ = [
     "ATTEMPT_STATUSES",
     "StoreAddressError",
@@ -574,6 +577,22 @@ class _Writer(ABC):
     def newest_publish(self) -> str | None:
         """Return the run folder (``run_id``) of the newest ``ok`` attempt row of (instance, as_of), or None."""
 
+    @abstractmethod
+    def now(self) -> dt.datetime:
+        """Return the store's clock (UTC): the one clock every machine's leases are compared on."""
+
+    @abstractmethod
+    def read_lease(self) -> RunLease | None:
+        """Return the instance's run lock row, or None."""
+
+    @abstractmethod
+    def write_lease(self, lease: RunLease) -> None:
+        """Insert or replace the instance's run lock row."""
+
+    @abstractmethod
+    def delete_lease(self) -> None:
+        """Remove the instance's run lock row (if any)."""
+
 
 class _Store(ABC):
     """The public interface and the rules both stores share; subclasses supply the SQL.
@@ -720,6 +739,7 @@ class _Store(ABC):
             },
         )
         with self._writing(instance, as_of, rows, members) as writer:
+            self._fence(writer, instance, attempt.attempt)
             writer.replace_history()
             writer.replace_segments()
             for date, date_rows in outcome_rows.items():
@@ -729,6 +749,76 @@ class _Store(ABC):
             writer.upsert_run(values, len(rows))
             if not values.run_id or writer.newest_publish() != values.run_id:  # a publish repeated after its commit
                 writer.append_attempt(attempt)
+
+    @staticmethod
+    def _fence(writer: _Writer, instance: str, attempt: str) -> None:
+        """Refuse the commit of ``attempt`` when another attempt holds the instance's lease; release it if it is ours.
+
+        Inside the commit's transaction: a run whose lease expired and was taken by another run can never publish
+        over that run.
+        """
+        held = writer.read_lease()
+        if held is None:
+            return
+        if held.attempt == attempt:
+            writer.delete_lease()
+        elif held.expires_at > writer.now():
+            raise LockLostError(
+                f"attempt {attempt or '(unnamed)'} of {instance} no longer holds the run lock, so it publishes "
+                f"nothing: {held.describe(writer.now())}. Its lease was not renewed in time (a stalled or "
+                "suspended process?); run it again once the other run is done"
+            )
+
+    def take_lock(self, instance: str, attempt: str, origin: str, scope: str, *, minutes: float) -> RunLease:
+        """Take the run lock of ``instance`` for ``attempt`` (or renew it, if the attempt holds it already).
+
+        The lease lasts ``minutes`` from now, on the store's clock; see :mod:`customer_ai.store.lease` for who may
+        take a lease another attempt held.
+
+        Raises
+        ------
+        RunInProgressError
+            When another attempt holds it; the message says who, since when and until when.
+        """
+        self._refuse_if_read_only()
+        with self._writing(instance, "", None) as writer:
+            now, held = writer.now(), writer.read_lease()
+            verdict = lease_verdict(held, attempt, now)
+            if verdict == "refuse":
+                raise RunInProgressError(busy_message(held, now))  # type: ignore[arg-type]
+            acquired = held.acquired_at if verdict == "renew" and held is not None else now
+            lease = RunLease(instance, attempt, origin, scope, acquired, now, now + dt.timedelta(minutes=minutes))
+            writer.write_lease(lease)
+        if verdict == "take" and held is not None and held.attempt != attempt:
+            logger.warning("took the run lock of %s from an abandoned run: %s", instance, held.describe(now))
+        return lease
+
+    def renew_lock(self, instance: str, attempt: str, *, minutes: float) -> bool:
+        """Extend ``attempt``'s lease of ``instance`` to ``minutes`` from now; False when it does not hold it."""
+        self._refuse_if_read_only()
+        with self._writing(instance, "", None) as writer:
+            held = writer.read_lease()
+            if held is None or held.attempt != attempt:
+                return False
+            now = writer.now()
+            writer.write_lease(held._replace(renewed_at=now, expires_at=now + dt.timedelta(minutes=minutes)))
+        return True
+
+    def release_lock(self, instance: str, attempt: str | None = None) -> RunLease | None:
+        """Free the run lock of ``instance`` if ``attempt`` holds it (any holder's when None); return what it was."""
+        self._refuse_if_read_only()
+        with self._writing(instance, "", None) as writer:
+            held = writer.read_lease()
+            if held is None or (attempt is not None and held.attempt != attempt):
+                return None
+            writer.delete_lease()
+        return held
+
+    def lock_holder(self, instance: str) -> tuple[RunLease | None, dt.datetime]:
+        """Return the run lock row of ``instance`` (None when free) and the store's clock now."""
+        self._refuse_if_read_only()
+        with self._writing(instance, "", None) as writer:
+            return writer.read_lease(), writer.now()
 
     def record_attempt(self, instance: str, as_of: str, attempt: dict) -> None:
         """Append one row to the attempts of (instance, as_of): a start, a failure or a poor model.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from customer_ai.store.base import (
     _Writer,
 )
 from customer_ai.store.copy import BinaryCopy, Field
+from customer_ai.store.lease import RunLease
 
 __all__ = ["PostgresStore", "mask_password", "postgres_location"]
 
@@ -134,6 +136,15 @@ _MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "FROM {history} GROUP BY instance, as_of) AS h "
             "WHERE r.status <> 'ok' AND h.instance = r.instance AND h.as_of = r.as_of",
             "DELETE FROM {runs} WHERE status <> 'ok'",
+        ),
+    ),
+    (
+        6,
+        "run locks: one lease per instance, so runs on different machines never mix",
+        (
+            "CREATE TABLE IF NOT EXISTS {locks} (\n"
+            "    instance text PRIMARY KEY, attempt text NOT NULL, origin text NOT NULL, scope text NOT NULL,\n"
+            "    acquired_at timestamptz NOT NULL, renewed_at timestamptz NOT NULL, expires_at timestamptz NOT NULL)",
         ),
     ),
 )
@@ -339,6 +350,27 @@ class _PostgresWriter(_Writer):
         found = self.cursor.fetchone()
         return None if found is None else found[0]
 
+    def now(self) -> dt.datetime:
+        self.cursor.execute("SELECT clock_timestamp()")  # the server's clock: the same for every machine
+        return self.cursor.fetchone()[0].astimezone(dt.UTC)
+
+    def read_lease(self) -> RunLease | None:
+        columns = ", ".join(RunLease._fields)
+        self._execute(f"SELECT {columns} FROM {{locks}} WHERE instance = %(instance)s", {"instance": self.instance})
+        found = self.cursor.fetchone()
+        return None if found is None else RunLease(*found[:4], *(moment.astimezone(dt.UTC) for moment in found[4:]))
+
+    def write_lease(self, lease: RunLease) -> None:
+        names = RunLease._fields
+        self._execute(
+            f"INSERT INTO {{locks}} ({', '.join(names)}) VALUES ({', '.join(f'%({n})s' for n in names)}) "
+            f"ON CONFLICT (instance) DO UPDATE SET {', '.join(f'{n} = EXCLUDED.{n}' for n in names[1:])}",
+            lease._asdict(),
+        )
+
+    def delete_lease(self) -> None:
+        self._execute("DELETE FROM {locks} WHERE instance = %(instance)s", {"instance": self.instance})
+
 
 class PostgresStore(_Store):
     """Profile store in PostgreSQL: the tables (``factors`` as JSON, ``metrics`` as JSONB) in one schema.
@@ -402,6 +434,7 @@ class PostgresStore(_Store):
             outcomes=table("customer_ai_outcomes"),
             current=table("customer_ai_current"),
             attempts=table("customer_ai_attempts"),
+            locks=table("customer_ai_locks"),
             versions=table("customer_ai_schema_version"),
             **{k: sql.Identifier(v) for k, v in identifiers.items()},
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -29,6 +30,7 @@ from customer_ai.store.base import (
     _Store,
     _Writer,
 )
+from customer_ai.store.lease import RunLease
 
 __all__ = ["SQLiteStore"]
 
@@ -63,6 +65,12 @@ CREATE TABLE IF NOT EXISTS customer_ai_outcomes (
 );
 """
 _NOW = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')"
+# one run lock (lease) per instance; times are ISO 8601 UTC text with microseconds, so they compare as text
+_SQLITE_LOCKS = (
+    "CREATE TABLE IF NOT EXISTS customer_ai_locks (\n"
+    "    instance TEXT PRIMARY KEY, attempt TEXT NOT NULL, origin TEXT NOT NULL, scope TEXT NOT NULL,\n"
+    "    acquired_at TEXT NOT NULL, renewed_at TEXT NOT NULL, expires_at TEXT NOT NULL)"
+)
 # the first published run rows (schema version 0) kept poor and failed attempts too, one row per date: a poor re-run
 # of a published date replaced the published run's row.  Version 1 moves every such row to the attempts and, where
 # the date's scores were published, puts a published row back, rebuilt from its history rows.
@@ -96,6 +104,7 @@ _SQLITE_MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "DELETE FROM customer_ai_runs WHERE status <> 'ok'",
         ),
     ),
+    (2, (_SQLITE_LOCKS,)),
 )
 _SQLITE_VERSION = max(version for version, _ in _SQLITE_MIGRATIONS)
 _SQLITE_INSERT = f"({', '.join(_SCORE_COLUMNS)}) VALUES ({', '.join('?' for _ in _SCORE_COLUMNS)})"
@@ -195,6 +204,26 @@ class _SQLiteWriter(_Writer):
         ).fetchone()
         return None if found is None else found[0]
 
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)  # one machine's file: its clock
+
+    def read_lease(self) -> RunLease | None:
+        found = self.connection.execute(
+            f"SELECT {', '.join(RunLease._fields)} FROM customer_ai_locks WHERE instance = ?", (self.instance,)
+        ).fetchone()
+        if found is None:
+            return None
+        return RunLease(*found[:4], *(dt.datetime.fromisoformat(text) for text in found[4:]))
+
+    def write_lease(self, lease: RunLease) -> None:
+        self.connection.execute(
+            f"INSERT OR REPLACE INTO customer_ai_locks ({', '.join(RunLease._fields)}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (*lease[:4], *(moment.astimezone(dt.UTC).isoformat() for moment in lease[4:])),
+        )
+
+    def delete_lease(self) -> None:
+        self.connection.execute("DELETE FROM customer_ai_locks WHERE instance = ?", (self.instance,))
+
 
 def _migrate(connection: sqlite3.Connection) -> int:
     """Apply the migrations the file has not had yet, in order, in one transaction that holds the write lock.
@@ -279,7 +308,13 @@ def _fault(path: Path, exc: sqlite3.Error) -> Exception:
             f"the profile store {path} stayed locked by another process for {_TIMEOUT_SECONDS} s ({reason}); "
             "nothing was written"
         )
-    if primary in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM):
+    if primary == sqlite3.SQLITE_READONLY:
+        return StoreUnavailableError(
+            f"the profile store {path} cannot be written: {reason} (the file or its folder is read-only, or "
+            "belongs to another user); nothing was written: make it writable or give another --home or --store, "
+            "then run again"
+        )
+    if primary in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_PERM):
         return StoreUnavailableError(f"the profile store {path} cannot be used: {reason}")
     return exc
 
