@@ -24,7 +24,7 @@ WORKDIR /opt/customer-ai
 COPY --from=wheel /wheels /wheels
 # the package with its Airflow integration (the "Customer AI" view registers itself: the plugins folder stays
 # empty) and the PostgreSQL store; Celery and Redis for the "celery" profile's executor
-RUN pip install "$(ls /wheels/customer_ai-*.whl)[airflow,postgres]" \
+RUN pip install "$(ls /wheels/customer_ai-*.whl)[airflow,postgres,s3]" \
         "apache-airflow-providers-celery>=3.12,<4" "celery[redis]>=5.5,<5.7" \
     && mkdir -p "$AIRFLOW_HOME" "$CUSTOMER_AI_HOME"
 COPY dags ./dags

@@ -50,6 +50,7 @@ from customer_ai.files import (
     write_frames,
     write_json,
 )
+from customer_ai.home import as_path, fetch_tree, is_local, move, put, remove_tree
 from customer_ai.model import TrainedModel
 from customer_ai.progress import logger
 from customer_ai.spec import InstanceSpec
@@ -98,8 +99,8 @@ class BrokenModelError(RuntimeError):
 
 
 def default_home() -> Path:
-    """Return the folder for artifacts and the embedded store: ``$CUSTOMER_AI_HOME`` or ``~/.customer-ai``."""
-    return Path(os.environ.get("CUSTOMER_AI_HOME") or Path.home() / ".customer-ai").expanduser()
+    """Return the home: ``$CUSTOMER_AI_HOME`` (a folder, or a bucket: ``s3://bucket/x``), else ``~/.customer-ai``."""
+    return as_path(os.environ.get("CUSTOMER_AI_HOME") or Path.home() / ".customer-ai")
 
 
 def package_versions() -> dict[str, str]:
@@ -144,7 +145,7 @@ def _checked_attempt(attempt: str) -> str:
 
 def date_dir(home: Path, instance: str, as_of: pd.Timestamp) -> Path:
     """Return the folder of an as-of date's run folders (and of their attempts' staging folders)."""
-    return Path(home) / "artifacts" / instance / f"{as_of:%Y-%m-%d}"
+    return as_path(home) / "artifacts" / instance / f"{as_of:%Y-%m-%d}"
 
 
 def run_dir(home: Path, instance: str, as_of: pd.Timestamp, run_id: str) -> Path:
@@ -189,7 +190,7 @@ def next_seal(staging: Path, attempt: str) -> Path:
     folder was removed is not given to other content while a later seal of the attempt exists.  Known before
     sealing, so that the run's metadata can name its folder.
     """
-    staging = Path(staging)
+    staging = as_path(staging)
     numbers = [0]
     for path in staging.parent.iterdir():
         named = _RUN_ID.fullmatch(path.name)
@@ -209,10 +210,10 @@ def seal(staging: Path, final: Path) -> Path:
     FileExistsError
         When ``final`` exists (a sealed folder is never replaced).
     """
-    final = Path(final)
+    final = as_path(final)
     if final.exists():
         raise FileExistsError(f"{final} exists: a sealed run folder is never replaced")
-    Path(staging).rename(final)
+    move(as_path(staging), final)  # in a bucket a copy, then a removal: nothing points at either before the commit
     return final
 
 
@@ -227,7 +228,7 @@ def clear_abandoned(home: Path, instance: str, as_of: pd.Timestamp, keep: set[st
     removed = []
     legacy = folder.parent / f".{as_of:%Y-%m-%d}.staging"  # the staging folder of earlier versions
     if legacy.is_dir():
-        shutil.rmtree(legacy, ignore_errors=True)
+        remove_tree(legacy)
         removed.append(legacy.name)
     if not folder.is_dir():
         return removed
@@ -235,7 +236,7 @@ def clear_abandoned(home: Path, instance: str, as_of: pd.Timestamp, keep: set[st
         if not path.is_dir() or path.name in keep:
             continue
         if _STAGING.fullmatch(path.name) or _RUN_ID.fullmatch(path.name):
-            shutil.rmtree(path, ignore_errors=True)
+            remove_tree(path)
             removed.append(path.name)
     return removed
 
@@ -250,7 +251,7 @@ def published_folders(home: Path, instance: str, runs: pd.DataFrame) -> dict[str
 
 def model_dir(home: Path, instance: str, version: str) -> Path:
     """Return the folder of one trained model."""
-    return Path(home) / "models" / instance / version
+    return as_path(home) / "models" / instance / version
 
 
 _VERSION = re.compile(r"(?P<date>[0-9]{8})-(?P<digest>[0-9a-f]{10})")
@@ -278,7 +279,7 @@ def model_folders(home: Path, instance: str) -> list[Path]:
 
     Staging folders (hidden), folders moved aside as broken and anything else are left out.
     """
-    parent = Path(home) / "models" / instance
+    parent = as_path(home) / "models" / instance
     if not parent.is_dir():
         return []
     return sorted(p for p in parent.iterdir() if _VERSION.fullmatch(p.name) and p.is_dir())
@@ -308,8 +309,10 @@ def model_problem(folder: Path, *, version: str | None = None, evaluation: bool 
     OSError
         When a file cannot be read at all (``PermissionError``, ...): that is the machine, not the folder.
     """
-    folder = Path(folder)
+    folder = as_path(folder)
     version = folder.name if version is None else version
+    if not is_local(folder):
+        return _bucket_model_problem(folder, version, evaluation=evaluation)
     try:
         meta = read_json_object(folder / "model.json", (*MODEL_KEYS, "model_version"))
         if meta["model_version"] != version:
@@ -339,7 +342,7 @@ def set_aside(folder: Path, problem: str) -> Path | None:
     The new name is not a model version: the folder is never listed, reused or loaded again, and stays for
     inspection.  Returns None when the folder is gone already (another process moved it first).
     """
-    folder = Path(folder)
+    folder = as_path(folder)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     target = folder.with_name(f"{folder.name}.broken-{stamp}")
     number = 1
@@ -347,7 +350,7 @@ def set_aside(folder: Path, problem: str) -> Path | None:
         number += 1
         target = folder.with_name(f"{folder.name}.broken-{stamp}-{number}")
     try:
-        folder.rename(target)
+        move(folder, target)
     except FileNotFoundError:
         return None
     logger.warning(
@@ -390,16 +393,13 @@ def save_model(
         if problem is None:
             return folder
         set_aside(folder, problem)
+    if not is_local(folder):
+        return _save_bucket_model(folder, estimator, metadata, evaluation)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
         staging.chmod(FOLDER_MODE)  # mkdtemp's 0700 would hide the model from other users of a shared home
-        _write_model(staging, estimator, metadata)
-        if evaluation is not None:
-            write_json(staging / "evaluation.json", evaluation)
-        problem = model_problem(staging, version=folder.name, evaluation=evaluation is not None)
-        if problem is not None:
-            raise RuntimeError(f"the model written for version {folder.name} does not read back: {problem}")
+        _write_checked(staging, folder.name, estimator, metadata, evaluation)
         try:
             staging.rename(folder)
         except OSError:  # another process stored the same version first
@@ -410,6 +410,42 @@ def save_model(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return folder
+
+
+def _bucket_model_problem(folder: Path, version: str, *, evaluation: bool) -> str | None:
+    """:func:`model_problem` of a model folder in a bucket: checked on a local copy, named by its bucket path."""
+    if not (folder / "model.json").exists():
+        return f"{folder / 'model.json'}: is missing"
+    local = fetch_tree(folder)
+    problem = model_problem(local, version=version, evaluation=evaluation)
+    return None if problem is None else problem.replace(str(local), str(folder))
+
+
+def _save_bucket_model(folder: Path, estimator: PropensityModel, metadata: dict, evaluation: dict | None) -> Path:
+    """:func:`save_model` into a bucket: written and checked locally, then stored, ``model.json`` last.
+
+    A folder without its ``model.json`` is not a usable model (:func:`model_problem`), so a run that dies while
+    storing it leaves nothing that could be used.
+    """
+    with tempfile.TemporaryDirectory(prefix="customer-ai-model-") as local:
+        staging = Path(local)
+        _write_checked(staging, folder.name, estimator, metadata, evaluation)
+        names = sorted(p.name for p in staging.iterdir())
+        for name in [*(n for n in names if n != "model.json"), "model.json"]:
+            put(staging / name, folder / name)
+    return folder
+
+
+def _write_checked(
+    staging: Path, version: str, estimator: PropensityModel, metadata: dict, evaluation: dict | None
+) -> None:
+    """Write a model's files into the local folder ``staging`` and check that they read back as ``version``."""
+    _write_model(staging, estimator, metadata)
+    if evaluation is not None:
+        write_json(staging / "evaluation.json", evaluation)
+    problem = model_problem(staging, version=version, evaluation=evaluation is not None)
+    if problem is not None:
+        raise RuntimeError(f"the model written for version {version} does not read back: {problem}")
 
 
 def _write_model(staging: Path, estimator: PropensityModel, metadata: dict) -> None:
@@ -441,11 +477,11 @@ def load_model(folder: Path, spec: InstanceSpec) -> tuple[PropensityModel, dict]
         When its files do not read back (see :func:`model_problem`); the folder was moved aside, so the next run
         trains a new model.
     """
-    folder = Path(folder)
+    folder = as_path(folder)
     problem = model_problem(folder)
     if problem is None:
         try:
-            return PropensityModel.load(folder, spec)
+            return PropensityModel.load(folder if is_local(folder) else fetch_tree(folder), spec)
         except FileContentError as exc:
             problem = str(exc)
     moved = set_aside(folder, problem) if folder.exists() else None

@@ -20,6 +20,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from customer_ai.home import HomeError, as_path, is_local
+
 __all__ = ["main"]
 
 EXIT_OK, EXIT_POOR, EXIT_INPUT, EXIT_UNAVAILABLE, EXIT_BUSY, EXIT_BUG = 0, 1, 2, 3, 4, 5
@@ -50,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("instance", type=Path, help="instance YAML file")
         sub.add_argument(
             "--home",
-            type=Path,
+            type=str,
             default=None,
             help="folder for artifacts and the embedded store (default: $CUSTOMER_AI_HOME or ~/.customer-ai)",
         )
@@ -108,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser(
         "migrate", help="bring a profile store written by an earlier version to this one's schema (run does it too)"
     )
-    migrate.add_argument("--home", type=Path, default=None, help="the home whose embedded store to migrate")
+    migrate.add_argument("--home", type=str, default=None, help="the home whose embedded store to migrate")
     migrate.add_argument("--store", default=None, help="its address (default: $CUSTOMER_AI_STORE or the home's)")
 
     unlock = commands.add_parser(
@@ -124,14 +126,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _home(args: argparse.Namespace) -> Path:
+def _home(args: argparse.Namespace) -> Path:  # or a bucket's UPath
     """Return the home folder: ``--home``, else ``$CUSTOMER_AI_HOME`` or ``~/.customer-ai``; refuse a file."""
     from customer_ai.artifacts import default_home
 
-    if args.home is not None:
-        home, option = args.home, "--home"
-    else:
-        home, option = default_home(), "CUSTOMER_AI_HOME" if os.environ.get("CUSTOMER_AI_HOME") else "home"
+    try:
+        if args.home is not None:
+            home, option = as_path(args.home), "--home"
+        else:
+            home, option = default_home(), "CUSTOMER_AI_HOME" if os.environ.get("CUSTOMER_AI_HOME") else "home"
+    except HomeError as exc:
+        raise UsageError(f"home {exc}") from None
+    if not is_local(home):  # a bucket: nothing there is a file that could stand in the way
+        return home
     for path in (home, *home.parents):  # the home, or the nearest folder it would be created in
         if path.exists():
             if not path.is_dir():

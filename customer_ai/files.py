@@ -1,6 +1,7 @@
 """Files written atomically: beside their final name, then renamed into place, so a reader never sees half a file.
 
-Folders too: :func:`reset_dir` starts one from nothing and :func:`copy_dir` makes one appear complete.
+Folders too: :func:`reset_dir` starts one from nothing and :func:`copy_dir` makes one appear complete.  In a
+bucket home (:mod:`customer_ai.home`) a file is written locally, then stored as one object, which appears whole.
 
 Light on purpose (json, pandas): modules that must stay cheap to import, such as the validation, use it too.
 """
@@ -18,6 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
+
+from customer_ai.home import as_path, fetch, is_local, move, put, remove_tree
 
 __all__ = [
     "FILE_MODE",
@@ -50,7 +53,7 @@ class FileContentError(ValueError):
 
     def __init__(self, path: Path, problem: str) -> None:
         super().__init__(f"{path}: {problem}")
-        self.path = Path(path)
+        self.path = as_path(path)
         self.problem = problem
 
 
@@ -94,7 +97,9 @@ def write_text(path: Path, text: str) -> Path:
 
 
 def _replace_atomically(path: Path, write: Callable[[Path], object]) -> Path:
-    path = Path(path)
+    path = as_path(path)
+    if not is_local(path):
+        return _put_whole(path, write)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         handle, staging = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
@@ -115,6 +120,15 @@ def _replace_atomically(path: Path, write: Callable[[Path], object]) -> Path:
     except BaseException:
         Path(staging).unlink(missing_ok=True)
         raise
+    return path
+
+
+def _put_whole(path: Path, write: Callable[[Path], object]) -> Path:
+    """Fill a local file with ``write``, then store it as the bucket object ``path`` in one step."""
+    with tempfile.TemporaryDirectory(prefix="customer-ai-put-") as folder:
+        local = Path(folder) / path.name
+        write(local)
+        put(local, path)
     return path
 
 
@@ -139,7 +153,7 @@ def write_json(path: Path, data: object, *, strict: bool = False) -> Path:
 
 def read_json(path: Path) -> dict:
     """Read a JSON file written by :func:`write_json`."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    return json.loads(as_path(path).read_text(encoding="utf-8"))
 
 
 def read_json_object(path: Path, required: Sequence[str] = ()) -> dict:
@@ -162,7 +176,7 @@ def read_json_object(path: Path, required: Sequence[str] = ()) -> dict:
         When the file is missing, empty, not UTF-8, not JSON, not a JSON object, or lacks a required key; the
         message names the file and what is wrong.  Other errors of the machine (``PermissionError``, ...) pass.
     """
-    path = Path(path)
+    path = as_path(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -208,7 +222,7 @@ def read_frame(path: Path) -> pd.DataFrame:
     """
     import pyarrow.parquet as pq  # noqa: PLC0415 (imported where a frame is read: this module stays light)
 
-    frame = pq.read_table(path).to_pandas(self_destruct=True, split_blocks=True)
+    frame = pq.read_table(fetch(as_path(path))).to_pandas(self_destruct=True, split_blocks=True)
     release_memory(collect=False)  # the Parquet pages and the converted columns: about half the frame at 49M events
     return frame
 
@@ -265,18 +279,21 @@ def write_frames(path: Path, frames: Iterable[pd.DataFrame]) -> Path:
 
 def reset_dir(folder: Path) -> Path:
     """Empty ``folder`` (creating it if needed) so that a run starts from nothing; return it."""
-    folder = Path(folder)
+    folder = as_path(folder)
     if folder.exists():
         retired = folder.with_name(f".{folder.name}-old-{os.getpid()}")
-        folder.rename(retired)
-        shutil.rmtree(retired, ignore_errors=True)
-    folder.mkdir(parents=True)
+        move(folder, retired)
+        remove_tree(retired)
+    folder.mkdir(parents=True, exist_ok=not is_local(folder))  # a bucket has no folders, only names
     return folder
 
 
 def copy_dir(source: Path, target: Path) -> Path:
     """Copy the folder ``source`` to ``target`` (which must not exist) so that ``target`` appears complete."""
-    source, target = Path(source), Path(target)
+    source, target = as_path(source), as_path(target)
+    if not is_local(source):  # nothing points at the copy until it is complete: no need of a rename
+        source.fs.copy(source.path, target.path, recursive=True)
+        return target
     partial = target.with_name(f".{target.name}-copy-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     try:

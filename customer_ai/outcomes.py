@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from customer_ai.home import as_path, fetch
 from customer_ai.labels import goal_reached
 from customer_ai.spec import InstanceSpec
 
@@ -150,8 +151,8 @@ def tracked_frame(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 def read_tracked(folder: Path) -> dict[str, pd.DataFrame]:
     """Return the outcomes a run folder tracked (its ``outcomes.parquet``), by the past run's as-of date."""
-    path = Path(folder) / OUTCOMES_FILE
+    path = as_path(folder) / OUTCOMES_FILE
     if not path.exists():
         return {}
-    frame = pd.read_parquet(path)
+    frame = pd.read_parquet(fetch(path))
     return {date: rows.drop(columns="as_of").reset_index(drop=True) for date, rows in frame.groupby("as_of")}

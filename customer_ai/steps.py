@@ -67,6 +67,7 @@ from customer_ai.features import (
 )
 from customer_ai.flow import GATE, STEPS
 from customer_ai.history import SnapshotPlan, run_window
+from customer_ai.home import as_path, fetch
 from customer_ai.labels import eligible_profiles
 from customer_ai.outcomes import OUTCOMES_FILE, closed_window_dates, read_tracked, realised_outcomes, tracked_frame
 from customer_ai.partitions import partition_count, partition_of
@@ -447,7 +448,7 @@ def _drift_since(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, model: dic
 def _read_training_set(folder: Path) -> TrainingSet:
     plan = artifacts.read_json(folder / "plan.json")
     return TrainingSet.from_frame(
-        pd.read_parquet(folder / "training_set.parquet"),
+        pd.read_parquet(fetch(folder / "training_set.parquet")),
         FeaturePlan.from_dict(plan["plan"]),
         SnapshotPlan.from_dict(plan["history"]),
         plan.get("sample"),
@@ -639,7 +640,7 @@ def _scoring_plan(folder: Path) -> tuple[pd.DataFrame, int]:
     path = folder / "plan.parquet"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run the plan_scoring step first")
-    return pd.read_parquet(path), int(artifacts.read_json(folder / "plan.json")["partitions"])
+    return pd.read_parquet(fetch(path)), int(artifacts.read_json(folder / "plan.json")["partitions"])
 
 
 def _part_path(folder: Path, partition: int) -> Path:
@@ -853,7 +854,7 @@ def combine_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attem
         path = _part_path(folder, partition)
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing: run the score_partition step for partition {partition}")
-        part = pd.read_parquet(path)
+        part = pd.read_parquet(fetch(path))
         expected = plan.loc[plan["partition"] == partition, "profile_id"].to_numpy(dtype=object)
         if not np.array_equal(part["profile_id"].to_numpy(dtype=object), expected):
             raise ValueError(f"{path} does not hold the {len(expected):,} profiles of partition {partition}")
@@ -960,7 +961,7 @@ def score(
 
 def read_scores(folder: Path) -> pd.DataFrame:
     """Return the scores of a run folder (``scores.parquet``), with ``factors`` as lists of dicts."""
-    scores = pd.read_parquet(Path(folder) / "scores.parquet")
+    scores = pd.read_parquet(fetch(as_path(folder) / "scores.parquet"))
     scores["factors"] = [json.loads(f) for f in scores["factors"]]
     return scores
 
@@ -976,7 +977,7 @@ def published_run(spec: InstanceSpec, as_of: pd.Timestamp | str, store: object) 
 def validate_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attempt: str = DEFAULT_ATTEMPT) -> dict:
     """Validate the run's scores (Great Expectations): ranges, buckets, one row per profile."""
     folder = _folder(spec, as_of, home, attempt)
-    scores = pd.read_parquet(folder / "scores.parquet")
+    scores = pd.read_parquet(fetch(folder / "scores.parquet"))
     return validate_frame(
         scores,
         "scores",
@@ -1063,8 +1064,9 @@ SEGMENTS = "segments.parquet"  # the run's segment membership: segment, profile_
 def _segments(spec: InstanceSpec, folder: Path) -> pd.DataFrame:
     """Return the segment membership of a run folder's scores (factors decoded only when a rule tests them)."""
     tests_factors = any(c.factor for s in spec.segments for c in s.where)
-    columns = None if tests_factors else [c for c in pq.read_schema(folder / "scores.parquet").names if c != "factors"]
-    scores = pd.read_parquet(folder / "scores.parquet", columns=columns)
+    path = fetch(folder / "scores.parquet")
+    columns = None if tests_factors else [c for c in pq.read_schema(path).names if c != "factors"]
+    scores = pd.read_parquet(path, columns=columns)
     if tests_factors:
         scores["factors"] = [json.loads(f) for f in scores["factors"]]
     return segment_members(scores, spec)
@@ -1103,8 +1105,8 @@ def _score_drift(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, staging: P
     path = artifacts.run_dir(home, spec.name, pd.Timestamp(row["as_of"], tz="UTC"), row["run_id"]) / "scores.parquet"
     if not path.exists():
         return {"previous_as_of": row["as_of"], "reason": "its scores are no longer in its run folder"}
-    before = pd.read_parquet(path, columns=["probability"])
-    now = pd.read_parquet(staging / "scores.parquet", columns=["probability"])
+    before = pd.read_parquet(fetch(path), columns=["probability"])
+    now = pd.read_parquet(fetch(staging / "scores.parquet"), columns=["probability"])
     table = feature_drift(before, now, {"probability": PROBABILITY_EDGES})
     return {
         "previous_as_of": row["as_of"],
@@ -1118,7 +1120,7 @@ def _seal(spec: InstanceSpec, as_of: pd.Timestamp, staging: Path, attempt: str, 
     """Write the run's segments and metadata into its staging folder, then seal it; return the sealed folder."""
     final = artifacts.next_seal(staging, attempt)
     model = artifacts.read_json(staging / "model.json")
-    scores = pd.read_parquet(staging / "scores.parquet", columns=["bucket", "probability"])
+    scores = pd.read_parquet(fetch(staging / "scores.parquet"), columns=["bucket", "probability"])
     _say_missing_factors(spec, model)
     members = _segments(spec, staging)
     artifacts.write_frame(staging / SEGMENTS, members.reset_index(drop=True))
@@ -1195,11 +1197,11 @@ def _commit(spec: InstanceSpec, as_of: pd.Timestamp, folder: Path, store: object
     """Make the sealed run folder current: its scores, history, segments, outcomes and run row in one transaction."""
     meta = artifacts.read_json(folder / "metadata.json")
     # the factors stay the JSON text scores.parquet holds, in Arrow memory, which the store keeps as it is
-    table = pq.read_table(folder / "scores.parquet")
+    table = pq.read_table(fetch(folder / "scores.parquet"))
     scores = table.drop_columns(["factors"]).to_pandas()
     scores["factors"] = pd.Series(pd.arrays.ArrowExtensionArray(table.column("factors")), index=scores.index)
     del table
-    members = pd.read_parquet(folder / SEGMENTS)
+    members = pd.read_parquet(fetch(folder / SEGMENTS))
     outcomes = read_tracked(folder)
     with step(f"publishing {len(scores):,} scores and {len(meta['segments'])} segments to {store}"):
         store.write_run(  # type: ignore[attr-defined]
@@ -1425,7 +1427,7 @@ def run(
             except BaseException as exc:
                 record_failure(spec, as_of, store, attempt=attempt, step_name=declared.name, error=exc)
                 raise
-    final = Path(returned["artifacts"])  # type: ignore[index]
+    final = as_path(returned["artifacts"])  # type: ignore[index]
     return RunResult(
         scores=read_scores(final),
         metadata=artifacts.read_json(final / "metadata.json"),

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from customer_ai.files import write_json
+from customer_ai.home import as_path
 from customer_ai.windows import rows_where
 
 __all__ = [
@@ -664,7 +665,7 @@ def validate_frame(
     summary = "\n".join(lines)
     if result_path is not None:
         write_json(
-            Path(result_path),
+            as_path(result_path),
             _jsonable(
                 {
                     **report,
@@ -683,5 +684,5 @@ def validate_frame(
             strict=True,
         )
     if failures:
-        raise DataValidationError(summary, Path(result_path) if result_path is not None else None, failures, report)
+        raise DataValidationError(summary, as_path(result_path) if result_path is not None else None, failures, report)
     return report

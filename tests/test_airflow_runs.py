@@ -29,10 +29,11 @@ import yaml
 from airflow_support import AIRFLOW, DAG, airflow_env, eligible_at, migrate, run_airflow, tail, write_instance
 
 from customer_ai import artifacts
+from customer_ai.home import fetch
 from customer_ai.store import PostgresStore, SQLiteStore, open_store
 from customer_ai_airflow.ui import instance_rows, render_table, report_file
 
-from conftest import ROOT
+from conftest import ROOT, RUN_FILES
 
 pytestmark = pytest.mark.airflow
 
@@ -71,6 +72,11 @@ def query(schema: str, sql: str) -> list[tuple]:
     with psycopg2.connect(**PG) as connection, connection.cursor() as cursor:
         cursor.execute(sql.format(schema=schema))
         return cursor.fetchall()
+
+
+def drop_schema(schema: str) -> None:
+    with psycopg2.connect(**PG) as connection, connection.cursor() as cursor:
+        cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def dags_test(env: dict[str, str], date: str, *extra: str) -> str:
@@ -122,7 +128,7 @@ def probabilities(scores: pd.DataFrame) -> dict[str, float]:
 
 
 def folder_probabilities(folder: Path) -> dict[str, float]:
-    return probabilities(pd.read_parquet(folder / "scores.parquet", columns=["profile_id", "probability"]))
+    return probabilities(pd.read_parquet(fetch(folder / "scores.parquet"), columns=["profile_id", "probability"]))
 
 
 @pytest.fixture(scope="module")
@@ -575,3 +581,36 @@ def test_events_from_a_postgres_table_read_only_the_runs_window(tmp_path: Path, 
     with sqlite3.connect(home / "store.sqlite") as connection:
         scores = connection.execute("SELECT COUNT(*) FROM customer_ai_scores").fetchone()[0]
     assert scores == len(eligible_at("2011-10-02"))
+
+
+def test_a_dag_run_with_its_home_in_a_bucket_publishes_there_and_readers_find_it(tmp_path: Path) -> None:
+    from s3_support import environment, new_bucket, s3_server
+
+    from customer_ai.home import as_path
+
+    schema = f"test_dag_s3_{uuid.uuid4().hex[:8]}"
+    with s3_server(tmp_path) as s3_env, contextlib.ExitStack() as cleanup:
+        cleanup.callback(drop_schema, schema)
+        home = f"s3://{new_bucket(s3_env)}/customer-ai"
+        env = airflow_env(
+            tmp_path,
+            tmp_path / "instances",
+            AIRFLOW_CONN_CUSTOMER_AI_STORE=pg_store_connection(schema),
+            CUSTOMER_AI_HOME=home,
+            **s3_env,
+        )
+        write_instance(tmp_path / "instances")
+        migrate(env)
+        output = dags_test(env, "2011-10-02")
+        assert not output.startswith("EXIT"), output[-6000:]
+        store = pg_store(schema)
+        run = store.latest_run(INSTANCE)
+        assert (run["as_of"], run["status"]) == ("2011-10-02", "ok")
+        with environment(s3_env):
+            folder = as_path(home) / "artifacts" / INSTANCE / "2011-10-02" / run["run_id"]
+            assert sorted(p.name for p in folder.iterdir()) == RUN_FILES
+            assert json.loads((folder / "instance.json").read_text())["definition"]["name"] == INSTANCE
+            assert probabilities(store.read_scores(INSTANCE)) == folder_probabilities(folder)
+            (row,) = instance_rows(tmp_path / "instances", as_path(home), lambda: store)
+            assert (row.status, row.as_of, row.report) == ("ok", "2011-10-02", True)
+        assert store.lock_holder(INSTANCE)[0] is None

@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -2114,3 +2115,156 @@ def test_a_bad_lock_length_exits_2_before_any_work(workspace: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr == "error: CUSTOMER_AI_LOCK_MINUTES='0': must be at least 1\n"
+
+
+@pytest.fixture(scope="module")
+def s3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    from s3_support import environment, s3_server
+
+    with s3_server(tmp_path_factory.mktemp("s3")) as env, environment(env):
+        yield env
+
+
+def test_a_run_with_its_home_in_a_bucket_and_its_store_in_postgresql_is_read_back(
+    workspace: Path, first_run: tuple, s3_env: dict[str, str], tmp_path: Path
+) -> None:
+    from s3_support import new_bucket
+
+    from customer_ai.home import as_path
+    from customer_ai.store import open_store
+
+    home = f"s3://{new_bucket(s3_env)}/customer-ai"
+    instance = str(workspace / "instance.yaml")
+    with _pg_schema() as schema:
+        env = {
+            **s3_env,
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "CUSTOMER_AI_HOME": home,
+            "CUSTOMER_AI_STORE": PG_DSN,
+            "CUSTOMER_AI_STORE_SCHEMA": schema,
+        }
+
+        def cli(*args: str) -> subprocess.CompletedProcess:
+            command = [sys.executable, "-m", "customer_ai.cli", *args]
+            return subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+
+        ran = cli("run", instance, "--as-of", AS_OF, "--top", "0")
+        assert ran.returncode == 0, ran.stderr[-3000:]
+        local = first_run[0].stdout.splitlines()
+        assert ran.stdout.splitlines()[:2] == local[:2]  # the same model as the run in a local home
+        store = open_store(PG_DSN, tmp_path, schema, create=False)
+        run = store.latest_run(NAME)
+        folder = as_path(home) / "artifacts" / NAME / AS_OF / run["run_id"]
+        assert sorted(p.name for p in folder.iterdir()) == RUN_FILES
+        assert open_store(PG_DSN, tmp_path, schema).lock_holder(NAME)[0] is None  # the commit freed the run lock
+        shown = cli("show", instance, "--top", "1")
+        assert shown.returncode == 0, shown.stderr[-3000:]
+        assert f"latest run as of {AS_OF}, model {run['model_version']}: ok" in shown.stdout
+        assert f"artifacts: {folder}\n" in shown.stdout
+        report = tmp_path / "report.html"
+        reported = cli("report", instance, "--out", str(report))
+        assert reported.returncode == 0, reported.stderr[-3000:]
+        assert report.read_text().startswith("<!DOCTYPE html>")
+        exported = tmp_path / "loyal.csv"
+        export = cli("segment", "export", instance, "loyal_top", "--out", str(exported))
+        assert export.returncode == 0, export.stderr[-3000:]
+        assert len(pd.read_csv(exported)) == store.read_segment(NAME, "loyal_top").shape[0] > 10
+        rewritten = cli("report", instance)  # into the run folder in the bucket, whole
+        assert rewritten.returncode == 0, rewritten.stderr[-3000:]
+        assert (folder / "report.html").read_text() == report.read_text()
+
+
+def test_a_bucket_home_without_a_database_store_is_refused(workspace: Path, s3_env: dict[str, str]) -> None:
+    home = "s3://some-bucket/customer-ai"
+    command = [sys.executable, "-m", "customer_ai.cli", "run", str(workspace / "instance.yaml"), "--as-of", AS_OF]
+    env = {**s3_env, "PATH": "/usr/bin:/bin", "CUSTOMER_AI_HOME": home}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"error: the home {home} is a bucket: the embedded SQLite store cannot live there (a database file needs a "
+        "local disk and its locks). Give a database every worker reaches: --store postgresql://..., "
+        "$CUSTOMER_AI_STORE, or in Airflow the connection customer_ai_store\n"
+    )
+
+
+def test_two_runs_racing_on_two_homes_with_one_store_never_mix(
+    workspace: Path, tmp_path: Path, s3_env: dict[str, str]
+) -> None:
+    # two machines: each its own home, one sharing the PostgreSQL store; the run lock there lets one run through
+    from s3_support import new_bucket
+
+    from customer_ai.store import open_store
+
+    instance = str(workspace / "instance.yaml")
+    with _pg_schema() as schema:
+        base = {**s3_env, "PATH": "/usr/bin:/bin", "CUSTOMER_AI_STORE": PG_DSN, "CUSTOMER_AI_STORE_SCHEMA": schema}
+        homes = [str(tmp_path / "machine-a"), f"s3://{new_bucket(s3_env)}/machine-b"]
+        command = [sys.executable, "-m", "customer_ai.cli", "run", instance, "--as-of", AS_OF, "--top", "0"]
+        store = open_store(PG_DSN, tmp_path, schema)
+
+        def start(home: str) -> subprocess.Popen:
+            env = {**base, "CUSTOMER_AI_HOME": home, "HOME": str(tmp_path)}
+            return subprocess.Popen(  # noqa: S603
+                command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+
+        first = start(homes[0])
+        deadline = time.monotonic() + 120
+        while store.lock_holder(NAME)[0] is None:  # the first run holds the instance: the second comes now
+            assert first.poll() is None, first.communicate()[1][-3000:]  # it ended before taking the lock
+            assert time.monotonic() < deadline, "the first run never took the run lock"
+            time.sleep(0.1)
+        second = start(homes[1])
+        outputs = [p.communicate(timeout=600) for p in (first, second)]
+        results = [(p.returncode, *out) for p, out in zip((first, second), outputs, strict=True)]
+        codes = sorted(code for code, _, _ in results)
+        assert codes == [0, 4], [err[-2000:] for _, _, err in results]
+        (refused,) = [err for code, _, err in results if code == 4]
+        assert f"error: another run of {NAME} is in progress: attempt cli-" in refused
+        assert "(the customer-ai command (process " in refused
+        assert store.read_runs(NAME)["as_of"].tolist() == [AS_OF]
+        assert store.lock_holder(NAME)[0] is None
+        attempts = store.read_attempts(NAME)
+        assert attempts["status"].tolist() == ["started", "ok"]  # the refused run started nothing
+
+
+def test_a_run_killed_in_a_bucket_home_changes_nothing_and_the_next_run_goes_ahead(
+    workspace: Path, tmp_path: Path, s3_env: dict[str, str]
+) -> None:
+    import signal
+
+    from s3_support import new_bucket
+
+    from customer_ai.home import as_path
+    from customer_ai.store import open_store
+
+    instance = str(workspace / "instance.yaml")
+    home = f"s3://{new_bucket(s3_env)}/customer-ai"
+    date_folder = as_path(home) / "artifacts" / NAME / AS_OF
+    with _pg_schema() as schema:
+        env = {**s3_env, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CUSTOMER_AI_HOME": home}
+        env |= {"CUSTOMER_AI_STORE": PG_DSN, "CUSTOMER_AI_STORE_SCHEMA": schema}
+        command = [sys.executable, "-m", "customer_ai.cli", "run", instance, "--as-of", AS_OF, "--top", "0"]
+        store = open_store(PG_DSN, tmp_path, schema)
+        killed = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+        deadline = time.monotonic() + 300
+        try:
+            while not list(date_folder.glob(".*.staging/scores.parquet")):  # scored, not yet published
+                date_folder.fs.invalidate_cache()
+                assert killed.poll() is None, "the run ended before it was killed"
+                assert time.monotonic() < deadline, "no scores in the bucket after 300 s"
+                time.sleep(0.1)
+        finally:
+            killed.send_signal(signal.SIGKILL)
+            killed.wait(timeout=60)
+        held, _ = store.lock_holder(NAME)
+        assert held.scope.startswith("process:")  # the killed process's lease, left behind
+        assert store.latest_run(NAME) is None  # readers see nothing of it
+        assert [row["status"] for row in store.read_attempts(NAME).to_dict("records")] == ["started"]
+        ran = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+        assert ran.returncode == 0, ran.stderr[-3000:]  # its process is gone: the lease is taken at once
+        assert f"took the run lock of {NAME} from an abandoned run: attempt {held.attempt}" in ran.stderr
+        run = store.latest_run(NAME)
+        date_folder.fs.invalidate_cache()
+        assert sorted(p.name for p in date_folder.iterdir()) == [run["run_id"]]  # the killed staging folder is gone

@@ -54,7 +54,7 @@ def test_the_image_installs_the_built_wheel_and_ships_no_package_source() -> Non
     assert "RUN pip wheel --no-deps --wheel-dir /wheels ." in stages[0]
     final = stages[1]
     assert "COPY --from=wheel /wheels /wheels" in final
-    assert '"$(ls /wheels/customer_ai-*.whl)[airflow,postgres]"' in final
+    assert '"$(ls /wheels/customer_ai-*.whl)[airflow,postgres,s3]"' in final
     copied = [line.split()[1] for line in final.splitlines() if line.startswith("COPY ") and "--from" not in line]
     assert copied == ["dags", "plugins", "instances", "examples"]  # the package comes from the wheel alone
     assert [p.name for p in (ROOT / "plugins").iterdir()] == ["README.md"]

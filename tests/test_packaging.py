@@ -5,18 +5,22 @@ from __future__ import annotations
 import email
 import email.message
 import json
+import os
 import re
 import secrets
 import subprocess
 import sys
 import textwrap
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from airflow_support import Airflow, airflow_env, free_ports, healthy, served_settings
+from s3_support import new_bucket, s3_server
 
 ROOT = Path(__file__).resolve().parents[1]
+PG_DSN = os.environ.get("CUSTOMER_AI_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def _python(code: str) -> subprocess.CompletedProcess:
@@ -134,7 +138,12 @@ def test_the_wheel_needs_airflow_only_for_its_airflow_extra(wheel: Path) -> None
         "pydantic",
         "pyyaml",
     }
-    assert set(metadata.get_all("Provides-Extra")) == {"airflow", "postgres", "dev"}
+    assert set(metadata.get_all("Provides-Extra")) == {"airflow", "postgres", "s3", "gcs", "dev"}
+    for extra, system in (("s3", "s3fs>=2024.6"), ("gcs", "gcsfs>=2024.6")):  # a bucket home's file system
+        assert sorted(r.split(";")[0].strip() for r in requires if f'extra == "{extra}"' in r) == [
+            system,
+            "universal-pathlib>=0.2.6",
+        ]
     airflow = [r.split(";")[0].strip() for r in requires if 'extra == "airflow"' in r]
     assert sorted(airflow) == [
         "apache-airflow-providers-postgres<8,>=7.1",
@@ -252,21 +261,19 @@ def test_airflow_lists_the_plugin_and_the_provider_with_an_empty_plugins_folder(
 
 @pytest.fixture(scope="module")
 def installed_with_airflow(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh virtualenv outside the source tree with the wheel and its Airflow extra, nothing else."""
-    return _fresh_virtualenv(tmp_path_factory.mktemp("installed-airflow"), f"{wheel}[airflow]")
+    """A fresh virtualenv outside the source tree with the wheel and its Airflow extra (and S3's, for a bucket home)."""
+    return _fresh_virtualenv(tmp_path_factory.mktemp("installed-airflow"), f"{wheel}[airflow,s3]")
 
 
-def test_the_wheel_with_its_airflow_extra_runs_the_example_dag_from_the_documented_dag_file(
-    installed_with_airflow: Path, tmp_path: Path
-) -> None:
-    # an Airflow home whose DAGs folder holds only the two-line DAG file of the README and whose plugins folder is empty
+def _airflow_home(tmp_path: Path, bin_dir: Path, home: str) -> tuple[dict[str, str], Path]:
+    """Make an Airflow home whose DAGs folder holds only the README's two-line DAG file and whose plugins folder is
+    empty, with the example instance; return its environment (the customer-ai home: ``home``) and the instances."""
     dags, plugins, instances = tmp_path / "dags", tmp_path / "plugins", tmp_path / "instances"
     for folder in (dags, plugins, instances):
         folder.mkdir()
     (dags / "customer_ai_dags.py").write_text((ROOT / "dags" / "customer_ai_dags.py").read_text())
     text = (ROOT / "instances" / "repurchase_30d.yaml").read_text()
     (instances / "repurchase_30d.yaml").write_text(text.replace("../examples", str(ROOT / "examples")))
-    bin_dir = installed_with_airflow / "bin"
     env = {
         "PATH": f"{bin_dir}:/usr/bin:/bin",
         "HOME": str(tmp_path),
@@ -275,19 +282,30 @@ def test_the_wheel_with_its_airflow_extra_runs_the_example_dag_from_the_document
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "CUSTOMER_AI_INSTANCES": str(instances),
-        "CUSTOMER_AI_HOME": str(tmp_path / "home"),
+        "CUSTOMER_AI_HOME": home,
         "GX_ANALYTICS_ENABLED": "False",
     }
+    return env, instances
+
+
+def _succeeds(env: dict[str, str], cwd: Path, *command: str, timeout: float = 1500) -> str:
+    """Run ``command``; fail the test with its output unless it exits 0; return what it printed."""
+    done = subprocess.run(list(command), check=False, capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
+    assert done.returncode == 0, f"{command}: {done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def test_the_wheel_with_its_airflow_extra_runs_the_example_dag_from_the_documented_dag_file(
+    installed_with_airflow: Path, tmp_path: Path
+) -> None:
+    bin_dir = installed_with_airflow / "bin"
+    env, instances = _airflow_home(tmp_path, bin_dir, str(tmp_path / "home"))
     api_port, log_port = free_ports(2)
     password = secrets.token_urlsafe(16)
     env.update(served_settings(tmp_path, api_port, log_port, password))  # the view's API server, simple auth
 
     def run(*command: str, timeout: float = 900) -> str:
-        done = subprocess.run(
-            list(command), check=False, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=timeout
-        )
-        assert done.returncode == 0, f"{command}: {done.stdout[-2000:]}\n{done.stderr[-3000:]}"
-        return done.stdout
+        return _succeeds(env, tmp_path, *command, timeout=timeout)
 
     run(str(bin_dir / "airflow"), "db", "migrate")
     (plugin,) = json.loads(run(str(bin_dir / "airflow"), "plugins", "-o", "json"))
@@ -314,3 +332,89 @@ def test_the_wheel_with_its_airflow_extra_runs_the_example_dag_from_the_document
     assert row is not None, page.text[-2000:]
     assert '<span class="status status-ok">ok</span>' in row.group()
     assert "2011-12-11" in row.group()
+
+
+@pytest.fixture(scope="module")
+def s3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A real S3 server (moto's, from the test environment: a process speaking HTTP, not part of the wheel)."""
+    with s3_server(tmp_path_factory.mktemp("s3")) as env:
+        yield env
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    import psycopg2  # noqa: PLC0415 - the test environment's driver, to drop the schema
+
+    schema = f"test_wheel_{secrets.token_hex(4)}"
+    yield schema
+    with psycopg2.connect(PG_DSN) as connection, connection.cursor() as cursor:
+        cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="module")
+def installed_for_buckets(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh virtualenv outside the source tree with the wheel and its PostgreSQL and S3 extras."""
+    return _fresh_virtualenv(tmp_path_factory.mktemp("installed-s3"), f"{wheel}[postgres,s3]")
+
+
+def test_the_wheel_runs_the_example_with_its_home_in_a_bucket_and_reads_it_back(
+    installed_for_buckets: Path, s3_env: dict[str, str], pg_schema: str, tmp_path: Path
+) -> None:
+    text = (ROOT / "instances" / "repurchase_30d.yaml").read_text()
+    (tmp_path / "repurchase_30d.yaml").write_text(text.replace("../examples", str(ROOT / "examples")))
+    env = {
+        **s3_env,
+        "PATH": f"{installed_for_buckets / 'bin'}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "GX_ANALYTICS_ENABLED": "False",
+        "CUSTOMER_AI_HOME": f"s3://{new_bucket(s3_env)}/customer-ai",
+        "CUSTOMER_AI_STORE": PG_DSN,
+        "CUSTOMER_AI_STORE_SCHEMA": pg_schema,
+    }
+
+    def cli(*args: str) -> str:
+        command = [str(installed_for_buckets / "bin" / "customer-ai"), *args]
+        done = subprocess.run(command, check=False, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=1200)
+        assert done.returncode == 0, f"{args}: {done.stderr[-3000:]}"
+        return done.stdout
+
+    cli("-q", "run", "repurchase_30d.yaml", "--as-of", "2011-12-11", "--top", "0")
+    shown = cli("show", "repurchase_30d.yaml", "--top", "0")
+    assert "latest run as of 2011-12-11" in shown
+    assert f"artifacts: {env['CUSTOMER_AI_HOME']}/artifacts/repurchase_30d/2011-12-11/cli-" in shown
+    cli("report", "repurchase_30d.yaml", "--out", str(tmp_path / "report.html"))
+    assert (tmp_path / "report.html").read_text().startswith("<!DOCTYPE html>")
+    said = cli("segment", "export", "repurchase_30d.yaml", "likely_buyers", "--out", str(tmp_path / "likely.csv"))
+    assert said.startswith("repurchase_30d segment likely_buyers as of 2011-12-11: ")
+    assert len((tmp_path / "likely.csv").read_text().splitlines()) > 100
+
+
+def test_the_wheel_with_its_airflow_extra_runs_the_dag_with_its_home_in_a_bucket(
+    installed_with_airflow: Path, s3_env: dict[str, str], pg_schema: str, tmp_path: Path
+) -> None:
+    bin_dir = installed_with_airflow / "bin"
+    home = f"s3://{new_bucket(s3_env)}/customer-ai"
+    env, instances = _airflow_home(tmp_path, bin_dir, home)
+    connection = {"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres", "schema": "test"}
+    env |= {
+        **s3_env,
+        "AIRFLOW_CONN_CUSTOMER_AI_STORE": json.dumps({**connection, "extra": {"schema": pg_schema}}),
+        "CUSTOMER_AI_STORE_SCHEMA": pg_schema,  # for the command, which reads the store by its address
+    }
+
+    def run(*command: str) -> str:
+        return _succeeds(env, tmp_path, *command)
+
+    run(str(bin_dir / "airflow"), "db", "migrate")
+    run(str(bin_dir / "airflow"), "dags", "test", "customer_ai__repurchase_30d", "2011-12-11")
+    shown = run(
+        str(bin_dir / "customer-ai"),
+        "show",
+        str(instances / "repurchase_30d.yaml"),
+        "--store",
+        "postgresql://postgres@127.0.0.1:5432/test",
+        "--top",
+        "0",
+    )
+    assert "latest run as of 2011-12-11" in shown
+    assert f"artifacts: {home}/artifacts/repurchase_30d/2011-12-11/af-" in shown

@@ -41,6 +41,7 @@ import matplotlib as mpl
 import pandas as pd
 
 from customer_ai.files import write_text
+from customer_ai.home import as_path
 from customer_ai.report.card import _model_card
 from customer_ai.report.drift import _drift_section
 from customer_ai.report.evaluation import _evaluation_section, _outcomes_section, _read_outcomes, _with_tracked
@@ -107,14 +108,14 @@ def build_report(
         no ``scores.parquet``.
     """
     runs = _read_runs(store, spec.name)
-    published = _published_folders(spec.name, Path(home), runs)
+    published = _published_folders(spec.name, as_path(home), runs)
     if folder is None:
         if f"{as_of:%Y-%m-%d}" not in published:
             where = "" if store is None else f" in {store}"
             raise FileNotFoundError(f"{spec.name} has no run published as of {as_of:%Y-%m-%d}{where}")
         folder = published[f"{as_of:%Y-%m-%d}"]
-    folder = Path(folder)
-    out = Path(out) if out is not None else folder / REPORT_FILE
+    folder = as_path(folder)
+    out = as_path(out) if out is not None else folder / REPORT_FILE
     run = _RunFiles.read(folder)
     outcomes = _with_tracked(_read_outcomes(store, spec.name), run, spec.name)
     with mpl.rc_context():

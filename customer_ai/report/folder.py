@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from customer_ai import artifacts
+from customer_ai.home import fetch
 from customer_ai.outcomes import read_tracked
 
 
@@ -46,7 +47,7 @@ class _RunFiles:
         return cls(
             folder=folder,
             model=artifacts.read_json(folder / "model.json"),
-            scores=pd.read_parquet(folder / "scores.parquet"),
+            scores=pd.read_parquet(fetch(folder / "scores.parquet")),
             source=optional("source.json"),
             evaluation=optional("evaluation.json"),
             metadata=optional("metadata.json"),

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from customer_ai.home import fetch
 from customer_ai.report.figures import _history_figure, _scores_figure, _svg
 from customer_ai.report.folder import _RunFiles
 from customer_ai.report.html import _BUCKETS, _int, _num, _p, _pct, _section, _table
@@ -125,7 +126,7 @@ def _read_runs(store: object, instance: str) -> pd.DataFrame | None:
 def _history_section(as_of: pd.Timestamp, run: _RunFiles, runs: pd.DataFrame | None, folders: dict[str, Path]) -> str:
     today = f"{as_of:%Y-%m-%d}"
     frames = {
-        date: pd.read_parquet(folder / "scores.parquet", columns=["probability", "bucket"])
+        date: pd.read_parquet(fetch(folder / "scores.parquet"), columns=["probability", "bucket"])
         for date, folder in sorted(folders.items())
         if date < today and (folder / "scores.parquet").exists()
     }

@@ -38,6 +38,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from customer_ai.home import is_local
 from customer_ai.store.address import URI_PREFIXES, ambiguous_address, mask_password, postgres_location
 from customer_ai.store.base import (
     _DEFAULT_SCHEMA,
@@ -96,6 +97,12 @@ def open_store(
         Also for a PostgreSQL address when its driver is not installed (``pip install "customer-ai[postgres]"``).
     """
     if not uri:
+        if not is_local(home):
+            raise StoreAddressError(
+                f"the home {home} is a bucket: the embedded SQLite store cannot live there (a database file needs a "
+                "local disk and its locks). Give a database every worker reaches: --store postgresql://..., "
+                "$CUSTOMER_AI_STORE, or in Airflow the connection customer_ai_store"
+            )
         return SQLiteStore(Path(home) / "store.sqlite", create=create)
     if uri.startswith("sqlite:///"):
         return SQLiteStore(Path(uri.removeprefix("sqlite:///")), create=create)
