@@ -89,9 +89,9 @@ def fetch(path: Any) -> Path:  # noqa: ANN401
         When there is no such file.
     """
     if is_local(path):
-        if not Path(path).is_file():
+        if not Path(path).exists():
             raise FileNotFoundError(f"{path} is missing")
-        return Path(path)
+        return Path(path)  # a file, or a local folder of Parquet files
     target = Path(tempfile.mkdtemp(dir=_downloads())) / path.name
     try:
         path.fs.get_file(path.path, str(target))

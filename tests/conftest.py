@@ -7,6 +7,7 @@ import importlib.util
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -179,3 +180,16 @@ def as_of_dates():  # noqa: ANN201 - a hypothesis strategy, imported lazily
     from hypothesis import strategies as st
 
     return st.integers(60, 290).map(lambda d: ts("2011-03-01") + pd.Timedelta(days=d))
+
+
+@pytest.fixture(scope="session")
+def s3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One real S3 server for the test session, and this process's environment pointing S3 clients at it.
+
+    One for the session: fsspec keeps one S3 file system per set of arguments, made with the environment of its
+    first use, so a second server on another port would not be reached by this process.
+    """
+    from s3_support import environment, s3_server
+
+    with s3_server(tmp_path_factory.mktemp("s3")) as env, environment(env):
+        yield env

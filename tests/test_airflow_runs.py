@@ -583,13 +583,16 @@ def test_events_from_a_postgres_table_read_only_the_runs_window(tmp_path: Path, 
     assert scores == len(eligible_at("2011-10-02"))
 
 
-def test_a_dag_run_with_its_home_in_a_bucket_publishes_there_and_readers_find_it(tmp_path: Path) -> None:
-    from s3_support import environment, new_bucket, s3_server
+def test_a_dag_run_with_its_home_in_a_bucket_killed_then_run_again_publishes_there_and_readers_find_it(
+    tmp_path: Path, s3_env: dict[str, str]
+) -> None:
+    from s3_support import new_bucket
 
     from customer_ai.home import as_path
 
     schema = f"test_dag_s3_{uuid.uuid4().hex[:8]}"
-    with s3_server(tmp_path) as s3_env, contextlib.ExitStack() as cleanup:
+    date = "2011-10-02"
+    with contextlib.ExitStack() as cleanup:
         cleanup.callback(drop_schema, schema)
         home = f"s3://{new_bucket(s3_env)}/customer-ai"
         env = airflow_env(
@@ -597,20 +600,45 @@ def test_a_dag_run_with_its_home_in_a_bucket_publishes_there_and_readers_find_it
             tmp_path / "instances",
             AIRFLOW_CONN_CUSTOMER_AI_STORE=pg_store_connection(schema),
             CUSTOMER_AI_HOME=home,
+            CUSTOMER_AI_LOCK_MINUTES="1",  # the killed run's lock lasts a minute unrenewed
             **s3_env,
         )
         write_instance(tmp_path / "instances")
         migrate(env)
-        output = dags_test(env, "2011-10-02")
-        assert not output.startswith("EXIT"), output[-6000:]
         store = pg_store(schema)
+        date_folder = as_path(home) / "artifacts" / INSTANCE / date
+        # killed as soon as its scores are in the bucket, before validate_scores, the report and publish
+        process = start_dags_test(env, date, tmp_path / "killed.log")
+        deadline = time.monotonic() + 300
+        try:
+            while not list(date_folder.glob(".*.staging/scores.parquet")):
+                date_folder.fs.invalidate_cache()
+                assert process.poll() is None, f"dags test exited first\n{tail(tmp_path / 'killed.log', 6000)}"
+                assert time.monotonic() < deadline, f"no scores after 300s\n{tail(tmp_path / 'killed.log', 6000)}"
+                time.sleep(0.2)
+        finally:
+            kill_group(process)
+        assert store.latest_run(INSTANCE) is None  # readers see nothing of it
+        assert steps_of(store.read_attempts(INSTANCE, as_of=date)) == [("validate_events", 1, "started")]
+
+        output = dags_test(env, date)  # waits for the killed run's lock to expire, then runs afresh
+        assert not output.startswith("EXIT"), output[-6000:]
+        assert f"took the run lock of {INSTANCE} from an abandoned run" in output
         run = store.latest_run(INSTANCE)
-        assert (run["as_of"], run["status"]) == ("2011-10-02", "ok")
-        with environment(s3_env):
-            folder = as_path(home) / "artifacts" / INSTANCE / "2011-10-02" / run["run_id"]
-            assert sorted(p.name for p in folder.iterdir()) == RUN_FILES
-            assert json.loads((folder / "instance.json").read_text())["definition"]["name"] == INSTANCE
-            assert probabilities(store.read_scores(INSTANCE)) == folder_probabilities(folder)
-            (row,) = instance_rows(tmp_path / "instances", as_path(home), lambda: store)
-            assert (row.status, row.as_of, row.report) == ("ok", "2011-10-02", True)
+        assert (run["as_of"], run["status"]) == (date, "ok")
+        date_folder.fs.invalidate_cache()
+        assert sorted(p.name for p in date_folder.iterdir()) == [run["run_id"]]  # the killed staging is gone
+        folder = date_folder / run["run_id"]
+        reused = [name for name in RUN_FILES if name != "training_set.parquet"]  # the model the killed run stored
+        assert sorted(p.name for p in folder.iterdir()) == reused
+        assert json.loads((folder / "model.json").read_text())["reused"] is True
+        assert json.loads((folder / "instance.json").read_text())["definition"]["name"] == INSTANCE
+        assert probabilities(store.read_scores(INSTANCE)) == folder_probabilities(folder)
+        (row,) = instance_rows(tmp_path / "instances", as_path(home), lambda: store)
+        assert (row.status, row.as_of, row.report) == ("ok", date, True)
+        assert (
+            report_file(as_path(home), {INSTANCE}, INSTANCE, date, lambda: store)
+            .read_text()
+            .startswith("<!DOCTYPE html>")
+        )
         assert store.lock_holder(INSTANCE)[0] is None

@@ -2117,14 +2117,6 @@ def test_a_bad_lock_length_exits_2_before_any_work(workspace: Path) -> None:
     assert result.stderr == "error: CUSTOMER_AI_LOCK_MINUTES='0': must be at least 1\n"
 
 
-@pytest.fixture(scope="module")
-def s3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    from s3_support import environment, s3_server
-
-    with s3_server(tmp_path_factory.mktemp("s3")) as env, environment(env):
-        yield env
-
-
 def test_a_run_with_its_home_in_a_bucket_and_its_store_in_postgresql_is_read_back(
     workspace: Path, first_run: tuple, s3_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import importlib.util
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from s3_support import environment, new_bucket, s3_server
+from s3_support import new_bucket
 
 from customer_ai import files
 from customer_ai.home import HomeError, as_path, fetch, fetch_tree, is_local, move, put, remove_tree
-
-
-@pytest.fixture(scope="module")
-def s3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    with s3_server(tmp_path_factory.mktemp("s3")) as env, environment(env):
-        yield env
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -90,3 +84,11 @@ def test_a_local_file_is_put_whole(home: object, tmp_path: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     put(local, target)
     assert target.read_text() == "tree\n"
+
+
+def test_a_bucket_whose_file_system_is_not_installed_names_the_extra_to_install() -> None:
+    if importlib.util.find_spec("gcsfs") is not None:  # not in the test environment: [gcs] is documented, not tested
+        pytest.skip("gcsfs is installed here")
+    message = r'^gs://bucket/x: the file system of gs:// is not installed \(.+\): pip install "customer-ai\[gcs\]"$'
+    with pytest.raises(HomeError, match=message):
+        as_path("gs://bucket/x")

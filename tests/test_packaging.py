@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from airflow_support import Airflow, airflow_env, free_ports, healthy, served_settings
-from s3_support import new_bucket, s3_server
+from s3_support import new_bucket
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_DSN = os.environ.get("CUSTOMER_AI_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -332,13 +332,6 @@ def test_the_wheel_with_its_airflow_extra_runs_the_example_dag_from_the_document
     assert row is not None, page.text[-2000:]
     assert '<span class="status status-ok">ok</span>' in row.group()
     assert "2011-12-11" in row.group()
-
-
-@pytest.fixture(scope="module")
-def s3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A real S3 server (moto's, from the test environment: a process speaking HTTP, not part of the wheel)."""
-    with s3_server(tmp_path_factory.mktemp("s3")) as env:
-        yield env
 
 
 @pytest.fixture
