@@ -70,8 +70,9 @@ backtest: $(BIN)/customer-ai examples/online_retail/events.parquet
 COMPAT_AIRFLOW ?= 3.2.0
 # packages that Airflow 3.2.0 needs older than pip picks today (its constraint files pin them): with FastAPI 0.137 or
 # newer its API server does not start ("Model 'TITerminalStatePayload' needs a discriminator field"); Airflow 3.3
-# declares the same cap itself
-COMPAT_PINS ?= 'fastapi<0.137'
+# declares the same cap itself. The S3 stack is pinned to the versions CI resolves: without, pip's resolver did not
+# settle within 10 minutes for 3.2.0 (aiobotocore pins botocore to a narrow range)
+COMPAT_PINS ?= 'fastapi<0.137' botocore==1.43.117 boto3==1.43.117 aiobotocore==3.10.0 s3fs==2026.9.0 moto==5.2.6
 COMPAT_VENV ?= $(VAR)/compat-venv
 COMPAT_TESTS ?= tests/test_dags.py tests/test_operators.py tests/test_settings.py tests/test_parse_cache.py \
 	tests/test_airflow_runs.py tests/test_airflow_ui.py tests/test_airflow_services.py
