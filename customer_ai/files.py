@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from customer_ai.home import as_path, fetch, is_local, move, put, remove_tree
+from customer_ai.home import as_path, copy_tree, fetch, is_local, move, put, remove_tree
 
 __all__ = [
     "FILE_MODE",
@@ -292,7 +292,7 @@ def copy_dir(source: Path, target: Path) -> Path:
     """Copy the folder ``source`` to ``target`` (which must not exist) so that ``target`` appears complete."""
     source, target = as_path(source), as_path(target)
     if not is_local(source):  # nothing points at the copy until it is complete: no need of a rename
-        source.fs.copy(source.path, target.path, recursive=True)
+        copy_tree(source, target)
         return target
     partial = target.with_name(f".{target.name}-copy-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)

@@ -22,7 +22,18 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EXTRAS", "HomeError", "as_path", "fetch", "fetch_tree", "is_local", "move", "put", "remove_tree"]
+__all__ = [
+    "EXTRAS",
+    "HomeError",
+    "as_path",
+    "copy_tree",
+    "fetch",
+    "fetch_tree",
+    "is_local",
+    "move",
+    "put",
+    "remove_tree",
+]
 
 # the extra that brings each protocol's file system
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
@@ -106,6 +117,7 @@ def fetch_tree(folder: Any) -> Path:  # noqa: ANN401
         return Path(folder)
     target = Path(tempfile.mkdtemp(dir=_downloads())) / folder.name
     target.mkdir()
+    folder.fs.invalidate_cache()  # listed afresh, as copy_tree does
     for path in folder.iterdir():
         if path.is_file():
             path.fs.get_file(path.path, str(target / path.name))
@@ -120,21 +132,35 @@ def put(local: Path, path: Any) -> None:  # noqa: ANN401
     path.fs.put_file(str(local), path.path)
 
 
-def move(source: Any, target: Any) -> None:  # noqa: ANN401
-    """Rename the folder ``source`` to ``target`` (one rename when local; copy, then remove, in a bucket)."""
-    if is_local(source):
-        Path(source).rename(target)
-        return
+def copy_tree(source: Any, target: Any) -> list[str]:  # noqa: ANN401
+    """Copy every file of the bucket folder ``source`` under ``target``; return the copied files' keys.
+
+    Listed afresh (fsspec keeps listings, and another process may have written or removed files since).
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``source`` holds no file.
+    """
     fs = source.fs
-    fs.invalidate_cache()  # another process may have written or removed files since this one listed them
+    fs.invalidate_cache()
     prefix = source.path.rstrip("/") + "/"
     files = [name for name in fs.find(source.path) if name.startswith(prefix)]
     if not files:
         raise FileNotFoundError(f"{source} is missing")
     for name in files:
         fs.copy(name, target.path.rstrip("/") + "/" + name.removeprefix(prefix))
-    fs.rm(files)
     fs.invalidate_cache()
+    return files
+
+
+def move(source: Any, target: Any) -> None:  # noqa: ANN401
+    """Rename the folder ``source`` to ``target`` (one rename when local; copy, then remove, in a bucket)."""
+    if is_local(source):
+        Path(source).rename(target)
+        return
+    source.fs.rm(copy_tree(source, target))
+    source.fs.invalidate_cache()
 
 
 def remove_tree(path: Any) -> None:  # noqa: ANN401

@@ -109,20 +109,15 @@ class QualityGateError(RuntimeError):
 
 
 def _folder(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, attempt: str) -> Path:
-    """Return the folder the steps of an attempt work in: its staging folder, until :func:`publish` seals it."""
-    return _attempt_folder(spec.name, as_of, home, attempt)
-
-
-def _attempt_folder(name: str, as_of: pd.Timestamp, home: Path, attempt: str) -> Path:
-    """Return the folder the steps of an attempt of instance ``name`` work in (see :func:`_folder`).
+    """Return the folder the steps of an attempt work in: its staging folder, until :func:`publish` seals it.
 
     A step re-run on its own after its attempt was sealed (an Airflow task cleared and run again) finds no
     staging folder: it starts from a copy of the attempt's newest sealed folder, which never changes; a
     :func:`publish` run again seals the copy under a name of its own.
     """
-    staging = artifacts.staging_dir(home, name, as_of, attempt)
+    staging = artifacts.staging_dir(home, spec.name, as_of, attempt)
     if not staging.exists():
-        sealed = artifacts.sealed_runs(home, name, as_of, attempt)
+        sealed = artifacts.sealed_runs(home, spec.name, as_of, attempt)
         if sealed:
             artifacts.copy_dir(sealed[-1], staging)
     return staging

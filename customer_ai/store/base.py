@@ -762,10 +762,12 @@ class _Store(ABC):
             return
         if held.attempt == attempt:
             writer.delete_lease()
-        elif held.expires_at > writer.now():
+            return
+        now = writer.now()
+        if held.expires_at > now:
             raise LockLostError(
                 f"attempt {attempt or '(unnamed)'} of {instance} no longer holds the run lock, so it publishes "
-                f"nothing: {held.describe(writer.now())}. Its lease was not renewed in time (a stalled or "
+                f"nothing: {held.describe(now)}. Its lease was not renewed in time (a stalled or "
                 "suspended process?); run it again once the other run is done"
             )
 
