@@ -9,10 +9,17 @@ one purchase day), as ``lifetimes`` does with ``freq="D"``; the tests check both
 
 Everything is vectorised over customers; fitting maximises the log-likelihood (the paper's equation 6) over
 the logarithms of the four parameters with L-BFGS-B.
+
+The fit depends on the customers only through how many share each distinct ``(x, t_x, T)`` and which profile id is
+the first (smallest) to have it (:func:`repeat_counts`): the counts of separate partitions of the profiles add up
+(:func:`merge_counts`) to those of all of them, and :func:`fit_counts` of the sum is :func:`fit_summary` of
+everyone to the bit (the histories enter the likelihood's sum in the order of their first profiles, as they do when
+every profile is fitted at once).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,14 +33,18 @@ __all__ = [
     "BGNBD",
     "BGNBDConvergenceError",
     "fit_bgnbd",
+    "fit_counts",
     "fit_repeat_model",
     "fit_summary",
+    "merge_counts",
     "profile_rows",
+    "repeat_counts",
     "repeat_summary",
     "repeat_view",
 ]
 
 _DAY = pd.Timedelta(days=1)
+_HISTORY = ["x", "t_x", "T"]  # a customer's history, in the order its distinct values are sorted by
 
 
 def repeat_summary(purchases: pd.DataFrame, as_of: pd.Timestamp, profiles: pd.Index | None = None) -> pd.DataFrame:
@@ -208,6 +219,8 @@ def fit_bgnbd(
     Returns
     -------
     BGNBD
+        Identical histories are fitted once with their weights summed, in the order of their first rows: rows
+        given in the same order of histories give the same fit to the bit, however they are grouped.
 
     Raises
     ------
@@ -220,8 +233,8 @@ def fit_bgnbd(
     if len(x) == 0:
         raise ValueError("BG/NBD needs at least one customer")
     triples = pd.DataFrame({"x": x, "t_x": t_x, "T": T, "w": 1.0 if weights is None else weights})
-    rows = triples.groupby(["x", "t_x", "T"], sort=False, as_index=False)["w"].sum()  # identical histories once
-    x, t_x, T, w = (rows[c].to_numpy() for c in ("x", "t_x", "T", "w"))  # noqa: N806
+    rows = triples.groupby(_HISTORY, sort=False, as_index=False)["w"].sum()  # identical histories once
+    x, t_x, T, w = (rows[c].to_numpy(dtype="float64") for c in (*_HISTORY, "w"))  # noqa: N806
     total = w.sum()
     histories = _Histories(x, t_x, T)
 
@@ -239,8 +252,8 @@ def fit_bgnbd(
 def fit_repeat_model(purchases: pd.DataFrame, as_of: pd.Timestamp) -> BGNBD | None:
     """Return BG/NBD fitted on every profile's purchases before ``as_of``; None when nobody has repeated one.
 
-    Profiles enter the fit in the order of their ids (``repeat_summary`` sorts them), so the same purchases give
-    the same fit to the last bit, however the rows are ordered.
+    The fit sees only how many profiles share each history (:func:`repeat_counts`), so the same purchases give the
+    same fit to the last bit, however the rows are ordered or split into partitions of profiles.
     """
     return fit_summary(repeat_summary(purchases, as_of))
 
@@ -252,13 +265,70 @@ def fit_summary(summary: pd.DataFrame) -> BGNBD | None:
     date (the model does without them, and boosting starts from even odds), rather than resting on parameters the
     optimiser merely stopped at.
     """
-    if summary.empty or not (summary["x"] > 0).any():
+    return fit_counts(repeat_counts(summary))
+
+
+def repeat_counts(summary: pd.DataFrame) -> pd.DataFrame:
+    """Return how many customers of a :func:`repeat_summary` share each history: all that BG/NBD is fitted on.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        ``x``, ``t_x`` and ``T`` per customer, indexed by profile id (text, or integer codes that sort as the ids).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per distinct ``(x, t_x, T)`` (float64) with ``customers`` (int64) and ``first`` (the smallest
+        profile id having it), in the order of ``first``, with a plain ``RangeIndex``; :func:`merge_counts` adds
+        such tables and :func:`fit_counts` fits one.
+    """
+    columns = {c: summary[c].to_numpy(dtype="float64") for c in _HISTORY}
+    rows = pd.DataFrame({**columns, "customers": np.ones(len(summary), dtype="int64"), "first": summary.index})
+    return _summed(rows)
+
+
+def merge_counts(counts: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """Return the :func:`repeat_counts` of the union of disjoint sets of customers, from the counts of each set.
+
+    Parameters
+    ----------
+    counts : iterable of pandas.DataFrame
+        :func:`repeat_counts` tables, e.g. one per partition of the profiles; none, or empty ones, are allowed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        In the form of :func:`repeat_counts`: each distinct ``(x, t_x, T)`` once, with its ``customers`` summed
+        and its smallest ``first`` over the tables, in the order of ``first``.
+    """
+    tables = [table[[*_HISTORY, "customers", "first"]] for table in counts if len(table)]
+    if not tables:
+        return repeat_counts(pd.DataFrame({c: [] for c in _HISTORY}, index=pd.Index([], dtype="str")))
+    return _summed(pd.concat(tables, ignore_index=True))
+
+
+def fit_counts(counts: pd.DataFrame) -> BGNBD | None:
+    """Return BG/NBD fitted on :func:`repeat_counts` (or :func:`merge_counts`); None when nobody repeated.
+
+    ``fit_counts(repeat_counts(summary))`` is ``fit_summary(summary)`` to the bit, and so is the fit of the merged
+    counts of the parts of any split of the summary's rows. A fit that does not converge is said in the log and
+    gives None, as in :func:`fit_summary`.
+    """
+    if counts.empty or not (counts["x"] > 0).any():
         return None
     try:
-        return fit_bgnbd(summary["x"], summary["t_x"], summary["T"])
+        return fit_bgnbd(counts["x"], counts["t_x"], counts["T"], counts["customers"].to_numpy(dtype="float64"))
     except BGNBDConvergenceError as exc:
         logger.warning("the repeat-buying model is left out: %s; its features are missing for this date", exc)
         return None
+
+
+def _summed(rows: pd.DataFrame) -> pd.DataFrame:
+    """Return each distinct history of ``rows`` once: its customers summed, its smallest first id, by first id."""
+    grouped = rows.groupby(_HISTORY, sort=False).agg(customers=("customers", "sum"), first=("first", "min"))
+    ordered = grouped.reset_index().sort_values("first", kind="stable", ignore_index=True)
+    return ordered.astype(dict.fromkeys(_HISTORY, "float64") | {"customers": "int64"})
 
 
 def repeat_view(

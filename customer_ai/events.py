@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +30,9 @@ __all__ = [
     "EventsUnavailableError",
     "canonicalize",
     "check_attribute_join",
+    "checked_start",
+    "count_attribute_join",
+    "event_table_chunks",
     "event_table_start",
     "events_start",
     "load_attributes",
@@ -35,6 +40,9 @@ __all__ = [
     "load_event_table",
     "load_events",
     "load_profiles",
+    "parquet_error",
+    "refuse_unjoined",
+    "sort_events",
 ]
 
 CANONICAL_COLUMNS = ("profile_id", "timestamp", "event_type", "value")
@@ -165,33 +173,53 @@ def check_attribute_join(events: pd.DataFrame, attributes: pd.DataFrame | None, 
     EventsError
         When no profile of the events has attributes (the ids are written differently in the two sources).
     """
+    counts = count_attribute_join(events, attributes)
+    if counts is not None:
+        refuse_unjoined(counts, attributes, events["profile_id"].iloc[0] if len(events) else None, source)
+    return counts
+
+
+def count_attribute_join(events: pd.DataFrame, attributes: pd.DataFrame | None) -> dict | None:
+    """Return how many of the events' profiles have a row of attributes (see :func:`check_attribute_join`).
+
+    The counts of events split by profile add up to those of all the events.
+    """
     if attributes is None:
         return None
     profiles = pd.Index(events["profile_id"].unique())
     joined = int(profiles.isin(attributes.index).sum())
-    counts = {"profiles": len(profiles), "with_attributes": joined, "without_attributes": len(profiles) - joined}
-    if len(profiles) and joined == 0:
+    return {"profiles": len(profiles), "with_attributes": joined, "without_attributes": len(profiles) - joined}
+
+
+def refuse_unjoined(counts: dict, attributes: pd.DataFrame, example: object, source: str) -> None:
+    """Raise an EventsError when profiles have events but none has attributes; ``example`` is an event profile's id."""
+    if counts["profiles"] and counts["with_attributes"] == 0:
         raise EventsError(
-            f"{source}: none of the {len(profiles):,} profiles in the events has a row in the profile file "
-            f"(event ids look like {profiles[0]!r}, profile ids like {attributes.index[0]!r}); the ids must be "
+            f"{source}: none of the {counts['profiles']:,} profiles in the events has a row in the profile file "
+            f"(event ids look like {example!r}, profile ids like {attributes.index[0]!r}); the ids must be "
             "written the same way in both"
             if len(attributes)
             else f"{source}: the profile file has no rows"
         )
-    return counts
 
 
-def canonicalize(frame: pd.DataFrame, columns: dict[str, str] | None = None, source: str = "events") -> pd.DataFrame:
+def canonicalize(
+    frame: pd.DataFrame, columns: dict[str, str] | None = None, source: str = "events", *, sort: bool = True
+) -> pd.DataFrame:
     """Rename, type-check and sort an event frame into the canonical schema.
 
     Parameters
     ----------
     frame : pandas.DataFrame
-        The raw events.
+        The raw events.  Error messages name rows by its index (a batch of a larger source indexed from its
+        first row's number names the source's rows).
     columns : dict, optional
         Mapping from canonical names to the frame's names, e.g. ``{"profile_id": "customer"}``.
     source : str, default "events"
         Name used in error messages.
+    sort : bool, default True
+        Sort the rows (see :func:`sort_events`); False keeps them in their order and index (a batch of a source
+        whose events are sorted later, a partition at a time).
 
     Returns
     -------
@@ -246,10 +274,26 @@ def canonicalize(frame: pd.DataFrame, columns: dict[str, str] | None = None, sou
     ordered = list(CANONICAL_COLUMNS) + [c for c in events.columns if c not in CANONICAL_COLUMNS]
     events = events[ordered]
     del frame, renamed  # the raw columns: each goes as soon as its sorted copy is made
+    if not sort:
+        return events
+    return _sorted(events, id_rank, distinct_ids)
+
+
+def sort_events(events: pd.DataFrame) -> pd.DataFrame:
+    """Return canonical events sorted by ``timestamp`` then ``profile_id`` (a stable sort), with a fresh RangeIndex.
+
+    Events already in that order are returned as they are (a fresh index, no copy); otherwise each column is
+    copied in order one at a time, so millions of events are never held twice.
+    """
+    id_rank, distinct_ids = pd.factorize(events["profile_id"], sort=True)
+    return _sorted(events, id_rank, distinct_ids)
+
+
+def _sorted(events: pd.DataFrame, id_rank: np.ndarray, distinct_ids: pd.Index) -> pd.DataFrame:
     order = _time_then_id_order(events, id_rank)
     if np.array_equal(order, np.arange(len(order))):
         return events.reset_index(drop=True)  # already in order: nothing to copy
-    unsorted, ids = {name: events[name] for name in ordered}, [id_rank, distinct_ids]
+    unsorted, ids = {name: events[name] for name in events.columns}, [id_rank, distinct_ids]
     del events, id_rank, distinct_ids
     return _in_order(unsorted, order, ids)
 
@@ -356,11 +400,24 @@ def _read_parquet(path: Path, kind: str) -> pd.DataFrame:
     except pa.ArrowMemoryError:
         raise  # the machine, not the file
     except (pa.ArrowException, OSError) as exc:
-        if isinstance(exc, OSError) and exc.errno is not None:  # the system's error, not Arrow's about the bytes
-            raise EventsError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-        reason = " ".join(str(exc).split()).removeprefix(f"Could not open Parquet input source '{path}': ")
-        where = "a file of the folder is" if kind == "folder" else "the file is"
-        raise EventsError(f"{path}: {where} not Parquet, or is damaged (cut short?): {reason}") from None
+        raise parquet_error(path, kind, exc) from None
+
+
+def parquet_error(path: Path, kind: str, exc: Exception) -> EventsError:
+    """Return the error that says why Arrow could not read the Parquet file or folder (``kind``) ``path``."""
+    if isinstance(exc, OSError) and exc.errno is not None:  # the system's error, not Arrow's about the bytes
+        return EventsError(f"{path}: cannot be read ({exc.strerror or exc})")
+    reason = re.sub(
+        r"^Error creating dataset\. Could not read schema from '[^']*'\. Is this a 'parquet' file\?: ",
+        "",
+        " ".join(str(exc).split()),
+    )
+    opened = re.match(r"^Could not open Parquet input source '(?P<file>[^']*)': ", reason)
+    if opened:  # the file itself, or the file of the folder that is not Parquet
+        named = "" if opened["file"] == str(path) else f"{opened['file']}: "
+        reason = named + reason[opened.end() :]
+    where = "a file of the folder is" if kind == "folder" else "the file is"
+    return EventsError(f"{path}: {where} not Parquet, or is damaged (cut short?): {reason}")
 
 
 def _utf16(head: bytes) -> str | None:
@@ -544,9 +601,10 @@ def _table_chunk(rows: list[tuple], catalog: list[tuple[str, int, str]]) -> pd.D
     return frame
 
 
-def _table_frame(chunks: list[pd.DataFrame], catalog: list[tuple[str, int, str]]) -> pd.DataFrame:
-    frame = pd.concat(chunks, ignore_index=True) if chunks else _table_chunk([], catalog)
-    for name, _, dtype in catalog:  # plain dtypes when nothing is missing, as files give
+def _table_frame(chunks: list[pd.DataFrame]) -> pd.DataFrame:
+    frame = pd.concat(chunks, ignore_index=True)
+    for name in frame.columns:  # plain dtypes when nothing is missing, as files give
+        dtype = str(frame[name].dtype)
         if dtype in ("Int64", "boolean") and not frame[name].isna().any():
             frame[name] = frame[name].astype("int64" if dtype == "Int64" else "bool")
     return frame
@@ -607,10 +665,17 @@ def events_start(timestamps: pd.Series, source: str) -> DataStart:
     EventsError
         When more than 0.1% of the events lie before the start (before a year or more without any event).
     """
-    return _checked_start(data_start(timestamps, source))
+    return checked_start(data_start(timestamps, source))
 
 
-def _checked_start(found: DataStart) -> DataStart:
+def checked_start(found: DataStart) -> DataStart:
+    """Return ``found``, having said in a warning what lies before the start; raise when that is too much.
+
+    Raises
+    ------
+    EventsError
+        When more than 0.1% of the events lie before the start (see :attr:`customer_ai.history.DataStart.acceptable`).
+    """
     said = found.describe()
     if not found.acceptable:
         raise EventsError(said)
@@ -663,7 +728,7 @@ def event_table_start(dsn: str, table: str, columns: dict[str, str] | None = Non
         raise EventsError(f"{source}: {' '.join(str(exc).split())}") from exc
     finally:
         connection.close()
-    return _checked_start(find_data_start(_start_days(rows), source))
+    return checked_start(find_data_start(_start_days(rows), source))
 
 
 def load_events(spec: InstanceSpec, events_path: str | Path | None = None) -> pd.DataFrame:
@@ -698,7 +763,7 @@ def load_attributes(spec: InstanceSpec) -> pd.DataFrame | None:
     return load_profiles(spec.resolve(spec.profiles.path), spec.profiles.columns, spec.profiles.id_column)
 
 
-def load_event_table(
+def event_table_chunks(
     dsn: str,
     table: str,
     columns: dict[str, str] | None = None,
@@ -706,8 +771,8 @@ def load_event_table(
     start: pd.Timestamp | None = None,
     end: pd.Timestamp | None = None,
     chunk_rows: int = 100_000,
-) -> pd.DataFrame:
-    """Load events from a PostgreSQL table (or view) into canonical events.
+) -> Iterator[pd.DataFrame]:
+    """Yield the rows of a PostgreSQL event table (or view) as raw frames of at most ``chunk_rows`` rows.
 
     Only rows with ``start <= timestamp < end`` are read (each bound optional): the filter runs on the server
     and rows are streamed through a server-side cursor, ``chunk_rows`` at a time.  Every column of the table is
@@ -728,10 +793,12 @@ def load_event_table(
     chunk_rows : int, default 100000
         Rows fetched per round trip.
 
-    Returns
-    -------
+    Yields
+    ------
     pandas.DataFrame
-        Canonical events, see :func:`canonicalize`.
+        The table's columns as they are (not canonical yet), typed by the table's column types: nullable integers
+        and booleans, UTC datetimes; one empty frame when no row is in the bounds.  Each frame's index counts
+        the rows read before it, so that messages about a frame name rows of the whole read.
 
     Raises
     ------
@@ -765,16 +832,46 @@ def load_event_table(
             )
         naive = {c[0]: c[1] for c in catalog}.get(ts_column) == _PG_TIMESTAMP
         params = {k: (v.tz_localize(None) if naive else v).to_pydatetime() for k, v in bounds.items()}
-        chunks = []
+        read = 0
         with connection.cursor(name="customer_ai_events") as cursor:
             cursor.itersize = chunk_rows
             cursor.execute(query, params)
             while rows := cursor.fetchmany(chunk_rows):
-                chunks.append(_table_chunk(rows, catalog))
+                chunk = _table_chunk(rows, catalog)
+                chunk.index = pd.RangeIndex(read, read + len(chunk))
+                read += len(chunk)
+                yield chunk
+        if not read:
+            yield _table_chunk([], catalog)
     except psycopg2.OperationalError as exc:  # the server went away or the connection broke: retry
         raise EventsUnavailableError(f"{source}: {' '.join(str(exc).split())}") from exc
     except psycopg2.Error as exc:
         raise EventsError(f"{source}: {' '.join(str(exc).split())}") from exc
     finally:
         connection.close()
-    return canonicalize(_table_frame(chunks, catalog), columns, source=source)
+
+
+def load_event_table(
+    dsn: str,
+    table: str,
+    columns: dict[str, str] | None = None,
+    *,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+    chunk_rows: int = 100_000,
+) -> pd.DataFrame:
+    """Load events from a PostgreSQL table (or view) into canonical events.
+
+    Only rows with ``start <= timestamp < end`` are read (each bound optional): the filter runs on the server
+    and rows are streamed through a server-side cursor, ``chunk_rows`` at a time (see
+    :func:`event_table_chunks`, which says what is read and raised).  Every column of the table is returned
+    (extra columns are kept); integer and boolean columns holding missing values become nullable pandas integers
+    and booleans, numerics become floats.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Canonical events, see :func:`canonicalize`.
+    """
+    chunks = list(event_table_chunks(dsn, table, columns, start=start, end=end, chunk_rows=chunk_rows))
+    return canonicalize(_table_frame(chunks), columns, source=f"postgresql table {table}")

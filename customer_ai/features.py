@@ -24,7 +24,15 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from customer_ai.bgnbd import BGNBD, fit_repeat_model, fit_summary, profile_rows, repeat_summary
+from customer_ai.bgnbd import (
+    BGNBD,
+    fit_counts,
+    fit_summary,
+    merge_counts,
+    profile_rows,
+    repeat_counts,
+    repeat_summary,
+)
 from customer_ai.conditions import patterns_mask, where_mask
 from customer_ai.events import CANONICAL_COLUMNS
 from customer_ai.progress import logger
@@ -39,9 +47,11 @@ __all__ = [
     "build_features",
     "count_windows",
     "feature_infos",
+    "fit_repeat_counts",
     "fit_repeat_models",
     "history_span",
     "plan_features",
+    "repeat_model_counts",
     "fixed_scales",
     "ratio_windows",
     "repeat_model_names",
@@ -837,10 +847,32 @@ def fit_repeat_models(
     dict
         As-of date -> the fitted model, or None when nobody had repeated a goal event before it.
     """
+    counts = repeat_model_counts(events, dates, spec, index=index)
+    return {date: fit_counts(table) for date, table in counts.items()}
+
+
+def repeat_model_counts(
+    events: pd.DataFrame, dates: Sequence[pd.Timestamp], spec: InstanceSpec, *, index: EventIndex | None = None
+) -> dict[pd.Timestamp, pd.DataFrame]:
+    """Return, at each of ``dates``, how many profiles share each repeat-buying history of the goal events before it.
+
+    What :func:`fit_repeat_models` fits (:func:`customer_ai.bgnbd.repeat_counts`): the counts of the partitions of
+    a run's profiles add up (:func:`customer_ai.bgnbd.merge_counts`) to those of all its events, so the models of
+    a run split by profile are the models of all its events, to the bit.
+    """
     if index is None or index.events is not events:
         index = EventIndex(events)
     goal = _goal_events(index, spec)
-    return {pd.Timestamp(date): fit_repeat_model(goal, pd.Timestamp(date)) for date in dates}  # each: before it
+    counts = {}
+    for date in dates:
+        summary = repeat_summary(goal, pd.Timestamp(date))  # indexed by profile codes, which sort as the ids
+        counts[pd.Timestamp(date)] = repeat_counts(summary.set_axis(index.profile_ids.take(summary.index)))
+    return counts
+
+
+def fit_repeat_counts(counts: Mapping[pd.Timestamp, Sequence[pd.DataFrame]]) -> dict[pd.Timestamp, BGNBD | None]:
+    """Return the repeat-buying model at each date from the :func:`repeat_model_counts` of every partition."""
+    return {date: fit_counts(merge_counts(tables)) for date, tables in counts.items()}
 
 
 def _repeat_model_features(

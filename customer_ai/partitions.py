@@ -1,4 +1,4 @@
-"""Hash partitions of profiles: which part of a run's scoring each profile falls in, and how many parts.
+"""Hash partitions of profiles: which part of a run's events and scoring each profile falls in, and how many parts.
 
 A profile's partition is a keyed 64-bit hash of its id (the UTF-8 bytes, :func:`pandas.util.hash_array`) modulo
 the partition count: the same on every process and machine, unlike Python's salted ``hash()``, and
@@ -15,9 +15,9 @@ import pandas as pd
 
 from customer_ai.spec import MAX_PARTITIONS
 
-__all__ = ["PROFILES_PER_PARTITION", "partition_count", "partition_of"]
+__all__ = ["EVENTS_PER_PARTITION", "partition_count", "partition_of"]
 
-PROFILES_PER_PARTITION = 250_000  # the ``auto`` setting's target size of a partition
+EVENTS_PER_PARTITION = 5_000_000  # ``auto``: about 100,000 profiles of 50 events; a partition's task stays near 1 GB
 _PARTITION_KEY = "customerai-parts"  # 16 bytes: the hash key (changing it moves profiles between partitions)
 
 
@@ -45,17 +45,18 @@ def partition_of(profile_ids: pd.Index | np.ndarray, count: int) -> np.ndarray:
     return (hashed % np.uint64(count)).astype("int64")
 
 
-def partition_count(setting: str | int, profiles: int) -> int:
-    """Return the number of partitions to score ``profiles`` eligible profiles in.
+def partition_count(setting: str | int, events: int) -> int:
+    """Return how many partitions a run's events are split into (and its profiles scored in).
 
     Parameters
     ----------
     setting : "auto" or int
-        ``scoring.partitions``: a fixed count, or ``auto`` for one partition per
-        :data:`PROFILES_PER_PARTITION` profiles (rounded up; one below that, at most 256).
-    profiles : int
-        How many profiles the run scores.
+        ``scoring.partitions``: a fixed count, or ``auto`` for one partition per :data:`EVENTS_PER_PARTITION`
+        events (rounded up; one below that, at most 256).
+    events : int
+        How many events the run reads from its source (a file's count may include events outside the run's
+        window: it bounds what is read).
     """
     if setting != "auto":
         return int(setting)
-    return min(MAX_PARTITIONS, max(1, math.ceil(profiles / PROFILES_PER_PARTITION)))
+    return min(MAX_PARTITIONS, max(1, math.ceil(events / EVENTS_PER_PARTITION)))

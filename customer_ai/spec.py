@@ -274,11 +274,12 @@ class OutputSettings(_Strict):
 
 
 class ScoringSettings(_Strict):
-    """How scoring is split: ``partitions`` hash partitions of the eligible profiles, scored one by one.
+    """How a run is split: ``partitions`` hash partitions of its profiles, their events and scores, one by one.
 
-    ``auto`` (the default) picks the count from the number of eligible profiles (see
+    ``auto`` (the default) picks the count from the number of events the run reads (see
     :func:`customer_ai.partitions.partition_count`); an integer fixes it.  Partitions change where and in what
-    memory the profiles are scored, never the scores: a run with 4 gives exactly the scores of a run with 1.
+    memory the profiles are validated and scored, never the scores: a run with 4 gives exactly the scores of a run
+    with 1.
     """
 
     partitions: Literal["auto"] | int = "auto"

@@ -24,12 +24,13 @@ import json
 import logging
 import os
 import platform
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+import tempfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from customer_ai import artifacts, frozen, run_lock
@@ -48,25 +49,37 @@ from customer_ai.drift import (
 )
 from customer_ai.estimator import PropensityModel, TrainingSet, training_totals
 from customer_ai.evaluation import expected_reach, quality_verdict, window_rates
+from customer_ai.event_split import (
+    EventSource,
+    canonical_table,
+    file_source,
+    part_path,
+    read_all_parts,
+    read_part,
+    read_split_part,
+    remove_split_part,
+    table_source,
+    write_split,
+)
 from customer_ai.events import (
     EventsError,
-    check_attribute_join,
+    checked_start,
+    count_attribute_join,
     event_table_start,
-    events_start,
     load_attributes,
-    load_event_table,
-    load_events,
+    refuse_unjoined,
 )
 from customer_ai.features import (
     FEATURES_VERSION,
     PROBABILITY_EDGES,
     FeaturePlan,
     feature_infos,
-    fit_repeat_models,
+    fit_repeat_counts,
     fixed_scales,
+    repeat_model_counts,
 )
 from customer_ai.flow import GATE, STEPS
-from customer_ai.history import SnapshotPlan, run_window
+from customer_ai.history import DataStart, SnapshotPlan, event_days, find_data_start, run_window
 from customer_ai.home import as_path, fetch
 from customer_ai.labels import eligible_profiles
 from customer_ai.outcomes import OUTCOMES_FILE, closed_window_dates, read_tracked, realised_outcomes, tracked_frame
@@ -76,7 +89,7 @@ from customer_ai.scoring import empty_bucket_notes, score_frame
 from customer_ai.segments import segment_members, segment_sizes
 from customer_ai.spec import InstanceSpec
 from customer_ai.store.lease import process_scope
-from customer_ai.validation import event_checks, validate_frame
+from customer_ai.validation import DataValidationError, event_checks, validate_frame
 from customer_ai.windows import EventIndex, as_of_timestamp, in_window, rows_where
 
 __all__ = [
@@ -142,33 +155,6 @@ def _suites(spec: InstanceSpec, stage: str) -> list[Path]:
     return [spec.resolve(p) for p in getattr(spec.validation, stage)]
 
 
-def load_source_events(
-    spec: InstanceSpec, as_of: pd.Timestamp, *, events_path: Path | None = None, dsn: str | None = None
-) -> pd.DataFrame:
-    """Load the instance's events (or a canonical file replacing them); database reads stop at ``as_of``.
-
-    Parameters
-    ----------
-    spec : InstanceSpec
-        The instance.
-    as_of : pandas.Timestamp
-        The run's as-of date.
-    events_path : pathlib.Path, optional
-        A canonical event file used instead of the instance's source.
-    dsn : str, optional
-        Connection string of the database holding ``events.table``.
-    """
-    if events_path is not None or spec.events.path is not None:
-        return load_events(spec, events_path)
-    if not dsn:
-        raise ValueError(
-            f"instance {spec.name}: events come from table {spec.events.table!r} but no database connection was "
-            f"given (connection {spec.events.connection!r})"
-        )
-    start, end = run_window(spec, as_of)
-    return load_event_table(dsn, spec.events.table, spec.events.columns, start=start, end=end)
-
-
 def validate_events(
     spec: InstanceSpec,
     as_of: pd.Timestamp,
@@ -209,60 +195,213 @@ def validate_events(
             logger.info("removed %s of %s as of %s: no published run points at it", name, spec.name, date)
     folder = artifacts.reset_dir(artifacts.staging_dir(home, spec.name, as_of, attempt))
     frozen.freeze(spec, folder, instance_file)
-    events = load_source_events(spec, as_of, events_path=events_path, dsn=dsn)
+    source, columns, table_start = _event_source(spec, as_of, events_path=events_path, dsn=dsn)
+    count = partition_count(spec.scoring.partitions, source.rows)
     now = now if now is not None else pd.Timestamp.now(tz="UTC")
-    checked, parameters = event_checks(events, spec.validation.thresholds, now)
-    with step("validating events"):
-        summary = validate_frame(
-            checked,
-            "events",
-            parameters=parameters,
-            extra_suites=_suites(spec, "events"),
-            result_path=folder / "validation" / "events.json",
-        )
-    del checked
     start, end = run_window(spec, as_of)
-    inside = in_window(events["timestamp"], start, end)
-    in_run = events if inside.all() else rows_where(events, inside)  # no copy of millions of events when all are in it
-    if in_run.empty:
-        raise EventsError(_no_events_message(spec, events, start, end))
-    joined = check_attribute_join(in_run, load_attributes(spec), f"instance {spec.name}")
-    if joined is not None and joined["without_attributes"]:
-        logger.warning(
-            "%s of %s profiles in the events have no row in the profile file: their attributes are missing",
-            f"{joined['without_attributes']:,}",
-            f"{joined['profiles']:,}",
-        )
-    if events_path is None and spec.events.path is None:  # a table: only the run's window was read
-        started = event_table_start(dsn, spec.events.table, spec.events.columns)  # type: ignore[arg-type]
-    else:  # where the history really starts: a few rows dated 1900-01-01 do not make a century of it
-        started = events_start(events["timestamp"], str(events_path or spec.resolve(spec.events.path)))
-    del events
-    artifacts.write_frame(folder / "events.parquet", in_run.reset_index(drop=True))
-    source = {
+    attributes = load_attributes(spec)
+    totals = _SplitTotals()
+    with tempfile.TemporaryDirectory(prefix="customer-ai-split-") as scratch:
+        with step(f"reading the events and splitting them by profile into {count} partition(s)") as info:
+            tables = (canonical_table(table, first, columns, source.name) for first, table in source.batches())
+            info["events"], schema = write_split(tables, Path(scratch), count)
+        for partition in range(count):
+            said = f" (partition {partition + 1} of {count})" if count > 1 else ""
+            with step(f"validating events{said}") as info:
+                events = read_split_part(Path(scratch), partition, schema)
+                checked, parameters = event_checks(events, spec.validation.thresholds, now)
+                result = _validate_events_part(spec, checked, parameters, folder, partition=partition, count=count)
+                totals.add_validation(result, len(events))
+                del checked
+                inside = in_window(events["timestamp"], start, end)
+                in_run = (events if inside.all() else rows_where(events, inside)).reset_index(drop=True)
+                totals.add(events, in_run, count_attribute_join(in_run, attributes))
+                del events
+                artifacts.write_frame(part_path(folder, partition), in_run)
+                info["events"] = len(in_run)
+            del in_run
+            remove_split_part(Path(scratch), partition)  # the disk holds one copy of the events, not two
+            artifacts.release_memory()
+    summary = totals.validation_summary(folder, count)
+    if not totals.in_run:
+        raise EventsError(_no_events_message(spec, totals, start, end))
+    joined = totals.joined
+    if joined is not None:
+        refuse_unjoined(joined, attributes, totals.example, f"instance {spec.name}")
+        if joined["without_attributes"]:
+            logger.warning(
+                "%s of %s profiles in the events have no row in the profile file: their attributes are missing",
+                f"{joined['without_attributes']:,}",
+                f"{joined['profiles']:,}",
+            )
+    # where the history really starts: a few rows dated 1900-01-01 do not make a century of it
+    started = table_start if table_start is not None else checked_start(find_data_start(totals.days(), source.name))
+    source_file = {
         "data_start": None if started.start is None else started.start.isoformat(),
         "window": [f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}"],
         "attribute_join": joined,
         "before_start": started.to_dict(),
+        "partitions": {
+            "count": count,
+            "events": totals.part_events,
+            "profiles": totals.part_profiles,
+            "first_event": totals.first_in_run.isoformat(),
+        },
     }
-    artifacts.write_json(folder / "source.json", source)
+    artifacts.write_json(folder / "source.json", source_file)
     return {
-        "events": len(in_run),
-        "profiles": int(in_run["profile_id"].nunique()),
-        "window": source["window"],
-        "data_start": source["data_start"],
-        "before_start": source["before_start"],
+        "events": totals.in_run,
+        "profiles": totals.profiles,
+        "partitions": count,
+        "window": source_file["window"],
+        "data_start": source_file["data_start"],
+        "before_start": source_file["before_start"],
         "attribute_join": joined,
-        "last_event": None if in_run.empty else f"{in_run['timestamp'].max():%Y-%m-%dT%H:%M:%SZ}",
+        "last_event": f"{totals.last_in_run:%Y-%m-%dT%H:%M:%SZ}",
         "validation": summary,
     }
 
 
-def _no_events_message(spec: InstanceSpec, events: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> str:
+def _event_source(
+    spec: InstanceSpec, as_of: pd.Timestamp, *, events_path: Path | None, dsn: str | None
+) -> tuple[EventSource, dict[str, str] | None, DataStart | None]:
+    """Open the run's events: a canonical file replacing the instance's, its file, or its table's run window.
+
+    Returns the source, the column mapping to apply to it, and, for a table, where its history starts (a table
+    is read one run window at a time, so its start is asked of the server; a file's is found in its events).
+    """
+    if events_path is not None:
+        return file_source(Path(events_path)), None, None
+    columns = spec.events.columns
+    if spec.events.path is not None:
+        id_column = (columns or {}).get("profile_id", "profile_id")
+        return file_source(spec.resolve(spec.events.path), id_column), columns, None
+    if not dsn:
+        raise ValueError(
+            f"instance {spec.name}: events come from table {spec.events.table!r} but no database connection was "
+            f"given (connection {spec.events.connection!r})"
+        )
+    start, end = run_window(spec, as_of)
+    started = event_table_start(dsn, spec.events.table, columns)
+    source = table_source(dsn, spec.events.table, columns, start=start, end=end, rows=started.events)
+    return source, columns, started
+
+
+def _validate_events_part(
+    spec: InstanceSpec, checked: pd.DataFrame, parameters: dict, folder: Path, *, partition: int, count: int
+) -> dict:
+    """Validate one partition's events; the results go to ``validation/events.json`` (one partition) or its own file.
+
+    Raises
+    ------
+    customer_ai.validation.DataValidationError
+        When an expectation fails on the partition; with several, the message names the partition first.
+    """
+    name = "events.json" if count == 1 else f"events/part-{partition:05d}.json"
+    try:
+        return validate_frame(
+            checked,
+            "events",
+            parameters=parameters,
+            extra_suites=_suites(spec, "events"),
+            result_path=folder / "validation" / name,
+        )
+    except DataValidationError as exc:
+        if count == 1:
+            raise
+        said = (
+            f"events of partition {partition + 1} of {count} (the {len(checked):,} events of the profiles whose "
+            f"id hashes to it; every expectation holds in each partition):\n{exc.summary}"
+        )
+        report = {**exc.report, "partition": partition, "partitions": count, "rows": len(checked), "summary": said}
+        artifacts.write_json(folder / "validation" / "events.json", {**report, "failures": exc.failures})
+        raise DataValidationError(said, exc.result_path, exc.failures, report) from None
+
+
+@dataclass
+class _SplitTotals:
+    """What the first step adds up over the partitions of the events: counts, times, days and validation."""
+
+    loaded: int = 0
+    in_run: int = 0
+    profiles: int = 0
+    part_events: list = field(default_factory=list)
+    part_profiles: list = field(default_factory=list)
+    first: pd.Timestamp | None = None
+    last: pd.Timestamp | None = None
+    first_in_run: pd.Timestamp | None = None
+    last_in_run: pd.Timestamp | None = None
+    joined: dict | None = None
+    example: object = None
+    validations: list = field(default_factory=list)
+    _days: list = field(default_factory=list)
+
+    def add_validation(self, summary: dict, rows: int) -> None:
+        self.validations.append({**summary, "rows": rows})
+
+    def add(self, events: pd.DataFrame, in_run: pd.DataFrame, joined: dict | None) -> None:
+        """Count a partition: its events (sorted by time), those in the run's window, and their profiles."""
+        self.loaded += len(events)
+        if len(events):
+            stamps = events["timestamp"]
+            self.first = stamps.iloc[0] if self.first is None else min(self.first, stamps.iloc[0])
+            self.last = stamps.iloc[-1] if self.last is None else max(self.last, stamps.iloc[-1])
+            self._days.append(event_days(stamps))
+        profiles = int(in_run["profile_id"].nunique())
+        self.in_run += len(in_run)
+        self.profiles += profiles
+        self.part_events.append(len(in_run))
+        self.part_profiles.append(profiles)
+        if len(in_run):
+            stamps = in_run["timestamp"]
+            earliest, latest = stamps.iloc[0], stamps.iloc[-1]
+            self.first_in_run = earliest if self.first_in_run is None else min(self.first_in_run, earliest)
+            self.last_in_run = latest if self.last_in_run is None else max(self.last_in_run, latest)
+            if self.example is None:
+                self.example = in_run["profile_id"].iloc[0]
+        if joined is not None:
+            self.joined = joined if self.joined is None else {k: self.joined[k] + v for k, v in joined.items()}
+
+    def days(self) -> pd.DataFrame:
+        """Return the events' :func:`customer_ai.history.event_days` over every partition."""
+        if not self._days:
+            return event_days(pd.Series([], dtype="datetime64[us, UTC]"))
+        merged = pd.concat(self._days, ignore_index=True).groupby("day", sort=True)
+        return merged.agg(events=("events", "sum"), first=("first", "min"), last=("last", "max")).reset_index()
+
+    def validation_summary(self, folder: Path, count: int) -> dict:
+        """Return the events' validation over every partition; with several, write ``validation/events.json``."""
+        if count == 1:
+            return {k: v for k, v in self.validations[0].items() if k != "rows"}
+        first = self.validations[0]
+        summary = {
+            "stage": "events",
+            "suites": first["suites"],
+            "success": all(v["success"] for v in self.validations),
+            "evaluated": first["evaluated"],
+            "failed": 0,
+            "result_path": str(folder / "validation" / "events.json"),
+        }
+        lines = [f"all {first['evaluated']} expectations passed in each of the {count} partitions of the events"]
+        artifacts.write_json(
+            folder / "validation" / "events.json",
+            {
+                **summary,
+                "summary": "\n".join(lines),
+                "rows": self.loaded,
+                "partitions": count,
+                "parts": [{"partition": i, **v} for i, v in enumerate(self.validations)],
+                "failures": [],
+            },
+        )
+        return summary
+
+
+def _no_events_message(spec: InstanceSpec, totals: _SplitTotals, start: pd.Timestamp, end: pd.Timestamp) -> str:
     window = f"[{start:%Y-%m-%d}, {end:%Y-%m-%d})"
-    if events.empty:
+    if not totals.loaded:
         return f"instance {spec.name}: there are no events at all, so nothing in the run's window {window}"
-    first, last = events["timestamp"].min(), events["timestamp"].max()
+    first, last = totals.first, totals.last
     if start > last:
         where = "after the events end"
     elif end <= first:
@@ -281,13 +420,19 @@ def _data_start(folder: Path) -> pd.Timestamp | None:
     return None if started is None else pd.Timestamp(started).tz_convert("UTC")
 
 
+def _part_count(folder: Path) -> int:
+    """Return how many partitions the run's events were split into (see :func:`validate_events`)."""
+    return int(artifacts.read_json(folder / "source.json")["partitions"]["count"])
+
+
 def _run_events(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, attempt: str) -> pd.DataFrame:
-    path = _folder(spec, as_of, home, attempt) / "events.parquet"
-    if not path.exists():
+    """Return every event of the run, all partitions together (for the steps that still read them at once)."""
+    folder = _folder(spec, as_of, home, attempt)
+    if not (folder / "source.json").exists():
         raise FileNotFoundError(
-            f"{path} is missing: run the validate_events step for {spec.name} as of {as_of:%Y-%m-%d}"
+            f"{folder / 'source.json'} is missing: run the validate_events step for {spec.name} as of {as_of:%Y-%m-%d}"
         )
-    return artifacts.read_frame(path)
+    return read_all_parts(folder, _part_count(folder))
 
 
 def find_reusable_model(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict | None:
@@ -655,31 +800,27 @@ def _uses_repeat_model(spec: InstanceSpec, home: Path, version: str) -> bool:
     return bool(meta["features"]["plan"].get("repeat_model"))
 
 
-def _write_partition_events(
-    folder: Path, index: EventIndex, eligible: pd.Index, parts: np.ndarray, count: int, *, chunk_rows: int = 2_000_000
-) -> None:
-    """Write each partition's profiles' events, in the events' order, to a file of its own (empty ones too).
+def _resplit(run_folder: Path, split: int, folder: Path, count: int) -> None:
+    """Split the run's events again, into ``count`` partitions in the scoring folder (``events-NNNNN.parquet``).
 
-    The events are read ``chunk_rows`` at a time, and each partition's rows of a chunk copied: a partition of
-    millions of events is never held twice.
+    Only when a scoring asks for another count than the events were split into (``score --partitions``): the run's
+    partitions are read one at a time and written out of core again, as the first step split them.
     """
-    code_part = np.full(index.profile_count + 1, -1, dtype=np.int16)  # partitions: 0 .. 255; code -1: no events
-    code_part[index.codes_of(eligible)] = parts
-    event_part = code_part[index.row_codes]
-    events = index.events
+    with tempfile.TemporaryDirectory(prefix="customer-ai-split-") as scratch:
+        tables = (pa.Table.from_pandas(read_part(run_folder, k), preserve_index=False) for k in range(split))
+        _, schema = write_split(tables, Path(scratch), count)
+        for partition in range(count):
+            events = read_split_part(Path(scratch), partition, schema)
+            artifacts.write_frame(_part_events_path(folder, partition), events)
+            remove_split_part(Path(scratch), partition)
 
-    def chunks(partition: int) -> Iterator[pd.DataFrame]:
-        written = False
-        for at in range(0, len(events), chunk_rows):
-            inside = event_part[at : at + chunk_rows] == partition
-            if inside.any():
-                written = True
-                yield rows_where(events.iloc[at : at + chunk_rows], inside)
-        if not written:  # a partition without events still gets its (empty) file
-            yield rows_where(events.iloc[:0], np.zeros(0, dtype=bool))
 
-    for partition in range(count):
-        artifacts.write_frames(_part_events_path(folder, partition), chunks(partition))
+def _scoring_events_path(run_folder: Path, partition: int) -> Path:
+    """Return the file of a scoring partition's events: its own split, else the run's partition of that number."""
+    planned = artifacts.read_json(run_folder / SCORING / "plan.json")
+    if planned.get("resplit"):
+        return _part_events_path(run_folder / SCORING, partition)
+    return part_path(run_folder, partition)
 
 
 def plan_scoring(
@@ -690,31 +831,43 @@ def plan_scoring(
     partitions: int | None = None,
     attempt: str = DEFAULT_ATTEMPT,
 ) -> dict:
-    """List the profiles eligible at ``as_of`` and split them into hash partitions (``scoring/plan.parquet``).
+    """List the profiles eligible at ``as_of`` by partition of the run's events (``scoring/plan.parquet``).
 
-    The count is ``partitions`` if given, else ``scoring.partitions`` (``auto``: by the number of eligible
-    profiles, see :func:`customer_ai.partitions.partition_count`).  Each partition's profiles' events go to
-    ``scoring/events-NNNNN.parquet``, and the repeat-buying model the features need, fitted on every profile's
-    goal events, to ``scoring/plan.json``: a partition's scoring then reads its own profiles' events only, and
-    its memory follows the partition's size, not the run's.  Scores of an earlier scoring of the run are
-    removed.  Returns ``partitions`` (the partition numbers, which the next step is mapped over), ``profiles``
-    and ``sizes`` (profiles per partition).
+    The partitions are those the events were split into (:func:`validate_events`); ``partitions`` asks for
+    another count, for which the events are split again into ``scoring/events-NNNNN.parquet``.  Each partition
+    is read in turn: its eligible profiles, and the counts of the repeat-buying histories the features' model is
+    fitted on (merged into the model of all the profiles' goal events, kept in ``scoring/plan.json``): a
+    partition's scoring then reads its own profiles' events only, and no step's memory follows the run's size.
+    Scores of an earlier scoring of the run are removed.  Returns ``partitions`` (the partition numbers, which
+    the next step is mapped over), ``profiles`` and ``sizes`` (profiles per partition).
     """
     run_folder = _folder(spec, as_of, home, attempt)
     folder = artifacts.reset_dir(run_folder / SCORING)
     version = artifacts.read_json(run_folder / "model.json")["model_version"]
-    events = _run_events(spec, as_of, home, attempt)
-    index = EventIndex(events)
+    split = _part_count(run_folder)
+    count = split if partitions is None else partitions
+    repeat = _uses_repeat_model(spec, home, version)
     with step(f"planning the scoring as of {as_of:%Y-%m-%d}") as info:
-        eligible = eligible_profiles(events, spec.eligibility, as_of, index=index)
-        count = partitions if partitions is not None else partition_count(spec.scoring.partitions, len(eligible))
-        parts = partition_of(eligible, count)
-        plan = pd.DataFrame({"profile_id": np.asarray(eligible, dtype=object).astype(str), "partition": parts})
-        sizes = np.bincount(parts, minlength=count).tolist()
-        repeat_models = {}
-        if _uses_repeat_model(spec, home, version):
-            repeat_models = fit_repeat_models(events, [as_of], spec, index=index)
-        _write_partition_events(folder, index, pd.Index(eligible), parts, count)
+        if count != split:
+            _resplit(run_folder, split, folder, count)
+        ids, parts, histories, read_from = [], [], [], None
+        for partition in range(count):
+            path = _part_events_path(folder, partition) if count != split else part_path(run_folder, partition)
+            events = artifacts.read_frame(path)
+            index = EventIndex(events)
+            eligible = eligible_profiles(events, spec.eligibility, as_of, index=index)
+            ids.append(np.asarray(eligible, dtype=object).astype(str))
+            parts.append(np.full(len(eligible), partition, dtype="int64"))
+            if repeat:
+                histories.append(repeat_model_counts(events, [as_of], spec, index=index)[as_of])
+            if len(events):
+                first = events["timestamp"].iloc[0]
+                read_from = first if read_from is None else min(read_from, first)
+            del events, index
+        plan = pd.DataFrame({"profile_id": np.concatenate(ids), "partition": np.concatenate(parts)})
+        plan = plan.sort_values("profile_id", kind="stable", ignore_index=True)  # the same order for any count
+        repeat_models = fit_repeat_counts({as_of: histories}) if repeat else {}
+        sizes = np.bincount(plan["partition"].to_numpy(), minlength=count).tolist()
         info["profiles"] = len(plan)
         info["partitions"] = count
     artifacts.write_frame(folder / "plan.parquet", plan)
@@ -722,10 +875,11 @@ def plan_scoring(
         folder / "plan.json",
         {
             "partitions": count,
+            "resplit": count != split,
             "profiles": len(plan),
             "sizes": sizes,
             "model_version": version,
-            "read_from": events["timestamp"].min().isoformat() if len(events) else None,
+            "read_from": None if read_from is None else read_from.isoformat(),
             "repeat_models": {
                 f"{date:%Y-%m-%d}": None if model is None else asdict(model) for date, model in repeat_models.items()
             },
@@ -801,9 +955,9 @@ def score_partition(
     inputs = (inputs or ScoringInputs()).load(spec, as_of, home, attempt)
     estimator = inputs.estimator
     with step(f"scoring profiles as of {as_of:%Y-%m-%d} (partition {partition + 1} of {count})") as info:
-        path = _part_events_path(folder, partition)
+        path = _scoring_events_path(folder.parent, partition)
         if not path.exists():
-            raise FileNotFoundError(f"{path} is missing: run the plan_scoring step again")
+            raise FileNotFoundError(f"{path} is missing: run the validate_events and plan_scoring steps again")
         events = artifacts.read_frame(path)
         features = estimator.features(
             events, as_of, ids, inputs.attributes, repeat_models=inputs.repeat_models, read_from=inputs.read_from

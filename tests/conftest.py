@@ -41,7 +41,7 @@ BASE_SPEC: dict = {
 RUN_FILES = [
     "drift.json",
     "evaluation.json",
-    "events.parquet",
+    "events",
     "instance.json",
     "metadata.json",
     "model.json",
@@ -55,6 +55,15 @@ RUN_FILES = [
     "training_set.parquet",
     "validation",
 ]
+
+
+def write_run_events(folder: Path, events: pd.DataFrame) -> None:
+    """Give a run folder its events as its first step would: one partition, and the count in ``source.json``."""
+    from customer_ai import artifacts  # noqa: PLC0415
+    from customer_ai.event_split import part_path  # noqa: PLC0415
+
+    artifacts.write_frame(part_path(folder, 0), events)
+    artifacts.write_json(folder / "source.json", {"data_start": None, "partitions": {"count": 1}})
 
 
 def load_bench(name: str):  # noqa: ANN201 - a module

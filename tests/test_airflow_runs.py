@@ -29,6 +29,7 @@ import yaml
 from airflow_support import AIRFLOW, DAG, airflow_env, eligible_at, migrate, run_airflow, tail, write_instance
 
 from customer_ai import artifacts
+from customer_ai.event_split import read_all_parts
 from customer_ai.home import fetch
 from customer_ai.store import PostgresStore, SQLiteStore, open_store
 from customer_ai_airflow.ui import instance_rows, render_table, report_file
@@ -222,7 +223,7 @@ def test_three_dates_leave_three_history_rows_from_earlier_data_only(
     folders = artifacts.published_folders(home, INSTANCE, pg_store(pg_schema).read_runs(INSTANCE))
     for date in ("2011-10-02", "2011-10-09", "2011-10-16"):
         folder = folders[date]
-        seen = pd.read_parquet(folder / "events.parquet", columns=["timestamp"])
+        seen = read_all_parts(folder, 1)
         assert seen["timestamp"].max() < pd.Timestamp(date, tz="UTC")
         model = json.loads((folder / "model.json").read_text())
         assert model["as_of"] <= date
@@ -573,7 +574,7 @@ def test_events_from_a_postgres_table_read_only_the_runs_window(tmp_path: Path, 
     home = Path(env["CUSTOMER_AI_HOME"])
     run = SQLiteStore(home / "store.sqlite").latest_run(INSTANCE)
     folder = artifacts.run_dir(home, INSTANCE, pd.Timestamp("2011-10-02"), run["run_id"])
-    seen = pd.read_parquet(folder / "events.parquet")
+    seen = read_all_parts(folder, 1)
     # the run's window starts 2010-04-05 (before the data), so it must hold exactly the events before the as-of date
     assert seen["timestamp"].max() < pd.Timestamp("2011-10-02", tz="UTC")
     expected = events[events["timestamp"] < pd.Timestamp("2011-10-02", tz="UTC")]

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,7 +15,7 @@ import pytest
 from customer_ai.events import CANONICAL_COLUMNS, canonicalize
 from customer_ai.spec import load_spec
 
-from conftest import load_bench
+from conftest import ROOT, load_bench
 
 generate = load_bench("generate")
 scale = load_bench("scale")
@@ -105,15 +109,19 @@ def test_the_written_data_set_matches_the_log_in_memory_and_its_instance_loads(t
 
 
 def test_sizes_read_as_numbers_of_profiles() -> None:
-    assert [scale.parse_size(s) for s in ("10000", "10k", "300K", "1M", "1.5m")] == [
+    assert [scale.parse_size(s) for s in ("10000", "10k", "300K", "1M", "1.5m", "3M", "10M")] == [
         10_000,
         10_000,
         300_000,
         1_000_000,
         1_500_000,
+        3_000_000,
+        10_000_000,
     ]
     with pytest.raises(ValueError, match="size 'ten': expected a number of profiles"):
         scale.parse_size("ten")
+    sizes = [999, 10_000, 300_000, 1_000_000, 1_500_000, 3_000_000, 10_000_000]
+    assert [scale.format_size(n) for n in sizes] == ["999", "10k", "300k", "1M", "1.5M", "3M", "10M"]
 
 
 def test_step_times_are_read_from_the_progress_lines() -> None:
@@ -134,18 +142,171 @@ def test_step_times_are_read_from_the_progress_lines() -> None:
     }
 
 
-def test_medians_and_rates_of_one_size() -> None:
+def _run(ok: bool, wall: float, peak: float, steps: dict) -> dict:
+    return {"ok": ok, "wall_seconds": wall, "peak_rss_bytes": peak, "steps": steps}
+
+
+def test_medians_and_rates_of_one_size_come_from_its_ok_runs_only() -> None:
     runs = [
-        {"wall_seconds": 30.0, "peak_rss_bytes": 5e8, "steps": {"features": 10.0, "training": 5.0}},
-        {"wall_seconds": 20.0, "peak_rss_bytes": 4e8, "steps": {"features": 8.0}},
-        {"wall_seconds": 25.0, "peak_rss_bytes": 6e8, "steps": {"features": 9.0, "training": 4.0}},
+        _run(True, 30.0, 5e8, {"features": 10.0, "training": 5.0}),
+        _run(False, 2.0, 9e9, {"features": 1.0}),  # failed early: neither its time nor its memory is a figure
+        _run(True, 20.0, 4e8, {"features": 8.0}),
+        _run(False, 900.0, 1e8, {}),
+        _run(True, 25.0, 6e8, {"features": 9.0, "training": 4.0}),
     ]
     summary = scale.summarise(10_000, 500_000, runs)
+    assert (summary["runs_ok"], summary["runs_failed"]) == (3, 2)
     assert summary["wall_seconds_median"] == 25.0
+    assert summary["wall_seconds_all"] == [30.0, 20.0, 25.0]
     assert summary["peak_rss_gb_median"] == 0.5
+    assert summary["peak_rss_gb_all"] == [0.5, 0.4, 0.6]
     assert summary["events_per_second"] == 20_000
     assert summary["seconds_per_1k_profiles"] == 2.5
     assert summary["steps_median"] == {"not in a step": 12.0, "features": 9.0, "training": 4.0}
+    assert scale.summary_line(summary) == (
+        "10k: 10,000 profiles, 500,000 events, wall 25.0 s, peak RSS 0.50 GB (kernel), runs 3 of 5 ok, "
+        "2.500 s per 1k profiles"
+    )
+
+
+def test_a_size_without_an_ok_run_has_no_figure() -> None:
+    summary = scale.summarise(3_000_000, 150_000_000, [_run(False, 60.0, 3e9, {"loading events": 50.0})])
+    assert (summary["runs_ok"], summary["runs_failed"]) == (0, 1)
+    assert summary["wall_seconds_median"] is None
+    assert summary["peak_rss_gb_median"] is None
+    assert summary["seconds_per_1k_profiles"] is None
+    assert summary["steps_median"] == {}
+    assert scale.summary_line(summary) == (
+        "3M: 3,000,000 profiles, 150,000,000 events, no figure (no ok run), runs 0 of 1 ok"
+    )
+
+
+def test_a_run_counts_only_when_it_exited_0_and_published() -> None:
+    published = ["bench as of 2024-01-01: ...", "scored 5,086 profiles (low 1, medium 2, high 3)", "store: x"]
+    assert scale.run_failure({"returncode": 0, "stdout": published}) is None
+    assert scale.run_failure({"returncode": 1, "stdout": published}) == (
+        "exit status 1 (the model failed the quality gate)"
+    )
+    assert scale.run_failure({"returncode": 2, "stdout": []}) == "exit status 2 (bad input or usage)"
+    assert scale.run_failure({"returncode": 5, "stdout": []}) == "exit status 5 (a bug in customer-ai)"
+    assert scale.run_failure({"returncode": -9, "stdout": []}) == "killed by signal SIGKILL (out of memory?)"
+    # stopped at the quality gate with --allow-poor, or cut short: exit status 0 is not enough
+    for stdout in (published[:1], published[:2], [published[0], published[2]]):
+        failure = scale.run_failure({"returncode": 0, "stdout": stdout})
+        assert failure == (
+            "exit status 0 but no 'scored N profiles' and 'store:' lines on stdout: the run did not publish"
+        )
+
+
+_TIME_V_SAMPLE = """Command exited with non-zero status 3
+\tCommand being timed: "customer-ai run instance.yaml"
+\tUser time (seconds): 41.27
+\tSystem time (seconds): 3.90
+\tPercent of CPU this job got: 145%
+\tElapsed (wall clock) time (h:mm:ss or m:ss): {clock}
+\tAverage shared text size (kbytes): 0
+\tMaximum resident set size (kbytes): 1534212
+\tAverage resident set size (kbytes): 0
+\tExit status: 3
+"""
+
+
+def test_the_peak_and_wall_time_of_time_v_are_read_from_its_report() -> None:
+    assert scale.parse_time_v(_TIME_V_SAMPLE.format(clock="0:31.52")) == {
+        "max_rss_bytes": 1_571_033_088,
+        "wall_seconds": 31.52,
+    }
+    assert scale.parse_time_v(_TIME_V_SAMPLE.format(clock="12:03.50"))["wall_seconds"] == 723.5
+    assert scale.parse_time_v(_TIME_V_SAMPLE.format(clock="1:02:03"))["wall_seconds"] == 3723.0
+    with pytest.raises(ValueError, match="no 'Maximum resident set size'"):
+        scale.parse_time_v("Command terminated by signal 9\n\tElapsed (wall clock) time (h:mm:ss or m:ss): 0:01.00\n")
+
+
+def _size(profiles: int, events: int, wall: float | None, peak: float | None) -> dict:
+    ok = wall is not None
+    return scale.summarise(profiles, events, [_run(ok, wall or 1.0, peak or 1.0, {})])
+
+
+def test_ratios_between_consecutive_sizes_and_the_targets() -> None:
+    sizes = [
+        _size(3_000_000, 150_000_000, 980.0, 1.65e9),  # out of order: ratios follow the profiles
+        _size(300_000, 15_000_000, 100.0, 1.5e9),
+        _size(10_000_000, 500_000_000, 3_600.0, 4.2e9),
+    ]
+    ratios = scale.size_ratios(sizes)
+    assert [scale.ratio_line(r) for r in ratios] == [
+        "300k -> 3M: wall 9.8x, peak 1.10x (10x profiles, 10.00x events; wall 9.8x per 10x events)",
+        "3M -> 10M: wall 3.7x, peak 2.55x (3.33x profiles, 3.33x events; wall 12.0x per 10x events)",
+    ]
+    assert ratios[1] == {
+        "from": "3M",
+        "to": "10M",
+        "profiles_ratio": 3.333333,
+        "events_ratio": 3.333333,
+        "wall_ratio": 3.673469,
+        "peak_ratio": 2.545455,
+        "wall_per_10x_events": 12.042111,
+    }
+    assert scale.target_verdicts(sizes, ratios) == [
+        {"target": "wall 300k -> 3M <= 11x per 10x events", "value": 9.8, "limit": 11.0, "met": True},
+        {"target": "wall 3M -> 10M <= 11x per 10x events", "value": 12.042111, "limit": 11.0, "met": False},
+        {"target": "peak 300k -> 3M <= 1.25x", "value": 1.1, "limit": 1.25, "met": True},
+        {"target": "peak at 10M <= 4 GB", "value": 4.2, "limit": 4.0, "met": False},
+    ]
+    # a size without an ok run gives no ratio and no target
+    failed = [sizes[1], _size(3_000_000, 150_000_000, None, None)]
+    ratios = scale.size_ratios(failed)
+    assert [scale.ratio_line(r) for r in ratios] == ["300k -> 3M: no ratio (a size without an ok run)"]
+    assert scale.target_verdicts(failed, ratios) == []
+
+
+# the kernel's figure must be measured from a small process: a child's ru_maxrss starts from its parent's peak at
+# the spawn (Linux counts the parent's image in), and this test process may have peaked high before
+_MEASURE = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("bench_scale", sys.argv[1])
+scale = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(scale)
+allocate = [sys.executable, "-c", "block = bytearray(200 * 2**20)"]  # 210 MB, written (zeroed) page by page
+idle = [sys.executable, "-c", "pass"]
+time_v = sys.argv[2] == "time-v"
+print(json.dumps([scale.measure_run(command, {}, time_v=time_v) for command in (allocate, idle)]))
+"""
+
+
+def _measure_in_a_fresh_process(mode: str) -> tuple[dict, dict]:
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(ROOT / "bench" / "scale.py"), mode],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    allocated, idle = json.loads(done.stdout)
+    assert allocated["returncode"] == idle["returncode"] == 0
+    # what the child inherits stays below what is asserted, else the test could not fail
+    assert allocated["launcher_peak_rss_bytes"] < 150e6
+    return allocated, idle
+
+
+def test_the_peak_is_the_kernels_from_wait4_on_a_real_child() -> None:
+    allocated, idle = _measure_in_a_fresh_process("wait4")
+    assert allocated["peak_rss_source"] == "wait4 ru_maxrss"
+    assert 200e6 <= allocated["peak_rss_bytes"] < 2e9
+    assert not allocated["peak_rss_may_be_inherited"]
+    # the same interpreter without the block: its own peak (about 10 MB) or, if higher, what it inherited
+    assert idle["peak_rss_bytes"] < 150e6
+    assert "time_v" not in allocated
+
+
+@pytest.mark.skipif(not Path(scale.TIME_V).exists(), reason="no /usr/bin/time (Debian package 'time')")
+def test_time_v_is_kept_beside_the_wait4_peak_as_a_cross_check() -> None:
+    allocated, idle = _measure_in_a_fresh_process("time-v")
+    assert 200e6 <= allocated["time_v"]["max_rss_bytes"] < 2e9
+    assert idle["time_v"]["max_rss_bytes"] < 50e6  # /usr/bin/time is small: its child inherits next to nothing
+    # /usr/bin/time's child is the run: wait4 on /usr/bin/time sees its peak too
+    assert abs(allocated["peak_rss_bytes"] - allocated["time_v"]["max_rss_bytes"]) < 20e6
+    assert 0 <= allocated["time_v"]["wall_seconds"] <= allocated["wall_seconds"] + 0.1
 
 
 def test_memory_peaks_are_given_to_the_phase_between_two_progress_lines() -> None:

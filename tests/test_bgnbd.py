@@ -14,9 +14,12 @@ from customer_ai.bgnbd import (
     BGNBDConvergenceError,
     _Histories,
     fit_bgnbd,
+    fit_counts,
     fit_repeat_model,
     fit_summary,
+    merge_counts,
     profile_rows,
+    repeat_counts,
     repeat_summary,
     repeat_view,
 )
@@ -246,3 +249,107 @@ def test_likelihood_by_distinct_values_is_the_elementwise_one_to_the_bit():
         dropped[repeat] = betaln(a + 1, b + x[repeat] - 1) - (r + x[repeat]) * np.log(alpha + t_x[repeat])
         elementwise = gammaln(r + x) - gammaln(r) + r * np.log(alpha) - betaln(a, b) + np.logaddexp(survived, dropped)
         assert np.array_equal(_Histories(x, t_x, T).log_likelihood(np.array([r, alpha, a, b])), elementwise)
+
+
+def _counts(rows: list[tuple[float, float, float, int, str]]) -> pd.DataFrame:
+    """A repeat_counts table written out: (x, t_x, T, customers, first) per row."""
+    frame = pd.DataFrame(rows, columns=["x", "t_x", "T", "customers", "first"])
+    return frame.astype({"x": "float64", "t_x": "float64", "T": "float64", "customers": "int64", "first": "str"})
+
+
+@pytest.fixture(scope="module")
+def simulated() -> tuple[pd.DataFrame, pd.Timestamp]:
+    """Purchases of 3,000 profiles drawn from BG/NBD (r = 0.6, alpha = 15 days, a = 0.8, b = 2.5) over a year."""
+    rng = np.random.default_rng(7)
+    n, origin, horizon = 3000, ts("2011-01-01"), 365.0
+    rate, drop = rng.gamma(0.6, 1 / 15.0, n), rng.beta(0.8, 2.5, n)
+    when = rng.uniform(0.0, horizon, n)  # the first purchase
+    alive = np.ones(n, dtype=bool)
+    profiles, days = [np.arange(n)], [when]
+    for _ in range(80):
+        alive &= rng.random(n) >= drop  # after each purchase the customer may leave for good
+        when = when + rng.exponential(1 / rate)
+        buys = alive & (when < horizon)
+        profiles.append(np.flatnonzero(buys))
+        days.append(when[buys])
+    ids = np.char.add("p", np.concatenate(profiles).astype(str))
+    purchases = pd.DataFrame({"profile_id": ids, "timestamp": origin + pd.to_timedelta(np.concatenate(days), "D")})
+    return purchases.sample(frac=1.0, random_state=1, ignore_index=True), origin + pd.Timedelta(days=horizon)
+
+
+def test_repeat_counts_are_the_customers_of_each_distinct_history_by_its_first_profile() -> None:
+    summary = pd.DataFrame(
+        {
+            "x": [2.0, 0.0, 2.0, 1.0, 0.0, 0.0],
+            "t_x": [30.0, 0.0, 30.0, 4.0, 0.0, 0.0],
+            "T": [40.0, 9.0, 40.0, 40.0, 12.0, 9.0],
+        },
+        index=pd.Index(["f", "e", "d", "c", "b", "a"], name="profile_id"),
+    )
+    expected = _counts(
+        [(0.0, 0.0, 9.0, 2, "a"), (0.0, 0.0, 12.0, 1, "b"), (1.0, 4.0, 40.0, 1, "c"), (2.0, 30.0, 40.0, 2, "d")]
+    )
+    pd.testing.assert_frame_equal(repeat_counts(summary), expected, check_exact=True)
+    pd.testing.assert_frame_equal(repeat_counts(summary.iloc[::-1]), expected, check_exact=True)
+    early = summary.rename(index={"f": "0"})  # the history of "f" now comes first
+    assert repeat_counts(early)[["x", "first"]].values.tolist() == [[2.0, "0"], [0.0, "a"], [0.0, "b"], [1.0, "c"]]
+
+
+def test_merge_counts_adds_the_customers_of_each_history_and_keeps_its_first_profile() -> None:
+    first = _counts([(0.0, 0.0, 9.0, 2, "b"), (1.0, 4.0, 40.0, 1, "k")])
+    second = _counts([(0.0, 0.0, 3.0, 5, "a"), (1.0, 4.0, 40.0, 3, "c"), (2.0, 30.0, 40.0, 1, "z")])
+    expected = _counts(
+        [(0.0, 0.0, 3.0, 5, "a"), (0.0, 0.0, 9.0, 2, "b"), (1.0, 4.0, 40.0, 4, "c"), (2.0, 30.0, 40.0, 1, "z")]
+    )
+    pd.testing.assert_frame_equal(merge_counts([first, second]), expected, check_exact=True)
+    pd.testing.assert_frame_equal(merge_counts(iter([second, first])), expected, check_exact=True)
+
+
+def test_merge_counts_of_nothing_is_an_empty_table_of_counts() -> None:
+    empty = _counts([])
+    pd.testing.assert_frame_equal(merge_counts([]), empty, check_exact=True)
+    pd.testing.assert_frame_equal(merge_counts([empty, empty]), empty, check_exact=True)
+    only = _counts([(1.0, 4.0, 40.0, 3, "p")])
+    pd.testing.assert_frame_equal(merge_counts([empty, only]), only, check_exact=True)
+    assert fit_counts(merge_counts([])) is None
+    assert fit_counts(_counts([(0.0, 0.0, 9.0, 4, "p")])) is None  # nobody repeated
+
+
+def test_fit_of_merged_partition_counts_is_the_fit_of_everyone_to_the_bit(simulated) -> None:
+    purchases, as_of = simulated
+    whole = fit_repeat_model(purchases, as_of)
+    summary = repeat_summary(purchases, as_of)
+    assert whole is not None
+    assert whole == fit_summary(summary) == fit_counts(repeat_counts(summary))
+    assert whole == fit_bgnbd(summary["x"], summary["t_x"], summary["T"])
+    hashed = pd.util.hash_array(purchases["profile_id"].to_numpy()) % 3
+    once = repeat_summary(purchases, as_of)
+    never = once.index[once["x"] == 0]  # a part without a repeat buyer
+    rest = ~purchases["profile_id"].isin(never).to_numpy()
+    splits = {
+        "by hash": [hashed == part for part in range(3)],
+        "with a part of one-time buyers and an empty one": [
+            ~rest,
+            rest & (hashed == 0),
+            rest & (hashed != 0),
+            np.zeros(len(purchases), dtype=bool),
+        ],
+    }
+    for name, masks in splits.items():
+        parts = [repeat_summary(purchases[mask], as_of) for mask in masks]  # each partition on its own
+        assert sum(len(part) for part in parts) == len(summary), name
+        merged = merge_counts(repeat_counts(part) for part in parts)
+        pd.testing.assert_frame_equal(merged, repeat_counts(summary), check_exact=True)
+        assert fit_counts(merged) == whole, name
+    assert fit_counts(repeat_counts(repeat_summary(purchases[~rest], as_of))) is None
+
+
+def test_the_fit_takes_the_histories_in_the_order_of_their_first_profiles(simulated) -> None:
+    purchases, as_of = simulated
+    summary = repeat_summary(purchases, as_of)
+    whole = fit_summary(summary)
+    shuffled = summary.sample(frac=1.0, random_state=5)
+    assert fit_counts(repeat_counts(shuffled)) == whole  # the counts know each history's first profile
+    # the likelihood's sum is taken in that order: another order of the same histories is another sum
+    backward = summary.iloc[::-1]
+    assert fit_bgnbd(backward["x"], backward["t_x"], backward["T"]) != whole

@@ -17,6 +17,7 @@ import pytest
 
 from customer_ai import artifacts, steps
 from customer_ai.drift import DriftStopError
+from customer_ai.event_split import read_all_parts
 from customer_ai.features import FEATURES_VERSION
 from customer_ai.flow import step_names
 from customer_ai.outcomes import read_tracked
@@ -25,7 +26,7 @@ from customer_ai.store import SQLiteStore
 from customer_ai.store.lease import LockLostError, RunInProgressError
 from customer_ai.validation import DataValidationError
 
-from conftest import RUN_FILES, make_events, make_spec, synthetic_events, ts
+from conftest import RUN_FILES, make_events, make_spec, synthetic_events, ts, write_run_events
 
 AS_OF = ts("2012-01-01")
 PURCHASE = {"field": "event_type", "op": "eq", "value": "purchase"}
@@ -85,7 +86,7 @@ def test_run_folder_holds_each_steps_output(first_run: tuple) -> None:
 
 def test_the_run_only_keeps_events_of_its_window(first_run: tuple, events_file: Path) -> None:
     result, _, _ = first_run
-    kept = pd.read_parquet(result.artifact_dir / "events.parquet")
+    kept = read_all_parts(result.artifact_dir, 1)
     assert kept["timestamp"].max() < AS_OF
     # oldest snapshot 2011-09-03 minus the 365-day lookback
     assert kept["timestamp"].min() >= ts("2010-09-03")
@@ -291,7 +292,7 @@ def test_events_from_the_future_fail_validation_before_training(events_file: Pat
     folder = artifacts.staging_dir(tmp_path, "unit", AS_OF)  # a failed run's files stay in its staging folder
     result = json.loads((folder / "validation" / "events.json").read_text())
     assert result["success"] is False
-    assert not (folder / "events.parquet").exists()
+    assert not (folder / "events").exists()
     assert [p.name for p in artifacts.date_dir(tmp_path, "unit", AS_OF).iterdir()] == [".local.staging"]
 
 
@@ -900,7 +901,7 @@ def test_outcomes_are_tracked_once_for_past_runs_whose_goal_window_closed(tmp_pa
             ("c", "2011-10-02", "purchase"),  # after that window; the events reach its last day
         ]
     )
-    artifacts.write_frame(artifacts.staging_dir(tmp_path, spec.name, now) / "events.parquet", events)
+    write_run_events(artifacts.staging_dir(tmp_path, spec.name, now), events)
     store = SQLiteStore(tmp_path / "store.sqlite")
     scored = _past_scores([("a", 0.7, 70, 100, "high"), ("b", 0.4, 40, 67, "medium"), ("c", 0.1, 10, 34, "low")])
     store.write_run(spec.name, "2011-09-01", scored, _ok())  # window closed on 2011-10-01: due
@@ -927,7 +928,7 @@ def test_a_past_run_that_scored_another_goal_is_not_tracked(tmp_path: Path) -> N
     spec = make_spec()
     now = ts("2011-10-10")
     events = make_events([("a", "2011-09-05", "purchase"), ("a", "2011-10-05", "purchase")])
-    artifacts.write_frame(artifacts.staging_dir(tmp_path, spec.name, now) / "events.parquet", events)
+    write_run_events(artifacts.staging_dir(tmp_path, spec.name, now), events)
     then = artifacts.run_dir(tmp_path, spec.name, ts("2011-09-01"), "cli-0123456789")
     artifacts.write_json(then / "metadata.json", {"goal": "will buy a gift card within 7 days"})
     store = SQLiteStore(tmp_path / "store.sqlite")
