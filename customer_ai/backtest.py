@@ -19,10 +19,12 @@ model was judged on (:func:`held_out_evaluation`): the curves of its report.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
-from customer_ai.bgnbd import repeat_view
+from customer_ai.bgnbd import BGNBD, repeat_view
 from customer_ai.conditions import patterns_mask
 from customer_ai.curves import scorer_curves
 from customer_ai.estimator import PropensityModel, TrainingSet
@@ -70,14 +72,23 @@ class GoalWindowOpenError(ValueError):
     """The outcome window of a back-test date is not fully inside the data."""
 
 
-def baseline_signals(events: pd.DataFrame, spec: InstanceSpec, as_of: pd.Timestamp, profiles: pd.Index) -> pd.DataFrame:
+def baseline_signals(
+    events: pd.DataFrame,
+    spec: InstanceSpec,
+    as_of: pd.Timestamp,
+    profiles: pd.Index,
+    *,
+    repeat_models: Mapping[pd.Timestamp, BGNBD | None] | None = None,
+) -> pd.DataFrame:
     """Return the baselines' inputs per profile at ``as_of``, from the goal events strictly before it.
 
     ``recency``: ``-log1p(days since the last goal event)`` (the lookback plus one day without one);
     ``frequency``: ``log1p(goal events in the lookback)``; ``bgnbd``: the logit of BG/NBD's probability of at
     least one goal event in the next ``window_days``, from a BG/NBD fitted on every goal event in ``events``
     before ``as_of`` (a profile without one is a customer with no purchase yet; even odds when nobody has
-    repeated a goal event, as there is nothing to fit).
+    repeated a goal event, as there is nothing to fit).  With ``repeat_models`` (the models of every profile's
+    goal events by date, see :func:`customer_ai.features.fit_repeat_models`), ``events`` need only hold the
+    profiles' own events.
     """
     lookback = spec.eligibility.lookback_days
     goal = rows_where(events[["profile_id", "timestamp"]], patterns_mask(events, spec.goal.events))
@@ -85,7 +96,11 @@ def baseline_signals(events: pd.DataFrame, spec: InstanceSpec, as_of: pd.Timesta
     grouped = recent.groupby("profile_id")["timestamp"]
     days = ((as_of - grouped.max()) / pd.Timedelta(days=1)).reindex(profiles).fillna(lookback + 1)
     count = grouped.size().reindex(profiles).fillna(0)
-    view = repeat_view(goal, as_of, profiles, spec.goal.window_days)
+    if repeat_models is None:
+        view = repeat_view(goal, as_of, profiles, spec.goal.window_days)
+    else:
+        model = repeat_models[as_of]
+        view = None if model is None else repeat_view(goal, as_of, profiles, spec.goal.window_days, model=model)
     chance = np.full(len(profiles), 0.5) if view is None else view["chance"].to_numpy(dtype="float64")
     chance = np.clip(chance, _EPS, 1 - _EPS)
     return pd.DataFrame(
@@ -177,7 +192,13 @@ def calibration_rows(training_set: TrainingSet) -> pd.DataFrame:
 
 
 def baseline_probabilities(
-    events: pd.DataFrame, spec: InstanceSpec, rows: pd.DataFrame, as_of: pd.Timestamp, profiles: pd.Index
+    events: pd.DataFrame,
+    spec: InstanceSpec,
+    rows: pd.DataFrame,
+    as_of: pd.Timestamp,
+    profiles: pd.Index,
+    *,
+    repeat_models: Mapping[pd.Timestamp, BGNBD | None] | None = None,
 ) -> pd.DataFrame:
     """Fit each baseline on the model's calibration rows; return its probabilities for ``profiles`` at ``as_of``.
 
@@ -193,9 +214,12 @@ def baseline_probabilities(
     with step("fitting the baselines (recency, frequency, BG/NBD)"):
         groups = list(rows.groupby("as_of", sort=False))
         train_signals = pd.concat(
-            [baseline_signals(events, spec, snapshot, pd.Index(group["profile_id"])) for snapshot, group in groups]
+            [
+                baseline_signals(events, spec, snapshot, pd.Index(group["profile_id"]), repeat_models=repeat_models)
+                for snapshot, group in groups
+            ]
         )
-        test_signals = baseline_signals(events, spec, as_of, profiles)
+        test_signals = baseline_signals(events, spec, as_of, profiles, repeat_models=repeat_models)
     train_label = np.concatenate([group["label"].to_numpy() for _, group in groups])  # in the signals' order
     out = {}
     for name in BASELINES:
@@ -205,7 +229,12 @@ def baseline_probabilities(
 
 
 def held_out_evaluation(
-    spec: InstanceSpec, estimator: PropensityModel, training_set: TrainingSet, events: pd.DataFrame
+    spec: InstanceSpec,
+    estimator: PropensityModel,
+    training_set: TrainingSet,
+    events: pd.DataFrame,
+    *,
+    repeat_models: Mapping[pd.Timestamp, BGNBD | None] | None = None,
 ) -> dict:
     """Measure a fitted model and the baselines on the evaluation half of its validation snapshot, with curves.
 
@@ -221,7 +250,10 @@ def held_out_evaluation(
     training_set : TrainingSet
         What it was fitted on.
     events : pandas.DataFrame
-        The run's events (every event before the run's as-of date that the run reads).
+        The run's events (every event before the run's as-of date that the run reads), or with
+        ``repeat_models`` those of the training set's profiles at least.
+    repeat_models : mapping, optional
+        The repeat-buying models of every profile's goal events at the validation snapshot (and any other date).
 
     Returns
     -------
@@ -236,7 +268,9 @@ def held_out_evaluation(
     label = rows["label"].to_numpy()
     probability = rows["probability"].to_numpy()
     profiles = pd.Index(rows["profile_id"], name="profile_id")
-    baselines = baseline_probabilities(events, spec, calibration_rows(training_set), snapshot, profiles)
+    baselines = baseline_probabilities(
+        events, spec, calibration_rows(training_set), snapshot, profiles, repeat_models=repeat_models
+    )
     scorers = {"model": {"metrics": dict(estimator.metrics_), **scorer_curves(probability, label)}}
     model_vs = {}
     for name in BASELINES:

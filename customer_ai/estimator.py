@@ -27,10 +27,11 @@ is bounded by the cap.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import lightgbm as lgb
@@ -40,13 +41,15 @@ import pandas as pd
 from customer_ai.bgnbd import BGNBD
 from customer_ai.conditions import patterns_mask
 from customer_ai.evaluation import calibration_error_floor, classification_metrics, quality_verdict, ranking_auc
+from customer_ai.events import sort_events
 from customer_ai.explain import top_factors
 from customer_ai.features import (
+    FeatureEvidence,
     FeaturePlan,
     build_features,
     feature_infos,
-    fit_repeat_models,
-    plan_features,
+    fit_repeat_counts,
+    repeat_model_counts,
     repeat_model_names,
 )
 from customer_ai.files import FileContentError, read_json_object, write_json
@@ -55,6 +58,7 @@ from customer_ai.history import data_start as data_start_of
 from customer_ai.labels import build_labels, eligible_profiles
 from customer_ai.model import Offset, PlattCalibration, TrainedModel, fit_model
 from customer_ai.progress import logger, step
+from customer_ai.sampling import ProfileSampler
 from customer_ai.scoring import score_frame
 from customer_ai.spec import InstanceSpec
 from customer_ai.windows import EventIndex
@@ -70,6 +74,7 @@ __all__ = [
     "SINGLE_PERIOD_NOTE",
     "SINGLE_PERIOD_SHARES",
     "VALIDATION_NOTE",
+    "EventParts",
     "InsufficientDataError",
     "PropensityModel",
     "TrainingSet",
@@ -209,11 +214,6 @@ def training_totals(counts: list[dict]) -> tuple[int, int]:
     return positives, negatives
 
 
-def _sample_key(seed: int) -> str:
-    """Return the 16-character hash key of the profile sample for ``seed`` (unrelated to the split's key)."""
-    return hashlib.sha256(f"customerai-sample:{seed}".encode()).hexdigest()[:16]
-
-
 def sample_profiles(labels: pd.DataFrame, max_profiles: int, seed: int) -> tuple[pd.DataFrame, dict]:
     """Keep at most ``max_profiles`` profiles of a label table, with all their rows, stratified by outcome.
 
@@ -240,47 +240,50 @@ def sample_profiles(labels: pd.DataFrame, max_profiles: int, seed: int) -> tuple
         snapshot: its role, the eligible and kept rows and positives, and the kept profiles of each validation
         half) and ``design``.
     """
-    codes, ids = pd.factorize(labels["profile_id"], sort=True)
-    role, label = labels["role"].to_numpy(), labels["label"].to_numpy()
-    positive = np.zeros(len(ids), dtype=bool)
-    positive[codes[(role == "training") & (label == 1)]] = True
-    kept = np.ones(len(ids), dtype=bool)
-    if len(ids) > max_profiles:
-        rank = pd.util.hash_array(np.asarray(ids, dtype=object), hash_key=_sample_key(seed))
-        take_positive = (2 * max_profiles * int(positive.sum()) + len(ids)) // (2 * len(ids))  # rounded half up
-        kept[:] = False
-        for stratum, take in ((positive, take_positive), (~positive, max_profiles - take_positive)):
-            members = np.flatnonzero(stratum)
-            kept[members[np.argsort(rank[members], kind="stable")[:take]]] = True
-    rows = kept[codes]
-    snapshots = []
-    for snapshot in pd.unique(labels["as_of"]):
-        at = (labels["as_of"] == snapshot).to_numpy()
-        entry = {
-            "as_of": f"{snapshot:%Y-%m-%d}",
-            "role": "training" if (role[at] == "training").all() else "validation",
-            "eligible": int(at.sum()),
-            "sampled": int((at & rows).sum()),
-            "eligible_positives": int(label[at].sum()),
-            "sampled_positives": int(label[at & rows].sum()),
-        }
-        if entry["role"] == "validation":
-            entry.update({half: int((at & rows & (role == half)).sum()) for half in ("calibration", "evaluation")})
-        snapshots.append(entry)
-    summary = {
-        "max_profiles": max_profiles,
-        "sampled": bool(not kept.all()),
-        "eligible_profiles": len(ids),
-        "profiles": int(kept.sum()),
-        "seed": seed,
-        "strata": {
-            "positive": {"eligible": int(positive.sum()), "sampled": int((positive & kept).sum())},
-            "other": {"eligible": int((~positive).sum()), "sampled": int((~positive & kept).sum())},
-        },
-        "snapshots": snapshots,
-        "design": SAMPLE_NOTE,
-    }
-    return (labels.loc[rows].reset_index(drop=True) if summary["sampled"] else labels), summary
+    sampler = ProfileSampler(max_profiles, seed)
+    sampler.add(labels)
+    kept = sampler.kept()
+    rows = labels if kept is None else labels.loc[labels["profile_id"].isin(kept).to_numpy()].reset_index(drop=True)
+    return rows, sampler.summary(rows, list(pd.unique(labels["as_of"])), SAMPLE_NOTE)
+
+
+@dataclass
+class EventParts:
+    """Events in partitions of their profiles (every profile's events in one), read one partition at a time.
+
+    Attributes
+    ----------
+    count : int
+        How many partitions.
+    read : callable
+        ``read(k)`` returns partition ``k``'s canonical events, sorted by time then profile.
+    first_event : pandas.Timestamp or None
+        The first event of all the partitions.
+    last_event : pandas.Timestamp or None
+        The last event before the as-of date the parts are used for.
+    goal_start : pandas.Timestamp or None
+        Where the history of the goal's events starts (:func:`customer_ai.history.data_start` of their times).
+    """
+
+    count: int
+    read: Callable[[int], pd.DataFrame]
+    first_event: pd.Timestamp | None
+    last_event: pd.Timestamp | None
+    goal_start: pd.Timestamp | None
+
+    @classmethod
+    def of(cls, events: pd.DataFrame, spec: InstanceSpec, as_of: pd.Timestamp) -> EventParts:
+        """Return one partition holding ``events`` (all of them), described for a use as of ``as_of``."""
+        stamps = events["timestamp"]
+        before = stamps.loc[(stamps < as_of).to_numpy()]
+        goal = stamps.iloc[np.flatnonzero(patterns_mask(events, spec.goal.events))]
+        return cls(
+            count=1,
+            read=lambda _: events,
+            first_event=stamps.min() if len(events) else None,
+            last_event=before.max() if len(before) else None,
+            goal_start=data_start_of(goal).start if len(goal) else None,
+        )
 
 
 @dataclass
@@ -298,12 +301,19 @@ class TrainingSet:
         The snapshots and lookback the rows were built with.
     sample : dict, optional
         How the profiles were sampled (see :func:`sample_profiles`); None for a training set built without it.
+    events : pandas.DataFrame, optional
+        The events of its profiles (those it was built from; not kept by :meth:`to_frame`).
+    repeat_models : dict, optional
+        The repeat-buying models of every profile's goal events at each snapshot and at the as-of date (None:
+        not kept).
     """
 
     frame: pd.DataFrame
     feature_plan: FeaturePlan
     snapshot_plan: SnapshotPlan
     sample: dict | None = None
+    events: pd.DataFrame | None = field(default=None, repr=False)
+    repeat_models: dict[pd.Timestamp, BGNBD | None] | None = field(default=None, repr=False)
 
     @property
     def features(self) -> pd.DataFrame:
@@ -408,9 +418,15 @@ class PropensityModel:
         the first purchase), the history is that of the goal's events: labels before their start would all be
         negative for lack of data, not for lack of customers reaching the goal.
         """
-        if data_start is None and len(events):
-            data_start = events["timestamp"].min()
-        goal_start = self._goal_start(events, data_start)
+        return self.plan_parts(EventParts.of(events, self.spec, as_of), as_of, data_start)
+
+    def plan_parts(
+        self, parts: EventParts, as_of: pd.Timestamp, data_start: pd.Timestamp | None = None
+    ) -> SnapshotPlan:
+        """Return :meth:`plan` of events in partitions (see :class:`EventParts`)."""
+        if data_start is None:
+            data_start = parts.first_event
+        goal_start = self._goal_start(parts, data_start)
         if goal_start is not None:
             logger.warning(
                 "history: the goal's events start on %s, %d days after the other events (%s): the history is "
@@ -432,13 +448,12 @@ class PropensityModel:
             min_lookback_days=training.min_lookback_days,
         )
 
-    def _goal_start(self, events: pd.DataFrame, data_start: pd.Timestamp | None) -> pd.Timestamp | None:
+    def _goal_start(self, parts: EventParts, data_start: pd.Timestamp | None) -> pd.Timestamp | None:
         """Return where the goal's events start when that is :data:`GOAL_LATE_DAYS` or more after the others."""
-        if data_start is None or not len(events):
+        if data_start is None or parts.first_event is None:
             return None
-        goal = events["timestamp"].iloc[np.flatnonzero(patterns_mask(events, self.spec.goal.events))]
-        start = data_start_of(goal).start if len(goal) else None
-        others = max(data_start, events["timestamp"].min())  # a run's events start at its window's start
+        start = parts.goal_start
+        others = max(data_start, parts.first_event)  # a run's events start at its window's start
         if start is None or start - others < pd.Timedelta(days=GOAL_LATE_DAYS):
             return None
         return start
@@ -454,7 +469,8 @@ class PropensityModel:
         """Build labels and point-in-time features at every snapshot of the plan for ``as_of``.
 
         Labels are built for every eligible profile; above ``training.max_profiles`` profiles a stratified sample
-        of them is kept (:func:`sample_profiles`) and only its features are built.
+        of them is kept (:func:`sample_profiles`) and only its features are built.  The same as
+        :meth:`build_training_set_parts` of the events as one partition.
 
         Raises
         ------
@@ -464,35 +480,74 @@ class PropensityModel:
             When the training rows hold fewer positives or negatives than ``training.min_positives`` /
             ``training.min_negatives``, or a validation half lacks one outcome.
         """
+        parts = EventParts.of(events, self.spec, as_of)
+        return self.build_training_set_parts(parts, as_of, attributes, data_start=data_start)
+
+    def build_training_set_parts(
+        self,
+        parts: EventParts,
+        as_of: pd.Timestamp,
+        attributes: pd.DataFrame | None = None,
+        *,
+        data_start: pd.Timestamp | None = None,
+        also_keep: Callable[[pd.DataFrame, EventIndex], pd.Index] | None = None,
+    ) -> TrainingSet:
+        """Build the training set from events in partitions of their profiles, one partition in memory at a time.
+
+        The first pass labels each partition's eligible profiles at every snapshot (kept on disk), adds them to
+        the stratified sample (:class:`customer_ai.sampling.ProfileSampler`), and collects what the feature plan
+        and the repeat-buying models need (:class:`customer_ai.features.FeatureEvidence`, the counts of
+        :func:`customer_ai.features.repeat_model_counts`, merged exactly).  The second pass keeps the sample's
+        labels and events; the features are built on those alone.  Memory follows a partition and the sample,
+        never the run, and the training set is the same to the bit as one built on all the events at once.
+
+        ``also_keep(events, index)`` may name more profiles of a partition whose events the result keeps
+        (:attr:`TrainingSet.events`), e.g. a sample to measure drift on.  The training set's
+        :attr:`TrainingSet.repeat_models` are the repeat-buying models of every profile at each snapshot and at
+        ``as_of``.
+
+        Raises
+        ------
+        InsufficientHistoryError, InsufficientDataError
+            As :meth:`build_training_set`.
+        """
         spec = self.spec
-        snapshot_plan = self.plan(events, as_of, data_start)
+        snapshot_plan = self.plan_parts(parts, as_of, data_start)
         for note in snapshot_plan.notes:
             logger.warning("history: %s", note)
-        before = events["timestamp"] < as_of
-        if not before.any():
+        if parts.last_event is None:
             raise InsufficientDataError(
                 f"insufficient data for {spec.name}: there are no events before the as-of date {as_of:%Y-%m-%d}"
             )
-        last_event = events.loc[before, "timestamp"].max()
-        if last_event < as_of - pd.Timedelta(days=7):
+        if parts.last_event < as_of - pd.Timedelta(days=7):
             logger.warning(
                 "events end on %s, before the as-of date %s: the latest training labels may be incomplete",
-                f"{last_event:%Y-%m-%d}",
+                f"{parts.last_event:%Y-%m-%d}",
                 f"{as_of:%Y-%m-%d}",
             )
         snapshots = snapshot_plan.snapshots
-        index = EventIndex(events)  # the events encoded once, for the labels and features of every snapshot
-        with step(f"labelling {len(snapshots)} snapshots {snapshots[-1]:%Y-%m-%d} .. {snapshots[0]:%Y-%m-%d}") as info:
-            labels = build_labels(events, spec, snapshots, index=index)
-            if snapshot_plan.single_period:
-                labels["role"] = single_period_roles(labels["profile_id"])
-            else:
-                validation = (labels["as_of"] == snapshot_plan.validation).to_numpy()
-                halves = np.where(evaluation_half(labels["profile_id"]), "evaluation", "calibration")
-                labels["role"] = np.where(validation, halves, "training")
-            info["rows"] = len(labels)
-            info["positives"] = int(labels["label"].sum())
-        labels, sample = sample_profiles(labels, spec.training.max_profiles, spec.training.seed)
+        sampler = ProfileSampler(spec.training.max_profiles, spec.training.seed)
+        evidence, histories = [], {date: [] for date in [*snapshots, as_of]}
+        with contextlib.ExitStack() as stack:
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="customer-ai-labels-")))
+            label = f"labelling {len(snapshots)} snapshots {snapshots[-1]:%Y-%m-%d} .. {snapshots[0]:%Y-%m-%d}"
+            with step(label) as info:
+                rows = positives = 0
+                for partition in range(parts.count):
+                    events = parts.read(partition)
+                    index = EventIndex(events)  # the events encoded once, for the labels of every snapshot
+                    labels = self._labels(events, index, snapshot_plan)
+                    sampler.add(labels)
+                    evidence.append(FeatureEvidence.of(events, spec, snapshot_plan.oldest))
+                    for date, table in repeat_model_counts(events, list(histories), spec, index=index).items():
+                        histories[date].append(table)
+                    rows, positives = rows + len(labels), positives + int(labels["label"].sum())
+                    labels.to_parquet(scratch / f"labels-{partition:05d}.parquet", index=False)
+                    del events, index, labels
+                info["rows"], info["positives"] = rows, positives
+            kept = sampler.kept()
+            labels, events = self._sample_rows(parts, scratch, snapshots, kept, also_keep)
+        sample = sampler.summary(labels, snapshots, SAMPLE_NOTE)
         if sample["sampled"]:
             logger.info(
                 "training on a stratified sample of %s of %s eligible profiles (training.max_profiles %s): %s rows",
@@ -502,19 +557,12 @@ class PropensityModel:
                 f"{len(labels):,}",
             )
         self._check_enough(labels, snapshot_plan, sample)
-        feature_plan = plan_features(
-            events, spec, snapshot_plan.oldest, attributes, lookback_days=snapshot_plan.lookback_days
-        )
+        feature_plan = FeatureEvidence.merge(evidence).plan(spec, attributes, lookback_days=snapshot_plan.lookback_days)
         if snapshot_plan.single_period:  # scoring has more history than the one period: features read all of it
             feature_plan.history_from = snapshot_plan.data_start.isoformat()
+        repeat_models = fit_repeat_counts(histories)  # on every profile's goal events, merged over the partitions
         with step(f"building point-in-time features (looking back {snapshot_plan.lookback_days} days)") as info:
-            repeat_models = None
-            read_from = events["timestamp"].min()  # the history read: a sample's own events may start later
-            if sample["sampled"]:  # the sample's features need its own events, and models fitted on everybody's
-                if feature_plan.repeat_model:
-                    repeat_models = fit_repeat_models(events, snapshots, spec, index=index)
-                events = index.events_of(pd.Index(labels["profile_id"].unique()))
-                index = EventIndex(events)
+            index = EventIndex(events)
             frames = []
             for snapshot in snapshots:
                 profiles = pd.Index(labels.loc[labels["as_of"] == snapshot, "profile_id"])
@@ -526,14 +574,60 @@ class PropensityModel:
                     feature_plan,
                     attributes=attributes,
                     index=index,
-                    repeat_models=repeat_models,
-                    read_from=read_from,
+                    repeat_models=repeat_models if feature_plan.repeat_model else None,
+                    read_from=parts.first_event,  # the history read: a sample's own events may start later
                 )
                 frames.append(matrix.set_index(pd.Index([snapshot] * len(matrix), name="as_of"), append=True))
             features = pd.concat(frames)
             info["features"] = features.shape[1]
         frame = labels.set_index(KEY)[["label", "role"]].join(features, how="left")
-        return TrainingSet(frame=frame, feature_plan=feature_plan, snapshot_plan=snapshot_plan, sample=sample)
+        return TrainingSet(
+            frame=frame,
+            feature_plan=feature_plan,
+            snapshot_plan=snapshot_plan,
+            sample=sample,
+            events=events,
+            repeat_models=repeat_models,
+        )
+
+    def _labels(self, events: pd.DataFrame, index: EventIndex, snapshot_plan: SnapshotPlan) -> pd.DataFrame:
+        """Return the labels of a partition's eligible profiles at every snapshot, with their roles."""
+        labels = build_labels(events, self.spec, snapshot_plan.snapshots, index=index)
+        if snapshot_plan.single_period:
+            labels["role"] = single_period_roles(labels["profile_id"])
+        else:
+            validation = (labels["as_of"] == snapshot_plan.validation).to_numpy()
+            halves = np.where(evaluation_half(labels["profile_id"]), "evaluation", "calibration")
+            labels["role"] = np.where(validation, halves, "training")
+        return labels
+
+    def _sample_rows(
+        self,
+        parts: EventParts,
+        scratch: Path,
+        snapshots: list[pd.Timestamp],
+        kept: pd.Index | None,
+        also_keep: Callable[[pd.DataFrame, EventIndex], pd.Index] | None,
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Return the kept profiles' label rows (in snapshot then profile order) and events (time then profile)."""
+        rows, events = [], []
+        order = {snapshot: position for position, snapshot in enumerate(snapshots)}
+        for partition in range(parts.count):
+            labels = pd.read_parquet(scratch / f"labels-{partition:05d}.parquet")
+            if kept is not None:
+                labels = labels.loc[labels["profile_id"].isin(kept).to_numpy()]
+            rows.append(labels)
+            own = parts.read(partition)
+            wanted = pd.Index(labels["profile_id"].unique())
+            index = EventIndex(own)
+            if also_keep is not None:
+                wanted = wanted.union(also_keep(own, index), sort=False)
+            events.append(own if kept is None and also_keep is None else index.events_of(wanted))
+            del own, index
+        labels = pd.concat(rows, ignore_index=True).assign(position=lambda f: f["as_of"].map(order))
+        labels = labels.sort_values(["position", "profile_id"], kind="stable", ignore_index=True)
+        events = events[0] if len(events) == 1 else sort_events(pd.concat(events, ignore_index=True))
+        return labels.drop(columns="position"), events
 
     def _check_enough(self, labels: pd.DataFrame, snapshot_plan: SnapshotPlan, sample: dict) -> None:
         settings, name = self.spec.training, self.spec.name

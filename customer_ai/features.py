@@ -43,6 +43,7 @@ __all__ = [
     "COUNT_WINDOWS",
     "FEATURES_VERSION",
     "FeatureInfo",
+    "FeatureEvidence",
     "FeaturePlan",
     "build_features",
     "count_windows",
@@ -313,6 +314,103 @@ def _sources(plan: FeaturePlan, spec: InstanceSpec) -> list[tuple[str, str, list
     return by_type + custom
 
 
+@dataclass
+class FeatureEvidence:
+    """What :func:`plan_features` learns from events before a date, in a form that adds up over partitions.
+
+    Every fact is about event types, columns or single profiles, so the evidence of the partitions of a run's
+    profiles, merged (:meth:`merge`), is the evidence of all its events, and :meth:`plan` gives the same plan.
+
+    Attributes
+    ----------
+    type_counts : pandas.Series
+        Events per event type.
+    valued_types : set of str
+        Event types with at least one event carrying a ``value``.
+    valued_custom : set of str
+        Custom events (names) with at least one event carrying a ``value``.
+    repeated : bool
+        Whether some profile has goal events on two different days (BG/NBD can be fitted).
+    categories : dict
+        Extra text column -> its distinct values, or None once it has more than :data:`MAX_CATEGORIES`.
+    """
+
+    type_counts: pd.Series
+    valued_types: set[str] = field(default_factory=set)
+    valued_custom: set[str] = field(default_factory=set)
+    repeated: bool = False
+    categories: dict[str, set[str] | None] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, events: pd.DataFrame, spec: InstanceSpec, before: pd.Timestamp) -> FeatureEvidence:
+        """Return the evidence of the ``events`` strictly before ``before``."""
+        stamps = events["timestamp"]
+        if stamps.is_monotonic_increasing:  # canonical events: those before the date are a prefix, taken without a copy
+            past = events.iloc[: int(stamps.searchsorted(before, side="left"))]
+        else:
+            past = events.loc[(stamps < before).to_numpy()]
+        valued = past["value"].notna().to_numpy()
+        evidence = cls(
+            type_counts=past["event_type"].value_counts(),
+            valued_types={str(t) for t in pd.unique(past["event_type"].to_numpy()[valued])},
+            valued_custom={c.name for c in spec.custom_events if (valued & where_mask(past, list(c.where))).any()},
+        )
+        goal_days = rows_where(past[["profile_id", "timestamp"]], patterns_mask(past, spec.goal.events))
+        goal_days = goal_days.assign(day=goal_days["timestamp"].dt.floor("D")).drop_duplicates(["profile_id", "day"])
+        evidence.repeated = bool(goal_days["profile_id"].duplicated().any())
+        for column in past.columns:
+            if column in CANONICAL_COLUMNS or not _is_text(past[column]):
+                continue
+            values = set(past[column].dropna().astype(str).unique())
+            evidence.categories[str(column)] = values if len(values) <= MAX_CATEGORIES else None
+        return evidence
+
+    @classmethod
+    def merge(cls, parts: Sequence[FeatureEvidence]) -> FeatureEvidence:
+        """Return the evidence of the union of disjoint sets of profiles' events, from each set's."""
+        counts = [part.type_counts for part in parts if len(part.type_counts)]
+        merged = cls(
+            type_counts=pd.concat(counts).groupby(level=0, sort=False).sum() if counts else parts[0].type_counts
+        )
+        for part in parts:
+            merged.valued_types |= part.valued_types
+            merged.valued_custom |= part.valued_custom
+            merged.repeated = merged.repeated or part.repeated
+            for column, values in part.categories.items():
+                known = merged.categories.get(column, set())
+                joined = None if known is None or values is None else known | values
+                merged.categories[column] = joined if joined is None or len(joined) <= MAX_CATEGORIES else None
+        return merged
+
+    def plan(
+        self, spec: InstanceSpec, profiles: pd.DataFrame | None = None, *, lookback_days: int | None = None
+    ) -> FeaturePlan:
+        """Return the feature plan this evidence gives (see :func:`plan_features`)."""
+        top = self.type_counts.sort_index().sort_values(ascending=False, kind="stable")
+        # "add to cart" and "add-to-cart" would share feature names: keep the more frequent one
+        top = top[~pd.Index([_slug(str(t)) for t in top.index]).duplicated()]
+        top = _nameable(top)
+        event_types = [str(t) for t in top.index[: spec.training.max_event_types]]
+        lookback = spec.eligibility.lookback_days if lookback_days is None else lookback_days
+        plan = FeaturePlan(lookback_days=lookback, event_types=event_types, repeat_model=self.repeated)
+        custom = {c.name for c in spec.custom_events}
+        for prefix, words, _ in _sources(plan, spec):
+            if (prefix in custom and prefix in self.valued_custom) or (
+                prefix not in custom and words in self.valued_types
+            ):
+                plan.valued_sources.append(prefix)
+        for column, values in self.categories.items():
+            if values is not None and 1 < len(values):
+                plan.categorical_columns[column] = sorted(values)
+        if profiles is not None:
+            for column in profiles.columns:
+                if _is_text(profiles[column]):
+                    plan.profile_columns[str(column)] = sorted(profiles[column].dropna().astype(str).unique())
+                else:
+                    plan.profile_columns[str(column)] = []
+        return plan
+
+
 def plan_features(
     events: pd.DataFrame,
     spec: InstanceSpec,
@@ -340,39 +438,9 @@ def plan_features(
     Returns
     -------
     FeaturePlan
+        :meth:`FeatureEvidence.plan` of the events' :class:`FeatureEvidence`.
     """
-    stamps = events["timestamp"]
-    if stamps.is_monotonic_increasing:  # canonical events: those before the date are a prefix, taken without a copy
-        past = events.iloc[: int(stamps.searchsorted(before, side="left"))]
-    else:
-        past = events.loc[(stamps < before).to_numpy()]
-    counts = past["event_type"].value_counts()
-    top = counts.sort_index().sort_values(ascending=False, kind="stable")
-    # "add to cart" and "add-to-cart" would share feature names: keep the more frequent one
-    top = top[~pd.Index([_slug(str(t)) for t in top.index]).duplicated()]
-    top = _nameable(top)
-    event_types = [str(t) for t in top.index[: spec.training.max_event_types]]
-    lookback = spec.eligibility.lookback_days if lookback_days is None else lookback_days
-    plan = FeaturePlan(lookback_days=lookback, event_types=event_types)
-    for prefix, _, where in _sources(plan, spec):
-        if past.loc[where_mask(past, where), "value"].notna().any():
-            plan.valued_sources.append(prefix)
-    goal_days = rows_where(past[["profile_id", "timestamp"]], patterns_mask(past, spec.goal.events))
-    goal_days = goal_days.assign(day=goal_days["timestamp"].dt.floor("D")).drop_duplicates(["profile_id", "day"])
-    plan.repeat_model = bool(goal_days["profile_id"].duplicated().any())  # somebody repeated: BG/NBD can be fitted
-    for column in past.columns:
-        if column in CANONICAL_COLUMNS or not _is_text(past[column]):
-            continue
-        values = past[column].dropna().astype(str).unique()
-        if 1 < len(values) <= MAX_CATEGORIES:
-            plan.categorical_columns[str(column)] = sorted(values)
-    if profiles is not None:
-        for column in profiles.columns:
-            if _is_text(profiles[column]):
-                plan.profile_columns[str(column)] = sorted(profiles[column].dropna().astype(str).unique())
-            else:
-                plan.profile_columns[str(column)] = []
-    return plan
+    return FeatureEvidence.of(events, spec, before).plan(spec, profiles, lookback_days=lookback_days)
 
 
 def _is_text(column: pd.Series) -> bool:

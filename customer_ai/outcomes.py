@@ -25,6 +25,7 @@ __all__ = [
     "OUTCOME_COLUMNS",
     "closed_window_dates",
     "decile_of",
+    "outcome_rates",
     "read_tracked",
     "realised_outcomes",
     "tracked_frame",
@@ -99,7 +100,15 @@ def realised_outcomes(
         (``group`` is text: ``all``, ``low``/``medium``/``high``, ``1``-``10``).
     """
     profiles = pd.Index(scores["profile_id"].astype(str))
-    reached = goal_reached(events, spec.goal, as_of, profiles).to_numpy()
+    return outcome_rates(spec, scores, goal_reached(events, spec.goal, as_of, profiles).to_numpy())
+
+
+def outcome_rates(spec: InstanceSpec, scores: pd.DataFrame, reached: np.ndarray) -> pd.DataFrame:
+    """Return :func:`realised_outcomes` from whether each scored profile's goal events happened in the window.
+
+    ``reached`` is aligned with ``scores`` (see :func:`customer_ai.labels.goal_reached`): it can be found a
+    partition of the profiles at a time.
+    """
     came_true = reached if spec.goal.occurrence == "will_occur" else ~reached
     frame = pd.DataFrame(
         {

@@ -25,6 +25,7 @@ import logging
 import os
 import platform
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from customer_ai import artifacts, frozen, run_lock
 from customer_ai.artifacts import DEFAULT_ATTEMPT
 from customer_ai.backtest import held_out_evaluation
 from customer_ai.bgnbd import BGNBD
+from customer_ai.conditions import patterns_mask
 from customer_ai.drift import (
     DriftStopError,
     add_counts,
@@ -47,14 +49,13 @@ from customer_ai.drift import (
     drift_table,
     feature_drift,
 )
-from customer_ai.estimator import PropensityModel, TrainingSet, training_totals
+from customer_ai.estimator import EventParts, PropensityModel, TrainingSet, training_totals
 from customer_ai.evaluation import expected_reach, quality_verdict, window_rates
 from customer_ai.event_split import (
     EventSource,
     canonical_table,
     file_source,
     part_path,
-    read_all_parts,
     read_part,
     read_split_part,
     remove_split_part,
@@ -68,6 +69,7 @@ from customer_ai.events import (
     event_table_start,
     load_attributes,
     refuse_unjoined,
+    sort_events,
 )
 from customer_ai.features import (
     FEATURES_VERSION,
@@ -81,8 +83,8 @@ from customer_ai.features import (
 from customer_ai.flow import GATE, STEPS
 from customer_ai.history import DataStart, SnapshotPlan, event_days, find_data_start, run_window
 from customer_ai.home import as_path, fetch
-from customer_ai.labels import eligible_profiles
-from customer_ai.outcomes import OUTCOMES_FILE, closed_window_dates, read_tracked, realised_outcomes, tracked_frame
+from customer_ai.labels import eligible_profiles, goal_reached
+from customer_ai.outcomes import OUTCOMES_FILE, closed_window_dates, outcome_rates, read_tracked, tracked_frame
 from customer_ai.partitions import partition_count, partition_of
 from customer_ai.progress import logger, step
 from customer_ai.scoring import empty_bucket_notes, score_frame
@@ -216,6 +218,7 @@ def validate_events(
                 inside = in_window(events["timestamp"], start, end)
                 in_run = (events if inside.all() else rows_where(events, inside)).reset_index(drop=True)
                 totals.add(events, in_run, count_attribute_join(in_run, attributes))
+                totals.add_run_facts(spec, in_run, as_of)
                 del events
                 artifacts.write_frame(part_path(folder, partition), in_run)
                 info["events"] = len(in_run)
@@ -245,7 +248,10 @@ def validate_events(
             "count": count,
             "events": totals.part_events,
             "profiles": totals.part_profiles,
+            "eligible": totals.part_eligible,  # at the as-of date
             "first_event": totals.first_in_run.isoformat(),
+            "last_event": totals.last_in_run.isoformat(),
+            "goal_start": totals.goal_start(),
         },
     }
     artifacts.write_json(folder / "source.json", source_file)
@@ -334,7 +340,23 @@ class _SplitTotals:
     joined: dict | None = None
     example: object = None
     validations: list = field(default_factory=list)
+    part_eligible: list = field(default_factory=list)
     _days: list = field(default_factory=list)
+    _goal_days: list = field(default_factory=list)
+
+    def add_run_facts(self, spec: InstanceSpec, in_run: pd.DataFrame, as_of: pd.Timestamp) -> None:
+        """Count a partition's profiles eligible at ``as_of`` and the days of its goal events (the run's own)."""
+        self.part_eligible.append(len(eligible_profiles(in_run, spec.eligibility, as_of)))
+        goal = in_run["timestamp"].iloc[np.flatnonzero(patterns_mask(in_run, spec.goal.events))]
+        if len(goal):
+            self._goal_days.append(event_days(goal))
+
+    def goal_start(self) -> str | None:
+        """Return where the run's goal events' history starts (:func:`customer_ai.history.find_data_start`)."""
+        if not self._goal_days:
+            return None
+        started = find_data_start(_merged_days(self._goal_days)).start
+        return None if started is None else started.isoformat()
 
     def add_validation(self, summary: dict, rows: int) -> None:
         self.validations.append({**summary, "rows": rows})
@@ -366,8 +388,7 @@ class _SplitTotals:
         """Return the events' :func:`customer_ai.history.event_days` over every partition."""
         if not self._days:
             return event_days(pd.Series([], dtype="datetime64[us, UTC]"))
-        merged = pd.concat(self._days, ignore_index=True).groupby("day", sort=True)
-        return merged.agg(events=("events", "sum"), first=("first", "min"), last=("last", "max")).reset_index()
+        return _merged_days(self._days)
 
     def validation_summary(self, folder: Path, count: int) -> dict:
         """Return the events' validation over every partition; with several, write ``validation/events.json``."""
@@ -397,6 +418,12 @@ class _SplitTotals:
         return summary
 
 
+def _merged_days(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Return the :func:`customer_ai.history.event_days` of the union of events, from each part's."""
+    merged = pd.concat(parts, ignore_index=True).groupby("day", sort=True)
+    return merged.agg(events=("events", "sum"), first=("first", "min"), last=("last", "max")).reset_index()
+
+
 def _no_events_message(spec: InstanceSpec, totals: _SplitTotals, start: pd.Timestamp, end: pd.Timestamp) -> str:
     window = f"[{start:%Y-%m-%d}, {end:%Y-%m-%d})"
     if not totals.loaded:
@@ -415,24 +442,56 @@ def _no_events_message(spec: InstanceSpec, totals: _SplitTotals, start: pd.Times
     )
 
 
+def _source(folder: Path) -> dict:
+    """Return what the first step wrote of the run's events (``source.json``), or say to run that step."""
+    path = folder / "source.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run the validate_events step first")
+    return artifacts.read_json(path)
+
+
 def _data_start(folder: Path) -> pd.Timestamp | None:
-    started = artifacts.read_json(folder / "source.json")["data_start"]
+    started = _source(folder)["data_start"]
     return None if started is None else pd.Timestamp(started).tz_convert("UTC")
 
 
 def _part_count(folder: Path) -> int:
     """Return how many partitions the run's events were split into (see :func:`validate_events`)."""
-    return int(artifacts.read_json(folder / "source.json")["partitions"]["count"])
+    return int(_source(folder)["partitions"]["count"])
 
 
-def _run_events(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, attempt: str) -> pd.DataFrame:
-    """Return every event of the run, all partitions together (for the steps that still read them at once)."""
-    folder = _folder(spec, as_of, home, attempt)
-    if not (folder / "source.json").exists():
-        raise FileNotFoundError(
-            f"{folder / 'source.json'} is missing: run the validate_events step for {spec.name} as of {as_of:%Y-%m-%d}"
-        )
-    return read_all_parts(folder, _part_count(folder))
+def _run_parts(folder: Path) -> EventParts:
+    """Return the run's events as the partitions its first step split them into (see :func:`validate_events`)."""
+    split = _source(folder)["partitions"]
+
+    def stamp(key: str) -> pd.Timestamp | None:
+        return None if split.get(key) is None else pd.Timestamp(split[key]).tz_convert("UTC")
+
+    return EventParts(
+        count=int(split["count"]),
+        read=lambda partition: read_part(folder, partition),
+        first_event=stamp("first_event"),
+        last_event=stamp("last_event"),
+        goal_start=stamp("goal_start"),
+    )
+
+
+def _drift_sample(
+    spec: InstanceSpec, as_of: pd.Timestamp, folder: Path
+) -> Callable[[pd.DataFrame, EventIndex], pd.Index]:
+    """Return the rule that picks a partition's profiles of the drift sample: eligible at ``as_of``, hashed to 0.
+
+    A hash partition of the profiles eligible at ``as_of`` (at most about :data:`DRIFT_SAMPLE` of them, counted
+    over every partition by the first step), so the same profiles are checked every time.
+    """
+    eligible = sum(_source(folder)["partitions"]["eligible"])
+    count = max(1, -(-eligible // DRIFT_SAMPLE))
+
+    def pick(events: pd.DataFrame, index: EventIndex) -> pd.Index:
+        profiles = eligible_profiles(events, spec.eligibility, as_of, index=index)
+        return profiles[partition_of(profiles, count) == 0]
+
+    return pick
 
 
 def find_reusable_model(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> dict | None:
@@ -482,10 +541,8 @@ def build_training_set(
     """Build and validate the training set, unless a model trained recently enough can be reused."""
     folder = _folder(spec, as_of, home, attempt)
     reusable = None if force_retrain else find_reusable_model(spec, as_of, home)
-    events = None
     if reusable is not None:
-        events = _run_events(spec, as_of, home, attempt)
-        check = _drift_since(spec, as_of, home, reusable, events)
+        check = _drift_since(spec, as_of, home, reusable, folder)
         if check["status"] in {"ok", "unknown"}:
             logger.info(
                 "retraining not due: reusing model %s trained as of %s", reusable["model_version"], reusable["as_of"]
@@ -503,11 +560,15 @@ def build_training_set(
             check["largest_psi"],
             "; ".join(check["moved_most"]),
         )
-    if events is None:
-        events = _run_events(spec, as_of, home, attempt)
-    training_set = PropensityModel(spec).build_training_set(
-        events, as_of, load_attributes(spec), data_start=_data_start(folder)
+    parts = _run_parts(folder)
+    training_set = PropensityModel(spec).build_training_set_parts(
+        parts,
+        as_of,
+        load_attributes(spec),
+        data_start=_data_start(folder),
+        also_keep=_drift_sample(spec, as_of, folder),
     )
+    artifacts.write_frame(folder / TRAINING_EVENTS, training_set.events)  # what the train step reads
     frame = training_set.to_frame()
     with step("validating the training set"):
         summary = validate_frame(
@@ -526,6 +587,8 @@ def build_training_set(
         "history": history.to_dict(),
         "plan": training_set.feature_plan.to_dict(),
         "sample": training_set.sample,
+        "read_from": None if parts.first_event is None else parts.first_event.isoformat(),
+        "repeat_models": _models_json(training_set.repeat_models),
     }
     artifacts.write_json(folder / "plan.json", plan)
     positives, negatives = training_totals(counts)
@@ -541,30 +604,71 @@ def build_training_set(
 
 
 DRIFT_SAMPLE = 20_000  # profiles whose features tell whether a model to reuse still fits the data
+TRAINING_EVENTS = "training_events.parquet"  # the training sample's and the drift sample's events
+
+
+def _models_json(models: dict | None) -> dict:
+    return {f"{date:%Y-%m-%d}": None if model is None else asdict(model) for date, model in (models or {}).items()}
+
+
+def _models_of(data: dict) -> dict[pd.Timestamp, BGNBD | None]:
+    return {as_of_timestamp(date): None if model is None else BGNBD(**model) for date, model in data.items()}
 
 
 def _sample_drift(
-    spec: InstanceSpec, as_of: pd.Timestamp, estimator: PropensityModel, reference: dict, events: pd.DataFrame
+    spec: InstanceSpec,
+    as_of: pd.Timestamp,
+    estimator: PropensityModel,
+    reference: dict,
+    sample: DriftSample,
 ) -> pd.DataFrame:
-    """Return the drift table of a fixed sample of the profiles eligible at ``as_of`` against a model's reference.
-
-    The sample is a hash partition of the eligible profiles (at most about :data:`DRIFT_SAMPLE`), so the same
-    profiles are checked every time.
-    """
-    index = EventIndex(events)
-    eligible = eligible_profiles(events, spec.eligibility, as_of, index=index)
-    sample = eligible[partition_of(eligible, max(1, -(-len(eligible) // DRIFT_SAMPLE))) == 0]
-    features = estimator.features(events, as_of, sample, load_attributes(spec), index=index)
+    """Return the drift table of the drift sample's profiles (see :func:`_drift_sample`) against a model's reference."""
+    index = EventIndex(sample.events)
+    profiles = sample.pick(sample.events, index)  # every profile the events hold that the rule picks
+    features = estimator.features(
+        sample.events,
+        as_of,
+        profiles,
+        load_attributes(spec),
+        index=index,
+        repeat_models={as_of: sample.repeat_model},
+        read_from=sample.read_from,
+    )
     table = drift_table(reference, drift_counts(reference, features))
-    table.attrs["profiles"] = len(sample)
+    table.attrs["profiles"] = len(profiles)
     return table
 
 
-def _drift_since(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, model: dict, events: pd.DataFrame) -> dict:
+@dataclass
+class DriftSample:
+    """The drift sample's events (and maybe more profiles'), the rule that picks it, and what its features need."""
+
+    events: pd.DataFrame
+    pick: Callable[[pd.DataFrame, EventIndex], pd.Index]
+    repeat_model: BGNBD | None
+    read_from: pd.Timestamp | None
+
+
+def _read_drift_sample(spec: InstanceSpec, as_of: pd.Timestamp, folder: Path) -> DriftSample:
+    """Read the drift sample's events from the run's partitions, one at a time, with the repeat-buying model."""
+    parts, pick = _run_parts(folder), _drift_sample(spec, as_of, folder)
+    frames, histories = [], []
+    with step(f"reading the drift sample's events ({parts.count} partition(s))"):
+        for partition in range(parts.count):
+            events = parts.read(partition)
+            index = EventIndex(events)
+            frames.append(index.events_of(pick(events, index)))
+            histories.append(repeat_model_counts(events, [as_of], spec, index=index)[as_of])
+            del events, index
+    events = frames[0] if len(frames) == 1 else sort_events(pd.concat(frames, ignore_index=True))
+    return DriftSample(events, pick, fit_repeat_counts({as_of: histories})[as_of], parts.first_event)
+
+
+def _drift_since(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, model: dict, folder: Path) -> dict:
     """Return how far the profiles to score moved from a stored model's training rows since it was trained.
 
     Each feature's stability index now (a fixed sample of the profiles eligible at ``as_of``, see
-    :func:`_sample_drift`) less its index when the model was trained (``drift_at_training``: the profiles eligible
+    :func:`_drift_sample`) less its index when the model was trained (``drift_at_training``: the profiles eligible
     then): a shift the data had already when the model was trained (a short history makes the oldest snapshots'
     profiles differ from today's) is no reason to retrain, since a new model would meet it too.  ``status`` is
     ``warn`` when a feature moved by ``monitoring.drift_warn`` or more, ``unknown`` for a model stored before drift
@@ -574,7 +678,7 @@ def _drift_since(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, model: dic
     if reference is None:
         return {"status": "unknown", "reason": f"model {model['model_version']} was stored before drift was measured"}
     estimator, _ = artifacts.load_model(artifacts.model_dir(home, spec.name, model["model_version"]), spec)
-    table = _sample_drift(spec, as_of, estimator, reference, events)
+    table = _sample_drift(spec, as_of, estimator, reference, _read_drift_sample(spec, as_of, folder))
     then = pd.Series(model.get("drift_at_training") or {}, dtype="float64").reindex(table.index).fillna(0.0)
     moved = table.assign(psi=(table["psi"] - then).clip(lower=0.0))
     return {
@@ -622,9 +726,13 @@ def train(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attempt: str =
     training_set = _read_training_set(folder)
     estimator = PropensityModel(spec).fit_training_set(training_set)
     reference, moved = _drift_reference(spec, training_set)
-    events = _run_events(spec, as_of, home, attempt)
-    at_training = _sample_drift(spec, as_of, estimator, reference, events)  # what a reuse is measured against
-    evaluation = held_out_evaluation(spec, estimator, training_set, events)
+    events = artifacts.read_frame(folder / TRAINING_EVENTS)  # the sample's and the drift sample's
+    plan = artifacts.read_json(folder / "plan.json")
+    models = _models_of(plan["repeat_models"])
+    read_from = pd.Timestamp(plan["read_from"]).tz_convert("UTC") if plan.get("read_from") else None
+    drift_sample = DriftSample(events, _drift_sample(spec, as_of, folder), models.get(as_of), read_from)
+    at_training = _sample_drift(spec, as_of, estimator, reference, drift_sample)  # what a reuse is measured against
+    evaluation = held_out_evaluation(spec, estimator, training_set, events, repeat_models=models)
     status, reason = estimator.verdict()
     version = artifacts.model_version(estimator.model_, as_of)
     meta = {
@@ -1155,13 +1263,11 @@ def track_outcomes(
     run folder's ``outcomes.parquet``; the store records them when this run publishes, with its scores.
     """
     folder = _folder(spec, as_of, home, attempt)
-    events = _run_events(spec, as_of, home, attempt)
+    parts = _run_parts(folder)
     start, _ = run_window(spec, as_of)
-    last_event = events["timestamp"].max() if len(events) else None
     untracked = {row["as_of"]: row for row in _tracked_past_runs(spec, as_of, store)}
-    due = closed_window_dates(list(untracked), spec.goal.window_days, as_of, last_event)
-    done, skipped, frames = [], {}, []
-    tracked_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    due = closed_window_dates(list(untracked), spec.goal.window_days, as_of, parts.last_event)
+    skipped, tracking = {}, []
     for date in due:
         then = pd.Timestamp(date, tz="UTC")
         meta_path = artifacts.run_dir(home, spec.name, then, untracked[date]["run_id"]) / "metadata.json"
@@ -1173,8 +1279,11 @@ def track_outcomes(
         if date in skipped:
             logger.info("outcomes of the run as of %s not tracked: %s", date, skipped[date])
             continue
-        scores = store.read_scores(spec.name, as_of=date)  # type: ignore[attr-defined]
-        outcomes = realised_outcomes(spec, events, then, scores)
+        tracking.append(date)
+    tracked_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    frames = []
+    for date, (scores, reached) in _reached_goals(spec, parts, store, tracking).items():
+        outcomes = outcome_rates(spec, scores, reached)
         frames.append(outcomes.assign(as_of=date, tracked_at=tracked_at))
         overall = outcomes.iloc[0]
         logger.info(
@@ -1184,9 +1293,34 @@ def track_outcomes(
             100 * overall["predicted_rate"],
             100 * overall["realised_rate"],
         )
-        done.append(date)
+    done = tracking
     artifacts.write_frame(folder / OUTCOMES_FILE, tracked_frame(frames))
     return {"tracked": done, "skipped": skipped}
+
+
+def _reached_goals(
+    spec: InstanceSpec, parts: EventParts, store: object, dates: list[str]
+) -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
+    """Return each past run's scores (from the store) and whether each scored profile reached the goal since.
+
+    The run's partitions are read once, each for the profiles of every past run that hash to it.
+    """
+    if not dates:
+        return {}
+    found = {}
+    for date in dates:
+        scores = store.read_scores(spec.name, as_of=date)  # type: ignore[attr-defined]
+        ids = pd.Index(scores["profile_id"].astype(str))
+        found[date] = (scores, ids, partition_of(ids, parts.count), np.zeros(len(scores), dtype=bool))
+    with step(f"finding what came true for {len(dates)} past run(s) ({parts.count} partition(s))"):
+        for partition in range(parts.count):
+            events = parts.read(partition)
+            for date, (_, ids, part, reached) in found.items():
+                inside = part == partition
+                then = pd.Timestamp(date, tz="UTC")
+                reached[inside] = goal_reached(events, spec.goal, then, ids[inside]).to_numpy()
+            del events
+    return {date: (scores, reached) for date, (scores, _, _, reached) in found.items()}
 
 
 def write_report(

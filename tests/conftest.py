@@ -52,6 +52,7 @@ RUN_FILES = [
     "scoring",
     "segments.parquet",
     "source.json",
+    "training_events.parquet",
     "training_set.parquet",
     "validation",
 ]
@@ -63,7 +64,9 @@ def write_run_events(folder: Path, events: pd.DataFrame) -> None:
     from customer_ai.event_split import part_path  # noqa: PLC0415
 
     artifacts.write_frame(part_path(folder, 0), events)
-    artifacts.write_json(folder / "source.json", {"data_start": None, "partitions": {"count": 1}})
+    stamps = events["timestamp"]
+    split = {"count": 1, "first_event": stamps.min().isoformat(), "last_event": stamps.max().isoformat()}
+    artifacts.write_json(folder / "source.json", {"data_start": None, "partitions": split})
 
 
 def load_bench(name: str):  # noqa: ANN201 - a module

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from customer_ai import estimator as estimator_module
 from customer_ai.estimator import (
+    EventParts,
     InsufficientDataError,
     PropensityModel,
     TrainingSet,
@@ -23,10 +25,11 @@ from customer_ai.estimator import (
     sample_profiles,
 )
 from customer_ai.evaluation import ranking_auc
-from customer_ai.events import load_events
+from customer_ai.events import load_events, sort_events
 from customer_ai.features import FeaturePlan
 from customer_ai.files import FileContentError
 from customer_ai.history import SnapshotPlan
+from customer_ai.partitions import partition_of
 
 from conftest import make_events, make_spec, synthetic_events, ts
 
@@ -674,3 +677,35 @@ def _json_error(text: str) -> json.JSONDecodeError:
 
 def test_a_whole_saved_model_loads(saved: Path) -> None:
     assert _load_elsewhere(saved).stdout == "loaded\n"
+
+
+def _parts_of(events: pd.DataFrame, spec, count: int) -> EventParts:  # noqa: ANN001 - an InstanceSpec
+    """The events as ``count`` hash partitions of their profiles, each sorted as a run's partitions are."""
+    whole = EventParts.of(events, spec, AS_OF)
+    hashed = partition_of(events["profile_id"], count)
+    frames = [sort_events(events.loc[hashed == k].reset_index(drop=True)) for k in range(count)]
+    return dataclasses.replace(whole, count=count, read=lambda k: frames[k])
+
+
+@pytest.mark.parametrize("max_profiles", [100_000, 1000])  # the cap does not bind; it binds
+def test_a_training_set_built_a_partition_at_a_time_is_the_same_to_the_bit(crowd: pd.DataFrame, max_profiles) -> None:  # noqa: ANN001
+    spec = _crowd_spec(max_profiles=max_profiles)
+    model = PropensityModel(spec)
+    whole = model.build_training_set(crowd, AS_OF)
+    drift = lambda events, index: pd.Index(events["profile_id"].unique()[:3])  # noqa: E731 - more profiles to keep
+    for count in (2, 5):
+        split = model.build_training_set_parts(_parts_of(crowd, spec, count), AS_OF, also_keep=drift)
+        pd.testing.assert_frame_equal(split.frame, whole.frame, check_exact=True)
+        assert (split.feature_plan, split.snapshot_plan, split.sample) == (
+            whole.feature_plan,
+            whole.snapshot_plan,
+            whole.sample,
+        )
+        assert split.repeat_models == whole.repeat_models  # BG/NBD from the partitions' merged counts
+        kept = set(whole.frame.index.get_level_values("profile_id"))
+        assert kept <= set(split.events["profile_id"])  # the sample's events, and a few more profiles' (drift)
+        assert len(set(split.events["profile_id"]) - kept) <= 3 * count
+        theirs = whole.events.loc[whole.events["profile_id"].isin(kept)].reset_index(drop=True)
+        ours = split.events.loc[split.events["profile_id"].isin(kept)].reset_index(drop=True)
+        pd.testing.assert_frame_equal(ours, theirs, check_exact=True)  # in time then profile order
+    assert whole.sample["sampled"] is (max_profiles == 1000)

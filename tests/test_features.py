@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from customer_ai import features as features_module
 from customer_ai.bgnbd import fit_bgnbd, fit_repeat_model, repeat_summary
 from customer_ai.features import (
+    FeatureEvidence,
     FeatureInfo,
     FeaturePlan,
     build_features,
@@ -1149,3 +1150,45 @@ def test_features_of_random_logs_are_exactly_those_of_the_group_by_code(
     spec = make_spec(eligibility={"lookback_days": 90})
     profiles = pd.Index(sorted(set(events["profile_id"]) | {"z"}))
     assert_same_as_reference(events, spec, as_of, profiles)
+
+
+def test_the_evidence_of_partitions_merged_gives_the_plan_of_all_events() -> None:
+    spec = make_spec(
+        training={"max_event_types": 3},
+        custom_events=[{"name": "big_purchase", "where": [{"field": "value", "op": "gt", "value": 100}]}],
+    )
+    rows = [
+        ("a", ago(10), "view", None, {"channel": "web"}),
+        ("a", ago(9), "purchase", 20.0, {"channel": "app"}),
+        ("a", ago(3), "purchase", 30.0, {"channel": "app"}),  # a repeat on another day: only in a's partition
+        ("b", ago(8), "view", None, {"channel": "shop"}),
+        ("b", ago(7), "cart", None, {"channel": None}),
+        ("c", ago(6), "refund", 150.0, {"channel": "email"}),  # valued, and a big purchase by its value
+        ("c", ago(5), "view", None, {"channel": "web"}),
+        ("d", T + pd.Timedelta(days=1), "cart", 9.0, {"channel": "kiosk"}),  # after the date: unseen
+    ]
+    events = make_events(rows)
+    whole = plan_features(events, spec, T)
+    parts = [
+        FeatureEvidence.of(events.loc[events["profile_id"].isin(ids)].reset_index(drop=True), spec, T)
+        for ids in (["a"], ["b", "d"], ["c"], [])
+    ]
+    assert [p.repeated for p in parts] == [True, False, False, False]
+    merged = FeatureEvidence.merge(parts)
+    assert merged.plan(spec) == whole
+    assert (whole.event_types, whole.valued_sources) == (["view", "purchase", "cart"], ["purchase", "big_purchase"])
+    assert whole.categorical_columns == {"channel": ["app", "email", "shop", "web"]}
+    assert whole.repeat_model
+
+
+def test_merged_evidence_forgets_a_column_with_too_many_categories() -> None:
+    rows = [(f"p{i}", ago(5), "view", None, {"sku": f"s{i}"}) for i in range(60)]  # 60 > MAX_CATEGORIES
+    events = make_events(rows)
+    halves = [events.iloc[:30].reset_index(drop=True), events.iloc[30:].reset_index(drop=True)]
+    parts = [FeatureEvidence.of(half, make_spec(), T) for half in halves]
+    assert all(len(p.categories["sku"]) == 30 for p in parts)
+    merged = FeatureEvidence.merge(parts)
+    assert merged.categories["sku"] is None
+    assert (
+        merged.plan(make_spec()).categorical_columns == plan_features(events, make_spec(), T).categorical_columns == {}
+    )

@@ -13,7 +13,7 @@ from customer_ai import artifacts, event_split, steps
 from customer_ai.event_split import part_path
 from customer_ai.features import fit_repeat_models
 from customer_ai.partitions import partition_count, partition_of
-from customer_ai.spec import load_spec
+from customer_ai.spec import ScoringSettings, load_spec
 from customer_ai.store import SQLiteStore
 
 from conftest import ROOT, RUN_FILES, make_spec, ts
@@ -204,3 +204,33 @@ def test_a_plan_from_an_earlier_version_asks_for_a_new_plan(example_run: tuple) 
     with pytest.raises(FileNotFoundError, match="earlier version of customer-ai: run the plan_scoring step again"):
         steps.score_partition(spec, AS_OF, home, 0, attempt=_attempt(result))
     artifacts.reset_dir(staging).rmdir()
+
+
+def test_a_run_split_into_three_partitions_at_its_first_step_is_the_run_in_one(
+    example_run: tuple, tmp_path: Path
+) -> None:
+    spec, _, one = example_run
+    split = spec.model_copy(update={"scoring": ScoringSettings(partitions=3)})
+    three = steps.run(split, AS_OF, tmp_path, SQLiteStore(tmp_path / "store.sqlite"))
+    names = sorted(p.name for p in (three.artifact_dir / "events").iterdir())
+    assert names == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    source = artifacts.read_json(three.artifact_dir / "source.json")["partitions"]
+    assert source["count"] == 3
+    assert sum(source["events"]) == len(pd.read_parquet(part_path(one.artifact_dir, 0)))
+    assert min(source["profiles"]) > sum(source["profiles"]) // 5
+    events = event_split.read_all_parts(three.artifact_dir, 3)
+    pd.testing.assert_frame_equal(events, pd.read_parquet(part_path(one.artifact_dir, 0)), check_exact=True)
+    for name in ("training_set.parquet", "training_events.parquet", "scores.parquet", "segments.parquet"):
+        theirs, ours = (pd.read_parquet(run.artifact_dir / name) for run in (one, three))
+        pd.testing.assert_frame_equal(ours, theirs, check_exact=True, obj=name)  # factors included
+    for name in ("evaluation.json", "plan.json"):
+        assert artifacts.read_json(three.artifact_dir / name) == artifacts.read_json(one.artifact_dir / name), name
+    models = [artifacts.read_json(run.artifact_dir / "model.json") for run in (one, three)]
+    for model in models:
+        del model["created_at"]
+        assert model["spec"].pop("scoring") in ({"partitions": "auto"}, {"partitions": 3})
+    assert models[0] == models[1]  # drift at training included: the drift sample's profiles and features are the same
+    assert three.metadata["model_version"] == one.metadata["model_version"]
+    validation = artifacts.read_json(three.artifact_dir / "validation" / "events.json")
+    assert (validation["success"], validation["partitions"], validation["rows"]) == (True, 3, len(events))
+    assert len(list((three.artifact_dir / "validation" / "events").iterdir())) == 3
