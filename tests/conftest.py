@@ -58,6 +58,9 @@ RUN_FILES = [
 ]
 
 
+TRAINING_FILES = ("training_events.parquet", "training_set.parquet")  # not in the folder of a run reusing a model
+
+
 def write_run_events(folder: Path, events: pd.DataFrame) -> None:
     """Give a run folder its events as its first step would: one partition, and the count in ``source.json``."""
     from customer_ai import artifacts  # noqa: PLC0415
