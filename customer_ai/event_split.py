@@ -47,6 +47,7 @@ __all__ = [
     "EVENTS_DIR",
     "EventSource",
     "canonical_table",
+    "empty_events",
     "file_source",
     "part_path",
     "read_all_parts",
@@ -304,13 +305,18 @@ def read_split_part(folder: Path, partition: int, schema: pa.Schema) -> pd.DataF
     import pyarrow.dataset as ds  # noqa: PLC0415
 
     where = Path(folder) / _part_folder(partition)
-    fields = [f for f in schema if f.name != _PART]
     if not where.exists():  # no profile hashed to it
-        import pyarrow as pa  # noqa: PLC0415
-
-        return pa.schema(fields).empty_table().to_pandas()
-    table = ds.dataset(str(where), format="parquet").to_table(columns=[f.name for f in fields])
+        return empty_events(schema)
+    fields = [f.name for f in schema if f.name != _PART]
+    table = ds.dataset(str(where), format="parquet").to_table(columns=fields)
     return sort_events(table.to_pandas(self_destruct=True, split_blocks=True))
+
+
+def empty_events(schema: pa.Schema) -> pd.DataFrame:
+    """Return no events, with the columns and types of a split's (:func:`write_split`'s schema)."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    return pa.schema([f for f in schema if f.name != _PART]).empty_table().to_pandas()
 
 
 def read_part(folder: Path, partition: int) -> pd.DataFrame:

@@ -54,6 +54,7 @@ from customer_ai.evaluation import expected_reach, quality_verdict, window_rates
 from customer_ai.event_split import (
     EventSource,
     canonical_table,
+    empty_events,
     file_source,
     part_path,
     read_part,
@@ -211,10 +212,8 @@ def validate_events(
             said = f" (partition {partition + 1} of {count})" if count > 1 else ""
             with step(f"validating events{said}") as info:
                 events = read_split_part(Path(scratch), partition, schema)
-                checked, parameters = event_checks(events, spec.validation.thresholds, now)
-                result = _validate_events_part(spec, checked, parameters, folder, partition=partition, count=count)
+                result = _validate_partition(spec, events, now, folder, partition=partition, count=count)
                 totals.add_validation(result, len(events))
-                del checked
                 inside = in_window(events["timestamp"], start, end)
                 in_run = (events if inside.all() else rows_where(events, inside)).reset_index(drop=True)
                 totals.add(events, in_run, count_attribute_join(in_run, attributes))
@@ -225,6 +224,8 @@ def validate_events(
             del in_run
             remove_split_part(Path(scratch), partition)  # the disk holds one copy of the events, not two
             artifacts.release_memory()
+    if not any(totals.validations):  # no events at all: the suites say so, as for one partition
+        _validate_partition(spec, empty_events(schema), now, folder, partition=0, count=1)
     summary = totals.validation_summary(folder, count)
     if not totals.in_run:
         raise EventsError(_no_events_message(spec, totals, start, end))
@@ -293,6 +294,20 @@ def _event_source(
     return source, columns, started
 
 
+def _validate_partition(
+    spec: InstanceSpec, events: pd.DataFrame, now: pd.Timestamp, folder: Path, *, partition: int, count: int
+) -> dict | None:
+    """Validate one partition's events (see :func:`_validate_events_part`); None for one without events.
+
+    A partition no profile hashed to has nothing to check (the suites would fail on its zero rows); the events as a
+    whole are checked for being there (one partition, or none of them with events, is validated as it is).
+    """
+    if not len(events) and count > 1:
+        return None
+    checked, parameters = event_checks(events, spec.validation.thresholds, now)
+    return _validate_events_part(spec, checked, parameters, folder, partition=partition, count=count)
+
+
 def _validate_events_part(
     spec: InstanceSpec, checked: pd.DataFrame, parameters: dict, folder: Path, *, partition: int, count: int
 ) -> dict:
@@ -358,8 +373,9 @@ class _SplitTotals:
         started = find_data_start(_merged_days(self._goal_days)).start
         return None if started is None else started.isoformat()
 
-    def add_validation(self, summary: dict, rows: int) -> None:
-        self.validations.append({**summary, "rows": rows})
+    def add_validation(self, summary: dict | None, rows: int) -> None:
+        """Add a partition's validation summary (None: a partition without events, not validated)."""
+        self.validations.append(None if summary is None else {**summary, "rows": rows})
 
     def add(self, events: pd.DataFrame, in_run: pd.DataFrame, joined: dict | None) -> None:
         """Count a partition: its events (sorted by time), those in the run's window, and their profiles."""
@@ -394,11 +410,11 @@ class _SplitTotals:
         """Return the events' validation over every partition; with several, write ``validation/events.json``."""
         if count == 1:
             return {k: v for k, v in self.validations[0].items() if k != "rows"}
-        first = self.validations[0]
+        first = next(v for v in self.validations if v is not None)
         summary = {
             "stage": "events",
             "suites": first["suites"],
-            "success": all(v["success"] for v in self.validations),
+            "success": all(v["success"] for v in self.validations if v is not None),
             "evaluated": first["evaluated"],
             "failed": 0,
             "result_path": str(folder / "validation" / "events.json"),
@@ -411,7 +427,10 @@ class _SplitTotals:
                 "summary": "\n".join(lines),
                 "rows": self.loaded,
                 "partitions": count,
-                "parts": [{"partition": i, **v} for i, v in enumerate(self.validations)],
+                "parts": [
+                    {"partition": i, **(v or {"skipped": "no profile hashed to it: no events to check"})}
+                    for i, v in enumerate(self.validations)
+                ],
                 "failures": [],
             },
         )

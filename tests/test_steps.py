@@ -21,7 +21,7 @@ from customer_ai.event_split import read_all_parts
 from customer_ai.features import FEATURES_VERSION
 from customer_ai.flow import step_names
 from customer_ai.outcomes import read_tracked
-from customer_ai.spec import MonitoringSettings
+from customer_ai.spec import MonitoringSettings, ScoringSettings
 from customer_ai.store import SQLiteStore
 from customer_ai.store.lease import LockLostError, RunInProgressError
 from customer_ai.validation import DataValidationError
@@ -1035,3 +1035,28 @@ def test_a_segment_testing_a_factor_the_model_lacks_is_said_when_the_run_publish
         "false for every profile (exists: false is true for every one)"
     ) in caplog.messages
     assert result.metadata["segments"]["viewers"] == 0
+
+
+def test_a_partition_no_profile_hashed_to_is_not_validated_and_no_events_at_all_still_fail(tmp_path: Path) -> None:
+    rows = [("a", "2011-06-01", "purchase"), ("b", "2011-06-02", "visit"), ("a", "2011-07-01", "purchase")]
+    path = tmp_path / "few.parquet"
+    make_events(rows).to_parquet(path, index=False)
+    spec = make(path).model_copy(update={"scoring": ScoringSettings(partitions=8)})  # 2 profiles, 8 partitions
+    summary = steps.validate_events(spec, AS_OF, tmp_path / "home")
+    folder = artifacts.staging_dir(tmp_path / "home", "unit", AS_OF)
+    split = artifacts.read_json(folder / "source.json")["partitions"]
+    assert (split["count"], sum(split["events"]), sum(split["profiles"])) == (8, 3, 2)
+    assert sum(n > 0 for n in split["events"]) == 2  # six partitions hold nobody
+    assert (summary["partitions"], summary["validation"]["success"]) == (8, True)
+    validation = artifacts.read_json(folder / "validation" / "events.json")
+    skipped = [p["partition"] for p in validation["parts"] if "skipped" in p]
+    assert len(skipped) == 6
+    assert sorted(p.name for p in (folder / "validation" / "events").iterdir()) == [
+        f"part-{k:05d}.json" for k in range(8) if k not in skipped
+    ]
+    assert len(list((folder / "events").iterdir())) == 8  # every partition has its (maybe empty) file
+    nothing = tmp_path / "nothing.parquet"
+    make_events(rows).iloc[:0].to_parquet(nothing, index=False)
+    empty = make(nothing).model_copy(update={"scoring": ScoringSettings(partitions=3)})
+    with pytest.raises(DataValidationError, match="expect_table_row_count_to_be_between: observed 0"):
+        steps.validate_events(empty, AS_OF, tmp_path / "home")
