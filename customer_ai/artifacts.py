@@ -8,10 +8,11 @@
   never change afterwards (only ``customer-ai report`` may write its ``report.html`` again, whole, to show what
   came true since); readers find a run's folder only through the store, so a folder nothing points at (a run
   killed before its commit, a run replaced by a re-run of its date) is invisible to them, and the next run of
-  that date removes it.  What a run reads and produces: ``events.parquet``, ``source.json``,
-  ``training_set.parquet``, ``plan.json``, ``model.json``, ``evaluation.json``, ``scores.parquet``,
-  ``segments.parquet``, ``outcomes.parquet``, ``validation/*.json``, ``report.html`` and ``metadata.json``.  Each
-  file is written beside its final name and renamed into place, so a reader never sees half a file.
+  that date removes it.  What a run reads and produces: ``events/part-NNNNN.parquet``, ``source.json``,
+  ``training_set.parquet``, ``training_events.parquet``, ``plan.json``, ``model.json``, ``evaluation.json``,
+  ``scores.parquet``, ``segments.parquet``, ``outcomes.parquet``, ``validation/*.json``, ``report.html`` and
+  ``metadata.json``.  Each file is written beside its final name and renamed into place, so a reader never sees
+  half a file.
 - Model folder ``<home>/models/<instance>/<model_version>/``: ``model.txt`` (LightGBM), ``model.json`` (versions,
   hashes, windows, label counts, features, parameters, calibration, validation metrics, quality) and
   ``evaluation.json``.  The version is a content hash, so a folder never changes once written; runs refer to it by
