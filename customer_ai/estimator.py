@@ -27,7 +27,6 @@ is bounded by the cap.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import tempfile
 from collections.abc import Callable, Mapping
@@ -528,8 +527,8 @@ class PropensityModel:
         snapshots = snapshot_plan.snapshots
         sampler = ProfileSampler(spec.training.max_profiles, spec.training.seed)
         evidence, histories = [], {date: [] for date in [*snapshots, as_of]}
-        with contextlib.ExitStack() as stack:
-            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="customer-ai-labels-")))
+        with tempfile.TemporaryDirectory(prefix="customer-ai-labels-") as folder:
+            scratch = Path(folder)
             label = f"labelling {len(snapshots)} snapshots {snapshots[-1]:%Y-%m-%d} .. {snapshots[0]:%Y-%m-%d}"
             with step(label) as info:
                 rows = positives = 0
@@ -618,12 +617,15 @@ class PropensityModel:
                 labels = labels.loc[labels["profile_id"].isin(kept).to_numpy()]
             rows.append(labels)
             own = parts.read(partition)
-            wanted = pd.Index(labels["profile_id"].unique())
-            index = EventIndex(own)
-            if also_keep is not None:
-                wanted = wanted.union(also_keep(own, index), sort=False)
-            events.append(own if kept is None and also_keep is None else index.events_of(wanted))
-            del own, index
+            if kept is not None or also_keep is not None:  # some profiles' events only
+                wanted = pd.Index(labels["profile_id"].unique())
+                index = EventIndex(own)
+                if also_keep is not None:
+                    wanted = wanted.union(also_keep(own, index), sort=False)
+                own = index.events_of(wanted)
+                del index
+            events.append(own)
+            del own
         labels = pd.concat(rows, ignore_index=True).assign(position=lambda f: f["as_of"].map(order))
         labels = labels.sort_values(["position", "profile_id"], kind="stable", ignore_index=True)
         events = events[0] if len(events) == 1 else sort_events(pd.concat(events, ignore_index=True))

@@ -57,8 +57,8 @@ class ProfileSampler:
         positive[codes[(role == "training") & (label == 1)]] = True
         self.eligible += len(ids)
         self.positive += int(positive.sum())
-        rank = pd.util.hash_array(np.asarray(ids, dtype=object), hash_key=sample_key(self.seed))
         names = np.asarray(ids, dtype=object)
+        rank = pd.util.hash_array(names, hash_key=sample_key(self.seed))
         for stratum, members in ((True, positive), (False, ~positive)):
             candidates = pd.DataFrame({"rank": rank[members], "profile_id": pd.array(names[members], dtype="str")})
             pool = pd.concat([self._pools[stratum], candidates], ignore_index=True)

@@ -474,11 +474,6 @@ def _data_start(folder: Path) -> pd.Timestamp | None:
     return None if started is None else pd.Timestamp(started).tz_convert("UTC")
 
 
-def _part_count(folder: Path) -> int:
-    """Return how many partitions the run's events were split into (see :func:`validate_events`)."""
-    return int(_source(folder)["partitions"]["count"])
-
-
 def _run_parts(folder: Path) -> EventParts:
     """Return the run's events as the partitions its first step split them into (see :func:`validate_events`)."""
     split = _source(folder)["partitions"]
@@ -971,7 +966,7 @@ def plan_scoring(
     run_folder = _folder(spec, as_of, home, attempt)
     folder = artifacts.reset_dir(run_folder / SCORING)
     version = artifacts.read_json(run_folder / "model.json")["model_version"]
-    split = _part_count(run_folder)
+    split = _run_parts(run_folder).count
     count = split if partitions is None else partitions
     repeat = _uses_repeat_model(spec, home, version)
     with step(f"planning the scoring as of {as_of:%Y-%m-%d}") as info:
@@ -1312,9 +1307,8 @@ def track_outcomes(
             100 * overall["predicted_rate"],
             100 * overall["realised_rate"],
         )
-    done = tracking
     artifacts.write_frame(folder / OUTCOMES_FILE, tracked_frame(frames))
-    return {"tracked": done, "skipped": skipped}
+    return {"tracked": tracking, "skipped": skipped}
 
 
 def _reached_goals(
