@@ -273,10 +273,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"store: {store}")
     if args.scores_out is not None:
         print(f"scores: {args.scores_out}")
-    if args.top > 0 and len(result.scores):
-        print(f"top {min(args.top, len(result.scores))} profiles:")
-        top = result.scores.sort_values(["probability", "profile_id"], ascending=[False, True]).head(args.top)
-        for row in top.to_dict("records"):
+    if args.top > 0 and meta["scored_profiles"]:
+        print(f"top {min(args.top, meta['scored_profiles'])} profiles:")
+        for row in result.top(args.top).to_dict("records"):
             _print_profile(row)
     return EXIT_OK
 

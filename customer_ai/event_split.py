@@ -53,6 +53,7 @@ __all__ = [
     "read_all_parts",
     "read_part",
     "read_split_part",
+    "read_split_rows",
     "remove_split_part",
     "table_source",
     "write_split",
@@ -302,6 +303,11 @@ def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 def read_split_part(folder: Path, partition: int, schema: pa.Schema) -> pd.DataFrame:
     """Return the events of one partition of a split (:func:`write_split`), sorted by time then profile."""
+    return sort_events(read_split_rows(folder, partition, schema))
+
+
+def read_split_rows(folder: Path, partition: int, schema: pa.Schema) -> pd.DataFrame:
+    """Return the rows of one partition of a split (:func:`write_split`) in the order they were written."""
     import pyarrow.dataset as ds  # noqa: PLC0415
 
     where = Path(folder) / _part_folder(partition)
@@ -309,7 +315,7 @@ def read_split_part(folder: Path, partition: int, schema: pa.Schema) -> pd.DataF
         return empty_events(schema)
     fields = [f.name for f in schema if f.name != _PART]
     table = ds.dataset(str(where), format="parquet").to_table(columns=fields)
-    return sort_events(table.to_pandas(self_destruct=True, split_blocks=True))
+    return table.to_pandas(self_destruct=True, split_blocks=True)
 
 
 def empty_events(schema: pa.Schema) -> pd.DataFrame:

@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +30,7 @@ __all__ = [
     "read_frame",
     "read_json",
     "read_json_object",
+    "read_row_groups",
     "release_memory",
     "reset_dir",
     "write_frame",
@@ -254,8 +255,9 @@ def write_frame(path: Path, frame: pd.DataFrame, index: bool = False) -> Path:
 def write_frames(path: Path, frames: Iterable[pd.DataFrame]) -> Path:
     """Write frames of the same columns one after the other as one Parquet file, atomically (no index).
 
-    Only one frame is converted at a time: a file of millions of rows is written in bounded memory.  An empty
-    ``frames`` writes nothing and raises ``ValueError``.
+    Only one frame is converted at a time: a file of millions of rows is written in bounded memory.  Each frame is
+    one row group (an empty frame an empty one), so :func:`read_row_groups` gives the frames back one at a time.
+    An empty ``frames`` writes nothing and raises ``ValueError``.
     """
     import pyarrow as pa  # noqa: PLC0415 (imported where a frame is written: this module stays light)
     import pyarrow.parquet as pq  # noqa: PLC0415
@@ -267,7 +269,8 @@ def write_frames(path: Path, frames: Iterable[pd.DataFrame]) -> Path:
                 if writer is None:
                     schema = pa.Schema.from_pandas(frame, preserve_index=False)
                     writer = pq.ParquetWriter(staging, schema)
-                writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
+                table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+                writer.write_table(table, row_group_size=max(table.num_rows, 1))
             if writer is None:
                 raise ValueError(f"{path}: no frames to write")
         finally:
@@ -275,6 +278,18 @@ def write_frames(path: Path, frames: Iterable[pd.DataFrame]) -> Path:
                 writer.close()
 
     return _replace_atomically(path, write)
+
+
+def read_row_groups(path: Path, columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
+    """Yield a Parquet file's row groups one at a time as frames (only ``columns``, if given).
+
+    A file written by :func:`write_frames` gives back its frames; at most one row group is held at a time.
+    """
+    import pyarrow.parquet as pq  # noqa: PLC0415 (imported where a frame is read: this module stays light)
+
+    with pq.ParquetFile(fetch(as_path(path))) as parquet:
+        for group in range(parquet.num_row_groups):
+            yield parquet.read_row_group(group, columns=columns).to_pandas()
 
 
 def reset_dir(folder: Path) -> Path:

@@ -23,6 +23,7 @@ from customer_ai.spec import InstanceSpec
 __all__ = [
     "OUTCOMES_FILE",
     "OUTCOME_COLUMNS",
+    "OutcomeTally",
     "closed_window_dates",
     "decile_of",
     "outcome_rates",
@@ -106,34 +107,66 @@ def realised_outcomes(
 def outcome_rates(spec: InstanceSpec, scores: pd.DataFrame, reached: np.ndarray) -> pd.DataFrame:
     """Return :func:`realised_outcomes` from whether each scored profile's goal events happened in the window.
 
-    ``reached`` is aligned with ``scores`` (see :func:`customer_ai.labels.goal_reached`): it can be found a
-    partition of the profiles at a time.
+    ``reached`` is aligned with ``scores`` (see :func:`customer_ai.labels.goal_reached`).  A run's profiles can be
+    counted a partition at a time with :class:`OutcomeTally`, which this calls for all of them at once.
     """
-    came_true = reached if spec.goal.occurrence == "will_occur" else ~reached
-    frame = pd.DataFrame(
-        {
-            "bucket": scores["bucket"].astype(str).to_numpy(),
-            "decile": decile_of(scores["percentile"].to_numpy()).astype(str),
-            "probability": scores["probability"].to_numpy(dtype="float64"),
-            "came_true": came_true.astype("float64"),
+    tally = OutcomeTally(spec)
+    tally.add(scores, reached)
+    return tally.rates()
+
+
+class OutcomeTally:
+    """Predicted and realised goal rates added up over parts of a past run's profiles (its partitions, say).
+
+    Each group's profiles, sum of probabilities and number that came true are added up; :meth:`rates` divides.
+    For one part the rates are the means of :func:`outcome_rates` to the bit; over several the sums are taken in
+    another order, so a rate may differ in its last digits.
+    """
+
+    def __init__(self, spec: InstanceSpec) -> None:
+        self.will_occur = spec.goal.occurrence == "will_occur"
+        self.sums: dict[tuple[str, str], list[float]] = {}  # (grouping, group) -> [profiles, probability, came true]
+
+    def add(self, scores: pd.DataFrame, reached: np.ndarray) -> None:
+        """Count some scored profiles: ``scores`` (``probability``, ``percentile``, ``bucket``) and ``reached``."""
+        came_true = (reached if self.will_occur else ~reached).astype("float64")
+        probability = scores["probability"].to_numpy(dtype="float64")
+        groups = {
+            "all": np.full(len(scores), "all", dtype=object),
+            "bucket": scores["bucket"].astype(str).to_numpy(dtype=object),
+            "decile": decile_of(scores["percentile"].to_numpy()).astype(str).astype(object),
         }
-    )
-    rows = [_row("all", "all", frame)]
-    rows += [_row("bucket", b, frame[frame["bucket"] == b]) for b in _BUCKETS if (frame["bucket"] == b).any()]
-    deciles = sorted(frame["decile"].unique(), key=int)
-    rows += [_row("decile", d, frame[frame["decile"] == d]) for d in deciles]
-    return pd.DataFrame(rows, columns=list(OUTCOME_COLUMNS))
+        self._add("all", "all", probability, came_true)
+        for grouping in ("bucket", "decile"):
+            for group in pd.unique(groups[grouping]):
+                inside = groups[grouping] == group
+                self._add(grouping, str(group), probability[inside], came_true[inside])
 
+    def _add(self, grouping: str, group: str, probability: np.ndarray, came_true: np.ndarray) -> None:
+        sums = self.sums.setdefault((grouping, group), [0, 0.0, 0.0])
+        sums[0] += len(probability)
+        sums[1] += probability.sum()
+        sums[2] += came_true.sum()
 
-def _row(grouping: str, group: str, members: pd.DataFrame) -> tuple:
-    empty = members.empty
-    return (
-        grouping,
-        group,
-        len(members),
-        float("nan") if empty else float(members["probability"].mean()),
-        float("nan") if empty else float(members["came_true"].mean()),
-    )
+    def rates(self) -> pd.DataFrame:
+        """Return the :data:`OUTCOME_COLUMNS`: ``all``, then each bucket and each decile that has profiles."""
+        keys = [("all", "all")]
+        keys += [("bucket", b) for b in _BUCKETS if self.sums.get(("bucket", b), [0])[0]]
+        keys += sorted((k for k in self.sums if k[0] == "decile" and self.sums[k][0]), key=lambda k: int(k[1]))
+        rows = []
+        for grouping, group in keys:
+            profiles, probability, came_true = self.sums.get((grouping, group), [0, 0.0, 0.0])
+            empty = not profiles
+            rows.append(
+                (
+                    grouping,
+                    group,
+                    int(profiles),
+                    float("nan") if empty else float(probability / profiles),
+                    float("nan") if empty else float(came_true / profiles),
+                )
+            )
+        return pd.DataFrame(rows, columns=list(OUTCOME_COLUMNS))
 
 
 def tracked_frame(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -18,7 +18,15 @@ import pandas as pd
 
 from customer_ai.spec import OutputSettings
 
-__all__ = ["bucket_of", "empty_bucket_notes", "percentile_of", "score_of", "score_frame"]
+__all__ = [
+    "bucket_of",
+    "empty_bucket_notes",
+    "percentile_among",
+    "percentile_of",
+    "score_of",
+    "score_frame",
+    "top_score_notes",
+]
 
 
 def score_of(probability: np.ndarray) -> np.ndarray:
@@ -28,10 +36,25 @@ def score_of(probability: np.ndarray) -> np.ndarray:
 
 def percentile_of(probability: np.ndarray) -> np.ndarray:
     """Return percentiles 1-100 among the given probabilities (ties share the higher percentile)."""
-    probability = pd.Series(np.asarray(probability, dtype="float64"))
-    if probability.empty:
+    probability = np.asarray(probability, dtype="float64")
+    return percentile_among(probability, np.sort(probability))
+
+
+def percentile_among(probability: np.ndarray, everyone: np.ndarray) -> np.ndarray:
+    """Return percentiles 1-100 of some of a run's probabilities among all of them (ties share the higher one).
+
+    Parameters
+    ----------
+    probability : numpy.ndarray
+        The probabilities to place (a partition's, say).
+    everyone : numpy.ndarray
+        Every probability of the run, sorted ascending (the profiles' ids are not needed: a partition's
+        percentiles are exactly those of a scoring of everyone at once).
+    """
+    probability = np.asarray(probability, dtype="float64")
+    if not len(probability):
         return np.array([], dtype="int64")
-    at_or_below = probability.rank(method="max", pct=True).to_numpy()
+    at_or_below = np.searchsorted(everyone, probability, side="right") / len(everyone)
     return np.ceil(np.round(at_or_below * 100, 9)).astype("int64").clip(1, 100)
 
 
@@ -42,7 +65,12 @@ def bucket_of(score: np.ndarray, medium: float, high: float) -> np.ndarray:
 
 
 def score_frame(
-    profile_ids: pd.Index, probability: np.ndarray, buckets: dict[str, float], buckets_by: str = "score"
+    profile_ids: pd.Index,
+    probability: np.ndarray,
+    buckets: dict[str, float],
+    buckets_by: str = "score",
+    *,
+    everyone: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Return the per-profile score columns.
 
@@ -56,6 +84,9 @@ def score_frame(
         ``{"medium": threshold, "high": threshold}``.
     buckets_by : {"score", "percentile"}, default "score"
         Which column the thresholds apply to.
+    everyone : numpy.ndarray, optional
+        Every probability of the run, sorted, when ``probability`` holds only some of them (a partition's): the
+        percentiles are taken among all (see :func:`percentile_among`).  Default: among ``probability``.
 
     Returns
     -------
@@ -65,7 +96,7 @@ def score_frame(
     if buckets_by not in ("score", "percentile"):
         raise ValueError(f"buckets_by must be 'score' or 'percentile', not {buckets_by!r}")
     score = score_of(probability)
-    percentile = percentile_of(probability)
+    percentile = percentile_of(probability) if everyone is None else percentile_among(probability, everyone)
     ranked = score if buckets_by == "score" else percentile
     return pd.DataFrame(
         {
@@ -86,7 +117,13 @@ def empty_bucket_notes(output: OutputSettings, scores: pd.DataFrame) -> list[str
     """
     if output.buckets_by != "score" or scores.empty:
         return []
-    top = int(scores["score"].max())
+    return top_score_notes(output, int(scores["score"].max()))
+
+
+def top_score_notes(output: OutputSettings, top: int) -> list[str]:
+    """Return :func:`empty_bucket_notes` from the run's highest score alone (its scores need not be in memory)."""
+    if output.buckets_by != "score":
+        return []
     empty = [name for name in ("medium", "high") if top < output.buckets[name]]
     if not empty:
         return []

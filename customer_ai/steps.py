@@ -25,8 +25,9 @@ import logging
 import os
 import platform
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,7 @@ from customer_ai.event_split import (
     part_path,
     read_part,
     read_split_part,
+    read_split_rows,
     remove_split_part,
     table_source,
     write_split,
@@ -85,10 +87,10 @@ from customer_ai.flow import GATE, STEPS
 from customer_ai.history import DataStart, SnapshotPlan, event_days, find_data_start, run_window
 from customer_ai.home import as_path, fetch
 from customer_ai.labels import eligible_profiles, goal_reached
-from customer_ai.outcomes import OUTCOMES_FILE, closed_window_dates, outcome_rates, read_tracked, tracked_frame
+from customer_ai.outcomes import OUTCOMES_FILE, OutcomeTally, closed_window_dates, read_tracked, tracked_frame
 from customer_ai.partitions import partition_count, partition_of
 from customer_ai.progress import logger, step
-from customer_ai.scoring import empty_bucket_notes, score_frame
+from customer_ai.scoring import score_frame, score_of, top_score_notes
 from customer_ai.segments import segment_members, segment_sizes
 from customer_ai.spec import InstanceSpec
 from customer_ai.store.lease import process_scope
@@ -318,25 +320,83 @@ def _validate_events_part(
     customer_ai.validation.DataValidationError
         When an expectation fails on the partition; with several, the message names the partition first.
     """
-    name = "events.json" if count == 1 else f"events/part-{partition:05d}.json"
+    return _validate_part(spec, "events", checked, folder, parameters=parameters, partition=partition, count=count)
+
+
+def _validate_part(
+    spec: InstanceSpec,
+    stage: str,
+    frame: pd.DataFrame,
+    folder: Path,
+    *,
+    partition: int,
+    count: int,
+    parameters: dict | None = None,
+) -> dict:
+    """Validate one partition of a stage's rows (``events`` or ``scores``) with the stage's suites.
+
+    The results go to ``validation/<stage>.json`` (one partition) or ``validation/<stage>/part-NNNNN.json``.
+
+    Raises
+    ------
+    customer_ai.validation.DataValidationError
+        When an expectation fails on the partition; with several, the message names the partition first and
+        ``validation/<stage>.json`` says which failed.
+    """
+    name = f"{stage}.json" if count == 1 else f"{stage}/part-{partition:05d}.json"
     try:
         return validate_frame(
-            checked,
-            "events",
+            frame,
+            stage,
             parameters=parameters,
-            extra_suites=_suites(spec, "events"),
+            extra_suites=_suites(spec, stage),
             result_path=folder / "validation" / name,
         )
     except DataValidationError as exc:
         if count == 1:
             raise
         said = (
-            f"events of partition {partition + 1} of {count} (the {len(checked):,} events of the profiles whose "
+            f"{stage} of partition {partition + 1} of {count} (the {len(frame):,} {stage} of the profiles whose "
             f"id hashes to it; every expectation holds in each partition):\n{exc.summary}"
         )
-        report = {**exc.report, "partition": partition, "partitions": count, "rows": len(checked), "summary": said}
-        artifacts.write_json(folder / "validation" / "events.json", {**report, "failures": exc.failures})
+        report = {**exc.report, "partition": partition, "partitions": count, "rows": len(frame), "summary": said}
+        artifacts.write_json(folder / "validation" / f"{stage}.json", {**report, "failures": exc.failures})
         raise DataValidationError(said, exc.result_path, exc.failures, report) from None
+
+
+def _merged_validation(folder: Path, stage: str, validations: list[dict | None], rows: int) -> dict:
+    """Return a stage's validation over its partitions (each's summary with its ``rows``; None: not validated).
+
+    With one partition its summary is the stage's; with several, ``validation/<stage>.json`` lists them.
+    """
+    count = len(validations)
+    if count == 1:
+        return {k: v for k, v in validations[0].items() if k != "rows"}
+    first = next(v for v in validations if v is not None)
+    summary = {
+        "stage": stage,
+        "suites": first["suites"],
+        "success": all(v["success"] for v in validations if v is not None),
+        "evaluated": first["evaluated"],
+        "failed": 0,
+        "result_path": str(folder / "validation" / f"{stage}.json"),
+    }
+    lines = [f"all {first['evaluated']} expectations passed in each of the {count} partitions of the {stage}"]
+    artifacts.write_json(
+        folder / "validation" / f"{stage}.json",
+        {
+            **summary,
+            "summary": "\n".join(lines),
+            "rows": rows,
+            "partitions": count,
+            "parts": [
+                {"partition": i, **(v or {"skipped": f"no profile hashed to it: no {stage} to check"})}
+                for i, v in enumerate(validations)
+            ],
+            "failures": [],
+        },
+    )
+    return summary
 
 
 @dataclass
@@ -408,33 +468,7 @@ class _SplitTotals:
 
     def validation_summary(self, folder: Path, count: int) -> dict:
         """Return the events' validation over every partition; with several, write ``validation/events.json``."""
-        if count == 1:
-            return {k: v for k, v in self.validations[0].items() if k != "rows"}
-        first = next(v for v in self.validations if v is not None)
-        summary = {
-            "stage": "events",
-            "suites": first["suites"],
-            "success": all(v["success"] for v in self.validations if v is not None),
-            "evaluated": first["evaluated"],
-            "failed": 0,
-            "result_path": str(folder / "validation" / "events.json"),
-        }
-        lines = [f"all {first['evaluated']} expectations passed in each of the {count} partitions of the events"]
-        artifacts.write_json(
-            folder / "validation" / "events.json",
-            {
-                **summary,
-                "summary": "\n".join(lines),
-                "rows": self.loaded,
-                "partitions": count,
-                "parts": [
-                    {"partition": i, **(v or {"skipped": "no profile hashed to it: no events to check"})}
-                    for i, v in enumerate(self.validations)
-                ],
-                "failures": [],
-            },
-        )
-        return summary
+        return _merged_validation(folder, "events", self.validations[:count], self.loaded)
 
 
 def _merged_days(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -898,11 +932,25 @@ def _scoring_folder(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, attempt
     return folder / SCORING
 
 
-def _scoring_plan(folder: Path) -> tuple[pd.DataFrame, int]:
-    path = folder / "plan.parquet"
+def _scoring_count(folder: Path) -> int:
+    """Return how many partitions the run's scoring has (``scoring/plan.json``)."""
+    path = folder / "plan.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run the plan_scoring step first")
-    return pd.read_parquet(fetch(path)), int(artifacts.read_json(folder / "plan.json")["partitions"])
+    planned = artifacts.read_json(path)
+    if "sizes" not in planned or not (folder / _plan_name(0)).exists():
+        raise FileNotFoundError(f"{path} was written by an earlier version of customer-ai: run plan_scoring again")
+    return int(planned["partitions"])
+
+
+def _plan_name(partition: int) -> str:
+    return f"plan-{partition:05d}.parquet"
+
+
+def _planned_ids(folder: Path, partition: int) -> pd.Index:
+    """Return the profiles a partition scores, in their order (``scoring/plan-NNNNN.parquet``)."""
+    ids = pd.read_parquet(fetch(folder / _plan_name(partition)))["profile_id"]
+    return pd.Index(ids.to_numpy(dtype=object), name="profile_id")
 
 
 def _part_path(folder: Path, partition: int) -> Path:
@@ -953,7 +1001,7 @@ def plan_scoring(
     partitions: int | None = None,
     attempt: str = DEFAULT_ATTEMPT,
 ) -> dict:
-    """List the profiles eligible at ``as_of`` by partition of the run's events (``scoring/plan.parquet``).
+    """List the profiles eligible at ``as_of`` by partition of the run's events (``scoring/plan-NNNNN.parquet``).
 
     The partitions are those the events were split into (:func:`validate_events`); ``partitions`` asks for
     another count, for which the events are split again into ``scoring/events-NNNNN.parquet``.  Each partition
@@ -972,33 +1020,30 @@ def plan_scoring(
     with step(f"planning the scoring as of {as_of:%Y-%m-%d}") as info:
         if count != split:
             _resplit(run_folder, split, folder, count)
-        ids, parts, histories, read_from = [], [], [], None
+        sizes, histories, read_from = [], [], None
         for partition in range(count):
             path = _part_events_path(folder, partition) if count != split else part_path(run_folder, partition)
             events = artifacts.read_frame(path)
             index = EventIndex(events)
             eligible = eligible_profiles(events, spec.eligibility, as_of, index=index)
-            ids.append(np.asarray(eligible, dtype=object).astype(str))
-            parts.append(np.full(len(eligible), partition, dtype="int64"))
+            ids = np.sort(np.asarray(eligible, dtype=object).astype(str), kind="stable")
+            artifacts.write_frame(folder / _plan_name(partition), pd.DataFrame({"profile_id": ids}))
+            sizes.append(len(ids))
             if repeat:
                 histories.append(repeat_model_counts(events, [as_of], spec, index=index)[as_of])
             if len(events):
                 first = events["timestamp"].iloc[0]
                 read_from = first if read_from is None else min(read_from, first)
             del events, index
-        plan = pd.DataFrame({"profile_id": np.concatenate(ids), "partition": np.concatenate(parts)})
-        plan = plan.sort_values("profile_id", kind="stable", ignore_index=True)  # the same order for any count
         repeat_models = fit_repeat_counts({as_of: histories}) if repeat else {}
-        sizes = np.bincount(plan["partition"].to_numpy(), minlength=count).tolist()
-        info["profiles"] = len(plan)
+        info["profiles"] = sum(sizes)
         info["partitions"] = count
-    artifacts.write_frame(folder / "plan.parquet", plan)
     artifacts.write_json(
         folder / "plan.json",
         {
             "partitions": count,
             "resplit": count != split,
-            "profiles": len(plan),
+            "profiles": sum(sizes),
             "sizes": sizes,
             "model_version": version,
             "read_from": None if read_from is None else read_from.isoformat(),
@@ -1007,8 +1052,8 @@ def plan_scoring(
             },
         },
     )
-    logger.info("%s eligible profiles in %d partition(s)", f"{len(plan):,}", count)
-    return {"partitions": list(range(count)), "profiles": len(plan), "sizes": sizes}
+    logger.info("%s eligible profiles in %d partition(s)", f"{sum(sizes):,}", count)
+    return {"partitions": list(range(count)), "profiles": sum(sizes), "sizes": sizes}
 
 
 @dataclass
@@ -1070,10 +1115,10 @@ def score_partition(
     adds them.
     """
     folder = _scoring_folder(spec, as_of, home, attempt)
-    plan, count = _scoring_plan(folder)
+    count = _scoring_count(folder)
     if not 0 <= partition < count:
         raise ValueError(f"partition {partition} does not exist: the run's scoring has partitions 0 .. {count - 1}")
-    ids = pd.Index(plan.loc[plan["partition"] == partition, "profile_id"], name="profile_id")
+    ids = _planned_ids(folder, partition)
     inputs = (inputs or ScoringInputs()).load(spec, as_of, home, attempt)
     estimator = inputs.estimator
     with step(f"scoring profiles as of {as_of:%Y-%m-%d} (partition {partition + 1} of {count})") as info:
@@ -1105,9 +1150,12 @@ def score_partition(
 
 
 def combine_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attempt: str = DEFAULT_ATTEMPT) -> dict:
-    """Put the partitions' scores together in the plan's order, with percentiles and buckets over all of them.
+    """Put the partitions' scores together, with percentiles and buckets over all of them.
 
-    Writes ``scores.parquet``: every eligible profile once, exactly as an unpartitioned scoring would.
+    Writes ``scores.parquet``: every eligible profile once, one row group per partition (partition by partition,
+    each in the order of its plan: by profile id), with exactly the values a scoring of everyone at once gives.
+    The parts are read twice, one at a time: their probabilities first (the percentiles are taken among all of
+    them, the only thing held for every profile), then each part whole, written out with its score columns.
 
     Raises
     ------
@@ -1118,42 +1166,55 @@ def combine_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attem
     """
     run_folder = _folder(spec, as_of, home, attempt)
     folder = run_folder / SCORING
-    plan, count = _scoring_plan(folder)
+    count = _scoring_count(folder)
     version = artifacts.read_json(run_folder / "model.json")["model_version"]
-    parts = []
-    for partition in range(count):
-        path = _part_path(folder, partition)
-        if not path.exists():
-            raise FileNotFoundError(f"{path} is missing: run the score_partition step for partition {partition}")
-        part = pd.read_parquet(fetch(path))
-        expected = plan.loc[plan["partition"] == partition, "profile_id"].to_numpy(dtype=object)
-        if not np.array_equal(part["profile_id"].to_numpy(dtype=object), expected):
-            raise ValueError(f"{path} does not hold the {len(expected):,} profiles of partition {partition}")
-        if len(part) and set(part["model_version"]) != {version}:
-            raise ValueError(f"{path} was scored with model {part['model_version'].iloc[0]}, not the run's {version}")
-        parts.append(part)
-    combined = pd.concat(parts, ignore_index=True).set_index("profile_id").reindex(plan["profile_id"])
+    everyone = np.sort(np.concatenate([_checked_part(folder, k, version) for k in range(count)]))
     output = spec.output
-    scores = score_frame(plan["profile_id"], combined["probability"].to_numpy(), output.buckets, output.buckets_by)
-    scores["propensity"] = spec.propensity
-    scores["as_of"] = f"{as_of:%Y-%m-%d}"
-    scores["model_version"] = version
-    scores["factors"] = combined["factors"].to_numpy(dtype=object)
-    artifacts.write_frame(run_folder / "scores.parquet", scores)
+    buckets = dict.fromkeys(("low", "medium", "high"), 0)
+
+    def parts() -> Iterator[pd.DataFrame]:
+        for partition in range(count):
+            part = pd.read_parquet(fetch(_part_path(folder, partition)))
+            scores = score_frame(
+                part["profile_id"], part["probability"].to_numpy(), output.buckets, output.buckets_by, everyone=everyone
+            )
+            scores["propensity"] = spec.propensity
+            scores["as_of"] = f"{as_of:%Y-%m-%d}"
+            scores["model_version"] = version
+            scores["factors"] = part["factors"].to_numpy(dtype=object)
+            for name, n in _bucket_counts(scores).items():
+                buckets[name] += n
+            yield scores
+            del part, scores
+
+    artifacts.write_frames(run_folder / "scores.parquet", parts())
     for partition in range(count):  # the partitions' events are not needed any more
         _part_events_path(folder, partition).unlink(missing_ok=True)
-    buckets = _bucket_counts(scores)
-    logger.info("scored %s profiles: %s", f"{len(scores):,}", ", ".join(f"{k} {n:,}" for k, n in buckets.items()))
-    for note in empty_bucket_notes(spec.output, scores):
+    logger.info("scored %s profiles: %s", f"{len(everyone):,}", ", ".join(f"{k} {n:,}" for k, n in buckets.items()))
+    for note in top_score_notes(output, int(score_of(everyone[-1:])[0])) if len(everyone) else []:
         logger.info("%s", note)
     drift = _measure_drift(spec, run_folder, count)
     return {
-        "scored_profiles": len(scores),
+        "scored_profiles": len(everyone),
         "buckets": buckets,
         "model_version": version,
         "partitions": count,
         "drift": drift["status"],
     }
+
+
+def _checked_part(folder: Path, partition: int, version: str) -> np.ndarray:
+    """Return a scored partition's probabilities, once its part is found to hold its plan's profiles and model."""
+    path = _part_path(folder, partition)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run the score_partition step for partition {partition}")
+    part = pd.read_parquet(fetch(path), columns=["profile_id", "probability", "model_version"])
+    expected = _planned_ids(folder, partition).to_numpy(dtype=object)
+    if not np.array_equal(part["profile_id"].to_numpy(dtype=object), expected):
+        raise ValueError(f"{path} does not hold the {len(expected):,} profiles of partition {partition}")
+    if len(part) and set(part["model_version"]) != {version}:
+        raise ValueError(f"{path} was scored with model {part['model_version'].iloc[0]}, not the run's {version}")
+    return part["probability"].to_numpy(dtype="float64")
 
 
 def _measure_drift(spec: InstanceSpec, run_folder: Path, count: int) -> dict:
@@ -1237,6 +1298,22 @@ def read_scores(folder: Path) -> pd.DataFrame:
     return scores
 
 
+def top_scores(folder: Path, count: int) -> pd.DataFrame:
+    """Return the ``count`` scores of highest probability (ties: by profile id) of a run folder, factors decoded.
+
+    ``scores.parquet`` is read a row group (a partition) at a time, keeping the best ``count`` so far.
+    """
+    best = None
+    for part in artifacts.read_row_groups(as_path(folder) / "scores.parquet"):
+        best = part if best is None else pd.concat([best, part], ignore_index=True)
+        best = best.sort_values(["probability", "profile_id"], ascending=[False, True], kind="stable").head(count)
+    if best is None:
+        return pd.DataFrame()
+    best = best.reset_index(drop=True)
+    best["factors"] = [json.loads(f) for f in best["factors"]]
+    return best
+
+
 def published_run(spec: InstanceSpec, as_of: pd.Timestamp | str, store: object) -> dict | None:
     """Return the store's row of the run published as of ``as_of`` (see ``read_runs``), or None."""
     date = as_of if isinstance(as_of, str) else f"{as_of:%Y-%m-%d}"
@@ -1246,15 +1323,26 @@ def published_run(spec: InstanceSpec, as_of: pd.Timestamp | str, store: object) 
 
 
 def validate_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attempt: str = DEFAULT_ATTEMPT) -> dict:
-    """Validate the run's scores (Great Expectations): ranges, buckets, one row per profile."""
+    """Validate the run's scores (Great Expectations) a partition at a time: ranges, buckets, one row per profile.
+
+    ``scores.parquet`` holds one row group per partition of the scoring (see :func:`combine_scores`), each checked
+    on its own, as the events are: a ``mostly`` share holds in each partition.  One row per profile in each is one
+    row per profile of the run, since a profile's partition follows from its id.  A partition without profiles is
+    not checked, unless none has any (the suites then fail on zero rows, as for a run in one partition).
+    """
     folder = _folder(spec, as_of, home, attempt)
-    scores = pd.read_parquet(fetch(folder / "scores.parquet"))
-    return validate_frame(
-        scores,
-        "scores",
-        extra_suites=_suites(spec, "scores"),
-        result_path=folder / "validation" / "scores.json",
-    )
+    path = folder / "scores.parquet"
+    count = pq.read_metadata(fetch(path)).num_row_groups
+    validations, rows = [], 0
+    for partition, scores in enumerate(artifacts.read_row_groups(path)):
+        rows += len(scores)
+        if not len(scores) and count > 1 and (partition < count - 1 or any(validations)):
+            validations.append(None)
+            continue
+        summary = _validate_part(spec, "scores", scores, folder, partition=partition, count=count)
+        validations.append({**summary, "rows": len(scores)})
+        del scores
+    return _merged_validation(folder, "scores", validations, rows)
 
 
 def _tracked_past_runs(spec: InstanceSpec, as_of: pd.Timestamp, store: object) -> list[dict]:
@@ -1296,8 +1384,7 @@ def track_outcomes(
         tracking.append(date)
     tracked_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     frames = []
-    for date, (scores, reached) in _reached_goals(spec, parts, store, tracking).items():
-        outcomes = outcome_rates(spec, scores, reached)
+    for date, outcomes in _reached_goals(spec, parts, store, tracking).items():
         frames.append(outcomes.assign(as_of=date, tracked_at=tracked_at))
         overall = outcomes.iloc[0]
         logger.info(
@@ -1311,29 +1398,47 @@ def track_outcomes(
     return {"tracked": tracking, "skipped": skipped}
 
 
-def _reached_goals(
-    spec: InstanceSpec, parts: EventParts, store: object, dates: list[str]
-) -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
-    """Return each past run's scores (from the store) and whether each scored profile reached the goal since.
+_PAST_SCORES = pa.schema(
+    [("profile_id", pa.string()), ("probability", pa.float64()), ("percentile", pa.int64()), ("bucket", pa.string())]
+)
 
-    The run's partitions are read once, each for the profiles of every past run that hash to it.
+
+def _reached_goals(spec: InstanceSpec, parts: EventParts, store: object, dates: list[str]) -> dict[str, pd.DataFrame]:
+    """Return the predicted and realised rates of each past run's profiles (see :func:`outcome_rates`).
+
+    The past runs' scores are read from the store's history in batches and split by profile hash out of core, as
+    the events were; each partition of the run's events is then read once, with the past scores of its profiles,
+    and the rates are added up (:class:`customer_ai.outcomes.OutcomeTally`): no step holds every profile.
     """
     if not dates:
         return {}
-    found = {}
-    for date in dates:
-        scores = store.read_scores(spec.name, as_of=date)  # type: ignore[attr-defined]
-        ids = pd.Index(scores["profile_id"].astype(str))
-        found[date] = (scores, ids, partition_of(ids, parts.count), np.zeros(len(scores), dtype=bool))
-    with step(f"finding what came true for {len(dates)} past run(s) ({parts.count} partition(s))"):
+    tallies = {date: OutcomeTally(spec) for date in dates}
+    columns = [f.name for f in _PAST_SCORES]
+
+    def batches() -> Iterator[pa.Table]:
+        yield _PAST_SCORES.append(pa.field("past", pa.string())).empty_table()
+        for date in dates:
+            for batch in store.score_batches(spec.name, date, columns):  # type: ignore[attr-defined]
+                table = pa.Table.from_pandas(batch[columns], schema=_PAST_SCORES, preserve_index=False)
+                yield table.append_column("past", pa.array([date] * table.num_rows, pa.string()))
+
+    with (
+        step(f"finding what came true for {len(dates)} past run(s) ({parts.count} partition(s))"),
+        tempfile.TemporaryDirectory(prefix="customer-ai-outcomes-") as scratch,
+    ):
+        _, schema = write_split(batches(), Path(scratch), parts.count)
         for partition in range(parts.count):
+            past = read_split_rows(Path(scratch), partition, schema)
+            remove_split_part(Path(scratch), partition)
+            if not len(past):
+                continue
             events = parts.read(partition)
-            for date, (_, ids, part, reached) in found.items():
-                inside = part == partition
-                then = pd.Timestamp(date, tz="UTC")
-                reached[inside] = goal_reached(events, spec.goal, then, ids[inside]).to_numpy()
-            del events
-    return {date: (scores, reached) for date, (scores, _, _, reached) in found.items()}
+            for date, scores in past.groupby("past", sort=False):
+                ids = pd.Index(scores["profile_id"].astype(str))
+                reached = goal_reached(events, spec.goal, pd.Timestamp(date, tz="UTC"), ids).to_numpy()
+                tallies[date].add(scores, reached)
+            del events, past
+    return {date: tally.rates() for date, tally in tallies.items()}
 
 
 def write_report(
@@ -1357,15 +1462,30 @@ def write_report(
 SEGMENTS = "segments.parquet"  # the run's segment membership: segment, profile_id
 
 
-def _segments(spec: InstanceSpec, folder: Path) -> pd.DataFrame:
-    """Return the segment membership of a run folder's scores (factors decoded only when a rule tests them)."""
+def _write_segments(spec: InstanceSpec, folder: Path) -> dict[str, int]:
+    """Write the segment membership of a run folder's scores (``segments.parquet``); return the segments' sizes.
+
+    A partition of the scores (a row group of ``scores.parquet``) at a time, its members one row group of the
+    membership: a segment's rule tests one profile's scores only, so the parts add up to the whole run's.  The
+    factors are read and decoded only when a rule tests them.
+    """
     tests_factors = any(c.factor for s in spec.segments for c in s.where)
-    path = fetch(folder / "scores.parquet")
-    columns = None if tests_factors else [c for c in pq.read_schema(path).names if c != "factors"]
-    scores = pd.read_parquet(path, columns=columns)
-    if tests_factors:
-        scores["factors"] = [json.loads(f) for f in scores["factors"]]
-    return segment_members(scores, spec)
+    path = folder / "scores.parquet"
+    columns = None if tests_factors else [c for c in pq.read_schema(fetch(path)).names if c != "factors"]
+    sizes = dict.fromkeys(segment_sizes(pd.DataFrame({"segment": []}), spec), 0)
+
+    def parts() -> Iterator[pd.DataFrame]:
+        for scores in artifacts.read_row_groups(path, columns):
+            if tests_factors:
+                scores["factors"] = [json.loads(f) for f in scores["factors"]]
+            members = segment_members(scores, spec)
+            for name, n in segment_sizes(members, spec).items():
+                sizes[name] += n
+            yield members
+            del scores, members
+
+    artifacts.write_frames(folder / SEGMENTS, parts())
+    return sizes
 
 
 def _say_missing_factors(spec: InstanceSpec, model: dict) -> None:
@@ -1418,8 +1538,7 @@ def _seal(spec: InstanceSpec, as_of: pd.Timestamp, staging: Path, attempt: str, 
     model = artifacts.read_json(staging / "model.json")
     scores = pd.read_parquet(fetch(staging / "scores.parquet"), columns=["bucket", "probability"])
     _say_missing_factors(spec, model)
-    members = _segments(spec, staging)
-    artifacts.write_frame(staging / SEGMENTS, members.reset_index(drop=True))
+    sizes = _write_segments(spec, staging)
     _, reason = quality_verdict(model["validation"]["metrics"], gate)
     reason += f"; model trained as of {model['as_of']}{', reused' if model.get('reused') else ''}"
     if model.get("history", {}).get("single_period"):  # said wherever the run is: show, the view, the report
@@ -1441,7 +1560,7 @@ def _seal(spec: InstanceSpec, as_of: pd.Timestamp, staging: Path, attempt: str, 
         "reason": reason,
         "scored_profiles": len(scores),
         "buckets": _bucket_counts(scores),
-        "segments": segment_sizes(members, spec),
+        "segments": sizes,
         "drift": _drift_summary(staging),
         "expected": _expected(scores, model),
         "versions": artifacts.package_versions(),
@@ -1492,18 +1611,12 @@ def _drift_summary(folder: Path) -> dict:
 def _commit(spec: InstanceSpec, as_of: pd.Timestamp, folder: Path, store: object) -> dict:
     """Make the sealed run folder current: its scores, history, segments, outcomes and run row in one transaction."""
     meta = artifacts.read_json(folder / "metadata.json")
-    # the factors stay the JSON text scores.parquet holds, in Arrow memory, which the store keeps as it is
-    table = pq.read_table(fetch(folder / "scores.parquet"))
-    scores = table.drop_columns(["factors"]).to_pandas()
-    scores["factors"] = pd.Series(pd.arrays.ArrowExtensionArray(table.column("factors")), index=scores.index)
-    del table
-    members = pd.read_parquet(fetch(folder / SEGMENTS))
     outcomes = read_tracked(folder)
-    with step(f"publishing {len(scores):,} scores and {len(meta['segments'])} segments to {store}"):
-        store.write_run(  # type: ignore[attr-defined]
+    with step(f"publishing {meta['scored_profiles']:,} scores and {len(meta['segments'])} segments to {store}"):
+        store.write_run_parts(  # type: ignore[attr-defined]
             spec.name,
             f"{as_of:%Y-%m-%d}",
-            scores,
+            _published_parts(folder),
             {
                 "model_version": meta["model_version"],
                 "status": "ok",
@@ -1517,10 +1630,23 @@ def _commit(spec: InstanceSpec, as_of: pd.Timestamp, folder: Path, store: object
                 "run_id": meta["run_id"],
                 "attempt": meta["attempt"],
             },
-            segments=members,
             outcomes=outcomes,
         )
     return meta
+
+
+def _published_parts(folder: Path) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """Yield a sealed run's scores and segment members a partition at a time (their files' row groups).
+
+    The factors stay the JSON text ``scores.parquet`` holds, which the store keeps as it is.  A folder sealed
+    before the segments were written a partition at a time gives its files whole, as one part.
+    """
+    scores_path, members_path = folder / "scores.parquet", folder / SEGMENTS
+    groups = {pq.read_metadata(fetch(path)).num_row_groups for path in (scores_path, members_path)}
+    if len(groups) > 1:
+        yield pd.read_parquet(fetch(scores_path)), pd.read_parquet(fetch(members_path))
+        return
+    yield from zip(artifacts.read_row_groups(scores_path), artifacts.read_row_groups(members_path), strict=True)
 
 
 def _drift_brief(meta: dict) -> dict:
@@ -1629,10 +1755,18 @@ class RunResult:
     ``scores`` is None when the model was poor: the run stopped at the quality gate.
     """
 
-    scores: pd.DataFrame | None
     metadata: dict
     artifact_dir: Path
     written_to_store: bool
+
+    @cached_property
+    def scores(self) -> pd.DataFrame | None:
+        """The run's scores with their factors (:func:`read_scores`), read on first use: every profile in memory."""
+        return read_scores(self.artifact_dir) if self.written_to_store else None
+
+    def top(self, count: int) -> pd.DataFrame:
+        """Return the ``count`` profiles of highest probability (ties: by id), with factors (see :func:`top_scores`)."""
+        return top_scores(self.artifact_dir, count) if self.written_to_store else pd.DataFrame()
 
     @property
     def quality(self) -> str:
@@ -1719,13 +1853,12 @@ def run(
                 model = artifacts.read_json(folder / "model.json")
                 status, reason = quality_verdict(model["validation"]["metrics"], _gate(spec, min_auc))
                 metadata = {**model, "quality": {**model["quality"], "status": status, "reason": reason}}
-                return RunResult(scores=None, metadata=metadata, artifact_dir=folder, written_to_store=False)
+                return RunResult(metadata=metadata, artifact_dir=folder, written_to_store=False)
             except BaseException as exc:
                 record_failure(spec, as_of, store, attempt=attempt, step_name=declared.name, error=exc)
                 raise
     final = as_path(returned["artifacts"])  # type: ignore[index]
     return RunResult(
-        scores=read_scores(final),
         metadata=artifacts.read_json(final / "metadata.json"),
         artifact_dir=final,
         written_to_store=True,

@@ -61,14 +61,17 @@ RUN_FILES = [
 TRAINING_FILES = ("training_events.parquet", "training_set.parquet")  # not in the folder of a run reusing a model
 
 
-def write_run_events(folder: Path, events: pd.DataFrame) -> None:
-    """Give a run folder its events as its first step would: one partition, and the count in ``source.json``."""
+def write_run_events(folder: Path, events: pd.DataFrame, count: int = 1) -> None:
+    """Give a run folder its events as its first step would: ``count`` partitions, and the count in ``source.json``."""
     from customer_ai import artifacts  # noqa: PLC0415
     from customer_ai.event_split import part_path  # noqa: PLC0415
+    from customer_ai.partitions import partition_of  # noqa: PLC0415
 
-    artifacts.write_frame(part_path(folder, 0), events)
+    hashed = partition_of(events["profile_id"], count)
+    for partition in range(count):
+        artifacts.write_frame(part_path(folder, partition), events.loc[hashed == partition].reset_index(drop=True))
     stamps = events["timestamp"]
-    split = {"count": 1, "first_event": stamps.min().isoformat(), "last_event": stamps.max().isoformat()}
+    split = {"count": count, "first_event": stamps.min().isoformat(), "last_event": stamps.max().isoformat()}
     artifacts.write_json(folder / "source.json", {"data_start": None, "partitions": split})
 
 

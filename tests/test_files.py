@@ -93,6 +93,8 @@ def test_frames_written_one_after_the_other_read_back_as_one(tmp_path):
     path = files.write_frames(tmp_path / "x.parquet", (whole.iloc[at : at + 2].reset_index(drop=True) for at in (0, 2)))
     pd.testing.assert_frame_equal(files.read_frame(path), whole, check_exact=True)
     pd.testing.assert_frame_equal(pd.read_parquet(path), whole, check_exact=True)
+    groups = list(files.read_row_groups(path, columns=["profile_id"]))  # one row group per frame written
+    assert [g["profile_id"].tolist() for g in groups] == [["a", "b"], ["c"]]
     with pytest.raises(ValueError, match="no frames to write"):
         files.write_frames(tmp_path / "y.parquet", iter([]))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.parquet"]  # nothing left half-written

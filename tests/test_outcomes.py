@@ -10,8 +10,10 @@ from customer_ai import artifacts
 from customer_ai.outcomes import (
     OUTCOME_COLUMNS,
     OUTCOMES_FILE,
+    OutcomeTally,
     closed_window_dates,
     decile_of,
+    outcome_rates,
     read_tracked,
     realised_outcomes,
     tracked_frame,
@@ -169,3 +171,29 @@ def test_tracked_outcomes_read_back_by_date_exactly(tmp_path) -> None:
     assert empty_run[["predicted_rate", "realised_rate"]].isna().all().all()
     artifacts.write_frame(tmp_path / OUTCOMES_FILE, tracked_frame([]))
     assert read_tracked(tmp_path) == {}  # tracked nothing: the file is there, with no rows
+
+
+def test_outcomes_added_up_a_part_at_a_time_are_those_of_all_at_once():
+    spec = make_spec()
+    scores = pd.DataFrame(
+        {
+            "probability": [0.9, 0.8, 0.3, 0.2, 0.1, 0.05],
+            "percentile": [100, 84, 67, 50, 34, 17],
+            "bucket": ["high", "high", "medium", "low", "low", "low"],
+        }
+    )
+    reached = np.array([True, False, True, False, False, True])
+    whole = outcome_rates(spec, scores, reached)
+    predicted = whole.pop("predicted_rate").tolist()
+    assert whole.to_dict("list") == {
+        "grouping": ["all", "bucket", "bucket", "bucket", "decile", "decile", "decile", "decile", "decile", "decile"],
+        "group": ["all", "low", "medium", "high", "1", "2", "4", "6", "7", "9"],
+        "profiles": [6, 3, 1, 2, 1, 1, 1, 1, 1, 1],
+        "realised_rate": [0.5, 1 / 3, 1.0, 0.5, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0],
+    }
+    assert predicted == pytest.approx([2.35 / 6, 0.35 / 3, 0.3, 0.85, 0.9, 0.8, 0.3, 0.2, 0.1, 0.05], rel=1e-15)
+    whole.insert(3, "predicted_rate", predicted)
+    tally = OutcomeTally(spec)
+    for rows in ([4, 0], [], [2, 5, 1, 3]):
+        tally.add(scores.iloc[rows], reached[rows])
+    pd.testing.assert_frame_equal(tally.rates(), whole, check_exact=False, rtol=1e-12)

@@ -15,6 +15,7 @@ from customer_ai.features import fit_repeat_models
 from customer_ai.partitions import partition_count, partition_of
 from customer_ai.spec import ScoringSettings, load_spec
 from customer_ai.store import SQLiteStore
+from customer_ai.validation import DataValidationError
 
 from conftest import ROOT, RUN_FILES, make_spec, ts
 
@@ -75,6 +76,12 @@ def example_run(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     return spec, home, result
 
 
+def _by_profile(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows in profile order (segments: by segment, then profile), as a scoring in one partition writes them."""
+    keys = ["segment", "profile_id"] if "segment" in frame.columns else ["profile_id"]
+    return frame.sort_values(keys, kind="stable", ignore_index=True)
+
+
 def _attempt(result: steps.RunResult) -> str:
     """The run's attempt: steps run on their own after it work on a copy of its sealed folder."""
     return result.metadata["attempt"]
@@ -88,8 +95,8 @@ def test_the_example_runs_in_one_partition_by_default(example_run: tuple) -> Non
     assert sorted(p.name for p in folder.iterdir()) == [
         "drift-00000.json",
         "part-00000.parquet",
+        "plan-00000.parquet",
         "plan.json",
-        "plan.parquet",
     ]
     plan = artifacts.read_json(folder / "plan.json")
     assert {k: v for k, v in plan.items() if k != "repeat_models"} == {
@@ -112,16 +119,18 @@ def test_each_partition_reads_its_own_profiles_events_only(example_run: tuple) -
     spec, home, result = example_run
     steps.plan_scoring(spec, AS_OF, home, partitions=3, attempt=_attempt(result))
     staging = artifacts.staging_dir(home, spec.name, AS_OF, _attempt(result))
-    plan = pd.read_parquet(staging / steps.SCORING / "plan.parquet")
+    plans = [pd.read_parquet(staging / steps.SCORING / f"plan-{k:05d}.parquet") for k in range(3)]
     events = pd.read_parquet(part_path(staging, 0))  # the run's events, split into one partition
     hashed = partition_of(events["profile_id"], 3)
-    for partition in range(3):
-        own = set(plan.loc[plan["partition"] == partition, "profile_id"])
+    profiles = sum(len(plan) for plan in plans)
+    for partition, plan in enumerate(plans):
+        assert list(plan["profile_id"]) == sorted(plan["profile_id"])
+        own = set(plan["profile_id"])
         expected = events.loc[hashed == partition].reset_index(drop=True)  # every profile's, eligible or not
         written = pd.read_parquet(staging / steps.SCORING / f"events-{partition:05d}.parquet")
         pd.testing.assert_frame_equal(written, expected, check_exact=True)  # in the events' order
         assert own <= set(written["profile_id"])  # every eligible profile of the example has events
-        assert len(own) > len(plan) // 6
+        assert len(own) > profiles // 6
     artifacts.reset_dir(staging).rmdir()
 
 
@@ -137,10 +146,13 @@ def test_four_partitions_give_exactly_the_scores_of_one(example_run: tuple) -> N
     assert len(sizes) == 4
     assert sum(sizes) == len(one)
     assert min(sizes) > len(one) // 8  # every partition holds a real share of the profiles
-    pd.testing.assert_frame_equal(four, one, check_exact=True)  # factors included
+    pd.testing.assert_frame_equal(_by_profile(four), one, check_exact=True)  # factors included
     assert one["factors"].map(len).min() > 0
     parts = [pd.read_parquet(staging / steps.SCORING / f"part-{k:05d}.parquet") for k in range(4)]
     assert [len(p) for p in parts] == sizes
+    # scores.parquet holds the partitions one after the other, one row group each
+    row_groups = list(artifacts.read_row_groups(staging / "scores.parquet", columns=["profile_id"]))
+    assert [list(group["profile_id"]) for group in row_groups] == [list(p["profile_id"]) for p in parts]
     # each partition counts its features in the training rows' bins: the parts add up to one scoring's drift
     drift_four = artifacts.read_json(staging / "drift.json")
     drift_one = artifacts.read_json(result.artifact_dir / "drift.json")
@@ -152,14 +164,54 @@ def test_four_partitions_give_exactly_the_scores_of_one(example_run: tuple) -> N
     assert set().union(*(set(p["profile_id"]) for p in parts)) == set(one["profile_id"])
     # publishing again seals the rescored copy under a name of its own; the first sealed folder is left as it was
     store = SQLiteStore(home / "store.sqlite")
+    before = store.read_scores(spec.name)
     published = steps.publish(spec, AS_OF, home, store, attempt=attempt)
     assert published["run_id"] == f"{attempt}.2"
     assert Path(published["artifacts"]) == artifacts.run_dir(home, spec.name, AS_OF, f"{attempt}.2")
     assert store.latest_run(spec.name)["run_id"] == f"{attempt}.2"
     assert not staging.exists()
-    pd.testing.assert_frame_equal(steps.read_scores(Path(published["artifacts"])), one, check_exact=True)
+    pd.testing.assert_frame_equal(_by_profile(steps.read_scores(Path(published["artifacts"]))), one, check_exact=True)
+    pd.testing.assert_frame_equal(store.read_scores(spec.name), before, check_exact=True)  # the store's rows too
     pd.testing.assert_frame_equal(steps.read_scores(result.artifact_dir), one, check_exact=True)
     assert artifacts.read_json(result.artifact_dir / steps.SCORING / "plan.json")["partitions"] == 1
+
+
+def test_scores_and_segments_are_validated_and_written_a_partition_at_a_time(example_run: tuple) -> None:
+    spec, home, result = example_run
+    attempt = _attempt(result)
+    steps.score(spec, AS_OF, home, partitions=3, attempt=attempt)
+    staging = artifacts.staging_dir(home, spec.name, AS_OF, attempt)
+    sizes = artifacts.read_json(staging / steps.SCORING / "plan.json")["sizes"]
+    summary = steps.validate_scores(spec, AS_OF, home, attempt=attempt)
+    assert (summary["success"], summary["failed"]) == (True, 0)
+    merged = artifacts.read_json(staging / "validation" / "scores.json")
+    assert (merged["partitions"], merged["rows"]) == (3, len(result.scores))
+    assert [part["rows"] for part in merged["parts"]] == sizes
+    assert (
+        merged["summary"] == f"all {summary['evaluated']} expectations passed in each of the 3 partitions of the scores"
+    )
+    assert sorted(p.name for p in (staging / "validation" / "scores").iterdir()) == [
+        f"part-{k:05d}.json" for k in range(3)
+    ]
+    # the segments: one row group per partition of the scores, each its own profiles' membership
+    sealed = steps._write_segments(spec, staging)
+    assert sealed == result.metadata["segments"]
+    groups = list(artifacts.read_row_groups(staging / steps.SEGMENTS))
+    scores = list(artifacts.read_row_groups(staging / "scores.parquet", columns=["profile_id"]))
+    assert len(groups) == 3
+    for members, part in zip(groups, scores, strict=True):
+        assert set(members["profile_id"]) <= set(part["profile_id"])
+    # a partition whose scores break an expectation is named
+    broken = [
+        frame.assign(probability=1.5) if k == 1 else frame
+        for k, frame in enumerate(artifacts.read_row_groups(staging / "scores.parquet"))
+    ]
+    artifacts.write_frames(staging / "scores.parquet", iter(broken))
+    with pytest.raises(DataValidationError, match=r"scores of partition 2 of 3 \(the [0-9,]+ scores of the profiles"):
+        steps.validate_scores(spec, AS_OF, home, attempt=attempt)
+    failed = artifacts.read_json(staging / "validation" / "scores.json")
+    assert (failed["success"], failed["partition"], failed["rows"]) == (False, 1, sizes[1])
+    artifacts.reset_dir(staging).rmdir()
 
 
 def test_empty_partitions_score_nothing_and_the_combination_is_unchanged(
@@ -172,6 +224,9 @@ def test_empty_partitions_score_nothing_and_the_combination_is_unchanged(
     assert summary["partitions"] == 3
     assert artifacts.read_json(staging / steps.SCORING / "plan.json")["sizes"] == [len(result.scores), 0, 0]
     pd.testing.assert_frame_equal(steps.read_scores(staging), result.scores, check_exact=True)
+    assert steps.validate_scores(spec, AS_OF, home, attempt=_attempt(result))["success"]  # the empty ones: skipped
+    parts = artifacts.read_json(staging / "validation" / "scores.json")["parts"]
+    assert [part.get("skipped") for part in parts] == [None, *["no profile hashed to it: no scores to check"] * 2]
     artifacts.reset_dir(staging).rmdir()
 
 
@@ -222,6 +277,8 @@ def test_a_run_split_into_three_partitions_at_its_first_step_is_the_run_in_one(
     pd.testing.assert_frame_equal(events, pd.read_parquet(part_path(one.artifact_dir, 0)), check_exact=True)
     for name in ("training_set.parquet", "training_events.parquet", "scores.parquet", "segments.parquet"):
         theirs, ours = (pd.read_parquet(run.artifact_dir / name) for run in (one, three))
+        if name in ("scores.parquet", "segments.parquet"):  # written a partition at a time
+            theirs, ours = _by_profile(theirs), _by_profile(ours)
         pd.testing.assert_frame_equal(ours, theirs, check_exact=True, obj=name)  # factors included
     for name in ("evaluation.json", "plan.json"):
         assert artifacts.read_json(three.artifact_dir / name) == artifacts.read_json(one.artifact_dir / name), name

@@ -4,6 +4,7 @@ as text (sections, size, nothing external, hostile text escaped) and opened in a
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import re
@@ -14,14 +15,20 @@ import time
 from html.parser import HTMLParser
 from pathlib import Path
 
+import matplotlib as mpl
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+import customer_ai.report.factors as factors_module
 from customer_ai import artifacts, steps
 from customer_ai.features import FeatureInfo
 from customer_ai.outcomes import read_tracked
 from customer_ai.report import SECTIONS, build_report, factor_long, factor_summary, score_bins, score_history
+from customer_ai.report.figures import _RC
+from customer_ai.report.folder import _RunFiles, read_sample
 from customer_ai.spec import InstanceSpec, MonitoringSettings, load_spec
 from customer_ai.store import open_store
 
@@ -120,11 +127,59 @@ def test_factor_summary_of_no_factors_is_empty() -> None:
     assert factor_summary(factor_long([]), 0).empty
 
 
+def _scores_file(path: Path, rows: int, row_group_size: int) -> Path:
+    """Write ``rows`` scores with their factors (JSON text) as Parquet in row groups of ``row_group_size``."""
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame(
+        {
+            "profile_id": [f"p{i}" for i in range(rows)],
+            "probability": rng.random(rows),
+            "bucket": rng.choice(["low", "medium", "high"], rows),
+            "factors": [json.dumps([_factor("a", f"a is {i}", i, 0.01 * i)]) for i in range(rows)],
+        }
+    )
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=row_group_size)
+    return path
+
+
+@pytest.mark.parametrize(("rows", "row_group_size", "size"), [(100, 7, 30), (100, 7, 3), (100, 100, 99)])
+def test_read_sample_picks_the_rows_dataframe_sample_picks_in_its_order(
+    tmp_path: Path, rows: int, row_group_size: int, size: int
+) -> None:
+    path = _scores_file(tmp_path / "scores.parquet", rows, row_group_size)
+    assert pq.ParquetFile(path).num_row_groups == -(-rows // row_group_size)
+    expected = pd.read_parquet(path).sample(size, random_state=0)[["bucket", "factors"]]
+    sample = read_sample(path, ["bucket", "factors"], size)
+    pd.testing.assert_frame_equal(sample, expected)
+    assert not sample.index.is_monotonic_increasing  # the sample's order, not the file's
+    # what pandas draws: DataFrame.sample takes the positions np.random.RandomState(seed).choice picks
+    drawn = np.random.RandomState(0).choice(rows, size=size, replace=False)
+    assert sample.index.tolist() == drawn.tolist()
+    assert sample["factors"].tolist() == [json.dumps([_factor("a", f"a is {i}", int(i), 0.01 * i)]) for i in drawn]
+
+
+@pytest.mark.parametrize("size", [100, 101])
+def test_read_sample_of_a_file_no_larger_than_the_sample_reads_it_whole_in_order(tmp_path: Path, size: int) -> None:
+    path = _scores_file(tmp_path / "scores.parquet", 100, 7)
+    sample = read_sample(path, ["bucket", "factors"], size)
+    pd.testing.assert_frame_equal(sample, pd.read_parquet(path, columns=["bucket", "factors"]))
+
+
 def _card_text(model: dict) -> str:
     from customer_ai.report.card import _model_card  # noqa: PLC0415 - the card alone, without a run folder
-    from customer_ai.report.folder import _RunFiles  # noqa: PLC0415
 
-    run = _RunFiles(Path("."), model, pd.DataFrame(), None, None, None, None, {}, {})
+    run = _RunFiles(
+        folder=Path("."),
+        model=model,
+        scores=pd.DataFrame(),
+        scores_file=Path("scores.parquet"),
+        source=None,
+        evaluation=None,
+        metadata=None,
+        drift=None,
+        validation={},
+        tracked={},
+    )
     spec = load_spec(ROOT / "instances" / f"{INSTANCE}.yaml")
     return _sections(_model_card(spec, AS_OF, run))["model-card"]["text"]
 
@@ -345,6 +400,36 @@ def test_user_text_is_escaped_everywhere(retail_run: Path, retail_spec: Instance
     assert "&lt;img src=x onerror=alert(1)&gt;" in page  # the factor's name, in the tables
     assert "&lt;script&gt;alert(&#x27;factor&#x27;)&lt;/script&gt; &amp; &quot;quoted&quot; $x$" in page
     assert "&lt;b onclick=alert(2)&gt;bold&lt;/b&gt;" in page
+
+
+def _factors_html(spec: InstanceSpec, run: _RunFiles) -> str:
+    """The factors section of ``run``, drawn with the report's matplotlib settings (as build_report draws it)."""
+    with mpl.rc_context():
+        mpl.rcdefaults()
+        mpl.rcParams.update(_RC)
+        return factors_module._factors_section(spec, run)
+
+
+@pytest.mark.e2e
+def test_factors_of_many_profiles_are_summarised_over_the_sample_dataframe_sample_picks(
+    retail_run: Path, retail_spec: InstanceSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _copy_run(retail_run, tmp_path)
+    everyone = pd.read_parquet(folder / "scores.parquet")
+    pq.write_table(pa.Table.from_pandas(everyone, preserve_index=False), folder / "scores.parquet", row_group_size=97)
+    monkeypatch.setattr(factors_module, "MAX_FACTOR_PROFILES", 500)
+    run = _RunFiles.read(folder)
+    assert list(run.scores.columns) == ["probability", "score", "bucket"]  # no factors held for every profile
+    assert len(run.scores) == len(everyone) > 500
+    section = _factors_html(retail_spec, run)
+    assert f"Summarised over a random sample of 500 of the {len(everyone):,} profiles." in section
+    # the same section as one whose file holds just the rows DataFrame.sample picks, read whole
+    picked = tmp_path / "picked.parquet"
+    everyone.sample(500, random_state=0).to_parquet(picked, index=False)
+    assert section == _factors_html(retail_spec, dataclasses.replace(run, scores_file=picked))
+    other = tmp_path / "other.parquet"
+    everyone.sample(500, random_state=1).to_parquet(other, index=False)
+    assert section != _factors_html(retail_spec, dataclasses.replace(run, scores_file=other))
 
 
 @pytest.mark.e2e

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from customer_ai.scoring import bucket_of, percentile_of, score_frame, score_of
+from customer_ai.scoring import bucket_of, percentile_among, percentile_of, score_frame, score_of, top_score_notes
+from customer_ai.spec import OutputSettings
 
 
 @pytest.mark.parametrize(
@@ -131,3 +132,28 @@ def test_an_empty_bucket_on_the_score_is_explained_with_the_way_out() -> None:
     assert empty_bucket_notes(output, scores.assign(score=[10, 75])) == []
     assert empty_bucket_notes(OutputSettings(buckets_by="percentile"), scores) == []
     assert empty_bucket_notes(output, scores.iloc[:0]) == []
+
+
+def test_percentile_among_a_runs_sorted_probabilities_places_a_part_as_the_whole_run_would():
+    everyone = np.array([0.1, 0.4, 0.4, 0.2, 0.9, 0.05, 0.7])
+    whole = percentile_of(everyone)
+    assert whole.tolist() == [29, 72, 72, 43, 100, 15, 86]
+    ranked = np.sort(everyone)
+    assert percentile_among(everyone[[1, 4]], ranked).tolist() == [72, 100]
+    assert percentile_among(everyone[[0, 2, 3, 5, 6]], ranked).tolist() == [29, 72, 43, 15, 86]
+    assert percentile_among(np.array([]), ranked).tolist() == []
+    part = score_frame(
+        pd.Index(["b", "e"]), everyone[[1, 4]], {"medium": 50, "high": 80}, "percentile", everyone=ranked
+    )
+    assert part["percentile"].tolist() == [72, 100]
+    assert part["bucket"].tolist() == ["medium", "high"]
+
+
+def test_top_score_notes_say_which_bucket_no_score_reaches():
+    output = OutputSettings(buckets={"medium": 30, "high": 60})
+    assert top_score_notes(output, 70) == []
+    (note,) = top_score_notes(output, 45)
+    assert note.startswith(
+        "No profile is in the high bucket: the high bucket starts at a score of 60 and the highest score is 45."
+    )
+    assert top_score_notes(OutputSettings(buckets={"medium": 30, "high": 60}, buckets_by="percentile"), 5) == []

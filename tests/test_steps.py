@@ -924,6 +924,35 @@ def test_outcomes_are_tracked_once_for_past_runs_whose_goal_window_closed(tmp_pa
     assert read_tracked(artifacts.staging_dir(tmp_path, spec.name, now)) == {}
 
 
+def test_outcomes_of_a_run_split_into_partitions_are_those_of_one(tmp_path: Path) -> None:
+    spec = make_spec()
+    now = ts("2011-10-10")
+    ids = [f"p{k:02d}" for k in range(40)]
+    events = make_events(
+        [(i, "2011-09-05" if k % 3 == 0 else "2011-08-05", "purchase") for k, i in enumerate(ids)]
+        + [("p01", "2011-10-02", "purchase")]
+    )
+    rows = [
+        (i, (k + 1) / 41, round(100 * (k + 1) / 41), k * 100 // 40 + 1, "high" if k > 30 else "low")
+        for k, i in enumerate(ids)
+    ]
+    found = {}
+    for count in (1, 3):
+        home = tmp_path / str(count)
+        write_run_events(artifacts.staging_dir(home, spec.name, now), events, count)
+        store = SQLiteStore(home / "store.sqlite")
+        store.write_run(spec.name, "2011-09-01", _past_scores(rows), _ok())
+        assert steps.track_outcomes(spec, now, home, store) == {"tracked": ["2011-09-01"], "skipped": {}}
+        found[count] = read_tracked(artifacts.staging_dir(home, spec.name, now))["2011-09-01"].drop(
+            columns="tracked_at"
+        )
+    assert (artifacts.staging_dir(tmp_path / "3", spec.name, now) / "events" / "part-00002.parquet").exists()
+    pd.testing.assert_frame_equal(found[3], found[1], check_exact=False, rtol=1e-12)
+    overall = found[1].iloc[0]
+    assert (overall["group"], overall["profiles"], overall["realised_rate"]) == ("all", 40, 14 / 40)
+    assert overall["predicted_rate"] == pytest.approx(sum(range(1, 41)) / 41 / 40, rel=1e-12)
+
+
 def test_a_past_run_that_scored_another_goal_is_not_tracked(tmp_path: Path) -> None:
     spec = make_spec()
     now = ts("2011-10-10")

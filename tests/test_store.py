@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc
 import json
 import math
 import os
@@ -21,6 +22,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -41,6 +43,7 @@ from customer_ai.store import (
     open_store,
 )
 from customer_ai.store.lease import LockLostError, RunInProgressError, RunLease
+from customer_ai.store.postgres import _PostgresWriter
 from customer_ai.store.sqlite import _SQLiteWriter
 
 PG_DSN = os.environ.get("CUSTOMER_AI_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -170,6 +173,24 @@ def test_write_then_read_scores(store):
     assert list(frame["factors"][1][0]) == ["feature", "description", "value", "contribution"]  # key order kept
 
 
+def test_score_batches_read_one_date_in_frames_of_the_columns_asked(store):
+    store.write_run("unit", "2024-01-01", scores({"p1": 0.5}), run())
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.2, "p2": 0.9, "p3": 0.2, "p4": 0.4, "p5": 0.1}), run())
+    store.write_run("other", "2024-02-01", scores({"p9": 0.5}), run())
+    batches = list(store.score_batches("unit", "2024-02-01", ["profile_id", "probability", "percentile"], rows=2))
+    assert [len(b) for b in batches] == [2, 2, 1]
+    assert all(list(b.columns) == ["profile_id", "probability", "percentile"] for b in batches)
+    read = pd.concat(batches, ignore_index=True).sort_values("profile_id", ignore_index=True)
+    assert read.to_dict("list") == {
+        "profile_id": ["p1", "p2", "p3", "p4", "p5"],
+        "probability": [0.2, 0.9, 0.2, 0.4, 0.1],
+        "percentile": [1, 2, 3, 4, 5],  # as the frame written gives them
+    }
+    assert list(store.score_batches("unit", "2023-12-01", ["profile_id"])) == []  # no run that date
+    with pytest.raises(ValueError, match=r"not \['factors'\]"):
+        next(store.score_batches("unit", "2024-02-01", ["profile_id", "factors"]))
+
+
 def test_sqlite_store_creates_its_folder(tmp_path):
     opened = SQLiteStore(tmp_path / "a" / "b" / "store.sqlite")
     opened.write_run("unit", "2024-02-01", scores({"p1": 0.2}), run())
@@ -229,6 +250,14 @@ def test_instances_are_kept_apart(store):
     assert store.count_rows("b") == counts(2, 2, 1)
 
 
+# what each database says (SQLite names the key's columns, PostgreSQL its values), with {profile} the profile id
+SCORED_TWICE = (
+    r"a profile is scored twice \((UNIQUE constraint failed: customer_ai_score_history\.instance, "
+    r"customer_ai_score_history\.profile_id, customer_ai_score_history\.as_of|Key \(instance, as_of, profile_id\)="
+    r"\(unit, 2024-0[12]-01, {profile}\) already exists\.)\); nothing written$"
+)
+
+
 def _duplicate_profile(frame: pd.DataFrame, run_row: dict) -> tuple[pd.DataFrame, dict]:
     return pd.concat([frame, frame.iloc[:1]], ignore_index=True), run_row
 
@@ -256,8 +285,8 @@ def _poor_run(frame: pd.DataFrame, run_row: dict) -> tuple[pd.DataFrame, dict]:
 @pytest.mark.parametrize(
     ("spoil", "error"),
     [
-        # fails inserting history (PostgreSQL: moving the staged rows into history)
-        (_duplicate_profile, "UNIQUE constraint failed|duplicate key value violates unique constraint"),
+        # the history's primary key refuses the second row of the profile
+        (_duplicate_profile, "scores for unit as of 2024-0[12]-01: " + SCORED_TWICE.format(profile="p3")),
         (_nan_probability, r"missing values in \['probability'\]; nothing written"),  # checked before writing
         (_none_profile, r"missing values in \['profile_id'\]"),
         (_incomplete_run, "status"),  # refused before writing
@@ -1026,6 +1055,191 @@ def test_empty_segment_reads_have_the_dtypes_of_score_reads(store):
     assert empty.empty
     assert empty.dtypes.to_dict() == full.dtypes.to_dict() == store.read_scores("unit").dtypes.to_dict()
     assert store.read_segment("nobody", "a").dtypes.to_dict() == full.dtypes.to_dict()
+
+
+# --- a run written in parts ----------------------------------------------------------------------------------
+
+
+def run_parts() -> list[tuple[pd.DataFrame, pd.DataFrame | None]]:
+    """Parts of one run: members in the first and the last, none in the second, and a part of no rows."""
+    return [
+        (scores({"p1": 0.2, "p2": 0.9, "p3": 0.5}), members({"high": ["p2"], "low": ["p3", "p1"]})),
+        (scores({"p4": 0.7, "p5": 0.1}), None),
+        (scores({}), members({})),
+        (scores({"p6": 0.9}), members({"high": ["p6"], "top": ["p6"]})),
+    ]
+
+
+def run_reads(store, instance: str, as_of: str = "2024-02-01") -> list[pd.DataFrame]:
+    """What readers see of a run, without the columns that differ between two instances or two writes."""
+    frames = [store.read_scores(instance), store.read_scores(instance, as_of=as_of)]
+    frames += [store.read_segment(instance, name, as_of) for name in store.segment_names(instance, as_of)]
+    frames = [frame.drop(columns="instance") for frame in frames]
+    frames.append(store.read_runs(instance).drop(columns=["instance", "written_at"]))
+    frames.append(store.read_attempts(instance).drop(columns=["id", "instance", "recorded_at"]))
+    frames.append(store.read_outcomes(instance).drop(columns=["instance", "tracked_at"]))
+    return frames
+
+
+def test_a_run_written_in_parts_reads_exactly_as_the_same_run_written_whole(store):
+    parts = run_parts()
+    whole = pd.concat([frame for frame, _ in parts if len(frame)], ignore_index=True)
+    chosen = pd.concat([m for _, m in parts if m is not None and len(m)], ignore_index=True)
+    tracked = {"2024-01-01": outcomes(("all", "all", 4, 0.45, 0.5))}
+    publish = published("v1", "cli-00000000aa")
+    store.write_run("whole", "2024-02-01", whole, publish, segments=chosen, outcomes=tracked)
+    store.write_run_parts("parted", "2024-02-01", (part for part in parts), publish, outcomes=tracked)
+
+    assert_frames_equal(run_reads(store, "whole"), run_reads(store, "parted"))
+    assert store.read_scores("parted")["profile_id"].tolist() == ["p2", "p6", "p4", "p3", "p1", "p5"]
+    factor = [{**FACTOR, "contribution": 0.5}]  # the first profile of each part has one
+    assert store.read_scores("parted")["factors"].tolist() == [[], factor, factor, [], factor, []]
+    assert store.segment_names("parted") == ["low", "high", "top"]
+    assert store.read_segment("parted", "high")["profile_id"].tolist() == ["p2", "p6"]
+    assert store.read_segment("parted", "low")["profile_id"].tolist() == ["p3", "p1"]
+    assert store.read_runs("parted")["scored_profiles"].tolist() == [6]
+    assert store.read_attempts("parted")[["status", "run_id"]].values.tolist() == [["ok", "cli-00000000aa"]]
+    assert store.read_outcomes("parted")[["as_of", "profiles"]].values.tolist() == [["2024-01-01", 4]]
+    assert store.count_rows("parted") == counts(6, 6, 1)
+    assert [row[1:] for row in membership(store, "parted")] == [
+        ("high", "2024-02-01", "p2"),
+        ("high", "2024-02-01", "p6"),
+        ("low", "2024-02-01", "p1"),
+        ("low", "2024-02-01", "p3"),
+        ("top", "2024-02-01", "p6"),
+    ]
+    # published again after its commit (a retried task): the same rows, no second attempt row
+    store.write_run_parts("parted", "2024-02-01", iter(run_parts()), publish, outcomes=tracked)
+    assert_frames_equal(run_reads(store, "whole"), run_reads(store, "parted"))
+
+
+def test_a_run_of_no_parts_is_a_run_that_scored_nobody(store):
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.2}), run(), segments=members({"a": ["p1"]}))
+    store.write_run("other", "2024-02-01", scores({"p1": 0.2}), run(), segments=members({"a": ["p1"]}))
+    store.write_run_parts("unit", "2024-02-01", iter(()), published("v2", "cli-00000000bb"))
+    store.write_run("other", "2024-02-01", scores({}), published("v2", "cli-00000000bb"))
+
+    assert_frames_equal(run_reads(store, "other"), run_reads(store, "unit"))
+    assert store.read_scores("unit").empty
+    assert store.read_scores("unit", as_of="2024-02-01").empty
+    assert membership(store) == []
+    assert store.read_runs("unit")["scored_profiles"].tolist() == [0]
+    assert store.count_rows("unit") == counts(0, 0, 1)
+
+
+def _unscored_member(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return frame, members({"high": ["p6", "p1"]})  # p1 is scored, but in the first part
+
+
+def _missing_probability(frame: pd.DataFrame) -> tuple[pd.DataFrame, None]:
+    return frame.assign(probability=[math.nan]), None
+
+
+def _listed_twice(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return frame, members({"top": ["p6", "p6"]})
+
+
+def _nameless_segment(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return frame, pd.DataFrame({"segment": [""], "profile_id": ["p6"]})
+
+
+@pytest.mark.parametrize(
+    ("spoil", "error"),
+    [
+        (
+            _unscored_member,
+            "segments for unit as of {as_of}, part 4: 1 members have no score in this part (e.g. ['p1'])",
+        ),
+        (_missing_probability, "scores for unit as of {as_of}, part 4: missing values in ['probability']"),
+        (
+            _listed_twice,
+            "segments for unit as of {as_of}, part 4: a profile listed twice in one segment (e.g. [('top', 'p6')])",
+        ),
+        (_nameless_segment, "segments for unit as of {as_of}, part 4: a segment without a name"),
+    ],
+)
+@pytest.mark.parametrize("as_of", ["2024-01-01", "2024-02-01"])
+def test_a_bad_last_part_writes_nothing_and_keeps_the_previous_run(store, spoil, error, as_of):
+    store.write_run(
+        "unit",
+        "2024-01-01",
+        scores({"p1": 0.3, "p9": 0.8}, "v1"),
+        published("v1", "cli-00000000aa"),
+        segments=members({"high": ["p9"]}),
+    )
+    before = state(store)
+    parts = run_parts()
+    parts[-1] = spoil(parts[-1][0])
+    with pytest.raises(ValueError, match=f"^{re.escape(error.format(as_of=as_of))}; nothing written$"):
+        store.write_run_parts("unit", as_of, iter(parts), published("v2", "cli-00000000bb"))
+
+    assert_same_state(before, state(store))
+    assert store.read_scores("unit")["profile_id"].tolist() == ["p9", "p1"]
+    assert store.count_rows("unit") == counts(2, 2, 1)
+    # nothing left locked or half-done: the same parts, mended, go through
+    store.write_run_parts("unit", as_of, iter(run_parts()), published("v2", "cli-00000000bb"))
+    assert store.read_runs("unit")["scored_profiles"].tolist()[-1] == 6
+
+
+@pytest.mark.parametrize("as_of", ["2024-01-01", "2024-02-01"])
+def test_a_profile_scored_in_two_parts_writes_nothing(store, as_of):
+    store.write_run(
+        "unit",
+        "2024-01-01",
+        scores({"p1": 0.3, "p9": 0.8}, "v1"),
+        published("v1", "cli-00000000aa"),
+        segments=members({"high": ["p9"]}),
+    )
+    before = state(store)
+    parts = [(scores({"p1": 0.2, "p2": 0.9}), members({"a": ["p2"]})), (scores({"p3": 0.1, "p2": 0.4}), None)]
+    with pytest.raises(
+        ValueError, match=f"^scores for unit as of {as_of}, part 2: " + SCORED_TWICE.format(profile="p2")
+    ):
+        store.write_run_parts("unit", as_of, iter(parts), published("v2", "cli-00000000bb"))
+
+    assert_same_state(before, state(store))
+    assert store.count_rows("unit") == counts(2, 2, 1)
+    assert len(store.read_attempts("unit")) == 1
+
+
+def test_parts_are_read_one_at_a_time_each_written_and_let_go_before_the_next(store, monkeypatch):
+    writer = _SQLiteWriter if isinstance(store, SQLiteStore) else _PostgresWriter
+    append_history = writer.append_history
+    events: list[tuple[str, list[str]]] = []
+    written: list[weakref.ref] = []
+
+    def recorded(self, rows) -> None:  # noqa: ANN001 - a _Writer and its _ScoreColumns
+        append_history(self, rows)
+        events.append(("written", rows.profile_id.to_pylist()))
+        written.append(weakref.ref(rows))
+
+    monkeypatch.setattr(writer, "append_history", recorded)
+    held: list[list[bool]] = []
+
+    def parts() -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+        given: list[weakref.ref] = []
+        for ids in (["p1", "p2"], ["p3"], ["p4", "p5"]):
+            gc.collect()
+            held.append([ref() is not None for ref in given + written])  # what the store still holds
+            events.append(("read", ids))
+            frame, chosen = scores(dict.fromkeys(ids, 0.5)), members({"all": ids})
+            given += [weakref.ref(frame), weakref.ref(chosen)]
+            yield frame, chosen
+            del frame, chosen
+
+    store.write_run_parts("unit", "2024-02-01", parts(), published("v1", "cli-00000000aa"))
+
+    assert events == [
+        ("read", ["p1", "p2"]),
+        ("written", ["p1", "p2"]),
+        ("read", ["p3"]),
+        ("written", ["p3"]),
+        ("read", ["p4", "p5"]),
+        ("written", ["p4", "p5"]),
+    ]
+    assert held == [[], [False] * 3, [False] * 6]  # frames and columns of the earlier parts, all let go
+    assert store.read_segment("unit", "all")["profile_id"].tolist() == ["p1", "p2", "p3", "p4", "p5"]
+    assert store.read_runs("unit")["scored_profiles"].tolist() == [5]
 
 
 # --- outcomes ---------------------------------------------------------------------------------------------------

@@ -59,7 +59,8 @@ from customer_ai.store import (
     open_store,
     postgres_location,
 )
-from customer_ai.store.postgres import _finite_block, _holds_any
+from customer_ai.store.copy import Field
+from customer_ai.store.postgres import _finite_block, _holds_any, _PostgresWriter
 
 
 @pytest.fixture(scope="module")
@@ -531,6 +532,46 @@ def test_schema_names_are_checked():
         PostgresStore(PG_DSN, "")
     with pytest.raises(ValueError, match="longer than PostgreSQL's 63 bytes"):
         PostgresStore(PG_DSN, "s" * 64)
+
+
+def test_each_part_is_one_copy_into_history_and_one_into_segments(store, monkeypatch):
+    copy = _PostgresWriter._copy
+    copies: list[tuple[str, dict[str, list]]] = []
+
+    def recorded(self: _PostgresWriter, table: str, fields: dict[str, Field]) -> None:
+        shown = {name: fields[name].values.to_pylist() for name in ("segment", "profile_id") if name in fields}
+        copies.append((table, shown))
+        copy(self, table, fields)
+
+    monkeypatch.setattr(_PostgresWriter, "_copy", recorded)
+    later = scores({"p3": 0.4, "p4": 0.6})
+    later.at[1, "factors"] = [{"feature": "f", "value": float("nan"), "contribution": float("inf")}]
+    parts = [
+        (scores({"p1": 0.2, "p2": 0.9}), members({"b": ["p2"], "a": ["p2", "p1"]})),
+        (scores({"p5": 0.1}), None),
+        (later, members({"a": ["p4", "p3"]})),
+    ]
+    store.write_run_parts("unit", "2024-02-01", iter(parts), run())
+
+    assert copies == [
+        ("{history}", {"profile_id": ["p1", "p2"]}),
+        ("{segments}", {"segment": ["a", "a", "b"], "profile_id": ["p1", "p2", "p2"]}),  # in primary key order
+        ("{history}", {"profile_id": ["p5"]}),
+        ("{history}", {"profile_id": ["p3", "p4"]}),
+        ("{segments}", {"segment": ["a", "a"], "profile_id": ["p3", "p4"]}),
+    ]
+    # values JSON cannot hold are null in a later part too
+    assert store.read_scores("unit", profile_id="p4")["factors"].tolist() == [
+        [{"feature": "f", "value": None, "contribution": None}]
+    ]
+    assert membership(store) == [
+        ("unit", "a", "2024-02-01", "p1"),
+        ("unit", "a", "2024-02-01", "p2"),
+        ("unit", "a", "2024-02-01", "p3"),
+        ("unit", "a", "2024-02-01", "p4"),
+        ("unit", "b", "2024-02-01", "p2"),
+    ]
+    assert store.count_rows("unit") == counts(5, 5, 1)
 
 
 # --- failures in the middle of a write --------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The influential factors section of the report: which features drive the scores, overall and per bucket.
 
 :func:`factor_long` and :func:`factor_summary` turn the factors stored with each profile's score into one
-summary per feature; beyond :data:`MAX_FACTOR_PROFILES` profiles they are summarised over a fixed random sample.
+summary per feature; beyond :data:`MAX_FACTOR_PROFILES` profiles they are summarised over a fixed random sample,
+the only factors read (:func:`~customer_ai.report.folder.read_sample`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pandas as pd
 
 from customer_ai.features import FeatureInfo, FeaturePlan, feature_infos
 from customer_ai.report.figures import _bucket_figure, _overall_figure, _svg
-from customer_ai.report.folder import _RunFiles
+from customer_ai.report.folder import _RunFiles, read_sample
 from customer_ai.report.html import _BUCKETS, _num, _p, _pct, _section, _short, _table, _template_words
 from customer_ai.spec import InstanceSpec
 
@@ -143,10 +144,8 @@ def _feature_labels(model: dict) -> Callable[[str], str]:
 
 
 def _factors_section(spec: InstanceSpec, run: _RunFiles) -> str:
-    scores = run.scores
-    sampled = len(scores) > MAX_FACTOR_PROFILES
-    if sampled:
-        scores = scores.sample(MAX_FACTOR_PROFILES, random_state=0)
+    sampled = len(run.scores) > MAX_FACTOR_PROFILES
+    scores = read_sample(run.scores_file, ["bucket", "factors"], MAX_FACTOR_PROFILES)
     long = factor_long(scores["factors"])
     infos = _feature_infos(spec, run.model)
     label = _feature_labels(run.model)

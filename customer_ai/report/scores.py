@@ -89,6 +89,9 @@ def _scores_section(spec: InstanceSpec, run: _RunFiles) -> str:
 # --- score history ---------------------------------------------------------------------------------------------
 
 
+_HISTORY_COLUMNS = ["as_of", "profiles", *_BUCKETS, "p10", "p25", "p50", "p75", "p90", "mean"]
+
+
 def score_history(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Return per run date the profiles, bucket shares and score quantiles of its scores.
 
@@ -103,19 +106,19 @@ def score_history(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
         One row per date, oldest first: ``as_of``, ``profiles``, ``low``, ``medium``, ``high`` (shares),
         ``p10``, ``p25``, ``p50``, ``p75``, ``p90`` (of the score, the probability in percent) and ``mean``.
     """
-    rows = []
-    for date in sorted(frames):
-        frame = frames[date]
-        score = frame["probability"].to_numpy(dtype="float64") * 100
-        n = len(frame)
-        row: dict[str, object] = {"as_of": date, "profiles": n}
-        row.update({b: float((frame["bucket"] == b).mean()) if n else float("nan") for b in _BUCKETS})
-        for q in (10, 25, 50, 75, 90):
-            row[f"p{q}"] = float(np.percentile(score, q)) if n else float("nan")
-        row["mean"] = float(score.mean()) if n else float("nan")
-        rows.append(row)
-    columns = ["as_of", "profiles", *_BUCKETS, "p10", "p25", "p50", "p75", "p90", "mean"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame([_history_row(date, frames[date]) for date in sorted(frames)], columns=_HISTORY_COLUMNS)
+
+
+def _history_row(date: str, frame: pd.DataFrame) -> dict[str, object]:
+    """Return the row of :func:`score_history` of one run's scores."""
+    score = frame["probability"].to_numpy(dtype="float64") * 100
+    n = len(frame)
+    row: dict[str, object] = {"as_of": date, "profiles": n}
+    row.update({b: float((frame["bucket"] == b).mean()) if n else float("nan") for b in _BUCKETS})
+    for q in (10, 25, 50, 75, 90):
+        row[f"p{q}"] = float(np.percentile(score, q)) if n else float("nan")
+    row["mean"] = float(score.mean()) if n else float("nan")
+    return row
 
 
 def _read_runs(store: object, instance: str) -> pd.DataFrame | None:
@@ -125,13 +128,14 @@ def _read_runs(store: object, instance: str) -> pd.DataFrame | None:
 
 def _history_section(as_of: pd.Timestamp, run: _RunFiles, runs: pd.DataFrame | None, folders: dict[str, Path]) -> str:
     today = f"{as_of:%Y-%m-%d}"
-    frames = {
-        date: pd.read_parquet(fetch(folder / "scores.parquet"), columns=["probability", "bucket"])
+    # each past run's scores are summarised as soon as read: one run's scores in memory at a time
+    rows = [
+        _history_row(date, pd.read_parquet(fetch(folder / "scores.parquet"), columns=["probability", "bucket"]))
         for date, folder in sorted(folders.items())
         if date < today and (folder / "scores.parquet").exists()
-    }
-    frames[today] = run.scores[["probability", "bucket"]]
-    history = score_history(frames)
+    ]
+    rows.append(_history_row(today, run.scores))
+    history = pd.DataFrame(rows, columns=_HISTORY_COLUMNS)
     figure = _history_figure(history)
     statuses: dict[str, tuple[str, str, str]] = {}
     if runs is not None and len(runs):

@@ -17,9 +17,10 @@ Seven tables, created by the first writer:
 
 :meth:`write_run` publishes a run: its history, membership, the outcomes it tracked, its run row (naming its
 folder, complete before the call), the current scores and its ``ok`` attempt, in one transaction, which is the
-run's commit point.  A re-run of the same as-of date replaces its rows (same row counts, one more attempt), a
-failure leaves the previous run untouched, and writing an older as-of date (a backfill) fills history without
-replacing newer current scores.  An attempt that publishes nothing (a start, a failure, a ``poor`` model) is
+run's commit point (:meth:`write_run_parts` does the same with scores that come in parts, a row group at a
+time, holding one part at a time).  A re-run of the same as-of date replaces its rows (same row counts, one more
+attempt), a failure leaves the previous run untouched, and writing an older as-of date (a backfill) fills history
+without replacing newer current scores.  An attempt that publishes nothing (a start, a failure, a ``poor`` model) is
 recorded with :meth:`record_attempt`, which touches nothing else.
 
 Two implementations share these rules: :class:`SQLiteStore` (the embedded default, ``<home>/store.sqlite``)

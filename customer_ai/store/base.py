@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import math
 import numbers
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -78,6 +79,7 @@ _OUTCOME_COLUMNS = (
     "realised_rate",
     "tracked_at",
 )
+SCORE_BATCH_ROWS = 500_000  # rows of a score_batches frame: tens of MB
 _REQUIRED_SCORE_COLUMNS = ("profile_id", "probability", "score", "percentile", "bucket", "propensity", "model_version")
 # the dtypes both stores return, whatever the backend and even when no row matches
 _SCORE_DTYPES = {
@@ -252,11 +254,16 @@ def _is_text(column: pd.Series) -> bool:
     return isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow"
 
 
-def _score_columns(instance: str, as_of: str, scores: pd.DataFrame) -> _ScoreColumns:
-    """Check a run's scores (no missing value in a required column) and return them as typed columns."""
+def _where(what: str, instance: str, as_of: str, part: int | None) -> str:
+    """Name what a check refuses: ``scores for <instance> as of <date>``, with the part's number if given."""
+    return f"{what} for {instance} as of {as_of}" + ("" if part is None else f", part {part}")
+
+
+def _score_columns(instance: str, as_of: str, scores: pd.DataFrame, part: int | None = None) -> _ScoreColumns:
+    """Check a run's scores (or a part of them): no missing value in a required column; return them as columns."""
     empty = [c for c in _REQUIRED_SCORE_COLUMNS if scores[c].isna().any()]
     if empty:
-        raise ValueError(f"scores for {instance} as of {as_of}: missing values in {empty}; nothing written")
+        raise ValueError(f"{_where('scores', instance, as_of, part)}: missing values in {empty}; nothing written")
     factors = scores["factors"] if "factors" in scores.columns else pd.Series([None] * len(scores), dtype=object)
     return _ScoreColumns(
         _text(scores["profile_id"]),
@@ -277,11 +284,13 @@ def _whole(column: pd.Series) -> np.ndarray:
     return np.fromiter((int(v) for v in column), dtype="int64", count=len(column))
 
 
-def _member_table(instance: str, as_of: str, segments: pd.DataFrame | None, scored: pa.Array) -> pa.Table:
-    """Check a run's segment membership against its scores; return it as text columns ``segment, profile_id``."""
+def _member_table(
+    instance: str, as_of: str, segments: pd.DataFrame | None, scored: pa.Array, part: int | None = None
+) -> pa.Table:
+    """Check a run's (or a part's) segment membership against its scores; return it as ``segment, profile_id``."""
     if segments is None:
         return pa.table({"segment": pa.array([], pa.string()), "profile_id": pa.array([], pa.string())})
-    where = f"segments for {instance} as of {as_of}"
+    where = _where("segments", instance, as_of, part)
     missing = [c for c in ("segment", "profile_id") if c not in segments.columns]
     if missing:
         raise ValueError(f"{where}: missing columns {missing}; nothing written")
@@ -295,13 +304,63 @@ def _member_table(instance: str, as_of: str, segments: pd.DataFrame | None, scor
     if len(unscored):
         shown = sorted(unscored.to_pylist())[:3]
         raise ValueError(
-            f"{where}: {len(unscored):,} members have no score in this run (e.g. {shown}); nothing written"
+            f"{where}: {len(unscored):,} members have no score in this {'run' if part is None else 'part'} "
+            f"(e.g. {shown}); nothing written"
         )
     if members.group_by(["segment", "profile_id"]).aggregate([]).num_rows < members.num_rows:
         counted = Counter(zip(*members.to_pydict().values(), strict=True))
         repeated = sorted(m for m, n in counted.items() if n > 1)[:3]
         raise ValueError(f"{where}: a profile listed twice in one segment (e.g. {repeated}); nothing written")
     return members
+
+
+class _Part(NamedTuple):
+    """One checked part of a run: its scores as columns, its members, and how errors about it name it."""
+
+    rows: _ScoreColumns
+    members: pa.Table
+    where: str
+
+
+def _checked_parts(
+    instance: str, as_of: str, parts: Iterable[tuple[pd.DataFrame, pd.DataFrame | None]], *, numbered: bool
+) -> Iterator[_Part]:
+    """Check each part of a run as it is read (:func:`_score_columns`, :func:`_member_table`) and yield it.
+
+    Only the part being checked or written is held: each is let go before the next one is read.  With
+    ``numbered``, errors name the part (``part 1`` is the first).
+    """
+    number = 0
+    for scores, segments in parts:
+        number += 1
+        part = number if numbered else None
+        rows = _score_columns(instance, as_of, scores, part)
+        members = _member_table(instance, as_of, segments, rows.profile_id, part)
+        checked = _Part(rows, members, _where("scores", instance, as_of, part))
+        del scores, segments, rows, members
+        yield checked
+        del checked
+
+
+def _first_then_rest(first: list[_Part], rest: Iterator[_Part]) -> Iterator[_Part]:
+    """Yield the part ``first`` holds, taken out of it (so that nothing holds it once written), then ``rest``."""
+    if first:
+        yield first.pop()
+    yield from rest
+
+
+def _append_parts(writer: _Writer, parts: Iterable[_Part]) -> int:
+    """Append each part's history rows and members; return the number of rows appended."""
+    scored = 0
+    for part in parts:
+        try:
+            writer.append_history(part.rows)
+        except _ScoredTwiceError as exc:
+            raise ValueError(f"{part.where}: a profile is scored twice ({exc}); nothing written") from exc
+        writer.append_segments(part.members)
+        scored += len(part.rows)
+        del part  # let it go before the next part is read
+    return scored
 
 
 @dataclass(frozen=True)
@@ -542,12 +601,28 @@ def _finite_texts(texts: pa.Array) -> pa.Array:
     return pa.array(replaced, pa.string())
 
 
+class _ScoredTwiceError(Exception):
+    """The history refused a profile already scored as of the same date in this write (its primary key)."""
+
+
 class _Writer(ABC):
-    """One write transaction of one instance, holding the instance's writer lock (backend specific)."""
+    """One write transaction of one instance, holding the instance's writer lock (backend specific).
+
+    A run's scores and membership are written part by part: :meth:`replace_history` and :meth:`replace_segments`
+    remove the date's rows, each part is appended (:meth:`append_history`, :meth:`append_segments`), then
+    :meth:`replace_current` makes the appended rows current.
+    """
 
     @abstractmethod
     def replace_history(self) -> None:
-        """Replace the history rows of (instance, as_of) by this run's rows."""
+        """Start replacing the history rows of (instance, as_of): remove them (the run's parts are appended next)."""
+
+    @abstractmethod
+    def append_history(self, rows: _ScoreColumns) -> None:
+        """Append one part of the run's rows to the history of (instance, as_of).
+
+        Raises :class:`_ScoredTwiceError` when a profile of ``rows`` is there already (from this part or another).
+        """
 
     @abstractmethod
     def newest_ok(self) -> str | None:
@@ -555,7 +630,7 @@ class _Writer(ABC):
 
     @abstractmethod
     def replace_current(self) -> None:
-        """Make this run's rows the instance's current scores (profiles not rescored disappear)."""
+        """Make the history rows of (instance, as_of) the instance's current scores (profiles not rescored go)."""
 
     @abstractmethod
     def upsert_run(self, values: _RunValues, scored_profiles: int) -> None:
@@ -563,7 +638,11 @@ class _Writer(ABC):
 
     @abstractmethod
     def replace_segments(self) -> None:
-        """Replace the segment membership of (instance, as_of) by this run's members."""
+        """Start replacing the segment membership of (instance, as_of): remove it (the parts' members follow)."""
+
+    @abstractmethod
+    def append_segments(self, members: pa.Table) -> None:
+        """Append one part's members (text columns ``segment, profile_id``) to the membership of (instance, as_of)."""
 
     @abstractmethod
     def replace_outcomes(self, as_of: str, rows: list[_OutcomeRow]) -> None:
@@ -610,7 +689,7 @@ class _Store(ABC):
             raise RuntimeError(f"{self!r} was opened for reading (create=False): it is never written")
 
     @abstractmethod
-    def _writing(self, instance: str, as_of: str, rows: _ScoreColumns | None, members: pa.Table | None = None) -> Any:
+    def _writing(self, instance: str, as_of: str) -> Any:
         """Return a context manager: one transaction yielding a :class:`_Writer`, committed on success."""
 
     @abstractmethod
@@ -628,6 +707,10 @@ class _Store(ABC):
     @abstractmethod
     def _select_scores(self, instance: str, as_of: str | None, profile_id: str | None) -> list[tuple]:
         """Return score rows (factors parsed) in the order of :meth:`read_scores`."""
+
+    @abstractmethod
+    def _score_rows(self, instance: str, as_of: str, columns: list[str], rows: int) -> Iterator[list[tuple]]:
+        """Yield the history rows of (instance, as_of), only ``columns`` (checked names), at most ``rows`` at once."""
 
     @abstractmethod
     def _select_runs(self, instance: str, status: str | None, latest: bool) -> list[tuple]:
@@ -711,9 +794,60 @@ class _Store(ABC):
         Raises
         ------
         ValueError
-            When the status is not ``ok``, a required score column has missing values, a member has no score, or
-            an outcome is out of range (nothing is written).
+            When the status is not ``ok``, a required score column has missing values, a profile is scored twice,
+            a member has no score, or an outcome is out of range (nothing is written).
         """
+        self._publish(instance, as_of, [(scores, segments)], run, outcomes, numbered=False)
+
+    def write_run_parts(
+        self,
+        instance: str,
+        as_of: str,
+        parts: Iterable[tuple[pd.DataFrame, pd.DataFrame | None]],
+        run: dict,
+        *,
+        outcomes: dict[str, pd.DataFrame] | None = None,
+    ) -> None:
+        """Publish one run whose scores come in parts, as :meth:`write_run` does, holding one part at a time.
+
+        The parts are read one after the other (a generator reading a file row group by row group, say), each
+        checked and written inside the run's single transaction, then let go before the next is read; the
+        rules of :meth:`write_run` are unchanged.  An empty sequence publishes a run that scored nobody.
+
+        Parameters
+        ----------
+        instance : str
+            Instance name.
+        as_of : str
+            As-of date, ``YYYY-MM-DD``.
+        parts : iterable of (pandas.DataFrame, pandas.DataFrame or None)
+            Each part's scores (the columns of :meth:`write_run`'s ``scores``) and its segment members (columns
+            ``segment, profile_id``, each among the scores of the same part; None: none in this part).  A
+            profile is scored in one part only.
+        run : dict
+            As for :meth:`write_run`; ``scored_profiles`` is the number of rows of all the parts.
+        outcomes : dict, optional
+            As for :meth:`write_run`.
+
+        Raises
+        ------
+        ValueError
+            As :meth:`write_run`, for any part (the message names it: ``part 1`` is the first), and when a profile
+            is scored twice (nothing is written, whichever part fails).
+        """
+        self._publish(instance, as_of, parts, run, outcomes, numbered=True)
+
+    def _publish(
+        self,
+        instance: str,
+        as_of: str,
+        parts: Iterable[tuple[pd.DataFrame, pd.DataFrame | None]],
+        run: dict,
+        outcomes: dict[str, pd.DataFrame] | None,
+        *,
+        numbered: bool,
+    ) -> None:
+        """Check what can be checked before the transaction, then write the run's parts in it (see write_run)."""
         as_of = _as_of_text(as_of)
         values = _run_values(run)
         if values.status != "ok":
@@ -721,8 +855,6 @@ class _Store(ABC):
                 f"run of {instance} as of {as_of}: only an 'ok' run is published with write_run; an attempt that "
                 f"published nothing ({values.status!r}) is recorded with record_attempt"
             )
-        rows = _score_columns(instance, as_of, scores)
-        members = _member_table(instance, as_of, segments, rows.profile_id)
         tracked = {_as_of_text(d): frame for d, frame in (outcomes or {}).items()}
         outcome_rows = {date: _outcome_rows(instance, date, frame) for date, frame in tracked.items()}
         attempt = _attempt_values(
@@ -738,15 +870,19 @@ class _Store(ABC):
                 "run_id": values.run_id,
             },
         )
-        with self._writing(instance, as_of, rows, members) as writer:
+        checked = _checked_parts(instance, as_of, parts, numbered=numbered)
+        # the first part is checked before the store is opened: a bad one (write_run's only one) touches nothing
+        ahead = list(itertools.islice(checked, 1))
+        with self._writing(instance, as_of) as writer:
             self._fence(writer, instance, attempt.attempt)
             writer.replace_history()
             writer.replace_segments()
+            scored = _append_parts(writer, _first_then_rest(ahead, checked))
             for date, date_rows in outcome_rows.items():
                 writer.replace_outcomes(date, date_rows)
             if _becomes_current(as_of, writer.newest_ok()):
                 writer.replace_current()
-            writer.upsert_run(values, len(rows))
+            writer.upsert_run(values, scored)
             if not values.run_id or writer.newest_publish() != values.run_id:  # a publish repeated after its commit
                 writer.append_attempt(attempt)
 
@@ -783,7 +919,7 @@ class _Store(ABC):
             When another attempt holds it; the message says who, since when and until when.
         """
         self._refuse_if_read_only()
-        with self._writing(instance, "", None) as writer:
+        with self._writing(instance, "") as writer:
             now, held = writer.now(), writer.read_lease()
             verdict = lease_verdict(held, attempt, now)
             if verdict == "refuse":
@@ -798,7 +934,7 @@ class _Store(ABC):
     def renew_lock(self, instance: str, attempt: str, *, minutes: float) -> bool:
         """Extend ``attempt``'s lease of ``instance`` to ``minutes`` from now; False when it does not hold it."""
         self._refuse_if_read_only()
-        with self._writing(instance, "", None) as writer:
+        with self._writing(instance, "") as writer:
             held = writer.read_lease()
             if held is None or held.attempt != attempt:
                 return False
@@ -809,7 +945,7 @@ class _Store(ABC):
     def release_lock(self, instance: str, attempt: str | None = None) -> RunLease | None:
         """Free the run lock of ``instance`` if ``attempt`` holds it (any holder's when None); return what it was."""
         self._refuse_if_read_only()
-        with self._writing(instance, "", None) as writer:
+        with self._writing(instance, "") as writer:
             held = writer.read_lease()
             if held is None or (attempt is not None and held.attempt != attempt):
                 return None
@@ -819,7 +955,7 @@ class _Store(ABC):
     def lock_holder(self, instance: str) -> tuple[RunLease | None, dt.datetime]:
         """Return the run lock row of ``instance`` (None when free) and the store's clock now."""
         self._refuse_if_read_only()
-        with self._writing(instance, "", None) as writer:
+        with self._writing(instance, "") as writer:
             return writer.read_lease(), writer.now()
 
     def record_attempt(self, instance: str, as_of: str, attempt: dict) -> None:
@@ -852,7 +988,7 @@ class _Store(ABC):
             raise ValueError(
                 f"attempt of {instance} as of {as_of}: an 'ok' attempt is the publish of its run, recorded by write_run"
             )
-        with self._writing(instance, as_of, None) as writer:
+        with self._writing(instance, as_of) as writer:
             writer.append_attempt(values)
 
     def read_attempts(self, instance: str, as_of: str | None = None) -> pd.DataFrame:
@@ -878,6 +1014,26 @@ class _Store(ABC):
         row["metrics"] = json.loads(row["metrics"])
         row["id"], row["try_number"] = int(row["id"]), int(row["try_number"])
         return row
+
+    def score_batches(
+        self, instance: str, as_of: str, columns: Sequence[str], rows: int = SCORE_BATCH_ROWS
+    ) -> Iterator[pd.DataFrame]:
+        """Yield the scores of one as-of date (history rows) in frames of at most ``rows``, in no particular order.
+
+        Only ``columns`` are read, never the factors: a run of millions of profiles is read in bounded memory (the
+        outcomes of a past run, say).  Nothing is yielded for a date without scores.
+
+        Raises
+        ------
+        ValueError
+            When a column is not one of ``profile_id, probability, score, percentile, bucket, propensity,
+            model_version``.
+        """
+        unknown = [c for c in columns if c not in _REQUIRED_SCORE_COLUMNS]
+        if unknown or not columns:
+            raise ValueError(f"scores are read in batches by {', '.join(_REQUIRED_SCORE_COLUMNS)}; not {unknown}")
+        for batch in self._score_rows(instance, _as_of_text(as_of), list(columns), rows):
+            yield pd.DataFrame.from_records(batch, columns=list(columns))
 
     def read_scores(self, instance: str, as_of: str | None = None, profile_id: str | None = None) -> pd.DataFrame:
         """Return current scores (or the history of one as-of date), optionally for one profile.
@@ -978,7 +1134,7 @@ class _Store(ABC):
         """
         as_of = _as_of_text(as_of)
         rows = _outcome_rows(instance, as_of, outcomes)
-        with self._writing(instance, as_of, None) as writer:
+        with self._writing(instance, as_of) as writer:
             writer.replace_outcomes(as_of, rows)
 
     def read_outcomes(self, instance: str) -> pd.DataFrame:

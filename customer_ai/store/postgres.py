@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import psycopg2
 import pyarrow as pa
-from psycopg2 import sql
+from psycopg2 import errors, sql
 from psycopg2.extensions import parse_dsn
 
 from customer_ai.store.address import ambiguity_message, ambiguous_address, mask_password, postgres_location
@@ -31,6 +31,7 @@ from customer_ai.store.base import (
     _OutcomeRow,
     _RunValues,
     _ScoreColumns,
+    _ScoredTwiceError,
     _Store,
     _Writer,
 )
@@ -199,22 +200,11 @@ def _finite_block(texts: pa.Array) -> pa.Array:
 
 
 class _PostgresWriter(_Writer):
-    def __init__(
-        self,
-        store: PostgresStore,
-        cursor: Any,
-        instance: str,
-        as_of: str,
-        *,
-        rows: _ScoreColumns | None,
-        members: pa.Table | None,
-    ) -> None:
+    def __init__(self, store: PostgresStore, cursor: Any, instance: str, as_of: str) -> None:
         self.store = store
         self.cursor = cursor
         self.instance = instance
         self.as_of = as_of
-        self.rows = rows
-        self.members = members
 
     def _execute(self, template: str, params: dict) -> None:
         self.cursor.execute(self.store._sql(template), params)
@@ -241,22 +231,24 @@ class _PostgresWriter(_Writer):
     def replace_history(self) -> None:
         params = {"instance": self.instance, "as_of": self.as_of}
         self._execute("DELETE FROM {history} WHERE instance = %(instance)s AND as_of = %(as_of)s", params)
-        rows, count = self.rows, len(self.rows)
-        self._copy(
-            "{history}",
-            {
-                "instance": Field("text", pa.array([self.instance] * count, pa.string())),
-                "profile_id": Field("text", rows.profile_id),
-                "as_of": Field("date", self.as_of),
-                "probability": Field("float8", rows.probability),
-                "score": Field("int4", rows.score),
-                "percentile": Field("int4", rows.percentile),
-                "bucket": Field("text", rows.bucket),
-                "propensity": Field("text", rows.propensity),
-                "model_version": Field("text", rows.model_version),
-                "factors": Field("json", _factor_texts(rows.factors, finite=True), _finite_block),
-            },
-        )
+
+    def append_history(self, rows: _ScoreColumns) -> None:
+        fields = {
+            "instance": Field("text", pa.array([self.instance] * len(rows), pa.string())),
+            "profile_id": Field("text", rows.profile_id),
+            "as_of": Field("date", self.as_of),
+            "probability": Field("float8", rows.probability),
+            "score": Field("int4", rows.score),
+            "percentile": Field("int4", rows.percentile),
+            "bucket": Field("text", rows.bucket),
+            "propensity": Field("text", rows.propensity),
+            "model_version": Field("text", rows.model_version),
+            "factors": Field("json", _factor_texts(rows.factors, finite=True), _finite_block),
+        }
+        try:
+            self._copy("{history}", fields)
+        except errors.UniqueViolation as exc:
+            raise _ScoredTwiceError(exc.diag.message_detail or str(exc)) from exc
 
     def newest_ok(self) -> str | None:
         self._execute(
@@ -278,11 +270,12 @@ class _PostgresWriter(_Writer):
     def replace_segments(self) -> None:
         params = {"instance": self.instance, "as_of": self.as_of}
         self._execute("DELETE FROM {segments} WHERE instance = %(instance)s AND as_of = %(as_of)s", params)
-        members = self.members
-        if members is None or not members.num_rows:
+
+    def append_segments(self, members: pa.Table) -> None:
+        if not members.num_rows:
             return
-        # in primary key order (members come by probability): each row goes to the right edge of the key's index
-        # instead of a random page of it, which halves the time of the COPY at a million rows
+        # in primary key order within the part (members come by probability): each row goes to the right edge of
+        # the key's index instead of a random page of it, which halves the time of the COPY at a million rows
         members = members.sort_by([("segment", "ascending"), ("profile_id", "ascending")])
         self._copy(
             "{segments}",
@@ -380,11 +373,11 @@ class PostgresStore(_Store):
     current scores, ``customer_ai_scores``, are a view: the history rows of each instance's current as-of date,
     which ``customer_ai_current`` holds (one row per instance), so making a run current moves one row instead of
     rewriting a million.  A write takes ``pg_advisory_xact_lock(hashtext(instance))``, so writers of one instance
-    queue up, then in one transaction replaces the date's history rows and membership (each with one binary
-    ``COPY``: the factors' JSON text is checked once by the server and kept as written, since ``json`` is text)
-    and the outcomes the run tracked, moves the current date when the run becomes current, writes the run row and
-    appends the attempt's row; a failure (bad row, lost connection, a killed client) leaves the previous rows
-    untouched.  Attempts (``customer_ai_attempts``) are only ever appended.
+    queue up, then in one transaction replaces the date's history rows and membership (one binary ``COPY`` of
+    each per part of the run: the factors' JSON text is checked once by the server and kept as written, since
+    ``json`` is text) and the outcomes the run tracked, moves the current date when the run becomes current,
+    writes the run row and appends the attempt's row; a failure (bad row, lost connection, a killed client) leaves
+    the previous rows untouched.  Attempts (``customer_ai_attempts``) are only ever appended.
 
     Parameters
     ----------
@@ -577,9 +570,7 @@ class PostgresStore(_Store):
         cursor.execute(self._sql("DROP TABLE {scores}"))
 
     @contextmanager
-    def _writing(
-        self, instance: str, as_of: str, rows: _ScoreColumns | None, members: pa.Table | None = None
-    ) -> Iterator[_PostgresWriter]:
+    def _writing(self, instance: str, as_of: str) -> Iterator[_PostgresWriter]:
         self._refuse_if_read_only()
         with self._connect() as connection:
             try:
@@ -587,7 +578,7 @@ class PostgresStore(_Store):
                     # writers of one instance queue up here; the rows are copied straight into their tables
                     # inside the transaction, so a bad row (or a lost connection) leaves the last run as it was
                     cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (instance,))
-                    yield _PostgresWriter(self, cursor, instance, as_of, rows=rows, members=members)
+                    yield _PostgresWriter(self, cursor, instance, as_of)
                 connection.commit()
             except psycopg2.OperationalError as exc:  # the server went away mid-write: nothing was committed
                 if not connection.closed:
@@ -663,6 +654,27 @@ class PostgresStore(_Store):
         query += ' ORDER BY probability DESC, profile_id COLLATE "C"'  # byte order, as SQLite sorts
         rows = self._fetch(self._sql(query), {"instance": instance, "as_of": as_of, "profile_id": profile_id})
         return [(*row[:-1], _ordered_factors(row[-1])) for row in rows]
+
+    def _score_rows(self, instance: str, as_of: str, columns: list[str], rows: int) -> Iterator[list[tuple]]:
+        query = sql.SQL("SELECT {columns} FROM {history} WHERE instance = %(instance)s AND as_of = %(as_of)s").format(
+            columns=sql.SQL(", ").join(map(sql.Identifier, columns)), history=self._sql("{history}")
+        )
+        with self._connect() as connection:
+            if connection is None:
+                return
+            try:
+                with connection.cursor(name="customer_ai_score_batches") as cursor:  # server-side: rows as fetched
+                    cursor.itersize = rows
+                    cursor.execute(query, {"instance": instance, "as_of": as_of})
+                    while batch := cursor.fetchmany(rows):
+                        yield batch
+                connection.rollback()
+            except psycopg2.OperationalError as exc:  # the server went away during the read
+                reason = " ".join(str(exc).split())
+                raise StoreUnavailableError(
+                    f"the PostgreSQL profile store at {postgres_location(self.dsn)} dropped the connection during a "
+                    f"read: {reason}"
+                ) from exc
 
     def _select_attempts(self, instance: str, as_of: str | None, latest: bool) -> list[tuple]:
         query = (

@@ -27,6 +27,7 @@ from customer_ai.store.base import (
     _OutcomeRow,
     _RunValues,
     _ScoreColumns,
+    _ScoredTwiceError,
     _Store,
     _Writer,
 )
@@ -107,31 +108,31 @@ _SQLITE_MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (2, (_SQLITE_LOCKS,)),
 )
 _SQLITE_VERSION = max(version for version, _ in _SQLITE_MIGRATIONS)
-_SQLITE_INSERT = f"({', '.join(_SCORE_COLUMNS)}) VALUES ({', '.join('?' for _ in _SCORE_COLUMNS)})"
+_SQLITE_COLUMNS = ", ".join(_SCORE_COLUMNS)
+_SQLITE_INSERT = f"({_SQLITE_COLUMNS}) VALUES ({', '.join('?' for _ in _SCORE_COLUMNS)})"
 _SQLITE_OUTCOME_COLUMNS = ", ".join(f'"{c}"' for c in _OUTCOME_COLUMNS)
 
 
 class _SQLiteWriter(_Writer):
-    def __init__(
-        self,
-        connection: sqlite3.Connection,
-        instance: str,
-        as_of: str,
-        rows: _ScoreColumns | None,
-        members: pa.Table | None = None,
-    ):
+    def __init__(self, connection: sqlite3.Connection, instance: str, as_of: str) -> None:
         self.connection = connection
         self.instance = instance
         self.as_of = as_of
-        self.members = [] if members is None else list(zip(*members.to_pydict().values(), strict=True))
-        texts = [] if rows is None else _factor_texts(rows.factors, finite=False, check=True).to_pylist()
-        self.rows = [] if rows is None else [(instance, r[0], as_of, *r[1:]) for r in rows.rows(texts)]
 
     def replace_history(self) -> None:
         self.connection.execute(
             "DELETE FROM customer_ai_score_history WHERE instance = ? AND as_of = ?", (self.instance, self.as_of)
         )
-        self.connection.executemany(f"INSERT INTO customer_ai_score_history {_SQLITE_INSERT}", self.rows)
+
+    def append_history(self, rows: _ScoreColumns) -> None:
+        texts = _factor_texts(rows.factors, finite=False, check=True).to_pylist()
+        converted = ((self.instance, r[0], self.as_of, *r[1:]) for r in rows.rows(texts))
+        try:
+            self.connection.executemany(f"INSERT INTO customer_ai_score_history {_SQLITE_INSERT}", converted)
+        except sqlite3.IntegrityError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+                raise
+            raise _ScoredTwiceError(str(exc)) from exc
 
     def newest_ok(self) -> str | None:
         return self.connection.execute(
@@ -142,14 +143,24 @@ class _SQLiteWriter(_Writer):
 
     def replace_current(self) -> None:
         self.connection.execute("DELETE FROM customer_ai_scores WHERE instance = ?", (self.instance,))
-        self.connection.executemany(f"INSERT INTO customer_ai_scores {_SQLITE_INSERT}", self.rows)
+        self.connection.execute(
+            f"INSERT INTO customer_ai_scores ({_SQLITE_COLUMNS}) SELECT {_SQLITE_COLUMNS} "
+            "FROM customer_ai_score_history WHERE instance = ? AND as_of = ?",
+            (self.instance, self.as_of),
+        )
 
     def replace_segments(self) -> None:
         key = (self.instance, self.as_of)
         self.connection.execute("DELETE FROM customer_ai_segments WHERE instance = ? AND as_of = ?", key)
+
+    def append_segments(self, members: pa.Table) -> None:
+        columns = members.to_pydict()
         self.connection.executemany(
             "INSERT INTO customer_ai_segments (instance, segment, as_of, profile_id) VALUES (?, ?, ?, ?)",
-            ((self.instance, segment, self.as_of, profile_id) for segment, profile_id in self.members),
+            (
+                (self.instance, segment, self.as_of, profile_id)
+                for segment, profile_id in zip(columns["segment"], columns["profile_id"], strict=True)
+            ),
         )
 
     def replace_outcomes(self, as_of: str, rows: list[_OutcomeRow]) -> None:
@@ -432,14 +443,12 @@ class SQLiteStore(_Store):
             return before, connection.execute("PRAGMA user_version").fetchone()[0]
 
     @contextmanager
-    def _writing(
-        self, instance: str, as_of: str, rows: _ScoreColumns | None, members: pa.Table | None = None
-    ) -> Iterator[_SQLiteWriter]:
+    def _writing(self, instance: str, as_of: str) -> Iterator[_SQLiteWriter]:
         self._refuse_if_read_only()
         with self._connect() as connection:
             connection.execute("BEGIN IMMEDIATE")  # one writer at a time for the whole file
             try:
-                yield _SQLiteWriter(connection, instance, as_of, rows, members)
+                yield _SQLiteWriter(connection, instance, as_of)
                 connection.commit()
             except BaseException:
                 connection.rollback()
@@ -462,6 +471,17 @@ class SQLiteStore(_Store):
             params.append(profile_id)
         rows = self._fetch(query + " ORDER BY probability DESC, profile_id", params)
         return [(*row[:-1], json.loads(row[-1])) for row in rows]
+
+    def _score_rows(self, instance: str, as_of: str, columns: list[str], rows: int) -> Iterator[list[tuple]]:
+        with self._connect() as connection:
+            if connection is None:
+                return
+            cursor = connection.execute(
+                f"SELECT {', '.join(columns)} FROM customer_ai_score_history WHERE instance = ? AND as_of = ?",
+                (instance, as_of),
+            )
+            while batch := cursor.fetchmany(rows):
+                yield batch
 
     def _select_segment(self, instance: str, segment: str, as_of: str) -> list[tuple]:
         columns = ", ".join(f"h.{c}" for c in _SCORE_COLUMNS)
