@@ -116,7 +116,8 @@ def file_source(path: Path, id_column: str = "profile_id", batch_rows: int = BAT
 
     def batches() -> Iterator[tuple[int, pa.Table]]:
         first = 0
-        scanned = iter(dataset.to_batches(batch_size=batch_rows))
+        # Arrow reads ahead 16 batches of 4 files by default: gigabytes of rows waiting while one is made canonical
+        scanned = iter(dataset.to_batches(batch_size=batch_rows, batch_readahead=1, fragment_readahead=1))
         while True:
             try:
                 batch = next(scanned, None)

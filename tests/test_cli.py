@@ -981,7 +981,7 @@ def test_scores_out_is_written_after_the_publish_with_the_published_scores(
     out = tmp_path / "later.parquet"
     # a run whose commit fails: its folder is sealed, but the store's transaction never happens
     broken = _cli_failing(
-        "customer_ai.store.sqlite:SQLiteStore.write_run",
+        "customer_ai.store.sqlite:SQLiteStore.write_run_parts",
         "run",
         str(workspace / "instance.yaml"),
         "--as-of",
@@ -991,14 +991,14 @@ def test_scores_out_is_written_after_the_publish_with_the_published_scores(
         home=home,
     )
     assert broken.returncode != 0
-    assert "RuntimeError: write_run broke on purpose" in broken.stderr
+    assert "RuntimeError: write_run_parts broke on purpose" in broken.stderr
     assert not out.exists()
     assert _store_of(home).read_runs(NAME)["as_of"].tolist() == [AS_OF]
     *_, failed = _attempts(home, LATER)
     assert (failed["step"], failed["status"], failed["reason"]) == (
         "publish",
         "failed",
-        "RuntimeError: write_run broke on purpose",
+        "RuntimeError: write_run_parts broke on purpose",
     )
     date = home / "artifacts" / NAME / LATER
     assert failed["attempt"] in {p.name for p in date.iterdir()}  # sealed, and nothing points at it

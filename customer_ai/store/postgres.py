@@ -593,26 +593,33 @@ class PostgresStore(_Store):
                     connection.rollback()
                 raise
 
-    def _fetch(self, query: Any, params: Any) -> list[tuple]:  # noqa: ANN401 - a composed query and its parameters
-        """Return the rows of one read-only query (the transaction it opened is rolled back).
+    @contextmanager
+    def _reading(self) -> Iterator[Any]:
+        """Yield a connection for read-only queries, whose transaction is then rolled back.
 
-        A store opened for reading whose schema holds no store has no rows.
+        None: a store opened for reading whose schema holds no store.  A connection the server dropped during the
+        read raises :class:`StoreUnavailableError`.
         """
         with self._connect() as connection:
-            if connection is None:
-                return []
             try:
-                with connection.cursor() as cursor:
-                    cursor.execute(query, params)
-                    rows = cursor.fetchall()
-                connection.rollback()
+                yield connection
+                if connection is not None:
+                    connection.rollback()
             except psycopg2.OperationalError as exc:  # the server went away during the read
                 reason = " ".join(str(exc).split())
                 raise StoreUnavailableError(
                     f"the PostgreSQL profile store at {postgres_location(self.dsn)} dropped the connection during a "
                     f"read: {reason}"
                 ) from exc
-        return rows
+
+    def _fetch(self, query: Any, params: Any) -> list[tuple]:  # noqa: ANN401 - a composed query and its parameters
+        """Return the rows of one read-only query (see :meth:`_reading`); a store without a schema has none."""
+        with self._reading() as connection:
+            if connection is None:
+                return []
+            with connection.cursor() as cursor:
+                cursor.execute(query, params)
+                return cursor.fetchall()
 
     def _select_segment(self, instance: str, segment: str, as_of: str) -> list[tuple]:
         query = (
@@ -659,22 +666,14 @@ class PostgresStore(_Store):
         query = sql.SQL("SELECT {columns} FROM {history} WHERE instance = %(instance)s AND as_of = %(as_of)s").format(
             columns=sql.SQL(", ").join(map(sql.Identifier, columns)), history=self._sql("{history}")
         )
-        with self._connect() as connection:
+        with self._reading() as connection:
             if connection is None:
                 return
-            try:
-                with connection.cursor(name="customer_ai_score_batches") as cursor:  # server-side: rows as fetched
-                    cursor.itersize = rows
-                    cursor.execute(query, {"instance": instance, "as_of": as_of})
-                    while batch := cursor.fetchmany(rows):
-                        yield batch
-                connection.rollback()
-            except psycopg2.OperationalError as exc:  # the server went away during the read
-                reason = " ".join(str(exc).split())
-                raise StoreUnavailableError(
-                    f"the PostgreSQL profile store at {postgres_location(self.dsn)} dropped the connection during a "
-                    f"read: {reason}"
-                ) from exc
+            with connection.cursor(name="customer_ai_score_batches") as cursor:  # server-side: rows as fetched
+                cursor.itersize = rows
+                cursor.execute(query, {"instance": instance, "as_of": as_of})
+                while batch := cursor.fetchmany(rows):
+                    yield batch
 
     def _select_attempts(self, instance: str, as_of: str | None, latest: bool) -> list[tuple]:
         query = (
