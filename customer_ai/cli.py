@@ -184,15 +184,22 @@ def _print_profile(row: dict, out=None) -> None:  # noqa: ANN001
         print(f"      {sign} {_printable(factor['description'])}  ({_printable(effect)}, {size})", file=out)
 
 
-def _write_scores(scores, path: Path) -> None:  # noqa: ANN001
-    out = scores.copy()
-    out["factors"] = [json.dumps(f, ensure_ascii=False) for f in out["factors"]]
+def _write_scores(folder: Path, path: Path) -> None:
+    """Write a run folder's scores to a CSV or Parquet file, a partition (row group) at a time.
+
+    The factors stay the JSON text ``scores.parquet`` holds: no profile's are decoded, and no more than one
+    partition's scores are in memory.
+    """
+    from customer_ai import artifacts  # noqa: PLC0415 - pandas and Arrow: only for the commands that need them
+
+    parts = artifacts.read_row_groups(as_path(folder) / "scores.parquet")
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".parquet":
-        out.to_parquet(path, index=False)
+        artifacts.write_frames(path, parts)
     elif path.suffix.lower() == ".csv":
-        # every text field quoted: a carriage return or a separator inside an id must not split a row
-        out.to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC)
+        for number, part in enumerate(parts):
+            # every text field quoted: a carriage return or a separator inside an id must not split a row
+            part.to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC, mode="a" if number else "w", header=not number)
     else:
         raise UsageError(f"--scores-out {path}: use a .csv or .parquet file name")
 
@@ -258,7 +265,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for note in meta.get("history", {}).get("notes", []):
         print(f"history: {note}")
     print(f"artifacts: {result.artifact_dir}")
-    if result.scores is None:
+    if not result.written_to_store:
         print(
             f"warning: the model is poor: {meta['quality']['reason']}; the run stopped at the quality gate "
             "(nothing scored or published: the store keeps its runs and scores; the attempt's files above are kept "
@@ -267,7 +274,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         return EXIT_OK if args.allow_poor else EXIT_POOR
     if args.scores_out is not None:
-        _write_scores(result.scores, args.scores_out)
+        _write_scores(result.artifact_dir, args.scores_out)
     buckets = ", ".join(f"{k} {meta['buckets'][k]:,}" for k in ("low", "medium", "high"))
     print(f"scored {meta['scored_profiles']:,} profiles ({buckets})")
     print(f"store: {store}")

@@ -765,6 +765,7 @@ def test_show_prints_the_latest_run_and_top_profiles(first_run: tuple, workspace
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_scores_files_round_trip_hostile_ids_exactly(tmp_path: Path, suffix: str) -> None:
     # before: an id with a carriage return was written unquoted and read back as an extra row
+    from customer_ai.artifacts import write_frame
     from customer_ai.cli import _write_scores
 
     ids = ["a\rb", "c\nd", 'quote"d', "comma,id", "semi;--", "\x1b[31mred", "007", "12346.0"]
@@ -776,7 +777,8 @@ def test_scores_files_round_trip_hostile_ids_exactly(tmp_path: Path, suffix: str
         }
     )
     path = tmp_path / f"scores{suffix}"
-    _write_scores(scores, path)
+    write_frame(tmp_path / "run" / "scores.parquet", scores)  # as a run folder holds them: factors as JSON text
+    _write_scores(tmp_path / "run", path)
     back = pd.read_csv(path, dtype={"profile_id": str}) if suffix == ".csv" else pd.read_parquet(path)
     assert back["profile_id"].tolist() == ids
     assert [json.loads(f) for f in back["factors"]] == scores["factors"].tolist()
@@ -1402,6 +1404,7 @@ def test_a_segment_export_for_a_spreadsheet_runs_no_formula(formulas: dict, caps
 def test_raw_csv_and_parquet_segment_exports_keep_every_cell_exactly(
     formulas: dict, capsys: pytest.CaptureFixture
 ) -> None:
+    from customer_ai.artifacts import write_frame
     from customer_ai.cli import _write_scores
     from customer_ai.segments import flat_factors
 
@@ -1429,7 +1432,9 @@ def test_raw_csv_and_parquet_segment_exports_keep_every_cell_exactly(
     assert not out.exists()
     # run --scores-out is the file programs read: exact, as documented
     scores = formulas["store"].read_segment("unit", "high", "2024-01-01")
-    _write_scores(scores, formulas["folder"] / "scores.csv")
+    run_folder = formulas["folder"] / "run"
+    write_frame(run_folder / "scores.parquet", scores)
+    _write_scores(run_folder, formulas["folder"] / "scores.csv")
     back = pd.read_csv(formulas["folder"] / "scores.csv", dtype={"profile_id": str})
     assert back["profile_id"].tolist() == FORMULA_IDS
 
