@@ -26,6 +26,7 @@ __all__ = [
     "EXTRAS",
     "HomeError",
     "as_path",
+    "clear_downloads",
     "copy_tree",
     "fetch",
     "fetch_tree",
@@ -89,6 +90,16 @@ def _downloads() -> str:
         _DOWNLOADS.append(tempfile.TemporaryDirectory(prefix="customer-ai-fetched-"))
         weakref.finalize(_DOWNLOADS[0], _DOWNLOADS[0].cleanup)
     return _DOWNLOADS[0].name
+
+
+def clear_downloads() -> None:
+    """Remove the local copies :func:`fetch` made in this process (a task's, once it ends).
+
+    They are removed when the process ends too, but a task process that Airflow ends with ``os._exit`` never runs
+    that clean-up: a worker's local folder would fill with every task's downloads.
+    """
+    while _DOWNLOADS:
+        _DOWNLOADS.pop().cleanup()
 
 
 def fetch(path: Any) -> Path:  # noqa: ANN401

@@ -105,6 +105,7 @@ class CustomerAIOperator(BaseOperator):
         A failure is recorded in the store's attempts; the run's last failure (not retried) frees the run lock.
         """
         from customer_ai.artifacts import BrokenModelError, default_home
+        from customer_ai.home import clear_downloads
         from customer_ai.run_lock import holding, lock_minutes
         from customer_ai.store.lease import RunInProgressError, dag_scope
 
@@ -141,6 +142,8 @@ class CustomerAIOperator(BaseOperator):
             if error is exc:
                 raise
             raise error from exc
+        finally:
+            clear_downloads()  # a worker keeps no task's copies of bucket files
 
     def _release(self, home, instance: str, attempt: str) -> None:  # noqa: ANN001
         """Free the run lock of the attempt that ends here; a store that cannot be reached is only logged."""

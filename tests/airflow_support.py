@@ -209,12 +209,17 @@ class Airflow:
         self.processes: dict[str, subprocess.Popen] = {}
         self.client = httpx.Client(base_url=url, timeout=30)
 
-    def start(self, name: str, *args: str, command: tuple[str, ...] | None = None) -> None:
-        """Start ``airflow <name> *args`` (or ``airflow *command *args``, kept under ``name``) in the background."""
+    def start(
+        self, name: str, *args: str, command: tuple[str, ...] | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        """Start ``airflow <name> *args`` (or ``airflow *command *args``, kept under ``name``) in the background.
+
+        ``env`` changes or adds variables for this process only (a worker's own local folders, say).
+        """
         with (self.logs / f"{name}.out").open("wb") as out, (self.logs / f"{name}.err").open("wb") as err:
             self.processes[name] = subprocess.Popen(  # noqa: S603 - the venv's airflow command
                 [str(self.executable), *(command or (name,)), *args],
-                env=self.env,
+                env={**self.env, **(env or {})},
                 cwd=self.logs,
                 stdin=subprocess.DEVNULL,
                 stdout=out,

@@ -7,6 +7,7 @@ must equal, exactly, those of the same model scoring every profile in one partit
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import shutil
 import sqlite3
@@ -24,8 +25,9 @@ from airflow_support import DAG, airflow_env, eligible_at, free_ports, migrate, 
 from airflow_support import write_instance as write_example
 
 from customer_ai import artifacts, steps
+from customer_ai.home import as_path, remove_tree
 from customer_ai.spec import load_spec
-from customer_ai.store import SQLiteStore
+from customer_ai.store import SQLiteStore, open_store
 
 pytestmark = pytest.mark.airflow
 
@@ -36,9 +38,9 @@ STARTUP_TIMEOUT = 180.0
 RUN_TIMEOUT = 600.0
 
 
-def published_folder(home: Path, name: str) -> Path:
+def published_folder(home: Path, name: str, store: object) -> Path:
     """Return the folder of the run the store published as of AS_OF."""
-    run = SQLiteStore(home / "store.sqlite").latest_run(name)
+    run = store.latest_run(name)
     assert run is not None
     assert run["as_of"] == AS_OF
     return artifacts.run_dir(home, name, pd.Timestamp(AS_OF, tz="UTC"), run["run_id"])
@@ -56,13 +58,16 @@ def unpartitioned_scores(home: Path, instance: Path, folder: Path) -> pd.DataFra
     steps.score(spec, as_of, home, partitions=1, attempt=attempt)
     staging = artifacts.staging_dir(home, spec.name, as_of, attempt)
     scores = steps.read_scores(staging)
-    shutil.rmtree(staging)
+    remove_tree(staging)
     return scores
 
 
-def assert_stored_scores_are_the_unpartitioned_ones(home: Path, instance: Path, partitions: int) -> None:
+def assert_stored_scores_are_the_unpartitioned_ones(
+    home: Path, instance: Path, partitions: int, store: object | None = None
+) -> None:
     spec = load_spec(instance)
-    folder = published_folder(home, spec.name)
+    store = store or SQLiteStore(home / "store.sqlite")
+    folder = published_folder(home, spec.name, store)
     published = steps.read_scores(folder)
     plan = artifacts.read_json(folder / "scoring/plan.json")
     assert plan["partitions"] == partitions
@@ -73,7 +78,7 @@ def assert_stored_scores_are_the_unpartitioned_ones(home: Path, instance: Path, 
     pd.testing.assert_frame_equal(by_profile, single, check_exact=True)
     pd.testing.assert_frame_equal(steps.read_scores(folder), published)  # the sealed folder is as it was
     assert artifacts.read_json(folder / "scoring/plan.json") == plan
-    stored = SQLiteStore(home / "store.sqlite").read_scores(spec.name, as_of=AS_OF)
+    stored = store.read_scores(spec.name, as_of=AS_OF)
     assert set(stored["profile_id"]) == eligible_at(AS_OF)
     expected = single.set_index("profile_id")["probability"]
     assert stored.set_index("profile_id")["probability"].sort_index().to_dict() == expected.sort_index().to_dict()
@@ -155,9 +160,24 @@ def workers_of_partitions(logs: Path, workers: list[str]) -> dict[str, set[int]]
     return found
 
 
+@pytest.fixture
+def store_schema() -> Iterator[str]:
+    """A fresh PostgreSQL schema for the profile store; dropped afterwards."""
+    schema = f"test_celery_{uuid.uuid4().hex[:8]}"
+    yield schema
+    with psycopg2.connect(**PG) as connection, connection.cursor() as cursor:
+        cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 def test_celery_workers_share_the_partitions_and_the_scores_equal_one_partitions(
-    tmp_path: Path, redis_url: str, metadata_db: str
+    tmp_path: Path, redis_url: str, metadata_db: str, s3_env: dict[str, str], store_schema: str
 ) -> None:
+    # the workers share only the home, in a bucket, and the databases: each has its own local folders
+    from s3_support import new_bucket
+
+    home = f"s3://{new_bucket(s3_env)}/customer-ai"
+    store_connection = {"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres"}
+    store_connection |= {"schema": "test", "extra": {"schema": store_schema}}
     services = served_airflow(
         tmp_path,
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=metadata_db,
@@ -165,6 +185,11 @@ def test_celery_workers_share_the_partitions_and_the_scores_equal_one_partitions
         AIRFLOW__CELERY__BROKER_URL=redis_url,
         AIRFLOW__CELERY__RESULT_BACKEND=f"db+{metadata_db}",
         AIRFLOW__CELERY__WORKER_CONCURRENCY="1",
+        AIRFLOW_CONN_CUSTOMER_AI_STORE=json.dumps(
+            {**store_connection, "schema": "test", "extra": {"schema": store_schema}}
+        ),
+        CUSTOMER_AI_HOME=home,
+        **s3_env,
     )
     services.env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS")  # SQLite's lock timeout: not for PostgreSQL
     instance = write_example(tmp_path / "instances", scoring={"partitions": 4})
@@ -174,8 +199,15 @@ def test_celery_workers_share_the_partitions_and_the_scores_equal_one_partitions
     try:
         services.start_core()
         for worker in workers:  # the log server's port would clash on one machine: logs stay in AIRFLOW_HOME
+            local = tmp_path / worker
+            (local / "tmp").mkdir(parents=True)
             services.start(
-                worker, "--celery-hostname", f"{worker}@%h", "--skip-serve-logs", command=("celery", "worker")
+                worker,
+                "--celery-hostname",
+                f"{worker}@%h",
+                "--skip-serve-logs",
+                command=("celery", "worker"),
+                env={"TMPDIR": str(local / "tmp"), "AIRFLOW_HOME": str(local / "airflow")},
             )
 
         def healthy() -> dict | None:
@@ -207,4 +239,7 @@ def test_celery_workers_share_the_partitions_and_the_scores_equal_one_partitions
         assert all(ran.values()), f"a worker ran no partition: {ran}"  # both machines' worth of workers took part
     finally:
         services.stop()
-    assert_stored_scores_are_the_unpartitioned_ones(Path(services.env["CUSTOMER_AI_HOME"]), instance, 4)
+    for worker in workers:  # nothing of a run was left in a worker's local folders
+        assert not any((tmp_path / worker / "tmp").iterdir()), worker
+    store = open_store("postgresql://postgres@127.0.0.1:5432/test", Path.cwd(), store_schema)
+    assert_stored_scores_are_the_unpartitioned_ones(as_path(home), instance, 4, store)

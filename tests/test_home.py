@@ -10,7 +10,7 @@ import pytest
 from s3_support import new_bucket
 
 from customer_ai import files
-from customer_ai.home import HomeError, as_path, fetch, fetch_tree, is_local, move, put, remove_tree
+from customer_ai.home import HomeError, as_path, clear_downloads, fetch, fetch_tree, is_local, move, put, remove_tree
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -54,6 +54,16 @@ def test_files_are_written_whole_read_back_and_listed(home: object) -> None:
     assert sorted(p.name for p in folder.iterdir()) == ["plan.json", "scores.parquet"]
     with pytest.raises(files.FileContentError, match=r"missing.json: is missing"):
         files.read_json_object(folder / "missing.json")
+
+
+def test_the_copies_of_bucket_files_are_removed_when_a_task_clears_them(home: object) -> None:
+    files.write_json(home / "x" / "plan.json", {"a": 1})
+    copy = fetch(home / "x" / "plan.json")
+    assert copy.exists()
+    clear_downloads()
+    assert copy.exists() == is_local(home)  # a local home's file is itself: never removed
+    assert files.read_json(home / "x" / "plan.json") == {"a": 1}  # and fetched afresh after
+    clear_downloads()
 
 
 def test_a_folder_moves_whole_and_is_removed(home: object) -> None:

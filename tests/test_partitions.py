@@ -291,3 +291,20 @@ def test_a_run_split_into_three_partitions_at_its_first_step_is_the_run_in_one(
     validation = artifacts.read_json(three.artifact_dir / "validation" / "events.json")
     assert (validation["success"], validation["partitions"], validation["rows"]) == (True, 3, len(events))
     assert len(list((three.artifact_dir / "validation" / "events").iterdir())) == 3
+
+
+def test_a_run_is_published_a_partition_at_a_time_or_whole_when_its_files_do_not_match(tmp_path: Path) -> None:
+    scores = pd.DataFrame({"profile_id": ["a", "b", "c"], "probability": [0.1, 0.2, 0.3]})
+    members = pd.DataFrame({"segment": ["low", "low", "high"], "profile_id": ["a", "b", "c"]})
+    artifacts.write_frames(tmp_path / "scores.parquet", iter([scores.iloc[:2], scores.iloc[2:]]))
+    artifacts.write_frames(tmp_path / steps.SEGMENTS, iter([members.iloc[:2], members.iloc[2:]]))
+    parts = list(steps._published_parts(tmp_path))
+    assert [(list(s["profile_id"]), list(m["profile_id"])) for s, m in parts] == [
+        (["a", "b"], ["a", "b"]),
+        (["c"], ["c"]),
+    ]
+    # a folder sealed before segments were written a partition at a time: its files, whole, as one part
+    artifacts.write_frame(tmp_path / steps.SEGMENTS, members)
+    (whole,) = steps._published_parts(tmp_path)
+    pd.testing.assert_frame_equal(whole[0], scores)
+    pd.testing.assert_frame_equal(whole[1], members)
