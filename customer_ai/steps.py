@@ -1331,8 +1331,8 @@ def validate_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, atte
     not checked, unless none has any (the suites then fail on zero rows, as for a run in one partition).
     """
     folder = _folder(spec, as_of, home, attempt)
-    path = folder / "scores.parquet"
-    count = pq.read_metadata(fetch(path)).num_row_groups
+    path = fetch(folder / "scores.parquet")  # one local copy (in a bucket, one download) for both reads
+    count = pq.read_metadata(path).num_row_groups
     validations, rows = [], 0
     for partition, scores in enumerate(artifacts.read_row_groups(path)):
         rows += len(scores)
@@ -1470,8 +1470,8 @@ def _write_segments(spec: InstanceSpec, folder: Path) -> dict[str, int]:
     factors are read and decoded only when a rule tests them.
     """
     tests_factors = any(c.factor for s in spec.segments for c in s.where)
-    path = folder / "scores.parquet"
-    columns = None if tests_factors else [c for c in pq.read_schema(fetch(path)).names if c != "factors"]
+    path = fetch(folder / "scores.parquet")  # one local copy (in a bucket, one download) for both reads
+    columns = None if tests_factors else [c for c in pq.read_schema(path).names if c != "factors"]
     sizes = dict.fromkeys(segment_sizes(pd.DataFrame({"segment": []}), spec), 0)
 
     def parts() -> Iterator[pd.DataFrame]:
@@ -1641,10 +1641,10 @@ def _published_parts(folder: Path) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]
     The factors stay the JSON text ``scores.parquet`` holds, which the store keeps as it is.  A folder sealed
     before the segments were written a partition at a time gives its files whole, as one part.
     """
-    scores_path, members_path = folder / "scores.parquet", folder / SEGMENTS
-    groups = {pq.read_metadata(fetch(path)).num_row_groups for path in (scores_path, members_path)}
+    scores_path, members_path = fetch(folder / "scores.parquet"), fetch(folder / SEGMENTS)  # each downloaded once
+    groups = {pq.read_metadata(path).num_row_groups for path in (scores_path, members_path)}
     if len(groups) > 1:
-        yield pd.read_parquet(fetch(scores_path)), pd.read_parquet(fetch(members_path))
+        yield pd.read_parquet(scores_path), pd.read_parquet(members_path)
         return
     yield from zip(artifacts.read_row_groups(scores_path), artifacts.read_row_groups(members_path), strict=True)
 
