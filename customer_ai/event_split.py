@@ -2,11 +2,11 @@
 
 The first step of a run reads its events once, in batches of :data:`BATCH_ROWS` (a Parquet file or a
 hive-partitioned folder through Arrow's dataset reader, a PostgreSQL table through a server-side cursor; a CSV file
-is read whole, then split), makes each batch canonical and hands the batches to Arrow's dataset writer
-(:func:`write_split`), which appends every row to the file of its profile's hash partition
-(:func:`customer_ai.partitions.partition_of`) on disk.  No process ever holds more than a batch and the rows of one
-partition: every profile's events are in exactly one partition, so what is computed per profile (labels,
-features, scores, duplicates) is computed a partition at a time with the answer it has over all the events.
+is read whole, then split), makes each batch canonical and appends its rows to the Parquet file of their profile's
+hash partition (:func:`write_split`, :func:`customer_ai.partitions.partition_of`) on disk.  No process ever holds
+more than a batch and the rows of one partition: every profile's events are in exactly one partition, so what is
+computed per profile (labels, features, scores, duplicates) is computed a partition at a time with the answer it
+has over all the events.
 
 A run folder keeps its partitions as ``events/part-NNNNN.parquet`` (each sorted by time then profile, as
 :func:`customer_ai.events.sort_events` sorts); how many there are is decided once, when the events are split
@@ -15,7 +15,8 @@ A run folder keeps its partitions as ``events/part-NNNNN.parquet`` (each sorted 
 
 from __future__ import annotations
 
-import shutil
+import contextlib
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +62,6 @@ __all__ = [
 
 EVENTS_DIR = "events"  # the run folder's subfolder of the partitions' events
 BATCH_ROWS = 1_000_000  # rows read, made canonical and written at a time
-_PART = "customer_ai_partition"  # the split's own column (a hive folder per partition)
 
 
 def part_path(folder: Path, partition: int) -> Path:
@@ -107,7 +107,10 @@ def file_source(path: Path, id_column: str = "profile_id", batch_rows: int = BAT
     if kind == "folder":
         _check_parquet_folder(path)
     try:
-        dataset = ds.dataset(str(path), format="parquet", partitioning="hive")
+        # Arrow's default pre-buffering keeps every range it read cached until the scan ends: the reader's memory
+        # would grow with the file (1.9 GB for 148M events, 0.75 GB without)
+        unbuffered = ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False))
+        dataset = ds.dataset(str(path), format=unbuffered, partitioning="hive")
         rows = dataset.count_rows()
     except pa.ArrowMemoryError:
         raise  # the machine, not the file
@@ -196,8 +199,6 @@ def canonical_table(table: pa.Table, first_row: int, columns: dict[str, str] | N
 
     columns = columns or {}
     names = table.column_names
-    if _PART in names:
-        raise EventsError(f"{source}: the column name {_PART!r} is reserved for the split of the events; rename it")
     mapped = {canon: columns.get(canon, canon) for canon in CANONICAL_COLUMNS}
     wanted = [mapped[canon] for canon in CANONICAL_COLUMNS if mapped[canon] in names]
     if any(name not in names for name in columns.values()) or any(
@@ -225,22 +226,20 @@ def canonical_table(table: pa.Table, first_row: int, columns: dict[str, str] | N
     return pa.Table.from_arrays(arrays + [table.column(n) for n in extras], names=[f.name for f in schema] + extras)
 
 
-def _part_folder(partition: int) -> str:
-    """Return the name of a partition's folder in a split (:func:`write_split`)."""
-    return f"{_PART}={partition}"
+def _split_file(folder: Path, partition: int) -> Path:
+    """Return the file of one partition in a split (:func:`write_split`)."""
+    return Path(folder) / f"split-{partition:05d}.parquet"
 
 
 def remove_split_part(folder: Path, partition: int) -> None:
     """Remove one partition of a split (:func:`write_split`) once it is read: the disk holds the rest only."""
-    shutil.rmtree(Path(folder) / _part_folder(partition), ignore_errors=True)
+    _split_file(folder, partition).unlink(missing_ok=True)
 
 
-def _with_partition(table: pa.Table, count: int) -> pa.Table:
-    import pyarrow as pa  # noqa: PLC0415
-
+def _partitions_of(table: pa.Table, count: int) -> np.ndarray:
+    """Return the hash partition of each row's profile (each distinct id hashed once)."""
     codes, ids = pd.factorize(table.column("profile_id").to_pandas())
-    parts = partition_of(np.asarray(ids, dtype=object), count)[codes].astype(np.int32)
-    return table.append_column(_PART, pa.array(parts, type=pa.int32()))
+    return partition_of(np.asarray(ids, dtype=object), count)[codes]
 
 
 def write_split(tables: Iterable[pa.Table], folder: Path, count: int) -> tuple[int, pa.Schema]:
@@ -249,40 +248,37 @@ def write_split(tables: Iterable[pa.Table], folder: Path, count: int) -> tuple[i
     Returns the rows written and their schema (:func:`read_split_part` needs it for a partition no profile
     hashed to).
 
-    Arrow's dataset writer appends each batch's rows to its partition's file (a folder of its own) as they come,
-    in their order: nothing but a batch is held in memory.  :func:`read_split_part` reads a partition back.
-    Every table must have the first one's columns and types.
+    Each table's rows are grouped by partition (in their order) and appended, as a row group, to their
+    partition's Parquet file (:class:`pyarrow.parquet.ParquetWriter`, one open per partition, each written to as
+    the batches come): nothing but a batch and the writers' page buffers is held in memory, whatever the number
+    of events.  (Arrow's dataset writer was measured first: its memory grew with the rows written, 2.8-3.3 GB
+    for 148 million events in 100 partitions, against 1.4 GB flat for these writers.)  :func:`read_split_part`
+    reads a partition back.  Every table must have the first one's columns and types.
     """
-    import pyarrow as pa  # noqa: PLC0415
-    import pyarrow.dataset as ds  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
 
     iterator = iter(tables)
-    first = _with_partition(next(iterator), count)
+    first = next(iterator)
     schema = first.schema
-    written = [0]
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        for table in _chain(first, iterator, count):
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    written = 0
+    with contextlib.ExitStack() as closing:
+        writers: dict[int, pq.ParquetWriter] = {}
+        for table in itertools.chain([first], iterator):
             conformed = table if table.schema == schema else _conformed(table, schema)
-            written[0] += conformed.num_rows
-            yield from conformed.to_batches()
-
-    ds.write_dataset(
-        pa.RecordBatchReader.from_batches(schema, batches()),
-        str(folder),
-        format="parquet",
-        partitioning=ds.partitioning(pa.schema([(_PART, pa.int32())]), flavor="hive"),
-        existing_data_behavior="overwrite_or_ignore",
-        preserve_order=True,  # a profile's events with equal times keep the source's order, as a whole sort would
-        basename_template="events-{i}.parquet",
-    )
-    return written[0], schema
-
-
-def _chain(first: pa.Table, rest: Iterator[pa.Table], count: int) -> Iterator[pa.Table]:
-    yield first
-    for table in rest:
-        yield _with_partition(table, count)
+            parts = _partitions_of(conformed, count)
+            order = np.argsort(parts, kind="stable")  # a profile's rows keep their order, as a whole sort would
+            bounds = np.searchsorted(parts[order], np.arange(count + 1))
+            grouped = conformed.take(order)
+            for partition in np.flatnonzero(np.diff(bounds)).tolist():
+                if partition not in writers:
+                    path = _split_file(folder, partition)
+                    writers[partition] = closing.enter_context(pq.ParquetWriter(path, schema))
+                rows = bounds[partition + 1] - bounds[partition]
+                writers[partition].write_table(grouped.slice(bounds[partition], rows))
+            written += conformed.num_rows
+            del grouped
+    return written, schema
 
 
 def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -290,7 +286,7 @@ def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
     import pyarrow as pa  # noqa: PLC0415
 
     if table.column_names != schema.names:
-        before, after = (names[:-1] for names in (schema.names, table.column_names))  # less the split's own
+        before, after = schema.names, table.column_names
         raise EventsError(f"the events' columns changed between batches: {before} then {after}")
     try:
         return table.cast(schema)
@@ -309,21 +305,17 @@ def read_split_part(folder: Path, partition: int, schema: pa.Schema) -> pd.DataF
 
 def read_split_rows(folder: Path, partition: int, schema: pa.Schema) -> pd.DataFrame:
     """Return the rows of one partition of a split (:func:`write_split`) in the order they were written."""
-    import pyarrow.dataset as ds  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
 
-    where = Path(folder) / _part_folder(partition)
-    if not where.exists():  # no profile hashed to it
+    path = _split_file(folder, partition)
+    if not path.exists():  # no profile hashed to it
         return empty_events(schema)
-    fields = [f.name for f in schema if f.name != _PART]
-    table = ds.dataset(str(where), format="parquet").to_table(columns=fields)
-    return table.to_pandas(self_destruct=True, split_blocks=True)
+    return pq.read_table(path).to_pandas(self_destruct=True, split_blocks=True)
 
 
 def empty_events(schema: pa.Schema) -> pd.DataFrame:
     """Return no events, with the columns and types of a split's (:func:`write_split`'s schema)."""
-    import pyarrow as pa  # noqa: PLC0415
-
-    return pa.schema([f for f in schema if f.name != _PART]).empty_table().to_pandas()
+    return schema.empty_table().to_pandas()
 
 
 def read_part(folder: Path, partition: int) -> pd.DataFrame:

@@ -205,6 +205,7 @@ def validate_events(
     now = now if now is not None else pd.Timestamp.now(tz="UTC")
     start, end = run_window(spec, as_of)
     attributes = load_attributes(spec)
+    attributes_of = _attributes_by_partition(attributes, count)
     totals = _SplitTotals()
     with tempfile.TemporaryDirectory(prefix="customer-ai-split-") as scratch:
         with step(f"reading the events and splitting them by profile into {count} partition(s)") as info:
@@ -218,7 +219,7 @@ def validate_events(
                 totals.add_validation(result, len(events))
                 inside = in_window(events["timestamp"], start, end)
                 in_run = (events if inside.all() else rows_where(events, inside)).reset_index(drop=True)
-                totals.add(events, in_run, count_attribute_join(in_run, attributes))
+                totals.add(events, in_run, count_attribute_join(in_run, attributes_of(partition)))
                 totals.add_run_facts(spec, in_run, as_of)
                 del events
                 artifacts.write_frame(part_path(folder, partition), in_run)
@@ -269,6 +270,19 @@ def validate_events(
         "last_event": f"{totals.last_in_run:%Y-%m-%dT%H:%M:%SZ}",
         "validation": summary,
     }
+
+
+def _attributes_by_partition(attributes: pd.DataFrame | None, count: int) -> Callable[[int], pd.DataFrame | None]:
+    """Return the rule giving a partition's rows of the attributes (those of the profiles hashed to it).
+
+    A profile's attributes are in its partition: each partition's join looks at its own, not at every profile's.
+    """
+    parts = None if attributes is None else partition_of(attributes.index, count)
+
+    def of(partition: int) -> pd.DataFrame | None:
+        return None if attributes is None else attributes.iloc[np.flatnonzero(parts == partition)]
+
+    return of
 
 
 def _event_source(

@@ -275,14 +275,27 @@ def test_batches_whose_types_can_be_cast_are_written_with_the_first_type(tmp_pat
     assert part["n"].dtype == "int64"
 
 
-# BUG (customer_ai/event_split.py, _with_partition / read_split_part): FAILS.  A source column named "part" (the
-# split's own partition column, ``_PART``) is appended to a second time, and Arrow's dataset writer stops with a
-# raw ``pyarrow.lib.ArrowInvalid: Multiple matches for FieldRef.Name(part)``; read_split_part would also drop it
-# (it leaves out every field named "part").  canonicalize keeps such a column as any other extra column.
-def test_a_source_column_named_part_is_kept(tmp_path: Path) -> None:
-    raw = events_table(["a", "b"], ["2020-01-01", "2020-01-02"], part=["engine", "wheel"])
+# The split adds no column of its own: a source column of any name (once, "part" was the split's) is kept.
+@pytest.mark.parametrize("name", ["part", "customer_ai_partition"])
+def test_a_source_column_named_like_a_partition_is_kept(tmp_path: Path, name: str) -> None:
+    raw = events_table(["a", "b"], ["2020-01-01", "2020-01-02"], **{name: ["engine", "wheel"]})
     _, (events,) = split([canonical_table(raw, 0, None, "src")], tmp_path / "split", 1)
-    assert events["part"].tolist() == ["engine", "wheel"]
+    assert events[name].tolist() == ["engine", "wheel"]
+
+
+def test_each_batch_adds_one_row_group_to_the_files_of_the_partitions_it_holds(tmp_path: Path) -> None:
+    ids = ["p0", "p1", "p2", "p3"]
+    partitions = partition_of(pd.Index(ids), 2).tolist()
+    assert sorted(set(partitions)) == [0, 1]
+    raw = events_table(ids * 2, ["2020-01-01"] * 8)
+    tables = [canonical_table(raw.slice(first, 4), first, None, "src") for first in (0, 4)]
+    write_split(tables, tmp_path / "split", 2)
+    files = sorted(path.name for path in (tmp_path / "split").iterdir())
+    assert files == ["split-00000.parquet", "split-00001.parquet"]
+    for partition, name in enumerate(files):
+        metadata = pq.ParquetFile(tmp_path / "split" / name).metadata
+        assert metadata.num_row_groups == 2
+        assert metadata.num_rows == 2 * partitions.count(partition)
 
 
 # --- file_source ----------------------------------------------------------------------------------------------------

@@ -1089,3 +1089,20 @@ def test_a_partition_no_profile_hashed_to_is_not_validated_and_no_events_at_all_
     empty = make(nothing).model_copy(update={"scoring": ScoringSettings(partitions=3)})
     with pytest.raises(DataValidationError, match="expect_table_row_count_to_be_between: observed 0"):
         steps.validate_events(empty, AS_OF, tmp_path / "home")
+
+
+@pytest.mark.parametrize("partitions", [1, 4])
+def test_the_attribute_join_is_counted_over_every_partition_as_over_all_events(tmp_path: Path, partitions: int):
+    rows = [(p, "2011-06-01", "purchase") for p in ["a", "b", "d", "e", "f"]]
+    path = tmp_path / "events.parquet"
+    make_events(rows).to_parquet(path, index=False)
+    profiles = tmp_path / "profiles.parquet"
+    pd.DataFrame({"profile_id": ["a", "c", "e", "x"], "country": ["FR", "DE", "FR", "UK"]}).to_parquet(profiles)
+    spec = make(path).model_copy(
+        update={
+            "scoring": ScoringSettings(partitions=partitions),
+            "profiles": make_spec(profiles={"path": str(profiles), "columns": ["country"]}).profiles,
+        }
+    )
+    summary = steps.validate_events(spec, AS_OF, tmp_path / "home")
+    assert summary["attribute_join"] == {"profiles": 5, "with_attributes": 2, "without_attributes": 3}
