@@ -32,6 +32,7 @@ from customer_ai.progress import logger
 __all__ = [
     "BGNBD",
     "BGNBDConvergenceError",
+    "CountsTally",
     "fit_bgnbd",
     "fit_counts",
     "fit_repeat_model",
@@ -306,6 +307,35 @@ def merge_counts(counts: Iterable[pd.DataFrame]) -> pd.DataFrame:
     if not tables:
         return repeat_counts(pd.DataFrame({c: [] for c in _HISTORY}, index=pd.Index([], dtype="str")))
     return _summed(pd.concat(tables, ignore_index=True))
+
+
+class CountsTally:
+    """:func:`repeat_counts` tables of disjoint sets of customers, added up as they come (:func:`merge_counts`).
+
+    The tables added are merged whenever their rows outnumber those merged so far (and :data:`MERGE_ROWS`), so
+    memory follows the number of distinct histories, not the number of tables (one per partition of a run), at
+    a cost that stays proportional to the rows added.  Merging is exact in any grouping: :meth:`total` is
+    ``merge_counts`` of every table added.
+    """
+
+    MERGE_ROWS = 100_000
+
+    def __init__(self) -> None:
+        self._tables: list[pd.DataFrame] = []
+        self._merged = 0  # rows of the first table, the merge so far
+        self._pending = 0  # rows added since
+
+    def add(self, counts: pd.DataFrame) -> None:
+        """Add the counts of customers not added before."""
+        self._tables.append(counts)
+        self._pending += len(counts)
+        if self._pending > max(self._merged, self.MERGE_ROWS):
+            self._tables = [merge_counts(self._tables)]
+            self._merged, self._pending = len(self._tables[0]), 0
+
+    def total(self) -> pd.DataFrame:
+        """Return the counts of every customer added (:func:`merge_counts` of the tables)."""
+        return merge_counts(self._tables)
 
 
 def fit_counts(counts: pd.DataFrame) -> BGNBD | None:

@@ -37,7 +37,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from customer_ai.bgnbd import BGNBD
+from customer_ai.attributes import RunAttributes
+from customer_ai.bgnbd import BGNBD, CountsTally
 from customer_ai.conditions import patterns_mask
 from customer_ai.evaluation import calibration_error_floor, classification_metrics, quality_verdict, ranking_auc
 from customer_ai.events import sort_events
@@ -486,7 +487,7 @@ class PropensityModel:
         self,
         parts: EventParts,
         as_of: pd.Timestamp,
-        attributes: pd.DataFrame | None = None,
+        attributes: pd.DataFrame | RunAttributes | None = None,
         *,
         data_start: pd.Timestamp | None = None,
         also_keep: Callable[[pd.DataFrame, EventIndex], pd.Index] | None = None,
@@ -500,6 +501,8 @@ class PropensityModel:
         labels and events; the features are built on those alone.  Memory follows a partition and the sample,
         never the run, and the training set is the same to the bit as one built on all the events at once.
 
+        ``attributes`` may be every profile's attributes or a run's kept per partition
+        (:class:`customer_ai.attributes.RunAttributes`), of which only the sample's profiles' rows are read.
         ``also_keep(events, index)`` may name more profiles of a partition whose events the result keeps
         (:attr:`TrainingSet.events`), e.g. a sample to measure drift on.  The training set's
         :attr:`TrainingSet.repeat_models` are the repeat-buying models of every profile at each snapshot and at
@@ -526,7 +529,7 @@ class PropensityModel:
             )
         snapshots = snapshot_plan.snapshots
         sampler = ProfileSampler(spec.training.max_profiles, spec.training.seed)
-        evidence, histories = [], {date: [] for date in [*snapshots, as_of]}
+        evidence, histories = [], {date: CountsTally() for date in [*snapshots, as_of]}
         with tempfile.TemporaryDirectory(prefix="customer-ai-labels-") as folder:
             scratch = Path(folder)
             label = f"labelling {len(snapshots)} snapshots {snapshots[-1]:%Y-%m-%d} .. {snapshots[0]:%Y-%m-%d}"
@@ -539,7 +542,7 @@ class PropensityModel:
                     sampler.add(labels)
                     evidence.append(FeatureEvidence.of(events, spec, snapshot_plan.oldest))
                     for date, table in repeat_model_counts(events, list(histories), spec, index=index).items():
-                        histories[date].append(table)
+                        histories[date].add(table)
                     rows, positives = rows + len(labels), positives + int(labels["label"].sum())
                     labels.to_parquet(scratch / f"labels-{partition:05d}.parquet", index=False)
                     del events, index, labels
@@ -556,10 +559,17 @@ class PropensityModel:
                 f"{len(labels):,}",
             )
         self._check_enough(labels, snapshot_plan, sample)
-        feature_plan = FeatureEvidence.merge(evidence).plan(spec, attributes, lookback_days=snapshot_plan.lookback_days)
+        if isinstance(attributes, RunAttributes):  # kept per partition: the sample's own rows, every category
+            categories, attributes = attributes.categories, attributes.of(pd.Index(labels["profile_id"].unique()))
+        else:
+            categories = None
+        feature_plan = FeatureEvidence.merge(evidence).plan(
+            spec, attributes, lookback_days=snapshot_plan.lookback_days, categories=categories
+        )
         if snapshot_plan.single_period:  # scoring has more history than the one period: features read all of it
             feature_plan.history_from = snapshot_plan.data_start.isoformat()
         repeat_models = fit_repeat_counts(histories)  # on every profile's goal events, merged over the partitions
+        del histories  # the counts of every history: not needed while the features are built
         with step(f"building point-in-time features (looking back {snapshot_plan.lookback_days} days)") as info:
             index = EventIndex(events)
             frames = []

@@ -175,7 +175,8 @@ def check_attribute_join(events: pd.DataFrame, attributes: pd.DataFrame | None, 
     """
     counts = count_attribute_join(events, attributes)
     if counts is not None:
-        refuse_unjoined(counts, attributes, events["profile_id"].iloc[0] if len(events) else None, source)
+        first = attributes.index[0] if len(attributes) else None
+        refuse_unjoined(counts, first, events["profile_id"].iloc[0] if len(events) else None, source)
     return counts
 
 
@@ -191,14 +192,17 @@ def count_attribute_join(events: pd.DataFrame, attributes: pd.DataFrame | None) 
     return {"profiles": len(profiles), "with_attributes": joined, "without_attributes": len(profiles) - joined}
 
 
-def refuse_unjoined(counts: dict, attributes: pd.DataFrame, example: object, source: str) -> None:
-    """Raise an EventsError when profiles have events but none has attributes; ``example`` is an event profile's id."""
+def refuse_unjoined(counts: dict, attribute_example: object, example: object, source: str) -> None:
+    """Raise an EventsError when profiles have events but none has attributes.
+
+    ``example`` is an event profile's id, ``attribute_example`` the profile file's first id (None: it has no rows).
+    """
     if counts["profiles"] and counts["with_attributes"] == 0:
         raise EventsError(
             f"{source}: none of the {counts['profiles']:,} profiles in the events has a row in the profile file "
-            f"(event ids look like {example!r}, profile ids like {attributes.index[0]!r}); the ids must be "
+            f"(event ids look like {example!r}, profile ids like {attribute_example!r}); the ids must be "
             "written the same way in both"
-            if len(attributes)
+            if attribute_example is not None
             else f"{source}: the profile file has no rows"
         )
 

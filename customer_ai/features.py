@@ -26,6 +26,7 @@ import pandas as pd
 
 from customer_ai.bgnbd import (
     BGNBD,
+    CountsTally,
     fit_counts,
     fit_summary,
     merge_counts,
@@ -45,6 +46,7 @@ __all__ = [
     "FeatureInfo",
     "FeatureEvidence",
     "FeaturePlan",
+    "attribute_categories",
     "build_features",
     "count_windows",
     "feature_infos",
@@ -383,9 +385,18 @@ class FeatureEvidence:
         return merged
 
     def plan(
-        self, spec: InstanceSpec, profiles: pd.DataFrame | None = None, *, lookback_days: int | None = None
+        self,
+        spec: InstanceSpec,
+        profiles: pd.DataFrame | None = None,
+        *,
+        lookback_days: int | None = None,
+        categories: Mapping[str, list[str]] | None = None,
     ) -> FeaturePlan:
-        """Return the feature plan this evidence gives (see :func:`plan_features`)."""
+        """Return the feature plan this evidence gives (see :func:`plan_features`).
+
+        The profile attributes' columns come from ``categories`` (:func:`attribute_categories` of every profile's
+        attributes) or, without it, from ``profiles``.
+        """
         top = self.type_counts.sort_index().sort_values(ascending=False, kind="stable")
         # "add to cart" and "add-to-cart" would share feature names: keep the more frequent one
         top = top[~pd.Index([_slug(str(t)) for t in top.index]).duplicated()]
@@ -402,13 +413,18 @@ class FeatureEvidence:
         for column, values in self.categories.items():
             if values is not None and 1 < len(values):
                 plan.categorical_columns[column] = sorted(values)
-        if profiles is not None:
-            for column in profiles.columns:
-                if _is_text(profiles[column]):
-                    plan.profile_columns[str(column)] = sorted(profiles[column].dropna().astype(str).unique())
-                else:
-                    plan.profile_columns[str(column)] = []
+        if categories is None and profiles is not None:
+            categories = attribute_categories(profiles)
+        plan.profile_columns.update({column: list(values) for column, values in (categories or {}).items()})
         return plan
+
+
+def attribute_categories(profiles: pd.DataFrame) -> dict[str, list[str]]:
+    """Return each attribute column's categories: its distinct text values, sorted ([] for a numeric column)."""
+    return {
+        str(column): sorted(profiles[column].dropna().astype(str).unique()) if _is_text(profiles[column]) else []
+        for column in profiles.columns
+    }
 
 
 def plan_features(
@@ -938,9 +954,17 @@ def repeat_model_counts(
     return counts
 
 
-def fit_repeat_counts(counts: Mapping[pd.Timestamp, Sequence[pd.DataFrame]]) -> dict[pd.Timestamp, BGNBD | None]:
-    """Return the repeat-buying model at each date from the :func:`repeat_model_counts` of every partition."""
-    return {date: fit_counts(merge_counts(tables)) for date, tables in counts.items()}
+def fit_repeat_counts(
+    counts: Mapping[pd.Timestamp, Sequence[pd.DataFrame] | CountsTally],
+) -> dict[pd.Timestamp, BGNBD | None]:
+    """Return the repeat-buying model at each date from the :func:`repeat_model_counts` of every partition.
+
+    Each date's counts are a list of tables or a :class:`customer_ai.bgnbd.CountsTally` of them.
+    """
+    return {
+        date: fit_counts(tables.total() if isinstance(tables, CountsTally) else merge_counts(tables))
+        for date, tables in counts.items()
+    }
 
 
 def _repeat_model_features(

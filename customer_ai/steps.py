@@ -37,8 +37,9 @@ import pyarrow.parquet as pq
 
 from customer_ai import artifacts, frozen, run_lock
 from customer_ai.artifacts import DEFAULT_ATTEMPT
+from customer_ai.attributes import RunAttributes, keep_attributes, read_run_attributes
 from customer_ai.backtest import held_out_evaluation
-from customer_ai.bgnbd import BGNBD
+from customer_ai.bgnbd import BGNBD, CountsTally
 from customer_ai.conditions import patterns_mask
 from customer_ai.drift import (
     DriftStopError,
@@ -70,7 +71,6 @@ from customer_ai.events import (
     checked_start,
     count_attribute_join,
     event_table_start,
-    load_attributes,
     refuse_unjoined,
     sort_events,
 )
@@ -204,8 +204,7 @@ def validate_events(
     count = partition_count(spec.scoring.partitions, source.rows)
     now = now if now is not None else pd.Timestamp.now(tz="UTC")
     start, end = run_window(spec, as_of)
-    attributes = load_attributes(spec)
-    attributes_of = _attributes_by_partition(attributes, count)
+    attributes, first_profile = _keep_attributes(spec, folder, count)
     totals = _SplitTotals()
     with tempfile.TemporaryDirectory(prefix="customer-ai-split-") as scratch:
         with step(f"reading the events and splitting them by profile into {count} partition(s)") as info:
@@ -219,7 +218,8 @@ def validate_events(
                 totals.add_validation(result, len(events))
                 inside = in_window(events["timestamp"], start, end)
                 in_run = (events if inside.all() else rows_where(events, inside)).reset_index(drop=True)
-                totals.add(events, in_run, count_attribute_join(in_run, attributes_of(partition)))
+                own = None if attributes is None else attributes.read(partition)
+                totals.add(events, in_run, count_attribute_join(in_run, own))
                 totals.add_run_facts(spec, in_run, as_of)
                 del events
                 artifacts.write_frame(part_path(folder, partition), in_run)
@@ -234,7 +234,7 @@ def validate_events(
         raise EventsError(_no_events_message(spec, totals, start, end))
     joined = totals.joined
     if joined is not None:
-        refuse_unjoined(joined, attributes, totals.example, f"instance {spec.name}")
+        refuse_unjoined(joined, first_profile, totals.example, f"instance {spec.name}")
         if joined["without_attributes"]:
             logger.warning(
                 "%s of %s profiles in the events have no row in the profile file: their attributes are missing",
@@ -272,17 +272,16 @@ def validate_events(
     }
 
 
-def _attributes_by_partition(attributes: pd.DataFrame | None, count: int) -> Callable[[int], pd.DataFrame | None]:
-    """Return the rule giving a partition's rows of the attributes (those of the profiles hashed to it).
+def _keep_attributes(spec: InstanceSpec, folder: Path, count: int) -> tuple[RunAttributes | None, object]:
+    """Keep the instance's profile attributes in the run folder per partition (see :mod:`customer_ai.attributes`).
 
-    A profile's attributes are in its partition: each partition's join looks at its own, not at every profile's.
+    Returns them (None: the instance has none) and the profile file's first id (None: no rows).
     """
-    parts = None if attributes is None else partition_of(attributes.index, count)
-
-    def of(partition: int) -> pd.DataFrame | None:
-        return None if attributes is None else attributes.iloc[np.flatnonzero(parts == partition)]
-
-    return of
+    if spec.profiles is None:
+        return None, None
+    path, columns = spec.resolve(spec.profiles.path), list(spec.profiles.columns)
+    with step(f"reading the profile attributes and splitting them by profile into {count} partition(s)"):
+        return keep_attributes(path, columns, spec.profiles.id_column, folder, count)
 
 
 def _event_source(
@@ -509,6 +508,13 @@ def _no_events_message(spec: InstanceSpec, totals: _SplitTotals, start: pd.Times
     )
 
 
+def _run_attributes(spec: InstanceSpec, folder: Path) -> RunAttributes | None:
+    """Return the run's profile attributes as its first step kept them per partition (None: the instance has none)."""
+    if spec.profiles is None:
+        return None
+    return read_run_attributes(folder, int(_source(folder)["partitions"]["count"]))
+
+
 def _source(folder: Path) -> dict:
     """Return what the first step wrote of the run's events (``source.json``), or say to run that step."""
     path = folder / "source.json"
@@ -626,7 +632,7 @@ def build_training_set(
     training_set = PropensityModel(spec).build_training_set_parts(
         parts,
         as_of,
-        load_attributes(spec),
+        _run_attributes(spec, folder),
         data_start=_data_start(folder),
         also_keep=_drift_sample(spec, as_of, folder),
     )
@@ -691,7 +697,7 @@ def _sample_drift(
         sample.events,
         as_of,
         profiles,
-        load_attributes(spec),
+        None if sample.attributes is None else sample.attributes.of(profiles),
         index=index,
         repeat_models={as_of: sample.repeat_model},
         read_from=sample.read_from,
@@ -709,21 +715,23 @@ class DriftSample:
     pick: Callable[[pd.DataFrame, EventIndex], pd.Index]
     repeat_model: BGNBD | None
     read_from: pd.Timestamp | None
+    attributes: RunAttributes | None = None
 
 
 def _read_drift_sample(spec: InstanceSpec, as_of: pd.Timestamp, folder: Path) -> DriftSample:
     """Read the drift sample's events from the run's partitions, one at a time, with the repeat-buying model."""
     parts, pick = _run_parts(folder), _drift_sample(spec, as_of, folder)
-    frames, histories = [], []
+    frames, histories = [], CountsTally()
     with step(f"reading the drift sample's events ({parts.count} partition(s))"):
         for partition in range(parts.count):
             events = parts.read(partition)
             index = EventIndex(events)
             frames.append(index.events_of(pick(events, index)))
-            histories.append(repeat_model_counts(events, [as_of], spec, index=index)[as_of])
+            histories.add(repeat_model_counts(events, [as_of], spec, index=index)[as_of])
             del events, index
     events = frames[0] if len(frames) == 1 else sort_events(pd.concat(frames, ignore_index=True))
-    return DriftSample(events, pick, fit_repeat_counts({as_of: histories})[as_of], parts.first_event)
+    repeat_model = fit_repeat_counts({as_of: histories})[as_of]
+    return DriftSample(events, pick, repeat_model, parts.first_event, _run_attributes(spec, folder))
 
 
 def _drift_since(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, model: dict, folder: Path) -> dict:
@@ -792,7 +800,8 @@ def train(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attempt: str =
     plan = artifacts.read_json(folder / "plan.json")
     models = _models_of(plan["repeat_models"])
     read_from = pd.Timestamp(plan["read_from"]).tz_convert("UTC") if plan.get("read_from") else None
-    drift_sample = DriftSample(events, _drift_sample(spec, as_of, folder), models.get(as_of), read_from)
+    pick = _drift_sample(spec, as_of, folder)
+    drift_sample = DriftSample(events, pick, models.get(as_of), read_from, _run_attributes(spec, folder))
     at_training = _sample_drift(spec, as_of, estimator, reference, drift_sample)  # what a reuse is measured against
     evaluation = held_out_evaluation(spec, estimator, training_set, events, repeat_models=models)
     status, reason = estimator.verdict()
@@ -1034,7 +1043,7 @@ def plan_scoring(
     with step(f"planning the scoring as of {as_of:%Y-%m-%d}") as info:
         if count != split:
             _resplit(run_folder, split, folder, count)
-        sizes, histories, read_from = [], [], None
+        sizes, histories, read_from = [], CountsTally(), None
         for partition in range(count):
             path = _part_events_path(folder, partition) if count != split else part_path(run_folder, partition)
             events = artifacts.read_frame(path)
@@ -1044,7 +1053,7 @@ def plan_scoring(
             artifacts.write_frame(folder / _plan_name(partition), pd.DataFrame({"profile_id": ids}))
             sizes.append(len(ids))
             if repeat:
-                histories.append(repeat_model_counts(events, [as_of], spec, index=index)[as_of])
+                histories.add(repeat_model_counts(events, [as_of], spec, index=index)[as_of])
             if len(events):
                 first = events["timestamp"].iloc[0]
                 read_from = first if read_from is None else min(read_from, first)
@@ -1072,7 +1081,7 @@ def plan_scoring(
 
 @dataclass
 class ScoringInputs:
-    """What every partition of a run's scoring shares: the model, its repeat-buying fit and the attributes.
+    """What every partition of a run's scoring shares: the model, its repeat-buying fit, where the attributes are.
 
     Loaded on first use by :meth:`load`.  The command hands one object to every partition it scores, so the
     model is loaded once per run; an Airflow task scores one partition and loads its own.  The events are
@@ -1082,7 +1091,7 @@ class ScoringInputs:
     estimator: PropensityModel | None = None
     model_version: str = ""
     repeat_models: dict | None = None
-    attributes: pd.DataFrame | None = None
+    attributes: RunAttributes | None = None  # read per partition, for the profiles it scores
     drift_reference: dict | None = None  # the training rows in bins (models stored before drift was measured: None)
     read_from: pd.Timestamp | None = None  # the first event the run read (the goal rate's history)
 
@@ -1107,7 +1116,7 @@ class ScoringInputs:
             self.repeat_models = {
                 as_of_timestamp(date): None if model is None else BGNBD(**model) for date, model in fitted.items()
             }
-            self.attributes = load_attributes(spec)
+            self.attributes = _run_attributes(spec, folder)
         return self
 
 
@@ -1140,8 +1149,9 @@ def score_partition(
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing: run the validate_events and plan_scoring steps again")
         events = artifacts.read_frame(path)
+        attributes = None if inputs.attributes is None else inputs.attributes.of(ids)
         features = estimator.features(
-            events, as_of, ids, inputs.attributes, repeat_models=inputs.repeat_models, read_from=inputs.read_from
+            events, as_of, ids, attributes, repeat_models=inputs.repeat_models, read_from=inputs.read_from
         )
         probability = estimator.predict_proba(features)
         info["profiles"] = len(ids)

@@ -56,6 +56,8 @@ RUN_FILES = [
     "training_set.parquet",
     "validation",
 ]
+# a run of an instance with profile attributes keeps them per partition beside its events
+RUN_FILES_WITH_ATTRIBUTES = sorted([*RUN_FILES, "attributes"])
 
 
 TRAINING_FILES = ("training_events.parquet", "training_set.parquet")  # not in the folder of a run reusing a model

@@ -34,7 +34,7 @@ from customer_ai.home import fetch
 from customer_ai.store import PostgresStore, SQLiteStore, open_store
 from customer_ai_airflow.ui import instance_rows, render_table, report_file
 
-from conftest import ROOT, RUN_FILES, TRAINING_FILES
+from conftest import ROOT, RUN_FILES_WITH_ATTRIBUTES, TRAINING_FILES
 
 pytestmark = pytest.mark.airflow
 
@@ -630,7 +630,8 @@ def test_a_dag_run_with_its_home_in_a_bucket_killed_then_run_again_publishes_the
         date_folder.fs.invalidate_cache()
         assert sorted(p.name for p in date_folder.iterdir()) == [run["run_id"]]  # the killed staging is gone
         folder = date_folder / run["run_id"]
-        reused = [n for n in RUN_FILES if n not in TRAINING_FILES]  # the model the killed run stored: no training
+        # the model the killed run stored: no training files
+        reused = [n for n in RUN_FILES_WITH_ATTRIBUTES if n not in TRAINING_FILES]
         assert sorted(p.name for p in folder.iterdir()) == reused
         assert json.loads((folder / "model.json").read_text())["reused"] is True
         assert json.loads((folder / "instance.json").read_text())["definition"]["name"] == INSTANCE

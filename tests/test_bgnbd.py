@@ -12,6 +12,7 @@ from scipy.special import betaln, gammaln
 from customer_ai.bgnbd import (
     BGNBD,
     BGNBDConvergenceError,
+    CountsTally,
     _Histories,
     fit_bgnbd,
     fit_counts,
@@ -303,6 +304,27 @@ def test_merge_counts_adds_the_customers_of_each_history_and_keeps_its_first_pro
     )
     pd.testing.assert_frame_equal(merge_counts([first, second]), expected, check_exact=True)
     pd.testing.assert_frame_equal(merge_counts(iter([second, first])), expected, check_exact=True)
+
+
+@pytest.mark.parametrize("merge_rows", [1, 2, 100_000])
+def test_a_tally_merged_along_the_way_is_the_merge_of_every_table(monkeypatch, merge_rows: int) -> None:
+    monkeypatch.setattr(CountsTally, "MERGE_ROWS", merge_rows)
+    rng = np.random.default_rng(3)
+    tables = []
+    for part in range(12):
+        histories = rng.integers(0, 4, size=(rng.integers(0, 6), 3)).astype("float64")
+        rows = [(x, t, t + T, int(rng.integers(1, 4)), f"p{part:02d}-{k}") for k, (x, t, T) in enumerate(histories)]
+        tables.append(_counts(rows))
+    tally, merges = CountsTally(), []
+    for table in tables:
+        tally.add(table)
+        merges.append(len(tally._tables))
+    pd.testing.assert_frame_equal(tally.total(), merge_counts(tables), check_exact=True)
+    if merge_rows == 100_000:
+        assert merges == list(range(1, 13))  # small tables are kept until the end
+    else:  # merged along the way
+        assert any(later < earlier for earlier, later in zip(merges, merges[1:], strict=False))
+    assert CountsTally().total().empty
 
 
 def test_merge_counts_of_nothing_is_an_empty_table_of_counts() -> None:

@@ -23,7 +23,7 @@ from test_events import BAD_SOURCES, at_most, bad_source
 
 from customer_ai import cli
 
-from conftest import BASE_SPEC, RETAIL_EVENTS, ROOT, RUN_FILES
+from conftest import BASE_SPEC, RETAIL_EVENTS, ROOT, RUN_FILES_WITH_ATTRIBUTES
 
 pytestmark = pytest.mark.e2e
 
@@ -218,7 +218,7 @@ def test_run_writes_artifacts_with_metadata(first_run: tuple) -> None:
     row, folder = _published(home)  # the sealed folder the store's run row names
     assert f"artifacts: {folder}\n" in result.stdout
     assert sorted(p.name for p in folder.parent.iterdir()) == [row["run_id"]]  # sealed: no staging folder left
-    assert sorted(p.name for p in folder.iterdir()) == RUN_FILES
+    assert sorted(p.name for p in folder.iterdir()) == RUN_FILES_WITH_ATTRIBUTES
     meta = json.loads((folder / "metadata.json").read_text())
     assert meta["as_of"] == AS_OF
     assert (meta["run_id"], meta["attempt"], meta["artifacts"]) == (row["run_id"], row["run_id"], str(folder))
@@ -1885,9 +1885,9 @@ def test_readers_of_a_store_that_needs_a_migration_say_so_and_change_nothing(
             options, store = ["--home", str(path.parent)], f"SQLiteStore({str(path)!r})"
             message = (
                 f"the profile store {path} was written by an earlier version of customer-ai (SQLite user_version "
-                f"0; this version reads 2): {hint}"
+                f"0; this version reads 3): {hint}"
             )
-            versions = "0 to schema version 2"
+            versions = "0 to schema version 3"
 
             def contents() -> object:
                 return path.read_bytes()
@@ -2153,7 +2153,7 @@ def test_a_run_with_its_home_in_a_bucket_and_its_store_in_postgresql_is_read_bac
         store = open_store(PG_DSN, tmp_path, schema, create=False)
         run = store.latest_run(NAME)
         folder = as_path(home) / "artifacts" / NAME / AS_OF / run["run_id"]
-        assert sorted(p.name for p in folder.iterdir()) == RUN_FILES
+        assert sorted(p.name for p in folder.iterdir()) == RUN_FILES_WITH_ATTRIBUTES
         assert open_store(PG_DSN, tmp_path, schema).lock_holder(NAME)[0] is None  # the commit freed the run lock
         shown = cli("show", instance, "--top", "1")
         assert shown.returncode == 0, shown.stderr[-3000:]

@@ -17,7 +17,7 @@ from customer_ai.spec import ScoringSettings, load_spec
 from customer_ai.store import SQLiteStore
 from customer_ai.validation import DataValidationError
 
-from conftest import ROOT, RUN_FILES, make_spec, ts
+from conftest import ROOT, RUN_FILES_WITH_ATTRIBUTES, make_spec, ts
 
 AS_OF = ts("2011-12-11")
 
@@ -90,7 +90,7 @@ def _attempt(result: steps.RunResult) -> str:
 def test_the_example_runs_in_one_partition_by_default(example_run: tuple) -> None:
     spec, home, result = example_run
     assert result.artifact_dir == artifacts.run_dir(home, spec.name, AS_OF, _attempt(result))  # sealed
-    assert sorted(p.name for p in result.artifact_dir.iterdir()) == RUN_FILES
+    assert sorted(p.name for p in result.artifact_dir.iterdir()) == RUN_FILES_WITH_ATTRIBUTES
     folder = result.artifact_dir / steps.SCORING
     assert sorted(p.name for p in folder.iterdir()) == [
         "drift-00000.json",
@@ -269,6 +269,8 @@ def test_a_run_split_into_three_partitions_at_its_first_step_is_the_run_in_one(
     three = steps.run(split, AS_OF, tmp_path, SQLiteStore(tmp_path / "store.sqlite"))
     names = sorted(p.name for p in (three.artifact_dir / "events").iterdir())
     assert names == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    kept = sorted(p.name for p in (three.artifact_dir / "attributes").iterdir())
+    assert kept == ["categories.json", *names]  # each partition's profiles' attributes, read by the later steps
     source = artifacts.read_json(three.artifact_dir / "source.json")["partitions"]
     assert source["count"] == 3
     assert sum(source["events"]) == len(pd.read_parquet(part_path(one.artifact_dir, 0)))

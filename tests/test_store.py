@@ -1948,7 +1948,7 @@ def test_a_sqlite_file_of_the_first_schema_gets_attempts_and_its_replaced_runs_b
     migrated = SQLiteStore(path)
     assert_old_rows_migrated(migrated)  # the first read migrates the file
     with closing(sqlite3.connect(path)) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone() == (2,)
+        assert connection.execute("PRAGMA user_version").fetchone() == (3,)
         assert [r[1] for r in connection.execute("PRAGMA table_info(customer_ai_locks)")] == list(RunLease._fields)
         assert [r[1] for r in connection.execute("PRAGMA table_info(customer_ai_runs)")] == [
             "instance",
@@ -1964,7 +1964,7 @@ def test_a_sqlite_file_of_the_first_schema_gets_attempts_and_its_replaced_runs_b
     # opened again, by another store object: nothing changes
     migrated_tables = sqlite_tables(path)
     assert migrated_tables["customer_ai_runs"] == sorted(MIGRATED_RUNS["unit"] + MIGRATED_RUNS["other"])
-    assert migrated_tables["user_version"] == [(2,)]
+    assert migrated_tables["user_version"] == [(3,)]
     assert migrated_tables["customer_ai_locks"] == []
     again = SQLiteStore(path)
     assert_old_rows_migrated(again)
@@ -1979,9 +1979,18 @@ def test_a_new_sqlite_file_starts_at_the_latest_schema(tmp_path):
     path = tmp_path / "store.sqlite"
     SQLiteStore(path).read_runs("unit")
     tables = sqlite_tables(path)
-    assert tables["user_version"] == [(2,)]
+    assert tables["user_version"] == [(3,)]
     assert {"customer_ai_attempts", "customer_ai_runs", "customer_ai_locks"} <= set(tables)
     assert not any(rows for name, rows in tables.items() if name.startswith("customer_ai_"))
+
+
+def test_a_runs_scores_are_found_by_date_through_an_index(tmp_path):
+    path = tmp_path / "store.sqlite"
+    SQLiteStore(path).read_runs("unit")
+    query = "SELECT profile_id, probability FROM customer_ai_score_history WHERE instance = ? AND as_of = ?"
+    with closing(sqlite3.connect(path)) as connection:
+        plan = " ".join(row[-1] for row in connection.execute(f"EXPLAIN QUERY PLAN {query}", ("unit", "2024-01-01")))
+    assert "USING INDEX customer_ai_score_history_by_date (instance=? AND as_of=?)" in plan
 
 
 # --- readers create and migrate nothing; a damaged file; a full disk (issue 18) ----------------------------------
@@ -2084,14 +2093,14 @@ def test_a_sqlite_file_of_an_earlier_schema_is_refused_by_readers_and_left_as_it
     reader = SQLiteStore(path, create=False)
     message = (
         f"the profile store {path} was written by an earlier version of customer-ai (SQLite user_version 0; this "
-        f"version reads 2): {MIGRATE}"
+        f"version reads 3): {MIGRATE}"
     )
     assert_every_read_refused(reader, message)
     assert path.read_bytes() == before
     # the explicit step (`customer-ai migrate`) migrates it, once
-    assert reader.migrate() == (0, 2)
+    assert reader.migrate() == (0, 3)
     assert_old_rows_migrated(reader)
-    assert reader.migrate() == (2, 2)
+    assert reader.migrate() == (3, 3)
 
 
 def _cut_short(path: Path) -> str:

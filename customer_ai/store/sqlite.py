@@ -106,6 +106,14 @@ _SQLITE_MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         ),
     ),
     (2, (_SQLITE_LOCKS,)),
+    # a run's scores are read and copied by date: without it each such query read every run's rows of the instance
+    (
+        3,
+        (
+            "CREATE INDEX IF NOT EXISTS customer_ai_score_history_by_date "
+            "ON customer_ai_score_history (instance, as_of)",
+        ),
+    ),
 )
 _SQLITE_VERSION = max(version for version, _ in _SQLITE_MIGRATIONS)
 _SQLITE_COLUMNS = ", ".join(_SCORE_COLUMNS)
