@@ -23,7 +23,7 @@ import pandas as pd
 
 from customer_ai import files
 from customer_ai.event_split import BATCH_ROWS, file_source, read_split_rows, remove_split_part, write_split
-from customer_ai.events import EventsError, _as_id, _check_ids, _check_no_nul
+from customer_ai.events import EventsError, canonical_profiles
 from customer_ai.features import attribute_categories
 from customer_ai.partitions import partition_of
 
@@ -174,14 +174,8 @@ def keep_attributes(
 def _checked_rows(table: pa.Table, first: int, columns: list[str], id_column: str, path: Path) -> pd.DataFrame:
     """Return a batch of a profile file's rows checked and made canonical, with their row numbers."""
     names = table.column_names
-    missing = [c for c in [id_column, *columns] if c not in names]
-    if missing:
-        raise EventsError(f"{path}: missing profile column(s) {missing} (columns: {', '.join(names)})")
-    frame = table.select([id_column, *columns]).to_pandas()
-    frame.index = pd.RangeIndex(first, first + len(frame))
-    frame = frame.rename(columns={id_column: "profile_id"})
-    frame["profile_id"] = _as_id(frame["profile_id"])
-    _check_ids(frame["profile_id"], str(path), id_column)
-    _check_no_nul(frame, list(columns), str(path))
+    present = [c for c in dict.fromkeys([id_column, *columns]) if c in names]
+    frame = table.select(present).to_pandas().set_axis(pd.RangeIndex(first, first + table.num_rows))
+    frame = canonical_profiles(frame, columns, id_column, str(path), names=names)
     frame[_ROW] = np.arange(first, first + len(frame), dtype="int64")
     return frame

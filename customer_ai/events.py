@@ -28,6 +28,7 @@ __all__ = [
     "CANONICAL_COLUMNS",
     "EventsError",
     "EventsUnavailableError",
+    "canonical_profiles",
     "canonicalize",
     "check_attribute_join",
     "checked_start",
@@ -513,14 +514,7 @@ def load_profiles(path: str | Path, attributes: list[str], id_column: str = "pro
         Indexed by ``profile_id`` (string), one column per attribute.
     """
     path = Path(path)
-    frame = _read_table_file(path, id_column)
-    missing = [c for c in [id_column, *attributes] if c not in frame.columns]
-    if missing:
-        raise EventsError(f"{path}: missing profile column(s) {missing} (columns: {', '.join(frame.columns)})")
-    frame = frame[[id_column, *attributes]].rename(columns={id_column: "profile_id"})
-    frame["profile_id"] = _as_id(frame["profile_id"])
-    _check_ids(frame["profile_id"], str(path), id_column)
-    _check_no_nul(frame, list(attributes), str(path))
+    frame = canonical_profiles(_read_table_file(path, id_column), attributes, id_column, str(path))
     repeated = frame["profile_id"].duplicated(keep=False)
     if repeated.any():
         raise EventsError(
@@ -528,6 +522,26 @@ def load_profiles(path: str | Path, attributes: list[str], id_column: str = "pro
             "the profile file needs one row per profile"
         )
     return frame.set_index("profile_id")
+
+
+def canonical_profiles(
+    frame: pd.DataFrame, attributes: list[str], id_column: str, source: str, *, names: list[str] | None = None
+) -> pd.DataFrame:
+    """Return rows of a profile file checked and made canonical: ``profile_id`` (text) and the attributes.
+
+    Refuses a missing column (``names``: every column of the file, when ``frame`` holds only some of them),
+    empty, padded or NUL ids, and attribute text with a NUL character; the rows keep their index (row numbers
+    in messages).  Rows sharing an id are left to the caller (see :func:`load_profiles`).
+    """
+    names = list(frame.columns) if names is None else names
+    missing = [c for c in [id_column, *attributes] if c not in names]
+    if missing:
+        raise EventsError(f"{source}: missing profile column(s) {missing} (columns: {', '.join(names)})")
+    frame = frame[[id_column, *attributes]].rename(columns={id_column: "profile_id"})
+    frame["profile_id"] = _as_id(frame["profile_id"])
+    _check_ids(frame["profile_id"], source, id_column)
+    _check_no_nul(frame, list(attributes), source)
+    return frame
 
 
 # PostgreSQL type oids -> the pandas dtype a column gets, whatever rows a chunk holds (other types stay objects)
