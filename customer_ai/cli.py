@@ -494,9 +494,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
         return EXIT_POOR
     # the shown run's own profiles (the history rows of its date, which are the current scores when it is current): a
     # run published between the reads above and this one cannot put another run's profiles under this run's header
-    scores = store.read_scores(spec.name, as_of=shown["as_of"])
+    scores = store.read_scores(spec.name, as_of=shown["as_of"], limit=max(args.top, 0))  # the top only, never all
     if args.top > 0 and len(scores):
-        print(f"top {min(args.top, len(scores))} profiles:")
+        print(f"top {len(scores)} profiles:")
         for row in scores.head(args.top).to_dict("records"):
             _print_profile(row)
     return EXIT_OK

@@ -25,7 +25,7 @@ rows (``reference``):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,7 @@ __all__ = [
     "drift_table",
     "feature_drift",
     "population_stability",
+    "scale_drift",
 ]
 
 QUANTILE_BINS = 10  # bins of a numeric feature: the reference's deciles
@@ -230,6 +231,31 @@ def feature_drift(
     """
     binned = drift_reference(reference, scales)
     return drift_table(binned, drift_counts(binned, current))
+
+
+def scale_drift(
+    reference: Iterable[pd.DataFrame], current: Iterable[pd.DataFrame], scales: Mapping[str, Sequence[float]]
+) -> pd.DataFrame:
+    """Return :func:`feature_drift` of features binned on scales of their own, both sides read a frame at a time.
+
+    A scale's bins do not depend on the rows, so each side's counts add up over its frames (:func:`add_counts`):
+    the same table as the frames put together give, one frame held at a time.
+
+    Parameters
+    ----------
+    reference, current : iterable of pandas.DataFrame
+        Each side's rows in parts (a file's row groups, say), with a column per feature of ``scales``.
+    scales : mapping
+        Feature name to the inner edges of its scale.
+    """
+    binning = {name: {"kind": "scale", "edges": [float(edge) for edge in edges]} for name, edges in scales.items()}
+    nothing = pd.DataFrame({name: pd.Series(dtype="float64") for name in binning})
+
+    def counted(parts: Iterable[pd.DataFrame]) -> dict:
+        return add_counts([drift_counts(binning, nothing), *(drift_counts(binning, part) for part in parts)])
+
+    before = counted(reference)
+    return drift_table({name: {**binning[name], **before[name]} for name in binning}, counted(current))
 
 
 class DriftStopError(ValueError):

@@ -7,6 +7,8 @@ flattered or punished by an arbitrary tie-break.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
@@ -123,7 +125,7 @@ def window_rates(counts: list[dict]) -> list[float]:
     return [c["positives"] / c["rows"] for c in counts if c.get("rows")]
 
 
-def expected_reach(probability: np.ndarray, window_rates: list[float]) -> dict:
+def expected_reach(probability: np.ndarray | Iterable[np.ndarray], window_rates: list[float]) -> dict:
     """Return how many of the scored profiles are expected to reach the goal, with a range from past windows.
 
     The expected count is the sum of the calibrated probabilities.  The probabilities are calibrated on the latest
@@ -134,8 +136,9 @@ def expected_reach(probability: np.ndarray, window_rates: list[float]) -> dict:
 
     Parameters
     ----------
-    probability : numpy.ndarray
-        The scored profiles' calibrated probabilities.
+    probability : numpy.ndarray or iterable of numpy.ndarray
+        The scored profiles' calibrated probabilities, whole or in parts (a partition at a time: the sums add up
+        part by part, so that the last digits may differ from a sum of everything at once).
     window_rates : list of float
         The goal rate of each past window, latest first (two or more give a range).
 
@@ -150,16 +153,22 @@ def expected_reach(probability: np.ndarray, window_rates: list[float]) -> dict:
     >>> expected_reach(np.array([0.5, 0.5]), [0.5])["expected"]
     1.0
     """
-    probability = np.asarray(probability, dtype="float64")
-    result = {"profiles": len(probability), "expected": float(probability.sum()), "low": None, "high": None}
+    parts = [probability] if isinstance(probability, np.ndarray) else probability
     logits = [_logit(rate) for rate in window_rates if np.isfinite(rate)]
-    if len(logits) < 2 or not len(probability):
+    move = float(max(abs(a - b) for a, b in zip(logits, logits[1:], strict=False))) if len(logits) >= 2 else None
+    profiles, expected, low, high = 0, 0.0, 0.0, 0.0
+    for part in parts:
+        values = np.asarray(part, dtype="float64")
+        profiles += len(values)
+        expected += float(values.sum())
+        if move is not None:
+            clipped = np.clip(values, 1e-9, 1 - 1e-9)
+            logit = np.log(clipped / (1 - clipped))
+            low += float(np.sum(1 / (1 + np.exp(-(logit - move)))))
+            high += float(np.sum(1 / (1 + np.exp(-(logit + move)))))
+    result = {"profiles": profiles, "expected": expected, "low": None, "high": None}
+    if move is None or not profiles:
         return {**result, "largest_move": None}
-    move = float(max(abs(a - b) for a, b in zip(logits, logits[1:], strict=False)))
-    clipped = np.clip(probability, 1e-9, 1 - 1e-9)
-    logit = np.log(clipped / (1 - clipped))
-    low = float(np.sum(1 / (1 + np.exp(-(logit - move)))))
-    high = float(np.sum(1 / (1 + np.exp(-(logit + move)))))
     return {**result, "low": low, "high": high, "largest_move": move}
 
 

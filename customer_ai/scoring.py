@@ -23,6 +23,7 @@ __all__ = [
     "empty_bucket_notes",
     "percentile_among",
     "percentile_of",
+    "percentile_ranks",
     "score_of",
     "score_frame",
     "top_score_notes",
@@ -37,25 +38,48 @@ def score_of(probability: np.ndarray) -> np.ndarray:
 def percentile_of(probability: np.ndarray) -> np.ndarray:
     """Return percentiles 1-100 among the given probabilities (ties share the higher percentile)."""
     probability = np.asarray(probability, dtype="float64")
-    return percentile_among(probability, np.sort(probability))
+    return percentile_among(probability, np.sort(probability)[percentile_ranks(len(probability))])
 
 
-def percentile_among(probability: np.ndarray, everyone: np.ndarray) -> np.ndarray:
-    """Return percentiles 1-100 of some of a run's probabilities among all of them (ties share the higher one).
+def _percentile_at(at_or_below: np.ndarray, count: int) -> np.ndarray:
+    """Return the percentile of probabilities with ``at_or_below`` of the run's ``count`` at or below them."""
+    return np.ceil(np.round(np.asarray(at_or_below) / count * 100, 9)).astype("int64").clip(1, 100)
+
+
+def percentile_ranks(count: int) -> np.ndarray:
+    """Return the 0-based ranks among a run's ``count`` probabilities whose values cut its percentiles.
+
+    A profile's percentile exceeds ``k`` (1-99) exactly when its probability is at or above the value at the
+    ``k``-th rank (the probabilities in ascending order), so these 99 values (:func:`percentile_among`'s ``cuts``)
+    place every profile of the run without holding the others' probabilities.  Empty when ``count`` is 0.
+    """
+    if count < 1:
+        return np.zeros(0, dtype="int64")
+    k = np.arange(1, 100)
+    # the fewest profiles at or below whose share makes a percentile above k: (k * count) // 100 + 1 but for
+    # rounding, so the smallest of a few neighbours that does
+    candidates = np.clip((k * count) // 100 + np.arange(-1, 3)[:, None], 1, count)
+    above = _percentile_at(candidates, count) > k
+    fewest = np.where(above, candidates, count + 1).min(axis=0)
+    return fewest - 1
+
+
+def percentile_among(probability: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Return percentiles 1-100 of some of a run's probabilities (ties share the higher percentile).
 
     Parameters
     ----------
     probability : numpy.ndarray
         The probabilities to place (a partition's, say).
-    everyone : numpy.ndarray
-        Every probability of the run, sorted ascending (the profiles' ids are not needed: a partition's
-        percentiles are exactly those of a scoring of everyone at once).
+    cuts : numpy.ndarray
+        The run's probabilities at :func:`percentile_ranks` (in ascending order; see
+        :func:`customer_ai.quantiles.order_statistics`): a partition's percentiles are exactly those of a
+        scoring of everyone at once.
     """
     probability = np.asarray(probability, dtype="float64")
     if not len(probability):
         return np.array([], dtype="int64")
-    at_or_below = np.searchsorted(everyone, probability, side="right") / len(everyone)
-    return np.ceil(np.round(at_or_below * 100, 9)).astype("int64").clip(1, 100)
+    return 1 + np.searchsorted(np.asarray(cuts, dtype="float64"), probability, side="right").astype("int64")
 
 
 def bucket_of(score: np.ndarray, medium: float, high: float) -> np.ndarray:
@@ -70,7 +94,7 @@ def score_frame(
     buckets: dict[str, float],
     buckets_by: str = "score",
     *,
-    everyone: np.ndarray | None = None,
+    cuts: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Return the per-profile score columns.
 
@@ -84,9 +108,9 @@ def score_frame(
         ``{"medium": threshold, "high": threshold}``.
     buckets_by : {"score", "percentile"}, default "score"
         Which column the thresholds apply to.
-    everyone : numpy.ndarray, optional
-        Every probability of the run, sorted, when ``probability`` holds only some of them (a partition's): the
-        percentiles are taken among all (see :func:`percentile_among`).  Default: among ``probability``.
+    cuts : numpy.ndarray, optional
+        The run's percentile cuts (see :func:`percentile_ranks`) when ``probability`` holds only some of its
+        profiles (a partition's): the percentiles are taken among all.  Default: among ``probability``.
 
     Returns
     -------
@@ -96,7 +120,7 @@ def score_frame(
     if buckets_by not in ("score", "percentile"):
         raise ValueError(f"buckets_by must be 'score' or 'percentile', not {buckets_by!r}")
     score = score_of(probability)
-    percentile = percentile_of(probability) if everyone is None else percentile_among(probability, everyone)
+    percentile = percentile_of(probability) if cuts is None else percentile_among(probability, cuts)
     ranked = score if buckets_by == "score" else percentile
     return pd.DataFrame(
         {

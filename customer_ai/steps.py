@@ -49,7 +49,7 @@ from customer_ai.drift import (
     drift_reference,
     drift_status,
     drift_table,
-    feature_drift,
+    scale_drift,
 )
 from customer_ai.estimator import EventParts, PropensityModel, TrainingSet, training_totals
 from customer_ai.evaluation import expected_reach, quality_verdict, window_rates
@@ -90,7 +90,8 @@ from customer_ai.labels import eligible_profiles, goal_reached
 from customer_ai.outcomes import OUTCOMES_FILE, OutcomeTally, closed_window_dates, read_tracked, tracked_frame
 from customer_ai.partitions import partition_count, partition_of
 from customer_ai.progress import logger, step
-from customer_ai.scoring import score_frame, score_of, top_score_notes
+from customer_ai.quantiles import order_statistics
+from customer_ai.scoring import percentile_ranks, score_frame, score_of, top_score_notes
 from customer_ai.segments import segment_members, segment_sizes
 from customer_ai.spec import InstanceSpec
 from customer_ai.store.lease import process_scope
@@ -1178,8 +1179,10 @@ def combine_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attem
 
     Writes ``scores.parquet``: every eligible profile once, one row group per partition (partition by partition,
     each in the order of its plan: by profile id), with exactly the values a scoring of everyone at once gives.
-    The parts are read twice, one at a time: their probabilities first (the percentiles are taken among all of
-    them, the only thing held for every profile), then each part whole, written out with its score columns.
+    The parts are read one at a time: checked first, then their probabilities a few times over (the percentiles
+    are taken among all of them: :func:`customer_ai.quantiles.order_statistics` finds the 99 probabilities that cut
+    them without holding every profile's), then each part whole, written out with its score columns.  In a bucket
+    home each part is downloaded once.
 
     Raises
     ------
@@ -1192,15 +1195,23 @@ def combine_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attem
     folder = run_folder / SCORING
     count = _scoring_count(folder)
     version = artifacts.read_json(run_folder / "model.json")["model_version"]
-    everyone = np.sort(np.concatenate([_checked_part(folder, k, version) for k in range(count)]))
+    paths = [fetch(_part_path(folder, k)) if _part_path(folder, k).exists() else None for k in range(count)]
+    checked = [_checked_part(folder, k, version, path) for k, path in enumerate(paths)]
+    profiles, top = sum(n for n, _ in checked), max((p for _, p in checked if p is not None), default=None)
+
+    def probabilities() -> Iterator[np.ndarray]:
+        for path in paths:
+            yield pq.read_table(path, columns=["probability"])["probability"].to_numpy()
+
+    cuts = order_statistics(probabilities, percentile_ranks(profiles))
     output = spec.output
     buckets = dict.fromkeys(("low", "medium", "high"), 0)
 
     def parts() -> Iterator[pd.DataFrame]:
-        for partition in range(count):
-            part = pd.read_parquet(fetch(_part_path(folder, partition)))
+        for path in paths:
+            part = pd.read_parquet(path)
             scores = score_frame(
-                part["profile_id"], part["probability"].to_numpy(), output.buckets, output.buckets_by, everyone=everyone
+                part["profile_id"], part["probability"].to_numpy(), output.buckets, output.buckets_by, cuts=cuts
             )
             scores["propensity"] = spec.propensity
             scores["as_of"] = f"{as_of:%Y-%m-%d}"
@@ -1214,12 +1225,12 @@ def combine_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attem
     artifacts.write_frames(run_folder / "scores.parquet", parts())
     for partition in range(count):  # the partitions' events are not needed any more
         _part_events_path(folder, partition).unlink(missing_ok=True)
-    logger.info("scored %s profiles: %s", f"{len(everyone):,}", ", ".join(f"{k} {n:,}" for k, n in buckets.items()))
-    for note in top_score_notes(output, int(score_of(everyone[-1:])[0])) if len(everyone) else []:
+    logger.info("scored %s profiles: %s", f"{profiles:,}", ", ".join(f"{k} {n:,}" for k, n in buckets.items()))
+    for note in top_score_notes(output, int(score_of(np.array([top]))[0])) if top is not None else []:
         logger.info("%s", note)
     drift = _measure_drift(spec, run_folder, count)
     return {
-        "scored_profiles": len(everyone),
+        "scored_profiles": profiles,
         "buckets": buckets,
         "model_version": version,
         "partitions": count,
@@ -1227,18 +1238,21 @@ def combine_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attem
     }
 
 
-def _checked_part(folder: Path, partition: int, version: str) -> np.ndarray:
-    """Return a scored partition's probabilities, once its part is found to hold its plan's profiles and model."""
+def _checked_part(folder: Path, partition: int, version: str, local: Path | None) -> tuple[int, float | None]:
+    """Return a scored partition's profile count and highest probability (None: no profile), once checked.
+
+    Its part (the ``local`` copy of it; None: missing) must hold its plan's profiles, scored by the run's model.
+    """
     path = _part_path(folder, partition)
-    if not path.exists():
+    if local is None:
         raise FileNotFoundError(f"{path} is missing: run the score_partition step for partition {partition}")
-    part = pd.read_parquet(fetch(path), columns=["profile_id", "probability", "model_version"])
+    part = pd.read_parquet(local, columns=["profile_id", "probability", "model_version"])
     expected = _planned_ids(folder, partition).to_numpy(dtype=object)
     if not np.array_equal(part["profile_id"].to_numpy(dtype=object), expected):
         raise ValueError(f"{path} does not hold the {len(expected):,} profiles of partition {partition}")
     if len(part) and set(part["model_version"]) != {version}:
         raise ValueError(f"{path} was scored with model {part['model_version'].iloc[0]}, not the run's {version}")
-    return part["probability"].to_numpy(dtype="float64")
+    return len(part), float(part["probability"].max()) if len(part) else None
 
 
 def _measure_drift(spec: InstanceSpec, run_folder: Path, count: int) -> dict:
@@ -1545,14 +1559,16 @@ def _score_drift(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, staging: P
     path = artifacts.run_dir(home, spec.name, pd.Timestamp(row["as_of"], tz="UTC"), row["run_id"]) / "scores.parquet"
     if not path.exists():
         return {"previous_as_of": row["as_of"], "reason": "its scores are no longer in its run folder"}
-    before = pd.read_parquet(fetch(path), columns=["probability"])
-    now = pd.read_parquet(fetch(staging / "scores.parquet"), columns=["probability"])
-    table = feature_drift(before, now, {"probability": PROBABILITY_EDGES})
+    columns = ["probability"]  # a row group (a partition) of each run's at a time
+    before, now = (artifacts.read_row_groups(p, columns) for p in (path, staging / "scores.parquet"))
+    row_of_table = scale_drift(before, now, {"probability": PROBABILITY_EDGES}).loc["probability"]
     return {
         "previous_as_of": row["as_of"],
-        "psi": float(table.loc["probability", "psi"]),
-        "mean_previous": float(before["probability"].mean()) if len(before) else None,
-        "mean_now": float(now["probability"].mean()) if len(now) else None,
+        "psi": float(row_of_table["psi"]),
+        **{
+            name: None if pd.isna(row_of_table[column]) else float(row_of_table[column])
+            for name, column in (("mean_previous", "mean_reference"), ("mean_now", "mean_current"))
+        },
     }
 
 
@@ -1560,7 +1576,10 @@ def _seal(spec: InstanceSpec, as_of: pd.Timestamp, staging: Path, attempt: str, 
     """Write the run's segments and metadata into its staging folder, then seal it; return the sealed folder."""
     final = artifacts.next_seal(staging, attempt)
     model = artifacts.read_json(staging / "model.json")
-    scores = pd.read_parquet(fetch(staging / "scores.parquet"), columns=["bucket", "probability"])
+    scores_path = fetch(staging / "scores.parquet")
+    buckets = dict.fromkeys(("low", "medium", "high"), 0)
+    for part in artifacts.read_row_groups(scores_path, ["bucket"]):  # a partition at a time
+        buckets = {name: n + _bucket_counts(part)[name] for name, n in buckets.items()}
     _say_missing_factors(spec, model)
     sizes = _write_segments(spec, staging)
     _, reason = quality_verdict(model["validation"]["metrics"], gate)
@@ -1582,11 +1601,11 @@ def _seal(spec: InstanceSpec, as_of: pd.Timestamp, staging: Path, attempt: str, 
         "history": model["history"],
         "quality": model["quality"],
         "reason": reason,
-        "scored_profiles": len(scores),
-        "buckets": _bucket_counts(scores),
+        "scored_profiles": sum(buckets.values()),
+        "buckets": buckets,
         "segments": sizes,
         "drift": _drift_summary(staging),
-        "expected": _expected(scores, model),
+        "expected": _expected(scores_path, model),
         "versions": artifacts.package_versions(),
         "artifacts": str(final),
     }
@@ -1613,14 +1632,16 @@ def _compare_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, staging
         )
 
 
-def _expected(scores: pd.DataFrame, model: dict) -> dict:
-    """Return how many scored profiles are expected to reach the goal, with the range past windows give.
+def _expected(scores: Path, model: dict) -> dict:
+    """Return how many scored profiles (``scores.parquet``) are expected to reach the goal, with a range.
 
     The windows are the model's snapshots (latest first): how much their goal rate moved from one to the next is
-    how much the next window's may move from the latest (see :func:`customer_ai.evaluation.expected_reach`).
+    how much the next window's may move from the latest (see :func:`customer_ai.evaluation.expected_reach`).  The
+    probabilities are read a partition at a time.
     """
     counts = model.get("label_counts", {}).get("snapshots", [])
-    return expected_reach(scores["probability"].to_numpy(), window_rates(counts))
+    parts = (part["probability"].to_numpy() for part in artifacts.read_row_groups(scores, ["probability"]))
+    return expected_reach(parts, window_rates(counts))
 
 
 def _drift_summary(folder: Path) -> dict:

@@ -18,6 +18,7 @@ from customer_ai.drift import (
     drift_table,
     feature_drift,
     population_stability,
+    scale_drift,
 )
 from customer_ai.estimator import PropensityModel
 from customer_ai.features import PROBABILITY_EDGES, RATE_EDGES, build_features, fixed_scales
@@ -92,6 +93,22 @@ def test_counts_of_parts_add_up_to_those_of_the_whole_and_survive_json() -> None
     whole = drift_counts(reference, scored)
     assert add_counts(json.loads(json.dumps(parts))) == whole
     pd.testing.assert_frame_equal(drift_table(reference, whole), feature_drift(training, scored))
+
+
+def test_scale_drift_of_frames_read_in_parts_equals_that_of_the_frames_whole() -> None:
+    before = pd.DataFrame({"probability": [0.01, 0.02, 0.5, 0.97, 0.99, 0.3]})
+    now = pd.DataFrame({"probability": [0.04, 0.6, 0.61, 0.62]})
+    whole = feature_drift(before, now, {"probability": PROBABILITY_EDGES})
+    parts = scale_drift(
+        [before.iloc[:2], before.iloc[2:2], before.iloc[2:]],
+        [now.iloc[:1], now.iloc[1:]],
+        {"probability": PROBABILITY_EDGES},
+    )
+    pd.testing.assert_frame_equal(parts, whole, rtol=1e-15)
+    assert parts.loc["probability", "mean_current"] == pytest.approx(0.4675)
+    empty = scale_drift([], [now], {"probability": PROBABILITY_EDGES}).loc["probability"]  # no earlier rows: no mean
+    assert math.isnan(empty["mean_reference"])
+    assert empty["mean_current"] == pytest.approx(0.4675)
 
 
 def test_values_above_and_below_the_training_range_and_the_means_are_told_apart() -> None:

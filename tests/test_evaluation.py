@@ -272,3 +272,20 @@ def test_the_expected_count_is_the_sum_of_probabilities_and_its_range_the_larges
     ]  # an empty window has no rate
     one = expected_reach(np.array([0.2, 0.3]), [0.4])  # one window (one period): nothing to draw a range from
     assert (one["expected"], one["low"], one["high"], one["largest_move"]) == (pytest.approx(0.5), None, None, None)
+
+
+def test_the_expected_count_of_probabilities_read_in_parts_adds_up_part_by_part():
+    rates = [0.5, 0.6, 0.45]
+    whole = expected_reach(np.array([0.1, 0.2, 0.7, 0.4]), rates)
+    parts = expected_reach(iter([np.array([0.1, 0.2]), np.array([]), np.array([0.7, 0.4])]), rates)
+    assert parts["profiles"] == 4
+    assert parts["largest_move"] == whole["largest_move"]
+    for key in ("expected", "low", "high"):
+        assert parts[key] == pytest.approx(whole[key], rel=1e-15)
+    assert expected_reach(iter([]), rates) == {
+        "profiles": 0,
+        "expected": 0.0,
+        "low": None,
+        "high": None,
+        "largest_move": None,
+    }

@@ -28,7 +28,7 @@ from customer_ai.features import FeatureInfo
 from customer_ai.outcomes import read_tracked
 from customer_ai.report import SECTIONS, build_report, factor_long, factor_summary, score_bins, score_history
 from customer_ai.report.figures import _RC
-from customer_ai.report.folder import _RunFiles, read_sample
+from customer_ai.report.folder import ScoreSummary, _RunFiles, read_sample
 from customer_ai.spec import InstanceSpec, MonitoringSettings, load_spec
 from customer_ai.store import open_store
 
@@ -60,6 +60,38 @@ def test_score_bins_count_profiles_per_five_points_and_bucket_with_100_in_the_la
         "high": 2,
     }
     assert bins["profiles"].sum() == 6
+
+
+def test_a_score_summary_read_a_row_group_at_a_time_counts_what_the_whole_file_holds(tmp_path: Path) -> None:
+    probability = np.array([0.004, 0.005, 0.3, 0.31, 0.994, 0.995, 1.0, 0.12, 0.3])
+    bucket = ["low", "low", "medium", "medium", "high", "high", "high", "low", "high"]
+    path = tmp_path / "scores.parquet"
+    frame = pd.DataFrame({"profile_id": list("abcdefghi"), "probability": probability, "bucket": bucket})
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=2)
+    assert pq.ParquetFile(path).num_row_groups == 5
+    summary = ScoreSummary.read(path)
+    assert summary.profiles == 9
+    assert summary.buckets == {"low": 3, "medium": 2, "high": 4}
+    assert summary.top == 100
+    scored = {score: row.tolist() for score, row in enumerate(summary.by_score) if row.any()}
+    assert scored == {
+        0: [1, 0, 0],
+        1: [1, 0, 0],
+        12: [1, 0, 0],
+        30: [0, 1, 1],
+        31: [0, 1, 0],
+        99: [0, 0, 1],
+        100: [0, 0, 2],
+    }
+    assert summary.sums["medium"] == pytest.approx(0.61)
+    expected = np.percentile(probability * 100, [10, 25, 50, 75, 90])
+    assert list(summary.quantiles.values()) == expected.tolist()  # exactly np.percentile's, from parts
+    assert list(summary.quantiles) == ["p10", "p25", "p50", "p75", "p90"]
+    with pytest.raises(ValueError, match="bucket 'top' is not one of"):
+        ScoreSummary.of(lambda: [frame.assign(bucket="top")])
+    empty = ScoreSummary.of(list)
+    assert (empty.profiles, empty.top) == (0, None)
+    assert all(np.isnan(value) for value in empty.quantiles.values())
 
 
 def test_score_history_gives_bucket_shares_and_score_quantiles_per_date_oldest_first() -> None:
@@ -171,8 +203,9 @@ def _card_text(model: dict) -> str:
     run = _RunFiles(
         folder=Path("."),
         model=model,
-        scores=pd.DataFrame(),
+        scores=ScoreSummary.of(list),
         scores_file=Path("scores.parquet"),
+        expected=None,
         source=None,
         evaluation=None,
         metadata=None,
@@ -419,8 +452,7 @@ def test_factors_of_many_profiles_are_summarised_over_the_sample_dataframe_sampl
     pq.write_table(pa.Table.from_pandas(everyone, preserve_index=False), folder / "scores.parquet", row_group_size=97)
     monkeypatch.setattr(factors_module, "MAX_FACTOR_PROFILES", 500)
     run = _RunFiles.read(folder)
-    assert list(run.scores.columns) == ["probability", "score", "bucket"]  # no factors held for every profile
-    assert len(run.scores) == len(everyone) > 500
+    assert run.scores.profiles == len(everyone) > 500  # counted: no profile's score held, nor its factors
     section = _factors_html(retail_spec, run)
     assert f"Summarised over a random sample of 500 of the {len(everyone):,} profiles." in section
     # the same section as one whose file holds just the rows DataFrame.sample picks, read whole

@@ -6,7 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from customer_ai.scoring import bucket_of, percentile_among, percentile_of, score_frame, score_of, top_score_notes
+from customer_ai.scoring import (
+    bucket_of,
+    percentile_among,
+    percentile_of,
+    percentile_ranks,
+    score_frame,
+    score_of,
+    top_score_notes,
+)
 from customer_ai.spec import OutputSettings
 
 
@@ -134,19 +142,36 @@ def test_an_empty_bucket_on_the_score_is_explained_with_the_way_out() -> None:
     assert empty_bucket_notes(output, scores.iloc[:0]) == []
 
 
-def test_percentile_among_a_runs_sorted_probabilities_places_a_part_as_the_whole_run_would():
+def test_percentile_ranks_are_where_a_run_of_seven_changes_percentile():
+    # 1 of 7 at or below is 14.3% (percentile 15), 2 is 28.6% (29), 3 is 42.9% (43), 4 is 57.1% (58), ...
+    ranks = percentile_ranks(7)
+    assert len(ranks) == 99
+    assert ranks.tolist() == [0] * 14 + [1] * 14 + [2] * 14 + [3] * 15 + [4] * 14 + [5] * 14 + [6] * 14
+    assert percentile_ranks(100).tolist() == list(range(1, 100))  # above k percent: k + 1 of 100 at or below
+    assert percentile_ranks(0).tolist() == []
+
+
+def test_percentile_among_a_runs_cuts_places_a_part_as_the_whole_run_would():
     everyone = np.array([0.1, 0.4, 0.4, 0.2, 0.9, 0.05, 0.7])
     whole = percentile_of(everyone)
     assert whole.tolist() == [29, 72, 72, 43, 100, 15, 86]
-    ranked = np.sort(everyone)
-    assert percentile_among(everyone[[1, 4]], ranked).tolist() == [72, 100]
-    assert percentile_among(everyone[[0, 2, 3, 5, 6]], ranked).tolist() == [29, 72, 43, 15, 86]
-    assert percentile_among(np.array([]), ranked).tolist() == []
-    part = score_frame(
-        pd.Index(["b", "e"]), everyone[[1, 4]], {"medium": 50, "high": 80}, "percentile", everyone=ranked
-    )
+    cuts = np.sort(everyone)[percentile_ranks(len(everyone))]
+    assert percentile_among(everyone[[1, 4]], cuts).tolist() == [72, 100]
+    assert percentile_among(everyone[[0, 2, 3, 5, 6]], cuts).tolist() == [29, 72, 43, 15, 86]
+    assert percentile_among(np.array([0.0, 0.06, 1.0]), cuts).tolist() == [1, 15, 100]  # not of the run: placed
+    assert percentile_among(np.array([]), cuts).tolist() == []
+    part = score_frame(pd.Index(["b", "e"]), everyone[[1, 4]], {"medium": 50, "high": 80}, "percentile", cuts=cuts)
     assert part["percentile"].tolist() == [72, 100]
     assert part["bucket"].tolist() == ["medium", "high"]
+
+
+def test_percentile_of_equals_the_share_at_or_below_rounded_up_at_every_size():
+    rng = np.random.default_rng(0)
+    for count in [*range(1, 300), 999, 1000, 1001, 12345]:
+        probability = rng.integers(0, 7, count) / 7 if count % 2 else rng.random(count)
+        share = np.searchsorted(np.sort(probability), probability, side="right") / count
+        expected = np.ceil(np.round(share * 100, 9)).astype("int64").clip(1, 100)
+        assert percentile_of(probability).tolist() == expected.tolist(), count
 
 
 def test_top_score_notes_say_which_bucket_no_score_reaches():

@@ -208,6 +208,16 @@ def test_read_scores_filters(store):
     assert store.count_rows("missing") == counts(0, 0, 0)
 
 
+def test_read_scores_with_a_limit_gives_the_top_rows_in_order(store):
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.2, "p2": 0.9, "p3": 0.9, "p4": 0.5}), run())
+    assert store.read_scores("unit", limit=3)["profile_id"].tolist() == ["p2", "p3", "p4"]
+    assert store.read_scores("unit", as_of="2024-02-01", limit=1)["profile_id"].tolist() == ["p2"]
+    assert store.read_scores("unit", limit=10)["profile_id"].tolist() == ["p2", "p3", "p4", "p1"]
+    assert store.read_scores("unit", limit=0).empty
+    with pytest.raises(ValueError, match="limit must be 0 or more, not -1"):
+        store.read_scores("unit", limit=-1)
+
+
 def test_rewriting_the_same_as_of_keeps_row_counts(store):
     store.write_run("unit", "2024-02-01", scores({"p1": 0.2, "p2": 0.9}), run())
     store.write_run("unit", "2024-02-01", scores({"p1": 0.3, "p2": 0.8}), run())

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import pandas as pd
 
-from customer_ai.evaluation import expected_reach, window_rates
 from customer_ai.report.figures import _svg, _timeline_figure
 from customer_ai.report.folder import _RunFiles
 from customer_ai.report.html import _esc, _int, _num, _p, _pairs, _pct, _section, _short, _table, _template_words
 from customer_ai.spec import InstanceSpec
 
 
-def _expected_words(run: _RunFiles, counts: dict) -> str:
+def _expected_words(run: _RunFiles) -> str:
     """Say how many scored profiles are expected to reach the goal, and the range past windows give."""
-    if "probability" not in run.scores.columns:  # a folder without scores: nothing to add up
+    expected = run.expected
+    if expected is None:  # nothing to add up
         return "–"
-    expected = expected_reach(run.scores["probability"].to_numpy(), window_rates(counts.get("snapshots", [])))
     text = (
         f"{expected['expected']:,.0f} of the {expected['profiles']:,} profiles scored (the sum of their probabilities)"
     )
@@ -62,7 +61,7 @@ def _model_card(spec: InstanceSpec, as_of: pd.Timestamp, run: _RunFiles) -> str:
         ),
         ("quality gate", verdict),
         ("held-out ROC AUC", _num(auc)),
-        ("expected to reach the goal", _expected_words(run, counts)),
+        ("expected to reach the goal", _expected_words(run)),
         (
             "data read",
             f"events from {window[0]} to before {window[1]}; the source starts {_day(source.get('data_start'))}",

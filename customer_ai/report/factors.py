@@ -144,7 +144,7 @@ def _feature_labels(model: dict) -> Callable[[str], str]:
 
 
 def _factors_section(spec: InstanceSpec, run: _RunFiles) -> str:
-    sampled = len(run.scores) > MAX_FACTOR_PROFILES
+    sampled = run.scores.profiles > MAX_FACTOR_PROFILES
     scores = read_sample(run.scores_file, ["bucket", "factors"], MAX_FACTOR_PROFILES)
     long = factor_long(scores["factors"])
     infos = _feature_infos(spec, run.model)
@@ -160,7 +160,7 @@ def _factors_section(spec: InstanceSpec, run: _RunFiles) -> str:
     ]
     if sampled:
         parts.append(
-            _p(f"Summarised over a random sample of {MAX_FACTOR_PROFILES:,} of the {len(run.scores):,} profiles.")
+            _p(f"Summarised over a random sample of {MAX_FACTOR_PROFILES:,} of the {run.scores.profiles:,} profiles.")
         )
     if overall.empty:
         parts.append(_p("No profile has influential factors."))

@@ -4,12 +4,15 @@ The model and the scores are required; the source summary, the evaluation, the t
 and the validation results are optional and None when absent, so that a run's staging folder can be reported on
 too.  The instance's published runs are found through the store (:func:`_published_folders`).
 
-Of the scores only the columns the sections use are held (:data:`SCORE_COLUMNS`): the factors, hundreds of bytes
-per profile, are read by the factors section alone, and only for a bounded sample of rows (:func:`read_sample`).
+No profile's score is held: the scores are summed up a row group (a partition) at a time into a
+:class:`ScoreSummary` (profiles per score and bucket, the probabilities' sums, the score quantiles, found exactly by
+:func:`customer_ai.quantiles.linear_quantiles`); the factors, hundreds of bytes per profile, are read by the factors
+section alone, and only for a bounded sample of rows (:func:`read_sample`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +22,77 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from customer_ai import artifacts
+from customer_ai.evaluation import expected_reach, window_rates
 from customer_ai.home import fetch
 from customer_ai.outcomes import read_tracked
+from customer_ai.quantiles import linear_quantiles
+from customer_ai.scoring import score_of
 
-SCORE_COLUMNS = ["probability", "score", "bucket"]  # what the report reads of every profile's score
+SCORE_COLUMNS = ["probability", "bucket"]  # what the report reads of every profile's score, a row group at a time
+BUCKETS = ("low", "medium", "high")
+QUANTILES = (10, 25, 50, 75, 90)  # the score percentiles the history shows
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    """What the report shows of a run's scores, added up a part (a row group) at a time.
+
+    ``by_score`` counts the profiles per score (rows 0-100) and bucket (columns: :data:`BUCKETS`); ``sums`` adds
+    up their probabilities per bucket; ``quantiles`` holds the score percentiles of :data:`QUANTILES` (``p10``,
+    ... as ``np.percentile`` of every score, the probability in percent, gives them), NaN without profiles.
+    """
+
+    by_score: np.ndarray
+    sums: dict[str, float]
+    quantiles: dict[str, float]
+
+    @property
+    def profiles(self) -> int:
+        """How many profiles were scored."""
+        return int(self.by_score.sum())
+
+    @property
+    def buckets(self) -> dict[str, int]:
+        """Profiles per bucket."""
+        return {b: int(n) for b, n in zip(BUCKETS, self.by_score.sum(axis=0), strict=True)}
+
+    @property
+    def top(self) -> int | None:
+        """The highest score (None without profiles)."""
+        scored = np.flatnonzero(self.by_score.sum(axis=1))
+        return int(scored[-1]) if len(scored) else None
+
+    @classmethod
+    def of(cls, parts: Callable[[], Iterable[pd.DataFrame]]) -> ScoreSummary:
+        """Return the summary of scores in parts (frames with ``probability`` and ``bucket``; called once per pass).
+
+        Raises
+        ------
+        ValueError
+            For a bucket other than :data:`BUCKETS`.
+        """
+        by_score = np.zeros((101, len(BUCKETS)), dtype="int64")
+        sums = dict.fromkeys(BUCKETS, 0.0)
+        for part in parts():
+            column = pd.Index(BUCKETS).get_indexer(part["bucket"])
+            if (column < 0).any():
+                raise ValueError(f"bucket {part['bucket'].iloc[int(np.argmax(column < 0))]!r} is not one of {BUCKETS}")
+            probability = part["probability"].to_numpy(dtype="float64")
+            np.add.at(by_score, (score_of(probability), column), 1)
+            for at, bucket in enumerate(BUCKETS):
+                sums[bucket] += float(probability[column == at].sum())
+        profiles = int(by_score.sum())
+        quantiles = dict.fromkeys((f"p{q}" for q in QUANTILES), float("nan"))
+        if profiles:
+            scores = lambda: (part["probability"].to_numpy(dtype="float64") * 100 for part in parts())  # noqa: E731
+            found = linear_quantiles(scores, profiles, [q / 100 for q in QUANTILES])
+            quantiles = {f"p{q}": float(value) for q, value in zip(QUANTILES, found, strict=True)}
+        return cls(by_score=by_score, sums=sums, quantiles=quantiles)
+
+    @classmethod
+    def read(cls, path: Path) -> ScoreSummary:
+        """Return the summary of a scores file (a local ``scores.parquet``), read a row group at a time."""
+        return cls.of(lambda: artifacts.read_row_groups(path, SCORE_COLUMNS))
 
 
 @dataclass
@@ -31,8 +101,9 @@ class _RunFiles:
 
     folder: Path
     model: dict
-    scores: pd.DataFrame  # the SCORE_COLUMNS of every profile
+    scores: ScoreSummary  # what the sections show of every profile's score
     scores_file: Path  # a local copy of scores.parquet (fetched once), for the factors' sampled read
+    expected: dict | None  # how many profiles are expected to reach the goal (expected_reach); None: not known
     source: dict | None
     evaluation: dict | None
     metadata: dict | None
@@ -54,11 +125,15 @@ class _RunFiles:
             return artifacts.read_json(path) if path.exists() else None
 
         scores_file = fetch(folder / "scores.parquet")
+        model = artifacts.read_json(folder / "model.json")
+        rates = window_rates(model.get("label_counts", {}).get("snapshots", []))
+        parts = (part["probability"].to_numpy() for part in artifacts.read_row_groups(scores_file, ["probability"]))
         return cls(
             folder=folder,
-            model=artifacts.read_json(folder / "model.json"),
-            scores=pd.read_parquet(scores_file, columns=SCORE_COLUMNS),
+            model=model,
+            scores=ScoreSummary.read(scores_file),
             scores_file=scores_file,
+            expected=expected_reach(parts, rates),
             source=optional("source.json"),
             evaluation=optional("evaluation.json"),
             metadata=optional("metadata.json"),

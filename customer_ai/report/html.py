@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from customer_ai.report.folder import _RunFiles
+from customer_ai.report.folder import BUCKETS, _RunFiles
 from customer_ai.spec import InstanceSpec
 
 SECTIONS = {
@@ -45,7 +45,7 @@ SECTIONS = {
     "outcomes": "Did it come true",
     "validation": "Data validation",
 }
-_BUCKETS = ("low", "medium", "high")
+_BUCKETS = BUCKETS
 _SCORERS = {"model": "model", "recency": "recency", "frequency": "frequency", "bgnbd": "BG/NBD"}
 _STAGE_WORDS = {"events": "events", "training_set": "training set", "scores": "scores"}
 MAX_SHOWN = 200  # characters shown of one value from the data: a name, a text, a typical value

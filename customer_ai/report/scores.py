@@ -14,9 +14,9 @@ import pandas as pd
 
 from customer_ai.home import fetch
 from customer_ai.report.figures import _history_figure, _scores_figure, _svg
-from customer_ai.report.folder import _RunFiles
+from customer_ai.report.folder import ScoreSummary, _RunFiles
 from customer_ai.report.html import _BUCKETS, _int, _num, _p, _pct, _section, _table
-from customer_ai.scoring import empty_bucket_notes
+from customer_ai.scoring import top_score_notes
 from customer_ai.spec import InstanceSpec
 
 # --- score distribution ----------------------------------------------------------------------------------------
@@ -28,37 +28,48 @@ def score_bins(score: np.ndarray, bucket: np.ndarray, width: int = 5) -> pd.Data
     Columns ``low_score``, ``high_score`` (the bin is ``[low, high)``, the last ``[low, 100]``), ``profiles``,
     then one count column per bucket (``low``, ``medium``, ``high``).
     """
-    score = np.asarray(score, dtype="int64")
-    bucket = np.asarray(bucket, dtype=object)
+    by_score = np.zeros((101, len(_BUCKETS)), dtype="int64")
+    np.add.at(by_score, (np.asarray(score, dtype="int64"), pd.Index(_BUCKETS).get_indexer(bucket)), 1)
+    return _bins(by_score, width)
+
+
+def _bins(by_score: np.ndarray, width: int = 5) -> pd.DataFrame:
+    """Return :func:`score_bins` of the profiles counted per score (0-100) and bucket."""
     edges = list(range(0, 100, width))
-    which = np.minimum(score // width, len(edges) - 1)
+    which = np.minimum(np.arange(101) // width, len(edges) - 1)
     rows = []
     for i, low in enumerate(edges):
-        inside = which == i
+        inside = by_score[which == i].sum(axis=0)
         row = {"low_score": low, "high_score": min(low + width, 100), "profiles": int(inside.sum())}
-        row.update({b: int((inside & (bucket == b)).sum()) for b in _BUCKETS})
+        row.update({b: int(n) for b, n in zip(_BUCKETS, inside, strict=True)})
         rows.append(row)
     return pd.DataFrame(rows)
 
 
+def _score_range(by_score: np.ndarray, column: int) -> str:
+    """Return the lowest and highest score of a bucket's profiles (a dash without any)."""
+    scored = np.flatnonzero(by_score[:, column])
+    return f"{scored[0]}–{scored[-1]}" if len(scored) else "–"
+
+
 def _scores_section(spec: InstanceSpec, run: _RunFiles) -> str:
     scores = run.scores
-    bins = score_bins(scores["score"].to_numpy(), scores["bucket"].to_numpy())
+    bins = _bins(scores.by_score)
     figure = _scores_figure(spec, bins)
-    total = len(scores)
+    total = scores.profiles
     bucket_rows = []
-    for b in _BUCKETS:
-        members = scores.loc[scores["bucket"] == b]
+    for column, (b, members) in enumerate(scores.buckets.items()):
         bucket_rows.append(
             (
                 b,
-                _int(len(members)),
-                _pct(len(members) / total if total else None),
-                f"{members['score'].min()}–{members['score'].max()}" if len(members) else "–",
-                _pct(members["probability"].mean() if len(members) else None),
+                _int(members),
+                _pct(members / total if total else None),
+                _score_range(scores.by_score, column),
+                _pct(scores.sums[b] / members if members else None),
             )
         )
-    expected = scores["probability"].sum()
+    expected = sum(scores.sums.values())
+    top = scores.top
     parts = [
         _p(
             f"{total:,} profiles scored. The score is the calibrated probability of the goal in percent: of 100 "
@@ -67,7 +78,7 @@ def _scores_section(spec: InstanceSpec, run: _RunFiles) -> str:
         ),
         _svg(figure, "scores-histogram", "Profiles per 5-point score bin, coloured by bucket"),
         _table(["bucket", "profiles", "share", "scores", "mean probability"], bucket_rows, caption="Bucket counts"),
-        *[_p(note, "notes") for note in empty_bucket_notes(spec.output, scores)],
+        *[_p(note, "notes") for note in (top_score_notes(spec.output, top) if top is not None else [])],
         _table(
             ["scores", "profiles", *_BUCKETS],
             [
@@ -106,18 +117,17 @@ def score_history(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
         One row per date, oldest first: ``as_of``, ``profiles``, ``low``, ``medium``, ``high`` (shares),
         ``p10``, ``p25``, ``p50``, ``p75``, ``p90`` (of the score, the probability in percent) and ``mean``.
     """
-    return pd.DataFrame([_history_row(date, frames[date]) for date in sorted(frames)], columns=_HISTORY_COLUMNS)
+    rows = [_history_row(date, ScoreSummary.of(lambda frame=frames[date]: [frame])) for date in sorted(frames)]
+    return pd.DataFrame(rows, columns=_HISTORY_COLUMNS)
 
 
-def _history_row(date: str, frame: pd.DataFrame) -> dict[str, object]:
+def _history_row(date: str, summary: ScoreSummary) -> dict[str, object]:
     """Return the row of :func:`score_history` of one run's scores."""
-    score = frame["probability"].to_numpy(dtype="float64") * 100
-    n = len(frame)
+    n = summary.profiles
     row: dict[str, object] = {"as_of": date, "profiles": n}
-    row.update({b: float((frame["bucket"] == b).mean()) if n else float("nan") for b in _BUCKETS})
-    for q in (10, 25, 50, 75, 90):
-        row[f"p{q}"] = float(np.percentile(score, q)) if n else float("nan")
-    row["mean"] = float(score.mean()) if n else float("nan")
+    row.update({b: count / n if n else float("nan") for b, count in summary.buckets.items()})
+    row.update(summary.quantiles)
+    row["mean"] = sum(summary.sums.values()) * 100 / n if n else float("nan")
     return row
 
 
@@ -128,9 +138,9 @@ def _read_runs(store: object, instance: str) -> pd.DataFrame | None:
 
 def _history_section(as_of: pd.Timestamp, run: _RunFiles, runs: pd.DataFrame | None, folders: dict[str, Path]) -> str:
     today = f"{as_of:%Y-%m-%d}"
-    # each past run's scores are summarised as soon as read: one run's scores in memory at a time
+    # each past run's scores are summed up a row group at a time, as this run's
     rows = [
-        _history_row(date, pd.read_parquet(fetch(folder / "scores.parquet"), columns=["probability", "bucket"]))
+        _history_row(date, ScoreSummary.read(fetch(folder / "scores.parquet")))
         for date, folder in sorted(folders.items())
         if date < today and (folder / "scores.parquet").exists()
     ]

@@ -705,8 +705,10 @@ class _Store(ABC):
         """Return the outcome rows of an instance (columns of :meth:`read_outcomes`), in any order."""
 
     @abstractmethod
-    def _select_scores(self, instance: str, as_of: str | None, profile_id: str | None) -> list[tuple]:
-        """Return score rows (factors parsed) in the order of :meth:`read_scores`."""
+    def _select_scores(
+        self, instance: str, as_of: str | None, profile_id: str | None, limit: int | None = None
+    ) -> list[tuple]:
+        """Return score rows (factors parsed) in the order of :meth:`read_scores`, the first ``limit`` if given."""
 
     @abstractmethod
     def _score_rows(self, instance: str, as_of: str, columns: list[str], rows: int) -> Iterator[list[tuple]]:
@@ -1035,18 +1037,23 @@ class _Store(ABC):
         for batch in self._score_rows(instance, _as_of_text(as_of), list(columns), rows):
             yield pd.DataFrame.from_records(batch, columns=list(columns))
 
-    def read_scores(self, instance: str, as_of: str | None = None, profile_id: str | None = None) -> pd.DataFrame:
+    def read_scores(
+        self, instance: str, as_of: str | None = None, profile_id: str | None = None, *, limit: int | None = None
+    ) -> pd.DataFrame:
         """Return current scores (or the history of one as-of date), optionally for one profile.
 
         Rows come by probability descending, then profile id; ``factors`` comes back as lists of dicts.  A value
-        of ``as_of`` that is not a date matches nothing.
+        of ``as_of`` that is not a date matches nothing.  ``limit`` keeps only the first rows: the database picks
+        them, so that the top of millions of profiles is read without the others.
         """
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be 0 or more, not {limit}")
         if as_of is not None:
             try:
                 as_of = _as_of_text(as_of)
             except ValueError:
                 return _scores_frame([])  # writes refuse such dates: nothing can match
-        return _scores_frame(self._select_scores(instance, as_of, profile_id))
+        return _scores_frame(self._select_scores(instance, as_of, profile_id, limit))
 
     def read_runs(self, instance: str) -> pd.DataFrame:
         """Return the published runs of an instance, one per as-of date, oldest first.

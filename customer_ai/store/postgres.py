@@ -648,7 +648,9 @@ class PostgresStore(_Store):
         )
         return self._fetch(self._sql(query), (instance,))
 
-    def _select_scores(self, instance: str, as_of: str | None, profile_id: str | None) -> list[tuple]:
+    def _select_scores(
+        self, instance: str, as_of: str | None, profile_id: str | None, limit: int | None = None
+    ) -> list[tuple]:
         table = "{scores}" if as_of is None else "{history}"
         query = (
             f"SELECT instance, profile_id, to_char(as_of, '{_DATE_TEXT}'), probability, score, percentile, "
@@ -658,8 +660,9 @@ class PostgresStore(_Store):
             query += " AND as_of = %(as_of)s"
         if profile_id is not None:
             query += " AND profile_id = %(profile_id)s"
-        query += ' ORDER BY probability DESC, profile_id COLLATE "C"'  # byte order, as SQLite sorts
-        rows = self._fetch(self._sql(query), {"instance": instance, "as_of": as_of, "profile_id": profile_id})
+        query += ' ORDER BY probability DESC, profile_id COLLATE "C" LIMIT %(limit)s'  # byte order, as SQLite sorts
+        parameters = {"instance": instance, "as_of": as_of, "profile_id": profile_id, "limit": limit}  # None: all
+        rows = self._fetch(self._sql(query), parameters)
         return [(*row[:-1], _ordered_factors(row[-1])) for row in rows]
 
     def _score_rows(self, instance: str, as_of: str, columns: list[str], rows: int) -> Iterator[list[tuple]]:

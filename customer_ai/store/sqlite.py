@@ -467,7 +467,9 @@ class SQLiteStore(_Store):
         with self._connect() as connection:
             return [] if connection is None else connection.execute(query, params).fetchall()
 
-    def _select_scores(self, instance: str, as_of: str | None, profile_id: str | None) -> list[tuple]:
+    def _select_scores(
+        self, instance: str, as_of: str | None, profile_id: str | None, limit: int | None = None
+    ) -> list[tuple]:
         table = "customer_ai_scores" if as_of is None else "customer_ai_score_history"
         query = f"SELECT {', '.join(_SCORE_COLUMNS)} FROM {table} WHERE instance = ?"
         params: list = [instance]
@@ -477,7 +479,9 @@ class SQLiteStore(_Store):
         if profile_id is not None:
             query += " AND profile_id = ?"
             params.append(profile_id)
-        rows = self._fetch(query + " ORDER BY probability DESC, profile_id", params)
+        rows = self._fetch(
+            query + " ORDER BY probability DESC, profile_id LIMIT ?", [*params, -1 if limit is None else limit]
+        )
         return [(*row[:-1], json.loads(row[-1])) for row in rows]
 
     def _score_rows(self, instance: str, as_of: str, columns: list[str], rows: int) -> Iterator[list[tuple]]:
