@@ -320,27 +320,21 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(summary)
         print(f"warning: the events file {source} does not exist (yet): the data checks {skipped}", file=sys.stderr)
         return EXIT_OK
-    from customer_ai.conditions import ConditionError, where_mask
+    from customer_ai.conditions import ConditionError, rule_problems
     from customer_ai.events import load_event_file
 
     events = load_event_file(source, None if args.events else spec.events.columns)
-    patterns = [p.where for p in spec.goal.events + spec.eligibility.events + spec.eligibility.exclude]
-    patterns += [c.where for c in spec.custom_events]
-    unmatched = []
-    for where in patterns:
-        try:
-            hits = int(where_mask(events, where).sum())
-        except ConditionError as exc:
-            raise ConditionError(f"{args.instance}: {exc}") from None
-        if hits == 0:
-            unmatched.append(where)
+    try:
+        rule_errors, rule_warnings = rule_problems(spec, events)
+    except ConditionError as exc:
+        raise ConditionError(f"{args.instance}: {exc} (in {source})") from None
     factor_errors, factor_warnings = factor_problems(spec, events)
-    if factor_errors:
-        raise SpecError("\n".join(f"{args.instance}: {line}" for line in factor_errors))
+    if rule_errors or factor_errors:
+        lines = [f"{line} (in {source})" for line in rule_errors] + factor_errors
+        raise SpecError("\n".join(f"{args.instance}: {line}" for line in lines))
     print(summary)  # only once every check that can fail has passed
-    warnings = [f"no event matches {[c.model_dump() for c in where]}" for where in unmatched]
-    for line in warnings + [f"{args.instance}: {line}" for line in factor_warnings]:
-        print(f"warning: {line}", file=sys.stderr)
+    for line in rule_warnings + factor_warnings:
+        print(f"warning: {args.instance}: {line}", file=sys.stderr)
     if len(events):
         span = f"{events['timestamp'].min():%Y-%m-%d} .. {events['timestamp'].max():%Y-%m-%d}"
     else:
@@ -448,6 +442,23 @@ def _describe_drift(drift: dict) -> str:
     return _printable(text)
 
 
+def _describe_quality(metrics: dict) -> str:
+    """Say a run's quality grade and what it means, with the held-out numbers it comes from."""
+    from customer_ai.quality import quality_grade
+
+    grade, meaning = quality_grade(metrics)
+    numbers = [
+        f"{label} {metrics[key]:.{digits}f}"
+        for key, label, digits in (
+            ("top_decile_lift", "top-tenth lift", 2),
+            ("calibration_error", "calibration error", 3),
+            ("model_roc_auc", "ROC AUC", 3),
+        )
+        if isinstance(metrics.get(key), (int, float))
+    ]
+    return f"quality: {grade}: {meaning}" + (f" (held out: {', '.join(numbers)})" if numbers else "")
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     from customer_ai.spec import load_spec
 
@@ -471,6 +482,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if shown is not None:
         which = "latest run" if shown["as_of"] == runs["as_of"].iloc[-1] else "run"
         print(f"{which} as of {shown['as_of']}, model {shown['model_version']}: {shown['status']}: {shown['reason']}")
+        print(_describe_quality(json.loads(shown["metrics"]) if shown["metrics"] else {}))
         _note_other_definition(args, spec, meta)
         if meta:
             buckets = ", ".join(f"{k} {meta['buckets'][k]:,}" for k in ("low", "medium", "high"))

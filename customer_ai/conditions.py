@@ -7,9 +7,17 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from customer_ai.spec import Condition, EventPattern
+from customer_ai.spec import Condition, EventPattern, InstanceSpec, pattern_in_words
 
-__all__ = ["ConditionError", "condition_mask", "patterns_mask", "where_mask"]
+__all__ = [
+    "ConditionError",
+    "condition_mask",
+    "event_patterns",
+    "patterns_mask",
+    "rule_problems",
+    "unknown_fields",
+    "where_mask",
+]
 
 
 class ConditionError(ValueError):
@@ -113,3 +121,106 @@ def patterns_mask(events: pd.DataFrame, patterns: Sequence[EventPattern]) -> np.
     for pattern in patterns:
         mask |= where_mask(events, pattern.where)
     return mask
+
+
+def event_patterns(spec: InstanceSpec) -> dict[str, list[tuple[str, list[Condition]]]]:
+    """Return an instance's event patterns by rule (goal, eligibility, exclude, custom), each with its place."""
+    return {
+        "goal": [(f"goal.events[{i}]", p.where) for i, p in enumerate(spec.goal.events)],
+        "eligibility": [(f"eligibility.events[{i}]", p.where) for i, p in enumerate(spec.eligibility.events)],
+        "exclude": [(f"eligibility.exclude[{i}]", p.where) for i, p in enumerate(spec.eligibility.exclude)],
+        "custom": [(f"custom_events[{i}]", c.where) for i, c in enumerate(spec.custom_events)],
+    }
+
+
+def unknown_fields(spec: InstanceSpec, columns: Sequence[str], source: str = "") -> list[str]:
+    """Return, for each condition of an instance's event patterns on a field the events lack, where it is and why.
+
+    ``columns`` are the events' columns (canonical names, as the conditions see them), ``source`` where they were
+    read (named in each line).  Empty when every field is there.
+    """
+    known = list(columns)
+    problems = []
+    for patterns in event_patterns(spec).values():
+        for place, where in patterns:
+            for i, cond in enumerate(where):
+                if cond.field not in known:
+                    problems.append(
+                        f"{place}.where[{i}] tests field {cond.field!r}, which the events"
+                        f"{f' of {source}' if source else ''} do not have (their columns: {', '.join(map(str, known))})"
+                    )
+    return problems
+
+
+def _rule_problems(
+    rule: str, match: str, patterns: list[tuple[str, list[Condition]]], hits: dict[str, int], consequence: str
+) -> tuple[list[str], list[str]]:
+    """Return the errors and warnings of one rule (the goal or eligibility) whose patterns' ``hits`` are known."""
+    unmatched = [(place, where) for place, where in patterns if hits[place] == 0]
+    if not unmatched:
+        return [], []
+    lines = [f"no event matches {place} ({pattern_in_words(where)})" for place, where in unmatched]
+    if match == "all" or len(unmatched) == len(patterns):
+        why = "the rule needs every one of its patterns (match: all)" if match == "all" and len(patterns) > 1 else ""
+        return [f"{'; '.join(lines)}{': ' + why if why else ''}: {consequence}"], []
+    return [], [f"{line}: the {rule} is met through its other patterns only" for line in lines]
+
+
+def rule_problems(spec: InstanceSpec, events: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Return what in an instance's rules no event matches: errors (a rule nobody can meet) and warnings.
+
+    A goal whose patterns match no event can never be reached (or, for ``will_not_occur``, is reached by everyone):
+    no model can learn it.  An eligibility rule that matches no event makes nobody eligible.  Both are errors.  A
+    pattern of a rule whose other patterns still match (``match: any``), an exclusion and a custom event that match
+    nothing are warnings.  Said in words, with each pattern's place in the instance file.
+
+    Raises
+    ------
+    ConditionError
+        When a condition cannot be applied to the events (a field they do not have, say).
+    """
+
+    def hits(patterns: list[tuple[str, list[Condition]]]) -> dict[str, int]:
+        counted = {}
+        for place, where in patterns:
+            try:
+                counted[place] = int(where_mask(events, where).sum())
+            except ConditionError as exc:
+                raise ConditionError(f"{place}: {exc}") from None
+        return counted
+
+    goal, eligibility, exclude, custom = event_patterns(spec).values()
+    counted = hits(goal + eligibility + exclude + custom)
+    seen = _event_types(events)
+    if spec.goal.occurrence == "will_not_occur":
+        outcome = "every profile would reach the goal (nobody does these events), so no model can learn it"
+    else:
+        outcome = "nobody can reach the goal, so no model can learn it"
+    errors, warnings = _rule_problems("goal", spec.goal.match, goal, counted, outcome + seen)
+    more_errors, more_warnings = _rule_problems(
+        "eligibility rule", spec.eligibility.match, eligibility, counted, f"no profile is eligible to be scored{seen}"
+    )
+    errors += more_errors
+    warnings += more_warnings
+    warnings += [
+        f"no event matches {place} ({pattern_in_words(where)}): it excludes nobody"
+        for place, where in exclude
+        if counted[place] == 0
+    ]
+    warnings += [
+        f"no event matches {place}, {event.name} ({pattern_in_words(where)}): its features are the same for every "
+        "profile"
+        for (place, where), event in zip(custom, spec.custom_events, strict=True)
+        if counted[place] == 0
+    ]
+    return errors, warnings
+
+
+def _event_types(events: pd.DataFrame, most: int = 10) -> str:
+    """Return ``"; the events' types are a, b"`` (the ``most`` most frequent), or nothing without the column."""
+    if "event_type" not in events.columns or not len(events):
+        return ""
+    counted = events["event_type"].astype(str).value_counts()
+    types = sorted(counted.index, key=lambda name: (-counted[name], name))  # the most frequent first, ties by name
+    shown = ", ".join(types[:most]) + (f" and {len(types) - most:,} more" if len(types) > most else "")
+    return f"; the events' types are {shown}"

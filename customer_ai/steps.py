@@ -40,7 +40,7 @@ from customer_ai.artifacts import DEFAULT_ATTEMPT
 from customer_ai.attributes import RunAttributes, keep_attributes, read_run_attributes
 from customer_ai.backtest import held_out_evaluation
 from customer_ai.bgnbd import BGNBD, CountsTally
-from customer_ai.conditions import patterns_mask
+from customer_ai.conditions import ConditionError, patterns_mask, unknown_fields
 from customer_ai.drift import (
     DriftStopError,
     add_counts,
@@ -51,7 +51,7 @@ from customer_ai.drift import (
     drift_table,
     scale_drift,
 )
-from customer_ai.estimator import EventParts, PropensityModel, TrainingSet, training_totals
+from customer_ai.estimator import EventParts, InsufficientDataError, PropensityModel, TrainingSet, training_totals
 from customer_ai.evaluation import expected_reach, quality_verdict, window_rates
 from customer_ai.event_split import (
     EventSource,
@@ -210,7 +210,9 @@ def validate_events(
     with tempfile.TemporaryDirectory(prefix="customer-ai-split-") as scratch:
         with step(f"reading the events and splitting them by profile into {count} partition(s)") as info:
             tables = (canonical_table(table, first, columns, source.name) for first, table in source.batches())
-            info["events"], schema = write_split(tables, Path(scratch), count)
+            info["events"], schema = write_split(
+                _fields_checked(spec, tables, source.name, instance_file), Path(scratch), count
+            )
         for partition in range(count):
             said = f" (partition {partition + 1} of {count})" if count > 1 else ""
             with step(f"validating events{said}") as info:
@@ -231,8 +233,7 @@ def validate_events(
     if not any(totals.validations):  # no events at all: the suites say so, as for one partition
         _validate_partition(spec, empty_events(schema), now, folder, partition=0, count=1)
     summary = totals.validation_summary(folder, count)
-    if not totals.in_run:
-        raise EventsError(_no_events_message(spec, totals, start, end))
+    _refuse_nothing_to_learn(spec, totals, source.name, start, end)
     joined = totals.joined
     if joined is not None:
         refuse_unjoined(joined, first_profile, totals.example, f"instance {spec.name}")
@@ -271,6 +272,53 @@ def validate_events(
         "last_event": f"{totals.last_in_run:%Y-%m-%dT%H:%M:%SZ}",
         "validation": summary,
     }
+
+
+def _fields_checked(
+    spec: InstanceSpec, tables: Iterator[pa.Table], source: str, instance_file: str
+) -> Iterator[pa.Table]:
+    """Yield the canonical tables, once the first shows that every field the instance's conditions test is there.
+
+    Raises
+    ------
+    ConditionError
+        Naming the instance file, each condition on a missing field (its place in the file) and the source.
+    """
+    for number, table in enumerate(tables):
+        if number == 0 and (problems := unknown_fields(spec, table.column_names, source)):
+            raise ConditionError("\n".join(f"{instance_file}: {line}" for line in problems))
+        yield table
+
+
+def _refuse_nothing_to_learn(
+    spec: InstanceSpec, totals: _SplitTotals, source: str, start: pd.Timestamp, end: pd.Timestamp
+) -> None:
+    """Refuse a run whose window holds no event, or no event of its goal (no label could ever differ).
+
+    Raises
+    ------
+    customer_ai.events.EventsError
+        Without events in the window.
+    customer_ai.estimator.InsufficientDataError
+        Without a goal event in it: said in words, since more snapshots cannot help.
+    """
+    if not totals.in_run:
+        raise EventsError(_no_events_message(spec, totals, start, end))
+    if not totals.goal_events_seen:
+        raise InsufficientDataError(_no_goal_message(spec, source, start, end))
+
+
+def _no_goal_message(spec: InstanceSpec, source: str, start: pd.Timestamp, end: pd.Timestamp) -> str:
+    """Say that no event of the run's window matches the goal, and what follows."""
+    if spec.goal.occurrence == "will_not_occur":
+        outcome = "every profile would reach the goal (nobody does these events), so no model can learn it"
+    else:
+        outcome = "nobody reaches the goal, so no model can learn it"
+    return (
+        f"no event of {source} from {start:%Y-%m-%d} to {end:%Y-%m-%d} matches the goal of {spec.name} "
+        f"({spec.goal_in_words()}): {outcome}. More snapshots cannot help: check the goal's patterns against the "
+        "events (`customer-ai check` names the patterns that match nothing and the events' types)"
+    )
 
 
 def _keep_attributes(spec: InstanceSpec, folder: Path, count: int) -> tuple[RunAttributes | None, object]:
@@ -439,6 +487,11 @@ class _SplitTotals:
         goal = in_run["timestamp"].iloc[np.flatnonzero(patterns_mask(in_run, spec.goal.events))]
         if len(goal):
             self._goal_days.append(event_days(goal))
+
+    @property
+    def goal_events_seen(self) -> bool:
+        """Whether any partition's events in the run's window match the goal."""
+        return bool(self._goal_days)
 
     def goal_start(self) -> str | None:
         """Return where the run's goal events' history starts (:func:`customer_ai.history.find_data_start`)."""

@@ -81,6 +81,8 @@ class InstanceRow:
     as_of: str | None = None
     roc_auc: float | None = None
     calibration_error: float | None = None
+    grade: str = ""  # the quality grade in a word (customer_ai.quality); empty without a published run
+    grade_meaning: str = ""  # what the grade means, in one sentence
     drift: str = ""  # ok, warn or unknown (see customer_ai.drift); empty without a published run
     single_period: bool = False  # the model was trained and judged on one period: no check across time
     expected: dict = field(default_factory=dict)  # profiles expected to reach the goal: expected, low, high
@@ -193,8 +195,11 @@ def _run_row(spec: Any, home: Path, run: dict | None, attempt: dict | None) -> I
             attempt=newer,
             attempt_status=newer_status,
         )
+    from customer_ai.quality import quality_grade  # noqa: PLC0415 (pure Python; imported where it is used)
+
     metrics = run.get("metrics") or {}
     buckets, report = _published(home, spec.name, run)
+    grade, meaning = quality_grade(metrics)
     return InstanceRow(
         name=spec.name,
         goal=goal,
@@ -202,6 +207,8 @@ def _run_row(spec: Any, home: Path, run: dict | None, attempt: dict | None) -> I
         as_of=str(run["as_of"]),
         roc_auc=_number(metrics.get("model_roc_auc", metrics.get("roc_auc"))),
         calibration_error=_number(metrics.get("calibration_error")),
+        grade=grade,
+        grade_meaning=meaning,
         drift=str((metrics.get("drift") or {}).get("status") or "unknown"),
         largest_psi=_number((metrics.get("drift") or {}).get("largest_psi")),
         single_period=bool(metrics.get("single_period")),
@@ -310,6 +317,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .drift-unknown { color: #718096; }
 .range { color: #718096; font-size: 0.8rem; white-space: nowrap; }
 .message { color: #4a5568; font-size: 0.8rem; max-width: 32rem; white-space: pre-wrap; }
+.meaning { color: #4a5568; font-size: 0.75rem; max-width: 18rem; }
+.grade { font-weight: 600; } .grade-excellent, .grade-good { color: #276749; } .grade-poor { color: #9b2c2c; }
 .attempt { color: #9b2c2c; font-size: 0.8rem; max-width: 32rem; white-space: pre-wrap; margin-top: 0.25rem; }
 .attempt-started { color: #4a5568; }
 """
@@ -338,6 +347,15 @@ def _expected_cell(row: InstanceRow) -> str:
     if "low" in row.expected:
         text += f'<div class="range">{row.expected["low"]:,.0f} to {row.expected["high"]:,.0f}</div>'
     return f'<td class="num expected">{text}</td>'
+
+
+def _grade_cell(row: InstanceRow) -> str:
+    """Return the quality cell: the grade in a word, and what it means beneath it."""
+    if not row.grade:
+        return '<td class="quality"></td>'
+    grade, meaning = html.escape(row.grade), html.escape(row.grade_meaning)
+    word = f'<span class="grade grade-{grade}">{grade}</span>'
+    return f'<td class="quality">{word}<div class="meaning">{meaning}</div></td>'
 
 
 def _drift_cell(row: InstanceRow) -> str:
@@ -369,6 +387,7 @@ def _row_html(row: InstanceRow) -> str:
         f'<td><span class="status status-{html.escape(row.status)}">{html.escape(row.status)}</span>{message}</td>',
         f'<td class="num roc-auc">{_cell(row.roc_auc, 3)}</td>',
         f'<td class="num calibration-error">{_cell(row.calibration_error, 3)}</td>',
+        _grade_cell(row),
         _drift_cell(row),
         f'<td class="num scored-profiles">{_count(row.scored_profiles)}</td>',
         _expected_cell(row),
@@ -380,7 +399,8 @@ def _row_html(row: InstanceRow) -> str:
 
 def render_table(rows: list[InstanceRow], folder: Path) -> str:
     """Return the view's page: a table of the instances' latest runs (``folder`` is named when it is empty)."""
-    headers = ["Instance", "Goal", "As of", "Status", "ROC AUC", "Calibration error", "Drift", "Scored profiles"]
+    headers = ["Instance", "Goal", "As of", "Status", "ROC AUC", "Calibration error", "Quality", "Drift"]
+    headers += ["Scored profiles"]
     headers += ["Expected to reach the goal"]
     headers += [f"{bucket.capitalize()}" for bucket in BUCKETS] + ["Report"]
     head = "".join(f"<th>{html.escape(text)}</th>" for text in headers)

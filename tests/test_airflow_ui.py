@@ -41,6 +41,7 @@ from airflow_support import (
     write_instance,
 )
 
+from customer_ai.quality import quality_grade
 from customer_ai.report import SECTIONS
 from customer_ai.store import SQLiteStore, StoreUnavailableError
 from customer_ai_airflow.ui import (
@@ -185,6 +186,7 @@ RUNS = {
             "model_roc_auc": 0.7546,
             "roc_auc": 0.7,
             "calibration_error": 0.0144,
+            "top_decile_lift": 2.61,
             "drift": {"status": "warn", "largest_psi": 0.1234},
             "expected": {"expected": 1234.4, "low": 1100.2, "high": 1400.7},
         },
@@ -200,6 +202,10 @@ RUNS = {
     ),
     "epsilon": run_row("epsilon", "v-eps", {"roc_auc": 0.8, "calibration_error": 0.03}, "", as_of=EARLIER),
 }
+ALPHA_MEANING = (
+    "finds 2.6 times as many profiles whose goal came true in its top tenth as a random pick; its probabilities were "
+    "on average within 1 point of what happened"
+)
 POOR = "model v-gamma is poor: validation ROC AUC 0.550 is below the quality gate of 0.65; the previous scores are kept"
 NO_EVENTS = "AirflowFailException: instance delta: no events before the as-of date 2011-12-11"
 ATTEMPTS = {
@@ -224,6 +230,8 @@ def test_rows_show_each_instances_current_run_and_its_newest_attempt(folders: tu
         as_of=AS_OF,
         roc_auc=0.7546,  # the held-out model's AUC wins over the plain roc_auc
         calibration_error=0.0144,
+        grade="good",
+        grade_meaning=ALPHA_MEANING,
         drift="warn",
         largest_psi=0.1234,
         expected={"expected": 1234.4, "low": 1100.2, "high": 1400.7},
@@ -253,6 +261,8 @@ def test_rows_show_each_instances_current_run_and_its_newest_attempt(folders: tu
         as_of=EARLIER,
         roc_auc=0.8,
         calibration_error=0.03,
+        grade="unknown",  # no top-tenth lift recorded
+        grade_meaning="its ranking was not measured on held-out profiles",
         drift="unknown",  # published before drift was measured
         scored_profiles=0,
         buckets={"low": 4, "medium": 5, "high": 6},
@@ -270,6 +280,8 @@ def test_rows_show_each_instances_current_run_and_its_newest_attempt(folders: tu
         as_of=EARLIER,
         roc_auc=0.71,
         calibration_error=0.02,
+        grade="unknown",
+        grade_meaning="its ranking was not measured on held-out profiles",
         drift="unknown",
         single_period=True,
         scored_profiles=0,
@@ -366,6 +378,8 @@ def test_the_table_shows_the_numbers_links_the_report_and_says_what_the_newest_a
         '<span class="status status-ok">ok</span>',
         '<td class="num roc-auc">0.755</td>',
         '<td class="num calibration-error">0.014</td>',
+        '<td class="quality"><span class="grade grade-good">good</span>'
+        f'<div class="meaning">{ALPHA_MEANING}</div></td>',
         '<td class="drift"><span class="drift-warn">warn (0.12)</span></td>',
         '<td class="num scored-profiles">4,259</td>',
         '<td class="num expected">1,234<div class="range">1,100 to 1,401</div></td>',
@@ -721,6 +735,7 @@ def test_a_user_logs_in_opens_customer_ai_and_reads_the_table_and_a_report(view:
         assert row.find_element(By.CSS_SELECTOR, ".status").text == "ok"
         assert cell("roc-auc") == f"{metrics['model_roc_auc']:.3f}"
         assert cell("calibration-error") == f"{metrics['calibration_error']:.3f}"
+        assert cell("quality") == "\n".join(quality_grade(metrics))  # the grade, its meaning beneath
         drift = metrics["drift"]
         assert cell("drift") == f"{drift['status']} ({drift['largest_psi']:.2f})"
         assert cell("scored-profiles") == f"{scored:,}"

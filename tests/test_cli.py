@@ -22,6 +22,7 @@ import yaml
 from test_events import BAD_SOURCES, at_most, bad_source
 
 from customer_ai import cli
+from customer_ai.quality import quality_grade
 
 from conftest import BASE_SPEC, RETAIL_EVENTS, ROOT, RUN_FILES_WITH_ATTRIBUTES
 
@@ -429,7 +430,59 @@ def test_check_rejects_a_condition_on_an_unknown_field(workspace: Path) -> None:
     path.write_text(yaml.safe_dump(instance))
     result = _cli("check", str(path), home=workspace)
     assert result.returncode == 2
-    assert "condition on field 'channel': the events have no such column" in result.stderr
+    assert result.stderr.startswith(
+        f"error: {path}: custom_events[2]: condition on field 'channel': the events have no such column"
+    )
+    assert result.stderr.endswith(f" (in {workspace / 'events.parquet'})\n")
+
+
+def test_run_names_the_file_the_condition_and_the_events_of_a_misspelled_field(workspace: Path) -> None:
+    # before: run failed after reading the events, naming neither the instance file nor the condition
+    instance = yaml.safe_load((workspace / "instance.yaml").read_text())
+    instance["goal"]["events"][0]["where"][0]["field"] = "evnt_type"
+    path = workspace / "evnt-type.yaml"
+    path.write_text(yaml.safe_dump(instance))
+    home = workspace / "home-evnt-type"
+    result = _cli("run", str(path), "--as-of", AS_OF, home=home)
+    assert result.returncode == 2
+    assert (
+        f"error: {path.resolve()}: goal.events[0].where[0] tests field 'evnt_type', which the events of "
+        f"{workspace / 'events.parquet'} do not have (their columns: profile_id, timestamp, event_type, value"
+    ) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "validating events" not in result.stderr  # refused at the first batch, before any partition is read
+
+
+def test_a_goal_no_event_matches_is_refused_in_words_by_check_and_run(workspace: Path) -> None:
+    # before: check said ok (a warning printed as Python data) and run said "insufficient data: use more snapshots"
+    instance = yaml.safe_load((workspace / "instance.yaml").read_text())
+    instance["goal"]["events"] = [{"where": [{"field": "event_type", "op": "eq", "value": "refund"}]}]
+    instance["segments"] = []  # its factor of repeat goal events would be refused too
+    instance["custom_events"].append({"name": "gifts", "where": [{"field": "event_type", "op": "eq", "value": "gift"}]})
+    path = workspace / "refund.yaml"
+    path.write_text(yaml.safe_dump(instance))
+    result = _cli("check", str(path), home=workspace)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"error: {path}: no event matches goal.events[0] (refund): nobody can reach the goal, so no model can learn "
+        f"it; the events' types are purchase, cancellation (in {workspace / 'events.parquet'})\n"
+    )
+    instance["goal"]["events"].append({"where": [{"field": "event_type", "op": "eq", "value": "purchase"}]})
+    path.write_text(yaml.safe_dump(instance))
+    result = _cli("check", str(path), home=workspace)
+    assert result.returncode == 0
+    assert result.stderr == (
+        f"warning: {path}: no event matches goal.events[0] (refund): the goal is met through its other patterns "
+        f"only\nwarning: {path}: no event matches custom_events[2], gifts (gift): its features are the same for every "
+        "profile\n"
+    )
+    instance["goal"]["events"] = instance["goal"]["events"][:1]
+    path.write_text(yaml.safe_dump(instance))
+    run = _cli("run", str(path), "--as-of", AS_OF, home=workspace / "home-refund")
+    assert run.returncode == 2
+    assert "error: no event of " in run.stderr
+    assert "matches the goal of repurchase_30d (refund occurs within 30 days): nobody reaches the goal" in run.stderr
+    assert "More snapshots cannot help" in run.stderr
 
 
 def test_report_rewrites_a_published_runs_report_without_retraining(first_run: tuple, workspace: Path) -> None:
@@ -736,21 +789,28 @@ def test_show_prints_the_latest_run_and_top_profiles(first_run: tuple, workspace
     assert lines[0] == "repurchase_30d: purchase occurs within 30 days"
     assert lines[1].startswith(f"latest run as of {AS_OF}, model ")
     assert ": ok: validation ROC AUC " in lines[1]
-    assert lines[2].startswith("scored ")
-    assert "(low " in lines[2]
     _, folder = _published(home)
+    metrics = json.loads((folder / "metadata.json").read_text())["validation"]["metrics"]
+    grade, meaning = quality_grade(metrics)
+    assert lines[2] == (
+        f"quality: {grade}: {meaning} (held out: top-tenth lift {metrics['top_decile_lift']:.2f}, calibration error "
+        f"{metrics['calibration_error']:.3f}, ROC AUC {metrics['model_roc_auc']:.3f})"
+    )
+    assert meaning.startswith(f"finds {metrics['top_decile_lift']:.1f} times as many profiles whose goal came true")
+    assert lines[3].startswith("scored ")
+    assert "(low " in lines[3]
     drift = json.loads((folder / "drift.json").read_text())
     scored = pd.read_parquet(folder / "scores.parquet")
     assert re.fullmatch(
         rf"expected to reach the goal: {scored['probability'].sum():,.0f} of {len(scored):,} profiles \([\d,]+ to "
         r"[\d,]+ if the base rate moves as much as it did between the model's past windows\)",
-        lines[3],
+        lines[4],
     )
-    assert lines[4].startswith(f"drift: {drift['status']} (largest stability index of a feature ")
-    assert lines[5] == f"artifacts: {folder}"
-    assert lines[6] == f"report: {folder / 'report.html'}"
-    assert lines[7] == f"store: SQLiteStore('{home / 'store.sqlite'}')"  # no newer attempt than this run's publish
-    assert lines[8] == "top 2 profiles:"
+    assert lines[5].startswith(f"drift: {drift['status']} (largest stability index of a feature ")
+    assert lines[6] == f"artifacts: {folder}"
+    assert lines[7] == f"report: {folder / 'report.html'}"
+    assert lines[8] == f"store: SQLiteStore('{home / 'store.sqlite'}')"  # no newer attempt than this run's publish
+    assert lines[9] == "top 2 profiles:"
     other = _cli("show", str(workspace / "instance.yaml"), "--as-of", "2011-11-01", home=home)
     assert other.returncode == 2
     assert other.stderr == (

@@ -8,10 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from customer_ai.conditions import ConditionError, condition_mask, patterns_mask, where_mask
+from customer_ai.conditions import (
+    ConditionError,
+    condition_mask,
+    patterns_mask,
+    rule_problems,
+    unknown_fields,
+    where_mask,
+)
 from customer_ai.spec import Condition, EventPattern
 
-from conftest import make_events
+from conftest import make_events, make_spec
 
 T, F = True, False
 
@@ -241,3 +248,83 @@ def test_masks_do_not_modify_events(events: pd.DataFrame) -> None:
     before = events.copy()
     where_mask(events, [cond("value", "gte", "10"), cond("timestamp", "lt", "2011-02-01")])
     pd.testing.assert_frame_equal(events, before)
+
+
+# --- rules no event matches, fields the events lack ---------------------------------------------------------------
+
+REFUND = {"where": [{"field": "event_type", "op": "eq", "value": "refund"}]}
+PURCHASE = {"where": [{"field": "event_type", "op": "eq", "value": "purchase"}]}
+TYPES = "; the events' types are purchase, cart, view"  # two purchases, then one each by name
+
+
+def test_a_goal_no_event_matches_is_an_error_in_words(events: pd.DataFrame) -> None:
+    spec = make_spec(goal={"occurrence": "will_occur", "events": [REFUND], "window_days": 14})
+    assert rule_problems(spec, events) == (
+        [f"no event matches goal.events[0] (refund): nobody can reach the goal, so no model can learn it{TYPES}"],
+        [],
+    )
+    churn = make_spec(goal={"occurrence": "will_not_occur", "events": [REFUND], "window_days": 14})
+    (error,), _ = rule_problems(churn, events)
+    assert error.endswith(
+        ": every profile would reach the goal (nobody does these events), so no model can learn it" + TYPES
+    )
+
+
+def test_a_pattern_of_a_goal_met_by_others_is_a_warning_unless_all_must_match(events: pd.DataFrame) -> None:
+    spec = make_spec(goal={"occurrence": "will_occur", "events": [PURCHASE, REFUND], "window_days": 14})
+    assert rule_problems(spec, events) == (
+        [],
+        ["no event matches goal.events[1] (refund): the goal is met through its other patterns only"],
+    )
+    every = make_spec(
+        goal={"occurrence": "will_occur", "match": "all", "events": [PURCHASE, REFUND], "window_days": 14}
+    )
+    (error,), warnings = rule_problems(every, events)
+    assert error.startswith(
+        "no event matches goal.events[1] (refund): the rule needs every one of its patterns (match: all): nobody"
+    )
+    assert warnings == []
+
+
+def test_eligibility_exclusions_and_custom_events_that_match_nothing(events: pd.DataFrame) -> None:
+    spec = make_spec(
+        eligibility={"events": [REFUND], "exclude": [{"where": [{"field": "value", "op": "gt", "value": 1000}]}]},
+        custom_events=[{"name": "refunds", "where": REFUND["where"]}, {"name": "buys", "where": PURCHASE["where"]}],
+    )
+    errors, warnings = rule_problems(spec, events)
+    assert errors == [f"no event matches eligibility.events[0] (refund): no profile is eligible to be scored{TYPES}"]
+    assert warnings == [
+        "no event matches eligibility.exclude[0] (value > 1000): it excludes nobody",
+        "no event matches custom_events[0], refunds (refund): its features are the same for every profile",
+    ]
+    assert rule_problems(make_spec(), events) == ([], [])
+
+
+def test_rule_problems_name_the_pattern_whose_field_is_missing(events: pd.DataFrame) -> None:
+    spec = make_spec(custom_events=[{"name": "big", "where": [{"field": "amount", "op": "gt", "value": 5}]}])
+    with pytest.raises(ConditionError, match=r"^custom_events\[0\]: condition on field 'amount': the events have no"):
+        rule_problems(spec, events)
+
+
+def test_unknown_fields_name_each_condition_on_a_column_the_events_lack() -> None:
+    spec = make_spec(
+        goal={
+            "occurrence": "will_occur",
+            "events": [{"where": [{"field": "evnt_type", "op": "eq", "value": 1}]}],
+            "window_days": 7,
+        },
+        custom_events=[
+            {
+                "name": "big",
+                "where": [{"field": "value", "op": "gt", "value": 5}, {"field": "amount", "op": "gt", "value": 5}],
+            }
+        ],
+    )
+    columns = ["profile_id", "timestamp", "event_type", "value"]
+    assert unknown_fields(spec, columns, "events.parquet") == [
+        "goal.events[0].where[0] tests field 'evnt_type', which the events of events.parquet do not have (their "
+        "columns: profile_id, timestamp, event_type, value)",
+        "custom_events[0].where[1] tests field 'amount', which the events of events.parquet do not have (their "
+        "columns: profile_id, timestamp, event_type, value)",
+    ]
+    assert unknown_fields(make_spec(), columns) == []

@@ -239,6 +239,18 @@ def test_the_model_card_states_the_training_sample_only_when_there_was_one() -> 
     assert "sample" not in _card_text(model)
 
 
+def test_the_model_card_states_the_quality_grade_in_words() -> None:
+    metrics = {"top_decile_lift": 2.63, "calibration_error": 0.018, "model_roc_auc": 0.75}
+    card = _card_text(
+        {"model_version": "20111211-0123456789", "as_of": "2011-12-11", "validation": {"metrics": metrics}}
+    )
+    assert (
+        "qualitygood: finds 2.6 times as many profiles whose goal came true in its top tenth as a random pick; its "
+        "probabilities were on average within 2 points of what happened"
+    ) in card
+    assert "qualityunknown: its ranking was not measured" in _card_text({"model_version": "v", "as_of": "2011-12-11"})
+
+
 # --- a real run ------------------------------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from customer_ai.quality import quality_grade
 from customer_ai.report.figures import _svg, _timeline_figure
 from customer_ai.report.folder import _RunFiles
 from customer_ai.report.html import _esc, _int, _num, _p, _pairs, _pct, _section, _short, _table, _template_words
@@ -29,6 +30,12 @@ def _expected_words(run: _RunFiles) -> str:
         f"did between the model's past windows (by up to {expected['largest_move']:.2f} in log-odds): the "
         "probabilities are calibrated on the latest fully observed window, and the next one's rate will differ"
     )
+
+
+def _grade_words(metrics: dict) -> str:
+    """Say the model's grade in a word and what it means (thresholds in the README, "How good is the model?")."""
+    grade, meaning = quality_grade(metrics)
+    return f"{grade}: {meaning}"
 
 
 def _model_card(spec: InstanceSpec, as_of: pd.Timestamp, run: _RunFiles) -> str:
@@ -59,6 +66,7 @@ def _model_card(spec: InstanceSpec, as_of: pd.Timestamp, run: _RunFiles) -> str:
             if reused
             else f"in this run, as of {trained}",
         ),
+        ("quality", _grade_words(metrics)),
         ("quality gate", verdict),
         ("held-out ROC AUC", _num(auc)),
         ("expected to reach the goal", _expected_words(run)),
