@@ -1433,6 +1433,8 @@ def validate_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, atte
         summary = _validate_part(spec, "scores", scores, folder, partition=partition, count=count)
         validations.append({**summary, "rows": len(scores)})
         del scores
+        # GX leaves each partition's validation in reference cycles (about 22 MB at 50,000 profiles): 2.9 GB at 10M
+        artifacts.release_memory()
     return _merged_validation(folder, "scores", validations, rows)
 
 
