@@ -27,7 +27,7 @@ from customer_ai import artifacts, steps
 from customer_ai.features import FeatureInfo
 from customer_ai.outcomes import read_tracked
 from customer_ai.report import SECTIONS, build_report, factor_long, factor_summary, score_bins, score_history
-from customer_ai.report.figures import _RC
+from customer_ai.report.figures import _RC, _history_figure, _scores_figure, _validation_figure
 from customer_ai.report.folder import ScoreSummary, _RunFiles, read_sample
 from customer_ai.spec import InstanceSpec, MonitoringSettings, load_spec
 from customer_ai.store import open_store
@@ -249,6 +249,36 @@ def test_the_model_card_states_the_quality_grade_in_words() -> None:
         "probabilities were on average within 2 points of what happened"
     ) in card
     assert "qualityunknown: its ranking was not measured" in _card_text({"model_version": "v", "as_of": "2011-12-11"})
+
+
+def test_the_history_places_runs_at_their_dates() -> None:
+    # before: a run a week after the first and one eight weeks after that were drawn equally far apart
+    dates = ["2011-10-02", "2011-10-09", "2011-12-04"]
+    history = pd.DataFrame(
+        {"as_of": dates, "low": 0.5, "medium": 0.3, "high": 0.2, "p10": 5.0, "p25": 10.0, "p50": 20.0, "p75": 30.0}
+        | {"p90": 40.0, "mean": 22.0}
+    )
+    figure = _history_figure(history)
+    shares = figure.axes[0]
+    centres = sorted({round(p.get_x() + p.get_width() / 2, 6) for p in shares.patches})
+    assert np.diff(centres).tolist() == pytest.approx([7.0, 56.0])
+    assert shares.patches[0].get_width() == pytest.approx(0.7 * 7)  # bars never overlap
+
+
+def test_the_score_histogram_leaves_room_above_its_tallest_bar_and_labels_no_bar(retail_spec: InstanceSpec) -> None:
+    bins = score_bins(
+        np.array([5] * 300 + [30] * 10 + [80] * 50), np.array(["low"] * 300 + ["medium"] * 10 + ["high"] * 50)
+    )
+    ax = _scores_figure(retail_spec, bins).axes[0]
+    assert ax.get_ylim()[1] == pytest.approx(300 * 1.2)  # the tallest bar ends below the top, under no label
+    assert ax.get_legend().get_bbox_to_anchor().x0 >= ax.get_window_extent().x1 - 1  # the legend beside, not on it
+
+
+def test_a_stage_not_checked_in_the_run_is_said_not_drawn_empty() -> None:
+    figure = _validation_figure({"events": {"evaluated": 11, "failed": 0}, "training_set": None, "scores": None})
+    ax = figure.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["not checked in this run", "not checked in this run"]
+    assert len(ax.patches) == 2  # events: passed, and a failed bar of zero width
 
 
 # --- a real run ------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from matplotlib import dates as mdates
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
@@ -77,7 +78,6 @@ def _svg(figure: Figure, name: str, caption: str) -> str:
 
 
 def _timeline_figure(as_of: pd.Timestamp, model: dict) -> Figure:
-    from matplotlib import dates as mdates  # noqa: PLC0415 - only the timeline needs date axes
 
     counts = model["label_counts"]["snapshots"]
     history = model.get("history", {})
@@ -139,6 +139,8 @@ def _scores_figure(spec: InstanceSpec, bins: pd.DataFrame) -> Figure:
     for b in _BUCKETS:
         ax.bar(centres, bins[b], width=4.6, bottom=bottom, color=_BUCKET_COLOURS[b], label=b)
         bottom += bins[b].to_numpy()
+    # room above the tallest bar, where the thresholds are named: no label lies on a bar, no bar is cut
+    ax.set_ylim(0, max(float(bottom.max()) if len(bottom) else 0.0, 1.0) * 1.2)
     if spec.output.buckets_by == "score":
         for name, threshold in spec.output.buckets.items():
             ax.axvline(threshold, color="#555555", linestyle=":", linewidth=1)
@@ -146,24 +148,27 @@ def _scores_figure(spec: InstanceSpec, bins: pd.DataFrame) -> Figure:
                 f"{name} from {threshold:g}",
                 (threshold, 1),
                 xycoords=("data", "axes fraction"),
-                xytext=(3, -10),
+                xytext=(3, -9),
                 textcoords="offset points",
                 fontsize=7.5,
             )
     ax.set_xlim(0, 100)
     ax.set_xlabel("score (the probability of the goal, in percent)")
     ax.set_ylabel("profiles")
-    ax.legend(title="bucket", frameon=False)
+    ax.legend(title="bucket", frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
     _style(ax)
     return figure
 
 
 def _history_figure(history: pd.DataFrame) -> Figure:
-    positions = np.arange(len(history))
+    # runs at their dates: a gap of eight weeks looks eight times as long as one of a week
+    positions = mdates.date2num(pd.to_datetime(history["as_of"]).to_numpy())
+    gaps = np.diff(positions)
+    width = 0.7 * float(gaps.min()) if len(gaps) else 5.0
     figure, (shares, levels) = _figure(8.5, 5.2, nrows=2, sharex=True)
     bottom = np.zeros(len(history))
     for b in _BUCKETS:
-        shares.bar(positions, history[b], bottom=bottom, color=_BUCKET_COLOURS[b], label=b, width=0.7)
+        shares.bar(positions, history[b], bottom=bottom, color=_BUCKET_COLOURS[b], label=b, width=width)
         bottom += history[b].to_numpy()
     shares.set_ylabel("share of profiles")
     shares.yaxis.set_major_formatter(PercentFormatter(1.0))
@@ -175,10 +180,11 @@ def _history_figure(history: pd.DataFrame) -> Figure:
     levels.set_ylabel("score")
     levels.legend(frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
     _style(levels)
-    step = max(1, math.ceil(len(history) / 12))
-    levels.set_xticks(positions[::step], history["as_of"].iloc[::step], rotation=30, ha="right")
-    if len(history) == 1:
-        levels.set_xlim(-1, 1)
+    locator = mdates.AutoDateLocator(minticks=2, maxticks=10)
+    levels.xaxis.set_major_locator(locator)
+    levels.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    margin = max(width, float(positions.max() - positions.min()) * 0.04) if len(positions) else 1.0
+    levels.set_xlim(float(positions.min()) - margin, float(positions.max()) + margin)
     return figure
 
 
@@ -342,7 +348,10 @@ def _validation_figure(stages: dict[str, dict | None]) -> Figure:
     for y, stage in enumerate(("events", "training_set", "scores")):
         result = stages.get(stage)
         labels.append(_STAGE_WORDS[stage])
-        if result is None:
+        if result is None:  # the training set of a reused model, say: said, not drawn as an empty bar
+            ax.annotate(
+                "not checked in this run", (0, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8
+            )
             continue
         evaluated, failed = int(result.get("evaluated", 0)), int(result.get("failed", 0))
         ax.barh(y, evaluated - failed, color="#3a9a5b", label="passed" if y == 0 else None)
