@@ -342,6 +342,21 @@ def _sections(page: str) -> dict[str, dict]:
 
 
 @pytest.mark.e2e
+def test_the_modellers_detail_is_folded_away_in_the_model_card(retail_report: Path) -> None:
+    page = retail_report.read_text(encoding="utf-8")
+    card = re.search(r'<section id="model-card">.*?</section>', page, re.DOTALL).group(0)
+    folded = re.search(r'<details class="analysts">(.*?)</details>', card, re.DOTALL).group(1)
+    assert "<summary>For analysts: calibration, boosting, parameters, versions and the features</summary>" in folded
+    outside = card.replace(folded, "")
+    for row in ("calibration", "boosting start", "parameters", "versions"):
+        assert f"<th>{row}</th>" in folded
+        assert f"<th>{row}</th>" not in outside
+    assert "<caption>Features</caption>" in folded
+    for row in ("quality", "quality gate", "held-out ROC AUC", "expected to reach the goal"):
+        assert f"<th>{row}</th>" in outside  # what the scores' user reads stays in view
+
+
+@pytest.mark.e2e
 def test_report_has_every_section_with_a_heading_a_picture_and_a_table(retail_report: Path) -> None:
     sections = _sections(retail_report.read_text(encoding="utf-8"))
     assert list(sections) == list(SECTIONS)

@@ -11,7 +11,19 @@ import pandas as pd
 from customer_ai.quality import quality_grade
 from customer_ai.report.figures import _svg, _timeline_figure
 from customer_ai.report.folder import _RunFiles
-from customer_ai.report.html import _esc, _int, _num, _p, _pairs, _pct, _section, _short, _table, _template_words
+from customer_ai.report.html import (
+    _esc,
+    _folded,
+    _int,
+    _num,
+    _p,
+    _pairs,
+    _pct,
+    _section,
+    _short,
+    _table,
+    _template_words,
+)
 from customer_ai.spec import InstanceSpec
 
 
@@ -139,7 +151,8 @@ def _model_card(spec: InstanceSpec, as_of: pd.Timestamp, run: _RunFiles) -> str:
     ]
     if counts.get("snapshots"):
         parts.append(_svg(_timeline_figure(as_of, run.model), "model-card-timeline", "Snapshots and their windows"))
-    parts.append(_pairs(rows))
+    main = [row for row in rows if row[0] not in _FOR_ANALYSTS]
+    parts.append(_pairs(main))
     if notes:
         parts.append("<ul class=notes>" + "".join(f"<li>{_esc(n)}</li>" for n in notes) + "</ul>")
     parts.append(
@@ -149,8 +162,14 @@ def _model_card(spec: InstanceSpec, as_of: pd.Timestamp, run: _RunFiles) -> str:
             caption="Label counts per snapshot",
         )
     )
-    parts.append(_table(["feature", "meaning", "kind"], feature_rows, caption="Features"))
+    analysts = [_pairs([row for row in rows if row[0] in _FOR_ANALYSTS])]
+    analysts.append(_table(["feature", "meaning", "kind"], feature_rows, caption="Features"))
+    parts.append(_folded("For analysts: calibration, boosting, parameters, versions and the features", analysts))
     return _section("model-card", parts)
+
+
+# the card's rows that speak to whoever tunes the model, not to whoever uses the scores: folded away
+_FOR_ANALYSTS = frozenset({"calibration", "boosting start", "parameters", "versions", "versions of this run"})
 
 
 def _sample_rows(sample: dict | None) -> list[tuple[str, str]]:

@@ -122,6 +122,11 @@ def _pairs(rows: Iterable[tuple[str, object]]) -> str:
     return f'<div class="table"><table class="card"><tbody>{body}</tbody></table></div>'
 
 
+def _folded(summary: str, parts: Iterable[str]) -> str:
+    """Return ``parts`` folded under a line that says what they hold (opened by a click)."""
+    return f'<details class="analysts"><summary>{_esc(summary)}</summary>{"".join(parts)}</details>'
+
+
 def _p(text: str, cls: str | None = None) -> str:
     return f'<p class="{cls}">{_esc(text)}</p>' if cls else f"<p>{_esc(text)}</p>"
 
@@ -151,6 +156,7 @@ figure { margin: 12px 0; }
 figure svg { max-width: 100%; height: auto; }
 figcaption { color: #57606a; font-size: 0.9em; }
 .table { overflow-x: auto; margin: 12px 0; }
+details.analysts { margin: 16px 0; } details.analysts > summary { cursor: pointer; font-weight: 600; color: #1d3f7a; }
 table { border-collapse: collapse; font-size: 0.88em; font-variant-numeric: tabular-nums; }
 caption { text-align: left; font-weight: 600; padding: 4px 0; }
 th, td { border-bottom: 1px solid #d8dee4; padding: 4px 10px; text-align: left; vertical-align: top;
