@@ -435,20 +435,9 @@ class InstanceSpec(_Strict):
     segments: list[Segment] = Field(default_factory=list)
     schedule: str | None = "@weekly"
     start_date: dt.date = dt.date(2010, 1, 1)
-    end_date: dt.date | None = None  # data that ended: no scheduled interval starts after it (Airflow's end_date)
     catchup: bool = False
     trigger_as_of: dt.date | None = None  # the as-of date Airflow's trigger form offers (data that has ended)
     base_dir: Path = Field(default=Path("."), exclude=True)
-
-    @field_validator("end_date")
-    @classmethod
-    def _end_after_start(cls, end: dt.date | None, info: ValidationInfo) -> dt.date | None:
-        start = info.data.get("start_date")
-        if end is not None and start is not None and end < start:
-            raise ValueError(
-                f"{end:%Y-%m-%d} is before start_date {start:%Y-%m-%d}: the schedule would have no date to run"
-            )
-        return end
 
     @model_validator(mode="before")
     @classmethod
@@ -490,12 +479,12 @@ class InstanceSpec(_Strict):
     def spec_hash(self) -> str:
         """Return a short, stable hash of everything that defines the model.
 
-        The file's location, the description, the schedule and its end, the trigger form's as-of date, the segments, how
+        The file's location, the description, the schedule, the trigger form's as-of date, the segments, how
         scoring is split into partitions and the drift thresholds do not change the model or its scores and are
         left out, and so are settings at a default they had before they existed
         (:meth:`TrainingSettings.left_out_of_hashes`).
         """
-        left_out = ("description", "schedule", "end_date", "trigger_as_of", "segments", "scoring", "monitoring")
+        left_out = ("description", "schedule", "trigger_as_of", "segments", "scoring", "monitoring")
         exclude: dict = dict.fromkeys(left_out, True)
         exclude["training"] = self.training.left_out_of_hashes()
         payload = json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True)
@@ -511,7 +500,6 @@ class InstanceSpec(_Strict):
             "description": True,
             "schedule": True,
             "start_date": True,
-            "end_date": True,
             "catchup": True,
             "trigger_as_of": True,
             "segments": True,

@@ -57,14 +57,6 @@ def _start_date(spec_date: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 
-def _end_date(spec_date: str | None) -> dt.datetime | None:
-    """Return the DAG's end (midnight UTC of the instance's ``end_date``): no interval starting later is scheduled."""
-    if spec_date is None:
-        return None
-    day = dt.date.fromisoformat(spec_date)
-    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
-
-
 def scores_asset(name: str) -> Asset:
     """Return the Asset a DAG updates when fresh scores of instance ``name`` are in the store."""
     return Asset(uri=f"customer_ai://{name}/scores", name=f"{DAG_PREFIX}{name}__scores")
@@ -111,8 +103,6 @@ class InstanceSummary(NamedTuple):
         The defaults of the trigger form's ``factors`` and ``min_auc``.
     trigger_as_of : str or None
         The trigger form's as-of date (``YYYY-MM-DD``), or None for the run's own date.
-    end_date : str or None
-        The spec's ``end_date`` (ISO date): the DAG schedules no interval that starts after it; None: no end.
     """
 
     name: str
@@ -125,7 +115,6 @@ class InstanceSummary(NamedTuple):
     factors: int
     min_auc: float
     trigger_as_of: str | None
-    end_date: str | None = None
 
     @classmethod
     def of(cls, spec: InstanceSpec, path: Path) -> InstanceSummary:
@@ -141,7 +130,6 @@ class InstanceSummary(NamedTuple):
             factors=spec.output.factors,
             min_auc=spec.training.min_auc,
             trigger_as_of=f"{spec.trigger_as_of:%Y-%m-%d}" if spec.trigger_as_of else None,
-            end_date=spec.end_date.isoformat() if spec.end_date else None,
         )
 
 
@@ -190,7 +178,6 @@ def build_dag(summary: InstanceSummary, path: Path, settings: TaskSettings | Non
         description=summary.description,
         schedule=summary.schedule,
         start_date=_start_date(dt.date.fromisoformat(summary.start_date)),
-        end_date=_end_date(summary.end_date),
         catchup=summary.catchup,
         max_active_runs=1,
         tags=[*TAGS, summary.propensity],

@@ -116,6 +116,7 @@ def _head(home: Path, row: dict, folder: Path) -> list[str]:
     return [
         f"{NAME}: purchase occurs within 30 days",
         f"latest run as of {row['as_of']}, model {row['model_version']}: ok: {row['reason']}",
+        cli._describe_quality(meta["validation"]["metrics"]),  # as test_show_prints_the_latest_run_... says
         f"scored {meta['scored_profiles']:,} profiles ({buckets})",
         cli._describe_expected(meta["expected"]),  # their words: test_show_prints_the_latest_run_and_top_profiles
         cli._describe_drift(meta["drift"]),
@@ -526,8 +527,9 @@ def test_show_describes_what_the_run_scored_not_the_file(first_run: tuple, works
     result = _cli("show", str(other), "--top", "0", home=home)
     lines = result.stdout.splitlines()
     assert lines[0] == "repurchase_30d: purchase occurs within 30 days"
-    assert lines[2].startswith(f"note: this run scored another definition of repurchase_30d than {other} holds now")
-    assert lines[2].endswith("file's goal: purchase occurs within 60 days)")
+    assert lines[2].startswith("quality: ")
+    assert lines[3].startswith(f"note: this run scored another definition of repurchase_30d than {other} holds now")
+    assert lines[3].endswith("file's goal: purchase occurs within 60 days)")
     _, folder = _published(home)
     profile = pd.read_parquet(folder / "scores.parquet")["profile_id"].iloc[0]
     explained = _cli("explain", str(other), profile, home=home).stdout.splitlines()
@@ -1516,21 +1518,23 @@ def test_show_as_of_a_past_run(filled: dict) -> None:
     lines = shown.stdout.splitlines()
     assert lines[0] == "unit: order occurs within 30 days"  # the goal that run scored, from its metadata
     assert lines[1] == "run as of 2024-01-01, model v1: ok: fine"
-    assert lines[2].startswith("note: this run scored another definition of unit")
-    assert lines[3] == "scored 11 profiles (low 0, medium 7, high 4)"
-    assert lines[4] == f"artifacts: {folder}"
-    assert lines[5] == store  # that date's newest attempt is this run's publish: not repeated
-    assert lines[6] == "top 2 profiles:"
-    assert "a\\rb  probability 0.950" in lines[7]  # that run's profiles, from the history
-    assert "c\\nd  probability 0.900" in lines[8]
+    assert lines[2] == "quality: unknown: its ranking was not measured on held-out profiles"  # no lift in its row
+    assert lines[3].startswith("note: this run scored another definition of unit")
+    assert lines[4] == "scored 11 profiles (low 0, medium 7, high 4)"
+    assert lines[5] == f"artifacts: {folder}"
+    assert lines[6] == store  # that date's newest attempt is this run's publish: not repeated
+    assert lines[7] == "top 2 profiles:"
+    assert "a\\rb  probability 0.950" in lines[8]  # that run's profiles, from the history
+    assert "c\\nd  probability 0.900" in lines[9]
 
     ok = show("--as-of", "2024-02-01")
     assert ok.returncode == 0, ok.stderr
     lines = ok.stdout.splitlines()
     assert lines[0] == "unit: purchase occurs within 30 days"  # no metadata: the file's goal
     assert lines[1] == "latest run as of 2024-02-01, model v2: ok: fine"  # the newest published run
-    assert lines[2] == f"artifacts: {dates / '2024-02-01'}"  # published before run folders had names
-    assert lines[3] == store
+    assert lines[2].startswith("quality: ")
+    assert lines[3] == f"artifacts: {dates / '2024-02-01'}"  # published before run folders had names
+    assert lines[4] == store
     assert "p1  probability 0.950" in ok.stdout
 
     # the latest published run, and the newer attempt that published nothing
@@ -1540,6 +1544,7 @@ def test_show_as_of_a_past_run(filled: dict) -> None:
     assert latest.stdout.splitlines() == [
         "unit: purchase occurs within 30 days",
         "latest run as of 2024-02-01, model v2: ok: fine",
+        "quality: unknown: its ranking was not measured on held-out profiles",
         f"artifacts: {dates / '2024-02-01'}",
         f"newest attempt: as of 2024-03-01, attempt {POOR}: poor at quality_gate on {poor['recorded_at']}: "
         "AUC 0.5 < 0.65",

@@ -569,18 +569,6 @@ def test_spec_hash_ignores_description_and_schedule_but_not_the_window() -> None
     assert make_spec(goal=goal).spec_hash() != base.spec_hash()
 
 
-def test_an_end_date_changes_neither_hash_and_may_not_come_before_the_start() -> None:
-    base = make_spec()
-    ended = make_spec(end_date="2011-12-04")
-    assert ended.end_date.isoformat() == "2011-12-04"
-    assert base.end_date is None
-    assert (ended.spec_hash(), ended.model_hash()) == (base.spec_hash(), base.model_hash())
-    message = spec_error(start_date="2011-12-05", end_date="2011-12-04")
-    assert message == (
-        "unit.yaml: end_date: 2011-12-04 is before start_date 2011-12-05: the schedule would have no date to run"
-    )
-
-
 def test_a_key_repeated_in_the_file_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "name: first\nname: second\n")
     with pytest.raises(SpecError, match=r"line 2, column 1: key 'name' appears twice in the same mapping"):
