@@ -16,6 +16,7 @@ __all__ = [
     "patterns_mask",
     "rule_problems",
     "unknown_fields",
+    "unlearnable_goal",
     "where_mask",
 ]
 
@@ -123,6 +124,13 @@ def patterns_mask(events: pd.DataFrame, patterns: Sequence[EventPattern]) -> np.
     return mask
 
 
+def unlearnable_goal(spec: InstanceSpec) -> str:
+    """Say what follows when no event matches an instance's goal: every label would be the same."""
+    if spec.goal.occurrence == "will_not_occur":
+        return "every profile would reach the goal (nobody does these events), so no model can learn it"
+    return "nobody can reach the goal, so no model can learn it"
+
+
 def event_patterns(spec: InstanceSpec) -> dict[str, list[tuple[str, list[Condition]]]]:
     """Return an instance's event patterns by rule (goal, eligibility, exclude, custom), each with its place."""
     return {
@@ -192,11 +200,7 @@ def rule_problems(spec: InstanceSpec, events: pd.DataFrame) -> tuple[list[str], 
     goal, eligibility, exclude, custom = event_patterns(spec).values()
     counted = hits(goal + eligibility + exclude + custom)
     seen = _event_types(events)
-    if spec.goal.occurrence == "will_not_occur":
-        outcome = "every profile would reach the goal (nobody does these events), so no model can learn it"
-    else:
-        outcome = "nobody can reach the goal, so no model can learn it"
-    errors, warnings = _rule_problems("goal", spec.goal.match, goal, counted, outcome + seen)
+    errors, warnings = _rule_problems("goal", spec.goal.match, goal, counted, unlearnable_goal(spec) + seen)
     more_errors, more_warnings = _rule_problems(
         "eligibility rule", spec.eligibility.match, eligibility, counted, f"no profile is eligible to be scored{seen}"
     )

@@ -40,7 +40,7 @@ from customer_ai.artifacts import DEFAULT_ATTEMPT
 from customer_ai.attributes import RunAttributes, keep_attributes, read_run_attributes
 from customer_ai.backtest import held_out_evaluation
 from customer_ai.bgnbd import BGNBD, CountsTally
-from customer_ai.conditions import ConditionError, patterns_mask, unknown_fields
+from customer_ai.conditions import ConditionError, patterns_mask, unknown_fields, unlearnable_goal
 from customer_ai.drift import (
     DriftStopError,
     add_counts,
@@ -310,14 +310,10 @@ def _refuse_nothing_to_learn(
 
 def _no_goal_message(spec: InstanceSpec, source: str, start: pd.Timestamp, end: pd.Timestamp) -> str:
     """Say that no event of the run's window matches the goal, and what follows."""
-    if spec.goal.occurrence == "will_not_occur":
-        outcome = "every profile would reach the goal (nobody does these events), so no model can learn it"
-    else:
-        outcome = "nobody reaches the goal, so no model can learn it"
     return (
         f"no event of {source} from {start:%Y-%m-%d} to {end:%Y-%m-%d} matches the goal of {spec.name} "
-        f"({spec.goal_in_words()}): {outcome}. More snapshots cannot help: check the goal's patterns against the "
-        "events (`customer-ai check` names the patterns that match nothing and the events' types)"
+        f"({spec.goal_in_words()}): {unlearnable_goal(spec)}. More snapshots cannot help: check the goal's "
+        "patterns against the events (`customer-ai check` names the patterns that match nothing and the events' types)"
     )
 
 

@@ -482,7 +482,7 @@ def test_a_goal_no_event_matches_is_refused_in_words_by_check_and_run(workspace:
     run = _cli("run", str(path), "--as-of", AS_OF, home=workspace / "home-refund")
     assert run.returncode == 2
     assert "error: no event of " in run.stderr
-    assert "matches the goal of repurchase_30d (refund occurs within 30 days): nobody reaches the goal" in run.stderr
+    assert "matches the goal of repurchase_30d (refund occurs within 30 days): nobody can reach the goal" in run.stderr
     assert "More snapshots cannot help" in run.stderr
 
 

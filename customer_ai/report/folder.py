@@ -27,9 +27,10 @@ from customer_ai.home import fetch
 from customer_ai.outcomes import read_tracked
 from customer_ai.quantiles import linear_quantiles
 from customer_ai.scoring import score_of
+from customer_ai.spec import DEFAULT_SEGMENTS
 
 SCORE_COLUMNS = ["probability", "bucket"]  # what the report reads of every profile's score, a row group at a time
-BUCKETS = ("low", "medium", "high")
+BUCKETS = DEFAULT_SEGMENTS  # the buckets, low to high: each is also a segment of every run
 QUANTILES = (10, 25, 50, 75, 90)  # the score percentiles the history shows
 
 
