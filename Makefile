@@ -14,9 +14,9 @@ demo airflow: export AIRFLOW_HOME = $(VAR)/airflow
 demo airflow: export AIRFLOW__CORE__DAGS_FOLDER = $(CURDIR)/dags
 demo airflow: export AIRFLOW__CORE__PLUGINS_FOLDER = $(CURDIR)/plugins
 demo airflow: export AIRFLOW__CORE__LOAD_EXAMPLES = False
-demo: export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION = False
-# the examples' data ends in 2011: their DAGs wait, paused, until a user triggers one (its form offers a 2011 date)
-airflow: export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION = True
+# the examples' schedules end with their data (end_date 2011-12-11): unpaused, they schedule nothing, and a user
+# triggers one with the 2011 date its form offers
+demo airflow: export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION = False
 demo airflow: export CUSTOMER_AI_INSTANCES = $(CURDIR)/instances
 demo airflow: export GX_ANALYTICS_ENABLED = False
 
@@ -35,8 +35,9 @@ examples/online_retail/events.parquet: examples/online_retail/online_retail.parq
 demo: $(BIN)/customer-ai examples/online_retail/events.parquet
 	@mkdir -p $(VAR)
 	@echo "Airflow: running DAG customer_ai__repurchase_30d as of $(AS_OF) (log: var/demo-airflow.log)"
+	@# as of AS_OF through the run's configuration, as the trigger form does: the run is dated when it runs
 	@$(BIN)/airflow db migrate > $(VAR)/demo-airflow.log 2>&1 || (tail -30 $(VAR)/demo-airflow.log; exit 1)
-	@$(BIN)/airflow dags test customer_ai__repurchase_30d $(AS_OF) >> $(VAR)/demo-airflow.log 2>&1 \
+	@$(BIN)/airflow dags test customer_ai__repurchase_30d --conf '{"as_of": "$(AS_OF)"}' >> $(VAR)/demo-airflow.log 2>&1 \
 		|| (grep -E "error|Error|failed" $(VAR)/demo-airflow.log | tail -30; exit 1)
 	@$(BIN)/customer-ai show instances/repurchase_30d.yaml --as-of $(AS_OF) --top 5
 

@@ -184,7 +184,7 @@ def make_scores(size: int, seed: int, folder: Path) -> Path:
     from customer_ai.explain import top_factors  # noqa: PLC0415
     from customer_ai.features import build_features, feature_infos, plan_features  # noqa: PLC0415
     from customer_ai.files import write_frame  # noqa: PLC0415
-    from customer_ai.scoring import score_frame  # noqa: PLC0415
+    from customer_ai.scoring import choose_bucket_rule, profiles_per_score, score_frame  # noqa: PLC0415
     from customer_ai.spec import parse_spec  # noqa: PLC0415
 
     path = folder / f"{size}-seed{seed}" / "scores.parquet"
@@ -205,7 +205,8 @@ def make_scores(size: int, seed: int, folder: Path) -> Path:
     contributions[rng.random(contributions.shape) < 0.25] = 0.0  # some features do not matter for a profile
     factors = top_factors(features, contributions, infos, spec.output.factors)
     probability = rng.beta(1.5, 5.0, size=size)
-    scores = score_frame(pd.Index(profile_ids(0, size)), probability, spec.output.buckets, spec.output.buckets_by)
+    rule = choose_bucket_rule(spec.output, profiles_per_score(probability))
+    scores = score_frame(pd.Index(profile_ids(0, size)), probability, rule)
     scores["propensity"] = spec.propensity
     scores["as_of"] = AS_OF
     scores["model_version"] = MODEL_VERSION

@@ -275,8 +275,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK if args.allow_poor else EXIT_POOR
     if args.scores_out is not None:
         _write_scores(result.artifact_dir, args.scores_out)
-    buckets = ", ".join(f"{k} {meta['buckets'][k]:,}" for k in ("low", "medium", "high"))
-    print(f"scored {meta['scored_profiles']:,} profiles ({buckets})")
+    print(_describe_buckets(spec, meta))
     print(f"store: {store}")
     if args.scores_out is not None:
         print(f"scores: {args.scores_out}")
@@ -285,6 +284,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for row in result.top(args.top).to_dict("records"):
             _print_profile(row)
     return EXIT_OK
+
+
+def _describe_buckets(spec, meta: dict) -> str:  # noqa: ANN001
+    """Return the line of a run's bucket counts and the rule they followed."""
+    from customer_ai.scoring import BucketRule
+
+    buckets = ", ".join(f"{k} {meta['buckets'][k]:,}" for k in ("low", "medium", "high"))
+    rule = BucketRule.of_run(meta.get("bucket_rule"), spec.output)
+    return f"scored {meta['scored_profiles']:,} profiles ({buckets}); buckets {rule.in_words()}"
 
 
 def _validation_line(validation: dict) -> str:
@@ -415,9 +423,9 @@ def _no_run_message(spec, runs, date: str, store) -> str:  # noqa: ANN001
     )
 
 
-def _describe_expected(expected: dict) -> str:
+def _describe_expected(expected: dict, to_reach: str = "reach the goal") -> str:
     """Return the line of ``show`` that says how many profiles are expected to reach the goal, with its range."""
-    text = f"expected to reach the goal: {expected['expected']:,.0f} of {expected['profiles']:,} profiles"
+    text = f"expected to {to_reach}: {expected['expected']:,.0f} of {expected['profiles']:,} profiles"
     if expected.get("low") is None:
         return text + " (one window of history: no range)"
     return (
@@ -485,10 +493,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(_describe_quality(json.loads(shown["metrics"]) if shown["metrics"] else {}))
         _note_other_definition(args, spec, meta)
         if meta:
-            buckets = ", ".join(f"{k} {meta['buckets'][k]:,}" for k in ("low", "medium", "high"))
-            print(f"scored {meta['scored_profiles']:,} profiles ({buckets})")
+            print(_describe_buckets(spec, meta))
             if meta.get("expected"):
-                print(_describe_expected(meta["expected"]))
+                print(_describe_expected(meta["expected"], spec.outcome_words().to_reach))
             if meta.get("drift"):
                 print(_describe_drift(meta["drift"]))
         folder = _run_folder(args, spec, shown)

@@ -59,7 +59,7 @@ from customer_ai.labels import build_labels, eligible_profiles
 from customer_ai.model import Offset, PlattCalibration, TrainedModel, fit_model
 from customer_ai.progress import logger, step
 from customer_ai.sampling import ProfileSampler
-from customer_ai.scoring import score_frame
+from customer_ai.scoring import choose_bucket_rule, profiles_per_score, score_frame
 from customer_ai.spec import InstanceSpec
 from customer_ai.windows import EventIndex
 
@@ -839,7 +839,9 @@ class PropensityModel:
         output = self.spec.output
         with step(f"scoring profiles as of {as_of:%Y-%m-%d}") as info:
             features = self.features(events, as_of, profiles, attributes)
-            scores = score_frame(features.index, self.predict_proba(features), output.buckets, output.buckets_by)
+            probability = self.predict_proba(features)
+            rule = choose_bucket_rule(output, profiles_per_score(probability))
+            scores = score_frame(features.index, probability, rule)
             scores["propensity"] = self.spec.propensity
             scores["as_of"] = f"{as_of:%Y-%m-%d}"
             info["profiles"] = len(scores)

@@ -44,6 +44,7 @@ __all__ = [
     "COUNT_WINDOWS",
     "FEATURES_VERSION",
     "FeatureInfo",
+    "money_prefix",
     "FeatureEvidence",
     "FeaturePlan",
     "attribute_categories",
@@ -513,7 +514,16 @@ def _goal_nouns(spec: InstanceSpec) -> tuple[str, str]:
     return "goal event", "goal events"
 
 
-def _source_infos(prefix: str, words: str, *, lookback: int, valued: bool) -> list[FeatureInfo]:
+def money_prefix(currency: str | None) -> str:
+    """Return what goes before an amount: a code and a space ("GBP 12.50"), a symbol alone ("$12.50"), or nothing."""
+    if not currency:
+        return ""
+    return f"{currency} " if currency.isalpha() else currency
+
+
+def _source_infos(
+    prefix: str, words: str, *, lookback: int, valued: bool, currency: str | None = None
+) -> list[FeatureInfo]:
     """Return the infos of one event type's or custom event's features."""
     one, many = (_literal(n) for n in _nouns(words.replace("_", " ")))
     none = f"no {one} in the last {lookback} days"
@@ -555,7 +565,7 @@ def _source_infos(prefix: str, words: str, *, lookback: int, valued: bool) -> li
             # equal only for one valued event: then both say what it was worth
             FeatureInfo(
                 f"{prefix}_value_sum",
-                f"{many} worth {{value}} in the last {lookback} days",
+                f"{many} worth {money_prefix(currency)}{{value}} in the last {lookback} days",
                 none,
                 "money",
                 subject=f"{one} value",
@@ -563,7 +573,7 @@ def _source_infos(prefix: str, words: str, *, lookback: int, valued: bool) -> li
             ),
             FeatureInfo(
                 f"{prefix}_value_mean",
-                f"average {one} worth {{value}}",
+                f"average {one} worth {money_prefix(currency)}{{value}}",
                 none,
                 "money",
                 subject=f"{one} value",
@@ -624,13 +634,15 @@ def feature_infos(plan: FeaturePlan, spec: InstanceSpec) -> list[FeatureInfo]:
     """Return the features the plan builds, in column order, with their descriptions.
 
     The words follow the numbers ("1 purchase", "2 purchases", "no purchase", "less than 1 day ago"); money has
-    two decimals and thousands separators.  Features that can say the same thing about a profile share the
-    same words for it, or a ``subject`` (see :meth:`FeatureInfo.claim`).
+    two decimals, thousands separators and the instance's ``output.currency`` ("GBP 1,250.00", "$1,250.00").
+    Features that can say the same thing about a profile share the same words for it, or a ``subject`` (see
+    :meth:`FeatureInfo.claim`).
     """
     lookback = plan.lookback_days
     infos: list[FeatureInfo] = []
     for prefix, words, _ in _sources(plan, spec):
-        infos += _source_infos(prefix, words, lookback=lookback, valued=prefix in plan.valued_sources)
+        valued = prefix in plan.valued_sources
+        infos += _source_infos(prefix, words, lookback=lookback, valued=valued, currency=spec.output.currency)
     none = f"no activity in the last {lookback} days"
     nothing = ("", lookback)  # no event of any kind
     infos += [

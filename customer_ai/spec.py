@@ -254,14 +254,30 @@ class OutputSettings(_Strict):
 
     ``buckets_by``: ``score`` puts the bucket thresholds on the score (the probability in percent, comparable
     across runs); ``percentile`` puts them on the percentile within the run (always some "high" profiles, even
-    for a rare goal whose scores are all low).
+    for a rare goal whose scores are all low); ``auto`` (the default) keeps them on the score when the buckets
+    then mean something and else ranks the run (see :func:`customer_ai.scoring.choose_bucket_rule`).
+    ``currency``: the code or symbol that amounts (the events' ``value``) are written with in the report and
+    the factors (``GBP``, ``EUR``, ``$``); none by default.
     """
 
     factors: Annotated[int, Field(ge=0, le=50)] = 5
     buckets: dict[Literal["medium", "high"], Annotated[float, Field(gt=0, lt=100)]] = Field(
         default_factory=lambda: {"medium": 25.0, "high": 75.0}
     )
-    buckets_by: Literal["score", "percentile"] = "score"
+    buckets_by: Literal["auto", "score", "percentile"] = "auto"
+    currency: str | None = None
+
+    @field_validator("currency")
+    @classmethod
+    def _a_code_or_symbol(cls, currency: str | None) -> str | None:
+        if currency is not None and not (
+            1 <= len(currency) <= 8
+            and currency.isprintable()
+            and not currency.split()[1:]
+            and currency.strip() == currency
+        ):
+            raise ValueError(f"{currency!r} is not a currency code or symbol: give one word such as GBP, EUR or $")
+        return currency
 
     @field_validator("buckets")
     @classmethod
@@ -416,6 +432,18 @@ class Segment(_Strict):
         return name
 
 
+class OutcomeWords(NamedTuple):
+    """How the report and ``show`` say a profile's outcome: for a churn goal, that it did not come back.
+
+    ``reached`` ("reached the goal", "did not come back"), ``missed`` (its opposite, after a count: "did not",
+    "came back") and ``to_reach`` (after "expected to": "reach the goal", "not come back").
+    """
+
+    reached: str
+    missed: str
+    to_reach: str
+
+
 class InstanceSpec(_Strict):
     """A whole instance file.  Relative paths are resolved against ``base_dir`` (the file's folder)."""
 
@@ -435,9 +463,26 @@ class InstanceSpec(_Strict):
     segments: list[Segment] = Field(default_factory=list)
     schedule: str | None = "@weekly"
     start_date: dt.date = dt.date(2010, 1, 1)
+    end_date: dt.date | None = None  # data that ended: no run is scheduled after it (manual runs are not bounded)
     catchup: bool = False
     trigger_as_of: dt.date | None = None  # the as-of date Airflow's trigger form offers (data that has ended)
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("end_date")
+    @classmethod
+    def _end_after_start(cls, end: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        start = info.data.get("start_date")
+        if end is not None and start is not None and end < start:
+            raise ValueError(
+                f"{end:%Y-%m-%d} is before start_date {start:%Y-%m-%d}: the schedule would have no date to run"
+            )
+        schedule = info.data.get("schedule")
+        if end is not None and schedule in (None, "@once", "@continuous"):
+            raise ValueError(
+                f"{end:%Y-%m-%d} ends a repeating schedule, and schedule is {schedule!r}: leave end_date out, or "
+                "give a cron expression or preset such as '@weekly'"
+            )
+        return end
 
     @model_validator(mode="before")
     @classmethod
@@ -479,14 +524,15 @@ class InstanceSpec(_Strict):
     def spec_hash(self) -> str:
         """Return a short, stable hash of everything that defines the model.
 
-        The file's location, the description, the schedule, the trigger form's as-of date, the segments, how
-        scoring is split into partitions and the drift thresholds do not change the model or its scores and are
-        left out, and so are settings at a default they had before they existed
+        The file's location, the description, the schedule and its end, the trigger form's as-of date, the segments, how
+        scoring is split into partitions, the drift thresholds and the currency amounts are written with do not
+        change the model or its scores and are left out, and so are settings at a default they had before they existed
         (:meth:`TrainingSettings.left_out_of_hashes`).
         """
-        left_out = ("description", "schedule", "trigger_as_of", "segments", "scoring", "monitoring")
+        left_out = ("description", "schedule", "end_date", "trigger_as_of", "segments", "scoring", "monitoring")
         exclude: dict = dict.fromkeys(left_out, True)
         exclude["training"] = self.training.left_out_of_hashes()
+        exclude["output"] = {"currency"}  # how amounts are written, never what they are
         payload = json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -500,6 +546,7 @@ class InstanceSpec(_Strict):
             "description": True,
             "schedule": True,
             "start_date": True,
+            "end_date": True,
             "catchup": True,
             "trigger_as_of": True,
             "segments": True,
@@ -511,6 +558,12 @@ class InstanceSpec(_Strict):
         }
         payload = json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def outcome_words(self) -> OutcomeWords:
+        """Return how a profile's outcome is said: a churn goal's profiles come back or do not."""
+        if self.goal.occurrence == "will_occur":
+            return OutcomeWords("reached the goal", "did not", "reach the goal")
+        return OutcomeWords("did not come back", "came back", "not come back")
 
     def goal_in_words(self) -> str:
         """Describe the goal in one sentence, e.g. "purchase occurs within 30 days"."""

@@ -91,7 +91,15 @@ from customer_ai.outcomes import OUTCOMES_FILE, OutcomeTally, closed_window_date
 from customer_ai.partitions import partition_count, partition_of
 from customer_ai.progress import logger, step
 from customer_ai.quantiles import order_statistics
-from customer_ai.scoring import percentile_ranks, score_frame, score_of, top_score_notes
+from customer_ai.scoring import (
+    BUCKET_RULE_FILE,
+    BucketRule,
+    choose_bucket_rule,
+    percentile_ranks,
+    profiles_per_score,
+    score_frame,
+    top_score_notes,
+)
 from customer_ai.segments import segment_members, segment_sizes
 from customer_ai.spec import InstanceSpec
 from customer_ai.store.lease import process_scope
@@ -1245,23 +1253,21 @@ def combine_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attem
     count = _scoring_count(folder)
     version = artifacts.read_json(run_folder / "model.json")["model_version"]
     paths = [fetch(_part_path(folder, k)) if _part_path(folder, k).exists() else None for k in range(count)]
-    checked = [_checked_part(folder, k, version, path) for k, path in enumerate(paths)]
-    profiles, top = sum(n for n, _ in checked), max((p for _, p in checked if p is not None), default=None)
+    per_score = sum((_checked_part(folder, k, version, path) for k, path in enumerate(paths)), np.zeros(101, "int64"))
+    profiles = int(per_score.sum())
+    rule = choose_bucket_rule(spec.output, per_score)
 
     def probabilities() -> Iterator[np.ndarray]:
         for path in paths:
             yield pq.read_table(path, columns=["probability"])["probability"].to_numpy()
 
     cuts = order_statistics(probabilities, percentile_ranks(profiles))
-    output = spec.output
     buckets = dict.fromkeys(("low", "medium", "high"), 0)
 
     def parts() -> Iterator[pd.DataFrame]:
         for path in paths:
             part = pd.read_parquet(path)
-            scores = score_frame(
-                part["profile_id"], part["probability"].to_numpy(), output.buckets, output.buckets_by, cuts=cuts
-            )
+            scores = score_frame(part["profile_id"], part["probability"].to_numpy(), rule, cuts=cuts)
             scores["propensity"] = spec.propensity
             scores["as_of"] = f"{as_of:%Y-%m-%d}"
             scores["model_version"] = version
@@ -1275,20 +1281,24 @@ def combine_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attem
     for partition in range(count):  # the partitions' events are not needed any more
         _part_events_path(folder, partition).unlink(missing_ok=True)
     logger.info("scored %s profiles: %s", f"{profiles:,}", ", ".join(f"{k} {n:,}" for k, n in buckets.items()))
-    for note in top_score_notes(output, int(score_of(np.array([top]))[0])) if top is not None else []:
+    logger.info("buckets %s", rule.in_words())
+    top = int(np.flatnonzero(per_score).max()) if profiles else None
+    for note in top_score_notes(rule, top) if top is not None else []:
         logger.info("%s", note)
+    artifacts.write_json(run_folder / BUCKET_RULE_FILE, rule.to_dict())
     drift = _measure_drift(spec, run_folder, count)
     return {
         "scored_profiles": profiles,
         "buckets": buckets,
+        "bucket_rule": rule.to_dict(),
         "model_version": version,
         "partitions": count,
         "drift": drift["status"],
     }
 
 
-def _checked_part(folder: Path, partition: int, version: str, local: Path | None) -> tuple[int, float | None]:
-    """Return a scored partition's profile count and highest probability (None: no profile), once checked.
+def _checked_part(folder: Path, partition: int, version: str, local: Path | None) -> np.ndarray:
+    """Return how many of a scored partition's profiles have each score (:func:`profiles_per_score`), once checked.
 
     Its part (the ``local`` copy of it; None: missing) must hold its plan's profiles, scored by the run's model.
     """
@@ -1301,7 +1311,7 @@ def _checked_part(folder: Path, partition: int, version: str, local: Path | None
         raise ValueError(f"{path} does not hold the {len(expected):,} profiles of partition {partition}")
     if len(part) and set(part["model_version"]) != {version}:
         raise ValueError(f"{path} was scored with model {part['model_version'].iloc[0]}, not the run's {version}")
-    return len(part), float(part["probability"].max()) if len(part) else None
+    return profiles_per_score(part["probability"].to_numpy())
 
 
 def _measure_drift(spec: InstanceSpec, run_folder: Path, count: int) -> dict:
@@ -1654,6 +1664,7 @@ def _seal(spec: InstanceSpec, as_of: pd.Timestamp, staging: Path, attempt: str, 
         "reason": reason,
         "scored_profiles": sum(buckets.values()),
         "buckets": buckets,
+        "bucket_rule": _bucket_rule(spec, staging).to_dict(),
         "segments": sizes,
         "drift": _drift_summary(staging),
         "expected": _expected(scores_path, model),
@@ -1662,6 +1673,16 @@ def _seal(spec: InstanceSpec, as_of: pd.Timestamp, staging: Path, attempt: str, 
     }
     artifacts.write_json(staging / "metadata.json", summary)
     return artifacts.seal(staging, final)
+
+
+def _bucket_rule(spec: InstanceSpec, folder: Path) -> BucketRule:
+    """Return the bucket rule the run's scores were combined with.
+
+    A folder combined before rules were kept used the instance's thresholds on the score, or on the percentile
+    when ``buckets_by`` named it.
+    """
+    path = folder / BUCKET_RULE_FILE
+    return BucketRule.of_run(artifacts.read_json(path) if path.exists() else None, spec.output)
 
 
 def _compare_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, staging: Path, store: object) -> None:
@@ -1722,6 +1743,7 @@ def _commit(spec: InstanceSpec, as_of: pd.Timestamp, folder: Path, store: object
                     "drift": _drift_brief(meta),
                     "single_period": bool(meta["history"].get("single_period")),
                     "expected": {k: (meta.get("expected") or {}).get(k) for k in ("expected", "low", "high")},
+                    "bucket_rule": meta.get("bucket_rule"),
                 },
                 "run_id": meta["run_id"],
                 "attempt": meta["attempt"],

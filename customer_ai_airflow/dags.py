@@ -39,6 +39,7 @@ from customer_ai.flow import STEPS
 from customer_ai_airflow.operators import STEP_OPERATORS, InvalidInstanceOperator
 from customer_ai_airflow.parse_cache import ParseCache, code_stamp
 from customer_ai_airflow.settings import TaskSettings
+from customer_ai_airflow.timetables import UNENDABLE, CronUntilTimetable
 
 if TYPE_CHECKING:
     from customer_ai.spec import InstanceSpec
@@ -55,6 +56,13 @@ def _start_date(spec_date: dt.date) -> dt.datetime:
     override = os.environ.get("CUSTOMER_AI_START_DATE")
     day = dt.date.fromisoformat(override) if override else spec_date
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+def _schedule(summary: InstanceSummary) -> str | CronUntilTimetable | None:
+    """Return the DAG's schedule: the instance's, planned no further than its ``end_date`` when it has one."""
+    if summary.end_date is None or summary.schedule in UNENDABLE:
+        return summary.schedule
+    return CronUntilTimetable(summary.schedule, end=dt.date.fromisoformat(summary.end_date))
 
 
 def scores_asset(name: str) -> Asset:
@@ -103,6 +111,8 @@ class InstanceSummary(NamedTuple):
         The defaults of the trigger form's ``factors`` and ``min_auc``.
     trigger_as_of : str or None
         The trigger form's as-of date (``YYYY-MM-DD``), or None for the run's own date.
+    end_date : str or None
+        The spec's ``end_date`` (ISO date): no run is scheduled after it (manual runs are not bounded); None: no end.
     """
 
     name: str
@@ -115,6 +125,7 @@ class InstanceSummary(NamedTuple):
     factors: int
     min_auc: float
     trigger_as_of: str | None
+    end_date: str | None = None
 
     @classmethod
     def of(cls, spec: InstanceSpec, path: Path) -> InstanceSummary:
@@ -130,6 +141,7 @@ class InstanceSummary(NamedTuple):
             factors=spec.output.factors,
             min_auc=spec.training.min_auc,
             trigger_as_of=f"{spec.trigger_as_of:%Y-%m-%d}" if spec.trigger_as_of else None,
+            end_date=spec.end_date.isoformat() if spec.end_date else None,
         )
 
 
@@ -176,7 +188,7 @@ def build_dag(summary: InstanceSummary, path: Path, settings: TaskSettings | Non
     with DAG(
         dag_id=f"{DAG_PREFIX}{summary.name}",
         description=summary.description,
-        schedule=summary.schedule,
+        schedule=_schedule(summary),
         start_date=_start_date(dt.date.fromisoformat(summary.start_date)),
         catchup=summary.catchup,
         max_active_runs=1,

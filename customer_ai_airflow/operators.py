@@ -10,12 +10,13 @@ infrastructure errors (a database that is down) are retried with back-off.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
+
+from customer_ai_airflow.run_notes import run_as_of
 
 __all__ = [
     "BuildTrainingSetOperator",
@@ -52,15 +53,17 @@ def as_of_from_context(context: Any):  # noqa: ANN201 - a pandas Timestamp, impo
     from customer_ai.windows import as_of_timestamp
 
     run = context.get("dag_run")
-    run_type = getattr(run, "run_type", None)
-    given = (getattr(run, "conf", None) or {}).get("as_of")
-    if getattr(run_type, "value", run_type) == "manual" and given:
-        try:
-            return as_of_timestamp(given)
-        except ValueError as exc:
-            raise AirflowFailException(f"trigger parameter as_of: {exc}") from None
-    instant = context.get("data_interval_end") or context.get("logical_date") or run.run_after
-    return as_of_timestamp(instant.astimezone(dt.UTC).date())
+    as_of = run_as_of(
+        getattr(run, "run_type", None),
+        getattr(run, "conf", None),
+        context.get("data_interval_end"),
+        context.get("logical_date"),
+        getattr(run, "run_after", None),
+    )
+    try:
+        return as_of_timestamp(as_of)
+    except ValueError as exc:
+        raise AirflowFailException(f"trigger parameter as_of: {exc}") from None
 
 
 def attempt_of(context: Any) -> str:  # noqa: ANN401

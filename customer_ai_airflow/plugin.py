@@ -1,4 +1,7 @@
-"""The Airflow plugin of customer-ai: a "Customer AI" entry in the UI's navigation bar.
+"""The Airflow plugin of customer-ai: the "Customer AI" view, a timetable and a listener.
+
+The timetable of a schedule that ends (:class:`customer_ai_airflow.timetables.CronUntilTimetable`) is registered so
+the scheduler can read it back; the listener (:mod:`customer_ai_airflow.run_notes`) notes each run's as-of date.
 
 The entry opens the view of :mod:`customer_ai_airflow.ui` (served by Airflow's API server under ``/customer-ai/``,
 to logged-in users only) inside the UI.  Airflow finds the plugin through the package's ``airflow.plugins`` entry
@@ -9,13 +12,17 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from customer_ai_airflow import run_notes
+from customer_ai_airflow.timetables import CronUntilTimetable
 from customer_ai_airflow.ui import URL_PREFIX, app
 
 
 class CustomerAIPlugin(AirflowPlugin):
-    """Mounts the view on the API server and adds its navigation entry."""
+    """Mounts the view on the API server and adds its navigation entry; registers the timetable."""
 
     name = "customer_ai"
+    timetables = [CronUntilTimetable]
+    listeners = [run_notes]  # each run's as-of date as its note
     fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Customer AI"}]
     external_views = [
         {

@@ -89,6 +89,8 @@ class InstanceRow:
     largest_psi: float | None = None
     scored_profiles: int | None = None
     buckets: dict[str, int] = field(default_factory=dict)
+    bucket_rule: str = ""  # the rule the buckets followed, in a few words (customer_ai.scoring.BucketRule.short)
+    bucket_rule_words: str = ""  # ... and in a sentence, with why an automatic rule ranked the run
     report: bool = False
     message: str = ""
     attempt: str = ""
@@ -196,10 +198,12 @@ def _run_row(spec: Any, home: Path, run: dict | None, attempt: dict | None) -> I
             attempt_status=newer_status,
         )
     from customer_ai.quality import quality_grade  # noqa: PLC0415 (pure Python; imported where it is used)
+    from customer_ai.scoring import BucketRule  # noqa: PLC0415
 
     metrics = run.get("metrics") or {}
     buckets, report = _published(home, spec.name, run)
     grade, meaning = quality_grade(metrics)
+    rule = BucketRule.of_run(metrics.get("bucket_rule"), spec.output)
     return InstanceRow(
         name=spec.name,
         goal=goal,
@@ -215,6 +219,8 @@ def _run_row(spec: Any, home: Path, run: dict | None, attempt: dict | None) -> I
         expected={k: v for k, v in (metrics.get("expected") or {}).items() if v is not None},
         scored_profiles=int(run["scored_profiles"]),
         buckets=buckets,
+        bucket_rule=rule.short(),
+        bucket_rule_words=f"buckets {rule.in_words()}",
         report=report,
         message=str(run.get("reason") or ""),
         attempt=newer,
@@ -367,6 +373,14 @@ def _drift_cell(row: InstanceRow) -> str:
     return f'<td class="drift"><span class="drift-{status}">{status}{largest}</span></td>'
 
 
+def _rule_cell(row: InstanceRow) -> str:
+    """Return the cell of the bucket rule: in a few words, and the whole sentence beneath."""
+    if not row.bucket_rule:
+        return '<td class="bucket-rule"></td>'
+    words = html.escape(row.bucket_rule_words)
+    return f'<td class="bucket-rule">{html.escape(row.bucket_rule)}<div class="meaning">{words}</div></td>'
+
+
 def _row_html(row: InstanceRow) -> str:
     name = html.escape(row.name)
     dag = f'<a href="../dags/customer_ai__{name}" target="_top">{name}</a>' if row.status != "invalid" else name
@@ -392,6 +406,7 @@ def _row_html(row: InstanceRow) -> str:
         f'<td class="num scored-profiles">{_count(row.scored_profiles)}</td>',
         _expected_cell(row),
         *(f'<td class="num bucket-{bucket}">{_count(row.buckets.get(bucket))}</td>' for bucket in BUCKETS),
+        _rule_cell(row),
         f"<td>{report}</td>",
     ]
     return f'<tr data-instance="{name}">{"".join(cells)}</tr>'
@@ -402,7 +417,7 @@ def render_table(rows: list[InstanceRow], folder: Path) -> str:
     headers = ["Instance", "Goal", "As of", "Status", "ROC AUC", "Calibration error", "Quality", "Drift"]
     headers += ["Scored profiles"]
     headers += ["Expected to reach the goal"]
-    headers += [f"{bucket.capitalize()}" for bucket in BUCKETS] + ["Report"]
+    headers += [f"{bucket.capitalize()}" for bucket in BUCKETS] + ["Buckets by", "Report"]
     head = "".join(f"<th>{html.escape(text)}</th>" for text in headers)
     if rows:
         content = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(_row_html(r) for r in rows)}</tbody></table>"
@@ -414,7 +429,8 @@ def render_table(rows: list[InstanceRow], folder: Path) -> str:
         "the training rows past the instance's warning; the largest stability index in brackets; the report's "
         '"Drift since training" says which), the profiles it scored, how many of them are expected to reach the goal '
         "(the sum of their probabilities; below it, the range if the base rate moves as much as it did between the "
-        "model's past windows) and how many fell in each bucket. A later "
+        "model's past windows), how many fell in each bucket and the rule the buckets followed (on the score, or by "
+        "rank in the run when the score would leave a bucket empty or the high bucket a sliver). A later "
         "attempt that failed, stopped at the quality gate or is still running is shown beside it, with the reason."
     )
     return _page("Customer AI", f'<h1>Customer AI</h1><p class="note">{html.escape(note)}</p>{content}')

@@ -12,13 +12,14 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pandas as pd
 import psutil
+import pytest
 import yaml
 
 from conftest import ROOT
@@ -151,7 +152,8 @@ _DAGBAG_SCRIPT = textwrap.dedent(
     for dag_id, dag in bag.dags.items():
         out["dags"][dag_id] = {
             "tasks": {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks},
-            "schedule": str(dag.schedule) if dag.schedule is not None else None,
+            "schedule": dag.schedule if isinstance(dag.schedule, str) or dag.schedule is None
+            else dag.timetable.summary,
             "catchup": dag.catchup,
             "tags": sorted(dag.tags),
             "params": {k: dag.params.get_param(k).value for k in dag.params.keys()},
@@ -286,3 +288,30 @@ class Airflow:
 
     def get(self, path: str, **params: Any) -> httpx.Response:
         return self.client.get(f"/api/v2{path}", params=params)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+PAGE_TIMEOUT = 30.0  # seconds for a page of the UI to load
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator:  # noqa: ANN201 - a selenium WebDriver, imported lazily
+    """Start Debian's headless Chromium through its own chromedriver (Selenium Manager stays offline)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} missing: apt-get install -y chromium chromium-driver (Debian's packages)")
+    os.environ["SE_OFFLINE"] = "1"  # Selenium Manager never looks for (or downloads) a browser or a driver
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(PAGE_TIMEOUT)
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -39,6 +39,7 @@ BASE_SPEC: dict = {
 
 # what a finished run leaves in its sealed folder <home>/artifacts/<instance>/<as_of>/<run_id>/
 RUN_FILES = [
+    "buckets.json",
     "drift.json",
     "evaluation.json",
     "events",

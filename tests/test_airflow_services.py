@@ -134,6 +134,7 @@ def test_a_run_triggered_through_the_rest_api_scores_with_the_form_parameter(air
     except AssertionError as exc:
         raise AssertionError(f"{exc}\ntasks:\n{task_report(airflow, run_path)}") from None
     assert state == "success", f"run {run_id} failed:\n{task_report(airflow, run_path)}\n{airflow.diagnostics()}"
+    assert airflow.get(run_path).json()["note"] == f"as of {AS_OF}"  # the grid shows the run's as-of date
     response = airflow.get(f"{run_path}/taskInstances")
     states = {ti["task_id"]: ti["state"] for ti in response.json()["task_instances"]}
     assert set(states.values()) == {"success"}, states
@@ -212,6 +213,7 @@ def test_a_backfill_rescores_week_by_week_from_earlier_data_only(airflow: Airflo
     assert not failed, reports
     assert sorted(r["run_type"] for r in runs) == ["backfill"] * 3
     assert sorted(r["logical_date"][:10] for r in runs) == WEEKS
+    assert sorted(r["note"] for r in runs) == [f"as of {week}" for week in WEEKS]
 
     home = Path(airflow.env["CUSTOMER_AI_HOME"])
     with contextlib.closing(sqlite3.connect(home / "store.sqlite")) as connection:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import html
 import json
-import os
 import re
 import secrets
 import shutil
@@ -32,8 +31,10 @@ import pytest
 import yaml
 from airflow_support import (
     AIRFLOW,
+    PAGE_TIMEOUT,
     Airflow,
     airflow_env,
+    chromium,
     free_ports,
     healthy,
     migrate,
@@ -43,6 +44,7 @@ from airflow_support import (
 
 from customer_ai.quality import quality_grade
 from customer_ai.report import SECTIONS
+from customer_ai.scoring import BucketRule
 from customer_ai.store import SQLiteStore, StoreUnavailableError
 from customer_ai_airflow.ui import (
     InstanceRow,
@@ -58,11 +60,8 @@ from conftest import BASE_SPEC, ROOT
 
 AS_OF = "2011-12-11"
 ARTIFACTS = ROOT / "var" / "test-artifacts" / "airflow-ui"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 STARTUP_TIMEOUT = 120.0
 RUN_TIMEOUT = 300.0  # `customer-ai run` of the example: about 40 s on a loaded 2-core machine
-PAGE_TIMEOUT = 30.0
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -676,28 +675,6 @@ def test_only_a_known_instances_report_is_served(view: View, path: str, status: 
     assert "SQLite format" not in response.text
 
 
-@contextlib.contextmanager
-def chromium() -> Iterator:  # noqa: ANN201 - a selenium WebDriver, imported lazily
-    """Start Debian's headless Chromium through its own chromedriver (Selenium Manager stays offline)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} missing: apt-get install -y chromium chromium-driver (Debian's packages)")
-    os.environ["SE_OFFLINE"] = "1"  # Selenium Manager never looks for (or downloads) a browser or a driver
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(PAGE_TIMEOUT)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
 @pytest.mark.airflow
 def test_a_user_logs_in_opens_customer_ai_and_reads_the_table_and_a_report(view: View) -> None:
     from selenium.webdriver.common.by import By
@@ -745,6 +722,8 @@ def test_a_user_logs_in_opens_customer_ai_and_reads_the_table_and_a_report(view:
             f"{buckets[b]:,}" for b in ("low", "medium", "high")
         ]
         assert sum(buckets.values()) == scored
+        rule = BucketRule.from_dict(metrics["bucket_rule"])  # the rule the buckets followed, in a few words and whole
+        assert cell("bucket-rule") == f"{rule.short()}\nbuckets {rule.in_words()}"
         churn = driver.find_element(By.CSS_SELECTOR, "tr[data-instance='churn_60d'] .status").text
         assert churn == "none"
         driver.switch_to.default_content()

@@ -23,6 +23,7 @@ from test_events import BAD_SOURCES, at_most, bad_source
 
 from customer_ai import cli
 from customer_ai.quality import quality_grade
+from customer_ai.scoring import BucketRule
 
 from conftest import BASE_SPEC, RETAIL_EVENTS, ROOT, RUN_FILES_WITH_ATTRIBUTES
 
@@ -113,11 +114,12 @@ def _head(home: Path, row: dict, folder: Path) -> list[str]:
     """The lines `show` prints first for the published run ``row`` of the workspace's instance."""
     meta = json.loads((folder / "metadata.json").read_text())
     buckets = ", ".join(f"{k} {meta['buckets'][k]:,}" for k in ("low", "medium", "high"))
+    rule = BucketRule.from_dict(meta["bucket_rule"])
     return [
         f"{NAME}: purchase occurs within 30 days",
         f"latest run as of {row['as_of']}, model {row['model_version']}: ok: {row['reason']}",
         cli._describe_quality(meta["validation"]["metrics"]),  # as test_show_prints_the_latest_run_... says
-        f"scored {meta['scored_profiles']:,} profiles ({buckets})",
+        f"scored {meta['scored_profiles']:,} profiles ({buckets}); buckets {rule.in_words()}",
         cli._describe_expected(meta["expected"]),  # their words: test_show_prints_the_latest_run_and_top_profiles
         cli._describe_drift(meta["drift"]),
         f"artifacts: {folder}",
@@ -1520,7 +1522,10 @@ def test_show_as_of_a_past_run(filled: dict) -> None:
     assert lines[1] == "run as of 2024-01-01, model v1: ok: fine"
     assert lines[2] == "quality: unknown: its ranking was not measured on held-out profiles"  # no lift in its row
     assert lines[3].startswith("note: this run scored another definition of unit")
-    assert lines[4] == "scored 11 profiles (low 0, medium 7, high 4)"
+    # a run from before bucket rules were kept: the instance's thresholds on the score, as then
+    assert lines[4] == (
+        "scored 11 profiles (low 0, medium 7, high 4); buckets by score: high from 75, medium from 25, low below"
+    )
     assert lines[5] == f"artifacts: {folder}"
     assert lines[6] == store  # that date's newest attempt is this run's publish: not repeated
     assert lines[7] == "top 2 profiles:"

@@ -66,7 +66,7 @@ def test_tasks_form_the_specified_chain(example_bag: dict) -> None:
 
 def test_dag_settings_come_from_the_instance(example_bag: dict) -> None:
     dag = example_bag["dags"]["customer_ai__churn_60d"]
-    assert dag["schedule"] == "@weekly"
+    assert dag["schedule"] == "@weekly until 2011-12-11"  # the instance's end_date: its data ends in 2011
     assert dag["catchup"] is False
     assert dag["tags"] == ["churn", "customer-ai"]
     assert dag["params"] == {"force_retrain": False, "factors": 5, "min_auc": 0.65, "as_of": "2011-12-11"}
@@ -91,9 +91,15 @@ def test_catchup_and_schedule_come_from_the_file(tmp_path: Path) -> None:
     spec = yaml.safe_load((ROOT / "instances" / "churn_60d.yaml").read_text())
     spec.update({"catchup": True, "schedule": "0 6 * * 1", "start_date": "2011-01-03"})
     (instances / "churn_60d.yaml").write_text(yaml.safe_dump(spec))
-    dag = dagbag(airflow_env(tmp_path, instances))["dags"]["customer_ai__churn_60d"]
+    spec.pop("end_date")
+    (instances / "open.yaml").write_text(yaml.safe_dump({**spec, "name": "open"}))
+    (instances / "manual.yaml").write_text(yaml.safe_dump({**spec, "name": "manual", "schedule": None}))
+    dags = dagbag(airflow_env(tmp_path, instances))["dags"]
+    dag = dags["customer_ai__churn_60d"]
     assert dag["catchup"] is True
-    assert dag["schedule"] == "0 6 * * 1"
+    assert dag["schedule"] == "0 6 * * 1 until 2011-12-11"
+    assert dags["customer_ai__open"]["schedule"] == "0 6 * * 1"  # no end_date: Airflow's own cron schedule
+    assert dags["customer_ai__manual"]["schedule"] is None
     assert dag["start_date"] == "2011-01-03T00:00:00+00:00"
 
 
@@ -400,12 +406,15 @@ def test_invalid_defaults_are_refused_by_airflow(dag_file: dict, tmp_path: Path)
     assert build(dag_file, tmp_path, factors=50).params["factors"] == 50
 
 
-# what the integration may import from Airflow: the SDK, the providers, and what Airflow documents for plugins
+# what the integration may import from Airflow: the SDK, the providers, and what Airflow documents for plugins (its
+# "Public Interface for Airflow 3.0+" names timetables and listeners among the ways to extend it)
 PUBLIC_AIRFLOW = (
     "airflow.sdk",
     "airflow.providers.",
     "airflow.plugins_manager",
     "airflow.api_fastapi.core_api.security",
+    "airflow.timetables",
+    "airflow.listeners",
 )
 
 

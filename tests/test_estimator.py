@@ -521,11 +521,17 @@ def test_scores_are_keyed_by_profile_and_use_the_plans_lookback(events: pd.DataF
 
 def test_percentile_buckets_put_the_thresholds_on_the_percentile(events: pd.DataFrame, spec) -> None:
     strict = spec.model_copy(
-        update={"output": spec.output.model_copy(update={"buckets": {"medium": 95.0, "high": 99.9}})}
+        update={
+            "output": spec.output.model_copy(update={"buckets": {"medium": 95.0, "high": 99.9}, "buckets_by": "score"})
+        }
     )
     model = PropensityModel(strict).fit(events, AS_OF)
     by_score, _ = model.score(events, AS_OF)
     assert (by_score["bucket"] == "high").sum() == (by_score["score"] >= 99.9).sum()
+    model.spec = strict.model_copy(update={"output": strict.output.model_copy(update={"buckets_by": "auto"})})
+    ranked, _ = model.score(events, AS_OF)  # by score, no profile reaches 99.9: the automatic rule ranks the run
+    top_tenth = (ranked["percentile"] >= 91).sum()
+    assert (ranked["bucket"] == "high").sum() == top_tenth > 0
     model.spec = strict.model_copy(update={"output": strict.output.model_copy(update={"buckets_by": "percentile"})})
     by_percentile, _ = model.score(events, AS_OF)
     assert (by_percentile["bucket"] == "high").sum() == (by_percentile["percentile"] >= 99.9).sum() > 0

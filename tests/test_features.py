@@ -21,6 +21,7 @@ from customer_ai.features import (
     count_windows,
     feature_infos,
     fit_repeat_models,
+    money_prefix,
     plan_features,
     ratio_windows,
 )
@@ -661,8 +662,8 @@ def test_feature_infos_match_the_built_columns() -> None:
     assert [c for c in matrix.columns if isinstance(matrix[c].dtype, pd.CategoricalDtype)] == categorical
 
 
-def _info(name: str) -> FeatureInfo:
-    spec = make_spec()
+def _info(name: str, currency: str | None = None) -> FeatureInfo:
+    spec = make_spec(output={"currency": currency}) if currency else make_spec()
     plan = FeaturePlan(
         lookback_days=365,
         event_types=["purchase"],
@@ -717,6 +718,18 @@ def _info(name: str) -> FeatureInfo:
 )
 def test_describe(name: str, value: object, text: str) -> None:
     assert _info(name).describe(value) == text
+
+
+def test_amounts_are_written_with_the_instances_currency() -> None:
+    assert money_prefix(None) == ""
+    assert money_prefix("GBP") == "GBP "
+    assert money_prefix("$") == "$"
+    assert money_prefix("€") == "€"
+    assert _info("purchase_value_sum", "GBP").describe(1234.5) == "purchases worth GBP 1,234.50 in the last 365 days"
+    assert _info("purchase_value_mean", "$").describe(7.0) == "average purchase worth $7.00"
+    assert _info("purchase_value_mean", "GBP").label == "average purchase worth GBP N"
+    assert _info("purchase_value_mean", "GBP").describe(np.nan) == "no purchase in the last 365 days"
+    assert _info("purchase_count_30d", "GBP").describe(3.0) == "3 purchases in the last 30 days"  # counts: no money
 
 
 def test_describe_uses_the_event_type_and_custom_event_words() -> None:

@@ -1,4 +1,4 @@
-"""`make airflow` as the README writes it, from a clean clone: Airflow standalone reaches a healthy API server.
+"""`make demo`, then `make airflow`, as the README writes them, from a clean clone: a first visit without a red run.
 
 The clone is made with ``git clone`` of this repository (its committed state, as CI sees it).  Building a clean
 clone's virtualenv takes minutes, so ``make`` is pointed at the virtualenv running these tests (``VENV=...``) and told
@@ -13,6 +13,7 @@ and a single API worker are set from outside.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import signal
@@ -21,11 +22,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import psutil
 import pytest
-from airflow_support import free_ports, tail
+from airflow_support import PAGE_TIMEOUT, chromium, free_ports, tail
 
 from conftest import ROOT
 
@@ -34,6 +36,7 @@ pytestmark = pytest.mark.airflow
 VENV = Path(sys.executable).parent.parent  # the virtualenv running the tests (sys.executable is its bin/python)
 STARTUP_TIMEOUT = 240.0  # database created, four components started, on a loaded 2-core machine
 DAGS = ("customer_ai__churn_60d", "customer_ai__repurchase_30d")
+ARTIFACTS = ROOT / "var" / "test-artifacts" / "first-visit"  # screenshots of what a first visitor sees
 
 
 def make_env(api_port: int, worker_log_port: int, trigger_log_port: int) -> dict[str, str]:
@@ -93,13 +96,19 @@ def clone(tmp_path: Path) -> Path:
     return target
 
 
-@contextlib.contextmanager
-def make_airflow(clone: Path, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    command = ["make", "-o", f"{VENV}/bin/customer-ai", "airflow", f"VENV={VENV}"]
+def make_command(target: str, clone: Path, env: dict[str, str]) -> list[str]:
+    """Return ``make <target>`` with this virtualenv, once a dry run proved it installs nothing."""
+    command = ["make", "-o", f"{VENV}/bin/customer-ai", target, f"VENV={VENV}"]
     planned = subprocess.run([*command, "-n"], cwd=clone, env=env, capture_output=True, text=True, check=False)
     assert planned.returncode == 0, planned.stderr
     for installing in ("-m venv", "pip install"):  # the virtualenv is used, never rebuilt
         assert installing not in planned.stdout, planned.stdout
+    return command
+
+
+@contextlib.contextmanager
+def make_airflow(clone: Path, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    command = make_command("airflow", clone, env)
     with log.open("wb") as out:
         process = subprocess.Popen(  # noqa: S603
             command,
@@ -129,11 +138,18 @@ def wait_for(what: str, check, process: subprocess.Popen, log: Path, timeout: fl
         time.sleep(1)
 
 
-def test_make_airflow_from_a_clean_clone_reaches_a_healthy_api_server(clone: Path, tmp_path: Path) -> None:
+def test_make_demo_then_make_airflow_from_a_clean_clone_shows_the_demo_run_and_no_failed_one(
+    clone: Path, tmp_path: Path
+) -> None:
     api_port, worker_log_port, trigger_log_port = free_ports(3)
     env = make_env(api_port, worker_log_port, trigger_log_port)
-    log = tmp_path / "make-airflow.log"
     started = time.monotonic()
+    demo = subprocess.run(  # noqa: S603
+        make_command("demo", clone, env), cwd=clone, env=env, capture_output=True, text=True, timeout=900, check=False
+    )
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    assert "latest run as of 2011-12-11, model 20111211-" in demo.stdout
+    log = tmp_path / "make-airflow.log"
     with make_airflow(clone, env, log) as process, httpx.Client(base_url=f"http://127.0.0.1:{api_port}") as client:
 
         def healthy() -> dict | None:
@@ -148,8 +164,6 @@ def test_make_airflow_from_a_clean_clone_reaches_a_healthy_api_server(clone: Pat
             output[-3000:]
         )
         password = json.loads(passwords.read_text())["admin"]
-
-        # a first-time user: both example DAGs, paused, and no run (no failed run of the current week)
         token = client.post("/auth/token", json={"username": "admin", "password": password})
         assert token.status_code == 201, token.text
         client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
@@ -159,13 +173,53 @@ def test_make_airflow_from_a_clean_clone_reaches_a_healthy_api_server(clone: Pat
             return dags if sorted(dag["dag_id"] for dag in dags) == list(DAGS) else None
 
         dags = wait_for("the example DAGs parsed", parsed, process, log, STARTUP_TIMEOUT)
-        assert [dag["is_paused"] for dag in dags] == [True, True]
         assert client.get("/api/v2/importErrors").json()["total_entries"] == 0
         plugins = {plugin["name"]: plugin for plugin in client.get("/api/v2/plugins").json()["plugins"]}
         assert [view["name"] for view in plugins["customer_ai"]["external_views"]] == ["Customer AI"]
-        time.sleep(10)  # a few scheduler loops: an unpaused weekly DAG would have its current week's run by now
+        # a first visit: both DAGs active, their schedules ended with their data, so nothing is planned ...
+        assert [(dag["is_paused"], dag["timetable_summary"]) for dag in dags] == [
+            (False, "@weekly until 2011-12-11")
+        ] * 2
+        time.sleep(10)  # a few scheduler loops: a weekly DAG without an end would have its current week's run by now
         for dag_id in DAGS:
-            assert client.get(f"/api/v2/dags/{dag_id}/dagRuns").json()["total_entries"] == 0
+            assert client.get(f"/api/v2/dags/{dag_id}").json()["next_dagrun_run_after"] is None
+        # ... and the one run, the demo's: green, as of the date its configuration gives, as long as it took (runs
+        # the scheduler starts are noted with their as-of date: tests/test_airflow_services.py)
+        assert client.get("/api/v2/dags/customer_ai__churn_60d/dagRuns").json()["total_entries"] == 0
+        (run,) = client.get("/api/v2/dags/customer_ai__repurchase_30d/dagRuns").json()["dag_runs"]
+        assert (run["state"], run["conf"]) == ("success", {"as_of": "2011-12-11"})
+        took = dt.datetime.fromisoformat(run["end_date"]) - dt.datetime.fromisoformat(run["start_date"])
+        assert dt.timedelta(0) < took < dt.timedelta(minutes=15)  # not since a 2011 start date
+        screenshots(f"http://127.0.0.1:{api_port}", password, run["dag_run_id"])
         members = family(process.pid)
     assert not [member for member in members if member.is_running() and member.status() != psutil.STATUS_ZOMBIE]
-    print(f"make airflow: healthy and checked {time.monotonic() - started:.0f}s after start")
+    print(f"make demo, make airflow: checked {time.monotonic() - started:.0f}s after start")
+
+
+def screenshots(url: str, password: str, run_id: str) -> None:
+    """Log in with headless Chromium, as a first visitor; keep pictures of the DAG list, the grid and the run."""
+    from selenium.webdriver.common.by import By  # noqa: PLC0415 - Selenium only where a browser is driven
+    from selenium.webdriver.support import expected_conditions as seen  # noqa: PLC0415
+    from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for old in ARTIFACTS.glob("*.png"):
+        old.unlink()
+    with chromium() as driver:
+        wait = WebDriverWait(driver, PAGE_TIMEOUT)
+        driver.get(f"{url}/")
+        wait.until(seen.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
+        driver.find_element(By.NAME, "password").send_keys(password)
+        driver.find_element(By.CSS_SELECTOR, "button[type='submit']").click()
+        wait.until(seen.element_to_be_clickable((By.CSS_SELECTOR, "a[aria-label='Customer AI']")))
+        driver.get(f"{url}/dags")
+        wait.until(lambda d: "customer_ai__repurchase_30d" in d.find_element(By.TAG_NAME, "body").text)
+        driver.save_screenshot(ARTIFACTS / "1-dags.png")
+        driver.get(f"{url}/dags/customer_ai__repurchase_30d")
+        wait.until(lambda d: "customer_ai__repurchase_30d" in d.find_element(By.TAG_NAME, "body").text)
+        time.sleep(2)  # the grid draws its bars after the page
+        driver.save_screenshot(ARTIFACTS / "2-grid.png")
+        driver.get(f"{url}/dags/customer_ai__repurchase_30d/runs/{quote(run_id, safe='')}")
+        wait.until(lambda d: "success" in d.find_element(By.TAG_NAME, "body").text.lower())
+        driver.save_screenshot(ARTIFACTS / "3-run.png")
+    assert sorted(path.name for path in ARTIFACTS.glob("*.png")) == ["1-dags.png", "2-grid.png", "3-run.png"]

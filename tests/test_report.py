@@ -265,12 +265,13 @@ def test_the_history_places_runs_at_their_dates() -> None:
     assert shares.patches[0].get_width() == pytest.approx(0.7 * 7)  # bars never overlap
 
 
-def test_the_score_histogram_leaves_room_above_its_tallest_bar_and_labels_no_bar(retail_spec: InstanceSpec) -> None:
+def test_the_score_histogram_leaves_room_above_its_tallest_bar_and_labels_no_bar() -> None:
     bins = score_bins(
         np.array([5] * 300 + [30] * 10 + [80] * 50), np.array(["low"] * 300 + ["medium"] * 10 + ["high"] * 50)
     )
-    ax = _scores_figure(retail_spec, bins).axes[0]
+    ax = _scores_figure({"medium": 25.0, "high": 75.0}, bins).axes[0]
     assert ax.get_ylim()[1] == pytest.approx(300 * 1.2)  # the tallest bar ends below the top, under no label
+    assert [t.get_text() for t in ax.texts] == ["medium from 25", "high from 75"]
     assert ax.get_legend().get_bbox_to_anchor().x0 >= ax.get_window_extent().x1 - 1  # the legend beside, not on it
 
 
@@ -992,3 +993,90 @@ def test_a_report_with_long_unbroken_values_fits_the_window(chromium: _Chromium,
     assert (dom["scrolled"], dom["beyond"]) == (0, 0)  # no table scrolls sideways, nothing reaches past the window
     assert dom["cells"] == 8  # the meanings of the disguised event type's 8 features, its controls shown
     assert chromium.requested() == [report.as_uri()]
+
+
+# --- issue 23: buckets that say their rule, deciles that fit, outcomes that fit churn -----------------------------
+
+
+def past_outcomes(dates: list[str]) -> pd.DataFrame:
+    """Return tracked outcomes of past runs: all, three buckets and ten deciles each, with the widest rates."""
+    rows = []
+    for date in dates:
+        rows.append((date, "all", "all", 1000, 0.333, 0.301))
+        rows += [(date, "bucket", b, 300, 0.5, 0.5) for b in ("low", "medium", "high")]
+        rows += [(date, "decile", str(d), 100, 1.0 if d == 1 else 0.125, 0.999) for d in range(1, 11)]
+    frame = pd.DataFrame(rows, columns=["as_of", "grouping", "group", "profiles", "predicted_rate", "realised_rate"])
+    return frame.assign(tracked_at="2011-12-11T00:00:00Z")
+
+
+def test_outcomes_per_bucket_are_compared_across_runs_of_one_rule_only() -> None:
+    from customer_ai.report.evaluation import _outcomes_section  # noqa: PLC0415
+    from customer_ai.scoring import BucketRule  # noqa: PLC0415
+
+    ranked = BucketRule("percentile", 51, 91, "auto", "by score the high bucket would hold no profile")
+    rules = {"2011-09-04": BucketRule("score", 25, 75), "2011-09-11": ranked}
+    outcomes = past_outcomes(["2011-09-04", "2011-09-11"])
+    page = _outcomes_section(pd.Timestamp("2011-12-11", tz="UTC"), outcomes, rules, ranked)
+    assert "<tr><td class=n>2011-09-04</td><td class=n>score 25/75</td>" in page
+    assert "<tr><td class=n>2011-09-11</td><td class=n>rank: top tenth high</td>" in page
+    assert "joins only runs whose buckets followed this run&#x27;s rule (rank: top tenth high)" in page
+    assert (
+        '<table class="compact"><caption>Predicted → came true, per decile (1 = the highest scores), in percent' in page
+    )
+    assert "<td class=n>100 → 100</td><td class=n>12 → 100</td>" in page  # percent points, no sign: narrow
+
+
+def test_the_bucket_lines_of_the_outcomes_figure_skip_runs_of_another_rule() -> None:
+    from customer_ai.report.figures import _outcomes_figure  # noqa: PLC0415
+
+    dates = ["2011-09-04", "2011-09-11", "2011-09-18"]
+    figure = _outcomes_figure(past_outcomes(dates), dates, alike={"2011-09-11", "2011-09-18"})
+    lines = {line.get_label(): line.get_ydata() for line in figure.axes[0].get_lines()}
+    assert list(lines["all profiles: came true"]) == pytest.approx([0.301] * 3)
+    high = lines["high bucket: came true"]
+    assert np.isnan(high[0])
+    assert list(high[1:]) == pytest.approx([0.5, 0.5])
+
+
+def test_the_decile_table_of_twelve_runs_fits_the_window_in_chromium(chromium: _Chromium, tmp_path: Path) -> None:
+    # before: "12% → 10%" in 10 decile columns overflowed the page and hid decile 10
+    from customer_ai.report.evaluation import _outcomes_section  # noqa: PLC0415
+    from customer_ai.report.html import _CSS  # noqa: PLC0415
+    from customer_ai.scoring import BucketRule  # noqa: PLC0415
+
+    dates = [f"2011-{month:02d}-04" for month in range(1, 13)]
+    rule = BucketRule("score", 25, 75)
+    section = _outcomes_section(pd.Timestamp("2012-03-01", tz="UTC"), past_outcomes(dates), {}, rule)
+    page = tmp_path / "outcomes.html"
+    page.write_text(
+        f"<!doctype html><html><head><style>{_CSS}</style></head><body><main>{section}</main></body></html>"
+    )
+    session = chromium.open(page.as_uri())
+    found = chromium.send(
+        "Runtime.evaluate",
+        {
+            "expression": "JSON.stringify({scrolled: [...document.querySelectorAll('.table')]"
+            ".filter(t => t.scrollWidth > t.clientWidth).length, last: [...document.querySelectorAll('th')]"
+            ".filter(th => th.textContent === '10').map(th => th.getBoundingClientRect().right),"
+            " window: window.innerWidth})",
+            "returnByValue": True,
+        },
+        session=session,
+    )
+    dom = json.loads(found["result"]["value"])
+    assert dom["scrolled"] == 0  # no table scrolls sideways
+    assert len(dom["last"]) == 1
+    assert dom["last"][0] <= dom["window"]
+    size = chromium.send("Page.getLayoutMetrics", session=session)["cssContentSize"]
+    shot = chromium.send(
+        "Page.captureScreenshot",
+        {
+            "format": "png",
+            "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+        },
+        session=session,
+    )
+    screenshot = ROOT / "var" / "test-artifacts" / "report-outcomes.png"
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    screenshot.write_bytes(base64.b64decode(shot["data"]))

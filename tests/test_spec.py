@@ -569,6 +569,23 @@ def test_spec_hash_ignores_description_and_schedule_but_not_the_window() -> None
     assert make_spec(goal=goal).spec_hash() != base.spec_hash()
 
 
+def test_an_end_date_changes_neither_hash_and_may_not_come_before_the_start() -> None:
+    base = make_spec()
+    ended = make_spec(end_date="2011-12-04")
+    assert ended.end_date.isoformat() == "2011-12-04"
+    assert base.end_date is None
+    assert (ended.spec_hash(), ended.model_hash()) == (base.spec_hash(), base.model_hash())
+    message = spec_error(start_date="2011-12-05", end_date="2011-12-04")
+    assert message == (
+        "unit.yaml: end_date: 2011-12-04 is before start_date 2011-12-05: the schedule would have no date to run"
+    )
+    assert spec_error(schedule=None, end_date="2011-12-04") == (
+        "unit.yaml: end_date: 2011-12-04 ends a repeating schedule, and schedule is None: leave end_date out, or "
+        "give a cron expression or preset such as '@weekly'"
+    )
+    assert make_spec(schedule="@once").schedule == "@once"  # without an end, any schedule
+
+
 def test_a_key_repeated_in_the_file_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "name: first\nname: second\n")
     with pytest.raises(SpecError, match=r"line 2, column 1: key 'name' appears twice in the same mapping"):
@@ -623,9 +640,9 @@ def test_history_policy_and_buckets_by() -> None:
     assert (spec.training.history, spec.training.min_lookback_days) == ("strict", 60)
     assert spec.output.buckets_by == "percentile"
     assert make_spec().training.history == "adapt"
-    assert make_spec().output.buckets_by == "score"
+    assert make_spec().output.buckets_by == "auto"
     assert spec_error(output={"buckets_by": "rank"}) == (
-        "unit.yaml: output.buckets_by: Input should be 'score' or 'percentile'"
+        "unit.yaml: output.buckets_by: Input should be 'auto', 'score' or 'percentile'"
     )
 
 
@@ -876,9 +893,11 @@ def test_max_profiles_is_in_the_hashes_only_when_it_differs_from_the_default() -
 
 
 def test_the_example_hashes_did_not_change_with_the_cap() -> None:
-    # models stored before training.max_profiles existed are still found and reused by their model hash
+    # models stored before training.max_profiles existed are still found and reused by their model hash (the spec
+    # hash changed with the default bucket rule, output.buckets_by: auto; the model hash, which decides reuse, did
+    # not)
     spec = load_spec(Path(__file__).resolve().parents[1] / "instances" / "repurchase_30d.yaml")
-    assert (spec.spec_hash(), spec.model_hash()) == ("4339b2a6e91ded8a", "505574e30a1aa777")
+    assert (spec.spec_hash(), spec.model_hash()) == ("4692dceaa7f41b38", "505574e30a1aa777")
 
 
 # --- characters written as UTF-16 surrogate pairs ---------------------------------------------------------------
@@ -967,10 +986,11 @@ def test_half_a_surrogate_pair_is_refused_in_parsed_data_too() -> None:
 
 
 def test_the_instances_hashes_are_those_before_surrogate_pairs_were_joined() -> None:
-    # computed with the code before pairs were joined: runs and models of these instances stay theirs
+    # computed with the code before pairs were joined: models of these instances stay theirs (the spec hashes
+    # changed with the default bucket rule, output.buckets_by: auto, and not with the pairs)
     expected = {
-        "repurchase_30d": ("4339b2a6e91ded8a", "505574e30a1aa777"),
-        "churn_60d": ("4658a5cff8a015ac", "92f600c7814c4919"),
+        "repurchase_30d": ("4692dceaa7f41b38", "505574e30a1aa777"),
+        "churn_60d": ("bc6a32e46e9545e0", "92f600c7814c4919"),
     }
     root = Path(__file__).resolve().parents[1] / "instances"
     found = {}
@@ -1265,3 +1285,22 @@ def test_a_factor_refused_in_the_file_is_refused_with_the_file_name(tmp_path: Pa
         "feature of this instance; nearest known names: days_since_last_event, purchase_days_since_last, "
         "test_order_days_since_last"
     )
+
+
+def test_a_churn_goals_outcome_is_said_as_coming_back_or_not() -> None:
+    assert tuple(make_spec().outcome_words()) == ("reached the goal", "did not", "reach the goal")
+    churn = make_spec(goal={**BASE_SPEC["goal"], "occurrence": "will_not_occur"})
+    assert tuple(churn.outcome_words()) == ("did not come back", "came back", "not come back")
+
+
+def test_the_currency_is_checked_and_changes_neither_hash() -> None:
+    base = make_spec()
+    pounds = make_spec(output={"currency": "GBP"})
+    assert pounds.output.currency == "GBP"
+    assert base.output.currency is None
+    assert (pounds.spec_hash(), pounds.model_hash()) == (base.spec_hash(), base.model_hash())
+    for wrong in ("pounds sterling", "", " GBP", "GBP\n"):
+        assert spec_error(output={"currency": wrong}) == (
+            f"unit.yaml: output.currency: {wrong!r} is not a currency code or symbol: give one word such "
+            "as GBP, EUR or $"
+        )

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from customer_ai.events import canonicalize
-from customer_ai.scoring import score_frame
+from customer_ai.scoring import BucketRule, score_frame
 from customer_ai.spec import EventThresholds
 from customer_ai.validation import (
     DataValidationError,
@@ -128,7 +128,7 @@ def test_good_frames_pass() -> None:
 
 def test_scores_as_the_package_makes_them_pass() -> None:
     probability = np.array([0.0, 0.004, 0.25, 0.5, 0.749, 1.0])
-    scores = score_frame(pd.Index([f"p{i}" for i in range(6)]), probability, {"medium": 25, "high": 75})
+    scores = score_frame(pd.Index([f"p{i}" for i in range(6)]), probability, BucketRule("score", 25, 75))
     scores = scores.assign(propensity="churn", as_of="2011-12-10", model_version="v", factors=[[]] * 6)
     assert validate_frame(scores, "scores")["success"] is True
 

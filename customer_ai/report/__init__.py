@@ -44,7 +44,13 @@ from customer_ai.files import write_text
 from customer_ai.home import as_path
 from customer_ai.report.card import _model_card
 from customer_ai.report.drift import _drift_section
-from customer_ai.report.evaluation import _evaluation_section, _outcomes_section, _read_outcomes, _with_tracked
+from customer_ai.report.evaluation import (
+    _evaluation_section,
+    _outcomes_section,
+    _read_outcomes,
+    _with_tracked,
+    bucket_rules,
+)
 from customer_ai.report.factors import (
     MAX_FACTOR_PROFILES,
     _factors_section,
@@ -55,7 +61,14 @@ from customer_ai.report.factors import (
 from customer_ai.report.figures import _RC
 from customer_ai.report.folder import _published_folders, _RunFiles
 from customer_ai.report.html import SECTIONS, _page
-from customer_ai.report.scores import _history_section, _read_runs, _scores_section, score_bins, score_history
+from customer_ai.report.scores import (
+    _history_section,
+    _read_runs,
+    _scores_section,
+    run_rule,
+    score_bins,
+    score_history,
+)
 from customer_ai.report.validation import _validation_section
 from customer_ai.spec import InstanceSpec
 
@@ -126,9 +139,9 @@ def build_report(
             _scores_section(spec, run),
             _history_section(as_of, run, runs, published),
             _factors_section(spec, run),
-            _evaluation_section(run),
+            _evaluation_section(run, spec.outcome_words().reached),
             _drift_section(run, _feature_labels(run.model)),
-            _outcomes_section(as_of, outcomes),
+            _outcomes_section(as_of, outcomes, bucket_rules(spec, runs), run_rule(spec, run)),
             _validation_section(run),
         ]
     return write_text(out, _page(spec, as_of, run, sections))

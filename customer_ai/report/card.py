@@ -27,7 +27,7 @@ from customer_ai.report.html import (
 from customer_ai.spec import InstanceSpec
 
 
-def _expected_words(run: _RunFiles) -> str:
+def _expected_words(run: _RunFiles) -> str:  # the row's name says what is expected
     """Say how many scored profiles are expected to reach the goal, and the range past windows give."""
     expected = run.expected
     if expected is None:  # nothing to add up
@@ -52,6 +52,7 @@ def _grade_words(metrics: dict) -> str:
 
 def _model_card(spec: InstanceSpec, as_of: pd.Timestamp, run: _RunFiles) -> str:
     model = run.model
+    words = spec.outcome_words()
     reused = bool(model.get("reused"))
     trained = model.get("as_of", "?")
     quality = model.get("quality", {})
@@ -81,7 +82,7 @@ def _model_card(spec: InstanceSpec, as_of: pd.Timestamp, run: _RunFiles) -> str:
         ("quality", _grade_words(metrics)),
         ("quality gate", verdict),
         ("held-out ROC AUC", _num(auc)),
-        ("expected to reach the goal", _expected_words(run)),
+        (f"expected to {words.to_reach}", _expected_words(run)),
         (
             "data read",
             f"events from {window[0]} to before {window[1]}; the source starts {_day(source.get('data_start'))}",
@@ -98,9 +99,9 @@ def _model_card(spec: InstanceSpec, as_of: pd.Timestamp, run: _RunFiles) -> str:
         ("training snapshots", ", ".join(snapshots[1:]) or "none: one period, split by profile"),
         (
             "training labels",
-            f"{_int(counts.get('positives'))} reached the goal, {_int(counts.get('negatives'))} did not",
+            f"{_int(counts.get('positives'))} {words.reached}, {_int(counts.get('negatives'))} {words.missed}",
         ),
-        *_sample_rows(model.get("training_sample")),
+        *_sample_rows(model.get("training_sample"), words.reached),
         ("features", f"{len(model.get('features', {}).get('names', []))} (listed below)"),
         (
             "calibration",
@@ -150,14 +151,15 @@ def _model_card(spec: InstanceSpec, as_of: pd.Timestamp, run: _RunFiles) -> str:
         ),
     ]
     if counts.get("snapshots"):
-        parts.append(_svg(_timeline_figure(as_of, run.model), "model-card-timeline", "Snapshots and their windows"))
+        timeline = _timeline_figure(as_of, run.model, words.reached)
+        parts.append(_svg(timeline, "model-card-timeline", "Snapshots and their windows"))
     main = [row for row in rows if row[0] not in _FOR_ANALYSTS]
     parts.append(_pairs(main))
     if notes:
         parts.append("<ul class=notes>" + "".join(f"<li>{_esc(n)}</li>" for n in notes) + "</ul>")
     parts.append(
         _table(
-            ["snapshot", "role", "profiles", "reached the goal", "did not", "rate", "held out for evaluation"],
+            ["snapshot", "role", "profiles", words.reached, words.missed, "rate", "held out for evaluation"],
             label_rows,
             caption="Label counts per snapshot",
         )
@@ -172,7 +174,7 @@ def _model_card(spec: InstanceSpec, as_of: pd.Timestamp, run: _RunFiles) -> str:
 _FOR_ANALYSTS = frozenset({"calibration", "boosting start", "parameters", "versions", "versions of this run"})
 
 
-def _sample_rows(sample: dict | None) -> list[tuple[str, str]]:
+def _sample_rows(sample: dict | None, reached: str) -> list[tuple[str, str]]:
     """Return the card's row about the training sample: none when training used every eligible profile."""
     if not sample or not sample.get("sampled"):
         return []
@@ -183,7 +185,7 @@ def _sample_rows(sample: dict | None) -> list[tuple[str, str]]:
             f"trained on a stratified sample of {_int(sample.get('profiles'))} of "
             f"{_int(sample.get('eligible_profiles'))} profiles (cap {_int(sample.get('max_profiles'))}), every "
             f"snapshot of each; {_int(positive.get('sampled'))} of the {_int(positive.get('eligible'))} that "
-            "reached the goal at a training snapshot",
+            f"{reached} at a training snapshot",
         )
     ]
 

@@ -7,16 +7,20 @@ closed, from the store's outcomes.
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
 from customer_ai.report.figures import _evaluation_figure, _outcomes_figure, _svg
 from customer_ai.report.folder import _RunFiles
 from customer_ai.report.html import _BUCKETS, _SCORERS, _int, _num, _p, _pct, _section, _table
+from customer_ai.scoring import BucketRule
+from customer_ai.spec import InstanceSpec
 
 # --- evaluation ------------------------------------------------------------------------------------------------
 
 
-def _evaluation_section(run: _RunFiles) -> str:
+def _evaluation_section(run: _RunFiles, reached: str = "reached the goal") -> str:
     evaluation = run.evaluation
     if evaluation is None:
         version = run.model.get("model_version", "?")
@@ -79,7 +83,7 @@ def _evaluation_section(run: _RunFiles) -> str:
     parts = [
         _p(
             f"Measured on {evaluation['rows']:,} profiles of the snapshot {evaluation['snapshot']} "
-            f"({evaluation['positives']:,} reached the goal), which no fitting step saw. The baselines are simple "
+            f"({evaluation['positives']:,} {reached}), which no fitting step saw. The baselines are simple "
             f"rules a marketer could use instead ({names}), each turned into a probability on the same training "
             "snapshots; the model is worth its keep where its curves lie above theirs."
         ),
@@ -136,7 +140,23 @@ def _with_tracked(outcomes: pd.DataFrame | None, run: _RunFiles, instance: str) 
     return pd.concat([kept, mine[outcomes.columns]], ignore_index=True)
 
 
-def _outcomes_section(as_of: pd.Timestamp, outcomes: pd.DataFrame | None) -> str:
+def bucket_rules(spec: InstanceSpec, runs: pd.DataFrame | None) -> dict[str, BucketRule]:
+    """Return the bucket rule of each published run (the store's ``read_runs``), by as-of date."""
+    rules = {}
+    for row in runs.itertuples(index=False) if runs is not None else []:
+        metrics = json.loads(row.metrics) if isinstance(row.metrics, str) and row.metrics else row.metrics or {}
+        rules[row.as_of] = BucketRule.of_run(metrics.get("bucket_rule"), spec.output)
+    return rules
+
+
+def _outcomes_section(
+    as_of: pd.Timestamp, outcomes: pd.DataFrame | None, rules: dict[str, BucketRule], rule: BucketRule
+) -> str:
+    """Write "did it come true" for past runs.
+
+    Per bucket, runs are compared only when their buckets followed ``rule`` (this run's; ``rules`` holds the
+    others', by as-of date).
+    """
     today = f"{as_of:%Y-%m-%d}"
     if outcomes is not None:
         outcomes = outcomes.loc[outcomes["as_of"] <= today]
@@ -152,7 +172,8 @@ def _outcomes_section(as_of: pd.Timestamp, outcomes: pd.DataFrame | None) -> str
             ],
         )
     dates = sorted(outcomes["as_of"].unique())
-    figure = _outcomes_figure(outcomes, dates)
+    alike = {date for date in dates if rules.get(date, rule).key() == rule.key()}
+    figure = _outcomes_figure(outcomes, dates, alike)
     bucket_rows, decile_rows_text = [], []
     for date in dates:
         rows = outcomes.loc[outcomes["as_of"] == date]
@@ -161,36 +182,46 @@ def _outcomes_section(as_of: pd.Timestamp, outcomes: pd.DataFrame | None) -> str
         bucket_rows.append(
             [
                 date,
+                rules.get(date, rule).short(),
                 *(_predicted_realised(rate.get(("all" if g == "all" else "bucket", g))) for g in ("all", *_BUCKETS)),
                 tracked,
             ]
         )
-        decile_rows_text.append(
-            [date, *(_predicted_realised(rate.get(("decile", str(d))), False) for d in range(1, 11))]
-        )
+        deciles = [_predicted_realised_points(rate.get(("decile", str(d)))) for d in range(1, 11)]
+        decile_rows_text.append([date, *deciles])
     parts = [
         _p(
-            "For past runs whose goal window has closed: the share of each group's profiles that really reached the "
-            "goal (solid), next to the share their scores predicted (dashed). Close lines mean the probabilities "
-            "can be taken at their word."
+            "For past runs whose goal window has closed: the share of each group's profiles whose goal came true "
+            "(solid), next to the share their scores predicted (dashed). Close lines mean the probabilities can be "
+            "taken at their word. A bucket's line joins only runs whose buckets followed this run's rule ("
+            f"{rule.short()}): buckets of another rule hold other profiles."
         ),
         _svg(figure, "outcomes-rates", "Predicted and realised goal rates of past runs"),
         _table(
-            ["run as of", "all profiles", *(f"{b} bucket" for b in _BUCKETS), "checked"],
+            ["run as of", "buckets", "all profiles", *(f"{b} bucket" for b in _BUCKETS), "checked"],
             bucket_rows,
             caption="Predicted → came true, per bucket (profiles)",
         ),
         _table(
             ["run as of", *(str(d) for d in range(1, 11))],
             decile_rows_text,
-            caption="Predicted → came true, per decile (1 = the highest scores)",
+            caption="Predicted → came true, per decile (1 = the highest scores), in percent",
+            compact=True,
         ),
     ]
     return _section("outcomes", parts)
 
 
-def _predicted_realised(row: object, profiles: bool = True) -> str:
+def _predicted_realised_points(row: object) -> str:
+    """Return "predicted → came true" in percent without the signs ("12 → 10"), for a narrow cell."""
+    if row is None:
+        return "–"
+    points = [None if pd.isna(rate) else 100 * float(rate) for rate in (row.predicted_rate, row.realised_rate)]  # type: ignore[attr-defined]
+    return f"{_num(points[0], 0)} → {_num(points[1], 0)}"
+
+
+def _predicted_realised(row: object) -> str:
     if row is None:
         return "–"
     text = f"{_pct(row.predicted_rate, 0)} → {_pct(row.realised_rate, 0)}"  # type: ignore[attr-defined]
-    return f"{text} ({_int(row.profiles)})" if profiles else text  # type: ignore[attr-defined]
+    return f"{text} ({_int(row.profiles)})"  # type: ignore[attr-defined]

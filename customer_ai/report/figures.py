@@ -20,7 +20,6 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from customer_ai.report.html import _BUCKETS, _SCORERS, _STAGE_WORDS, _esc, _num, _visible
-from customer_ai.spec import InstanceSpec
 
 _BUCKET_COLOURS = {"low": "#b9cbe4", "medium": "#5b8fd1", "high": "#1d3f7a"}
 _SCORER_STYLES = {
@@ -77,7 +76,7 @@ def _svg(figure: Figure, name: str, caption: str) -> str:
 # --- figure builders, in the order of the sections -------------------------------------------------------------
 
 
-def _timeline_figure(as_of: pd.Timestamp, model: dict) -> Figure:
+def _timeline_figure(as_of: pd.Timestamp, model: dict, reached: str = "reached the goal") -> Figure:
 
     counts = model["label_counts"]["snapshots"]
     history = model.get("history", {})
@@ -93,7 +92,7 @@ def _timeline_figure(as_of: pd.Timestamp, model: dict) -> Figure:
         ax.barh(y, window, left=mdates.date2num(start), color=colour, height=0.6)
         rate = entry["positives"] / entry["rows"] if entry["rows"] else float("nan")
         ax.annotate(
-            f"{entry['rows']:,} profiles, {rate:.0%} reached the goal",
+            f"{entry['rows']:,} profiles, {rate:.0%} {reached}",
             (mdates.date2num(start + pd.Timedelta(days=window)), y),
             xytext=(4, 0),
             textcoords="offset points",
@@ -132,7 +131,7 @@ def _window_days(model: dict) -> int:
     return int(match.group(1)) if match else 30
 
 
-def _scores_figure(spec: InstanceSpec, bins: pd.DataFrame) -> Figure:
+def _scores_figure(thresholds: dict[str, float], bins: pd.DataFrame) -> Figure:
     figure, ax = _figure(8.5, 3.2)
     bottom = np.zeros(len(bins))
     centres = bins["low_score"].to_numpy() + 2.5
@@ -141,17 +140,16 @@ def _scores_figure(spec: InstanceSpec, bins: pd.DataFrame) -> Figure:
         bottom += bins[b].to_numpy()
     # room above the tallest bar, where the thresholds are named: no label lies on a bar, no bar is cut
     ax.set_ylim(0, max(float(bottom.max()) if len(bottom) else 0.0, 1.0) * 1.2)
-    if spec.output.buckets_by == "score":
-        for name, threshold in spec.output.buckets.items():
-            ax.axvline(threshold, color="#555555", linestyle=":", linewidth=1)
-            ax.annotate(
-                f"{name} from {threshold:g}",
-                (threshold, 1),
-                xycoords=("data", "axes fraction"),
-                xytext=(3, -9),
-                textcoords="offset points",
-                fontsize=7.5,
-            )
+    for name, threshold in thresholds.items():  # the score each bucket starts at
+        ax.axvline(threshold, color="#555555", linestyle=":", linewidth=1)
+        ax.annotate(
+            f"{name} from {threshold:g}",
+            (threshold, 1),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, -9),
+            textcoords="offset points",
+            fontsize=7.5,
+        )
     ax.set_xlim(0, 100)
     ax.set_xlabel("score (the probability of the goal, in percent)")
     ax.set_ylabel("profiles")
@@ -298,11 +296,14 @@ def _evaluation_figure(scorers: list[str], data: dict) -> Figure:
     return figure
 
 
-def _outcomes_figure(outcomes: pd.DataFrame, dates: list[str]) -> Figure:
+def _outcomes_figure(outcomes: pd.DataFrame, dates: list[str], alike: set[str]) -> Figure:
+    """Draw the realised and predicted rates of past runs; buckets only of the runs in ``alike`` (one rule)."""
     figure, (over_time, deciles) = _figure(9.5, 3.6, ncols=2, width_ratios=[3, 2])
     positions = np.arange(len(dates))
     for group, colour in (("all", "#333333"), *((b, _BUCKET_COLOURS[b]) for b in _BUCKETS)):
         rows = outcomes.loc[outcomes["group"] == group].set_index("as_of").reindex(dates)
+        if group != "all":
+            rows.loc[[date not in alike for date in dates]] = np.nan
         if rows["profiles"].isna().all():
             continue
         name = "all profiles" if group == "all" else f"{group} bucket"
@@ -337,7 +338,10 @@ def _outcomes_figure(outcomes: pd.DataFrame, dates: list[str]) -> Figure:
     deciles.set_xticks(range(1, 11))
     deciles.yaxis.set_major_formatter(PercentFormatter(1.0))
     deciles.set(title=f"Per decile, run as of {latest}", xlabel="decile (1 = highest scores)")
-    deciles.legend(frameon=False, fontsize=7.5)
+    # room above the tallest bar or point, where the legend lies in one row: it covers no bar
+    tallest = np.nanmax([*decile_rows["realised_rate"], *decile_rows["predicted_rate"], 0.01])
+    deciles.set_ylim(0, float(tallest) * 1.3)
+    deciles.legend(frameon=False, fontsize=7.5, loc="upper right", ncols=2)
     _style(deciles)
     return figure
 

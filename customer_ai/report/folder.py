@@ -26,7 +26,7 @@ from customer_ai.evaluation import expected_reach, window_rates
 from customer_ai.home import fetch
 from customer_ai.outcomes import read_tracked
 from customer_ai.quantiles import linear_quantiles
-from customer_ai.scoring import score_of
+from customer_ai.scoring import BUCKET_RULE_FILE, score_of
 from customer_ai.spec import DEFAULT_SEGMENTS
 
 SCORE_COLUMNS = ["probability", "bucket"]  # what the report reads of every profile's score, a row group at a time
@@ -111,6 +111,7 @@ class _RunFiles:
     drift: dict | None
     validation: dict[str, dict | None]
     tracked: dict[str, pd.DataFrame]  # outcomes of past runs this run found, by their as-of date
+    bucket_rule: dict | None = None  # the rule the run's buckets followed (scoring.BucketRule); None: not kept
 
     @classmethod
     def read(cls, folder: Path) -> _RunFiles:
@@ -141,6 +142,7 @@ class _RunFiles:
             drift=optional("drift.json"),
             validation={stage: optional(f"validation/{stage}.json") for stage in ("events", "training_set", "scores")},
             tracked=read_tracked(folder),
+            bucket_rule=optional(BUCKET_RULE_FILE),
         )
 
 

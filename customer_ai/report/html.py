@@ -110,11 +110,15 @@ def _template_words(template: str) -> str:
 # --- tables and paragraphs -------------------------------------------------------------------------------------
 
 
-def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, caption: str | None = None) -> str:
+def _table(
+    headers: Sequence[str], rows: Iterable[Sequence[object]], *, caption: str | None = None, compact: bool = False
+) -> str:
+    """Return a table; ``compact`` packs the cells closer, for many narrow columns (deciles)."""
     head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in rows)
     cap = f"<caption>{_esc(caption)}</caption>" if caption else ""
-    return f'<div class="table"><table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    table = '<table class="compact">' if compact else "<table>"
+    return f'<div class="table">{table}{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _pairs(rows: Iterable[tuple[str, object]]) -> str:
@@ -165,6 +169,7 @@ thead th { background: #f3f5f8; }
 td.n { white-space: nowrap; }
 td.w { overflow-wrap: anywhere; }
 table.card th { width: 190px; color: #57606a; font-weight: 500; }
+table.compact th, table.compact td { padding: 4px 5px; }
 footer { color: #57606a; font-size: 0.85em; padding-bottom: 32px; border-top: 1px solid #d8dee4; }
 @media print {
   body { font-size: 11px; }

@@ -16,7 +16,7 @@ from customer_ai.home import fetch
 from customer_ai.report.figures import _history_figure, _scores_figure, _svg
 from customer_ai.report.folder import ScoreSummary, _RunFiles
 from customer_ai.report.html import _BUCKETS, _int, _num, _p, _pct, _section, _table
-from customer_ai.scoring import top_score_notes
+from customer_ai.scoring import BucketRule, top_score_notes
 from customer_ai.spec import InstanceSpec
 
 # --- score distribution ----------------------------------------------------------------------------------------
@@ -52,10 +52,39 @@ def _score_range(by_score: np.ndarray, column: int) -> str:
     return f"{scored[0]}–{scored[-1]}" if len(scored) else "–"
 
 
+def run_rule(spec: InstanceSpec, run: _RunFiles) -> BucketRule:
+    """Return the bucket rule of the run (as its folder keeps it; a run from before rules were kept: the rule then)."""
+    return BucketRule.of_run(run.bucket_rule or (run.metadata or {}).get("bucket_rule"), spec.output)
+
+
+def _thresholds(rule: BucketRule, by_score: np.ndarray) -> dict[str, float]:
+    """Return the score each bucket above ``low`` starts at, for the histogram.
+
+    On the score that is the rule's threshold; on the rank, the lowest score in the bucket (an empty bucket is
+    left out).
+    """
+    if rule.by == "score":
+        return {"medium": rule.medium, "high": rule.high}
+    starts = {}
+    for column, name in enumerate(_BUCKETS[1:], start=1):
+        held = np.flatnonzero(by_score[:, column])
+        if len(held):
+            starts[name] = float(held[0])
+    return starts
+
+
+_RULE_CHOICE = {
+    "auto": " The rule was chosen for this run (`output.buckets_by: auto`): on the score when every bucket holds "
+    "profiles and the high bucket holds at least 5% of them or spans at least 5 score points, else by rank.",
+    "instance": " The rule is the instance file's (`output.buckets_by`).",
+}
+
+
 def _scores_section(spec: InstanceSpec, run: _RunFiles) -> str:
     scores = run.scores
     bins = _bins(scores.by_score)
-    figure = _scores_figure(spec, bins)
+    rule = run_rule(spec, run)
+    figure = _scores_figure(_thresholds(rule, scores.by_score), bins)
     total = scores.profiles
     bucket_rows = []
     for column, (b, members) in enumerate(scores.buckets.items()):
@@ -70,15 +99,17 @@ def _scores_section(spec: InstanceSpec, run: _RunFiles) -> str:
         )
     expected = sum(scores.sums.values())
     top = scores.top
+    to_reach = spec.outcome_words().to_reach
     parts = [
         _p(
-            f"{total:,} profiles scored. The score is the calibrated probability of the goal in percent: of 100 "
-            f"profiles with a score of 30, about 30 are expected to reach the goal. Of all {total:,}, about "
-            f"{expected:,.0f} are expected to reach it."
+            f"{total:,} profiles scored. The score is the calibrated probability of the goal ({spec.goal_in_words()}) "
+            f"in percent: of 100 profiles with a score of 30, about 30 are expected to {to_reach}. Of all {total:,}, "
+            f"about {expected:,.0f} are expected to {to_reach}."
         ),
         _svg(figure, "scores-histogram", "Profiles per 5-point score bin, coloured by bucket"),
+        _p(f"Buckets {rule.in_words()}.{_RULE_CHOICE[rule.chosen]}", "bucket-rule"),
         _table(["bucket", "profiles", "share", "scores", "mean probability"], bucket_rows, caption="Bucket counts"),
-        *[_p(note, "notes") for note in (top_score_notes(spec.output, top) if top is not None else [])],
+        *[_p(note, "notes") for note in (top_score_notes(rule, top) if top is not None else [])],
         _table(
             ["scores", "profiles", *_BUCKETS],
             [
