@@ -812,6 +812,27 @@ class _Chromium:
         self.wait_for("Page.loadEventFired")
         return session
 
+    def evaluate(self, expression: str, session: str) -> object:
+        """Return the value of a JavaScript expression that ends in ``JSON.stringify(...)``, in the page."""
+        found = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=session)
+        return json.loads(found["result"]["value"])
+
+    def screenshot(self, session: str, path: Path) -> dict:
+        """Save the whole page as a PNG at ``path``; return the page's size (``width``, ``height``)."""
+        size = self.send("Page.getLayoutMetrics", session=session)["cssContentSize"]
+        shot = self.send(
+            "Page.captureScreenshot",
+            {
+                "format": "png",
+                "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+            },
+            session=session,
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return size
+
     def requested(self) -> list[str]:
         return [e["params"]["request"]["url"] for e in self.events if e.get("method") == "Network.requestWillBeSent"]
 
@@ -876,19 +897,8 @@ def test_report_opens_in_chromium_complete_and_without_a_network_request(
     assert chromium.requested() == [retail_report.as_uri()]
     problems = [e["params"]["entry"]["text"] for e in chromium.events if e.get("method") == "Log.entryAdded"]
     assert problems == []
-    size = chromium.send("Page.getLayoutMetrics", session=session)["cssContentSize"]
-    shot = chromium.send(
-        "Page.captureScreenshot",
-        {
-            "format": "png",
-            "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
-        },
-        session=session,
-    )
     screenshot = ROOT / "var" / "test-artifacts" / "report.png"
-    screenshot.parent.mkdir(parents=True, exist_ok=True)
-    screenshot.write_bytes(base64.b64decode(shot["data"]))
+    size = chromium.screenshot(session, screenshot)
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert size["height"] > 5000  # the whole report was laid out, not a blank page
 
@@ -1052,31 +1062,14 @@ def test_the_decile_table_of_twelve_runs_fits_the_window_in_chromium(chromium: _
         f"<!doctype html><html><head><style>{_CSS}</style></head><body><main>{section}</main></body></html>"
     )
     session = chromium.open(page.as_uri())
-    found = chromium.send(
-        "Runtime.evaluate",
-        {
-            "expression": "JSON.stringify({scrolled: [...document.querySelectorAll('.table')]"
-            ".filter(t => t.scrollWidth > t.clientWidth).length, last: [...document.querySelectorAll('th')]"
-            ".filter(th => th.textContent === '10').map(th => th.getBoundingClientRect().right),"
-            " window: window.innerWidth})",
-            "returnByValue": True,
-        },
-        session=session,
+    dom = chromium.evaluate(
+        "JSON.stringify({scrolled: [...document.querySelectorAll('.table')]"
+        ".filter(t => t.scrollWidth > t.clientWidth).length, last: [...document.querySelectorAll('th')]"
+        ".filter(th => th.textContent === '10').map(th => th.getBoundingClientRect().right),"
+        " window: window.innerWidth})",
+        session,
     )
-    dom = json.loads(found["result"]["value"])
     assert dom["scrolled"] == 0  # no table scrolls sideways
     assert len(dom["last"]) == 1
-    assert dom["last"][0] <= dom["window"]
-    size = chromium.send("Page.getLayoutMetrics", session=session)["cssContentSize"]
-    shot = chromium.send(
-        "Page.captureScreenshot",
-        {
-            "format": "png",
-            "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
-        },
-        session=session,
-    )
-    screenshot = ROOT / "var" / "test-artifacts" / "report-outcomes.png"
-    screenshot.parent.mkdir(parents=True, exist_ok=True)
-    screenshot.write_bytes(base64.b64decode(shot["data"]))
+    assert dom["last"][0] <= dom["window"]  # decile 10 is in the window
+    chromium.screenshot(session, ROOT / "var" / "test-artifacts" / "report-outcomes.png")
