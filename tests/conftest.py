@@ -94,6 +94,10 @@ def hidden_entries(parent: Path) -> list[str]:
 
 # modules whose Airflow tests start Airflow's services (API server, scheduler, DAG processor, Celery workers)
 SERVED_AIRFLOW_MODULES = {"test_airflow_services", "test_airflow_partitions", "test_airflow_ui", "test_make_airflow"}
+# the longest groups, longest first: xdist hands out groups in the order they are collected, so these start at once
+# and the many short groups fill the other worker around them, instead of one long group starting last while the
+# other worker has nothing left (CI on 2026-12-06: a worker idle for the last minutes)
+LONGEST_GROUPS = ("served-airflow", "test_packaging", "test_airflow_runs", "test_cli", "test_report", "test_steps")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -102,10 +106,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     A module's fixtures (a first run, a served Airflow) are then built once, and two served Airflows never compete
     for the machine's cores at once: their processes start and wait on each other with timeouts.
     """
+    groups = {}
     for item in items:
         module = item.module.__name__
         served = item.get_closest_marker("airflow") and module in SERVED_AIRFLOW_MODULES
-        item.add_marker(pytest.mark.xdist_group("served-airflow" if served else module))
+        groups[item.nodeid] = "served-airflow" if served else module
+        item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
+    rank = {group: at for at, group in enumerate(LONGEST_GROUPS)}
+    items.sort(key=lambda item: rank.get(groups[item.nodeid], len(rank)))  # stable: a module keeps its order
 
 
 def make_spec(**overrides: object) -> InstanceSpec:

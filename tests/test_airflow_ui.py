@@ -188,6 +188,7 @@ RUNS = {
             "top_decile_lift": 2.61,
             "drift": {"status": "warn", "largest_psi": 0.1234},
             "expected": {"expected": 1234.4, "low": 1100.2, "high": 1400.7},
+            "bucket_rule": {"by": "percentile", "medium": 51.0, "high": 91.0, "chosen": "auto", "why": "too few"},
         },
         ALPHA_RUN,
         scored_profiles=4259,
@@ -201,6 +202,7 @@ RUNS = {
     ),
     "epsilon": run_row("epsilon", "v-eps", {"roc_auc": 0.8, "calibration_error": 0.03}, "", as_of=EARLIER),
 }
+SCORE_RULE, SCORE_RULE_WORDS = "score 25/75", "buckets by score: high from 75, medium from 25, low below"
 ALPHA_MEANING = (
     "finds 2.6 times as many profiles whose goal came true in its top tenth as a random pick; its probabilities were "
     "on average within 1 point of what happened"
@@ -236,6 +238,9 @@ def test_rows_show_each_instances_current_run_and_its_newest_attempt(folders: tu
         expected={"expected": 1234.4, "low": 1100.2, "high": 1400.7},
         scored_profiles=4259,
         buckets={"low": 1992, "medium": 2049, "high": 218},
+        bucket_rule="rank: top tenth high",  # the rule the run kept
+        bucket_rule_words="buckets by rank in the run: high is the likeliest tenth, medium the next two fifths, low "
+        "the lower half (too few)",
         report=True,
         message=RUNS["alpha"]["reason"],
     )
@@ -265,6 +270,8 @@ def test_rows_show_each_instances_current_run_and_its_newest_attempt(folders: tu
         drift="unknown",  # published before drift was measured
         scored_profiles=0,
         buckets={"low": 4, "medium": 5, "high": 6},
+        bucket_rule=SCORE_RULE,  # a run from before rules were kept: the thresholds on the score, as then
+        bucket_rule_words=SCORE_RULE_WORDS,
         report=True,
         message=RUNS["epsilon"]["reason"],
         attempt=f"newest attempt, as of {AS_OF}, {RECORDED}: started at validate_events: nothing recorded since "
@@ -285,6 +292,8 @@ def test_rows_show_each_instances_current_run_and_its_newest_attempt(folders: tu
         single_period=True,
         scored_profiles=0,
         buckets={"low": 1, "medium": 2, "high": 3},
+        bucket_rule=SCORE_RULE,
+        bucket_rule_words=SCORE_RULE_WORDS,
         report=True,
         message=RUNS["gamma"]["reason"],
         attempt=f"newest attempt, as of {AS_OF}, {RECORDED}: poor at quality_gate: {POOR}",

@@ -94,7 +94,7 @@ def test_the_built_in_suites_are_package_data() -> None:
 # --- the built wheel ------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # built once per worker, whatever runs between its tests
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Build the project's wheel as a user would (``pip wheel .``, isolated build); return its path."""
     out = tmp_path_factory.mktemp("wheel")
@@ -162,7 +162,7 @@ def test_airflow_finds_the_plugin_and_the_provider_by_entry_points(wheel: Path) 
     assert "[apache_airflow_provider]\nprovider_info = customer_ai_airflow.provider:get_provider_info" in points
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # built once per worker, whatever runs between its tests
 def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh virtualenv outside the source tree with nothing but the wheel (``pip install customer-ai``)."""
     return _fresh_virtualenv(tmp_path_factory.mktemp("installed"), str(wheel))
@@ -259,10 +259,15 @@ def test_airflow_lists_the_plugin_and_the_provider_with_an_empty_plugins_folder(
     ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # built once per worker, whatever runs between its tests
 def installed_with_airflow(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh virtualenv outside the source tree with the wheel and its Airflow extra (and S3's, for a bucket home)."""
-    return _fresh_virtualenv(tmp_path_factory.mktemp("installed-airflow"), f"{wheel}[airflow,s3]")
+    """A fresh virtualenv outside the source tree with the wheel and its Airflow, PostgreSQL and S3 extras.
+
+    The command's own test with a bucket home and a PostgreSQL store uses it too: a virtualenv of
+    ``[postgres,s3]`` alone cost a minute of CI for what the library's import test and the bare wheel's already
+    show (nothing of Airflow is needed by the command).
+    """
+    return _fresh_virtualenv(tmp_path_factory.mktemp("installed-airflow"), f"{wheel}[airflow,postgres,s3]")
 
 
 def _airflow_home(tmp_path: Path, bin_dir: Path, home: str) -> tuple[dict[str, str], Path]:
@@ -344,20 +349,14 @@ def pg_schema() -> Iterator[str]:
         cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-@pytest.fixture(scope="module")
-def installed_for_buckets(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh virtualenv outside the source tree with the wheel and its PostgreSQL and S3 extras."""
-    return _fresh_virtualenv(tmp_path_factory.mktemp("installed-s3"), f"{wheel}[postgres,s3]")
-
-
 def test_the_wheel_runs_the_example_with_its_home_in_a_bucket_and_reads_it_back(
-    installed_for_buckets: Path, s3_env: dict[str, str], pg_schema: str, tmp_path: Path
+    installed_with_airflow: Path, s3_env: dict[str, str], pg_schema: str, tmp_path: Path
 ) -> None:
     text = (ROOT / "instances" / "repurchase_30d.yaml").read_text()
     (tmp_path / "repurchase_30d.yaml").write_text(text.replace("../examples", str(ROOT / "examples")))
     env = {
         **s3_env,
-        "PATH": f"{installed_for_buckets / 'bin'}:/usr/bin:/bin",
+        "PATH": f"{installed_with_airflow / 'bin'}:/usr/bin:/bin",
         "HOME": str(tmp_path),
         "GX_ANALYTICS_ENABLED": "False",
         "CUSTOMER_AI_HOME": f"s3://{new_bucket(s3_env)}/customer-ai",
@@ -366,7 +365,7 @@ def test_the_wheel_runs_the_example_with_its_home_in_a_bucket_and_reads_it_back(
     }
 
     def cli(*args: str) -> str:
-        command = [str(installed_for_buckets / "bin" / "customer-ai"), *args]
+        command = [str(installed_with_airflow / "bin" / "customer-ai"), *args]
         done = subprocess.run(command, check=False, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=1200)
         assert done.returncode == 0, f"{args}: {done.stderr[-3000:]}"
         return done.stdout

@@ -661,7 +661,7 @@ def test_history_and_outcomes_show_past_published_runs_only(
     assert outcome["table"] == 2
     assert "30% → 25% (1,000)" in outcome["text"]
     assert "80% → 70% (100)" in outcome["text"]
-    assert "50% → 45%" in outcome["text"]  # decile 1
+    assert "50 → 45" in outcome["text"]  # decile 1, in percent
     assert "2012-01-08" not in outcome["text"]
 
 

@@ -1744,6 +1744,8 @@ def test_publish_stores_the_factors_of_scores_parquet(store, tmp_path, rule, cho
             "drift": {"status": "unknown", "largest_psi": None},
             "single_period": False,
             "expected": {"expected": pytest.approx(0.7 + 0.2 + 0.55), "low": None, "high": None},  # no windows
+            # a folder combined before bucket rules were kept: the instance's thresholds on the score, as then
+            "bucket_rule": {"by": "score", "medium": 25.0, "high": 75.0, "chosen": "instance", "why": ""},
         },
     )
     assert latest["reason"] == (
