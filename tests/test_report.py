@@ -29,6 +29,7 @@ from customer_ai.outcomes import read_tracked
 from customer_ai.report import SECTIONS, build_report, factor_long, factor_summary, score_bins, score_history
 from customer_ai.report.figures import _RC, _history_figure, _scores_figure, _validation_figure
 from customer_ai.report.folder import ScoreSummary, _RunFiles, read_sample
+from customer_ai.scoring import BucketRule
 from customer_ai.spec import InstanceSpec, MonitoringSettings, load_spec
 from customer_ai.store import open_store
 
@@ -411,6 +412,12 @@ def test_report_numbers_come_from_the_run(retail_run: Path, retail_report: Path)
     high = int((scores["bucket"] == "high").sum())
     assert f"high{high:,}" in sections["scores"]["text"].replace(" ", "")
     assert "purchase occurs within 30 days" in sections["model-card"]["text"]
+    rule = BucketRule.from_dict(artifacts.read_json(folder / "buckets.json"))  # the rule the run kept, stated
+    assert rule.chosen == "auto"
+    assert (
+        f"Buckets {rule.in_words()}. The rule was chosen for this run (output.buckets_by: auto)"
+        in (sections["scores"]["text"])
+    )
 
 
 @pytest.mark.e2e
@@ -1021,7 +1028,6 @@ def past_outcomes(dates: list[str]) -> pd.DataFrame:
 
 def test_outcomes_per_bucket_are_compared_across_runs_of_one_rule_only() -> None:
     from customer_ai.report.evaluation import _outcomes_section  # noqa: PLC0415
-    from customer_ai.scoring import BucketRule  # noqa: PLC0415
 
     ranked = BucketRule("percentile", 51, 91, "auto", "by score the high bucket would hold no profile")
     rules = {"2011-09-04": BucketRule("score", 25, 75), "2011-09-11": ranked}
@@ -1052,7 +1058,6 @@ def test_the_decile_table_of_twelve_runs_fits_the_window_in_chromium(chromium: _
     # before: "12% → 10%" in 10 decile columns overflowed the page and hid decile 10
     from customer_ai.report.evaluation import _outcomes_section  # noqa: PLC0415
     from customer_ai.report.html import _CSS  # noqa: PLC0415
-    from customer_ai.scoring import BucketRule  # noqa: PLC0415
 
     dates = [f"2011-{month:02d}-04" for month in range(1, 13)]
     rule = BucketRule("score", 25, 75)

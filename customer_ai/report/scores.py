@@ -74,9 +74,9 @@ def _thresholds(rule: BucketRule, by_score: np.ndarray) -> dict[str, float]:
 
 
 _RULE_CHOICE = {
-    "auto": " The rule was chosen for this run (`output.buckets_by: auto`): on the score when every bucket holds "
+    "auto": " The rule was chosen for this run (output.buckets_by: auto): on the score when every bucket holds "
     "profiles and the high bucket holds at least 5% of them or spans at least 5 score points, else by rank.",
-    "instance": " The rule is the instance file's (`output.buckets_by`).",
+    "instance": " The rule is the instance file's (output.buckets_by).",
 }
 
 
