@@ -154,9 +154,13 @@ class BucketRule:
         by = "percentile" if output.buckets_by == "percentile" else "score"
         return cls(by, float(output.buckets["medium"]), float(output.buckets["high"]))
 
+    def _ranks_by_tenths(self) -> bool:
+        """Return whether this is the ranking ``auto`` falls back to (:data:`AUTO_PERCENTILES`)."""
+        return self.key() == ("percentile", AUTO_PERCENTILES["medium"], AUTO_PERCENTILES["high"])
+
     def short(self) -> str:
         """Name the rule in a few words, for a table cell: "score 25/75", "top tenth", "percentile 50/90"."""
-        if self.key() == ("percentile", AUTO_PERCENTILES["medium"], AUTO_PERCENTILES["high"]):
+        if self._ranks_by_tenths():
             return "rank: top tenth high"
         return f"{self.by} {self.medium:g}/{self.high:g}"
 
@@ -164,7 +168,7 @@ class BucketRule:
         """Describe the rule, e.g. "by score: high from 75, medium from 25 (low below)"."""
         if self.by == "score":
             text = f"by score: high from {self.high:g}, medium from {self.medium:g}, low below"
-        elif self.key() == ("percentile", AUTO_PERCENTILES["medium"], AUTO_PERCENTILES["high"]):
+        elif self._ranks_by_tenths():
             text = "by rank in the run: high is the likeliest tenth, medium the next two fifths, low the lower half"
         else:
             text = f"by percentile in the run: high from {self.high:g}, medium from {self.medium:g}, low below"

@@ -39,7 +39,7 @@ from customer_ai.flow import STEPS
 from customer_ai_airflow.operators import STEP_OPERATORS, InvalidInstanceOperator
 from customer_ai_airflow.parse_cache import ParseCache, code_stamp
 from customer_ai_airflow.settings import TaskSettings
-from customer_ai_airflow.timetables import UNENDABLE, CronUntilTimetable
+from customer_ai_airflow.timetables import CronUntilTimetable
 
 if TYPE_CHECKING:
     from customer_ai.spec import InstanceSpec
@@ -59,8 +59,11 @@ def _start_date(spec_date: dt.date) -> dt.datetime:
 
 
 def _schedule(summary: InstanceSummary) -> str | CronUntilTimetable | None:
-    """Return the DAG's schedule: the instance's, planned no further than its ``end_date`` when it has one."""
-    if summary.end_date is None or summary.schedule in UNENDABLE:
+    """Return the DAG's schedule: the instance's, planned no further than its ``end_date`` when it has one.
+
+    The spec refuses an ``end_date`` beside a schedule that does not repeat (none, ``@once``, ``@continuous``).
+    """
+    if summary.end_date is None:
         return summary.schedule
     return CronUntilTimetable(summary.schedule, end=dt.date.fromisoformat(summary.end_date))
 

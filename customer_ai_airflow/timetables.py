@@ -18,8 +18,6 @@ from airflow.timetables.trigger import CronTriggerTimetable
 if TYPE_CHECKING:
     from airflow.timetables.base import DagRunInfo, DataInterval, TimeRestriction
 
-UNENDABLE = {None, "@once", "@continuous"}  # schedules that are not a repeating cron, hence with nothing to end
-
 
 class CronUntilTimetable(CronTriggerTimetable):
     """Runs on a cron expression or preset, as of each run's time, until ``end`` (midnight UTC of that day).
