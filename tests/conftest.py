@@ -100,15 +100,16 @@ SERVED_AIRFLOW_MODULES = {"test_airflow_services", "test_airflow_partitions", "t
 LONGEST_GROUPS = ("served-airflow", "test_packaging", "test_airflow_runs", "test_cli", "test_report", "test_steps")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Group the tests for pytest-xdist's ``loadgroup``: a module's tests share a worker, served Airflows one more.
 
     A module's fixtures (a first run, a served Airflow) are then built once, and two served Airflows never compete
     for the machine's cores at once: their processes start and wait on each other with timeouts.
 
-    Known on 2026-12-06: with pytest 9.2 and pytest-xdist 3.8 the groups do not take effect (xdist writes the group
-    into ``item._nodeid``, which pytest 9.2 no longer reads), so tests are spread one by one: module fixtures are
-    built on both workers. To be fixed (a pytest that xdist's grouping works with, or grouping of our own).
+    Two conditions, both needed (found on 2026-12-06, when every module was being spread test by test): this hook
+    runs before xdist's, which copies the groups into the test ids, and pytest is below 9.2 (pyproject.toml), whose
+    ``Node.nodeid`` no longer reads the id xdist 3.8 writes.
     """
     groups = {}
     for item in items:
