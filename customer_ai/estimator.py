@@ -800,11 +800,15 @@ class PropensityModel:
         """Return calibrated probabilities of the goal for a feature matrix."""
         return self.model_.predict_proba(features) if len(features) else np.array([], dtype="float64")
 
-    def explain(self, features: pd.DataFrame, k: int | None = None) -> list[list[dict]]:
-        """Return each profile's ``k`` (default ``output.factors``) most influential factors, signed, in words."""
+    def explain(self, features: pd.DataFrame, k: int | None = None, reference: dict | None = None) -> list[list[dict]]:
+        """Return each profile's ``k`` (default ``output.factors``) most influential factors, signed, in words.
+
+        ``reference`` is the model's ``drift_reference`` (its training rows in bins): with it each number is
+        placed among the training profiles (see :func:`customer_ai.explain.top_factors`).
+        """
         k = self.spec.output.factors if k is None else k
         contributions = self.model_.contributions(features) if len(features) else np.zeros((0, features.shape[1] + 1))
-        return top_factors(features, contributions, feature_infos(self.feature_plan_, self.spec), k)
+        return top_factors(features, contributions, feature_infos(self.feature_plan_, self.spec), k, reference)
 
     def score(
         self,

@@ -17,7 +17,20 @@ contributions.  A statement that follows from a stronger one of the same profile
 most one active day" beside "active on 1 day", see :meth:`FeatureInfo.bound`) is merged the same way into the
 stronger one, whose words are kept whatever the sizes.  No weight is lost: the factors of a profile, when all
 are listed, still add up with the base value to the log-odds of its probability; and ``k`` factors come back
-whenever the profile has at least ``k`` distinct statements with a non-zero summed contribution.
+whenever the profile has at least ``k`` distinct statements with a non-zero summed contribution.  The
+repeat-buying model's chance, expected count and chance of still being active are one model's reading of the
+profile: they are one factor, in the words of the chance (:attr:`FeatureInfo.family`).
+
+A factor reads as a reason.  A number is placed among the training profiles (the binned training rows stored
+with the model, ``drift_reference``): "4 purchases in the last 90 days (more than 81% of customers)", "last
+purchase 120 days ago (longer ago than 64% of customers)", or "(typical of customers)" when neither more nor
+fewer than half lie on one side.  The share is a lower bound read from the bins, so it is never overstated.
+Where a plain reading of the value argues one way (:attr:`FeatureInfo.lean`: many purchases for buying again)
+and its contribution goes the other, the factor says so and why.  Where the profile has a repeat-buying
+estimate, the statement about its history is "already reflected in the repeat-buying model's chance, which this
+corrects": that model reads the goal events' count, recency and age, and the trees adjust its chance.  Otherwise
+the model "reads this the other way for profiles like this one": a contribution is always relative to the rest
+of the profile, and its other values, or the range this value lies in, turn it round.
 """
 
 from __future__ import annotations
@@ -29,7 +42,15 @@ import pandas as pd
 
 from customer_ai.features import FeatureInfo
 
-__all__ = ["HIGH_ODDS_FACTOR", "MEDIUM_ODDS_FACTOR", "effect_of", "importance_of", "top_factors"]
+__all__ = [
+    "HIGH_ODDS_FACTOR",
+    "MEDIUM_ODDS_FACTOR",
+    "effect_of",
+    "importance_of",
+    "place_among",
+    "reads_as",
+    "top_factors",
+]
 
 HIGH_ODDS_FACTOR = 1.5
 MEDIUM_ODDS_FACTOR = 1.15
@@ -37,6 +58,9 @@ MEDIUM_ODDS_FACTOR = 1.15
 _HIGH_LOG_ODDS = math.log(HIGH_ODDS_FACTOR)
 _MEDIUM_LOG_ODDS = math.log(MEDIUM_ODDS_FACTOR)
 _DEGREE = {"high": " a lot", "medium": "", "low": " a little"}
+_CONTRARY = "for profiles like this one the model reads this the other way"
+# the repeat-buying model reads the goal events' count, recency and age: what they say is in its chance already
+_CORRECTS = "already reflected in the repeat-buying model's chance, which this corrects"
 _CHUNK_ROWS = 65_536
 
 
@@ -77,6 +101,65 @@ def _plain(value: object) -> object:
     return str(value)
 
 
+def place_among(reference: dict | None, value: float) -> tuple[int, float] | None:
+    """Return where ``value`` lies among the training profiles' present values, from one feature's bins.
+
+    Parameters
+    ----------
+    reference : dict or None
+        One feature's entry of a model's ``drift_reference`` (:func:`customer_ai.drift.drift_reference`): inner
+        ``edges``, bin ``counts`` (the last: missing values).  Text features and None give no place.
+    value : float
+        A present value.
+
+    Returns
+    -------
+    tuple of (int, float), or None
+        ``(1, share)`` when more than half of the profiles with a value lie below it, ``share`` of them at least
+        (the profiles in its own bin are counted on neither side); ``(-1, share)`` when more than half lie above;
+        ``(0, 0.0)`` otherwise.  None without bins of numbers or for a value that is not a finite number.
+    """
+    if not reference or reference.get("kind") not in ("number", "scale") or "counts" not in reference:
+        return None
+    counts = np.asarray(reference["counts"][:-1], dtype="float64")
+    present = counts.sum()
+    if present == 0 or not math.isfinite(value):
+        return None
+    at = int(np.searchsorted(np.asarray(reference["edges"], dtype="float64"), value, side="right"))
+    below, above = counts[:at].sum() / present, counts[at + 1 :].sum() / present
+    if below > 0.5:
+        return 1, float(below)
+    if above > 0.5:
+        return -1, float(above)
+    return 0, 0.0
+
+
+def reads_as(
+    info: FeatureInfo, value: object, contribution: float, reference: dict | None, *, modelled: bool = False
+) -> str:
+    """Return a factor's words: the value's description, its place among customers and, if contrary, why.
+
+    See the module's description.  ``reference`` is the feature's entry of the model's ``drift_reference``;
+    ``modelled`` says the profile has a repeat-buying estimate, which a contrary statement about its history
+    corrects.
+    """
+    text = info.describe(value)
+    absent = info.is_absent(value)
+    side, notes = 0, []
+    place = None if info.compare is None or absent else place_among(reference, float(value))  # type: ignore[arg-type]
+    if place is not None:
+        side, share = place
+        words = info.compare[0] if side > 0 else info.compare[1]  # type: ignore[index]
+        notes.append(f"{words} {min(99, math.floor(share * 100))}% of customers" if side else "typical of customers")
+    plain = info.absent_lean if absent else info.lean * side
+    if plain and contribution and (contribution > 0) != (plain > 0):
+        if modelled and info.family is None:
+            notes.append(_CORRECTS)
+        else:
+            notes.append(_CONTRARY)
+    return f"{text} ({'; '.join(notes)})" if notes else text
+
+
 class _Statements:
     """What each profile's features assert, as integers, for finding factors that say the same thing."""
 
@@ -110,6 +193,7 @@ class _Statements:
         for column, info in enumerate(infos):
             if info.subject is not None:
                 by_subject.setdefault(info.subject, []).append(column)
+        self.follows = self._join_families(infos)
         for columns in (c for c in by_subject.values() if len(c) > 1):
             for column in columns:
                 near = np.zeros(shape[0], dtype=bool)
@@ -120,6 +204,23 @@ class _Statements:
                     near |= both & (other != column)
                 self._claim(column, infos[column], features.iloc[:, column], near)
         self._fresh = len(self._known)  # ids from here on: one per column, for a group led by its own statement
+
+    def _join_families(self, infos: list[FeatureInfo]) -> np.ndarray:
+        """Give the present values of each family one claim; return where a member's leader speaks for it."""
+        follows = np.zeros(self.claims.shape, dtype=bool)
+        families: dict[str, list[int]] = {}
+        for column, info in enumerate(infos):
+            if info.family is not None:
+                families.setdefault(info.family, []).append(column)
+        for family, columns in families.items():
+            leader = next((c for c in columns if infos[c].leads), None)
+            claim = self._known.setdefault(family, len(self._known))  # what FeatureInfo.claim says of a member
+            for column in columns:
+                present = ~self.absent[:, column]
+                self.claims[present, column] = claim
+                if leader is not None and column != leader:
+                    follows[:, column] = present & ~self.absent[:, leader]
+        return follows
 
     def _claim(self, column: int, info: FeatureInfo, raw: pd.Series, rows: np.ndarray) -> None:
         """Put the claims of ``rows`` of ``column`` into ids, describing each distinct value once."""
@@ -204,7 +305,11 @@ def _merge_same_claims(contributions: np.ndarray, claims: np.ndarray, covered: n
 
 
 def top_factors(
-    features: pd.DataFrame, contributions: np.ndarray, infos: list[FeatureInfo], k: int
+    features: pd.DataFrame,
+    contributions: np.ndarray,
+    infos: list[FeatureInfo],
+    k: int,
+    reference: dict | None = None,
 ) -> list[list[dict]]:
     """Return, per profile, its ``k`` factors with the largest absolute contributions.
 
@@ -218,6 +323,9 @@ def top_factors(
         Descriptions of the columns.
     k : int
         Factors per profile.
+    reference : dict, optional
+        The model's ``drift_reference`` (its training rows in bins), to place each number among the training
+        profiles; without it (a model stored before it was kept) factors are not compared.
 
     Returns
     -------
@@ -236,22 +344,27 @@ def top_factors(
     for start in range(0, len(per_feature), _CHUNK_ROWS):  # bounds the memory of the per-feature statements
         part = slice(start, start + _CHUNK_ROWS)
         statements = _Statements(features.iloc[part], infos)
-        covered = statements.cover()
+        covered = statements.cover() | statements.follows
         merged[part] = _merge_same_claims(per_feature[part], statements.claims, covered)
     # stable argsort on -|c| keeps feature order among equal contributions, so output is deterministic
     order = np.argsort(-np.abs(merged), axis=1, kind="stable")[:, :k]
-    said: dict[tuple[int, object], tuple[str, object]] = {}  # counts and flags repeat: put each into words once
+    said: dict[tuple[int, object, bool, bool], tuple[str, object]] = {}  # values repeat: put each into words once
+    reference = reference or {}
+    lead = next((column for column, info in enumerate(infos) if info.leads), None)  # the repeat-buying chance
     result = []
     for row, chosen in enumerate(order):
+        modelled = lead is not None and not infos[lead].is_absent(values[row, lead])
         factors = []
         for column in chosen:
             contribution = float(merged[row, column])
             if contribution == 0.0:
                 break  # ordered by size: the rest are zero too
             info, value = infos[column], values[row, column]
-            words = said.get((column, value))
+            key = (column, value, contribution > 0, modelled)
+            words = said.get(key)
             if words is None:
-                words = said.setdefault((column, value), (info.describe(value), _plain(value)))
+                text = reads_as(info, value, contribution, reference.get(info.name), modelled=modelled)
+                words = said.setdefault(key, (text, _plain(value)))
             importance = importance_of(contribution)
             factors.append(
                 {

@@ -89,6 +89,17 @@ class FeatureInfo:
     statements follow from a stronger one of the same profile ("no purchase in the last 30 days" from "no
     purchase in the last 365 days", all of them from "no activity in the last 365 days", "at most one active
     day" from "active on 1 day"), which then speaks for them (see :meth:`bound`).
+
+    ``compare`` words a present value's place among the training profiles, above or below most of them ("more
+    than", "fewer than"; "longer ago than", "more recent than"), as :func:`customer_ai.explain.top_factors` writes
+    it ("4 purchases in the last 90 days (more than 81% of customers)").  ``lean`` is how the value reads plainly:
+    +1 when a larger value argues for the goal (more purchases, for a goal of buying), -1 when against (longer
+    since the last purchase; every direction turned round for a goal that must not occur), 0 when a plain reading
+    argues neither way (an average amount, a cancellation).  ``absent_lean`` is the same for the statement of a
+    missing or zero value ("no purchase in the last 30 days", "at most one active day": -1 for a goal of buying).
+    ``family`` joins the outputs of one model of the profile (the
+    repeat-buying model's chance, expected count and chance of still being active): a profile's present values of
+    a family are one statement, spoken by the member that ``leads``.
     """
 
     name: str
@@ -103,6 +114,11 @@ class FeatureInfo:
     absence: tuple[str, int] | None = None
     at_most: int = 0
     tally: str | None = None
+    compare: tuple[str, str] | None = None
+    lean: int = 0
+    absent_lean: int = 0
+    family: str | None = None
+    leads: bool = False
 
     def describe(self, value: object) -> str:
         """Return the readable text for one profile's value, e.g. "3 purchases in the last 30 days"."""
@@ -124,11 +140,13 @@ class FeatureInfo:
 
         A missing or zero value gives its text: those are the states that different features word alike ("no
         purchase in the last 365 days" from a count, a recency and a total).  A feature with a ``subject``
-        gives the subject and the rendered value.  Any other value gives None: its text names its own feature
-        and no other feature of the plan can say it.
+        gives the subject and the rendered value; a member of a ``family`` gives the family.  Any other value
+        gives None: its text names its own feature and no other feature of the plan can say it.
         """
         if self.is_absent(value):
             return self.describe(value)
+        if self.family is not None:
+            return self.family
         if self.subject is not None:
             return f"{self.subject}: {_render(value, self.style)[0]}"
         return None
@@ -521,10 +539,28 @@ def money_prefix(currency: str | None) -> str:
     return f"{currency} " if currency.isalpha() else currency
 
 
+# how a value compares with the training profiles' (see FeatureInfo.compare): words for above most, below most
+_MANY = ("more than", "fewer than")
+_MONEY = ("more than", "less than")
+_CHANCE = ("higher than", "lower than")
+_AGO = ("longer ago than", "more recent than")
+_REPEAT_MODEL = "repeat-buying model"
+
+
+def _goal_lean(spec: InstanceSpec) -> int:
+    """Return +1 when more of the goal's events argue for the goal (it must occur), -1 when against."""
+    return 1 if spec.goal.occurrence == "will_occur" else -1
+
+
+def _of_goal(where: list[Condition], spec: InstanceSpec) -> bool:
+    """Return whether events matching ``where`` are all goal events: it holds every test of one goal pattern."""
+    return any(all(test in where for test in pattern.where) for pattern in spec.goal.events)
+
+
 def _source_infos(
-    prefix: str, words: str, *, lookback: int, valued: bool, currency: str | None = None
+    prefix: str, words: str, *, lookback: int, valued: bool, currency: str | None = None, lean: int = 0
 ) -> list[FeatureInfo]:
-    """Return the infos of one event type's or custom event's features."""
+    """Return the infos of one event type's or custom event's features (``lean``: of its counts, see FeatureInfo)."""
     one, many = (_literal(n) for n in _nouns(words.replace("_", " ")))
     none = f"no {one} in the last {lookback} days"
     infos = [
@@ -537,6 +573,9 @@ def _source_infos(
             one=f"{{value}} {one} in the last {w} days",
             zero=f"no {one} in the last {w} days",
             absence=(prefix, w),
+            compare=_MANY,
+            lean=lean,
+            absent_lean=-lean,
         )
         for w in count_windows(lookback)
     ]
@@ -549,6 +588,9 @@ def _source_infos(
             "days",
             one=f"last {one} {{value}} day ago",
             absence=nothing,
+            compare=_AGO,
+            lean=-lean,
+            absent_lean=-lean,
         ),
         FeatureInfo(
             f"{prefix}_days_since_first",
@@ -558,6 +600,8 @@ def _source_infos(
             one=f"earliest {one} in the last {lookback} days was {{value}} day ago",
             subject=f"first {one}",
             absence=nothing,
+            compare=_AGO,
+            absent_lean=-lean,
         ),
     ]
     if valued:
@@ -570,6 +614,9 @@ def _source_infos(
                 "money",
                 subject=f"{one} value",
                 absence=nothing,
+                compare=_MONEY,
+                lean=lean,
+                absent_lean=-lean,
             ),
             FeatureInfo(
                 f"{prefix}_value_mean",
@@ -578,6 +625,8 @@ def _source_infos(
                 "money",
                 subject=f"{one} value",
                 absence=nothing,
+                compare=_MONEY,
+                absent_lean=-lean,
             ),
         ]
     return infos
@@ -589,12 +638,17 @@ def _repeat_model_infos(spec: InstanceSpec, lookback: int) -> list[FeatureInfo]:
     one, many = (_literal(n) for n in _goal_nouns(spec))
     chance, expected, alive, repeats, since_first, rate = repeat_model_names(spec)
     unknown = "no repeat-buying estimate"
+    lean = _goal_lean(spec)
+    model = {"family": _REPEAT_MODEL, "lean": lean}  # one model's reading of the profile: one statement
     return [
         FeatureInfo(
             chance,
             f"repeat-buying model: {{value}} chance of at least one {one} in the next {window} days",
             unknown,
             "ratio",
+            compare=_CHANCE,
+            leads=True,
+            **model,
         ),
         FeatureInfo(
             expected,
@@ -602,8 +656,17 @@ def _repeat_model_infos(spec: InstanceSpec, lookback: int) -> list[FeatureInfo]:
             unknown,
             "number",
             one=f"repeat-buying model: {{value}} {one} expected in the next {window} days",
+            compare=_MANY,
+            **model,
         ),
-        FeatureInfo(alive, "repeat-buying model: {value} chance of still being an active customer", unknown, "ratio"),
+        FeatureInfo(
+            alive,
+            "repeat-buying model: {value} chance of still being an active customer",
+            unknown,
+            "ratio",
+            compare=_CHANCE,
+            **model,
+        ),
         FeatureInfo(
             repeats,
             f"repeat {many} on {{value}} different days in the last {lookback} days",
@@ -611,6 +674,9 @@ def _repeat_model_infos(spec: InstanceSpec, lookback: int) -> list[FeatureInfo]:
             "int",
             one=f"repeat {many} on {{value}} day in the last {lookback} days",
             zero=f"no repeat {one} in the last {lookback} days",
+            compare=_MANY,
+            lean=lean,
+            absent_lean=-lean,
         ),
         FeatureInfo(
             since_first,
@@ -619,6 +685,9 @@ def _repeat_model_infos(spec: InstanceSpec, lookback: int) -> list[FeatureInfo]:
             "days",
             one=f"earliest {one} in the last {lookback} days was {{value}} day ago",
             subject=f"first {one}",
+            absence=("goal events", lookback),  # missing: no goal event in the lookback, which "no activity" covers
+            compare=_AGO,
+            absent_lean=-lean,
         ),
         FeatureInfo(
             rate,
@@ -626,6 +695,9 @@ def _repeat_model_infos(spec: InstanceSpec, lookback: int) -> list[FeatureInfo]:
             f"no {one} in the history read",
             "number",
             zero=f"no {one} in the history read",
+            compare=_MANY,
+            lean=lean,
+            absent_lean=-lean,
         ),
     ]
 
@@ -640,9 +712,17 @@ def feature_infos(plan: FeaturePlan, spec: InstanceSpec) -> list[FeatureInfo]:
     """
     lookback = plan.lookback_days
     infos: list[FeatureInfo] = []
-    for prefix, words, _ in _sources(plan, spec):
+    lean = _goal_lean(spec)
+    for prefix, words, where in _sources(plan, spec):
         valued = prefix in plan.valued_sources
-        infos += _source_infos(prefix, words, lookback=lookback, valued=valued, currency=spec.output.currency)
+        infos += _source_infos(
+            prefix,
+            words,
+            lookback=lookback,
+            valued=valued,
+            currency=spec.output.currency,
+            lean=lean if _of_goal(where, spec) else 0,  # what other events argue for is no plain reading
+        )
     none = f"no activity in the last {lookback} days"
     nothing = ("", lookback)  # no event of any kind
     infos += [
@@ -653,6 +733,8 @@ def feature_infos(plan: FeaturePlan, spec: InstanceSpec) -> list[FeatureInfo]:
             "days",
             one=f"earliest activity in the last {lookback} days was {{value}} day ago",
             absence=nothing,
+            compare=_AGO,
+            absent_lean=-lean,
         ),
         FeatureInfo(
             "days_since_last_event",
@@ -661,6 +743,9 @@ def feature_infos(plan: FeaturePlan, spec: InstanceSpec) -> list[FeatureInfo]:
             "days",
             one="last activity {value} day ago",
             absence=nothing,
+            compare=_AGO,
+            lean=-lean,
+            absent_lean=-lean,
         ),
         FeatureInfo(
             "active_days",
@@ -672,6 +757,9 @@ def feature_infos(plan: FeaturePlan, spec: InstanceSpec) -> list[FeatureInfo]:
             zero=none,
             absence=nothing,
             tally="active days",
+            compare=_MANY,
+            lean=lean,
+            absent_lean=-lean,
         ),
         FeatureInfo(
             "gap_mean_days",
@@ -681,6 +769,9 @@ def feature_infos(plan: FeaturePlan, spec: InstanceSpec) -> list[FeatureInfo]:
             one="on average {value} day between active days",
             absence=("active days", lookback),
             at_most=1,
+            compare=("less often than", "more often than"),
+            lean=-lean,
+            absent_lean=-lean,
         ),
         FeatureInfo(
             "gap_std_days",
@@ -690,6 +781,8 @@ def feature_infos(plan: FeaturePlan, spec: InstanceSpec) -> list[FeatureInfo]:
             one="gaps between active days vary by {value} day",
             absence=("active days", lookback),
             at_most=2,
+            compare=("less regular than", "more regular than"),
+            absent_lean=-lean,
         ),
     ]
     if plan.repeat_model:
@@ -701,6 +794,9 @@ def feature_infos(plan: FeaturePlan, spec: InstanceSpec) -> list[FeatureInfo]:
             f"no activity in the last {longer} days",
             "ratio",
             absence=("", longer),
+            compare=_CHANCE,
+            lean=lean,
+            absent_lean=-lean,
         )
         for recent, longer in ratio_windows(lookback)
     ]

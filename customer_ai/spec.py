@@ -767,16 +767,24 @@ def nearest_feature_names(name: str, known: Sequence[str]) -> str:
 
 
 def _segment_factor_problems(spec: InstanceSpec, source: str) -> list[str]:
-    """Return a line per segment condition whose factor no run of ``spec`` can build, naming it and the nearest."""
+    """Return a line per segment condition whose factor no run of ``spec`` can build, naming it and the nearest.
+
+    The repeat-buying model's expected count and chance of still being active are built but never a factor of
+    their own: the model's three outputs are one factor, named for its chance (customer_ai.explain).
+    """
+    chance, *spoken_for = _repeat_model_features(spec)[:3]
     lines = []
     for i, segment in enumerate(spec.segments):
         for j, cond in enumerate(segment.where):
-            if cond.factor is not None and factor_origin(spec, cond.factor) is None:
-                nearest = nearest_feature_names(cond.factor, feature_names(spec))
+            where = f"{source}: segments[{i}].where[{j}]: segment {segment.name!r} tests factor {cond.factor!r}"
+            if cond.factor in spoken_for:
                 lines.append(
-                    f"{source}: segments[{i}].where[{j}]: segment {segment.name!r} tests factor {cond.factor!r}, "
-                    f"which is not a feature of this instance; {nearest}"
+                    f"{where}, which is never a factor of its own: the repeat-buying model's chance, expected count "
+                    f"and chance of still being active are one factor, {chance}; test {chance} instead"
                 )
+            elif cond.factor is not None and factor_origin(spec, cond.factor) is None:
+                nearest = nearest_feature_names(cond.factor, feature_names(spec))
+                lines.append(f"{where}, which is not a feature of this instance; {nearest}")
     return lines
 
 

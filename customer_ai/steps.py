@@ -1218,7 +1218,7 @@ def score_partition(
         artifacts.write_json(_drift_part_path(folder, partition), drift_counts(inputs.drift_reference, features))
     del events
     with step("explaining scores with TreeSHAP"):
-        explained = estimator.explain(features, factors)
+        explained = estimator.explain(features, factors, inputs.drift_reference)
     part = pd.DataFrame(
         {
             "profile_id": np.asarray(ids, dtype=object),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -85,6 +86,18 @@ def load_bench(name: str):  # noqa: ANN201 - a module
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
     spec.loader.exec_module(module)
     return module
+
+
+def run_command(*args: str, home: Path) -> subprocess.CompletedProcess:
+    """Run ``customer-ai`` with ``args`` in a process of its own, from the project's root, its home ``home``."""
+    return subprocess.run(
+        [sys.executable, "-m", "customer_ai.cli", *args],
+        capture_output=True,
+        text=True,
+        env={"CUSTOMER_AI_HOME": str(home), "PATH": "/usr/bin:/bin"},
+        cwd=ROOT,
+        check=False,
+    )
 
 
 def hidden_entries(parent: Path) -> list[str]:

@@ -25,7 +25,7 @@ from customer_ai import cli
 from customer_ai.quality import quality_grade
 from customer_ai.scoring import BucketRule
 
-from conftest import BASE_SPEC, RETAIL_EVENTS, ROOT, RUN_FILES_WITH_ATTRIBUTES
+from conftest import BASE_SPEC, RETAIL_EVENTS, ROOT, RUN_FILES_WITH_ATTRIBUTES, run_command
 
 pytestmark = pytest.mark.e2e
 
@@ -37,15 +37,7 @@ NO_STORE = "nothing has been run with this home or store yet (or its address is 
 PG_DSN = os.environ.get("CUSTOMER_AI_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def _cli(*args: str, home: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "customer_ai.cli", *args],
-        capture_output=True,
-        text=True,
-        env={"CUSTOMER_AI_HOME": str(home), "PATH": "/usr/bin:/bin"},
-        cwd=ROOT,
-        check=False,
-    )
+_cli = run_command
 
 
 # the command with one function replaced by one that raises: ``failing.py module:attribute <command arguments>``

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,7 +15,7 @@ from customer_ai import explain
 from customer_ai.explain import effect_of, importance_of, top_factors
 from customer_ai.features import FeatureInfo, FeaturePlan, feature_infos
 
-from conftest import make_spec
+from conftest import make_spec, run_command
 
 HIGH = math.log(1.5)
 MEDIUM = math.log(1.15)
@@ -401,3 +403,218 @@ def test_top_factors_are_the_same_in_chunks(monkeypatch):
     whole = top_factors(features, contributions, infos, k=6)
     monkeypatch.setattr(explain, "_CHUNK_ROWS", 3)
     assert top_factors(features, contributions, infos, k=6) == whole
+
+
+# --- factors that read as reasons ---------------------------------------------------------------------------------
+
+# 100 training profiles with a value: 10 below 1, 50 in [1, 2), 30 in [2, 4), 10 from 4; 7 without one
+BINS = {"kind": "number", "edges": [1.0, 2.0, 4.0], "counts": [10, 50, 30, 10, 7]}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (0.0, (-1, 0.9)),  # 90 lie in the bins above
+        (1.0, (0, 0.0)),  # 10 below and 40 above: neither is more than half
+        (1.99, (0, 0.0)),
+        (2.0, (1, 0.6)),  # 60 lie below; its own bin's 30 count on neither side
+        (9.0, (1, 0.9)),
+    ],
+)
+def test_a_value_is_placed_by_the_training_profiles_surely_below_or_above_it(value, expected):
+    assert explain.place_among(BINS, value) == expected
+
+
+def test_a_value_without_bins_of_numbers_has_no_place():
+    assert explain.place_among(None, 1.0) is None
+    assert explain.place_among({"kind": "values", "values": ["PT"], "counts": [3, 0, 0]}, 1.0) is None
+    assert explain.place_among(BINS, float("nan")) is None
+    assert explain.place_among({**BINS, "counts": [0, 0, 0, 0, 7]}, 1.0) is None
+
+
+def info_named(name: str, spec_overrides: dict | None = None) -> FeatureInfo:
+    return next(i for i in feature_infos(PLAN, make_spec(**(spec_overrides or {}))) if i.name == name)
+
+
+CHURN = {
+    "goal": {
+        "occurrence": "will_not_occur",
+        "events": [{"where": [{"field": "event_type", "op": "eq", "value": "purchase"}]}],
+        "window_days": 30,
+    },
+    "propensity": "churn",
+}
+WHY = "for profiles like this one the model reads this the other way"
+CORRECTS = "already reflected in the repeat-buying model's chance, which this corrects"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "contribution", "expected"),
+    [
+        ("purchase_count_30d", 3.0, 0.2, "3 purchases in the last 30 days (more than 60% of customers)"),
+        (
+            "goal_days_per_30d",
+            0.5,
+            -0.2,
+            "purchases on 0.5 days per 30 days of the history read (fewer than 90% of customers)",
+        ),
+        ("purchase_count_30d", 1.0, 0.2, "1 purchase in the last 30 days (typical of customers)"),
+        ("purchase_days_since_last", 0.5, 0.2, "last purchase less than 1 day ago (more recent than 90% of customers)"),
+        ("purchase_days_since_last", 9.0, -0.2, "last purchase 9 days ago (longer ago than 90% of customers)"),
+        ("purchase_value_sum", 9.0, 0.2, "purchases worth 9.00 in the last 365 days (more than 90% of customers)"),
+        (
+            "goal_chance_30d",
+            0.001,
+            -0.2,
+            "repeat-buying model: under 1% chance of at least one purchase in the next "
+            "30 days (lower than 90% of customers)",
+        ),
+        ("gap_mean_days", 9.0, -0.2, "on average 9 days between active days (less often than 90% of customers)"),
+        # what a view or an average amount argues for has no plain reading: either sign reads as found
+        ("view_count_30d", 9.0, -0.2, "9 views in the last 30 days (more than 90% of customers)"),
+        ("purchase_value_mean", 9.0, -0.2, "average purchase worth 9.00 (more than 90% of customers)"),
+        # absent: said as it is
+        ("purchase_count_30d", 0.0, -0.2, "no purchase in the last 30 days"),
+    ],
+)
+def test_a_number_is_compared_with_the_training_profiles_in_its_own_words(name, value, contribution, expected):
+    assert explain.reads_as(info_named(name), value, contribution, BINS) == expected
+
+
+def test_a_factor_whose_value_argues_against_its_sign_says_why():
+    count, absent = info_named("purchase_count_30d"), info_named("active_days")
+    assert (
+        explain.reads_as(count, 9.0, -0.2, BINS)
+        == f"9 purchases in the last 30 days (more than 90% of customers; {WHY})"
+    )
+    rate = info_named("goal_days_per_30d")
+    assert explain.reads_as(rate, 0.5, 0.2, BINS).endswith(f"(fewer than 90% of customers; {WHY})")
+    # the repeat-buying model reads the goal events' history: a statement that adjusts its chance says so
+    assert explain.reads_as(count, 9.0, -0.2, BINS, modelled=True).endswith(f"; {CORRECTS})")
+    assert explain.reads_as(absent, 0.0, 0.2, BINS) == f"no activity in the last 365 days ({WHY})"
+    assert explain.reads_as(absent, 0.0, -0.2, BINS) == "no activity in the last 365 days"
+    # the model's own chance is not corrected by itself
+    chance = info_named("goal_chance_30d")
+    assert explain.reads_as(chance, 0.9, 0.2, BINS, modelled=True).endswith(f"(lower than 90% of customers; {WHY})")
+    # without bins (a model stored before they were kept) only a contrary absence can be read plainly
+    assert explain.reads_as(count, 9.0, -0.2, None) == "9 purchases in the last 30 days"
+
+
+def test_a_churn_goal_turns_every_plain_reading_round():
+    count, recency = info_named("purchase_count_30d", CHURN), info_named("purchase_days_since_last", CHURN)
+    assert explain.reads_as(count, 9.0, -0.2, BINS) == "9 purchases in the last 30 days (more than 90% of customers)"
+    assert explain.reads_as(count, 9.0, 0.2, BINS).endswith(f"; {WHY})")
+    assert explain.reads_as(recency, 9.0, 0.2, BINS) == "last purchase 9 days ago (longer ago than 90% of customers)"
+    assert explain.reads_as(recency, 0.5, 0.2, BINS).endswith(f"; {WHY})")
+    assert explain.reads_as(info_named("active_days", CHURN), 0.0, -0.2, BINS).endswith(f"({WHY})")
+
+
+def test_the_repeat_buying_models_outputs_are_one_factor_in_the_words_of_its_chance():
+    # before: "over 99% chance of still being an active customer" lowered a repurchase beside the chance raising it
+    weights = {"goal_p_alive": -0.3, "goal_chance_30d": 0.2, "goal_expected_30d": 0.05, "view_count_7d": 0.01}
+    assert explained(weights, goal_chance_30d=0.1, goal_p_alive=0.995, goal_expected_30d=0.11) == [
+        ("goal_chance_30d", "repeat-buying model: 10% chance of at least one purchase in the next 30 days", -0.05),
+        ("view_count_7d", "5 views in the last 7 days", 0.01),
+    ]
+    unknown = dict.fromkeys(("goal_chance_30d", "goal_p_alive", "goal_expected_30d"), np.nan)
+    assert explained(weights, **unknown)[0] == ("goal_p_alive", "no repeat-buying estimate", -0.05)
+
+
+def test_no_goal_event_in_the_lookback_is_said_once_by_no_activity():
+    weights = {"goal_days_since_first": 0.3, "active_days": -0.5, "view_count_7d": 0.01}
+    nothing = {"active_days": 0.0, "tenure_days": np.nan, "goal_days_since_first": np.nan, "view_count_7d": 0.0}
+    assert explained(weights, **nothing) == [("active_days", "no activity in the last 365 days", -0.19)]
+
+
+def test_top_factors_compare_with_the_models_bins_when_given():
+    infos = plan_infos()
+    weights = {"purchase_count_30d": 0.4, "purchase_days_since_last": 0.2}
+    found = top_factors(
+        profile(purchase_count_30d=3.0), contributions_for(weights), infos, 2, {"purchase_count_30d": BINS}
+    )
+    assert [f["description"] for f in found[0]] == [
+        "3 purchases in the last 30 days (more than 60% of customers)",
+        "last purchase 3 days ago",  # no bins for it
+    ]
+
+
+# --- the examples' 20 highest and 20 lowest profiles read as reasons ----------------------------------------------
+
+# The test's own plain reading of a line (a goal of buying; a churn goal turns it round): a larger value of these
+# argues for buying, of those against; an absence of purchases or activity argues against; anything else (a
+# cancellation, an amount on average, a country) argues neither way.
+LARGER_ARGUES_FOR = (
+    "purchase_count_",
+    "large_purchase_count_",
+    "purchase_value_sum",
+    "large_purchase_value_sum",
+    "active_days",
+    "activity_ratio_",
+    "goal_chance_",
+    "goal_repeat_days",
+    "goal_days_per_30d",
+)
+LARGER_ARGUES_AGAINST = ("purchase_days_since_last", "large_purchase_days_since_last", "days_since_last_event")
+ABSENCE = re.compile(
+    r"^(no (activity|purchase|large purchase|repeat purchase)\b|at most one active day|fewer than three)"
+)
+ABOVE = re.compile(r"\((more|higher|longer ago|less often|less regular) than \d+% of customers")
+BELOW = re.compile(r"\((fewer|less|lower|more recent|more often|more regular) than \d+% of customers")
+
+
+def plain_reading(factor: dict, lean: int) -> int:
+    """Return +1 when the line, read plainly, argues for the goal, -1 against, 0 neither (see above)."""
+    text, feature = factor["description"], factor["feature"]
+    if ABSENCE.match(text):
+        return -lean
+    side = 1 if ABOVE.search(text) else -1 if BELOW.search(text) else 0
+    if feature.startswith(LARGER_ARGUES_FOR):
+        return lean * side
+    if feature.startswith(LARGER_ARGUES_AGAINST):
+        return -lean * side
+    return 0
+
+
+@pytest.fixture(scope="module")
+def example_factors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
+    """Both example instances run as of the demo's date: each one's 20 lowest and 20 highest profiles."""
+    found = {}
+    for name in ("repurchase_30d", "churn_60d"):
+        home = tmp_path_factory.mktemp(name)
+        result = run_command("-q", "run", f"instances/{name}.yaml", "--as-of", "2011-12-11", home=home)
+        assert result.returncode == 0, result.stderr
+        (path,) = Path(home).glob(f"artifacts/{name}/2011-12-11/*/scores.parquet")
+        scores = pd.read_parquet(path).sort_values(["probability", "profile_id"])
+        found[name] = pd.concat([scores.head(20), scores.tail(20)])
+    return found
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("name", "lean"), [("repurchase_30d", 1), ("churn_60d", -1)])
+def test_no_factor_of_the_examples_extremes_argues_against_its_sign_without_saying_why(
+    example_factors: dict[str, pd.DataFrame], name: str, lean: int
+) -> None:
+    # before: "over 99% chance of still being an active customer" lowered a repurchase, "100% chance ..." raised
+    # churn while "over 99% ..." lowered it, "last purchase 8.3 days ago" lowered a repurchase, each without a word
+    lines = [factor for text in example_factors[name]["factors"] for factor in json.loads(text)]
+    assert len(lines) >= 150  # 40 profiles, mostly 5 factors each
+    unexplained = [
+        (factor["description"], factor["contribution"])
+        for factor in lines
+        if plain_reading(factor, lean) * factor["contribution"] < 0
+        and not (WHY in factor["description"] or CORRECTS in factor["description"])
+    ]
+    assert unexplained == []
+    # the repeat-buying model speaks once, in the words of its chance
+    assert not [f for f in lines if f["feature"].startswith(("goal_expected_", "goal_p_alive"))]
+    # every number that argues one way is placed among the customers
+    directional = [f for f in lines if f["feature"].startswith(LARGER_ARGUES_FOR + LARGER_ARGUES_AGAINST)]
+    placed = [
+        f
+        for f in directional
+        if ABSENCE.match(f["description"])
+        or "% of customers" in f["description"]
+        or "typical of customers" in f["description"]
+    ]
+    assert len(directional) >= 40
+    assert placed == directional

@@ -356,9 +356,9 @@ def test_a_factor_no_run_over_the_events_can_build_is_an_error(factor: str, erro
 
 def test_the_repeat_buying_features_need_somebody_who_repeated_a_goal_event() -> None:
     once = make_events([row for row in FACTOR_ROWS if row[0] in ("b", "c")] + [FACTOR_ROWS[0]])
-    assert factor_problems(factor_spec("goal_p_alive"), once)[0] == [
-        "segments[0].where[0]: segment 's0' tests factor 'goal_p_alive', but no profile of the events has goal events "
-        "on two different days: the repeat-buying features are never built"
+    assert factor_problems(factor_spec("goal_chance_30d"), once)[0] == [
+        "segments[0].where[0]: segment 's0' tests factor 'goal_chance_30d', but no profile of the events has goal "
+        "events on two different days: the repeat-buying features are never built"
     ]
 
 
@@ -379,9 +379,9 @@ def test_factors_a_run_builds_only_in_some_cases_are_warnings() -> None:
 
 def test_the_factors_that_depend_on_the_events_are_named() -> None:
     spec = factor_spec(
-        "tenure_days", "purchase_days_since_last", "big_buy_count_30d", "big_buy_value_sum", "goal_p_alive"
+        "tenure_days", "purchase_days_since_last", "big_buy_count_30d", "big_buy_value_sum", "goal_chance_30d"
     )
-    assert data_dependent_factors(spec) == ["purchase_days_since_last", "big_buy_value_sum", "goal_p_alive"]
+    assert data_dependent_factors(spec) == ["purchase_days_since_last", "big_buy_value_sum", "goal_chance_30d"]
     assert data_dependent_factors(make_spec()) == []
 
 

@@ -1276,6 +1276,17 @@ def test_the_refusal_of_a_misspelled_factor_lists_the_nearest_names() -> None:
     )
 
 
+@pytest.mark.parametrize("factor", ["goal_expected_30d", "goal_p_alive"])
+def test_a_segment_on_a_repeat_buying_output_its_chance_speaks_for_is_refused(factor: str) -> None:
+    # the three outputs are one factor, named for the chance: a segment on another would stay empty at every run
+    assert spec_error(segments=segment_on(factor)) == (
+        f"unit.yaml: segments[0].where[0]: segment 'lapsing' tests factor {factor!r}, which is never a factor of "
+        "its own: the repeat-buying model's chance, expected count and chance of still being active are one factor, "
+        "goal_chance_30d; test goal_chance_30d instead"
+    )
+    assert make_spec(segments=segment_on("goal_chance_30d")).segments[0].where[0].factor == "goal_chance_30d"
+
+
 def test_a_factor_refused_in_the_file_is_refused_with_the_file_name(tmp_path: Path) -> None:
     path = write(tmp_path, EXAMPLE_YAML + SEGMENTS_YAML.replace("days_since_last_event", "days_since_last_evnt"))
     with pytest.raises(SpecError) as info:
