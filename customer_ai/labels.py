@@ -18,7 +18,7 @@ import pandas as pd
 from customer_ai.spec import Condition, Eligibility, EventPattern, Goal, InstanceSpec
 from customer_ai.windows import EventIndex
 
-__all__ = ["build_labels", "eligible_profiles", "goal_reached"]
+__all__ = ["build_labels", "days_to_goal", "eligible_profiles", "goal_reached", "goal_value"]
 
 
 def _with_events(events: pd.DataFrame, index: EventIndex | None) -> EventIndex:
@@ -103,6 +103,74 @@ def goal_reached(
     codes = index.codes_of(profiles)
     reached = np.append(_reached_codes(index, goal, as_of), False)[codes]  # code -1: no event, not reached
     return pd.Series(reached, index=profiles, name="goal_reached")
+
+
+def _goal_rows(index: EventIndex, goal: Goal, rows: np.ndarray) -> np.ndarray:
+    """Return the positions among ``rows`` of the goal's events: those matching any of its patterns, each once."""
+    matching = np.zeros(len(rows), dtype=bool)
+    for pattern in goal.events:
+        matching |= index.where_mask(pattern.where)[rows]
+    return rows[matching]
+
+
+def goal_value(
+    events: pd.DataFrame,
+    goal: Goal,
+    field: str,
+    as_of: pd.Timestamp,
+    profiles: pd.Index,
+    *,
+    index: EventIndex | None = None,
+) -> pd.Series:
+    """Return, per profile in ``profiles``, the sum of ``field`` over its goal events in ``[as_of, as_of + window)``.
+
+    An event matching several of the goal's patterns is counted once; a profile without such an event, or whose
+    events carry no ``field`` value, gets 0 (no spend is a value, never a missing row).  This is the amount a value
+    goal predicts, whatever its ``match``: the events of any of its patterns add up.
+
+    Raises
+    ------
+    KeyError
+        When the events have no column ``field``.
+    """
+    if field not in events.columns:
+        raise KeyError(f"events have no column {field!r} to add up for the goal's value")
+    index = _with_events(events, index)
+    rows = _goal_rows(index, goal, index.window(as_of, as_of + pd.Timedelta(days=goal.window_days)))
+    amounts = pd.to_numeric(events[field].iloc[rows], errors="coerce").fillna(0.0).to_numpy(dtype="float64")
+    per_code = np.bincount(index.row_codes[rows], weights=amounts, minlength=index.profile_count)
+    value = np.append(per_code, 0.0)[index.codes_of(profiles)]  # code -1: no event at all, nothing spent
+    return pd.Series(value, index=profiles, name="goal_value")
+
+
+def days_to_goal(
+    events: pd.DataFrame,
+    goal: Goal,
+    as_of: pd.Timestamp,
+    profiles: pd.Index,
+    horizon_days: int,
+    *,
+    index: EventIndex | None = None,
+) -> pd.Series:
+    """Return, per profile in ``profiles``, the days from ``as_of`` to its first goal event in the horizon.
+
+    The horizon is ``[as_of, as_of + horizon_days)``; a goal event at ``as_of`` itself is 0 days away.  A profile
+    without one there is censored: NaN (it may still come later; only that it did not within the horizon is
+    known).  With ``match: all`` the goal is reached at the first moment every pattern has occurred.
+    """
+    index = _with_events(events, index)
+    rows = index.window(as_of, as_of + pd.Timedelta(days=horizon_days))
+    moments = events["timestamp"].iloc[rows].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().view("int64")
+    since = moments - index.instant(as_of)  # in the index's unit, as its instants
+    never = np.iinfo("int64").max
+    reached = None
+    for pattern in goal.events:
+        found = index.where_mask(pattern.where)[rows]
+        first = np.full(index.profile_count, never, dtype="int64")
+        np.minimum.at(first, index.row_codes[rows[found]], since[found])
+        reached = first if reached is None else (np.minimum if goal.match == "any" else np.maximum)(reached, first)
+    days = np.where(reached == never, np.nan, reached / index.day_length())
+    return pd.Series(np.append(days, np.nan)[index.codes_of(profiles)], index=profiles, name="days_to_goal")
 
 
 def build_labels(

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +98,34 @@ def run_command(*args: str, home: Path) -> subprocess.CompletedProcess:
         cwd=ROOT,
         check=False,
     )
+
+
+def cdnow_transactions() -> pd.DataFrame:
+    """Return the CDNOW transactions ``lifetimes`` ships: ``customer_id``, ``date`` (a day), ``cds``, ``amount``."""
+    import warnings
+
+    from lifetimes.datasets import load_dataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        raw = load_dataset(
+            "CDNOW_master.txt", header=0, sep=r"\s+", names=["customer_id", "date", "cds", "amount"], dtype=str
+        )
+    raw["date"] = pd.to_datetime(raw["date"], format="%Y%m%d")
+    raw["amount"] = raw["amount"].astype("float64")
+    return raw
+
+
+def stopped_optimiser(parameters: int) -> Callable[..., object]:
+    """Return a stand-in for ``scipy.optimize.minimize`` that stops without converging after 7 iterations."""
+    from scipy.optimize import OptimizeResult
+
+    def stopped(*args: object, **kwargs: object) -> OptimizeResult:
+        return OptimizeResult(
+            x=np.zeros(parameters), fun=3.2, success=False, message="ABNORMAL_TERMINATION_IN_LNSRCH", nit=7
+        )
+
+    return stopped
 
 
 def hidden_entries(parent: Path) -> list[str]:

@@ -25,12 +25,12 @@ from customer_ai.bgnbd import (
     repeat_view,
 )
 
-from conftest import ts
+from conftest import cdnow_transactions, stopped_optimiser, ts
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # lifetimes imports pkg_resources, which warns about itself
     from lifetimes import BetaGeoFitter
-    from lifetimes.datasets import load_cdnow_summary, load_dataset
+    from lifetimes.datasets import load_cdnow_summary
     from lifetimes.utils import summary_data_from_transaction_data
 
 
@@ -104,12 +104,7 @@ def test_chance_of_buying_is_bounded_by_being_alive_and_by_the_expected_count(ou
 
 
 def test_repeat_summary_matches_lifetimes_on_the_cdnow_transactions() -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        raw = load_dataset(
-            "CDNOW_master.txt", header=0, sep=r"\s+", names=["customer_id", "date", "cds", "amount"], dtype=str
-        )
-    raw["date"] = pd.to_datetime(raw["date"], format="%Y%m%d")
+    raw = cdnow_transactions()
     end = pd.Timestamp("1997-09-30")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -198,14 +193,9 @@ def test_a_fit_that_does_not_converge_is_said_and_left_out(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # before: only a fit whose loss was not finite raised; one the optimiser merely stopped at passed silently
-    from scipy.optimize import OptimizeResult
-
     from customer_ai import bgnbd
 
-    def stopped(*args: object, **kwargs: object) -> OptimizeResult:
-        return OptimizeResult(x=np.zeros(4), fun=3.2, success=False, message="ABNORMAL_TERMINATION_IN_LNSRCH", nit=7)
-
-    monkeypatch.setattr(bgnbd, "minimize", stopped)
+    monkeypatch.setattr(bgnbd, "minimize", stopped_optimiser(4))
     with pytest.raises(
         BGNBDConvergenceError, match=r"^BG/NBD did not converge: ABNORMAL_TERMINATION_IN_LNSRCH \(after 7 iterations\)$"
     ):

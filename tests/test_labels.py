@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from customer_ai.labels import build_labels, eligible_profiles, goal_reached
+from customer_ai.labels import build_labels, days_to_goal, eligible_profiles, goal_reached, goal_value
 from customer_ai.windows import EventIndex
 
 from conftest import as_of_dates, event_logs, make_events, make_spec, ts
@@ -364,3 +364,74 @@ def test_labels_of_random_logs_are_exactly_those_of_the_former_code(events: pd.D
     pd.testing.assert_frame_equal(
         build_labels(events, spec, snapshots), reference.build_labels(events, spec, snapshots), check_exact=True
     )
+
+
+# --- the goal's value and the days to it (predicted value and timing) ------------------------------------------
+
+
+def _big_purchase() -> dict:
+    return {
+        "where": [
+            {"field": "event_type", "op": "eq", "value": "purchase"},
+            {"field": "value", "op": "gte", "value": 50},
+        ]
+    }
+
+
+def test_goal_value_adds_up_the_goal_events_of_the_half_open_window_each_once() -> None:
+    # a purchase of 60 matches both patterns: counted once
+    spec = make_spec(goal={**_goal("purchase"), "events": [_pattern("purchase"), _big_purchase()]})
+    events = make_events(
+        [
+            ("a", T - US, "purchase", 1000.0),  # before the window
+            ("a", T, "purchase", 60.0),  # its first instant
+            ("a", T + pd.Timedelta(days=30) - US, "purchase", 2.5),  # its last
+            ("a", T + pd.Timedelta(days=30), "purchase", 1000.0),  # after it
+            ("a", T + pd.Timedelta(days=3), "view", 1000.0),  # not a goal event
+            ("b", T + pd.Timedelta(days=3), "purchase"),  # no value: adds nothing
+            ("c", "2011-08-01", "view"),
+        ]
+    )
+    value = goal_value(events, spec.goal, "value", T, pd.Index(["a", "b", "c", "unknown"]))
+    assert value.to_dict() == {"a": 62.5, "b": 0.0, "c": 0.0, "unknown": 0.0}
+    assert value.dtype == "float64"
+
+
+def test_goal_value_of_a_column_the_events_lack_is_refused_by_name() -> None:
+    events = make_events([("a", T, "purchase", 1.0)])
+    with pytest.raises(KeyError, match="events have no column 'amount' to add up for the goal's value"):
+        goal_value(events, make_spec().goal, "amount", T, pd.Index(["a"]))
+
+
+def test_days_to_goal_counts_from_the_as_of_instant_and_censors_at_the_horizon() -> None:
+    spec = make_spec(goal=_goal("purchase", window_days=30))
+    events = make_events(
+        [
+            ("now", T - US, "purchase"),  # before: not the next one
+            ("now", T, "purchase"),
+            ("later", T + pd.Timedelta(days=40, hours=12), "purchase"),  # beyond the window, inside the horizon
+            ("later", T + pd.Timedelta(days=50), "purchase"),
+            ("edge", T + pd.Timedelta(days=90), "purchase"),  # the horizon's end is outside it
+            ("views", T + pd.Timedelta(days=1), "view"),
+        ]
+    )
+    days = days_to_goal(events, spec.goal, T, pd.Index(["now", "later", "edge", "views", "unknown"]), 90)
+    assert days.to_dict(into=dict).keys() == {"now", "later", "edge", "views", "unknown"}
+    assert days["now"] == 0.0
+    assert days["later"] == 40.5
+    assert days[["edge", "views", "unknown"]].isna().all()
+
+
+def test_days_to_a_goal_of_every_pattern_are_those_to_the_last_pattern_first_seen() -> None:
+    spec = make_spec(goal=_goal("purchase", "review", match="all"))
+    events = make_events(
+        [
+            ("both", T + pd.Timedelta(days=2), "purchase"),
+            ("both", T + pd.Timedelta(days=5), "review"),
+            ("both", T + pd.Timedelta(days=7), "purchase"),
+            ("purchase_only", T + pd.Timedelta(days=2), "purchase"),
+        ]
+    )
+    days = days_to_goal(events, spec.goal, T, pd.Index(["both", "purchase_only"]), 30)
+    assert days["both"] == 5.0
+    assert np.isnan(days["purchase_only"])
