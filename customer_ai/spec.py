@@ -153,13 +153,33 @@ class EventSource(_Strict):
         return columns
 
 
+class GoalValue(_Strict):
+    """What a goal's events are worth: ``field`` (a numeric column of the events) summed over them in the window."""
+
+    field: Annotated[str, Field(min_length=1)]
+
+
 class Goal(_Strict):
-    """What the model predicts: whether the listed events occur in ``[as_of, as_of + window_days)``."""
+    """What the model predicts: whether the listed events occur in ``[as_of, as_of + window_days)``.
+
+    ``value``: a goal that must occur may also be worth an amount, its events' ``value.field`` added up over the
+    window (each event once), of which a run predicts the expected sum per profile.
+    """
 
     occurrence: Literal["will_occur", "will_not_occur"]
     match: Literal["any", "all"] = "any"
     events: Annotated[list[EventPattern], Field(min_length=1)]
     window_days: Annotated[int, Field(ge=1, le=3650)]
+    value: GoalValue | None = None
+
+    @model_validator(mode="after")
+    def _value_of_events_that_occur(self) -> Goal:
+        if self.value is not None and self.occurrence == "will_not_occur":
+            raise ValueError(
+                "value: a will_not_occur goal is reached when no goal event happens, so there is nothing to add up; "
+                "predict the value of a goal that occurs (will_occur), or leave value out"
+            )
+        return self
 
 
 class Eligibility(_Strict):
@@ -258,6 +278,8 @@ class OutputSettings(_Strict):
     then mean something and else ranks the run (see :func:`customer_ai.scoring.choose_bucket_rule`).
     ``currency``: the code or symbol that amounts (the events' ``value``) are written with in the report and
     the factors (``GBP``, ``EUR``, ``$``); none by default.
+    ``timing``: also predict when each profile next reaches a goal that must occur (the median number of days to
+    its next goal event, within ``timing_horizon_days``: 3 goal windows by default).
     """
 
     factors: Annotated[int, Field(ge=0, le=50)] = 5
@@ -266,6 +288,19 @@ class OutputSettings(_Strict):
     )
     buckets_by: Literal["auto", "score", "percentile"] = "auto"
     currency: str | None = None
+    timing: bool = False
+    timing_horizon_days: Annotated[int, Field(ge=1, le=10950)] | None = None
+
+    @model_validator(mode="after")
+    def _horizon_with_timing(self) -> OutputSettings:
+        if self.timing_horizon_days is not None and not self.timing:
+            raise ValueError("timing_horizon_days is set but timing is not: add timing: true, or leave it out")
+        return self
+
+    @property
+    def unchanged_by_timing(self) -> bool:
+        """Return whether timing is at its default (off, no horizon): then it is left out of both hashes."""
+        return not self.timing and self.timing_horizon_days is None
 
     @field_validator("currency")
     @classmethod
@@ -506,6 +541,28 @@ class InstanceSpec(_Strict):
             )
         return goal
 
+    @field_validator("output")
+    @classmethod
+    def _timing_of_a_goal_that_occurs(cls, output: OutputSettings, info: ValidationInfo) -> OutputSettings:
+        goal = info.data.get("goal")
+        if goal is None or not output.timing:
+            return output
+        if goal.occurrence == "will_not_occur":
+            raise ValueError(
+                "timing: a will_not_occur goal is reached when no goal event happens, so it has no next time to "
+                "predict; use timing with a goal that occurs (will_occur), or leave it out"
+            )
+        if output.timing_horizon_days is not None and output.timing_horizon_days < goal.window_days:
+            raise ValueError(
+                f"timing_horizon_days ({output.timing_horizon_days}) is shorter than the goal's window "
+                f"({goal.window_days} days): the horizon must hold the window, whose chance is the score"
+            )
+        return output
+
+    def timing_horizon(self) -> int:
+        """Return the days within which timing predicts the next goal event: as set, else 3 goal windows."""
+        return self.output.timing_horizon_days or 3 * self.goal.window_days
+
     @field_validator("custom_events", "segments")
     @classmethod
     def _unique_names(cls, named: list[CustomEvent] | list[Segment], info: ValidationInfo) -> list:
@@ -533,8 +590,15 @@ class InstanceSpec(_Strict):
         exclude: dict = dict.fromkeys(left_out, True)
         exclude["training"] = self.training.left_out_of_hashes()
         exclude["output"] = {"currency"}  # how amounts are written, never what they are
+        exclude.update(self._left_out_at_defaults())
+        if self.output.unchanged_by_timing:
+            exclude["output"] |= {"timing", "timing_horizon_days"}
         payload = json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def _left_out_at_defaults(self) -> dict:
+        """Return the exclusions of settings at a default they had before they existed (so old hashes hold)."""
+        return {"goal": {"value"}} if self.goal.value is None else {}
 
     def model_hash(self) -> str:
         """Return a short hash of what a trained model depends on; a model is reused only if it matches.
@@ -555,8 +619,12 @@ class InstanceSpec(_Strict):
             "scoring": True,
             "monitoring": True,
             "training": {"retrain_every_days", "min_auc", *self.training.left_out_of_hashes()},
+            **self._left_out_at_defaults(),
         }
-        payload = json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True)
+        data = self.model_dump(mode="json", exclude=exclude)
+        if self.output.timing:  # the output settings are left out, but timing trains a model of its own
+            data["timing"] = {"horizon_days": self.timing_horizon()}
+        payload = json.dumps(data, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def outcome_words(self) -> OutcomeWords:
@@ -1089,4 +1157,15 @@ def load_spec(path: str | Path) -> InstanceSpec:
     """
     path = Path(path)
     data = _parse(path, _read_text(path))
-    return parse_spec(data, source=str(path), base_dir=path.resolve().parent)
+    spec = parse_spec(data, source=str(path), base_dir=path.resolve().parent)
+    unbuilt = [
+        f"{path}: {setting}: {what} is not available in this version of customer-ai yet; leave {setting} out"
+        for setting, what, asked in (
+            ("goal.value", "predicting a goal's value", spec.goal.value is not None),
+            ("output.timing", "predicting when a goal is next reached", spec.output.timing),
+        )
+        if asked
+    ]
+    if unbuilt:  # read and checked, so that the settings are ready, but no run can produce them yet
+        raise SpecError("\n".join(unbuilt))
+    return spec

@@ -1315,3 +1315,74 @@ def test_the_currency_is_checked_and_changes_neither_hash() -> None:
             f"unit.yaml: output.currency: {wrong!r} is not a currency code or symbol: give one word such "
             "as GBP, EUR or $"
         )
+
+
+# --- a goal's value and timing (issue "Beyond yes/no") -----------------------------------------------------------
+
+VALUE_GOAL = {**BASE_SPEC["goal"], "value": {"field": "value"}}
+CHURN_GOAL = {**BASE_SPEC["goal"], "occurrence": "will_not_occur"}
+
+
+def test_value_and_timing_at_their_defaults_leave_both_hashes_as_they_were() -> None:
+    # the hashes of the base spec before the settings existed (commit a5b054a)
+    base = make_spec()
+    assert base.goal.value is None
+    assert base.output.timing is False
+    assert make_spec(output={"timing": False}).spec_hash() == base.spec_hash()
+    assert make_spec(output={"timing": False}).model_hash() == base.model_hash()
+    assert make_spec(goal={**BASE_SPEC["goal"], "value": None}).spec_hash() == base.spec_hash()
+
+
+def test_a_value_or_timing_changes_both_hashes_and_the_horizon_the_models() -> None:
+    base = make_spec()
+    timed = make_spec(output={"timing": True})
+    valued = make_spec(goal=VALUE_GOAL)
+    for other in (timed, valued):
+        assert other.spec_hash() != base.spec_hash()
+        assert other.model_hash() != base.model_hash()
+    longer = make_spec(output={"timing": True, "timing_horizon_days": 120})
+    assert longer.model_hash() != timed.model_hash()
+    # the default horizon is three goal windows: written out, it is the same model
+    assert make_spec(output={"timing": True, "timing_horizon_days": 90}).model_hash() == timed.model_hash()
+    assert timed.timing_horizon() == 90
+    assert longer.timing_horizon() == 120
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"goal": {**CHURN_GOAL, "value": {"field": "value"}}},
+            "unit.yaml: goal: value: a will_not_occur goal is reached when no goal event happens, so there is "
+            "nothing to add up; predict the value of a goal that occurs (will_occur), or leave value out",
+        ),
+        (
+            {"goal": CHURN_GOAL, "output": {"timing": True}},
+            "unit.yaml: output: timing: a will_not_occur goal is reached when no goal event happens, so it has no "
+            "next time to predict; use timing with a goal that occurs (will_occur), or leave it out",
+        ),
+        (
+            {"output": {"timing": True, "timing_horizon_days": 20}},
+            "unit.yaml: output: timing_horizon_days (20) is shorter than the goal's window (30 days): the horizon "
+            "must hold the window, whose chance is the score",
+        ),
+        (
+            {"output": {"timing_horizon_days": 60}},
+            "unit.yaml: output: timing_horizon_days is set but timing is not: add timing: true, or leave it out",
+        ),
+    ],
+)
+def test_a_value_or_timing_a_goal_cannot_have_is_refused_in_words(overrides: dict, message: str) -> None:
+    assert spec_error(**overrides) == message
+
+
+def test_an_instance_file_asking_for_value_or_timing_is_refused_until_runs_produce_them(tmp_path: Path) -> None:
+    text = EXAMPLE_YAML.replace("  window_days: 30\n", "  window_days: 30\n  value: {field: value}\n")
+    path = write(tmp_path, text.replace("output:\n", "output:\n  timing: true\n"))
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert str(info.value) == (
+        f"{path}: goal.value: predicting a goal's value is not available in this version of customer-ai yet; "
+        f"leave goal.value out\n{path}: output.timing: predicting when a goal is next reached is not available in "
+        "this version of customer-ai yet; leave output.timing out"
+    )

@@ -1,0 +1,435 @@
+"""Choose the next-purchase timing model by measurement, on the tuning dates of docs/evaluation.md only.
+
+Usage: ``.venv/bin/python bench/timing_models.py [--data-set NAME] [--json-out PATH]``.
+
+For every goal of ``examples/evaluation.yaml`` that must occur (the repurchase goals), at each of its **tuning**
+dates (never a reported one), every candidate predicts, per eligible profile, a curve ``S(t)``: the chance of no goal
+event in ``[as_of, as_of + t)``, for ``t`` up to the horizon ``H = 3 x`` the goal window ``w``, from what a run at
+that date sees (the run's history, its fitted :class:`~customer_ai.estimator.PropensityModel` and feature plan).
+Its median (the first ``t`` with ``S(t) <= 0.5``; ``inf`` when ``S(H) > 0.5``) is the ``days_to_next`` of the
+product's future ``output.timing``:
+
+- ``hazard``: a discrete-time survival model.  ``[0, H)`` is cut into 12 equal intervals (``w / 4`` each, so the
+  goal window ends on a boundary and the curve's value there needs no interpolation).  Snapshots lie on a grid
+  ``as_of - w - k * ceil(w / 2)`` back to where the plan's feature lookback is covered by the data (for a single
+  period plan, 28 days after the data's start, its features then read a shorter history); this one keeps the
+  snapshots whose whole horizon ``[s, s + H)`` ends on or before ``as_of`` (the product's rule), and the row of a
+  profile at a snapshot for each interval until its first goal event (label 1 there, 0 before), with the run's
+  features at ``s`` plus the interval's number; LightGBM binary (deterministic), stopped early on a fifth of the
+  profiles (a hash of the id).  ``S(t) = prod(1 - h_k)``, linear inside an interval;
+- ``hazard_anchored``: that curve raised to the power ``c = log(1 - p) / log(S(w))`` per profile, ``p`` the
+  propensity model's calibrated probability, so that ``1 - S(w) = p`` as the product requires;
+- ``hazard_censored`` and ``hazard_censored_anchored``: the same with every grid snapshot, each giving only the
+  intervals that end on or before ``as_of`` (right-censored person-periods): usable where no snapshot has a whole
+  horizon before ``as_of``, at the price of learning the late intervals from older snapshots only;
+- ``bgnbd``: BG/NBD's own ``P(a purchase within t)`` (fitted on the goal events before ``as_of``), median by
+  bisection;
+- ``recency``: the days since the last goal event (the eligibility lookback plus one without one): a ranking, not a
+  time, so only its concordance is given; ``probability`` ranks by the propensity model's probability alone
+  (``1 - p``), the reference for what a curve adds to the ranking.
+
+They are judged on the goal events after ``as_of`` up to the data set's ``cutoff`` (``examples/evaluation.yaml``)
+at most, and ``H`` days: ``observed`` days to the first goal event in ``[as_of, as_of + min(H, cutoff - as_of))``,
+censored at that span.  Measures (:mod:`customer_ai.outcome_metrics`): Harrell's concordance of the median
+(``inf`` medians tie) and of the curve's restricted mean time over ``[0, H)`` (the curve's own ranking, no ties);
+the share that bought before their median among the profiles whose median lies in the observed span (0.5 for a
+calibrated curve), with how many that is; the share with a finite median; and the mean chance within ``w`` beside the
+realised share (when ``w`` is observed).  Targets of the issue: concordance >= the best baseline (recency, BG/NBD)
++ 0.01, bought by the median in 0.45-0.55.  Needs the prepared logs (``examples/*/prepare.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT)]
+
+from customer_ai.bgnbd import fit_repeat_model, repeat_summary  # noqa: E402
+from customer_ai.conditions import patterns_mask  # noqa: E402
+from customer_ai.estimator import PropensityModel  # noqa: E402
+from customer_ai.events import events_start, load_attributes, load_events  # noqa: E402
+from customer_ai.history import run_window  # noqa: E402
+from customer_ai.labels import days_to_goal, eligible_profiles  # noqa: E402
+from customer_ai.outcome_metrics import bought_by_median, concordance  # noqa: E402
+from customer_ai.spec import load_spec  # noqa: E402
+from customer_ai.windows import EventIndex, as_of_timestamp, in_window, rows_where  # noqa: E402
+
+SPLIT = ROOT / "examples" / "evaluation.yaml"
+HORIZON_WINDOWS = 3  # H = 3 goal windows
+INTERVALS = 12  # equal intervals over [0, H): w / 4 each, the goal window ends on the 4th boundary
+SINGLE_PERIOD_LOOKBACK = 28  # the shortest history a grid snapshot of a single-period plan reads (days)
+MAX_ROWS = 1_500_000  # person-period rows above this: whole (profile, snapshot) units are subsampled by hash
+STOP_SHARE = 5  # one profile in STOP_SHARE (hash of the id) stops the boosting early
+CURVES = ("hazard", "hazard_anchored", "hazard_censored", "hazard_censored_anchored", "bgnbd")
+RANKINGS = ("recency", "probability")
+# the propensity model's settings (customer_ai.model.DEFAULT_PARAMS); one thread: OpenMP threads spin-wait, and on
+# this 2-core box two threads fitted the person-period sets 2-10x slower
+_BOOSTING = {
+    "learning_rate": 0.03,
+    "num_leaves": 15,
+    "min_child_samples": 40,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "n_estimators": 2000,
+    "verbose": -1,
+}
+_EPS = 1e-9
+
+
+def _lightgbm(train: tuple, stop: tuple) -> lgb.Booster:
+    """Return a LightGBM binary booster fitted on ``train`` (features, labels), stopped early on ``stop``."""
+    params = {"objective": "binary", "seed": 0, "deterministic": True, "num_threads": 1, **_BOOSTING}
+    rounds = params.pop("n_estimators")
+    fitted = lgb.Dataset(*train)
+    return lgb.train(
+        params,
+        fitted,
+        num_boost_round=rounds,
+        valid_sets=[lgb.Dataset(*stop, reference=fitted)],
+        callbacks=[lgb.early_stopping(50, verbose=False)],
+    )
+
+
+def _hash_share(keys: pd.Series | pd.Index, share: int) -> np.ndarray:
+    """Return which keys fall in one of ``share`` parts, by a stable hash (deterministic across runs)."""
+    return (pd.util.hash_array(np.asarray(keys, dtype=object)) % np.uint64(share)) == 0
+
+
+def _grid(estimator: PropensityModel, as_of: pd.Timestamp, first: pd.Timestamp) -> list[pd.Timestamp]:
+    """Return the snapshots of the hazard models, latest first: ``as_of - w - k ceil(w / 2)`` while history covers."""
+    window = estimator.spec.goal.window_days
+    plan = estimator.snapshot_plan_
+    lookback = SINGLE_PERIOD_LOOKBACK if plan.single_period else estimator.feature_plan_.lookback_days
+    earliest = first + pd.Timedelta(days=lookback)
+    step = math.ceil(window / 2)
+    out, snapshot = [], as_of - pd.Timedelta(days=window)
+    while snapshot >= earliest:
+        out.append(snapshot)
+        snapshot -= pd.Timedelta(days=step)
+    return out
+
+
+def _person_periods(days: np.ndarray, observed_intervals: int, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return, per row of the person-period set, the position of its profile and its interval, and the labels.
+
+    ``days`` are the days to the first goal event (NaN: none seen); a profile has a row for every interval up to the
+    one of its event (label 1) or up to ``observed_intervals`` (all 0).
+    """
+    event = np.where(np.isnan(days), INTERVALS, np.floor(np.nan_to_num(days) / width + 1e-9)).astype("int64")
+    seen = event < observed_intervals
+    count = np.where(seen, event + 1, observed_intervals)
+    position = np.repeat(np.arange(len(days)), count)
+    interval = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+    label = (seen[position] & (interval == event[position])).astype("int8")
+    return np.stack([position, interval]), label
+
+
+def _training_rows(context: dict, snapshots: list[pd.Timestamp], fully_observed: bool) -> dict:
+    """Return the person-period features, labels and profile ids of ``snapshots`` (those a variant keeps)."""
+    as_of, width = context["as_of"], context["width"]
+    frames, labels, ids, units = [], [], [], 0
+    for snapshot in snapshots:
+        available = (as_of - snapshot) / pd.Timedelta(days=1)
+        observed = min(INTERVALS, int(math.floor(available / width + 1e-9)))
+        if (fully_observed and observed < INTERVALS) or observed < 1:
+            continue
+        features = context["features"][snapshot]
+        days = context["days"][snapshot]
+        (position, interval), label = _person_periods(days, observed, width)
+        frames.append(features.iloc[position].reset_index(drop=True).assign(interval=interval))
+        labels.append(label)
+        ids.append(features.index.to_numpy()[position])
+        units += len(features)
+    if not frames:
+        return {}
+    frame = pd.concat(frames, ignore_index=True)
+    label = np.concatenate(labels)
+    profile = pd.Series(np.concatenate(ids))
+    snapshot_of = np.concatenate([np.full(len(f), i) for i, f in enumerate(frames)])
+    kept = np.ones(len(frame), dtype=bool)
+    if len(frame) > MAX_ROWS:  # whole (profile, snapshot) units, by a hash of both
+        share = MAX_ROWS / len(frame)
+        unit = profile.astype(str) + "@" + snapshot_of.astype(str)
+        kept = (pd.util.hash_array(unit.to_numpy(dtype=object)) % np.uint64(10_000)) < np.uint64(share * 10_000)
+    return {
+        "frame": frame.loc[kept].reset_index(drop=True),
+        "label": label[kept],
+        "profile": profile.loc[kept].reset_index(drop=True),
+        "rows": int(len(frame)),
+        "rows_kept": int(kept.sum()),
+        "units": units,
+        "snapshots": len(frames),
+    }
+
+
+def _fit_hazard(rows: dict) -> lgb.Booster:
+    """Return the hazard booster, stopped early on a fifth of the profiles (hash of the id)."""
+    stop = _hash_share(rows["profile"], STOP_SHARE)
+    frame, label = rows["frame"], rows["label"]
+    return _lightgbm((frame.loc[~stop], label[~stop]), (frame.loc[stop], label[stop]))
+
+
+def _hazard_curves(booster: lgb.Booster, now: pd.DataFrame) -> np.ndarray:
+    """Return ``S`` at the interval boundaries ``0, H / K, ..., H`` per profile (n x (K + 1))."""
+    position = np.repeat(np.arange(len(now)), INTERVALS)
+    rows = now.iloc[position].reset_index(drop=True).assign(interval=np.tile(np.arange(INTERVALS), len(now)))
+    hazard = np.clip(booster.predict(rows).reshape(len(now), INTERVALS), 0.0, 1.0)
+    return np.concatenate([np.ones((len(now), 1)), np.cumprod(1.0 - hazard, axis=1)], axis=1)
+
+
+def _anchored(curves: np.ndarray, probability: np.ndarray, window_index: int) -> np.ndarray:
+    """Return ``S ** c`` with ``c`` per profile such that ``1 - S(w) = p``."""
+    at_window = np.clip(curves[:, window_index], _EPS, 1 - _EPS)
+    power = np.log1p(-np.clip(probability, _EPS, 1 - _EPS)) / np.log(at_window)
+    return curves ** power[:, None]
+
+
+def _median(curves: np.ndarray, width: float) -> np.ndarray:
+    """Return the first ``t`` with ``S(t) <= 0.5`` on curves linear between boundaries ``width`` apart; inf if none."""
+    below = curves <= 0.5
+    reached = below.any(axis=1)
+    k = np.argmax(below, axis=1)  # the first boundary at or below one half (>= 1: S(0) = 1)
+    k = np.maximum(k, 1)
+    rows = np.arange(len(curves))
+    before, after = curves[rows, k - 1], curves[rows, k]
+    drop = np.where(before > after, before - after, 1.0)
+    median = (k - 1 + (before - 0.5) / drop) * width
+    return np.where(reached, median, np.inf)
+
+
+def _restricted_mean(curves: np.ndarray, width: float) -> np.ndarray:
+    """Return the area under each curve (boundaries ``width`` apart): the expected days without an event in [0, H)."""
+    return width * (curves[:, 1:] + curves[:, :-1]).sum(axis=1) / 2
+
+
+def _bgnbd_curves(goal: pd.DataFrame, as_of: pd.Timestamp, profiles: pd.Index, context: dict) -> dict:
+    """Return BG/NBD's median, restricted mean and chance within the window, fitted on the goal events before it."""
+    model = fit_repeat_model(goal, as_of)
+    horizon, window = context["horizon"], context["window"]
+    if model is None:
+        nan = np.full(len(profiles), np.nan)
+        return {"median": nan, "mean": nan, "by_window": nan}
+    summary = repeat_summary(goal, as_of, profiles)
+    x, t_x, big_t = (summary[c].to_numpy(dtype="float64") for c in ("x", "t_x", "T"))
+
+    def chance(t: float | np.ndarray) -> np.ndarray:
+        return model.probability_of_purchase(t, x, t_x, big_t)
+
+    fine = np.linspace(0.0, horizon, 8 * INTERVALS + 1)
+    survival = np.stack([1.0 - chance(t) for t in fine], axis=1)
+    low, high = np.zeros(len(profiles)), np.full(len(profiles), float(horizon))
+    reached = chance(horizon) >= 0.5
+    for _ in range(40):  # bisection: P(a purchase within t) rises with t
+        middle = (low + high) / 2
+        above = chance(middle) >= 0.5
+        high, low = np.where(above, middle, high), np.where(above, low, middle)
+    return {
+        "median": np.where(reached, high, np.inf),
+        "mean": _restricted_mean(survival, fine[1] - fine[0]),
+        "by_window": chance(window),
+    }
+
+
+def _recency(goal: pd.DataFrame, as_of: pd.Timestamp, profiles: pd.Index, lookback: int) -> np.ndarray:
+    """Return the days since each profile's last goal event in the lookback (``lookback + 1`` without one)."""
+    recent = goal.loc[in_window(goal["timestamp"], as_of - pd.Timedelta(days=lookback), as_of)]
+    last = recent.groupby("profile_id")["timestamp"].max()
+    days = ((as_of - last) / pd.Timedelta(days=1)).reindex(profiles)
+    return days.fillna(lookback + 1).to_numpy(dtype="float64")
+
+
+def _snapshot_inputs(estimator: PropensityModel, seen: pd.DataFrame, attributes: object, context: dict) -> None:
+    """Fill ``context`` with every grid snapshot's features and days to the goal (events before ``as_of`` only)."""
+    index = EventIndex(seen)
+    spec = estimator.spec
+    context["features"], context["days"] = {}, {}
+    for snapshot in context["grid"]:
+        profiles = eligible_profiles(seen, spec.eligibility, snapshot, index=index)
+        context["features"][snapshot] = estimator.features(seen, snapshot, profiles, attributes, index=index)
+        days = days_to_goal(seen, spec.goal, snapshot, profiles, context["horizon"], index=index)
+        context["days"][snapshot] = days.to_numpy(dtype="float64")
+
+
+def _hazard_variants(context: dict, now: pd.DataFrame, probability: np.ndarray, result: dict) -> dict:
+    """Return the four hazard curves' predictions (missing when a variant has no training row)."""
+    width = context["width"]
+    window_index = round(context["window"] / width)
+    out = {}
+    for name, fully in (("hazard", True), ("hazard_censored", False)):
+        rows = _training_rows(context, context["grid"], fully)
+        if not rows:
+            result["fits"][name] = {"snapshots": 0, "rows": 0}
+            continue
+        started = time.perf_counter()
+        booster = _fit_hazard(rows)
+        curves = _hazard_curves(booster, now)
+        result["fits"][name] = {
+            "snapshots": rows["snapshots"],
+            "profile_snapshots": rows["units"],
+            "rows": rows["rows"],
+            "rows_kept": rows["rows_kept"],
+            "trees": int(booster.best_iteration),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        for suffix, curve in (("", curves), ("_anchored", _anchored(curves, probability, window_index))):
+            out[name + suffix] = {
+                "median": _median(curve, width),
+                "mean": _restricted_mean(curve, width),
+                "by_window": 1.0 - curve[:, window_index],
+            }
+    return out
+
+
+def measure(spec_path: Path, as_of: pd.Timestamp, cutoff: pd.Timestamp) -> dict:
+    """Fit every candidate as a run at ``as_of`` would, and judge them on the goal events up to ``cutoff``."""
+    spec = load_spec(spec_path)
+    events = load_events(spec, None)
+    attributes = load_attributes(spec)
+    start, _ = run_window(spec, as_of)
+    seen = rows_where(events, in_window(events["timestamp"], start, as_of))
+    first = events_start(events["timestamp"], spec.name).start
+    estimator = PropensityModel(spec)
+    estimator.fit_training_set(estimator.build_training_set(seen, as_of, attributes, data_start=first))
+    window = spec.goal.window_days
+    horizon = HORIZON_WINDOWS * window
+    context = {
+        "as_of": as_of,
+        "window": window,
+        "horizon": horizon,
+        "width": horizon / INTERVALS,
+        "grid": _grid(estimator, as_of, max(first, start)),
+    }
+    _snapshot_inputs(estimator, seen, attributes, context)
+    profiles = eligible_profiles(events, spec.eligibility, as_of)
+    now = estimator.features(seen, as_of, profiles, attributes)
+    probability = estimator.predict_proba(now)
+
+    observed_span = int(min(horizon, (cutoff - as_of) / pd.Timedelta(days=1)))
+    observed = days_to_goal(events, spec.goal, as_of, profiles, observed_span).to_numpy(dtype="float64")
+    happened = ~np.isnan(observed)
+    observed = np.where(happened, observed, observed_span)
+    window_seen = observed_span >= window
+    result = {
+        "instance": spec.name,
+        "as_of": f"{as_of:%Y-%m-%d}",
+        "window_days": window,
+        "horizon_days": horizon,
+        "observed_days": observed_span,
+        "profiles": len(profiles),
+        "events": int(happened.sum()),
+        "realised_by_window": float((happened & (observed < window)).mean()) if window_seen else None,
+        "single_period": bool(estimator.snapshot_plan_.single_period),
+        "grid": [f"{s:%Y-%m-%d}" for s in context["grid"]],
+        "fits": {},
+    }
+    predicted = _hazard_variants(context, now, probability, result)
+    goal = rows_where(seen[["profile_id", "timestamp"]], patterns_mask(seen, spec.goal.events))
+    predicted["bgnbd"] = _bgnbd_curves(goal, as_of, profiles, context)
+    recency = _recency(goal, as_of, profiles, spec.eligibility.lookback_days)
+    predicted["recency"] = {"median": None, "mean": recency, "by_window": None}
+    predicted["probability"] = {"median": None, "mean": 1.0 - probability, "by_window": probability}
+    for name in (*CURVES, *RANKINGS):
+        result[name] = _judged(predicted.get(name), observed, happened, observed_span)
+    return result
+
+
+def _judged(predicted: dict | None, observed: np.ndarray, happened: np.ndarray, span: int) -> dict | None:
+    """Return a method's measures against the observed days (None for a method that could not be fitted)."""
+    if predicted is None or np.isnan(predicted["mean"]).any():
+        return None
+    out = {
+        "concordance_median": None,
+        "concordance_curve": concordance(predicted["mean"], observed, happened),
+        "bought_by_median": None,
+        "counted": 0,
+        "finite_median": None,
+        "by_window_mean": None if predicted["by_window"] is None else float(np.mean(predicted["by_window"])),
+    }
+    median = predicted["median"]
+    if median is not None:
+        out["concordance_median"] = concordance(median, observed, happened)
+        out["bought_by_median"], out["counted"] = bought_by_median(median, observed, happened, span)
+        out["finite_median"] = float(np.isfinite(median).mean())
+    return out
+
+
+def _tuning_rows(data_sets: list[str] | None) -> list[tuple[str, Path, pd.Timestamp, pd.Timestamp]]:
+    split = yaml.safe_load(SPLIT.read_text())
+    rows = []
+    for data_set, entry in split.items():
+        if data_sets and data_set not in data_sets:
+            continue
+        cutoff = as_of_timestamp(dt.date.fromisoformat(str(entry["cutoff"])))
+        for goal in entry["goals"]:
+            path = ROOT / goal["instance"]
+            if load_spec(path).goal.occurrence != "will_occur":
+                continue
+            rows += [(data_set, path, as_of_timestamp(dt.date.fromisoformat(str(d))), cutoff) for d in goal["tuning"]]
+    return rows
+
+
+def _number(value: float | None, form: str = ".3f") -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, form)
+
+
+def _table(results: list[dict]) -> str:
+    lines = [
+        "| data set | goal | as of | profiles (bought in span) | span / H | method | C median | C curve "
+        "| bought by median (counted) | finite median | P(< w) mean (realised) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        realised = _number(r["realised_by_window"])
+        for name in (*CURVES, *RANKINGS):
+            m = r[name]
+            head = (
+                f"| {r['data_set']} | {r['instance']} | {r['as_of']} | {r['profiles']:,} ({r['events']:,}) "
+                f"| {r['observed_days']} / {r['horizon_days']} | {name} |"
+            )
+            if m is None:
+                lines.append(f"{head} no snapshot | | | | |")
+                continue
+            bought = "" if m["finite_median"] is None else f"{_number(m['bought_by_median'])} ({m['counted']:,})"
+            chance = "" if m["by_window_mean"] is None else f"{m['by_window_mean']:.3f} ({realised})"
+            lines.append(
+                f"{head} {_number(m['concordance_median'])} | {m['concordance_curve']:.3f} | {bought} "
+                f"| {_number(m['finite_median'], '.2f')} | {chance} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure every candidate on every tuning date; print a markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-set", action="append", help="only this data set (repeat for several)")
+    parser.add_argument("--json-out", type=Path, help="also write the results as JSON here")
+    args = parser.parse_args(argv)
+    results = []
+    for data_set, path, as_of, cutoff in _tuning_rows(args.data_set):
+        print(f"{data_set} {path.stem} as of {as_of:%Y-%m-%d} ...", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        result = {"data_set": data_set, **measure(path, as_of, cutoff)}
+        result["seconds"] = round(time.perf_counter() - started, 1)
+        results.append(result)
+    print(_table(results))
+    if args.json_out is not None:
+        args.json_out.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
