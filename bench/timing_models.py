@@ -16,12 +16,15 @@ product's future ``output.timing``:
   snapshots whose whole horizon ``[s, s + H)`` ends on or before ``as_of`` (the product's rule), and the row of a
   profile at a snapshot for each interval until its first goal event (label 1 there, 0 before), with the run's
   features at ``s`` plus the interval's number; LightGBM binary (deterministic), stopped early on a fifth of the
-  profiles (a hash of the id).  ``S(t) = prod(1 - h_k)``, linear inside an interval;
+  profiles (a hash of the id), on one thread.  Above 1.5M person-period rows, whole (profile, snapshot) units are
+  kept by a hash of both, in proportion (said as ``rows_kept`` in the JSON).  ``S(t) = prod(1 - h_k)``, linear
+  inside an interval;
 - ``hazard_anchored``: that curve raised to the power ``c = log(1 - p) / log(S(w))`` per profile, ``p`` the
   propensity model's calibrated probability, so that ``1 - S(w) = p`` as the product requires;
 - ``hazard_censored`` and ``hazard_censored_anchored``: the same with every grid snapshot, each giving only the
   intervals that end on or before ``as_of`` (right-censored person-periods): usable where no snapshot has a whole
-  horizon before ``as_of``, at the price of learning the late intervals from older snapshots only;
+  horizon before ``as_of``, at the price of learning the late intervals from older snapshots only (the table's last
+  column says how many intervals any snapshot saw: beyond them the trees hold the last learned interval's hazard);
 - ``bgnbd``: BG/NBD's own ``P(a purchase within t)`` (fitted on the goal events before ``as_of``), median by
   bisection;
 - ``recency``: the days since the last goal event (the eligibility lookback plus one without one): a ranking, not a
@@ -141,7 +144,7 @@ def _person_periods(days: np.ndarray, observed_intervals: int, width: float) -> 
 def _training_rows(context: dict, snapshots: list[pd.Timestamp], fully_observed: bool) -> dict:
     """Return the person-period features, labels and profile ids of ``snapshots`` (those a variant keeps)."""
     as_of, width = context["as_of"], context["width"]
-    frames, labels, ids, units = [], [], [], 0
+    frames, labels, ids, units, learned = [], [], [], 0, 0
     for snapshot in snapshots:
         available = (as_of - snapshot) / pd.Timedelta(days=1)
         observed = min(INTERVALS, int(math.floor(available / width + 1e-9)))
@@ -153,7 +156,7 @@ def _training_rows(context: dict, snapshots: list[pd.Timestamp], fully_observed:
         frames.append(features.iloc[position].reset_index(drop=True).assign(interval=interval))
         labels.append(label)
         ids.append(features.index.to_numpy()[position])
-        units += len(features)
+        units, learned = units + len(features), max(learned, observed)
     if not frames:
         return {}
     frame = pd.concat(frames, ignore_index=True)
@@ -173,6 +176,7 @@ def _training_rows(context: dict, snapshots: list[pd.Timestamp], fully_observed:
         "rows_kept": int(kept.sum()),
         "units": units,
         "snapshots": len(frames),
+        "intervals": learned,
     }
 
 
@@ -279,6 +283,7 @@ def _hazard_variants(context: dict, now: pd.DataFrame, probability: np.ndarray, 
         curves = _hazard_curves(booster, now)
         result["fits"][name] = {
             "snapshots": rows["snapshots"],
+            "intervals": rows["intervals"],
             "profile_snapshots": rows["units"],
             "rows": rows["rows"],
             "rows_kept": rows["rows_kept"],
@@ -389,8 +394,8 @@ def _number(value: float | None, form: str = ".3f") -> str:
 def _table(results: list[dict]) -> str:
     lines = [
         "| data set | goal | as of | profiles (bought in span) | span / H | method | C median | C curve "
-        "| bought by median (counted) | finite median | P(< w) mean (realised) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| bought by median (counted) | finite median | P(< w) mean (realised) | fit: snapshots, intervals |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         realised = _number(r["realised_by_window"])
@@ -400,14 +405,16 @@ def _table(results: list[dict]) -> str:
                 f"| {r['data_set']} | {r['instance']} | {r['as_of']} | {r['profiles']:,} ({r['events']:,}) "
                 f"| {r['observed_days']} / {r['horizon_days']} | {name} |"
             )
+            fit = r["fits"].get(name.removesuffix("_anchored"))
+            fitted = "" if fit is None else f"{fit['snapshots']}, {fit.get('intervals', 0)}/{INTERVALS}"
             if m is None:
-                lines.append(f"{head} no snapshot | | | | |")
+                lines.append(f"{head} no snapshot | | | | | {fitted} |")
                 continue
             bought = "" if m["finite_median"] is None else f"{_number(m['bought_by_median'])} ({m['counted']:,})"
             chance = "" if m["by_window_mean"] is None else f"{m['by_window_mean']:.3f} ({realised})"
             lines.append(
                 f"{head} {_number(m['concordance_median'])} | {m['concordance_curve']:.3f} | {bought} "
-                f"| {_number(m['finite_median'], '.2f')} | {chance} |"
+                f"| {_number(m['finite_median'], '.2f')} | {chance} | {fitted} |"
             )
     return "\n".join(lines)
 
