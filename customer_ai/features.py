@@ -38,11 +38,12 @@ from customer_ai.conditions import patterns_mask, where_mask
 from customer_ai.events import CANONICAL_COLUMNS
 from customer_ai.progress import logger
 from customer_ai.spec import Condition, InstanceSpec
-from customer_ai.windows import EventIndex, rows_where
+from customer_ai.windows import EventIndex, in_window, rows_where
 
 __all__ = [
     "COUNT_WINDOWS",
     "FEATURES_VERSION",
+    "GOAL_VALUE_RATE",
     "FeatureInfo",
     "money_prefix",
     "FeatureEvidence",
@@ -63,6 +64,7 @@ __all__ = [
 
 COUNT_WINDOWS = (7, 30, 90, 365)
 RATE_DAYS = 30  # goal_days_per_30d: goal days per this many days of the history read
+GOAL_VALUE_RATE = "goal_value_per_30d"  # a valued goal's spend per RATE_DAYS days of the history read
 # What the features mean, as a number stored with every model: a model is reused only by code that builds its
 # features the same way.  2: goal_repeat_days and goal_days_since_first over the lookback (1: everything read),
 # goal_days_per_30d added.
@@ -303,6 +305,10 @@ class FeaturePlan:
         this instant (where the history starts) to the as-of date, and what they count over it is counted per
         ``lookback_days`` days of it (see :func:`history_span`).  None: the window ``[as_of - lookback_days,
         as_of)``.
+    goal_value : str, optional
+        The events' column a goal's value adds up (``goal.value.field``): its sum over the profile's goal events in
+        the history read, per 30 days of it, becomes a feature (``goal_value_per_30d``).  None for a goal without
+        a value, and then left out of :meth:`to_dict`, so plans of such goals read and write as before.
     """
 
     lookback_days: int
@@ -312,10 +318,14 @@ class FeaturePlan:
     profile_columns: dict[str, list[str]] = field(default_factory=dict)
     repeat_model: bool = False
     history_from: str | None = None
+    goal_value: str | None = None
 
     def to_dict(self) -> dict:
         """Return the plan as JSON-ready data."""
-        return asdict(self)
+        data = asdict(self)
+        if self.goal_value is None:
+            del data["goal_value"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> FeaturePlan:
@@ -422,7 +432,12 @@ class FeatureEvidence:
         top = _nameable(top)
         event_types = [str(t) for t in top.index[: spec.training.max_event_types]]
         lookback = spec.eligibility.lookback_days if lookback_days is None else lookback_days
-        plan = FeaturePlan(lookback_days=lookback, event_types=event_types, repeat_model=self.repeated)
+        plan = FeaturePlan(
+            lookback_days=lookback,
+            event_types=event_types,
+            repeat_model=self.repeated,
+            goal_value=None if spec.goal.value is None else spec.goal.value.field,
+        )
         custom = {c.name for c in spec.custom_events}
         for prefix, words, _ in _sources(plan, spec):
             if (prefix in custom and prefix in self.valued_custom) or (
@@ -702,6 +717,23 @@ def _repeat_model_infos(spec: InstanceSpec, lookback: int) -> list[FeatureInfo]:
     ]
 
 
+def _goal_value_info(spec: InstanceSpec) -> FeatureInfo:
+    """Return the info of a valued goal's spend per 30 days of the history read (``goal_value_per_30d``)."""
+    one, many = (_literal(n) for n in _goal_nouns(spec))
+    lean = _goal_lean(spec)
+    return FeatureInfo(
+        GOAL_VALUE_RATE,
+        f"{many} worth {money_prefix(spec.output.currency)}{{value}} per 30 days of the history read",
+        f"no {one} in the history read",
+        "money",
+        fill=0.0,
+        zero=f"no {one} value in the history read",
+        compare=_MONEY,
+        lean=lean,
+        absent_lean=-lean,
+    )
+
+
 def feature_infos(plan: FeaturePlan, spec: InstanceSpec) -> list[FeatureInfo]:
     """Return the features the plan builds, in column order, with their descriptions.
 
@@ -787,6 +819,8 @@ def feature_infos(plan: FeaturePlan, spec: InstanceSpec) -> list[FeatureInfo]:
     ]
     if plan.repeat_model:
         infos += _repeat_model_infos(spec, plan.lookback_days)
+    if plan.goal_value is not None:
+        infos.append(_goal_value_info(spec))
     infos += [
         FeatureInfo(
             f"activity_ratio_{recent}_{longer}",
@@ -1136,6 +1170,29 @@ def _repeat_model_features(
     return columns
 
 
+def _goal_value_rate(
+    index: EventIndex,
+    spec: InstanceSpec,
+    as_of: pd.Timestamp,
+    codes: np.ndarray,
+    *,
+    field: str,
+    read_from: pd.Timestamp,
+) -> np.ndarray:
+    """Return per profile (``codes``) its goal events' ``field`` summed over ``[read_from, as_of)``, per 30 days.
+
+    Per 30 days of that history, the same for every profile at a date, as ``goal_days_per_30d`` counts goal days:
+    it means the same at every snapshot and at scoring, where it rests on more days.  A missing amount adds
+    nothing; a profile without goal events (or without events: code -1) has 0.
+    """
+    events = index.events
+    rows = np.flatnonzero(patterns_mask(events, spec.goal.events) & in_window(events["timestamp"], read_from, as_of))
+    amounts = pd.to_numeric(events[field].iloc[rows], errors="coerce").fillna(0.0).to_numpy(dtype="float64")
+    spent = np.bincount(index.row_codes[rows], weights=amounts, minlength=index.profile_count)
+    covered = max((as_of - read_from) / pd.Timedelta(days=1), 1.0)
+    return np.append(RATE_DAYS * spent / covered, 0.0)[codes]
+
+
 PROBABILITY_EDGES = tuple(k / 20 for k in range(1, 20))  # twentieths of [0, 1]
 RATE_EDGES = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0)  # events per 30 days (or per window): steps that matter
 
@@ -1260,13 +1317,17 @@ def build_features(
     columns = {
         name: np.append(values, None if values.dtype == object else np.nan)[codes] for name, values in columns.items()
     }
+    if read_from is None:
+        read_from = index.events["timestamp"].min() if len(index.events) else as_of
     if plan.repeat_model:
-        if read_from is None:
-            read_from = index.events["timestamp"].min() if len(index.events) else as_of
         columns.update(
             _repeat_model_features(
                 index, as_of, codes, lookback=span, spec=spec, models=repeat_models, read_from=read_from
             )
+        )
+    if plan.goal_value is not None:
+        columns[GOAL_VALUE_RATE] = _goal_value_rate(
+            index, spec, as_of, codes, field=plan.goal_value, read_from=read_from
         )
     if per_lookback != 1.0:
         counted, ratios = _history_rates(plan, spec)

@@ -685,8 +685,9 @@ FEATURE_FAMILIES = (
     "lookback, and the lookback), COLUMN_most_frequent (an extra text column of the events), profile_ATTRIBUTE, "
     "tenure_days, days_since_last_event, active_days, gap_mean_days, gap_std_days, activity_ratio_30_90, "
     "activity_ratio_90_LOOKBACK, goal_chance_Wd, goal_expected_Wd, goal_p_alive, goal_repeat_days, "
-    "goal_days_since_first, goal_days_per_30d"
+    "goal_days_since_first, goal_days_per_30d, goal_value_per_30d (a goal with a value)"
 )
+_GOAL_VALUE_RATE = "goal_value_per_30d"  # features.GOAL_VALUE_RATE
 
 
 def feature_slug(text: str) -> str:
@@ -772,7 +773,7 @@ def factor_origin(spec: InstanceSpec, name: str) -> FactorOrigin | None:
     lookbacks = _lookbacks(spec)
     profile = {f"profile_{feature_slug(c)}" for c in spec.profiles.columns} if spec.profiles else set()
     origin = None
-    if name in _ACTIVITY_FEATURES or name in profile:
+    if name in _ACTIVITY_FEATURES or name in profile or (name == _GOAL_VALUE_RATE and spec.goal.value is not None):
         origin = FactorOrigin("spec")
     elif name in _repeat_model_features(spec):
         origin = FactorOrigin("repeat_model")
@@ -821,6 +822,7 @@ def feature_names(spec: InstanceSpec, event_types: Iterable[str] = (), columns: 
     fields.update(dict.fromkeys(feature_slug(str(c)) for c in columns))
     names = list(_ACTIVITY_FEATURES) + [f"activity_ratio_{r}_{n}" for r, n in _ratio_windows(lookback)]
     names += _repeat_model_features(spec)
+    names += [_GOAL_VALUE_RATE] if spec.goal.value is not None else []
     names += [f"profile_{feature_slug(c)}" for c in (spec.profiles.columns if spec.profiles else [])]
     names += [name for source in sources for name in _source_features(source, lookback)]
     return names + [f"{column}_most_frequent" for column in fields]

@@ -1205,3 +1205,38 @@ def test_merged_evidence_forgets_a_column_with_too_many_categories() -> None:
     assert (
         merged.plan(make_spec()).categorical_columns == plan_features(events, make_spec(), T).categorical_columns == {}
     )
+
+
+# --- a goal with a value: its spend per 30 days of the history read ----------------------------------------------
+
+
+def test_a_valued_goals_spend_rate_reads_the_goal_events_of_the_history_read_only() -> None:
+    spec = make_spec(goal={**make_spec().goal.model_dump(mode="json"), "value": {"field": "value"}})
+    events = make_events(
+        [
+            ("a", ago(70), "purchase", 999.0),  # before the history read
+            ("a", ago(20), "purchase", 10.0),
+            ("a", ago(5), "purchase", 20.0),
+            ("a", ago(5), "view", 500.0),  # not a goal event
+            ("a", ago(1), "purchase"),  # no amount: adds nothing
+            ("a", T, "purchase", 1000.0),  # on the as-of date: not before it
+            ("b", ago(3), "view"),
+        ]
+    )
+    plan = plan_features(events, spec, T)
+    assert plan.goal_value == "value"
+    assert plan.to_dict()["goal_value"] == "value"
+    assert FeaturePlan.from_dict(plan.to_dict()) == plan
+    matrix = build_features(events, T, pd.Index(["a", "b", "stranger"]), spec, plan, read_from=ago(60))
+    assert matrix["goal_value_per_30d"].tolist() == [15.0, 0.0, 0.0]  # 30 over 60 days, per 30 days
+    info = next(i for i in feature_infos(plan, spec) if i.name == "goal_value_per_30d")
+    assert info.describe(15.0) == "purchases worth 15.00 per 30 days of the history read"
+    assert info.describe(0.0) == "no purchase value in the history read"
+
+
+def test_a_goal_without_a_value_plans_and_stores_as_before() -> None:
+    events = make_events([("a", ago(20), "purchase", 10.0)])
+    plan = plan_features(events, make_spec(), T)
+    assert plan.goal_value is None
+    assert "goal_value" not in plan.to_dict()  # plans of earlier versions read and write unchanged
+    assert "goal_value_per_30d" not in build_features(events, T, pd.Index(["a"]), make_spec(), plan).columns

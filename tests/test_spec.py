@@ -1236,6 +1236,15 @@ def test_every_feature_a_run_can_build_is_a_factor_a_segment_may_test() -> None:
         assert all(factor_origin(adapting, n) is None for n in beyond), lookback
 
 
+def test_a_goal_with_a_value_has_its_spend_rate_as_a_factor_a_segment_may_test() -> None:
+    valued = make_spec(**FEATURE_SPEC, goal=VALUE_GOAL)
+    plan = FeaturePlan(lookback_days=365, repeat_model=True, goal_value="value")
+    names = [info.name for info in feature_infos(plan, valued)]
+    assert "goal_value_per_30d" in names
+    assert [n for n in names if factor_origin(valued, n) is None] == []
+    assert factor_origin(make_spec(), "goal_value_per_30d") is None
+
+
 @pytest.mark.parametrize(
     "factor",
     [
@@ -1272,7 +1281,7 @@ def test_the_refusal_of_a_misspelled_factor_lists_the_nearest_names() -> None:
         "lookback, and the lookback), COLUMN_most_frequent (an extra text column of the events), profile_ATTRIBUTE, "
         "tenure_days, days_since_last_event, active_days, gap_mean_days, gap_std_days, activity_ratio_30_90, "
         "activity_ratio_90_LOOKBACK, goal_chance_Wd, goal_expected_Wd, goal_p_alive, goal_repeat_days, "
-        "goal_days_since_first, goal_days_per_30d"
+        "goal_days_since_first, goal_days_per_30d, goal_value_per_30d (a goal with a value)"
     )
 
 
