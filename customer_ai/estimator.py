@@ -55,7 +55,7 @@ from customer_ai.features import (
 from customer_ai.files import FileContentError, read_json_object, write_json
 from customer_ai.history import SnapshotPlan, plan_snapshots
 from customer_ai.history import data_start as data_start_of
-from customer_ai.labels import build_labels, eligible_profiles
+from customer_ai.labels import build_labels, eligible_profiles, goal_value
 from customer_ai.model import Offset, PlattCalibration, TrainedModel, fit_model
 from customer_ai.progress import logger, step
 from customer_ai.sampling import ProfileSampler
@@ -86,6 +86,7 @@ __all__ = [
 ]
 
 KEY = ["profile_id", "as_of"]
+TARGETS = ("label", "role", "value")  # the training set's columns before the features ("value": a valued goal's)
 ROLES = ("training", "calibration", "evaluation")
 SINGLE_PERIOD = "single period"  # the role of the one snapshot of a model trained and judged on one period
 _SPLIT_KEY = "customerai-split"  # 16 bytes: the hash key of the validation split (changing it reshuffles halves)
@@ -293,8 +294,9 @@ class TrainingSet:
     Attributes
     ----------
     frame : pandas.DataFrame
-        Indexed by ``(profile_id, as_of)``; columns ``label`` (0/1), ``role`` (one of :data:`ROLES`), then the
-        features in the feature plan's order.
+        Indexed by ``(profile_id, as_of)``; columns ``label`` (0/1), ``role`` (one of :data:`ROLES`), ``value``
+        for a goal with a value (what the row's goal events were worth in its window), then the features in the
+        feature plan's order.
     feature_plan : FeaturePlan
         The features built.
     snapshot_plan : SnapshotPlan
@@ -318,7 +320,12 @@ class TrainingSet:
     @property
     def features(self) -> pd.DataFrame:
         """The feature matrix (same index as :attr:`frame`)."""
-        return self.frame.drop(columns=["label", "role"])
+        return self.frame.drop(columns=[c for c in TARGETS if c in self.frame.columns])
+
+    @property
+    def values(self) -> pd.Series | None:
+        """What each row's goal events were worth in its window (a goal with a value), else None."""
+        return self.frame["value"] if "value" in self.frame.columns else None
 
     @property
     def labels(self) -> pd.Series:
@@ -589,7 +596,7 @@ class PropensityModel:
                 frames.append(matrix.set_index(pd.Index([snapshot] * len(matrix), name="as_of"), append=True))
             features = pd.concat(frames)
             info["features"] = features.shape[1]
-        frame = labels.set_index(KEY)[["label", "role"]].join(features, how="left")
+        frame = labels.set_index(KEY)[[c for c in TARGETS if c in labels.columns]].join(features, how="left")
         return TrainingSet(
             frame=frame,
             feature_plan=feature_plan,
@@ -600,8 +607,21 @@ class PropensityModel:
         )
 
     def _labels(self, events: pd.DataFrame, index: EventIndex, snapshot_plan: SnapshotPlan) -> pd.DataFrame:
-        """Return the labels of a partition's eligible profiles at every snapshot, with their roles."""
+        """Return the labels of a partition's eligible profiles at every snapshot, with their roles.
+
+        A goal with a value also gets each row's ``value``: what the profile's goal events in the snapshot's window
+        were worth (:func:`customer_ai.labels.goal_value`; a partition holds every event of its profiles).
+        """
         labels = build_labels(events, self.spec, snapshot_plan.snapshots, index=index)
+        goal = self.spec.goal
+        if goal.value is not None:
+            labels["value"] = np.zeros(len(labels))
+            for snapshot in snapshot_plan.snapshots:
+                at = (labels["as_of"] == snapshot).to_numpy()
+                worth = goal_value(
+                    events, goal, goal.value.field, snapshot, pd.Index(labels.loc[at, "profile_id"]), index=index
+                )
+                labels.loc[at, "value"] = worth.to_numpy()
         if snapshot_plan.single_period:
             labels["role"] = single_period_roles(labels["profile_id"])
         else:

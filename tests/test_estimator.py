@@ -190,6 +190,36 @@ def test_training_set_round_trips_through_a_flat_frame(events: pd.DataFrame, spe
     pd.testing.assert_frame_equal(again.frame, training.frame)
 
 
+def test_a_valued_goals_training_rows_hold_what_their_goal_events_were_worth(events: pd.DataFrame, spec) -> None:
+    valued = make_spec(
+        **{
+            **spec.model_dump(mode="json", exclude={"base_dir"}),
+            "goal": {**spec.goal.model_dump(mode="json"), "value": {"field": "value"}},
+        }
+    )
+    training = PropensityModel(valued).build_training_set(events, AS_OF)
+    purchases = events.loc[events["event_type"] == "purchase"]
+    expected = []
+    for profile, as_of in training.frame.index:
+        inside = purchases.loc[
+            (purchases["profile_id"] == profile)
+            & (purchases["timestamp"] >= as_of)
+            & (purchases["timestamp"] < as_of + pd.Timedelta(days=30))
+        ]
+        expected.append(inside["value"].fillna(0.0).sum())
+        if len(expected) == 300:
+            break
+    np.testing.assert_allclose(training.values.to_numpy()[:300], expected, rtol=1e-12)
+    assert (training.values > 0).sum() == training.frame["label"].sum()  # every buyer spent something here
+    assert "value" not in training.features.columns
+    assert "goal_value_per_30d" in training.features.columns
+    flat = training.to_frame()
+    assert list(flat.columns[:5]) == ["profile_id", "as_of", "label", "role", "value"]
+    again = TrainingSet.from_frame(flat, training.feature_plan, training.snapshot_plan)
+    pd.testing.assert_frame_equal(again.frame, training.frame)
+    assert PropensityModel(spec).build_training_set(events, AS_OF).values is None  # a goal without a value
+
+
 def test_insufficient_data_names_counts_and_thresholds(events: pd.DataFrame) -> None:
     greedy = make_spec(training={"snapshots": 2, "min_positives": 100_000, "min_negatives": 1})
     with pytest.raises(InsufficientDataError, match=r"at least 100,000 positive and 1 negative"):
