@@ -7,8 +7,9 @@ dates (never a reported one: those are measured once, when the method is finishe
 events' ``value`` summed over the goal's events in ``[as_of, as_of + window)``) and each candidate predicts every
 eligible profile's expected value from what a run at that date sees:
 
-- ``tweedie``: LightGBM with a Tweedie objective on the run's training rows (log link: its TreeSHAP factors are
-  exact on the log of the expected value), stopped early on the calibration half of the validation snapshot;
+- ``tweedie``: :func:`customer_ai.value_model.fit_value_model`, the model a run fits: LightGBM with a Tweedie
+  objective on the run's training rows (log link: its TreeSHAP factors are exact on the log of the expected value),
+  stopped early on the calibration half of the validation snapshot;
 - ``chance_x_amount``: the run's calibrated probability times a LightGBM gamma regression of the amount on the
   training rows that reached the goal;
 - ``chance_x_history``: the run's probability times the profile's mean spend per past goal day, shrunk towards the
@@ -48,6 +49,7 @@ from customer_ai.history import run_window  # noqa: E402
 from customer_ai.labels import eligible_profiles, goal_value  # noqa: E402
 from customer_ai.outcome_metrics import decile_error, normalised_gini, spearman, total_ratio  # noqa: E402
 from customer_ai.spec import load_spec  # noqa: E402
+from customer_ai.value_model import fit_value_model  # noqa: E402
 from customer_ai.windows import as_of_timestamp, in_window, rows_where  # noqa: E402
 
 SPLIT = ROOT / "examples" / "evaluation.yaml"
@@ -148,9 +150,8 @@ def measure(spec_path: Path, as_of: pd.Timestamp) -> dict:
     now = now.assign(goal_value_per_30d=per_30d)
     realised = goal_value(events, spec.goal, VALUE, as_of, profiles).to_numpy()
 
-    tweedie = _lightgbm(
-        "tweedie", (features.loc[train], target[train]), (features.loc[calibration], target[calibration])
-    )
+    held = features.loc[calibration]
+    tweedie = fit_value_model(features.loc[train], target[train], held, target[calibration], seed=0)
     buyers = train & (target > 0)
     stop = calibration & (target > 0)
     amount = _lightgbm("gamma", (features.loc[buyers], target[buyers]), (features.loc[stop], target[stop]))
@@ -158,11 +159,8 @@ def measure(spec_path: Path, as_of: pd.Timestamp) -> dict:
     gamma = fit_gamma_gamma(spend["x"].to_numpy(), spend["m_x"].to_numpy())
     history_calibration = _history_amount(goal, training_set, calibration, keys)
     predicted = {
-        "tweedie": (tweedie.predict(now), tweedie.predict(features.loc[calibration])),
-        "chance_x_amount": (
-            chance * amount.predict(now),
-            chance_calibration * amount.predict(features.loc[calibration]),
-        ),
+        "tweedie": (tweedie.predict(now), tweedie.predict(held)),  # scaled on these rows already: _scaled keeps it
+        "chance_x_amount": (chance * amount.predict(now), chance_calibration * amount.predict(held)),
         "chance_x_history": (
             chance * gamma.conditional_expected_average_spend(spend["x"].to_numpy(), spend["m_x"].fillna(0).to_numpy()),
             chance_calibration * history_calibration(gamma),
@@ -174,7 +172,7 @@ def measure(spec_path: Path, as_of: pd.Timestamp) -> dict:
         "profiles": len(profiles),
         "buyers": int((realised > 0).sum()),
         "realised_total": float(realised.sum()),
-        "trees": {"tweedie": int(tweedie.best_iteration), "chance_x_amount": int(amount.best_iteration)},
+        "trees": {"tweedie": tweedie.best_iteration, "chance_x_amount": int(amount.best_iteration)},
     }
     scored = {name: _scaled(now_, cal, target[calibration]) for name, (now_, cal) in predicted.items()}
     scored.update(_baselines(seen, spec, as_of, profiles, first))
