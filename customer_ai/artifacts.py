@@ -37,7 +37,7 @@ from pathlib import Path
 import lightgbm as lgb
 import pandas as pd
 
-from customer_ai.estimator import MODEL_KEYS, PropensityModel, read_model_text
+from customer_ai.estimator import MODEL_KEYS, VALUE_MODEL_FILE, PropensityModel, read_model_text
 from customer_ai.files import (
     FOLDER_MODE,
     FileContentError,
@@ -56,6 +56,7 @@ from customer_ai.home import as_path, fetch_tree, is_local, move, put, remove_tr
 from customer_ai.model import TrainedModel
 from customer_ai.progress import logger
 from customer_ai.spec import InstanceSpec
+from customer_ai.value_model import ValueModel
 
 __all__ = [
     "DEFAULT_ATTEMPT",
@@ -262,19 +263,26 @@ MODEL_FILE_KEYS = (*MODEL_KEYS, "model_version", "as_of", "quality.status")  # w
 EVALUATION_KEYS = ("model_version", "scorers")
 
 
-def _digest(model_text: bytes, slope: float, intercept: float) -> str:
+def _digest(model_text: bytes, slope: float, intercept: float, value: tuple[bytes, float] | None = None) -> str:
     digest = hashlib.sha256(model_text)
     digest.update(repr((slope, intercept)).encode())
+    if value is not None:  # a goal with a value: its value model's trees and scale too (none: the hash as before)
+        digest.update(value[0])
+        digest.update(repr(value[1]).encode())
     return digest.hexdigest()[:10]
 
 
-def model_version(model: TrainedModel, as_of: pd.Timestamp) -> str:
-    """Return a version id from the as-of date and a hash of the model and its calibration.
+def model_version(model: TrainedModel, as_of: pd.Timestamp, value: ValueModel | None = None) -> str:
+    """Return a version id from the as-of date and a hash of the model and its calibration (and value model).
 
-    The hash is that of the text ``model.txt`` holds, so a stored model's files can be checked against it.
+    The hash is that of the text ``model.txt`` holds (and ``value_model.txt`` with its scale, for a goal with a
+    value), so a stored model's files can be checked against it.
     """
     text = model.booster.model_to_string(num_iteration=model.best_iteration).encode()
-    return f"{as_of:%Y%m%d}-{_digest(text, model.calibration.slope, model.calibration.intercept)}"
+    held = None
+    if value is not None:
+        held = (value.booster.model_to_string(num_iteration=value.best_iteration).encode(), value.scale)
+    return f"{as_of:%Y%m%d}-{_digest(text, model.calibration.slope, model.calibration.intercept, held)}"
 
 
 def model_folders(home: Path, instance: str) -> list[Path]:
@@ -323,7 +331,11 @@ def model_problem(folder: Path, *, version: str | None = None, evaluation: bool 
         text = read_model_text(folder / "model.txt")
         named = _VERSION.fullmatch(version)
         calibration = meta["calibration"]
-        digest = _digest(text.encode(), calibration["slope"], calibration["intercept"])
+        value = meta.get("value")
+        held = None
+        if isinstance(value, dict):
+            held = (read_model_text(folder / VALUE_MODEL_FILE).encode(), value.get("scale"))
+        digest = _digest(text.encode(), calibration["slope"], calibration["intercept"], held)
         if named is None or digest != named["digest"]:
             return (
                 f"{folder / 'model.txt'}: its content (with the calibration in model.json) hashes to {digest}, not "

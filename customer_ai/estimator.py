@@ -44,6 +44,8 @@ from customer_ai.evaluation import calibration_error_floor, classification_metri
 from customer_ai.events import sort_events
 from customer_ai.explain import top_factors
 from customer_ai.features import (
+    GOAL_VALUE_RATE,
+    RATE_DAYS,
     FeatureEvidence,
     FeaturePlan,
     build_features,
@@ -61,6 +63,7 @@ from customer_ai.progress import logger, step
 from customer_ai.sampling import ProfileSampler
 from customer_ai.scoring import choose_bucket_rule, profiles_per_score, score_frame
 from customer_ai.spec import InstanceSpec
+from customer_ai.value_model import VALUE_PARAMS, ValueModel, fit_value_model, value_quality
 from customer_ai.windows import EventIndex
 
 __all__ = [
@@ -132,6 +135,30 @@ MODEL_KEYS = (
     "label_counts.snapshots",
 )
 _MODEL_START, _MODEL_END = "tree\n", "pandas_categorical:"  # the first line and the last line's start of model.txt
+
+
+VALUE_MODEL_FILE = "value_model.txt"  # a goal with a value: its value model's trees beside model.txt
+VALUE_NOTE = (
+    "the expected value of the goal's events in the window: one LightGBM model with a Tweedie objective (log link) "
+    "on the training rows' values, stopped early on the calibration half of the validation snapshot, then scaled so "
+    "that its total there equals what those profiles spent; measured on the evaluation half"
+)
+
+
+def _load_value(folder: Path, meta: dict) -> ValueModel | None:
+    """Return the value model stored beside a model (``value_model.txt``), or None when it has none."""
+    value = meta.get("value")
+    if value is None:
+        return None
+    path = folder / VALUE_MODEL_FILE
+    text = read_model_text(path)
+    try:
+        booster = lgb.Booster(model_str=text)
+        return ValueModel(booster=booster, scale=float(value["scale"]), features=list(meta["features"]["names"]))
+    except lgb.basic.LightGBMError as exc:
+        raise FileContentError(path, f"LightGBM cannot load it: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FileContentError(folder / "model.json", f"does not describe its value model ({exc})") from None
 
 
 def read_model_text(path: Path) -> str:
@@ -736,7 +763,32 @@ class PropensityModel:
                 "probability": probability,
             }
         )
+        self.value_model_, self.value_metrics_ = None, None
+        if training_set.values is not None:
+            self._fit_value(features, training_set.values.to_numpy(), (train, calibration, evaluation))
         return self
+
+    def _fit_value(self, features: pd.DataFrame, values: np.ndarray, roles: tuple[np.ndarray, ...]) -> None:
+        """Fit the value model (:mod:`customer_ai.value_model`) and measure it on the evaluation half.
+
+        It is measured beside the past spend rate scaled to the goal window (``goal_value_per_30d``), the baseline
+        the tuning rows found hardest to beat.
+        """
+        train, calibration, evaluation = roles
+        with step("training the value model (Tweedie; early stopping and its total on the calibration half)") as info:
+            model = fit_value_model(
+                features.loc[train],
+                values[train],
+                features.loc[calibration],
+                values[calibration],
+                seed=self.spec.training.seed,
+            )
+            held_out = features.loc[evaluation]
+            past = held_out[GOAL_VALUE_RATE].to_numpy() * self.spec.goal.window_days / RATE_DAYS
+            self.value_metrics_ = value_quality(model.predict(held_out), values[evaluation], {"past_spend": past})
+            info["rounds"] = model.best_iteration
+            info["evaluation_gini"] = f"{self.value_metrics_['normalised_gini']:.3f}"
+        self.value_model_ = model
 
     def _fit_best_start(
         self,
@@ -919,6 +971,24 @@ class PropensityModel:
                 "design": SINGLE_PERIOD_NOTE if plan.single_period else VALIDATION_NOTE,
                 "metrics": self.metrics_,
             },
+            **self._describe_value(),
+        }
+
+    def _describe_value(self) -> dict:
+        """Return the value model's part of :meth:`describe` (nothing for a goal without a value)."""
+        model = getattr(self, "value_model_", None)
+        if model is None:
+            return {}
+        return {
+            "value": {
+                "field": self.spec.goal.value.field,  # type: ignore[union-attr]
+                "model": "tweedie",
+                "parameters": VALUE_PARAMS,
+                "best_iteration": model.best_iteration,
+                "scale": model.scale,
+                "metrics": self.value_metrics_,
+                "why": VALUE_NOTE,
+            }
         }
 
     def save(self, folder: Path, metadata: dict | None = None) -> Path:
@@ -926,6 +996,9 @@ class PropensityModel:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.model_.booster.save_model(folder / "model.txt", num_iteration=self.model_.best_iteration)
+        value = getattr(self, "value_model_", None)
+        if value is not None:
+            value.booster.save_model(folder / VALUE_MODEL_FILE, num_iteration=value.best_iteration)
         write_json(folder / "model.json", {**(metadata or {}), **self.describe()})
         return folder
 
@@ -969,6 +1042,8 @@ class PropensityModel:
         if meta.get("boosting_start") is not None:
             estimator.boosting_start_ = meta["boosting_start"]
         estimator.training_sample_ = meta.get("training_sample")
+        estimator.value_model_ = _load_value(folder, meta)
+        estimator.value_metrics_ = None if estimator.value_model_ is None else meta["value"].get("metrics")
         return estimator, meta
 
     def __repr__(self) -> str:

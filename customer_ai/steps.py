@@ -863,7 +863,7 @@ def train(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attempt: str =
     at_training = _sample_drift(spec, as_of, estimator, reference, drift_sample)  # what a reuse is measured against
     evaluation = held_out_evaluation(spec, estimator, training_set, events, repeat_models=models)
     status, reason = estimator.verdict()
-    version = artifacts.model_version(estimator.model_, as_of)
+    version = artifacts.model_version(estimator.model_, as_of, estimator.value_model_)
     meta = {
         "instance": spec.name,
         "model_version": version,

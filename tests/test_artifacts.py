@@ -467,3 +467,45 @@ def test_a_model_the_machine_cannot_write_names_model_txt_and_the_reason(tmp_pat
         assert (raised.value.errno, raised.value.strerror) == (code, text)
         assert re.fullmatch(rf"{home}/models/unit/\.{version}-[^/]+/model\.txt", raised.value.filename)
         assert list((home / "models" / "unit").iterdir()) == []  # no model folder, no staging folder
+
+
+# --- a goal with a value: its value model is stored, versioned and checked with the model ----------------------
+
+
+@pytest.fixture(scope="module")
+def valued() -> tuple[PropensityModel, pd.DataFrame]:
+    """A model of a goal with a value (purchases' ``value``), and the feature matrix of its scoring date."""
+    events = synthetic_events()
+    goal = {**make_spec().goal.model_dump(mode="json"), "value": {"field": "value"}}
+    spec = make_spec(goal=goal, training={"snapshots": 3, "min_positives": 20, "min_negatives": 20})
+    estimator = PropensityModel(spec).fit(events, AS_OF_EVENTS)
+    return estimator, estimator.features(events, AS_OF_EVENTS)
+
+
+def test_a_value_model_is_stored_and_versioned_with_its_propensity_model(tmp_path, valued):
+    estimator, matrix = valued
+    value = estimator.value_model_
+    assert value is not None
+    metrics = estimator.describe()["value"]["metrics"]
+    assert metrics["normalised_gini"] > metrics["baselines"]["past_spend"]["normalised_gini"] - 0.1
+    version = artifacts.model_version(estimator.model_, AS_OF, value)
+    assert version != artifacts.model_version(estimator.model_, AS_OF)  # its trees are part of the version
+    folder = artifacts.save_model(tmp_path, "unit", estimator, {"instance": "unit", "model_version": version})
+    assert sorted(p.name for p in folder.iterdir()) == ["model.json", "model.txt", "value_model.txt"]
+    loaded, meta = artifacts.load_model(folder, estimator.spec)
+    assert meta["value"]["scale"] == value.scale
+    np.testing.assert_array_equal(loaded.value_model_.predict(matrix), value.predict(matrix))
+    assert artifacts.model_version(loaded.model_, AS_OF, loaded.value_model_) == version
+    # a byte changed in the value model's trees is found like one in model.txt's
+    path = folder / "value_model.txt"
+    path.write_bytes(_change_a_byte_in_a_tree(path.read_bytes()))
+    assert "its content (with the calibration in model.json) hashes to" in artifacts.model_problem(folder)
+    path.unlink()
+    assert artifacts.model_problem(folder) == f"{path}: is missing"
+
+
+def test_a_model_without_a_value_keeps_its_version_and_files(fitted):
+    estimator, _ = fitted
+    assert estimator.value_model_ is None
+    assert "value" not in estimator.describe()
+    assert artifacts.model_version(estimator.model_, AS_OF, None) == artifacts.model_version(estimator.model_, AS_OF)
