@@ -43,9 +43,6 @@ realised share (when ``w`` is observed).  Targets of the issue: concordance >= t
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
-import json
 import math
 import sys
 import time
@@ -54,22 +51,19 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
+from bench.tuning import TuningRow, main, trained_as_a_run  # noqa: E402
 from customer_ai.bgnbd import fit_repeat_model, repeat_summary  # noqa: E402
 from customer_ai.conditions import patterns_mask  # noqa: E402
 from customer_ai.estimator import PropensityModel  # noqa: E402
-from customer_ai.events import events_start, load_attributes, load_events  # noqa: E402
-from customer_ai.history import run_window  # noqa: E402
 from customer_ai.labels import days_to_goal, eligible_profiles  # noqa: E402
 from customer_ai.outcome_metrics import bought_by_median, concordance  # noqa: E402
 from customer_ai.spec import load_spec  # noqa: E402
-from customer_ai.windows import EventIndex, as_of_timestamp, in_window, rows_where  # noqa: E402
+from customer_ai.windows import EventIndex, in_window, rows_where  # noqa: E402
 
-SPLIT = ROOT / "examples" / "evaluation.yaml"
 HORIZON_WINDOWS = 3  # H = 3 goal windows
 INTERVALS = 12  # equal intervals over [0, H): w / 4 each, the goal window ends on the 4th boundary
 SINGLE_PERIOD_LOOKBACK = 28  # the shortest history a grid snapshot of a single-period plan reads (days)
@@ -299,16 +293,12 @@ def _hazard_variants(context: dict, now: pd.DataFrame, probability: np.ndarray, 
     return out
 
 
-def measure(spec_path: Path, as_of: pd.Timestamp, cutoff: pd.Timestamp) -> dict:
-    """Fit every candidate as a run at ``as_of`` would, and judge them on the goal events up to ``cutoff``."""
-    spec = load_spec(spec_path)
-    events = load_events(spec, None)
-    attributes = load_attributes(spec)
-    start, _ = run_window(spec, as_of)
-    seen = rows_where(events, in_window(events["timestamp"], start, as_of))
-    first = events_start(events["timestamp"], spec.name).start
-    estimator = PropensityModel(spec)
-    estimator.fit_training_set(estimator.build_training_set(seen, as_of, attributes, data_start=first))
+def measure(row: TuningRow) -> dict:
+    """Fit every candidate as a run at the row's date would, and judge them on the goal events up to its cutoff."""
+    as_of, cutoff = row.as_of, row.cutoff
+    run = trained_as_a_run(load_spec(row.instance), as_of)
+    spec, events, attributes, seen, start, first = run.spec, run.events, run.attributes, run.seen, run.start, run.first
+    estimator = run.estimator
     window = spec.goal.window_days
     horizon = HORIZON_WINDOWS * window
     context = {
@@ -372,21 +362,6 @@ def _judged(predicted: dict | None, observed: np.ndarray, happened: np.ndarray, 
     return out
 
 
-def _tuning_rows(data_sets: list[str] | None) -> list[tuple[str, Path, pd.Timestamp, pd.Timestamp]]:
-    split = yaml.safe_load(SPLIT.read_text())
-    rows = []
-    for data_set, entry in split.items():
-        if data_sets and data_set not in data_sets:
-            continue
-        cutoff = as_of_timestamp(dt.date.fromisoformat(str(entry["cutoff"])))
-        for goal in entry["goals"]:
-            path = ROOT / goal["instance"]
-            if load_spec(path).goal.occurrence != "will_occur":
-                continue
-            rows += [(data_set, path, as_of_timestamp(dt.date.fromisoformat(str(d))), cutoff) for d in goal["tuning"]]
-    return rows
-
-
 def _number(value: float | None, form: str = ".3f") -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, form)
 
@@ -419,24 +394,5 @@ def _table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Measure every candidate on every tuning date; print a markdown table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-set", action="append", help="only this data set (repeat for several)")
-    parser.add_argument("--json-out", type=Path, help="also write the results as JSON here")
-    args = parser.parse_args(argv)
-    results = []
-    for data_set, path, as_of, cutoff in _tuning_rows(args.data_set):
-        print(f"{data_set} {path.stem} as of {as_of:%Y-%m-%d} ...", file=sys.stderr, flush=True)
-        started = time.perf_counter()
-        result = {"data_set": data_set, **measure(path, as_of, cutoff)}
-        result["seconds"] = round(time.perf_counter() - started, 1)
-        results.append(result)
-    print(_table(results))
-    if args.json_out is not None:
-        args.json_out.write_text(json.dumps(results, indent=2) + "\n")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(__doc__.splitlines()[0], measure, _table, None))

@@ -26,33 +26,26 @@ Needs the prepared logs (``examples/*/prepare.py``).
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
-import json
 import sys
 from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
+from bench.tuning import TuningRow, main, trained_as_a_run  # noqa: E402
 from customer_ai.bgnbd import fit_repeat_model, repeat_summary  # noqa: E402
 from customer_ai.conditions import patterns_mask  # noqa: E402
-from customer_ai.estimator import PropensityModel  # noqa: E402
-from customer_ai.events import events_start, load_attributes, load_events  # noqa: E402
 from customer_ai.gamma_gamma import fit_gamma_gamma, spend_summary  # noqa: E402
-from customer_ai.history import run_window  # noqa: E402
 from customer_ai.labels import eligible_profiles, goal_value  # noqa: E402
 from customer_ai.outcome_metrics import decile_error, normalised_gini, spearman, total_ratio  # noqa: E402
 from customer_ai.spec import load_spec  # noqa: E402
 from customer_ai.value_model import fit_value_model  # noqa: E402
-from customer_ai.windows import as_of_timestamp, in_window, rows_where  # noqa: E402
+from customer_ai.windows import in_window, rows_where  # noqa: E402
 
-SPLIT = ROOT / "examples" / "evaluation.yaml"
 VALUE = "value"
 CANDIDATES = ("tweedie", "chance_x_amount", "chance_x_history")
 BASELINES = ("bgnbd_gamma_gamma", "last_year", "last_window")
@@ -113,17 +106,12 @@ def _baselines(seen: pd.DataFrame, spec: object, as_of: pd.Timestamp, profiles: 
     return out
 
 
-def measure(spec_path: Path, as_of: pd.Timestamp) -> dict:
-    """Fit every candidate as a run at ``as_of`` would, and judge them and the baselines on the real window."""
-    spec = load_spec(spec_path)
-    events = load_events(spec, None)
-    attributes = load_attributes(spec)
-    start, _ = run_window(spec, as_of)
-    seen = rows_where(events, in_window(events["timestamp"], start, as_of))
-    first = events_start(events["timestamp"], spec.name).start
-    estimator = PropensityModel(spec)
-    training_set = estimator.build_training_set(seen, as_of, attributes, data_start=first)
-    estimator.fit_training_set(training_set)
+def measure(row: TuningRow) -> dict:
+    """Fit every candidate as a run at the row's date would, and judge them and the baselines on the real window."""
+    as_of = row.as_of
+    run = trained_as_a_run(load_spec(row.instance), as_of)
+    spec, events, attributes, seen, start, first = run.spec, run.events, run.attributes, run.seen, run.start, run.first
+    estimator, training_set = run.estimator, run.training_set
     frame = training_set.frame
     keys = frame.index.to_frame(index=False)
     target = np.zeros(len(frame))
@@ -220,20 +208,6 @@ def _history_amount(goal: pd.DataFrame, training_set: object, rows: np.ndarray, 
     return amounts
 
 
-def _tuning_rows(data_sets: list[str] | None) -> list[tuple[str, Path, pd.Timestamp]]:
-    split = yaml.safe_load(SPLIT.read_text())
-    rows = []
-    for data_set, entry in split.items():
-        if data_sets and data_set not in data_sets:
-            continue
-        for goal in entry["goals"]:
-            path = ROOT / goal["instance"]
-            if load_spec(path).goal.occurrence != "will_occur":
-                continue
-            rows += [(data_set, path, as_of_timestamp(dt.date.fromisoformat(str(d)))) for d in goal["tuning"]]
-    return rows
-
-
 def _table(results: list[dict]) -> str:
     lines = [
         "| data set | goal | as of | profiles (buyers) | method | normalised Gini | against the best baseline "
@@ -254,21 +228,5 @@ def _table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Measure every candidate on every tuning date; print a markdown table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-set", action="append", help="only this data set (repeat for several)")
-    parser.add_argument("--json-out", type=Path, help="also write the results as JSON here")
-    args = parser.parse_args(argv)
-    results = []
-    for data_set, path, as_of in _tuning_rows(args.data_set):
-        print(f"{data_set} {path.stem} as of {as_of:%Y-%m-%d} ...", file=sys.stderr, flush=True)
-        results.append({"data_set": data_set, **measure(path, as_of)})
-    print(_table(results))
-    if args.json_out is not None:
-        args.json_out.write_text(json.dumps(results, indent=2) + "\n")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(__doc__.splitlines()[0], measure, _table, None))
