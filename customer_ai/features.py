@@ -36,9 +36,10 @@ from customer_ai.bgnbd import (
 )
 from customer_ai.conditions import patterns_mask, where_mask
 from customer_ai.events import CANONICAL_COLUMNS
+from customer_ai.labels import goal_value_per_code
 from customer_ai.progress import logger
 from customer_ai.spec import Condition, InstanceSpec
-from customer_ai.windows import EventIndex, in_window, rows_where
+from customer_ai.windows import EventIndex, rows_where
 
 __all__ = [
     "COUNT_WINDOWS",
@@ -1185,10 +1186,7 @@ def _goal_value_rate(
     it means the same at every snapshot and at scoring, where it rests on more days.  A missing amount adds
     nothing; a profile without goal events (or without events: code -1) has 0.
     """
-    events = index.events
-    rows = np.flatnonzero(patterns_mask(events, spec.goal.events) & in_window(events["timestamp"], read_from, as_of))
-    amounts = pd.to_numeric(events[field].iloc[rows], errors="coerce").fillna(0.0).to_numpy(dtype="float64")
-    spent = np.bincount(index.row_codes[rows], weights=amounts, minlength=index.profile_count)
+    spent = goal_value_per_code(index, spec.goal, field, read_from, as_of)
     covered = max((as_of - read_from) / pd.Timedelta(days=1), 1.0)
     return np.append(RATE_DAYS * spent / covered, 0.0)[codes]
 

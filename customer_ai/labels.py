@@ -18,7 +18,7 @@ import pandas as pd
 from customer_ai.spec import Condition, Eligibility, EventPattern, Goal, InstanceSpec
 from customer_ai.windows import EventIndex
 
-__all__ = ["build_labels", "days_to_goal", "eligible_profiles", "goal_reached", "goal_value"]
+__all__ = ["build_labels", "days_to_goal", "eligible_profiles", "goal_reached", "goal_value", "goal_value_per_code"]
 
 
 def _with_events(events: pd.DataFrame, index: EventIndex | None) -> EventIndex:
@@ -113,6 +113,27 @@ def _goal_rows(index: EventIndex, goal: Goal, rows: np.ndarray) -> np.ndarray:
     return rows[matching]
 
 
+def goal_value_per_code(
+    index: EventIndex, goal: Goal, field: str, start: pd.Timestamp, end: pd.Timestamp
+) -> np.ndarray:
+    """Return per profile code the sum of ``field`` over its goal events in ``[start, end)``, each event once.
+
+    An event matching several of the goal's patterns counts once; a missing amount adds nothing.  The value label
+    (:func:`goal_value`) and the value feature (``goal_value_per_30d``) are both this sum, over other windows.
+
+    Raises
+    ------
+    KeyError
+        When the events have no column ``field``.
+    """
+    events = index.events
+    if field not in events.columns:
+        raise KeyError(f"events have no column {field!r} to add up for the goal's value")
+    rows = _goal_rows(index, goal, index.window(start, end))
+    amounts = pd.to_numeric(events[field].iloc[rows], errors="coerce").fillna(0.0).to_numpy(dtype="float64")
+    return np.bincount(index.row_codes[rows], weights=amounts, minlength=index.profile_count)
+
+
 def goal_value(
     events: pd.DataFrame,
     goal: Goal,
@@ -133,12 +154,8 @@ def goal_value(
     KeyError
         When the events have no column ``field``.
     """
-    if field not in events.columns:
-        raise KeyError(f"events have no column {field!r} to add up for the goal's value")
     index = _with_events(events, index)
-    rows = _goal_rows(index, goal, index.window(as_of, as_of + pd.Timedelta(days=goal.window_days)))
-    amounts = pd.to_numeric(events[field].iloc[rows], errors="coerce").fillna(0.0).to_numpy(dtype="float64")
-    per_code = np.bincount(index.row_codes[rows], weights=amounts, minlength=index.profile_count)
+    per_code = goal_value_per_code(index, goal, field, as_of, as_of + pd.Timedelta(days=goal.window_days))
     value = np.append(per_code, 0.0)[index.codes_of(profiles)]  # code -1: no event at all, nothing spent
     return pd.Series(value, index=profiles, name="goal_value")
 
