@@ -35,7 +35,10 @@ of the profile, and its other values, or the range this value lies in, turn it r
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -101,6 +104,34 @@ def _plain(value: object) -> object:
     return str(value)
 
 
+@dataclass(frozen=True)
+class _Bins:
+    """One feature's training bins, read once: inner ``edges`` and the profiles with a value before each bin."""
+
+    edges: tuple[float, ...]
+    before: tuple[int, ...]  # profiles with a value in the bins before bin i (one more entry: all of them)
+
+    @classmethod
+    def of(cls, reference: dict | None) -> _Bins | None:
+        """Return the bins of a ``drift_reference`` entry of numbers, or None (text, no bins, no value)."""
+        if not reference or reference.get("kind") not in ("number", "scale") or "counts" not in reference:
+            return None
+        before = (0, *itertools.accumulate(int(c) for c in reference["counts"][:-1]))  # the last count: missing
+        return cls(tuple(float(e) for e in reference["edges"]), before) if before[-1] else None
+
+    def place(self, value: float) -> tuple[int, float] | None:
+        """Return :func:`place_among`'s answer for ``value``."""
+        if not math.isfinite(value):
+            return None
+        at, present = bisect.bisect_right(self.edges, value), self.before[-1]
+        below, above = self.before[at] / present, (present - self.before[at + 1]) / present
+        if below > 0.5:
+            return 1, below
+        if above > 0.5:
+            return -1, above
+        return 0, 0.0
+
+
 def place_among(reference: dict | None, value: float) -> tuple[int, float] | None:
     """Return where ``value`` lies among the training profiles' present values, from one feature's bins.
 
@@ -119,19 +150,8 @@ def place_among(reference: dict | None, value: float) -> tuple[int, float] | Non
         (the profiles in its own bin are counted on neither side); ``(-1, share)`` when more than half lie above;
         ``(0, 0.0)`` otherwise.  None without bins of numbers or for a value that is not a finite number.
     """
-    if not reference or reference.get("kind") not in ("number", "scale") or "counts" not in reference:
-        return None
-    counts = np.asarray(reference["counts"][:-1], dtype="float64")
-    present = counts.sum()
-    if present == 0 or not math.isfinite(value):
-        return None
-    at = int(np.searchsorted(np.asarray(reference["edges"], dtype="float64"), value, side="right"))
-    below, above = counts[:at].sum() / present, counts[at + 1 :].sum() / present
-    if below > 0.5:
-        return 1, float(below)
-    if above > 0.5:
-        return -1, float(above)
-    return 0, 0.0
+    bins = _Bins.of(reference)
+    return None if bins is None else bins.place(value)
 
 
 def reads_as(
@@ -143,10 +163,15 @@ def reads_as(
     ``modelled`` says the profile has a repeat-buying estimate, which a contrary statement about its history
     corrects.
     """
+    return _words(info, value, contribution, _Bins.of(reference), modelled=modelled)
+
+
+def _words(info: FeatureInfo, value: object, contribution: float, bins: _Bins | None, *, modelled: bool) -> str:
+    """:func:`reads_as` with the feature's bins already read (once per feature, not once per value)."""
     text = info.describe(value)
     absent = info.is_absent(value)
     side, notes = 0, []
-    place = None if info.compare is None or absent else place_among(reference, float(value))  # type: ignore[arg-type]
+    place = None if info.compare is None or absent or bins is None else bins.place(float(value))  # type: ignore[arg-type]
     if place is not None:
         side, share = place
         words = info.compare[0] if side > 0 else info.compare[1]  # type: ignore[index]
@@ -349,7 +374,7 @@ def top_factors(
     # stable argsort on -|c| keeps feature order among equal contributions, so output is deterministic
     order = np.argsort(-np.abs(merged), axis=1, kind="stable")[:, :k]
     said: dict[tuple[int, object, bool, bool], tuple[str, object]] = {}  # values repeat: put each into words once
-    reference = reference or {}
+    bins = {info.name: _Bins.of((reference or {}).get(info.name)) for info in infos}
     lead = next((column for column, info in enumerate(infos) if info.leads), None)  # the repeat-buying chance
     result = []
     for row, chosen in enumerate(order):
@@ -363,7 +388,7 @@ def top_factors(
             key = (column, value, contribution > 0, modelled)
             words = said.get(key)
             if words is None:
-                text = reads_as(info, value, contribution, reference.get(info.name), modelled=modelled)
+                text = _words(info, value, contribution, bins[info.name], modelled=modelled)
                 words = said.setdefault(key, (text, _plain(value)))
             importance = importance_of(contribution)
             factors.append(
