@@ -18,7 +18,8 @@ product's future ``output.timing``:
   features at ``s`` plus the interval's number; LightGBM binary (deterministic), stopped early on a fifth of the
   profiles (a hash of the id), on one thread.  Above 1.5M person-period rows, whole (profile, snapshot) units are
   kept by a hash of both, in proportion (said as ``rows_kept`` in the JSON).  ``S(t) = prod(1 - h_k)``, linear
-  inside an interval;
+  inside an interval.  The grid, the person-periods, the fit, the curves, the anchoring and the median are
+  :mod:`customer_ai.timing_model`'s (what a run uses); the snapshots and their inputs are built here;
 - ``hazard_anchored``: that curve raised to the power ``c = log(1 - p) / log(S(w))`` per profile, ``p`` the
   propensity model's calibrated probability, so that ``1 - S(w) = p`` as the product requires;
 - ``hazard_censored`` and ``hazard_censored_anchored``: the same with every grid snapshot, each giving only the
@@ -48,7 +49,6 @@ import sys
 import time
 from pathlib import Path
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -62,151 +62,28 @@ from customer_ai.estimator import PropensityModel  # noqa: E402
 from customer_ai.labels import days_to_goal, eligible_profiles  # noqa: E402
 from customer_ai.outcome_metrics import bought_by_median, concordance  # noqa: E402
 from customer_ai.spec import load_spec  # noqa: E402
+from customer_ai.timing_model import (  # noqa: E402
+    INTERVALS_PER_WINDOW,
+    TimingGrid,
+    TimingSnapshot,
+    fit_timing_model,
+    median_days,
+    snapshot_grid,
+)
 from customer_ai.windows import EventIndex, in_window, rows_where  # noqa: E402
 
 HORIZON_WINDOWS = 3  # H = 3 goal windows
-INTERVALS = 12  # equal intervals over [0, H): w / 4 each, the goal window ends on the 4th boundary
+INTERVALS = HORIZON_WINDOWS * INTERVALS_PER_WINDOW  # w / 4 each, the goal window ends on the 4th boundary
 SINGLE_PERIOD_LOOKBACK = 28  # the shortest history a grid snapshot of a single-period plan reads (days)
-MAX_ROWS = 1_500_000  # person-period rows above this: whole (profile, snapshot) units are subsampled by hash
-STOP_SHARE = 5  # one profile in STOP_SHARE (hash of the id) stops the boosting early
 CURVES = ("hazard", "hazard_anchored", "hazard_censored", "hazard_censored_anchored", "bgnbd")
 RANKINGS = ("recency", "probability")
-# the propensity model's settings (customer_ai.model.DEFAULT_PARAMS); one thread: OpenMP threads spin-wait, and on
-# this 2-core box two threads fitted the person-period sets 2-10x slower
-_BOOSTING = {
-    "learning_rate": 0.03,
-    "num_leaves": 15,
-    "min_child_samples": 40,
-    "feature_fraction": 0.8,
-    "bagging_fraction": 0.8,
-    "bagging_freq": 1,
-    "lambda_l2": 1.0,
-    "n_estimators": 2000,
-    "verbose": -1,
-}
-_EPS = 1e-9
-
-
-def _lightgbm(train: tuple, stop: tuple) -> lgb.Booster:
-    """Return a LightGBM binary booster fitted on ``train`` (features, labels), stopped early on ``stop``."""
-    params = {"objective": "binary", "seed": 0, "deterministic": True, "num_threads": 1, **_BOOSTING}
-    rounds = params.pop("n_estimators")
-    fitted = lgb.Dataset(*train)
-    return lgb.train(
-        params,
-        fitted,
-        num_boost_round=rounds,
-        valid_sets=[lgb.Dataset(*stop, reference=fitted)],
-        callbacks=[lgb.early_stopping(50, verbose=False)],
-    )
-
-
-def _hash_share(keys: pd.Series | pd.Index, share: int) -> np.ndarray:
-    """Return which keys fall in one of ``share`` parts, by a stable hash (deterministic across runs)."""
-    return (pd.util.hash_array(np.asarray(keys, dtype=object)) % np.uint64(share)) == 0
 
 
 def _grid(estimator: PropensityModel, as_of: pd.Timestamp, first: pd.Timestamp) -> list[pd.Timestamp]:
     """Return the snapshots of the hazard models, latest first: ``as_of - w - k ceil(w / 2)`` while history covers."""
-    window = estimator.spec.goal.window_days
     plan = estimator.snapshot_plan_
     lookback = SINGLE_PERIOD_LOOKBACK if plan.single_period else estimator.feature_plan_.lookback_days
-    earliest = first + pd.Timedelta(days=lookback)
-    step = math.ceil(window / 2)
-    out, snapshot = [], as_of - pd.Timedelta(days=window)
-    while snapshot >= earliest:
-        out.append(snapshot)
-        snapshot -= pd.Timedelta(days=step)
-    return out
-
-
-def _person_periods(days: np.ndarray, observed_intervals: int, width: float) -> tuple[np.ndarray, np.ndarray]:
-    """Return, per row of the person-period set, the position of its profile and its interval, and the labels.
-
-    ``days`` are the days to the first goal event (NaN: none seen); a profile has a row for every interval up to the
-    one of its event (label 1) or up to ``observed_intervals`` (all 0).
-    """
-    event = np.where(np.isnan(days), INTERVALS, np.floor(np.nan_to_num(days) / width + 1e-9)).astype("int64")
-    seen = event < observed_intervals
-    count = np.where(seen, event + 1, observed_intervals)
-    position = np.repeat(np.arange(len(days)), count)
-    interval = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
-    label = (seen[position] & (interval == event[position])).astype("int8")
-    return np.stack([position, interval]), label
-
-
-def _training_rows(context: dict, snapshots: list[pd.Timestamp], fully_observed: bool) -> dict:
-    """Return the person-period features, labels and profile ids of ``snapshots`` (those a variant keeps)."""
-    as_of, width = context["as_of"], context["width"]
-    frames, labels, ids, units, learned = [], [], [], 0, 0
-    for snapshot in snapshots:
-        available = (as_of - snapshot) / pd.Timedelta(days=1)
-        observed = min(INTERVALS, int(math.floor(available / width + 1e-9)))
-        if (fully_observed and observed < INTERVALS) or observed < 1:
-            continue
-        features = context["features"][snapshot]
-        days = context["days"][snapshot]
-        (position, interval), label = _person_periods(days, observed, width)
-        frames.append(features.iloc[position].reset_index(drop=True).assign(interval=interval))
-        labels.append(label)
-        ids.append(features.index.to_numpy()[position])
-        units, learned = units + len(features), max(learned, observed)
-    if not frames:
-        return {}
-    frame = pd.concat(frames, ignore_index=True)
-    label = np.concatenate(labels)
-    profile = pd.Series(np.concatenate(ids))
-    snapshot_of = np.concatenate([np.full(len(f), i) for i, f in enumerate(frames)])
-    kept = np.ones(len(frame), dtype=bool)
-    if len(frame) > MAX_ROWS:  # whole (profile, snapshot) units, by a hash of both
-        share = MAX_ROWS / len(frame)
-        unit = profile.astype(str) + "@" + snapshot_of.astype(str)
-        kept = (pd.util.hash_array(unit.to_numpy(dtype=object)) % np.uint64(10_000)) < np.uint64(share * 10_000)
-    return {
-        "frame": frame.loc[kept].reset_index(drop=True),
-        "label": label[kept],
-        "profile": profile.loc[kept].reset_index(drop=True),
-        "rows": int(len(frame)),
-        "rows_kept": int(kept.sum()),
-        "units": units,
-        "snapshots": len(frames),
-        "intervals": learned,
-    }
-
-
-def _fit_hazard(rows: dict) -> lgb.Booster:
-    """Return the hazard booster, stopped early on a fifth of the profiles (hash of the id)."""
-    stop = _hash_share(rows["profile"], STOP_SHARE)
-    frame, label = rows["frame"], rows["label"]
-    return _lightgbm((frame.loc[~stop], label[~stop]), (frame.loc[stop], label[stop]))
-
-
-def _hazard_curves(booster: lgb.Booster, now: pd.DataFrame) -> np.ndarray:
-    """Return ``S`` at the interval boundaries ``0, H / K, ..., H`` per profile (n x (K + 1))."""
-    position = np.repeat(np.arange(len(now)), INTERVALS)
-    rows = now.iloc[position].reset_index(drop=True).assign(interval=np.tile(np.arange(INTERVALS), len(now)))
-    hazard = np.clip(booster.predict(rows).reshape(len(now), INTERVALS), 0.0, 1.0)
-    return np.concatenate([np.ones((len(now), 1)), np.cumprod(1.0 - hazard, axis=1)], axis=1)
-
-
-def _anchored(curves: np.ndarray, probability: np.ndarray, window_index: int) -> np.ndarray:
-    """Return ``S ** c`` with ``c`` per profile such that ``1 - S(w) = p``."""
-    at_window = np.clip(curves[:, window_index], _EPS, 1 - _EPS)
-    power = np.log1p(-np.clip(probability, _EPS, 1 - _EPS)) / np.log(at_window)
-    return curves ** power[:, None]
-
-
-def _median(curves: np.ndarray, width: float) -> np.ndarray:
-    """Return the first ``t`` with ``S(t) <= 0.5`` on curves linear between boundaries ``width`` apart; inf if none."""
-    below = curves <= 0.5
-    reached = below.any(axis=1)
-    k = np.argmax(below, axis=1)  # the first boundary at or below one half (>= 1: S(0) = 1)
-    k = np.maximum(k, 1)
-    rows = np.arange(len(curves))
-    before, after = curves[rows, k - 1], curves[rows, k]
-    drop = np.where(before > after, before - after, 1.0)
-    median = (k - 1 + (before - 0.5) / drop) * width
-    return np.where(reached, median, np.inf)
+    return snapshot_grid(as_of, estimator.spec.goal.window_days, first + pd.Timedelta(days=lookback))
 
 
 def _restricted_mean(curves: np.ndarray, width: float) -> np.ndarray:
@@ -263,32 +140,37 @@ def _snapshot_inputs(estimator: PropensityModel, seen: pd.DataFrame, attributes:
 
 
 def _hazard_variants(context: dict, now: pd.DataFrame, probability: np.ndarray, result: dict) -> dict:
-    """Return the four hazard curves' predictions (missing when a variant has no training row)."""
-    width = context["width"]
-    window_index = round(context["window"] / width)
+    """Return the four hazard curves' predictions (missing when a variant has no training snapshot)."""
+    grid = context["timing"]
+    snapshots = [
+        TimingSnapshot(context["features"][s], context["days"][s], (context["as_of"] - s) / pd.Timedelta(days=1))
+        for s in context["grid"]
+    ]
     out = {}
     for name, fully in (("hazard", True), ("hazard_censored", False)):
-        rows = _training_rows(context, context["grid"], fully)
-        if not rows:
+        least = grid.count if fully else 1  # intervals a snapshot must observe whole to give rows
+        used = [s for s in snapshots if grid.intervals_within(s.observed_days) >= least]
+        if not used:
             result["fits"][name] = {"snapshots": 0, "rows": 0}
             continue
         started = time.perf_counter()
-        booster = _fit_hazard(rows)
-        curves = _hazard_curves(booster, now)
+        model = fit_timing_model(used, grid)
+        curves = model.curves(now)
         result["fits"][name] = {
-            "snapshots": rows["snapshots"],
-            "intervals": rows["intervals"],
-            "profile_snapshots": rows["units"],
-            "rows": rows["rows"],
-            "rows_kept": rows["rows_kept"],
-            "trees": int(booster.best_iteration),
+            "snapshots": model.training["snapshots"],
+            "intervals": model.learned_intervals,
+            "profile_snapshots": model.training["profile_snapshots"],
+            "rows": model.training["rows"],
+            "rows_kept": model.training["rows_kept"],
+            "trees": model.best_iteration,
             "seconds": round(time.perf_counter() - started, 1),
         }
-        for suffix, curve in (("", curves), ("_anchored", _anchored(curves, probability, window_index))):
+        for suffix, curve in (("", curves), ("_anchored", model.anchored(curves, probability))):
+            median = median_days(curve, grid.width)  # the whole curve's median, beyond the learned intervals too
             out[name + suffix] = {
-                "median": _median(curve, width),
-                "mean": _restricted_mean(curve, width),
-                "by_window": 1.0 - curve[:, window_index],
+                "median": np.where(np.isnan(median), np.inf, median),
+                "mean": _restricted_mean(curve, grid.width),
+                "by_window": 1.0 - curve[:, grid.window_index],
             }
     return out
 
@@ -305,7 +187,7 @@ def measure(row: TuningRow) -> dict:
         "as_of": as_of,
         "window": window,
         "horizon": horizon,
-        "width": horizon / INTERVALS,
+        "timing": TimingGrid.of(window, horizon),
         "grid": _grid(estimator, as_of, max(first, start)),
     }
     _snapshot_inputs(estimator, seen, attributes, context)

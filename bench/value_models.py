@@ -4,24 +4,28 @@ Usage: ``.venv/bin/python bench/value_models.py [--data-set NAME] [--json-out PA
 
 For every goal of ``examples/evaluation.yaml`` that must occur (the repurchase goals), at each of its **tuning**
 dates (never a reported one: those are measured once, when the method is finished), the goal is given a value (the
-events' ``value`` summed over the goal's events in ``[as_of, as_of + window)``) and each candidate predicts every
-eligible profile's expected value from what a run at that date sees:
+events' ``value`` summed over the goal's events in ``[as_of, as_of + window)``, :func:`examples.evaluate.goal_spec`)
+and a run at that date is trained on it (:func:`bench.tuning.trained_as_a_run`): its training rows carry their
+values and the goal's spend per 30 days of the history read (``goal_value_per_30d``).  Each candidate predicts every
+eligible profile's expected value from what that run sees:
 
-- ``tweedie``: :func:`customer_ai.value_model.fit_value_model`, the model a run fits: LightGBM with a Tweedie
-  objective on the run's training rows (log link: its TreeSHAP factors are exact on the log of the expected value),
-  stopped early on the calibration half of the validation snapshot;
+- ``tweedie``: the value model the run trains (:func:`customer_ai.value_model.fit_value_model` with
+  ``start=("goal_value_per_30d", window / 30)``): LightGBM with a Tweedie objective on the run's training rows (log
+  link: its TreeSHAP factors are exact on the log of the expected value), boosted from the log of each profile's
+  past spend rate scaled to the window, stopped early on the calibration half of the validation snapshot;
+- ``tweedie_constant_start``: the same model boosted from a constant (LightGBM's own average), kept for the record;
 - ``chance_x_amount``: the run's calibrated probability times a LightGBM gamma regression of the amount on the
   training rows that reached the goal;
 - ``chance_x_history``: the run's probability times the profile's mean spend per past goal day, shrunk towards the
   population's (Gamma-Gamma's conditional mean);
 
-the two LightGBM models read the run's features and one more, the goal's spend per 30 days of the history read (as
-``goal_days_per_30d`` counts its days: without it the tuning rows put the last year's spend ahead of every model);
-each scaled so that its total on the calibration rows equals theirs (the issue's calibration), and three baselines
-fitted on the same history: BG/NBD x Gamma-Gamma (Fader, Hardie & Lee 2005), the spend of the last year scaled to the
-window, and the spend of the last window.  Each is judged against what the profiles really spent in the window by
-normalised Gini, Spearman, decile error and predicted over realised total (:mod:`customer_ai.outcome_metrics`).
-Needs the prepared logs (``examples/*/prepare.py``).
+each scaled so that its total on the calibration rows equals theirs (the issue's calibration), and the three
+baselines of :mod:`customer_ai.value_baselines` fitted on the same history: BG/NBD x Gamma-Gamma (Fader, Hardie & Lee
+2005), the spend of the last year scaled to the window, and the spend of the last window.  Each is judged against
+what the profiles really spent in the window by normalised Gini, Spearman, decile error and predicted over realised
+total (:mod:`customer_ai.outcome_metrics`); the candidates' margins over the best baseline come with a paired
+bootstrap interval (:func:`customer_ai.value_baselines.gini_margin`).  Needs the prepared logs
+(``examples/*/prepare.py``).
 """
 
 from __future__ import annotations
@@ -37,18 +41,22 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
 from bench.tuning import TuningRow, main, trained_as_a_run  # noqa: E402
-from customer_ai.bgnbd import fit_repeat_model, repeat_summary  # noqa: E402
-from customer_ai.conditions import patterns_mask  # noqa: E402
 from customer_ai.gamma_gamma import fit_gamma_gamma, spend_summary  # noqa: E402
 from customer_ai.labels import eligible_profiles, goal_value  # noqa: E402
 from customer_ai.outcome_metrics import decile_error, normalised_gini, spearman, total_ratio  # noqa: E402
-from customer_ai.spec import load_spec  # noqa: E402
+from customer_ai.value_baselines import (  # noqa: E402
+    VALUE_BASELINES,
+    best_baseline,
+    gini_margin,
+    goal_amounts,
+    value_baselines,
+)
 from customer_ai.value_model import fit_value_model  # noqa: E402
-from customer_ai.windows import in_window, rows_where  # noqa: E402
+from examples.evaluate import goal_spec  # noqa: E402
 
 VALUE = "value"
-CANDIDATES = ("tweedie", "chance_x_amount", "chance_x_history")
-BASELINES = ("bgnbd_gamma_gamma", "last_year", "last_window")
+CANDIDATES = ("tweedie", "tweedie_constant_start", "chance_x_amount", "chance_x_history")
+BASELINES = tuple(VALUE_BASELINES)
 _BOOSTING = {"learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 20, "n_estimators": 1000, "verbose": -1}
 
 
@@ -72,82 +80,35 @@ def _scaled(predicted: np.ndarray, on_calibration: np.ndarray, realised_calibrat
     return predicted * (realised_calibration.sum() / total if total > 0 else 1.0)
 
 
-def _goal_events(events: pd.DataFrame, spec: object) -> pd.DataFrame:
-    return rows_where(events[["profile_id", "timestamp", VALUE]], patterns_mask(events, spec.goal.events))
-
-
-def _spend(goal_events: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, profiles: pd.Index) -> np.ndarray:
-    inside = goal_events.loc[in_window(goal_events["timestamp"], start, end)]
-    return inside.groupby("profile_id")[VALUE].sum().reindex(profiles).fillna(0.0).to_numpy(dtype="float64")
-
-
-def _baselines(seen: pd.DataFrame, spec: object, as_of: pd.Timestamp, profiles: pd.Index, first: pd.Timestamp) -> dict:
-    """Return each baseline's expected spend in the goal window per profile, from the goal events before ``as_of``."""
-    window = spec.goal.window_days
-    goal = _goal_events(seen, spec)
-    year_start = max(as_of - pd.Timedelta(days=365), first)
-    year_days = (as_of - year_start) / pd.Timedelta(days=1)
-    out = {
-        "last_year": _spend(goal, year_start, as_of, profiles) * window / year_days,
-        "last_window": _spend(goal, as_of - pd.Timedelta(days=window), as_of, profiles),
-    }
-    bgnbd = fit_repeat_model(goal[["profile_id", "timestamp"]], as_of)
-    spend = spend_summary(goal, as_of, profiles)
-    gamma = fit_gamma_gamma(spend["x"].to_numpy(), spend["m_x"].to_numpy())
-    if bgnbd is None or gamma is None:
-        out["bgnbd_gamma_gamma"] = np.full(len(profiles), np.nan)
-    else:
-        summary = repeat_summary(goal[["profile_id", "timestamp"]], as_of, profiles)
-        x, t_x, big_t = (summary[c].to_numpy(dtype="float64") for c in ("x", "t_x", "T"))
-        m_x = spend["m_x"].reindex(summary.index).to_numpy(dtype="float64")
-        out["bgnbd_gamma_gamma"] = np.nan_to_num(
-            gamma.expected_value(bgnbd, window, x, t_x, big_t, m_x=np.nan_to_num(m_x))
-        )
-    return out
-
-
 def measure(row: TuningRow) -> dict:
     """Fit every candidate as a run at the row's date would, and judge them and the baselines on the real window."""
     as_of = row.as_of
-    run = trained_as_a_run(load_spec(row.instance), as_of)
-    spec, events, attributes, seen, start, first = run.spec, run.events, run.attributes, run.seen, run.start, run.first
+    run = trained_as_a_run(goal_spec(row.instance, VALUE), as_of)
+    spec, events, attributes, seen, first = run.spec, run.events, run.attributes, run.seen, run.first
     estimator, training_set = run.estimator, run.training_set
-    frame = training_set.frame
-    keys = frame.index.to_frame(index=False)
-    target = np.zeros(len(frame))
-    for snapshot in training_set.snapshot_plan.snapshots:
-        at = (keys["as_of"] == snapshot).to_numpy()
-        target[at] = goal_value(seen, spec.goal, VALUE, snapshot, pd.Index(keys.loc[at, "profile_id"])).to_numpy()
+    keys = training_set.frame.index.to_frame(index=False)
+    target = training_set.values.to_numpy()
     features = training_set.features
     train, calibration = training_set.rows("training"), training_set.rows("calibration")
     profiles = eligible_profiles(events, spec.eligibility, as_of)
     now = estimator.features(seen, as_of, profiles, attributes)
     chance = estimator.predict_proba(now)
     chance_calibration = estimator.predict_proba(features.loc[calibration])
-    goal = _goal_events(seen, spec)
-    read_from = max(start, first)
-    # the goal's spend per 30 days of the history read, as goal_days_per_30d counts its days
-    features = features.copy()
-    rate = np.zeros(len(features))
-    for snapshot in training_set.snapshot_plan.snapshots:
-        at = (keys["as_of"] == snapshot).to_numpy()
-        days = (snapshot - read_from) / pd.Timedelta(days=30)
-        rate[at] = _spend(goal, read_from, snapshot, pd.Index(keys.loc[at, "profile_id"])) / days
-    features["goal_value_per_30d"] = rate
-    per_30d = _spend(goal, read_from, as_of, profiles) / ((as_of - read_from) / pd.Timedelta(days=30))
-    now = now.assign(goal_value_per_30d=per_30d)
     realised = goal_value(events, spec.goal, VALUE, as_of, profiles).to_numpy()
 
     held = features.loc[calibration]
-    tweedie = fit_value_model(features.loc[train], target[train], held, target[calibration], seed=0)
+    tweedie = estimator.value_model_  # the run's: boosted from the past spend rate
+    constant = fit_value_model(features.loc[train], target[train], held, target[calibration], seed=spec.training.seed)
     buyers = train & (target > 0)
     stop = calibration & (target > 0)
     amount = _lightgbm("gamma", (features.loc[buyers], target[buyers]), (features.loc[stop], target[stop]))
+    goal = goal_amounts(seen, spec.goal, VALUE)
     spend = spend_summary(goal, as_of, profiles)
     gamma = fit_gamma_gamma(spend["x"].to_numpy(), spend["m_x"].to_numpy())
     history_calibration = _history_amount(goal, training_set, calibration, keys)
-    predicted = {
-        "tweedie": (tweedie.predict(now), tweedie.predict(held)),  # scaled on these rows already: _scaled keeps it
+    predicted = {  # the two Tweedie models are scaled on these rows already: _scaled keeps them
+        "tweedie": (tweedie.predict(now), tweedie.predict(held)),
+        "tweedie_constant_start": (constant.predict(now), constant.predict(held)),
         "chance_x_amount": (chance * amount.predict(now), chance_calibration * amount.predict(held)),
         "chance_x_history": (
             chance * gamma.conditional_expected_average_spend(spend["x"].to_numpy(), spend["m_x"].fillna(0).to_numpy()),
@@ -160,40 +121,31 @@ def measure(row: TuningRow) -> dict:
         "profiles": len(profiles),
         "buyers": int((realised > 0).sum()),
         "realised_total": float(realised.sum()),
-        "trees": {"tweedie": tweedie.best_iteration, "chance_x_amount": int(amount.best_iteration)},
+        "spend_per_profile": {
+            "calibration_window": float(target[calibration].mean()),
+            "outcome_window": float(realised.mean()),
+        },
+        "trees": {
+            "tweedie": tweedie.best_iteration,
+            "tweedie_constant_start": constant.best_iteration,
+            "chance_x_amount": int(amount.best_iteration),
+        },
     }
     scored = {name: _scaled(now_, cal, target[calibration]) for name, (now_, cal) in predicted.items()}
-    scored.update(_baselines(seen, spec, as_of, profiles, first))
-    best = max(BASELINES, key=lambda name: normalised_gini(scored[name], realised))
+    baselines = value_baselines(seen, spec.goal, as_of, profiles, field=VALUE, data_start=first)
+    scored.update({name: baselines[name].to_numpy() for name in BASELINES})
+    best = best_baseline({name: scored[name] for name in BASELINES}, realised)
     result["best_baseline"] = best
     for name, values in scored.items():
+        margin = gini_margin(values, scored[best], realised) if name in CANDIDATES else None
         result[name] = {
-            "gini_margin": _margin_interval(values, scored[best], realised) if name in CANDIDATES else None,
+            "gini_margin": None if margin is None else [margin["difference"], margin["low"], margin["high"]],
             "normalised_gini": normalised_gini(values, realised),
             "spearman": spearman(values, realised),
             "decile_error": decile_error(values, realised),
             "total_ratio": total_ratio(values, realised),
         }
     return result
-
-
-def _margin_interval(
-    predicted: np.ndarray, baseline: np.ndarray, realised: np.ndarray, draws: int = 200
-) -> list[float]:
-    """Return the normalised Gini of ``predicted`` minus the baseline's, with a paired bootstrap 95% interval.
-
-    The profiles are resampled with replacement (both methods on the same draw): whether a margin of 0.02 can be
-    told apart from none on these many profiles, whose spend is dominated by a few large buyers.
-    """
-    rng = np.random.default_rng(0)
-    margins = []
-    for _ in range(draws):
-        drawn = rng.integers(0, len(realised), len(realised))
-        margins.append(
-            normalised_gini(predicted[drawn], realised[drawn]) - normalised_gini(baseline[drawn], realised[drawn])
-        )
-    low, high = np.nanpercentile(margins, [2.5, 97.5])
-    return [normalised_gini(predicted, realised) - normalised_gini(baseline, realised), float(low), float(high)]
 
 
 def _history_amount(goal: pd.DataFrame, training_set: object, rows: np.ndarray, keys: pd.DataFrame) -> object:

@@ -31,6 +31,7 @@ import re
 import secrets
 import shutil
 import tempfile
+from dataclasses import asdict
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
@@ -263,13 +264,19 @@ MODEL_FILE_KEYS = (*MODEL_KEYS, "model_version", "as_of", "quality.status")  # w
 EVALUATION_KEYS = ("model_version", "scorers")
 
 
-def _digest(model_text: bytes, slope: float, intercept: float, value: tuple[bytes, float] | None = None) -> str:
+def _digest(model_text: bytes, slope: float, intercept: float, value: tuple[bytes, str] | None = None) -> str:
     digest = hashlib.sha256(model_text)
     digest.update(repr((slope, intercept)).encode())
-    if value is not None:  # a goal with a value: its value model's trees and scale too (none: the hash as before)
+    if value is not None:  # a goal with a value: its value model's trees, scale and start (none: the hash as before)
         digest.update(value[0])
-        digest.update(repr(value[1]).encode())
+        digest.update(value[1].encode())
     return digest.hexdigest()[:10]
+
+
+def _value_numbers(scale: object, start: dict | None) -> str:
+    """Return the text a value model's scale and start (as ``model.json`` keeps them) add to the version's hash."""
+    kept = None if start is None else tuple(start[k] for k in ("feature", "per_window", "floor", "center"))
+    return repr((scale, kept))
 
 
 def model_version(model: TrainedModel, as_of: pd.Timestamp, value: ValueModel | None = None) -> str:
@@ -281,7 +288,9 @@ def model_version(model: TrainedModel, as_of: pd.Timestamp, value: ValueModel | 
     text = model.booster.model_to_string(num_iteration=model.best_iteration).encode()
     held = None
     if value is not None:
-        held = (value.booster.model_to_string(num_iteration=value.best_iteration).encode(), value.scale)
+        start = None if value.start is None else asdict(value.start)
+        trees = value.booster.model_to_string(num_iteration=value.best_iteration).encode()
+        held = (trees, _value_numbers(value.scale, start))
     return f"{as_of:%Y%m%d}-{_digest(text, model.calibration.slope, model.calibration.intercept, held)}"
 
 
@@ -334,7 +343,8 @@ def model_problem(folder: Path, *, version: str | None = None, evaluation: bool 
         value = meta.get("value")
         held = None
         if isinstance(value, dict):
-            held = (read_model_text(folder / VALUE_MODEL_FILE).encode(), value.get("scale"))
+            numbers = _value_numbers(value.get("scale"), value.get("start"))
+            held = (read_model_text(folder / VALUE_MODEL_FILE).encode(), numbers)
         digest = _digest(text.encode(), calibration["slope"], calibration["intercept"], held)
         if named is None or digest != named["digest"]:
             return (

@@ -15,6 +15,12 @@ on (the calibration half of its validation snapshot; the direction is learned, s
 calibrations of the model and the baselines are compared on equal terms.
 A run measures the same baselines, fitted the same way (:func:`baseline_probabilities`), on the profiles its
 model was judged on (:func:`held_out_evaluation`): the curves of its report.
+
+A goal with a value is also judged on its amounts: the value model the run trains predicts every eligible profile's
+spend in the window, against what each really spent there and beside the baselines of
+:mod:`customer_ai.value_baselines` fitted on the same history (BG/NBD x Gamma-Gamma, the last year's spend, the last
+window's), by normalised Gini, Spearman, decile error and predicted over realised total; with the spend per profile
+of the window its total was scaled on, to tell how much of a total's miss the change of spend explains.
 """
 
 from __future__ import annotations
@@ -37,10 +43,12 @@ from customer_ai.evaluation import (
 )
 from customer_ai.events import events_start
 from customer_ai.history import run_window
-from customer_ai.labels import build_labels
+from customer_ai.labels import build_labels, goal_value
 from customer_ai.model import fit_platt
+from customer_ai.outcome_metrics import decile_error, normalised_gini, spearman, total_ratio
 from customer_ai.progress import step
 from customer_ai.spec import InstanceSpec
+from customer_ai.value_baselines import VALUE_BASELINES, best_baseline, gini_margin, value_baselines
 from customer_ai.windows import in_window, rows_where
 
 __all__ = [
@@ -53,6 +61,8 @@ __all__ = [
     "format_markdown",
     "held_out_evaluation",
     "calibration_rows",
+    "spend_moved",
+    "value_backtest",
 ]
 
 BASELINES = {
@@ -131,7 +141,8 @@ def backtest(
         ``as_of``, ``eligible``, ``history`` (the snapshot plan, with what was adapted), ``validation`` (the
         model's own held-out metrics, as a run reports them), ``model`` and one entry per baseline, each a dict
         of :func:`classification_metrics` plus ``calibration_error_floor``; ``model_vs`` holds, per baseline,
-        the model's ROC AUC gain over it with DeLong's paired 95% interval.
+        the model's ROC AUC gain over it with DeLong's paired 95% interval.  A goal with a value adds ``value``
+        (:func:`value_backtest`).
 
     Raises
     ------
@@ -154,7 +165,7 @@ def backtest(
     outcome = build_labels(events, spec, [as_of])
     profiles = pd.Index(outcome["profile_id"])
     label = outcome["label"].to_numpy()
-    scores, _ = estimator.score(seen, as_of, attributes=attributes, profiles=profiles)
+    scores, features = estimator.score(seen, as_of, attributes=attributes, profiles=profiles)
     probability = scores["probability"].to_numpy()
     validation = estimator.label_counts_[0]
     result = {
@@ -178,7 +189,95 @@ def backtest(
         baseline = baselines[name].to_numpy()
         result[name] = _measured(baseline, label)
         result["model_vs"][name] = paired_auc_difference(label, probability, baseline)
+    if spec.goal.value is not None:
+        result["value"] = value_backtest(
+            spec, estimator, training_set, features, as_of, seen=seen, events=events, data_start=started
+        )
     return result
+
+
+def value_backtest(
+    spec: InstanceSpec,
+    estimator: PropensityModel,
+    training_set: TrainingSet,
+    features: pd.DataFrame,
+    as_of: pd.Timestamp,
+    *,
+    seen: pd.DataFrame,
+    events: pd.DataFrame,
+    data_start: pd.Timestamp,
+) -> dict:
+    """Measure the fitted value model and the value baselines on what the profiles spent in the goal window.
+
+    Parameters
+    ----------
+    spec : InstanceSpec
+        The instance; its goal has a value.
+    estimator : PropensityModel
+        Fitted on ``training_set`` (with its value model), as a run at ``as_of``.
+    training_set : TrainingSet
+        What it was fitted on: the calibration rows' values give the spend per profile its total was scaled on.
+    features : pandas.DataFrame
+        The eligible profiles' features at ``as_of`` (indexed by profile id), as the run scores them.
+    as_of : pandas.Timestamp
+        Where the goal window starts.
+    seen : pandas.DataFrame
+        The events a run at ``as_of`` reads: the baselines are fitted on them.
+    events : pandas.DataFrame
+        Events that hold the goal window: what the profiles spent there.
+    data_start : pandas.Timestamp
+        Where the events really start (:func:`customer_ai.events.events_start`): the last year is cut there.
+
+    Returns
+    -------
+    dict
+        ``field``, ``eligible``, ``spenders`` (profiles that spent in the window), ``total_realised``, ``trees``
+        (the value model's), ``model`` and one entry per baseline of :data:`customer_ai.value_baselines.
+        VALUE_BASELINES` (``normalised_gini``, ``spearman``, ``decile_error``, ``total_ratio``,
+        ``total_predicted``; NaN for a baseline that could not be fitted), ``best_baseline`` (highest normalised
+        Gini; None when none is measured), ``model_vs_best`` (the model's normalised Gini minus the best baseline's
+        with a paired bootstrap 95% interval: ``difference``, ``low``, ``high``; None without a best baseline) and
+        ``spend_per_profile``: the mean value of the calibration rows (``calibration_window``, what the model's
+        total was scaled on) and of the eligible profiles in the goal window (``outcome_window``).
+    """
+    field = spec.goal.value.field  # type: ignore[union-attr]  # a goal with a value
+    profiles = features.index
+    realised = goal_value(events, spec.goal, field, as_of, profiles).to_numpy()
+    predicted = estimator.predict_value(features)
+    with step("fitting the value baselines (BG/NBD x Gamma-Gamma, last year, last window)"):
+        baselines = value_baselines(seen, spec.goal, as_of, profiles, field=field, data_start=data_start)
+    scored = {name: baselines[name].to_numpy() for name in VALUE_BASELINES}
+    best = best_baseline(scored, realised)
+    calibration = training_set.values.to_numpy()[training_set.rows("calibration")]  # type: ignore[union-attr]
+    return {
+        "field": field,
+        "eligible": len(profiles),
+        "spenders": int((realised > 0).sum()),
+        "total_realised": float(realised.sum()),
+        "trees": estimator.value_model_.best_iteration,
+        "model": _value_measured(predicted, realised),
+        **{name: _value_measured(values, realised) for name, values in scored.items()},
+        "best_baseline": best,
+        "model_vs_best": None if best is None else gini_margin(predicted, scored[best], realised),
+        "spend_per_profile": {
+            "calibration_window": float(calibration.mean()) if len(calibration) else float("nan"),
+            "outcome_window": float(realised.mean()) if len(realised) else float("nan"),
+        },
+    }
+
+
+def _value_measured(predicted: np.ndarray, realised: np.ndarray) -> dict:
+    """Return how predicted amounts match realised ones (all NaN for a baseline that could not be fitted)."""
+    names = ("normalised_gini", "spearman", "decile_error", "total_ratio", "total_predicted")
+    if np.isnan(predicted).any():
+        return dict.fromkeys(names, float("nan"))
+    return {
+        "normalised_gini": normalised_gini(predicted, realised),
+        "spearman": spearman(predicted, realised),
+        "decile_error": decile_error(predicted, realised),
+        "total_ratio": total_ratio(predicted, realised),
+        "total_predicted": float(predicted.sum()),
+    }
 
 
 def calibration_rows(training_set: TrainingSet) -> pd.DataFrame:
@@ -348,4 +447,73 @@ def format_markdown(spec: InstanceSpec, results: list[dict]) -> str:
             f"{rates.get('outcome_window', float('nan')):.3f} in the outcome window; calibration error "
             f"{result['model']['calibration_error']:.3f}, {level_known:.3f} once the base rate is known"
         )
+    valued = [result for result in results if "value" in result]
+    if valued:
+        lines += ["", *_value_markdown(valued)]
     return "\n".join(lines) + "\n"
+
+
+_VALUE_NAMES = {
+    "bgnbd_gamma_gamma": "BG/NBD x Gamma-Gamma",
+    "last_year": "last year's spend",
+    "last_window": "last window's spend",
+}
+_VALUE_COLUMNS = [
+    ("normalised_gini", "{:.3f}"),
+    ("margin", "{}"),
+    ("spearman", "{:.3f}"),
+    ("decile_error", "{:.3f}"),
+    ("total_ratio", "{:.3f}"),
+]
+
+
+def _value_markdown(results: list[dict]) -> list[str]:
+    """Return the lines of the value table and of where each predicted total's miss comes from."""
+    field = results[0]["value"]["field"]
+    lines = [
+        f"Predicted value (the goal events' {field} in the window) against what each eligible profile spent there; "
+        "margin: normalised Gini minus the best baseline's, with a paired bootstrap 95% interval:",
+        "",
+        "| as of | scorer | eligible (spent) | normalised Gini | against the best baseline [95% CI] | Spearman | "
+        "decile error | total ratio |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        value = result["value"]
+        for scorer in ("model", *VALUE_BASELINES):
+            metrics = dict(value[scorer])
+            gain = value["model_vs_best"]
+            if scorer == "model" and gain is not None:
+                metrics["margin"] = f"{gain['difference']:+.3f} [{gain['low']:+.3f}, {gain['high']:+.3f}]"
+            else:
+                metrics["margin"] = "best baseline" if scorer == value["best_baseline"] else ""
+            cells = [fmt.format(metrics[key]) for key, fmt in _VALUE_COLUMNS]
+            name = "**model**" if scorer == "model" else f"baseline: {_VALUE_NAMES[scorer]}"
+            lines.append(
+                f"| {result['as_of']} | {name} | {value['eligible']:,} ({value['spenders']:,}) | "
+                + " | ".join(cells)
+                + " |"
+            )
+    lines += [
+        "",
+        "Where the predicted total's miss comes from (the model's total is scaled on the calibration window):",
+        "",
+    ]
+    lines += [f"- {result['as_of']}: {spend_moved(result['value'])}" for result in results]
+    return lines
+
+
+def spend_moved(value: dict) -> str:
+    """Return how the spend per profile moved from the calibration window to the outcome window, and what it explains.
+
+    ``r``, the calibration window's spend per profile over the outcome window's, is the total ratio that move alone
+    gives a model whose total is right on the calibration window; the model's total ratio divided by ``r`` is what is
+    left of its miss once the move is known.
+    """
+    before, after = value["spend_per_profile"]["calibration_window"], value["spend_per_profile"]["outcome_window"]
+    ratio = before / after if after > 0 else float("nan")
+    total = value["model"]["total_ratio"]
+    return (
+        f"spend per profile moved from {before:,.2f} to {after:,.2f} (ratio r = {ratio:.3f}): the total ratio "
+        f"{total:.3f} divided by r is {total / ratio:.3f}"
+    )

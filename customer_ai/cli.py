@@ -15,6 +15,7 @@ import csv
 import errno
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -167,21 +168,59 @@ def _printable(text: object) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
-def _print_profile(row: dict, out=None) -> None:  # noqa: ANN001
+def _print_profile(row: dict, out=None, currency: str | None = None) -> None:  # noqa: ANN001
     out = sys.stdout if out is None else out  # looked up now: a test may have replaced sys.stdout
+    worth = _valued(row)
+    valued = worth is not None
     print(
         f"  {_printable(row['profile_id']):>10}  probability {row['probability']:.3f}  score {row['score']:>3}  "
-        f"percentile {row['percentile']:>3}  bucket {row['bucket']}",
+        f"percentile {row['percentile']:>3}  bucket {row['bucket']}"
+        + (f"  expected value {_money(worth, currency)}" if valued else ""),
         file=out,
     )
+    _print_factors(row["factors"], out)
+
+
+def _valued(row: dict) -> float | None:
+    """Return a score row's expected value, or None for a run without one (the store gives NaN or None)."""
+    worth = row.get("expected_value")
+    return None if worth is None or math.isnan(worth) else float(worth)
+
+
+def _print_factors(factors: list[dict], out) -> None:  # noqa: ANN001
     from customer_ai.explain import effect_of
 
-    for factor in row["factors"]:
+    for factor in factors:
         contribution = factor["contribution"]
         sign = "+" if contribution > 0 else "-"
         effect = factor.get("effect") or effect_of(contribution)  # factors stored before "effect" existed
         size = f"{contribution:+.2f}" if abs(contribution) >= 0.005 else f"{contribution:+.1g}"  # never "+0.00"
         print(f"      {sign} {_printable(factor['description'])}  ({_printable(effect)}, {size})", file=out)
+
+
+def _money(amount: float, currency: str | None) -> str:
+    """Return an amount as the instance writes money: "GBP 1,234.50", "$1,234.50", "1,234.50"."""
+    from customer_ai.features import money_prefix
+
+    return f"{money_prefix(currency)}{amount:,.2f}"
+
+
+def _describe_value(value: dict, currency: str | None) -> str:
+    """Return the line of ``run`` and ``show`` that says the run's expected value and how its model did held out."""
+    text = (
+        f"expected value (the goal events' {value['field']}) in the next {value['window_days']} days: "
+        f"{_money(value['total'], currency)} in all"
+    )
+    if value.get("per_profile") is not None:
+        text += f", {_money(value['per_profile'], currency)} per profile"
+    metrics = value.get("metrics") or {}
+    if isinstance(metrics.get("normalised_gini"), (int, float)):
+        past = (metrics.get("baselines") or {}).get("past_spend", {}).get("normalised_gini")
+        text += f" (held out: normalised Gini {metrics['normalised_gini']:.3f}"
+        text += f", the past spend rate's {past:.3f}" if isinstance(past, (int, float)) else ""
+        ratio = metrics.get("total_ratio")
+        text += f", predicted over realised total {ratio:.2f})" if isinstance(ratio, (int, float)) else ")"
+    return _printable(text)
 
 
 def _write_scores(folder: Path, path: Path) -> None:
@@ -276,13 +315,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.scores_out is not None:
         _write_scores(result.artifact_dir, args.scores_out)
     print(_describe_buckets(spec, meta))
+    if meta.get("value"):
+        print(_describe_value(meta["value"], spec.output.currency))
     print(f"store: {store}")
     if args.scores_out is not None:
         print(f"scores: {args.scores_out}")
     if args.top > 0 and meta["scored_profiles"]:
         print(f"top {min(args.top, meta['scored_profiles'])} profiles:")
         for row in result.top(args.top).to_dict("records"):
-            _print_profile(row)
+            _print_profile(row, currency=spec.output.currency)
     return EXIT_OK
 
 
@@ -328,7 +369,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(summary)
         print(f"warning: the events file {source} does not exist (yet): the data checks {skipped}", file=sys.stderr)
         return EXIT_OK
-    from customer_ai.conditions import ConditionError, rule_problems
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    from customer_ai.conditions import ConditionError, rule_problems, value_field_problems
     from customer_ai.events import load_event_file
 
     events = load_event_file(source, None if args.events else spec.events.columns)
@@ -336,6 +379,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         rule_errors, rule_warnings = rule_problems(spec, events)
     except ConditionError as exc:
         raise ConditionError(f"{args.instance}: {exc} (in {source})") from None
+    numeric = [c for c in events.columns if is_numeric_dtype(events[c]) and not is_bool_dtype(events[c])]
+    rule_errors += value_field_problems(spec, list(events.columns), numeric)
     factor_errors, factor_warnings = factor_problems(spec, events)
     if rule_errors or factor_errors:
         lines = [f"{line} (in {source})" for line in rule_errors] + factor_errors
@@ -370,8 +415,34 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     goal = meta["goal"] if meta else spec.goal_in_words()  # what the run scored, as in show
     print(f"{spec.name} as of {row['as_of']} (model {row['model_version']}): {goal}")
     _note_other_definition(args, spec, meta)
-    _print_profile(row)
+    _print_profile(row, currency=spec.output.currency)
+    worth = _valued(row)
+    if worth is not None:
+        run = published_run(spec, str(row["as_of"]), store)
+        factors = None if run is None else _value_factors(_run_folder(args, spec, run), str(row["profile_id"]))
+        window = (meta or {}).get("value", {}).get("window_days", spec.goal.window_days)
+        print(
+            f"  expected value {_money(worth, spec.output.currency)} in the next {window} days; its factors (on the "
+            "log of the expected value):"
+        )
+        if factors is None:
+            print("      (the run's folder no longer holds its factors)")
+        else:
+            _print_factors(factors, sys.stdout)
     return EXIT_OK
+
+
+def _value_factors(folder: Path, profile_id: str) -> list[dict] | None:
+    """Return a profile's factors of its expected value from a run folder's scores, or None when not there."""
+    import pyarrow.parquet as pq
+
+    from customer_ai.home import fetch
+
+    path = as_path(folder) / "scores.parquet"
+    if not path.exists() or "value_factors" not in pq.read_schema(fetch(path)).names:
+        return None
+    found = pq.read_table(fetch(path), columns=["value_factors"], filters=[("profile_id", "=", profile_id)])
+    return json.loads(found["value_factors"][0].as_py()) if found.num_rows else None
 
 
 def _run_folder(args: argparse.Namespace, spec, run: dict) -> Path:  # noqa: ANN001
@@ -493,11 +564,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(_describe_quality(json.loads(shown["metrics"]) if shown["metrics"] else {}))
         _note_other_definition(args, spec, meta)
         if meta:
-            print(_describe_buckets(spec, meta))
-            if meta.get("expected"):
-                print(_describe_expected(meta["expected"], spec.outcome_words().to_reach))
-            if meta.get("drift"):
-                print(_describe_drift(meta["drift"]))
+            _print_run_summary(spec, meta)
         folder = _run_folder(args, spec, shown)
         print(f"artifacts: {folder}")
         if (folder / "report.html").exists():
@@ -517,8 +584,19 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if args.top > 0 and len(scores):
         print(f"top {len(scores)} profiles:")
         for row in scores.head(args.top).to_dict("records"):
-            _print_profile(row)
+            _print_profile(row, currency=spec.output.currency)
     return EXIT_OK
+
+
+def _print_run_summary(spec, meta: dict) -> None:  # noqa: ANN001
+    """Print what ``show`` says of a run from its metadata: buckets, expected reach and value, drift."""
+    print(_describe_buckets(spec, meta))
+    if meta.get("expected"):
+        print(_describe_expected(meta["expected"], spec.outcome_words().to_reach))
+    if meta.get("value"):
+        print(_describe_value(meta["value"], spec.output.currency))
+    if meta.get("drift"):
+        print(_describe_drift(meta["drift"]))
 
 
 def _published_date(args: argparse.Namespace, spec, store) -> str:  # noqa: ANN001
@@ -588,6 +666,10 @@ def _cmd_segment_export(args: argparse.Namespace) -> int:
             f"unknown segment {_printable(repr(args.segment))} of {spec.name} as of {as_of}; known: {', '.join(known)}"
         )
     members = store.read_segment(spec.name, args.segment, as_of)
+    from customer_ai.store.base import OPTIONAL_SCORE_COLUMNS
+
+    # what the run did not predict (a goal without a value or timing) is left out, not written as empty columns
+    members = members.drop(columns=[c for c in OPTIONAL_SCORE_COLUMNS if members[c].isna().all()])
     factors = max([spec.output.factors, *(len(f) for f in members["factors"])])
     flat, neutralised = flat_factors(members, factors), 0
     if args.out.suffix.lower() == ".csv" and not args.raw_csv:  # the file a person opens in a spreadsheet

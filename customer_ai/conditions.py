@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,7 @@ __all__ = [
     "patterns_mask",
     "rule_problems",
     "unknown_fields",
+    "value_field_problems",
     "unlearnable_goal",
     "where_mask",
 ]
@@ -158,6 +159,27 @@ def unknown_fields(spec: InstanceSpec, columns: Sequence[str], source: str = "")
                         f"{f' of {source}' if source else ''} do not have (their columns: {', '.join(map(str, known))})"
                     )
     return problems
+
+
+def value_field_problems(
+    spec: InstanceSpec, columns: Sequence[str], numeric: Collection[str], source: str = ""
+) -> list[str]:
+    """Return why the events cannot give a valued goal its amounts: ``goal.value.field`` missing or not numeric.
+
+    ``columns`` are the events' columns, ``numeric`` those of them holding numbers, ``source`` where they were read.
+    Empty for a goal without a value or when the field is a numeric column.
+    """
+    if spec.goal.value is None:
+        return []
+    field = spec.goal.value.field
+    where = f"the events{f' of {source}' if source else ''}"
+    if field not in columns:
+        return [
+            f"goal.value.field is {field!r}, which {where} do not have (their columns: {', '.join(map(str, columns))})"
+        ]
+    if field not in numeric:
+        return [f"goal.value.field is {field!r}, which is not a column of numbers in {where}: its amounts are summed"]
+    return []
 
 
 def _rule_problems(

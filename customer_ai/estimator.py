@@ -42,13 +42,14 @@ from customer_ai.bgnbd import BGNBD, CountsTally
 from customer_ai.conditions import patterns_mask
 from customer_ai.evaluation import calibration_error_floor, classification_metrics, quality_verdict, ranking_auc
 from customer_ai.events import sort_events
-from customer_ai.explain import top_factors
+from customer_ai.explain import CHANCE, EXPECTED_VALUE, top_factors
 from customer_ai.features import (
     GOAL_VALUE_RATE,
     RATE_DAYS,
     FeatureEvidence,
     FeaturePlan,
     build_features,
+    classifier_columns,
     feature_infos,
     fit_repeat_counts,
     repeat_model_counts,
@@ -63,7 +64,7 @@ from customer_ai.progress import logger, step
 from customer_ai.sampling import ProfileSampler
 from customer_ai.scoring import choose_bucket_rule, profiles_per_score, score_frame
 from customer_ai.spec import InstanceSpec
-from customer_ai.value_model import VALUE_PARAMS, ValueModel, fit_value_model, value_quality
+from customer_ai.value_model import VALUE_PARAMS, ValueModel, ValueStart, fit_value_model, value_quality
 from customer_ai.windows import EventIndex
 
 __all__ = [
@@ -140,8 +141,9 @@ _MODEL_START, _MODEL_END = "tree\n", "pandas_categorical:"  # the first line and
 VALUE_MODEL_FILE = "value_model.txt"  # a goal with a value: its value model's trees beside model.txt
 VALUE_NOTE = (
     "the expected value of the goal's events in the window: one LightGBM model with a Tweedie objective (log link) "
-    "on the training rows' values, stopped early on the calibration half of the validation snapshot, then scaled so "
-    "that its total there equals what those profiles spent; measured on the evaluation half"
+    "on the training rows' values, boosted from the log of each profile's past spend rate scaled to the window, "
+    "stopped early on the calibration half of the validation snapshot, then scaled so that its total there equals "
+    "what those profiles spent; measured on the evaluation half"
 )
 
 
@@ -154,7 +156,9 @@ def _load_value(folder: Path, meta: dict) -> ValueModel | None:
     text = read_model_text(path)
     try:
         booster = lgb.Booster(model_str=text)
-        return ValueModel(booster=booster, scale=float(value["scale"]), features=list(meta["features"]["names"]))
+        names = value.get("features", meta["features"]["names"])  # stored before the value had features of its own
+        start = None if value.get("start") is None else ValueStart(**value["start"])
+        return ValueModel(booster=booster, scale=float(value["scale"]), features=list(names), start=start)
     except lgb.basic.LightGBMError as exc:
         raise FileContentError(path, f"LightGBM cannot load it: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:
@@ -742,7 +746,8 @@ class PropensityModel:
         features, labels = training_set.features, training_set.labels.to_numpy()
         train, calibration, evaluation = (training_set.rows(role) for role in ROLES)
         with step("training LightGBM (early stopping and calibration on half the validation snapshot)") as info:
-            model = self._fit_best_start(features, labels, train, calibration, training_set.feature_plan)
+            chance_features = features[classifier_columns(features.columns)]
+            model = self._fit_best_start(chance_features, labels, train, calibration, training_set.feature_plan)
             held_out = features.loc[evaluation]
             probability = model.predict_proba(held_out)
             metrics = classification_metrics(probability, labels[evaluation])
@@ -782,6 +787,7 @@ class PropensityModel:
                 features.loc[calibration],
                 values[calibration],
                 seed=self.spec.training.seed,
+                start=(GOAL_VALUE_RATE, self.spec.goal.window_days / RATE_DAYS),
             )
             held_out = features.loc[evaluation]
             past = held_out[GOAL_VALUE_RATE].to_numpy() * self.spec.goal.window_days / RATE_DAYS
@@ -872,15 +878,50 @@ class PropensityModel:
         """Return calibrated probabilities of the goal for a feature matrix."""
         return self.model_.predict_proba(features) if len(features) else np.array([], dtype="float64")
 
+    def predict_value(self, features: pd.DataFrame) -> np.ndarray | None:
+        """Return the expected value of the goal's events in the window (a goal with a value), else None."""
+        value = getattr(self, "value_model_", None)
+        return None if value is None else value.predict(features)
+
     def explain(self, features: pd.DataFrame, k: int | None = None, reference: dict | None = None) -> list[list[dict]]:
         """Return each profile's ``k`` (default ``output.factors``) most influential factors, signed, in words.
 
         ``reference`` is the model's ``drift_reference`` (its training rows in bins): with it each number is
         placed among the training profiles (see :func:`customer_ai.explain.top_factors`).
         """
+        return self._explain(self.model_.features, self.model_.contributions, features, k, reference=reference)
+
+    def explain_value(
+        self, features: pd.DataFrame, k: int | None = None, reference: dict | None = None
+    ) -> list[list[dict]] | None:
+        """Return each profile's most influential factors of its expected value (a goal with a value), else None.
+
+        Contributions are exact on the log of the expected value (the Tweedie model's link), so a factor's
+        importance reads how much it multiplies the expected value; see :meth:`explain`.
+        """
+        value = getattr(self, "value_model_", None)
+        if value is None:
+            return None
+        return self._explain(
+            value.features, value.contributions, features, k, reference=reference, subject=EXPECTED_VALUE
+        )
+
+    def _explain(
+        self,
+        columns: list[str],
+        contributions_of: Callable[[pd.DataFrame], np.ndarray],
+        features: pd.DataFrame,
+        k: int | None,
+        *,
+        reference: dict | None,
+        subject: str = CHANCE,
+    ) -> list[list[dict]]:
+        """Return the top factors of one model reading ``columns`` of ``features`` (see :meth:`explain`)."""
         k = self.spec.output.factors if k is None else k
-        contributions = self.model_.contributions(features) if len(features) else np.zeros((0, features.shape[1] + 1))
-        return top_factors(features, contributions, feature_infos(self.feature_plan_, self.spec), k, reference)
+        read = features[columns]
+        contributions = contributions_of(read) if len(read) else np.zeros((0, len(columns) + 1))
+        infos = {info.name: info for info in feature_infos(self.feature_plan_, self.spec)}
+        return top_factors(read, contributions, [infos[c] for c in columns], k, reference, subject=subject)
 
     def score(
         self,
@@ -986,6 +1027,8 @@ class PropensityModel:
                 "parameters": VALUE_PARAMS,
                 "best_iteration": model.best_iteration,
                 "scale": model.scale,
+                "start": None if model.start is None else asdict(model.start),
+                "features": model.features,
                 "metrics": self.value_metrics_,
                 "why": VALUE_NOTE,
             }

@@ -46,6 +46,8 @@ import pandas as pd
 from customer_ai.features import FeatureInfo
 
 __all__ = [
+    "CHANCE",
+    "EXPECTED_VALUE",
     "HIGH_ODDS_FACTOR",
     "MEDIUM_ODDS_FACTOR",
     "effect_of",
@@ -65,6 +67,8 @@ _CONTRARY = "for profiles like this one the model reads this the other way"
 # the repeat-buying model reads the goal events' count, recency and age: what they say is in its chance already
 _CORRECTS = "already reflected in the repeat-buying model's chance, which this corrects"
 _CHUNK_ROWS = 65_536
+CHANCE = "the chance"  # what the propensity model's contributions move (on the log-odds)
+EXPECTED_VALUE = "the expected value"  # what the value model's move (on the log of the expected value)
 
 
 def importance_of(contribution: float) -> str:
@@ -77,20 +81,22 @@ def importance_of(contribution: float) -> str:
     return "low"
 
 
-def effect_of(contribution: float) -> str:
+def effect_of(contribution: float, subject: str = CHANCE) -> str:
     """Return a contribution's effect on the chance of the goal in words, e.g. "lowers the chance a lot".
 
     The degree follows :func:`importance_of`: "a lot" for ``high``, nothing for ``medium``, "a little" for
-    ``low``.  A zero contribution "does not change the chance".
+    ``low``.  A zero contribution "does not change the chance".  ``subject`` names what moves:
+    :data:`EXPECTED_VALUE` for the value model's contributions, on the log of the expected value ("raises the
+    expected value a lot": multiplies it by at least 1.5).
     """
-    return _effect(contribution, importance_of(contribution))
+    return _effect(contribution, importance_of(contribution), subject)
 
 
-def _effect(contribution: float, importance: str) -> str:
+def _effect(contribution: float, importance: str, subject: str = CHANCE) -> str:
     if contribution == 0:
-        return "does not change the chance"
+        return f"does not change {subject}"
     verb = "raises" if contribution > 0 else "lowers"
-    return f"{verb} the chance{_DEGREE[importance]}"
+    return f"{verb} {subject}{_DEGREE[importance]}"
 
 
 def _plain(value: object) -> object:
@@ -335,6 +341,8 @@ def top_factors(
     infos: list[FeatureInfo],
     k: int,
     reference: dict | None = None,
+    *,
+    subject: str = CHANCE,
 ) -> list[list[dict]]:
     """Return, per profile, its ``k`` factors with the largest absolute contributions.
 
@@ -351,6 +359,9 @@ def top_factors(
     reference : dict, optional
         The model's ``drift_reference`` (its training rows in bins), to place each number among the training
         profiles; without it (a model stored before it was kept) factors are not compared.
+    subject : str, default :data:`CHANCE`
+        What the contributions move, in the ``effect`` words: :data:`EXPECTED_VALUE` for contributions on the log
+        of the expected value (the value model's).
 
     Returns
     -------
@@ -398,7 +409,7 @@ def top_factors(
                     "value": words[1],
                     "contribution": round(contribution, 4),
                     "importance": importance,
-                    "effect": _effect(contribution, importance),
+                    "effect": _effect(contribution, importance, subject),
                 }
             )
         result.append(factors)

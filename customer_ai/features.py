@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -51,6 +51,7 @@ __all__ = [
     "FeaturePlan",
     "attribute_categories",
     "build_features",
+    "classifier_columns",
     "count_windows",
     "feature_infos",
     "fit_repeat_counts",
@@ -66,12 +67,21 @@ __all__ = [
 COUNT_WINDOWS = (7, 30, 90, 365)
 RATE_DAYS = 30  # goal_days_per_30d: goal days per this many days of the history read
 GOAL_VALUE_RATE = "goal_value_per_30d"  # a valued goal's spend per RATE_DAYS days of the history read
+VALUE_ONLY = (GOAL_VALUE_RATE,)  # features only the value model reads: a goal's chance is the same with a value
 # What the features mean, as a number stored with every model: a model is reused only by code that builds its
 # features the same way.  2: goal_repeat_days and goal_days_since_first over the lookback (1: everything read),
 # goal_days_per_30d added.
 FEATURES_VERSION = 2
 MAX_CATEGORIES = 50
 _DENSE_CELLS = 1 << 25  # most frequent values: a (profile x value) count table up to this size, else a sort
+
+
+def classifier_columns(columns: Iterable[str]) -> list[str]:
+    """Return the feature columns the propensity model reads: all but the value model's own (:data:`VALUE_ONLY`).
+
+    Giving a goal a value adds a model of its amount; the probability of the goal stays what it was without one.
+    """
+    return [column for column in columns if column not in VALUE_ONLY]
 
 
 @dataclass(frozen=True)

@@ -243,12 +243,16 @@ def release_memory(*, collect: bool = True) -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+FACTOR_COLUMNS = ("factors", "value_factors")  # a scores frame's columns of factor lists, kept as JSON text
+
+
 def write_frame(path: Path, frame: pd.DataFrame, index: bool = False) -> Path:
-    """Write a frame as Parquet atomically; a ``factors`` column of lists is stored as JSON text."""
+    """Write a frame as Parquet atomically; columns of factor lists (:data:`FACTOR_COLUMNS`) are kept as JSON."""
     stored = frame
-    if "factors" in frame.columns and len(frame) and not isinstance(frame["factors"].iloc[0], str):
-        stored = frame.copy()
-        stored["factors"] = [json.dumps(f, ensure_ascii=False) for f in frame["factors"]]
+    for column in FACTOR_COLUMNS:
+        if column in frame.columns and len(frame) and not isinstance(frame[column].iloc[0], str):
+            stored = stored.copy() if stored is frame else stored
+            stored[column] = [json.dumps(f, ensure_ascii=False) for f in frame[column]]
     return _replace_atomically(path, lambda staging: stored.to_parquet(staging, index=index))
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "OUTCOMES_FILE",
     "OUTCOME_COLUMNS",
     "OutcomeTally",
+    "VALUE_COLUMNS",
     "closed_window_dates",
     "decile_of",
     "outcome_rates",
@@ -33,9 +34,11 @@ __all__ = [
 ]
 
 OUTCOME_COLUMNS = ("grouping", "group", "profiles", "predicted_rate", "realised_rate")
+# a goal with a value: each group's mean expected value and mean realised value (NaN for a run without one)
+VALUE_COLUMNS = ("predicted_value", "realised_value")
 # what a run found came true for past runs, in its run folder; the store records it when the run publishes
 OUTCOMES_FILE = "outcomes.parquet"
-_TRACKED_COLUMNS = ["as_of", *OUTCOME_COLUMNS, "tracked_at"]
+_TRACKED_COLUMNS = ["as_of", *OUTCOME_COLUMNS, *VALUE_COLUMNS, "tracked_at"]
 _BUCKETS = ("low", "medium", "high")
 
 
@@ -104,69 +107,97 @@ def realised_outcomes(
     return outcome_rates(spec, scores, goal_reached(events, spec.goal, as_of, profiles).to_numpy())
 
 
-def outcome_rates(spec: InstanceSpec, scores: pd.DataFrame, reached: np.ndarray) -> pd.DataFrame:
+def outcome_rates(
+    spec: InstanceSpec, scores: pd.DataFrame, reached: np.ndarray, worth: np.ndarray | None = None
+) -> pd.DataFrame:
     """Return :func:`realised_outcomes` from whether each scored profile's goal events happened in the window.
 
-    ``reached`` is aligned with ``scores`` (see :func:`customer_ai.labels.goal_reached`).  A run's profiles can be
-    counted a partition at a time with :class:`OutcomeTally`, which this calls for all of them at once.
+    ``reached`` is aligned with ``scores`` (see :func:`customer_ai.labels.goal_reached`), and so is ``worth``,
+    what each profile's goal events in the window were worth, for a run that predicted ``expected_value``.  A
+    run's profiles can be counted a partition at a time with :class:`OutcomeTally`, which this calls for all of
+    them at once.
     """
     tally = OutcomeTally(spec)
-    tally.add(scores, reached)
+    tally.add(scores, reached, worth)
     return tally.rates()
 
 
 class OutcomeTally:
     """Predicted and realised goal rates added up over parts of a past run's profiles (its partitions, say).
 
-    Each group's profiles, sum of probabilities and number that came true are added up; :meth:`rates` divides.
-    For one part the rates are the means of :func:`outcome_rates` to the bit; over several the sums are taken in
-    another order, so a rate may differ in its last digits.
+    Each group's profiles, sum of probabilities and number that came true are added up, and for a run that
+    predicted ``expected_value`` the sums of expected and realised values over the profiles that have one;
+    :meth:`rates` divides.  For one part the rates are the means of :func:`outcome_rates` to the bit; over several
+    the sums are taken in another order, so a rate may differ in its last digits.
     """
 
     def __init__(self, spec: InstanceSpec) -> None:
         self.will_occur = spec.goal.occurrence == "will_occur"
-        self.sums: dict[tuple[str, str], list[float]] = {}  # (grouping, group) -> [profiles, probability, came true]
+        # (grouping, group) -> [profiles, probability, came true, valued profiles, expected value, realised value]
+        self.sums: dict[tuple[str, str], list[float]] = {}
 
-    def add(self, scores: pd.DataFrame, reached: np.ndarray) -> None:
-        """Count some scored profiles: ``scores`` (``probability``, ``percentile``, ``bucket``) and ``reached``."""
+    def add(self, scores: pd.DataFrame, reached: np.ndarray, worth: np.ndarray | None = None) -> None:
+        """Count some scored profiles: their ``scores``, whether they ``reached`` the goal, what it was ``worth``.
+
+        ``scores`` hold ``probability``, ``percentile``, ``bucket`` and, where the run predicted it,
+        ``expected_value``; ``worth`` is what their goal events in the window were worth (None: not counted).
+        """
         came_true = (reached if self.will_occur else ~reached).astype("float64")
         probability = scores["probability"].to_numpy(dtype="float64")
+        expected = np.full(len(scores), np.nan)
+        if worth is not None and "expected_value" in scores.columns:
+            expected = scores["expected_value"].to_numpy(dtype="float64")
+        realised = np.zeros(len(scores)) if worth is None else np.asarray(worth, dtype="float64")
+        columns = (probability, came_true, expected, realised)
         groups = {
-            "all": np.full(len(scores), "all", dtype=object),
             "bucket": scores["bucket"].astype(str).to_numpy(dtype=object),
             "decile": decile_of(scores["percentile"].to_numpy()).astype(str).astype(object),
         }
-        self._add("all", "all", probability, came_true)
-        for grouping in ("bucket", "decile"):
-            for group in pd.unique(groups[grouping]):
-                inside = groups[grouping] == group
-                self._add(grouping, str(group), probability[inside], came_true[inside])
+        self._add(("all", "all"), columns)
+        for grouping, of_profiles in groups.items():
+            for group in pd.unique(of_profiles):
+                inside = of_profiles == group
+                self._add((grouping, str(group)), tuple(column[inside] for column in columns))
 
-    def _add(self, grouping: str, group: str, probability: np.ndarray, came_true: np.ndarray) -> None:
-        sums = self.sums.setdefault((grouping, group), [0, 0.0, 0.0])
+    def _add(self, key: tuple[str, str], columns: tuple[np.ndarray, ...]) -> None:
+        probability, came_true, expected, realised = columns
+        sums = self.sums.setdefault(key, [0, 0.0, 0.0, 0, 0.0, 0.0])
+        valued = ~np.isnan(expected)
         sums[0] += len(probability)
         sums[1] += probability.sum()
         sums[2] += came_true.sum()
+        sums[3] += int(valued.sum())
+        sums[4] += expected[valued].sum()
+        sums[5] += realised[valued].sum()
 
     def rates(self) -> pd.DataFrame:
-        """Return the :data:`OUTCOME_COLUMNS`: ``all``, then each bucket and each decile that has profiles."""
+        """Return the :data:`OUTCOME_COLUMNS` and :data:`VALUE_COLUMNS`: ``all``, then each bucket and decile.
+
+        Only groups that have profiles; the value columns are NaN where no profile of a group had an expected value.
+        """
         keys = [("all", "all")]
         keys += [("bucket", b) for b in _BUCKETS if self.sums.get(("bucket", b), [0])[0]]
         keys += sorted((k for k in self.sums if k[0] == "decile" and self.sums[k][0]), key=lambda k: int(k[1]))
         rows = []
         for grouping, group in keys:
-            profiles, probability, came_true = self.sums.get((grouping, group), [0, 0.0, 0.0])
-            empty = not profiles
+            profiles, probability, came_true, valued, expected, realised = self.sums.get(
+                (grouping, group), [0, 0.0, 0.0, 0, 0.0, 0.0]
+            )
             rows.append(
                 (
                     grouping,
                     group,
                     int(profiles),
-                    float("nan") if empty else float(probability / profiles),
-                    float("nan") if empty else float(came_true / profiles),
+                    *_means((probability, came_true), profiles),
+                    *_means((expected, realised), valued),
                 )
             )
-        return pd.DataFrame(rows, columns=list(OUTCOME_COLUMNS))
+        return pd.DataFrame(rows, columns=[*OUTCOME_COLUMNS, *VALUE_COLUMNS])
+
+
+def _means(sums: tuple[float, ...], count: int) -> tuple[float, ...]:
+    """Return each sum over ``count`` (NaN for none)."""
+    return tuple(float("nan") if not count else float(total / count) for total in sums)
 
 
 def tracked_frame(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -185,9 +216,13 @@ def tracked_frame(frames: list[pd.DataFrame]) -> pd.DataFrame:
         text); no rows, with those columns, when nothing was tracked.
     """
     if not frames:
-        kinds = {c: "float64" if c.endswith("_rate") else "str" for c in _TRACKED_COLUMNS} | {"profiles": "int64"}
+        floats = ("_rate", "_value")
+        kinds = {c: "float64" if c.endswith(floats) else "str" for c in _TRACKED_COLUMNS} | {"profiles": "int64"}
         return pd.DataFrame({c: pd.Series(dtype=kinds[c]) for c in _TRACKED_COLUMNS})
     frame = pd.concat(frames, ignore_index=True)
+    for column in VALUE_COLUMNS:  # frames of outcomes tracked before values were
+        if column not in frame.columns:
+            frame[column] = np.nan
     return frame.assign(group=frame["group"].astype(str), profiles=frame["profiles"].astype("int64"))[_TRACKED_COLUMNS]
 
 

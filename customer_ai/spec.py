@@ -51,7 +51,8 @@ MAX_PARTITIONS = 256  # scoring partitions: Airflow maps a task per partition
 PROPENSITY_OF = {"will_occur": "conversion", "will_not_occur": "churn"}  # the goal's polarity names the score
 DEFAULT_SEGMENTS = ("low", "medium", "high")  # one segment per bucket, in every run
 DEFAULT_MAX_PROFILES = 100_000  # training.max_profiles: features and LightGBM for at most this many profiles
-SEGMENT_FIELDS = ("profile_id", "probability", "score", "percentile", "bucket")  # the score columns a segment tests
+# the score columns a segment tests; expected_value only where the goal has a value
+SEGMENT_FIELDS = ("profile_id", "probability", "score", "percentile", "bucket", "expected_value")
 MAX_FILE_BYTES = 1_000_000  # an instance file is a few kilobytes: a larger one is the wrong file (or a hostile one)
 MAX_TEXT_CHARACTERS = 10_000  # the longest text value (a description, an id in a rule)
 MAX_DEPTH = 32  # levels of nesting: the deepest setting (segments[0].where[0].value[0]) is 6 levels down
@@ -218,6 +219,9 @@ class TrainingSettings(_Strict):
     ``max_profiles``: the most profiles training builds features for; above it, a stratified sample of the
     eligible profiles (every snapshot of a sampled profile kept, see
     :func:`customer_ai.estimator.sample_profiles`), drawn with ``seed``.
+    ``min_value_gini_gain``: a goal with a value passes the quality gate only when its value model's normalised
+    Gini on the evaluation half is above the past spend rate's by more than this (0: any better; a negative
+    value lets a value model a little worse than the past spend through).
     """
 
     snapshots: Annotated[int, Field(ge=2, le=60)] = 6
@@ -231,15 +235,17 @@ class TrainingSettings(_Strict):
     seed: int = 42
     retrain_every_days: Annotated[int, Field(ge=0, le=3650)] = 30
     max_profiles: Annotated[int, Field(ge=1000)] = DEFAULT_MAX_PROFILES
+    min_value_gini_gain: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.0
 
     def left_out_of_hashes(self) -> set[str]:
-        """Return the settings that the spec and model hashes leave out: ``max_profiles`` at its default.
+        """Return the settings the spec and model hashes leave out: ``max_profiles``, the value gate at defaults.
 
-        The cap came after models were stored; at its default it is left out, so the hashes of existing
-        instances (and the reuse of their models) stay as they were, while any other value changes the model
-        hash and so retrains.
+        They came after models were stored; at their defaults they are left out, so the hashes of existing
+        instances (and the reuse of their models) stay as they were, while another cap changes the model hash and
+        so retrains (the value gate, like ``min_auc``, is never in the model hash).
         """
-        return {"max_profiles"} if self.max_profiles == DEFAULT_MAX_PROFILES else set()
+        left_out = {"max_profiles"} if self.max_profiles == DEFAULT_MAX_PROFILES else set()
+        return left_out | ({"min_value_gini_gain"} if self.min_value_gini_gain == 0.0 else set())
 
 
 class EventThresholds(_Strict):
@@ -448,6 +454,10 @@ def _check_score_test(field: str, op: str, values: list) -> None:
             raise ValueError(f"profile_id {value} is too long for a number: write the id in quotes")
         if field in _SCORE_RANGES:
             _check_number(field, value, *_SCORE_RANGES[field])
+        if field == "expected_value":
+            _check_number(field, value)
+            if value < 0:
+                raise ValueError(f"expected_value is an amount of at least 0, not {value!r}")
 
 
 class Segment(_Strict):
@@ -563,6 +573,20 @@ class InstanceSpec(_Strict):
         """Return the days within which timing predicts the next goal event: as set, else 3 goal windows."""
         return self.output.timing_horizon_days or 3 * self.goal.window_days
 
+    @field_validator("segments")
+    @classmethod
+    def _fields_the_run_writes(cls, segments: list[Segment], info: ValidationInfo) -> list[Segment]:
+        goal = info.data.get("goal")
+        for i, segment in enumerate(segments):
+            for j, condition in enumerate(segment.where):
+                if condition.field == "expected_value" and goal is not None and goal.value is None:
+                    raise ValueError(
+                        f"segments[{i}] ({segment.name}).where[{j}] tests expected_value, which a run writes only for "
+                        "a goal with a value: add goal.value (the field of the events to add up), or test another "
+                        "field"
+                    )
+        return segments
+
     @field_validator("custom_events", "segments")
     @classmethod
     def _unique_names(cls, named: list[CustomEvent] | list[Segment], info: ValidationInfo) -> list:
@@ -618,7 +642,12 @@ class InstanceSpec(_Strict):
             "output": True,
             "scoring": True,
             "monitoring": True,
-            "training": {"retrain_every_days", "min_auc", *self.training.left_out_of_hashes()},
+            "training": {
+                "retrain_every_days",
+                "min_auc",
+                "min_value_gini_gain",
+                *self.training.left_out_of_hashes(),
+            },
             **self._left_out_at_defaults(),
         }
         data = self.model_dump(mode="json", exclude=exclude)
@@ -1162,10 +1191,7 @@ def load_spec(path: str | Path) -> InstanceSpec:
     spec = parse_spec(data, source=str(path), base_dir=path.resolve().parent)
     unbuilt = [
         f"{path}: {setting}: {what} is not available in this version of customer-ai yet; leave {setting} out"
-        for setting, what, asked in (
-            ("goal.value", "predicting a goal's value", spec.goal.value is not None),
-            ("output.timing", "predicting when a goal is next reached", spec.output.timing),
-        )
+        for setting, what, asked in (("output.timing", "predicting when a goal is next reached", spec.output.timing),)
         if asked
     ]
     if unbuilt:  # read and checked, so that the settings are ready, but no run can produce them yet

@@ -40,7 +40,13 @@ from customer_ai.artifacts import DEFAULT_ATTEMPT
 from customer_ai.attributes import RunAttributes, keep_attributes, read_run_attributes
 from customer_ai.backtest import held_out_evaluation
 from customer_ai.bgnbd import BGNBD, CountsTally
-from customer_ai.conditions import ConditionError, patterns_mask, unknown_fields, unlearnable_goal
+from customer_ai.conditions import (
+    ConditionError,
+    patterns_mask,
+    unknown_fields,
+    unlearnable_goal,
+    value_field_problems,
+)
 from customer_ai.drift import (
     DriftStopError,
     add_counts,
@@ -83,10 +89,11 @@ from customer_ai.features import (
     fixed_scales,
     repeat_model_counts,
 )
+from customer_ai.files import FACTOR_COLUMNS
 from customer_ai.flow import GATE, STEPS
 from customer_ai.history import DataStart, SnapshotPlan, event_days, find_data_start, run_window
 from customer_ai.home import as_path, fetch
-from customer_ai.labels import eligible_profiles, goal_reached
+from customer_ai.labels import eligible_profiles, goal_reached, goal_value
 from customer_ai.outcomes import OUTCOMES_FILE, OutcomeTally, closed_window_dates, read_tracked, tracked_frame
 from customer_ai.partitions import partition_count, partition_of
 from customer_ai.progress import logger, step
@@ -104,6 +111,7 @@ from customer_ai.segments import segment_members, segment_sizes
 from customer_ai.spec import InstanceSpec
 from customer_ai.store.lease import process_scope
 from customer_ai.validation import DataValidationError, event_checks, validate_frame
+from customer_ai.value_model import value_verdict
 from customer_ai.windows import EventIndex, as_of_timestamp, in_window, rows_where
 
 __all__ = [
@@ -113,6 +121,7 @@ __all__ = [
     "build_training_set",
     "combine_scores",
     "find_reusable_model",
+    "model_verdict",
     "plan_scoring",
     "publish",
     "published_run",
@@ -290,11 +299,16 @@ def _fields_checked(
     Raises
     ------
     ConditionError
-        Naming the instance file, each condition on a missing field (its place in the file) and the source.
+        Naming the instance file, each condition on a missing field (its place in the file) and the source; or a
+        goal's value field that is missing or not a column of numbers.
     """
     for number, table in enumerate(tables):
-        if number == 0 and (problems := unknown_fields(spec, table.column_names, source)):
-            raise ConditionError("\n".join(f"{instance_file}: {line}" for line in problems))
+        if number == 0:
+            numeric = [f.name for f in table.schema if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)]
+            names = table.column_names
+            problems = unknown_fields(spec, names, source) + value_field_problems(spec, names, numeric, source)
+            if problems:
+                raise ConditionError("\n".join(f"{instance_file}: {line}" for line in problems))
         yield table
 
 
@@ -646,7 +660,7 @@ def find_reusable_model(spec: InstanceSpec, as_of: pd.Timestamp, home: Path) -> 
             meta.get("model_hash") == spec.model_hash()
             and meta.get("features_version", 1) == FEATURES_VERSION
             and trained <= as_of < trained + pd.Timedelta(days=days)
-            and quality_verdict(meta["validation"]["metrics"], spec.training.min_auc)[0] == "ok"
+            and model_verdict(spec, meta, spec.training.min_auc)[0] == "ok"
         ):
             candidates.append((meta, folder))
     # the newest candidate whose files read back whole; a broken one is moved aside (and the next one tried)
@@ -917,6 +931,20 @@ def _gate(spec: InstanceSpec, min_auc: float | None) -> float:
     return spec.training.min_auc if min_auc is None else min_auc
 
 
+def model_verdict(spec: InstanceSpec, model: dict, min_auc: float) -> tuple[str, str]:
+    """Return ``("ok" | "poor", reason)`` for a model (its ``model.json``): its ROC AUC, then its value model's gain.
+
+    A goal with a value passes only when both pass (:func:`customer_ai.value_model.value_verdict`, with
+    ``training.min_value_gini_gain``); the reason says both.
+    """
+    status, reason = quality_verdict(model["validation"]["metrics"], min_auc)
+    value = model.get("value")
+    if status != "ok" or not value:
+        return status, reason
+    status, said = value_verdict(value.get("metrics") or {}, spec.training.min_value_gini_gain)
+    return status, f"{reason}; {said}"
+
+
 def _bucket_counts(scores: pd.DataFrame) -> dict[str, int]:
     return {b: int((scores["bucket"] == b).sum()) for b in ("low", "medium", "high")}
 
@@ -953,7 +981,7 @@ def quality_gate(
     """
     meta = artifacts.read_json(_folder(spec, as_of, home, attempt) / "model.json")
     metrics = meta["validation"]["metrics"]
-    status, reason = quality_verdict(metrics, _gate(spec, min_auc))
+    status, reason = model_verdict(spec, meta, _gate(spec, min_auc))
     logger.info(
         "quality gate: model %s: held-out ROC AUC %.3f against the gate of %.2f, calibration error %.3f: %s",
         meta["model_version"],
@@ -992,7 +1020,7 @@ def quality_gate(
                 "status": "poor",
                 "reason": reason,
                 "model_version": meta["model_version"],
-                "metrics": metrics,
+                "metrics": {**metrics, **({"value": meta["value"]["metrics"]} if meta.get("value") else {})},
             },
         )
         raise QualityGateError(reason)
@@ -1227,6 +1255,13 @@ def score_partition(
             "factors": pd.Series(explained, dtype=object),
         }
     )
+    expected_value = estimator.predict_value(features)
+    if expected_value is not None:
+        with step("explaining expected values with TreeSHAP (on the log of the expected value)"):
+            part["value_factors"] = pd.Series(
+                estimator.explain_value(features, factors, inputs.drift_reference), dtype=object
+            )
+        part.insert(2, "expected_value", expected_value)
     artifacts.write_frame(_part_path(folder, partition), part)
     return {"partition": partition, "profiles": len(part), "model_version": inputs.model_version}
 
@@ -1263,15 +1298,22 @@ def combine_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attem
 
     cuts = order_statistics(probabilities, percentile_ranks(profiles))
     buckets = dict.fromkeys(("low", "medium", "high"), 0)
+    totals = {"expected_value": 0.0, "valued": False}
 
     def parts() -> Iterator[pd.DataFrame]:
         for path in paths:
             part = pd.read_parquet(path)
             scores = score_frame(part["profile_id"], part["probability"].to_numpy(), rule, cuts=cuts)
+            if "expected_value" in part.columns:
+                scores["expected_value"] = part["expected_value"].to_numpy(dtype="float64")
+                totals["expected_value"] += float(scores["expected_value"].sum())
+                totals["valued"] = True
             scores["propensity"] = spec.propensity
             scores["as_of"] = f"{as_of:%Y-%m-%d}"
             scores["model_version"] = version
             scores["factors"] = part["factors"].to_numpy(dtype=object)
+            if "value_factors" in part.columns:
+                scores["value_factors"] = part["value_factors"].to_numpy(dtype=object)
             for name, n in _bucket_counts(scores).items():
                 buckets[name] += n
             yield scores
@@ -1282,6 +1324,14 @@ def combine_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attem
         _part_events_path(folder, partition).unlink(missing_ok=True)
     logger.info("scored %s profiles: %s", f"{profiles:,}", ", ".join(f"{k} {n:,}" for k, n in buckets.items()))
     logger.info("buckets %s", rule.in_words())
+    valued = bool(totals["valued"])
+    if valued:
+        logger.info(
+            "expected value of the goal's events in the next %d days: %s in all, %s per profile",
+            spec.goal.window_days,
+            f"{totals['expected_value']:,.2f}",
+            f"{totals['expected_value'] / max(profiles, 1):,.2f}",
+        )
     top = int(np.flatnonzero(per_score).max()) if profiles else None
     for note in top_score_notes(rule, top) if top is not None else []:
         logger.info("%s", note)
@@ -1294,6 +1344,7 @@ def combine_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attem
         "model_version": version,
         "partitions": count,
         "drift": drift["status"],
+        **({"expected_value": totals["expected_value"]} if valued else {}),
     }
 
 
@@ -1389,9 +1440,15 @@ def score(
 
 
 def read_scores(folder: Path) -> pd.DataFrame:
-    """Return the scores of a run folder (``scores.parquet``), with ``factors`` as lists of dicts."""
-    scores = pd.read_parquet(fetch(as_path(folder) / "scores.parquet"))
-    scores["factors"] = [json.loads(f) for f in scores["factors"]]
+    """Return the scores of a run folder (``scores.parquet``), with ``factors`` (and ``value_factors``) as lists."""
+    return _decoded(pd.read_parquet(fetch(as_path(folder) / "scores.parquet")))
+
+
+def _decoded(scores: pd.DataFrame) -> pd.DataFrame:
+    """Return ``scores`` with their factor columns' JSON text as lists of dicts."""
+    for column in FACTOR_COLUMNS:
+        if column in scores.columns:
+            scores[column] = [json.loads(f) for f in scores[column]]
     return scores
 
 
@@ -1406,9 +1463,7 @@ def top_scores(folder: Path, count: int) -> pd.DataFrame:
         best = best.sort_values(["probability", "profile_id"], ascending=[False, True], kind="stable").head(count)
     if best is None:
         return pd.DataFrame()
-    best = best.reset_index(drop=True)
-    best["factors"] = [json.loads(f) for f in best["factors"]]
-    return best
+    return _decoded(best.reset_index(drop=True))
 
 
 def published_run(spec: InstanceSpec, as_of: pd.Timestamp | str, store: object) -> dict | None:
@@ -1493,6 +1548,13 @@ def track_outcomes(
             100 * overall["predicted_rate"],
             100 * overall["realised_rate"],
         )
+        if pd.notna(overall.get("predicted_value")):
+            logger.info(
+                "outcomes of the run as of %s: expected value %s per profile, realised %s",
+                date,
+                f"{overall['predicted_value']:,.2f}",
+                f"{overall['realised_value']:,.2f}",
+            )
     artifacts.write_frame(folder / OUTCOMES_FILE, tracked_frame(frames))
     return {"tracked": tracking, "skipped": skipped}
 
@@ -1512,13 +1574,15 @@ def _reached_goals(spec: InstanceSpec, parts: EventParts, store: object, dates: 
     if not dates:
         return {}
     tallies = {date: OutcomeTally(spec) for date in dates}
-    columns = [f.name for f in _PAST_SCORES]
+    valued = spec.goal.value is not None  # then each past run's expected values, NaN for a run that had none
+    past_scores = _PAST_SCORES.append(pa.field("expected_value", pa.float64())) if valued else _PAST_SCORES
+    columns = [f.name for f in past_scores]
 
     def batches() -> Iterator[pa.Table]:
-        yield _PAST_SCORES.append(pa.field("past", pa.string())).empty_table()
+        yield past_scores.append(pa.field("past", pa.string())).empty_table()
         for date in dates:
             for batch in store.score_batches(spec.name, date, columns):  # type: ignore[attr-defined]
-                table = pa.Table.from_pandas(batch[columns], schema=_PAST_SCORES, preserve_index=False)
+                table = pa.Table.from_pandas(batch[columns], schema=past_scores, preserve_index=False)
                 yield table.append_column("past", pa.array([date] * table.num_rows, pa.string()))
 
     with (
@@ -1534,8 +1598,12 @@ def _reached_goals(spec: InstanceSpec, parts: EventParts, store: object, dates: 
             events = parts.read(partition)
             for date, scores in past.groupby("past", sort=False):
                 ids = pd.Index(scores["profile_id"].astype(str))
-                reached = goal_reached(events, spec.goal, pd.Timestamp(date, tz="UTC"), ids).to_numpy()
-                tallies[date].add(scores, reached)
+                then = pd.Timestamp(date, tz="UTC")
+                reached = goal_reached(events, spec.goal, then, ids).to_numpy()
+                worth = None
+                if valued:
+                    worth = goal_value(events, spec.goal, spec.goal.value.field, then, ids).to_numpy()  # type: ignore[union-attr]
+                tallies[date].add(scores, reached, worth)
             del events, past
     return {date: tally.rates() for date, tally in tallies.items()}
 
@@ -1570,7 +1638,8 @@ def _write_segments(spec: InstanceSpec, folder: Path) -> dict[str, int]:
     """
     tests_factors = any(c.factor for s in spec.segments for c in s.where)
     path = fetch(folder / "scores.parquet")  # one local copy (in a bucket, one download) for both reads
-    columns = None if tests_factors else [c for c in pq.read_schema(path).names if c != "factors"]
+    names = pq.read_schema(path).names
+    columns = [c for c in names if c != "value_factors" and (tests_factors or c != "factors")]
     sizes = dict.fromkeys(segment_sizes(pd.DataFrame({"segment": []}), spec), 0)
 
     def parts() -> Iterator[pd.DataFrame]:
@@ -1643,7 +1712,7 @@ def _seal(spec: InstanceSpec, as_of: pd.Timestamp, staging: Path, attempt: str, 
         buckets = {name: n + _bucket_counts(part)[name] for name, n in buckets.items()}
     _say_missing_factors(spec, model)
     sizes = _write_segments(spec, staging)
-    _, reason = quality_verdict(model["validation"]["metrics"], gate)
+    _, reason = model_verdict(spec, model, gate)
     reason += f"; model trained as of {model['as_of']}{', reused' if model.get('reused') else ''}"
     if model.get("history", {}).get("single_period"):  # said wherever the run is: show, the view, the report
         reason += "; trained and judged on one period: no check across time"
@@ -1668,6 +1737,7 @@ def _seal(spec: InstanceSpec, as_of: pd.Timestamp, staging: Path, attempt: str, 
         "segments": sizes,
         "drift": _drift_summary(staging),
         "expected": _expected(scores_path, model),
+        **_expected_value(spec, scores_path, model),
         "versions": artifacts.package_versions(),
         "artifacts": str(final),
     }
@@ -1714,6 +1784,30 @@ def _expected(scores: Path, model: dict) -> dict:
     counts = model.get("label_counts", {}).get("snapshots", [])
     parts = (part["probability"].to_numpy() for part in artifacts.read_row_groups(scores, ["probability"]))
     return expected_reach(parts, window_rates(counts))
+
+
+def _expected_value(spec: InstanceSpec, scores: Path, model: dict) -> dict:
+    """Return the run's ``value`` summary (a goal with a value; else nothing): the expected total and the model's test.
+
+    ``total`` and ``per_profile`` add up the scored profiles' ``expected_value`` (read a partition at a time);
+    ``metrics`` are the value model's on the evaluation half (see :func:`customer_ai.value_model.value_quality`).
+    """
+    value = model.get("value")
+    if not value:
+        return {}
+    total, profiles = 0.0, 0
+    for part in artifacts.read_row_groups(scores, ["expected_value"]):
+        total += float(part["expected_value"].sum())
+        profiles += len(part)
+    return {
+        "value": {
+            "field": value["field"],
+            "window_days": spec.goal.window_days,
+            "total": total,
+            "per_profile": total / profiles if profiles else None,
+            "metrics": value.get("metrics"),
+        }
+    }
 
 
 def _drift_summary(folder: Path) -> dict:
@@ -1969,7 +2063,7 @@ def run(
             except QualityGateError as exc:
                 logger.warning("%s", exc)
                 model = artifacts.read_json(folder / "model.json")
-                status, reason = quality_verdict(model["validation"]["metrics"], _gate(spec, min_auc))
+                status, reason = model_verdict(spec, model, _gate(spec, min_auc))
                 metadata = {**model, "quality": {**model["quality"], "status": status, "reason": reason}}
                 return RunResult(metadata=metadata, artifact_dir=folder, written_to_store=False)
             except BaseException as exc:

@@ -70,8 +70,8 @@ class InstanceRow:
 
     ``status`` is ``ok`` for a published run; without one, the newest attempt's status (``failed``, ``poor``,
     ``started``), else ``none``; ``invalid`` for a file that cannot be loaded and ``error`` when the store cannot be
-    read.  ``message`` says why (for a run, it is the run's reason).  ``buckets`` and ``report`` come from the
-    published run's folder.  ``attempt`` describes the newest attempt when it is not the current run's publish (a
+    read.  ``message`` says why (for a run, it is the run's reason).  ``buckets``, ``value`` and ``report`` come from
+    the published run's folder.  ``attempt`` describes the newest attempt when it is not the current run's publish (a
     later attempt that failed, was poor or is still running), else it is empty.
     """
 
@@ -95,6 +95,8 @@ class InstanceRow:
     message: str = ""
     attempt: str = ""
     attempt_status: str = ""
+    value: dict = field(default_factory=dict)  # a goal with a value: the run's expected total and per_profile
+    currency: str = ""  # how the instance writes money (output.currency), for the value
 
 
 SINGLE_PERIOD_WORDS = "trained and judged on one period: no check across time (the history is short)"
@@ -146,20 +148,27 @@ def _number(value: Any) -> float | None:  # noqa: ANN401 - whatever a metrics di
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _published(home: Path, name: str, run: dict) -> tuple[dict[str, int], bool]:
-    """Return the run's bucket counts and whether its report exists, from the run folder the store names."""
+def _published(home: Path, name: str, run: dict) -> tuple[dict[str, int], bool, dict[str, float]]:
+    """Return the run's bucket counts, whether its report exists and its expected value, from its run folder.
+
+    The folder is the one the store names; the expected value (``total`` and ``per_profile``, from
+    ``metadata.json["value"]``) is empty for a goal without a value.
+    """
     from customer_ai.artifacts import run_dir
 
     folder = run_dir(home, name, dt.date.fromisoformat(run["as_of"]), run["run_id"])
     try:
         metadata = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}, False
+        return {}, False, {}
     if metadata.get("model_version") != run["model_version"]:  # a folder of a run published before run ids
-        return {}, False
+        return {}, False, {}
     counts = metadata.get("buckets") or {}
     buckets = {bucket: int(counts[bucket]) for bucket in BUCKETS if isinstance(counts.get(bucket), int)}
-    return buckets, (folder / "report.html").is_file()
+    worth = metadata.get("value") or {}
+    value = {key: _number(worth.get(key)) for key in ("total", "per_profile")}
+    value = {key: number for key, number in value.items() if number is not None}
+    return buckets, (folder / "report.html").is_file(), value if "total" in value else {}
 
 
 def _attempt_text(row: dict) -> str:
@@ -201,7 +210,7 @@ def _run_row(spec: Any, home: Path, run: dict | None, attempt: dict | None) -> I
     from customer_ai.scoring import BucketRule  # noqa: PLC0415
 
     metrics = run.get("metrics") or {}
-    buckets, report = _published(home, spec.name, run)
+    buckets, report, value = _published(home, spec.name, run)
     grade, meaning = quality_grade(metrics)
     rule = BucketRule.of_run(metrics.get("bucket_rule"), spec.output)
     return InstanceRow(
@@ -225,6 +234,8 @@ def _run_row(spec: Any, home: Path, run: dict | None, attempt: dict | None) -> I
         message=str(run.get("reason") or ""),
         attempt=newer,
         attempt_status=newer_status,
+        value=value,
+        currency=(spec.output.currency or "") if value else "",
     )
 
 
@@ -355,6 +366,19 @@ def _expected_cell(row: InstanceRow) -> str:
     return f'<td class="num expected">{text}</td>'
 
 
+def _value_cell(row: InstanceRow) -> str:
+    """Return the cell of the run's expected value, in the instance's currency, with the amount per profile beneath."""
+    if "total" not in row.value:
+        return '<td class="num expected-value"></td>'
+    from customer_ai.features import money_prefix
+
+    prefix = html.escape(money_prefix(row.currency))
+    text = f"{prefix}{row.value['total']:,.2f}"
+    if "per_profile" in row.value:
+        text += f'<div class="range">{prefix}{row.value["per_profile"]:,.2f} per profile</div>'
+    return f'<td class="num expected-value">{text}</td>'
+
+
 def _grade_cell(row: InstanceRow) -> str:
     """Return the quality cell: the grade in a word, and what it means beneath it."""
     if not row.grade:
@@ -381,7 +405,8 @@ def _rule_cell(row: InstanceRow) -> str:
     return f'<td class="bucket-rule">{html.escape(row.bucket_rule)}<div class="meaning">{words}</div></td>'
 
 
-def _row_html(row: InstanceRow) -> str:
+def _row_html(row: InstanceRow, valued: bool = False) -> str:
+    """Return a row of the table; ``valued``: the table has the expected value column."""
     name = html.escape(row.name)
     dag = f'<a href="../dags/customer_ai__{name}" target="_top">{name}</a>' if row.status != "invalid" else name
     report = "no report"
@@ -405,6 +430,7 @@ def _row_html(row: InstanceRow) -> str:
         _drift_cell(row),
         f'<td class="num scored-profiles">{_count(row.scored_profiles)}</td>',
         _expected_cell(row),
+        *([_value_cell(row)] if valued else []),
         *(f'<td class="num bucket-{bucket}">{_count(row.buckets.get(bucket))}</td>' for bucket in BUCKETS),
         _rule_cell(row),
         f"<td>{report}</td>",
@@ -413,14 +439,20 @@ def _row_html(row: InstanceRow) -> str:
 
 
 def render_table(rows: list[InstanceRow], folder: Path) -> str:
-    """Return the view's page: a table of the instances' latest runs (``folder`` is named when it is empty)."""
+    """Return the view's page: a table of the instances' latest runs (``folder`` is named when it is empty).
+
+    The expected value column is there only when a run shown has one (its goal has a value).
+    """
+    valued = any(row.value for row in rows)
     headers = ["Instance", "Goal", "As of", "Status", "ROC AUC", "Calibration error", "Quality", "Drift"]
     headers += ["Scored profiles"]
     headers += ["Expected to reach the goal"]
+    headers += ["Expected value"] if valued else []
     headers += [f"{bucket.capitalize()}" for bucket in BUCKETS] + ["Buckets by", "Report"]
     head = "".join(f"<th>{html.escape(text)}</th>" for text in headers)
     if rows:
-        content = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(_row_html(r) for r in rows)}</tbody></table>"
+        body = "".join(_row_html(r, valued) for r in rows)
+        content = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     else:
         content = f'<p class="empty">No instance files (*.yaml) in {html.escape(str(folder))}.</p>'
     note = (
@@ -433,6 +465,11 @@ def render_table(rows: list[InstanceRow], folder: Path) -> str:
         "rank in the run when the score would leave a bucket empty or the high bucket a sliver). A later "
         "attempt that failed, stopped at the quality gate or is still running is shown beside it, with the reason."
     )
+    if valued:
+        note += (
+            " For a goal with a value, the expected value is what the scored profiles' goal events are expected to be "
+            "worth in the goal window, in all (below it, per profile)."
+        )
     return _page("Customer AI", f'<h1>Customer AI</h1><p class="note">{html.escape(note)}</p>{content}')
 
 

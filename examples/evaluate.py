@@ -9,9 +9,12 @@ Usage::
 Before running anything the split is checked: every tuning date's outcome window ``[as_of, as_of + window)``
 ends on or before its data set's cutoff and every reported date is on or after it, for every goal of the data
 set (so a method tuned for one goal never saw an outcome that a reported row of another goal is judged on).
-Each goal's back-test prints its tables (``customer-ai backtest``) and writes its metrics to
+A goal of the split may carry ``value: FIELD``: it is back-tested as if its instance's goal had ``value: {field:
+FIELD}`` (:func:`goal_spec`; the instance files stay as they are), so the run's value model is judged too.
+Each goal's back-test prints its tables (those of ``customer-ai backtest``) and writes its metrics to
 ``OUT/<data set>_<instance>.json``; the run ends with one summary line per row and the figures a variant of the
-method is judged by: the worst and the mean ROC AUC gain over the best baseline, and the mean calibration error.
+method is judged by: the worst and the mean ROC AUC gain over the best baseline, and the mean calibration error;
+then, for the goals with a value, the value model's margin over the best value baseline and its total ratio.
 """
 
 from __future__ import annotations
@@ -26,12 +29,17 @@ from pathlib import Path
 
 import yaml
 
-from customer_ai.spec import load_spec
+from customer_ai.backtest import backtest, format_markdown, spend_moved
+from customer_ai.events import check_attribute_join, load_attributes, load_events
+from customer_ai.spec import InstanceSpec, load_spec, parse_spec
+from customer_ai.windows import as_of_timestamp
 
 ROOT = Path(__file__).resolve().parent.parent
 SPLIT = ROOT / "examples" / "evaluation.yaml"
 SETS = ("tuning", "reported", "checks")
 BASELINES = ("recency", "frequency", "bgnbd")
+VALUE_TARGET_MARGIN = 0.02  # the issue's target: normalised Gini at least the best baseline's + 0.02
+VALUE_TOTAL_RATIO = (0.9, 1.1)  # and the predicted total within these times the realised one
 
 
 @dataclass(frozen=True)
@@ -46,10 +54,29 @@ class Goal:
     reported: tuple[dt.date, ...]
     prepare: Path | None = None
     checks: tuple[dt.date, ...] = ()  # measured once, outside the cutoff's rule (see evaluation.yaml)
+    value: str | None = None  # the events' field the goal is worth: back-tested with a value (see goal_spec)
 
     def dates(self, which: str) -> tuple[dt.date, ...]:
         """Return the tuning, the reported or the check dates."""
         return {"tuning": self.tuning, "reported": self.reported, "checks": self.checks}[which]
+
+    def spec(self) -> InstanceSpec:
+        """Return the spec the goal is back-tested with: its instance's, worth ``value`` when it has one."""
+        return goal_spec(self.instance, self.value)
+
+
+def goal_spec(instance: Path, value: str | None = None) -> InstanceSpec:
+    """Return the spec of the instance file ``instance``, its goal worth the events' ``value`` field when given.
+
+    The file is read as it is (the instance files' hashes are pinned) and the value added to the spec read, then
+    checked as a file saying ``goal: {value: {field: VALUE}}`` would be (a goal that must not occur is refused).
+    """
+    spec = load_spec(instance)
+    if value is None:
+        return spec
+    data = spec.model_dump(mode="json")
+    data["goal"] = {**data["goal"], "value": {"field": value}}
+    return parse_spec(data, source=f"{instance} with goal.value.field {value!r}", base_dir=spec.base_dir)
 
 
 def _date(value: object, where: str) -> dt.date:
@@ -70,16 +97,20 @@ def load_split(path: Path = SPLIT, root: Path = ROOT) -> list[Goal]:
         for number, goal in enumerate(entry["goals"]):
             where = f"{data_set}: goals[{number}]"
             instance = root / goal["instance"]
+            value = goal.get("value")
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"{where}: value: the name of the events' field the goal is worth, not {value!r}")
             goals.append(
                 Goal(
                     data_set=data_set,
                     cutoff=cutoff,
                     instance=instance,
-                    window_days=load_spec(instance).goal.window_days,
+                    window_days=goal_spec(instance, value).goal.window_days,
                     tuning=tuple(_date(d, f"{where}: tuning") for d in goal["tuning"]),
                     reported=tuple(_date(d, f"{where}: reported") for d in goal["reported"]),
                     prepare=prepare,
                     checks=tuple(_date(d, f"{where}: checks") for d in goal.get("checks", ())),
+                    value=value,
                 )
             )
     return goals
@@ -106,6 +137,17 @@ def split_problems(goals: list[Goal]) -> list[str]:
         problems += [f"{name}: no tuning date"] if not goal.tuning else []
         problems += [f"{name}: no reported date"] if not goal.reported and not goal.checks else []
     return problems
+
+
+def choose(goals: list[Goal], which: str, data_sets: list[str] | None, *, valued_only: bool = False) -> list[Goal]:
+    """Return the goals with ``which`` dates (of ``data_sets`` only, when given; with a value only, if asked)."""
+    return [
+        goal
+        for goal in goals
+        if (not data_sets or goal.data_set in data_sets)
+        and goal.dates(which)
+        and (goal.value is not None or not valued_only)
+    ]
 
 
 def row_summary(data_set: str, instance: str, result: dict) -> dict:
@@ -142,6 +184,51 @@ def aggregate(rows: list[dict]) -> dict:
     }
 
 
+def value_row_summary(data_set: str, instance: str, result: dict) -> dict:
+    """Return a back-test result's value figures: margin over the best value baseline, total ratio, spend moved."""
+    value = result["value"]
+    best, margin = value["best_baseline"], value["model_vs_best"] or {}
+    spend = value["spend_per_profile"]
+    moved = spend["calibration_window"] / spend["outcome_window"] if spend["outcome_window"] > 0 else float("nan")
+    return {
+        "data_set": data_set,
+        "instance": instance,
+        "as_of": result["as_of"],
+        "eligible": value["eligible"],
+        "spenders": value["spenders"],
+        "model_gini": value["model"]["normalised_gini"],
+        "best_baseline": best,
+        "best_baseline_gini": value[best]["normalised_gini"] if best is not None else float("nan"),
+        "margin": margin.get("difference", float("nan")),
+        "margin_low": margin.get("low", float("nan")),
+        "margin_high": margin.get("high", float("nan")),
+        "spearman": value["model"]["spearman"],
+        "decile_error": value["model"]["decile_error"],
+        "total_ratio": value["model"]["total_ratio"],
+        "spend_calibration_window": spend["calibration_window"],
+        "spend_outcome_window": spend["outcome_window"],
+        "spend_ratio": moved,
+        "total_ratio_over_spend_ratio": value["model"]["total_ratio"] / moved,
+        "spend_moved": spend_moved(value),
+    }
+
+
+def value_aggregate(rows: list[dict]) -> dict:
+    """Return the value rows' figures: rows at the Gini target, worst and mean margin, total ratios and their target."""
+    margins = [row["margin"] for row in rows]
+    ratios = [row["total_ratio"] for row in rows]
+    low, high = VALUE_TOTAL_RATIO
+    return {
+        "rows": len(rows),
+        "rows_margin_at_least_0_02": sum(margin >= VALUE_TARGET_MARGIN for margin in margins),
+        "rows_above_best_baseline": sum(margin > 0 for margin in margins),
+        "worst_margin": min(margins),
+        "mean_margin": sum(margins) / len(margins),
+        "total_ratios": ratios,
+        "rows_total_ratio_in_0_9_1_1": sum(low <= ratio <= high for ratio in ratios),
+    }
+
+
 def _format(rows: list[dict], totals: dict) -> str:
     lines = [
         "| data set | instance | as of | model ROC AUC | best baseline | its ROC AUC | gain [95% CI] "
@@ -163,6 +250,44 @@ def _format(rows: list[dict], totals: dict) -> str:
     return "\n".join(lines)
 
 
+def _format_value(rows: list[dict], totals: dict) -> str:
+    lines = [
+        "| data set | instance | as of | eligible (spent) | model normalised Gini | best baseline | its Gini "
+        "| margin [95% CI] | total ratio | spend per profile: calibration -> outcome | total ratio / r |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['data_set']} | {r['instance']} | {r['as_of']} | {r['eligible']:,} ({r['spenders']:,}) | "
+        f"{r['model_gini']:.3f} | {r['best_baseline']} | {r['best_baseline_gini']:.3f} | {r['margin']:+.3f} "
+        f"[{r['margin_low']:+.3f}, {r['margin_high']:+.3f}] | {r['total_ratio']:.3f} | "
+        f"{r['spend_calibration_window']:,.2f} -> {r['spend_outcome_window']:,.2f} (r = {r['spend_ratio']:.3f}) | "
+        f"{r['total_ratio_over_spend_ratio']:.3f} |"
+        for r in rows
+    ]
+    lines.append(
+        f"\n{totals['rows']} value rows: normalised Gini at least the best baseline's + {VALUE_TARGET_MARGIN} in "
+        f"{totals['rows_margin_at_least_0_02']}, above it in {totals['rows_above_best_baseline']}; margin worst "
+        f"{totals['worst_margin']:+.3f}, mean {totals['mean_margin']:+.3f}; total ratios "
+        + ", ".join(f"{ratio:.3f}" for ratio in totals["total_ratios"])
+        + f", within {VALUE_TOTAL_RATIO[0]} - {VALUE_TOTAL_RATIO[1]} in {totals['rows_total_ratio_in_0_9_1_1']}"
+    )
+    return "\n".join(lines)
+
+
+def run_backtests(spec: InstanceSpec, dates: tuple[dt.date, ...], target: Path) -> list[dict]:
+    """Back-test ``spec`` at ``dates`` as ``customer-ai backtest`` does: print the tables, write the JSON to ``target``.
+
+    In this process rather than through the command, so that a goal can be given a value its file does not have.
+    """
+    events = load_events(spec)
+    attributes = load_attributes(spec)
+    check_attribute_join(events, attributes, f"instance {spec.name}")
+    results = [backtest(spec, events, as_of_timestamp(day), attributes) for day in dates]
+    print(format_markdown(spec, results), flush=True)
+    target.write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     """Check the split, then back-test the chosen rows; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -170,29 +295,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-set", action="append", help="only this data set (repeat for several)")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "evaluation", help="folder for the JSON files")
     parser.add_argument("--split", type=Path, default=SPLIT, help="the split file")
+    parser.add_argument("--valued-only", action="store_true", help="only the goals with a value")
     args = parser.parse_args(argv)
     goals = load_split(args.split)
     problems = split_problems(goals)
     if problems:
         print("the evaluation split breaks its rules:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 2
-    chosen = [g for g in goals if (not args.data_set or g.data_set in args.data_set) and g.dates(args.rows)]
+    chosen = choose(goals, args.rows, args.data_set, valued_only=args.valued_only)
     out = args.out / args.rows
     out.mkdir(parents=True, exist_ok=True)
-    command = [str(Path(sys.executable).parent / "customer-ai"), "-q", "backtest"]
     prepared: set[Path] = set()
-    rows = []
+    rows, value_rows = [], []
     for goal in chosen:
         if goal.prepare is not None and goal.prepare not in prepared:
             subprocess.run([sys.executable, str(goal.prepare)], check=True)
             prepared.add(goal.prepare)
         target = out / f"{goal.data_set}_{goal.instance.stem}.json"
-        dates = [part for day in goal.dates(args.rows) for part in ("--as-of", f"{day}")]
-        subprocess.run([*command, str(goal.instance), *dates, "--json-out", str(target)], check=True, cwd=ROOT)
-        rows += [row_summary(goal.data_set, goal.instance.stem, r) for r in json.loads(target.read_text())]
-    totals = aggregate(rows)
-    (out / "summary.json").write_text(json.dumps({"rows": rows, "totals": totals}, indent=2) + "\n")
-    print(_format(rows, totals))
+        results = run_backtests(goal.spec(), goal.dates(args.rows), target)
+        rows += [row_summary(goal.data_set, goal.instance.stem, r) for r in results]
+        value_rows += [value_row_summary(goal.data_set, goal.instance.stem, r) for r in results if "value" in r]
+    summary = {"rows": rows, "totals": aggregate(rows)}
+    if value_rows:
+        summary.update(value_rows=value_rows, value_totals=value_aggregate(value_rows))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(_format(rows, summary["totals"]))
+    if value_rows:
+        print("\n" + _format_value(value_rows, summary["value_totals"]))
     return 0
 
 

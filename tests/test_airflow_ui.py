@@ -368,7 +368,7 @@ def test_the_view_reads_the_store_without_creating_or_migrating_it(
     assert (row.status, row.message) == (
         "error",
         f"the profile store cannot be read: StoreVersionError: the profile store {home / 'store.sqlite'} was written "
-        "by an earlier version of customer-ai (SQLite user_version 0; this version reads 3): migrate it with "
+        "by an earlier version of customer-ai (SQLite user_version 0; this version reads 4): migrate it with "
         "`customer-ai migrate` and the same --home or --store (a run of any instance migrates it too); nothing was "
         "changed",
     )
@@ -417,6 +417,36 @@ def test_the_table_shows_the_numbers_links_the_report_and_says_what_the_newest_a
     assert '<div class="attempt attempt-started">' in epsilon
     assert "<script" not in page
     assert render_table([], instances).count(f"No instance files (*.yaml) in {instances}.") == 1
+
+
+ZETA_RUN = "cli-5219833eb9"
+ZETA_VALUE = {"field": "value", "window_days": 30, "total": 1288581.0766, "per_profile": 302.5548, "metrics": {}}
+
+
+def test_a_run_with_a_value_shows_its_expected_value_in_the_instances_currency(folders: tuple[Path, Path]) -> None:
+    instances, home = folders
+    page = render_table(instance_rows(instances, home, lambda: StandInStore(RUNS, ATTEMPTS)), instances)
+    assert "Expected value" not in page  # no run has a value: the table is as it always was
+    assert "expected-value" not in page
+    write_spec(instances, "zeta", goal={**BASE_SPEC["goal"], "value": {"field": "value"}}, output={"currency": "GBP"})
+    folder = publish(home, "zeta", "v-zeta", {"low": 1, "medium": 2, "high": 3}, report=True, run_id=ZETA_RUN)
+    metadata = json.loads((folder / "metadata.json").read_text())
+    (folder / "metadata.json").write_text(json.dumps({**metadata, "value": ZETA_VALUE}))
+    runs = {**RUNS, "zeta": run_row("zeta", "v-zeta", {"roc_auc": 0.75}, ZETA_RUN, scored_profiles=4259)}
+    rows = instance_rows(instances, home, lambda: StandInStore(runs, ATTEMPTS))
+    (zeta,) = [row for row in rows if row.name == "zeta"]
+    assert (zeta.value, zeta.currency) == ({"total": 1288581.0766, "per_profile": 302.5548}, "GBP")
+    assert [row.value for row in rows if row.name != "zeta"] == [{}] * 6
+    page = render_table(rows, instances)
+    assert "<th>Expected to reach the goal</th><th>Expected value</th><th>Low</th>" in page
+    zeta_html = re.search(r'<tr data-instance="zeta">.*?</tr>', page).group(0)
+    assert (
+        '<td class="num expected-value">GBP 1,288,581.08<div class="range">GBP 302.55 per profile</div></td>'
+        '<td class="num bucket-low">1</td>'
+    ) in zeta_html
+    alpha = re.search(r'<tr data-instance="alpha">.*?</tr>', page).group(0)
+    assert '</td><td class="num expected-value"></td><td class="num bucket-low">1,992</td>' in alpha
+    assert "the expected value is what the scored profiles' goal events are expected to be worth" in html.unescape(page)
 
 
 def test_every_text_is_escaped() -> None:

@@ -496,6 +496,19 @@ def test_a_value_model_is_stored_and_versioned_with_its_propensity_model(tmp_pat
     assert meta["value"]["scale"] == value.scale
     np.testing.assert_array_equal(loaded.value_model_.predict(matrix), value.predict(matrix))
     assert artifacts.model_version(loaded.model_, AS_OF, loaded.value_model_) == version
+    assert loaded.value_model_.start == value.start  # where its boosting started, read back
+    assert loaded.value_model_.best_iteration == value.best_iteration  # a booster read back says -1: all its trees
+    assert meta["value"]["features"] == value.features
+    assert "goal_value_per_30d" in value.features
+    assert "goal_value_per_30d" not in loaded.model_.features  # the chance is the same with a value or without
+    # the start is part of the version: a changed floor in model.json is found
+    saved = (folder / "model.json").read_text()
+    moved = json.loads(saved)
+    moved["value"]["start"]["floor"] += 1.0
+    (folder / "model.json").write_text(json.dumps(moved))
+    assert "its content (with the calibration in model.json) hashes to" in artifacts.model_problem(folder)
+    (folder / "model.json").write_text(saved)
+    assert artifacts.model_problem(folder) is None
     # a byte changed in the value model's trees is found like one in model.txt's
     path = folder / "value_model.txt"
     path.write_bytes(_change_a_byte_in_a_tree(path.read_bytes()))

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from customer_ai.backtest import GoalWindowOpenError, backtest, baseline_signals, format_markdown
+from customer_ai.backtest import GoalWindowOpenError, backtest, baseline_signals, format_markdown, spend_moved
 from customer_ai.bgnbd import fit_bgnbd, repeat_summary
+from customer_ai.estimator import PropensityModel
 from customer_ai.events import EventsError, canonicalize
+from customer_ai.history import run_window
+from customer_ai.outcome_metrics import normalised_gini
+from customer_ai.value_baselines import value_baselines
 
-from conftest import make_events, make_spec, ts
+from conftest import BASE_SPEC, make_events, make_spec, ts
 
 T = ts("2011-06-01")
 
@@ -170,4 +175,130 @@ def test_a_backtest_plans_from_where_a_run_says_the_events_start(caplog: pytest.
     assert str(info.value).startswith(
         f"instance unit: 300 of {len(events) + 300:,} events (7%), dated 1970-01-01, lie before 14,609 days without "
         "any event; the events really start on 2010-01-01."
+    )
+
+
+def _spenders() -> pd.DataFrame:
+    """Purchases of 200 customers at steady personal rates and amounts from 2010-01-01 on, for 540 days."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for customer in range(200):
+        rate, amount = rng.gamma(0.8, 1 / 30), rng.gamma(2, 20)
+        for day in np.sort(rng.uniform(0, 540, size=rng.poisson(rate * 540))):
+            rows.append((f"c{customer}", ts("2010-01-01") + pd.Timedelta(days=float(day)), "purchase", amount))
+    return make_events(rows)
+
+
+def test_a_goal_with_a_value_is_judged_on_what_each_eligible_profile_spent() -> None:
+    events = _spenders()
+    spec = make_spec(
+        goal={**BASE_SPEC["goal"], "value": {"field": "value"}},
+        training={"snapshots": 3, "min_positives": 20, "min_negatives": 20},
+    )
+    as_of = ts("2011-05-01")
+    result = backtest(spec, events, as_of)
+    value = result["value"]
+    assert set(value) == {
+        "field",
+        "eligible",
+        "spenders",
+        "total_realised",
+        "trees",
+        "model",
+        "bgnbd_gamma_gamma",
+        "last_year",
+        "last_window",
+        "best_baseline",
+        "model_vs_best",
+        "spend_per_profile",
+    }
+    json.dumps(result)  # the command writes it as JSON
+    start, _ = run_window(spec, as_of)
+    seen = events.loc[(events["timestamp"] >= start) & (events["timestamp"] < as_of)]
+    assert start > events["timestamp"].min()  # a run reads part of the history only
+    eligible = pd.Index(sorted(seen.loc[seen["timestamp"] >= as_of - pd.Timedelta(days=365), "profile_id"].unique()))
+    window = events.loc[(events["timestamp"] >= as_of) & (events["timestamp"] < as_of + pd.Timedelta(days=30))]
+    spent = window.groupby("profile_id")["value"].sum().reindex(eligible).fillna(0.0)
+    assert (value["eligible"], value["spenders"]) == (result["eligible"], int((spent > 0).sum()))
+    assert value["total_realised"] == pytest.approx(spent.sum(), rel=1e-12)
+    assert value["spend_per_profile"]["outcome_window"] == pytest.approx(spent.mean(), rel=1e-12)
+    # the baselines are fitted on the history a run reads and judged on the same profiles
+    baselines = value_baselines(seen, spec.goal, as_of, eligible, field="value", data_start=ts("2010-01-01"))
+    for name in ("bgnbd_gamma_gamma", "last_year", "last_window"):
+        assert value[name]["normalised_gini"] == pytest.approx(normalised_gini(baselines[name], spent), rel=1e-12)
+    best = max(("bgnbd_gamma_gamma", "last_year", "last_window"), key=lambda n: value[n]["normalised_gini"])
+    assert value["best_baseline"] == best
+    margin = value["model_vs_best"]
+    assert margin["difference"] == value["model"]["normalised_gini"] - value[best]["normalised_gini"]
+    assert margin["low"] <= margin["difference"] <= margin["high"]
+    # the model's total was scaled on the calibration rows: their spend per profile is the level it starts from
+    training_set = PropensityModel(spec).build_training_set(seen, as_of, data_start=ts("2010-01-01"))
+    calibration = training_set.values[training_set.rows("calibration")]
+    assert value["spend_per_profile"]["calibration_window"] == pytest.approx(calibration.mean(), rel=1e-12)
+    assert value["model"]["total_predicted"] == pytest.approx(value["model"]["total_ratio"] * spent.sum())
+
+
+def _value_result(as_of: str) -> dict:
+    metrics = {"normalised_gini": 0.7, "spearman": 0.4, "decile_error": 0.25, "total_ratio": 0.9}
+    return {
+        "as_of": as_of,
+        "value": {
+            "field": "value",
+            "eligible": 1234,
+            "spenders": 321,
+            "model": metrics,
+            "bgnbd_gamma_gamma": {**metrics, "normalised_gini": 0.65},
+            "last_year": {**metrics, "normalised_gini": 0.68},
+            "last_window": dict.fromkeys(metrics, float("nan")),
+            "best_baseline": "last_year",
+            "model_vs_best": {"difference": 0.02, "low": -0.005, "high": 0.041},
+            "spend_per_profile": {"calibration_window": 12.5, "outcome_window": 10.0},
+        },
+    }
+
+
+def test_the_value_table_has_a_row_per_date_and_scorer_and_says_how_far_spend_moved() -> None:
+    propensity = {
+        "roc_auc": 0.75,
+        "pr_auc": 0.5,
+        "log_loss": 0.5,
+        "brier": 0.2,
+        "calibration_error": 0.01,
+        "top_decile_lift": 2.5,
+        "positive_rate": 0.3,
+        "mean_probability": 0.31,
+        "calibration_error_floor": 0.008,
+    }
+    result = {
+        **_value_result("2011-09-01"),
+        "eligible": 1234,
+        **dict.fromkeys(("model", "recency", "frequency", "bgnbd"), propensity),
+        "model_vs": dict.fromkeys(("recency", "frequency", "bgnbd"), {"difference": 0.0, "low": 0.0, "high": 0.0}),
+        "history": {"training": ["a"], "every_days": 30, "lookback_days": 365, "notes": []},
+    }
+    lines = format_markdown(make_spec(), [result]).splitlines()
+    start = lines.index(
+        "| as of | scorer | eligible (spent) | normalised Gini | against the best baseline [95% CI] "
+        "| Spearman | decile error | total ratio |"
+    )
+    assert lines[start - 2].startswith("Predicted value (the goal events' value in the window) against what each")
+    assert lines[start + 2 : start + 6] == [
+        "| 2011-09-01 | **model** | 1,234 (321) | 0.700 | +0.020 [-0.005, +0.041] | 0.400 | 0.250 | 0.900 |",
+        "| 2011-09-01 | baseline: BG/NBD x Gamma-Gamma | 1,234 (321) | 0.650 |  | 0.400 | 0.250 | 0.900 |",
+        "| 2011-09-01 | baseline: last year's spend | 1,234 (321) | 0.680 | best baseline | 0.400 | 0.250 | 0.900 |",
+        "| 2011-09-01 | baseline: last window's spend | 1,234 (321) | nan |  | nan | nan | nan |",
+    ]
+    assert lines[-1] == (
+        "- 2011-09-01: spend per profile moved from 12.50 to 10.00 (ratio r = 1.250): the total ratio 0.900 "
+        "divided by r is 0.720"
+    )
+    without = {key: item for key, item in result.items() if key != "value"}
+    assert "Predicted value" not in format_markdown(make_spec(), [without])
+
+
+def test_spend_that_vanished_leaves_the_ratio_undefined() -> None:
+    value = _value_result("2011-09-01")["value"]
+    value["spend_per_profile"]["outcome_window"] = 0.0
+    assert spend_moved(value) == (
+        "spend per profile moved from 12.50 to 0.00 (ratio r = nan): the total ratio 0.900 divided by r is nan"
     )

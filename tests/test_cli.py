@@ -1947,9 +1947,9 @@ def test_readers_of_a_store_that_needs_a_migration_say_so_and_change_nothing(
             options, store = ["--home", str(path.parent)], f"SQLiteStore({str(path)!r})"
             message = (
                 f"the profile store {path} was written by an earlier version of customer-ai (SQLite user_version "
-                f"0; this version reads 3): {hint}"
+                f"0; this version reads 4): {hint}"
             )
-            versions = "0 to schema version 3"
+            versions = "0 to schema version 4"
 
             def contents() -> object:
                 return path.read_bytes()
@@ -1960,9 +1960,9 @@ def test_readers_of_a_store_that_needs_a_migration_say_so_and_change_nothing(
             store += f"schema={schema!r})"
             message = (
                 f"the profile store in schema {schema!r} of the PostgreSQL database at {postgres_location(PG_DSN)} "
-                f"was written by an earlier version of customer-ai (schema version 4; this version reads 6): {hint}"
+                f"was written by an earlier version of customer-ai (schema version 4; this version reads 7): {hint}"
             )
-            versions = "4 to schema version 6"
+            versions = "4 to schema version 7"
 
             def contents() -> object:
                 return schema_rows(schema)

@@ -14,6 +14,7 @@ from customer_ai.conditions import (
     patterns_mask,
     rule_problems,
     unknown_fields,
+    value_field_problems,
     where_mask,
 )
 from customer_ai.spec import Condition, EventPattern
@@ -328,3 +329,17 @@ def test_unknown_fields_name_each_condition_on_a_column_the_events_lack() -> Non
         "columns: profile_id, timestamp, event_type, value)",
     ]
     assert unknown_fields(make_spec(), columns) == []
+
+
+def test_a_goals_value_field_must_be_a_column_of_numbers() -> None:
+    valued = make_spec(goal={**make_spec().goal.model_dump(mode="json"), "value": {"field": "amount"}})
+    columns = ["profile_id", "timestamp", "event_type", "amount"]
+    assert value_field_problems(valued, columns, ["amount"], "events.parquet") == []
+    assert value_field_problems(valued, columns, [], "events.parquet") == [
+        "goal.value.field is 'amount', which is not a column of numbers in the events of events.parquet: its "
+        "amounts are summed"
+    ]
+    assert value_field_problems(valued, columns[:3], []) == [
+        "goal.value.field is 'amount', which the events do not have (their columns: profile_id, timestamp, event_type)"
+    ]
+    assert value_field_problems(make_spec(), columns[:3], []) == []  # a goal without a value

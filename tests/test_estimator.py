@@ -745,3 +745,35 @@ def test_a_training_set_built_a_partition_at_a_time_is_the_same_to_the_bit(crowd
         ours = split.events.loc[split.events["profile_id"].isin(kept)].reset_index(drop=True)
         pd.testing.assert_frame_equal(ours, theirs, check_exact=True)  # in time then profile order
     assert whole.sample["sampled"] is (max_profiles == 1000)
+
+
+def test_a_goal_with_a_value_keeps_its_chance_and_explains_its_expected_value(events: pd.DataFrame, spec) -> None:
+    valued = make_spec(
+        **{
+            **spec.model_dump(mode="json", exclude={"base_dir"}),
+            "goal": {**spec.goal.model_dump(mode="json"), "value": {"field": "value"}},
+        }
+    )
+    plain = PropensityModel(spec).fit(events, AS_OF)
+    worth = PropensityModel(valued).fit(events, AS_OF)
+    assert worth.model_.features == plain.model_.features  # the value's own feature is the value model's only
+    features = worth.features(events, AS_OF)
+    np.testing.assert_array_equal(worth.predict_proba(features), plain.predict_proba(plain.features(events, AS_OF)))
+    assert plain.predict_value(features) is None
+    assert plain.explain_value(features) is None
+    expected = worth.predict_value(features)
+    assert expected.shape == (len(features),)
+    assert (expected >= 0).all()
+    explained = worth.explain_value(features.iloc[:20], k=3)
+    assert all(len(factors) <= 3 for factors in explained)
+    effects = {factor["effect"] for factors in explained for factor in factors}
+    assert effects
+    assert all(" the expected value" in effect for effect in effects)
+    # every factor listed, they add up with the base value to the log of the expected value (on its own scale)
+    base = worth.value_model_.contributions(features.iloc[:20])[:, -1]
+    listed = worth.explain_value(features.iloc[:20], k=len(worth.value_model_.features))
+    for factors, start, value in zip(listed, base, expected[:20], strict=True):
+        total = start + sum(factor["contribution"] for factor in factors)
+        assert abs(total - np.log(value)) <= 5e-5 * len(factors) + 1e-9
+    chance = worth.explain(features.iloc[:20], k=3)
+    assert chance == plain.explain(plain.features(events, AS_OF).iloc[:20], k=3)  # the same reasons for the chance

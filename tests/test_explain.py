@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from customer_ai import explain
-from customer_ai.explain import effect_of, importance_of, top_factors
+from customer_ai.explain import CHANCE, EXPECTED_VALUE, effect_of, importance_of, top_factors
 from customer_ai.features import FeatureInfo, FeaturePlan, feature_infos
 
 from conftest import make_spec, run_command
@@ -73,6 +73,13 @@ def test_importance_of_thresholds(contribution, expected):
 )
 def test_effect_of_follows_the_sign_and_the_importance_thresholds(contribution, expected):
     assert effect_of(contribution) == expected
+
+
+def test_the_value_models_effects_name_the_expected_value() -> None:
+    assert effect_of(0.5, EXPECTED_VALUE) == "raises the expected value a lot"
+    assert effect_of(-0.2, EXPECTED_VALUE) == "lowers the expected value"
+    assert effect_of(0.0, EXPECTED_VALUE) == "does not change the expected value"
+    assert effect_of(-0.5, CHANCE) == effect_of(-0.5) == "lowers the chance a lot"
 
 
 def test_top_factors_orders_by_absolute_contribution_keeping_sign():

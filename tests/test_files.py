@@ -44,6 +44,11 @@ def test_write_frame_stores_factors_as_json_text(tmp_path):
     assert isinstance(scores["factors"].iloc[0], list)  # the caller's frame is left as it was
     plain = pd.DataFrame({"profile_id": ["p1"], "score": [3]})
     pd.testing.assert_frame_equal(pd.read_parquet(files.write_frame(tmp_path / "plain.parquet", plain)), plain)
+    valued = scores.assign(value_factors=[[{"feature": "y", "contribution": -0.5}], []])
+    stored = pd.read_parquet(files.write_frame(tmp_path / "valued.parquet", valued))
+    assert stored["value_factors"].tolist() == ['[{"feature": "y", "contribution": -0.5}]', "[]"]
+    assert stored["factors"].tolist()[1] == "[]"
+    assert isinstance(valued["value_factors"].iloc[0], list)
 
 
 def test_failed_write_leaves_the_previous_file_intact(tmp_path):

@@ -10,6 +10,7 @@ from customer_ai import artifacts
 from customer_ai.outcomes import (
     OUTCOME_COLUMNS,
     OUTCOMES_FILE,
+    VALUE_COLUMNS,
     OutcomeTally,
     closed_window_dates,
     decile_of,
@@ -63,7 +64,8 @@ def test_realised_rates_per_group_count_only_goal_events_inside_the_half_open_wi
         ]
     )
     out = realised_outcomes(spec, events, P, scores)
-    assert list(out.columns) == list(OUTCOME_COLUMNS)
+    assert list(out.columns) == [*OUTCOME_COLUMNS, *VALUE_COLUMNS]
+    assert out[list(VALUE_COLUMNS)].isna().all().all()  # a run without a value
     rows = {(r.grouping, r.group): (r.profiles, round(r.predicted_rate, 6), r.realised_rate) for r in out.itertuples()}
     assert rows == {
         ("all", "all"): (5, 0.4, 0.4),
@@ -106,7 +108,17 @@ def test_a_run_that_scored_nobody_has_one_empty_overall_row() -> None:
 
 # --- what a run tracked, in its folder's outcomes.parquet -------------------------------------------------------
 
-TRACKED_COLUMNS = ["as_of", "grouping", "group", "profiles", "predicted_rate", "realised_rate", "tracked_at"]
+TRACKED_COLUMNS = [
+    "as_of",
+    "grouping",
+    "group",
+    "profiles",
+    "predicted_rate",
+    "realised_rate",
+    "predicted_value",
+    "realised_value",
+    "tracked_at",
+]
 
 
 def _tracked(as_of: str, rows: list[tuple], tracked_at: str = "2011-10-08T06:00:00Z") -> pd.DataFrame:
@@ -126,6 +138,8 @@ def test_nothing_tracked_is_an_empty_frame_of_the_files_columns() -> None:
         "profiles": "int64",
         "predicted_rate": "float64",
         "realised_rate": "float64",
+        "predicted_value": "float64",
+        "realised_value": "float64",
         "tracked_at": "str",
     }
     # the same columns and types as a frame of tracked outcomes: both write the same Parquet schema
@@ -160,6 +174,8 @@ def test_tracked_outcomes_read_back_by_date_exactly(tmp_path) -> None:
             "profiles": [3, 1],
             "predicted_rate": [0.4, 0.8],
             "realised_rate": [1 / 3, 1.0],
+            "predicted_value": [float("nan")] * 2,
+            "realised_value": [float("nan")] * 2,
             "tracked_at": ["2011-10-08T06:00:00Z"] * 2,
         }
     ).astype({"grouping": "str", "group": "str", "tracked_at": "str"})
@@ -184,6 +200,8 @@ def test_outcomes_added_up_a_part_at_a_time_are_those_of_all_at_once():
     )
     reached = np.array([True, False, True, False, False, True])
     whole = outcome_rates(spec, scores, reached)
+    assert whole.pop("predicted_value").isna().all()
+    assert whole.pop("realised_value").isna().all()
     predicted = whole.pop("predicted_rate").tolist()
     assert whole.to_dict("list") == {
         "grouping": ["all", "bucket", "bucket", "bucket", "decile", "decile", "decile", "decile", "decile", "decile"],
@@ -196,4 +214,24 @@ def test_outcomes_added_up_a_part_at_a_time_are_those_of_all_at_once():
     tally = OutcomeTally(spec)
     for rows in ([4, 0], [], [2, 5, 1, 3]):
         tally.add(scores.iloc[rows], reached[rows])
-    pd.testing.assert_frame_equal(tally.rates(), whole, check_exact=False, rtol=1e-12)
+    pd.testing.assert_frame_equal(tally.rates().drop(columns=list(VALUE_COLUMNS)), whole, check_exact=False, rtol=1e-12)
+
+
+def test_a_valued_runs_outcomes_hold_each_groups_mean_expected_and_realised_value() -> None:
+    scores = pd.DataFrame(
+        {
+            "probability": [0.9, 0.8, 0.3, 0.2],
+            "percentile": [100, 75, 50, 25],
+            "bucket": ["high", "high", "medium", "low"],
+            "expected_value": [120.0, 80.0, 20.0, 4.0],
+        }
+    )
+    reached = np.array([True, False, True, False])
+    worth = np.array([100.0, 0.0, 50.0, 0.0])
+    out = outcome_rates(make_spec(), scores, reached, worth).set_index(["grouping", "group"])
+    assert out.loc[("all", "all"), ["predicted_value", "realised_value"]].tolist() == [56.0, 37.5]
+    assert out.loc[("bucket", "high"), ["predicted_value", "realised_value"]].tolist() == [100.0, 50.0]
+    assert out.loc[("bucket", "low"), ["predicted_value", "realised_value"]].tolist() == [4.0, 0.0]
+    assert out.loc[("decile", "1"), ["predicted_value", "realised_value"]].tolist() == [120.0, 100.0]
+    # without what the profiles spent, nothing is said of the value
+    assert outcome_rates(make_spec(), scores, reached)[list(VALUE_COLUMNS)].isna().all().all()

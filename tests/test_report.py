@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import html as html_module
 import json
 import os
 import re
@@ -24,16 +25,25 @@ import pytest
 
 import customer_ai.report.factors as factors_module
 from customer_ai import artifacts, steps
-from customer_ai.features import FeatureInfo
+from customer_ai.features import FeatureInfo, money_prefix
+from customer_ai.outcome_metrics import decile_table
 from customer_ai.outcomes import read_tracked
-from customer_ai.report import SECTIONS, build_report, factor_long, factor_summary, score_bins, score_history
+from customer_ai.report import (
+    SECTIONS,
+    build_report,
+    factor_long,
+    factor_summary,
+    score_bins,
+    score_history,
+    value_deciles,
+)
 from customer_ai.report.figures import _RC, _history_figure, _scores_figure, _validation_figure
 from customer_ai.report.folder import ScoreSummary, _RunFiles, read_sample
 from customer_ai.scoring import BucketRule
-from customer_ai.spec import InstanceSpec, MonitoringSettings, load_spec
+from customer_ai.spec import GoalValue, InstanceSpec, MonitoringSettings, load_spec
 from customer_ai.store import open_store
 
-from conftest import RETAIL_EVENTS, ROOT, ts
+from conftest import BASE_SPEC, RETAIL_EVENTS, ROOT, make_spec, ts
 
 AS_OF = ts("2011-12-11")
 INSTANCE = "repurchase_30d"
@@ -1042,6 +1052,32 @@ def test_outcomes_per_bucket_are_compared_across_runs_of_one_rule_only() -> None
     assert "<td class=n>100 → 100</td><td class=n>12 → 100</td>" in page  # percent points, no sign: narrow
 
 
+def test_outcomes_of_runs_that_predicted_a_value_show_it_beside_what_was_spent() -> None:
+    from customer_ai.report.evaluation import _outcomes_section  # noqa: PLC0415
+
+    rule = BucketRule("score", 25, 75)
+    plain = past_outcomes(["2011-09-04"])
+    assert "Expected value" not in _outcomes_section(pd.Timestamp("2011-12-11", tz="UTC"), plain, {}, rule, "GBP")
+    valued = plain.assign(predicted_value=np.nan, realised_value=np.nan)
+    worth = {("all", "all"): (302.5, 280.0), ("bucket", "high"): (1200.0, 1010.25), ("decile", "10"): (12.0, 0.0)}
+    for (grouping, group), (predicted, realised) in worth.items():
+        at = (valued["grouping"] == grouping) & (valued["group"] == group)
+        valued.loc[at, ["predicted_value", "realised_value"]] = [predicted, realised]
+    page = _outcomes_section(pd.Timestamp("2011-12-11", tz="UTC"), valued, {}, rule, "GBP")
+    assert "<caption>Expected value → realised, per profile</caption>" in page
+    row = page[page.index("Expected value → realised") :]
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", row)
+    assert cells == [
+        "2011-09-04",
+        "GBP 302.50 → GBP 280.00",
+        "–",
+        "–",
+        "GBP 1,200.00 → GBP 1,010.25",
+        "–",
+        "GBP 12.00 → GBP 0.00",
+    ]
+
+
 def test_the_bucket_lines_of_the_outcomes_figure_skip_runs_of_another_rule() -> None:
     from customer_ai.report.figures import _outcomes_figure  # noqa: PLC0415
 
@@ -1078,3 +1114,191 @@ def test_the_decile_table_of_twelve_runs_fits_the_window_in_chromium(chromium: _
     assert len(dom["last"]) == 1
     assert dom["last"][0] <= dom["window"]  # decile 10 is in the window
     chromium.screenshot(session, ROOT / "var" / "test-artifacts" / "report-outcomes.png")
+
+
+# --- predicted value: a goal with a value ------------------------------------------------------------------------
+
+
+def test_value_deciles_cut_the_values_highest_first_as_the_held_out_deciles_are_cut(tmp_path: Path) -> None:
+    values = np.array([5.0, 100.0, 0.0, 30.0, 20.0, 50.0, 10.0, 40.0, 20.0, 10.0, 5.0, 0.0])
+    parts = lambda: np.array_split(values, 3)  # noqa: E731 - the parts, given again on every pass
+    deciles = value_deciles(parts)
+    # highest first: 100 | 50 | 40 | 30 | 20 20 | 10 | 10 | 5 | 5 | 0 0 (cut at floor(g * 12 / 10))
+    assert deciles["profiles"].tolist() == [1, 1, 1, 1, 2, 1, 1, 1, 1, 2]
+    assert deciles["total"].tolist() == [100.0, 50.0, 40.0, 30.0, 40.0, 10.0, 10.0, 5.0, 5.0, 0.0]
+    assert deciles["mean"].tolist() == [100.0, 50.0, 40.0, 30.0, 20.0, 10.0, 10.0, 5.0, 5.0, 0.0]
+    assert deciles["share"].tolist() == pytest.approx(deciles["total"].to_numpy() / 290)
+    # tied values cut through, many row groups: the held-out decile table's means of the same order
+    many = np.random.default_rng(3).integers(0, 7, 1003).astype("float64")
+    found = value_deciles(lambda: np.array_split(many, 17))
+    expected = decile_table(many, many)
+    assert found["profiles"].tolist() == expected["profiles"].tolist()
+    assert found["mean"].tolist() == pytest.approx(expected["mean_predicted"].tolist(), rel=1e-12)
+    assert found["total"].sum() == pytest.approx(many.sum(), rel=1e-12)
+    # fewer profiles than groups: empty groups, NaN means
+    few = value_deciles(lambda: [np.array([3.0, 1.0, 2.0])])
+    assert few["profiles"].tolist() == [0, 0, 0, 1, 0, 0, 1, 0, 0, 1]
+    assert few.loc[few["profiles"] == 1, "total"].tolist() == [3.0, 2.0, 1.0]
+    assert few["mean"].isna().sum() == 7
+
+
+VALUE_METRICS = {
+    "normalised_gini": 0.62,
+    "spearman": 0.41,
+    "decile_error": 0.25,
+    "total_ratio": 1.1,
+    "total_predicted": 1100.0,
+    "total_realised": 1000.0,
+    "deciles": [
+        {"group": g, "profiles": 3, "mean_predicted": 10.0 * (11 - g), "mean_realised": 9.0 * (11 - g)}
+        for g in range(1, 11)
+    ],
+    "baselines": {"past_spend": {"normalised_gini": 0.55}},
+}
+
+
+def _value_model(**metrics: object) -> dict:
+    """Return the ``value`` of a hand-made model.json, its held-out metrics changed by ``metrics``."""
+    return {
+        "field": "value",
+        "model": "tweedie",
+        "best_iteration": 12,
+        "scale": 0.9,
+        "start": {"feature": "goal_value_per_30d", "per_window": 1.0, "floor": 4.5, "center": 2.0},
+        "features": ["goal_value_per_30d", "tenure_days"],
+        "parameters": {"objective": "tweedie"},
+        "why": "the expected value of the goal's events in the window",
+        "metrics": {**VALUE_METRICS, **metrics},
+    }
+
+
+def _value_html(tmp_path: Path, value: dict, gain: float = 0.0) -> str:
+    """The value section of a hand-made run folder of 12 profiles (3 row groups) whose model has ``value``."""
+    from customer_ai.report.value import _value_section  # noqa: PLC0415 - the section alone, without a run folder
+
+    values = [5.0, 100.0, 0.0, 30.0, 20.0, 50.0, 10.0, 40.0, 20.0, 10.0, 5.0, 0.0]
+    tmp_path.mkdir(exist_ok=True)
+    path = tmp_path / "scores.parquet"
+    frame = pd.DataFrame(
+        {"profile_id": [f"p{i}" for i in range(12)], "probability": 0.5, "bucket": "medium", "expected_value": values}
+    )
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=5)
+    model = {"model_version": "v", "as_of": "2011-12-11", "validation": {"snapshot": "2011-11-11"}, "value": value}
+    model["history"] = {"window_days": 30}
+    run = _RunFiles(
+        folder=tmp_path,
+        model=model,
+        scores=ScoreSummary.read(path),
+        scores_file=path,
+        expected=None,
+        source=None,
+        evaluation=None,
+        metadata=None,
+        drift=None,
+        validation={},
+        tracked={},
+    )
+    goal = {**BASE_SPEC["goal"], "value": {"field": "value"}}
+    spec = make_spec(
+        goal=goal, output={"currency": "$"}, training={**BASE_SPEC["training"], "min_value_gini_gain": gain}
+    )
+    with mpl.rc_context():
+        mpl.rcdefaults()
+        mpl.rcParams.update(_RC)
+        return _value_section(spec, run)
+
+
+def _table_rows(section: str, caption: str) -> list[list[str]]:
+    """The body rows of the section's table with ``caption``, each cell as its text."""
+    table = re.search(rf"<caption>{re.escape(caption)}</caption>.*?<tbody>(.*?)</tbody>", section, re.DOTALL)
+    return [
+        [html_module.unescape(re.sub(r"<[^>]+>", "", cell)) for cell in re.findall(r"<td[^>]*>.*?</td>", row)]
+        for row in re.findall(r"<tr>(.*?)</tr>", table.group(1))
+    ]
+
+
+def test_the_value_section_shows_the_runs_expected_value_by_decile_and_the_held_out_check(tmp_path: Path) -> None:
+    section = _value_html(tmp_path, _value_model())
+    found = _sections(section)["value"]
+    assert found["heading"] == "Predicted value"
+    assert (found["svg"], found["table"]) == (1, 4)
+    text = found["text"]
+    assert (
+        "The expected value of a profile is the expected sum of the goal events' value in the next 30 days, zero "
+        "included" in text
+    )
+    assert (
+        "One LightGBM model with a Tweedie objective predicts it, boosted from each profile's past spend rate" in text
+    )
+    assert "Its factors add up exactly on the log of the expected value." in text
+    assert "the predictions are scaled by 0.900 so that their total on the calibration half" in text
+    assert "This run: 12 profiles are expected to be worth $290.00 in all, $24.17 per profile." in text
+    assert _table_rows(section, "Expected value by decile of this run (1 = the highest expected values)") == [
+        ["1", "1", "$100.00", "$100.00", "34.5%"],
+        ["2", "1", "$50.00", "$50.00", "17.2%"],
+        ["3", "1", "$40.00", "$40.00", "13.8%"],
+        ["4", "1", "$30.00", "$30.00", "10.3%"],
+        ["5", "2", "$20.00", "$40.00", "13.8%"],
+        ["6", "1", "$10.00", "$10.00", "3.4%"],
+        ["7", "1", "$10.00", "$10.00", "3.4%"],
+        ["8", "1", "$5.00", "$5.00", "1.7%"],
+        ["9", "1", "$5.00", "$5.00", "1.7%"],
+        ["10", "2", "$0.00", "$0.00", "0.0%"],
+    ]
+    assert (
+        "Held out: measured on 30 profiles of the validation snapshot 2011-11-11 (its evaluation half), whose "
+        "outcomes no fitting step saw" in text
+    )
+    assert "The quality gate: the value model's normalised Gini 0.620 is above the past spend rate's 0.550." in text
+    metrics = _table_rows(section, "Held-out metrics of the expected value")
+    assert [row[:3] for row in metrics] == [
+        ["normalised Gini", "0.620", "0.550"],
+        ["Spearman", "0.410", "–"],
+        ["decile error", "25.0%", "–"],
+        ["predicted / realised total", "1.100", "–"],
+    ]
+    assert metrics[3][3] == (
+        "$1,100.00 predicted against $1,000.00 realised: 1 is the right level, 1.10 means the total is 10% too high"
+    )
+    held_out = _table_rows(section, "Held out: predicted against realised by decile (1 = the highest predicted)")
+    assert held_out[0] == ["1", "3", "$100.00", "$90.00"]
+    assert held_out[9] == ["10", "3", "$10.00", "$9.00"]
+    assert "poor" not in text
+
+
+def test_the_value_section_says_plainly_when_the_value_model_is_poor(tmp_path: Path) -> None:
+    below = {"normalised_gini": 0.5}
+    poor = "The value model is poor: the value model's normalised Gini 0.500 is not above the past spend rate's 0.550."
+    assert poor in _sections(_value_html(tmp_path / "gate", _value_model(**below)))["value"]["text"]
+    # a gate that lets a model a little worse than the past spend through: said all the same
+    let_through = _sections(_value_html(tmp_path / "let", _value_model(**below), gain=-0.1))["value"]["text"]
+    assert (
+        "The value model is poor: its normalised Gini 0.500 is not above the past spend rate's 0.550 (the quality "
+        "gate lets it through: training.min_value_gini_gain is -0.1)." in let_through
+    )
+
+
+@pytest.mark.e2e
+def test_a_report_has_the_value_section_only_for_a_goal_with_a_value(
+    retail_run: Path, retail_spec: InstanceSpec, retail_report: Path, tmp_path: Path
+) -> None:
+    page = retail_report.read_text(encoding="utf-8")
+    assert 'id="value"' not in page
+    assert 'href="#value"' not in page
+    folder = _copy_run(retail_run, tmp_path)
+    model = artifacts.read_json(folder / "model.json")
+    artifacts.write_json(folder / "model.json", {**model, "value": _value_model()})
+    scores = pd.read_parquet(folder / "scores.parquet")
+    scores["expected_value"] = scores["probability"] * 100
+    scores.to_parquet(folder / "scores.parquet", index=False)
+    spec = retail_spec.model_copy(
+        update={"goal": retail_spec.goal.model_copy(update={"value": GoalValue(field="value")})}
+    )
+    valued = build_report(spec, AS_OF, tmp_path, None, folder=folder).read_text(encoding="utf-8")
+    keys = list(SECTIONS)
+    keys.insert(keys.index("evaluation") + 1, "value")
+    assert list(_sections(valued)) == keys
+    assert re.findall(r'<li><a href="#([^"]+)">', valued) == keys
+    total = float(scores["expected_value"].sum())
+    worth = f"{money_prefix(spec.output.currency)}{total:,.2f}"  # the instance's currency: GBP
+    assert f"This run: {len(scores):,} profiles are expected to be worth {worth} in all" in valued

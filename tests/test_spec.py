@@ -753,11 +753,13 @@ def segment_error(*where: dict, name: str = "seg") -> str:
         (
             {"field": "bukket", "op": "eq", "value": "high"},
             "unknown field 'bukket': a segment tests one of profile_id, probability, score, percentile, bucket, "
+            "expected_value, "
             "or an influential factor with 'factor: FEATURE'",
         ),
         (
             {"field": "event_type", "op": "eq", "value": "purchase"},
             "unknown field 'event_type': a segment tests one of profile_id, probability, score, percentile, bucket, "
+            "expected_value, "
             "or an influential factor with 'factor: FEATURE'",
         ),
         (
@@ -792,12 +794,14 @@ def segment_error(*where: dict, name: str = "seg") -> str:
         ),
         (
             {"field": "score", "factor": "recency", "op": "gt", "value": 0},
-            "give exactly one of 'field' (one of profile_id, probability, score, percentile, bucket) or 'factor' "
+            "give exactly one of 'field' (one of profile_id, probability, score, percentile, bucket, expected_value) "
+            "or 'factor' "
             "(a feature name)",
         ),
         (
             {"op": "gt", "value": 0},
-            "give exactly one of 'field' (one of profile_id, probability, score, percentile, bucket) or 'factor' "
+            "give exactly one of 'field' (one of profile_id, probability, score, percentile, bucket, expected_value) "
+            "or 'factor' "
             "(a feature name)",
         ),
         ({"field": "score", "op": "gte"}, "operator 'gte' needs a value"),
@@ -1385,13 +1389,50 @@ def test_a_value_or_timing_a_goal_cannot_have_is_refused_in_words(overrides: dic
     assert spec_error(**overrides) == message
 
 
-def test_an_instance_file_asking_for_value_or_timing_is_refused_until_runs_produce_them(tmp_path: Path) -> None:
+def test_an_instance_file_asking_for_timing_is_refused_until_runs_produce_it(tmp_path: Path) -> None:
     text = EXAMPLE_YAML.replace("  window_days: 30\n", "  window_days: 30\n  value: {field: value}\n")
+    assert load_spec(write(tmp_path, text)).goal.value.field == "value"  # a value is read: runs produce it
     path = write(tmp_path, text.replace("output:\n", "output:\n  timing: true\n"))
     with pytest.raises(SpecError) as info:
         load_spec(path)
     assert str(info.value) == (
-        f"{path}: goal.value: predicting a goal's value is not available in this version of customer-ai yet; "
-        f"leave goal.value out\n{path}: output.timing: predicting when a goal is next reached is not available in "
-        "this version of customer-ai yet; leave output.timing out"
+        f"{path}: output.timing: predicting when a goal is next reached is not available in this version of "
+        "customer-ai yet; leave output.timing out"
+    )
+
+
+def test_the_value_gate_is_in_the_spec_hash_only_when_set_and_never_in_the_model_hash() -> None:
+    base = make_spec(goal=VALUE_GOAL)
+    default = make_spec(goal=VALUE_GOAL, training={**BASE_SPEC["training"], "min_value_gini_gain": 0.0})
+    lowered = make_spec(goal=VALUE_GOAL, training={**BASE_SPEC["training"], "min_value_gini_gain": -0.05})
+    assert (default.spec_hash(), default.model_hash()) == (base.spec_hash(), base.model_hash())
+    assert lowered.spec_hash() != base.spec_hash()
+    assert lowered.model_hash() == base.model_hash()  # the same model, judged by another gate
+
+
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        (
+            {"field": "expected_value", "op": "gte", "value": -1},
+            "expected_value is an amount of at least 0, not -1",
+        ),
+        (
+            {"field": "expected_value", "op": "gte", "value": "lots"},
+            "expected_value takes a number, not 'lots'",
+        ),
+    ],
+)
+def test_a_segment_on_the_expected_value_takes_an_amount(condition: dict, message: str) -> None:
+    segments = [{"name": "big", "where": [condition]}]
+    assert message in spec_error(goal=VALUE_GOAL, segments=segments)
+    fine = make_spec(goal=VALUE_GOAL, segments=[{"name": "big", "where": [{**condition, "value": 500}]}])
+    assert fine.segments[0].where[0].field == "expected_value"
+
+
+def test_a_segment_on_the_expected_value_of_a_goal_without_one_is_refused() -> None:
+    segments = [{"name": "big", "where": [{"field": "expected_value", "op": "gte", "value": 500}]}]
+    assert spec_error(segments=segments) == (
+        "unit.yaml: segments: segments[0] (big).where[0] tests expected_value, which a run writes only for a goal "
+        "with a value: add goal.value (the field of the events to add up), or test another field"
     )

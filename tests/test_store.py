@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import psycopg2
+import pyarrow as pa
 import pytest
 from psycopg2 import sql
 
@@ -160,6 +161,9 @@ def test_write_then_read_scores(store):
         "bucket",
         "propensity",
         "model_version",
+        "expected_value",
+        "days_to_next",
+        "next_by",
         "factors",
     ]
     assert frame["profile_id"].tolist() == ["p2", "p1", "p3"]  # probability descending, then profile id
@@ -853,6 +857,9 @@ def test_empty_reads_have_the_same_dtypes_as_full_ones(store):
         "bucket": "str",
         "propensity": "str",
         "model_version": "str",
+        "expected_value": "float64",
+        "days_to_next": "float64",
+        "next_by": "object",
         "factors": "object",
     }
     assert store.read_runs("unit").dtypes.astype(str).to_dict() == {
@@ -1283,8 +1290,11 @@ def test_outcomes_round_trip_in_their_natural_order(store):
         "profiles",
         "predicted_rate",
         "realised_rate",
+        "predicted_value",
+        "realised_value",
         "tracked_at",
     ]
+    assert read[["predicted_value", "realised_value"]].isna().all().all()  # outcomes of a run without a value
     assert list(zip(read["grouping"], read["group"], strict=True)) == [
         ("all", "all"),
         ("bucket", "low"),
@@ -1308,11 +1318,28 @@ def test_outcomes_round_trip_in_their_natural_order(store):
         "profiles": "int64",
         "predicted_rate": "float64",
         "realised_rate": "float64",
+        "predicted_value": "float64",
+        "realised_value": "float64",
         "tracked_at": "str",
     }
     assert store.read_outcomes("nobody").empty
     assert store.read_outcomes("nobody").dtypes.to_dict() == read.dtypes.to_dict()
     assert store.count_rows("unit") == counts(0, 0, 0)  # outcomes touch neither scores nor runs
+
+
+def test_outcomes_of_a_valued_run_keep_each_groups_mean_values(store):
+    valued = FULL_OUTCOMES.assign(predicted_value=np.nan, realised_value=np.nan)
+    valued.loc[valued["grouping"] == "all", ["predicted_value", "realised_value"]] = [302.5, 280.0]
+    store.write_outcomes("unit", "2024-01-01", valued)
+    read = store.read_outcomes("unit")
+    assert read[["predicted_value", "realised_value"]].iloc[0].tolist() == [302.5, 280.0]
+    assert read[["predicted_value", "realised_value"]].iloc[1:].isna().all().all()
+    for bad, message in ((-1.0, "is not an amount of at least 0"), ("lots", "is not a number")):
+        wrong = valued.astype({"realised_value": object})
+        wrong.loc[valued["grouping"] == "all", "realised_value"] = bad
+        with pytest.raises(ValueError, match=f"^outcomes for unit as of 2024-01-02: realised_value .* {message}"):
+            store.write_outcomes("unit", "2024-01-02", wrong)
+    assert set(store.read_outcomes("unit")["as_of"]) == {"2024-01-01"}  # nothing written
 
 
 def test_writing_outcomes_again_replaces_that_date_only(store):
@@ -1768,6 +1795,215 @@ def test_publish_stores_the_factors_of_scores_parquet(store, tmp_path, rule, cho
     assert store.count_rows(spec.name) == counts(3, 3, 1)
 
 
+# --- what a goal predicts beside the probability: expected value, days to the next event and its date --------------
+
+PREDICTED_COLUMNS = ("expected_value", "days_to_next", "next_by")
+
+
+def predictions(frame: pd.DataFrame) -> list[tuple]:
+    """The profile id and the three optional columns of score rows, in their order, None where missing."""
+    columns = ["profile_id", *PREDICTED_COLUMNS]
+    shown = frame[columns].astype(object).where(frame[columns].notna(), None)
+    return [tuple(row) for row in shown.itertuples(index=False)]
+
+
+def stored_predictions(store, instance: str = "unit") -> list[tuple]:
+    """The three optional columns of every history row of an instance, read from outside the store, sorted.
+
+    A NULL is None; a NaN would stay NaN (PostgreSQL keeps it in a float column): missing values are NULL.
+    """
+    columns = "profile_id, as_of, expected_value, days_to_next, next_by"
+    if isinstance(store, SQLiteStore):
+        with closing(sqlite3.connect(store.path)) as connection:
+            rows = connection.execute(
+                f"SELECT {columns} FROM customer_ai_score_history WHERE instance = ?", (instance,)
+            ).fetchall()
+    else:
+        table = sql.Identifier(store.schema, "customer_ai_score_history")
+        with admin() as connection, connection.cursor() as cursor:
+            cursor.execute(
+                sql.SQL(
+                    "SELECT profile_id, as_of::text, expected_value, days_to_next, next_by::text FROM {} "
+                    "WHERE instance = %s"
+                ).format(table),
+                (instance,),
+            )
+            rows = cursor.fetchall()
+    return sorted(rows)
+
+
+def predicting(frame: pd.DataFrame, expected_value: list, days_to_next: list, next_by: list) -> pd.DataFrame:
+    return frame.assign(expected_value=expected_value, days_to_next=days_to_next, next_by=next_by)
+
+
+def test_expected_value_days_to_next_and_next_by_round_trip_with_missing_values(store):
+    written = predicting(
+        scores({"p1": 0.2, "p2": 0.9, "p3": 0.5, "p4": 0.1}),
+        expected_value=[12.5, 0.0, math.nan, 1e-300],
+        days_to_next=[3.25, math.nan, 0.0, 400.0],
+        next_by=["2024-02-04", None, "2024-02-01", "2025-03-06"],
+    )
+    store.write_run("unit", "2024-02-01", written, run(), segments=members({"a": ["p1", "p2", "p3", "p4"]}))
+
+    expected = [
+        ("p2", 0.0, None, None),
+        ("p3", None, 0.0, "2024-02-01"),
+        ("p1", 12.5, 3.25, "2024-02-04"),
+        ("p4", 1e-300, 400.0, "2025-03-06"),
+    ]
+    current, history, segment = (
+        store.read_scores("unit"),
+        store.read_scores("unit", as_of="2024-02-01"),
+        store.read_segment("unit", "a"),
+    )
+    for read in (current, history, segment):
+        assert predictions(read) == expected
+    pd.testing.assert_frame_equal(current, history)
+    pd.testing.assert_frame_equal(current, segment)
+    assert predictions(store.read_scores("unit", profile_id="p3", limit=1)) == [("p3", None, 0.0, "2024-02-01")]
+    assert stored_predictions(store) == [
+        ("p1", "2024-02-01", 12.5, 3.25, "2024-02-04"),
+        ("p2", "2024-02-01", 0.0, None, None),  # NaN and None are written as NULL
+        ("p3", "2024-02-01", None, 0.0, "2024-02-01"),
+        ("p4", "2024-02-01", 1e-300, 400.0, "2025-03-06"),
+    ]
+    batches = list(store.score_batches("unit", "2024-02-01", ["profile_id", *PREDICTED_COLUMNS], rows=3))
+    assert [len(b) for b in batches] == [3, 1]
+    assert all(b.dtypes.to_dict() == current[b.columns].dtypes.to_dict() for b in batches)
+    assert sorted(predictions(pd.concat(batches, ignore_index=True))) == sorted(expected)
+    (dates,) = store.score_batches("unit", "2024-02-01", ["next_by"])
+    assert sorted(dates["next_by"], key=str) == ["2024-02-01", "2024-02-04", "2025-03-06", None]
+
+
+def test_scores_without_the_optional_columns_read_them_as_missing(store):
+    store.write_run("unit", "2024-01-01", predicting(scores({"p1": 0.2}), [1.0], [2.0], ["2024-01-03"]), run())
+    store.write_run("unit", "2024-02-01", scores({"p1": 0.3, "p2": 0.9}), run())  # none of the three
+    store.write_run("other", "2024-02-01", scores({"p1": 0.4}).assign(days_to_next=[5.0]), run())  # one of them
+
+    assert_predicted_nothing(store.read_scores("unit"))
+    assert predictions(store.read_scores("unit", as_of="2024-01-01")) == [("p1", 1.0, 2.0, "2024-01-03")]
+    assert predictions(store.read_scores("other")) == [("p1", None, 5.0, None)]
+    assert store.read_scores("unit").dtypes.to_dict() == store.read_scores("other").dtypes.to_dict()
+    (batch,) = store.score_batches("unit", "2024-02-01", list(PREDICTED_COLUMNS))
+    assert batch.dtypes.astype(str).tolist() == ["float64", "float64", "object"]
+    assert batch["next_by"].tolist() == [None, None]
+    assert stored_predictions(store) == [
+        ("p1", "2024-01-01", 1.0, 2.0, "2024-01-03"),
+        ("p1", "2024-02-01", None, None, None),
+        ("p2", "2024-02-01", None, None, None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("expected_value", "days_to_next", "next_by"),
+    [
+        ([12.5, None], [3, None], ["2024-02-04", None]),  # numbers and None: a column of objects
+        (pd.array([12.5, None], "Float64"), pd.array([3, None], "Int64"), pd.array(["2024-02-04", None], "str")),
+        ([12.5, math.nan], [3.0, math.nan], [dt.date(2024, 2, 4), None]),
+        ([12.5, math.nan], [3.0, math.nan], pd.to_datetime(["2024-02-04 13:30", None])),  # the time is dropped
+        (
+            [12.5, math.nan],
+            [3.0, math.nan],
+            pd.to_datetime(["2024-02-04 23:30", None]).tz_localize("America/New_York"),  # the date where it is
+        ),
+        ([12.5, math.nan], [3.0, math.nan], pd.array([dt.date(2024, 2, 4), None], pd.ArrowDtype(pa.date32()))),
+    ],
+)
+def test_the_optional_columns_are_taken_as_numbers_dates_and_text(store, expected_value, days_to_next, next_by):
+    written = predicting(scores({"p1": 0.2, "p2": 0.1}), expected_value, days_to_next, next_by)
+    store.write_run("unit", "2024-02-01", written, run())
+    assert predictions(store.read_scores("unit")) == [("p1", 12.5, 3.0, "2024-02-04"), ("p2", None, None, None)]
+
+
+def test_the_optional_columns_may_be_missing_in_every_row(store):
+    written = predicting(scores({"p1": 0.2, "p2": 0.1}), [None, None], [math.nan, math.nan], [None, math.nan])
+    store.write_run("unit", "2024-02-01", written, run())
+    store.write_run("unit", "2024-03-01", predicting(scores({}), [], [], []), run())  # nobody scored
+    assert predictions(store.read_scores("unit", as_of="2024-02-01")) == [
+        ("p1", None, None, None),
+        ("p2", None, None, None),
+    ]
+    assert store.read_scores("unit").empty
+    assert store.count_rows("unit") == counts(0, 2, 2)
+
+
+PREDICTION_REFUSED = [
+    (
+        {"expected_value": [-0.5, 1.0]},
+        "expected_value is negative or infinite in 1 of 2 rows (e.g. [('p1', -0.5)])",
+    ),
+    (
+        {"days_to_next": [math.inf, -math.inf]},
+        "days_to_next is negative or infinite in 2 of 2 rows (e.g. [('p1', inf), ('p2', -inf)])",
+    ),
+    ({"expected_value": ["12", None]}, "expected_value is not a number (a column of str)"),
+    ({"days_to_next": [True, False]}, "days_to_next is not a number (a column of bool)"),
+    (
+        {"next_by": ["2024-02-30", "2024-02-04"]},
+        "next_by is not a date (YYYY-MM-DD) in 1 of 2 rows (e.g. [('p1', '2024-02-30')])",
+    ),
+    (
+        {"next_by": ["2024-2-4", "soon"]},
+        "next_by is not a date (YYYY-MM-DD) in 2 of 2 rows (e.g. [('p1', '2024-2-4'), ('p2', 'soon')])",
+    ),
+    ({"next_by": ["", None]}, "next_by is not a date (YYYY-MM-DD) in 1 of 2 rows (e.g. [('p1', '')])"),
+    ({"next_by": [20240204, None]}, "next_by is not a date (e.g. [20240204.0]; give YYYY-MM-DD)"),
+    (
+        {"next_by": ["2024-02-04", dt.date(2024, 2, 4)]},
+        "next_by is not a date (e.g. ['2024-02-04', datetime.date(2024, 2, 4)]; give YYYY-MM-DD)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("columns", "error"), PREDICTION_REFUSED)
+def test_a_bad_expected_value_days_to_next_or_next_by_writes_nothing(store, columns, error):
+    store.write_run("unit", "2024-01-01", scores({"p1": 0.3, "p9": 0.8}, "v1"), published("v1", "cli-00000000aa"))
+    before = state(store)
+    bad = scores({"p1": 0.2, "p2": 0.9}).assign(**columns)
+    with pytest.raises(
+        ValueError, match=f"^{re.escape(f'scores for unit as of 2024-02-01: {error}')}; nothing written$"
+    ):
+        store.write_run("unit", "2024-02-01", bad, run())
+    parts = [(scores({"p5": 0.5}), None), (bad, None)]  # the first part is written before the second is read
+    with pytest.raises(ValueError, match=f"^{re.escape(f'scores for unit as of 2024-02-01, part 2: {error}')}"):
+        store.write_run_parts("unit", "2024-02-01", iter(parts), published("v2", "cli-00000000bb"))
+
+    assert_same_state(before, state(store))
+    assert store.count_rows("unit") == counts(2, 2, 1)
+
+
+def test_both_stores_read_the_optional_columns_back_alike(tmp_path):
+    written = predicting(
+        scores({"p1": 0.2, "p2": 0.9, "p3": 0.5}),
+        expected_value=[12.5, math.nan, 0.1 + 0.2],  # 0.30000000000000004, bit for bit
+        days_to_next=[math.nan, 7.5, 1 / 3],
+        next_by=[None, "2024-02-09", "2024-02-01"],
+    )
+    parts = [(written.iloc[:2], members({"a": ["p1", "p2"]})), (written.iloc[2:], members({"a": ["p3"]}))]
+    with schemas("test_store_alike") as fresh:
+        stores = [SQLiteStore(tmp_path / "store.sqlite"), PostgresStore(PG_DSN, fresh())]
+        reads = []
+        for store in stores:
+            store.write_run("unit", "2024-01-01", scores({"p1": 0.4, "p4": 0.6}), run())
+            store.write_run_parts("unit", "2024-02-01", iter(parts), run())
+            batches = store.score_batches("unit", "2024-02-01", ["profile_id", "next_by", "days_to_next"], rows=2)
+            reads.append(
+                [
+                    store.read_scores("unit"),
+                    store.read_scores("unit", as_of="2024-01-01"),
+                    store.read_segment("unit", "a"),
+                    pd.concat(batches, ignore_index=True).sort_values("profile_id", ignore_index=True),
+                ]
+            )
+        assert_frames_equal(*reads)
+    assert predictions(reads[0][0]) == [
+        ("p2", None, 7.5, "2024-02-09"),
+        ("p3", 0.30000000000000004, 1 / 3, "2024-02-01"),
+        ("p1", 12.5, None, None),
+    ]
+    assert_predicted_nothing(reads[0][1])
+
+
 # --- migration of stores written before attempts were kept apart (issue 17) -------------------------------------
 
 # the SQLite schema before PRAGMA user_version 1 (customer_ai/store/sqlite.py before issue 17)
@@ -1909,6 +2145,14 @@ def old_sqlite_store(path: Path) -> None:
         assert connection.execute("PRAGMA user_version").fetchone() == (0,)
 
 
+def assert_predicted_nothing(frame: pd.DataFrame) -> None:
+    """Assert that score rows hold no expected value, days to the next event or its date (written without them)."""
+    assert frame["expected_value"].isna().all()
+    assert frame["days_to_next"].isna().all()
+    assert frame["next_by"].tolist() == [None] * len(frame)
+    assert frame[list(PREDICTED_COLUMNS)].dtypes.astype(str).tolist() == ["float64", "float64", "object"]
+
+
 def assert_old_rows_migrated(store) -> None:
     """Check a store made by :func:`old_sqlite_store` (or its PostgreSQL twin) after its migration."""
     for instance, expected in MIGRATED_RUNS.items():
@@ -1922,8 +2166,10 @@ def assert_old_rows_migrated(store) -> None:
         assert read["probability"].tolist() == expected["probability"].tolist()
         assert read["factors"].tolist() == expected["factors"].tolist()
         assert set(read["model_version"]) == set(written["model_version"])
+        assert_predicted_nothing(read)
     assert store.read_scores("unit")["profile_id"].tolist() == ["p2", "p3", "p1"]
     assert store.read_scores("other")["profile_id"].tolist() == ["p9"]
+    assert_predicted_nothing(store.read_scores("unit"))
     assert membership(store) == [
         ("unit", "high", "2024-02-01", "p2"),
         ("unit", "low", "2024-02-01", "p1"),
@@ -1960,7 +2206,7 @@ def test_a_sqlite_file_of_the_first_schema_gets_attempts_and_its_replaced_runs_b
     migrated = SQLiteStore(path)
     assert_old_rows_migrated(migrated)  # the first read migrates the file
     with closing(sqlite3.connect(path)) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone() == (3,)
+        assert connection.execute("PRAGMA user_version").fetchone() == (4,)
         assert [r[1] for r in connection.execute("PRAGMA table_info(customer_ai_locks)")] == list(RunLease._fields)
         assert [r[1] for r in connection.execute("PRAGMA table_info(customer_ai_runs)")] == [
             "instance",
@@ -1976,7 +2222,7 @@ def test_a_sqlite_file_of_the_first_schema_gets_attempts_and_its_replaced_runs_b
     # opened again, by another store object: nothing changes
     migrated_tables = sqlite_tables(path)
     assert migrated_tables["customer_ai_runs"] == sorted(MIGRATED_RUNS["unit"] + MIGRATED_RUNS["other"])
-    assert migrated_tables["user_version"] == [(3,)]
+    assert migrated_tables["user_version"] == [(4,)]
     assert migrated_tables["customer_ai_locks"] == []
     again = SQLiteStore(path)
     assert_old_rows_migrated(again)
@@ -1991,7 +2237,7 @@ def test_a_new_sqlite_file_starts_at_the_latest_schema(tmp_path):
     path = tmp_path / "store.sqlite"
     SQLiteStore(path).read_runs("unit")
     tables = sqlite_tables(path)
-    assert tables["user_version"] == [(3,)]
+    assert tables["user_version"] == [(4,)]
     assert {"customer_ai_attempts", "customer_ai_runs", "customer_ai_locks"} <= set(tables)
     assert not any(rows for name, rows in tables.items() if name.startswith("customer_ai_"))
 
@@ -2003,6 +2249,93 @@ def test_a_runs_scores_are_found_by_date_through_an_index(tmp_path):
     with closing(sqlite3.connect(path)) as connection:
         plan = " ".join(row[-1] for row in connection.execute(f"EXPLAIN QUERY PLAN {query}", ("unit", "2024-01-01")))
     assert "USING INDEX customer_ai_score_history_by_date (instance=? AND as_of=?)" in plan
+
+
+def as_sqlite_version_3(path: Path) -> None:
+    """Turn a SQLite file back into user_version 3: score tables without the three optional columns, outcomes
+    without their values."""
+    with closing(sqlite3.connect(path)) as connection:
+        for table in ("customer_ai_scores", "customer_ai_score_history"):
+            for column in PREDICTED_COLUMNS:
+                connection.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        for column in ("predicted_value", "realised_value"):
+            connection.execute(f"ALTER TABLE customer_ai_outcomes DROP COLUMN {column}")
+        connection.execute("PRAGMA user_version = 3")
+        connection.commit()
+
+
+def score_table_columns(path: Path) -> dict[str, list[tuple]]:
+    """The columns of the two score tables of a SQLite file: name, type, NOT NULL (1) or not (0)."""
+    with closing(sqlite3.connect(path)) as connection:
+        return {
+            table: [(r[1], r[2], r[3]) for r in connection.execute(f"PRAGMA table_info({table})")]
+            for table in ("customer_ai_scores", "customer_ai_score_history")
+        }
+
+
+SCORE_TABLE_COLUMNS = [
+    ("instance", "TEXT", 1),
+    ("profile_id", "TEXT", 1),
+    ("as_of", "TEXT", 1),
+    ("probability", "REAL", 1),
+    ("score", "INTEGER", 1),
+    ("percentile", "INTEGER", 1),
+    ("bucket", "TEXT", 1),
+    ("propensity", "TEXT", 1),
+    ("model_version", "TEXT", 1),
+    ("factors", "TEXT", 1),
+]
+PREDICTED_TABLE_COLUMNS = [("expected_value", "REAL", 0), ("days_to_next", "REAL", 0), ("next_by", "TEXT", 0)]
+
+
+def test_a_sqlite_file_of_version_3_gets_the_optional_score_columns_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "store.sqlite"
+    first = SQLiteStore(path)
+    first.write_run("unit", "2024-01-01", scores({"p1": 0.2, "p3": 0.7}), run(), segments=members({"a": ["p1"]}))
+    first.write_run("unit", "2024-02-01", scores({"p1": 0.3, "p2": 0.5}), published("v1", "cli-00000000aa"))
+    first.write_run("other", "2024-01-01", scores({"p9": 0.1}), run())
+    before = [every_read(first), every_read(first, "other"), first.read_segment("unit", "a", "2024-01-01")]
+    as_sqlite_version_3(path)
+    assert score_table_columns(path) == dict.fromkeys(
+        ("customer_ai_scores", "customer_ai_score_history"), SCORE_TABLE_COLUMNS
+    )
+    message = (
+        f"the profile store {path} was written by an earlier version of customer-ai (SQLite user_version 3; this "
+        f"version reads 4): {MIGRATE}"
+    )
+    assert_every_read_refused(SQLiteStore(path, create=False), message)
+
+    upgraded = SQLiteStore(path)  # its first use migrates it
+    after = [every_read(upgraded), every_read(upgraded, "other"), upgraded.read_segment("unit", "a", "2024-01-01")]
+    assert_same_state(before[0], after[0])
+    assert_same_state(before[1], after[1])
+    pd.testing.assert_frame_equal(before[2], after[2])
+    assert score_table_columns(path) == dict.fromkeys(
+        ("customer_ai_scores", "customer_ai_score_history"), SCORE_TABLE_COLUMNS + PREDICTED_TABLE_COLUMNS
+    )
+    assert sqlite_tables(path)["user_version"] == [(4,)]
+    for as_of in ("2024-01-01", "2024-02-01"):
+        assert_predicted_nothing(upgraded.read_scores("unit", as_of=as_of))
+    assert stored_predictions(upgraded) == [
+        ("p1", "2024-01-01", None, None, None),
+        ("p1", "2024-02-01", None, None, None),
+        ("p2", "2024-02-01", None, None, None),
+        ("p3", "2024-01-01", None, None, None),
+    ]
+    # and it takes the new columns as a new file does
+    upgraded.write_run(
+        "unit", "2024-03-01", predicting(scores({"p1": 0.6}), [2.5], [1.5], ["2024-03-02"]), published("v2", "cli-0b")
+    )
+    assert predictions(upgraded.read_scores("unit")) == [("p1", 2.5, 1.5, "2024-03-02")]
+    assert upgraded.migrate() == (4, 4)
+
+
+def test_a_new_sqlite_file_has_the_optional_score_columns_nullable(tmp_path):
+    path = tmp_path / "store.sqlite"
+    SQLiteStore(path).read_runs("unit")
+    assert score_table_columns(path) == dict.fromkeys(
+        ("customer_ai_scores", "customer_ai_score_history"), SCORE_TABLE_COLUMNS + PREDICTED_TABLE_COLUMNS
+    )
 
 
 # --- readers create and migrate nothing; a damaged file; a full disk (issue 18) ----------------------------------
@@ -2076,7 +2409,8 @@ def test_a_sqlite_reader_reads_a_store_without_changing_a_byte_even_after_a_kill
         "connection.execute('PRAGMA cache_size = 1')\n"
         "connection.execute('BEGIN IMMEDIATE')\n"
         "connection.execute('DELETE FROM customer_ai_score_history')\n"
-        "connection.executemany('INSERT INTO customer_ai_score_history SELECT instance, profile_id || ?, as_of, "
+        "connection.executemany('INSERT INTO customer_ai_score_history (instance, profile_id, as_of, probability, "
+        "score, percentile, bucket, propensity, model_version, factors) SELECT instance, profile_id || ?, as_of, "
         "probability, score, percentile, bucket, propensity, model_version, factors FROM customer_ai_scores', "
         "[(str(i),) for i in range(3000)])\n"
         "os._exit(0)\n"
@@ -2105,14 +2439,14 @@ def test_a_sqlite_file_of_an_earlier_schema_is_refused_by_readers_and_left_as_it
     reader = SQLiteStore(path, create=False)
     message = (
         f"the profile store {path} was written by an earlier version of customer-ai (SQLite user_version 0; this "
-        f"version reads 3): {MIGRATE}"
+        f"version reads 4): {MIGRATE}"
     )
     assert_every_read_refused(reader, message)
     assert path.read_bytes() == before
     # the explicit step (`customer-ai migrate`) migrates it, once
-    assert reader.migrate() == (0, 3)
+    assert reader.migrate() == (0, 4)
     assert_old_rows_migrated(reader)
-    assert reader.migrate() == (3, 3)
+    assert reader.migrate() == (4, 4)
 
 
 def _cut_short(path: Path) -> str:

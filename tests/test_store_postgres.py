@@ -7,14 +7,17 @@ hex>_<n>`` and dropped at the end of the module.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 import re
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import pandas as pd
 import psycopg2
 import pyarrow as pa
@@ -31,6 +34,7 @@ from test_store import (
     admin,
     assert_every_read_refused,
     assert_old_rows_migrated,
+    assert_predicted_nothing,
     assert_same_state,
     counts,
     every_read,
@@ -39,12 +43,15 @@ from test_store import (
     membership,
     outcomes,
     poor,
+    predicting,
+    predictions,
     published,
     run,
     schemas,
     scores,
     started,
     stored_factor_texts,
+    stored_predictions,
 )
 
 from customer_ai.store import (
@@ -59,7 +66,7 @@ from customer_ai.store import (
     open_store,
     postgres_location,
 )
-from customer_ai.store.copy import Field
+from customer_ai.store.copy import BinaryCopy, Field
 from customer_ai.store.postgres import _finite_block, _holds_any, _PostgresWriter
 
 
@@ -151,6 +158,16 @@ def backend_waiting(application_name: str) -> int | None:
 # --- tables, types, JSON ---------------------------------------------------------------------------------------
 
 
+def view_columns(schema: str) -> list[str]:
+    """The columns of the view of current scores, in order."""
+    rows = query(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
+        "AND table_name = 'customer_ai_scores' ORDER BY ordinal_position",
+        (schema,),
+    )
+    return [name for (name,) in rows]
+
+
 def test_tables_and_column_types(store):
     store.write_run("unit", "2024-02-01", scores({"p1": 0.2, "p2": 0.9}), run(roc_auc=0.8, brier=0.1))
     types = dict(
@@ -165,6 +182,16 @@ def test_tables_and_column_types(store):
         assert types[f"{table}.probability"] == "double precision"
         assert types[f"{table}.score"] == "integer"
         assert types[f"{table}.factors"] == "json"  # the text as written, checked by the server
+        assert types[f"{table}.expected_value"] == types[f"{table}.days_to_next"] == "double precision"
+        assert types[f"{table}.next_by"] == "date"
+    nullable = query(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
+        "AND table_name = 'customer_ai_score_history' AND is_nullable = 'YES' ORDER BY ordinal_position",
+        (store.schema,),
+    )
+    assert nullable == [("expected_value",), ("days_to_next",), ("next_by",)]
+    # the view of current scores lists the columns in the order read_scores gives them
+    assert view_columns(store.schema) == list(store.read_scores("unit").columns)
     assert types["customer_ai_runs.metrics"] == "jsonb"
     assert types["customer_ai_runs.written_at"] == "timestamp with time zone"
     assert types["customer_ai_runs.run_id"] == "text"
@@ -280,6 +307,75 @@ def test_holds_any_sees_only_its_slice_and_finite_block_mends_only_blocks_that_n
     assert _finite_block(texts).to_pylist() == ['[{"value": null}]', '[{"value": 1}]', '[{"value": null}]']
 
 
+# --- binary COPY: NULL fields ------------------------------------------------------------------------------------
+
+
+def copied(fields: list[Field]) -> bytes:
+    """The whole binary COPY stream of ``fields``."""
+    return b"".join(iter(BinaryCopy(fields).read, b""))
+
+
+def copy_row(*fields: bytes) -> bytes:
+    return struct.pack(">h", len(fields)) + b"".join(fields)
+
+
+def float8(value: float) -> bytes:
+    return struct.pack(">id", 8, value)
+
+
+def date_field(days_from_2000: int) -> bytes:
+    return struct.pack(">ii", 4, days_from_2000)
+
+
+NULL_FIELD = struct.pack(">i", -1)  # a NULL: the length -1, no bytes
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+COPY_TRAILER = struct.pack(">h", -1)
+
+
+def test_binary_copy_sends_the_nulls_of_float8_and_date_fields_as_length_minus_one(monkeypatch):
+    monkeypatch.setattr("customer_ai.store.copy._BLOCK_ROWS", 2)  # a block of some nulls, a block of none
+    fields = [
+        Field("int4", np.array([7, 8, 9])),
+        Field("float8", pa.array([1.5, None, -0.0], pa.float64())),
+        Field("date", pa.array([dt.date(2000, 1, 2), None, dt.date(1999, 12, 31)], pa.date32())),
+        Field("date", "2000-01-01"),
+    ]
+    assert copied(fields) == (
+        COPY_HEADER
+        + copy_row(struct.pack(">ii", 4, 7), float8(1.5), date_field(1), date_field(0))
+        + copy_row(struct.pack(">ii", 4, 8), NULL_FIELD, NULL_FIELD, date_field(0))
+        + copy_row(struct.pack(">ii", 4, 9), float8(-0.0), date_field(-1), date_field(0))
+        + COPY_TRAILER
+    )
+
+
+def test_binary_copy_of_arrow_numbers_without_nulls_is_that_of_numpy_numbers():
+    values = [0.25, 1e300, 5e-324]
+    assert copied([Field("float8", pa.array(values))]) == copied([Field("float8", np.array(values))])
+    assert copied([Field("float8", pa.array([None, None], pa.float64()))]) == (
+        COPY_HEADER + copy_row(NULL_FIELD) * 2 + COPY_TRAILER
+    )
+
+
+def test_binary_copy_nulls_reach_the_server_as_null(monkeypatch):
+    monkeypatch.setattr("customer_ai.store.copy._BLOCK_ROWS", 3)
+    numbers = [0.25, None, None, 1e300, None, 5e-324, 0.0, None]
+    days = [dt.date(2024, 2, 4), None, dt.date(1970, 1, 1), None, dt.date(1, 1, 1), dt.date(9999, 12, 31), None, None]
+    stream = BinaryCopy(
+        [
+            Field("int4", np.arange(8)),
+            Field("float8", pa.array(numbers, pa.float64())),
+            Field("date", pa.array(days, pa.date32())),
+        ]
+    )
+    with admin() as connection, connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE copied (n integer, x double precision, d date)")
+        cursor.copy_expert("COPY copied (n, x, d) FROM STDIN WITH (FORMAT binary)", stream)
+        assert cursor.rowcount == 8
+        cursor.execute("SELECT x, d FROM copied ORDER BY n")
+        assert cursor.fetchall() == list(zip(numbers, days, strict=True))
+
+
 # --- migrations -------------------------------------------------------------------------------------------------
 
 
@@ -300,11 +396,12 @@ def test_migrations_are_recorded_and_idempotent(fresh_schema):
         (4, "factors as json (the text as written, checked) instead of jsonb"),
         (5, "attempts kept apart (append-only); a run row is the published run of its date and names its folder"),
         (6, "run locks: one lease per instance, so runs on different machines never mix"),
+        (7, "expected value, days to the next goal event and its date: optional score columns; outcomes' values"),
     ]
     # tables already there without a version row (created twice): the migrations apply cleanly again
     query(sql.SQL("DELETE FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version")))
     assert PostgresStore(PG_DSN, schema).count_rows("unit") == counts(1, 1, 1)
-    assert len(query(sql.SQL("SELECT * FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version")))) == 6
+    assert len(query(sql.SQL("SELECT * FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version")))) == 7
     assert again.read_attempts("unit")["status"].tolist() == ["ok"]  # no attempt made twice
 
 
@@ -343,7 +440,7 @@ def test_a_version_1_schema_is_migrated_and_keeps_its_rows(fresh_schema):
     versions = query(
         sql.SQL("SELECT version FROM {} ORDER BY version").format(sql.Identifier(schema, "customer_ai_schema_version"))
     )
-    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,), (7,)]
 
 
 def factor_column_type(schema: str) -> list[tuple]:
@@ -354,8 +451,30 @@ def factor_column_type(schema: str) -> list[tuple]:
     )
 
 
+def as_version_6(schema: str) -> None:
+    """Turn a schema back into version 6: history and outcomes without the value and timing columns, the old view."""
+    view, history = sql.Identifier(schema, "customer_ai_scores"), sql.Identifier(schema, "customer_ai_score_history")
+    query(sql.SQL("DROP VIEW {}").format(view))
+    query(
+        sql.SQL("ALTER TABLE {} DROP COLUMN expected_value, DROP COLUMN days_to_next, DROP COLUMN next_by").format(
+            history
+        )
+    )
+    query(
+        sql.SQL(
+            "CREATE VIEW {} AS SELECT h.instance, h.profile_id, h.as_of, h.probability, h.score, h.percentile, "
+            "h.bucket, h.propensity, h.model_version, h.factors FROM {} AS h JOIN {} AS c "
+            "ON c.instance = h.instance AND c.as_of = h.as_of"
+        ).format(view, history, sql.Identifier(schema, "customer_ai_current"))
+    )
+    outcomes = sql.Identifier(schema, "customer_ai_outcomes")
+    query(sql.SQL("ALTER TABLE {} DROP COLUMN predicted_value, DROP COLUMN realised_value").format(outcomes))
+    query(sql.SQL("DELETE FROM {} WHERE version > 6").format(sql.Identifier(schema, "customer_ai_schema_version")))
+
+
 def as_version_4(schema: str) -> None:
     """Turn a schema back into version 4: no attempts table, run rows without the name of their run folder."""
+    as_version_6(schema)
     query(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, "customer_ai_attempts")))
     query(sql.SQL("ALTER TABLE {} DROP COLUMN run_id").format(sql.Identifier(schema, "customer_ai_runs")))
     query(sql.SQL("DELETE FROM {} WHERE version > 4").format(sql.Identifier(schema, "customer_ai_schema_version")))
@@ -393,18 +512,24 @@ def test_a_version_3_schema_gets_json_factors_and_keeps_its_rows(fresh_schema):
     first.write_run("unit", "2024-02-01", scores({"p1": 0.3, "p2": 0.5}), run())
     first.write_run("other", "2024-01-01", scores({"p9": 0.1}), run())
     runs = first.read_runs("unit")
+    # read before: this code's reads need the columns of version 7, which a version 3 schema does not have
+    before = everything_read(first)
     as_version_3(schema)
     assert factor_column_type(schema) == [("customer_ai_score_history", "jsonb"), ("customer_ai_scores", "jsonb")]
     old = PostgresStore(PG_DSN, schema)
-    old._migrated = True  # read the version 3 schema as it is, without migrating it
-    before = everything_read(old)
     jsonb_texts = stored_factor_texts(old, "2024-01-01")
+    history = sql.Identifier(schema, "customer_ai_score_history")
+    jsonb_factors = query(
+        sql.SQL("SELECT profile_id, factors FROM {} WHERE instance = 'unit' AND as_of = '2024-01-01'").format(history)
+    )
 
     upgraded = PostgresStore(PG_DSN, schema)
     after = everything_read(upgraded)
     assert factor_column_type(schema) == [("customer_ai_score_history", "json"), ("customer_ai_scores", "json")]
     for old_frame, new_frame in zip(before, after, strict=True):
         pd.testing.assert_frame_equal(old_frame, new_frame)
+    # the factors jsonb held, as values (jsonb keeps no key order)
+    assert dict(zip(after[1]["profile_id"], after[1]["factors"], strict=True)) == dict(jsonb_factors)
     pd.testing.assert_frame_equal(upgraded.read_runs("unit"), runs)
     assert len(before[1]) == len(written)
     # the migrated rows hold jsonb's text of the factors: the same JSON values as before
@@ -414,7 +539,6 @@ def test_a_version_3_schema_gets_json_factors_and_keeps_its_rows(fresh_schema):
     upgraded.write_run("unit", "2024-03-01", scores({"p2": 0.7}), run(), segments=members({"high": ["p2"]}))
     factors = [{**FACTOR, "contribution": 0.5}]
     assert upgraded.read_segment("unit", "high")["factors"].tolist() == [factors]
-    history = sql.Identifier(schema, "customer_ai_score_history")
     assert query(
         sql.SQL("SELECT factors::text, factors::jsonb -> 0 ->> 'feature' FROM {} WHERE as_of = '2024-03-01'").format(
             history
@@ -423,7 +547,7 @@ def test_a_version_3_schema_gets_json_factors_and_keeps_its_rows(fresh_schema):
     versions = query(
         sql.SQL("SELECT version FROM {} ORDER BY version").format(sql.Identifier(schema, "customer_ai_schema_version"))
     )
-    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,), (7,)]
 
 
 def old_postgres_store(schema: str) -> None:
@@ -466,7 +590,7 @@ def test_a_version_4_schema_gets_attempts_and_its_replaced_runs_back(fresh_schem
     assert schema_versions(schema) == [1, 2, 3, 4]
     upgraded = PostgresStore(PG_DSN, schema)
     assert_old_rows_migrated(upgraded)
-    assert schema_versions(schema) == [1, 2, 3, 4, 5, 6]
+    assert schema_versions(schema) == [1, 2, 3, 4, 5, 6, 7]
     runs = sql.Identifier(schema, "customer_ai_runs")
     assert query(sql.SQL("SELECT DISTINCT status, run_id FROM {}").format(runs)) == [("ok", "")]
     migrated = every_row(schema)
@@ -477,11 +601,50 @@ def test_a_version_4_schema_gets_attempts_and_its_replaced_runs_back(fresh_schem
     query(sql.SQL("DELETE FROM {} WHERE version >= 5").format(sql.Identifier(schema, "customer_ai_schema_version")))
     assert_old_rows_migrated(PostgresStore(PG_DSN, schema))
     assert every_row(schema) == migrated
-    assert schema_versions(schema) == [1, 2, 3, 4, 5, 6]
+    assert schema_versions(schema) == [1, 2, 3, 4, 5, 6, 7]
     # and it takes published runs and attempts as a new schema does
     upgraded.write_run("unit", "2024-05-01", scores({"p4": 0.6}, "v5"), published("v5", "cli-00000000aa"))
     assert upgraded.read_runs("unit")["run_id"].tolist() == ["", "", "cli-00000000aa"]
     assert upgraded.latest_attempt("unit")["id"] == 5
+
+
+def test_a_version_6_schema_gets_the_optional_score_columns_and_keeps_its_rows(fresh_schema):
+    schema = fresh_schema()
+    first = PostgresStore(PG_DSN, schema)
+    written = hostile_run()
+    first.write_run("unit", "2024-01-01", written, run(), segments=members({"a\tb": written["profile_id"].tolist()}))
+    first.write_run("unit", "2024-02-01", scores({"p1": 0.3, "p2": 0.5}), published("v1", "cli-00000000aa"))
+    first.write_run("other", "2024-01-01", scores({"p9": 0.1}), run())
+    before = [*everything_read(first), first.read_runs("unit"), first.read_attempts("unit")]
+    as_version_6(schema)
+    assert schema_versions(schema) == [1, 2, 3, 4, 5, 6]
+    assert "next_by" not in view_columns(schema)
+    message = (
+        f"the profile store in schema {schema!r} of the PostgreSQL database at {postgres_location(PG_DSN)} was "
+        f"written by an earlier version of customer-ai (schema version 6; this version reads 7): {MIGRATE}"
+    )
+    assert_every_read_refused(PostgresStore(PG_DSN, schema, create=False), message)
+
+    upgraded = PostgresStore(PG_DSN, schema)  # its first use migrates it
+    after = [*everything_read(upgraded), upgraded.read_runs("unit"), upgraded.read_attempts("unit")]
+    assert_same_state(before, after)
+    assert schema_versions(schema) == [1, 2, 3, 4, 5, 6, 7]
+    assert view_columns(schema) == list(after[0].columns)
+    for frame in after[:4]:
+        assert_predicted_nothing(frame)
+    assert {row[2:] for row in stored_predictions(upgraded)} == {(None, None, None)}
+    assert len(stored_predictions(upgraded)) == len(written) + 2
+    assert upgraded.count_rows("unit") == counts(2, len(written) + 2, 2)
+    # applied again (its version row lost), the migration changes nothing
+    migrated = every_row(schema)
+    query(sql.SQL("DELETE FROM {} WHERE version = 7").format(sql.Identifier(schema, "customer_ai_schema_version")))
+    assert_same_state(after[:4], everything_read(PostgresStore(PG_DSN, schema)))
+    assert every_row(schema) == migrated
+    # and it takes the new columns as a new schema does
+    upgraded.write_run(
+        "unit", "2024-03-01", predicting(scores({"p1": 0.6}), [2.5], [1.5], ["2024-03-02"]), published("v2", "cli-0b")
+    )
+    assert predictions(upgraded.read_scores("unit")) == [("p1", 2.5, 1.5, "2024-03-02")]
 
 
 def test_processes_starting_at_once_migrate_once(fresh_schema):
@@ -501,7 +664,7 @@ def test_processes_starting_at_once_migrate_once(fresh_schema):
     versions = query(
         sql.SQL("SELECT version FROM {} ORDER BY version").format(sql.Identifier(schema, "customer_ai_schema_version"))
     )
-    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,), (7,)]
 
 
 def test_a_schema_newer_than_the_code_is_refused(fresh_schema):
@@ -972,13 +1135,13 @@ def test_a_schema_of_an_earlier_version_is_refused_by_readers_and_left_as_it_is(
     reader = PostgresStore(PG_DSN, schema, create=False)
     message = (
         f"the profile store in schema {schema!r} of the PostgreSQL database at {postgres_location(PG_DSN)} was "
-        f"written by an earlier version of customer-ai (schema version 4; this version reads 6): {MIGRATE}"
+        f"written by an earlier version of customer-ai (schema version 4; this version reads 7): {MIGRATE}"
     )
     assert_every_read_refused(reader, message)
     assert schema_rows(schema) == before
     assert schema_versions(schema) == [1, 2, 3, 4]
     # the explicit step (`customer-ai migrate`) migrates it, once
-    assert reader.migrate() == (4, 6)
+    assert reader.migrate() == (4, 7)
     assert_old_rows_migrated(reader)
-    assert reader.migrate() == (6, 6)
-    assert schema_versions(schema) == [1, 2, 3, 4, 5, 6]
+    assert reader.migrate() == (7, 7)
+    assert schema_versions(schema) == [1, 2, 3, 4, 5, 6, 7]

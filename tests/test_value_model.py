@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from customer_ai.value_model import fit_value_model, value_quality
+from customer_ai.value_model import ValueStart, fit_value_model, value_quality, value_verdict
 
 
 def spenders(rows: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -49,3 +49,71 @@ def test_value_quality_measures_against_what_was_spent() -> None:
     assert quality["normalised_gini"] == 1.0
     assert quality["total_ratio"] == 1.0
     assert quality["baselines"] == {"flat": {"normalised_gini": 0.0}}
+
+
+def test_boosting_from_the_past_spend_puts_the_start_on_its_feature_and_adds_up_to_the_log_of_the_prediction() -> None:
+    train_x, train_y = spenders(3000, seed=5)
+    valid_x, valid_y = spenders(1000, seed=6)
+    model = fit_value_model(train_x, train_y, valid_x, valid_y, seed=7, start=("goal_value_per_30d", 2.0))
+    start = model.start
+    spent_nothing = train_x["goal_value_per_30d"].to_numpy() <= 0
+    assert start.feature == "goal_value_per_30d"
+    assert start.per_window == 2.0
+    assert start.floor == (train_y[spent_nothing].mean() if spent_nothing.any() else train_y.mean())
+    np.testing.assert_allclose(start(train_x).mean(), start.center, rtol=1e-12)
+    rows = valid_x.iloc[:50]
+    np.testing.assert_allclose(start(rows), np.log(rows["goal_value_per_30d"].to_numpy() * 2.0 + start.floor))
+    predicted = model.predict(rows)
+    margin = model.booster.predict(rows, raw_score=True, num_iteration=model.best_iteration)
+    np.testing.assert_allclose(predicted, model.scale * np.exp(margin + start(rows)), rtol=1e-12)
+    contributions = model.contributions(rows)
+    assert contributions.shape == (50, len(model.features) + 1)
+    np.testing.assert_allclose(contributions.sum(axis=1), np.log(predicted), rtol=1e-9, atol=1e-9)
+    assert model.predict(valid_x).sum() == pytest.approx(valid_y.sum(), rel=1e-9)  # the total still scaled
+    # the start alone carries the past spend: without trees a profile's expected value is its rate times the window
+    assert ValueStart("goal_value_per_30d", 2.0, 1.5)(
+        pd.DataFrame({"goal_value_per_30d": [0.0, 10.0, np.nan]})
+    ).tolist() == [
+        np.log(1.5),
+        np.log(21.5),
+        np.log(1.5),
+    ]
+
+
+def test_the_value_gate_asks_for_a_normalised_gini_above_the_best_baseline() -> None:
+    better = {"normalised_gini": 0.75, "baselines": {"past_spend": {"normalised_gini": 0.74}}}
+    assert value_verdict(better) == (
+        "ok",
+        "the value model's normalised Gini 0.750 is above the past spend rate's 0.740",
+    )
+    assert value_verdict(better, 0.02) == (
+        "poor",
+        "the value model's normalised Gini 0.750 is not above the past spend rate's 0.740 by more than 0.02 "
+        "(training.min_value_gini_gain)",
+    )
+    assert value_verdict(better, -0.05)[0] == "ok"
+    equal = {"normalised_gini": 0.74, "baselines": {"past_spend": {"normalised_gini": 0.74}}}
+    assert value_verdict(equal)[0] == "poor"  # no better is not better
+    assert value_verdict({"normalised_gini": float("nan"), "baselines": {}}) == (
+        "poor",
+        "the value model's normalised Gini is undefined (no held-out profile spent anything)",
+    )
+    assert value_verdict({"normalised_gini": 0.3, "baselines": {}}) == (
+        "ok",
+        "the value model's normalised Gini is 0.300 (no baseline measured)",
+    )
+
+
+def test_value_quality_keeps_the_held_out_deciles_and_totals() -> None:
+    quality = value_quality(
+        np.array([4.0, 3.0, 2.0, 1.0]),
+        np.array([2.0, 0.0, 6.0, 0.0]),
+        {},
+    )
+    assert quality["total_predicted"] == 10.0
+    assert quality["total_realised"] == 8.0
+    assert quality["deciles"][:2] == [
+        {"group": 1, "profiles": 0, "mean_predicted": None, "mean_realised": None},
+        {"group": 2, "profiles": 0, "mean_predicted": None, "mean_realised": None},
+    ]
+    assert [d["mean_realised"] for d in quality["deciles"] if d["profiles"]] == [2.0, 0.0, 6.0, 0.0]

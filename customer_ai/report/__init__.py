@@ -2,7 +2,8 @@
 
 Sections (each a ``<section id=...>`` with a heading, a picture and a table): the goal and a model card; the
 score distribution and bucket counts; the score history across runs; the influential factors, overall and per
-bucket; the evaluation against the baselines (ROC, cumulative gains, lift by decile, reliability); the drift of
+bucket; the evaluation against the baselines (ROC, cumulative gains, lift by decile, reliability); for a goal with a
+value, the predicted value (this run's by decile, and predicted against realised on held-out profiles); the drift of
 the scored profiles' features from the training rows; "did it come true" for past runs whose goal window has
 closed; the data validation of the run.
 
@@ -27,7 +28,8 @@ page's size depends on how many values it shows, not on how long they are.
 
 The package: :mod:`~customer_ai.report.folder` reads the run folder, one module per group of sections
 (:mod:`~customer_ai.report.card`, :mod:`~customer_ai.report.scores`, :mod:`~customer_ai.report.factors`,
-:mod:`~customer_ai.report.evaluation`, :mod:`~customer_ai.report.drift`, :mod:`~customer_ai.report.validation`)
+:mod:`~customer_ai.report.evaluation`, :mod:`~customer_ai.report.value`, :mod:`~customer_ai.report.drift`,
+:mod:`~customer_ai.report.validation`)
 writes them,
 :mod:`~customer_ai.report.figures` draws their pictures and :mod:`~customer_ai.report.html` their words and
 the page around them.
@@ -60,7 +62,7 @@ from customer_ai.report.factors import (
 )
 from customer_ai.report.figures import _RC
 from customer_ai.report.folder import _published_folders, _RunFiles
-from customer_ai.report.html import SECTIONS, _page
+from customer_ai.report.html import OPTIONAL_SECTIONS, SECTIONS, _page
 from customer_ai.report.scores import (
     _history_section,
     _read_runs,
@@ -70,10 +72,12 @@ from customer_ai.report.scores import (
     score_history,
 )
 from customer_ai.report.validation import _validation_section
+from customer_ai.report.value import _value_section, value_deciles
 from customer_ai.spec import InstanceSpec
 
 __all__ = [
     "MAX_FACTOR_PROFILES",
+    "OPTIONAL_SECTIONS",
     "REPORT_FILE",
     "SECTIONS",
     "build_report",
@@ -81,6 +85,7 @@ __all__ = [
     "factor_summary",
     "score_bins",
     "score_history",
+    "value_deciles",
 ]
 
 REPORT_FILE = "report.html"
@@ -140,8 +145,9 @@ def build_report(
             _history_section(as_of, run, runs, published),
             _factors_section(spec, run),
             _evaluation_section(run, spec.outcome_words().reached),
+            *([_value_section(spec, run)] if run.model.get("value") else []),
             _drift_section(run, _feature_labels(run.model)),
-            _outcomes_section(as_of, outcomes, bucket_rules(spec, runs), run_rule(spec, run)),
+            _outcomes_section(as_of, outcomes, bucket_rules(spec, runs), run_rule(spec, run), spec.output.currency),
             _validation_section(run),
         ]
     return write_text(out, _page(spec, as_of, run, sections))

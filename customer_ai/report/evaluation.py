@@ -13,7 +13,7 @@ import pandas as pd
 
 from customer_ai.report.figures import _evaluation_figure, _outcomes_figure, _svg
 from customer_ai.report.folder import _RunFiles
-from customer_ai.report.html import _BUCKETS, _SCORERS, _int, _num, _p, _pct, _section, _table
+from customer_ai.report.html import _BUCKETS, _SCORERS, _int, _money, _num, _p, _pct, _section, _table
 from customer_ai.scoring import BucketRule
 from customer_ai.spec import InstanceSpec
 
@@ -150,12 +150,17 @@ def bucket_rules(spec: InstanceSpec, runs: pd.DataFrame | None) -> dict[str, Buc
 
 
 def _outcomes_section(
-    as_of: pd.Timestamp, outcomes: pd.DataFrame | None, rules: dict[str, BucketRule], rule: BucketRule
+    as_of: pd.Timestamp,
+    outcomes: pd.DataFrame | None,
+    rules: dict[str, BucketRule],
+    rule: BucketRule,
+    currency: str | None = None,
 ) -> str:
     """Write "did it come true" for past runs.
 
     Per bucket, runs are compared only when their buckets followed ``rule`` (this run's; ``rules`` holds the
-    others', by as-of date).
+    others', by as-of date).  Runs that predicted an expected value also get it next to what their profiles
+    really spent, per profile, written with ``currency``.
     """
     today = f"{as_of:%Y-%m-%d}"
     if outcomes is not None:
@@ -208,8 +213,37 @@ def _outcomes_section(
             caption="Predicted → came true, per decile (1 = the highest scores), in percent",
             compact=True,
         ),
+        *_value_outcomes(outcomes, dates, currency),
     ]
     return _section("outcomes", parts)
+
+
+def _value_outcomes(outcomes: pd.DataFrame, dates: list[str], currency: str | None) -> list[str]:
+    """Return the table of expected against realised value per profile of past runs that predicted one (or none)."""
+    if "predicted_value" not in outcomes.columns or outcomes["predicted_value"].isna().all():
+        return []
+    rows = []
+    for date in dates:
+        rate = {(r.grouping, str(r.group)): r for r in outcomes.loc[outcomes["as_of"] == date].itertuples(index=False)}
+        groups = [("all", "all"), *(("bucket", b) for b in _BUCKETS), ("decile", "1"), ("decile", "10")]
+        rows.append([date, *(_expected_realised(rate.get(key), currency) for key in groups)])
+    return [
+        _p(
+            "Runs that predicted an expected value: each group's mean expected value per profile next to what its "
+            "profiles really spent in the goal window (zero included)."
+        ),
+        _table(
+            ["run as of", "all profiles", *(f"{b} bucket" for b in _BUCKETS), "decile 1", "decile 10"],
+            rows,
+            caption="Expected value → realised, per profile",
+        ),
+    ]
+
+
+def _expected_realised(row: object, currency: str | None) -> str:
+    if row is None or pd.isna(getattr(row, "predicted_value", float("nan"))):
+        return "–"
+    return f"{_money(row.predicted_value, currency)} → {_money(row.realised_value, currency)}"  # type: ignore[attr-defined]
 
 
 def _predicted_realised_points(row: object) -> str:

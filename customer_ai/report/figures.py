@@ -346,6 +346,32 @@ def _outcomes_figure(outcomes: pd.DataFrame, dates: list[str], alike: set[str]) 
     return figure
 
 
+def _value_figure(run_deciles: pd.DataFrame, held_out: list[dict], unit: str) -> Figure:
+    """Draw the mean expected value by decile of this run and, held out, the mean predicted against realised.
+
+    ``run_deciles`` has ``group`` and ``mean``; ``held_out`` is the value metrics' ``deciles``; ``unit`` names the
+    amounts on the axes (the currency, or empty).
+    """
+    figure, (run, checked) = _figure(9.5, 3.2, ncols=2)
+    amounts = f"mean per profile ({_label_text(unit)})" if unit else "mean per profile"
+    run.bar(run_deciles["group"], run_deciles["mean"], color="#5b8fd1")
+    run.set(title="This run: expected value by decile", xlabel="decile (1 = highest expected value)", ylabel=amounts)
+    groups = [row["group"] for row in held_out]
+    realised = [np.nan if row["mean_realised"] is None else row["mean_realised"] for row in held_out]
+    predicted = [np.nan if row["mean_predicted"] is None else row["mean_predicted"] for row in held_out]
+    checked.bar(groups, realised, color="#b9cbe4", label="realised")
+    checked.plot(groups, predicted, color="#1d3f7a", marker="D", markersize=4, linestyle="none", label="predicted")
+    checked.set(title="Held out: predicted against realised", xlabel="decile (1 = highest predicted)")
+    # room above the tallest bar or point, where the legend lies in one row: it covers no bar
+    tallest = np.nanmax([*realised, *predicted, 0.0])
+    checked.set_ylim(0, float(tallest) * 1.3 or 1.0)
+    checked.legend(frameon=False, fontsize=7.5, loc="upper right", ncols=2)
+    for ax in (run, checked):
+        ax.set_xticks(range(1, 11))
+        _style(ax)
+    return figure
+
+
 def _validation_figure(stages: dict[str, dict | None]) -> Figure:
     figure, ax = _figure(7.5, 1.9)
     labels = []

@@ -1,8 +1,9 @@
 """The words and the HTML of the report: escaping, numbers in words, tables, paragraphs, sections, the CSS and the page.
 
 Everything that turns a value into text of the page is here, and everything that came from a user passes
-through :func:`_esc` on its way in.  The section keys and headings (:data:`SECTIONS`) and the names of the
-buckets, scorers and validation stages are shared by the tables and the figures.
+through :func:`_esc` on its way in.  The section keys and headings (:data:`SECTIONS`, every report's;
+:data:`OPTIONAL_SECTIONS`, those only some runs have) and the names of the buckets, scorers and validation stages
+are shared by the tables and the figures.
 
 What the data holds is shown so that it can neither disguise itself nor bury the page (the data itself is never
 changed, only what the page shows of it):
@@ -32,6 +33,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from customer_ai.features import money_prefix
 from customer_ai.report.folder import BUCKETS, _RunFiles
 from customer_ai.spec import InstanceSpec
 
@@ -45,6 +47,8 @@ SECTIONS = {
     "outcomes": "Did it come true",
     "validation": "Data validation",
 }
+OPTIONAL_SECTIONS = {"value": "Predicted value"}  # sections only some runs have: "value", of a goal with a value
+_HEADINGS = {**SECTIONS, **OPTIONAL_SECTIONS}
 _BUCKETS = BUCKETS
 _SCORERS = {"model": "model", "recency": "recency", "frequency": "frequency", "bgnbd": "BG/NBD"}
 _STAGE_WORDS = {"events": "events", "training_set": "training set", "scores": "scores"}
@@ -56,6 +60,7 @@ _CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u
 _SHORTENED = re.compile(r"… \(\d[\d,]* characters\)")  # how _short ends a text it cut
 _SHOWN_CONTROL = re.compile(r"&lt;U\+[0-9A-F]{4}&gt;")  # how _visible shows a control character, escaped
 _UNBROKEN = re.compile(r"\S{40}")  # a string a table cell breaks anywhere rather than widen its column for
+_SECTION_START = re.compile(r'<section id="([^"]+)">')
 
 
 def _visible(text: str) -> str:
@@ -103,6 +108,11 @@ def _int(value: object) -> str:
     return "–" if _missing(value) else f"{int(value):,}"  # type: ignore[call-overload]
 
 
+def _money(value: object, currency: str | None) -> str:
+    """Return an amount as the instance writes money (``output.currency``): "GBP 1,234.50", "$1,234.50"."""
+    return "–" if _missing(value) else f"{money_prefix(currency)}{float(value):,.2f}"  # type: ignore[arg-type]
+
+
 def _template_words(template: str) -> str:
     return template.replace("{value}", "…")
 
@@ -136,7 +146,12 @@ def _p(text: str, cls: str | None = None) -> str:
 
 
 def _section(key: str, parts: Iterable[str]) -> str:
-    return f'<section id="{key}"><h2>{_esc(SECTIONS[key])}</h2>{"".join(parts)}</section>'
+    return f'<section id="{key}"><h2>{_esc(_HEADINGS[key])}</h2>{"".join(parts)}</section>'
+
+
+def _section_key(section: str) -> str:
+    """Return the key of a section written by :func:`_section`."""
+    return _SECTION_START.match(section).group(1)  # type: ignore[union-attr]
 
 
 # --- the page --------------------------------------------------------------------------------------------------
@@ -201,7 +216,8 @@ def _data_notes(shown: str) -> str:
 
 def _page(spec: InstanceSpec, as_of: pd.Timestamp, run: _RunFiles, sections: list[str]) -> str:
     title = f"{spec.name} as of {as_of:%Y-%m-%d}: {run.model.get('goal') or spec.goal_in_words()}"
-    nav = "".join(f'<li><a href="#{key}">{_esc(heading)}</a></li>' for key, heading in SECTIONS.items())
+    keys = [_section_key(section) for section in sections]
+    nav = "".join(f'<li><a href="#{key}">{_esc(_HEADINGS[key])}</a></li>' for key in keys)
     line = f"<p>{_esc(title)} &middot; model {_esc(run.model.get('model_version', '?'))}</p>"
     main = "".join(sections)
     return (

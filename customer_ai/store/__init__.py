@@ -4,7 +4,8 @@ Seven tables, created by the first writer:
 
 - ``customer_ai_scores``: the current score per (instance, profile), from the instance's newest published run.  In
   PostgreSQL a view of the history at each instance's current date (``customer_ai_current``).
-- ``customer_ai_score_history``: one row per (instance, profile, as_of).
+- ``customer_ai_score_history``: one row per (instance, profile, as_of): probability, score, percentile, bucket,
+  factors and, where the goal predicts them, ``expected_value``, ``days_to_next`` and ``next_by`` (NULL otherwise).
 - ``customer_ai_runs``: one row per (instance, as_of), the run published as of that date: model version, status
   (``ok``), reason, metrics, profiles, and ``run_id``, the name of its sealed run folder.
 - ``customer_ai_attempts``: append-only, one row per start, failed try of a step, poor model and publish of every

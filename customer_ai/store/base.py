@@ -23,6 +23,7 @@ from customer_ai.store.lease import LockLostError, RunInProgressError, RunLease,
 
 __all__ = [
     "ATTEMPT_STATUSES",
+    "OPTIONAL_SCORE_COLUMNS",
     "StoreAddressError",
     "StoreDamagedError",
     "StoreMissingError",
@@ -40,6 +41,9 @@ _SCORE_COLUMNS = (
     "bucket",
     "propensity",
     "model_version",
+    "expected_value",
+    "days_to_next",
+    "next_by",
     "factors",
 )
 _RUN_COLUMNS = (
@@ -77,10 +81,17 @@ _OUTCOME_COLUMNS = (
     "profiles",
     "predicted_rate",
     "realised_rate",
+    "predicted_value",  # a goal with a value: each group's mean expected and realised value (else NULL)
+    "realised_value",
     "tracked_at",
 )
 SCORE_BATCH_ROWS = 500_000  # rows of a score_batches frame: tens of MB
 _REQUIRED_SCORE_COLUMNS = ("profile_id", "probability", "score", "percentile", "bucket", "propensity", "model_version")
+# what a goal may predict beside the probability, missing where it predicts nothing: the expected sum of its events'
+# amounts (goals with a value), the median days from the as-of date to the next event and that day (YYYY-MM-DD)
+# what a goal may predict beside the probability: missing (NULL) in the rows of runs that predicted none of it
+OPTIONAL_SCORE_COLUMNS = ("expected_value", "days_to_next", "next_by")
+_BATCH_SCORE_COLUMNS = _REQUIRED_SCORE_COLUMNS + OPTIONAL_SCORE_COLUMNS  # what score_batches reads
 # the dtypes both stores return, whatever the backend and even when no row matches
 _SCORE_DTYPES = {
     "instance": "str",
@@ -92,6 +103,9 @@ _SCORE_DTYPES = {
     "bucket": "str",
     "propensity": "str",
     "model_version": "str",
+    "expected_value": "float64",
+    "days_to_next": "float64",
+    "next_by": "object",  # YYYY-MM-DD, None where missing
     "factors": "object",
 }
 _RUN_DTYPES = {
@@ -127,6 +141,8 @@ _OUTCOME_DTYPES = {
     "profiles": "int64",
     "predicted_rate": "float64",
     "realised_rate": "float64",
+    "predicted_value": "float64",
+    "realised_value": "float64",
     "tracked_at": "str",
 }
 # the groups of each grouping, in their natural order (deciles: 1 holds the highest scores)
@@ -193,7 +209,10 @@ class _AttemptValues(NamedTuple):
 
 @dataclass(frozen=True)
 class _ScoreColumns:
-    """A run's checked scores, column by column; ``factors`` as given (lists of dicts, or their JSON text)."""
+    """A run's checked scores, column by column; ``factors`` as given (lists of dicts, or their JSON text).
+
+    ``expected_value`` and ``days_to_next`` are NaN where missing, ``next_by`` (Arrow dates) null where missing.
+    """
 
     profile_id: pa.Array
     probability: np.ndarray
@@ -202,13 +221,19 @@ class _ScoreColumns:
     bucket: pa.Array
     propensity: pa.Array
     model_version: pa.Array
+    expected_value: np.ndarray
+    days_to_next: np.ndarray
+    next_by: pa.Array
     factors: pd.Series
 
     def __len__(self) -> int:
         return len(self.probability)
 
     def rows(self, factor_texts: list[str]) -> Iterable[tuple]:
-        """Yield the staged columns row by row, ``factor_texts`` as the factors (for a row-wise insert)."""
+        """Yield the staged columns row by row, ``factor_texts`` as the factors (for a row-wise insert).
+
+        A missing ``expected_value``, ``days_to_next`` or ``next_by`` is None (NULL); ``next_by`` is ``YYYY-MM-DD``.
+        """
         columns = [
             self.profile_id.to_pylist(),
             self.probability.tolist(),
@@ -217,9 +242,17 @@ class _ScoreColumns:
             self.bucket.to_pylist(),
             self.propensity.to_pylist(),
             self.model_version.to_pylist(),
+            _nullable(self.expected_value).to_pylist(),
+            _nullable(self.days_to_next).to_pylist(),
+            self.next_by.cast(pa.string()).to_pylist(),
             factor_texts,
         ]
         return zip(*columns, strict=True)
+
+
+def _nullable(values: np.ndarray) -> pa.Array:
+    """Return numbers as an Arrow float64 array, NaN as null (a missing value, written as NULL)."""
+    return pa.array(values, pa.float64(), from_pandas=True)
 
 
 def _as_of_text(as_of: object) -> str:
@@ -260,21 +293,94 @@ def _where(what: str, instance: str, as_of: str, part: int | None) -> str:
 
 
 def _score_columns(instance: str, as_of: str, scores: pd.DataFrame, part: int | None = None) -> _ScoreColumns:
-    """Check a run's scores (or a part of them): no missing value in a required column; return them as columns."""
+    """Check a run's scores (or a part of them) and return them as columns.
+
+    A required column has no missing value; ``expected_value`` and ``days_to_next`` are numbers from 0 (neither
+    negative nor infinite), ``next_by`` dates: each of the three may be missing, in some rows or as a column.
+    """
+    where = _where("scores", instance, as_of, part)
     empty = [c for c in _REQUIRED_SCORE_COLUMNS if scores[c].isna().any()]
     if empty:
-        raise ValueError(f"{_where('scores', instance, as_of, part)}: missing values in {empty}; nothing written")
+        raise ValueError(f"{where}: missing values in {empty}; nothing written")
     factors = scores["factors"] if "factors" in scores.columns else pd.Series([None] * len(scores), dtype=object)
+    profile_id = _text(scores["profile_id"])
     return _ScoreColumns(
-        _text(scores["profile_id"]),
+        profile_id,
         scores["probability"].to_numpy(dtype="float64"),
         _whole(scores["score"]),
         _whole(scores["percentile"]),
         _text(scores["bucket"]),
         _text(scores["propensity"]),
         _text(scores["model_version"]),
+        _amounts(where, "expected_value", scores.get("expected_value"), profile_id),
+        _amounts(where, "days_to_next", scores.get("days_to_next"), profile_id),
+        _dates(where, "next_by", scores.get("next_by"), profile_id),
         factors.reset_index(drop=True),
     )
+
+
+def _examples(profile_id: pa.Array, values: Sequence, bad: np.ndarray) -> list[tuple]:
+    """Return the first three refused values (where ``bad``) with their profiles, as ``(profile_id, value)``."""
+    rows = np.flatnonzero(bad)[:3]
+    return [(profile_id[int(i)].as_py(), values[int(i)]) for i in rows]
+
+
+def _amounts(where: str, name: str, column: pd.Series | None, profile_id: pa.Array) -> np.ndarray:
+    """Return an optional column of numbers from 0 as float64, NaN where missing (all NaN without the column).
+
+    Refuses a column that holds something other than numbers, and a negative or infinite number.
+    """
+    if column is None:
+        return np.full(len(profile_id), np.nan)
+    if column.dtype == object:
+        column = column.infer_objects()  # numbers and None, as a column of lists gives them
+    if column.isna().all():
+        return np.full(len(column), np.nan)
+    if pd.api.types.is_bool_dtype(column.dtype) or not pd.api.types.is_numeric_dtype(column.dtype):
+        raise ValueError(f"{where}: {name} is not a number (a column of {column.dtype}); nothing written")
+    values = column.to_numpy(dtype="float64", na_value=np.nan)
+    bad = ~np.isnan(values) & ~((values >= 0) & (values < np.inf))
+    if bad.any():
+        raise ValueError(
+            f"{where}: {name} is negative or infinite in {int(bad.sum()):,} of {len(bad):,} rows "
+            f"(e.g. {_examples(profile_id, values.tolist(), bad)}); nothing written"
+        )
+    return values
+
+
+def _dates(where: str, name: str, column: pd.Series | None, profile_id: pa.Array) -> pa.Array:
+    """Return an optional column of dates as Arrow dates, null where missing (all null without the column).
+
+    Takes ``YYYY-MM-DD`` text, dates, and timestamps (the date of their own time zone, as for an as-of date).
+    Refuses anything else, and text that is not a day of the calendar in that form (``2024-02-30``, ``2024-2-1``).
+    """
+    if column is None or column.isna().all():
+        return pa.nulls(len(profile_id) if column is None else len(column), pa.date32())
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        column = column.dt.tz_localize(None)
+    if pd.api.types.is_datetime64_dtype(column.dtype):
+        return pa.array(column.to_numpy(dtype="datetime64[D]"), pa.date32(), from_pandas=True)
+    try:
+        values = _one_chunk(pa.array(column, from_pandas=True))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        values = None  # mixed kinds of values
+    if values is not None and (pa.types.is_date(values.type) or pa.types.is_timestamp(values.type)):
+        return values.cast(pa.date32())
+    if values is None or not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        shown = column.dropna().head(3).tolist()
+        raise ValueError(f"{where}: {name} is not a date (e.g. {shown}; give YYYY-MM-DD); nothing written")
+    values = values.cast(pa.string())
+    days = pc.strptime(values, "%Y-%m-%d", unit="s", error_is_null=True).cast(pa.date32())
+    # strptime takes 2024-2-1 and rolls 2024-02-30 over: a date is its own text written back (and has a year 1 on)
+    same = pc.and_(pc.equal(days.cast(pa.string()), values), pc.greater_equal(days, pa.scalar(dt.date.min)))
+    same = pc.fill_null(same, False)
+    bad = pc.and_(pc.is_valid(values), pc.invert(same)).to_numpy(zero_copy_only=False)
+    if bad.any():
+        raise ValueError(
+            f"{where}: {name} is not a date (YYYY-MM-DD) in {int(bad.sum()):,} of {len(bad):,} rows "
+            f"(e.g. {_examples(profile_id, values.to_pylist(), bad)}); nothing written"
+        )
+    return days
 
 
 def _whole(column: pd.Series) -> np.ndarray:
@@ -370,7 +476,22 @@ class _OutcomeRow:
     profiles: int
     predicted_rate: float | None
     realised_rate: float | None
+    predicted_value: float | None  # per profile; None for a run without a value
+    realised_value: float | None
     tracked_at: str | None = None  # ``YYYY-MM-DDTHH:MM:SSZ``; None: the time of the write
+
+    def values(self) -> tuple:
+        """Return the row's values after its instance and date, in the order of the outcomes' columns."""
+        return (
+            self.grouping,
+            self.group,
+            self.profiles,
+            self.predicted_rate,
+            self.realised_rate,
+            self.predicted_value,
+            self.realised_value,
+            self.tracked_at,
+        )
 
 
 def _rate(where: str, name: str, value: Any) -> float | None:
@@ -384,6 +505,19 @@ def _rate(where: str, name: str, value: Any) -> float | None:
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"{where}: {name} {value!r} is not a rate from 0 to 1; nothing written")
     return rate
+
+
+def _amount(where: str, name: str, value: Any) -> float | None:
+    """Return a mean amount (at least 0, finite) as a float, None for a missing one."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    try:
+        amount = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: {name} {value!r} is not a number; nothing written") from None
+    if not math.isfinite(amount) or amount < 0:
+        raise ValueError(f"{where}: {name} {value!r} is not an amount of at least 0; nothing written")
+    return amount
 
 
 def _outcome_group(where: str, grouping: Any, group: Any) -> str:
@@ -425,6 +559,8 @@ def _outcome_rows(instance: str, as_of: str, outcomes: pd.DataFrame) -> list[_Ou
                 int(profiles),
                 _rate(where, "predicted_rate", record["predicted_rate"]),
                 _rate(where, "realised_rate", record["realised_rate"]),
+                _amount(where, "predicted_value", record.get("predicted_value")),
+                _amount(where, "realised_value", record.get("realised_value")),
                 _tracked_at(where, record.get("tracked_at")),
             )
         )
@@ -486,9 +622,13 @@ def _becomes_current(as_of: str, newest_ok: str | None) -> bool:
     return newest_ok is None or as_of >= newest_ok
 
 
-def _scores_frame(rows: Iterable[tuple]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(list(rows), columns=list(_SCORE_COLUMNS))
-    return frame.astype(_SCORE_DTYPES)
+def _scores_frame(rows: Iterable[tuple], columns: Sequence[str] = _SCORE_COLUMNS) -> pd.DataFrame:
+    """Return score rows (of ``columns``) as a frame of the dtypes both stores give, None for a missing ``next_by``."""
+    frame = pd.DataFrame.from_records(list(rows), columns=list(columns))
+    frame = frame.astype({c: _SCORE_DTYPES[c] for c in columns})
+    if "next_by" in frame.columns:  # from_records makes a column of text, whose missing values are NaN
+        frame["next_by"] = frame["next_by"].astype(object).where(frame["next_by"].notna(), None)
+    return frame
 
 
 def _runs_frame(rows: Iterable[tuple]) -> pd.DataFrame:
@@ -780,7 +920,10 @@ class _Store(ABC):
             As-of date, ``YYYY-MM-DD``.
         scores : pandas.DataFrame
             Columns ``profile_id, probability, score, percentile, bucket, propensity, model_version, factors``
-            (factors: lists of dicts, or their JSON text as ``scores.parquet`` holds it, stored as it is).
+            (factors: lists of dicts, or their JSON text as ``scores.parquet`` holds it, stored as it is), and
+            optionally ``expected_value`` and ``days_to_next`` (numbers from 0, NaN or None where missing) and
+            ``next_by`` (``YYYY-MM-DD`` text, dates or timestamps; missing values allowed): a column not given is
+            missing in every row.
         run : dict
             ``model_version``, ``status`` (must be ``ok``: an attempt that published nothing is recorded with
             :meth:`record_attempt`), ``reason``, ``metrics`` (dict, optional), ``run_id`` (the run folder's name,
@@ -796,8 +939,9 @@ class _Store(ABC):
         Raises
         ------
         ValueError
-            When the status is not ``ok``, a required score column has missing values, a profile is scored twice,
-            a member has no score, or an outcome is out of range (nothing is written).
+            When the status is not ``ok``, a required score column has missing values, ``expected_value`` or
+            ``days_to_next`` is negative or infinite, ``next_by`` is not a date, a profile is scored twice, a
+            member has no score, or an outcome is out of range (nothing is written).
         """
         self._publish(instance, as_of, [(scores, segments)], run, outcomes, numbered=False)
 
@@ -1025,26 +1169,30 @@ class _Store(ABC):
         Only ``columns`` are read, never the factors: a run of millions of profiles is read in bounded memory (the
         outcomes of a past run, say).  Nothing is yielded for a date without scores.
 
+        The columns have the dtypes of :meth:`read_scores`'s.
+
         Raises
         ------
         ValueError
             When a column is not one of ``profile_id, probability, score, percentile, bucket, propensity,
-            model_version``.
+            model_version, expected_value, days_to_next, next_by``.
         """
-        unknown = [c for c in columns if c not in _REQUIRED_SCORE_COLUMNS]
+        unknown = [c for c in columns if c not in _BATCH_SCORE_COLUMNS]
         if unknown or not columns:
-            raise ValueError(f"scores are read in batches by {', '.join(_REQUIRED_SCORE_COLUMNS)}; not {unknown}")
+            raise ValueError(f"scores are read in batches by {', '.join(_BATCH_SCORE_COLUMNS)}; not {unknown}")
         for batch in self._score_rows(instance, _as_of_text(as_of), list(columns), rows):
-            yield pd.DataFrame.from_records(batch, columns=list(columns))
+            yield _scores_frame(batch, columns)
 
     def read_scores(
         self, instance: str, as_of: str | None = None, profile_id: str | None = None, *, limit: int | None = None
     ) -> pd.DataFrame:
         """Return current scores (or the history of one as-of date), optionally for one profile.
 
-        Rows come by probability descending, then profile id; ``factors`` comes back as lists of dicts.  A value
-        of ``as_of`` that is not a date matches nothing.  ``limit`` keeps only the first rows: the database picks
-        them, so that the top of millions of profiles is read without the others.
+        Rows come by probability descending, then profile id; ``factors`` comes back as lists of dicts.
+        ``expected_value`` and ``days_to_next`` are NaN and ``next_by`` (``YYYY-MM-DD``) None where missing (every
+        row written before they were stored).  A value of ``as_of`` that is not a date matches nothing.  ``limit``
+        keeps only the first rows: the database picks them, so that the top of millions of profiles is read without
+        the others.
         """
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be 0 or more, not {limit}")
@@ -1131,8 +1279,9 @@ class _Store(ABC):
         outcomes : pandas.DataFrame
             Columns ``grouping`` (``all``, ``bucket`` or ``decile``), ``group`` (``all``; ``low``/``medium``/
             ``high``; ``1``-``10``), ``profiles`` (whole number), ``predicted_rate`` and ``realised_rate`` (0-1,
-            missing for a group without profiles), optionally ``tracked_at`` (a time; by default the time of the
-            write, UTC).
+            missing for a group without profiles), optionally ``predicted_value`` and ``realised_value`` (a goal
+            with a value: mean amounts per profile, at least 0; missing otherwise) and ``tracked_at`` (a time; by
+            default the time of the write, UTC).
 
         Raises
         ------
@@ -1147,9 +1296,10 @@ class _Store(ABC):
     def read_outcomes(self, instance: str) -> pd.DataFrame:
         """Return the realised outcomes of an instance's runs.
 
-        Columns ``instance, as_of, grouping, group, profiles, predicted_rate, realised_rate, tracked_at``
-        (``tracked_at`` as ``YYYY-MM-DDTHH:MM:SSZ``), ordered by as-of date, grouping, then group in its natural
-        order (``all``; ``low``, ``medium``, ``high``; deciles 1 to 10).
+        Columns ``instance, as_of, grouping, group, profiles, predicted_rate, realised_rate, predicted_value,
+        realised_value, tracked_at`` (the values NaN for a run without a value; ``tracked_at`` as
+        ``YYYY-MM-DDTHH:MM:SSZ``), ordered by as-of date, grouping, then group in its natural order (``all``;
+        ``low``, ``medium``, ``high``; deciles 1 to 10).
         """
         return _outcomes_frame(self._select_outcomes(instance))
 

@@ -3,8 +3,8 @@
 The binary format spares the server the parsing of CSV text (quotes doubled in every JSON text) and numbers;
 a ``json`` field is the JSON text itself, which the server checks once and keeps as it is, and a ``jsonb`` field
 is the version byte 1 followed by the JSON text, which the server parses into its binary form.  Each row is
-the number of fields (int16), then per field its length (int32) and its bytes, all big-endian; the stream
-starts with a fixed header and ends with -1 (int16).
+the number of fields (int16), then per field its length (int32) and its bytes, all big-endian, a NULL being the
+length -1 alone; the stream starts with a fixed header and ends with -1 (int16).
 """
 
 from __future__ import annotations
@@ -22,15 +22,19 @@ __all__ = ["BinaryCopy", "Field"]
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
 _TRAILER = (-1).to_bytes(2, "big", signed=True)
 _POSTGRES_EPOCH = dt.date(2000, 1, 1)
+_EPOCH_DAYS = (_POSTGRES_EPOCH - dt.date(1970, 1, 1)).days  # from Arrow's epoch to PostgreSQL's
+_NULL = (-1).to_bytes(4, "big", signed=True)  # a NULL field: its length, -1, and no bytes
 _BLOCK_ROWS = 32_768
+_NUMBERS = {"float8": ">f8", "int4": ">i4"}
 
 
 class Field(NamedTuple):
     """One column of a binary ``COPY``: ``kind`` is text, json, jsonb, float8, int4 or date; ``values`` its values.
 
-    text, json and jsonb: an Arrow text array; float8 and int4: a NumPy array; date: one ``YYYY-MM-DD`` for every row.
-    ``prepare``, if given, maps each block of text values to what is sent: work done block by block, while the
-    server takes in the previous block.
+    text, json and jsonb: an Arrow text array; int4: a NumPy array; float8: a NumPy array, or an Arrow float64
+    array whose nulls are sent as NULL; date: one ``YYYY-MM-DD`` for every row, or an Arrow date32 array whose
+    nulls are sent as NULL.  ``prepare``, if given, maps each block of text values to what is sent: work done block
+    by block, while the server takes in the previous block.
     """
 
     kind: str
@@ -50,13 +54,50 @@ def _constant(value: bytes, rows: int) -> pa.Array:
     return _fixed(np.full(rows, value, dtype=f"S{len(value)}"))
 
 
+def _sized(values: np.ndarray, valid: pa.Array | None = None) -> list[pa.Array]:
+    """Return the fields of ``values`` (big-endian already): each one's length then its bytes, by row.
+
+    Where ``valid`` (Arrow booleans, one per row) is false the field is a NULL: the length -1 alone.
+    """
+    rows, width = len(values), values.dtype.itemsize
+    if valid is None:
+        return [_constant(width.to_bytes(4, "big"), rows), _fixed(values)]
+    fields = np.empty(rows, dtype=[("length", ">i4"), ("value", values.dtype)])  # packed: 4 + width bytes a row
+    fields["length"] = width
+    fields["value"] = values
+    return [pc.if_else(valid, _fixed(fields), _constant(_NULL, rows))]
+
+
+def _numbers(kind: str, values: object, start: int, stop: int) -> list[pa.Array]:
+    """Return the fields of rows ``start`` to ``stop`` of a float8, int4 or date column (see :class:`Field`)."""
+    rows = stop - start
+    if kind == "date" and isinstance(values, str):
+        days = (dt.date.fromisoformat(values) - _POSTGRES_EPOCH).days
+        return [_constant((4).to_bytes(4, "big") + days.to_bytes(4, "big", signed=True), rows)]
+    if isinstance(values, pa.Array):
+        block = values.slice(start, rows)
+        if block.null_count == rows:  # a column the run did not predict: NULLs alone
+            return [_constant(_NULL, rows)]
+        valid = pc.is_valid(block) if block.null_count else None
+        if kind == "date":
+            block = pc.subtract(block.cast(pa.int32()), _EPOCH_DAYS)
+        number = block.fill_null(0).to_numpy(zero_copy_only=False)
+    else:
+        valid, number = None, np.asarray(values[start:stop])
+    dtype = ">i4" if kind == "date" else _NUMBERS[kind]
+    if kind == "int4" and len(number) and (number.min() < -(2**31) or number.max() >= 2**31):
+        raise ValueError(f"a value beyond PostgreSQL's integer: {number.min()} to {number.max()}")
+    return _sized(number.astype(dtype), valid)
+
+
 class BinaryCopy:
     """A file-like object yielding ``COPY ... FROM STDIN WITH (FORMAT binary)`` data for ``copy_expert``.
 
     Parameters
     ----------
     fields : sequence of Field
-        The columns, in the order of the ``COPY`` column list; all of the same length, no missing values.
+        The columns, in the order of the ``COPY`` column list; all of the same length, no missing values but the
+        nulls of Arrow float8 and date columns (sent as NULL).
     """
 
     def __init__(self, fields: Sequence[Field]) -> None:
@@ -78,16 +119,8 @@ class BinaryCopy:
                 if kind == "jsonb":
                     parts.append(_constant(b"\x01", rows))
                 parts.append(text)
-            elif kind == "date":
-                days = (dt.date.fromisoformat(values) - _POSTGRES_EPOCH).days
-                parts.append(_constant((4).to_bytes(4, "big") + days.to_bytes(4, "big", signed=True), rows))
             else:
-                width, dtype = {"float8": (8, ">f8"), "int4": (4, ">i4")}[kind]
-                number = np.asarray(values[start:stop])
-                if kind == "int4" and len(number) and (number.min() < -(2**31) or number.max() >= 2**31):
-                    raise ValueError(f"a value beyond PostgreSQL's integer: {number.min()} to {number.max()}")
-                parts.append(_constant(width.to_bytes(4, "big"), rows))
-                parts.append(_fixed(number.astype(dtype)))
+                parts.extend(_numbers(kind, values, start, stop))
         joined = pc.binary_join_element_wise(*parts, b"")
         offsets = np.frombuffer(joined.buffers()[1], dtype="int32", count=rows + 1, offset=joined.offset * 4)
         return joined.buffers()[2].slice(offsets[0], offsets[-1] - offsets[0]).to_pybytes()

@@ -18,6 +18,7 @@ from customer_ai.store.address import ambiguity_message, ambiguous_address, mask
 from customer_ai.store.base import (
     _CONNECT_TIMEOUT_SECONDS,
     _DEFAULT_SCHEMA,
+    _SCORE_COLUMNS,
     MIGRATE_HINT,
     StoreAddressError,
     StoreMissingError,
@@ -27,6 +28,7 @@ from customer_ai.store.base import (
     _factor_texts,
     _finite_texts,
     _metrics_json,
+    _nullable,
     _ordered_factors,
     _OutcomeRow,
     _RunValues,
@@ -54,9 +56,16 @@ _SCORE_TABLE_COLUMNS = """
 _SCORES_TABLE_TO_CURRENT = "(the scores table's dates into {current}; the table dropped)"
 
 # the view of current scores: made by version 3, and again by version 4 (a column under a view cannot change type)
-_CURRENT_VIEW = (
+_CURRENT_VIEW_3 = (
     "CREATE OR REPLACE VIEW {scores} AS SELECT h.instance, h.profile_id, h.as_of, h.probability, h.score,\n"
     "    h.percentile, h.bucket, h.propensity, h.model_version, h.factors\n"
+    "    FROM {history} AS h JOIN {current} AS c ON c.instance = h.instance AND c.as_of = h.as_of"
+)
+# ... and by version 7, with the optional score columns before the factors, as the history's are read
+_CURRENT_VIEW = (
+    "CREATE VIEW {scores} AS SELECT h.instance, h.profile_id, h.as_of, h.probability, h.score,\n"
+    "    h.percentile, h.bucket, h.propensity, h.model_version, h.expected_value, h.days_to_next, h.next_by,\n"
+    "    h.factors\n"
     "    FROM {history} AS h JOIN {current} AS c ON c.instance = h.instance AND c.as_of = h.as_of"
 )
 
@@ -97,7 +106,9 @@ _MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         (
             "CREATE TABLE IF NOT EXISTS {current} (instance text PRIMARY KEY, as_of date NOT NULL)",
             _SCORES_TABLE_TO_CURRENT,
-            _CURRENT_VIEW,
+            # applied again to a later schema (its version rows lost), the view has columns this one would drop
+            "DROP VIEW IF EXISTS {scores}",
+            _CURRENT_VIEW_3,
         ),
     ),
     (
@@ -109,7 +120,7 @@ _MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             # (json has -> and ->>, a cast to jsonb gives the rest)
             "DROP VIEW IF EXISTS {scores}",
             "ALTER TABLE {history} ALTER COLUMN factors TYPE json USING factors::json",
-            _CURRENT_VIEW,
+            _CURRENT_VIEW_3,
         ),
     ),
     (
@@ -146,6 +157,20 @@ _MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE TABLE IF NOT EXISTS {locks} (\n"
             "    instance text PRIMARY KEY, attempt text NOT NULL, origin text NOT NULL, scope text NOT NULL,\n"
             "    acquired_at timestamptz NOT NULL, renewed_at timestamptz NOT NULL, expires_at timestamptz NOT NULL)",
+        ),
+    ),
+    (
+        7,
+        "expected value, days to the next goal event and its date: optional score columns; outcomes' values",
+        (
+            # the view lists them before the factors: it is made again (CREATE OR REPLACE only adds at the end)
+            "DROP VIEW IF EXISTS {scores}",
+            "ALTER TABLE {history} ADD COLUMN IF NOT EXISTS expected_value double precision,\n"
+            "    ADD COLUMN IF NOT EXISTS days_to_next double precision, ADD COLUMN IF NOT EXISTS next_by date",
+            _CURRENT_VIEW,
+            # and a past run's mean expected and realised value per group, once its goal window has closed
+            "ALTER TABLE {outcomes} ADD COLUMN IF NOT EXISTS predicted_value double precision,\n"
+            "    ADD COLUMN IF NOT EXISTS realised_value double precision",
         ),
     ),
 )
@@ -199,6 +224,23 @@ def _finite_block(texts: pa.Array) -> pa.Array:
     return _finite_texts(texts) if _holds_any(texts.cast(pa.string()), (b"NaN", b"Infinity")) else texts
 
 
+_DATE_COLUMNS = ("as_of", "next_by")  # read as YYYY-MM-DD text, as the SQLite store keeps them
+
+
+def _score_list(prefix: str = "") -> str:
+    """Return the select list of the score columns (of the table aliased by ``prefix``), dates as text."""
+    return ", ".join(
+        f"to_char({prefix}{c}, '{_DATE_TEXT}')" if c in _DATE_COLUMNS else f"{prefix}{c}" for c in _SCORE_COLUMNS
+    )
+
+
+def _score_column(name: str) -> sql.Composable:
+    """Return one score column of a composed select list (a checked name), a date as text."""
+    if name in _DATE_COLUMNS:
+        return sql.SQL("to_char({}, {})").format(sql.Identifier(name), sql.Literal(_DATE_TEXT))
+    return sql.Identifier(name)
+
+
 class _PostgresWriter(_Writer):
     def __init__(self, store: PostgresStore, cursor: Any, instance: str, as_of: str) -> None:
         self.store = store
@@ -243,6 +285,9 @@ class _PostgresWriter(_Writer):
             "bucket": Field("text", rows.bucket),
             "propensity": Field("text", rows.propensity),
             "model_version": Field("text", rows.model_version),
+            "expected_value": Field("float8", _nullable(rows.expected_value)),
+            "days_to_next": Field("float8", _nullable(rows.days_to_next)),
+            "next_by": Field("date", rows.next_by),
             "factors": Field("json", _factor_texts(rows.factors, finite=True), _finite_block),
         }
         try:
@@ -293,12 +338,10 @@ class _PostgresWriter(_Writer):
         self.cursor.executemany(
             self.store._sql(
                 'INSERT INTO {outcomes} (instance, as_of, "grouping", "group", profiles, predicted_rate, '
-                "realised_rate, tracked_at) VALUES (%s, %s, %s, %s, %s, %s, %s, COALESCE(%s::timestamptz, now()))"
+                "realised_rate, predicted_value, realised_value, tracked_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, COALESCE(%s::timestamptz, now()))"
             ),
-            [
-                (self.instance, as_of, r.grouping, r.group, r.profiles, r.predicted_rate, r.realised_rate, r.tracked_at)
-                for r in rows
-            ],
+            [(self.instance, as_of, *r.values()) for r in rows],
         )
 
     def upsert_run(self, values: _RunValues, scored_profiles: int) -> None:
@@ -623,9 +666,7 @@ class PostgresStore(_Store):
 
     def _select_segment(self, instance: str, segment: str, as_of: str) -> list[tuple]:
         query = (
-            f"SELECT h.instance, h.profile_id, to_char(h.as_of, '{_DATE_TEXT}'), h.probability, h.score, "
-            "h.percentile, h.bucket, h.propensity, h.model_version, h.factors "
-            "FROM {segments} AS m JOIN {history} AS h "
+            f"SELECT {_score_list('h.')} FROM {{segments}} AS m JOIN {{history}} AS h "
             "ON h.instance = m.instance AND h.as_of = m.as_of AND h.profile_id = m.profile_id "
             "WHERE m.instance = %(instance)s AND m.as_of = %(as_of)s AND m.segment = %(segment)s "
             'ORDER BY h.probability DESC, h.profile_id COLLATE "C"'
@@ -643,7 +684,8 @@ class PostgresStore(_Store):
     def _select_outcomes(self, instance: str) -> list[tuple]:
         query = (
             f'SELECT instance, to_char(as_of, \'{_DATE_TEXT}\'), "grouping", "group", profiles, predicted_rate, '
-            f"realised_rate, to_char(tracked_at AT TIME ZONE 'UTC', '{_WRITTEN_AT_TEXT}') "
+            f"realised_rate, predicted_value, realised_value, to_char(tracked_at AT TIME ZONE 'UTC', "
+            f"'{_WRITTEN_AT_TEXT}') "
             "FROM {outcomes} WHERE instance = %s"
         )
         return self._fetch(self._sql(query), (instance,))
@@ -652,10 +694,7 @@ class PostgresStore(_Store):
         self, instance: str, as_of: str | None, profile_id: str | None, limit: int | None = None
     ) -> list[tuple]:
         table = "{scores}" if as_of is None else "{history}"
-        query = (
-            f"SELECT instance, profile_id, to_char(as_of, '{_DATE_TEXT}'), probability, score, percentile, "
-            f"bucket, propensity, model_version, factors FROM {table} WHERE instance = %(instance)s"
-        )
+        query = f"SELECT {_score_list()} FROM {table} WHERE instance = %(instance)s"
         if as_of is not None:
             query += " AND as_of = %(as_of)s"
         if profile_id is not None:
@@ -667,7 +706,7 @@ class PostgresStore(_Store):
 
     def _score_rows(self, instance: str, as_of: str, columns: list[str], rows: int) -> Iterator[list[tuple]]:
         query = sql.SQL("SELECT {columns} FROM {history} WHERE instance = %(instance)s AND as_of = %(as_of)s").format(
-            columns=sql.SQL(", ").join(map(sql.Identifier, columns)), history=self._sql("{history}")
+            columns=sql.SQL(", ").join(map(_score_column, columns)), history=self._sql("{history}")
         )
         with self._reading() as connection:
             if connection is None:

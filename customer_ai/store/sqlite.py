@@ -114,6 +114,21 @@ _SQLITE_MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "ON customer_ai_score_history (instance, as_of)",
         ),
     ),
+    # what a goal may predict beside the probability (missing in the rows written before, and where it predicts
+    # nothing): the expected sum of its events' amounts, the days to its next event and that day (YYYY-MM-DD)
+    (
+        4,
+        (
+            *(
+                f"ALTER TABLE {table} ADD COLUMN {column}"
+                for table in ("customer_ai_scores", "customer_ai_score_history")
+                for column in ("expected_value REAL", "days_to_next REAL", "next_by TEXT")
+            ),
+            # and a past run's mean expected and realised value per group, once its goal window has closed
+            "ALTER TABLE customer_ai_outcomes ADD COLUMN predicted_value REAL",
+            "ALTER TABLE customer_ai_outcomes ADD COLUMN realised_value REAL",
+        ),
+    ),
 )
 _SQLITE_VERSION = max(version for version, _ in _SQLITE_MIGRATIONS)
 _SQLITE_COLUMNS = ", ".join(_SCORE_COLUMNS)
@@ -176,8 +191,9 @@ class _SQLiteWriter(_Writer):
         self.connection.execute("DELETE FROM customer_ai_outcomes WHERE instance = ? AND as_of = ?", key)
         self.connection.executemany(
             'INSERT INTO customer_ai_outcomes (instance, as_of, "grouping", "group", profiles, predicted_rate, '
-            f"realised_rate, tracked_at) VALUES (?, ?, ?, ?, ?, ?, ?, COALESCE(?, {_NOW}))",
-            [(*key, r.grouping, r.group, r.profiles, r.predicted_rate, r.realised_rate, r.tracked_at) for r in rows],
+            "realised_rate, predicted_value, realised_value, tracked_at) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, {_NOW}))",
+            [(*key, *r.values()) for r in rows],
         )
 
     def upsert_run(self, values: _RunValues, scored_profiles: int) -> None:
