@@ -75,7 +75,15 @@ from customer_ai.windows import EventIndex, in_window, rows_where  # noqa: E402
 HORIZON_WINDOWS = 3  # H = 3 goal windows
 INTERVALS = HORIZON_WINDOWS * INTERVALS_PER_WINDOW  # w / 4 each, the goal window ends on the 4th boundary
 SINGLE_PERIOD_LOOKBACK = 28  # the shortest history a grid snapshot of a single-period plan reads (days)
-CURVES = ("hazard", "hazard_anchored", "hazard_censored", "hazard_censored_anchored", "bgnbd")
+CURVES = (
+    "hazard",
+    "hazard_anchored",
+    "hazard_censored",
+    "hazard_censored_anchored",
+    "hazard_run",
+    "hazard_run_anchored",
+    "bgnbd",
+)
 RANKINGS = ("recency", "probability")
 
 
@@ -139,6 +147,25 @@ def _snapshot_inputs(estimator: PropensityModel, seen: pd.DataFrame, attributes:
         context["days"][snapshot] = days.to_numpy(dtype="float64")
 
 
+def _run_rows(training_set: object, seen: pd.DataFrame, spec: object, as_of: pd.Timestamp, horizon: int) -> list:
+    """Return the run's own training rows as timing snapshots (``hazard_run``), each censored at ``as_of``.
+
+    Its snapshots, profiles and features; the evaluation half of the validation snapshot is left out.
+    """
+    index = EventIndex(seen)
+    keys = training_set.frame.index.to_frame(index=False)
+    kept = (training_set.frame["role"] != "evaluation").to_numpy()
+    out = []
+    for snapshot in training_set.snapshot_plan.snapshots:
+        at = kept & (keys["as_of"] == snapshot).to_numpy()
+        if not at.any():
+            continue
+        features = training_set.features.loc[at].droplevel("as_of")
+        days = days_to_goal(seen, spec.goal, snapshot, features.index, horizon, index=index)
+        out.append(TimingSnapshot(features, days.to_numpy(dtype="float64"), (as_of - snapshot) / pd.Timedelta(days=1)))
+    return out
+
+
 def _hazard_variants(context: dict, now: pd.DataFrame, probability: np.ndarray, result: dict) -> dict:
     """Return the four hazard curves' predictions (missing when a variant has no training snapshot)."""
     grid = context["timing"]
@@ -147,9 +174,10 @@ def _hazard_variants(context: dict, now: pd.DataFrame, probability: np.ndarray, 
         for s in context["grid"]
     ]
     out = {}
-    for name, fully in (("hazard", True), ("hazard_censored", False)):
+    for name, fully in (("hazard", True), ("hazard_censored", False), ("hazard_run", False)):
         least = grid.count if fully else 1  # intervals a snapshot must observe whole to give rows
-        used = [s for s in snapshots if grid.intervals_within(s.observed_days) >= least]
+        used = list(context["run_rows"] if name == "hazard_run" else snapshots)
+        used = [s for s in used if grid.intervals_within(s.observed_days) >= least]
         if not used:
             result["fits"][name] = {"snapshots": 0, "rows": 0}
             continue
@@ -191,6 +219,7 @@ def measure(row: TuningRow) -> dict:
         "grid": _grid(estimator, as_of, max(first, start)),
     }
     _snapshot_inputs(estimator, seen, attributes, context)
+    context["run_rows"] = _run_rows(run.training_set, seen, spec, as_of, horizon)
     profiles = eligible_profiles(events, spec.eligibility, as_of)
     now = estimator.features(seen, as_of, profiles, attributes)
     probability = estimator.predict_proba(now)

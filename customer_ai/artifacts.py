@@ -57,6 +57,7 @@ from customer_ai.home import as_path, fetch_tree, is_local, move, put, remove_tr
 from customer_ai.model import TrainedModel
 from customer_ai.progress import logger
 from customer_ai.spec import InstanceSpec
+from customer_ai.timing_model import TIMING_MODEL_FILE, TimingModel
 from customer_ai.value_model import ValueModel
 
 __all__ = [
@@ -264,13 +265,25 @@ MODEL_FILE_KEYS = (*MODEL_KEYS, "model_version", "as_of", "quality.status")  # w
 EVALUATION_KEYS = ("model_version", "scorers")
 
 
-def _digest(model_text: bytes, slope: float, intercept: float, value: tuple[bytes, str] | None = None) -> str:
+def _digest(
+    model_text: bytes,
+    slope: float,
+    intercept: float,
+    value: tuple[bytes, str] | None = None,
+    timing: tuple[bytes, str] | None = None,
+) -> str:
     digest = hashlib.sha256(model_text)
     digest.update(repr((slope, intercept)).encode())
-    if value is not None:  # a goal with a value: its value model's trees, scale and start (none: the hash as before)
-        digest.update(value[0])
-        digest.update(value[1].encode())
+    for extra in (value, timing):  # a goal's value or timing model: its trees and numbers (none: the hash as before)
+        if extra is not None:
+            digest.update(extra[0])
+            digest.update(extra[1].encode())
     return digest.hexdigest()[:10]
+
+
+def _timing_numbers(described: dict) -> str:
+    """Return the text a timing model's grid and learned intervals (as ``model.json`` keeps them) add to the hash."""
+    return repr(("timing", sorted(described["grid"].items()), described["learned_intervals"]))
 
 
 def _value_numbers(scale: object, start: dict | None) -> str:
@@ -279,11 +292,13 @@ def _value_numbers(scale: object, start: dict | None) -> str:
     return repr((scale, kept))
 
 
-def model_version(model: TrainedModel, as_of: pd.Timestamp, value: ValueModel | None = None) -> str:
-    """Return a version id from the as-of date and a hash of the model and its calibration (and value model).
+def model_version(
+    model: TrainedModel, as_of: pd.Timestamp, value: ValueModel | None = None, timing: TimingModel | None = None
+) -> str:
+    """Return a version id from the as-of date and a hash of the model and its calibration (and value, timing model).
 
     The hash is that of the text ``model.txt`` holds (and ``value_model.txt`` with its scale, for a goal with a
-    value), so a stored model's files can be checked against it.
+    value; ``timing_model.txt`` with its grid, with timing), so a stored model's files can be checked against it.
     """
     text = model.booster.model_to_string(num_iteration=model.best_iteration).encode()
     held = None
@@ -291,7 +306,13 @@ def model_version(model: TrainedModel, as_of: pd.Timestamp, value: ValueModel | 
         start = None if value.start is None else asdict(value.start)
         trees = value.booster.model_to_string(num_iteration=value.best_iteration).encode()
         held = (trees, _value_numbers(value.scale, start))
-    return f"{as_of:%Y%m%d}-{_digest(text, model.calibration.slope, model.calibration.intercept, held)}"
+    timed = None
+    if timing is not None:
+        timed = (
+            timing.booster.model_to_string(num_iteration=timing.best_iteration).encode(),
+            _timing_numbers(timing.describe()),
+        )
+    return f"{as_of:%Y%m%d}-{_digest(text, model.calibration.slope, model.calibration.intercept, held, timed)}"
 
 
 def model_folders(home: Path, instance: str) -> list[Path]:
@@ -345,7 +366,10 @@ def model_problem(folder: Path, *, version: str | None = None, evaluation: bool 
         if isinstance(value, dict):
             numbers = _value_numbers(value.get("scale"), value.get("start"))
             held = (read_model_text(folder / VALUE_MODEL_FILE).encode(), numbers)
-        digest = _digest(text.encode(), calibration["slope"], calibration["intercept"], held)
+        timing, timed = meta.get("timing"), None
+        if isinstance(timing, dict):
+            timed = (read_model_text(folder / TIMING_MODEL_FILE).encode(), _timing_numbers(timing))
+        digest = _digest(text.encode(), calibration["slope"], calibration["intercept"], held, timed)
         if named is None or digest != named["digest"]:
             return (
                 f"{folder / 'model.txt'}: its content (with the calibration in model.json) hashes to {digest}, not "

@@ -168,14 +168,18 @@ def _printable(text: object) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
-def _print_profile(row: dict, out=None, currency: str | None = None) -> None:  # noqa: ANN001
+def _print_profile(row: dict, out=None, currency: str | None = None, *, timed: bool = False) -> None:  # noqa: ANN001
     out = sys.stdout if out is None else out  # looked up now: a test may have replaced sys.stdout
     worth = _valued(row)
-    valued = worth is not None
+    days = _number_of(row, "days_to_next")
+    said = f"  expected value {_money(worth, currency)}" if worth is not None else ""
+    if days is not None:
+        said += f"  next goal event by {row['next_by']} ({days:.1f} days)"
+    elif timed:  # a run with timing whose median for this profile lies beyond what it can tell
+        said += "  next goal event: not within the horizon"
     print(
         f"  {_printable(row['profile_id']):>10}  probability {row['probability']:.3f}  score {row['score']:>3}  "
-        f"percentile {row['percentile']:>3}  bucket {row['bucket']}"
-        + (f"  expected value {_money(worth, currency)}" if valued else ""),
+        f"percentile {row['percentile']:>3}  bucket {row['bucket']}{said}",
         file=out,
     )
     _print_factors(row["factors"], out)
@@ -183,8 +187,13 @@ def _print_profile(row: dict, out=None, currency: str | None = None) -> None:  #
 
 def _valued(row: dict) -> float | None:
     """Return a score row's expected value, or None for a run without one (the store gives NaN or None)."""
-    worth = row.get("expected_value")
-    return None if worth is None or math.isnan(worth) else float(worth)
+    return _number_of(row, "expected_value")
+
+
+def _number_of(row: dict, column: str) -> float | None:
+    """Return a score row's optional number, or None where it is missing (NaN or None)."""
+    value = row.get(column)
+    return None if value is None or math.isnan(value) else float(value)
 
 
 def _print_factors(factors: list[dict], out) -> None:  # noqa: ANN001
@@ -203,6 +212,25 @@ def _money(amount: float, currency: str | None) -> str:
     from customer_ai.features import money_prefix
 
     return f"{money_prefix(currency)}{amount:,.2f}"
+
+
+def _describe_timing(timing: dict, window_days: int) -> str:
+    """Return the line of ``run`` and ``show`` that says how many profiles got a next date, and how it was judged."""
+    text = (
+        f"next goal event: a date for {timing['dated']:,} of {timing['profiles']:,} profiles (a median within "
+        f"{timing['limit_days']:g} days), {timing['within_window']:,} of them within the {window_days}-day window"
+    )
+    metrics = timing.get("metrics") or {}
+    if isinstance(metrics.get("concordance"), (int, float)):
+        baselines = {k: v.get("concordance") for k, v in (metrics.get("baselines") or {}).items()}
+        known = [f"{k} {v:.3f}" for k, v in baselines.items() if isinstance(v, (int, float))]
+        text += f" (held out: concordance {metrics['concordance']:.3f}"
+        text += f", baselines: {', '.join(known)}" if known else ""
+        share = metrics.get("bought_by_median")
+        if isinstance(share, (int, float)) and not math.isnan(share):
+            text += f"; {share:.0%} of {metrics.get('counted', 0):,} bought by their median"
+        text += ")"
+    return _printable(text)
 
 
 def _describe_value(value: dict, currency: str | None) -> str:
@@ -317,13 +345,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(_describe_buckets(spec, meta))
     if meta.get("value"):
         print(_describe_value(meta["value"], spec.output.currency))
+    if meta.get("timing"):
+        print(_describe_timing(meta["timing"], spec.goal.window_days))
     print(f"store: {store}")
     if args.scores_out is not None:
         print(f"scores: {args.scores_out}")
     if args.top > 0 and meta["scored_profiles"]:
         print(f"top {min(args.top, meta['scored_profiles'])} profiles:")
         for row in result.top(args.top).to_dict("records"):
-            _print_profile(row, currency=spec.output.currency)
+            _print_profile(row, currency=spec.output.currency, timed=spec.output.timing)
     return EXIT_OK
 
 
@@ -415,7 +445,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     goal = meta["goal"] if meta else spec.goal_in_words()  # what the run scored, as in show
     print(f"{spec.name} as of {row['as_of']} (model {row['model_version']}): {goal}")
     _note_other_definition(args, spec, meta)
-    _print_profile(row, currency=spec.output.currency)
+    _print_profile(row, currency=spec.output.currency, timed=bool((meta or {}).get("timing")))
     worth = _valued(row)
     if worth is not None:
         run = published_run(spec, str(row["as_of"]), store)
@@ -584,7 +614,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if args.top > 0 and len(scores):
         print(f"top {len(scores)} profiles:")
         for row in scores.head(args.top).to_dict("records"):
-            _print_profile(row, currency=spec.output.currency)
+            _print_profile(row, currency=spec.output.currency, timed=spec.output.timing)
     return EXIT_OK
 
 
@@ -595,6 +625,8 @@ def _print_run_summary(spec, meta: dict) -> None:  # noqa: ANN001
         print(_describe_expected(meta["expected"], spec.outcome_words().to_reach))
     if meta.get("value"):
         print(_describe_value(meta["value"], spec.output.currency))
+    if meta.get("timing"):
+        print(_describe_timing(meta["timing"], spec.goal.window_days))
     if meta.get("drift"):
         print(_describe_drift(meta["drift"]))
 
@@ -648,7 +680,7 @@ def _write_export(frame, path: Path) -> None:  # noqa: ANN001
 
 
 def _cmd_segment_export(args: argparse.Namespace) -> int:
-    from customer_ai.segments import flat_factors, neutralise_formulas
+    from customer_ai.segments import flat_factors, neutralise_formulas, without_unpredicted
     from customer_ai.spec import DEFAULT_SEGMENTS, load_spec
 
     spec = load_spec(args.instance)
@@ -665,11 +697,7 @@ def _cmd_segment_export(args: argparse.Namespace) -> int:
         raise UsageError(
             f"unknown segment {_printable(repr(args.segment))} of {spec.name} as of {as_of}; known: {', '.join(known)}"
         )
-    members = store.read_segment(spec.name, args.segment, as_of)
-    from customer_ai.store.base import OPTIONAL_SCORE_COLUMNS
-
-    # what the run did not predict (a goal without a value or timing) is left out, not written as empty columns
-    members = members.drop(columns=[c for c in OPTIONAL_SCORE_COLUMNS if members[c].isna().all()])
+    members = without_unpredicted(store.read_segment(spec.name, args.segment, as_of))
     factors = max([spec.output.factors, *(len(f) for f in members["factors"])])
     flat, neutralised = flat_factors(members, factors), 0
     if args.out.suffix.lower() == ".csv" and not args.raw_csv:  # the file a person opens in a spreadsheet

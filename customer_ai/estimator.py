@@ -28,6 +28,7 @@ is bounded by the cap.
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -58,12 +59,21 @@ from customer_ai.features import (
 from customer_ai.files import FileContentError, read_json_object, write_json
 from customer_ai.history import SnapshotPlan, plan_snapshots
 from customer_ai.history import data_start as data_start_of
-from customer_ai.labels import build_labels, eligible_profiles, goal_value
+from customer_ai.labels import build_labels, days_to_goal, eligible_profiles, goal_value
 from customer_ai.model import Offset, PlattCalibration, TrainedModel, fit_model
 from customer_ai.progress import logger, step
 from customer_ai.sampling import ProfileSampler
 from customer_ai.scoring import choose_bucket_rule, profiles_per_score, score_frame
 from customer_ai.spec import InstanceSpec
+from customer_ai.timing_model import (
+    TIMING_MODEL_FILE,
+    TimingGrid,
+    TimingModel,
+    TimingSnapshot,
+    fit_timing_model,
+    next_by,
+    timing_quality,
+)
 from customer_ai.value_model import VALUE_PARAMS, ValueModel, ValueStart, fit_value_model, value_quality
 from customer_ai.windows import EventIndex
 
@@ -90,7 +100,9 @@ __all__ = [
 ]
 
 KEY = ["profile_id", "as_of"]
-TARGETS = ("label", "role", "value")  # the training set's columns before the features ("value": a valued goal's)
+# the training set's columns before the features ("value": a valued goal's; "days": with timing, the days to the
+# first goal event seen before the run's as-of date, NaN when none)
+TARGETS = ("label", "role", "value", "days")
 ROLES = ("training", "calibration", "evaluation")
 SINGLE_PERIOD = "single period"  # the role of the one snapshot of a model trained and judged on one period
 _SPLIT_KEY = "customerai-split"  # 16 bytes: the hash key of the validation split (changing it reshuffles halves)
@@ -163,6 +175,17 @@ def _load_value(folder: Path, meta: dict) -> ValueModel | None:
         raise FileContentError(path, f"LightGBM cannot load it: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise FileContentError(folder / "model.json", f"does not describe its value model ({exc})") from None
+
+
+def _load_timing(folder: Path, meta: dict) -> TimingModel | None:
+    """Return the timing model stored beside a model (``timing_model.txt``), or None when it has none."""
+    if meta.get("timing") is None:
+        return None
+    path = folder / TIMING_MODEL_FILE
+    try:
+        return TimingModel.from_saved(read_model_text(path), meta["timing"])
+    except ValueError as exc:
+        raise FileContentError(path, str(exc)) from None
 
 
 def read_model_text(path: Path) -> str:
@@ -357,6 +380,14 @@ class TrainingSet:
     def values(self) -> pd.Series | None:
         """What each row's goal events were worth in its window (a goal with a value), else None."""
         return self.frame["value"] if "value" in self.frame.columns else None
+
+    @property
+    def days(self) -> pd.Series | None:
+        """Days from each row's snapshot to its first goal event before the as-of date (with timing), else None.
+
+        NaN where no goal event came within the timing horizon or before the as-of date (censored there).
+        """
+        return self.frame["days"] if "days" in self.frame.columns else None
 
     @property
     def labels(self) -> pd.Series:
@@ -653,6 +684,13 @@ class PropensityModel:
                     events, goal, goal.value.field, snapshot, pd.Index(labels.loc[at, "profile_id"]), index=index
                 )
                 labels.loc[at, "value"] = worth.to_numpy()
+        if self.spec.output.timing:
+            labels["days"] = np.nan
+            reach = math.ceil(TimingGrid.of(goal.window_days, self.spec.timing_horizon()).end_days)
+            for snapshot in snapshot_plan.snapshots:
+                at = (labels["as_of"] == snapshot).to_numpy()
+                days = days_to_goal(events, goal, snapshot, pd.Index(labels.loc[at, "profile_id"]), reach, index=index)
+                labels.loc[at, "days"] = days.to_numpy()
         if snapshot_plan.single_period:
             labels["role"] = single_period_roles(labels["profile_id"])
         else:
@@ -771,7 +809,51 @@ class PropensityModel:
         self.value_model_, self.value_metrics_ = None, None
         if training_set.values is not None:
             self._fit_value(features, training_set.values.to_numpy(), (train, calibration, evaluation))
+        self.timing_model_, self.timing_metrics_ = None, None
+        if training_set.days is not None:
+            self._fit_timing(training_set, chance_features, probability)
         return self
+
+    def _fit_timing(self, training_set: TrainingSet, features: pd.DataFrame, held_out: np.ndarray) -> None:
+        """Fit the timing model (:mod:`customer_ai.timing_model`) on the training rows; measure it held out.
+
+        Every snapshot's rows but the evaluation half give right-censored person-periods (each row observed up to
+        the run's as-of date); the evaluation half is judged with its propensity probabilities ``held_out``.
+        """
+        plan = training_set.snapshot_plan
+        grid = TimingGrid.of(self.spec.goal.window_days, self.spec.timing_horizon())
+        keys = training_set.frame.index.to_frame(index=False)
+        days = training_set.days.to_numpy()
+        fitting = (training_set.frame["role"] != "evaluation").to_numpy()
+        snapshots = []
+        for snapshot in plan.snapshots:
+            at = fitting & (keys["as_of"] == snapshot).to_numpy()
+            if at.any():
+                observed = (plan.as_of - snapshot) / pd.Timedelta(days=1)
+                snapshots.append(TimingSnapshot(features.loc[at].droplevel("as_of"), days[at], observed))
+        with step("training the timing model (a discrete-time hazard on right-censored person-periods)") as info:
+            model = fit_timing_model(snapshots, grid, seed=self.spec.training.seed)
+            evaluation = training_set.rows("evaluation")
+            span = (plan.as_of - plan.validation) / pd.Timedelta(days=1)
+            self.timing_metrics_ = timing_quality(
+                model,
+                features.loc[evaluation],
+                held_out,
+                days[evaluation],
+                span_days=span,
+                baselines=self._timing_baselines(features.loc[evaluation]),
+            )
+            info["intervals"] = f"{model.learned_intervals} of {grid.count}"
+            info["evaluation_concordance"] = f"{self.timing_metrics_['concordance']:.3f}"
+        self.timing_model_ = model
+
+    def _timing_baselines(self, features: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Return the rankings the timing model is judged against: recency and BG/NBD (as predicted days)."""
+        baselines = {"recency": features["days_since_last_event"].to_numpy(dtype="float64")}
+        if self.feature_plan_.repeat_model:  # its chance within the window: the likelier, the sooner
+            chance = features[repeat_model_names(self.spec)[0]].to_numpy(dtype="float64")
+            baselines["bgnbd"] = 1.0 - np.nan_to_num(chance, nan=0.0)
+        return baselines
 
     def _fit_value(self, features: pd.DataFrame, values: np.ndarray, roles: tuple[np.ndarray, ...]) -> None:
         """Fit the value model (:mod:`customer_ai.value_model`) and measure it on the evaluation half.
@@ -877,6 +959,21 @@ class PropensityModel:
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Return calibrated probabilities of the goal for a feature matrix."""
         return self.model_.predict_proba(features) if len(features) else np.array([], dtype="float64")
+
+    def predict_timing(
+        self, features: pd.DataFrame, probability: np.ndarray, as_of: pd.Timestamp
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Return each profile's ``days_to_next`` and ``next_by`` (with ``output.timing``), else None.
+
+        The curve of each profile is anchored on its ``probability`` (the chance within the goal window is the
+        probability), and its median is the days to the next goal event: NaN (and ``next_by`` None) beyond the
+        horizon or the intervals the model learned.
+        """
+        model = getattr(self, "timing_model_", None)
+        if model is None:
+            return None
+        days = model.median_days(model.anchored(model.curves(features), probability))
+        return days, next_by(as_of, days)
 
     def predict_value(self, features: pd.DataFrame) -> np.ndarray | None:
         """Return the expected value of the goal's events in the window (a goal with a value), else None."""
@@ -1013,6 +1110,7 @@ class PropensityModel:
                 "metrics": self.metrics_,
             },
             **self._describe_value(),
+            **self._describe_timing(),
         }
 
     def _describe_value(self) -> dict:
@@ -1034,6 +1132,13 @@ class PropensityModel:
             }
         }
 
+    def _describe_timing(self) -> dict:
+        """Return the timing model's part of :meth:`describe` (nothing without ``output.timing``)."""
+        model = getattr(self, "timing_model_", None)
+        if model is None:
+            return {}
+        return {"timing": {**model.describe(), "metrics": self.timing_metrics_}}
+
     def save(self, folder: Path, metadata: dict | None = None) -> Path:
         """Write ``model.txt`` (LightGBM) and ``model.json`` (``metadata`` plus :meth:`describe`) into ``folder``."""
         folder = Path(folder)
@@ -1042,6 +1147,9 @@ class PropensityModel:
         value = getattr(self, "value_model_", None)
         if value is not None:
             value.booster.save_model(folder / VALUE_MODEL_FILE, num_iteration=value.best_iteration)
+        timing = getattr(self, "timing_model_", None)
+        if timing is not None:
+            timing.save(folder)
         write_json(folder / "model.json", {**(metadata or {}), **self.describe()})
         return folder
 
@@ -1087,6 +1195,8 @@ class PropensityModel:
         estimator.training_sample_ = meta.get("training_sample")
         estimator.value_model_ = _load_value(folder, meta)
         estimator.value_metrics_ = None if estimator.value_model_ is None else meta["value"].get("metrics")
+        estimator.timing_model_ = _load_timing(folder, meta)
+        estimator.timing_metrics_ = None if estimator.timing_model_ is None else meta["timing"].get("metrics")
         return estimator, meta
 
     def __repr__(self) -> str:

@@ -27,6 +27,7 @@ from customer_ai.spec import (
     feature_slug,
     nearest_feature_names,
 )
+from customer_ai.store.base import OPTIONAL_SCORE_COLUMNS
 
 __all__ = [
     "FLAT_FACTOR_FIELDS",
@@ -34,6 +35,7 @@ __all__ = [
     "data_dependent_factors",
     "factor_problems",
     "flat_factors",
+    "without_unpredicted",
     "neutralise_formulas",
     "rule_mask",
     "segment_members",
@@ -138,6 +140,15 @@ def segment_sizes(members: pd.DataFrame, spec: InstanceSpec) -> dict[str, int]:
     """Return the number of members of every segment of ``spec`` (default ones first), zero for empty ones."""
     counts = members["segment"].value_counts()
     return {name: int(counts.get(name, 0)) for name in (*DEFAULT_SEGMENTS, *(s.name for s in spec.segments))}
+
+
+def without_unpredicted(members: pd.DataFrame) -> pd.DataFrame:
+    """Return a run's scored rows without the optional columns it did not fill (a goal without a value or timing).
+
+    The store gives every run's rows ``expected_value``, ``days_to_next`` and ``next_by``, empty where the run did
+    not predict them: an export leaves such a column out rather than writing it empty.
+    """
+    return members.drop(columns=[c for c in OPTIONAL_SCORE_COLUMNS if c in members and members[c].isna().all()])
 
 
 def flat_factors(scores: pd.DataFrame, k: int) -> pd.DataFrame:

@@ -51,8 +51,8 @@ MAX_PARTITIONS = 256  # scoring partitions: Airflow maps a task per partition
 PROPENSITY_OF = {"will_occur": "conversion", "will_not_occur": "churn"}  # the goal's polarity names the score
 DEFAULT_SEGMENTS = ("low", "medium", "high")  # one segment per bucket, in every run
 DEFAULT_MAX_PROFILES = 100_000  # training.max_profiles: features and LightGBM for at most this many profiles
-# the score columns a segment tests; expected_value only where the goal has a value
-SEGMENT_FIELDS = ("profile_id", "probability", "score", "percentile", "bucket", "expected_value")
+# the score columns a segment tests; expected_value only where the goal has a value, days_to_next with timing
+SEGMENT_FIELDS = ("profile_id", "probability", "score", "percentile", "bucket", "expected_value", "days_to_next")
 MAX_FILE_BYTES = 1_000_000  # an instance file is a few kilobytes: a larger one is the wrong file (or a hostile one)
 MAX_TEXT_CHARACTERS = 10_000  # the longest text value (a description, an id in a rule)
 MAX_DEPTH = 32  # levels of nesting: the deepest setting (segments[0].where[0].value[0]) is 6 levels down
@@ -221,7 +221,9 @@ class TrainingSettings(_Strict):
     :func:`customer_ai.estimator.sample_profiles`), drawn with ``seed``.
     ``min_value_gini_gain``: a goal with a value passes the quality gate only when its value model's normalised
     Gini on the evaluation half is above the past spend rate's by more than this (0: any better; a negative
-    value lets a value model a little worse than the past spend through).
+    value lets a value model a little worse than the past spend through).  ``min_timing_concordance_gain``: the
+    same for ``output.timing``, on Harrell's concordance of the timing curves against recency and the
+    repeat-buying model.
     """
 
     snapshots: Annotated[int, Field(ge=2, le=60)] = 6
@@ -236,6 +238,7 @@ class TrainingSettings(_Strict):
     retrain_every_days: Annotated[int, Field(ge=0, le=3650)] = 30
     max_profiles: Annotated[int, Field(ge=1000)] = DEFAULT_MAX_PROFILES
     min_value_gini_gain: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.0
+    min_timing_concordance_gain: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.0
 
     def left_out_of_hashes(self) -> set[str]:
         """Return the settings the spec and model hashes leave out: ``max_profiles``, the value gate at defaults.
@@ -245,7 +248,11 @@ class TrainingSettings(_Strict):
         so retrains (the value gate, like ``min_auc``, is never in the model hash).
         """
         left_out = {"max_profiles"} if self.max_profiles == DEFAULT_MAX_PROFILES else set()
-        return left_out | ({"min_value_gini_gain"} if self.min_value_gini_gain == 0.0 else set())
+        gates = {
+            "min_value_gini_gain": self.min_value_gini_gain,
+            "min_timing_concordance_gain": self.min_timing_concordance_gain,
+        }
+        return left_out | {name for name, gain in gates.items() if gain == 0.0}
 
 
 class EventThresholds(_Strict):
@@ -454,10 +461,11 @@ def _check_score_test(field: str, op: str, values: list) -> None:
             raise ValueError(f"profile_id {value} is too long for a number: write the id in quotes")
         if field in _SCORE_RANGES:
             _check_number(field, value, *_SCORE_RANGES[field])
-        if field == "expected_value":
+        if field in ("expected_value", "days_to_next"):
             _check_number(field, value)
             if value < 0:
-                raise ValueError(f"expected_value is an amount of at least 0, not {value!r}")
+                what = "an amount" if field == "expected_value" else "a number of days"
+                raise ValueError(f"{field} is {what} of at least 0, not {value!r}")
 
 
 class Segment(_Strict):
@@ -576,14 +584,21 @@ class InstanceSpec(_Strict):
     @field_validator("segments")
     @classmethod
     def _fields_the_run_writes(cls, segments: list[Segment], info: ValidationInfo) -> list[Segment]:
-        goal = info.data.get("goal")
+        goal, output = info.data.get("goal"), info.data.get("output")
+        missing = {
+            "expected_value": (
+                goal is not None and goal.value is None,
+                "a goal with a value: add goal.value (the field of the events to add up)",
+            ),
+            "days_to_next": (output is not None and not output.timing, "an instance with output.timing: true"),
+        }
         for i, segment in enumerate(segments):
             for j, condition in enumerate(segment.where):
-                if condition.field == "expected_value" and goal is not None and goal.value is None:
+                lacking, needs = missing.get(condition.field, (False, ""))
+                if lacking:
                     raise ValueError(
-                        f"segments[{i}] ({segment.name}).where[{j}] tests expected_value, which a run writes only for "
-                        "a goal with a value: add goal.value (the field of the events to add up), or test another "
-                        "field"
+                        f"segments[{i}] ({segment.name}).where[{j}] tests {condition.field}, which a run writes only "
+                        f"for {needs}, or test another field"
                     )
         return segments
 
@@ -646,6 +661,7 @@ class InstanceSpec(_Strict):
                 "retrain_every_days",
                 "min_auc",
                 "min_value_gini_gain",
+                "min_timing_concordance_gain",
                 *self.training.left_out_of_hashes(),
             },
             **self._left_out_at_defaults(),
@@ -1189,11 +1205,4 @@ def load_spec(path: str | Path) -> InstanceSpec:
     path = Path(path)
     data = _parse(path, _read_text(path))
     spec = parse_spec(data, source=str(path), base_dir=path.resolve().parent)
-    unbuilt = [
-        f"{path}: {setting}: {what} is not available in this version of customer-ai yet; leave {setting} out"
-        for setting, what, asked in (("output.timing", "predicting when a goal is next reached", spec.output.timing),)
-        if asked
-    ]
-    if unbuilt:  # read and checked, so that the settings are ready, but no run can produce them yet
-        raise SpecError("\n".join(unbuilt))
     return spec

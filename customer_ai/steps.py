@@ -110,6 +110,7 @@ from customer_ai.scoring import (
 from customer_ai.segments import segment_members, segment_sizes
 from customer_ai.spec import InstanceSpec
 from customer_ai.store.lease import process_scope
+from customer_ai.timing_model import timing_verdict
 from customer_ai.validation import DataValidationError, event_checks, validate_frame
 from customer_ai.value_model import value_verdict
 from customer_ai.windows import EventIndex, as_of_timestamp, in_window, rows_where
@@ -877,7 +878,7 @@ def train(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attempt: str =
     at_training = _sample_drift(spec, as_of, estimator, reference, drift_sample)  # what a reuse is measured against
     evaluation = held_out_evaluation(spec, estimator, training_set, events, repeat_models=models)
     status, reason = estimator.verdict()
-    version = artifacts.model_version(estimator.model_, as_of, estimator.value_model_)
+    version = artifacts.model_version(estimator.model_, as_of, estimator.value_model_, estimator.timing_model_)
     meta = {
         "instance": spec.name,
         "model_version": version,
@@ -935,14 +936,19 @@ def model_verdict(spec: InstanceSpec, model: dict, min_auc: float) -> tuple[str,
     """Return ``("ok" | "poor", reason)`` for a model (its ``model.json``): its ROC AUC, then its value model's gain.
 
     A goal with a value passes only when both pass (:func:`customer_ai.value_model.value_verdict`, with
-    ``training.min_value_gini_gain``); the reason says both.
+    ``training.min_value_gini_gain``), and one with timing only when its timing model passes too
+    (:func:`customer_ai.timing_model.timing_verdict`, ``training.min_timing_concordance_gain``); the reason says
+    each.
     """
     status, reason = quality_verdict(model["validation"]["metrics"], min_auc)
-    value = model.get("value")
-    if status != "ok" or not value:
-        return status, reason
-    status, said = value_verdict(value.get("metrics") or {}, spec.training.min_value_gini_gain)
-    return status, f"{reason}; {said}"
+    for key, verdict, gain in (
+        ("value", value_verdict, spec.training.min_value_gini_gain),
+        ("timing", timing_verdict, spec.training.min_timing_concordance_gain),
+    ):
+        if status == "ok" and model.get(key):
+            status, said = verdict(model[key].get("metrics") or {}, gain)
+            reason = f"{reason}; {said}"
+    return status, reason
 
 
 def _bucket_counts(scores: pd.DataFrame) -> dict[str, int]:
@@ -1020,7 +1026,7 @@ def quality_gate(
                 "status": "poor",
                 "reason": reason,
                 "model_version": meta["model_version"],
-                "metrics": {**metrics, **({"value": meta["value"]["metrics"]} if meta.get("value") else {})},
+                "metrics": {**metrics, **{key: meta[key]["metrics"] for key in ("value", "timing") if meta.get(key)}},
             },
         )
         raise QualityGateError(reason)
@@ -1255,6 +1261,10 @@ def score_partition(
             "factors": pd.Series(explained, dtype=object),
         }
     )
+    timing = estimator.predict_timing(features, probability, as_of)
+    if timing is not None:  # the days to the next goal event, the median of a curve anchored on the probability
+        part["days_to_next"] = timing[0]
+        part["next_by"] = pd.Series(timing[1], dtype="str")  # text even in a partition where every date is missing
     expected_value = estimator.predict_value(features)
     if expected_value is not None:
         with step("explaining expected values with TreeSHAP (on the log of the expected value)"):
@@ -1308,6 +1318,9 @@ def combine_scores(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attem
                 scores["expected_value"] = part["expected_value"].to_numpy(dtype="float64")
                 totals["expected_value"] += float(scores["expected_value"].sum())
                 totals["valued"] = True
+            for column in ("days_to_next", "next_by"):
+                if column in part.columns:
+                    scores[column] = part[column].reset_index(drop=True)
             scores["propensity"] = spec.propensity
             scores["as_of"] = f"{as_of:%Y-%m-%d}"
             scores["model_version"] = version
@@ -1738,6 +1751,7 @@ def _seal(spec: InstanceSpec, as_of: pd.Timestamp, staging: Path, attempt: str, 
         "drift": _drift_summary(staging),
         "expected": _expected(scores_path, model),
         **_expected_value(spec, scores_path, model),
+        **_timing_summary(spec, scores_path, model),
         "versions": artifacts.package_versions(),
         "artifacts": str(final),
     }
@@ -1806,6 +1820,34 @@ def _expected_value(spec: InstanceSpec, scores: Path, model: dict) -> dict:
             "total": total,
             "per_profile": total / profiles if profiles else None,
             "metrics": value.get("metrics"),
+        }
+    }
+
+
+def _timing_summary(spec: InstanceSpec, scores: Path, model: dict) -> dict:
+    """Return the run's ``timing`` summary (with ``output.timing``; else nothing): how many profiles have a date.
+
+    ``dated`` counts the profiles with a ``days_to_next`` (a median within the horizon and the learned intervals),
+    ``within_window`` those whose median lies inside the goal window; ``metrics`` are the timing model's on the
+    evaluation half (see :func:`customer_ai.timing_model.timing_quality`).
+    """
+    timing = model.get("timing")
+    if not timing:
+        return {}
+    dated = within = profiles = 0
+    for part in artifacts.read_row_groups(scores, ["days_to_next"]):
+        days = part["days_to_next"].to_numpy(dtype="float64")
+        profiles += len(days)
+        dated += int((~np.isnan(days)).sum())
+        within += int((days < spec.goal.window_days).sum())
+    return {
+        "timing": {
+            "horizon_days": spec.timing_horizon(),
+            "limit_days": min(spec.timing_horizon(), timing["learned_intervals"] * timing["grid"]["width_days"]),
+            "profiles": profiles,
+            "dated": dated,
+            "within_window": within,
+            "metrics": timing.get("metrics"),
         }
     }
 

@@ -30,6 +30,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from customer_ai.outcome_metrics import bought_by_median, concordance
+
 __all__ = [
     "EARLY_STOPPING_ROUNDS",
     "INTERVAL_COLUMN",
@@ -51,7 +53,9 @@ __all__ = [
     "next_by",
     "person_periods",
     "snapshot_grid",
+    "timing_quality",
     "timing_rows",
+    "timing_verdict",
 ]
 
 TIMING_MODEL_FILE = "timing_model.txt"  # the hazard model's trees, beside model.txt
@@ -556,3 +560,88 @@ def next_by(as_of: pd.Timestamp, days: npt.ArrayLike) -> np.ndarray:
     last = pd.Timestamp(as_of) + pd.to_timedelta(np.maximum(days[known] - _EPS, 0.0), unit="D")
     out[known] = np.asarray(last.strftime("%Y-%m-%d"), dtype=object)
     return out
+
+
+def restricted_mean(curves: np.ndarray, width: float) -> np.ndarray:
+    """Return the area under each curve (boundaries ``width`` apart): the expected days without an event in [0, H)."""
+    return width * (curves[:, 1:] + curves[:, :-1]).sum(axis=1) / 2
+
+
+def timing_quality(
+    model: TimingModel,
+    features: pd.DataFrame,
+    probability: np.ndarray,
+    days: np.ndarray,
+    *,
+    span_days: float,
+    baselines: dict[str, np.ndarray],
+) -> dict:
+    """Return how well the anchored curves of held-out profiles order and place their next goal event.
+
+    Parameters
+    ----------
+    model : TimingModel
+        The fitted model.
+    features, probability : pandas.DataFrame, numpy.ndarray
+        The held-out profiles' features and propensity probabilities (the curves are anchored on them).
+    days : numpy.ndarray
+        Days to each profile's first goal event (NaN: none seen); only ``[0, span_days)`` is observed.
+    span_days : float
+        How long after the snapshot the events are known (the goal window, for the validation snapshot).
+    baselines : dict of str to numpy.ndarray
+        Rankings as predicted days (shorter is sooner): each gets its concordance.
+
+    Returns
+    -------
+    dict
+        ``concordance`` (Harrell's, of the curve's expected days without an event over the horizon: the curve's own
+        order, which the gate judges), ``concordance_median`` (of the median, ``inf`` beyond the limit: ties),
+        ``bought_by_median`` and ``counted`` (the share that bought before their median among those whose median
+        lies in the observed span; 0.5 is right), ``finite_median`` (the share with a median), ``span_days`` and
+        ``baselines`` (each one's ``concordance``).
+    """
+    happened = ~np.isnan(days) & (days < span_days)
+    observed = np.where(happened, days, span_days)
+    curves = model.anchored(model.curves(features), probability)
+    median = model.median_days(curves)
+    ranked = np.where(np.isnan(median), np.inf, median)
+    share, counted = bought_by_median(ranked, observed, happened, span_days)
+    return {
+        "concordance": concordance(restricted_mean(curves, model.grid.width), observed, happened),
+        "concordance_median": concordance(ranked, observed, happened),
+        "bought_by_median": share,
+        "counted": counted,
+        "finite_median": float(np.mean(~np.isnan(median))) if len(median) else None,
+        "span_days": float(span_days),
+        "baselines": {
+            name: {"concordance": concordance(np.nan_to_num(values, nan=np.inf), observed, happened)}
+            for name, values in baselines.items()
+        },
+    }
+
+
+_BASELINE_WORDS = {"recency": "recency's", "bgnbd": "the repeat-buying model's"}
+
+
+def timing_verdict(metrics: dict, min_gain: float = 0.0) -> tuple[str, str]:
+    """Return ``("ok" | "poor", reason)``: whether the timing curves order next purchases better than the baselines.
+
+    ``poor`` when the curve's concordance (:func:`timing_quality`) is not above the best baseline's by more than
+    ``min_gain``, or is undefined (no held-out profile bought within the observed span).
+    """
+    found = metrics.get("concordance")
+    if found is None or not np.isfinite(found):
+        return "poor", "the timing model's concordance is undefined (no held-out profile reached the goal in time)"
+    measured = {
+        name: m["concordance"]
+        for name, m in (metrics.get("baselines") or {}).items()
+        if m.get("concordance") is not None and np.isfinite(m["concordance"])
+    }
+    if not measured:
+        return "ok", f"the timing model's concordance is {found:.3f} (no baseline measured)"
+    name = max(measured, key=lambda n: measured[n])
+    words = f"{_BASELINE_WORDS.get(name, name)} {measured[name]:.3f}"
+    wanted = f" by more than {min_gain:g}" if min_gain else ""
+    if found - measured[name] <= min_gain:
+        return "poor", f"the timing model's concordance {found:.3f} is not above {words}{wanted}"
+    return "ok", f"the timing model's concordance {found:.3f} is above {words}{wanted}"

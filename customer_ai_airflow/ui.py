@@ -70,9 +70,9 @@ class InstanceRow:
 
     ``status`` is ``ok`` for a published run; without one, the newest attempt's status (``failed``, ``poor``,
     ``started``), else ``none``; ``invalid`` for a file that cannot be loaded and ``error`` when the store cannot be
-    read.  ``message`` says why (for a run, it is the run's reason).  ``buckets``, ``value`` and ``report`` come from
-    the published run's folder.  ``attempt`` describes the newest attempt when it is not the current run's publish (a
-    later attempt that failed, was poor or is still running), else it is empty.
+    read.  ``message`` says why (for a run, it is the run's reason).  ``buckets``, ``value``, ``timing`` and ``report``
+    come from the published run's folder.  ``attempt`` describes the newest attempt when it is not the current run's
+    publish (a later attempt that failed, was poor or is still running), else it is empty.
     """
 
     name: str
@@ -97,6 +97,7 @@ class InstanceRow:
     attempt_status: str = ""
     value: dict = field(default_factory=dict)  # a goal with a value: the run's expected total and per_profile
     currency: str = ""  # how the instance writes money (output.currency), for the value
+    timing: dict = field(default_factory=dict)  # with output.timing: the run's profiles, dated and within_window
 
 
 SINGLE_PERIOD_WORDS = "trained and judged on one period: no check across time (the history is short)"
@@ -148,11 +149,12 @@ def _number(value: Any) -> float | None:  # noqa: ANN401 - whatever a metrics di
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _published(home: Path, name: str, run: dict) -> tuple[dict[str, int], bool, dict[str, float]]:
-    """Return the run's bucket counts, whether its report exists and its expected value, from its run folder.
+def _published(home: Path, name: str, run: dict) -> tuple[dict[str, int], bool, dict[str, float], dict[str, int]]:
+    """Return the run's bucket counts, whether its report exists, its expected value and its dates, from its folder.
 
     The folder is the one the store names; the expected value (``total`` and ``per_profile``, from
-    ``metadata.json["value"]``) is empty for a goal without a value.
+    ``metadata.json["value"]``) is empty for a goal without a value, and the dates (``profiles``, ``dated`` and
+    ``within_window``, from ``metadata.json["timing"]``) without ``output.timing``.
     """
     from customer_ai.artifacts import run_dir
 
@@ -160,15 +162,18 @@ def _published(home: Path, name: str, run: dict) -> tuple[dict[str, int], bool, 
     try:
         metadata = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}, False, {}
+        return {}, False, {}, {}
     if metadata.get("model_version") != run["model_version"]:  # a folder of a run published before run ids
-        return {}, False, {}
+        return {}, False, {}, {}
     counts = metadata.get("buckets") or {}
     buckets = {bucket: int(counts[bucket]) for bucket in BUCKETS if isinstance(counts.get(bucket), int)}
     worth = metadata.get("value") or {}
     value = {key: _number(worth.get(key)) for key in ("total", "per_profile")}
     value = {key: number for key, number in value.items() if number is not None}
-    return buckets, (folder / "report.html").is_file(), value if "total" in value else {}
+    dates = metadata.get("timing") or {}
+    timing = {key: dates[key] for key in ("profiles", "dated", "within_window") if isinstance(dates.get(key), int)}
+    report = (folder / "report.html").is_file()
+    return buckets, report, value if "total" in value else {}, timing if "dated" in timing else {}
 
 
 def _attempt_text(row: dict) -> str:
@@ -210,7 +215,7 @@ def _run_row(spec: Any, home: Path, run: dict | None, attempt: dict | None) -> I
     from customer_ai.scoring import BucketRule  # noqa: PLC0415
 
     metrics = run.get("metrics") or {}
-    buckets, report, value = _published(home, spec.name, run)
+    buckets, report, value, timing = _published(home, spec.name, run)
     grade, meaning = quality_grade(metrics)
     rule = BucketRule.of_run(metrics.get("bucket_rule"), spec.output)
     return InstanceRow(
@@ -236,6 +241,7 @@ def _run_row(spec: Any, home: Path, run: dict | None, attempt: dict | None) -> I
         attempt_status=newer_status,
         value=value,
         currency=(spec.output.currency or "") if value else "",
+        timing=timing,
     )
 
 
@@ -379,6 +385,19 @@ def _value_cell(row: InstanceRow) -> str:
     return f'<td class="num expected-value">{text}</td>'
 
 
+def _timing_cell(row: InstanceRow) -> str:
+    """Return the cell of the run's dates: the profiles given one of all scored, those within the window beneath."""
+    if "dated" not in row.timing:
+        return '<td class="num next-event"></td>'
+    text = f"{row.timing['dated']:,}"
+    if "profiles" in row.timing:
+        text += f" of {row.timing['profiles']:,}"
+    text += " dated"
+    if "within_window" in row.timing:
+        text += f'<div class="range">{row.timing["within_window"]:,} within the window</div>'
+    return f'<td class="num next-event">{text}</td>'
+
+
 def _grade_cell(row: InstanceRow) -> str:
     """Return the quality cell: the grade in a word, and what it means beneath it."""
     if not row.grade:
@@ -405,8 +424,8 @@ def _rule_cell(row: InstanceRow) -> str:
     return f'<td class="bucket-rule">{html.escape(row.bucket_rule)}<div class="meaning">{words}</div></td>'
 
 
-def _row_html(row: InstanceRow, valued: bool = False) -> str:
-    """Return a row of the table; ``valued``: the table has the expected value column."""
+def _row_html(row: InstanceRow, valued: bool = False, timed: bool = False) -> str:
+    """Return a row of the table; ``valued``, ``timed``: the table has the expected value, the next event column."""
     name = html.escape(row.name)
     dag = f'<a href="../dags/customer_ai__{name}" target="_top">{name}</a>' if row.status != "invalid" else name
     report = "no report"
@@ -431,6 +450,7 @@ def _row_html(row: InstanceRow, valued: bool = False) -> str:
         f'<td class="num scored-profiles">{_count(row.scored_profiles)}</td>',
         _expected_cell(row),
         *([_value_cell(row)] if valued else []),
+        *([_timing_cell(row)] if timed else []),
         *(f'<td class="num bucket-{bucket}">{_count(row.buckets.get(bucket))}</td>' for bucket in BUCKETS),
         _rule_cell(row),
         f"<td>{report}</td>",
@@ -441,17 +461,20 @@ def _row_html(row: InstanceRow, valued: bool = False) -> str:
 def render_table(rows: list[InstanceRow], folder: Path) -> str:
     """Return the view's page: a table of the instances' latest runs (``folder`` is named when it is empty).
 
-    The expected value column is there only when a run shown has one (its goal has a value).
+    The expected value column is there only when a run shown has one (its goal has a value), and the next goal event
+    column only when a run shown has dates (its instance has ``output.timing``).
     """
     valued = any(row.value for row in rows)
+    timed = any(row.timing for row in rows)
     headers = ["Instance", "Goal", "As of", "Status", "ROC AUC", "Calibration error", "Quality", "Drift"]
     headers += ["Scored profiles"]
     headers += ["Expected to reach the goal"]
     headers += ["Expected value"] if valued else []
+    headers += ["Next goal event"] if timed else []
     headers += [f"{bucket.capitalize()}" for bucket in BUCKETS] + ["Buckets by", "Report"]
     head = "".join(f"<th>{html.escape(text)}</th>" for text in headers)
     if rows:
-        body = "".join(_row_html(r, valued) for r in rows)
+        body = "".join(_row_html(r, valued, timed) for r in rows)
         content = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     else:
         content = f'<p class="empty">No instance files (*.yaml) in {html.escape(str(folder))}.</p>'
@@ -469,6 +492,11 @@ def render_table(rows: list[InstanceRow], folder: Path) -> str:
         note += (
             " For a goal with a value, the expected value is what the scored profiles' goal events are expected to be "
             "worth in the goal window, in all (below it, per profile)."
+        )
+    if timed:
+        note += (
+            " With timing, the next goal event counts the scored profiles given a date (their median days to the "
+            "next goal event lies within the horizon) and, below it, those whose date falls within the goal window."
         )
     return _page("Customer AI", f'<h1>Customer AI</h1><p class="note">{html.escape(note)}</p>{content}')
 

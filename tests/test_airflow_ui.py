@@ -449,6 +449,50 @@ def test_a_run_with_a_value_shows_its_expected_value_in_the_instances_currency(f
     assert "the expected value is what the scored profiles' goal events are expected to be worth" in html.unescape(page)
 
 
+ETA_RUN = "cli-7e7a7e7a7e"
+ETA_TIMING = {
+    "horizon_days": 90,
+    "limit_days": 90,
+    "profiles": 4259,
+    "dated": 2797,
+    "within_window": 663,
+    "metrics": {"concordance": 0.714},
+}
+
+
+def test_a_run_with_timing_shows_how_many_profiles_it_dated(folders: tuple[Path, Path]) -> None:
+    instances, home = folders
+    page = render_table(instance_rows(instances, home, lambda: StandInStore(RUNS, ATTEMPTS)), instances)
+    assert "Next goal event" not in page  # no run has timing: the table is as it always was
+    assert "next-event" not in page
+    write_spec(instances, "eta", output={"timing": True})
+    folder = publish(home, "eta", "v-eta", {"low": 1, "medium": 2, "high": 3}, report=True, run_id=ETA_RUN)
+    metadata = json.loads((folder / "metadata.json").read_text())
+    (folder / "metadata.json").write_text(json.dumps({**metadata, "timing": ETA_TIMING}))
+    runs = {**RUNS, "eta": run_row("eta", "v-eta", {"roc_auc": 0.75}, ETA_RUN, scored_profiles=4259)}
+    rows = instance_rows(instances, home, lambda: StandInStore(runs, ATTEMPTS))
+    (eta,) = [row for row in rows if row.name == "eta"]
+    assert eta.timing == {"profiles": 4259, "dated": 2797, "within_window": 663}
+    assert [row.timing for row in rows if row.name != "eta"] == [{}] * 6
+    page = render_table(rows, instances)
+    assert "<th>Expected to reach the goal</th><th>Next goal event</th><th>Low</th>" in page
+    eta_html = re.search(r'<tr data-instance="eta">.*?</tr>', page).group(0)
+    assert (
+        '<td class="num next-event">2,797 of 4,259 dated<div class="range">663 within the window</div></td>'
+        '<td class="num bucket-low">1</td>'
+    ) in eta_html
+    alpha = re.search(r'<tr data-instance="alpha">.*?</tr>', page).group(0)
+    assert '</td><td class="num next-event"></td><td class="num bucket-low">1,992</td>' in alpha
+    assert (
+        "With timing, the next goal event counts the scored profiles given a date (their median days to the next "
+        "goal event lies within the horizon) and, below it, those whose date falls within the goal window."
+    ) in html.unescape(page)
+    # beside an expected value, after it
+    (folder / "metadata.json").write_text(json.dumps({**metadata, "timing": ETA_TIMING, "value": ZETA_VALUE}))
+    page = render_table(instance_rows(instances, home, lambda: StandInStore(runs, ATTEMPTS)), instances)
+    assert "<th>Expected value</th><th>Next goal event</th><th>Low</th>" in page
+
+
 def test_every_text_is_escaped() -> None:
     row = InstanceRow(
         name="a",

@@ -517,6 +517,25 @@ def test_a_value_model_is_stored_and_versioned_with_its_propensity_model(tmp_pat
     assert artifacts.model_problem(folder) == f"{path}: is missing"
 
 
+def test_a_timing_model_is_stored_and_versioned_with_its_propensity_model(tmp_path):
+    events = synthetic_events()
+    spec = make_spec(output={"timing": True}, training={"snapshots": 3, "min_positives": 20, "min_negatives": 20})
+    estimator = PropensityModel(spec).fit(events, AS_OF_EVENTS)
+    timing = estimator.timing_model_
+    version = artifacts.model_version(estimator.model_, AS_OF, None, timing)
+    assert version != artifacts.model_version(estimator.model_, AS_OF)  # its trees are part of the version
+    folder = artifacts.save_model(tmp_path, "unit", estimator, {"instance": "unit", "model_version": version})
+    assert sorted(p.name for p in folder.iterdir()) == ["model.json", "model.txt", "timing_model.txt"]
+    loaded, meta = artifacts.load_model(folder, spec)
+    matrix = estimator.features(events, AS_OF_EVENTS)
+    np.testing.assert_array_equal(loaded.timing_model_.curves(matrix), timing.curves(matrix))
+    assert meta["timing"]["learned_intervals"] == timing.learned_intervals
+    assert artifacts.model_version(loaded.model_, AS_OF, None, loaded.timing_model_) == version
+    path = folder / "timing_model.txt"
+    path.write_bytes(_change_a_byte_in_a_tree(path.read_bytes()))
+    assert "its content (with the calibration in model.json) hashes to" in artifacts.model_problem(folder)
+
+
 def test_a_model_without_a_value_keeps_its_version_and_files(fitted):
     estimator, _ = fitted
     assert estimator.value_model_ is None

@@ -1289,7 +1289,7 @@ def _pg_schema() -> Iterator[str]:
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_segment_export_round_trips_exactly(filled: dict, capsys: pytest.CaptureFixture, suffix: str) -> None:
-    from customer_ai.segments import flat_factors
+    from customer_ai.segments import flat_factors, without_unpredicted
 
     out = filled["folder"] / "out" / f"top{suffix}"
     args = ("segment", "export", filled["instance"], "top", "--as-of", "2024-01-01", "--out", str(out))
@@ -1297,7 +1297,7 @@ def test_segment_export_round_trips_exactly(filled: dict, capsys: pytest.Capture
     status, stdout, _ = _main(*args, *raw, *filled["options"], capsys=capsys)
     assert status == 0
     assert stdout == f"unit segment top as of 2024-01-01: 9 profiles written to {out}\n"
-    expected = flat_factors(filled["store"].read_segment("unit", "top", "2024-01-01"), 2)
+    expected = flat_factors(without_unpredicted(filled["store"].read_segment("unit", "top", "2024-01-01")), 2)
     assert expected["profile_id"].tolist() == HOSTILE_IDS[:9]  # percentile >= 60, by probability
     assert expected.columns.tolist()[9:] == [
         f"factor_{i}_{c}" for i in (1, 2) for c in ("name", "text", "contribution", "importance", "effect")
@@ -1417,9 +1417,9 @@ def _csv_cells(path: Path) -> list[list]:
 
 def test_a_segment_export_for_a_spreadsheet_runs_no_formula(formulas: dict, capsys: pytest.CaptureFixture) -> None:
     # before: "=cmd|' /C calc'!A0", "+1+1", "@SUM(A1)", ... were written as they are, and a spreadsheet ran them
-    from customer_ai.segments import flat_factors
+    from customer_ai.segments import flat_factors, without_unpredicted
 
-    expected = flat_factors(formulas["store"].read_segment("unit", "high", "2024-01-01"), 2)
+    expected = flat_factors(without_unpredicted(formulas["store"].read_segment("unit", "high", "2024-01-01")), 2)
     out = formulas["folder"] / "high.csv"
     args = ("segment", "export", formulas["instance"], "high", "--out", str(out), *formulas["options"])
     status, stdout, stderr = _main(*args, capsys=capsys)
@@ -1462,9 +1462,9 @@ def test_raw_csv_and_parquet_segment_exports_keep_every_cell_exactly(
 ) -> None:
     from customer_ai.artifacts import write_frame
     from customer_ai.cli import _write_scores
-    from customer_ai.segments import flat_factors
+    from customer_ai.segments import flat_factors, without_unpredicted
 
-    expected = flat_factors(formulas["store"].read_segment("unit", "high", "2024-01-01"), 2)
+    expected = flat_factors(without_unpredicted(formulas["store"].read_segment("unit", "high", "2024-01-01")), 2)
     for name, more in (("raw.csv", ["--raw-csv"]), ("exact.parquet", [])):
         out = formulas["folder"] / name
         args = ("segment", "export", formulas["instance"], "high", "--out", str(out), *more, *formulas["options"])

@@ -777,3 +777,38 @@ def test_a_goal_with_a_value_keeps_its_chance_and_explains_its_expected_value(ev
         assert abs(total - np.log(value)) <= 5e-5 * len(factors) + 1e-9
     chance = worth.explain(features.iloc[:20], k=3)
     assert chance == plain.explain(plain.features(events, AS_OF).iloc[:20], k=3)  # the same reasons for the chance
+
+
+def test_with_timing_the_training_rows_hold_the_days_seen_and_the_curves_agree_with_the_probability(
+    events: pd.DataFrame, spec
+) -> None:
+    timed = make_spec(**{**spec.model_dump(mode="json", exclude={"base_dir"}), "output": {"timing": True}})
+    training = PropensityModel(timed).build_training_set(events, AS_OF)
+    purchases = events.loc[(events["event_type"] == "purchase") & (events["timestamp"] < AS_OF)]
+    for (profile, snapshot), days in training.days.iloc[:200].items():  # the first purchase in [s, s + 90 d), seen
+        later = purchases.loc[
+            (purchases["profile_id"] == profile)
+            & (purchases["timestamp"] >= snapshot)
+            & (purchases["timestamp"] < snapshot + pd.Timedelta(days=90))
+        ]
+        expected = (later["timestamp"].min() - snapshot) / pd.Timedelta(days=1) if len(later) else np.nan
+        assert days == pytest.approx(expected, nan_ok=True)
+    assert PropensityModel(spec).build_training_set(events, AS_OF).days is None  # without timing
+    plain = PropensityModel(spec).fit(events, AS_OF)
+    model = PropensityModel(timed).fit_training_set(training)
+    features = model.features(events, AS_OF)
+    probability = model.predict_proba(features)
+    np.testing.assert_array_equal(probability, plain.predict_proba(plain.features(events, AS_OF)))  # the same chance
+    days, dates = model.predict_timing(features, probability, AS_OF)
+    curves = model.timing_model_.anchored(model.timing_model_.curves(features), probability)
+    np.testing.assert_allclose(1.0 - curves[:, model.timing_model_.grid.window_index], probability, rtol=1e-9)
+    known = ~np.isnan(days)
+    assert known.any()
+    assert (days[known] <= 90).all()
+    assert all(date is None for date in dates[~known])
+    first = np.flatnonzero(known)[0]
+    assert dates[first] == f"{AS_OF + pd.Timedelta(days=days[first] - 1e-9):%Y-%m-%d}"
+    assert plain.predict_timing(features, probability, AS_OF) is None
+    metrics = model.describe()["timing"]["metrics"]
+    assert set(metrics["baselines"]) == {"recency", "bgnbd"}
+    assert metrics["span_days"] == 30.0

@@ -35,6 +35,7 @@ from customer_ai.report import (
     factor_summary,
     score_bins,
     score_history,
+    timing_counts,
     value_deciles,
 )
 from customer_ai.report.figures import _RC, _history_figure, _scores_figure, _validation_figure
@@ -1302,3 +1303,201 @@ def test_a_report_has_the_value_section_only_for_a_goal_with_a_value(
     total = float(scores["expected_value"].sum())
     worth = f"{money_prefix(spec.output.currency)}{total:,.2f}"  # the instance's currency: GBP
     assert f"This run: {len(scores):,} profiles are expected to be worth {worth} in all" in valued
+
+
+# --- next goal event: an instance with output.timing ----------------------------------------------------------------
+
+
+def test_timing_counts_put_each_median_in_its_interval_and_count_the_missing_ones() -> None:
+    parts = [np.array([0.0, 7.49, 7.5, np.nan]), np.array([22.5, 30.0, np.nan]), np.array([], dtype="float64")]
+    counts, missing = timing_counts(parts, 7.5, 4)
+    # intervals [0, 7.5), [7.5, 15), [15, 22.5), [22.5, 30): a median at the last one's end is counted in it
+    assert counts.tolist() == [2, 1, 0, 2]
+    assert missing == 2
+
+
+TIMING_METRICS = {
+    "concordance": 0.71,
+    "concordance_median": 0.7,
+    "bought_by_median": 0.55,
+    "counted": 40,
+    "finite_median": 0.6,
+    "span_days": 30.0,
+    "baselines": {"recency": {"concordance": 0.65}, "bgnbd": {"concordance": 0.69}},
+}
+
+
+def _timing_model(learned_intervals: int = 12, **metrics: object) -> dict:
+    """Return the ``timing`` of a hand-made model.json, its held-out metrics changed by ``metrics``."""
+    return {
+        "model": "discrete-time hazard",
+        "parameters": {"objective": "binary", "num_leaves": 15},
+        "best_iteration": 80,
+        "grid": {"window_days": 30.0, "horizon_days": 90.0, "width_days": 7.5, "intervals": 12, "window_index": 4},
+        "features": ["tenure_days", "days_since_last_event"],
+        "learned_intervals": learned_intervals,
+        "training": {"snapshots": 3, "profile_snapshots": 900, "rows": 6000, "rows_kept": 5000, "max_rows": 5000},
+        "why": "the days to the next goal event",
+        "metrics": {**TIMING_METRICS, **metrics},
+    }
+
+
+def _timing_html(tmp_path: Path, timing: dict, days: list[float], gain: float = 0.0) -> str:
+    """The timing section of a hand-made run folder (row groups of 4 profiles) whose model has ``timing``."""
+    from customer_ai.report.timing import _timing_section  # noqa: PLC0415 - the section alone, without a run folder
+
+    tmp_path.mkdir(exist_ok=True)
+    path = tmp_path / "scores.parquet"
+    frame = pd.DataFrame(
+        {"profile_id": [f"p{i}" for i in range(len(days))], "probability": 0.5, "bucket": "medium"}
+    ).assign(days_to_next=days)
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=4)
+    validation = {"snapshot": "2011-11-11", "metrics": {"n": 120}}
+    model = {"model_version": "v", "as_of": "2011-12-11", "validation": validation, "timing": timing}
+    run = _RunFiles(
+        folder=tmp_path,
+        model=model,
+        scores=ScoreSummary.read(path),
+        scores_file=path,
+        expected=None,
+        source=None,
+        evaluation=None,
+        metadata=None,
+        drift=None,
+        validation={},
+        tracked={},
+    )
+    spec = make_spec(output={"timing": True}, training={**BASE_SPEC["training"], "min_timing_concordance_gain": gain})
+    with mpl.rc_context():
+        mpl.rcdefaults()
+        mpl.rcParams.update(_RC)
+        return _timing_section(spec, run)
+
+
+def _paragraphs(section: str) -> list[str]:
+    """The text of the section's paragraphs, in order."""
+    return [html_module.unescape(text) for text in re.findall(r"<p(?: [^>]*)?>(.*?)</p>", section, re.DOTALL)]
+
+
+DAYS = [5.0, 29.9, np.nan, 30.0, 45.0, 59.99, np.nan, 60.0, 90.0, np.nan]
+
+
+def test_the_timing_section_says_what_is_predicted_how_the_run_is_spread_and_the_held_out_check(
+    tmp_path: Path,
+) -> None:
+    section = _timing_html(tmp_path, _timing_model(), DAYS)
+    found = _sections(section)["timing"]
+    assert found["heading"] == "Next goal event"
+    assert (found["svg"], found["table"]) == (1, 3)
+    assert _paragraphs(section) == [
+        "The next goal event of a profile is predicted as the median number of days from the as-of date to its next "
+        "goal event (days_to_next): the time by which it is as likely as not to have reached the goal; next_by is "
+        "the date of that day. A discrete-time hazard model gives each profile a curve, its chance of no goal event "
+        "yet over the next 90 days, in intervals of 7.5 days (a quarter of the goal window). The curve is anchored on "
+        "the profile's probability: its chance of a goal event within the 30-day goal window is exactly the "
+        "probability its score shows. A median beyond the 90-day horizon is left empty.",
+        "This run: 7 of 10 profiles (70.0%) have a median, 2 of them within the goal window; 3 (30.0%) are left "
+        "empty: they are less likely than not to reach the goal within 90 days.",
+        "Held out: measured on the 120 profiles of the validation snapshot 2011-11-11 (its evaluation half), whose "
+        "goal events no fitting step saw, observed for the 30 days after it. Concordance (Harrell's) is the share of "
+        "pairs of profiles put in the right order, among the pairs whose order is known (one reached the goal within "
+        "the 30 days before the other did, or the other did not at all): the one expected to wait less should be the "
+        "one who reached the goal first. 1 is a perfect order, 0.5 a random one. The quality gate: the timing "
+        "model's concordance 0.710 is above the repeat-buying model's 0.690.",
+    ]
+    assert "Profiles by their median days to the next goal event; 3 have none within 90 days" in section
+    assert _table_rows(section, "Profiles by goal window of their median days to the next goal event") == [
+        ["within the goal window: under 30 days", "2", "20.0%", "20.0%"],
+        ["window 2: 30 to under 60 days", "3", "30.0%", "50.0%"],
+        ["window 3: 60 to 90 days", "2", "20.0%", "70.0%"],
+        ["none: beyond 90 days (left empty)", "3", "30.0%", "–"],
+    ]
+    metrics = _table_rows(section, "Held-out metrics of the days to the next goal event")
+    assert [row[:4] for row in metrics] == [
+        ["concordance", "0.710", "0.650", "0.690"],
+        ["concordance of the median", "0.700", "–", "–"],
+        ["bought by the median", "55.0%", "–", "–"],
+        ["with a median", "60.0%", "–", "–"],
+    ]
+    assert metrics[2][4] == (
+        "of the 40 profiles whose median lies within the 30 observed days, the share that reached the goal before "
+        "their median: 50% is right, more means the medians come too late, less too early"
+    )
+    folded = re.search(r'<details class="analysts">(.*?)</details>', section, re.DOTALL).group(1)
+    assert "<summary>For analysts: the timing model</summary>" in folded
+    rows = {
+        html_module.unescape(key): html_module.unescape(re.sub(r"<[^>]+>", "", value))
+        for key, value in re.findall(r"<tr><th>(.*?)</th>(<td[^>]*>.*?</td>)</tr>", folded)
+    }
+    assert rows == {
+        "model": "discrete-time hazard; trees: 80",
+        "grid": "12 intervals of 7.5 days up to 90 days (horizon 90); the 30-day goal window ends at boundary 4",
+        "learned intervals": "12 of 12: medians up to 90 days",
+        "training rows": "5,000 person-period rows kept of 6,000 (at most 5,000), from 900 (profile, snapshot) "
+        "pairs of 3 snapshots",
+        "parameters": "num_leaves=15, objective=binary",
+        "features": "2 and the interval's number: tenure_days, days_since_last_event",
+        "why": "the days to the next goal event",
+    }
+
+
+def test_the_timing_section_says_where_the_learned_intervals_stop_the_medians(tmp_path: Path) -> None:
+    days = [10.0, 52.5, 60.0, np.nan]
+    section = _timing_html(tmp_path, _timing_model(learned_intervals=8), days)
+    words, run = _paragraphs(section)[:2]
+    assert words.endswith(
+        "A median beyond the 90-day horizon or beyond the 60 days the model learned from (no training row reached a "
+        "later interval, so it cannot tell what comes after) is left empty."
+    )
+    assert run == (
+        "This run: 3 of 4 profiles (75.0%) have a median, 1 of them within the goal window; 1 (25.0%) are left "
+        "empty: they are less likely than not to reach the goal within 60 days."
+    )
+    assert _table_rows(section, "Profiles by goal window of their median days to the next goal event") == [
+        ["within the goal window: under 30 days", "1", "25.0%", "25.0%"],
+        ["window 2: 30 to 60 days", "2", "50.0%", "75.0%"],
+        ["none: beyond 60 days (left empty)", "1", "25.0%", "–"],
+    ]
+    assert "12 of 12" not in section
+    assert "8 of 12: medians up to 60 days" in html_module.unescape(section)
+
+
+def test_the_timing_section_says_plainly_when_the_timing_model_is_poor(tmp_path: Path) -> None:
+    below = {"concordance": 0.68}
+    poor = (
+        "The timing model is poor: the timing model's concordance 0.680 is not above the repeat-buying model's "
+        "0.690. Its days order the profiles' next goal events no better than the simpler ranking does: read them "
+        "with care."
+    )
+    assert poor in _paragraphs(_timing_html(tmp_path / "gate", _timing_model(**below), DAYS))
+    # a gate that lets a model a little worse than the baselines through: said all the same
+    let_through = _paragraphs(_timing_html(tmp_path / "let", _timing_model(**below), DAYS, gain=-0.05))
+    assert (
+        "The timing model is poor: its concordance 0.680 is not above the repeat-buying model's 0.690 (the "
+        "quality gate lets it through: training.min_timing_concordance_gain is -0.05). Its days order the profiles' "
+        "next goal events no better than the simpler ranking does: read them with care." in let_through
+    )
+    assert not [text for text in _paragraphs(_timing_html(tmp_path / "ok", _timing_model(), DAYS)) if "poor" in text]
+
+
+@pytest.mark.e2e
+def test_a_report_has_the_timing_section_only_for_an_instance_with_timing(
+    retail_run: Path, retail_spec: InstanceSpec, retail_report: Path, tmp_path: Path
+) -> None:
+    page = retail_report.read_text(encoding="utf-8")
+    assert 'id="timing"' not in page
+    assert 'href="#timing"' not in page
+    folder = _copy_run(retail_run, tmp_path)
+    model = artifacts.read_json(folder / "model.json")
+    artifacts.write_json(folder / "model.json", {**model, "timing": _timing_model()})
+    scores = pd.read_parquet(folder / "scores.parquet")
+    scores["days_to_next"] = np.where(scores["probability"] > 0.3, (1 - scores["probability"]) * 90, np.nan)
+    scores.to_parquet(folder / "scores.parquet", index=False)
+    spec = retail_spec.model_copy(update={"output": retail_spec.output.model_copy(update={"timing": True})})
+    timed = build_report(spec, AS_OF, tmp_path, None, folder=folder).read_text(encoding="utf-8")
+    keys = list(SECTIONS)
+    keys.insert(keys.index("evaluation") + 1, "timing")
+    assert list(_sections(timed)) == keys
+    assert re.findall(r'<li><a href="#([^"]+)">', timed) == keys
+    dated = int(scores["days_to_next"].notna().sum())
+    assert f"This run: {dated:,} of {len(scores):,} profiles" in html_module.unescape(timed)

@@ -415,3 +415,18 @@ def test_neutralise_formulas_prefixes_text_cells_only() -> None:
     pd.testing.assert_frame_equal(out[["contribution", "score"]], frame[["contribution", "score"]])
     assert out.dtypes.to_dict() == frame.dtypes.to_dict()
     assert frame["profile_id"].iloc[0] == "=cmd|' /C calc'!A0"  # the frame given is left as it was
+
+
+def test_an_export_leaves_out_what_the_run_did_not_predict() -> None:
+    from customer_ai.segments import without_unpredicted  # noqa: PLC0415
+
+    rows = pd.DataFrame(
+        {
+            "profile_id": ["a", "b"],
+            "expected_value": [12.5, np.nan],
+            "days_to_next": [np.nan, np.nan],
+            "next_by": [None, None],
+        }
+    )
+    assert without_unpredicted(rows).columns.tolist() == ["profile_id", "expected_value"]
+    assert without_unpredicted(rows[["profile_id"]]).columns.tolist() == ["profile_id"]

@@ -753,13 +753,13 @@ def segment_error(*where: dict, name: str = "seg") -> str:
         (
             {"field": "bukket", "op": "eq", "value": "high"},
             "unknown field 'bukket': a segment tests one of profile_id, probability, score, percentile, bucket, "
-            "expected_value, "
+            "expected_value, days_to_next, "
             "or an influential factor with 'factor: FEATURE'",
         ),
         (
             {"field": "event_type", "op": "eq", "value": "purchase"},
             "unknown field 'event_type': a segment tests one of profile_id, probability, score, percentile, bucket, "
-            "expected_value, "
+            "expected_value, days_to_next, "
             "or an influential factor with 'factor: FEATURE'",
         ),
         (
@@ -794,14 +794,14 @@ def segment_error(*where: dict, name: str = "seg") -> str:
         ),
         (
             {"field": "score", "factor": "recency", "op": "gt", "value": 0},
-            "give exactly one of 'field' (one of profile_id, probability, score, percentile, bucket, expected_value) "
-            "or 'factor' "
+            "give exactly one of 'field' (one of profile_id, probability, score, percentile, bucket, expected_value, "
+            "days_to_next) or 'factor' "
             "(a feature name)",
         ),
         (
             {"op": "gt", "value": 0},
-            "give exactly one of 'field' (one of profile_id, probability, score, percentile, bucket, expected_value) "
-            "or 'factor' "
+            "give exactly one of 'field' (one of profile_id, probability, score, percentile, bucket, expected_value, "
+            "days_to_next) or 'factor' "
             "(a feature name)",
         ),
         ({"field": "score", "op": "gte"}, "operator 'gte' needs a value"),
@@ -1389,15 +1389,35 @@ def test_a_value_or_timing_a_goal_cannot_have_is_refused_in_words(overrides: dic
     assert spec_error(**overrides) == message
 
 
-def test_an_instance_file_asking_for_timing_is_refused_until_runs_produce_it(tmp_path: Path) -> None:
+def test_an_instance_file_may_ask_for_a_value_and_timing(tmp_path: Path) -> None:
     text = EXAMPLE_YAML.replace("  window_days: 30\n", "  window_days: 30\n  value: {field: value}\n")
-    assert load_spec(write(tmp_path, text)).goal.value.field == "value"  # a value is read: runs produce it
-    path = write(tmp_path, text.replace("output:\n", "output:\n  timing: true\n"))
-    with pytest.raises(SpecError) as info:
-        load_spec(path)
-    assert str(info.value) == (
-        f"{path}: output.timing: predicting when a goal is next reached is not available in this version of "
-        "customer-ai yet; leave output.timing out"
+    spec = load_spec(write(tmp_path, text.replace("output:\n", "output:\n  timing: true\n")))
+    assert spec.goal.value.field == "value"
+    assert spec.output.timing is True
+    assert spec.timing_horizon() == 3 * spec.goal.window_days
+
+
+def test_the_timing_gate_is_in_the_spec_hash_only_when_set_and_never_in_the_model_hash() -> None:
+    base = make_spec(output={"timing": True})
+    lowered = make_spec(
+        output={"timing": True}, training={**BASE_SPEC["training"], "min_timing_concordance_gain": -0.01}
+    )
+    default = make_spec(output={"timing": True}, training={**BASE_SPEC["training"], "min_timing_concordance_gain": 0})
+    assert (default.spec_hash(), default.model_hash()) == (base.spec_hash(), base.model_hash())
+    assert lowered.spec_hash() != base.spec_hash()
+    assert lowered.model_hash() == base.model_hash()
+
+
+def test_a_segment_on_the_days_to_the_next_event_needs_timing_and_takes_days() -> None:
+    segments = [{"name": "soon", "where": [{"field": "days_to_next", "op": "lt", "value": 14}]}]
+    assert spec_error(segments=segments) == (
+        "unit.yaml: segments: segments[0] (soon).where[0] tests days_to_next, which a run writes only for an "
+        "instance with output.timing: true, or test another field"
+    )
+    assert make_spec(output={"timing": True}, segments=segments).segments[0].where[0].field == "days_to_next"
+    negative = [{"name": "soon", "where": [{"field": "days_to_next", "op": "lt", "value": -1}]}]
+    assert "days_to_next is a number of days of at least 0, not -1" in spec_error(
+        output={"timing": True}, segments=negative
     )
 
 

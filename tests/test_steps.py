@@ -1106,3 +1106,35 @@ def test_the_attribute_join_is_counted_over_every_partition_as_over_all_events(t
     )
     summary = steps.validate_events(spec, AS_OF, tmp_path / "home")
     assert summary["attribute_join"] == {"profiles": 5, "with_attributes": 2, "without_attributes": 3}
+
+
+def test_a_value_or_timing_model_no_better_than_its_baselines_makes_the_model_poor() -> None:
+    spec = make_spec(
+        goal={**make_spec().goal.model_dump(mode="json"), "value": {"field": "value"}}, output={"timing": True}
+    )
+    model = {
+        "validation": {"metrics": {"model_roc_auc": 0.75}},
+        "value": {"metrics": {"normalised_gini": 0.724, "baselines": {"past_spend": {"normalised_gini": 0.737}}}},
+        "timing": {"metrics": {"concordance": 0.714, "baselines": {"bgnbd": {"concordance": 0.705}}}},
+    }
+    assert steps.model_verdict(spec, model, 0.65) == (
+        "poor",
+        "validation ROC AUC 0.750 meets the quality gate of 0.65; the value model's normalised Gini 0.724 is not "
+        "above the past spend rate's 0.737",
+    )
+    model["value"]["metrics"]["normalised_gini"] = 0.745
+    assert steps.model_verdict(spec, model, 0.65) == (
+        "ok",
+        "validation ROC AUC 0.750 meets the quality gate of 0.65; the value model's normalised Gini 0.745 is above "
+        "the past spend rate's 0.737; the timing model's concordance 0.714 is above the repeat-buying model's 0.705",
+    )
+    model["timing"]["metrics"]["concordance"] = 0.70
+    assert steps.model_verdict(spec, model, 0.65)[0] == "poor"
+    lowered = spec.model_copy(
+        update={"training": spec.training.model_copy(update={"min_timing_concordance_gain": -0.01})}
+    )
+    assert steps.model_verdict(lowered, model, 0.65)[0] == "ok"
+    assert steps.model_verdict(spec, model, 0.8) == (
+        "poor",
+        "validation ROC AUC 0.750 is below the quality gate of 0.8",
+    )

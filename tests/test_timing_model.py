@@ -17,8 +17,11 @@ from customer_ai.timing_model import (
     median_days,
     next_by,
     person_periods,
+    restricted_mean,
     snapshot_grid,
+    timing_quality,
     timing_rows,
+    timing_verdict,
 )
 
 UTC = "UTC"
@@ -322,3 +325,47 @@ def test_next_by_is_the_last_day_the_median_reaches_into() -> None:
         "2024-03-01",
     ]
     assert next_by(day("2024-03-01"), np.array([])).tolist() == []
+
+
+# ---- held-out measures and the gate ---------------------------------------------------------------------------------
+
+
+def test_the_held_out_measures_read_the_anchored_curves_against_the_days_seen(fitted: TimingModel) -> None:
+    held = buyers(400, 9, 4.0)
+    probability = np.where(held.features["fast"] > 0, 0.8, 0.3)
+    measured = timing_quality(
+        fitted,
+        held.features,
+        probability,
+        held.days,
+        span_days=4.0,
+        baselines={"noise": held.features["noise"].to_numpy(), "reversed": -held.features["fast"].to_numpy()},
+    )
+    curves = fitted.anchored(fitted.curves(held.features), probability)
+    np.testing.assert_allclose(1.0 - curves[:, fitted.grid.window_index], probability, rtol=1e-9)
+    assert measured["span_days"] == 4.0
+    assert measured["concordance"] > 0.6  # the fast ones, seen to buy sooner, are predicted sooner
+    assert abs(measured["baselines"]["noise"]["concordance"] - 0.5) < 0.08
+    assert measured["baselines"]["reversed"]["concordance"] > 0.6  # -fast: fewer days for the fast ones
+    medians = fitted.median_days(curves)
+    assert measured["finite_median"] == float(np.mean(~np.isnan(medians)))
+    assert 0 <= measured["counted"] <= len(held.days)
+
+
+def test_restricted_mean_is_the_area_under_the_curve() -> None:
+    curves = np.array([[1.0, 0.5, 0.25], [1.0, 1.0, 1.0]])
+    assert restricted_mean(curves, 2.0).tolist() == [2.25, 4.0]
+
+
+def test_the_timing_gate_asks_for_a_concordance_above_the_best_baseline() -> None:
+    better = {"concordance": 0.71, "baselines": {"recency": {"concordance": 0.65}, "bgnbd": {"concordance": 0.70}}}
+    assert timing_verdict(better) == (
+        "ok",
+        "the timing model's concordance 0.710 is above the repeat-buying model's 0.700",
+    )
+    assert timing_verdict(better, 0.02) == (
+        "poor",
+        "the timing model's concordance 0.710 is not above the repeat-buying model's 0.700 by more than 0.02",
+    )
+    assert timing_verdict({"concordance": float("nan"), "baselines": {}})[0] == "poor"
+    assert timing_verdict({"concordance": 0.6, "baselines": {}})[0] == "ok"

@@ -3,9 +3,10 @@
 Sections (each a ``<section id=...>`` with a heading, a picture and a table): the goal and a model card; the
 score distribution and bucket counts; the score history across runs; the influential factors, overall and per
 bucket; the evaluation against the baselines (ROC, cumulative gains, lift by decile, reliability); for a goal with a
-value, the predicted value (this run's by decile, and predicted against realised on held-out profiles); the drift of
-the scored profiles' features from the training rows; "did it come true" for past runs whose goal window has
-closed; the data validation of the run.
+value, the predicted value (this run's by decile, and predicted against realised on held-out profiles); with
+``output.timing``, the next goal event (this run's median days to it by goal window, and how well they order
+held-out profiles' next goal events against recency and BG/NBD); the drift of the scored profiles' features from
+the training rows; "did it come true" for past runs whose goal window has closed; the data validation of the run.
 
 Why matplotlib draws the pictures: it is the most widely used and longest maintained plotting library of the
 Python ecosystem (NumFOCUS-sponsored, releases several times a year, wheels for every platform), it renders
@@ -28,7 +29,8 @@ page's size depends on how many values it shows, not on how long they are.
 
 The package: :mod:`~customer_ai.report.folder` reads the run folder, one module per group of sections
 (:mod:`~customer_ai.report.card`, :mod:`~customer_ai.report.scores`, :mod:`~customer_ai.report.factors`,
-:mod:`~customer_ai.report.evaluation`, :mod:`~customer_ai.report.value`, :mod:`~customer_ai.report.drift`,
+:mod:`~customer_ai.report.evaluation`, :mod:`~customer_ai.report.value`, :mod:`~customer_ai.report.timing`,
+:mod:`~customer_ai.report.drift`,
 :mod:`~customer_ai.report.validation`)
 writes them,
 :mod:`~customer_ai.report.figures` draws their pictures and :mod:`~customer_ai.report.html` their words and
@@ -71,6 +73,7 @@ from customer_ai.report.scores import (
     score_bins,
     score_history,
 )
+from customer_ai.report.timing import _timing_section, timing_counts
 from customer_ai.report.validation import _validation_section
 from customer_ai.report.value import _value_section, value_deciles
 from customer_ai.spec import InstanceSpec
@@ -85,6 +88,7 @@ __all__ = [
     "factor_summary",
     "score_bins",
     "score_history",
+    "timing_counts",
     "value_deciles",
 ]
 
@@ -146,6 +150,7 @@ def build_report(
             _factors_section(spec, run),
             _evaluation_section(run, spec.outcome_words().reached),
             *([_value_section(spec, run)] if run.model.get("value") else []),
+            *([_timing_section(spec, run)] if run.model.get("timing") else []),
             _drift_section(run, _feature_labels(run.model)),
             _outcomes_section(as_of, outcomes, bucket_rules(spec, runs), run_rule(spec, run), spec.output.currency),
             _validation_section(run),

@@ -372,6 +372,28 @@ def _value_figure(run_deciles: pd.DataFrame, held_out: list[dict], unit: str) ->
     return figure
 
 
+def _timing_figure(edges: np.ndarray, counts: np.ndarray, window_days: float) -> Figure:
+    """Draw how many profiles have their median days to the next goal event in each interval.
+
+    ``edges`` are the intervals' boundaries in days (one more than ``counts``); a dashed line marks where the goal
+    window ends.
+    """
+    figure, ax = _figure(7.5, 2.8)
+    edges = np.asarray(edges, dtype="float64")
+    ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="#5b8fd1", edgecolor="white")
+    ax.axvline(window_days, color="#d9822b", linestyle="--", linewidth=1.2, label="end of the goal window")
+    ax.set_xlim(0, edges[-1])
+    ax.set_ylim(0, float(max(counts.max(initial=0), 1)) * 1.25)  # room above the bars for the legend
+    ax.set(
+        title="This run: profiles by days to their next goal event",
+        xlabel="median days from the as-of date",
+        ylabel="profiles",
+    )
+    ax.legend(frameon=False, fontsize=7.5, loc="upper right")
+    _style(ax)
+    return figure
+
+
 def _validation_figure(stages: dict[str, dict | None]) -> Figure:
     figure, ax = _figure(7.5, 1.9)
     labels = []

@@ -47,7 +47,8 @@ SECTIONS = {
     "outcomes": "Did it come true",
     "validation": "Data validation",
 }
-OPTIONAL_SECTIONS = {"value": "Predicted value"}  # sections only some runs have: "value", of a goal with a value
+# sections only some runs have: "value", of a goal with a value; "timing", of an instance with output.timing
+OPTIONAL_SECTIONS = {"value": "Predicted value", "timing": "Next goal event"}
 _HEADINGS = {**SECTIONS, **OPTIONAL_SECTIONS}
 _BUCKETS = BUCKETS
 _SCORERS = {"model": "model", "recency": "recency", "frequency": "frequency", "bgnbd": "BG/NBD"}
