@@ -494,28 +494,28 @@ class _OutcomeRow:
         )
 
 
-def _rate(where: str, name: str, value: Any) -> float | None:
-    """Return a rate in [0, 1] as a float, None for a missing one (a group without profiles)."""
+def _outcome_number(where: str, name: str, value: Any) -> float | None:
+    """Return an outcome's number as a float, None for a missing one (NaN, None or NA); refuse one that is not."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return None
     try:
-        rate = float(value)
+        return float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{where}: {name} {value!r} is not a number; nothing written") from None
-    if not 0.0 <= rate <= 1.0:
+
+
+def _rate(where: str, name: str, value: Any) -> float | None:
+    """Return a rate in [0, 1] as a float, None for a missing one (a group without profiles)."""
+    rate = _outcome_number(where, name, value)
+    if rate is not None and not 0.0 <= rate <= 1.0:
         raise ValueError(f"{where}: {name} {value!r} is not a rate from 0 to 1; nothing written")
     return rate
 
 
 def _amount(where: str, name: str, value: Any) -> float | None:
     """Return a mean amount (at least 0, finite) as a float, None for a missing one."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return None
-    try:
-        amount = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: {name} {value!r} is not a number; nothing written") from None
-    if not math.isfinite(amount) or amount < 0:
+    amount = _outcome_number(where, name, value)
+    if amount is not None and (not math.isfinite(amount) or amount < 0):
         raise ValueError(f"{where}: {name} {value!r} is not an amount of at least 0; nothing written")
     return amount
 
