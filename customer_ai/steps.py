@@ -110,7 +110,7 @@ from customer_ai.scoring import (
 from customer_ai.segments import segment_members, segment_sizes
 from customer_ai.spec import InstanceSpec
 from customer_ai.store.lease import process_scope
-from customer_ai.timing_model import timing_verdict
+from customer_ai.timing_model import TimingModel, timing_verdict
 from customer_ai.validation import DataValidationError, event_checks, validate_frame
 from customer_ai.value_model import value_verdict
 from customer_ai.windows import EventIndex, as_of_timestamp, in_window, rows_where
@@ -1843,7 +1843,7 @@ def _timing_summary(spec: InstanceSpec, scores: Path, model: dict) -> dict:
     return {
         "timing": {
             "horizon_days": spec.timing_horizon(),
-            "limit_days": min(spec.timing_horizon(), timing["learned_intervals"] * timing["grid"]["width_days"]),
+            "limit_days": TimingModel.described_limit_days(timing),
             "profiles": profiles,
             "dated": dated,
             "within_window": within,

@@ -302,6 +302,10 @@ def timing_rows(snapshots: Sequence[TimingSnapshot], grid: TimingGrid, *, max_ro
     return TimingRows(pd.concat(frames, ignore_index=True), np.concatenate(labels), np.concatenate(ids), summary)
 
 
+def _limit_days(grid: TimingGrid, learned_intervals: int) -> float:
+    return min(grid.horizon_days, learned_intervals * grid.width)
+
+
 def _stop_rows(profiles: np.ndarray) -> np.ndarray:
     """Return which rows stop the boosting early: those of one profile in :data:`STOP_SHARE`, by a stable hash."""
     return (pd.util.hash_array(np.asarray(profiles, dtype=object)) % np.uint64(STOP_SHARE)) == 0
@@ -341,7 +345,12 @@ class TimingModel:
     @property
     def limit_days(self) -> float:
         """Return the longest median given: the horizon, or the end of the last learned interval if sooner."""
-        return min(self.grid.horizon_days, self.learned_intervals * self.grid.width)
+        return _limit_days(self.grid, self.learned_intervals)
+
+    @staticmethod
+    def described_limit_days(described: dict) -> float:
+        """Return :attr:`limit_days` of a stored model from its part of model.json (:meth:`describe`)."""
+        return _limit_days(TimingGrid.from_dict(described["grid"]), int(described["learned_intervals"]))
 
     def curves(self, features: pd.DataFrame) -> np.ndarray:
         """Return each profile's ``S`` at the boundaries ``0, width, ..., count * width`` (n x (count + 1)).

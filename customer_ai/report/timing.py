@@ -18,7 +18,7 @@ from customer_ai.report.figures import _svg, _timing_figure
 from customer_ai.report.folder import _RunFiles
 from customer_ai.report.html import _folded, _int, _missing, _num, _p, _pairs, _pct, _section, _table
 from customer_ai.spec import InstanceSpec
-from customer_ai.timing_model import timing_verdict
+from customer_ai.timing_model import TimingModel, timing_verdict
 
 MAX_BARS = 48  # the figure's bars at most: on a longer grid, neighbouring intervals are drawn as one bar
 MAX_WINDOW_ROWS = 12  # goal windows the table shows one by one at most; the later ones share its last row
@@ -56,12 +56,6 @@ def timing_counts(parts: Iterable[np.ndarray], width: float, intervals: int) -> 
 def _days(value: float) -> str:
     """Return a number of days as words show it: ``30``, ``7.5``, ``1.75``."""
     return f"{value:,.2f}".rstrip("0").rstrip(".")
-
-
-def _limit_days(timing: dict) -> float:
-    """Return the longest median the model gives: the horizon, or the end of the last learned interval if sooner."""
-    grid = timing["grid"]
-    return min(float(grid["horizon_days"]), int(timing["learned_intervals"]) * float(grid["width_days"]))
 
 
 def _window_rows(counts: np.ndarray, missing: int, grid: dict, limit: float) -> list[tuple[str, str, str, str]]:
@@ -188,7 +182,7 @@ def _timing_section(spec: InstanceSpec, run: _RunFiles) -> str:
     metrics = timing.get("metrics") or {}
     grid = timing["grid"]
     window, width, horizon = float(grid["window_days"]), float(grid["width_days"]), float(grid["horizon_days"])
-    limit = _limit_days(timing)
+    limit = TimingModel.described_limit_days(timing)
     counts, missing = timing_counts(_medians(run), width, int(grid["intervals"]))
     profiles = int(counts.sum()) + missing
     dated = profiles - missing
