@@ -170,7 +170,7 @@ def _printable(text: object) -> str:
 
 def _print_profile(row: dict, out=None, currency: str | None = None, *, timed: bool = False) -> None:  # noqa: ANN001
     out = sys.stdout if out is None else out  # looked up now: a test may have replaced sys.stdout
-    worth = _valued(row)
+    worth = _number_of(row, "expected_value")
     days = _number_of(row, "days_to_next")
     said = f"  expected value {_money(worth, currency)}" if worth is not None else ""
     if days is not None:
@@ -183,11 +183,6 @@ def _print_profile(row: dict, out=None, currency: str | None = None, *, timed: b
         file=out,
     )
     _print_factors(row["factors"], out)
-
-
-def _valued(row: dict) -> float | None:
-    """Return a score row's expected value, or None for a run without one (the store gives NaN or None)."""
-    return _number_of(row, "expected_value")
 
 
 def _number_of(row: dict, column: str) -> float | None:
@@ -446,7 +441,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     print(f"{spec.name} as of {row['as_of']} (model {row['model_version']}): {goal}")
     _note_other_definition(args, spec, meta)
     _print_profile(row, currency=spec.output.currency, timed=bool((meta or {}).get("timing")))
-    worth = _valued(row)
+    worth = _number_of(row, "expected_value")
     if worth is not None:
         run = published_run(spec, str(row["as_of"]), store)
         factors = None if run is None else _value_factors(_run_folder(args, spec, run), str(row["profile_id"]))
@@ -469,9 +464,12 @@ def _value_factors(folder: Path, profile_id: str) -> list[dict] | None:
     from customer_ai.home import fetch
 
     path = as_path(folder) / "scores.parquet"
-    if not path.exists() or "value_factors" not in pq.read_schema(fetch(path)).names:
+    if not path.exists():
         return None
-    found = pq.read_table(fetch(path), columns=["value_factors"], filters=[("profile_id", "=", profile_id)])
+    local = fetch(path)  # in a bucket home, one download for both reads
+    if "value_factors" not in pq.read_schema(local).names:
+        return None
+    found = pq.read_table(local, columns=["value_factors"], filters=[("profile_id", "=", profile_id)])
     return json.loads(found["value_factors"][0].as_py()) if found.num_rows else None
 
 
