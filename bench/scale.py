@@ -38,6 +38,12 @@ consecutive sizes (``300k -> 3M: wall 9.8x, peak 1.10x``) and the targets of iss
 measurement as JSON to ``var/bench/scale-<time>.json`` (rewritten after each size, so a later failure keeps the
 sizes before it).  GB are 10^9 bytes.
 
+With ``--value-and-timing`` each run reads ``instance-value-timing.yaml``, written beside the data set's
+``instance.yaml``: the same instance, its goal worth the purchases' ``value`` (``goal.value``) and with
+``output.timing``, so that the value and timing models' memory is measured too.  Its quality gates for both are
+lowered to -1 there (the synthetic log's value model need not beat its baselines for its memory to be measured;
+the gates are judged on real data in docs/evaluation.md).
+
 With ``--store postgresql://...`` every run writes to a fresh schema (``CUSTOMER_AI_STORE_SCHEMA``) that is
 dropped afterwards.  With ``--commit REV`` the runs use the ``customer_ai`` package of that git commit (exported
 with ``git archive`` to a temporary folder, first on ``PYTHONPATH``) instead of the working tree's, so a baseline
@@ -72,6 +78,7 @@ from pathlib import Path
 import psutil
 import psycopg2
 import pyarrow.parquet as pq
+import yaml
 from psycopg2 import sql
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -603,6 +610,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"also run each command under {TIME_V} -v and keep its peak RSS and wall time as a cross-check",
     )
     parser.add_argument(
+        "--value-and-timing",
+        action="store_true",
+        help=f"run {VALUE_AND_TIMING}: the goal worth the purchases' value, with output.timing (gates lowered)",
+    )
+    parser.add_argument(
         "--keep-home", action="store_true", help="keep each run's home (under OUT/homes/) instead of removing it"
     )
     parser.add_argument(
@@ -667,6 +679,21 @@ def _report_run(run: dict, profiles: int, time_v: bool) -> None:
         print(f"  home kept: {run['home']}", file=sys.stderr)
 
 
+VALUE_AND_TIMING = "instance-value-timing.yaml"
+
+
+def write_value_and_timing(folder: Path) -> Path:
+    """Write :data:`VALUE_AND_TIMING` beside the data set's ``instance.yaml``: with a value and timing; return it."""
+    spec = yaml.safe_load((folder / "instance.yaml").read_text())
+    spec["name"] = f"{spec['name']}_value_timing"
+    spec["goal"]["value"] = {"field": "value"}
+    spec["output"] = {**spec.get("output", {}), "timing": True}
+    spec["training"].update(min_value_gini_gain=-1.0, min_timing_concordance_gain=-1.0)  # memory, not quality
+    path = folder / VALUE_AND_TIMING
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
 def _one_run(args: argparse.Namespace, env: dict[str, str], folder: Path, profiles: int, repeat: int) -> dict:
     """Run ``customer-ai run`` once on the data in ``folder``; return its measurement with ``ok`` (and ``error``)."""
     schema = f"bench_scale_{os.getpid()}_{profiles}_{repeat}"
@@ -674,7 +701,8 @@ def _one_run(args: argparse.Namespace, env: dict[str, str], folder: Path, profil
     homes = args.out / "homes"
     homes.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix=f"run-{format_size(profiles)}-", dir=homes))
-    command = [str(Path(sys.executable).with_name("customer-ai")), "run", str(folder / "instance.yaml")]
+    instance = folder / (VALUE_AND_TIMING if args.value_and_timing else "instance.yaml")
+    command = [str(Path(sys.executable).with_name("customer-ai")), "run", str(instance)]
     command += ["--as-of", args.as_of, "--home", str(home), "--top", "0"]  # no --allow-poor: a poor model fails
     run_env = dict(env)
     if args.store:
@@ -735,6 +763,7 @@ def _measure(args: argparse.Namespace, sizes: list[int], *, env: dict[str, str],
         "peak_rss": "the kernel's: ru_maxrss of the run process from os.wait4 (KiB x 1024), GB = 1e9 bytes; "
         "memory_by_phase_sampled is psutil sampling every 0.2 s, indicative only",
         "time_v": args.time_v,
+        "instance": VALUE_AND_TIMING if args.value_and_timing else "instance.yaml",
         "sizes": [],
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -745,6 +774,8 @@ def _measure(args: argparse.Namespace, sizes: list[int], *, env: dict[str, str],
     for profiles in sizes:
         folder = args.data / f"{profiles}-seed{args.seed}"
         dataset = _dataset(folder, profiles, args.seed)
+        if args.value_and_timing:
+            write_value_and_timing(folder)
         runs = []
         for repeat in range(args.repeats):
             runs.append(_one_run(args, env, folder, profiles, repeat))

@@ -21,16 +21,21 @@ spend in the window, against what each really spent there and beside the baselin
 :mod:`customer_ai.value_baselines` fitted on the same history (BG/NBD x Gamma-Gamma, the last year's spend, the last
 window's), by normalised Gini, Spearman, decile error and predicted over realised total; with the spend per profile
 of the window its total was scaled on, to tell how much of a total's miss the change of spend explains.
+
+With ``output.timing`` the timing model is judged on when each eligible profile's next goal event came, observed up
+to the horizon or the end of the data, whichever is first (right-censored there): Harrell's concordance of its
+curve against recency, BG/NBD's chance within the goal window and BG/NBD's own curve, and the share of profiles
+that bought by their predicted median (see :func:`timing_backtest`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from customer_ai.bgnbd import BGNBD, repeat_view
+from customer_ai.bgnbd import BGNBD, fit_repeat_model, repeat_summary, repeat_view
 from customer_ai.conditions import patterns_mask
 from customer_ai.curves import scorer_curves
 from customer_ai.estimator import PropensityModel, TrainingSet
@@ -43,12 +48,22 @@ from customer_ai.evaluation import (
 )
 from customer_ai.events import events_start
 from customer_ai.history import run_window
-from customer_ai.labels import build_labels, goal_value
+from customer_ai.labels import build_labels, days_to_goal, goal_value
 from customer_ai.model import fit_platt
-from customer_ai.outcome_metrics import decile_error, normalised_gini, spearman, total_ratio
+from customer_ai.outcome_metrics import (
+    bought_by_median,
+    concordance,
+    decile_error,
+    normalised_gini,
+    paired_margin,
+    spearman,
+    total_ratio,
+)
 from customer_ai.progress import step
 from customer_ai.spec import InstanceSpec
+from customer_ai.timing_model import restricted_mean, timing_quality, timing_verdict
 from customer_ai.value_baselines import VALUE_BASELINES, best_baseline, gini_margin, value_baselines
+from customer_ai.value_model import value_verdict
 from customer_ai.windows import in_window, rows_where
 
 __all__ = [
@@ -60,8 +75,10 @@ __all__ = [
     "baseline_signals",
     "format_markdown",
     "held_out_evaluation",
+    "held_out_value_baselines",
     "calibration_rows",
     "spend_moved",
+    "timing_backtest",
     "value_backtest",
 ]
 
@@ -69,6 +86,11 @@ BASELINES = {
     "recency": "days since the last goal event (fewer days, higher score)",
     "frequency": "goal events in the lookback (more events, higher score)",
     "bgnbd": "BG/NBD probability of a goal event within the goal window, fitted on the goal events before the date",
+}
+TIMING_BASELINES = {
+    "recency": "days since the last goal event (fewer days, sooner)",
+    "bgnbd_window": "BG/NBD's chance of a goal event within the goal window (likelier, sooner; what a run's gate uses)",
+    "bgnbd": "BG/NBD's expected days without a goal event over the horizon, from its own curve",
 }
 EVALUATION_NOTE = (
     "the model and the baselines are measured on the evaluation half of the validation snapshot: profiles whose "
@@ -165,6 +187,8 @@ def backtest(
     outcome = build_labels(events, spec, [as_of])
     profiles = pd.Index(outcome["profile_id"])
     label = outcome["label"].to_numpy()
+    if estimator.value_model_ is not None:  # the run's gate judges it against these too
+        estimator.judge_value(training_set, held_out_value_baselines(spec, training_set, seen, data_start=started))
     scores, features = estimator.score(seen, as_of, attributes=attributes, profiles=profiles)
     probability = scores["probability"].to_numpy()
     validation = estimator.label_counts_[0]
@@ -192,6 +216,10 @@ def backtest(
     if spec.goal.value is not None:
         result["value"] = value_backtest(
             spec, estimator, training_set, features, as_of, seen=seen, events=events, data_start=started
+        )
+    if estimator.timing_model_ is not None:
+        result["timing"] = timing_backtest(
+            spec, estimator, features, probability, as_of, seen=seen, events=events, outcome_rate=float(label.mean())
         )
     return result
 
@@ -238,7 +266,9 @@ def value_backtest(
         Gini; None when none is measured), ``model_vs_best`` (the model's normalised Gini minus the best baseline's
         with a paired bootstrap 95% interval: ``difference``, ``low``, ``high``; None without a best baseline) and
         ``spend_per_profile``: the mean value of the calibration rows (``calibration_window``, what the model's
-        total was scaled on) and of the eligible profiles in the goal window (``outcome_window``).
+        total was scaled on) and of the eligible profiles in the goal window (``outcome_window``); ``gate``: what a
+        run's quality gate said of the value model on its evaluation half (``status``, ``reason``, its
+        ``normalised_gini`` and each baseline's).
     """
     field = spec.goal.value.field  # type: ignore[union-attr]  # a goal with a value
     profiles = features.index
@@ -263,7 +293,139 @@ def value_backtest(
             "calibration_window": float(calibration.mean()) if len(calibration) else float("nan"),
             "outcome_window": float(realised.mean()) if len(realised) else float("nan"),
         },
+        "gate": _gate(estimator.value_metrics_, "normalised_gini", value_verdict, spec.training.min_value_gini_gain),
     }
+
+
+def timing_backtest(
+    spec: InstanceSpec,
+    estimator: PropensityModel,
+    features: pd.DataFrame,
+    probability: np.ndarray,
+    as_of: pd.Timestamp,
+    *,
+    seen: pd.DataFrame,
+    events: pd.DataFrame,
+    outcome_rate: float | None = None,
+) -> dict:
+    """Measure the fitted timing model and the timing baselines on when each profile's next goal event came.
+
+    Each eligible profile's days to its first goal event on or after ``as_of`` are observed up to the model's
+    horizon or the end of the data (the day after the last event's), whichever comes first: a profile without a
+    goal event there is right-censored at that span.  The model's curves are anchored on ``probability``, as a run's.
+
+    Parameters
+    ----------
+    spec : InstanceSpec
+        The instance (``output.timing``).
+    estimator : PropensityModel
+        Fitted as a run at ``as_of``, with its timing model.
+    features, probability : pandas.DataFrame, numpy.ndarray
+        The eligible profiles' features at ``as_of`` (indexed by profile id) and their propensity probabilities.
+    as_of : pandas.Timestamp
+        Where the observation starts.
+    seen : pandas.DataFrame
+        The events a run at ``as_of`` reads: the baselines are fitted on them.
+    events : pandas.DataFrame
+        Every event, to the end of the data: when the profiles' goal events came.
+    outcome_rate : float, optional
+        The share of the profiles that reached the goal within the goal window: with it, the model's ``model``
+        entry also holds ``bought_by_median_level_known`` and ``counted_level_known``, the share that bought by
+        their median once the curves are anchored on the probabilities moved to that rate (as
+        ``calibration_error_level_known`` does for the propensity): how much of a miss the level of the period
+        explains.
+
+    Returns
+    -------
+    dict
+        ``horizon_days``, ``span_days`` (days observed after ``as_of``), ``data_end``, ``eligible``, ``bought``
+        (profiles with a goal event in the span), ``model`` (:func:`customer_ai.timing_model.timing_quality`
+        without its baselines), one entry per baseline of :data:`TIMING_BASELINES` (``concordance``; BG/NBD's curve
+        also ``concordance_median``, ``bought_by_median``, ``counted`` and ``finite_median``), ``best_baseline``
+        (highest concordance), ``model_vs_best`` (the model's concordance minus the best baseline's, with a
+        paired bootstrap 95% interval) and ``gate``: what a run's quality gate said of the timing model on its
+        evaluation half (``status``, ``reason``, its ``concordance`` and each baseline's).
+    """
+    model = estimator.timing_model_
+    profiles = features.index
+    data_end = events["timestamp"].max().normalize() + pd.Timedelta(days=1)
+    span = int(min(model.grid.horizon_days, (data_end - as_of) // pd.Timedelta(days=1)))
+    days = days_to_goal(events, spec.goal, as_of, profiles, span).to_numpy(dtype="float64")
+    happened = ~np.isnan(days)
+    observed = np.where(happened, days, span)
+    with step("fitting the timing baselines (recency, BG/NBD)"):
+        predicted, bgnbd_median = timing_baselines(seen, spec, as_of, profiles, model.grid.end_days)
+    fitted = {name: values for name, values in predicted.items() if not np.isnan(values).any()}
+    measured = timing_quality(model, features, probability, days, span_days=span, baselines=fitted)
+    baselines = measured.pop("baselines")
+    if bgnbd_median is not None:
+        share, counted = bought_by_median(bgnbd_median, observed, happened, span)
+        baselines["bgnbd"].update(
+            concordance_median=concordance(bgnbd_median, observed, happened),
+            bought_by_median=share,
+            counted=counted,
+            finite_median=float(np.mean(np.isfinite(bgnbd_median))) if len(profiles) else None,
+        )
+    found = {name: m["concordance"] for name, m in baselines.items() if np.isfinite(m["concordance"])}
+    best = max(found, key=found.__getitem__) if found else None
+    curves = model.curves(features)
+    curve = restricted_mean(model.anchored(curves, probability), model.grid.width)
+    if outcome_rate is not None and len(profiles):  # how far the level of the period moves the medians
+        known = model.median_days(model.anchored(curves, shift_to_rate(probability, outcome_rate)))
+        share, counted = bought_by_median(np.nan_to_num(known, nan=np.inf), observed, happened, span)
+        measured.update(bought_by_median_level_known=share, counted_level_known=counted)
+    return {
+        "horizon_days": model.grid.horizon_days,
+        "span_days": span,
+        "data_end": f"{data_end - pd.Timedelta(days=1):%Y-%m-%d}",
+        "eligible": len(profiles),
+        "bought": int(happened.sum()),
+        "model": measured,
+        **baselines,
+        "best_baseline": best,
+        "model_vs_best": None
+        if best is None
+        else paired_margin(concordance, curve, np.nan_to_num(predicted[best], nan=np.inf), observed, happened),
+        "gate": _gate(
+            estimator.timing_metrics_, "concordance", timing_verdict, spec.training.min_timing_concordance_gain
+        ),
+    }
+
+
+def _gate(metrics: dict, key: str, verdict: Callable[[dict, float], tuple[str, str]], min_gain: float) -> dict:
+    """Return what a run's gate said of a model at the back-test's date, from its held-out measures."""
+    status, reason = verdict(metrics, min_gain)
+    return {
+        "status": status,
+        "reason": reason,
+        key: metrics.get(key),
+        "baselines": {name: m.get(key) for name, m in (metrics.get("baselines") or {}).items()},
+    }
+
+
+def timing_baselines(
+    events: pd.DataFrame, spec: InstanceSpec, as_of: pd.Timestamp, profiles: pd.Index, horizon_days: float
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Return each timing baseline's predicted days per profile (shorter is sooner), and BG/NBD's median days.
+
+    From the goal events in ``events`` strictly before ``as_of``: recency and BG/NBD's chance within the goal window
+    as :func:`baseline_signals` gives them (as orders: only the order counts), BG/NBD's expected days without a goal
+    event over ``[0, horizon_days)`` and its median (``inf`` beyond the horizon) from
+    :meth:`customer_ai.bgnbd.BGNBD.purchase_timing`.  Without a BG/NBD fit (nobody repeated a goal event) its two
+    entries are NaN (left out of the judging) and the median None.
+    """
+    signals = baseline_signals(events, spec, as_of, profiles)
+    predicted = {"recency": -signals["recency"].to_numpy(), "bgnbd_window": -signals["bgnbd"].to_numpy()}
+    goal = rows_where(events[["profile_id", "timestamp"]], patterns_mask(events, spec.goal.events))
+    repeat = fit_repeat_model(goal, as_of)
+    if repeat is None:
+        predicted["bgnbd_window"] = np.full(len(profiles), np.nan)
+        predicted["bgnbd"] = np.full(len(profiles), np.nan)
+        return predicted, None
+    summary = repeat_summary(goal, as_of, profiles)
+    x, t_x, big_t = (summary[c].to_numpy(dtype="float64") for c in ("x", "t_x", "T"))
+    predicted["bgnbd"], median = repeat.purchase_timing(horizon_days, x, t_x, big_t)
+    return predicted, median
 
 
 def _value_measured(predicted: np.ndarray, realised: np.ndarray) -> dict:
@@ -387,6 +549,28 @@ def held_out_evaluation(
     }
 
 
+def held_out_value_baselines(
+    spec: InstanceSpec, training_set: TrainingSet, events: pd.DataFrame, *, data_start: pd.Timestamp
+) -> pd.DataFrame:
+    """Return the value baselines' expected spend of the evaluation half's profiles at the validation snapshot.
+
+    The baselines of :mod:`customer_ai.value_baselines`, fitted on ``events`` before the validation snapshot (the
+    run's, or those of the training set's profiles at least), for :meth:`customer_ai.estimator.PropensityModel.
+    judge_value`: in the evaluation rows' order, one column per baseline.
+    """
+    rows = training_set.frame.index[training_set.rows("evaluation")]
+    profiles = pd.Index(rows.get_level_values("profile_id"), name="profile_id")
+    with step("fitting the value baselines on the evaluation half (BG/NBD x Gamma-Gamma, last year, last window)"):
+        return value_baselines(
+            events,
+            spec.goal,
+            training_set.snapshot_plan.validation,
+            profiles,
+            field=spec.goal.value.field,  # type: ignore[union-attr]  # a goal with a value
+            data_start=data_start,
+        )
+
+
 def _measured(probability: np.ndarray, label: np.ndarray) -> dict:
     floor = calibration_error_floor(probability)
     return {**classification_metrics(probability, label), "calibration_error_floor": floor}
@@ -450,6 +634,9 @@ def format_markdown(spec: InstanceSpec, results: list[dict]) -> str:
     valued = [result for result in results if "value" in result]
     if valued:
         lines += ["", *_value_markdown(valued)]
+    timed = [result for result in results if "timing" in result]
+    if timed:
+        lines += ["", *_timing_markdown(timed)]
     return "\n".join(lines) + "\n"
 
 
@@ -481,12 +668,7 @@ def _value_markdown(results: list[dict]) -> list[str]:
     for result in results:
         value = result["value"]
         for scorer in ("model", *VALUE_BASELINES):
-            metrics = dict(value[scorer])
-            gain = value["model_vs_best"]
-            if scorer == "model" and gain is not None:
-                metrics["margin"] = f"{gain['difference']:+.3f} [{gain['low']:+.3f}, {gain['high']:+.3f}]"
-            else:
-                metrics["margin"] = "best baseline" if scorer == value["best_baseline"] else ""
+            metrics = {**value[scorer], "margin": _margin_cell(scorer, value)}
             cells = [fmt.format(metrics[key]) for key, fmt in _VALUE_COLUMNS]
             name = "**model**" if scorer == "model" else f"baseline: {_VALUE_NAMES[scorer]}"
             lines.append(
@@ -500,7 +682,99 @@ def _value_markdown(results: list[dict]) -> list[str]:
         "",
     ]
     lines += [f"- {result['as_of']}: {spend_moved(result['value'])}" for result in results]
-    return lines
+    return lines + _gate_lines(results, "value")
+
+
+def _margin_cell(scorer: str, table: dict) -> str:
+    """Return a scorer's cell of a value or timing table's margin column: the model's margin with its interval."""
+    gain = table["model_vs_best"]
+    if scorer == "model" and gain is not None:
+        return f"{gain['difference']:+.3f} [{gain['low']:+.3f}, {gain['high']:+.3f}]"
+    return "best baseline" if scorer == table["best_baseline"] else ""
+
+
+def _gate_lines(results: list[dict], key: str) -> list[str]:
+    """Return what a run's quality gate said of the value or the timing model at each date (if the results say)."""
+    said = [(result["as_of"], result[key]["gate"]) for result in results if "gate" in result[key]]
+    if not said:
+        return []
+    return [
+        "",
+        f"What a run's quality gate said of the {key} model at each date (on the run's own evaluation half):",
+        "",
+        *(f"- {as_of}: {gate['status']}: {gate['reason']}" for as_of, gate in said),
+    ]
+
+
+_TIMING_NAMES = {
+    "recency": "recency",
+    "bgnbd_window": "BG/NBD's chance within the window",
+    "bgnbd": "BG/NBD's curve",
+}
+
+
+def _timing_markdown(results: list[dict]) -> list[str]:
+    """Return the lines of the timing table."""
+    lines = [
+        "When the next goal event came, observed up to the horizon or the end of the data (right-censored there); "
+        "concordance: Harrell's, of the curve's expected days without one over the horizon (of the baseline's "
+        "order for the others), with the margin over the best baseline and its paired bootstrap 95% interval; "
+        "bought by median: the share that bought before their predicted median, of those whose median lies in the "
+        "observed span (0.5 is right):",
+        "",
+        "| as of | scorer | eligible (bought) | span / horizon | concordance | against the best baseline [95% CI] | "
+        "C median | bought by median (counted) | median given |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        timing = result["timing"]
+        for scorer in ("model", *TIMING_BASELINES):
+            metrics = timing.get(scorer)
+            if metrics is None:
+                continue
+            margin = _margin_cell(scorer, timing)
+            name = "**model**" if scorer == "model" else f"baseline: {_TIMING_NAMES[scorer]}"
+            lines.append(
+                f"| {result['as_of']} | {name} | {timing['eligible']:,} ({timing['bought']:,}) | "
+                f"{timing['span_days']:g} / {timing['horizon_days']:g} | {metrics['concordance']:.3f} | {margin} | "
+                + " | ".join(_timing_cells(metrics))
+                + " |"
+            )
+    moved = [result for result in results if "bought_by_median_level_known" in result["timing"]["model"]]
+    if moved:
+        lines += [
+            "",
+            "Where the share bought by the median comes from (the curves are anchored on the probabilities):",
+            "",
+        ]
+        lines += [f"- {result['as_of']}: {_level_moved(result)}" for result in moved]
+    return lines + _gate_lines(results, "timing")
+
+
+def _level_moved(result: dict) -> str:
+    """Say how the base rate moved and what the share bought by the median is once the outcome window's is known."""
+    rates, model = result.get("base_rate", {}), result["timing"]["model"]
+    return (
+        f"base rate {rates.get('validation_window', float('nan')):.3f} in the calibration window, "
+        f"{rates.get('outcome_window', float('nan')):.3f} in the outcome window; bought by the median "
+        f"{_share(model['bought_by_median'])} ({model['counted']:,}), {_share(model['bought_by_median_level_known'])} "
+        f"({model['counted_level_known']:,}) once the outcome window's base rate is known"
+    )
+
+
+def _share(share: float | None) -> str:
+    """Return a share bought by the median ("none counted" when no profile was)."""
+    return "none counted" if share is None or not np.isfinite(share) else f"{share:.3f}"
+
+
+def _timing_cells(metrics: dict) -> list[str]:
+    """Return the median's cells of a timing row (empty for a baseline without a median)."""
+    if "concordance_median" not in metrics:
+        return ["", "", ""]
+    share = metrics["bought_by_median"]
+    bought = _share(share) if share is None or not np.isfinite(share) else f"{share:.3f} ({metrics['counted']:,})"
+    given = metrics["finite_median"]
+    return [f"{metrics['concordance_median']:.3f}", bought, "" if given is None else f"{given:.2f}"]
 
 
 def spend_moved(value: dict) -> str:

@@ -167,6 +167,43 @@ class BGNBD:
         none_if_alive = ((self.alpha + T) / (self.alpha + T + t)) ** (self.r + x)
         return self.probability_alive(x, t_x, T) * (1.0 - none_if_alive)
 
+    def purchase_timing(
+        self,
+        horizon_days: float,
+        x: np.ndarray,
+        t_x: np.ndarray,
+        T: np.ndarray,  # noqa: N803
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return each customer's expected days without a purchase in ``[0, horizon_days)`` and median days to one.
+
+        Alive with probability ``p``, a customer's chance of no purchase within ``t`` days is ``(A / (A + t)) ** k``
+        (``A = alpha + T``, ``k = r + x``; see :meth:`probability_of_purchase`), so both are exact:
+
+        - the median solves ``p (1 - (A / (A + t)) ** k) = 1/2``: ``A ((1 - 1 / (2p)) ** (-1 / k) - 1)``; ``inf``
+          when it lies beyond the horizon or when ``p <= 1/2`` (then even odds are never reached);
+        - the restricted mean is the area under ``1 - P(a purchase within t)`` over the horizon:
+          ``H - p (H - I)`` with ``I`` the area under ``(A / (A + t)) ** k``, ``A (1 - (A / (A + H)) ** (k - 1)) /
+          (k - 1)`` (``A log(1 + H / A)`` where ``k = 1``).
+
+        Returns
+        -------
+        (numpy.ndarray, numpy.ndarray)
+            The restricted mean and the median, in days, per customer.
+        """
+        x, T = np.asarray(x, dtype="float64"), np.asarray(T, dtype="float64")  # noqa: N806
+        alive = self.probability_alive(x, t_x, T)
+        scale, shape, horizon = self.alpha + T, self.r + x, float(horizon_days)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            near_one = np.abs(shape - 1.0) < 1e-9
+            area = np.where(
+                near_one,
+                scale * np.log1p(horizon / scale),
+                scale * (1.0 - (scale / (scale + horizon)) ** (shape - 1.0)) / (shape - 1.0),
+            )
+            median = scale * ((1.0 - 0.5 / alive) ** (-1.0 / shape) - 1.0)
+        median = np.where((alive > 0.5) & (median <= horizon), median, np.inf)
+        return horizon - alive * (horizon - area), median
+
 
 def _log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:  # noqa: N803
     return _Histories(x, t_x, T).log_likelihood(params)

@@ -230,6 +230,9 @@ def _describe_timing(timing: dict, window_days: int) -> str:
 
 def _describe_value(value: dict, currency: str | None) -> str:
     """Return the line of ``run`` and ``show`` that says the run's expected value and how its model did held out."""
+    from customer_ai.outcome_metrics import best_of
+    from customer_ai.value_model import VALUE_BASELINE_WORDS
+
     text = (
         f"expected value (the goal events' {value['field']}) in the next {value['window_days']} days: "
         f"{_money(value['total'], currency)} in all"
@@ -238,9 +241,9 @@ def _describe_value(value: dict, currency: str | None) -> str:
         text += f", {_money(value['per_profile'], currency)} per profile"
     metrics = value.get("metrics") or {}
     if isinstance(metrics.get("normalised_gini"), (int, float)):
-        past = (metrics.get("baselines") or {}).get("past_spend", {}).get("normalised_gini")
+        best = best_of(metrics.get("baselines"), "normalised_gini")
         text += f" (held out: normalised Gini {metrics['normalised_gini']:.3f}"
-        text += f", the past spend rate's {past:.3f}" if isinstance(past, (int, float)) else ""
+        text += f", {VALUE_BASELINE_WORDS.get(best[0], best[0])} {best[1]:.3f}" if best is not None else ""
         ratio = metrics.get("total_ratio")
         text += f", predicted over realised total {ratio:.2f})" if isinstance(ratio, (int, float)) else ")"
     return _printable(text)

@@ -61,6 +61,7 @@ from customer_ai.history import SnapshotPlan, plan_snapshots
 from customer_ai.history import data_start as data_start_of
 from customer_ai.labels import build_labels, days_to_goal, eligible_profiles, goal_value
 from customer_ai.model import Offset, PlattCalibration, TrainedModel, fit_model
+from customer_ai.outcome_metrics import normalised_gini
 from customer_ai.progress import logger, step
 from customer_ai.sampling import ProfileSampler
 from customer_ai.scoring import choose_bucket_rule, profiles_per_score, score_frame
@@ -858,8 +859,9 @@ class PropensityModel:
     def _fit_value(self, features: pd.DataFrame, values: np.ndarray, roles: tuple[np.ndarray, ...]) -> None:
         """Fit the value model (:mod:`customer_ai.value_model`) and measure it on the evaluation half.
 
-        It is measured beside the past spend rate scaled to the goal window (``goal_value_per_30d``), the baseline
-        the tuning rows found hardest to beat.
+        It is measured beside the past spend rate scaled to the goal window (``goal_value_per_30d``); the baselines
+        that need the events (BG/NBD x Gamma-Gamma, the last year's and the last window's spend) are added by
+        :meth:`judge_value`.
         """
         train, calibration, evaluation = roles
         with step("training the value model (Tweedie; early stopping and its total on the calibration half)") as info:
@@ -877,6 +879,21 @@ class PropensityModel:
             info["rounds"] = model.best_iteration
             info["evaluation_gini"] = f"{self.value_metrics_['normalised_gini']:.3f}"
         self.value_model_ = model
+
+    def judge_value(self, training_set: TrainingSet, baselines: pd.DataFrame) -> None:
+        """Add baselines to the value model's held-out measures: each one's normalised Gini on the evaluation half.
+
+        ``baselines`` holds each baseline's expected spend of the evaluation half's profiles, one column per baseline
+        in the rows' order (:func:`customer_ai.backtest.held_out_value_baselines`); a column holding NaN (a
+        baseline that could not be fitted) is left out.  The quality gate (:func:`customer_ai.value_model.
+        value_verdict`) then compares the model with the best of them all.
+        """
+        realised = training_set.values.to_numpy()[training_set.rows("evaluation")]  # type: ignore[union-attr]
+        measured = self.value_metrics_["baselines"]
+        for name in baselines.columns:
+            values = baselines[name].to_numpy(dtype="float64")
+            if not np.isnan(values).any():
+                measured[name] = {"normalised_gini": normalised_gini(values, realised)}
 
     def _fit_best_start(
         self,

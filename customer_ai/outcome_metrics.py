@@ -15,17 +15,23 @@ holds NaN or differs in length from the first.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from scipy.stats import rankdata
 
 __all__ = [
+    "best_of",
     "bought_by_median",
     "concordance",
     "decile_error",
     "decile_table",
+    "MarginGate",
     "normalised_gini",
+    "paired_margin",
     "spearman",
     "total_ratio",
 ]
@@ -317,3 +323,96 @@ def bought_by_median(
     counted = np.isfinite(predicted) & (predicted <= float(horizon_days)) & (bought | (observed >= predicted))
     profiles = int(counted.sum())
     return (float(bought[counted].mean()) if profiles else float("nan")), profiles
+
+
+def paired_margin(
+    metric: Callable[..., float],
+    predicted: np.ndarray,
+    baseline: np.ndarray,
+    *outcomes: np.ndarray,
+    draws: int = 200,
+    seed: int = 0,
+) -> dict:
+    """Return ``metric`` of ``predicted`` minus the baseline's, with a paired bootstrap 95% interval.
+
+    ``metric(prediction, *outcomes)`` is measured on all the profiles, then on ``draws`` resamples of them drawn
+    with replacement, both predictions on the same draw (and their outcomes with them): whether a margin can be
+    told apart from none on these profiles.
+
+    Returns
+    -------
+    dict
+        ``difference`` (on all the profiles), ``low`` and ``high`` (the 2.5th and 97.5th percentiles of the
+        draws' differences; a draw where the metric is undefined, NaN, is left out).
+    """
+    rng = np.random.default_rng(seed)
+    margins = []
+    for _ in range(draws):
+        drawn = rng.integers(0, len(predicted), len(predicted))
+        picked = [outcome[drawn] for outcome in outcomes]
+        margins.append(metric(predicted[drawn], *picked) - metric(baseline[drawn], *picked))
+    low, high = np.nanpercentile(margins, [2.5, 97.5])
+    difference = metric(predicted, *outcomes) - metric(baseline, *outcomes)
+    return {"difference": float(difference), "low": float(low), "high": float(high)}
+
+
+def best_of(baselines: Mapping[str, Mapping] | None, key: str) -> tuple[str, float] | None:
+    """Return the name and the ``key`` of the baseline highest on ``key``, among those where it is a finite number.
+
+    ``baselines`` maps each baseline's name to its measures (as the held-out metrics of a run store them); None
+    when no baseline has a finite ``key``.  A tie keeps the first.
+    """
+    measured = {
+        name: float(measures[key])
+        for name, measures in (baselines or {}).items()
+        if isinstance(measures.get(key), int | float) and np.isfinite(measures[key])
+    }
+    if not measured:
+        return None
+    name = max(measured, key=measured.__getitem__)
+    return name, measured[name]
+
+
+@dataclass(frozen=True)
+class MarginGate:
+    """A quality gate on a measure of a model against the best of its baselines (the value and the timing models').
+
+    Attributes
+    ----------
+    key : str
+        The measure in the held-out metrics (``normalised_gini``, ``concordance``): the model's own and each
+        baseline's under ``baselines``.
+    subject : str
+        The measure in words, in the reason ("the value model's normalised Gini").
+    words : mapping of str to str
+        Each baseline in the possessive ("the past spend rate's"); a baseline without words is named.
+    setting : str
+        The spec's setting of the gain asked for ("training.min_value_gini_gain").
+    undefined : str
+        The reason when the model's measure is missing or not finite.
+    """
+
+    key: str
+    subject: str
+    words: Mapping[str, str]
+    setting: str
+    undefined: str
+
+    def verdict(self, metrics: Mapping, min_gain: float = 0.0) -> tuple[str, str]:
+        """Return ``("ok" | "poor", reason)``: whether the measure beats the best baseline's by more than ``min_gain``.
+
+        ``poor`` with the reason :attr:`undefined` when the model's measure is missing or not finite; ``ok`` when no
+        baseline was measured (:func:`best_of`).
+        """
+        found = metrics.get(self.key)
+        if not isinstance(found, int | float) or not np.isfinite(found):
+            return "poor", self.undefined
+        best = best_of(metrics.get("baselines"), self.key)
+        if best is None:
+            return "ok", f"{self.subject} is {found:.3f} (no baseline measured)"
+        name, level = best
+        said = f"{self.words.get(name, name)} {level:.3f}"
+        wanted = f" by more than {min_gain:g} ({self.setting})" if min_gain else ""
+        if found - level <= min_gain:
+            return "poor", f"{self.subject} {found:.3f} is not above {said}{wanted}"
+        return "ok", f"{self.subject} {found:.3f} is above {said}{wanted}"

@@ -220,8 +220,9 @@ class TrainingSettings(_Strict):
     eligible profiles (every snapshot of a sampled profile kept, see
     :func:`customer_ai.estimator.sample_profiles`), drawn with ``seed``.
     ``min_value_gini_gain``: a goal with a value passes the quality gate only when its value model's normalised
-    Gini on the evaluation half is above the past spend rate's by more than this (0: any better; a negative
-    value lets a value model a little worse than the past spend through).  ``min_timing_concordance_gain``: the
+    Gini on the evaluation half is above the best value baseline's by more than this (the past spend rate, BG/NBD
+    x Gamma-Gamma, the last year's and the last window's spend; 0: any better; a negative value lets a value model
+    a little worse than the best of them through).  ``min_timing_concordance_gain``: the
     same for ``output.timing``, on Harrell's concordance of the timing curves against recency and the
     repeat-buying model.
     """

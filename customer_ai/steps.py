@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from customer_ai import artifacts, frozen, run_lock
 from customer_ai.artifacts import DEFAULT_ATTEMPT
 from customer_ai.attributes import RunAttributes, keep_attributes, read_run_attributes
-from customer_ai.backtest import held_out_evaluation
+from customer_ai.backtest import held_out_evaluation, held_out_value_baselines
 from customer_ai.bgnbd import BGNBD, CountsTally
 from customer_ai.conditions import (
     ConditionError,
@@ -877,6 +877,9 @@ def train(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, *, attempt: str =
     drift_sample = DriftSample(events, pick, models.get(as_of), read_from, _run_attributes(spec, folder))
     at_training = _sample_drift(spec, as_of, estimator, reference, drift_sample)  # what a reuse is measured against
     evaluation = held_out_evaluation(spec, estimator, training_set, events, repeat_models=models)
+    if estimator.value_model_ is not None:  # the gate compares it with the best of every value baseline
+        started = _data_start(folder) or events["timestamp"].min()
+        estimator.judge_value(training_set, held_out_value_baselines(spec, training_set, events, data_start=started))
     status, reason = estimator.verdict()
     version = artifacts.model_version(estimator.model_, as_of, estimator.value_model_, estimator.timing_model_)
     meta = {

@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from customer_ai.outcome_metrics import bought_by_median, concordance
+from customer_ai.outcome_metrics import MarginGate, bought_by_median, concordance
 
 __all__ = [
     "EARLY_STOPPING_ROUNDS",
@@ -39,6 +39,8 @@ __all__ = [
     "MAX_ROUNDS",
     "MAX_ROWS",
     "STOP_SHARE",
+    "TIMING_BASELINE_WORDS",
+    "TIMING_GATE",
     "TIMING_MODEL_FILE",
     "TIMING_NOTE",
     "TIMING_PARAMS",
@@ -629,28 +631,23 @@ def timing_quality(
     }
 
 
-_BASELINE_WORDS = {"recency": "recency's", "bgnbd": "the repeat-buying model's"}
+TIMING_BASELINE_WORDS = {"recency": "recency's", "bgnbd": "the repeat-buying model's"}  # how the gate names them
+
+
+TIMING_GATE = MarginGate(
+    "concordance",
+    "the timing model's concordance",
+    TIMING_BASELINE_WORDS,
+    "training.min_timing_concordance_gain",
+    "the timing model's concordance is undefined (no held-out profile reached the goal in time)",
+)
 
 
 def timing_verdict(metrics: dict, min_gain: float = 0.0) -> tuple[str, str]:
     """Return ``("ok" | "poor", reason)``: whether the timing curves order next purchases better than the baselines.
 
     ``poor`` when the curve's concordance (:func:`timing_quality`) is not above the best baseline's by more than
-    ``min_gain``, or is undefined (no held-out profile bought within the observed span).
+    ``min_gain`` (``training.min_timing_concordance_gain``), or is undefined (no held-out profile bought within the
+    observed span): :data:`TIMING_GATE`.
     """
-    found = metrics.get("concordance")
-    if found is None or not np.isfinite(found):
-        return "poor", "the timing model's concordance is undefined (no held-out profile reached the goal in time)"
-    measured = {
-        name: m["concordance"]
-        for name, m in (metrics.get("baselines") or {}).items()
-        if m.get("concordance") is not None and np.isfinite(m["concordance"])
-    }
-    if not measured:
-        return "ok", f"the timing model's concordance is {found:.3f} (no baseline measured)"
-    name = max(measured, key=lambda n: measured[n])
-    words = f"{_BASELINE_WORDS.get(name, name)} {measured[name]:.3f}"
-    wanted = f" by more than {min_gain:g}" if min_gain else ""
-    if found - measured[name] <= min_gain:
-        return "poor", f"the timing model's concordance {found:.3f} is not above {words}{wanted}"
-    return "ok", f"the timing model's concordance {found:.3f} is above {words}{wanted}"
+    return TIMING_GATE.verdict(metrics, min_gain)

@@ -25,7 +25,7 @@ import pandas as pd
 from customer_ai.bgnbd import fit_repeat_model, repeat_summary
 from customer_ai.conditions import patterns_mask
 from customer_ai.gamma_gamma import fit_gamma_gamma, spend_summary
-from customer_ai.outcome_metrics import normalised_gini
+from customer_ai.outcome_metrics import normalised_gini, paired_margin
 from customer_ai.spec import Goal
 from customer_ai.windows import in_window, rows_where
 
@@ -140,13 +140,4 @@ def gini_margin(
         ``difference`` (on all the profiles), ``low`` and ``high`` (the 2.5th and 97.5th percentiles of the
         draws' differences; a draw without any spend is left out).
     """
-    rng = np.random.default_rng(seed)
-    margins = []
-    for _ in range(draws):
-        drawn = rng.integers(0, len(realised), len(realised))
-        margins.append(
-            normalised_gini(predicted[drawn], realised[drawn]) - normalised_gini(baseline[drawn], realised[drawn])
-        )
-    low, high = np.nanpercentile(margins, [2.5, 97.5])
-    difference = normalised_gini(predicted, realised) - normalised_gini(baseline, realised)
-    return {"difference": difference, "low": float(low), "high": float(high)}
+    return paired_margin(normalised_gini, predicted, baseline, realised, draws=draws, seed=seed)

@@ -25,9 +25,26 @@ import numpy as np
 import pandas as pd
 
 from customer_ai import treeshap
-from customer_ai.outcome_metrics import decile_error, decile_table, normalised_gini, spearman, total_ratio
+from customer_ai.outcome_metrics import (
+    MarginGate,
+    decile_error,
+    decile_table,
+    normalised_gini,
+    spearman,
+    total_ratio,
+)
 
-__all__ = ["VALUE_PARAMS", "ValueModel", "ValueStart", "fit_value_model", "value_quality", "value_verdict"]
+__all__ = [
+    "VALUE_BASELINE_NAMES",
+    "VALUE_BASELINE_WORDS",
+    "VALUE_GATE",
+    "VALUE_PARAMS",
+    "ValueModel",
+    "ValueStart",
+    "fit_value_model",
+    "value_quality",
+    "value_verdict",
+]
 
 # measured on the tuning dates (bench/value_models.py): variance power 1.2-1.8, 7 leaves, 100 rows per leaf and a
 # slower rate moved normalised Gini by 0.01 at most
@@ -229,30 +246,30 @@ def value_quality(predicted: np.ndarray, realised: np.ndarray, baselines: dict[s
     }
 
 
-_BASELINE_WORDS = {"past_spend": "the past spend rate's"}  # how the gate names each baseline
+VALUE_BASELINE_NAMES = {  # the baselines of the held-out measures, in words
+    "past_spend": "the past spend rate",
+    "bgnbd_gamma_gamma": "BG/NBD x Gamma-Gamma",
+    "last_year": "the last year's spend",
+    "last_window": "the last window's spend",
+}
+VALUE_BASELINE_WORDS = {name: f"{words}'s" for name, words in VALUE_BASELINE_NAMES.items()}  # as the gate says them
+
+
+VALUE_GATE = MarginGate(
+    "normalised_gini",
+    "the value model's normalised Gini",
+    VALUE_BASELINE_WORDS,
+    "training.min_value_gini_gain",
+    "the value model's normalised Gini is undefined (no held-out profile spent anything)",
+)
 
 
 def value_verdict(metrics: dict, min_gain: float = 0.0) -> tuple[str, str]:
     """Return ``("ok" | "poor", reason)``: whether the value model ranks spend better than its best baseline.
 
-    ``metrics`` are :func:`value_quality`'s on the evaluation half.  The model is ``poor`` when its normalised Gini
-    is not above the best baseline's by more than ``min_gain`` (``training.min_value_gini_gain``), or is undefined
-    (nobody among the held-out profiles spent anything).
+    ``metrics`` are :func:`value_quality`'s on the evaluation half (with the baselines a run adds, see
+    :meth:`customer_ai.estimator.PropensityModel.judge_value`).  The model is ``poor`` when its normalised Gini is
+    not above the best baseline's by more than ``min_gain`` (``training.min_value_gini_gain``), or is undefined
+    (nobody among the held-out profiles spent anything): :data:`VALUE_GATE`.
     """
-    gini = metrics.get("normalised_gini")
-    if gini is None or not np.isfinite(gini):
-        return "poor", "the value model's normalised Gini is undefined (no held-out profile spent anything)"
-    measured = {
-        name: m["normalised_gini"]
-        for name, m in (metrics.get("baselines") or {}).items()
-        if m.get("normalised_gini") is not None and np.isfinite(m["normalised_gini"])
-    }
-    if not measured:
-        return "ok", f"the value model's normalised Gini is {gini:.3f} (no baseline measured)"
-    name = max(measured, key=lambda n: measured[n])
-    words = f"{_BASELINE_WORDS.get(name, name)} {measured[name]:.3f}"
-    gain = gini - measured[name]
-    wanted = f" by more than {min_gain:g} (training.min_value_gini_gain)" if min_gain else ""
-    if gain <= min_gain:
-        return "poor", f"the value model's normalised Gini {gini:.3f} is not above {words}{wanted}"
-    return "ok", f"the value model's normalised Gini {gini:.3f} is above {words}{wanted}"
+    return VALUE_GATE.verdict(metrics, min_gain)

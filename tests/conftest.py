@@ -135,10 +135,12 @@ def hidden_entries(parent: Path) -> list[str]:
 
 # modules whose Airflow tests start Airflow's services (API server, scheduler, DAG processor, Celery workers)
 SERVED_AIRFLOW_MODULES = {"test_airflow_services", "test_airflow_partitions", "test_airflow_ui", "test_make_airflow"}
-# the longest groups, longest first: xdist hands out groups in the order they are collected, so these start at once
-# and the many short groups fill the other worker around them, instead of one long group starting last while the
-# other worker has nothing left (CI on 2026-12-06: a worker idle for the last minutes)
-LONGEST_GROUPS = ("served-airflow", "test_packaging", "test_airflow_runs", "test_cli", "test_report", "test_steps")
+# the longest groups, longest first (seconds of test time in CI on 2026-12-06: 490, 435, 362, 299, 250, 95): xdist
+# hands out groups in the order they are collected, so these start at once and the many short groups fill the other
+# worker around them, instead of one long group starting last while the other worker has nothing left.  That order
+# holds only with --no-loadscope-reorder (pyproject.toml): by default xdist reorders the groups by their number of
+# tests, which put these few-test groups last (CI on 2026-12-06: 38 min of tests took 26 min on two workers)
+LONGEST_GROUPS = ("test_airflow_runs", "test_cli", "served-airflow", "test_steps", "test_packaging", "test_report")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids

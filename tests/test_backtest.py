@@ -9,13 +9,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from customer_ai.backtest import GoalWindowOpenError, backtest, baseline_signals, format_markdown, spend_moved
-from customer_ai.bgnbd import fit_bgnbd, repeat_summary
+from customer_ai.backtest import (
+    GoalWindowOpenError,
+    backtest,
+    baseline_signals,
+    format_markdown,
+    held_out_value_baselines,
+    spend_moved,
+)
+from customer_ai.bgnbd import fit_bgnbd, fit_repeat_model, repeat_summary
 from customer_ai.estimator import PropensityModel
 from customer_ai.events import EventsError, canonicalize
 from customer_ai.history import run_window
-from customer_ai.outcome_metrics import normalised_gini
+from customer_ai.outcome_metrics import concordance, normalised_gini
 from customer_ai.value_baselines import value_baselines
+from customer_ai.value_model import value_verdict
 
 from conftest import BASE_SPEC, make_events, make_spec, ts
 
@@ -211,6 +219,7 @@ def test_a_goal_with_a_value_is_judged_on_what_each_eligible_profile_spent() -> 
         "best_baseline",
         "model_vs_best",
         "spend_per_profile",
+        "gate",
     }
     json.dumps(result)  # the command writes it as JSON
     start, _ = run_window(spec, as_of)
@@ -236,6 +245,93 @@ def test_a_goal_with_a_value_is_judged_on_what_each_eligible_profile_spent() -> 
     calibration = training_set.values[training_set.rows("calibration")]
     assert value["spend_per_profile"]["calibration_window"] == pytest.approx(calibration.mean(), rel=1e-12)
     assert value["model"]["total_predicted"] == pytest.approx(value["model"]["total_ratio"] * spent.sum())
+    # what a run's gate said at that date: against every value baseline on its own evaluation half
+    gate = value["gate"]
+    assert set(gate["baselines"]) == {"past_spend", "bgnbd_gamma_gamma", "last_year", "last_window"}
+    assert gate["status"] in ("ok", "poor")
+    assert gate["reason"].startswith(f"the value model's normalised Gini {gate['normalised_gini']:.3f} is ")
+
+
+def test_a_run_judges_its_value_model_against_every_value_baseline_on_the_evaluation_half() -> None:
+    events = _spenders()
+    spec = make_spec(
+        goal={**BASE_SPEC["goal"], "value": {"field": "value"}},
+        training={"snapshots": 3, "min_positives": 20, "min_negatives": 20},
+    )
+    as_of, started = ts("2011-05-01"), ts("2010-01-01")
+    seen = events.loc[events["timestamp"] < as_of]
+    estimator = PropensityModel(spec)
+    training_set = estimator.build_training_set(seen, as_of, data_start=started)
+    estimator.fit_training_set(training_set)
+    assert set(estimator.value_metrics_["baselines"]) == {"past_spend"}  # what the fit alone can measure
+    baselines = held_out_value_baselines(spec, training_set, seen, data_start=started)
+    rows = training_set.frame.index[training_set.rows("evaluation")]
+    validation = training_set.snapshot_plan.validation
+    assert set(rows.get_level_values("as_of")) == {validation}
+    profiles = pd.Index(rows.get_level_values("profile_id"), name="profile_id")
+    expected = value_baselines(seen, spec.goal, validation, profiles, field="value", data_start=started)
+    pd.testing.assert_frame_equal(baselines, expected)
+    realised = training_set.values.to_numpy()[training_set.rows("evaluation")]
+    estimator.judge_value(training_set, baselines.assign(last_window=np.nan))  # a baseline not fitted: left out
+    measured = estimator.value_metrics_["baselines"]
+    assert set(measured) == {"past_spend", "bgnbd_gamma_gamma", "last_year"}
+    for name in ("bgnbd_gamma_gamma", "last_year"):
+        assert measured[name]["normalised_gini"] == normalised_gini(baselines[name].to_numpy(), realised)
+    best = max(measured, key=lambda name: measured[name]["normalised_gini"])
+    assert (
+        value_verdict(estimator.value_metrics_)[1].split(" above ")[1].split(" 0.")[0]
+        == {
+            "past_spend": "the past spend rate's",
+            "bgnbd_gamma_gamma": "BG/NBD x Gamma-Gamma's",
+            "last_year": "the last year's spend's",
+        }[best]
+    )
+
+
+def test_a_goal_with_timing_is_judged_on_when_each_eligible_profile_bought_next() -> None:
+    events = _spenders()  # the last purchase is on 2011-06-24: observed for 55 days after 2011-05-01
+    spec = make_spec(output={"timing": True}, training={"snapshots": 3, "min_positives": 20, "min_negatives": 20})
+    as_of = ts("2011-05-01")
+    result = backtest(spec, events, as_of)
+    timing = result["timing"]
+    json.dumps(result)
+    last = events["timestamp"].max()
+    assert f"{last:%Y-%m-%d}" == timing["data_end"] == "2011-06-24"
+    assert (timing["horizon_days"], timing["span_days"]) == (90, 55)  # the data ends before the horizon
+    start, _ = run_window(spec, as_of)
+    seen = events.loc[(events["timestamp"] >= start) & (events["timestamp"] < as_of)]
+    eligible = pd.Index(sorted(seen.loc[seen["timestamp"] >= as_of - pd.Timedelta(days=365), "profile_id"].unique()))
+    later = events.loc[events["timestamp"] >= as_of].groupby("profile_id")["timestamp"].min().reindex(eligible)
+    happened = later.notna().to_numpy()
+    observed = np.where(happened, ((later - as_of) / pd.Timedelta(days=1)).to_numpy(), 55.0)
+    assert (timing["eligible"], timing["bought"]) == (result["eligible"], int(happened.sum()))
+    # recency: the days since each profile's last purchase order them; BG/NBD's curve from its own fit
+    since = (as_of - seen.groupby("profile_id")["timestamp"].max().reindex(eligible)) / pd.Timedelta(days=1)
+    assert timing["recency"]["concordance"] == pytest.approx(concordance(since.to_numpy(), observed, happened))
+    summary = repeat_summary(seen, as_of, eligible)
+    mean, median = fit_repeat_model(seen[["profile_id", "timestamp"]], as_of).purchase_timing(
+        90.0, *(summary[c].to_numpy() for c in ("x", "t_x", "T"))
+    )
+    assert timing["bgnbd"]["concordance"] == pytest.approx(concordance(mean, observed, happened), rel=1e-12)
+    assert timing["bgnbd"]["concordance_median"] == pytest.approx(concordance(median, observed, happened), rel=1e-12)
+    assert timing["bgnbd"]["finite_median"] == pytest.approx(np.isfinite(median).mean())
+    names = ("recency", "bgnbd_window", "bgnbd")
+    best = max(names, key=lambda name: timing[name]["concordance"])
+    assert timing["best_baseline"] == best
+    margin = timing["model_vs_best"]
+    assert margin["difference"] == pytest.approx(timing["model"]["concordance"] - timing[best]["concordance"])
+    assert margin["low"] <= margin["difference"] <= margin["high"]
+    assert 0.5 < timing["model"]["concordance"] < 1
+    assert timing["model"]["span_days"] == 55
+    # the same curves anchored on probabilities moved to the outcome window's base rate
+    assert 0 <= timing["model"]["bought_by_median_level_known"] <= 1
+    assert timing["model"]["counted_level_known"] > 0
+    # what a run's gate said of it at that date, on its own evaluation half
+    assert set(timing["gate"]["baselines"]) == {"recency", "bgnbd"}
+    assert timing["gate"]["reason"].startswith(
+        f"the timing model's concordance {timing['gate']['concordance']:.3f} is "
+    )
+    assert "value" not in result
 
 
 def _value_result(as_of: str) -> dict:
@@ -294,6 +390,60 @@ def test_the_value_table_has_a_row_per_date_and_scorer_and_says_how_far_spend_mo
     )
     without = {key: item for key, item in result.items() if key != "value"}
     assert "Predicted value" not in format_markdown(make_spec(), [without])
+
+
+def test_the_timing_table_has_a_row_per_date_and_scorer() -> None:
+    propensity = dict.fromkeys(
+        ("roc_auc", "pr_auc", "log_loss", "brier", "calibration_error", "top_decile_lift", "positive_rate"), 0.5
+    )
+    propensity.update(mean_probability=0.5, calibration_error_floor=0.01)
+    median = {"concordance_median": 0.61, "bought_by_median": 0.482, "counted": 1500, "finite_median": 0.4}
+    result = {
+        "as_of": "2011-09-01",
+        "eligible": 4000,
+        **dict.fromkeys(("model", "recency", "frequency", "bgnbd"), propensity),
+        "model_vs": dict.fromkeys(("recency", "frequency", "bgnbd"), {"difference": 0.0, "low": 0.0, "high": 0.0}),
+        "history": {"training": ["a"], "every_days": 30, "lookback_days": 365, "notes": []},
+        "base_rate": {"validation_window": 0.25, "outcome_window": 0.3},
+        "timing": {
+            "horizon_days": 90.0,
+            "span_days": 69,
+            "eligible": 4000,
+            "bought": 1800,
+            "model": {
+                "concordance": 0.731,
+                **median,
+                "bought_by_median_level_known": 0.51,
+                "counted_level_known": 1600,
+            },
+            "recency": {"concordance": 0.7},
+            "bgnbd_window": {"concordance": 0.72},
+            "bgnbd": {"concordance": 0.725, **median, "bought_by_median": float("nan"), "counted": 0},
+            "best_baseline": "bgnbd",
+            "model_vs_best": {"difference": 0.006, "low": -0.001, "high": 0.013},
+        },
+    }
+    lines = format_markdown(make_spec(), [result]).splitlines()
+    start = lines.index(
+        "| as of | scorer | eligible (bought) | span / horizon | concordance | against the best baseline [95% CI] | "
+        "C median | bought by median (counted) | median given |"
+    )
+    assert lines[start - 2].startswith("When the next goal event came, observed up to the horizon or the end of")
+    assert lines[start + 2 :] == [
+        "| 2011-09-01 | **model** | 4,000 (1,800) | 69 / 90 | 0.731 | +0.006 [-0.001, +0.013] | 0.610 "
+        "| 0.482 (1,500) | 0.40 |",
+        "| 2011-09-01 | baseline: recency | 4,000 (1,800) | 69 / 90 | 0.700 |  |  |  |  |",
+        "| 2011-09-01 | baseline: BG/NBD's chance within the window | 4,000 (1,800) | 69 / 90 | 0.720 |  |  |  |  |",
+        "| 2011-09-01 | baseline: BG/NBD's curve | 4,000 (1,800) | 69 / 90 | 0.725 | best baseline | 0.610 "
+        "| none counted | 0.40 |",
+        "",
+        "Where the share bought by the median comes from (the curves are anchored on the probabilities):",
+        "",
+        "- 2011-09-01: base rate 0.250 in the calibration window, 0.300 in the outcome window; bought by the median "
+        "0.482 (1,500), 0.510 (1,600) once the outcome window's base rate is known",
+    ]
+    without = {key: item for key, item in result.items() if key != "timing"}
+    assert "When the next goal event came" not in format_markdown(make_spec(), [without])
 
 
 def test_spend_that_vanished_leaves_the_ratio_undefined() -> None:

@@ -106,6 +106,17 @@ def test_the_written_data_set_matches_the_log_in_memory_and_its_instance_loads(t
     assert (spec.training.min_positives, spec.training.min_negatives) == (50, 50)
     assert [c.name for c in spec.custom_events] == ["cancellation", "large_purchase"]
     assert spec.trigger_as_of.isoformat() == "2023-05-01"
+    # the variant the scale benchmark runs with --value-and-timing: the same instance, worth the purchases, timed
+    variant = load_spec(scale.write_value_and_timing(tmp_path))
+    assert (variant.name, variant.goal.value.field, variant.output.timing) == (
+        "bench_purchase_30d_value_timing",
+        "value",
+        True,
+    )
+    assert (variant.training.min_value_gini_gain, variant.training.min_timing_concordance_gain) == (-1.0, -1.0)
+    assert variant.model_dump(exclude={"name", "goal", "output", "training"}) == spec.model_dump(
+        exclude={"name", "goal", "output", "training"}
+    )
 
 
 def test_sizes_read_as_numbers_of_profiles() -> None:

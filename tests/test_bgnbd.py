@@ -365,3 +365,32 @@ def test_the_fit_takes_the_histories_in_the_order_of_their_first_profiles(simula
     # the likelihood's sum is taken in that order: another order of the same histories is another sum
     backward = summary.iloc[::-1]
     assert fit_bgnbd(backward["x"], backward["t_x"], backward["T"]) != whole
+
+
+def test_purchase_timing_is_the_curve_of_probability_of_purchase(ours: BGNBD, cdnow_summary: pd.DataFrame) -> None:
+    x, t_x, big_t = (cdnow_summary[c].to_numpy(dtype="float64") for c in ("frequency", "recency", "T"))
+    horizon = 52.0  # weeks, as the summary's
+    mean, median = ours.purchase_timing(horizon, x, t_x, big_t)
+    # the area under 1 - P(a purchase within t) by the trapezoid rule on a fine grid
+    fine = np.linspace(0.0, horizon, 20001)
+    chance = np.stack([ours.probability_of_purchase(t, x, t_x, big_t) for t in fine], axis=1)
+    area = (fine[1] - fine[0]) * ((1 - chance[:, 1:]) + (1 - chance[:, :-1])).sum(axis=1) / 2
+    np.testing.assert_allclose(mean, area, rtol=1e-6)  # the trapezoid rule's own error is below that
+    # where a median is given the chance there is one half; elsewhere even odds are not reached within the horizon
+    given = np.isfinite(median)
+    assert 0 < given.sum() < len(x)
+    at_median = ours.probability_of_purchase(median[given], x[given], t_x[given], big_t[given])
+    np.testing.assert_allclose(at_median, 0.5, rtol=1e-9)
+    assert (ours.probability_of_purchase(horizon, x[~given], t_x[~given], big_t[~given]) < 0.5 + 1e-12).all()
+
+
+def test_purchase_timing_of_a_shape_of_one_and_of_a_customer_likelier_dead_than_alive() -> None:
+    model = BGNBD(r=1.0, alpha=10.0, a=0.5, b=2.0)
+    mean, median = model.purchase_timing(30.0, np.array([0.0]), np.array([0.0]), np.array([0.0]))
+    # new customer: alive for sure, P(none within t) = 10 / (10 + t): area 10 log(4), median 10 days
+    assert mean[0] == pytest.approx(10 * np.log(4.0), rel=1e-12)
+    assert median[0] == pytest.approx(10.0, rel=1e-12)
+    # bought twice long ago: P(alive) below one half, so no median whatever the horizon
+    x, t_x, big_t = np.array([2.0]), np.array([5.0]), np.array([400.0])
+    assert model.probability_alive(x, t_x, big_t)[0] < 0.5
+    assert model.purchase_timing(1e6, x, t_x, big_t)[1][0] == np.inf

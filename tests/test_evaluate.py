@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import math
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from customer_ai.spec import SpecError
@@ -52,6 +54,14 @@ def test_the_shipped_split_keeps_every_tuning_window_before_every_reported_one(e
         ("ta_feng", "churn_21d", None),
         ("ta_feng", "repurchase_30d", "value"),
     ]
+    # and with output.timing, so their timing models are judged too
+    assert [g.instance.stem for g in goals if g.timing] == [
+        "repurchase_30d",
+        "repurchase_30d",
+        "repurchase_14d",
+        "repurchase_30d",
+    ]
+    assert all(g.timing == (g.value is not None) for g in goals)
 
 
 def test_a_goal_with_a_value_gets_it_in_its_spec_and_its_file_stays_as_it_is(evaluate) -> None:
@@ -66,6 +76,29 @@ def test_a_goal_with_a_value_gets_it_in_its_spec_and_its_file_stays_as_it_is(eva
     assert instance.read_bytes() == before
     with pytest.raises(SpecError, match=r"goal: value: a will_not_occur goal is reached when no goal event happens"):
         evaluate.goal_spec(ROOT / "instances" / "churn_60d.yaml", "value")
+
+
+def test_a_goal_with_timing_gets_it_in_its_spec_and_a_churn_goal_refuses_it(evaluate) -> None:
+    instance = ROOT / "instances" / "repurchase_30d.yaml"
+    before = instance.read_bytes()
+    plain, timed = evaluate.goal_spec(instance), evaluate.goal_spec(instance, timing=True)
+    both = evaluate.goal_spec(instance, "value", timing=True)
+    assert (plain.output.timing, timed.output.timing, both.output.timing) == (False, True, True)
+    assert timed.model_dump(exclude={"output"}) == plain.model_dump(exclude={"output"})
+    assert timed.output.model_dump(exclude={"timing"}) == plain.output.model_dump(exclude={"timing"})
+    assert (both.goal.value.field, timed.goal.value) == ("value", None)
+    assert instance.read_bytes() == before
+    with pytest.raises(SpecError, match=r"timing"):
+        evaluate.goal_spec(ROOT / "instances" / "churn_60d.yaml", timing=True)
+
+
+def test_a_goal_timing_that_is_not_true_or_false_says_where(evaluate, tmp_path: Path) -> None:
+    (tmp_path / "split.yaml").write_text(
+        "retail:\n  cutoff: 2011-09-01\n  goals:\n    - instance: instances/repurchase_30d.yaml\n"
+        "      timing: yes please\n      tuning: [2011-07-01]\n      reported: [2011-09-01]\n"
+    )
+    with pytest.raises(ValueError, match=r"^retail: goals\[0\]: timing: true or false, not 'yes please'$"):
+        evaluate.load_split(tmp_path / "split.yaml", root=ROOT)
 
 
 def test_a_goal_value_that_is_not_a_field_name_says_where(evaluate, tmp_path: Path) -> None:
@@ -83,12 +116,14 @@ def test_the_goals_chosen_by_data_set_dates_and_value(evaluate) -> None:
     goals = [
         _goal(evaluate, window=30, tuning=(D(2011, 7, 1),), reported=(D(2011, 9, 1),)),
         evaluate.Goal("retail", SEPTEMBER, Path("valued.yaml"), 30, (D(2011, 7, 1),), (), value="value"),
-        evaluate.Goal("cdnow", SEPTEMBER, Path("other.yaml"), 30, (), (D(2011, 9, 1),), value="value"),
+        evaluate.Goal("cdnow", SEPTEMBER, Path("other.yaml"), 30, (), (D(2011, 9, 1),), value="value", timing=True),
     ]
     names = lambda chosen: [goal.instance.stem for goal in chosen]  # noqa: E731
     assert names(evaluate.choose(goals, "tuning", None)) == ["repurchase", "valued"]
     assert names(evaluate.choose(goals, "reported", None)) == ["repurchase", "other"]
     assert names(evaluate.choose(goals, "reported", None, valued_only=True)) == ["other"]
+    assert names(evaluate.choose(goals, "tuning", None, timed_only=True)) == []
+    assert names(evaluate.choose(goals, "reported", None, timed_only=True)) == ["other"]
     assert names(evaluate.choose(goals, "tuning", ["cdnow"])) == []
 
 
@@ -216,3 +251,73 @@ def test_value_rows_are_judged_against_the_targets_and_the_spend_that_moved(eval
         "total_ratios": [0.8, 1.05],
         "rows_total_ratio_in_0_9_1_1": 1,
     }
+
+
+def _timed(as_of: str, model: float, best: tuple[str, float] | None, margin: tuple, share: float) -> dict:
+    timing = {
+        "eligible": 900,
+        "bought": 300,
+        "span_days": 61,
+        "model": {"concordance": model, "bought_by_median": share, "counted": 120},
+        "recency": {"concordance": 0.6},
+        "best_baseline": None if best is None else best[0],
+        "model_vs_best": None if best is None else dict(zip(("difference", "low", "high"), margin, strict=True)),
+    }
+    if best is not None:
+        timing[best[0]] = {"concordance": best[1]}
+    return {"as_of": as_of, "timing": timing}
+
+
+def test_timing_rows_are_judged_against_the_targets(evaluate) -> None:
+    rows = [
+        evaluate.timing_row_summary(
+            "cdnow", "repurchase", _timed("1998-04-01", 0.74, ("bgnbd", 0.72), (0.02, 0.01, 0.03), 0.5)
+        ),
+        evaluate.timing_row_summary(
+            "cdnow", "repurchase", _timed("1998-05-01", 0.70, ("recency", 0.705), (-0.005, -0.01, 0.0), 0.6)
+        ),
+        evaluate.timing_row_summary(
+            "cdnow", "repurchase", _timed("1998-06-01", 0.70, ("bgnbd_window", 0.695), (0.005, 0.0, 0.01), float("nan"))
+        ),
+    ]
+    assert rows[0]["best_baseline_concordance"] == 0.72
+    assert (rows[1]["margin"], rows[1]["margin_low"], rows[1]["margin_high"]) == (-0.005, -0.01, 0.0)
+    assert math.isnan(rows[2]["bought_by_median"])
+    assert rows[2]["counted"] == 120
+    totals = evaluate.timing_aggregate(rows)
+    shares = totals.pop("bought_by_median")
+    assert shares[:2] == [0.5, 0.6]
+    assert math.isnan(shares[2])
+    assert {key: round(value, 6) for key, value in totals.items()} == {
+        "rows": 3,
+        "rows_margin_at_least_0_01": 1,
+        "rows_above_best_baseline": 2,
+        "worst_margin": -0.005,
+        "mean_margin": 0.006667,
+        "rows_bought_by_median_in_0_45_0_55": 1,
+    }
+    text = evaluate._format_timing(rows, evaluate.timing_aggregate(rows))
+    assert (
+        "| cdnow | repurchase | 1998-06-01 | 900 (300) | 61 | 0.700 | bgnbd_window | 0.695 | +0.005 [+0.000, +0.010] "
+        "| n/a (120) |" in text
+    )
+    assert text.endswith(
+        "3 timing rows: concordance at least the best baseline's + 0.01 in 1, above it in 2; margin worst -0.005, "
+        "mean +0.007; bought by median 0.500, 0.600, n/a, within 0.45 - 0.55 in 1"
+    )
+
+
+def test_tuning_rows_read_no_event_after_the_cutoff(evaluate, monkeypatch, tmp_path: Path) -> None:
+    stamps = pd.to_datetime(["2011-08-30 00:00", "2011-08-31 23:59", "2011-09-01 00:00", "2011-12-09 00:00"], utc=True)
+    monkeypatch.setattr(evaluate, "load_events", lambda spec: pd.DataFrame({"timestamp": stamps}))
+    monkeypatch.setattr(evaluate, "load_attributes", lambda spec: None)
+    monkeypatch.setattr(evaluate, "check_attribute_join", lambda *args: None)
+    monkeypatch.setattr(evaluate, "format_markdown", lambda spec, results: "")
+    seen = []
+    monkeypatch.setattr(
+        evaluate, "backtest", lambda spec, events, as_of, attributes: seen.append(events["timestamp"].max()) or {}
+    )
+    spec = evaluate.goal_spec(ROOT / "instances" / "repurchase_30d.yaml")
+    evaluate.run_backtests(spec, (D(2011, 7, 1),), tmp_path / "tuning.json", observed_until=SEPTEMBER)
+    evaluate.run_backtests(spec, (D(2011, 9, 1),), tmp_path / "reported.json")
+    assert seen == [pd.Timestamp("2011-08-31 23:59", tz="UTC"), pd.Timestamp("2011-12-09", tz="UTC")]

@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 
 from customer_ai.outcome_metrics import (
+    MarginGate,
+    best_of,
     bought_by_median,
     concordance,
     decile_error,
     decile_table,
     normalised_gini,
+    paired_margin,
     spearman,
     total_ratio,
 )
@@ -186,6 +189,63 @@ def test_bought_by_median_leaves_out_profiles_censored_before_their_median():
     share, counted = bought_by_median([10, INF], [7, 3], [False, True], horizon_days=30)
     assert math.isnan(share)
     assert counted == 0
+
+
+def test_paired_margin_draws_both_predictions_and_the_outcomes_together():
+    observed = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    event = np.array([True, True, False, True, True, False])
+    perfect, reversed_ = observed.copy(), observed[::-1].copy()
+    margin = paired_margin(concordance, perfect, reversed_, observed, event, draws=50, seed=3)
+    # on every draw the perfect order wins every comparable pair and the reversed one loses it: 1 - 0
+    assert margin == {"difference": 1.0, "low": 1.0, "high": 1.0}
+    same = paired_margin(normalised_gini, perfect, perfect, np.array([0.0, 0, 1, 0, 2, 5]), draws=20)
+    assert same == {"difference": 0.0, "low": 0.0, "high": 0.0}
+
+
+def test_paired_margin_leaves_out_the_draws_where_the_metric_is_undefined():
+    # two profiles, one bought: a draw of the same profile twice has no comparable pair (NaN), the others 1 - 0
+    margin = paired_margin(
+        concordance, np.array([1.0, 2.0]), np.array([2.0, 1.0]), np.array([1.0, 2.0]), np.array([True, False])
+    )
+    assert margin == {"difference": 1.0, "low": 1.0, "high": 1.0}
+
+
+def test_best_of_takes_the_highest_finite_measure_and_the_first_of_a_tie():
+    baselines = {
+        "a": {"gini": 0.5},
+        "b": {"gini": float("nan")},
+        "c": {"gini": 0.7},
+        "d": {"gini": None},
+        "e": {"gini": 0.7},
+        "f": {},
+    }
+    assert best_of(baselines, "gini") == ("c", 0.7)
+    assert best_of({"b": {"gini": float("inf")}, "d": {"gini": None}}, "gini") is None
+    assert best_of(None, "gini") is None
+
+
+def test_a_margin_gate_asks_for_more_than_the_gain_over_the_best_baseline():
+    gate = MarginGate("m", "the model's m", {"b": "b's"}, "training.min_m_gain", "m is undefined")
+
+    def verdict(found, min_gain=0.0, baselines=None):
+        baselines = {"a": {"m": 0.6}, "b": {"m": 0.7}} if baselines is None else baselines
+        return gate.verdict({"m": found, "baselines": baselines}, min_gain)
+
+    assert verdict(0.71) == ("ok", "the model's m 0.710 is above b's 0.700")
+    assert verdict(0.7) == ("poor", "the model's m 0.700 is not above b's 0.700")
+    assert verdict(0.71, 0.02) == (
+        "poor",
+        "the model's m 0.710 is not above b's 0.700 by more than 0.02 (training.min_m_gain)",
+    )
+    assert verdict(0.69, -0.05) == (
+        "ok",
+        "the model's m 0.690 is above b's 0.700 by more than -0.05 (training.min_m_gain)",
+    )
+    assert verdict(0.7, baselines={"a": {"m": 0.8}}) == ("poor", "the model's m 0.700 is not above a 0.800")
+    assert verdict(0.7, baselines={}) == ("ok", "the model's m is 0.700 (no baseline measured)")
+    assert verdict(float("nan")) == ("poor", "m is undefined")
+    assert verdict(None) == ("poor", "m is undefined")
+    assert gate.verdict({}) == ("poor", "m is undefined")
 
 
 @pytest.mark.parametrize(

@@ -1277,6 +1277,16 @@ def test_the_value_section_says_plainly_when_the_value_model_is_poor(tmp_path: P
         "The value model is poor: its normalised Gini 0.500 is not above the past spend rate's 0.550 (the quality "
         "gate lets it through: training.min_value_gini_gain is -0.1)." in let_through
     )
+    # the best of the run's baselines is the bar, the column and the words
+    baselines = {"past_spend": {"normalised_gini": 0.55}, "last_year": {"normalised_gini": 0.65}}
+    page = _value_html(tmp_path / "year", _value_model(baselines=baselines))
+    assert (
+        "The value model is poor: the value model's normalised Gini 0.620 is not above the last year's spend's "
+        "0.650. Ranking the profiles by the last year's spend finds those who spend most as well as its expected "
+        "values do, or better" in _sections(page)["value"]["text"]
+    )
+    assert _table_rows(page, "Held-out metrics of the expected value")[0][:3] == ["normalised Gini", "0.620", "0.650"]
+    assert "<th>best baseline: the last year&#x27;s spend</th>" in page
 
 
 @pytest.mark.e2e

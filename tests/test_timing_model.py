@@ -365,7 +365,8 @@ def test_the_timing_gate_asks_for_a_concordance_above_the_best_baseline() -> Non
     )
     assert timing_verdict(better, 0.02) == (
         "poor",
-        "the timing model's concordance 0.710 is not above the repeat-buying model's 0.700 by more than 0.02",
+        "the timing model's concordance 0.710 is not above the repeat-buying model's 0.700 by more than 0.02 "
+        "(training.min_timing_concordance_gain)",
     )
     assert timing_verdict({"concordance": float("nan"), "baselines": {}})[0] == "poor"
     assert timing_verdict({"concordance": 0.6, "baselines": {}})[0] == "ok"

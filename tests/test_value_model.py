@@ -102,6 +102,20 @@ def test_the_value_gate_asks_for_a_normalised_gini_above_the_best_baseline() -> 
         "ok",
         "the value model's normalised Gini is 0.300 (no baseline measured)",
     )
+    # a run adds the baselines that need the events: the best of them all is the bar
+    every = {
+        "normalised_gini": 0.75,
+        "baselines": {
+            "past_spend": {"normalised_gini": 0.74},
+            "bgnbd_gamma_gamma": {"normalised_gini": float("nan")},
+            "last_year": {"normalised_gini": 0.76},
+            "last_window": {"normalised_gini": 0.6},
+        },
+    }
+    assert value_verdict(every) == (
+        "poor",
+        "the value model's normalised Gini 0.750 is not above the last year's spend's 0.760",
+    )
 
 
 def test_value_quality_keeps_the_held_out_deciles_and_totals() -> None:

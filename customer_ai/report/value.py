@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 
 from customer_ai import artifacts
+from customer_ai.outcome_metrics import best_of
 from customer_ai.quantiles import order_statistics
 from customer_ai.report.figures import _svg, _value_figure
 from customer_ai.report.folder import _RunFiles
 from customer_ai.report.html import _folded, _int, _missing, _money, _num, _p, _pairs, _pct, _section, _table
 from customer_ai.spec import InstanceSpec
-from customer_ai.value_model import value_verdict
+from customer_ai.value_model import VALUE_BASELINE_NAMES, VALUE_BASELINE_WORDS, value_verdict
 
 VALUE_GROUPS = 10  # the run's profiles are cut into this many groups by expected value, as the held-out deciles
 
@@ -88,32 +89,40 @@ def _poor_words(value: dict, spec: InstanceSpec) -> str | None:
     """Return why the value model is poor, or None when it is not.
 
     Poor when the quality gate says so (:func:`customer_ai.value_model.value_verdict` with
-    ``training.min_value_gini_gain``) or, whatever gain the gate asks, when it ranks no better than the past spend
-    rate.
+    ``training.min_value_gini_gain``) or, whatever gain the gate asks, when it ranks no better than its best
+    baseline.
     """
     metrics = value.get("metrics") or {}
     status, said = value_verdict(metrics, spec.training.min_value_gini_gain)
     if status == "poor":
         return said
     gini = metrics.get("normalised_gini")
-    past = (metrics.get("baselines") or {}).get("past_spend", {}).get("normalised_gini")
-    if _missing(gini) or _missing(past) or gini > past:
+    best = best_of(metrics.get("baselines"), "normalised_gini")
+    if _missing(gini) or best is None or gini > best[1]:
         return None
     return (
-        f"its normalised Gini {gini:.3f} is not above the past spend rate's {past:.3f} (the quality gate lets it "
-        f"through: training.min_value_gini_gain is {spec.training.min_value_gini_gain:g})"
+        f"its normalised Gini {gini:.3f} is not above {VALUE_BASELINE_WORDS.get(best[0], best[0])} {best[1]:.3f} "
+        f"(the quality gate lets it through: training.min_value_gini_gain is {spec.training.min_value_gini_gain:g})"
     )
 
 
+def _best_baseline(metrics: dict) -> tuple[str, dict]:
+    """Return the held-out metrics' best baseline in words and its measures (a dash and nothing without one)."""
+    best = best_of(metrics.get("baselines"), "normalised_gini")
+    if best is None:
+        return "–", {}
+    return VALUE_BASELINE_NAMES.get(best[0], best[0]), metrics["baselines"][best[0]]
+
+
 def _metric_rows(metrics: dict, currency: str | None) -> list[tuple[str, str, str, str]]:
-    """Return the rows of the held-out metrics: the metric, the value model's, the past spend rate's, the meaning."""
-    past = (metrics.get("baselines") or {}).get("past_spend", {})
+    """Return the rows of the held-out metrics: the metric, the value model's, the best baseline's, the meaning."""
+    _, best = _best_baseline(metrics)
     ratio = metrics.get("total_ratio")
     return [
         (
             "normalised Gini",
             _num(metrics.get("normalised_gini")),
-            _num(past.get("normalised_gini")),
+            _num(best.get("normalised_gini")),
             "how well the order of the profiles by expected value finds those who spent most: 1 is the order of what "
             "they really spent, 0 a random order",
         ),
@@ -194,8 +203,8 @@ def _value_section(spec: InstanceSpec, run: _RunFiles) -> str:
     if poor:
         parts.append(
             _p(
-                f"The value model is poor: {poor}. Ranking the profiles by their past spend rate finds those who spend "
-                "most as well as its expected values do, or better: read them with care.",
+                f"The value model is poor: {poor}. Ranking the profiles by {_best_baseline(metrics)[0]} finds those "
+                "who spend most as well as its expected values do, or better: read them with care.",
                 "missing",
             )
         )
@@ -226,7 +235,7 @@ def _value_section(spec: InstanceSpec, run: _RunFiles) -> str:
             f"calibration half. The quality gate: {said}."
         ),
         _table(
-            ["metric", "value model", "past spend rate", "what it means"],
+            ["metric", "value model", f"best baseline: {_best_baseline(metrics)[0]}", "what it means"],
             _metric_rows(metrics, currency),
             caption="Held-out metrics of the expected value",
         ),
