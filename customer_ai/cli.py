@@ -681,7 +681,7 @@ def _write_export(frame, path: Path) -> None:  # noqa: ANN001
 
 
 def _cmd_segment_export(args: argparse.Namespace) -> int:
-    from customer_ai.segments import flat_factors, neutralise_formulas, without_unpredicted
+    from customer_ai.segments import export_frame
     from customer_ai.spec import DEFAULT_SEGMENTS, load_spec
 
     spec = load_spec(args.instance)
@@ -698,11 +698,9 @@ def _cmd_segment_export(args: argparse.Namespace) -> int:
         raise UsageError(
             f"unknown segment {_printable(repr(args.segment))} of {spec.name} as of {as_of}; known: {', '.join(known)}"
         )
-    members = without_unpredicted(store.read_segment(spec.name, args.segment, as_of))
-    factors = max([spec.output.factors, *(len(f) for f in members["factors"])])
-    flat, neutralised = flat_factors(members, factors), 0
-    if args.out.suffix.lower() == ".csv" and not args.raw_csv:  # the file a person opens in a spreadsheet
-        flat, neutralised = neutralise_formulas(flat)
+    members = store.read_segment(spec.name, args.segment, as_of)
+    spreadsheet = args.out.suffix.lower() == ".csv" and not args.raw_csv  # the file a person opens in a spreadsheet
+    flat, neutralised = export_frame(members, spec.output.factors, spreadsheet=spreadsheet)
     _write_export(flat, args.out)
     if neutralised:
         print(

@@ -33,6 +33,7 @@ __all__ = [
     "FLAT_FACTOR_FIELDS",
     "FORMULA_STARTS",
     "data_dependent_factors",
+    "export_frame",
     "factor_problems",
     "flat_factors",
     "without_unpredicted",
@@ -217,6 +218,19 @@ def neutralise_formulas(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
             out[column] = values.where(~hostile, values.map(lambda v: f"'{v}"))
             changed += int(hostile.sum())
     return out, changed
+
+
+def export_frame(members: pd.DataFrame, factors: int, *, spreadsheet: bool) -> tuple[pd.DataFrame, int]:
+    """Return a segment's members as ``segment export`` writes them, and how many text cells were neutralised.
+
+    The optional columns the run did not fill are left out (:func:`without_unpredicted`), the factors flattened
+    (:func:`flat_factors`: at least ``factors`` per profile, more when a profile has more) and, for a file a person
+    opens in a spreadsheet (``spreadsheet``: a CSV not asked for raw), formulas neutralised
+    (:func:`neutralise_formulas`); the count is 0 otherwise.
+    """
+    members = without_unpredicted(members)
+    flat = flat_factors(members, max([factors, *(len(f) for f in members["factors"])]))
+    return neutralise_formulas(flat) if spreadsheet else (flat, 0)
 
 
 # --- segment factors that depend on the events (customer-ai check) ------------------------------------------------

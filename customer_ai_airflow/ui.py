@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 __all__ = [
     "URL_PREFIX",
@@ -45,6 +46,8 @@ __all__ = [
 ]
 
 URL_PREFIX = "/customer-ai"  # where Airflow mounts the view on its API server
+# an instance's DAG id is this and its name (customer_ai_airflow.dags.DAG_PREFIX: that module imports Airflow)
+DAG_PREFIX = "customer_ai__"
 BUCKETS = ("low", "medium", "high")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TABLE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'"
@@ -427,7 +430,7 @@ def _rule_cell(row: InstanceRow) -> str:
 def _row_html(row: InstanceRow, valued: bool = False, timed: bool = False) -> str:
     """Return a row of the table; ``valued``, ``timed``: the table has the expected value, the next event column."""
     name = html.escape(row.name)
-    dag = f'<a href="../dags/customer_ai__{name}" target="_top">{name}</a>' if row.status != "invalid" else name
+    dag = f'<a href="../dags/{DAG_PREFIX}{name}" target="_top">{name}</a>' if row.status != "invalid" else name
     report = "no report"
     if row.report and row.as_of:
         href = f"instances/{html.escape(row.name)}/runs/{html.escape(row.as_of)}/report"
@@ -533,11 +536,20 @@ def create_app() -> Any:  # noqa: ANN401 - a fastapi.FastAPI, imported here
 
     The app has no OpenAPI schema or docs pages: those routes would not carry the login requirement.
     """
-    from airflow.api_fastapi.core_api.security import requires_authenticated
-    from fastapi import Depends, FastAPI
-    from fastapi.responses import HTMLResponse
+    from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag, requires_authenticated
+    from fastapi import Depends, FastAPI, Request
+    from fastapi.responses import HTMLResponse, Response
 
     from customer_ai.artifacts import default_home
+    from customer_ai_airflow.instance_page import instance_page, render_instance_page, segment_download
+
+    def may_read(name: str, request: Request, user: GetUserDep) -> None:
+        """Let through a user whom Airflow allows to read the instance's DAG (403 otherwise)."""
+        requires_access_dag(method="GET", param_dag_id=f"{DAG_PREFIX}{name}")(request, user)
+
+    def not_found(exc: UnknownPageError, back: str) -> HTMLResponse:
+        page = render_not_found(str(exc), back=back)
+        return HTMLResponse(page, status_code=exc.status, headers={"Content-Security-Policy": _TABLE_POLICY})
 
     view = FastAPI(
         title="Customer AI",
@@ -561,6 +573,24 @@ def create_app() -> Any:  # noqa: ANN401 - a fastapi.FastAPI, imported here
             page = render_not_found(str(exc), back="../../../../")
             return HTMLResponse(page, status_code=exc.status, headers={"Content-Security-Policy": _TABLE_POLICY})
         return HTMLResponse(path.read_text(encoding="utf-8"), headers={"Content-Security-Policy": _REPORT_POLICY})
+
+    @view.get("/instances/{name}", response_class=HTMLResponse, dependencies=[Depends(may_read)])
+    def instance(name: str, profile: str | None = None) -> HTMLResponse:
+        try:
+            page = instance_page(instances_folder(), default_home(), name, _open_store, profile_id=profile)
+        except UnknownPageError as exc:
+            return not_found(exc, back="../")
+        return HTMLResponse(render_instance_page(page), headers={"Content-Security-Policy": _TABLE_POLICY})
+
+    @view.get("/instances/{name}/segments/{file}", dependencies=[Depends(may_read)])
+    def segment(name: str, file: str) -> Response:
+        stem, _, fmt = file.rpartition(".")
+        try:
+            content, media, filename = segment_download(instances_folder(), name, stem, fmt, _open_store)
+        except UnknownPageError as exc:
+            return not_found(exc, back="../../")
+        disposition = f"attachment; filename*=UTF-8''{quote(filename)}"
+        return Response(content, media_type=media, headers={"Content-Disposition": disposition})
 
     return view
 

@@ -589,12 +589,22 @@ def test_a_run_id_the_store_holds_never_leaves_the_date_folder(folders: tuple[Pa
 
 def test_every_route_of_the_app_requires_airflows_login() -> None:
     view = create_app()
-    assert sorted(route.path for route in view.routes) == ["/", "/instances/{name}/runs/{as_of}/report"]  # no docs
+    assert sorted(route.path for route in view.routes) == [  # no docs
+        "/",
+        "/instances/{name}",
+        "/instances/{name}/runs/{as_of}/report",
+        "/instances/{name}/segments/{file}",
+    ]
     (login,) = view.router.dependencies
     assert login.dependency.__module__ == "airflow.api_fastapi.core_api.security"
     assert login.dependency.__qualname__ == "requires_authenticated.<locals>.inner"
     for route in view.routes:
         assert any(dependency.call is login.dependency for dependency in route.dependant.dependencies), route.path
+        # an instance's page and its segments: only for a user whom Airflow lets read the instance's DAG
+        reads = [d.call.__name__ for d in route.dependant.dependencies if d.call is not login.dependency]
+        assert reads == (
+            ["may_read"] if route.path in ("/instances/{name}", "/instances/{name}/segments/{file}") else []
+        )
 
 
 def test_importing_the_plugin_imports_nothing_heavy(tmp_path: Path) -> None:

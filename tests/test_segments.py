@@ -8,6 +8,7 @@ import pytest
 
 from customer_ai.segments import (
     data_dependent_factors,
+    export_frame,
     factor_problems,
     flat_factors,
     neutralise_formulas,
@@ -430,3 +431,25 @@ def test_an_export_leaves_out_what_the_run_did_not_predict() -> None:
     )
     assert without_unpredicted(rows).columns.tolist() == ["profile_id", "expected_value"]
     assert without_unpredicted(rows[["profile_id"]]).columns.tolist() == ["profile_id"]
+
+
+def test_the_export_frame_is_what_segment_export_writes_for_a_spreadsheet_or_a_program() -> None:
+    members = pd.DataFrame(
+        {
+            "profile_id": ["=evil", "b"],
+            "probability": [0.8, 0.4],
+            "factors": [[factor("recency", 0.5), factor("frequency", -0.2)], [factor("recency", -0.1)]],
+            "days_to_next": [np.nan, np.nan],
+        }
+    )
+    flat, neutralised = export_frame(members, 1, spreadsheet=True)
+    # at least 1 factor, 2 because a profile has 2; the column the run did not fill left out
+    assert flat.columns.tolist() == [
+        "profile_id",
+        "probability",
+        *(f"factor_{i}_{s}" for i in (1, 2) for s in ("name", "text", "contribution", "importance", "effect")),
+    ]
+    assert (flat["profile_id"].tolist(), neutralised) == (["'=evil", "b"], 1)
+    raw, untouched = export_frame(members, 3, spreadsheet=False)
+    assert (raw["profile_id"].tolist(), untouched) == (["=evil", "b"], 0)
+    assert "factor_3_name" in raw.columns

@@ -1,0 +1,219 @@
+"""An instance's page of the "Customer AI" view: its segments with their sizes and downloads, and a profile look-up.
+
+The page reads the instance's current run (the one whose scores are in the profile store): the segment sizes from
+its folder's ``metadata.json``, a profile's scores and factors from the store.  A segment downloads as
+``customer-ai segment export`` writes it (:func:`customer_ai.segments.export_frame`): CSV for a spreadsheet (text
+cells a spreadsheet would run as formulas neutralised) or Parquet, exact.
+
+Like :mod:`customer_ai_airflow.ui`, this module imports the standard library only at the top: it is imported when
+the view's app is built.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import html
+import io
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from customer_ai_airflow.ui import UnknownPageError, _error_text, _load, _page
+
+__all__ = ["DOWNLOADS", "InstancePage", "instance_page", "render_instance_page", "segment_download"]
+
+DOWNLOADS = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
+
+
+@dataclass(frozen=True)
+class InstancePage:
+    """What an instance's page shows.
+
+    ``segments`` maps each segment of the current run to its size (low, medium, high first); ``looked_up`` is the
+    profile id asked for (None when none was) and ``profile`` its row of the store's current scores (None when the
+    run did not score it).  Without a published run ``as_of`` is None and ``message`` says so.
+    """
+
+    name: str
+    goal: str
+    currency: str | None = None
+    as_of: str | None = None
+    segments: dict[str, int] = field(default_factory=dict)
+    looked_up: str | None = None
+    profile: dict | None = None
+    message: str = ""
+
+
+def _spec(folder: Path, name: str) -> Any:  # noqa: ANN401 - an InstanceSpec
+    specs, _ = _load(folder)
+    if name not in specs:
+        raise UnknownPageError(f"there is no instance named {name!r}")
+    return specs[name]
+
+
+def _store_read(open_store: Callable[[], Any], read: Callable[[Any], Any]) -> Any:  # noqa: ANN401
+    try:
+        return read(open_store())
+    except UnknownPageError:
+        raise
+    except Exception as exc:  # shown as a page, never raised
+        raise UnknownPageError(_error_text(exc), 503) from None
+
+
+def _segment_sizes(home: Path, name: str, run: dict) -> dict[str, int]:
+    """Return the run's segment sizes from its folder's ``metadata.json`` (empty when it cannot be read)."""
+    from customer_ai.artifacts import run_dir
+    from customer_ai.store.base import _segment_order
+
+    try:
+        folder = run_dir(home, name, dt.date.fromisoformat(run["as_of"]), run["run_id"])
+        metadata = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if metadata.get("model_version") != run["model_version"]:
+        return {}
+    sizes = {str(k): int(v) for k, v in (metadata.get("segments") or {}).items() if isinstance(v, int)}
+    return {segment: sizes[segment] for segment in _segment_order(sizes)}
+
+
+def instance_page(
+    folder: Path, home: Path, name: str, open_store: Callable[[], Any], *, profile_id: str | None = None
+) -> InstancePage:
+    """Return what instance ``name``'s page shows; with ``profile_id``, that profile's current scores too.
+
+    Raises
+    ------
+    UnknownPageError
+        404 for an instance without a file in ``folder`` (or whose file does not load); 503 when the store cannot
+        be read.
+    """
+    spec = _spec(folder, name)
+    page = {"name": name, "goal": spec.goal_in_words(), "currency": spec.output.currency}
+    run = _store_read(open_store, lambda store: store.latest_run(name))
+    if run is None:
+        return InstancePage(**page, message=f"{name} has no published run yet: its DAG has not scored anyone")
+    looked_up = None if profile_id is None else profile_id.strip()
+    profile = None
+    if looked_up:
+        rows = _store_read(open_store, lambda store: store.read_scores(name, profile_id=looked_up))
+        profile = None if rows.empty else rows.iloc[0].to_dict()
+    return InstancePage(
+        **page,
+        as_of=run["as_of"],
+        segments=_segment_sizes(home, name, run),
+        looked_up=looked_up or None,
+        profile=profile,
+    )
+
+
+def segment_download(
+    folder: Path, name: str, segment: str, fmt: str, open_store: Callable[[], Any]
+) -> tuple[bytes, str, str]:
+    """Return a segment of instance ``name``'s current run as a file: its bytes, media type and file name.
+
+    ``fmt`` is ``csv`` (for a spreadsheet: formulas neutralised, as ``segment export`` writes it) or ``parquet``
+    (exact).
+
+    Raises
+    ------
+    UnknownPageError
+        404 for an unknown instance, format or segment, or an instance without a published run; 503 when the store
+        cannot be read.
+    """
+    from customer_ai.segments import export_frame
+
+    spec = _spec(folder, name)
+    if fmt not in DOWNLOADS:
+        raise UnknownPageError(f"a segment downloads as {' or '.join(DOWNLOADS)}, not {fmt!r}")
+    run = _store_read(open_store, lambda store: store.latest_run(name))
+    if run is None:
+        raise UnknownPageError(f"{name} has no published run yet: no segment to download")
+    names = _store_read(open_store, lambda store: store.segment_names(name, run["as_of"]))
+    if segment not in names:
+        raise UnknownPageError(f"{name} has no segment {segment!r} with members as of {run['as_of']}")
+    members = _store_read(open_store, lambda store: store.read_segment(name, segment, run["as_of"]))
+    frame, _ = export_frame(members, spec.output.factors, spreadsheet=fmt == "csv")
+    buffer = io.BytesIO()
+    if fmt == "csv":
+        buffer.write(frame.to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC).encode("utf-8"))
+    else:
+        frame.to_parquet(buffer, index=False)
+    return buffer.getvalue(), DOWNLOADS[fmt], f"{name}_{segment}_{run['as_of']}.{fmt}"
+
+
+def _money(amount: float, currency: str | None) -> str:
+    from customer_ai.features import money_prefix
+
+    return f"{html.escape(money_prefix(currency))}{amount:,.2f}"
+
+
+def _known(value: Any) -> bool:  # noqa: ANN401 - whatever a score row holds
+    return value is not None and not (isinstance(value, float) and math.isnan(value))  # NaN: not predicted
+
+
+def _profile_html(page: InstancePage) -> str:
+    """Return the look-up's answer: the profile's scores and its factors in words, or why there are none."""
+    if page.looked_up is None:
+        return ""
+    who = html.escape(page.looked_up)
+    if page.profile is None:
+        return f'<p class="error lookup-missing">{who} is not among the profiles scored as of {page.as_of}.</p>'
+    row = page.profile
+    pairs = [
+        ("score", f"{int(row['score'])} (probability {float(row['probability']):.3f})"),
+        ("bucket", html.escape(str(row["bucket"]))),
+        ("percentile", f"{int(row['percentile'])}"),
+    ]
+    if _known(row.get("expected_value")):
+        pairs.append(("expected value", _money(float(row["expected_value"]), page.currency)))
+    if _known(row.get("days_to_next")):
+        pairs.append(("next goal event", f"within {float(row['days_to_next']):.0f} days (by {row['next_by']})"))
+    table = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in pairs)
+    factors = "".join(
+        f"<li>{html.escape(str(f.get('description', f.get('feature', ''))))}: {html.escape(str(f.get('effect', '')))}"
+        "</li>"
+        for f in (row.get("factors") or [])
+        if isinstance(f, dict)
+    )
+    return (
+        f'<section class="profile"><h3>Profile {who}</h3><table class="card">{table}</table>'
+        f'<p>What drove its score:</p><ol class="factors">{factors}</ol></section>'
+    )
+
+
+def render_instance_page(page: InstancePage) -> str:
+    """Return the instance's page: its segments with sizes and download links, and the profile look-up form."""
+    name = html.escape(page.name)
+    head = f'<p><a href="../">All instances</a></p><h1>{name}</h1><p class="note">{html.escape(page.goal)}</p>'
+    if page.as_of is None:
+        return _page(f"Customer AI: {page.name}", f'{head}<p class="empty">{html.escape(page.message)}</p>')
+    rows = "".join(
+        f'<tr data-segment="{html.escape(segment)}"><td>{html.escape(segment)}</td><td class="num">{size:,}</td>'
+        + "".join(
+            f'<td><a href="{name}/segments/{html.escape(segment)}.{fmt}" download>{fmt.upper()}</a></td>'
+            for fmt in DOWNLOADS
+        )
+        + "</tr>"
+        for segment, size in page.segments.items()
+    )
+    segments = (
+        '<table class="segments"><thead><tr><th>Segment</th><th>Profiles</th><th colspan="2">Download</th></tr>'
+        f"</thead><tbody>{rows}</tbody></table>"
+        if page.segments
+        else '<p class="empty">The current run\'s folder does not say its segments.</p>'
+    )
+    value = html.escape(page.looked_up or "")
+    lookup = (
+        f'<form class="lookup" method="get" action="{name}"><label>Profile id <input name="profile" '
+        f'value="{value}" required></label> <button type="submit">Look up</button></form>'
+    )
+    body = (
+        f"{head}<p>Current run: as of {html.escape(page.as_of)}. The CSV is for a spreadsheet (a cell that would run "
+        "as a formula starts with '), the Parquet file exact; both have the profile's factors in columns.</p>"
+        f"<h2>Segments</h2>{segments}<h2>Look up a profile</h2>{lookup}{_profile_html(page)}"
+    )
+    return _page(f"Customer AI: {page.name}", body)

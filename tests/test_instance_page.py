@@ -1,0 +1,161 @@
+"""An instance's page of the view (customer_ai_airflow/instance_page.py): segments, downloads, the profile look-up.
+
+Tiny instance files, a stand-in store and a hand-written run folder, as the view's own unit tests
+(tests/test_airflow_ui.py, which also drives the served routes in Chromium).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from customer_ai.store import StoreUnavailableError
+from customer_ai_airflow.instance_page import instance_page, render_instance_page, segment_download
+from customer_ai_airflow.ui import UnknownPageError
+
+from conftest import BASE_SPEC
+
+AS_OF, RUN_ID, VERSION = "2011-12-11", "af-a1a1a1a1a1", "v-alpha"
+FACTORS = [
+    {"feature": "recency", "description": "days since the last purchase: 3", "contribution": 0.8,
+     "importance": "high", "effect": "raises the chance a lot"},
+]  # fmt: skip
+
+
+class StandInStore:
+    """A published run of alpha with two segments; ``failing`` raises as an unreachable server does."""
+
+    def __init__(self, *, published: bool = True, failing: bool = False) -> None:
+        self.published, self.failing = published, failing
+
+    def _ask(self) -> None:
+        if self.failing:
+            raise StoreUnavailableError("cannot reach the profile store at db:5432/crm")
+
+    def latest_run(self, instance: str, status: str | None = "ok") -> dict | None:
+        self._ask()
+        row = {"instance": instance, "as_of": AS_OF, "model_version": VERSION, "run_id": RUN_ID, "status": "ok"}
+        return row if self.published else None
+
+    def read_scores(self, instance: str, as_of: str | None = None, profile_id: str | None = None) -> pd.DataFrame:
+        self._ask()
+        row = {
+            "profile_id": "c1",
+            "probability": 0.8123,
+            "score": 81,
+            "percentile": 97,
+            "bucket": "high",
+            "expected_value": 412.5,
+            "days_to_next": 9.0,
+            "next_by": "2011-12-19",
+            "factors": FACTORS,
+        }
+        return pd.DataFrame([row] if profile_id == "c1" else [], columns=list(row))
+
+    def segment_names(self, instance: str, as_of: str | None = None) -> list[str]:
+        self._ask()
+        return ["high", "loyal"]
+
+    def read_segment(self, instance: str, segment: str, as_of: str | None = None) -> pd.DataFrame:
+        self._ask()
+        return pd.DataFrame(
+            {
+                "profile_id": ["=c1", "c2"],
+                "probability": [0.8, 0.7],
+                "factors": [FACTORS, []],
+                "days_to_next": [np.nan, np.nan],
+            }
+        )
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> tuple[Path, Path]:
+    instances, home = tmp_path / "instances", tmp_path / "home"
+    instances.mkdir()
+    (instances / "alpha.yaml").write_text(yaml.safe_dump({**BASE_SPEC, "name": "alpha", "output": {"currency": "GBP"}}))
+    run = home / "artifacts" / "alpha" / AS_OF / RUN_ID
+    run.mkdir(parents=True)
+    segments = {"loyal": 340, "high": 178, "low": 889, "medium": 712}
+    (run / "metadata.json").write_text(json.dumps({"model_version": VERSION, "segments": segments}))
+    return instances, home
+
+
+def test_the_page_lists_the_current_runs_segments_with_their_sizes_and_downloads(folders) -> None:
+    instances, home = folders
+    page = instance_page(instances, home, "alpha", StandInStore)
+    assert (page.as_of, page.goal) == (AS_OF, "purchase occurs within 30 days")
+    assert page.segments == {"low": 889, "medium": 712, "high": 178, "loyal": 340}  # buckets first, then by name
+    text = render_instance_page(page)
+    assert '<tr data-segment="loyal"><td>loyal</td><td class="num">340</td>' in text
+    assert '<a href="alpha/segments/loyal.csv" download>CSV</a>' in text
+    assert '<a href="alpha/segments/loyal.parquet" download>PARQUET</a>' in text
+    assert '<form class="lookup" method="get" action="alpha">' in text
+    assert 'class="profile"' not in text  # nobody looked up
+
+
+def test_a_profile_look_up_shows_its_scores_and_factors_in_words(folders) -> None:
+    instances, home = folders
+    page = instance_page(instances, home, "alpha", StandInStore, profile_id=" c1 ")
+    assert page.looked_up == "c1"
+    text = render_instance_page(page)
+    assert "<h3>Profile c1</h3>" in text
+    for cells in (
+        "<th>score</th><td>81 (probability 0.812)</td>",
+        "<th>bucket</th><td>high</td>",
+        "<th>percentile</th><td>97</td>",
+        "<th>expected value</th><td>GBP 412.50</td>",
+        "<th>next goal event</th><td>within 9 days (by 2011-12-19)</td>",
+    ):
+        assert cells in text
+    assert "<li>days since the last purchase: 3: raises the chance a lot</li>" in text
+    missing = render_instance_page(instance_page(instances, home, "alpha", StandInStore, profile_id="<b>x</b>"))
+    assert "&lt;b&gt;x&lt;/b&gt; is not among the profiles scored as of 2011-12-11." in missing
+    assert "<b>x</b>" not in missing
+
+
+def test_a_segment_downloads_as_segment_export_writes_it(folders) -> None:
+    instances, _ = folders
+    content, media, name = segment_download(instances, "alpha", "loyal", "csv", StandInStore)
+    assert (media, name) == ("text/csv; charset=utf-8", "alpha_loyal_2011-12-11.csv")
+    frame = pd.read_csv(io.BytesIO(content))
+    assert frame["profile_id"].tolist() == ["'=c1", "c2"]  # a spreadsheet shows it, never runs it
+    assert "days_to_next" not in frame.columns  # what the run did not predict is left out
+    assert frame["factor_1_effect"].tolist() == ["raises the chance a lot", np.nan]
+    content, media, name = segment_download(instances, "alpha", "loyal", "parquet", StandInStore)
+    assert (media, name) == ("application/vnd.apache.parquet", "alpha_loyal_2011-12-11.parquet")
+    assert pd.read_parquet(io.BytesIO(content))["profile_id"].tolist() == ["=c1", "c2"]  # exact
+
+
+@pytest.mark.parametrize(
+    ("asked", "status", "says"),
+    [
+        (("nobody", "loyal", "csv", StandInStore), 404, "there is no instance named 'nobody'"),
+        (("alpha", "loyal", "xlsx", StandInStore), 404, "a segment downloads as csv or parquet, not 'xlsx'"),
+        (("alpha", "gone", "csv", StandInStore), 404, "alpha has no segment 'gone' with members as of 2011-12-11"),
+        (("alpha", "loyal", "csv", lambda: StandInStore(published=False)), 404, "alpha has no published run yet"),
+        (("alpha", "loyal", "csv", lambda: StandInStore(failing=True)), 503, "the profile store cannot be read"),
+    ],
+)
+def test_a_download_that_cannot_be_served_says_why(folders, asked: tuple, status: int, says: str) -> None:
+    instances, _ = folders
+    name, segment, fmt, store = asked
+    with pytest.raises(UnknownPageError, match=says) as raised:
+        segment_download(instances, name, segment, fmt, store)
+    assert raised.value.status == status
+
+
+def test_an_instance_without_a_run_or_a_store_says_so(folders) -> None:
+    instances, home = folders
+    page = instance_page(instances, home, "alpha", lambda: StandInStore(published=False))
+    assert "alpha has no published run yet: its DAG has not scored anyone" in render_instance_page(page)
+    with pytest.raises(UnknownPageError, match="cannot reach the profile store") as raised:
+        instance_page(instances, home, "alpha", lambda: StandInStore(failing=True))
+    assert raised.value.status == 503
+    with pytest.raises(UnknownPageError, match="there is no instance named 'beta'"):
+        instance_page(instances, home, "beta", StandInStore)
