@@ -1,7 +1,11 @@
-"""An instance's page of the "Customer AI" view: its segments with their sizes and downloads, and a profile look-up.
+"""An instance's page of the "Customer AI" view: its segments, a profile look-up and an audience builder.
 
 The page reads the instance's current run (the one whose scores are in the profile store): the segment sizes from
-its folder's ``metadata.json``, a profile's scores and factors from the store.  A segment downloads as
+its folder's ``metadata.json``, a profile's scores and factors from the store, and for the audience builder the
+run's ``scores.parquet`` (tallied a row group at a time, :mod:`customer_ai.audiences`) and the held-out gains of
+its ``evaluation.json``.  A cut (score, percentile or top N) shows the audience's size, its expected conversions
+and rate and, with a value per conversion (or the run's expected values, for a goal with a value) and a cost per
+contact, its expected profit and the cut of the highest expected profit.  A segment downloads as
 ``customer-ai segment export`` writes it (:func:`customer_ai.segments.export_frame`): CSV for a spreadsheet (text
 cells a spreadsheet would run as formulas neutralised) or Parquet, exact.
 
@@ -24,9 +28,27 @@ from typing import Any
 
 from customer_ai_airflow.ui import UnknownPageError, _error_text, _load, _page
 
-__all__ = ["DOWNLOADS", "InstancePage", "instance_page", "render_instance_page", "segment_download"]
+__all__ = [
+    "DOWNLOADS",
+    "AudienceAsk",
+    "InstancePage",
+    "audience_ask",
+    "instance_page",
+    "render_instance_page",
+    "segment_download",
+]
 
 DOWNLOADS = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
+
+
+@dataclass(frozen=True)
+class AudienceAsk:
+    """A cut asked for in the builder's form: ``kind`` (score, percentile or top), ``at``, and the money, if given."""
+
+    kind: str = "score"
+    at: int = 75
+    value_per_conversion: float | None = None
+    cost_per_contact: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +68,12 @@ class InstancePage:
     looked_up: str | None = None
     profile: dict | None = None
     message: str = ""
+    ask: AudienceAsk = field(default_factory=AudienceAsk)
+    audience: dict | None = None  # the cut asked for (customer_ai.audiences.cut_at)
+    best: dict | None = None  # the cut of the highest expected profit of the same kind, when a value is known
+    gains: list[dict] = field(default_factory=list)  # the held-out gains by decile
+    valued: bool = False  # the run's scores have expected values
+    problem: str = ""  # why the cut asked for cannot be made
 
 
 def _spec(folder: Path, name: str) -> Any:  # noqa: ANN401 - an InstanceSpec
@@ -66,11 +94,10 @@ def _store_read(open_store: Callable[[], Any], read: Callable[[Any], Any]) -> An
 
 def _segment_sizes(home: Path, name: str, run: dict) -> dict[str, int]:
     """Return the run's segment sizes from its folder's ``metadata.json`` (empty when it cannot be read)."""
-    from customer_ai.artifacts import run_dir
     from customer_ai.store.base import _segment_order
 
     try:
-        folder = run_dir(home, name, dt.date.fromisoformat(run["as_of"]), run["run_id"])
+        folder = _run_folder(home, name, run)
         metadata = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
@@ -80,10 +107,83 @@ def _segment_sizes(home: Path, name: str, run: dict) -> dict[str, int]:
     return {segment: sizes[segment] for segment in _segment_order(sizes)}
 
 
+def audience_ask(kind: str | None, at: str | None, value: str | None, cost: str | None) -> AudienceAsk:
+    """Return the cut the builder's form asks for, from its fields as text (a field left empty takes its default).
+
+    Raises
+    ------
+    ValueError
+        Saying which field holds what, when ``at`` is not a whole number or ``value`` or ``cost`` not a number.
+    """
+    default = AudienceAsk()
+
+    def number(field: str, text: str | None, whole: bool) -> float | int | None:
+        if text is None or not text.strip():
+            return None
+        try:
+            return int(text) if whole else float(text)
+        except ValueError:
+            kind = "a whole number" if whole else "a number"
+            raise ValueError(f"{field}: {text!r} is not {kind}") from None
+
+    at_number = number("at", at, whole=True)
+    cost_number = number("cost per contact", cost, whole=False)
+    return AudienceAsk(
+        kind=(kind or default.kind).strip(),
+        at=default.at if at_number is None else int(at_number),
+        value_per_conversion=number("value per conversion", value, whole=False),
+        cost_per_contact=default.cost_per_contact if cost_number is None else float(cost_number),
+    )
+
+
+def _run_folder(home: Path, name: str, run: dict) -> Path:
+    from customer_ai.artifacts import run_dir
+
+    return run_dir(home, name, dt.date.fromisoformat(run["as_of"]), run["run_id"])
+
+
+def _audience(folder: Path, ask: AudienceAsk) -> dict:
+    """Return the builder's part of the page for the run in ``folder``: the cut asked for, the best one, the gains."""
+    import pyarrow.parquet as pq
+
+    from customer_ai.audiences import audience_table, best_cut, cut_at, cut_curve
+    from customer_ai.files import read_row_groups
+
+    scores = folder / "scores.parquet"
+    try:
+        names = set(pq.read_schema(scores).names)
+    except OSError:
+        return {"problem": "the current run's scores file cannot be read: no audience can be cut"}
+    columns = ["probability", "score", "percentile", *(["expected_value"] if "expected_value" in names else [])]
+    table = audience_table(read_row_groups(scores, columns))
+    money = {"value_per_conversion": ask.value_per_conversion, "cost_per_contact": ask.cost_per_contact}
+    out: dict[str, Any] = {"valued": table.valued}
+    try:
+        out["audience"] = cut_at(table, ask.kind, ask.at, **money)
+        best = best_cut(cut_curve(table, ask.kind, **money))
+    except ValueError as exc:
+        return {**out, "problem": str(exc)}
+    out["best"] = None if best is None else best.to_dict()
+    try:
+        evaluation = json.loads((folder / "evaluation.json").read_text(encoding="utf-8"))
+        out["gains"] = list(evaluation["scorers"]["model"]["gains"])
+    except (OSError, ValueError, KeyError, TypeError):
+        out["gains"] = []
+    return out
+
+
 def instance_page(
-    folder: Path, home: Path, name: str, open_store: Callable[[], Any], *, profile_id: str | None = None
+    folder: Path,
+    home: Path,
+    name: str,
+    open_store: Callable[[], Any],
+    *,
+    profile_id: str | None = None,
+    ask: AudienceAsk | None = None,
 ) -> InstancePage:
     """Return what instance ``name``'s page shows; with ``profile_id``, that profile's current scores too.
+
+    ``ask`` is the cut the audience builder shows (by default: score 75 and up, without money).
 
     Raises
     ------
@@ -101,12 +201,15 @@ def instance_page(
     if looked_up:
         rows = _store_read(open_store, lambda store: store.read_scores(name, profile_id=looked_up))
         profile = None if rows.empty else rows.iloc[0].to_dict()
+    ask = ask or AudienceAsk()
     return InstancePage(
         **page,
         as_of=run["as_of"],
         segments=_segment_sizes(home, name, run),
         looked_up=looked_up or None,
         profile=profile,
+        ask=ask,
+        **_audience(_run_folder(home, name, run), ask),
     )
 
 
@@ -185,6 +288,70 @@ def _profile_html(page: InstancePage) -> str:
     )
 
 
+_KINDS = {"score": "score at least", "percentile": "percentile at least", "top": "the top N profiles, N ="}
+
+
+def _number_text(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def _builder_html(page: InstancePage) -> str:
+    """Return the audience builder: its form, the cut asked for, the best cut and the held-out gains behind them."""
+    ask, name = page.ask, html.escape(page.name)
+    options = "".join(
+        f'<option value="{kind}"{" selected" if kind == ask.kind else ""}>{html.escape(words)}</option>'
+        for kind, words in _KINDS.items()
+    )
+    value_words = "value per conversion (empty: the run's expected values)" if page.valued else "value per conversion"
+    form = (
+        f'<form class="builder" method="get" action="{name}"><label>Cut by <select name="kind">{options}</select>'
+        f'</label> <input name="at" type="number" min="0" step="1" value="{ask.at}" required> '
+        f'<label>{value_words} <input name="value" type="number" min="0" step="any" '
+        f'value="{_number_text(ask.value_per_conversion)}"></label> <label>cost per contact <input name="cost" '
+        f'type="number" min="0" step="any" value="{_number_text(ask.cost_per_contact)}"></label> '
+        '<button type="submit">Show the audience</button></form>'
+    )
+    if page.problem:
+        return f'{form}<p class="error builder-problem">{html.escape(page.problem)}</p>'
+    if page.audience is None:
+        return form
+    cut = page.audience
+    rate = cut.get("expected_rate")
+    pairs = [
+        ("profiles", f"{int(cut['size']):,}"),
+        ("expected to reach the goal", f"{float(cut['expected_conversions']):,.1f}"),
+        ("expected rate", "" if not _known(rate) else f"{float(rate):.1%}"),
+    ]
+    if "expected_value" in cut:
+        pairs.append(("expected value", _money(float(cut["expected_value"]), page.currency)))
+    if "expected_profit" in cut:
+        pairs.append(("expected profit", _money(float(cut["expected_profit"]), page.currency)))
+    table = "".join(f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in pairs)
+    best = ""
+    if "expected_profit" in cut:
+        best = (
+            '<p class="best-cut">No cut of this kind is expected to earn more than it costs.</p>'
+            if page.best is None
+            else f'<p class="best-cut">The highest expected profit by {html.escape(ask.kind)}: '
+            f"{_KINDS[ask.kind]} {int(page.best['at']):,}, {int(page.best['size']):,} profiles, "
+            f"{_money(float(page.best['expected_profit']), page.currency)}.</p>"
+        )
+    gains = "".join(
+        f'<tr><td class="num">{int(row["decile"])}</td><td class="num">{float(row["share"]):.0%}</td>'
+        f'<td class="num">{float(row["cumulative_gain"]):.0%}</td><td class="num">{float(row["lift"]):.2f}</td></tr>'
+        for row in page.gains
+    )
+    behind = (
+        "<p>Behind these numbers: on held-out profiles whose outcome no fitting step saw, the model's top tenths "
+        'found these shares of those who reached the goal.</p><table class="gains"><thead><tr><th>Tenth</th>'
+        f"<th>Profiles</th><th>Share of those who reached the goal</th><th>Lift</th></tr></thead><tbody>{gains}"
+        "</tbody></table>"
+        if gains
+        else ""
+    )
+    return f'{form}<table class="card audience">{table}</table>{best}{behind}'
+
+
 def render_instance_page(page: InstancePage) -> str:
     """Return the instance's page: its segments with sizes and download links, and the profile look-up form."""
     name = html.escape(page.name)
@@ -215,5 +382,8 @@ def render_instance_page(page: InstancePage) -> str:
         f"{head}<p>Current run: as of {html.escape(page.as_of)}. The CSV is for a spreadsheet (a cell that would run "
         "as a formula starts with '), the Parquet file exact; both have the profile's factors in columns.</p>"
         f"<h2>Segments</h2>{segments}<h2>Look up a profile</h2>{lookup}{_profile_html(page)}"
+        "<h2>Build an audience</h2><p>The probabilities are calibrated: the expected number of profiles of an "
+        "audience that reach the goal is the sum of their probabilities.</p>"
+        f"{_builder_html(page)}"
     )
     return _page(f"Customer AI: {page.name}", body)

@@ -435,6 +435,8 @@ def _row_html(row: InstanceRow, valued: bool = False, timed: bool = False) -> st
     if row.report and row.as_of:
         href = f"instances/{html.escape(row.name)}/runs/{html.escape(row.as_of)}/report"
         report = f'<a class="report" href="{href}">report</a>'
+    if row.status == "ok":  # its current run's segments, profiles and audiences
+        report += f' <a class="audiences" href="instances/{name}">segments, profiles, audiences</a>'
     message = f'<div class="message">{html.escape(row.message)}</div>' if row.status != "ok" else ""
     if row.status == "ok" and row.single_period:
         message = f'<div class="message single-period">{html.escape(SINGLE_PERIOD_WORDS)}</div>'
@@ -541,11 +543,14 @@ def create_app() -> Any:  # noqa: ANN401 - a fastapi.FastAPI, imported here
     from fastapi.responses import HTMLResponse, Response
 
     from customer_ai.artifacts import default_home
-    from customer_ai_airflow.instance_page import instance_page, render_instance_page, segment_download
+    from customer_ai_airflow.instance_page import audience_ask, instance_page, render_instance_page, segment_download
 
     def may_read(name: str, request: Request, user: GetUserDep) -> None:
         """Let through a user whom Airflow allows to read the instance's DAG (403 otherwise)."""
         requires_access_dag(method="GET", param_dag_id=f"{DAG_PREFIX}{name}")(request, user)
+
+    # this module's annotations are text (postponed), and these names are not its globals: FastAPI reads the objects
+    may_read.__annotations__ = {"name": str, "request": Request, "user": GetUserDep, "return": None}
 
     def not_found(exc: UnknownPageError, back: str) -> HTMLResponse:
         page = render_not_found(str(exc), back=back)
@@ -575,9 +580,21 @@ def create_app() -> Any:  # noqa: ANN401 - a fastapi.FastAPI, imported here
         return HTMLResponse(path.read_text(encoding="utf-8"), headers={"Content-Security-Policy": _REPORT_POLICY})
 
     @view.get("/instances/{name}", response_class=HTMLResponse, dependencies=[Depends(may_read)])
-    def instance(name: str, profile: str | None = None) -> HTMLResponse:
+    def instance(  # noqa: PLR0913 - the look-up's and the builder's form fields, as text
+        name: str,
+        *,
+        profile: str | None = None,
+        kind: str | None = None,
+        at: str | None = None,
+        value: str | None = None,
+        cost: str | None = None,
+    ) -> HTMLResponse:
         try:
-            page = instance_page(instances_folder(), default_home(), name, _open_store, profile_id=profile)
+            ask = audience_ask(kind, at, value, cost)
+        except ValueError as exc:
+            return not_found(UnknownPageError(f"the audience asked for: {exc}", 400), back="../")
+        try:
+            page = instance_page(instances_folder(), default_home(), name, _open_store, profile_id=profile, ask=ask)
         except UnknownPageError as exc:
             return not_found(exc, back="../")
         return HTMLResponse(render_instance_page(page), headers={"Content-Security-Policy": _TABLE_POLICY})

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import io
 import json
 import re
 import secrets
@@ -396,6 +397,7 @@ def test_the_table_shows_the_numbers_links_the_report_and_says_what_the_newest_a
         '<td class="num bucket-high">218</td>',
         '<a class="report" href="instances/alpha/runs/2011-12-11/report">report</a>',
         '<a href="../dags/customer_ai__alpha" target="_top">alpha</a>',
+        '<a class="audiences" href="instances/alpha">segments, profiles, audiences</a>',
     ):
         assert cell in alpha
     assert 'class="attempt' not in alpha
@@ -413,6 +415,7 @@ def test_the_table_shows_the_numbers_links_the_report_and_says_what_the_newest_a
     failed = html.escape(f"failed at validate_events (try 2): {NO_EVENTS}")
     assert re.search(rf'<div class="attempt attempt-failed">newest attempt, [^<]*{re.escape(failed)}</div>', delta)
     assert "no report" in delta  # its staging folder's report is not a published one
+    assert 'class="audiences"' not in delta  # no published run: nothing to cut
     epsilon = re.search(r'<tr data-instance="epsilon">.*?</tr>', page).group(0)
     assert '<div class="attempt attempt-started">' in epsilon
     assert "<script" not in page
@@ -833,10 +836,81 @@ def test_a_user_logs_in_opens_customer_ai_and_reads_the_table_and_a_report(view:
         assert driver.execute_script("return document.querySelectorAll('section svg').length") >= len(SECTIONS)
         driver.switch_to.default_content()
         driver.save_screenshot(ARTIFACTS / "4-report.png")
+
+        # the instance's page: its segments, a profile looked up, an audience built, all in the frame
+        driver.switch_to.frame(driver.find_element(By.CSS_SELECTOR, "iframe[title='Customer AI']"))
+        driver.execute_script("history.back()")
+        wait.until(
+            seen.presence_of_element_located((By.CSS_SELECTOR, "tr[data-instance='repurchase_30d'] a.audiences"))
+        )
+        driver.find_element(By.CSS_SELECTOR, "tr[data-instance='repurchase_30d'] a.audiences").click()
+        high = wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, "tr[data-segment='high']")))
+        assert high.find_element(By.CSS_SELECTOR, "td.num").text == f"{buckets['high']:,}"
+        assert [a.text for a in high.find_elements(By.CSS_SELECTOR, "a[download]")] == ["CSV", "PARQUET"]
+        top = SQLiteStore(view.home / "store.sqlite").read_scores("repurchase_30d", limit=1)["profile_id"].iloc[0]
+        driver.find_element(By.CSS_SELECTOR, "form.lookup input[name='profile']").send_keys(top)
+        driver.find_element(By.CSS_SELECTOR, "form.lookup button").click()
+        profile = wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, "section.profile h3")))
+        assert profile.text == f"Profile {top}"
+        driver.switch_to.default_content()
+        driver.save_screenshot(ARTIFACTS / "5-instance-profile.png")
+        driver.switch_to.frame(driver.find_element(By.CSS_SELECTOR, "iframe[title='Customer AI']"))
+        form = driver.find_element(By.CSS_SELECTOR, "form.builder")
+        form.find_element(By.CSS_SELECTOR, "select[name='kind'] option[value='top']").click()
+        for name, text in (("at", "250"), ("value", "40"), ("cost", "4")):
+            field = form.find_element(By.NAME, name)
+            field.clear()
+            field.send_keys(text)
+        form.find_element(By.CSS_SELECTOR, "button").click()
+        best = wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, "p.best-cut")))
+        assert best.text.startswith("The highest expected profit by top: the top N profiles, N = ")
+        audience = driver.find_element(By.CSS_SELECTOR, "table.audience").text
+        assert audience.startswith("profiles 250\nexpected to reach the goal ")
+        driver.switch_to.default_content()
+        driver.save_screenshot(ARTIFACTS / "6-audience.png")
     shots = sorted(path.name for path in ARTIFACTS.glob("*.png"))
-    assert shots == ["1-login.png", "2-home.png", "3-customer-ai.png", "4-report.png"]
+    assert shots == [
+        "1-login.png",
+        "2-home.png",
+        "3-customer-ai.png",
+        "4-report.png",
+        "5-instance-profile.png",
+        "6-audience.png",
+    ]
     assert all((ARTIFACTS / shot).stat().st_size > 5000 for shot in shots)
     print(f"Customer AI view: checked in Chromium in {time.monotonic() - started:.0f}s; screenshots in {ARTIFACTS}")
+
+
+@pytest.mark.airflow
+def test_the_instance_page_serves_its_segments_a_profile_and_an_audience(view: View) -> None:
+    headers = {"Authorization": f"Bearer {view.token()}"}
+    page = view.airflow.client.get("/customer-ai/instances/repurchase_30d", headers=headers)
+    assert page.status_code == 200, page.text
+    assert page.headers["content-security-policy"].startswith("default-src 'none'; style-src 'unsafe-inline';")
+    sizes = json.loads((view.folder / "metadata.json").read_text())["segments"]
+    for segment, size in sizes.items():
+        assert f'<tr data-segment="{segment}"><td>{segment}</td><td class="num">{size:,}</td>' in page.text
+    download = view.airflow.client.get("/customer-ai/instances/repurchase_30d/segments/high.csv", headers=headers)
+    assert download.status_code == 200, download.text
+    assert download.headers["content-disposition"] == f"attachment; filename*=UTF-8''repurchase_30d_high_{AS_OF}.csv"
+    rows = pd.read_csv(io.BytesIO(download.content), dtype={"profile_id": str})
+    assert len(rows) == sizes["high"]
+    exact = view.airflow.client.get("/customer-ai/instances/repurchase_30d/segments/high.parquet", headers=headers)
+    assert pd.read_parquet(io.BytesIO(exact.content))["profile_id"].tolist() == rows["profile_id"].tolist()
+    top = rows.sort_values("probability", ascending=False)["profile_id"].iloc[0]
+    looked_up = view.airflow.client.get(
+        "/customer-ai/instances/repurchase_30d",
+        params={"profile": top, "kind": "top", "at": "100", "value": "50", "cost": "5"},
+        headers=headers,
+    )
+    assert f"<h3>Profile {top}</h3>" in looked_up.text
+    assert "<th>profiles</th><td>100</td>" in looked_up.text
+    assert "The highest expected profit by top: the top N profiles, N = " in looked_up.text
+    wrong = view.airflow.client.get("/customer-ai/instances/repurchase_30d", params={"at": "x"}, headers=headers)
+    assert wrong.status_code == 400
+    assert "the audience asked for: at: &#x27;x&#x27; is not a whole number" in wrong.text
+    anonymous = httpx.get(f"{view.airflow.url}/customer-ai/instances/repurchase_30d/segments/high.csv", timeout=30)
+    assert anonymous.status_code == 401
 
 
 @pytest.mark.airflow

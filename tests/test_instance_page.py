@@ -15,8 +15,15 @@ import pandas as pd
 import pytest
 import yaml
 
+from customer_ai.scoring import percentile_of, score_of
 from customer_ai.store import StoreUnavailableError
-from customer_ai_airflow.instance_page import instance_page, render_instance_page, segment_download
+from customer_ai_airflow.instance_page import (
+    AudienceAsk,
+    audience_ask,
+    instance_page,
+    render_instance_page,
+    segment_download,
+)
 from customer_ai_airflow.ui import UnknownPageError
 
 from conftest import BASE_SPEC
@@ -83,6 +90,14 @@ def folders(tmp_path: Path) -> tuple[Path, Path]:
     run.mkdir(parents=True)
     segments = {"loyal": 340, "high": 178, "low": 889, "medium": 712}
     (run / "metadata.json").write_text(json.dumps({"model_version": VERSION, "segments": segments}))
+    probability = np.array([0.9, 0.6, 0.6, 0.3, 0.05])
+    scores = pd.DataFrame({"probability": probability, "score": score_of(probability)})
+    scores["percentile"] = percentile_of(probability)
+    scores.assign(expected_value=[100.0, 30.0, 10.0, 2.0, 0.5]).to_parquet(run / "scores.parquet", index=False)
+    gains = [
+        {"decile": d, "share": d / 10, "positive_rate": 0.5, "lift": 2.0, "cumulative_gain": 0.2 * d} for d in (1, 2)
+    ]
+    (run / "evaluation.json").write_text(json.dumps({"scorers": {"model": {"gains": gains}}}))
     return instances, home
 
 
@@ -159,3 +174,43 @@ def test_an_instance_without_a_run_or_a_store_says_so(folders) -> None:
     assert raised.value.status == 503
     with pytest.raises(UnknownPageError, match="there is no instance named 'beta'"):
         instance_page(instances, home, "beta", StandInStore)
+
+
+def test_the_audience_builder_shows_the_cut_asked_for_and_the_one_of_highest_expected_profit(folders) -> None:
+    instances, home = folders
+    page = instance_page(instances, home, "alpha", StandInStore)  # by default: score 75 and up, without money
+    assert (page.ask, page.valued) == (AudienceAsk("score", 75), True)
+    assert (page.audience["size"], page.audience["expected_conversions"]) == (1, pytest.approx(0.9))
+    # without a value per conversion the run's expected values make the profit: free contacts, everyone pays
+    assert page.best["size"] == 5
+    # at 20 a contact, only the first pays for it (the two at score 60 add 30 + 10 for 40: nothing, the smaller wins)
+    page = instance_page(instances, home, "alpha", StandInStore, ask=AudienceAsk("score", 75, None, 20.0))
+    assert (page.best["at"], page.best["size"], page.best["expected_profit"]) == (90, 1, 80.0)
+    ask = AudienceAsk("top", 3, value_per_conversion=10.0, cost_per_contact=4.0)
+    page = instance_page(instances, home, "alpha", StandInStore, ask=ask)
+    assert (page.audience["size"], page.audience["expected_profit"]) == (3, pytest.approx(9.0))
+    assert (page.best["size"], page.best["expected_profit"]) == (3, pytest.approx(9.0))
+    text = render_instance_page(page)
+    for shown in (
+        "<th>profiles</th><td>3</td>",
+        "<th>expected to reach the goal</th><td>2.1</td>",
+        "<th>expected rate</th><td>70.0%</td>",
+        "<th>expected profit</th><td>GBP 9.00</td>",
+        "The highest expected profit by top: the top N profiles, N = 3, 3 profiles, GBP 9.00.",
+        '<option value="top" selected>the top N profiles, N =</option>',
+        '<td class="num">2</td><td class="num">20%</td><td class="num">40%</td><td class="num">2.00</td>',
+    ):
+        assert shown in text, shown
+    # a cut out of its range is said on the page, not raised
+    page = instance_page(instances, home, "alpha", StandInStore, ask=AudienceAsk("percentile", 0))
+    assert "a cut by percentile is at 1 to 100, not 0" in render_instance_page(page)
+
+
+def test_the_builders_form_fields_are_read_as_text_and_a_wrong_one_is_named() -> None:
+    assert audience_ask(None, None, None, None) == AudienceAsk()
+    assert audience_ask("top", "500", "", " ") == AudienceAsk("top", 500)
+    assert audience_ask("score", "60", "25.5", "1") == AudienceAsk("score", 60, 25.5, 1.0)
+    with pytest.raises(ValueError, match=r"^at: '6\.5' is not a whole number$"):
+        audience_ask("score", "6.5", None, None)
+    with pytest.raises(ValueError, match=r"^cost per contact: 'ten' is not a number$"):
+        audience_ask("score", "60", None, "ten")
