@@ -265,21 +265,16 @@ class TimingRows:
     summary: dict = field(default_factory=dict)
 
 
-def timing_rows(snapshots: Sequence[TimingSnapshot], grid: TimingGrid, *, max_rows: int = MAX_ROWS) -> TimingRows:
-    """Return the person-period rows of ``snapshots``, at most about ``max_rows`` of them.
-
-    A snapshot whose ``observed_days`` hold no whole interval gives nothing.  Above ``max_rows`` rows in all, whole
-    (profile, snapshot) units are kept, by a hash of the profile id and the snapshot's position among those giving
-    rows, in the proportion ``max_rows / rows`` (so about ``max_rows`` rows stay, and a profile keeps its intervals
-    together).  The units to keep are chosen from row counts before any row is built: memory holds only the kept
-    rows beside the snapshots' features.
-    """
+def _timing_parts(
+    snapshots: Sequence[TimingSnapshot], grid: TimingGrid, max_rows: int
+) -> tuple[list[tuple[pd.DataFrame, np.ndarray, np.ndarray]], dict]:
+    """Return each snapshot's person-period rows (features, labels, profile ids) after the cap, and their summary."""
     used = [(part, grid.intervals_within(part.observed_days)) for part in snapshots]
     used = [(part, observed) for part, observed in used if observed >= 1]
     counts = [_unit_counts(np.asarray(part.days, dtype="float64"), observed, grid)[0] for part, observed in used]
     rows = int(sum(int(c.sum()) for c in counts))
     share = max_rows / rows if rows > max_rows else 1.0
-    frames, labels, ids = [], [], []
+    parts = []
     for position, (part, _) in enumerate(used):
         profiles = part.features.index.to_numpy()
         kept = np.arange(len(profiles))
@@ -289,19 +284,52 @@ def timing_rows(snapshots: Sequence[TimingSnapshot], grid: TimingGrid, *, max_ro
             kept = np.flatnonzero(hashed < np.uint64(share * 10_000))
         periods = person_periods(np.asarray(part.days, dtype="float64")[kept], part.observed_days, grid)
         source = kept[periods.row]
-        frames.append(part.features.iloc[source].reset_index(drop=True).assign(**{INTERVAL_COLUMN: periods.interval}))
-        labels.append(periods.label)
-        ids.append(profiles[source])
+        frame = part.features.iloc[source].reset_index(drop=True).assign(**{INTERVAL_COLUMN: periods.interval})
+        parts.append((frame, periods.label, profiles[source]))
     summary = {
         "snapshots": len(used),
         "profile_snapshots": int(sum(len(part.features) for part, _ in used)),
         "rows": rows,
-        "rows_kept": int(sum(len(f) for f in frames)),
+        "rows_kept": int(sum(len(frame) for frame, _, _ in parts)),
         "max_rows": max_rows,
     }
-    if not frames:
+    return parts, summary
+
+
+def _joined(parts: list[tuple[pd.DataFrame, np.ndarray, np.ndarray]], summary: dict) -> TimingRows:
+    if not parts:
         return TimingRows(pd.DataFrame(), np.zeros(0, dtype="int8"), np.zeros(0, dtype=object), summary)
+    frames, labels, ids = zip(*parts, strict=True)
     return TimingRows(pd.concat(frames, ignore_index=True), np.concatenate(labels), np.concatenate(ids), summary)
+
+
+def timing_rows(snapshots: Sequence[TimingSnapshot], grid: TimingGrid, *, max_rows: int = MAX_ROWS) -> TimingRows:
+    """Return the person-period rows of ``snapshots``, at most about ``max_rows`` of them.
+
+    A snapshot whose ``observed_days`` hold no whole interval gives nothing.  Above ``max_rows`` rows in all, whole
+    (profile, snapshot) units are kept, by a hash of the profile id and the snapshot's position among those giving
+    rows, in the proportion ``max_rows / rows`` (so about ``max_rows`` rows stay, and a profile keeps its intervals
+    together).  The units to keep are chosen from row counts before any row is built: memory holds only the kept
+    rows beside the snapshots' features.
+    """
+    return _joined(*_timing_parts(snapshots, grid, max_rows))
+
+
+def _split_rows(snapshots: Sequence[TimingSnapshot], grid: TimingGrid, max_rows: int) -> tuple[TimingRows, TimingRows]:
+    """Return :func:`timing_rows` split into the rows to fit and those that stop the boosting (:func:`_stop_rows`).
+
+    Each part is the rows of :func:`timing_rows` in their order; they are split snapshot by snapshot and joined per
+    side, so that all the rows are never held twice (joined, then each side copied out).
+    """
+    parts, summary = _timing_parts(snapshots, grid, max_rows)
+    fit, stop = [], []
+    while parts:
+        frame, label, ids = parts.pop(0)
+        stopping = _stop_rows(ids)
+        fit.append((frame.loc[~stopping], label[~stopping], ids[~stopping]))
+        stop.append((frame.loc[stopping], label[stopping], ids[stopping]))
+        del frame
+    return _joined(fit, summary), _joined(stop, summary)
 
 
 def _limit_days(grid: TimingGrid, learned_intervals: int) -> float:
@@ -464,31 +492,29 @@ def fit_timing_model(
     for part in snapshots:
         if INTERVAL_COLUMN in part.features.columns:
             raise ValueError(f"a feature is named {INTERVAL_COLUMN!r}, the hazard model's own column")
-    rows = timing_rows(snapshots, grid, max_rows=max_rows)
-    if not len(rows.label):
+    fit, stop = _split_rows(snapshots, grid, max_rows)
+    if not len(fit.label) and not len(stop.label):
         raise ValueError(
             f"the timing model has no training row: no snapshot observes a whole interval ({grid.width:g} days) "
             "before the as-of date"
         )
-    stop = _stop_rows(rows.profile)
-    if not stop.any() or stop.all():
+    if not len(fit.label) or not len(stop.label):
         raise ValueError(
-            f"the timing model needs profiles both to fit and to stop early on, and its {rows.summary['rows_kept']:,} "
+            f"the timing model needs profiles both to fit and to stop early on, and its {fit.summary['rows_kept']:,} "
             f"person-period rows come from too few of them"
         )
-    frame, label = rows.frame, rows.label
     params = {**TIMING_PARAMS, "seed": seed}
-    fitted = lgb.Dataset(frame.loc[~stop], label[~stop])
+    fitted = lgb.Dataset(fit.frame, fit.label)
     booster = lgb.train(
         params,
         fitted,
         num_boost_round=MAX_ROUNDS,
-        valid_sets=[lgb.Dataset(frame.loc[stop], label[stop], reference=fitted)],
+        valid_sets=[lgb.Dataset(stop.frame, stop.label, reference=fitted)],
         callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
     )
-    learned = int(frame[INTERVAL_COLUMN].to_numpy()[~stop].max()) + 1
-    features = [c for c in frame.columns if c != INTERVAL_COLUMN]
-    return TimingModel(booster, grid, features, learned, rows.summary)
+    learned = int(fit.frame[INTERVAL_COLUMN].max()) + 1
+    features = [c for c in fit.frame.columns if c != INTERVAL_COLUMN]
+    return TimingModel(booster, grid, features, learned, fit.summary)
 
 
 def anchored(curves: np.ndarray, probability: npt.ArrayLike, window_index: int) -> np.ndarray:
