@@ -21,6 +21,7 @@ import html
 import io
 import json
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,20 +143,47 @@ def _run_folder(home: Path, name: str, run: dict) -> Path:
     return run_dir(home, name, dt.date.fromisoformat(run["as_of"]), run["run_id"])
 
 
-def _audience(folder: Path, ask: AudienceAsk) -> dict:
-    """Return the builder's part of the page for the run in ``folder``: the cut asked for, the best one, the gains."""
+_TALLIES: dict[tuple[str, int, int], Any] = {}  # a run's scores file (path, size, mtime) -> its AudienceTable
+_TALLIES_KEPT = 8  # the runs whose tallies are kept (a few KB each): a sealed run's scores never change
+_TALLIES_LOCK = threading.Lock()
+
+
+def _tally(scores: Path) -> Any:  # noqa: ANN401 - a customer_ai.audiences.AudienceTable
+    """Return the tally of a run's scores file, read once per file (a row group at a time) and then kept.
+
+    Raises
+    ------
+    OSError
+        When the file cannot be read.
+    """
     import pyarrow.parquet as pq
 
-    from customer_ai.audiences import audience_table, best_cut, cut_at, cut_curve
+    from customer_ai.audiences import audience_table
     from customer_ai.files import read_row_groups
 
-    scores = folder / "scores.parquet"
-    try:
-        names = set(pq.read_schema(scores).names)
-    except OSError:
-        return {"problem": "the current run's scores file cannot be read: no audience can be cut"}
+    found = scores.stat()
+    key = (str(scores), found.st_size, found.st_mtime_ns)
+    with _TALLIES_LOCK:
+        if key in _TALLIES:
+            return _TALLIES[key]
+    names = set(pq.read_schema(scores).names)
     columns = ["probability", "score", "percentile", *(["expected_value"] if "expected_value" in names else [])]
     table = audience_table(read_row_groups(scores, columns))
+    with _TALLIES_LOCK:
+        while len(_TALLIES) >= _TALLIES_KEPT:
+            _TALLIES.pop(next(iter(_TALLIES)))  # the oldest first
+        _TALLIES[key] = table
+    return table
+
+
+def _audience(folder: Path, ask: AudienceAsk) -> dict:
+    """Return the builder's part of the page for the run in ``folder``: the cut asked for, the best one, the gains."""
+    from customer_ai.audiences import best_cut, cut_at, cut_curve
+
+    try:
+        table = _tally(folder / "scores.parquet")
+    except OSError:
+        return {"problem": "the current run's scores file cannot be read: no audience can be cut"}
     money = {"value_per_conversion": ask.value_per_conversion, "cost_per_contact": ask.cost_per_contact}
     out: dict[str, Any] = {"valued": table.valued}
     try:

@@ -214,3 +214,19 @@ def test_the_builders_form_fields_are_read_as_text_and_a_wrong_one_is_named() ->
         audience_ask("score", "6.5", None, None)
     with pytest.raises(ValueError, match=r"^cost per contact: 'ten' is not a number$"):
         audience_ask("score", "60", None, "ten")
+
+
+def test_a_runs_scores_are_tallied_once_for_every_cut_asked(folders, monkeypatch) -> None:
+    from customer_ai import files  # noqa: PLC0415
+
+    instances, home = folders
+    reads = []
+    original = files.read_row_groups
+    monkeypatch.setattr(files, "read_row_groups", lambda *args: reads.append(args) or original(*args))
+    for at in (60, 75, 90):
+        instance_page(instances, home, "alpha", StandInStore, ask=AudienceAsk("score", at))
+    assert len(reads) == 1  # the file is this test's own: read for the first cut, then its tally kept
+    scores = home / "artifacts" / "alpha" / AS_OF / RUN_ID / "scores.parquet"
+    scores.unlink()  # a file that is gone is said, not served from the tally
+    page = instance_page(instances, home, "alpha", StandInStore)
+    assert page.problem == "the current run's scores file cannot be read: no audience can be cut"
