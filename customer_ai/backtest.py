@@ -51,7 +51,7 @@ from customer_ai.history import run_window
 from customer_ai.labels import build_labels, days_to_goal, goal_value
 from customer_ai.model import fit_platt
 from customer_ai.outcome_metrics import (
-    bought_by_median,
+    best_of,
     concordance,
     decile_error,
     normalised_gini,
@@ -61,7 +61,7 @@ from customer_ai.outcome_metrics import (
 )
 from customer_ai.progress import step
 from customer_ai.spec import InstanceSpec
-from customer_ai.timing_model import restricted_mean, timing_quality, timing_verdict
+from customer_ai.timing_model import median_quality, restricted_mean, timing_quality, timing_verdict
 from customer_ai.value_baselines import VALUE_BASELINES, best_baseline, gini_margin, value_baselines
 from customer_ai.value_model import value_verdict
 from customer_ai.windows import in_window, rows_where
@@ -356,24 +356,20 @@ def timing_backtest(
     with step("fitting the timing baselines (recency, BG/NBD)"):
         predicted, bgnbd_median = timing_baselines(seen, spec, as_of, profiles, model.grid.end_days)
     fitted = {name: values for name, values in predicted.items() if not np.isnan(values).any()}
-    measured = timing_quality(model, features, probability, days, span_days=span, baselines=fitted)
+    curves = model.curves(features)  # predicted once: the measures, the margin and the level known read them
+    measured = timing_quality(model, curves, probability, days, span_days=span, baselines=fitted)
     baselines = measured.pop("baselines")
     if bgnbd_median is not None:
-        share, counted = bought_by_median(bgnbd_median, observed, happened, span)
-        baselines["bgnbd"].update(
-            concordance_median=concordance(bgnbd_median, observed, happened),
-            bought_by_median=share,
-            counted=counted,
-            finite_median=float(np.mean(np.isfinite(bgnbd_median))) if len(profiles) else None,
-        )
-    found = {name: m["concordance"] for name, m in baselines.items() if np.isfinite(m["concordance"])}
-    best = max(found, key=found.__getitem__) if found else None
-    curves = model.curves(features)
+        baselines["bgnbd"].update(median_quality(bgnbd_median, observed, happened, span))
+    best = best_of(baselines, "concordance")
+    best = None if best is None else best[0]
     curve = restricted_mean(model.anchored(curves, probability), model.grid.width)
     if outcome_rate is not None and len(profiles):  # how far the level of the period moves the medians
         known = model.median_days(model.anchored(curves, shift_to_rate(probability, outcome_rate)))
-        share, counted = bought_by_median(np.nan_to_num(known, nan=np.inf), observed, happened, span)
-        measured.update(bought_by_median_level_known=share, counted_level_known=counted)
+        level_known = median_quality(known, observed, happened, span)
+        measured.update(
+            bought_by_median_level_known=level_known["bought_by_median"], counted_level_known=level_known["counted"]
+        )
     return {
         "horizon_days": model.grid.horizon_days,
         "span_days": span,
@@ -414,10 +410,10 @@ def timing_baselines(
     :meth:`customer_ai.bgnbd.BGNBD.purchase_timing`.  Without a BG/NBD fit (nobody repeated a goal event) its two
     entries are NaN (left out of the judging) and the median None.
     """
-    signals = baseline_signals(events, spec, as_of, profiles)
-    predicted = {"recency": -signals["recency"].to_numpy(), "bgnbd_window": -signals["bgnbd"].to_numpy()}
     goal = rows_where(events[["profile_id", "timestamp"]], patterns_mask(events, spec.goal.events))
-    repeat = fit_repeat_model(goal, as_of)
+    repeat = fit_repeat_model(goal, as_of)  # fitted once: the chance within the window and the curve read it
+    signals = baseline_signals(events, spec, as_of, profiles, repeat_models={as_of: repeat})
+    predicted = {"recency": -signals["recency"].to_numpy(), "bgnbd_window": -signals["bgnbd"].to_numpy()}
     if repeat is None:
         predicted["bgnbd_window"] = np.full(len(profiles), np.nan)
         predicted["bgnbd"] = np.full(len(profiles), np.nan)

@@ -838,7 +838,7 @@ class PropensityModel:
             span = (plan.as_of - plan.validation) / pd.Timedelta(days=1)
             self.timing_metrics_ = timing_quality(
                 model,
-                features.loc[evaluation],
+                model.curves(features.loc[evaluation]),
                 held_out,
                 days[evaluation],
                 span_days=span,

@@ -55,6 +55,7 @@ __all__ = [
     "next_by",
     "person_periods",
     "snapshot_grid",
+    "median_quality",
     "timing_quality",
     "timing_rows",
     "timing_verdict",
@@ -604,9 +605,33 @@ def restricted_mean(curves: np.ndarray, width: float) -> np.ndarray:
     return width * (curves[:, 1:] + curves[:, :-1]).sum(axis=1) / 2
 
 
+def median_quality(median: np.ndarray, observed: np.ndarray, happened: np.ndarray, span_days: float) -> dict:
+    """Return how well predicted medians order and place the next goal events seen in ``[0, span_days)``.
+
+    ``median`` holds NaN or ``inf`` where no median is given (beyond the limit or the horizon: they tie);
+    ``observed`` and ``happened`` are the days seen (to the event, or to ``span_days``) and whether it came.
+
+    Returns
+    -------
+    dict
+        ``concordance_median`` (Harrell's), ``bought_by_median`` and ``counted``
+        (:func:`customer_ai.outcome_metrics.bought_by_median`: 0.5 is right) and ``finite_median`` (the share given
+        a median; None for no profile).
+    """
+    median = np.asarray(median, dtype="float64")
+    ranked = np.where(np.isnan(median), np.inf, median)  # not nan_to_num: it would make inf a finite number
+    share, counted = bought_by_median(ranked, observed, happened, span_days)
+    return {
+        "concordance_median": concordance(ranked, observed, happened),
+        "bought_by_median": share,
+        "counted": counted,
+        "finite_median": float(np.mean(np.isfinite(ranked))) if len(ranked) else None,
+    }
+
+
 def timing_quality(
     model: TimingModel,
-    features: pd.DataFrame,
+    curves: np.ndarray,
     probability: np.ndarray,
     days: np.ndarray,
     *,
@@ -619,8 +644,9 @@ def timing_quality(
     ----------
     model : TimingModel
         The fitted model.
-    features, probability : pandas.DataFrame, numpy.ndarray
-        The held-out profiles' features and propensity probabilities (the curves are anchored on them).
+    curves, probability : numpy.ndarray
+        The held-out profiles' curves (:meth:`TimingModel.curves`) and propensity probabilities (the curves are
+        anchored on them).
     days : numpy.ndarray
         Days to each profile's first goal event (NaN: none seen); only ``[0, span_days)`` is observed.
     span_days : float
@@ -632,23 +658,16 @@ def timing_quality(
     -------
     dict
         ``concordance`` (Harrell's, of the curve's expected days without an event over the horizon: the curve's own
-        order, which the gate judges), ``concordance_median`` (of the median, ``inf`` beyond the limit: ties),
-        ``bought_by_median`` and ``counted`` (the share that bought before their median among those whose median
-        lies in the observed span; 0.5 is right), ``finite_median`` (the share with a median), ``span_days`` and
+        order, which the gate judges), the measures of its median (:func:`median_quality`: ``concordance_median``,
+        with ties beyond the limit, ``bought_by_median``, ``counted`` and ``finite_median``), ``span_days`` and
         ``baselines`` (each one's ``concordance``).
     """
     happened = ~np.isnan(days) & (days < span_days)
     observed = np.where(happened, days, span_days)
-    curves = model.anchored(model.curves(features), probability)
-    median = model.median_days(curves)
-    ranked = np.where(np.isnan(median), np.inf, median)
-    share, counted = bought_by_median(ranked, observed, happened, span_days)
+    anchored = model.anchored(curves, probability)
     return {
-        "concordance": concordance(restricted_mean(curves, model.grid.width), observed, happened),
-        "concordance_median": concordance(ranked, observed, happened),
-        "bought_by_median": share,
-        "counted": counted,
-        "finite_median": float(np.mean(~np.isnan(median))) if len(median) else None,
+        "concordance": concordance(restricted_mean(anchored, model.grid.width), observed, happened),
+        **median_quality(model.median_days(anchored), observed, happened, span_days),
         "span_days": float(span_days),
         "baselines": {
             name: {"concordance": concordance(np.nan_to_num(values, nan=np.inf), observed, happened)}

@@ -335,7 +335,7 @@ def test_the_held_out_measures_read_the_anchored_curves_against_the_days_seen(fi
     probability = np.where(held.features["fast"] > 0, 0.8, 0.3)
     measured = timing_quality(
         fitted,
-        held.features,
+        fitted.curves(held.features),
         probability,
         held.days,
         span_days=4.0,
