@@ -15,19 +15,19 @@ the view's app is built.
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import datetime as dt
 import html
 import io
 import json
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from customer_ai_airflow.ui import UnknownPageError, _error_text, _load, _page
+from customer_ai_airflow.ui import UnknownPageError, _error_text, _load, _page, money, run_folder, run_metadata
 
 __all__ = [
     "DOWNLOADS",
@@ -84,26 +84,22 @@ def _spec(folder: Path, name: str) -> Any:  # noqa: ANN401 - an InstanceSpec
     return specs[name]
 
 
-def _store_read(open_store: Callable[[], Any], read: Callable[[Any], Any]) -> Any:  # noqa: ANN401
+@contextlib.contextmanager
+def _store_errors() -> Iterator[None]:
+    """Turn a failure to open or read the store into a 503 page (never raised as it is)."""
     try:
-        return read(open_store())
+        yield
     except UnknownPageError:
         raise
     except Exception as exc:  # shown as a page, never raised
         raise UnknownPageError(_error_text(exc), 503) from None
 
 
-def _segment_sizes(home: Path, name: str, run: dict) -> dict[str, int]:
+def _segment_sizes(folder: Path, run: dict) -> dict[str, int]:
     """Return the run's segment sizes from its folder's ``metadata.json`` (empty when it cannot be read)."""
     from customer_ai.store.base import _segment_order
 
-    try:
-        folder = _run_folder(home, name, run)
-        metadata = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if metadata.get("model_version") != run["model_version"]:
-        return {}
+    metadata = run_metadata(folder, run) or {}
     sizes = {str(k): int(v) for k, v in (metadata.get("segments") or {}).items() if isinstance(v, int)}
     return {segment: sizes[segment] for segment in _segment_order(sizes)}
 
@@ -135,12 +131,6 @@ def audience_ask(kind: str | None, at: str | None, value: str | None, cost: str 
         value_per_conversion=number("value per conversion", value, whole=False),
         cost_per_contact=default.cost_per_contact if cost_number is None else float(cost_number),
     )
-
-
-def _run_folder(home: Path, name: str, run: dict) -> Path:
-    from customer_ai.artifacts import run_dir
-
-    return run_dir(home, name, dt.date.fromisoformat(run["as_of"]), run["run_id"])
 
 
 _TALLIES: dict[tuple[str, int, int], Any] = {}  # a run's scores file (path, size, mtime) -> its AudienceTable
@@ -221,23 +211,26 @@ def instance_page(
     """
     spec = _spec(folder, name)
     page = {"name": name, "goal": spec.goal_in_words(), "currency": spec.output.currency}
-    run = _store_read(open_store, lambda store: store.latest_run(name))
-    if run is None:
-        return InstancePage(**page, message=f"{name} has no published run yet: its DAG has not scored anyone")
     looked_up = None if profile_id is None else profile_id.strip()
     profile = None
-    if looked_up:
-        rows = _store_read(open_store, lambda store: store.read_scores(name, profile_id=looked_up))
-        profile = None if rows.empty else rows.iloc[0].to_dict()
+    with _store_errors():
+        store = open_store()
+        run = store.latest_run(name)
+        if run is None:
+            return InstancePage(**page, message=f"{name} has no published run yet: its DAG has not scored anyone")
+        if looked_up:
+            rows = store.read_scores(name, profile_id=looked_up)
+            profile = None if rows.empty else rows.iloc[0].to_dict()
     ask = ask or AudienceAsk()
+    folder = run_folder(home, name, run)
     return InstancePage(
         **page,
         as_of=run["as_of"],
-        segments=_segment_sizes(home, name, run),
+        segments=_segment_sizes(folder, run),
         looked_up=looked_up or None,
         profile=profile,
         ask=ask,
-        **_audience(_run_folder(home, name, run), ask),
+        **_audience(folder, ask),
     )
 
 
@@ -260,13 +253,14 @@ def segment_download(
     spec = _spec(folder, name)
     if fmt not in DOWNLOADS:
         raise UnknownPageError(f"a segment downloads as {' or '.join(DOWNLOADS)}, not {fmt!r}")
-    run = _store_read(open_store, lambda store: store.latest_run(name))
-    if run is None:
-        raise UnknownPageError(f"{name} has no published run yet: no segment to download")
-    names = _store_read(open_store, lambda store: store.segment_names(name, run["as_of"]))
-    if segment not in names:
-        raise UnknownPageError(f"{name} has no segment {segment!r} with members as of {run['as_of']}")
-    members = _store_read(open_store, lambda store: store.read_segment(name, segment, run["as_of"]))
+    with _store_errors():
+        store = open_store()
+        run = store.latest_run(name)
+        if run is None:
+            raise UnknownPageError(f"{name} has no published run yet: no segment to download")
+        if segment not in store.segment_names(name, run["as_of"]):
+            raise UnknownPageError(f"{name} has no segment {segment!r} with members as of {run['as_of']}")
+        members = store.read_segment(name, segment, run["as_of"])
     frame, _ = export_frame(members, spec.output.factors, spreadsheet=fmt == "csv")
     buffer = io.BytesIO()
     if fmt == "csv":
@@ -274,12 +268,6 @@ def segment_download(
     else:
         frame.to_parquet(buffer, index=False)
     return buffer.getvalue(), DOWNLOADS[fmt], f"{name}_{segment}_{run['as_of']}.{fmt}"
-
-
-def _money(amount: float, currency: str | None) -> str:
-    from customer_ai.features import money_prefix
-
-    return f"{html.escape(money_prefix(currency))}{amount:,.2f}"
 
 
 def _known(value: Any) -> bool:  # noqa: ANN401 - whatever a score row holds
@@ -300,7 +288,7 @@ def _profile_html(page: InstancePage) -> str:
         ("percentile", f"{int(row['percentile'])}"),
     ]
     if _known(row.get("expected_value")):
-        pairs.append(("expected value", _money(float(row["expected_value"]), page.currency)))
+        pairs.append(("expected value", money(float(row["expected_value"]), page.currency)))
     if _known(row.get("days_to_next")):
         pairs.append(("next goal event", f"within {float(row['days_to_next']):.0f} days (by {row['next_by']})"))
     table = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in pairs)
@@ -351,9 +339,9 @@ def _builder_html(page: InstancePage) -> str:
         ("expected rate", "" if not _known(rate) else f"{float(rate):.1%}"),
     ]
     if "expected_value" in cut:
-        pairs.append(("expected value", _money(float(cut["expected_value"]), page.currency)))
+        pairs.append(("expected value", money(float(cut["expected_value"]), page.currency)))
     if "expected_profit" in cut:
-        pairs.append(("expected profit", _money(float(cut["expected_profit"]), page.currency)))
+        pairs.append(("expected profit", money(float(cut["expected_profit"]), page.currency)))
     table = "".join(f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in pairs)
     best = ""
     if "expected_profit" in cut:
@@ -362,7 +350,7 @@ def _builder_html(page: InstancePage) -> str:
             if page.best is None
             else f'<p class="best-cut">The highest expected profit by {html.escape(ask.kind)}: '
             f"{_KINDS[ask.kind]} {int(page.best['at']):,}, {int(page.best['size']):,} profiles, "
-            f"{_money(float(page.best['expected_profit']), page.currency)}.</p>"
+            f"{money(float(page.best['expected_profit']), page.currency)}.</p>"
         )
     gains = "".join(
         f'<tr><td class="num">{int(row["decile"])}</td><td class="num">{float(row["share"]):.0%}</td>'

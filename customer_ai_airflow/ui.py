@@ -152,6 +152,26 @@ def _number(value: Any) -> float | None:  # noqa: ANN401 - whatever a metrics di
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def run_folder(home: Path, name: str, run: dict) -> Path:
+    """Return the folder of a published run (a row of the store's runs): the one the store names."""
+    from customer_ai.artifacts import run_dir
+
+    return run_dir(home, name, dt.date.fromisoformat(run["as_of"]), run["run_id"])
+
+
+def run_metadata(folder: Path, run: dict) -> dict | None:
+    """Return the ``metadata.json`` of the run in ``folder``, or None when it cannot be read or is another run's.
+
+    A folder of a run published before run ids holds the newest run of its date, which may not be ``run``: its
+    model version tells.
+    """
+    try:
+        metadata = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return metadata if metadata.get("model_version") == run["model_version"] else None
+
+
 def _published(home: Path, name: str, run: dict) -> tuple[dict[str, int], bool, dict[str, float], dict[str, int]]:
     """Return the run's bucket counts, whether its report exists, its expected value and its dates, from its folder.
 
@@ -159,14 +179,9 @@ def _published(home: Path, name: str, run: dict) -> tuple[dict[str, int], bool, 
     ``metadata.json["value"]``) is empty for a goal without a value, and the dates (``profiles``, ``dated`` and
     ``within_window``, from ``metadata.json["timing"]``) without ``output.timing``.
     """
-    from customer_ai.artifacts import run_dir
-
-    folder = run_dir(home, name, dt.date.fromisoformat(run["as_of"]), run["run_id"])
-    try:
-        metadata = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}, False, {}, {}
-    if metadata.get("model_version") != run["model_version"]:  # a folder of a run published before run ids
+    folder = run_folder(home, name, run)
+    metadata = run_metadata(folder, run)
+    if metadata is None:
         return {}, False, {}, {}
     counts = metadata.get("buckets") or {}
     buckets = {bucket: int(counts[bucket]) for bucket in BUCKETS if isinstance(counts.get(bucket), int)}
@@ -365,40 +380,45 @@ def _count(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
 
 
+def _ranged_cell(css: str, text: str | None = None, beneath: str | None = None) -> str:
+    """Return a number cell of class ``css``: ``text`` (empty without), with ``beneath`` in small type under it."""
+    under = f'<div class="range">{beneath}</div>' if beneath else ""
+    return f'<td class="num {css}">{text or ""}{under}</td>'
+
+
 def _expected_cell(row: InstanceRow) -> str:
     """Return the cell of the profiles expected to reach the goal, with the range past windows give."""
     if "expected" not in row.expected:
-        return '<td class="num expected"></td>'
-    text = f"{row.expected['expected']:,.0f}"
-    if "low" in row.expected:
-        text += f'<div class="range">{row.expected["low"]:,.0f} to {row.expected["high"]:,.0f}</div>'
-    return f'<td class="num expected">{text}</td>'
+        return _ranged_cell("expected")
+    low = row.expected.get("low")
+    beneath = None if low is None else f"{low:,.0f} to {row.expected['high']:,.0f}"
+    return _ranged_cell("expected", f"{row.expected['expected']:,.0f}", beneath)
+
+
+def money(amount: float, currency: str | None) -> str:
+    """Return an amount as the instance writes money ("GBP 1,234.50", "$1,234.50"), escaped for the page."""
+    from customer_ai.features import money_prefix
+
+    return f"{html.escape(money_prefix(currency))}{amount:,.2f}"
 
 
 def _value_cell(row: InstanceRow) -> str:
     """Return the cell of the run's expected value, in the instance's currency, with the amount per profile beneath."""
     if "total" not in row.value:
-        return '<td class="num expected-value"></td>'
-    from customer_ai.features import money_prefix
-
-    prefix = html.escape(money_prefix(row.currency))
-    text = f"{prefix}{row.value['total']:,.2f}"
-    if "per_profile" in row.value:
-        text += f'<div class="range">{prefix}{row.value["per_profile"]:,.2f} per profile</div>'
-    return f'<td class="num expected-value">{text}</td>'
+        return _ranged_cell("expected-value")
+    per_profile = row.value.get("per_profile")
+    beneath = None if per_profile is None else f"{money(per_profile, row.currency)} per profile"
+    return _ranged_cell("expected-value", money(row.value["total"], row.currency), beneath)
 
 
 def _timing_cell(row: InstanceRow) -> str:
     """Return the cell of the run's dates: the profiles given one of all scored, those within the window beneath."""
     if "dated" not in row.timing:
-        return '<td class="num next-event"></td>'
-    text = f"{row.timing['dated']:,}"
-    if "profiles" in row.timing:
-        text += f" of {row.timing['profiles']:,}"
-    text += " dated"
-    if "within_window" in row.timing:
-        text += f'<div class="range">{row.timing["within_window"]:,} within the window</div>'
-    return f'<td class="num next-event">{text}</td>'
+        return _ranged_cell("next-event")
+    of = f" of {row.timing['profiles']:,}" if "profiles" in row.timing else ""
+    within = row.timing.get("within_window")
+    beneath = None if within is None else f"{within:,} within the window"
+    return _ranged_cell("next-event", f"{row.timing['dated']:,}{of} dated", beneath)
 
 
 def _grade_cell(row: InstanceRow) -> str:
