@@ -422,6 +422,24 @@ def test_the_table_shows_the_numbers_links_the_report_and_says_what_the_newest_a
     assert render_table([], instances).count(f"No instance files (*.yaml) in {instances}.") == 1
 
 
+def rows_with(
+    folders: tuple[Path, Path], name: str, run_id: str, summary: dict, **spec: object
+) -> tuple[list[InstanceRow], InstanceRow]:
+    """Return the table's rows with one more published instance ``name`` (its file: ``spec``) and its own row.
+
+    Its run (version ``v-<name>``, 4,259 profiles) has a folder whose ``metadata.json`` holds ``summary`` too.
+    """
+    instances, home = folders
+    write_spec(instances, name, **spec)
+    folder = publish(home, name, f"v-{name}", {"low": 1, "medium": 2, "high": 3}, report=True, run_id=run_id)
+    metadata = json.loads((folder / "metadata.json").read_text())
+    (folder / "metadata.json").write_text(json.dumps({**metadata, **summary}))
+    runs = {**RUNS, name: run_row(name, f"v-{name}", {"roc_auc": 0.75}, run_id, scored_profiles=4259)}
+    rows = instance_rows(instances, home, lambda: StandInStore(runs, ATTEMPTS))
+    (row,) = [row for row in rows if row.name == name]
+    return rows, row
+
+
 ZETA_RUN = "cli-5219833eb9"
 ZETA_VALUE = {"field": "value", "window_days": 30, "total": 1288581.0766, "per_profile": 302.5548, "metrics": {}}
 
@@ -431,13 +449,8 @@ def test_a_run_with_a_value_shows_its_expected_value_in_the_instances_currency(f
     page = render_table(instance_rows(instances, home, lambda: StandInStore(RUNS, ATTEMPTS)), instances)
     assert "Expected value" not in page  # no run has a value: the table is as it always was
     assert "expected-value" not in page
-    write_spec(instances, "zeta", goal={**BASE_SPEC["goal"], "value": {"field": "value"}}, output={"currency": "GBP"})
-    folder = publish(home, "zeta", "v-zeta", {"low": 1, "medium": 2, "high": 3}, report=True, run_id=ZETA_RUN)
-    metadata = json.loads((folder / "metadata.json").read_text())
-    (folder / "metadata.json").write_text(json.dumps({**metadata, "value": ZETA_VALUE}))
-    runs = {**RUNS, "zeta": run_row("zeta", "v-zeta", {"roc_auc": 0.75}, ZETA_RUN, scored_profiles=4259)}
-    rows = instance_rows(instances, home, lambda: StandInStore(runs, ATTEMPTS))
-    (zeta,) = [row for row in rows if row.name == "zeta"]
+    goal = {**BASE_SPEC["goal"], "value": {"field": "value"}}
+    rows, zeta = rows_with(folders, "zeta", ZETA_RUN, {"value": ZETA_VALUE}, goal=goal, output={"currency": "GBP"})
     assert (zeta.value, zeta.currency) == ({"total": 1288581.0766, "per_profile": 302.5548}, "GBP")
     assert [row.value for row in rows if row.name != "zeta"] == [{}] * 6
     page = render_table(rows, instances)
@@ -468,13 +481,7 @@ def test_a_run_with_timing_shows_how_many_profiles_it_dated(folders: tuple[Path,
     page = render_table(instance_rows(instances, home, lambda: StandInStore(RUNS, ATTEMPTS)), instances)
     assert "Next goal event" not in page  # no run has timing: the table is as it always was
     assert "next-event" not in page
-    write_spec(instances, "eta", output={"timing": True})
-    folder = publish(home, "eta", "v-eta", {"low": 1, "medium": 2, "high": 3}, report=True, run_id=ETA_RUN)
-    metadata = json.loads((folder / "metadata.json").read_text())
-    (folder / "metadata.json").write_text(json.dumps({**metadata, "timing": ETA_TIMING}))
-    runs = {**RUNS, "eta": run_row("eta", "v-eta", {"roc_auc": 0.75}, ETA_RUN, scored_profiles=4259)}
-    rows = instance_rows(instances, home, lambda: StandInStore(runs, ATTEMPTS))
-    (eta,) = [row for row in rows if row.name == "eta"]
+    rows, eta = rows_with(folders, "eta", ETA_RUN, {"timing": ETA_TIMING}, output={"timing": True})
     assert eta.timing == {"profiles": 4259, "dated": 2797, "within_window": 663}
     assert [row.timing for row in rows if row.name != "eta"] == [{}] * 6
     page = render_table(rows, instances)
@@ -491,8 +498,9 @@ def test_a_run_with_timing_shows_how_many_profiles_it_dated(folders: tuple[Path,
         "goal event lies within the horizon) and, below it, those whose date falls within the goal window."
     ) in html.unescape(page)
     # beside an expected value, after it
-    (folder / "metadata.json").write_text(json.dumps({**metadata, "timing": ETA_TIMING, "value": ZETA_VALUE}))
-    page = render_table(instance_rows(instances, home, lambda: StandInStore(runs, ATTEMPTS)), instances)
+    both = {"timing": ETA_TIMING, "value": ZETA_VALUE}
+    rows, _ = rows_with(folders, "theta", "cli-0e0e0e0e0e", both, output={"timing": True})
+    page = render_table(rows, instances)
     assert "<th>Expected value</th><th>Next goal event</th><th>Low</th>" in page
 
 

@@ -13,6 +13,7 @@ import select
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -209,14 +210,13 @@ def test_read_sample_of_a_file_no_larger_than_the_sample_reads_it_whole_in_order
     pd.testing.assert_frame_equal(sample, pd.read_parquet(path, columns=["bucket", "factors"]))
 
 
-def _card_text(model: dict) -> str:
-    from customer_ai.report.card import _model_card  # noqa: PLC0415 - the card alone, without a run folder
-
-    run = _RunFiles(
-        folder=Path("."),
+def _run_files(folder: Path, model: dict, scores_file: Path, scores: ScoreSummary) -> _RunFiles:
+    """A run folder as the report reads it, holding nothing but its model and its scores."""
+    return _RunFiles(
+        folder=folder,
         model=model,
-        scores=ScoreSummary.of(list),
-        scores_file=Path("scores.parquet"),
+        scores=scores,
+        scores_file=scores_file,
         expected=None,
         source=None,
         evaluation=None,
@@ -225,6 +225,20 @@ def _card_text(model: dict) -> str:
         validation={},
         tracked={},
     )
+
+
+def _drawn(section: Callable, spec: InstanceSpec, run: _RunFiles) -> str:
+    """A report section written with the report's figure settings (those of ``build_report``)."""
+    with mpl.rc_context():
+        mpl.rcdefaults()
+        mpl.rcParams.update(_RC)
+        return section(spec, run)
+
+
+def _card_text(model: dict) -> str:
+    from customer_ai.report.card import _model_card  # noqa: PLC0415 - the card alone, without a run folder
+
+    run = _run_files(Path("."), model, Path("scores.parquet"), ScoreSummary.of(list))
     spec = load_spec(ROOT / "instances" / f"{INSTANCE}.yaml")
     return _sections(_model_card(spec, AS_OF, run))["model-card"]["text"]
 
@@ -513,10 +527,7 @@ def test_user_text_is_escaped_everywhere(retail_run: Path, retail_spec: Instance
 
 def _factors_html(spec: InstanceSpec, run: _RunFiles) -> str:
     """The factors section of ``run``, drawn with the report's matplotlib settings (as build_report draws it)."""
-    with mpl.rc_context():
-        mpl.rcdefaults()
-        mpl.rcParams.update(_RC)
-        return factors_module._factors_section(spec, run)
+    return _drawn(factors_module._factors_section, spec, run)
 
 
 @pytest.mark.e2e
@@ -1186,27 +1197,12 @@ def _value_html(tmp_path: Path, value: dict, gain: float = 0.0) -> str:
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=5)
     model = {"model_version": "v", "as_of": "2011-12-11", "validation": {"snapshot": "2011-11-11"}, "value": value}
     model["history"] = {"window_days": 30}
-    run = _RunFiles(
-        folder=tmp_path,
-        model=model,
-        scores=ScoreSummary.read(path),
-        scores_file=path,
-        expected=None,
-        source=None,
-        evaluation=None,
-        metadata=None,
-        drift=None,
-        validation={},
-        tracked={},
-    )
+    run = _run_files(tmp_path, model, path, ScoreSummary.read(path))
     goal = {**BASE_SPEC["goal"], "value": {"field": "value"}}
     spec = make_spec(
         goal=goal, output={"currency": "$"}, training={**BASE_SPEC["training"], "min_value_gini_gain": gain}
     )
-    with mpl.rc_context():
-        mpl.rcdefaults()
-        mpl.rcParams.update(_RC)
-        return _value_section(spec, run)
+    return _drawn(_value_section, spec, run)
 
 
 def _table_rows(section: str, caption: str) -> list[list[str]]:
@@ -1364,24 +1360,9 @@ def _timing_html(tmp_path: Path, timing: dict, days: list[float], gain: float = 
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=4)
     validation = {"snapshot": "2011-11-11", "metrics": {"n": 120}}
     model = {"model_version": "v", "as_of": "2011-12-11", "validation": validation, "timing": timing}
-    run = _RunFiles(
-        folder=tmp_path,
-        model=model,
-        scores=ScoreSummary.read(path),
-        scores_file=path,
-        expected=None,
-        source=None,
-        evaluation=None,
-        metadata=None,
-        drift=None,
-        validation={},
-        tracked={},
-    )
+    run = _run_files(tmp_path, model, path, ScoreSummary.read(path))
     spec = make_spec(output={"timing": True}, training={**BASE_SPEC["training"], "min_timing_concordance_gain": gain})
-    with mpl.rc_context():
-        mpl.rcdefaults()
-        mpl.rcParams.update(_RC)
-        return _timing_section(spec, run)
+    return _drawn(_timing_section, spec, run)
 
 
 def _paragraphs(section: str) -> list[str]:

@@ -114,9 +114,8 @@ def _best_baseline(metrics: dict) -> tuple[str, dict]:
     return VALUE_BASELINE_NAMES.get(best[0], best[0]), metrics["baselines"][best[0]]
 
 
-def _metric_rows(metrics: dict, currency: str | None) -> list[tuple[str, str, str, str]]:
-    """Return the rows of the held-out metrics: the metric, the value model's, the best baseline's, the meaning."""
-    _, best = _best_baseline(metrics)
+def _metric_rows(metrics: dict, currency: str | None, best: dict) -> list[tuple[str, str, str, str]]:
+    """Return the held-out metrics' rows: the metric, the value model's, the best baseline's (``best``), its meaning."""
     ratio = metrics.get("total_ratio")
     return [
         (
@@ -186,6 +185,7 @@ def _value_section(spec: InstanceSpec, run: _RunFiles) -> str:
     checked = sum(int(row["profiles"]) for row in held_out)
     _, said = value_verdict(metrics, spec.training.min_value_gini_gain)
     poor = _poor_words(value, spec)
+    baseline, best = _best_baseline(metrics)
     parts = [
         _p(
             f"The expected value of a profile is the expected sum of the goal events' {field} in the next {window} "
@@ -203,7 +203,7 @@ def _value_section(spec: InstanceSpec, run: _RunFiles) -> str:
     if poor:
         parts.append(
             _p(
-                f"The value model is poor: {poor}. Ranking the profiles by {_best_baseline(metrics)[0]} finds those "
+                f"The value model is poor: {poor}. Ranking the profiles by {baseline} finds those "
                 "who spend most as well as its expected values do, or better: read them with care.",
                 "missing",
             )
@@ -235,8 +235,8 @@ def _value_section(spec: InstanceSpec, run: _RunFiles) -> str:
             f"calibration half. The quality gate: {said}."
         ),
         _table(
-            ["metric", "value model", f"best baseline: {_best_baseline(metrics)[0]}", "what it means"],
-            _metric_rows(metrics, currency),
+            ["metric", "value model", f"best baseline: {baseline}", "what it means"],
+            _metric_rows(metrics, currency, best),
             caption="Held-out metrics of the expected value",
         ),
         _table(
