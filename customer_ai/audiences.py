@@ -17,11 +17,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
-__all__ = ["CUT_KINDS", "PROBABILITY_BINS", "AudienceTable", "audience_table", "cut_curve", "best_cut", "cut_at"]
+from customer_ai.files import read_row_groups
+
+__all__ = [
+    "CUT_KINDS",
+    "PROBABILITY_BINS",
+    "AudienceTable",
+    "audience_table",
+    "best_cut",
+    "cut_at",
+    "cut_curve",
+    "probability_bins",
+    "scores_file_table",
+]
 
 CUT_KINDS = ("score", "percentile", "top")
 PROBABILITY_BINS = 10_000
@@ -51,6 +65,12 @@ class AudienceTable:
     def profiles(self) -> int:
         """Return how many profiles were tallied."""
         return int(self.by_score["profiles"].sum())
+
+
+def probability_bins(probability: pd.Series | np.ndarray) -> np.ndarray:
+    """Return the bin of each probability: ``k`` holds ``[k, k + 1) / PROBABILITY_BINS``, the last one 1 too."""
+    values = np.asarray(probability, dtype="float64")
+    return np.clip(np.floor(values * PROBABILITY_BINS), 0, PROBABILITY_BINS - 1).astype("int64")
 
 
 def _tally(keys: np.ndarray, size: int, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -85,7 +105,7 @@ def audience_table(parts: Iterable[pd.DataFrame]) -> AudienceTable:
         keys = {
             "score": part["score"].to_numpy(dtype="int64"),
             "percentile": part["percentile"].to_numpy(dtype="int64"),
-            "bin": np.clip(np.floor(probability * PROBABILITY_BINS), 0, PROBABILITY_BINS - 1).astype("int64"),
+            "bin": probability_bins(probability),
         }
         for key, size in sizes.items():
             added = _tally(keys[key], size, weights)
@@ -102,6 +122,19 @@ def audience_table(parts: Iterable[pd.DataFrame]) -> AudienceTable:
         by_probability=frame("bin", "bin", 0),
         valued=valued,
     )
+
+
+def scores_file_table(path: Path) -> AudienceTable:
+    """Tally a run's ``scores.parquet`` for cutting, a row group at a time (with its expected values, if any).
+
+    Raises
+    ------
+    OSError
+        When the file cannot be read.
+    """
+    names = set(pq.read_schema(path).names)
+    columns = ["probability", "score", "percentile", *(["expected_value"] if "expected_value" in names else [])]
+    return audience_table(read_row_groups(path, columns))
 
 
 def cut_curve(

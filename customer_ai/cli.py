@@ -20,12 +20,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from customer_ai.home import HomeError, as_path, is_local
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_POOR, EXIT_INPUT, EXIT_UNAVAILABLE, EXIT_BUSY, EXIT_BUG = 0, 1, 2, 3, 4, 5
+CUT_CHOICES = ("score", "percentile", "top")  # customer_ai.audiences.CUT_KINDS (that module imports pandas)
 
 
 class UsageError(ValueError):
@@ -41,6 +43,49 @@ def _as_of(text: str):  # noqa: ANN202 - pandas is imported lazily
         raise UsageError(f"--as-of: {exc}") from None
 
 
+def _common(sub: argparse.ArgumentParser) -> None:
+    """Add the arguments of every command on one instance: its file, ``--home`` and ``--store``."""
+    sub.add_argument("instance", type=Path, help="instance YAML file")
+    sub.add_argument(
+        "--home",
+        type=str,
+        default=None,
+        help="folder for artifacts and the embedded store (default: $CUSTOMER_AI_HOME or ~/.customer-ai)",
+    )
+    sub.add_argument(
+        "--store",
+        default=None,
+        help="profile store address, e.g. sqlite:///path/store.sqlite "
+        "(default: $CUSTOMER_AI_STORE or <home>/store.sqlite)",
+    )
+
+
+def _audience_parser(commands: Any) -> None:  # noqa: ANN401 - argparse's subparsers action
+    """Add ``audience save``, ``audience list`` and ``audience delete`` to ``commands``."""
+    audience = commands.add_parser(
+        "audience", help="save, list or delete an instance's saved audiences (cuts every later run applies)"
+    )
+    audience_commands = audience.add_subparsers(dest="audience_command", required=True)
+    save = audience_commands.add_parser(
+        "save", help="save a cut of the scores as an audience: a rule, applied by every later run as a segment"
+    )
+    _common(save)
+    save.add_argument("name", help="its name: lower-case letters, digits and _ (a segment's name)")
+    save.add_argument("--cut", required=True, choices=CUT_CHOICES, help="score, percentile or top (N)")
+    save.add_argument(
+        "--at", required=True, type=int, help="score at least (0-100), percentile at least (1-100), or N (from 1)"
+    )
+    save.add_argument("--by", help="who saves it (default: this system user)")
+    save.add_argument("--replace", action="store_true", help="replace a saved audience of the same name")
+    listed = audience_commands.add_parser("list", help="print an instance's saved audiences and their sizes")
+    _common(listed)
+    delete = audience_commands.add_parser(
+        "delete", help="delete a saved audience: later runs no longer apply it (published runs keep its members)"
+    )
+    _common(delete)
+    delete.add_argument("name", help="the saved audience")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="customer-ai",
@@ -49,42 +94,29 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress messages on stderr")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("instance", type=Path, help="instance YAML file")
-        sub.add_argument(
-            "--home",
-            type=str,
-            default=None,
-            help="folder for artifacts and the embedded store (default: $CUSTOMER_AI_HOME or ~/.customer-ai)",
-        )
-        sub.add_argument(
-            "--store",
-            default=None,
-            help="profile store address, e.g. sqlite:///path/store.sqlite "
-            "(default: $CUSTOMER_AI_STORE or <home>/store.sqlite)",
-        )
-
     run = commands.add_parser("run", help="train as of a date and score every eligible profile")
-    common(run)
+    _common(run)
     run.add_argument("--as-of", required=True, help="as-of date YYYY-MM-DD (UTC midnight)")
     run.add_argument("--events", type=Path, help="canonical event file (.parquet/.csv) replacing the instance's")
     run.add_argument("--scores-out", type=Path, help="also write the scores here (.csv or .parquet)")
     run.add_argument("--allow-poor", action="store_true", help="exit 0 even if the model fails the quality gate")
     run.add_argument("--top", type=int, default=5, help="profiles to print with their factors (default 5)")
 
-    check = commands.add_parser("check", help="validate an instance file (and its event file, if present)")
-    check.add_argument("instance", type=Path, help="instance YAML file")
+    check = commands.add_parser(
+        "check", help="validate an instance file (and its event file, if present); list its saved audiences"
+    )
+    _common(check)
     check.add_argument("--events", type=Path, help="canonical event file to check the conditions against")
 
     explain = commands.add_parser("explain", help="print one profile's score and influential factors")
-    common(explain)
+    _common(explain)
     explain.add_argument("profile_id", help="the profile")
     explain.add_argument("--as-of", help="a past as-of date (default: the current score)")
 
     show = commands.add_parser(
         "show", help="print an instance's current (newest published) run, its newest attempt and its top profiles"
     )
-    common(show)
+    _common(show)
     show.add_argument("--as-of", help="show the run of this date (YYYY-MM-DD) instead of the latest")
     show.add_argument("--top", type=int, default=5, help="profiles to print with their factors (default 5)")
 
@@ -93,8 +125,10 @@ def _parser() -> argparse.ArgumentParser:
     export = segment_commands.add_parser(
         "export", help="write one segment's profiles with their scores and factors to a file (no retraining)"
     )
-    common(export)
-    export.add_argument("segment", help="segment name: low, medium, high or one of the instance file's segments")
+    _common(export)
+    export.add_argument(
+        "segment", help="segment name: low, medium, high, one of the instance file's segments or a saved audience"
+    )
     export.add_argument("--as-of", help="the run's as-of date (default: the newest published run)")
     export.add_argument("--out", type=Path, required=True, help="output file, .csv or .parquet")
     export.add_argument(
@@ -103,8 +137,10 @@ def _parser() -> argparse.ArgumentParser:
         help="write text cells of a CSV exactly, even those a spreadsheet would run as a formula (=, +, -, @, ...)",
     )
 
+    _audience_parser(commands)
+
     report = commands.add_parser("report", help="write a run's HTML report (offline, one file)")
-    common(report)
+    _common(report)
     report.add_argument("--as-of", help="the run's as-of date (default: the newest published run)")
     report.add_argument("--out", type=Path, help="output .html file (default: report.html in the run's folder)")
 
@@ -117,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     unlock = commands.add_parser(
         "unlock", help="free an instance's run lock that a dead run left (it says who held it)"
     )
-    common(unlock)
+    _common(unlock)
 
     backtest = commands.add_parser("backtest", help="score past dates and measure against what happened")
     backtest.add_argument("instance", type=Path, help="instance YAML file")
@@ -390,12 +426,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if source is None:
         print(summary)
         print(f"events come from table {spec.events.table!r}: the data checks need the database and {skipped}")
+        _print_saved_audiences(args, spec)
         return EXIT_OK
     if not Path(source).exists() and not Path(source).is_symlink():  # a dangling link or a loop: the loader says
         if args.events:
             raise UsageError(f"--events {source}: file not found")
         print(summary)
         print(f"warning: the events file {source} does not exist (yet): the data checks {skipped}", file=sys.stderr)
+        _print_saved_audiences(args, spec)
         return EXIT_OK
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
@@ -421,6 +459,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     else:
         span = "no events"
     print(f"{source}: {len(events):,} events, {events['profile_id'].nunique():,} profiles, {span}")
+    _print_saved_audiences(args, spec)
     return EXIT_OK
 
 
@@ -596,6 +635,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
         _note_other_definition(args, spec, meta)
         if meta:
             _print_run_summary(spec, meta)
+        saved = store.read_audiences(spec.name)
+        if saved or (meta or {}).get("audiences"):
+            _print_run_audiences(spec, saved, meta)
         folder = _run_folder(args, spec, shown)
         print(f"artifacts: {folder}")
         if (folder / "report.html").exists():
@@ -617,6 +659,21 @@ def _cmd_show(args: argparse.Namespace) -> int:
         for row in scores.head(args.top).to_dict("records"):
             _print_profile(row, currency=spec.output.currency, timed=spec.output.timing)
     return EXIT_OK
+
+
+def _print_run_audiences(spec, saved: list, meta: dict | None) -> None:  # noqa: ANN001
+    """Print the saved audiences against the run (``show``), then those the run applied that were deleted since."""
+    print("saved audiences:")
+    if saved:
+        print("\n".join(_audience_lines(spec, saved, meta)))
+    names = {a.name for a in saved}
+    sizes = (meta or {}).get("segments") or {}
+    for gone in (meta or {}).get("audiences") or []:
+        if gone["name"] not in names:
+            print(
+                f"  {_printable(gone['name'])}: {gone['words']}: {sizes.get(gone['name'], 0):,} profiles in this run; "
+                "deleted since (later runs do not apply it)"
+            )
 
 
 def _print_run_summary(spec, meta: dict) -> None:  # noqa: ANN001
@@ -693,7 +750,8 @@ def _cmd_segment_export(args: argparse.Namespace) -> int:
     as_of = _published_date(args, spec, store)  # read (a store missing or damaged is said) before --out is made
     _check_writable(args.out, "--out")
     stored = store.segment_names(spec.name, as_of)
-    known = list(dict.fromkeys([*DEFAULT_SEGMENTS, *(s.name for s in spec.segments), *stored]))
+    saved = [a.name for a in store.read_audiences(spec.name)]
+    known = list(dict.fromkeys([*DEFAULT_SEGMENTS, *(s.name for s in spec.segments), *saved, *stored]))
     if args.segment not in known:
         raise UsageError(
             f"unknown segment {_printable(repr(args.segment))} of {spec.name} as of {as_of}; known: {', '.join(known)}"
@@ -711,7 +769,8 @@ def _cmd_segment_export(args: argparse.Namespace) -> int:
     if args.segment not in stored:
         print(
             f"warning: segment {args.segment} has no member in the run of {spec.name} as of {as_of}: nobody "
-            "matched it, or it did not exist yet when that run was written (re-run the date to fill it)",
+            "matched it, or it did not exist yet when that run was written (re-run the date to fill it; a saved "
+            "audience is applied by the runs after it was saved)",
             file=sys.stderr,
         )
     print(f"{spec.name} segment {args.segment} as of {as_of}: {len(members):,} profiles written to {args.out}")
@@ -720,6 +779,150 @@ def _cmd_segment_export(args: argparse.Namespace) -> int:
 
 def _cmd_segment(args: argparse.Namespace) -> int:
     return {"export": _cmd_segment_export}[args.segment_command](args)
+
+
+def _saved_by(given: str | None) -> str:
+    """Return who saves an audience: ``--by``, else this system user."""
+    if given is not None:
+        if not given.strip():
+            raise UsageError("--by: say who saves the audience (a name), not an empty text")
+        return given.strip()
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a user without a name (a container's numeric user, say)
+        return "unknown"
+
+
+def _audience_state(spec, audience, meta: dict | None) -> str:  # noqa: ANN001
+    """Say where a saved audience stands against the current run (whose metadata is ``meta``)."""
+    if audience.name in {s.name for s in spec.segments}:
+        return "not applied: the instance file has a segment of this name (rename or delete the audience)"
+    if meta is None:
+        return "no run yet: the next run applies it"
+    applied = {a["name"]: a for a in meta.get("audiences") or []}
+    size = (meta.get("segments") or {}).get(audience.name, 0)
+    then = applied.get(audience.name)
+    if then is None:
+        return f"saved after the run as of {meta['as_of']}: the next run applies it"
+    if (then["cut"], then["at"]) != (audience.cut, audience.at):
+        return (
+            f"{size:,} profiles in the run as of {meta['as_of']} by its rule then ({then['words']}); the next run "
+            "applies this one"
+        )
+    return f"{size:,} profiles in the run as of {meta['as_of']}"
+
+
+def _audience_lines(spec, saved: list, meta: dict | None) -> list[str]:  # noqa: ANN001
+    """Return a line per saved audience: its rule in words, who saved it and when, and where it stands."""
+    return [
+        f"  {_printable(a.name)}: {a.words()} (saved by {_printable(a.saved_by or 'unknown')} at {a.saved_at}): "
+        f"{_audience_state(spec, a, meta)}"
+        for a in saved
+    ]
+
+
+def _print_saved_audiences(args: argparse.Namespace, spec) -> None:  # noqa: ANN001
+    """Print the instance's saved audiences for ``check``: nothing without a store, a warning when it is unreadable."""
+    from customer_ai.saved_audiences import AudienceError
+    from customer_ai.store import StoreMissingError, StoreUnavailableError, StoreVersionError
+
+    try:
+        store = _store(args, create=False)
+        saved = store.read_audiences(spec.name)
+        meta = _run_metadata(args, spec, store.latest_run(spec.name))
+    except StoreMissingError:
+        return  # nothing was ever run or saved with this home or store
+    except (StoreUnavailableError, StoreVersionError, AudienceError, UsageError) as exc:
+        print(f"warning: the saved audiences of {spec.name} could not be read: {exc}", file=sys.stderr)
+        return
+    if not saved:
+        return
+    print(f"saved audiences of {spec.name} in {store} (every run applies them beside the file's segments):")
+    print("\n".join(_audience_lines(spec, saved, meta)))
+    for audience in saved:
+        if audience.name in {s.name for s in spec.segments}:
+            print(
+                f"warning: saved audience {audience.name} is not applied by runs: the instance file has a segment of "
+                "this name; rename or delete the audience (customer-ai audience delete)",
+                file=sys.stderr,
+            )
+
+
+def _audience_now(args: argparse.Namespace, spec, store, audience) -> str | None:  # noqa: ANN001
+    """Say what ``audience`` would hold in the current run (from its scores file), or None without one."""
+    from customer_ai.audiences import cut_at, scores_file_table
+    from customer_ai.home import fetch
+
+    run = store.latest_run(spec.name)
+    path = None if run is None else _run_folder(args, spec, run) / "scores.parquet"
+    if path is None or not path.exists():
+        return None
+    table = scores_file_table(fetch(path))
+    cut = cut_at(table, audience.cut, min(audience.at, table.profiles) if audience.cut == "top" else audience.at)
+    return (
+        f"in the current run (as of {run['as_of']}) it would hold {int(cut['size']):,} profiles, "
+        f"{float(cut['expected_conversions']):,.1f} expected to {spec.outcome_words().to_reach}"
+    )
+
+
+def _cmd_audience_save(args: argparse.Namespace) -> int:
+    from customer_ai.saved_audiences import AudienceError, checked_audience, name_problem
+    from customer_ai.spec import load_spec
+
+    spec = load_spec(args.instance)
+    audience = checked_audience(args.name, {"cut": args.cut, "at": args.at}, _saved_by(args.by))
+    problem = name_problem(audience.name, (s.name for s in spec.segments))
+    if problem:
+        raise AudienceError(f"audience {audience.name} of {spec.name}: {problem}")
+    store = _store(args)
+    saved = store.save_audience(spec.name, audience, replace=args.replace)
+    print(
+        f"{spec.name}: saved audience {saved.name}: {saved.words()}, by {_printable(saved.saved_by)} at "
+        f"{saved.saved_at}; every later run applies it (segment export writes it after the next run)"
+    )
+    now = _audience_now(args, spec, store, saved)
+    if now:
+        print(now)
+    return EXIT_OK
+
+
+def _cmd_audience_list(args: argparse.Namespace) -> int:
+    from customer_ai.spec import load_spec
+
+    spec = load_spec(args.instance)
+    store = _store(args, create=False)
+    saved = store.read_audiences(spec.name)
+    if not saved:
+        print(f"{spec.name} has no saved audience (save one with `customer-ai audience save` or in the view)")
+        return EXIT_OK
+    print(f"saved audiences of {spec.name}:")
+    print("\n".join(_audience_lines(spec, saved, _run_metadata(args, spec, store.latest_run(spec.name)))))
+    return EXIT_OK
+
+
+def _cmd_audience_delete(args: argparse.Namespace) -> int:
+    from customer_ai.spec import load_spec
+
+    spec = load_spec(args.instance)
+    _store(args, create=False)  # a store that does not exist is said, never created
+    store = _store(args)
+    gone = store.delete_audience(spec.name, args.name)
+    if gone is None:
+        names = ", ".join(a.name for a in store.read_audiences(spec.name)) or "none"
+        raise UsageError(f"{spec.name} has no saved audience named {_printable(repr(args.name))}; saved: {names}")
+    rule = gone.words() if gone.cut else "a rule that could not be applied"
+    print(
+        f"{spec.name}: deleted audience {gone.name} ({rule}, saved by {_printable(gone.saved_by or 'unknown')} at "
+        f"{gone.saved_at}): later runs no longer apply it; the runs already published keep its members"
+    )
+    return EXIT_OK
+
+
+def _cmd_audience(args: argparse.Namespace) -> int:
+    commands = {"save": _cmd_audience_save, "list": _cmd_audience_list, "delete": _cmd_audience_delete}
+    return commands[args.audience_command](args)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -805,6 +1008,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "explain": _cmd_explain,
         "show": _cmd_show,
         "segment": _cmd_segment,
+        "audience": _cmd_audience,
         "backtest": _cmd_backtest,
         "report": _cmd_report,
         "migrate": _cmd_migrate,
@@ -817,8 +1021,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from customer_ai.estimator import InsufficientDataError
     from customer_ai.events import EventsError, EventsUnavailableError
     from customer_ai.history import InsufficientHistoryError
+    from customer_ai.saved_audiences import AudienceError
     from customer_ai.spec import SpecError
-    from customer_ai.store import StoreAddressError, StoreUnavailableError, StoreVersionError
+    from customer_ai.store import AudienceExistsError, StoreAddressError, StoreUnavailableError, StoreVersionError
     from customer_ai.store.lease import LockLostError, RunInProgressError
     from customer_ai.validation import DataValidationError
 
@@ -837,6 +1042,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 UsageError,
                 StoreAddressError,
                 StoreVersionError,
+                AudienceError,
+                AudienceExistsError,
                 NotImplementedError,
             ),
             EXIT_INPUT,

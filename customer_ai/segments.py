@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from customer_ai.conditions import condition_mask, patterns_mask, where_mask
+from customer_ai.saved_audiences import AudienceCut
 from customer_ai.spec import (
     DEFAULT_SEGMENTS,
     Condition,
@@ -109,8 +110,8 @@ def rule_mask(
     return mask
 
 
-def segment_members(scores: pd.DataFrame, spec: InstanceSpec) -> pd.DataFrame:
-    """Return the membership of every segment of a run: the default ones (by bucket), then the instance's.
+def segment_members(scores: pd.DataFrame, spec: InstanceSpec, audiences: Sequence[AudienceCut] = ()) -> pd.DataFrame:
+    """Return the membership of every segment of a run: the default ones (by bucket), the instance's, its audiences.
 
     Parameters
     ----------
@@ -118,12 +119,16 @@ def segment_members(scores: pd.DataFrame, spec: InstanceSpec) -> pd.DataFrame:
         The run's scores, as :func:`rule_mask` takes them.
     spec : InstanceSpec
         The instance, whose ``segments`` are evaluated in their order.
+    audiences : sequence of AudienceCut
+        The instance's saved audiences cut against this run (:func:`customer_ai.saved_audiences.resolve_cuts`),
+        each a segment of its name, after the instance's.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``segment, profile_id`` (text): ``low``, ``medium``, ``high``, then the named segments; within a
-        segment, profiles by probability descending, then profile id.  A segment nobody matches has no row.
+        Columns ``segment, profile_id`` (text): ``low``, ``medium``, ``high``, the named segments, then the saved
+        audiences; within a segment, profiles by probability descending, then profile id.  A segment nobody matches
+        has no row.
     """
     ranked = scores.assign(profile_id=scores["profile_id"].astype(str))
     ranked = ranked.sort_values(["probability", "profile_id"], ascending=[False, True], kind="stable")
@@ -132,15 +137,20 @@ def segment_members(scores: pd.DataFrame, spec: InstanceSpec) -> pd.DataFrame:
     masks = [(name, (ranked["bucket"] == name).to_numpy(dtype=bool)) for name in DEFAULT_SEGMENTS]
     factors = _factor_table(ranked) if any(c.factor for s in spec.segments for c in s.where) else None
     masks += [(segment.name, rule_mask(ranked, segment.where, factors)) for segment in spec.segments]
+    masks += [(cut.name, cut.mask(ranked)) for cut in audiences]
     names = np.concatenate([np.full(int(mask.sum()), name, dtype=object) for name, mask in masks])
     members = np.concatenate([ids[mask] for _, mask in masks])
     return pd.DataFrame({"segment": pd.Series(names, dtype="str"), "profile_id": pd.Series(members, dtype="str")})
 
 
-def segment_sizes(members: pd.DataFrame, spec: InstanceSpec) -> dict[str, int]:
-    """Return the number of members of every segment of ``spec`` (default ones first), zero for empty ones."""
+def segment_sizes(members: pd.DataFrame, spec: InstanceSpec, audiences: Sequence[str] = ()) -> dict[str, int]:
+    """Return the number of members of every segment of ``spec`` (default ones first), then of ``audiences``.
+
+    Zero for a segment or audience nobody matched.
+    """
     counts = members["segment"].value_counts()
-    return {name: int(counts.get(name, 0)) for name in (*DEFAULT_SEGMENTS, *(s.name for s in spec.segments))}
+    names = (*DEFAULT_SEGMENTS, *(s.name for s in spec.segments), *audiences)
+    return {name: int(counts.get(name, 0)) for name in names}
 
 
 def without_unpredicted(members: pd.DataFrame) -> pd.DataFrame:

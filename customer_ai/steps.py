@@ -25,7 +25,7 @@ import logging
 import os
 import platform
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -98,6 +98,7 @@ from customer_ai.outcomes import OUTCOMES_FILE, OutcomeTally, closed_window_date
 from customer_ai.partitions import partition_count, partition_of
 from customer_ai.progress import logger, step
 from customer_ai.quantiles import order_statistics
+from customer_ai.saved_audiences import SavedAudience, applicable, resolve_cuts
 from customer_ai.scoring import (
     BUCKET_RULE_FILE,
     BucketRule,
@@ -1645,31 +1646,44 @@ def write_report(
 SEGMENTS = "segments.parquet"  # the run's segment membership: segment, profile_id
 
 
-def _write_segments(spec: InstanceSpec, folder: Path) -> dict[str, int]:
+def _write_segments(spec: InstanceSpec, folder: Path, audiences: Sequence[SavedAudience] = ()) -> dict[str, int]:
     """Write the segment membership of a run folder's scores (``segments.parquet``); return the segments' sizes.
 
     A partition of the scores (a row group of ``scores.parquet``) at a time, its members one row group of the
-    membership: a segment's rule tests one profile's scores only, so the parts add up to the whole run's.  The
-    factors are read and decoded only when a rule tests them.
+    membership: a segment's rule tests one profile's scores only, so the parts add up to the whole run's.  A saved
+    audience of the top N is first cut against the whole run (:func:`customer_ai.saved_audiences.resolve_cuts`:
+    two more passes over the probabilities and ids).  The factors are read and decoded only when a rule tests them.
     """
     tests_factors = any(c.factor for s in spec.segments for c in s.where)
     path = fetch(folder / "scores.parquet")  # one local copy (in a bucket, one download) for both reads
     names = pq.read_schema(path).names
     columns = [c for c in names if c != "value_factors" and (tests_factors or c != "factors")]
-    sizes = dict.fromkeys(segment_sizes(pd.DataFrame({"segment": []}), spec), 0)
+    cuts = resolve_cuts(audiences, lambda: artifacts.read_row_groups(path, ["probability", "profile_id"]))
+    audience_names = [cut.name for cut in cuts]
+    sizes = dict.fromkeys(segment_sizes(pd.DataFrame({"segment": []}), spec, audience_names), 0)
 
     def parts() -> Iterator[pd.DataFrame]:
         for scores in artifacts.read_row_groups(path, columns):
             if tests_factors:
                 scores["factors"] = [json.loads(f) for f in scores["factors"]]
-            members = segment_members(scores, spec)
-            for name, n in segment_sizes(members, spec).items():
+            members = segment_members(scores, spec, cuts)
+            for name, n in segment_sizes(members, spec, audience_names).items():
                 sizes[name] += n
             yield members
             del scores, members
 
     artifacts.write_frames(folder / SEGMENTS, parts())
     return sizes
+
+
+def _saved_audiences(spec: InstanceSpec, store: object) -> tuple[list[SavedAudience], list[dict[str, str]]]:
+    """Return the instance's saved audiences a run applies, and those it skips (a name the file now takes), said."""
+    applied, skipped = applicable(store.read_audiences(spec.name), (s.name for s in spec.segments))  # type: ignore[attr-defined]
+    for audience in applied:
+        logger.info("saved audience %s: %s (saved by %s)", audience.name, audience.words(), audience.saved_by or "?")
+    for audience in skipped:
+        logger.warning("saved audience %s is not applied: %s", audience["name"], audience["reason"])
+    return applied, skipped
 
 
 def _say_missing_factors(spec: InstanceSpec, model: dict) -> None:
@@ -1718,8 +1732,12 @@ def _score_drift(spec: InstanceSpec, as_of: pd.Timestamp, home: Path, staging: P
     }
 
 
-def _seal(spec: InstanceSpec, as_of: pd.Timestamp, staging: Path, attempt: str, gate: float) -> Path:
-    """Write the run's segments and metadata into its staging folder, then seal it; return the sealed folder."""
+def _seal(spec: InstanceSpec, as_of: pd.Timestamp, staging: Path, attempt: str, *, gate: float, store: object) -> Path:
+    """Write the run's segments and metadata into its staging folder, then seal it; return the sealed folder.
+
+    The segments are the instance file's and the instance's saved audiences, read from ``store`` now: the sealed
+    folder's ``metadata.json`` keeps the rules it applied (``audiences``) and those it skipped.
+    """
     final = artifacts.next_seal(staging, attempt)
     model = artifacts.read_json(staging / "model.json")
     scores_path = fetch(staging / "scores.parquet")
@@ -1727,7 +1745,8 @@ def _seal(spec: InstanceSpec, as_of: pd.Timestamp, staging: Path, attempt: str, 
     for part in artifacts.read_row_groups(scores_path, ["bucket"]):  # a partition at a time
         buckets = {name: n + _bucket_counts(part)[name] for name, n in buckets.items()}
     _say_missing_factors(spec, model)
-    sizes = _write_segments(spec, staging)
+    audiences, skipped = _saved_audiences(spec, store)
+    sizes = _write_segments(spec, staging, audiences)
     _, reason = model_verdict(spec, model, gate)
     reason += f"; model trained as of {model['as_of']}{', reused' if model.get('reused') else ''}"
     if model.get("history", {}).get("single_period"):  # said wherever the run is: show, the view, the report
@@ -1751,6 +1770,8 @@ def _seal(spec: InstanceSpec, as_of: pd.Timestamp, staging: Path, attempt: str, 
         "buckets": buckets,
         "bucket_rule": _bucket_rule(spec, staging).to_dict(),
         "segments": sizes,
+        "audiences": [audience.record() for audience in audiences],
+        "audiences_skipped": skipped,
         "drift": _drift_summary(staging),
         "expected": _expected(scores_path, model),
         **_expected_value(spec, scores_path, model),
@@ -1938,7 +1959,7 @@ def publish(
     staging = artifacts.staging_dir(home, spec.name, as_of, attempt)
     if staging.exists():
         with step("sealing the run folder"):
-            folder = _seal(spec, as_of, staging, attempt, _gate(spec, min_auc))
+            folder = _seal(spec, as_of, staging, attempt, gate=_gate(spec, min_auc), store=store)
     else:
         sealed = artifacts.sealed_runs(home, spec.name, as_of, attempt)
         if not sealed:

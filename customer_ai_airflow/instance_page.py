@@ -146,19 +146,14 @@ def _tally(scores: Path) -> Any:  # noqa: ANN401 - a customer_ai.audiences.Audie
     OSError
         When the file cannot be read.
     """
-    import pyarrow.parquet as pq
-
-    from customer_ai.audiences import audience_table
-    from customer_ai.files import read_row_groups
+    from customer_ai.audiences import scores_file_table
 
     found = scores.stat()
     key = (str(scores), found.st_size, found.st_mtime_ns)
     with _TALLIES_LOCK:
         if key in _TALLIES:
             return _TALLIES[key]
-    names = set(pq.read_schema(scores).names)
-    columns = ["probability", "score", "percentile", *(["expected_value"] if "expected_value" in names else [])]
-    table = audience_table(read_row_groups(scores, columns))
+    table = scores_file_table(scores)
     with _TALLIES_LOCK:
         while len(_TALLIES) >= _TALLIES_KEPT:
             _TALLIES.pop(next(iter(_TALLIES)))  # the oldest first

@@ -369,7 +369,7 @@ def test_the_view_reads_the_store_without_creating_or_migrating_it(
     assert (row.status, row.message) == (
         "error",
         f"the profile store cannot be read: StoreVersionError: the profile store {home / 'store.sqlite'} was written "
-        "by an earlier version of customer-ai (SQLite user_version 0; this version reads 4): migrate it with "
+        "by an earlier version of customer-ai (SQLite user_version 0; this version reads 5): migrate it with "
         "`customer-ai migrate` and the same --home or --store (a run of any instance migrates it too); nothing was "
         "changed",
     )

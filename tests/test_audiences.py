@@ -109,3 +109,23 @@ def test_a_wrong_cut_or_amount_says_what_is_wrong(kind: str, money: dict, messag
     table = audience_table([_scores(PROBABILITY)])
     with pytest.raises(ValueError, match=message):
         cut_curve(table, kind, **money)
+
+
+def test_a_scores_file_is_tallied_a_row_group_at_a_time_with_its_expected_values(tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from customer_ai.audiences import scores_file_table
+
+    frame = _scores(PROBABILITY, expected_value=[10.0, 4.0, float("nan"), 1.0, 0.5]).assign(profile_id=list("abcde"))
+    path = tmp_path / "scores.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=2)
+    assert pq.read_metadata(path).num_row_groups == 3
+    table = scores_file_table(path)
+    whole = audience_table([frame])
+    assert table.valued
+    for name in ("by_score", "by_percentile", "by_probability"):
+        pd.testing.assert_frame_equal(getattr(table, name), getattr(whole, name))
+    assert cut_at(table, "score", 60)["expected_value"] == pytest.approx(14.0)  # a missing value counts as 0
+    pq.write_table(pa.Table.from_pandas(frame.drop(columns="expected_value"), preserve_index=False), path)
+    assert not scores_file_table(path).valued

@@ -1815,6 +1815,7 @@ READERS = {
     "explain": ["explain", "{instance}", "p1"],
     "segment export": ["segment", "export", "{instance}", "high", "--out", "{folder}/out/high.csv"],
     "report": ["report", "{instance}"],
+    "audience list": ["audience", "list", "{instance}"],
 }
 COMMANDS = {"run": ["run", "{instance}", "--as-of", "2024-03-01"], **READERS}
 UNSUPPORTED = "use sqlite:///path/to/file.sqlite or postgresql://user@host:port/dbname"
@@ -1947,9 +1948,9 @@ def test_readers_of_a_store_that_needs_a_migration_say_so_and_change_nothing(
             options, store = ["--home", str(path.parent)], f"SQLiteStore({str(path)!r})"
             message = (
                 f"the profile store {path} was written by an earlier version of customer-ai (SQLite user_version "
-                f"0; this version reads 4): {hint}"
+                f"0; this version reads 5): {hint}"
             )
-            versions = "0 to schema version 4"
+            versions = "0 to schema version 5"
 
             def contents() -> object:
                 return path.read_bytes()
@@ -1960,9 +1961,9 @@ def test_readers_of_a_store_that_needs_a_migration_say_so_and_change_nothing(
             store += f"schema={schema!r})"
             message = (
                 f"the profile store in schema {schema!r} of the PostgreSQL database at {postgres_location(PG_DSN)} "
-                f"was written by an earlier version of customer-ai (schema version 4; this version reads 7): {hint}"
+                f"was written by an earlier version of customer-ai (schema version 4; this version reads 8): {hint}"
             )
-            versions = "4 to schema version 7"
+            versions = "4 to schema version 8"
 
             def contents() -> object:
                 return schema_rows(schema)
@@ -2327,3 +2328,114 @@ def test_a_run_killed_in_a_bucket_home_changes_nothing_and_the_next_run_goes_ahe
         run = store.latest_run(NAME)
         date_folder.fs.invalidate_cache()
         assert sorted(p.name for p in date_folder.iterdir()) == [run["run_id"]]  # the killed staging folder is gone
+
+
+# --- saved audiences (issue 25) ---------------------------------------------------------------------------------
+
+
+def test_a_saved_audience_is_listed_applied_by_the_next_run_exported_and_deleted(
+    first_run: tuple, workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    _, ran = first_run
+    home = Path(shutil.copytree(ran, tmp_path / "home"))
+    instance = str(workspace / "instance.yaml")
+    _, folder = _published(home)
+    scores = pd.read_parquet(folder / "scores.parquet").sort_values(
+        ["probability", "profile_id"], ascending=[False, True]
+    )
+    keen = int((scores["score"] >= 80).sum())
+    status, stdout, stderr = _main(
+        "-q", "audience", "save", instance, "keen", "--cut", "score", "--at", "80", "--by", "ana", *_at(home),
+        capsys=capsys,
+    )  # fmt: skip
+    assert (status, stderr) == (0, "")
+    saved = _store_of(home).read_audiences(NAME)
+    assert [(a.name, a.saved_by) for a in saved] == [("keen", "ana")]
+    expected = scores.loc[scores["score"] >= 80, "probability"].sum()
+    assert stdout.splitlines() == [
+        f"{NAME}: saved audience keen: score at least 80, by ana at {saved[0].saved_at}; every later run applies it "
+        "(segment export writes it after the next run)",
+        f"in the current run (as of {AS_OF}) it would hold {keen:,} profiles, {expected:,.1f} expected to reach the "
+        "goal",
+    ]
+    assert (
+        _main("-q", "audience", "save", instance, "top_50", "--cut", "top", "--at", "50", *_at(home), capsys=capsys)[0]
+        == 0
+    )
+    # refused, each saying why, nothing written
+    for args, says in (
+        (["loyal_top", "--cut", "score", "--at", "1"], "error: audience loyal_top of repurchase_30d: 'loyal_top' is a "
+         "segment of the instance file: a saved audience never replaces it (the file wins); choose another name"),
+        (["keen", "--cut", "top", "--at", "5"], "error: repurchase_30d has a saved audience named keen already (score "
+         f"at least 80, saved by ana at {saved[0].saved_at}): delete it first, or choose another name"),
+        (["wide", "--cut", "percentile", "--at", "0"], "error: audience wide: a cut by percentile is at a whole number "
+         "1 to 100, not 0"),
+        (["wide", "--cut", "score", "--at", "9", "--by", " "], "error: --by: say who saves the audience (a name), not "
+         "an empty text"),
+    ):  # fmt: skip
+        assert _main("-q", "audience", "save", instance, *args, *_at(home), capsys=capsys) == (2, "", says + "\n")
+    assert [a.name for a in _store_of(home).read_audiences(NAME)] == ["keen", "top_50"]
+    top = _store_of(home).read_audiences(NAME)[1]
+    status, stdout, _ = _main("audience", "list", instance, *_at(home), capsys=capsys)
+    assert stdout.splitlines()[1:] == [
+        f"  keen: score at least 80 (saved by ana at {saved[0].saved_at}): saved after the run as of {AS_OF}: the next "
+        "run applies it",
+        f"  top_50: the top 50 profiles by probability (saved by {top.saved_by} at {top.saved_at}): saved after the "
+        f"run as of {AS_OF}: the next run applies it",
+    ]
+
+    # the next run (the same date again) applies both; its folder keeps their rules
+    assert _main("-q", "run", instance, "--as-of", AS_OF, "--top", "0", *_at(home), capsys=capsys)[0] == 0
+    _, folder = _published(home)
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert [(a["name"], a["cut"], a["at"]) for a in meta["audiences"]] == [("keen", "score", 80), ("top_50", "top", 50)]
+    scores = pd.read_parquet(folder / "scores.parquet").sort_values(
+        ["probability", "profile_id"], ascending=[False, True]
+    )
+    out = tmp_path / "top_50.csv"
+    status, stdout, _ = _main(
+        "-q", "segment", "export", instance, "top_50", "--out", str(out), *_at(home), capsys=capsys
+    )
+    assert (status, stdout) == (0, f"{NAME} segment top_50 as of {AS_OF}: 50 profiles written to {out}\n")
+    exported = pd.read_csv(out, dtype={"profile_id": str})
+    assert exported["profile_id"].tolist() == scores["profile_id"].astype(str).head(50).tolist()
+    keen = int((scores["score"] >= 80).sum())
+    listed = _main("audience", "list", instance, *_at(home), capsys=capsys)[1].splitlines()
+    assert listed[1].endswith(f"): {keen:,} profiles in the run as of {AS_OF}")
+    assert listed[2].endswith(f"): 50 profiles in the run as of {AS_OF}")
+    shown = _main("-q", "show", instance, "--top", "0", *_at(home), capsys=capsys)[1].splitlines()
+    assert shown[shown.index("saved audiences:") + 1 :][:2] == listed[1:]
+    checked = _main("-q", "check", instance, *_at(home), capsys=capsys)[1].splitlines()
+    assert checked[-2:] == listed[1:]
+
+    # deleted: gone from the list, said by show for the run that applied it, its members kept in that run
+    status, stdout, _ = _main("-q", "audience", "delete", instance, "keen", *_at(home), capsys=capsys)
+    assert stdout == (
+        f"{NAME}: deleted audience keen (score at least 80, saved by ana at {saved[0].saved_at}): later runs no longer "
+        "apply it; the runs already published keep its members\n"
+    )
+    assert _main("-q", "audience", "delete", instance, "keen", *_at(home), capsys=capsys) == (
+        2,
+        "",
+        f"error: {NAME} has no saved audience named 'keen'; saved: top_50\n",
+    )
+    shown = _main("-q", "show", instance, "--top", "0", *_at(home), capsys=capsys)[1].splitlines()
+    assert (
+        f"  keen: score at least 80: {keen:,} profiles in this run; deleted since (later runs do not apply it)" in shown
+    )
+    assert len(_store_of(home).read_segment(NAME, "keen")) == keen
+
+
+def test_audience_commands_on_a_store_that_does_not_exist_say_so_and_create_nothing(
+    workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    instance = str(workspace / "instance.yaml")
+    home = tmp_path / "home"
+    for args in (["list", instance], ["delete", instance, "keen"]):
+        status, stdout, stderr = _main("-q", "audience", *args, *_at(home), capsys=capsys)
+        assert (status, stdout) == (2, "")
+        assert stderr == f"error: no profile store at {home / 'store.sqlite'}: {NO_STORE}\n"
+    assert not home.exists()
+    status, _, stderr = _main("-q", "check", instance, *_at(home), capsys=capsys)  # no store: nothing saved
+    assert (status, stderr) == (0, "")
+    assert not home.exists()

@@ -217,12 +217,12 @@ def test_the_builders_form_fields_are_read_as_text_and_a_wrong_one_is_named() ->
 
 
 def test_a_runs_scores_are_tallied_once_for_every_cut_asked(folders, monkeypatch) -> None:
-    from customer_ai import files  # noqa: PLC0415
+    from customer_ai import audiences  # noqa: PLC0415
 
     instances, home = folders
     reads = []
-    original = files.read_row_groups
-    monkeypatch.setattr(files, "read_row_groups", lambda *args: reads.append(args) or original(*args))
+    original = audiences.read_row_groups
+    monkeypatch.setattr(audiences, "read_row_groups", lambda *args: reads.append(args) or original(*args))
     for at in (60, 75, 90):
         instance_page(instances, home, "alpha", StandInStore, ask=AudienceAsk("score", at))
     assert len(reads) == 1  # the file is this test's own: read for the first cut, then its tally kept

@@ -21,6 +21,7 @@ from customer_ai.event_split import read_all_parts
 from customer_ai.features import FEATURES_VERSION
 from customer_ai.flow import step_names
 from customer_ai.outcomes import read_tracked
+from customer_ai.saved_audiences import SavedAudience
 from customer_ai.spec import MonitoringSettings, ScoringSettings
 from customer_ai.store import SQLiteStore
 from customer_ai.store.lease import LockLostError, RunInProgressError
@@ -351,6 +352,7 @@ def test_a_users_own_suite_from_the_instance_runs_after_the_built_in_one(events_
 
 # --- a failed, poor, killed or concurrent run never hides or replaces the current one --------------------------------
 
+LOYAL = {"name": "loyal", "where": [{"field": "percentile", "op": "gt", "value": 50}]}
 LATER = ts("2012-01-08")  # the date of the run that is killed, fails or is poor in the tests below
 
 
@@ -1064,6 +1066,51 @@ def test_a_segment_testing_a_factor_the_model_lacks_is_said_when_the_run_publish
         "false for every profile (exists: false is true for every one)"
     ) in caplog.messages
     assert result.metadata["segments"]["viewers"] == 0
+
+
+def test_the_next_run_applies_every_saved_audience_as_a_segment_and_keeps_its_rules(
+    good_home: tuple, events_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    home, store = good_home
+    spec = make(events_file).model_copy(update={"scoring": ScoringSettings(partitions=3)})
+    spec = spec.model_copy(update={"segments": make_spec(segments=[LOYAL]).segments})
+    kept = [
+        store.save_audience("unit", SavedAudience("top_25", "top", 25, "ana")),
+        store.save_audience("unit", SavedAudience("keen", "percentile", 90, "bo")),
+        store.save_audience("unit", SavedAudience("loyal", "score", 1, "cy")),  # the file took the name since
+    ]
+    before = spec.spec_hash()
+    with caplog.at_level("INFO", logger="customer_ai"):
+        result = steps.run(spec, LATER, home, store)
+    assert spec.spec_hash() == before  # a saved audience never changes the instance's definition
+    meta = result.metadata
+    applied = [a for a in store.read_audiences("unit") if a.name != "loyal"]  # the oldest first, then by name
+    assert sorted(a.name for a in applied) == sorted(a.name for a in kept[:2])
+    assert meta["audiences"] == [a.record() for a in applied]
+    assert meta["audiences_skipped"] == [
+        {"name": "loyal", "reason": "the instance file now has a segment named loyal: rename or delete the audience"}
+    ]
+    assert (
+        "saved audience loyal is not applied: the instance file now has a segment named loyal: rename or delete "
+        "the audience" in caplog.messages
+    )
+    assert "saved audience keen: percentile at least 90 (saved by bo)" in caplog.messages
+    scores = store.read_scores("unit")  # by probability, then profile id
+    assert sorted(meta["segments"]) == sorted(["low", "medium", "high", "loyal", *(a.name for a in applied)])
+    assert meta["segments"]["top_25"] == 25
+    assert store.read_segment("unit", "top_25")["profile_id"].tolist() == scores["profile_id"].head(25).tolist()
+    keen = scores.loc[scores["percentile"] >= 90, "profile_id"].tolist()
+    assert store.read_segment("unit", "keen")["profile_id"].tolist() == keen
+    assert meta["segments"]["keen"] == len(keen) > 0
+    # the file's segment is the file's, whatever the saved audience of the same name says
+    loyal = store.read_segment("unit", "loyal")
+    assert len(loyal) == meta["segments"]["loyal"] < len(scores)
+    # deleted, an audience is no longer applied by the next run, and the run before keeps its members
+    store.delete_audience("unit", "keen")
+    again = steps.run(spec, LATER + pd.Timedelta(days=7), home, store).metadata
+    assert [a["name"] for a in again["audiences"]] == ["top_25"]
+    assert "keen" not in again["segments"]
+    assert store.read_segment("unit", "keen", as_of=f"{LATER:%Y-%m-%d}")["profile_id"].tolist() == keen
 
 
 def test_a_partition_no_profile_hashed_to_is_not_validated_and_no_events_at_all_still_fail(tmp_path: Path) -> None:

@@ -34,7 +34,9 @@ import pyarrow as pa
 import pytest
 from psycopg2 import sql
 
+from customer_ai.saved_audiences import AudienceError, SavedAudience
 from customer_ai.store import (
+    AudienceExistsError,
     PostgresStore,
     SQLiteStore,
     StoreDamagedError,
@@ -117,7 +119,7 @@ def store(request, tmp_path) -> SQLiteStore | PostgresStore:
     opened = PostgresStore(PG_DSN, schema)
     opened.count_rows("")  # creates the tables on first use
     with admin() as connection, connection.cursor() as cursor:
-        every = (*TABLES[1:], *NEW_TABLES, "customer_ai_current", "customer_ai_locks")  # scores: a view of them
+        every = (*TABLES[1:], *NEW_TABLES, "customer_ai_current", "customer_ai_locks", "customer_ai_audiences")
         tables = sql.SQL(", ").join(sql.Identifier(schema, t) for t in every)
         # attempt ids count from 1 again, as in a new SQLite file
         cursor.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY").format(tables))
@@ -2206,7 +2208,7 @@ def test_a_sqlite_file_of_the_first_schema_gets_attempts_and_its_replaced_runs_b
     migrated = SQLiteStore(path)
     assert_old_rows_migrated(migrated)  # the first read migrates the file
     with closing(sqlite3.connect(path)) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone() == (4,)
+        assert connection.execute("PRAGMA user_version").fetchone() == (5,)
         assert [r[1] for r in connection.execute("PRAGMA table_info(customer_ai_locks)")] == list(RunLease._fields)
         assert [r[1] for r in connection.execute("PRAGMA table_info(customer_ai_runs)")] == [
             "instance",
@@ -2222,7 +2224,7 @@ def test_a_sqlite_file_of_the_first_schema_gets_attempts_and_its_replaced_runs_b
     # opened again, by another store object: nothing changes
     migrated_tables = sqlite_tables(path)
     assert migrated_tables["customer_ai_runs"] == sorted(MIGRATED_RUNS["unit"] + MIGRATED_RUNS["other"])
-    assert migrated_tables["user_version"] == [(4,)]
+    assert migrated_tables["user_version"] == [(5,)]
     assert migrated_tables["customer_ai_locks"] == []
     again = SQLiteStore(path)
     assert_old_rows_migrated(again)
@@ -2237,7 +2239,7 @@ def test_a_new_sqlite_file_starts_at_the_latest_schema(tmp_path):
     path = tmp_path / "store.sqlite"
     SQLiteStore(path).read_runs("unit")
     tables = sqlite_tables(path)
-    assert tables["user_version"] == [(4,)]
+    assert tables["user_version"] == [(5,)]
     assert {"customer_ai_attempts", "customer_ai_runs", "customer_ai_locks"} <= set(tables)
     assert not any(rows for name, rows in tables.items() if name.startswith("customer_ai_"))
 
@@ -2301,7 +2303,7 @@ def test_a_sqlite_file_of_version_3_gets_the_optional_score_columns_and_keeps_it
     )
     message = (
         f"the profile store {path} was written by an earlier version of customer-ai (SQLite user_version 3; this "
-        f"version reads 4): {MIGRATE}"
+        f"version reads 5): {MIGRATE}"
     )
     assert_every_read_refused(SQLiteStore(path, create=False), message)
 
@@ -2313,7 +2315,7 @@ def test_a_sqlite_file_of_version_3_gets_the_optional_score_columns_and_keeps_it
     assert score_table_columns(path) == dict.fromkeys(
         ("customer_ai_scores", "customer_ai_score_history"), SCORE_TABLE_COLUMNS + PREDICTED_TABLE_COLUMNS
     )
-    assert sqlite_tables(path)["user_version"] == [(4,)]
+    assert sqlite_tables(path)["user_version"] == [(5,)]
     for as_of in ("2024-01-01", "2024-02-01"):
         assert_predicted_nothing(upgraded.read_scores("unit", as_of=as_of))
     assert stored_predictions(upgraded) == [
@@ -2327,7 +2329,7 @@ def test_a_sqlite_file_of_version_3_gets_the_optional_score_columns_and_keeps_it
         "unit", "2024-03-01", predicting(scores({"p1": 0.6}), [2.5], [1.5], ["2024-03-02"]), published("v2", "cli-0b")
     )
     assert predictions(upgraded.read_scores("unit")) == [("p1", 2.5, 1.5, "2024-03-02")]
-    assert upgraded.migrate() == (4, 4)
+    assert upgraded.migrate() == (5, 5)
 
 
 def test_a_new_sqlite_file_has_the_optional_score_columns_nullable(tmp_path):
@@ -2426,7 +2428,15 @@ def assert_every_read_refused(reader, message: str) -> None:  # noqa: ANN001 - a
     with pytest.raises(StoreVersionError) as caught:
         reader.check()
     assert str(caught.value) == message
-    for read in ("read_runs", "read_scores", "read_attempts", "latest_run", "count_rows", "segment_names"):
+    for read in (
+        "read_runs",
+        "read_scores",
+        "read_attempts",
+        "latest_run",
+        "count_rows",
+        "segment_names",
+        "read_audiences",
+    ):
         with pytest.raises(StoreVersionError, match=re.escape(message)):
             getattr(reader, read)("unit")
 
@@ -2439,14 +2449,14 @@ def test_a_sqlite_file_of_an_earlier_schema_is_refused_by_readers_and_left_as_it
     reader = SQLiteStore(path, create=False)
     message = (
         f"the profile store {path} was written by an earlier version of customer-ai (SQLite user_version 0; this "
-        f"version reads 4): {MIGRATE}"
+        f"version reads 5): {MIGRATE}"
     )
     assert_every_read_refused(reader, message)
     assert path.read_bytes() == before
     # the explicit step (`customer-ai migrate`) migrates it, once
-    assert reader.migrate() == (0, 4)
+    assert reader.migrate() == (0, 5)
     assert_old_rows_migrated(reader)
-    assert reader.migrate() == (4, 4)
+    assert reader.migrate() == (5, 5)
 
 
 def _cut_short(path: Path) -> str:
@@ -2610,3 +2620,118 @@ def test_a_reader_never_takes_a_lease(store, tmp_path):
     )
     with pytest.raises(RuntimeError, match="was opened for reading"):
         reader.take_lock("unit", "af-bbbb", "x", "dag:x", minutes=1)
+
+
+# --- saved audiences (issue 25) ---------------------------------------------------------------------------------
+
+
+def test_a_saved_audience_is_kept_with_who_saved_it_and_when_and_read_back_the_oldest_first(store):
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    first = store.save_audience("unit", SavedAudience("vip", "percentile", 90, "ana"))
+    second = store.save_audience("unit", SavedAudience("best_500", "top", 500, "bo"))
+    store.save_audience("other", SavedAudience("vip", "score", 40, "cy"))
+    assert (first.name, first.cut, first.at, first.saved_by) == ("vip", "percentile", 90, "ana")
+    saved_at = dt.datetime.strptime(first.saved_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    assert before <= saved_at <= dt.datetime.now(dt.UTC)
+    # the same second: by name
+    assert [a.name for a in store.read_audiences("unit")] == (
+        ["vip", "best_500"] if first.saved_at < second.saved_at else ["best_500", "vip"]
+    )
+    assert store.read_audiences("unit") == sorted([first, second], key=lambda a: (a.saved_at, a.name))
+    assert store.read_audiences("other")[0].rule() == {"cut": "score", "at": 40}
+    assert store.read_audiences("nobody") == []
+
+
+def test_saving_a_name_twice_is_refused_unless_replaced(store):
+    kept = store.save_audience("unit", SavedAudience("vip", "percentile", 90, "ana"))
+    with pytest.raises(AudienceExistsError) as caught:
+        store.save_audience("unit", SavedAudience("vip", "top", 10, "bo"))
+    assert str(caught.value) == (
+        f"unit has a saved audience named vip already (percentile at least 90, saved by ana at {kept.saved_at}): "
+        "delete it first, or choose another name"
+    )
+    assert store.read_audiences("unit") == [kept]
+    replaced = store.save_audience("unit", SavedAudience("vip", "top", 10, "bo"), replace=True)
+    assert store.read_audiences("unit") == [replaced]
+    assert (replaced.cut, replaced.at, replaced.saved_by) == ("top", 10, "bo")
+
+
+@pytest.mark.parametrize(
+    ("audience", "says"),
+    [
+        (SavedAudience("Vip", "score", 50), "audience name 'Vip': use a lower-case letter, then lower-case letters"),
+        (SavedAudience("high", "score", 50), "audience name 'high' is the segment of the bucket high in every run"),
+        (SavedAudience("vip", "decile", 5), "audience vip: a cut is by score, percentile or top, not 'decile'"),
+        (
+            SavedAudience("vip", "percentile", 0),
+            "audience vip: a cut by percentile is at a whole number 1 to 100, not 0",
+        ),
+        (SavedAudience("vip", "top", 0), "audience vip: a cut by top is at a whole number at least 1, not 0"),
+    ],
+)
+def test_an_audience_a_run_cannot_apply_is_never_saved(store, audience, says):
+    with pytest.raises(AudienceError, match=re.escape(says)):
+        store.save_audience("unit", audience)
+    assert store.read_audiences("unit") == []
+
+
+def test_a_deleted_audience_is_returned_once_and_gone_and_the_runs_membership_stays(store):
+    store.save_audience("unit", SavedAudience("vip", "percentile", 90, "ana"))
+    store.write_run("unit", "2024-01-01", scores({"p1": 0.9, "p2": 0.1}), run(), segments=members({"vip": ["p1"]}))
+    gone = store.delete_audience("unit", "vip")
+    assert (gone.name, gone.words(), gone.saved_by) == ("vip", "percentile at least 90", "ana")
+    assert store.delete_audience("unit", "vip") is None
+    assert store.read_audiences("unit") == []
+    assert store.read_segment("unit", "vip")["profile_id"].tolist() == ["p1"]  # a published run keeps its members
+
+
+def test_a_reader_reads_saved_audiences_but_never_writes_them(store, tmp_path):
+    store.save_audience("unit", SavedAudience("vip", "score", 70, "ana"))
+    reader = (
+        SQLiteStore(store.path, create=False)
+        if isinstance(store, SQLiteStore)
+        else PostgresStore(store.dsn, store.schema, create=False)
+    )
+    assert [a.name for a in reader.read_audiences("unit")] == ["vip"]
+    for write in (
+        lambda: reader.save_audience("unit", SavedAudience("x", "score", 1)),
+        lambda: reader.delete_audience("unit", "vip"),
+    ):
+        with pytest.raises(RuntimeError, match="was opened for reading"):
+            write()
+    assert SQLiteStore(tmp_path / "none.sqlite", create=False).read_audiences("unit") == []
+
+
+def test_a_rule_changed_by_hand_is_named_when_read_and_can_still_be_deleted(tmp_path):
+    path = tmp_path / "store.sqlite"
+    store = SQLiteStore(path)
+    store.save_audience("unit", SavedAudience("vip", "score", 70, "ana"))
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute('UPDATE customer_ai_audiences SET rule = \'{"cut": "score", "at": 700}\'')
+        connection.commit()
+    with pytest.raises(AudienceError) as caught:
+        store.read_audiences("unit")
+    assert str(caught.value) == (
+        "the saved audience 'vip' of unit in the store cannot be applied: audience vip: a cut by score is at a whole "
+        "number 0 to 100, not 700; delete it (customer-ai audience delete) and save it again"
+    )
+    assert store.delete_audience("unit", "vip").cut == ""
+    assert store.read_audiences("unit") == []
+
+
+def test_a_sqlite_file_of_version_4_gets_the_audiences_table(tmp_path):
+    path = tmp_path / "store.sqlite"
+    SQLiteStore(path).write_run("unit", "2024-01-01", scores({"p1": 0.2}), run())
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute("DROP TABLE customer_ai_audiences")
+        connection.execute("PRAGMA user_version = 4")
+        connection.commit()
+    message = (
+        f"the profile store {path} was written by an earlier version of customer-ai (SQLite user_version 4; this "
+        f"version reads 5): {MIGRATE}"
+    )
+    assert_every_read_refused(SQLiteStore(path, create=False), message)
+    assert SQLiteStore(path, create=False).migrate() == (4, 5)
+    upgraded = SQLiteStore(path)
+    assert upgraded.read_scores("unit")["profile_id"].tolist() == ["p1"]
+    assert upgraded.save_audience("unit", SavedAudience("vip", "score", 10, "ana")).name == "vip"

@@ -397,11 +397,12 @@ def test_migrations_are_recorded_and_idempotent(fresh_schema):
         (5, "attempts kept apart (append-only); a run row is the published run of its date and names its folder"),
         (6, "run locks: one lease per instance, so runs on different machines never mix"),
         (7, "expected value, days to the next goal event and its date: optional score columns; outcomes' values"),
+        (8, "saved audiences: a rule, who saved it and when, applied by the segments step of every later run"),
     ]
     # tables already there without a version row (created twice): the migrations apply cleanly again
     query(sql.SQL("DELETE FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version")))
     assert PostgresStore(PG_DSN, schema).count_rows("unit") == counts(1, 1, 1)
-    assert len(query(sql.SQL("SELECT * FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version")))) == 7
+    assert len(query(sql.SQL("SELECT * FROM {}").format(sql.Identifier(schema, "customer_ai_schema_version")))) == 8
     assert again.read_attempts("unit")["status"].tolist() == ["ok"]  # no attempt made twice
 
 
@@ -440,7 +441,7 @@ def test_a_version_1_schema_is_migrated_and_keeps_its_rows(fresh_schema):
     versions = query(
         sql.SQL("SELECT version FROM {} ORDER BY version").format(sql.Identifier(schema, "customer_ai_schema_version"))
     )
-    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,), (7,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,), (7,), (8,)]
 
 
 def factor_column_type(schema: str) -> list[tuple]:
@@ -547,7 +548,7 @@ def test_a_version_3_schema_gets_json_factors_and_keeps_its_rows(fresh_schema):
     versions = query(
         sql.SQL("SELECT version FROM {} ORDER BY version").format(sql.Identifier(schema, "customer_ai_schema_version"))
     )
-    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,), (7,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,), (7,), (8,)]
 
 
 def old_postgres_store(schema: str) -> None:
@@ -590,7 +591,7 @@ def test_a_version_4_schema_gets_attempts_and_its_replaced_runs_back(fresh_schem
     assert schema_versions(schema) == [1, 2, 3, 4]
     upgraded = PostgresStore(PG_DSN, schema)
     assert_old_rows_migrated(upgraded)
-    assert schema_versions(schema) == [1, 2, 3, 4, 5, 6, 7]
+    assert schema_versions(schema) == [1, 2, 3, 4, 5, 6, 7, 8]
     runs = sql.Identifier(schema, "customer_ai_runs")
     assert query(sql.SQL("SELECT DISTINCT status, run_id FROM {}").format(runs)) == [("ok", "")]
     migrated = every_row(schema)
@@ -601,7 +602,7 @@ def test_a_version_4_schema_gets_attempts_and_its_replaced_runs_back(fresh_schem
     query(sql.SQL("DELETE FROM {} WHERE version >= 5").format(sql.Identifier(schema, "customer_ai_schema_version")))
     assert_old_rows_migrated(PostgresStore(PG_DSN, schema))
     assert every_row(schema) == migrated
-    assert schema_versions(schema) == [1, 2, 3, 4, 5, 6, 7]
+    assert schema_versions(schema) == [1, 2, 3, 4, 5, 6, 7, 8]
     # and it takes published runs and attempts as a new schema does
     upgraded.write_run("unit", "2024-05-01", scores({"p4": 0.6}, "v5"), published("v5", "cli-00000000aa"))
     assert upgraded.read_runs("unit")["run_id"].tolist() == ["", "", "cli-00000000aa"]
@@ -621,14 +622,14 @@ def test_a_version_6_schema_gets_the_optional_score_columns_and_keeps_its_rows(f
     assert "next_by" not in view_columns(schema)
     message = (
         f"the profile store in schema {schema!r} of the PostgreSQL database at {postgres_location(PG_DSN)} was "
-        f"written by an earlier version of customer-ai (schema version 6; this version reads 7): {MIGRATE}"
+        f"written by an earlier version of customer-ai (schema version 6; this version reads 8): {MIGRATE}"
     )
     assert_every_read_refused(PostgresStore(PG_DSN, schema, create=False), message)
 
     upgraded = PostgresStore(PG_DSN, schema)  # its first use migrates it
     after = [*everything_read(upgraded), upgraded.read_runs("unit"), upgraded.read_attempts("unit")]
     assert_same_state(before, after)
-    assert schema_versions(schema) == [1, 2, 3, 4, 5, 6, 7]
+    assert schema_versions(schema) == [1, 2, 3, 4, 5, 6, 7, 8]
     assert view_columns(schema) == list(after[0].columns)
     for frame in after[:4]:
         assert_predicted_nothing(frame)
@@ -637,7 +638,7 @@ def test_a_version_6_schema_gets_the_optional_score_columns_and_keeps_its_rows(f
     assert upgraded.count_rows("unit") == counts(2, len(written) + 2, 2)
     # applied again (its version row lost), the migration changes nothing
     migrated = every_row(schema)
-    query(sql.SQL("DELETE FROM {} WHERE version = 7").format(sql.Identifier(schema, "customer_ai_schema_version")))
+    query(sql.SQL("DELETE FROM {} WHERE version >= 7").format(sql.Identifier(schema, "customer_ai_schema_version")))
     assert_same_state(after[:4], everything_read(PostgresStore(PG_DSN, schema)))
     assert every_row(schema) == migrated
     # and it takes the new columns as a new schema does
@@ -664,7 +665,7 @@ def test_processes_starting_at_once_migrate_once(fresh_schema):
     versions = query(
         sql.SQL("SELECT version FROM {} ORDER BY version").format(sql.Identifier(schema, "customer_ai_schema_version"))
     )
-    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,), (7,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,), (7,), (8,)]
 
 
 def test_a_schema_newer_than_the_code_is_refused(fresh_schema):
@@ -1135,13 +1136,13 @@ def test_a_schema_of_an_earlier_version_is_refused_by_readers_and_left_as_it_is(
     reader = PostgresStore(PG_DSN, schema, create=False)
     message = (
         f"the profile store in schema {schema!r} of the PostgreSQL database at {postgres_location(PG_DSN)} was "
-        f"written by an earlier version of customer-ai (schema version 4; this version reads 7): {MIGRATE}"
+        f"written by an earlier version of customer-ai (schema version 4; this version reads 8): {MIGRATE}"
     )
     assert_every_read_refused(reader, message)
     assert schema_rows(schema) == before
     assert schema_versions(schema) == [1, 2, 3, 4]
     # the explicit step (`customer-ai migrate`) migrates it, once
-    assert reader.migrate() == (4, 7)
+    assert reader.migrate() == (4, 8)
     assert_old_rows_migrated(reader)
-    assert reader.migrate() == (7, 7)
-    assert schema_versions(schema) == [1, 2, 3, 4, 5, 6, 7]
+    assert reader.migrate() == (8, 8)
+    assert schema_versions(schema) == [1, 2, 3, 4, 5, 6, 7, 8]

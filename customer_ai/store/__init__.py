@@ -45,6 +45,7 @@ from customer_ai.store.address import URI_PREFIXES, ambiguous_address, mask_pass
 from customer_ai.store.base import (
     _DEFAULT_SCHEMA,
     _SCHEMA_ENV,
+    AudienceExistsError,
     StoreAddressError,
     StoreDamagedError,
     StoreMissingError,
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
 POSTGRES_EXTRA = "customer-ai[postgres]"
 
 __all__ = [
+    "AudienceExistsError",
     "PostgresStore",
     "SQLiteStore",
     "StoreAddressError",

@@ -19,10 +19,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from customer_ai.progress import logger
+from customer_ai.saved_audiences import AudienceError, SavedAudience, checked_audience
 from customer_ai.store.lease import LockLostError, RunInProgressError, RunLease, busy_message, lease_verdict
 
 __all__ = [
     "ATTEMPT_STATUSES",
+    "AudienceExistsError",
     "OPTIONAL_SCORE_COLUMNS",
     "StoreAddressError",
     "StoreDamagedError",
@@ -178,6 +180,10 @@ class StoreAddressError(ValueError):
 
 class StoreMissingError(StoreAddressError):
     """A store opened for reading does not exist (yet): nothing was run with it, or its address is mistyped."""
+
+
+class AudienceExistsError(ValueError):
+    """A saved audience of the same name exists: the message says who saved it and when."""
 
 
 class StoreVersionError(ValueError):
@@ -741,6 +747,34 @@ def _finite_texts(texts: pa.Array) -> pa.Array:
     return pa.array(replaced, pa.string())
 
 
+def _audience_of(instance: str, row: tuple) -> SavedAudience:
+    """Return a kept audience row (name, rule as JSON text or parsed, saved_by, saved_at) as a SavedAudience."""
+    name, rule_text, saved_by, saved_at = row
+    try:
+        rule = json.loads(rule_text) if isinstance(rule_text, str) else rule_text
+        if not isinstance(rule, dict):
+            raise AudienceError(f"audience {name}: its rule is {rule_text!r}, not a cut and an at")
+        return checked_audience(name, rule, saved_by, saved_at)
+    except (ValueError, TypeError) as exc:
+        raise AudienceError(
+            f"the saved audience {name!r} of {instance} in the store cannot be applied: {exc}; delete it "
+            f"(customer-ai audience delete) and save it again"
+        ) from None
+
+
+def _audiences(instance: str, rows: Iterable[tuple]) -> dict[str, SavedAudience]:
+    """Return kept audience rows by name, the oldest first (then by name)."""
+    ordered = sorted(rows, key=lambda row: (row[3], row[0]))
+    return {row[0]: _audience_of(instance, row) for row in ordered}
+
+
+def _saved_words(audience: SavedAudience) -> str:
+    """Return ``<rule in words>, saved by <who> at <when>`` (a rule that cannot be applied said so)."""
+    by = f" by {audience.saved_by}" if audience.saved_by else ""
+    rule = audience.words() if audience.cut else "a rule that cannot be applied"
+    return f"{rule}, saved{by} at {audience.saved_at}"
+
+
 class _ScoredTwiceError(Exception):
     """The history refused a profile already scored as of the same date in this write (its primary key)."""
 
@@ -812,6 +846,18 @@ class _Writer(ABC):
     def delete_lease(self) -> None:
         """Remove the instance's run lock row (if any)."""
 
+    @abstractmethod
+    def audience_rows(self) -> list[tuple]:
+        """Return the instance's saved audiences: (name, rule as JSON text, saved_by, saved_at), in any order."""
+
+    @abstractmethod
+    def put_audience(self, name: str, rule: str, saved_by: str) -> None:
+        """Insert or replace the instance's saved audience ``name``, saved now (the store's clock)."""
+
+    @abstractmethod
+    def remove_audience(self, name: str) -> None:
+        """Remove the instance's saved audience ``name`` (if any)."""
+
 
 class _Store(ABC):
     """The public interface and the rules both stores share; subclasses supply the SQL.
@@ -853,6 +899,10 @@ class _Store(ABC):
     @abstractmethod
     def _score_rows(self, instance: str, as_of: str, columns: list[str], rows: int) -> Iterator[list[tuple]]:
         """Yield the history rows of (instance, as_of), only ``columns`` (checked names), at most ``rows`` at once."""
+
+    @abstractmethod
+    def _select_audiences(self, instance: str) -> list[tuple]:
+        """Return the saved audiences of an instance as :meth:`_Writer.audience_rows` does, outside a write."""
 
     @abstractmethod
     def _select_runs(self, instance: str, status: str | None, latest: bool) -> list[tuple]:
@@ -1302,6 +1352,62 @@ class _Store(ABC):
         ``low``, ``medium``, ``high``; deciles 1 to 10).
         """
         return _outcomes_frame(self._select_outcomes(instance))
+
+    def save_audience(self, instance: str, audience: SavedAudience, *, replace: bool = False) -> SavedAudience:
+        """Keep ``audience``'s rule for ``instance``, saved by ``audience.saved_by`` now; return it as kept.
+
+        Every later run of the instance applies it (see :mod:`customer_ai.saved_audiences`); runs already published
+        keep their membership.  Whether the name clashes with the instance file's segments is for the caller, who
+        has the file, to check (:func:`customer_ai.saved_audiences.name_problem`).
+
+        Raises
+        ------
+        AudienceExistsError
+            When the instance has a saved audience of that name and ``replace`` is false (nothing is written).
+        AudienceError
+            When the audience's name or rule is not one a run can apply.
+        """
+        checked = checked_audience(audience.name, audience.rule(), audience.saved_by)
+        self._refuse_if_read_only()
+        with self._writing(instance, "") as writer:
+            kept = _audiences(instance, writer.audience_rows())
+            if checked.name in kept and not replace:
+                raise AudienceExistsError(
+                    f"{instance} has a saved audience named {checked.name} already ({_saved_words(kept[checked.name])})"
+                    ": delete it first, or choose another name"
+                )
+            writer.put_audience(checked.name, json.dumps(checked.rule(), sort_keys=True), checked.saved_by)
+            saved = _audiences(instance, writer.audience_rows())[checked.name]
+        logger.info("saved audience %s of %s: %s", saved.name, instance, _saved_words(saved))
+        return saved
+
+    def read_audiences(self, instance: str) -> list[SavedAudience]:
+        """Return the saved audiences of ``instance``, the oldest first (then by name).
+
+        Raises
+        ------
+        AudienceError
+            For a kept rule that is not one a run can apply (a row changed by hand); the message names it.
+        """
+        return list(_audiences(instance, self._select_audiences(instance)).values())
+
+    def delete_audience(self, instance: str, name: str) -> SavedAudience | None:
+        """Remove ``instance``'s saved audience ``name``; return it as it was, or None when there was none.
+
+        Later runs no longer apply it; the runs already published keep its membership.
+        """
+        self._refuse_if_read_only()
+        with self._writing(instance, "") as writer:
+            rows = [row for row in writer.audience_rows() if row[0] == name]
+            if not rows:
+                return None
+            writer.remove_audience(name)
+        try:
+            gone = _audience_of(instance, rows[0])
+        except AudienceError:  # a rule changed by hand: removed all the same
+            gone = SavedAudience(name, "", 0, rows[0][2], rows[0][3])
+        logger.info("deleted audience %s of %s: %s", name, instance, _saved_words(gone))
+        return gone
 
     @abstractmethod
     def count_rows(self, instance: str) -> dict[str, int]:

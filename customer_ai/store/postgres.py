@@ -45,6 +45,10 @@ __all__ = ["PostgresStore", "mask_password", "postgres_location"]
 _MIGRATION_LOCK_CLASS = 0x0C_A1  # first key of the two-key advisory lock that guards migrations
 _DATE_TEXT = "YYYY-MM-DD"
 _WRITTEN_AT_TEXT = 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
+_AUDIENCES = (
+    f"SELECT name, rule, saved_by, to_char(saved_at AT TIME ZONE 'UTC', '{_WRITTEN_AT_TEXT}') FROM {{audiences}} "
+    "WHERE instance = %(instance)s"
+)
 
 _SCORE_TABLE_COLUMNS = """
     instance text NOT NULL, profile_id text NOT NULL, as_of date NOT NULL,
@@ -171,6 +175,15 @@ _MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             # and a past run's mean expected and realised value per group, once its goal window has closed
             "ALTER TABLE {outcomes} ADD COLUMN IF NOT EXISTS predicted_value double precision,\n"
             "    ADD COLUMN IF NOT EXISTS realised_value double precision",
+        ),
+    ),
+    (
+        8,
+        "saved audiences: a rule, who saved it and when, applied by the segments step of every later run",
+        (
+            "CREATE TABLE IF NOT EXISTS {audiences} (\n"
+            "    instance text NOT NULL, name text NOT NULL, rule jsonb NOT NULL, saved_by text NOT NULL,\n"
+            "    saved_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (instance, name))",
         ),
     ),
 )
@@ -407,6 +420,24 @@ class _PostgresWriter(_Writer):
     def delete_lease(self) -> None:
         self._execute("DELETE FROM {locks} WHERE instance = %(instance)s", {"instance": self.instance})
 
+    def audience_rows(self) -> list[tuple]:
+        self._execute(_AUDIENCES, {"instance": self.instance})
+        return self.cursor.fetchall()
+
+    def put_audience(self, name: str, rule: str, saved_by: str) -> None:
+        self._execute(
+            "INSERT INTO {audiences} (instance, name, rule, saved_by) VALUES (%(instance)s, %(name)s, "
+            "%(rule)s::jsonb, %(saved_by)s) ON CONFLICT (instance, name) DO UPDATE SET rule = EXCLUDED.rule, "
+            "saved_by = EXCLUDED.saved_by, saved_at = now()",
+            {"instance": self.instance, "name": name, "rule": rule, "saved_by": saved_by},
+        )
+
+    def remove_audience(self, name: str) -> None:
+        self._execute(
+            "DELETE FROM {audiences} WHERE instance = %(instance)s AND name = %(name)s",
+            {"instance": self.instance, "name": name},
+        )
+
 
 class PostgresStore(_Store):
     """Profile store in PostgreSQL: the tables (``factors`` as JSON, ``metrics`` as JSONB) in one schema.
@@ -471,6 +502,7 @@ class PostgresStore(_Store):
             current=table("customer_ai_current"),
             attempts=table("customer_ai_attempts"),
             locks=table("customer_ai_locks"),
+            audiences=table("customer_ai_audiences"),
             versions=table("customer_ai_schema_version"),
             **{k: sql.Identifier(v) for k, v in identifiers.items()},
         )
@@ -716,6 +748,9 @@ class PostgresStore(_Store):
                 cursor.execute(query, {"instance": instance, "as_of": as_of})
                 while batch := cursor.fetchmany(rows):
                     yield batch
+
+    def _select_audiences(self, instance: str) -> list[tuple]:
+        return self._fetch(self._sql(_AUDIENCES), {"instance": instance})
 
     def _select_attempts(self, instance: str, as_of: str | None, latest: bool) -> list[tuple]:
         query = (

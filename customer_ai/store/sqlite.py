@@ -129,11 +129,22 @@ _SQLITE_MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "ALTER TABLE customer_ai_outcomes ADD COLUMN realised_value REAL",
         ),
     ),
+    # audiences saved from the view or the command line: a rule (JSON text), who saved it and when, applied by the
+    # segments step of every later run
+    (
+        5,
+        (
+            "CREATE TABLE IF NOT EXISTS customer_ai_audiences (\n"
+            "    instance TEXT NOT NULL, name TEXT NOT NULL, rule TEXT NOT NULL, saved_by TEXT NOT NULL,\n"
+            f"    saved_at TEXT NOT NULL DEFAULT ({_NOW}), PRIMARY KEY (instance, name))",
+        ),
+    ),
 )
 _SQLITE_VERSION = max(version for version, _ in _SQLITE_MIGRATIONS)
 _SQLITE_COLUMNS = ", ".join(_SCORE_COLUMNS)
 _SQLITE_INSERT = f"({_SQLITE_COLUMNS}) VALUES ({', '.join('?' for _ in _SCORE_COLUMNS)})"
 _SQLITE_OUTCOME_COLUMNS = ", ".join(f'"{c}"' for c in _OUTCOME_COLUMNS)
+_SQLITE_AUDIENCES = "SELECT name, rule, saved_by, saved_at FROM customer_ai_audiences WHERE instance = ?"
 
 
 class _SQLiteWriter(_Writer):
@@ -258,6 +269,20 @@ class _SQLiteWriter(_Writer):
 
     def delete_lease(self) -> None:
         self.connection.execute("DELETE FROM customer_ai_locks WHERE instance = ?", (self.instance,))
+
+    def audience_rows(self) -> list[tuple]:
+        return self.connection.execute(_SQLITE_AUDIENCES, (self.instance,)).fetchall()
+
+    def put_audience(self, name: str, rule: str, saved_by: str) -> None:
+        self.connection.execute(
+            "INSERT OR REPLACE INTO customer_ai_audiences (instance, name, rule, saved_by) VALUES (?, ?, ?, ?)",
+            (self.instance, name, rule, saved_by),
+        )
+
+    def remove_audience(self, name: str) -> None:
+        self.connection.execute(
+            "DELETE FROM customer_ai_audiences WHERE instance = ? AND name = ?", (self.instance, name)
+        )
 
 
 def _migrate(connection: sqlite3.Connection) -> int:
@@ -531,6 +556,9 @@ class SQLiteStore(_Store):
         return self._fetch(
             f"SELECT {_SQLITE_OUTCOME_COLUMNS} FROM customer_ai_outcomes WHERE instance = ?", (instance,)
         )
+
+    def _select_audiences(self, instance: str) -> list[tuple]:
+        return self._fetch(_SQLITE_AUDIENCES, (instance,))
 
     def _select_attempts(self, instance: str, as_of: str | None, latest: bool) -> list[tuple]:
         query = f"SELECT {', '.join(_ATTEMPT_COLUMNS)} FROM customer_ai_attempts WHERE instance = ?"
