@@ -27,15 +27,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from customer_ai_airflow.ui import UnknownPageError, _error_text, _load, _page, money, run_folder, run_metadata
+from customer_ai_airflow.ui import (
+    DAG_PREFIX,
+    UnknownPageError,
+    _error_text,
+    _load,
+    _page,
+    money,
+    run_folder,
+    run_metadata,
+)
 
 __all__ = [
     "DOWNLOADS",
     "AudienceAsk",
+    "Editing",
     "InstancePage",
     "audience_ask",
+    "delete_audience",
     "instance_page",
     "render_instance_page",
+    "save_audience",
     "segment_download",
 ]
 
@@ -50,6 +62,22 @@ class AudienceAsk:
     at: int = 75
     value_per_conversion: float | None = None
     cost_per_contact: float = 0.0
+
+
+@dataclass(frozen=True)
+class Editing:
+    """What the page says of saving and deleting audiences for the user who asked for it.
+
+    ``allowed``: Airflow lets the user edit the instance's DAG (only such a user saves or deletes); ``saved`` and
+    ``deleted`` name the audience the user just saved or deleted (the page says so); ``problem`` says why a save was
+    refused and ``name`` keeps the name typed then.
+    """
+
+    allowed: bool = False
+    saved: str | None = None
+    deleted: str | None = None
+    problem: str = ""
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -75,6 +103,11 @@ class InstancePage:
     gains: list[dict] = field(default_factory=list)  # the held-out gains by decile
     valued: bool = False  # the run's scores have expected values
     problem: str = ""  # why the cut asked for cannot be made
+    saved: list = field(default_factory=list)  # the instance's saved audiences (SavedAudience), the oldest first
+    saved_problem: str = ""  # why the saved audiences cannot be read
+    applied: dict[str, dict] = field(default_factory=dict)  # the current run's saved audiences, as it applied them
+    file_segments: tuple[str, ...] = ()  # the instance file's segments: a saved audience of such a name is skipped
+    editing: Editing = field(default_factory=Editing)
 
 
 def _spec(folder: Path, name: str) -> Any:  # noqa: ANN401 - an InstanceSpec
@@ -85,21 +118,20 @@ def _spec(folder: Path, name: str) -> Any:  # noqa: ANN401 - an InstanceSpec
 
 
 @contextlib.contextmanager
-def _store_errors() -> Iterator[None]:
-    """Turn a failure to open or read the store into a 503 page (never raised as it is)."""
+def _store_errors(keep: tuple[type[Exception], ...] = ()) -> Iterator[None]:
+    """Turn a failure to open, read or write the store into a 503 page (never raised as it is); ``keep`` passes."""
     try:
         yield
-    except UnknownPageError:
+    except (UnknownPageError, *keep):
         raise
     except Exception as exc:  # shown as a page, never raised
         raise UnknownPageError(_error_text(exc), 503) from None
 
 
-def _segment_sizes(folder: Path, run: dict) -> dict[str, int]:
-    """Return the run's segment sizes from its folder's ``metadata.json`` (empty when it cannot be read)."""
+def _segment_sizes(metadata: dict) -> dict[str, int]:
+    """Return the run's segment sizes from its folder's ``metadata.json`` (empty when it does not say them)."""
     from customer_ai.store.base import _segment_order
 
-    metadata = run_metadata(folder, run) or {}
     sizes = {str(k): int(v) for k, v in (metadata.get("segments") or {}).items() if isinstance(v, int)}
     return {segment: sizes[segment] for segment in _segment_order(sizes)}
 
@@ -185,7 +217,17 @@ def _audience(folder: Path, ask: AudienceAsk) -> dict:
     return out
 
 
-def instance_page(
+def _saved_audiences(store: Any, name: str) -> tuple[list, str]:  # noqa: ANN401 - either store
+    """Return the instance's saved audiences, and why they cannot be read (a rule changed by hand), else ''."""
+    from customer_ai.saved_audiences import AudienceError
+
+    try:
+        return store.read_audiences(name), ""
+    except AudienceError as exc:
+        return [], str(exc)
+
+
+def instance_page(  # noqa: PLR0913 - the look-up, the builder and the user's editing
     folder: Path,
     home: Path,
     name: str,
@@ -193,10 +235,12 @@ def instance_page(
     *,
     profile_id: str | None = None,
     ask: AudienceAsk | None = None,
+    editing: Editing | None = None,
 ) -> InstancePage:
     """Return what instance ``name``'s page shows; with ``profile_id``, that profile's current scores too.
 
-    ``ask`` is the cut the audience builder shows (by default: score 75 and up, without money).
+    ``ask`` is the cut the audience builder shows (by default: score 75 and up, without money); ``editing`` what
+    the user may do with saved audiences and has just done.
 
     Raises
     ------
@@ -205,7 +249,13 @@ def instance_page(
         be read.
     """
     spec = _spec(folder, name)
-    page = {"name": name, "goal": spec.goal_in_words(), "currency": spec.output.currency}
+    page: dict[str, Any] = {
+        "name": name,
+        "goal": spec.goal_in_words(),
+        "currency": spec.output.currency,
+        "file_segments": tuple(s.name for s in spec.segments),
+        "editing": editing or Editing(),
+    }
     looked_up = None if profile_id is None else profile_id.strip()
     profile = None
     with _store_errors():
@@ -213,20 +263,74 @@ def instance_page(
         run = store.latest_run(name)
         if run is None:
             return InstancePage(**page, message=f"{name} has no published run yet: its DAG has not scored anyone")
+        page["saved"], page["saved_problem"] = _saved_audiences(store, name)
         if looked_up:
             rows = store.read_scores(name, profile_id=looked_up)
             profile = None if rows.empty else rows.iloc[0].to_dict()
     ask = ask or AudienceAsk()
     folder = run_folder(home, name, run)
+    metadata = run_metadata(folder, run) or {}
     return InstancePage(
         **page,
         as_of=run["as_of"],
-        segments=_segment_sizes(folder, run),
+        segments=_segment_sizes(metadata),
+        applied={str(a.get("name")): a for a in metadata.get("audiences") or [] if isinstance(a, dict)},
         looked_up=looked_up or None,
         profile=profile,
         ask=ask,
         **_audience(folder, ask),
     )
+
+
+def _writable_store(open_store: Callable[..., Any]) -> Any:  # noqa: ANN401 - either store
+    """Return the store to save into: the tasks' store, which must exist at this version (the view migrates nothing)."""
+    reader = open_store()
+    reader.check()  # a store missing, of another version or damaged is said, never created or migrated by the view
+    return open_store(create=True)
+
+
+def save_audience(  # noqa: PLR0913 - what the save form sends, and who sends it
+    folder: Path, name: str, open_store: Callable[..., Any], audience: str | None, ask: AudienceAsk, *, saved_by: str
+) -> Any:  # noqa: ANN401 - a SavedAudience
+    """Save the cut ``ask`` of instance ``name`` as audience ``audience``, saved by ``saved_by``; return it as kept.
+
+    ``open_store()`` opens the store for reading, ``open_store(create=True)`` for writing.
+
+    Raises
+    ------
+    customer_ai.saved_audiences.AudienceError
+        For a name or cut a run cannot apply, or a name the instance file's segments take.
+    customer_ai.store.AudienceExistsError
+        When the instance has a saved audience of that name.
+    UnknownPageError
+        404 for an unknown instance; 503 when the store cannot be used.
+    """
+    from customer_ai.saved_audiences import AudienceError, checked_audience, name_problem
+    from customer_ai.store import AudienceExistsError
+
+    spec = _spec(folder, name)
+    checked = checked_audience((audience or "").strip(), {"cut": ask.kind, "at": ask.at}, saved_by)
+    problem = name_problem(checked.name, (s.name for s in spec.segments))
+    if problem:
+        raise AudienceError(problem)
+    with _store_errors(keep=(AudienceError, AudienceExistsError)):
+        return _writable_store(open_store).save_audience(name, checked)
+
+
+def delete_audience(folder: Path, name: str, open_store: Callable[..., Any], audience: str) -> Any:  # noqa: ANN401
+    """Delete instance ``name``'s saved audience ``audience``; return it as it was (a SavedAudience).
+
+    Raises
+    ------
+    UnknownPageError
+        404 for an unknown instance or audience; 503 when the store cannot be used.
+    """
+    _spec(folder, name)
+    with _store_errors():
+        gone = _writable_store(open_store).delete_audience(name, audience)
+    if gone is None:
+        raise UnknownPageError(f"{name} has no saved audience named {audience!r} (deleted already?)")
+    return gone
 
 
 def segment_download(
@@ -360,17 +464,123 @@ def _builder_html(page: InstancePage) -> str:
         if gains
         else ""
     )
-    return f'{form}<table class="card audience">{table}</table>{best}{behind}'
+    return f'{form}<table class="card audience">{table}</table>{best}{_save_html(page)}{behind}'
+
+
+def _save_html(page: InstancePage) -> str:
+    """Return the form that saves the cut shown as an audience (for a user who may edit the DAG), else a note."""
+    if not page.editing.allowed:
+        return (
+            '<p class="note save-needs-edit">Saving this cut as an audience needs permission to edit the DAG '
+            f"{html.escape(DAG_PREFIX + page.name)} in Airflow.</p>"
+        )
+    ask = page.ask
+    hidden = "".join(
+        f'<input type="hidden" name="{field}" value="{html.escape(value)}">'
+        for field, value in (
+            ("kind", ask.kind),
+            ("at", str(ask.at)),
+            ("value", _number_text(ask.value_per_conversion)),
+            ("cost", _number_text(ask.cost_per_contact)),
+        )
+    )
+    problem = f'<p class="error save-problem">{html.escape(page.editing.problem)}</p>' if page.editing.problem else ""
+    return (
+        f'<form class="save-audience" method="post" action="{html.escape(page.name)}/audiences">{hidden}'
+        f'<label>Save this cut as the audience <input name="audience" value="{html.escape(page.editing.name)}" '
+        'required maxlength="40" pattern="[a-z][a-z0-9_]*" title="a lower-case letter, then lower-case letters, digits '
+        'and _"></label> <button type="submit">Save audience</button> <span class="note">a rule, not a list: every '
+        "later run applies it as a segment</span></form>"
+        f"{problem}"
+    )
+
+
+def _saved_state(page: InstancePage, audience: Any) -> str:  # noqa: ANN401 - a SavedAudience
+    """Say where a saved audience stands against the current run, in a few words."""
+    if audience.name in page.file_segments:
+        return "not applied: the instance file has a segment of this name"
+    then = page.applied.get(audience.name)
+    if then is None:
+        return "from the next run"
+    size = f"{page.segments.get(audience.name, 0):,} profiles"
+    if (then.get("cut"), then.get("at")) != (audience.cut, audience.at):
+        return f"{size} by its rule then ({html.escape(str(then.get('words')))}); this one from the next run"
+    return size
+
+
+def _saved_html(page: InstancePage) -> str:
+    """Return the instance's saved audiences: rule, who, when, size now, and a delete button for an editor."""
+    if page.saved_problem:
+        return f'<p class="error saved-problem">{html.escape(page.saved_problem)}</p>'
+    if not page.saved:
+        return (
+            '<p class="empty">No saved audience yet: build one below and save it, and every later run applies it as '
+            "a segment.</p>"
+        )
+    name = html.escape(page.name)
+    rows = "".join(
+        f'<tr data-audience="{html.escape(a.name)}"><td>{html.escape(a.name)}</td><td>{html.escape(a.words())}</td>'
+        f"<td>{html.escape(a.saved_by or 'unknown')}</td><td>{html.escape(a.saved_at)}</td>"
+        f'<td class="num">{_saved_state(page, a)}</td>'
+        + (
+            f'<td><form method="post" action="{name}/audiences/{html.escape(a.name)}/delete" class="delete-audience">'
+            '<button type="submit">Delete</button></form></td>'
+            if page.editing.allowed
+            else ""
+        )
+        + "</tr>"
+        for a in page.saved
+    )
+    head = "<th>Audience</th><th>Rule</th><th>Saved by</th><th>Saved at (UTC)</th><th>In the current run</th>"
+    head += "<th></th>" if page.editing.allowed else ""
+    return f'<table class="saved"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+
+
+def _notice_html(page: InstancePage) -> str:
+    """Say what the user has just done: saved an audience (it is there) or deleted one (it is gone)."""
+    kept = {a.name: a for a in page.saved}
+    saved, deleted = page.editing.saved, page.editing.deleted
+    if saved and saved in kept:
+        audience = kept[saved]
+        then = page.applied.get(saved) or {}
+        now = (
+            f"The current run applied it: {page.segments.get(saved, 0):,} profiles, in Segments above."
+            if (then.get("cut"), then.get("at")) == (audience.cut, audience.at)
+            else "After the next run it downloads in Segments above."
+        )
+        return (
+            f'<p class="notice">Saved the audience {html.escape(saved)}: {html.escape(audience.words())}. Every later '
+            f"run applies it as a segment. {now}</p>"
+        )
+    if deleted and deleted not in kept:
+        return (
+            f'<p class="notice">Deleted the audience {html.escape(deleted)}: later runs no longer apply it; the runs '
+            "already published keep its members.</p>"
+        )
+    return ""
+
+
+def _audience_note(page: InstancePage, segment: str) -> str:
+    """Return the note under a segment of the run that is a saved audience: its rule and who saved it."""
+    applied = page.applied.get(segment)
+    if applied is None:
+        return ""
+    by = html.escape(str(applied.get("saved_by") or "unknown"))
+    return f'<div class="note">saved audience: {html.escape(str(applied.get("words")))}, by {by}</div>'
 
 
 def render_instance_page(page: InstancePage) -> str:
     """Return the instance's page: its segments with sizes and download links, and the profile look-up form."""
     name = html.escape(page.name)
-    head = f'<p><a href="../">All instances</a></p><h1>{name}</h1><p class="note">{html.escape(page.goal)}</p>'
+    head = (
+        f'<p><a href="../">All instances</a></p><h1>{name}</h1><p class="note">{html.escape(page.goal)}</p>'
+        f"{_notice_html(page)}"
+    )
     if page.as_of is None:
         return _page(f"Customer AI: {page.name}", f'{head}<p class="empty">{html.escape(page.message)}</p>')
     rows = "".join(
-        f'<tr data-segment="{html.escape(segment)}"><td>{html.escape(segment)}</td><td class="num">{size:,}</td>'
+        f'<tr data-segment="{html.escape(segment)}"><td>{html.escape(segment)}{_audience_note(page, segment)}</td>'
+        f'<td class="num">{size:,}</td>'
         + "".join(
             f'<td><a href="{name}/segments/{html.escape(segment)}.{fmt}" download>{fmt.upper()}</a></td>'
             for fmt in DOWNLOADS
@@ -392,7 +602,8 @@ def render_instance_page(page: InstancePage) -> str:
     body = (
         f"{head}<p>Current run: as of {html.escape(page.as_of)}. The CSV is for a spreadsheet (a cell that would run "
         "as a formula starts with '), the Parquet file exact; both have the profile's factors in columns.</p>"
-        f"<h2>Segments</h2>{segments}<h2>Look up a profile</h2>{lookup}{_profile_html(page)}"
+        f"<h2>Segments</h2>{segments}<h2>Saved audiences</h2>{_saved_html(page)}"
+        f"<h2>Look up a profile</h2>{lookup}{_profile_html(page)}"
         "<h2>Build an audience</h2><p>The probabilities are calibrated: the expected number of profiles of an "
         "audience that reach the goal is the sum of their probabilities.</p>"
         f"{_builder_html(page)}"

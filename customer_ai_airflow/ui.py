@@ -12,6 +12,10 @@ and the ``metadata.json`` and ``report.html`` of the run folder the store names.
 running, that attempt beside it.  A store that cannot be read shows its error in the rows instead of breaking the
 page.
 
+Each instance has a page (:mod:`customer_ai_airflow.instance_page`): its segments and downloads, a profile
+look-up, an audience builder and its saved audiences; :mod:`customer_ai_airflow.routes` holds the routes and who
+may use them.
+
 Airflow imports plugin modules in every component, a task's process included: this module imports the standard
 library only, and builds the FastAPI app (FastAPI, Airflow's API security, pandas through the package) when the
 first request reaches it.
@@ -29,7 +33,6 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 __all__ = [
     "URL_PREFIX",
@@ -50,7 +53,7 @@ URL_PREFIX = "/customer-ai"  # where Airflow mounts the view on its API server
 DAG_PREFIX = "customer_ai__"
 BUCKETS = ("low", "medium", "high")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_TABLE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+_TABLE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'self'"
 # a report is self-contained (inline styles and SVG, data: images) and runs no script on Airflow's origin
 _REPORT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
 
@@ -362,6 +365,9 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .grade { font-weight: 600; } .grade-excellent, .grade-good { color: #276749; } .grade-poor { color: #9b2c2c; }
 .attempt { color: #9b2c2c; font-size: 0.8rem; max-width: 32rem; white-space: pre-wrap; margin-top: 0.25rem; }
 .attempt-started { color: #4a5568; }
+.error { color: #9b2c2c; } .empty { color: #4a5568; }
+.notice { background: #c6f6d5; padding: 0.5rem 0.75rem; border-radius: 0.25rem; }
+form { margin: 0.5rem 0; } div.note, span.note { color: #4a5568; font-size: 0.75rem; }
 """
 
 
@@ -539,97 +545,26 @@ def render_not_found(message: str, back: str) -> str:
 # the FastAPI app
 
 
-def _open_store() -> Any:  # noqa: ANN401 - a SQLiteStore or a PostgresStore
+def _open_store(*, create: bool = False) -> Any:  # noqa: ANN401 - a SQLiteStore or a PostgresStore
     """Return the profile store the tasks write to (see :mod:`customer_ai_airflow.connections`), for reading.
 
     The view creates, migrates and writes nothing: a store no task has written yet reads as empty (every instance
-    without a run), one that needs a migration is shown as each row's error.
+    without a run), one that needs a migration is shown as each row's error.  Only saving or deleting an audience
+    opens it for writing (``create``), once a reader has found it at this version.
     """
     from customer_ai.artifacts import default_home
     from customer_ai.store import open_store
     from customer_ai_airflow.connections import store_address
 
     address, schema = store_address()
-    return open_store(address, default_home(), schema, create=False)
+    return open_store(address, default_home(), schema, create=create)
 
 
 def create_app() -> Any:  # noqa: ANN401 - a fastapi.FastAPI, imported here
-    """Return the view's FastAPI app; every route requires an Airflow login (Airflow's own dependency).
+    """Return the view's FastAPI app (:func:`customer_ai_airflow.routes.create_app`); every route requires a login."""
+    from customer_ai_airflow.routes import create_app as routes_app
 
-    The app has no OpenAPI schema or docs pages: those routes would not carry the login requirement.
-    """
-    from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag, requires_authenticated
-    from fastapi import Depends, FastAPI, Request
-    from fastapi.responses import HTMLResponse, Response
-
-    from customer_ai.artifacts import default_home
-    from customer_ai_airflow.instance_page import audience_ask, instance_page, render_instance_page, segment_download
-
-    def may_read(name: str, request: Request, user: GetUserDep) -> None:
-        """Let through a user whom Airflow allows to read the instance's DAG (403 otherwise)."""
-        requires_access_dag(method="GET", param_dag_id=f"{DAG_PREFIX}{name}")(request, user)
-
-    # this module's annotations are text (postponed), and these names are not its globals: FastAPI reads the objects
-    may_read.__annotations__ = {"name": str, "request": Request, "user": GetUserDep, "return": None}
-
-    def not_found(exc: UnknownPageError, back: str) -> HTMLResponse:
-        page = render_not_found(str(exc), back=back)
-        return HTMLResponse(page, status_code=exc.status, headers={"Content-Security-Policy": _TABLE_POLICY})
-
-    view = FastAPI(
-        title="Customer AI",
-        dependencies=[Depends(requires_authenticated())],
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-    )
-
-    @view.get("/", response_class=HTMLResponse)
-    def table() -> HTMLResponse:
-        folder = instances_folder()
-        rows = instance_rows(folder, default_home(), _open_store)
-        return HTMLResponse(render_table(rows, folder), headers={"Content-Security-Policy": _TABLE_POLICY})
-
-    @view.get("/instances/{name}/runs/{as_of}/report", response_class=HTMLResponse)
-    def report(name: str, as_of: str) -> HTMLResponse:
-        try:
-            path = report_file(default_home(), known_instances(instances_folder()), name, as_of, _open_store)
-        except UnknownPageError as exc:
-            page = render_not_found(str(exc), back="../../../../")
-            return HTMLResponse(page, status_code=exc.status, headers={"Content-Security-Policy": _TABLE_POLICY})
-        return HTMLResponse(path.read_text(encoding="utf-8"), headers={"Content-Security-Policy": _REPORT_POLICY})
-
-    @view.get("/instances/{name}", response_class=HTMLResponse, dependencies=[Depends(may_read)])
-    def instance(  # noqa: PLR0913 - the look-up's and the builder's form fields, as text
-        name: str,
-        *,
-        profile: str | None = None,
-        kind: str | None = None,
-        at: str | None = None,
-        value: str | None = None,
-        cost: str | None = None,
-    ) -> HTMLResponse:
-        try:
-            ask = audience_ask(kind, at, value, cost)
-        except ValueError as exc:
-            return not_found(UnknownPageError(f"the audience asked for: {exc}", 400), back="../")
-        try:
-            page = instance_page(instances_folder(), default_home(), name, _open_store, profile_id=profile, ask=ask)
-        except UnknownPageError as exc:
-            return not_found(exc, back="../")
-        return HTMLResponse(render_instance_page(page), headers={"Content-Security-Policy": _TABLE_POLICY})
-
-    @view.get("/instances/{name}/segments/{file}", dependencies=[Depends(may_read)])
-    def segment(name: str, file: str) -> Response:
-        stem, _, fmt = file.rpartition(".")
-        try:
-            content, media, filename = segment_download(instances_folder(), name, stem, fmt, _open_store)
-        except UnknownPageError as exc:
-            return not_found(exc, back="../../")
-        disposition = f"attachment; filename*=UTF-8''{quote(filename)}"
-        return Response(content, media_type=media, headers={"Content-Disposition": disposition})
-
-    return view
+    return routes_app()
 
 
 class _BuiltOnFirstRequest:

@@ -78,13 +78,21 @@ def airflow_env(tmp: Path, instances: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def viewer_password(password: str) -> str:
+    """Return the password of user ``viewer`` (role viewer: reads every DAG, edits none) beside admin's ``password``."""
+    return f"{password}-viewer"
+
+
 def served_settings(tmp: Path, api_port: int, log_port: int, password: str) -> dict[str, str]:
-    """Return the settings of a local API server on ``api_port``: simple auth with user ``admin``, ``password``."""
+    """Return the settings of a local API server on ``api_port``: simple auth with user ``admin``, ``password``.
+
+    User ``viewer`` (role viewer) may read but not edit: its password is :func:`viewer_password`.
+    """
     passwords = tmp / "passwords.json"
-    passwords.write_text(json.dumps({"admin": password}))
+    passwords.write_text(json.dumps({"admin": password, "viewer": viewer_password(password)}))
     return {
         "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(api_port),

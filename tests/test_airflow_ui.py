@@ -40,13 +40,16 @@ from airflow_support import (
     healthy,
     migrate,
     served_env,
+    viewer_password,
     write_instance,
 )
 
 from customer_ai.quality import quality_grade
 from customer_ai.report import SECTIONS
+from customer_ai.saved_audiences import SavedAudience
 from customer_ai.scoring import BucketRule
 from customer_ai.store import SQLiteStore, StoreUnavailableError
+from customer_ai_airflow.routes import cross_site, form_fields
 from customer_ai_airflow.ui import (
     InstanceRow,
     UnknownPageError,
@@ -603,6 +606,8 @@ def test_every_route_of_the_app_requires_airflows_login() -> None:
     assert sorted(route.path for route in view.routes) == [  # no docs
         "/",
         "/instances/{name}",
+        "/instances/{name}/audiences",
+        "/instances/{name}/audiences/{audience}/delete",
         "/instances/{name}/runs/{as_of}/report",
         "/instances/{name}/segments/{file}",
     ]
@@ -611,11 +616,46 @@ def test_every_route_of_the_app_requires_airflows_login() -> None:
     assert login.dependency.__qualname__ == "requires_authenticated.<locals>.inner"
     for route in view.routes:
         assert any(dependency.call is login.dependency for dependency in route.dependant.dependencies), route.path
-        # an instance's page and its segments: only for a user whom Airflow lets read the instance's DAG
-        reads = [d.call.__name__ for d in route.dependant.dependencies if d.call is not login.dependency]
-        assert reads == (
-            ["may_read"] if route.path in ("/instances/{name}", "/instances/{name}/segments/{file}") else []
-        )
+        # an instance's page and its segments: only for a user whom Airflow lets read the instance's DAG; saving
+        # and deleting its audiences (POST only) for one whom it lets edit the DAG
+        access = [
+            d.call.__name__
+            for d in route.dependant.dependencies
+            if d.call is not login.dependency and d.call.__name__ != "get_user"  # Airflow's: who is asking
+        ]
+        if route.path in ("/instances/{name}", "/instances/{name}/segments/{file}"):
+            assert (access, route.methods) == (["may_read"], {"GET"}), route.path
+        elif "/audiences" in route.path:
+            assert (access, route.methods) == (["may_edit"], {"POST"}), route.path
+        else:
+            assert access == [], route.path
+
+
+@pytest.mark.parametrize(
+    ("headers", "cross"),
+    [
+        ({}, False),  # a script with a bearer token: no browser, no form
+        ({"sec-fetch-site": "same-origin", "origin": "http://elsewhere"}, False),  # the browser's word first
+        ({"sec-fetch-site": "none"}, False),  # typed in the address bar
+        ({"sec-fetch-site": "same-site"}, True),  # a sibling site's form: the login cookie goes with it
+        ({"sec-fetch-site": "cross-site"}, True),
+        ({"origin": "http://airflow.example:8080", "host": "airflow.example:8080"}, False),
+        ({"origin": "http://evil.example", "host": "airflow.example:8080"}, True),
+    ],
+)
+def test_a_form_of_another_site_is_told_apart(headers: dict[str, str], cross: bool) -> None:
+    assert cross_site(headers) is cross
+
+
+def test_a_forms_fields_are_read_as_text() -> None:
+    assert form_fields(b"audience=keen_1&kind=top&at=250&value=&cost=4.5&at=9") == {
+        "audience": "keen_1",
+        "kind": "top",
+        "at": "250",  # the first of a field sent twice
+        "value": "",
+        "cost": "4.5",
+    }
+    assert form_fields(b"audience=caf%C3%A9+%3D1") == {"audience": "café =1"}
 
 
 def test_importing_the_plugin_imports_nothing_heavy(tmp_path: Path) -> None:
@@ -678,10 +718,9 @@ class View:
             ).fetchone()
         return json.loads(metrics), scored
 
-    def token(self) -> str:
-        response = self.airflow.client.post(
-            "/auth/token", json={"username": "admin", "password": self.airflow.password}
-        )
+    def token(self, user: str = "admin") -> str:
+        password = self.airflow.password if user == "admin" else viewer_password(self.airflow.password)
+        response = self.airflow.client.post("/auth/token", json={"username": user, "password": password})
         assert response.status_code == 201, response.text
         return response.json()["access_token"]
 
@@ -779,6 +818,23 @@ def test_only_a_known_instances_report_is_served(view: View, path: str, status: 
     assert "SQLite format" not in response.text
 
 
+def log_in(driver: object, view: View, shot: Path | None = None) -> object:
+    """Log in as admin on Airflow's login page; return the "Customer AI" navigation entry, once it can be clicked."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, PAGE_TIMEOUT)
+    driver.get(f"{view.airflow.url}/")  # Airflow sends a visitor without a login to its login page
+    wait.until(seen.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
+    driver.find_element(By.NAME, "password").send_keys(view.airflow.password)
+    assert "/auth/login" in driver.current_url
+    if shot is not None:
+        driver.save_screenshot(shot)
+    driver.find_element(By.CSS_SELECTOR, "button[type='submit']").click()
+    return wait.until(seen.element_to_be_clickable((By.CSS_SELECTOR, "a[aria-label='Customer AI']")))
+
+
 @pytest.mark.airflow
 def test_a_user_logs_in_opens_customer_ai_and_reads_the_table_and_a_report(view: View) -> None:
     from selenium.webdriver.common.by import By
@@ -795,14 +851,7 @@ def test_a_user_logs_in_opens_customer_ai_and_reads_the_table_and_a_report(view:
 
     with chromium() as driver:
         wait = WebDriverWait(driver, PAGE_TIMEOUT)
-        driver.get(f"{view.airflow.url}/")  # Airflow sends a visitor without a login to its login page
-        wait.until(seen.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
-        driver.find_element(By.NAME, "password").send_keys(view.airflow.password)
-        assert "/auth/login" in driver.current_url
-        driver.save_screenshot(ARTIFACTS / "1-login.png")
-        driver.find_element(By.CSS_SELECTOR, "button[type='submit']").click()
-
-        entry = wait.until(seen.element_to_be_clickable((By.CSS_SELECTOR, "a[aria-label='Customer AI']")))
+        entry = log_in(driver, view, ARTIFACTS / "1-login.png")
         driver.save_screenshot(ARTIFACTS / "2-home.png")
         entry.click()
         wait.until(seen.frame_to_be_available_and_switch_to_it((By.CSS_SELECTOR, "iframe[title='Customer AI']")))
@@ -921,9 +970,81 @@ def test_the_instance_page_serves_its_segments_a_profile_and_an_audience(view: V
     assert anonymous.status_code == 401
 
 
+PAGE = "/customer-ai/instances/repurchase_30d"
+
+
+@pytest.mark.airflow
+def test_a_viewer_reads_the_page_but_may_not_save_or_delete_an_audience(view: View) -> None:
+    viewer = {"Authorization": f"Bearer {view.token('viewer')}"}
+    page = view.airflow.client.get(PAGE, headers=viewer)
+    assert page.status_code == 200, page.text
+    assert "Saving this cut as an audience needs permission to edit the DAG customer_ai__repurchase_30d" in page.text
+    assert "save-audience" not in page.text
+    form = {"audience": "keen", "kind": "score", "at": "70", "value": "", "cost": ""}
+    saved = view.airflow.client.post(f"{PAGE}/audiences", data=form, headers=viewer)
+    assert saved.status_code == 403, saved.text
+    store = SQLiteStore(view.home / "store.sqlite")
+    store.save_audience("repurchase_30d", SavedAudience("kept", "score", 90, "admin"))
+    try:
+        deleted = view.airflow.client.post(f"{PAGE}/audiences/kept/delete", headers=viewer)
+        assert deleted.status_code == 403, deleted.text
+        assert [a.name for a in store.read_audiences("repurchase_30d")] == ["kept"]
+        page = view.airflow.client.get(PAGE, headers=viewer)
+        assert '<tr data-audience="kept">' in page.text  # listed for every reader ...
+        assert "delete-audience" not in page.text  # ... without its delete button
+        anonymous = httpx.post(f"{view.airflow.url}{PAGE}/audiences/kept/delete", timeout=30)
+        assert anonymous.status_code == 401
+        admin = {"Authorization": f"Bearer {view.token()}"}
+        # a form of another site is refused, whoever's login the browser would add
+        for forged_form in (
+            {"Sec-Fetch-Site": "cross-site"},
+            {"Sec-Fetch-Site": "same-site"},
+            {"Origin": "http://x.example"},
+        ):
+            refused = view.airflow.client.post(f"{PAGE}/audiences/kept/delete", headers={**admin, **forged_form})
+            assert refused.status_code == 403, forged_form
+        assert [a.name for a in store.read_audiences("repurchase_30d")] == ["kept"]
+        deleted = view.airflow.client.post(
+            f"{PAGE}/audiences/kept/delete", headers={**admin, "Sec-Fetch-Site": "same-origin"}
+        )
+        assert (deleted.status_code, deleted.headers["location"]) == (303, "../../../repurchase_30d?deleted=kept")
+        assert store.read_audiences("repurchase_30d") == []
+        again = view.airflow.client.post(f"{PAGE}/audiences/kept/delete", headers=admin)
+        assert again.status_code == 404
+        assert "repurchase_30d has no saved audience named &#x27;kept&#x27; (deleted already?)" in again.text
+    finally:
+        store.delete_audience("repurchase_30d", "kept")
+
+
+@pytest.mark.airflow
+def test_an_editor_saves_a_cut_and_a_refused_name_is_said_on_the_page(view: View) -> None:
+    admin = {"Authorization": f"Bearer {view.token()}"}
+    store = SQLiteStore(view.home / "store.sqlite")
+    form = {"audience": "Keen!", "kind": "top", "at": "120", "value": "40", "cost": "4"}
+    refused = view.airflow.client.post(f"{PAGE}/audiences", data=form, headers=admin)
+    assert refused.status_code == 400
+    assert 'class="error save-problem">audience name &#x27;Keen!&#x27;: use a lower-case letter' in refused.text
+    assert 'value="Keen!"' in refused.text  # the name as typed, to mend
+    assert "<th>profiles</th><td>120</td>" in refused.text  # the cut as sent
+    saved = view.airflow.client.post(f"{PAGE}/audiences", data={**form, "audience": "keen_120"}, headers=admin)
+    assert saved.status_code == 303, saved.text
+    assert saved.headers["location"] == "../repurchase_30d?kind=top&at=120&value=40&cost=4&saved=keen_120"
+    try:
+        kept = store.read_audiences("repurchase_30d")
+        assert [(a.name, a.cut, a.at, a.saved_by) for a in kept] == [("keen_120", "top", 120, "admin")]
+        page = view.airflow.client.get(f"{PAGE}?kind=top&at=120&saved=keen_120", headers=admin)
+        assert '<p class="notice">Saved the audience keen_120: the top 120 profiles by probability.' in page.text
+        assert '<td class="num">from the next run</td>' in page.text
+        twice = view.airflow.client.post(f"{PAGE}/audiences", data={**form, "audience": "keen_120"}, headers=admin)
+        assert twice.status_code == 400
+        assert "repurchase_30d has a saved audience named keen_120 already" in twice.text
+    finally:
+        store.delete_audience("repurchase_30d", "keen_120")
+
+
 @pytest.mark.airflow
 def test_a_failed_attempt_shows_beside_the_current_run_and_leaves_its_report(view: View) -> None:
-    # the last test of the module: an attempt as of a date the events do not cover fails at its first step
+    # an attempt as of a date the events do not cover fails at its first step
     before = "2009-06-07"
     failed = published_run(view.env, view.instance, view.airflow.logs, as_of=before)
     assert failed.wait(timeout=RUN_TIMEOUT) == 2  # bad input
@@ -943,3 +1064,76 @@ def test_a_failed_attempt_shows_beside_the_current_run_and_leaves_its_report(vie
     report = view.airflow.client.get(REPORT, headers=headers)
     assert report.status_code == 200
     assert report.text == (view.folder / "report.html").read_text()
+
+
+@pytest.mark.airflow
+def test_a_user_saves_an_audience_and_downloads_it_after_the_next_run(view: View, tmp_path: Path) -> None:
+    # the last test of the module: it publishes the date again
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    store = SQLiteStore(view.home / "store.sqlite")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    with chromium() as driver:
+        wait = WebDriverWait(driver, PAGE_TIMEOUT)
+        driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+        log_in(driver, view).click()
+        wait.until(seen.frame_to_be_available_and_switch_to_it((By.CSS_SELECTOR, "iframe[title='Customer AI']")))
+        wait.until(seen.element_to_be_clickable((By.CSS_SELECTOR, "tr[data-instance='repurchase_30d'] a.audiences")))
+        driver.find_element(By.CSS_SELECTOR, "tr[data-instance='repurchase_30d'] a.audiences").click()
+        form = wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, "form.builder")))
+        form.find_element(By.CSS_SELECTOR, "select[name='kind'] option[value='top']").click()
+        for name, text in (("at", "250"), ("value", "40"), ("cost", "4")):
+            field = form.find_element(By.NAME, name)
+            field.clear()
+            field.send_keys(text)
+        form.find_element(By.CSS_SELECTOR, "button").click()
+        save = wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, "form.save-audience")))
+        save.find_element(By.NAME, "audience").send_keys("top_250")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", save)
+        driver.switch_to.default_content()
+        driver.save_screenshot(ARTIFACTS / "7-audience-to-save.png")
+        driver.switch_to.frame(driver.find_element(By.CSS_SELECTOR, "iframe[title='Customer AI']"))
+        save.find_element(By.CSS_SELECTOR, "button").click()
+        notice = wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, "p.notice")))
+        assert notice.text.startswith("Saved the audience top_250: the top 250 profiles by probability.")
+        row = driver.find_element(By.CSS_SELECTOR, "tr[data-audience='top_250']")
+        assert row.find_element(By.CSS_SELECTOR, "td.num").text == "from the next run"
+        [kept] = store.read_audiences("repurchase_30d")
+        assert (kept.name, kept.cut, kept.at, kept.saved_by) == ("top_250", "top", 250, "admin")
+        driver.switch_to.default_content()
+        driver.save_screenshot(ARTIFACTS / "8-audience-saved.png")
+
+        # the next run applies it: a segment of the run, 250 profiles, that downloads as segment export writes it
+        run = published_run(view.env, view.instance, view.airflow.logs)
+        assert run.wait(timeout=RUN_TIMEOUT) == 0, (view.airflow.logs / f"customer-ai-run-{AS_OF}.log").read_text()
+        driver.switch_to.frame(driver.find_element(By.CSS_SELECTOR, "iframe[title='Customer AI']"))
+        driver.execute_script("location.reload()")
+        segment = wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, "tr[data-segment='top_250']")))
+        assert segment.find_element(By.CSS_SELECTOR, "td.num").text == "250"
+        notice = driver.find_element(By.CSS_SELECTOR, "p.notice").text
+        assert notice.endswith("The current run applied it: 250 profiles, in Segments above.")
+        assert segment.find_element(By.CSS_SELECTOR, "div.note").text == (
+            "saved audience: the top 250 profiles by probability, by admin"
+        )
+        segment.find_element(By.CSS_SELECTOR, "a[href$='.csv']").click()
+        driver.switch_to.default_content()
+        driver.save_screenshot(ARTIFACTS / "9-audience-after-next-run.png")
+        file = downloads / f"repurchase_30d_top_250_{AS_OF}.csv"
+        WebDriverWait(driver, PAGE_TIMEOUT).until(lambda _: file.exists() and not list(downloads.glob("*.crdownload")))
+    exported = tmp_path / "exported.csv"
+    command = [str(AIRFLOW.with_name("customer-ai")), "-q", "segment", "export", str(view.instance), "top_250"]
+    done = subprocess.run([*command, "--out", str(exported)], env=view.env, capture_output=True, text=True, check=False)  # noqa: S603
+    assert done.returncode == 0, done.stderr
+    downloaded = pd.read_csv(file, dtype={"profile_id": str})
+    pd.testing.assert_frame_equal(downloaded, pd.read_csv(exported, dtype={"profile_id": str}))
+    top = store.read_scores("repurchase_30d", limit=250)["profile_id"].tolist()
+    assert downloaded["profile_id"].tolist() == top  # the run's top 250, by probability then id
+    assert sorted(p.name for p in ARTIFACTS.glob("[789]-*.png")) == [
+        "7-audience-to-save.png",
+        "8-audience-saved.png",
+        "9-audience-after-next-run.png",
+    ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +16,17 @@ import pandas as pd
 import pytest
 import yaml
 
+from customer_ai.saved_audiences import AudienceError, SavedAudience
 from customer_ai.scoring import percentile_of, score_of
-from customer_ai.store import StoreUnavailableError
+from customer_ai.store import AudienceExistsError, SQLiteStore, StoreUnavailableError
 from customer_ai_airflow.instance_page import (
     AudienceAsk,
+    Editing,
     audience_ask,
+    delete_audience,
     instance_page,
     render_instance_page,
+    save_audience,
     segment_download,
 )
 from customer_ai_airflow.ui import UnknownPageError
@@ -38,8 +43,12 @@ FACTORS = [
 class StandInStore:
     """A published run of alpha with two segments; ``failing`` raises as an unreachable server does."""
 
-    def __init__(self, *, published: bool = True, failing: bool = False) -> None:
-        self.published, self.failing = published, failing
+    def __init__(self, *, published: bool = True, failing: bool = False, saved: tuple = ()) -> None:
+        self.published, self.failing, self.saved = published, failing, list(saved)
+
+    def read_audiences(self, instance: str) -> list:
+        self._ask()
+        return self.saved
 
     def _ask(self) -> None:
         if self.failing:
@@ -230,3 +239,153 @@ def test_a_runs_scores_are_tallied_once_for_every_cut_asked(folders, monkeypatch
     scores.unlink()  # a file that is gone is said, not served from the tally
     page = instance_page(instances, home, "alpha", StandInStore)
     assert page.problem == "the current run's scores file cannot be read: no audience can be cut"
+
+
+# --- saved audiences --------------------------------------------------------------------------------------------
+
+VIP = SavedAudience("vip", "percentile", 90, "ana", "2026-12-06T10:00:00Z")
+TOP = SavedAudience("top_2", "top", 2, "bo", "2026-12-06T11:00:00Z")
+
+
+def _applied(home: Path, *audiences: SavedAudience, sizes: dict[str, int]) -> None:
+    """Make the current run's metadata say it applied ``audiences``, with their ``sizes``."""
+    path = home / "artifacts" / "alpha" / AS_OF / RUN_ID / "metadata.json"
+    metadata = json.loads(path.read_text())
+    metadata["segments"].update(sizes)
+    metadata["audiences"] = [a.record() for a in audiences]
+    path.write_text(json.dumps(metadata))
+
+
+def test_saved_audiences_are_listed_with_their_rule_who_when_and_where_they_stand(folders) -> None:
+    instances, home = folders
+    _applied(home, VIP, sizes={"vip": 120})
+    store = StandInStore(saved=[VIP, TOP])
+    page = instance_page(instances, home, "alpha", lambda: store, editing=Editing(allowed=True))
+    assert page.saved == [VIP, TOP]
+    assert page.segments["vip"] == 120
+    text = render_instance_page(page)
+    assert (
+        '<tr data-segment="vip"><td>vip<div class="note">saved audience: percentile at least 90, by ana</div></td>'
+        '<td class="num">120</td>'
+    ) in text
+    assert (
+        '<tr data-audience="vip"><td>vip</td><td>percentile at least 90</td><td>ana</td><td>2026-12-06T10:00:00Z</td>'
+        '<td class="num">120 profiles</td><td><form method="post" action="alpha/audiences/vip/delete" '
+        'class="delete-audience"><button type="submit">Delete</button></form></td></tr>'
+    ) in text
+    assert '<tr data-audience="top_2"><td>top_2</td><td>the top 2 profiles by probability</td>' in text
+    assert '<td class="num">from the next run</td>' in text  # saved after the current run
+    # an editor may save the cut shown: its fields go with the form
+    assert '<form class="save-audience" method="post" action="alpha/audiences">' in text
+    assert '<input type="hidden" name="kind" value="score"><input type="hidden" name="at" value="75">' in text
+    # its rule changed since the run: the size then, said as such
+    store.saved = [SavedAudience("vip", "score", 50, "ana", "2026-12-06T12:00:00Z")]
+    text = render_instance_page(instance_page(instances, home, "alpha", lambda: store))
+    assert "120 profiles by its rule then (percentile at least 90); this one from the next run" in text
+
+
+def test_a_reader_sees_the_saved_audiences_but_no_form_to_save_or_delete(folders) -> None:
+    instances, home = folders
+    page = instance_page(instances, home, "alpha", lambda: StandInStore(saved=[VIP]))  # editing: not allowed
+    text = render_instance_page(page)
+    assert '<tr data-audience="vip">' in text
+    assert '<form method="post"' not in text
+    assert "delete-audience" not in text
+    assert "save-audience" not in text
+    assert "Saving this cut as an audience needs permission to edit the DAG customer_ai__alpha in Airflow." in text
+    empty = render_instance_page(instance_page(instances, home, "alpha", StandInStore))
+    assert "No saved audience yet: build one below and save it" in empty
+
+
+def test_the_page_says_what_was_just_saved_or_deleted_only_when_it_is_so(folders) -> None:
+    instances, home = folders
+    store = StandInStore(saved=[VIP])
+
+    def shown(**done: str) -> str:
+        return render_instance_page(instance_page(instances, home, "alpha", lambda: store, editing=Editing(**done)))
+
+    assert (
+        '<p class="notice">Saved the audience vip: percentile at least 90. Every later run applies it as a segment. '
+        "After the next run it downloads in Segments above.</p>"
+    ) in shown(saved="vip")
+    _applied(home, VIP, sizes={"vip": 120})
+    assert "as a segment. The current run applied it: 120 profiles, in Segments above.</p>" in shown(saved="vip")
+    assert 'class="notice"' not in shown(saved="nobody")  # a link cannot make the page claim a save
+    assert 'class="notice"' not in shown(deleted="vip")  # ... nor a delete of an audience that is there
+    assert '<p class="notice">Deleted the audience gone: later runs no longer apply it' in shown(deleted="gone")
+
+
+def with_file_segment(instances: Path, name: str) -> None:
+    """Give instance alpha's file a segment called ``name``."""
+    segment = {"name": name, "where": [{"field": "score", "op": "gt", "value": 1}]}
+    (instances / "alpha.yaml").write_text(yaml.safe_dump({**BASE_SPEC, "name": "alpha", "segments": [segment]}))
+
+
+def test_a_name_the_instance_file_takes_is_shown_as_not_applied(folders) -> None:
+    instances, home = folders
+    with_file_segment(instances, "vip")
+    text = render_instance_page(instance_page(instances, home, "alpha", lambda: StandInStore(saved=[VIP])))
+    assert '<td class="num">not applied: the instance file has a segment of this name</td>' in text
+
+
+@pytest.fixture
+def store_file(tmp_path: Path):  # noqa: ANN201 - open_store as the view calls it
+    path = tmp_path / "store.sqlite"
+    SQLiteStore(path).read_runs("alpha")  # the tasks made it
+
+    def open_store(*, create: bool = False) -> SQLiteStore:
+        return SQLiteStore(path, create=create)
+
+    return open_store
+
+
+def test_saving_a_cut_keeps_its_rule_and_who_saved_it_and_deleting_it_removes_it(folders, store_file) -> None:
+    instances, _ = folders
+    kept = save_audience(instances, "alpha", store_file, " keen ", AudienceAsk("top", 250, 40.0, 4.0), saved_by="ana")
+    assert (kept.name, kept.cut, kept.at, kept.saved_by) == ("keen", "top", 250, "ana")
+    assert store_file().read_audiences("alpha") == [kept]
+    with pytest.raises(AudienceExistsError, match="alpha has a saved audience named keen already"):
+        save_audience(instances, "alpha", store_file, "keen", AudienceAsk("score", 10), saved_by="bo")
+    assert delete_audience(instances, "alpha", store_file, "keen") == kept
+    assert store_file().read_audiences("alpha") == []
+    with pytest.raises(UnknownPageError, match="alpha has no saved audience named 'keen' \\(deleted already\\?\\)"):
+        delete_audience(instances, "alpha", store_file, "keen")
+
+
+@pytest.mark.parametrize(
+    ("name", "ask", "says"),
+    [
+        ("", AudienceAsk("score", 70), "audience name '': use a lower-case letter"),
+        ("Keen!", AudienceAsk("score", 70), "audience name 'Keen!': use a lower-case letter"),
+        ("high", AudienceAsk("score", 70), "audience name 'high' is the segment of the bucket high in every run"),
+        ("keen", AudienceAsk("top", 0), "audience keen: a cut by top is at a whole number at least 1, not 0"),
+        ("keen", AudienceAsk("decile", 3), "audience keen: a cut is by score, percentile or top, not 'decile'"),
+    ],
+)
+def test_a_cut_a_run_cannot_apply_is_never_saved(folders, store_file, name: str, ask: AudienceAsk, says: str) -> None:
+    instances, _ = folders
+    with pytest.raises(AudienceError, match=re.escape(says)):
+        save_audience(instances, "alpha", store_file, name, ask, saved_by="ana")
+    assert store_file().read_audiences("alpha") == []
+
+
+def test_a_segment_name_of_the_file_or_a_store_that_cannot_be_used_is_refused(folders, store_file, tmp_path) -> None:
+    instances, _ = folders
+    with_file_segment(instances, "vip")
+    with pytest.raises(AudienceError, match="'vip' is a segment of the instance file: a saved audience never"):
+        save_audience(instances, "alpha", store_file, "vip", AudienceAsk(), saved_by="ana")
+    missing = tmp_path / "nowhere" / "store.sqlite"
+
+    def absent(*, create: bool = False) -> SQLiteStore:
+        return SQLiteStore(missing, create=create)
+
+    for change in (
+        lambda: save_audience(instances, "alpha", absent, "keen", AudienceAsk(), saved_by="ana"),
+        lambda: delete_audience(instances, "alpha", absent, "keen"),
+    ):
+        with pytest.raises(UnknownPageError, match=f"no profile store at {missing}") as raised:
+            change()
+        assert raised.value.status == 503
+    assert not missing.parent.exists()  # the view creates no store
+    with pytest.raises(UnknownPageError, match="there is no instance named 'beta'"):
+        save_audience(instances, "beta", store_file, "keen", AudienceAsk(), saved_by="ana")
