@@ -818,16 +818,17 @@ def test_only_a_known_instances_report_is_served(view: View, path: str, status: 
     assert "SQLite format" not in response.text
 
 
-def log_in(driver: object, view: View, shot: Path | None = None) -> object:
-    """Log in as admin on Airflow's login page; return the "Customer AI" navigation entry, once it can be clicked."""
+def log_in(driver: object, view: View, shot: Path | None = None, user: str = "admin") -> object:
+    """Log in as ``user`` on Airflow's login page; return the "Customer AI" navigation entry, once it can be clicked."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as seen
     from selenium.webdriver.support.ui import WebDriverWait
 
     wait = WebDriverWait(driver, PAGE_TIMEOUT)
     driver.get(f"{view.airflow.url}/")  # Airflow sends a visitor without a login to its login page
-    wait.until(seen.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
-    driver.find_element(By.NAME, "password").send_keys(view.airflow.password)
+    wait.until(seen.presence_of_element_located((By.NAME, "username"))).send_keys(user)
+    password = view.airflow.password if user == "admin" else viewer_password(view.airflow.password)
+    driver.find_element(By.NAME, "password").send_keys(password)
     assert "/auth/login" in driver.current_url
     if shot is not None:
         driver.save_screenshot(shot)
@@ -1012,6 +1013,37 @@ def test_a_viewer_reads_the_page_but_may_not_save_or_delete_an_audience(view: Vi
         again = view.airflow.client.post(f"{PAGE}/audiences/kept/delete", headers=admin)
         assert again.status_code == 404
         assert "repurchase_30d has no saved audience named &#x27;kept&#x27; (deleted already?)" in again.text
+    finally:
+        store.delete_audience("repurchase_30d", "kept")
+
+
+@pytest.mark.airflow
+def test_a_viewer_in_the_browser_sees_the_audiences_without_a_form_to_change_them(view: View) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    store = SQLiteStore(view.home / "store.sqlite")
+    store.save_audience("repurchase_30d", SavedAudience("kept", "percentile", 95, "admin"))
+    try:
+        with chromium() as driver:
+            wait = WebDriverWait(driver, PAGE_TIMEOUT)
+            log_in(driver, view, user="viewer").click()
+            wait.until(seen.frame_to_be_available_and_switch_to_it((By.CSS_SELECTOR, "iframe[title='Customer AI']")))
+            link = "tr[data-instance='repurchase_30d'] a.audiences"
+            wait.until(seen.element_to_be_clickable((By.CSS_SELECTOR, link))).click()
+            row = wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, "tr[data-audience='kept']")))
+            assert row.text.startswith("kept percentile at least 95 admin ")
+            assert driver.find_elements(By.CSS_SELECTOR, "form[method='post']") == []  # no save, no delete
+            note = driver.find_element(By.CSS_SELECTOR, "p.save-needs-edit")
+            assert note.text == (
+                "Saving this cut as an audience needs permission to edit the DAG customer_ai__repurchase_30d in "
+                "Airflow."
+            )
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", note)
+            driver.switch_to.default_content()
+            driver.save_screenshot(ARTIFACTS / "10-viewer-may-not-save.png")
     finally:
         store.delete_audience("repurchase_30d", "kept")
 
