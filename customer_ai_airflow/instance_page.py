@@ -102,6 +102,7 @@ class InstancePage:
     best: dict | None = None  # the cut of the highest expected profit of the same kind, when a value is known
     gains: list[dict] = field(default_factory=list)  # the held-out gains by decile
     valued: bool = False  # the run's scores have expected values
+    profiles: int = 0  # the current run's scored profiles (the builder's tally)
     problem: str = ""  # why the cut asked for cannot be made
     saved: list = field(default_factory=list)  # the instance's saved audiences (SavedAudience), the oldest first
     saved_problem: str = ""  # why the saved audiences cannot be read
@@ -202,7 +203,7 @@ def _audience(folder: Path, ask: AudienceAsk) -> dict:
     except OSError:
         return {"problem": "the current run's scores file cannot be read: no audience can be cut"}
     money = {"value_per_conversion": ask.value_per_conversion, "cost_per_contact": ask.cost_per_contact}
-    out: dict[str, Any] = {"valued": table.valued}
+    out: dict[str, Any] = {"valued": table.valued, "profiles": table.profiles}
     try:
         out["audience"] = cut_at(table, ask.kind, ask.at, **money)
         best = best_cut(cut_curve(table, ask.kind, **money))
@@ -458,13 +459,54 @@ def _builder_html(page: InstancePage) -> str:
     )
     behind = (
         "<p>Behind these numbers: on held-out profiles whose outcome no fitting step saw, the model's top tenths "
-        'found these shares of those who reached the goal.</p><table class="gains"><thead><tr><th>Tenth</th>'
+        "found these shares of those who reached the goal (the curve; the line marks the share of the current run "
+        f'this audience keeps).</p>{_gains_svg(page)}<table class="gains"><thead><tr><th>Tenth</th>'
         f"<th>Profiles</th><th>Share of those who reached the goal</th><th>Lift</th></tr></thead><tbody>{gains}"
         "</tbody></table>"
         if gains
         else ""
     )
     return f'{form}<table class="card audience">{table}</table>{best}{_save_html(page)}{behind}'
+
+
+_SVG_WIDTH, _SVG_HEIGHT, _SVG_MARGIN = 360, 240, 36
+
+
+def _gains_svg(page: InstancePage) -> str:
+    """Return the held-out cumulative gains curve as inline SVG, with the share of the run the audience keeps marked.
+
+    x is the share of profiles taken, best first; y the share of those who reached the goal found among them; the
+    diagonal is a random pick.  Only numbers go into the drawing: no text of the data.
+    """
+    width, height = _SVG_WIDTH - 2 * _SVG_MARGIN, _SVG_HEIGHT - 2 * _SVG_MARGIN
+
+    def x(share: float) -> str:
+        return f"{_SVG_MARGIN + share * width:.1f}"
+
+    def y(share: float) -> str:
+        return f"{_SVG_MARGIN + (1 - share) * height:.1f}"
+
+    points = [(0.0, 0.0)] + [(float(r["share"]), float(r["cumulative_gain"])) for r in page.gains]
+    curve = " ".join(f"{x(a)},{y(b)}" for a, b in points)
+    kept = min(1.0, float(page.audience["size"]) / page.profiles) if page.audience and page.profiles else None
+    marker = (
+        f'<line class="cut" x1="{x(kept)}" y1="{y(1)}" x2="{x(kept)}" y2="{y(0)}" stroke="#c05621" '
+        f'stroke-width="2" stroke-dasharray="4 3"/><text x="{x(kept)}" y="{_SVG_MARGIN - 8}" font-size="11" '
+        f'text-anchor="middle">{kept:.0%} of the run</text>'
+        if kept is not None
+        else ""
+    )
+    middle = _SVG_HEIGHT / 2
+    return (
+        f'<svg class="gains-curve" width="{_SVG_WIDTH}" height="{_SVG_HEIGHT}" viewBox="0 0 {_SVG_WIDTH} '
+        f'{_SVG_HEIGHT}" role="img" aria-label="held-out cumulative gains">'
+        f'<rect x="{x(0)}" y="{y(1)}" width="{width}" height="{height}" fill="none" stroke="#cbd5e0"/>'
+        f'<line x1="{x(0)}" y1="{y(0)}" x2="{x(1)}" y2="{y(1)}" stroke="#a0aec0" stroke-dasharray="3 3"/>'
+        f'<polyline points="{curve}" fill="none" stroke="#2b6cb0" stroke-width="2"/>{marker}'
+        f'<text x="{_SVG_WIDTH / 2:.0f}" y="{_SVG_HEIGHT - 8}" font-size="11" text-anchor="middle">share of '
+        f'profiles, best first</text><text x="12" y="{middle:.0f}" font-size="11" text-anchor="middle" '
+        f'transform="rotate(-90 12 {middle:.0f})">share who reached the goal</text></svg>'
+    )
 
 
 def _save_html(page: InstancePage) -> str:

@@ -389,3 +389,16 @@ def test_a_segment_name_of_the_file_or_a_store_that_cannot_be_used_is_refused(fo
     assert not missing.parent.exists()  # the view creates no store
     with pytest.raises(UnknownPageError, match="there is no instance named 'beta'"):
         save_audience(instances, "beta", store_file, "keen", AudienceAsk(), saved_by="ana")
+
+
+def test_the_held_out_gains_curve_is_drawn_with_the_share_of_the_run_the_audience_keeps(folders) -> None:
+    instances, home = folders
+    page = instance_page(instances, home, "alpha", StandInStore)  # score 75 and up: 1 profile of 5
+    assert page.profiles == 5
+    text = render_instance_page(page)
+    # 288 x 168 inside a margin of 36: (0, 0), then deciles 1 and 2 at (10%, 20%) and (20%, 40%)
+    assert '<polyline points="36.0,204.0 64.8,170.4 93.6,136.8" fill="none"' in text
+    assert '<line class="cut" x1="93.6" y1="36.0" x2="93.6" y2="204.0"' in text
+    assert ">20% of the run</text>" in text
+    wide = instance_page(instances, home, "alpha", StandInStore, ask=AudienceAsk("top", 5))
+    assert '<line class="cut" x1="324.0"' in render_instance_page(wide)  # everybody: the right edge
