@@ -93,8 +93,9 @@ def _dag_access(method: str) -> Callable[[str, Request, GetUserDep], None]:
 
 
 def _allowed_to_edit(name: str, request: Request, user: Any) -> bool:  # noqa: ANN401 - Airflow's user
+    """Whether Airflow lets ``user`` edit the instance's DAG (the page then shows the forms that change audiences)."""
     try:
-        _dag_access("PUT")(name, request, user)
+        requires_access_dag(method="PUT", param_dag_id=f"{DAG_PREFIX}{name}")(request, user)
     except HTTPException:
         return False
     return True
