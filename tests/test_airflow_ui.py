@@ -836,6 +836,18 @@ def log_in(driver: object, view: View, shot: Path | None = None, user: str = "ad
     return wait.until(seen.element_to_be_clickable((By.CSS_SELECTOR, "a[aria-label='Customer AI']")))
 
 
+def build_top_250(form: object) -> None:
+    """Ask the audience builder's ``form`` for the top 250 profiles, at 40 a conversion and 4 a contact."""
+    from selenium.webdriver.common.by import By
+
+    form.find_element(By.CSS_SELECTOR, "select[name='kind'] option[value='top']").click()
+    for name, text in (("at", "250"), ("value", "40"), ("cost", "4")):
+        field = form.find_element(By.NAME, name)
+        field.clear()
+        field.send_keys(text)
+    form.find_element(By.CSS_SELECTOR, "button").click()
+
+
 @pytest.mark.airflow
 def test_a_user_logs_in_opens_customer_ai_and_reads_the_table_and_a_report(view: View) -> None:
     from selenium.webdriver.common.by import By
@@ -913,13 +925,7 @@ def test_a_user_logs_in_opens_customer_ai_and_reads_the_table_and_a_report(view:
         driver.switch_to.default_content()
         driver.save_screenshot(ARTIFACTS / "5-instance-profile.png")
         driver.switch_to.frame(driver.find_element(By.CSS_SELECTOR, "iframe[title='Customer AI']"))
-        form = driver.find_element(By.CSS_SELECTOR, "form.builder")
-        form.find_element(By.CSS_SELECTOR, "select[name='kind'] option[value='top']").click()
-        for name, text in (("at", "250"), ("value", "40"), ("cost", "4")):
-            field = form.find_element(By.NAME, name)
-            field.clear()
-            field.send_keys(text)
-        form.find_element(By.CSS_SELECTOR, "button").click()
+        build_top_250(driver.find_element(By.CSS_SELECTOR, "form.builder"))
         best = wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, "p.best-cut")))
         assert best.text.startswith("The highest expected profit by top: the top N profiles, N = ")
         audience = driver.find_element(By.CSS_SELECTOR, "table.audience").text
@@ -974,6 +980,15 @@ def test_the_instance_page_serves_its_segments_a_profile_and_an_audience(view: V
 PAGE = "/customer-ai/instances/repurchase_30d"
 
 
+@contextlib.contextmanager
+def removed_after(store: SQLiteStore, audience: str) -> Iterator[None]:
+    """Delete the saved audience ``audience`` of the instance when the block ends, whatever happened in it."""
+    try:
+        yield
+    finally:
+        store.delete_audience("repurchase_30d", audience)
+
+
 @pytest.mark.airflow
 def test_a_viewer_reads_the_page_but_may_not_save_or_delete_an_audience(view: View) -> None:
     viewer = {"Authorization": f"Bearer {view.token('viewer')}"}
@@ -986,7 +1001,7 @@ def test_a_viewer_reads_the_page_but_may_not_save_or_delete_an_audience(view: Vi
     assert saved.status_code == 403, saved.text
     store = SQLiteStore(view.home / "store.sqlite")
     store.save_audience("repurchase_30d", SavedAudience("kept", "score", 90, "admin"))
-    try:
+    with removed_after(store, "kept"):
         deleted = view.airflow.client.post(f"{PAGE}/audiences/kept/delete", headers=viewer)
         assert deleted.status_code == 403, deleted.text
         assert [a.name for a in store.read_audiences("repurchase_30d")] == ["kept"]
@@ -1013,8 +1028,6 @@ def test_a_viewer_reads_the_page_but_may_not_save_or_delete_an_audience(view: Vi
         again = view.airflow.client.post(f"{PAGE}/audiences/kept/delete", headers=admin)
         assert again.status_code == 404
         assert "repurchase_30d has no saved audience named &#x27;kept&#x27; (deleted already?)" in again.text
-    finally:
-        store.delete_audience("repurchase_30d", "kept")
 
 
 @pytest.mark.airflow
@@ -1026,7 +1039,7 @@ def test_a_viewer_in_the_browser_sees_the_audiences_without_a_form_to_change_the
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     store = SQLiteStore(view.home / "store.sqlite")
     store.save_audience("repurchase_30d", SavedAudience("kept", "percentile", 95, "admin"))
-    try:
+    with removed_after(store, "kept"):
         with chromium() as driver:
             wait = WebDriverWait(driver, PAGE_TIMEOUT)
             log_in(driver, view, user="viewer").click()
@@ -1044,8 +1057,6 @@ def test_a_viewer_in_the_browser_sees_the_audiences_without_a_form_to_change_the
             driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", note)
             driver.switch_to.default_content()
             driver.save_screenshot(ARTIFACTS / "10-viewer-may-not-save.png")
-    finally:
-        store.delete_audience("repurchase_30d", "kept")
 
 
 @pytest.mark.airflow
@@ -1061,7 +1072,7 @@ def test_an_editor_saves_a_cut_and_a_refused_name_is_said_on_the_page(view: View
     saved = view.airflow.client.post(f"{PAGE}/audiences", data={**form, "audience": "keen_120"}, headers=admin)
     assert saved.status_code == 303, saved.text
     assert saved.headers["location"] == "../repurchase_30d?kind=top&at=120&value=40&cost=4&saved=keen_120"
-    try:
+    with removed_after(store, "keen_120"):
         kept = store.read_audiences("repurchase_30d")
         assert [(a.name, a.cut, a.at, a.saved_by) for a in kept] == [("keen_120", "top", 120, "admin")]
         page = view.airflow.client.get(f"{PAGE}?kind=top&at=120&saved=keen_120", headers=admin)
@@ -1070,8 +1081,6 @@ def test_an_editor_saves_a_cut_and_a_refused_name_is_said_on_the_page(view: View
         twice = view.airflow.client.post(f"{PAGE}/audiences", data={**form, "audience": "keen_120"}, headers=admin)
         assert twice.status_code == 400
         assert "repurchase_30d has a saved audience named keen_120 already" in twice.text
-    finally:
-        store.delete_audience("repurchase_30d", "keen_120")
 
 
 @pytest.mark.airflow
@@ -1116,13 +1125,7 @@ def test_a_user_saves_an_audience_and_downloads_it_after_the_next_run(view: View
         wait.until(seen.frame_to_be_available_and_switch_to_it((By.CSS_SELECTOR, "iframe[title='Customer AI']")))
         wait.until(seen.element_to_be_clickable((By.CSS_SELECTOR, "tr[data-instance='repurchase_30d'] a.audiences")))
         driver.find_element(By.CSS_SELECTOR, "tr[data-instance='repurchase_30d'] a.audiences").click()
-        form = wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, "form.builder")))
-        form.find_element(By.CSS_SELECTOR, "select[name='kind'] option[value='top']").click()
-        for name, text in (("at", "250"), ("value", "40"), ("cost", "4")):
-            field = form.find_element(By.NAME, name)
-            field.clear()
-            field.send_keys(text)
-        form.find_element(By.CSS_SELECTOR, "button").click()
+        build_top_250(wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, "form.builder"))))
         save = wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, "form.save-audience")))
         save.find_element(By.NAME, "audience").send_keys("top_250")
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", save)
