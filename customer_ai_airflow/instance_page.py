@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from customer_ai_airflow.ui import (
     DAG_PREFIX,
@@ -450,7 +451,7 @@ def _builder_html(page: InstancePage) -> str:
             if page.best is None
             else f'<p class="best-cut">The highest expected profit by {html.escape(ask.kind)}: '
             f"{_KINDS[ask.kind]} {int(page.best['at']):,}, {int(page.best['size']):,} profiles, "
-            f"{money(float(page.best['expected_profit']), page.currency)}.</p>"
+            f"{money(float(page.best['expected_profit']), page.currency)}.{_best_link(page)}</p>"
         )
     gains = "".join(
         f'<tr><td class="num">{int(row["decile"])}</td><td class="num">{float(row["share"]):.0%}</td>'
@@ -467,6 +468,20 @@ def _builder_html(page: InstancePage) -> str:
         else ""
     )
     return f'{form}<table class="card audience">{table}</table>{best}{_save_html(page)}{behind}'
+
+
+def _best_link(page: InstancePage) -> str:
+    """Return a link to the page with the best cut asked for (to look at it, and save it), or '' when shown already."""
+    ask, best = page.ask, page.best or {}
+    if int(best.get("at", ask.at)) == ask.at:
+        return ""
+    query = {
+        "kind": ask.kind,
+        "at": int(best["at"]),
+        "value": _number_text(ask.value_per_conversion),
+        "cost": _number_text(ask.cost_per_contact),
+    }
+    return f' <a class="best-link" href="{html.escape(page.name)}?{html.escape(urlencode(query))}">Show this cut</a>'
 
 
 _SVG_WIDTH, _SVG_HEIGHT, _SVG_MARGIN = 360, 240, 36

@@ -195,6 +195,9 @@ def test_the_audience_builder_shows_the_cut_asked_for_and_the_one_of_highest_exp
     # at 20 a contact, only the first pays for it (the two at score 60 add 30 + 10 for 40: nothing, the smaller wins)
     page = instance_page(instances, home, "alpha", StandInStore, ask=AudienceAsk("score", 75, None, 20.0))
     assert (page.best["at"], page.best["size"], page.best["expected_profit"]) == (90, 1, 80.0)
+    # a link asks for the best cut, with the same money: to look at it, and to save it
+    link = '<a class="best-link" href="alpha?kind=score&amp;at=90&amp;value=&amp;cost=20">Show this cut</a>'
+    assert link in render_instance_page(page)
     ask = AudienceAsk("top", 3, value_per_conversion=10.0, cost_per_contact=4.0)
     page = instance_page(instances, home, "alpha", StandInStore, ask=ask)
     assert (page.audience["size"], page.audience["expected_profit"]) == (3, pytest.approx(9.0))
@@ -205,7 +208,7 @@ def test_the_audience_builder_shows_the_cut_asked_for_and_the_one_of_highest_exp
         "<th>expected to reach the goal</th><td>2.1</td>",
         "<th>expected rate</th><td>70.0%</td>",
         "<th>expected profit</th><td>GBP 9.00</td>",
-        "The highest expected profit by top: the top N profiles, N = 3, 3 profiles, GBP 9.00.",
+        "The highest expected profit by top: the top N profiles, N = 3, 3 profiles, GBP 9.00.</p>",  # shown: no link
         '<option value="top" selected>the top N profiles, N =</option>',
         '<td class="num">2</td><td class="num">20%</td><td class="num">40%</td><td class="num">2.00</td>',
     ):
