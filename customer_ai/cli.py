@@ -797,21 +797,18 @@ def _saved_by(given: str | None) -> str:
 
 def _audience_state(spec, audience, meta: dict | None) -> str:  # noqa: ANN001
     """Say where a saved audience stands against the current run (whose metadata is ``meta``)."""
-    if audience.name in {s.name for s in spec.segments}:
+    from customer_ai.saved_audiences import applied_of, standing
+
+    applied = None if meta is None else applied_of(meta)
+    now = standing(audience, (s.name for s in spec.segments), applied, (meta or {}).get("segments") or {})
+    if now.state == "skipped":
         return "not applied: the instance file has a segment of this name (rename or delete the audience)"
-    if meta is None:
+    if now.state == "no_run":
         return "no run yet: the next run applies it"
-    applied = {a["name"]: a for a in meta.get("audiences") or []}
-    size = (meta.get("segments") or {}).get(audience.name, 0)
-    then = applied.get(audience.name)
-    if then is None:
-        return f"saved after the run as of {meta['as_of']}: the next run applies it"
-    if (then["cut"], then["at"]) != (audience.cut, audience.at):
-        return (
-            f"{size:,} profiles in the run as of {meta['as_of']} by its rule then ({then['words']}); the next run "
-            "applies this one"
-        )
-    return f"{size:,} profiles in the run as of {meta['as_of']}"
+    if now.state == "later":
+        return f"saved after the run as of {meta['as_of']}: the next run applies it"  # type: ignore[index]
+    size = f"{now.size:,} profiles in the run as of {meta['as_of']}"  # type: ignore[index]
+    return f"{size} by its rule then ({now.then}); the next run applies this one" if now.state == "changed" else size
 
 
 def _audience_lines(spec, saved: list, meta: dict | None) -> list[str]:  # noqa: ANN001

@@ -34,10 +34,13 @@ __all__ = [
     "AudienceCut",
     "AudienceError",
     "SavedAudience",
+    "Standing",
     "applicable",
+    "applied_of",
     "checked_audience",
     "name_problem",
     "resolve_cuts",
+    "standing",
     "top_boundaries",
 ]
 
@@ -145,6 +148,45 @@ def applicable(
         if a.name in names
     ]
     return applied, skipped
+
+
+def applied_of(metadata: Mapping[str, Any]) -> dict[str, dict]:
+    """Return the saved audiences a run applied, by name, as its ``metadata.json`` keeps them (``audiences``)."""
+    return {str(a.get("name")): a for a in metadata.get("audiences") or [] if isinstance(a, dict)}
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where a saved audience stands against a run.
+
+    ``state`` is ``skipped`` (the instance file has a segment of its name), ``no_run`` (there is no run yet),
+    ``later`` (saved after the run: the next run applies it), ``changed`` (the run applied the audience's rule of
+    then, ``then`` in words: the next run applies this one) or ``applied``; ``size`` is its members in the run.
+    """
+
+    state: str
+    size: int = 0
+    then: str = ""
+
+
+def standing(
+    audience: SavedAudience,
+    file_segments: Iterable[str],
+    applied: Mapping[str, Mapping[str, Any]] | None,
+    sizes: Mapping[str, int],
+) -> Standing:
+    """Return where ``audience`` stands against a run that applied ``applied`` (None: no run) with segment ``sizes``."""
+    if audience.name in set(file_segments):
+        return Standing("skipped")
+    if applied is None:
+        return Standing("no_run")
+    then = applied.get(audience.name)
+    if then is None:
+        return Standing("later")
+    size = int(sizes.get(audience.name, 0))
+    if (then.get("cut"), then.get("at")) != (audience.cut, audience.at):
+        return Standing("changed", size, str(then.get("words")))
+    return Standing("applied", size)
 
 
 @dataclass(frozen=True)

@@ -250,6 +250,8 @@ def instance_page(  # noqa: PLR0913 - the look-up, the builder and the user's ed
         404 for an instance without a file in ``folder`` (or whose file does not load); 503 when the store cannot
         be read.
     """
+    from customer_ai.saved_audiences import applied_of
+
     spec = _spec(folder, name)
     page: dict[str, Any] = {
         "name": name,
@@ -276,7 +278,7 @@ def instance_page(  # noqa: PLR0913 - the look-up, the builder and the user's ed
         **page,
         as_of=run["as_of"],
         segments=_segment_sizes(metadata),
-        applied={str(a.get("name")): a for a in metadata.get("audiences") or [] if isinstance(a, dict)},
+        applied=applied_of(metadata),
         looked_up=looked_up or None,
         profile=profile,
         ask=ask,
@@ -552,17 +554,26 @@ def _save_html(page: InstancePage) -> str:
     )
 
 
+def _standing(page: InstancePage, audience: Any) -> Any:  # noqa: ANN401 - a SavedAudience, a Standing
+    """Return where a saved audience stands against the page's current run."""
+    from customer_ai.saved_audiences import standing
+
+    return standing(audience, page.file_segments, page.applied, page.segments)
+
+
 def _saved_state(page: InstancePage, audience: Any) -> str:  # noqa: ANN401 - a SavedAudience
     """Say where a saved audience stands against the current run, in a few words."""
-    if audience.name in page.file_segments:
+    now = _standing(page, audience)
+    if now.state == "skipped":
         return "not applied: the instance file has a segment of this name"
-    then = page.applied.get(audience.name)
-    if then is None:
+    if now.state in ("no_run", "later"):
         return "from the next run"
-    size = f"{page.segments.get(audience.name, 0):,} profiles"
-    if (then.get("cut"), then.get("at")) != (audience.cut, audience.at):
-        return f"{size} by its rule then ({html.escape(str(then.get('words')))}); this one from the next run"
-    return size
+    size = f"{now.size:,} profiles"
+    return (
+        f"{size} by its rule then ({html.escape(now.then)}); this one from the next run"
+        if now.state == "changed"
+        else size
+    )
 
 
 def _saved_html(page: InstancePage) -> str:
@@ -599,10 +610,10 @@ def _notice_html(page: InstancePage) -> str:
     saved, deleted = page.editing.saved, page.editing.deleted
     if saved and saved in kept:
         audience = kept[saved]
-        then = page.applied.get(saved) or {}
+        standing = _standing(page, audience)
         now = (
-            f"The current run applied it: {page.segments.get(saved, 0):,} profiles, in Segments above."
-            if (then.get("cut"), then.get("at")) == (audience.cut, audience.at)
+            f"The current run applied it: {standing.size:,} profiles, in Segments above."
+            if standing.state == "applied"
             else "After the next run it downloads in Segments above."
         )
         return (

@@ -11,10 +11,13 @@ from customer_ai.saved_audiences import (
     AudienceCut,
     AudienceError,
     SavedAudience,
+    Standing,
     applicable,
+    applied_of,
     checked_audience,
     name_problem,
     resolve_cuts,
+    standing,
     top_boundaries,
 )
 
@@ -156,3 +159,17 @@ def test_profile_ids_are_compared_as_text() -> None:
         "10",
         "100",
     ]
+
+
+def test_where_a_saved_audience_stands_against_a_run() -> None:
+    vip = SavedAudience("vip", "percentile", 90, "ana", "T")
+    metadata = {"audiences": [vip.record(), "not a record"], "segments": {"vip": 120, "low": 5}}
+    applied = applied_of(metadata)
+    assert applied == {"vip": vip.record()}
+    assert applied_of({}) == {}
+    assert standing(vip, ["loyal"], applied, metadata["segments"]) == Standing("applied", 120)
+    assert standing(vip, ["vip"], applied, metadata["segments"]) == Standing("skipped")  # the file's segment wins
+    assert standing(vip, [], None, {}) == Standing("no_run")
+    assert standing(SavedAudience("new", "top", 5), [], applied, metadata["segments"]) == Standing("later")
+    changed = SavedAudience("vip", "score", 50)
+    assert standing(changed, [], applied, metadata["segments"]) == Standing("changed", 120, "percentile at least 90")
