@@ -865,14 +865,12 @@ def _audience_now(args: argparse.Namespace, spec, store, audience) -> str | None
 
 
 def _cmd_audience_save(args: argparse.Namespace) -> int:
-    from customer_ai.saved_audiences import AudienceError, checked_audience, name_problem
+    from customer_ai.saved_audiences import new_audience
     from customer_ai.spec import load_spec
 
     spec = load_spec(args.instance)
-    audience = checked_audience(args.name, {"cut": args.cut, "at": args.at}, _saved_by(args.by))
-    problem = name_problem(audience.name, (s.name for s in spec.segments))
-    if problem:
-        raise AudienceError(f"audience {audience.name} of {spec.name}: {problem}")
+    rule = {"cut": args.cut, "at": args.at}
+    audience = new_audience(spec.name, args.name, rule, _saved_by(args.by), (s.name for s in spec.segments))
     store = _store(args)
     saved = store.save_audience(spec.name, audience, replace=args.replace)
     print(

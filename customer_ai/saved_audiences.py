@@ -39,6 +39,7 @@ __all__ = [
     "applied_of",
     "checked_audience",
     "name_problem",
+    "new_audience",
     "resolve_cuts",
     "standing",
     "top_boundaries",
@@ -130,6 +131,24 @@ def name_problem(name: str, segments: Iterable[str]) -> str | None:
             "choose another name"
         )
     return None
+
+
+def new_audience(
+    instance: str, name: object, rule: Mapping[str, Any], saved_by: str, segments: Iterable[str]
+) -> SavedAudience:
+    """Return the audience ``name`` with ``rule`` about to be saved for ``instance``, whose file has ``segments``.
+
+    Raises
+    ------
+    AudienceError
+        As :func:`checked_audience` does, or when the name is one of the instance file's segments
+        (:func:`name_problem`).
+    """
+    audience = checked_audience(name, rule, saved_by)
+    problem = name_problem(audience.name, segments)
+    if problem:
+        raise AudienceError(f"audience {audience.name} of {instance}: {problem}")
+    return audience
 
 
 def applicable(

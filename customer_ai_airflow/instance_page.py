@@ -309,14 +309,12 @@ def save_audience(  # noqa: PLR0913 - what the save form sends, and who sends it
     UnknownPageError
         404 for an unknown instance; 503 when the store cannot be used.
     """
-    from customer_ai.saved_audiences import AudienceError, checked_audience, name_problem
+    from customer_ai.saved_audiences import AudienceError, new_audience
     from customer_ai.store import AudienceExistsError
 
     spec = _spec(folder, name)
-    checked = checked_audience((audience or "").strip(), {"cut": ask.kind, "at": ask.at}, saved_by)
-    problem = name_problem(checked.name, (s.name for s in spec.segments))
-    if problem:
-        raise AudienceError(problem)
+    rule = {"cut": ask.kind, "at": ask.at}
+    checked = new_audience(name, (audience or "").strip(), rule, saved_by, (s.name for s in spec.segments))
     with _store_errors(keep=(AudienceError, AudienceExistsError)):
         return _writable_store(open_store).save_audience(name, checked)
 

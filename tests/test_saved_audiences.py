@@ -16,6 +16,7 @@ from customer_ai.saved_audiences import (
     applied_of,
     checked_audience,
     name_problem,
+    new_audience,
     resolve_cuts,
     standing,
     top_boundaries,
@@ -173,3 +174,17 @@ def test_where_a_saved_audience_stands_against_a_run() -> None:
     assert standing(SavedAudience("new", "top", 5), [], applied, metadata["segments"]) == Standing("later")
     changed = SavedAudience("vip", "score", 50)
     assert standing(changed, [], applied, metadata["segments"]) == Standing("changed", 120, "percentile at least 90")
+
+
+def test_a_new_audience_is_checked_and_may_not_take_a_segment_of_the_file() -> None:
+    assert new_audience("unit", "vip", {"cut": "score", "at": 70}, "ana", ["loyal"]) == SavedAudience(
+        "vip", "score", 70, "ana"
+    )
+    with pytest.raises(AudienceError) as caught:
+        new_audience("unit", "loyal", {"cut": "score", "at": 70}, "ana", ["loyal"])
+    assert str(caught.value) == (
+        "audience loyal of unit: 'loyal' is a segment of the instance file: a saved audience never replaces it (the "
+        "file wins); choose another name"
+    )
+    with pytest.raises(AudienceError, match="a cut by score is at a whole number 0 to 100, not 700"):
+        new_audience("unit", "vip", {"cut": "score", "at": 700}, "ana", [])
